@@ -1,0 +1,185 @@
+/*
+ * The completion engine: one worker thread per CPU, each with its own ring (or
+ * epoll instance), listeners, connections, timer wheel, pools and stats.
+ *
+ * Threads: px_engine_* functions are called from the controlling (main) thread
+ * unless noted. Handlers run on the worker that owns the connection. Another
+ * thread reaches a worker only through px_worker_post().
+ *
+ * Errors: functions return >= 0 or -errno.
+ */
+#ifndef PX_ENGINE_H
+#define PX_ENGINE_H
+
+#include <sys/uio.h>
+#include <sys/types.h>
+#include "px/common.h"
+#include "px/queue.h"
+#include "px/stats.h"
+
+typedef struct px_engine px_engine_t;
+typedef struct px_worker px_worker_t;
+typedef struct px_conn px_conn_t;
+typedef struct px_server px_server_t;
+
+typedef enum px_backend_kind {
+    PX_BACKEND_AUTO = 0, /* io_uring, falling back to epoll when refused */
+    PX_BACKEND_URING,
+    PX_BACKEND_EPOLL,
+} px_backend_kind_t;
+
+typedef struct px_engine_config {
+    int workers;              /* 0: one per CPU in the affinity mask */
+    px_backend_kind_t backend;
+    unsigned max_connections; /* whole process; excess accepts are closed at once */
+    unsigned recv_buffer_size;/* bytes per provided receive buffer */
+    unsigned recv_buffers;    /* provided buffers per worker (power of two) */
+    size_t send_high_water;   /* stop reading a connection above this unsent size */
+    size_t send_low_water;    /* resume reading below this */
+    size_t turn_budget;       /* bytes per connection per loop turn before it counts as a hog */
+    unsigned ring_entries;    /* submission queue size */
+} px_engine_config_t;
+
+/* Defaults: workers 0, AUTO, 100000 connections, 16 KiB x 1024 buffers,
+ * 1 MiB / 256 KiB water marks, 256 KiB turn budget, 4096 entries. */
+void px_engine_config_default(px_engine_config_t *cfg);
+
+/* Calls from the engine into the application, on the connection's worker. */
+typedef struct px_handler {
+    /* A connection was accepted or connected. Return < 0 to close it. */
+    int (*on_open)(px_conn_t *c);
+    /* len bytes arrived; data is valid only during the call. Return < 0 to close. */
+    int (*on_data)(px_conn_t *c, const char *data, size_t len);
+    /* Everything queued so far has been written to the socket. */
+    void (*on_drain)(px_conn_t *c);
+    /* The peer closed its side (0) or a receive failed (-errno); the engine then
+     * closes the connection unless the handler keeps sending (half-close). */
+    void (*on_eof)(px_conn_t *c, int err);
+    /* Final call: the connection is closed and c is invalid once this returns.
+     * err is 0 for an orderly close, else -errno (-ETIMEDOUT: idle timeout). */
+    void (*on_close)(px_conn_t *c, int err);
+} px_handler_t;
+
+/* Per-thread hooks for the embedding runtime (e.g. to attach an interpreter). */
+typedef struct px_thread_hooks {
+    void (*thread_start)(px_worker_t *w, void *arg);
+    void (*thread_stop)(px_worker_t *w, void *arg);
+    /* Called before the worker may block in the kernel. */
+    void (*before_wait)(px_worker_t *w, void *arg);
+    void *arg;
+} px_thread_hooks_t;
+
+/* Socket behaviour of a server's or client's connections. */
+enum {
+    PX_SOCK_NODELAY = 1u << 0,    /* low latency: no Nagle delays */
+    PX_SOCK_THROUGHPUT = 1u << 1, /* big socket buffers, Nagle kept */
+    PX_SOCK_SMALL = 1u << 2,      /* smallest footprint per connection */
+};
+
+typedef struct px_endpoint_config {
+    const px_handler_t *handler;
+    void *udata;              /* available as px_server_udata() */
+    unsigned sock_flags;      /* PX_SOCK_* */
+    unsigned idle_timeout_ms; /* 0: none */
+    int backlog;              /* listeners only; 0: 4096 */
+} px_endpoint_config_t;
+
+/* Create an engine (threads are not started). *out owned by the caller. */
+int px_engine_create(const px_engine_config_t *cfg, const px_thread_hooks_t *hooks,
+                     px_engine_t **out);
+
+/* Listen on host:port (port 0 picks a free port) with one SO_REUSEPORT socket
+ * per worker. May be called before or after px_engine_start. Returns the bound
+ * port (> 0) or -errno. *out stays owned by the engine. */
+int px_engine_listen(px_engine_t *e, const char *host, int port,
+                     const px_endpoint_config_t *cfg, px_server_t **out);
+
+/* Connect to host:port from a worker chosen round-robin; the handler's on_open
+ * runs once connected, on_close (with -errno) if connecting fails. */
+int px_engine_connect(px_engine_t *e, const char *host, int port,
+                      const px_endpoint_config_t *cfg);
+
+/* Start the worker threads. */
+int px_engine_start(px_engine_t *e);
+
+/* Begin a graceful shutdown: stop accepting, stop reading, let queued sends
+ * finish, close connections; after timeout_ms abort what is left. Any thread. */
+void px_engine_shutdown(px_engine_t *e, unsigned timeout_ms);
+
+/* True once every worker has finished. Any thread. */
+bool px_engine_finished(px_engine_t *e);
+
+/* Wait for the workers to exit (after px_engine_shutdown). */
+int px_engine_join(px_engine_t *e);
+
+/* Free everything. The engine must be joined or never started. */
+void px_engine_destroy(px_engine_t *e);
+
+int px_engine_worker_count(const px_engine_t *e);
+px_worker_t *px_engine_worker(px_engine_t *e, int i);
+/* "io_uring" or "epoll": what the workers really use (after the fallback). */
+const char *px_engine_backend_name(const px_engine_t *e);
+/* Why io_uring was not used (-errno), or 0. */
+int px_engine_uring_error(const px_engine_t *e);
+
+/* Messages to a thread: fn runs on the receiving thread. */
+typedef struct px_msg px_msg_t;
+struct px_msg {
+    px_mpsc_node_t node;
+    void (*fn)(px_worker_t *w, px_msg_t *m); /* w is NULL on the main thread */
+};
+
+/* Queue m for worker w; any thread. m belongs to w until fn runs. */
+void px_worker_post(px_worker_t *w, px_msg_t *m);
+
+/* The main thread's queue: workers post, the main thread polls main_fd
+ * (readable when messages may be waiting) and pops. */
+void px_engine_post_main(px_engine_t *e, px_msg_t *m);
+int px_engine_main_fd(const px_engine_t *e);
+/* Next message for the main thread, or NULL. Clears the wake-up when empty. */
+px_msg_t *px_engine_main_pop(px_engine_t *e);
+
+/* Worker facts. */
+int px_worker_index(const px_worker_t *w);
+px_engine_t *px_worker_engine(px_worker_t *w);
+px_worker_stats_t *px_worker_stats(px_worker_t *w);
+void *px_worker_udata(const px_worker_t *w);
+void px_worker_set_udata(px_worker_t *w, void *udata);
+/* The worker whose thread is calling, or NULL. */
+px_worker_t *px_worker_current(void);
+
+/* Connections. Call only on the owning worker (inside handlers, or from a
+ * message posted to that worker). */
+
+/* Queue bytes (copied) for sending; they leave at the end of the loop turn,
+ * gathered with whatever else is queued. 0, or -ENOTCONN once closing, -ENOMEM. */
+int px_conn_send(px_conn_t *c, const struct iovec *iov, int iovcnt);
+
+/* Queue count bytes of fd from offset, sent without copying through user space,
+ * in order with buffered data. The engine takes ownership of fd (closes it). */
+int px_conn_sendfile(px_conn_t *c, int fd, off_t offset, size_t count);
+
+/* Close after everything queued has been sent. */
+void px_conn_close(px_conn_t *c);
+/* Close now, dropping unsent data. */
+void px_conn_abort(px_conn_t *c);
+
+/* Stop / resume delivering on_data (best effort: bytes already read still arrive). */
+void px_conn_pause(px_conn_t *c);
+void px_conn_resume(px_conn_t *c);
+/* Pause now and resume after ms milliseconds (rate limiting). */
+void px_conn_pause_for(px_conn_t *c, unsigned ms);
+
+void px_conn_set_idle_timeout(px_conn_t *c, unsigned ms);
+
+void *px_conn_udata(const px_conn_t *c);
+void px_conn_set_udata(px_conn_t *c, void *udata);
+void *px_conn_server_udata(const px_conn_t *c); /* the endpoint's udata */
+px_worker_t *px_conn_worker(const px_conn_t *c);
+int px_conn_fd(const px_conn_t *c);
+uint64_t px_conn_id(const px_conn_t *c);
+size_t px_conn_unsent(const px_conn_t *c);
+bool px_conn_is_client(const px_conn_t *c);
+bool px_conn_closing(const px_conn_t *c);
+
+#endif

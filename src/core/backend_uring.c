@@ -1,0 +1,351 @@
+/*
+ * io_uring backend: multishot accept per listener, multishot receive into a
+ * provided-buffer ring (an idle connection holds no buffer), gathered sendmsg,
+ * poll for sendfile and connect, one submit per loop turn.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define BUF_GROUP 0
+
+typedef struct uring_state {
+    struct io_uring ring;
+    struct io_uring_buf_ring *br;
+    size_t br_bytes;
+    char *bufs;
+    unsigned nbufs, bufsize, mask;
+    bool wake_armed;
+} uring_state_t;
+
+static uring_state_t *state_of(px_worker_t *w) { return w->bs; }
+
+static struct io_uring_sqe *get_sqe(uring_state_t *u)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+
+    if (PX_UNLIKELY(sqe == NULL)) {
+        /* The submission queue is full: push it to the kernel and go on. */
+        io_uring_submit(&u->ring);
+        sqe = io_uring_get_sqe(&u->ring);
+    }
+    return sqe;
+}
+
+static int ring_init(struct io_uring *ring, unsigned entries)
+{
+    struct io_uring_params p;
+
+    memset(&p, 0, sizeof(p));
+    /* CQ larger than SQ: multishot requests post many completions each. COOP
+     * taskrun avoids interrupting the worker; no SINGLE_ISSUER, because another
+     * thread may take over this ring while the worker is stuck in a callback. */
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL;
+    p.cq_entries = entries * 4;
+    return io_uring_queue_init_params(entries, ring, &p);
+}
+
+static int uring_probe(const px_engine_config_t *cfg)
+{
+    struct io_uring ring;
+    struct io_uring_probe *probe;
+    int rc;
+
+    (void)cfg;
+    if (getenv("PX_URING_REFUSE")) /* lets tests force the fallback path */
+        return -EPERM;
+    rc = ring_init(&ring, 8);
+    if (rc < 0)
+        return rc;
+    probe = io_uring_get_probe_ring(&ring);
+    if (probe == NULL) {
+        rc = -ENOSYS;
+    } else {
+        if (!io_uring_opcode_supported(probe, IORING_OP_ACCEPT) ||
+            !io_uring_opcode_supported(probe, IORING_OP_RECV) ||
+            !io_uring_opcode_supported(probe, IORING_OP_SENDMSG) ||
+            !io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL))
+            rc = -ENOSYS;
+        io_uring_free_probe(probe);
+    }
+    io_uring_queue_exit(&ring);
+    return rc;
+}
+
+static void arm_wake(px_worker_t *w, uring_state_t *u)
+{
+    struct io_uring_sqe *sqe = get_sqe(u);
+
+    io_uring_prep_poll_multishot(sqe, w->wake_fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, PX_TAGGED(w, PX_TAG_WAKE));
+    u->wake_armed = true;
+}
+
+static int uring_init(px_worker_t *w)
+{
+    const px_engine_config_t *cfg = &w->e->cfg;
+    uring_state_t *u = calloc(1, sizeof(*u));
+    struct io_uring_buf_reg reg;
+    unsigned i;
+    int rc;
+
+    if (u == NULL)
+        return -ENOMEM;
+    rc = ring_init(&u->ring, cfg->ring_entries);
+    if (rc < 0)
+        goto fail;
+    u->nbufs = cfg->recv_buffers;
+    u->bufsize = cfg->recv_buffer_size;
+    u->mask = io_uring_buf_ring_mask(u->nbufs);
+    u->br_bytes = u->nbufs * sizeof(struct io_uring_buf);
+    u->br = mmap(NULL, u->br_bytes, PROT_READ | PROT_WRITE,
+                 MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (u->br == MAP_FAILED) {
+        rc = -errno;
+        goto fail_ring;
+    }
+    /* Untouched pages cost nothing: only buffers that ever held data are resident. */
+    u->bufs = mmap(NULL, (size_t)u->nbufs * u->bufsize, PROT_READ | PROT_WRITE,
+                   MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (u->bufs == MAP_FAILED) {
+        rc = -errno;
+        goto fail_br;
+    }
+    io_uring_buf_ring_init(u->br);
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (unsigned long)u->br;
+    reg.ring_entries = u->nbufs;
+    reg.bgid = BUF_GROUP;
+    rc = io_uring_register_buf_ring(&u->ring, &reg, 0);
+    if (rc < 0)
+        goto fail_bufs;
+    for (i = 0; i < u->nbufs; i++)
+        io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * u->bufsize, u->bufsize,
+                              (unsigned short)i, u->mask, (int)i);
+    io_uring_buf_ring_advance(u->br, (int)u->nbufs);
+    w->bs = u;
+    arm_wake(w, u);
+    return 0;
+fail_bufs:
+    munmap(u->bufs, (size_t)u->nbufs * u->bufsize);
+fail_br:
+    munmap(u->br, u->br_bytes);
+fail_ring:
+    io_uring_queue_exit(&u->ring);
+fail:
+    free(u);
+    return rc;
+}
+
+static void uring_destroy(px_worker_t *w)
+{
+    uring_state_t *u = state_of(w);
+
+    if (u == NULL)
+        return;
+    io_uring_queue_exit(&u->ring);
+    munmap(u->bufs, (size_t)u->nbufs * u->bufsize);
+    munmap(u->br, u->br_bytes);
+    free(u);
+    w->bs = NULL;
+}
+
+static int uring_listen(px_worker_t *w, px_listener_t *l)
+{
+    struct io_uring_sqe *sqe = get_sqe(state_of(w));
+
+    if (sqe == NULL)
+        return -EBUSY;
+    io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, PX_TAGGED(l, PX_TAG_ACCEPT));
+    l->armed = true;
+    return 0;
+}
+
+static void cancel_data(px_worker_t *w, uint64_t data)
+{
+    struct io_uring_sqe *sqe = get_sqe(state_of(w));
+
+    if (sqe == NULL)
+        return;
+    io_uring_prep_cancel64(sqe, data, 0);
+    io_uring_sqe_set_data64(sqe, PX_TAG_IGNORE);
+}
+
+static void uring_unlisten(px_worker_t *w, px_listener_t *l)
+{
+    if (l->armed) {
+        cancel_data(w, PX_TAGGED(l, PX_TAG_ACCEPT)); /* closed on the last completion */
+    } else if (l->fd >= 0) {
+        close(l->fd);
+        px__worker_listener_closed(w, l);
+    }
+}
+
+static int uring_open(px_worker_t *w, px_conn_t *c)
+{
+    (void)w;
+    (void)c;
+    return 0;
+}
+
+static int uring_recv(px_worker_t *w, px_conn_t *c)
+{
+    struct io_uring_sqe *sqe = get_sqe(state_of(w));
+
+    if (sqe == NULL)
+        return -EBUSY;
+    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BUF_GROUP;
+    io_uring_sqe_set_data64(sqe, PX_TAGGED(c, PX_TAG_RECV));
+    c->ops |= PX_OP_RECV;
+    return 0;
+}
+
+static void uring_recv_stop(px_worker_t *w, px_conn_t *c)
+{
+    /* The receive ends with -ECANCELED (or data already on its way). */
+    cancel_data(w, PX_TAGGED(c, PX_TAG_RECV));
+}
+
+static int uring_send(px_worker_t *w, px_conn_t *c)
+{
+    struct io_uring_sqe *sqe = get_sqe(state_of(w));
+
+    if (sqe == NULL)
+        return -EBUSY;
+    io_uring_prep_sendmsg(sqe, c->fd, &c->sendop->msg, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, PX_TAGGED(c, PX_TAG_SEND));
+    c->ops |= PX_OP_SEND;
+    return 0;
+}
+
+static int uring_poll_out(px_worker_t *w, px_conn_t *c)
+{
+    struct io_uring_sqe *sqe = get_sqe(state_of(w));
+
+    if (sqe == NULL)
+        return -EBUSY;
+    io_uring_prep_poll_add(sqe, c->fd, POLLOUT);
+    io_uring_sqe_set_data64(sqe, PX_TAGGED(c, PX_TAG_POLL));
+    c->ops |= PX_OP_POLL;
+    return 0;
+}
+
+static void uring_cancel(px_worker_t *w, px_conn_t *c)
+{
+    struct io_uring_sqe *sqe = get_sqe(state_of(w));
+
+    if (sqe == NULL)
+        return;
+    io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, PX_TAG_IGNORE);
+}
+
+static void return_buffer(uring_state_t *u, unsigned bid)
+{
+    io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * u->bufsize, u->bufsize,
+                          (unsigned short)bid, u->mask, 0);
+    io_uring_buf_ring_advance(u->br, 1);
+}
+
+static void on_accept(px_worker_t *w, px_listener_t *l, struct io_uring_cqe *cqe)
+{
+    if (cqe->res >= 0)
+        px__conn_accepted(l, cqe->res);
+    else if (cqe->res != -ECANCELED)
+        PX_STAT_ADD(&w->stats, errors, 1);
+    if (cqe->flags & IORING_CQE_F_MORE)
+        return;
+    l->armed = false;
+    if (l->closed) {
+        close(l->fd);
+        px__worker_listener_closed(w, l);
+    } else {
+        uring_listen(w, l);
+    }
+}
+
+static void dispatch(px_worker_t *w, uring_state_t *u, struct io_uring_cqe *cqe)
+{
+    uint64_t data = io_uring_cqe_get_data64(cqe);
+    void *p = PX_UNTAG(data);
+    bool more = cqe->flags & IORING_CQE_F_MORE;
+
+    switch (PX_TAG_OF(data)) {
+    case PX_TAG_RECV:
+        if (cqe->flags & IORING_CQE_F_BUFFER) {
+            unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+            px__conn_received(p, u->bufs + (size_t)bid * u->bufsize, cqe->res, more);
+            return_buffer(u, bid);
+        } else {
+            px__conn_received(p, NULL, cqe->res, more);
+        }
+        break;
+    case PX_TAG_SEND:
+        px__conn_sent(p, cqe->res);
+        break;
+    case PX_TAG_POLL:
+        px__conn_writable(p, cqe->res < 0 ? cqe->res : 0);
+        break;
+    case PX_TAG_ACCEPT:
+        on_accept(w, p, cqe);
+        break;
+    case PX_TAG_WAKE:
+        px__wake_ack(w->wake_fd, &w->wake_pending);
+        if (!more)
+            arm_wake(w, u);
+        break;
+    default:
+        break;
+    }
+}
+
+static int uring_wait(px_worker_t *w, unsigned timeout_ms)
+{
+    uring_state_t *u = state_of(w);
+    struct io_uring_cqe *cqe;
+    unsigned head, count = 0;
+    int rc;
+
+    if (timeout_ms == 0 || io_uring_cq_ready(&u->ring) > 0) {
+        rc = io_uring_submit(&u->ring);
+    } else {
+        struct __kernel_timespec ts = {
+            .tv_sec = timeout_ms / 1000,
+            .tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
+        };
+        rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+    }
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
+        PX_STAT_ADD(&w->stats, errors, 1);
+    io_uring_for_each_cqe(&u->ring, head, cqe) {
+        dispatch(w, u, cqe);
+        count++;
+    }
+    io_uring_cq_advance(&u->ring, count);
+    return (int)count;
+}
+
+const px_backend_t px__backend_uring = {
+    .name = "io_uring",
+    .probe = uring_probe,
+    .init = uring_init,
+    .destroy = uring_destroy,
+    .listen = uring_listen,
+    .unlisten = uring_unlisten,
+    .open = uring_open,
+    .recv = uring_recv,
+    .recv_stop = uring_recv_stop,
+    .send = uring_send,
+    .poll_out = uring_poll_out,
+    .cancel = uring_cancel,
+    .wait = uring_wait,
+};

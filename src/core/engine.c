@@ -1,0 +1,379 @@
+/*
+ * The engine: configuration, backend choice, workers, servers, clients, the
+ * main thread's queue, and shutdown.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void px_engine_config_default(px_engine_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->backend = PX_BACKEND_AUTO;
+    cfg->max_connections = 100000;
+    cfg->recv_buffer_size = 16384;
+    cfg->recv_buffers = 1024;
+    cfg->send_high_water = 1u << 20;
+    cfg->send_low_water = 256u << 10;
+    cfg->turn_budget = 256u << 10;
+    cfg->ring_entries = 4096;
+}
+
+static int usable_cpus(void)
+{
+    cpu_set_t set;
+
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    return 1;
+}
+
+static int choose_backend(px_engine_t *e)
+{
+    int rc;
+
+    if (e->cfg.backend == PX_BACKEND_EPOLL) {
+        e->be = &px__backend_epoll;
+        return 0;
+    }
+    rc = px__backend_uring.probe(&e->cfg);
+    if (rc == 0) {
+        e->be = &px__backend_uring;
+        return 0;
+    }
+    e->uring_err = rc;
+    if (e->cfg.backend == PX_BACKEND_URING)
+        return rc;
+    e->be = &px__backend_epoll;
+    return 0;
+}
+
+int px_engine_create(const px_engine_config_t *cfg, const px_thread_hooks_t *hooks,
+                     px_engine_t **out)
+{
+    px_engine_t *e = calloc(1, sizeof(*e));
+    int i, rc;
+
+    if (e == NULL)
+        return -ENOMEM;
+    e->cfg = *cfg;
+    if (e->cfg.recv_buffers == 0 || (e->cfg.recv_buffers & (e->cfg.recv_buffers - 1))) {
+        free(e);
+        return -EINVAL;
+    }
+    if (hooks)
+        e->hooks = *hooks;
+    e->nworkers = cfg->workers > 0 ? cfg->workers : usable_cpus();
+    pthread_mutex_init(&e->lock, NULL);
+    px_mpsc_init(&e->main_q);
+    e->main_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (e->main_fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = choose_backend(e);
+    if (rc < 0)
+        goto fail;
+    e->workers = calloc((size_t)e->nworkers, sizeof(*e->workers));
+    if (e->workers == NULL) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (i = 0; i < e->nworkers; i++) {
+        rc = px__worker_create(e, i, &e->workers[i]);
+        if (rc < 0)
+            goto fail;
+    }
+    *out = e;
+    return 0;
+fail:
+    px_engine_destroy(e);
+    return rc;
+}
+
+static void arm_listener(px_worker_t *w, px_msg_t *m)
+{
+    px_listener_t *l = PX_CONTAINER_OF(m, px_listener_t, arm_msg);
+    int rc;
+
+    if (w->stopping || l->closed)
+        return;
+    rc = w->be->listen(w, l);
+    if (rc < 0)
+        PX_STAT_ADD(&w->stats, errors, 1);
+}
+
+int px_engine_listen(px_engine_t *e, const char *host, int port,
+                     const px_endpoint_config_t *cfg, px_server_t **out)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    px_server_t *s;
+    int i, rc;
+
+    rc = px__resolve(host, port, &ss, &len, true);
+    if (rc < 0)
+        return rc;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return -ENOMEM;
+    s->e = e;
+    s->ep.handler = *cfg->handler;
+    s->ep.udata = cfg->udata;
+    s->ep.sock_flags = cfg->sock_flags;
+    s->ep.idle_timeout_ms = cfg->idle_timeout_ms;
+    s->listeners = calloc((size_t)e->nworkers, sizeof(*s->listeners));
+    if (s->listeners == NULL) {
+        free(s);
+        return -ENOMEM;
+    }
+    for (i = 0; i < e->nworkers; i++)
+        s->listeners[i].fd = -1;
+    for (i = 0; i < e->nworkers; i++) {
+        /* Port 0: the first socket picks a port, the others join it. */
+        rc = px__listen_socket((struct sockaddr *)&ss, len,
+                               cfg->backlog > 0 ? cfg->backlog : 4096);
+        if (rc < 0)
+            goto fail;
+        s->listeners[i].fd = rc;
+        if (i == 0) {
+            rc = px__socket_port(s->listeners[0].fd);
+            if (rc < 0)
+                goto fail;
+            s->port = rc;
+            if (ss.ss_family == AF_INET6)
+                ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)rc);
+            else
+                ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)rc);
+        }
+        s->listeners[i].w = e->workers[i];
+        s->listeners[i].server = s;
+        s->listeners[i].arm_msg.fn = arm_listener;
+    }
+    pthread_mutex_lock(&e->lock);
+    s->next = e->servers;
+    e->servers = s;
+    pthread_mutex_unlock(&e->lock);
+    for (i = 0; i < e->nworkers; i++)
+        px_worker_post(e->workers[i], &s->listeners[i].arm_msg);
+    if (out)
+        *out = s;
+    return s->port;
+fail:
+    for (i = 0; i < e->nworkers; i++)
+        if (s->listeners[i].fd >= 0)
+            close(s->listeners[i].fd);
+    free(s->listeners);
+    free(s);
+    return rc;
+}
+
+typedef struct connect_msg {
+    px_msg_t msg;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    px_endpoint_t *ep;
+} connect_msg_t;
+
+void px__connect_msg_fn(px_worker_t *w, px_msg_t *m)
+{
+    connect_msg_t *cm = PX_CONTAINER_OF(m, connect_msg_t, msg);
+    px_endpoint_t *ep = cm->ep;
+    px_conn_t *c;
+    int fd, rc;
+
+    fd = socket(cm->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    px__socket_tune(fd, ep->sock_flags);
+    atomic_fetch_add_explicit(&w->e->connections, 1, memory_order_relaxed);
+    c = px__conn_new(w, ep, fd);
+    if (c == NULL) {
+        atomic_fetch_sub_explicit(&w->e->connections, 1, memory_order_relaxed);
+        close(fd);
+        rc = -ENOMEM;
+        goto fail;
+    }
+    c->state |= PX_CONN_CLIENT | PX_CONN_OWNS_EP;
+    c->busy++;
+    rc = w->be->open(w, c);
+    if (rc == 0 && connect(fd, (struct sockaddr *)&cm->ss, cm->len) < 0)
+        rc = -errno;
+    if (rc == -EINPROGRESS) {
+        c->ops |= PX_OP_CONNECT;
+        rc = w->be->poll_out(w, c);
+        if (rc < 0)
+            c->ops &= ~PX_OP_CONNECT;
+    } else if (rc == 0) {
+        px__conn_connected(c, 0);
+    }
+    if (rc < 0)
+        px__conn_connected(c, rc);
+    c->busy--;
+    px__conn_maybe_free(c);
+    free(cm);
+    return;
+fail:
+    PX_STAT_ADD(&w->stats, errors, 1);
+    if (ep->handler.on_close)
+        ep->handler.on_close(NULL, rc);
+    free(ep);
+    free(cm);
+}
+
+void px__connect_msg_free(px_msg_t *m)
+{
+    connect_msg_t *cm = PX_CONTAINER_OF(m, connect_msg_t, msg);
+    free(cm->ep);
+    free(cm);
+}
+
+int px_engine_connect(px_engine_t *e, const char *host, int port,
+                      const px_endpoint_config_t *cfg)
+{
+    connect_msg_t *cm = calloc(1, sizeof(*cm));
+    unsigned i;
+    int rc;
+
+    if (cm == NULL)
+        return -ENOMEM;
+    rc = px__resolve(host, port, &cm->ss, &cm->len, false);
+    if (rc < 0) {
+        free(cm);
+        return rc;
+    }
+    cm->ep = calloc(1, sizeof(*cm->ep));
+    if (cm->ep == NULL) {
+        free(cm);
+        return -ENOMEM;
+    }
+    cm->ep->handler = *cfg->handler;
+    cm->ep->udata = cfg->udata;
+    cm->ep->sock_flags = cfg->sock_flags;
+    cm->ep->idle_timeout_ms = cfg->idle_timeout_ms;
+    cm->msg.fn = px__connect_msg_fn;
+    i = atomic_fetch_add(&e->next_client_worker, 1) % (unsigned)e->nworkers;
+    px_worker_post(e->workers[i], &cm->msg);
+    return 0;
+}
+
+int px_engine_start(px_engine_t *e)
+{
+    int i, rc = 0;
+
+    pthread_mutex_lock(&e->lock);
+    if (e->started) {
+        pthread_mutex_unlock(&e->lock);
+        return -EALREADY;
+    }
+    e->started = true;
+    for (i = 0; i < e->nworkers; i++) {
+        atomic_fetch_add(&e->running_workers, 1);
+        rc = px__worker_start(e->workers[i]);
+        if (rc < 0) {
+            atomic_fetch_sub(&e->running_workers, 1);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&e->lock);
+    if (rc < 0)
+        px_engine_shutdown(e, 0);
+    return rc;
+}
+
+void px_engine_shutdown(px_engine_t *e, unsigned timeout_ms)
+{
+    int i;
+
+    for (i = 0; i < e->nworkers; i++)
+        px__worker_stop(e->workers[i], timeout_ms);
+}
+
+bool px_engine_finished(px_engine_t *e)
+{
+    return atomic_load(&e->running_workers) == 0;
+}
+
+int px_engine_join(px_engine_t *e)
+{
+    int i;
+
+    for (i = 0; i < e->nworkers; i++) {
+        px_worker_t *w = e->workers[i];
+        if (w->started) {
+            pthread_join(w->thread, NULL);
+            w->started = false;
+        }
+    }
+    return 0;
+}
+
+void px_engine_destroy(px_engine_t *e)
+{
+    px_server_t *s, *next;
+    px_mpsc_node_t *n;
+    int i;
+
+    if (e == NULL)
+        return;
+    px_engine_join(e);
+    for (s = e->servers; s; s = next) {
+        next = s->next;
+        for (i = 0; i < e->nworkers; i++)
+            if (s->listeners[i].fd >= 0)
+                close(s->listeners[i].fd);
+        free(s->listeners);
+        free(s);
+    }
+    for (i = 0; e->workers && i < e->nworkers; i++) {
+        if (e->workers[i] == NULL)
+            continue;
+        /* Connect requests that never reached a running worker. */
+        while ((n = px_mpsc_pop(&e->workers[i]->inbox)) != NULL) {
+            px_msg_t *m = PX_CONTAINER_OF(n, px_msg_t, node);
+            if (m->fn == px__connect_msg_fn)
+                px__connect_msg_free(m);
+        }
+        px__worker_destroy(e->workers[i]);
+    }
+    free(e->workers);
+    if (e->main_fd >= 0)
+        close(e->main_fd);
+    pthread_mutex_destroy(&e->lock);
+    free(e);
+}
+
+int px_engine_worker_count(const px_engine_t *e) { return e->nworkers; }
+px_worker_t *px_engine_worker(px_engine_t *e, int i) { return e->workers[i]; }
+const char *px_engine_backend_name(const px_engine_t *e) { return e->be->name; }
+int px_engine_uring_error(const px_engine_t *e) { return e->uring_err; }
+
+void px_engine_post_main(px_engine_t *e, px_msg_t *m)
+{
+    px_mpsc_push(&e->main_q, &m->node);
+    px__wake(e->main_fd, &e->main_wake_pending);
+}
+
+int px_engine_main_fd(const px_engine_t *e) { return e->main_fd; }
+
+px_msg_t *px_engine_main_pop(px_engine_t *e)
+{
+    px_mpsc_node_t *n = px_mpsc_pop(&e->main_q);
+
+    if (n == NULL) {
+        px__wake_ack(e->main_fd, &e->main_wake_pending);
+        n = px_mpsc_pop(&e->main_q); /* pushed between the pop and the ack */
+        if (n == NULL)
+            return NULL;
+    }
+    return PX_CONTAINER_OF(n, px_msg_t, node);
+}

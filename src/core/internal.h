@@ -1,0 +1,246 @@
+/*
+ * Private structures of the engine, shared by its source files only.
+ *
+ * Ownership: a worker owns its connections, listeners, pools and wheel; every
+ * in-flight kernel operation is accounted in its connection's `ops` bits and
+ * the connection is freed only when it is closed and no operation remains.
+ */
+#ifndef PX_CORE_INTERNAL_H
+#define PX_CORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "px/engine.h"
+#include "px/pool.h"
+#include "px/queue.h"
+#include "px/stats.h"
+#include "px/timer.h"
+
+#define PX_IOV_MAX 64          /* iovecs in one gathered send */
+#define PX_CHUNK_SIZE 16384    /* send chunk, header included */
+#define PX_LINGER_MS 2000      /* how long a closing socket drains input */
+#define PX_SCRATCH_SIZE 65536  /* epoll receive buffer, one per worker */
+
+/* user_data / epoll data: a pointer with the operation in its low bits. */
+enum px_tag {
+    PX_TAG_RECV = 1,
+    PX_TAG_SEND = 2,
+    PX_TAG_POLL = 3,
+    PX_TAG_CONNECT = 4,
+    PX_TAG_ACCEPT = 5,
+    PX_TAG_WAKE = 6,
+    PX_TAG_IGNORE = 7, /* cancellations and other fire-and-forget requests */
+};
+#define PX_TAG_MASK 7u
+#define PX_TAGGED(p, tag) ((uint64_t)(uintptr_t)(p) | (tag))
+#define PX_UNTAG(v) ((void *)(uintptr_t)((v) & ~(uint64_t)PX_TAG_MASK))
+#define PX_TAG_OF(v) ((unsigned)((v)&PX_TAG_MASK))
+
+/* Operations a connection has in the kernel (or armed, on epoll). */
+enum {
+    PX_OP_RECV = 1u << 0,
+    PX_OP_SEND = 1u << 1,
+    PX_OP_POLL = 1u << 2,
+    PX_OP_CONNECT = 1u << 3,
+};
+
+/* Connection state bits. */
+enum {
+    PX_CONN_OPEN = 1u << 0,       /* on_open has run */
+    PX_CONN_CLIENT = 1u << 1,
+    PX_CONN_PAUSED = 1u << 2,     /* application asked to stop reading */
+    PX_CONN_BACKPRESSURE = 1u << 3,
+    PX_CONN_CLOSING = 1u << 4,    /* close after the output drains */
+    PX_CONN_SHUT = 1u << 5,       /* FIN sent; reading only to drain */
+    PX_CONN_DEAD = 1u << 6,       /* cancelled; freed when ops reach 0 */
+    PX_CONN_DIRTY = 1u << 7,      /* on the worker's flush list */
+    PX_CONN_EOF = 1u << 8,        /* peer closed its side */
+    PX_CONN_NEED_RECV = 1u << 9,  /* receive must be (re)armed at flush */
+    PX_CONN_IN_DRAIN = 1u << 10,  /* inside on_drain: no recursion */
+    PX_CONN_OWNS_EP = 1u << 11,   /* client endpoint freed with the conn */
+    PX_CONN_FREED = 1u << 12,     /* on_close done; memory released after the batch */
+};
+
+typedef struct px_endpoint {
+    px_handler_t handler;
+    void *udata;
+    unsigned sock_flags;
+    unsigned idle_timeout_ms;
+} px_endpoint_t;
+
+/* One piece of the output queue: bytes in a pooled chunk, or a file range. */
+typedef struct px_seg {
+    struct px_seg *next;
+    uint32_t len;  /* bytes filled (memory) */
+    uint32_t off;  /* bytes already sent (memory) */
+    int fd;        /* -1 for memory */
+    off_t foff;    /* next file offset */
+    size_t fleft;  /* file bytes left */
+    char data[];
+} px_seg_t;
+
+#define PX_SEG_CAPACITY (PX_CHUNK_SIZE - offsetof(px_seg_t, data))
+
+/* The memory of one in-flight gathered send (lives until its completion). */
+typedef struct px_sendop {
+    struct msghdr msg;
+    struct iovec iov[PX_IOV_MAX];
+} px_sendop_t;
+
+struct px_conn {
+    px_worker_t *w;
+    px_endpoint_t *ep;
+    void *udata;
+    int fd;
+    uint32_t state;
+    uint32_t ops;
+    unsigned busy;           /* calls on the stack that use c */
+    int close_err;
+    uint64_t id;
+    px_seg_t *out_head, *out_tail;
+    size_t unsent;
+    px_sendop_t *sendop;     /* in flight, or NULL */
+    int send_res;            /* epoll: result waiting to be delivered */
+    unsigned idle_ms;
+    uint64_t turn;           /* loop turn of turn_bytes */
+    size_t turn_bytes;
+    px_timer_t idle_timer;   /* idle timeout, linger, and resume share it */
+    px_timer_t resume_timer;
+    struct px_conn *next, *prev;  /* the worker's list of connections */
+    struct px_conn *dirty_next;   /* flush list */
+    struct px_conn *ready_next;   /* epoll: completions to deliver */
+    uint32_t ready_ops;           /* epoll: which completions */
+    uint32_t epoll_events;        /* epoll: registered interest */
+};
+
+typedef struct px_listener {
+    px_msg_t arm_msg;
+    px_worker_t *w;
+    px_server_t *server;
+    int fd;
+    bool armed;
+    bool closed;
+} px_listener_t;
+
+struct px_server {
+    px_endpoint_t ep;
+    px_engine_t *e;
+    int port;
+    px_listener_t *listeners; /* one per worker */
+    px_server_t *next;
+};
+
+typedef struct px_backend px_backend_t;
+
+struct px_worker {
+    px_engine_t *e;
+    int index;
+    pthread_t thread;
+    bool started;
+    const px_backend_t *be;
+    void *bs;                 /* backend state */
+    px_wheel_t wheel;
+    px_pool_t conn_pool, chunk_pool, sendop_pool;
+    px_conn_t conns;          /* list sentinel */
+    px_conn_t *dirty;         /* connections to flush this turn */
+    uint64_t turn;
+    px_mpsc_t inbox;
+    int wake_fd;
+    _Atomic int wake_pending;
+    px_worker_stats_t stats;
+    void *udata;
+    bool stopping;
+    px_msg_t stop_msg;
+    _Atomic unsigned stop_timeout_ms;
+    _Atomic bool stop_requested;
+    uint64_t stop_deadline;
+    _Atomic bool finished;
+    uint64_t next_id;
+    char *scratch;            /* epoll receive buffer */
+    bool defer_free;          /* inside an epoll batch */
+    px_conn_t *graveyard;     /* connections to free after the batch */
+};
+
+struct px_engine {
+    px_engine_config_t cfg;
+    px_thread_hooks_t hooks;
+    int nworkers;
+    px_worker_t **workers;
+    const px_backend_t *be;
+    int uring_err;
+    px_server_t *servers;
+    pthread_mutex_t lock;     /* servers list, start/stop */
+    bool started;
+    _Atomic unsigned connections;
+    _Atomic unsigned next_client_worker;
+    _Atomic int running_workers;
+    px_mpsc_t main_q;
+    int main_fd;
+    _Atomic int main_wake_pending;
+};
+
+/* The I/O backend: completion-style operations over io_uring or epoll. */
+struct px_backend {
+    const char *name;
+    int (*probe)(const px_engine_config_t *cfg);     /* 0 if usable here */
+    int (*init)(px_worker_t *w);
+    void (*destroy)(px_worker_t *w);
+    int (*listen)(px_worker_t *w, px_listener_t *l);  /* arm accept */
+    void (*unlisten)(px_worker_t *w, px_listener_t *l);
+    int (*open)(px_worker_t *w, px_conn_t *c);        /* register a socket */
+    int (*recv)(px_worker_t *w, px_conn_t *c);        /* arm receive */
+    void (*recv_stop)(px_worker_t *w, px_conn_t *c);
+    int (*send)(px_worker_t *w, px_conn_t *c);        /* c->sendop */
+    int (*poll_out)(px_worker_t *w, px_conn_t *c);
+    void (*cancel)(px_worker_t *w, px_conn_t *c);     /* end every op of c */
+    /* Submit what is queued, wait up to timeout_ms, dispatch completions. */
+    int (*wait)(px_worker_t *w, unsigned timeout_ms);
+};
+
+extern const px_backend_t px__backend_uring;
+extern const px_backend_t px__backend_epoll;
+
+/* Completions, called by the backends (conn.c). */
+void px__conn_accepted(px_listener_t *l, int fd);
+/* res > 0: data; 0: end of stream; < 0: error. more: the receive stays armed. */
+void px__conn_received(px_conn_t *c, const char *data, int res, bool more);
+void px__conn_sent(px_conn_t *c, int res);
+void px__conn_writable(px_conn_t *c, int res);
+void px__conn_connected(px_conn_t *c, int res);
+/* An operation of c finished for good; may free c. */
+void px__conn_op_done(px_conn_t *c, uint32_t op);
+
+/* Worker internals (worker.c). */
+void px__worker_mark_dirty(px_worker_t *w, px_conn_t *c);
+void px__worker_drain_inbox(px_worker_t *w);
+void px__worker_free_deferred(px_worker_t *w);
+void px__worker_listener_closed(px_worker_t *w, px_listener_t *l);
+int px__worker_create(px_engine_t *e, int index, px_worker_t **out);
+void px__worker_destroy(px_worker_t *w);
+int px__worker_start(px_worker_t *w);
+void px__worker_stop(px_worker_t *w, unsigned timeout_ms);
+void px__connect_msg_fn(px_worker_t *w, px_msg_t *m);
+void px__connect_msg_free(px_msg_t *m);
+/* Flush a connection's output: start a send if none is in flight (conn.c). */
+void px__conn_flush(px_conn_t *c);
+void px__conn_free(px_conn_t *c);
+void px__conn_maybe_free(px_conn_t *c);
+px_conn_t *px__conn_new(px_worker_t *w, px_endpoint_t *ep, int fd);
+void px__conn_start(px_conn_t *c);
+void px__conn_begin_shutdown(px_conn_t *c);
+
+/* Sockets (sockets.c). */
+int px__resolve(const char *host, int port, struct sockaddr_storage *ss,
+                socklen_t *len, bool passive);
+int px__listen_socket(const struct sockaddr *sa, socklen_t len, int backlog);
+int px__socket_port(int fd);
+void px__socket_tune(int fd, unsigned sock_flags);
+
+/* Wake-up protocol shared by worker inboxes and the main queue. */
+void px__wake(int fd, _Atomic int *pending);
+void px__wake_ack(int fd, _Atomic int *pending);
+
+#endif

@@ -1,0 +1,273 @@
+/*
+ * A worker: one thread, one ring (or epoll instance), its connections, its
+ * wheel, its pools, its stats. The loop turn is: run queued messages, flush
+ * connections with output, sleep in the kernel until a completion or the next
+ * timer, dispatch completions, fire timers.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static _Thread_local px_worker_t *current_worker;
+
+px_worker_t *px_worker_current(void) { return current_worker; }
+
+void px__worker_mark_dirty(px_worker_t *w, px_conn_t *c)
+{
+    if (c->state & PX_CONN_DIRTY)
+        return;
+    c->state |= PX_CONN_DIRTY;
+    c->dirty_next = w->dirty;
+    w->dirty = c;
+}
+
+static void flush_dirty(px_worker_t *w)
+{
+    px_conn_t *list = w->dirty, *c;
+
+    w->dirty = NULL; /* flushing may queue connections for the next turn */
+    while ((c = list) != NULL) {
+        list = c->dirty_next;
+        c->dirty_next = NULL;
+        c->state &= ~PX_CONN_DIRTY;
+        c->busy++;
+        px__conn_flush(c);
+        c->busy--;
+        px__conn_maybe_free(c);
+    }
+}
+
+void px__worker_free_deferred(px_worker_t *w)
+{
+    px_conn_t *c;
+
+    while ((c = w->graveyard) != NULL) {
+        w->graveyard = c->dirty_next;
+        px__conn_free(c);
+    }
+}
+
+void px_worker_post(px_worker_t *w, px_msg_t *m)
+{
+    px_mpsc_push(&w->inbox, &m->node);
+    px__wake(w->wake_fd, &w->wake_pending);
+}
+
+void px__worker_drain_inbox(px_worker_t *w)
+{
+    px_mpsc_node_t *n;
+
+    while ((n = px_mpsc_pop(&w->inbox)) != NULL) {
+        px_msg_t *m = PX_CONTAINER_OF(n, px_msg_t, node);
+        PX_STAT_ADD(&w->stats, messages, 1);
+        m->fn(w, m);
+    }
+}
+
+void px__worker_listener_closed(px_worker_t *w, px_listener_t *l)
+{
+    (void)w;
+    l->fd = -1;
+}
+
+static bool listeners_closed(px_worker_t *w)
+{
+    px_server_t *s;
+    bool closed = true;
+
+    pthread_mutex_lock(&w->e->lock);
+    for (s = w->e->servers; s; s = s->next) {
+        px_listener_t *l = &s->listeners[w->index];
+        if (!l->closed) {
+            l->closed = true;
+            w->be->unlisten(w, l);
+        }
+        if (l->fd >= 0)
+            closed = false;
+    }
+    pthread_mutex_unlock(&w->e->lock);
+    return closed;
+}
+
+static void begin_stop(px_worker_t *w)
+{
+    px_conn_t *c, *next;
+
+    for (c = w->conns.next; c != &w->conns; c = next) {
+        next = c->next;
+        px__conn_begin_shutdown(c);
+    }
+}
+
+static void abort_all(px_worker_t *w)
+{
+    px_conn_t *c, *next;
+
+    for (c = w->conns.next; c != &w->conns; c = next) {
+        next = c->next;
+        c->busy++;
+        px_conn_abort(c);
+        c->busy--;
+        px__conn_maybe_free(c);
+    }
+}
+
+/* True when the worker may exit: stopping, nothing open, listeners closed. */
+static bool stop_step(px_worker_t *w)
+{
+    bool closed = listeners_closed(w);
+    if (px_now_ms() >= w->stop_deadline)
+        abort_all(w);
+    return closed && w->conns.next == &w->conns;
+}
+
+static void update_pool_stats(px_worker_t *w)
+{
+    size_t bytes = px_pool_bytes(&w->conn_pool) + px_pool_bytes(&w->chunk_pool) +
+                   px_pool_bytes(&w->sendop_pool);
+    size_t used = w->conn_pool.in_use * w->conn_pool.obj_size +
+                  w->chunk_pool.in_use * w->chunk_pool.obj_size +
+                  w->sendop_pool.in_use * w->sendop_pool.obj_size;
+    PX_STAT_SET(&w->stats, pool_bytes, bytes);
+    PX_STAT_SET(&w->stats, pool_in_use, used);
+}
+
+static void *worker_main(void *arg)
+{
+    px_worker_t *w = arg;
+    px_engine_t *e = w->e;
+    sigset_t all;
+
+    /* Signals belong to the main thread, which turns them into a shutdown. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    current_worker = w;
+    if (e->hooks.thread_start)
+        e->hooks.thread_start(w, e->hooks.arg);
+
+    for (;;) {
+        unsigned timeout;
+
+        w->turn++;
+        PX_STAT_ADD(&w->stats, loops, 1);
+        px__worker_drain_inbox(w);
+        flush_dirty(w);
+        if (w->stopping && stop_step(w))
+            break;
+        if (w->dirty != NULL)
+            timeout = 0;
+        else
+            timeout = (unsigned)px_wheel_timeout(&w->wheel, w->stopping ? 20 : 1000);
+        if ((w->turn & 63) == 0)
+            update_pool_stats(w);
+        if (e->hooks.before_wait)
+            e->hooks.before_wait(w, e->hooks.arg);
+        w->be->wait(w, timeout);
+        px_wheel_advance(&w->wheel, px_now_ms());
+    }
+
+    update_pool_stats(w);
+    if (e->hooks.thread_stop)
+        e->hooks.thread_stop(w, e->hooks.arg);
+    current_worker = NULL;
+    atomic_store(&w->finished, true);
+    atomic_fetch_sub(&e->running_workers, 1);
+    px__wake(e->main_fd, &e->main_wake_pending);
+    return NULL;
+}
+
+static void stop_msg(px_worker_t *w, px_msg_t *m)
+{
+    (void)m;
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    w->stop_deadline = px_now_ms() + atomic_load(&w->stop_timeout_ms);
+    begin_stop(w);
+}
+
+/* Any thread; the first request wins. */
+void px__worker_stop(px_worker_t *w, unsigned timeout_ms)
+{
+    if (atomic_exchange(&w->stop_requested, true))
+        return;
+    atomic_store(&w->stop_timeout_ms, timeout_ms);
+    w->stop_msg.fn = stop_msg;
+    px_worker_post(w, &w->stop_msg);
+}
+
+int px__worker_create(px_engine_t *e, int index, px_worker_t **out)
+{
+    px_worker_t *w = calloc(1, sizeof(*w));
+    int rc;
+
+    if (w == NULL)
+        return -ENOMEM;
+    w->e = e;
+    w->index = index;
+    w->be = e->be;
+    w->conns.next = w->conns.prev = &w->conns;
+    px_wheel_init(&w->wheel, px_now_ms());
+    px_mpsc_init(&w->inbox);
+    if ((rc = px_pool_init(&w->conn_pool, sizeof(px_conn_t), 256)) < 0 ||
+        (rc = px_pool_init(&w->chunk_pool, PX_CHUNK_SIZE, 16)) < 0 ||
+        (rc = px_pool_init(&w->sendop_pool, sizeof(px_sendop_t), 32)) < 0)
+        goto fail;
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wake_fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = w->be->init(w);
+    if (rc < 0)
+        goto fail_fd;
+    *out = w;
+    return 0;
+fail_fd:
+    close(w->wake_fd);
+fail:
+    px_pool_destroy(&w->sendop_pool);
+    px_pool_destroy(&w->chunk_pool);
+    px_pool_destroy(&w->conn_pool);
+    free(w);
+    return rc;
+}
+
+int px__worker_start(px_worker_t *w)
+{
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc != 0)
+        return -rc;
+    w->started = true;
+    return 0;
+}
+
+void px__worker_destroy(px_worker_t *w)
+{
+    px_conn_t *c, *next;
+
+    /* Only reached for workers that never ran or have exited: nothing is in flight
+     * that the backend's teardown does not end. */
+    for (c = w->conns.next; c != &w->conns; c = next) {
+        next = c->next;
+        px__conn_free(c);
+    }
+    w->be->destroy(w);
+    close(w->wake_fd);
+    px_pool_destroy(&w->sendop_pool);
+    px_pool_destroy(&w->chunk_pool);
+    px_pool_destroy(&w->conn_pool);
+    free(w);
+}
+
+int px_worker_index(const px_worker_t *w) { return w->index; }
+px_engine_t *px_worker_engine(px_worker_t *w) { return w->e; }
+px_worker_stats_t *px_worker_stats(px_worker_t *w) { return &w->stats; }
+void *px_worker_udata(const px_worker_t *w) { return w->udata; }
+void px_worker_set_udata(px_worker_t *w, void *udata) { w->udata = udata; }
