@@ -58,6 +58,9 @@ typedef struct px_handler {
     /* Final call: the connection is closed and c is invalid once this returns.
      * err is 0 for an orderly close, else -errno (-ETIMEDOUT: idle timeout). */
     void (*on_close)(px_conn_t *c, int err);
+    /* A client connection could not even be created (no socket, no memory):
+     * udata is the endpoint's; there is no connection. */
+    void (*on_connect_failed)(void *udata, int err);
 } px_handler_t;
 
 /* Per-thread hooks for the embedding runtime (e.g. to attach an interpreter). */

@@ -224,8 +224,8 @@ void px__connect_msg_fn(px_worker_t *w, px_msg_t *m)
     return;
 fail:
     PX_STAT_ADD(&w->stats, errors, 1);
-    if (ep->handler.on_close)
-        ep->handler.on_close(NULL, rc);
+    if (ep->handler.on_connect_failed)
+        ep->handler.on_connect_failed(ep->udata, rc);
     free(ep);
     free(cm);
 }

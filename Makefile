@@ -1,0 +1,51 @@
+# The front door: bootstrap, build, run, test, bench. See README.md.
+VENV      := .venv
+VENV_GIL  := .venv-gil
+PY        := $(VENV)/bin/python
+PY_GIL    := $(VENV_GIL)/bin/python
+PORT      ?= 8080
+PIP_BUILD := -m pip install -q --no-build-isolation --no-deps
+
+.PHONY: all bootstrap build build-gil run test test-c test-py bench sanitize tsan fuzz clean
+
+all: build
+
+bootstrap: $(VENV)/.px-bootstrap
+$(VENV)/.px-bootstrap: tools/bootstrap-python tools/requirements-test.txt
+	./tools/bootstrap-python
+
+build: bootstrap
+	$(PY) $(PIP_BUILD) -Cbuild-dir=build/cp-ft .
+
+build-gil: bootstrap
+	$(PY_GIL) $(PIP_BUILD) -Cbuild-dir=build/cp-gil .
+
+run: build
+	$(PY) -m pyparallel.demo --port $(PORT)
+
+# C unit tests, then the Python suites on both interpreters (each on both backends).
+test: build build-gil test-c test-py
+
+test-c: bootstrap
+	@[ -f build/ctest/build.ninja ] || $(VENV)/bin/meson setup build/ctest -Dtests=true -Dpython=false >/dev/null
+	$(VENV)/bin/meson test -C build/ctest --print-errorlogs
+
+test-py: build build-gil
+	$(PY) -m pytest -q tests/py
+	$(PY_GIL) -m pytest -q tests/py
+
+bench: build
+	$(PY) bench/run.py
+
+# ASan+UBSan: the C tests and the Python suites against an instrumented module.
+sanitize: bootstrap
+	./tools/sanitize asan
+
+tsan: bootstrap
+	./tools/sanitize tsan
+
+fuzz: bootstrap
+	./tools/fuzz $(or $(FUZZ_SECONDS),120)
+
+clean:
+	rm -rf build

@@ -1,0 +1,124 @@
+/*
+ * Strict HTTP/1.0 and HTTP/1.1 request parsing: the request head, chunked
+ * request bodies and request paths for static files.
+ *
+ * Nothing here allocates or copies: results are views into the caller's buffer,
+ * valid as long as that buffer is. Every function is pure over its arguments, so
+ * any thread may call it on data it owns. Input is never read past buf + len.
+ *
+ * Strictness is the defence against request smuggling: whatever a lenient
+ * front-end could read differently from us is rejected, with the status code to
+ * answer before closing the connection.
+ */
+#ifndef PX_HTTP_PARSER_H
+#define PX_HTTP_PARSER_H
+
+#include "px/common.h"
+
+#define PX_HTTP_ERROR      (-1) /* malformed or over a limit: see ->status */
+#define PX_HTTP_INCOMPLETE (-2) /* call again once more bytes have arrived */
+
+typedef struct px_http_header {
+    px_view_t name, value; /* value without surrounding spaces or tabs */
+} px_http_header_t;
+
+typedef struct px_http_limits {
+    size_t max_request_line; /* bytes before its CRLF; over it: 414 */
+    size_t max_header_bytes; /* whole head with request line and both final
+                                CRLFs (capped at INT_MAX); over it: 431 */
+    size_t max_headers;      /* header lines; over it: 431 */
+    uint64_t max_body;       /* Content-Length or decoded chunked body; 413 */
+} px_http_limits_t;
+
+/* Fill l with the defaults of DESIGN section 6: 8 KiB request line, 16 KiB
+ * head, 100 headers, 1 MiB body. */
+void px_http_limits_default(px_http_limits_t *l);
+
+typedef struct px_http_request {
+    px_view_t method;     /* a token; compared case-sensitively by callers */
+    px_view_t target;     /* as sent: "/p?q", "*" or "http://host/p?q" */
+    px_view_t path;       /* target up to its first '?' (for absolute-form, from
+                             the path on; a static "/" when it has none) */
+    px_view_t query;      /* after the first '?', without it; empty if none */
+    int minor_version;    /* 0 or 1 */
+    px_http_header_t *headers; /* caller's array, in request order */
+    size_t num_headers;   /* in: capacity of headers; out: headers found */
+    int64_t content_length; /* -1 when absent (always -1 when chunked) */
+    bool chunked;         /* Transfer-Encoding: chunked; decode the body with
+                             px_http_chunked_decode */
+    bool keep_alive;      /* 1.1 unless "close"; 1.0 only with "keep-alive" */
+    bool expect_continue; /* Expect: 100-continue (1.1 only; other values: 417) */
+    bool has_host;        /* a Host header was present */
+    bool connection_close;   /* Connection lists "close" */
+    bool connection_upgrade; /* Connection lists "upgrade" */
+    px_view_t host;       /* the Host header value, or for an absolute-form
+                             target its authority (which then takes precedence,
+                             as RFC 9112 section 3.2.2 requires); NULL base and
+                             length 0 when there is neither */
+    int status;           /* 0, or on PX_HTTP_ERROR the status to answer: 400,
+                             413, 414, 417, 431, 501 or 505 */
+} px_http_request_t;
+
+/* Parse the request head at the start of buf[0..len).
+ *
+ * Before the call set req->headers and req->num_headers (its capacity; with
+ * headers NULL nothing is stored). Every other field is output.
+ *
+ * Returns the length of the head (> 0, up to and including the CRLF of the empty
+ * line) when it is complete and valid; the body and any pipelined request follow
+ * at buf + that length. Returns PX_HTTP_INCOMPLETE when buf is a valid prefix of
+ * a head: call again with the same start and more bytes (the result of a longer
+ * buffer is either PX_HTTP_INCOMPLETE again or the result the whole head gives).
+ * Returns PX_HTTP_ERROR with req->status set as soon as the bytes seen are enough
+ * to know the head is malformed or over a limit; more headers than the smaller of
+ * lim->max_headers and the capacity count as over a limit (431).
+ *
+ * Fields other than status and num_headers mean something only on success.
+ * lim may be NULL for the defaults. Work is O(len) per call, len bounded by the
+ * head limit, so a server parses once after each receive. */
+int px_http_parse_request(const char *buf, size_t len, px_http_request_t *req,
+                          const px_http_limits_t *lim);
+
+/* Incremental, in-place decoder of a chunked request body. Fields starting with
+ * '_' are private. */
+typedef struct px_http_chunked {
+    uint64_t _size;     /* chunk size being read, or data bytes left */
+    uint32_t _state;
+    uint32_t _count;    /* hex digits of the chunk size read */
+    uint32_t _line;     /* bytes of the chunk line, or of all trailers */
+    int status;         /* 0, or on PX_HTTP_ERROR 400 or 413 */
+    uint64_t total;     /* decoded body bytes so far */
+    uint64_t max_body;  /* over it: 413 */
+} px_http_chunked_t;
+
+/* Prepare d to decode one chunked body of at most max_body bytes. */
+void px_http_chunked_init(px_http_chunked_t *d, uint64_t max_body);
+
+/* Decode the next received bytes buf[0..*len) in place (*len <= INT_MAX).
+ *
+ * On return buf[0..*len) holds the body bytes decoded by this call (*len is
+ * updated on every return value except PX_HTTP_ERROR); take them before the next
+ * call, whose input starts with the next received bytes.
+ *
+ * Returns PX_HTTP_INCOMPLETE when all input was consumed and the body goes on.
+ * Returns n >= 0 when the body ended, trailers included: the n bytes after it,
+ * which belong to the next request, are the LAST n bytes of the input, still at
+ * buf[old_len - n .. old_len) where old_len is *len before the call (they are
+ * not moved; the decoded bytes before them never overlap them).
+ * Returns PX_HTTP_ERROR with d->status 400 (malformed; also chunk lines over 4 KiB
+ * or trailers over 16 KiB) or 413 (total over d->max_body); it stays in error.
+ * Once the body has ended, further calls return *len (all input is leftover). */
+int px_http_chunked_decode(px_http_chunked_t *d, char *buf, size_t *len);
+
+/* Percent-decode and normalise the path of a request (a path view, without the
+ * query) for use as a file name under a document root.
+ *
+ * in must start with '/'. "%XX" is decoded (a decoded "%2F" separates segments
+ * like '/'); empty and "." segments are dropped, a trailing '/' is kept. Writes a
+ * NUL-terminated path starting with '/' to out and returns its length (without
+ * the NUL). Returns -EINVAL for a malformed escape, a NUL or a backslash (raw or
+ * decoded), a ".." segment or no leading '/'; -ENAMETOOLONG when out (outcap
+ * bytes, NUL included) is too small. out must not overlap in. */
+int px_http_path_decode(const char *in, size_t len, char *out, size_t outcap);
+
+#endif

@@ -1,0 +1,271 @@
+"""pyparallel: one Python process serving many network clients on all cores.
+
+A completion engine in C (io_uring, or epoll where io_uring is refused) runs one
+worker thread per CPU; protocol callbacks run on those workers, in parallel on
+free-threaded CPython. The names follow PyParallel's ``async`` module::
+
+    import pyparallel as px
+
+    class Echo:
+        def data_received(self, transport, data):
+            return data
+
+    server = px.server("127.0.0.1", 8007)
+    px.register(transport=server, protocol=Echo)
+    px.run()
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import os
+import signal
+import socket
+import sys
+import threading
+import warnings
+from typing import Any
+
+from . import _core
+from ._core import Transport, sendfile
+
+__all__ = [
+    "Engine", "Transport", "server", "client", "register", "run", "run_once",
+    "shutdown", "transport", "sendfile", "stats", "engine", "gil_enabled",
+]
+__version__ = _core.__version__
+
+Engine = _core.Engine
+
+_lock = threading.RLock()
+_engine: _core.Engine | None = None
+_pending: list[tuple[Any, type]] = []  # registrations waiting for the engine
+_gil_warned = False
+
+
+def gil_enabled() -> bool:
+    """True when this interpreter runs Python code under the GIL."""
+    check = getattr(sys, "_is_gil_enabled", None)
+    return True if check is None else bool(check())
+
+
+class Server:
+    """A listening endpoint, returned by :func:`server`.
+
+    The port is reserved at once (so ``port=0`` reports the port it got, and a
+    port in use fails here); the engine's per-worker listeners take it over
+    when serving starts.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._reservation: socket.socket | None = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self._reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            self._reservation.bind((host, port))
+        except OSError:
+            self._reservation.close()
+            raise
+        self.port: int = self._reservation.getsockname()[1]
+        self.protocol: type | None = None
+
+    def _release(self) -> None:
+        if self._reservation is not None:
+            self._reservation.close()
+            self._reservation = None
+
+    def __repr__(self) -> str:
+        return f"<Server {self.host}:{self.port}>"
+
+
+class Client:
+    """An outgoing connection, returned by :func:`client`; it connects when registered."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.protocol: type | None = None
+
+    def __repr__(self) -> str:
+        return f"<Client {self.host}:{self.port}>"
+
+
+def server(host: str, port: int) -> Server:
+    """A listening endpoint on host:port; attach a protocol with :func:`register`."""
+    return Server(host, port)
+
+
+def client(host: str, port: int) -> Client:
+    """An outgoing connection to host:port; it connects once registered and running."""
+    return Client(host, port)
+
+
+def _attach(eng: _core.Engine, endpoint: Server | Client, protocol: type) -> None:
+    if isinstance(endpoint, Server):
+        eng.listen(endpoint.host, endpoint.port, protocol)
+        endpoint._release()
+    else:
+        eng.connect(endpoint.host, endpoint.port, protocol)
+
+
+def register(transport: Server | Client, protocol: type) -> Server | Client:
+    """Attach a protocol class to a server or client (one instance per connection)."""
+    if not isinstance(transport, (Server, Client)):
+        raise TypeError("register() needs a transport from server() or client()")
+    transport.protocol = protocol
+    with _lock:
+        if _engine is not None and _engine.started and not _engine.finished:
+            _attach(_engine, transport, protocol)
+        else:
+            _pending.append((transport, protocol))
+    return transport
+
+
+def _default_workers(workers: int | None) -> int:
+    if workers is not None:
+        return int(workers)
+    env = os.environ.get("PX_WORKERS")
+    return int(env) if env else 0
+
+
+def engine(workers: int | None = None, **options: Any) -> _core.Engine:
+    """The process's engine, created (not started) on first use.
+
+    ``workers`` (or ``PX_WORKERS``) sets the worker count, one per usable CPU by
+    default; ``PX_BACKEND=uring|epoll`` picks the I/O backend.
+    """
+    global _engine
+    with _lock:
+        if _engine is None or _engine.finished:
+            options.setdefault("backend", os.environ.get("PX_BACKEND", "auto"))
+            _engine = _core.Engine(workers=_default_workers(workers), **options)
+        return _engine
+
+
+def _start(workers: int | None, options: dict[str, Any]) -> _core.Engine:
+    global _gil_warned
+    eng = engine(workers, **options)
+    with _lock:
+        if not eng.started:
+            if gil_enabled() and not _gil_warned:
+                _gil_warned = True
+                warnings.warn(
+                    "pyparallel: this interpreter has a GIL; protocol callbacks run "
+                    "one at a time (use a free-threaded build to run them in parallel)",
+                    RuntimeWarning, stacklevel=3)
+            pending, _pending[:] = list(_pending), []
+            for endpoint, protocol in pending:
+                _attach(eng, endpoint, protocol)
+            eng.start()
+    return eng
+
+
+_serving = False  # a server is registered: run() lasts until shutdown
+
+
+def run(workers: int | None = None, shutdown_timeout: float = 5.0, **options: Any) -> None:
+    """Serve until :func:`shutdown`, SIGINT or SIGTERM (graceful: in-flight sends
+    finish), or, with only clients registered, until they have all closed.
+
+    An exception raised in a callback that has no ``exception_handler`` is
+    re-raised here, in the main thread; the servers keep running, and calling
+    ``run()`` again carries on.
+    """
+    global _serving
+    with _lock:
+        _serving = _serving or any(isinstance(t, Server) for t, _ in _pending)
+    eng = _start(workers, options)
+    gc.freeze()  # collections during serving walk only what requests create
+    installed = _install_signal_handlers(eng, shutdown_timeout)
+    try:
+        while True:
+            if eng.wait(0.25):
+                break
+            if not _serving and eng.clients == 0:
+                eng.shutdown(shutdown_timeout)
+        eng.join()
+    finally:
+        _restore_signal_handlers(installed)
+    _finish(eng)
+
+
+def run_once(timeout: float = 0.0) -> bool:
+    """One pass of the main loop (for an interactive console): start serving if
+    needed, run main-thread work, re-raise worker exceptions. True once finished."""
+    eng = _start(None, {})
+    done = eng.wait(timeout)
+    if done:
+        eng.join()
+        _finish(eng)
+    return bool(done)
+
+
+def _finish(eng: _core.Engine) -> None:
+    global _engine, _serving
+    with _lock:
+        if _engine is eng:
+            _engine = None
+            _serving = False
+    gc.unfreeze()
+
+
+def shutdown(timeout: float = 5.0) -> None:
+    """Stop accepting, let in-flight callbacks and sends finish, close the
+    connections, and make :func:`run` return. Callable from any thread."""
+    eng = _engine
+    if eng is not None:
+        eng.shutdown(timeout)
+
+
+def transport() -> Transport | None:
+    """The transport of the protocol callback running on this thread."""
+    return _core.current_transport()
+
+
+def stats() -> dict[str, Any]:
+    """Counters of the running engine: per worker, and summed."""
+    eng = _engine
+    if eng is None:
+        return {"workers": [], "total": {}, "backend": None}
+    per = eng.worker_stats()
+    total: dict[str, int] = {}
+    for w in per:
+        for k, v in w.items():
+            total[k] = total.get(k, 0) + v
+    return {
+        "backend": eng.backend,
+        "workers": per,
+        "total": total,
+        "gil_enabled": gil_enabled(),
+        "uring_error": eng.uring_error,
+    }
+
+
+def _install_signal_handlers(eng: _core.Engine, timeout: float) -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def graceful(signum: int, frame: Any) -> None:
+        eng.shutdown(timeout)
+
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        old[sig] = signal.signal(sig, graceful)
+    return old
+
+
+def _restore_signal_handlers(old: dict[int, Any]) -> None:
+    for sig, handler in old.items():
+        signal.signal(sig, handler)
+
+
+@atexit.register
+def _stop_at_exit() -> None:
+    # Workers must not outlive the interpreter: they hold thread states.
+    eng = _engine
+    if eng is not None and eng.started:
+        eng.shutdown(0)
+        eng.join()

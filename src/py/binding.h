@@ -1,0 +1,85 @@
+/* Shared declarations of the CPython binding (the only code that includes Python.h). */
+#ifndef PX_PY_BINDING_H
+#define PX_PY_BINDING_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "px/engine.h"
+
+#if PY_VERSION_HEX < 0x030C0000
+/* 3.11: the raised-exception API arrived in 3.12. */
+static inline PyObject *PyErr_GetRaisedException(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL)
+        return NULL;
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+}
+
+static inline void PyErr_SetRaisedException(PyObject *exc)
+{
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+}
+#endif
+
+/* Module state: every type and exception the binding owns. */
+typedef struct px_module_state {
+    PyTypeObject *engine_type;
+    PyTypeObject *transport_type;
+    PyTypeObject *sendfile_type;
+    PyObject *engine_error; /* pyparallel.EngineError (an OSError) */
+} px_module_state_t;
+
+/* Raise an OSError-derived exception from a -errno result; returns NULL. The one
+ * place where engine errors become Python exceptions. */
+PyObject *px_py_raise_errno(int err, const char *what);
+
+/* Per-server (or per-client) protocol description, built once at registration
+ * from the protocol class so that callbacks look nothing up by name. */
+typedef struct px_proto_spec {
+    PyObject *cls;
+    PyObject *engine;           /* the Engine object (borrowed: it owns the spec) */
+    PyObject *initial_bytes;    /* bytes-like, callable, or NULL */
+    PyObject *next_bytes;       /* bytes-like, callable, or NULL */
+    bool has_made, has_data, has_lines, has_complete, has_lost, has_handler;
+    bool line_mode;
+    size_t max_line_length;
+    unsigned rate_limit_ms;
+    px_handler_t handler;
+    struct px_proto_spec *next;
+} px_proto_spec_t;
+
+/* Build a spec from a protocol class; NULL with an exception set on error. */
+px_proto_spec_t *px_proto_spec_new(PyObject *engine, PyObject *cls,
+                                   unsigned *sock_flags, unsigned *timeout_ms);
+void px_proto_spec_free(px_proto_spec_t *spec);
+
+/* Engine-side helpers used by the protocol dispatch. */
+PyThreadState *px_py_attach(px_worker_t *w);        /* attach the worker's thread state */
+void px_py_report(px_proto_spec_t *spec, PyObject *transport, const char *syscall);
+void px_py_client_done(PyObject *engine);
+/* Queue exc (stolen) for the main thread; run() re-raises it. */
+void px_engine_post_exception(PyObject *engine, PyObject *exc);
+
+/* Append the sendable `obj` to conn's output. 0, or -1 with an exception set. */
+int px_py_send(px_conn_t *c, PyObject *obj);
+
+/* The Transport of the callback running on this thread (borrowed), or NULL. */
+PyObject *px_py_current_transport(void);
+
+/* Types, created from specs at module exec. */
+extern PyType_Spec px_engine_type_spec;
+extern PyType_Spec px_transport_type_spec;
+extern PyType_Spec px_sendfile_type_spec;
+
+px_module_state_t *px_py_state_of_type(PyTypeObject *tp);
+px_module_state_t *px_py_state(void);
+
+#endif

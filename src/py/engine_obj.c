@@ -1,0 +1,505 @@
+/*
+ * The Engine type: owns a px_engine_t, gives each worker a long-lived thread
+ * state (attached lazily for callbacks, detached before the worker sleeps), and
+ * pumps the main thread's queue.
+ */
+#include "binding.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdatomic.h>
+
+typedef struct worker_py {
+    PyThreadState *ts;
+    PyGILState_STATE gil_state;
+    bool attached;
+} worker_py_t;
+
+typedef struct px_engine_obj {
+    PyObject_HEAD
+    px_engine_t *e;
+    PyInterpreterState *interp;
+    worker_py_t *wpy;
+    int nworkers;
+    px_proto_spec_t *specs; /* every spec handed to the engine; freed with it */
+    _Atomic long clients;   /* client connections not yet closed */
+    bool started, joined;
+} px_engine_obj_t;
+
+typedef struct exc_msg {
+    px_msg_t msg;
+    PyObject *exc;
+} exc_msg_t;
+
+static void exc_msg_fn(px_worker_t *w, px_msg_t *m)
+{
+    (void)w;
+    (void)m; /* never called: the main thread recognises these by fn */
+}
+
+PyThreadState *px_py_attach(px_worker_t *w)
+{
+    worker_py_t *wp = w ? px_worker_udata(w) : NULL;
+
+    if (wp == NULL)
+        return PyThreadState_Get();
+    if (!wp->attached) {
+        PyEval_RestoreThread(wp->ts);
+        wp->attached = true;
+    }
+    return wp->ts;
+}
+
+static void hook_thread_start(px_worker_t *w, void *arg)
+{
+    px_engine_obj_t *self = arg;
+    worker_py_t *wp = &self->wpy[px_worker_index(w)];
+
+    px_worker_set_udata(w, wp);
+    wp->gil_state = PyGILState_Ensure();
+    wp->ts = PyThreadState_Get();
+    wp->attached = true;
+    PyEval_SaveThread();
+    wp->attached = false;
+}
+
+static void hook_before_wait(px_worker_t *w, void *arg)
+{
+    worker_py_t *wp = px_worker_udata(w);
+    (void)arg;
+    if (wp->attached) {
+        wp->attached = false;
+        PyEval_SaveThread();
+    }
+}
+
+static void hook_thread_stop(px_worker_t *w, void *arg)
+{
+    worker_py_t *wp = px_worker_udata(w);
+    (void)arg;
+    px_py_attach(w);
+    wp->attached = false;
+    PyGILState_Release(wp->gil_state);
+}
+
+void px_engine_post_exception(PyObject *engine, PyObject *exc)
+{
+    px_engine_obj_t *self = (px_engine_obj_t *)engine;
+    exc_msg_t *m;
+
+    if (self == NULL || self->e == NULL) {
+        PyErr_SetRaisedException(exc);
+        PyErr_WriteUnraisable(NULL);
+        return;
+    }
+    m = PyMem_RawMalloc(sizeof(*m));
+    if (m == NULL) {
+        PyErr_SetRaisedException(exc);
+        PyErr_WriteUnraisable(NULL);
+        return;
+    }
+    m->msg.fn = exc_msg_fn;
+    m->exc = exc;
+    px_engine_post_main(self->e, &m->msg);
+}
+
+void px_py_client_done(PyObject *engine)
+{
+    atomic_fetch_sub(&((px_engine_obj_t *)engine)->clients, 1);
+}
+
+static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"workers", "backend", "max_connections", "recv_buffer_size",
+                             "recv_buffers", "send_high_water", "send_low_water",
+                             "turn_budget", NULL};
+    px_engine_config_t cfg;
+    const char *backend = "auto";
+    int workers = 0;
+    unsigned long long high = 0, low = 0, budget = 0;
+    px_thread_hooks_t hooks;
+    px_engine_obj_t *self;
+    int rc, i;
+
+    px_engine_config_default(&cfg);
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$isIIIKKK:Engine", kwlist, &workers,
+                                     &backend, &cfg.max_connections, &cfg.recv_buffer_size,
+                                     &cfg.recv_buffers, &high, &low, &budget))
+        return NULL;
+    if (workers < 0 || workers > 1024) {
+        PyErr_SetString(PyExc_ValueError, "workers must be between 0 (one per CPU) and 1024");
+        return NULL;
+    }
+    cfg.workers = workers;
+    if (strcmp(backend, "auto") == 0)
+        cfg.backend = PX_BACKEND_AUTO;
+    else if (strcmp(backend, "uring") == 0 || strcmp(backend, "io_uring") == 0)
+        cfg.backend = PX_BACKEND_URING;
+    else if (strcmp(backend, "epoll") == 0)
+        cfg.backend = PX_BACKEND_EPOLL;
+    else {
+        PyErr_Format(PyExc_ValueError, "backend must be 'auto', 'uring' or 'epoll', not '%s'",
+                     backend);
+        return NULL;
+    }
+    if (high)
+        cfg.send_high_water = high;
+    if (low)
+        cfg.send_low_water = low;
+    if (budget)
+        cfg.turn_budget = budget;
+    if (cfg.send_low_water > cfg.send_high_water) {
+        PyErr_SetString(PyExc_ValueError, "send_low_water must not exceed send_high_water");
+        return NULL;
+    }
+    self = (px_engine_obj_t *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->interp = PyInterpreterState_Get();
+    hooks.thread_start = hook_thread_start;
+    hooks.thread_stop = hook_thread_stop;
+    hooks.before_wait = hook_before_wait;
+    hooks.arg = self;
+    rc = px_engine_create(&cfg, &hooks, &self->e);
+    if (rc < 0) {
+        Py_DECREF(self);
+        return px_py_raise_errno(rc, cfg.backend == PX_BACKEND_URING ? "io_uring" : "engine");
+    }
+    self->nworkers = px_engine_worker_count(self->e);
+    self->wpy = PyMem_RawCalloc((size_t)self->nworkers, sizeof(*self->wpy));
+    if (self->wpy == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    for (i = 0; i < self->nworkers; i++)
+        px_worker_set_udata(px_engine_worker(self->e, i), &self->wpy[i]);
+    return (PyObject *)self;
+}
+
+static px_engine_t *live_engine(px_engine_obj_t *self)
+{
+    if (self->e == NULL || self->joined) {
+        PyErr_SetString(PyExc_RuntimeError, "the engine has been shut down");
+        return NULL;
+    }
+    return self->e;
+}
+
+static px_proto_spec_t *add_spec(px_engine_obj_t *self, PyObject *protocol, unsigned *flags,
+                                 unsigned *timeout_ms)
+{
+    px_proto_spec_t *spec = px_proto_spec_new((PyObject *)self, protocol, flags, timeout_ms);
+    if (spec == NULL)
+        return NULL;
+    spec->next = self->specs;
+    self->specs = spec;
+    return spec;
+}
+
+static PyObject *engine_listen(PyObject *op, PyObject *args)
+{
+    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_endpoint_config_t ep = {0};
+    px_proto_spec_t *spec;
+    const char *host;
+    PyObject *protocol;
+    int port, rc;
+
+    if (!PyArg_ParseTuple(args, "siO:listen", &host, &port, &protocol))
+        return NULL;
+    if (live_engine(self) == NULL)
+        return NULL;
+    spec = add_spec(self, protocol, &ep.sock_flags, &ep.idle_timeout_ms);
+    if (spec == NULL)
+        return NULL;
+    ep.handler = &spec->handler;
+    ep.udata = spec;
+    Py_BEGIN_ALLOW_THREADS
+    rc = px_engine_listen(self->e, host, port, &ep, NULL);
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
+        return px_py_raise_errno(rc, "listen");
+    return PyLong_FromLong(rc);
+}
+
+static PyObject *engine_connect(PyObject *op, PyObject *args)
+{
+    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_endpoint_config_t ep = {0};
+    px_proto_spec_t *spec;
+    const char *host;
+    PyObject *protocol;
+    int port, rc;
+
+    if (!PyArg_ParseTuple(args, "siO:connect", &host, &port, &protocol))
+        return NULL;
+    if (live_engine(self) == NULL)
+        return NULL;
+    spec = add_spec(self, protocol, &ep.sock_flags, &ep.idle_timeout_ms);
+    if (spec == NULL)
+        return NULL;
+    ep.handler = &spec->handler;
+    ep.udata = spec;
+    atomic_fetch_add(&self->clients, 1);
+    Py_BEGIN_ALLOW_THREADS
+    rc = px_engine_connect(self->e, host, port, &ep);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        atomic_fetch_sub(&self->clients, 1);
+        return px_py_raise_errno(rc, "connect");
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *engine_start(PyObject *op, PyObject *unused)
+{
+    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    int rc;
+    (void)unused;
+
+    if (live_engine(self) == NULL)
+        return NULL;
+    if (self->started)
+        Py_RETURN_NONE;
+    rc = px_engine_start(self->e);
+    if (rc < 0)
+        return px_py_raise_errno(rc, "start");
+    self->started = true;
+    Py_RETURN_NONE;
+}
+
+static PyObject *engine_shutdown(PyObject *op, PyObject *args)
+{
+    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    double timeout = 5.0;
+
+    if (!PyArg_ParseTuple(args, "|d:shutdown", &timeout))
+        return NULL;
+    if (timeout < 0)
+        timeout = 0;
+    if (self->e && !self->joined)
+        px_engine_shutdown(self->e, (unsigned)(timeout * 1000.0));
+    Py_RETURN_NONE;
+}
+
+static void do_join(px_engine_obj_t *self)
+{
+    if (self->e == NULL || self->joined)
+        return;
+    Py_BEGIN_ALLOW_THREADS
+    px_engine_join(self->e);
+    Py_END_ALLOW_THREADS
+    self->joined = true;
+}
+
+static PyObject *engine_join(PyObject *op, PyObject *unused)
+{
+    (void)unused;
+    do_join((px_engine_obj_t *)op);
+    Py_RETURN_NONE;
+}
+
+/* Raise the next exception a worker queued, if any. Returns -1 when raised. */
+static int raise_queued(px_engine_obj_t *self)
+{
+    px_msg_t *m;
+
+    while ((m = px_engine_main_pop(self->e)) != NULL) {
+        if (m->fn == exc_msg_fn) {
+            exc_msg_t *em = PX_CONTAINER_OF(m, exc_msg_t, msg);
+            PyErr_SetRaisedException(em->exc);
+            PyMem_RawFree(em);
+            return -1;
+        }
+        m->fn(NULL, m);
+    }
+    return 0;
+}
+
+/* wait(timeout) -> finished: sleep until a message, a signal or the timeout,
+ * then run main-thread messages; raises what workers queued. */
+static PyObject *engine_wait(PyObject *op, PyObject *args)
+{
+    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    double timeout = 0.0;
+    struct pollfd p;
+    int rc;
+
+    if (!PyArg_ParseTuple(args, "|d:wait", &timeout))
+        return NULL;
+    if (self->e == NULL)
+        Py_RETURN_TRUE;
+    if (raise_queued(self) < 0)
+        return NULL;
+    p.fd = px_engine_main_fd(self->e);
+    p.events = POLLIN;
+    Py_BEGIN_ALLOW_THREADS
+    rc = poll(&p, 1, timeout <= 0 ? 0 : (int)(timeout * 1000.0));
+    Py_END_ALLOW_THREADS
+    if (rc < 0 && errno == EINTR && PyErr_CheckSignals() < 0)
+        return NULL;
+    if (raise_queued(self) < 0)
+        return NULL;
+    return PyBool_FromLong(self->started && px_engine_finished(self->e));
+}
+
+static PyObject *stats_dict(px_worker_stats_t *s)
+{
+    PyObject *d = PyDict_New(), *v;
+
+    if (d == NULL)
+        return NULL;
+#define PX_STATS_PUT(name)                                                   \
+    v = PyLong_FromUnsignedLongLong(PX_STAT_GET(s, name));                   \
+    if (v == NULL || PyDict_SetItemString(d, #name, v) < 0) {                \
+        Py_XDECREF(v);                                                       \
+        Py_DECREF(d);                                                        \
+        return NULL;                                                         \
+    }                                                                        \
+    Py_DECREF(v);
+    PX_STATS_FIELDS(PX_STATS_PUT)
+#undef PX_STATS_PUT
+    return d;
+}
+
+static PyObject *engine_worker_stats(PyObject *op, PyObject *unused)
+{
+    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    PyObject *list;
+    int i;
+    (void)unused;
+
+    if (self->e == NULL)
+        return PyList_New(0);
+    list = PyList_New(self->nworkers);
+    if (list == NULL)
+        return NULL;
+    for (i = 0; i < self->nworkers; i++) {
+        PyObject *d = stats_dict(px_worker_stats(px_engine_worker(self->e, i)));
+        if (d == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, d);
+    }
+    return list;
+}
+
+static PyObject *get_backend(PyObject *op, void *c)
+{
+    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    (void)c;
+    return PyUnicode_FromString(self->e ? px_engine_backend_name(self->e) : "none");
+}
+
+static PyObject *get_uring_error(PyObject *op, void *c)
+{
+    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    int err = self->e ? px_engine_uring_error(self->e) : 0;
+    (void)c;
+    if (err == 0)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(is)", -err, strerror(-err));
+}
+
+static PyObject *get_workers(PyObject *op, void *c)
+{
+    (void)c;
+    return PyLong_FromLong(((px_engine_obj_t *)op)->nworkers);
+}
+
+static PyObject *get_finished(PyObject *op, void *c)
+{
+    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    (void)c;
+    return PyBool_FromLong(self->e == NULL || self->joined ||
+                           (self->started && px_engine_finished(self->e)));
+}
+
+static PyObject *get_started(PyObject *op, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(((px_engine_obj_t *)op)->started);
+}
+
+static PyObject *get_clients(PyObject *op, void *c)
+{
+    (void)c;
+    return PyLong_FromLong(atomic_load(&((px_engine_obj_t *)op)->clients));
+}
+
+static void free_queued(px_engine_obj_t *self)
+{
+    px_msg_t *m;
+    while ((m = px_engine_main_pop(self->e)) != NULL) {
+        if (m->fn == exc_msg_fn) {
+            exc_msg_t *em = PX_CONTAINER_OF(m, exc_msg_t, msg);
+            Py_DECREF(em->exc);
+            PyMem_RawFree(em);
+        }
+    }
+}
+
+static void engine_dealloc(PyObject *op)
+{
+    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    PyTypeObject *tp = Py_TYPE(op);
+    px_proto_spec_t *spec, *next;
+
+    if (self->e) {
+        if (self->started && !self->joined)
+            px_engine_shutdown(self->e, 0);
+        do_join(self);
+        free_queued(self);
+        Py_BEGIN_ALLOW_THREADS
+        px_engine_destroy(self->e);
+        Py_END_ALLOW_THREADS
+        self->e = NULL;
+    }
+    for (spec = self->specs; spec; spec = next) {
+        next = spec->next;
+        px_proto_spec_free(spec);
+    }
+    PyMem_RawFree(self->wpy);
+    tp->tp_free(op);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef engine_methods[] = {
+    {"listen", engine_listen, METH_VARARGS, "listen(host, port, protocol) -> bound port"},
+    {"connect", engine_connect, METH_VARARGS, "connect(host, port, protocol)"},
+    {"start", engine_start, METH_NOARGS, "Start the worker threads."},
+    {"shutdown", engine_shutdown, METH_VARARGS,
+     "shutdown(timeout=5.0): stop accepting, drain sends, close; abort after timeout."},
+    {"join", engine_join, METH_NOARGS, "Wait for the workers to exit."},
+    {"wait", engine_wait, METH_VARARGS,
+     "wait(timeout=0.0) -> finished: run main-thread work, re-raise worker exceptions."},
+    {"worker_stats", engine_worker_stats, METH_NOARGS, "Counters of each worker."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef engine_getset[] = {
+    {"backend", get_backend, NULL, "'io_uring' or 'epoll'", NULL},
+    {"uring_error", get_uring_error, NULL, "why io_uring was not used, or None", NULL},
+    {"workers", get_workers, NULL, "number of worker threads", NULL},
+    {"started", get_started, NULL, NULL, NULL},
+    {"finished", get_finished, NULL, "True once every worker has exited", NULL},
+    {"clients", get_clients, NULL, "client connections not yet closed", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot engine_slots[] = {
+    {Py_tp_doc, "The completion engine: worker threads, rings, connections."},
+    {Py_tp_new, engine_new},
+    {Py_tp_methods, engine_methods},
+    {Py_tp_getset, engine_getset},
+    {Py_tp_dealloc, engine_dealloc},
+    {0, NULL},
+};
+
+PyType_Spec px_engine_type_spec = {
+    .name = "pyparallel._core.Engine",
+    .basicsize = sizeof(px_engine_obj_t),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = engine_slots,
+};

@@ -1,0 +1,114 @@
+/* pyparallel._core: module definition, state, and the error helper. */
+#include "binding.h"
+
+#include <errno.h>
+
+static px_module_state_t *module_state_ptr; /* one interpreter, one module */
+
+px_module_state_t *px_py_state(void) { return module_state_ptr; }
+
+PyObject *px_py_raise_errno(int err, const char *what)
+{
+    int saved = errno;
+    errno = err < 0 ? -err : err;
+    PyErr_SetFromErrnoWithFilename(PyExc_OSError, what);
+    errno = saved;
+    return NULL;
+}
+
+static PyObject *current_transport(PyObject *module, PyObject *unused)
+{
+    PyObject *t = px_py_current_transport();
+    (void)module;
+    (void)unused;
+    if (t == NULL)
+        Py_RETURN_NONE;
+    return Py_NewRef(t);
+}
+
+static PyObject *worker_index(PyObject *module, PyObject *unused)
+{
+    px_worker_t *w = px_worker_current();
+    (void)module;
+    (void)unused;
+    if (w == NULL)
+        Py_RETURN_NONE;
+    return PyLong_FromLong(px_worker_index(w));
+}
+
+static PyMethodDef module_methods[] = {
+    {"current_transport", current_transport, METH_NOARGS,
+     "The transport of the running protocol callback, or None."},
+    {"worker_index", worker_index, METH_NOARGS,
+     "Index of the worker running this code, or None outside workers."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int add_type(PyObject *m, PyType_Spec *spec, PyTypeObject **out)
+{
+    PyObject *t = PyType_FromModuleAndSpec(m, spec, NULL);
+    if (t == NULL)
+        return -1;
+    *out = (PyTypeObject *)t;
+    return PyModule_AddType(m, (PyTypeObject *)t);
+}
+
+static int module_exec(PyObject *m)
+{
+    px_module_state_t *st = PyModule_GetState(m);
+
+    if (add_type(m, &px_engine_type_spec, &st->engine_type) < 0 ||
+        add_type(m, &px_transport_type_spec, &st->transport_type) < 0 ||
+        add_type(m, &px_sendfile_type_spec, &st->sendfile_type) < 0)
+        return -1;
+    if (PyModule_AddStringConstant(m, "__version__", "0.1.0") < 0)
+        return -1;
+    module_state_ptr = st;
+    return 0;
+}
+
+static int module_traverse(PyObject *m, visitproc visit, void *arg)
+{
+    px_module_state_t *st = PyModule_GetState(m);
+    Py_VISIT(st->engine_type);
+    Py_VISIT(st->transport_type);
+    Py_VISIT(st->sendfile_type);
+    return 0;
+}
+
+static int module_clear(PyObject *m)
+{
+    px_module_state_t *st = PyModule_GetState(m);
+    Py_CLEAR(st->engine_type);
+    Py_CLEAR(st->transport_type);
+    Py_CLEAR(st->sendfile_type);
+    return 0;
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+#ifdef Py_GIL_DISABLED
+    /* Audited: shared state is per worker or behind the engine's own locks. */
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "pyparallel._core",
+    .m_doc = "The C engine of pyparallel.",
+    .m_size = sizeof(px_module_state_t),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+};
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+    return PyModuleDef_Init(&module_def);
+}

@@ -1,0 +1,391 @@
+/*
+ * Protocol dispatch: the engine's handler calls turned into calls of a
+ * PyParallel-style protocol object, one instance (and one Transport) per
+ * connection. Runs on the worker that owns the connection.
+ */
+#include "binding.h"
+#include "transport.h"
+
+#include <structmember.h>
+
+static PyObject *lookup(PyObject *cls, const char *name)
+{
+    PyObject *v = PyObject_GetAttrString(cls, name);
+    if (v == NULL)
+        PyErr_Clear();
+    return v;
+}
+
+static bool has_attr(PyObject *cls, const char *name)
+{
+    PyObject *v = lookup(cls, name);
+    bool has = v != NULL && v != Py_None;
+    Py_XDECREF(v);
+    return has;
+}
+
+static bool truthy_attr(PyObject *cls, const char *name)
+{
+    PyObject *v = lookup(cls, name);
+    int t = v ? PyObject_IsTrue(v) : 0;
+    Py_XDECREF(v);
+    if (t < 0) {
+        PyErr_Clear();
+        t = 0;
+    }
+    return t > 0;
+}
+
+/* Seconds (number or timedelta) as milliseconds; 0 when absent. */
+static int seconds_attr(PyObject *cls, const char *name, unsigned *ms)
+{
+    PyObject *v = lookup(cls, name);
+    double s;
+
+    *ms = 0;
+    if (v == NULL || v == Py_None) {
+        Py_XDECREF(v);
+        return 0;
+    }
+    if (PyObject_HasAttrString(v, "total_seconds")) {
+        PyObject *t = PyObject_CallMethod(v, "total_seconds", NULL);
+        Py_DECREF(v);
+        if (t == NULL)
+            return -1;
+        v = t;
+    }
+    s = PyFloat_AsDouble(v);
+    Py_DECREF(v);
+    if (s == -1.0 && PyErr_Occurred())
+        return -1;
+    if (s < 0 || s > 86400.0 * 365) {
+        PyErr_Format(PyExc_ValueError, "protocol attribute %s out of range", name);
+        return -1;
+    }
+    *ms = (unsigned)(s * 1000.0 + 0.5);
+    if (s > 0 && *ms == 0)
+        *ms = 1;
+    return 0;
+}
+
+static int on_open(px_conn_t *c);
+static int on_data(px_conn_t *c, const char *data, size_t len);
+static void on_drain(px_conn_t *c);
+static void on_close(px_conn_t *c, int err);
+static void on_connect_failed(void *udata, int err);
+
+px_proto_spec_t *px_proto_spec_new(PyObject *engine, PyObject *cls,
+                                   unsigned *sock_flags, unsigned *timeout_ms)
+{
+    px_proto_spec_t *spec = PyMem_Calloc(1, sizeof(*spec));
+    unsigned max_line = 0;
+
+    if (spec == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    if (!PyType_Check(cls) && !PyCallable_Check(cls)) {
+        PyErr_SetString(PyExc_TypeError, "protocol must be a class (or a callable returning a protocol instance)");
+        goto fail;
+    }
+    spec->cls = Py_NewRef(cls);
+    spec->engine = engine; /* borrowed: the engine owns and outlives its specs */
+    spec->initial_bytes = lookup(cls, "initial_bytes_to_send");
+    if (spec->initial_bytes == Py_None)
+        Py_CLEAR(spec->initial_bytes);
+    spec->next_bytes = lookup(cls, "next_bytes_to_send");
+    if (spec->next_bytes == Py_None)
+        Py_CLEAR(spec->next_bytes);
+    spec->has_made = has_attr(cls, "connection_made");
+    spec->has_data = has_attr(cls, "data_received");
+    spec->has_lines = has_attr(cls, "lines_received");
+    spec->has_complete = has_attr(cls, "send_complete");
+    spec->has_lost = has_attr(cls, "connection_lost");
+    spec->has_handler = has_attr(cls, "exception_handler");
+    spec->line_mode = truthy_attr(cls, "line_mode") || truthy_attr(cls, "lines_mode");
+    if (spec->line_mode && !spec->has_lines) {
+        PyErr_SetString(PyExc_TypeError, "a protocol with line_mode needs lines_received()");
+        goto fail;
+    }
+    if (seconds_attr(cls, "rate_limit", &spec->rate_limit_ms) < 0 ||
+        seconds_attr(cls, "timeout", timeout_ms) < 0)
+        goto fail;
+    {
+        PyObject *v = lookup(cls, "max_line_length");
+        if (v && v != Py_None) {
+            long n = PyLong_AsLong(v);
+            if (n <= 0) {
+                Py_DECREF(v);
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_ValueError, "max_line_length must be positive");
+                goto fail;
+            }
+            max_line = (unsigned)n;
+        }
+        Py_XDECREF(v);
+    }
+    spec->max_line_length = max_line ? max_line : 65536;
+    *sock_flags = PX_SOCK_NODELAY;
+    if (truthy_attr(cls, "throughput"))
+        *sock_flags = PX_SOCK_THROUGHPUT;
+    if (truthy_attr(cls, "concurrency"))
+        *sock_flags = PX_SOCK_SMALL;
+    if (truthy_attr(cls, "low_latency"))
+        *sock_flags = PX_SOCK_NODELAY;
+    spec->handler.on_open = on_open;
+    spec->handler.on_data = on_data;
+    spec->handler.on_drain = spec->has_complete ? on_drain : NULL;
+    spec->handler.on_close = on_close;
+    spec->handler.on_connect_failed = on_connect_failed;
+    return spec;
+fail:
+    px_proto_spec_free(spec);
+    return NULL;
+}
+
+void px_proto_spec_free(px_proto_spec_t *spec)
+{
+    if (spec == NULL)
+        return;
+    Py_XDECREF(spec->cls);
+    Py_XDECREF(spec->initial_bytes);
+    Py_XDECREF(spec->next_bytes);
+    PyMem_Free(spec);
+}
+
+/* Report the current exception: to the protocol's exception_handler when it has
+ * one, else to the main thread, which re-raises it from run(). */
+void px_py_report(px_proto_spec_t *spec, PyObject *transport, const char *syscall)
+{
+    PyObject *exc = PyErr_GetRaisedException();
+    PyObject *proto = transport ? ((px_transport_t *)transport)->protocol : NULL;
+    px_worker_t *w = px_worker_current();
+
+    if (w)
+        PX_STAT_ADD(px_worker_stats(w), errors, 1);
+    if (exc == NULL)
+        return;
+    if (spec && spec->has_handler && proto) {
+        PyObject *info = Py_BuildValue("(OOO)", (PyObject *)Py_TYPE(exc), exc,
+                                       ((PyBaseExceptionObject *)exc)->traceback
+                                           ? ((PyBaseExceptionObject *)exc)->traceback
+                                           : Py_None);
+        PyObject *r = info ? PyObject_CallMethod(proto, "exception_handler", "OsO",
+                                                 transport, syscall, info)
+                           : NULL;
+        Py_XDECREF(info);
+        if (r != NULL) {
+            Py_DECREF(r);
+            Py_DECREF(exc);
+            return;
+        }
+        /* The handler itself failed: that one goes to the main thread, chained. */
+        PyObject *exc2 = PyErr_GetRaisedException();
+        PyException_SetContext(exc2, exc);
+        exc = exc2;
+    }
+    px_engine_post_exception(spec ? spec->engine : NULL, exc);
+}
+
+static px_transport_t *transport_of(px_conn_t *c) { return px_conn_udata(c); }
+
+/* Send the value a callback returned. 0, or -1 with an exception set. */
+static int send_result(px_transport_t *t, PyObject *r)
+{
+    if (r == Py_None)
+        return 0;
+    return px_py_send(t->conn, r);
+}
+
+/* bytes-like or a callable producing them (a method gets the protocol bound). */
+static PyObject *produce(px_transport_t *t, const char *attr)
+{
+    PyObject *v = PyObject_GetAttrString(t->protocol, attr);
+    if (v != NULL && PyCallable_Check(v)) {
+        PyObject *r = PyObject_CallNoArgs(v);
+        Py_DECREF(v);
+        return r;
+    }
+    return v;
+}
+
+static int call_and_send(px_transport_t *t, const char *method, PyObject *arg)
+{
+    PyObject *r = arg ? PyObject_CallMethod(t->protocol, method, "OO", (PyObject *)t, arg)
+                      : PyObject_CallMethod(t->protocol, method, "O", (PyObject *)t);
+    int rc;
+
+    if (r == NULL)
+        return -1;
+    rc = send_result(t, r);
+    Py_DECREF(r);
+    return rc;
+}
+
+static int on_open(px_conn_t *c)
+{
+    px_proto_spec_t *spec = px_conn_server_udata(c);
+    PyThreadState *ts = px_py_attach(px_conn_worker(c));
+    px_transport_t *t;
+    PyObject *proto;
+
+    (void)ts;
+    proto = PyObject_CallNoArgs(spec->cls);
+    if (proto == NULL) {
+        px_py_report(spec, NULL, "connection_made");
+        return -1;
+    }
+    t = px_transport_new(c, spec, proto);
+    Py_DECREF(proto);
+    if (t == NULL) {
+        px_py_report(spec, NULL, "connection_made");
+        return -1;
+    }
+    px_conn_set_udata(c, t); /* the connection holds the reference */
+    px_transport_enter(t);
+    if (spec->has_made && call_and_send(t, "connection_made", NULL) < 0)
+        goto error;
+    if (spec->initial_bytes) {
+        PyObject *b = produce(t, "initial_bytes_to_send");
+        if (b == NULL || send_result(t, b) < 0) {
+            Py_XDECREF(b);
+            goto error;
+        }
+        Py_DECREF(b);
+    }
+    px_transport_leave(t);
+    return 0;
+error:
+    px_py_report(spec, (PyObject *)t, "connection_made");
+    px_transport_leave(t);
+    return -1;
+}
+
+/* Split complete lines out of the connection's line buffer. */
+static int deliver_lines(px_transport_t *t, const char *data, size_t len)
+{
+    px_proto_spec_t *spec = t->spec;
+    PyObject *lines = NULL;
+    const char *buf, *start, *nl, *end;
+    int rc = -1;
+
+    if (px_transport_linebuf_append(t, data, len) < 0)
+        return -1;
+    buf = t->linebuf;
+    end = buf + t->linebuf_len;
+    lines = PyList_New(0);
+    if (lines == NULL)
+        return -1;
+    for (start = buf; (nl = memchr(start, '\n', (size_t)(end - start))) != NULL; start = nl + 1) {
+        const char *stop = (nl > start && nl[-1] == '\r') ? nl - 1 : nl;
+        PyObject *line = PyBytes_FromStringAndSize(start, stop - start);
+        if (line == NULL || PyList_Append(lines, line) < 0) {
+            Py_XDECREF(line);
+            goto out;
+        }
+        Py_DECREF(line);
+    }
+    px_transport_linebuf_consume(t, (size_t)(start - buf));
+    if (t->linebuf_len > spec->max_line_length) {
+        PyErr_Format(PyExc_ValueError, "line longer than max_line_length (%zu bytes)",
+                     spec->max_line_length);
+        goto out;
+    }
+    rc = PyList_GET_SIZE(lines) ? call_and_send(t, "lines_received", lines) : 0;
+out:
+    Py_DECREF(lines);
+    return rc;
+}
+
+static int on_data(px_conn_t *c, const char *data, size_t len)
+{
+    px_transport_t *t = transport_of(c);
+    px_proto_spec_t *spec = t->spec;
+    int rc = 0;
+
+    px_py_attach(px_conn_worker(c));
+    px_transport_enter(t);
+    if (spec->next_bytes) {
+        PyObject *b = produce(t, "next_bytes_to_send");
+        rc = b ? send_result(t, b) : -1;
+        Py_XDECREF(b);
+    } else if (spec->line_mode) {
+        rc = deliver_lines(t, data, len);
+    } else if (spec->has_data) {
+        PyObject *bytes = PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
+        rc = bytes ? call_and_send(t, "data_received", bytes) : -1;
+        Py_XDECREF(bytes);
+    }
+    if (rc < 0)
+        px_py_report(spec, (PyObject *)t, "data_received");
+    else if (spec->rate_limit_ms)
+        px_conn_pause_for(c, spec->rate_limit_ms);
+    px_transport_leave(t);
+    return rc < 0 ? -ECONNABORTED : 0;
+}
+
+static void on_drain(px_conn_t *c)
+{
+    px_transport_t *t = transport_of(c);
+    PyObject *id;
+
+    px_py_attach(px_conn_worker(c));
+    px_transport_enter(t);
+    id = PyLong_FromUnsignedLongLong(++t->send_id);
+    if (id == NULL || call_and_send(t, "send_complete", id) < 0) {
+        px_py_report(t->spec, (PyObject *)t, "send_complete");
+        px_conn_close(c);
+    }
+    Py_XDECREF(id);
+    px_transport_leave(t);
+}
+
+static void on_connect_failed(void *udata, int err)
+{
+    px_proto_spec_t *spec = udata;
+
+    px_py_attach(px_worker_current());
+    px_py_client_done(spec->engine);
+    if (err < 0) {
+        PyObject *exc = PyObject_CallFunction(PyExc_ConnectionError, "is", -err, strerror(-err));
+        if (exc != NULL)
+            PyErr_SetRaisedException(exc);
+        px_py_report(spec, NULL, "connect");
+    }
+}
+
+static void on_close(px_conn_t *c, int err)
+{
+    px_proto_spec_t *spec;
+    px_transport_t *t = transport_of(c);
+
+    if (t == NULL) { /* on_open failed, or a client never connected */
+        if (px_conn_is_client(c))
+            on_connect_failed(px_conn_server_udata(c), err);
+        return;
+    }
+    spec = t->spec;
+    px_py_attach(px_conn_worker(c));
+    px_transport_enter(t);
+    if (spec->has_lost) {
+        PyObject *exc = Py_None, *r;
+        if (err < 0 && err != -ECONNABORTED) {
+            exc = PyObject_CallFunction(PyExc_ConnectionError, "is", -err, strerror(-err));
+            if (exc == NULL)
+                exc = Py_NewRef(Py_None);
+        } else {
+            Py_INCREF(exc);
+        }
+        r = PyObject_CallMethod(t->protocol, "connection_lost", "OO", (PyObject *)t, exc);
+        Py_DECREF(exc);
+        if (r == NULL)
+            px_py_report(spec, (PyObject *)t, "connection_lost");
+        Py_XDECREF(r);
+    }
+    px_transport_leave(t);
+    if (px_conn_is_client(c))
+        px_py_client_done(spec->engine);
+    px_transport_detach(t);
+    px_conn_set_udata(c, NULL);
+    Py_DECREF(t);
+}

@@ -1,0 +1,283 @@
+/* Transport objects: what protocol callbacks use to talk to their connection. */
+#include "transport.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+static _Thread_local PyObject *current_transport;
+
+PyObject *px_py_current_transport(void) { return current_transport; }
+
+void px_transport_enter(px_transport_t *t)
+{
+    t->saved_current = current_transport;
+    current_transport = (PyObject *)t;
+}
+
+void px_transport_leave(px_transport_t *t)
+{
+    current_transport = t->saved_current;
+    t->saved_current = NULL;
+}
+
+px_transport_t *px_transport_new(px_conn_t *c, px_proto_spec_t *spec, PyObject *protocol)
+{
+    px_module_state_t *st = px_py_state();
+    px_transport_t *t = PyObject_GC_New(px_transport_t, st->transport_type);
+
+    if (t == NULL)
+        return NULL;
+    t->conn = c;
+    t->worker = px_conn_worker(c);
+    t->spec = spec;
+    t->protocol = Py_NewRef(protocol);
+    t->id = px_conn_id(c);
+    t->send_id = 0;
+    t->linebuf = NULL;
+    t->linebuf_len = t->linebuf_cap = 0;
+    t->saved_current = NULL;
+    PyObject_GC_Track(t);
+    return t;
+}
+
+void px_transport_detach(px_transport_t *t)
+{
+    t->conn = NULL;
+    PyMem_Free(t->linebuf);
+    t->linebuf = NULL;
+    t->linebuf_len = t->linebuf_cap = 0;
+}
+
+int px_transport_linebuf_append(px_transport_t *t, const char *data, size_t len)
+{
+    if (t->linebuf_len + len > t->linebuf_cap) {
+        size_t cap = PX_MAX(t->linebuf_cap * 2, t->linebuf_len + len);
+        char *p = PyMem_Realloc(t->linebuf, cap);
+        if (p == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        t->linebuf = p;
+        t->linebuf_cap = cap;
+    }
+    memcpy(t->linebuf + t->linebuf_len, data, len);
+    t->linebuf_len += len;
+    return 0;
+}
+
+void px_transport_linebuf_consume(px_transport_t *t, size_t n)
+{
+    memmove(t->linebuf, t->linebuf + n, t->linebuf_len - n);
+    t->linebuf_len -= n;
+}
+
+/* The connection, if this thread may use it; else NULL with an exception. */
+static px_conn_t *usable_conn(px_transport_t *t)
+{
+    if (t->conn == NULL || px_conn_closing(t->conn)) {
+        PyErr_SetString(PyExc_ConnectionError, "transport is closed");
+        return NULL;
+    }
+    if (px_worker_current() != t->worker) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "a transport can only be used from its own protocol's callbacks");
+        return NULL;
+    }
+    return t->conn;
+}
+
+static PyObject *transport_send(PyObject *self, PyObject *data)
+{
+    px_conn_t *c = usable_conn((px_transport_t *)self);
+
+    if (c == NULL || px_py_send(c, data) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *transport_close(PyObject *self, PyObject *unused)
+{
+    px_transport_t *t = (px_transport_t *)self;
+    (void)unused;
+    if (t->conn && px_worker_current() == t->worker)
+        px_conn_close(t->conn);
+    else if (t->conn && usable_conn(t) == NULL)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *transport_abort(PyObject *self, PyObject *unused)
+{
+    px_transport_t *t = (px_transport_t *)self;
+    (void)unused;
+    if (t->conn && px_worker_current() == t->worker)
+        px_conn_abort(t->conn);
+    else if (t->conn && usable_conn(t) == NULL)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *transport_pause(PyObject *self, PyObject *unused)
+{
+    px_conn_t *c = usable_conn((px_transport_t *)self);
+    (void)unused;
+    if (c == NULL)
+        return NULL;
+    px_conn_pause(c);
+    Py_RETURN_NONE;
+}
+
+static PyObject *transport_resume(PyObject *self, PyObject *unused)
+{
+    px_conn_t *c = usable_conn((px_transport_t *)self);
+    (void)unused;
+    if (c == NULL)
+        return NULL;
+    px_conn_resume(c);
+    Py_RETURN_NONE;
+}
+
+static PyObject *sockaddr_to_tuple(const struct sockaddr_storage *ss)
+{
+    char host[INET6_ADDRSTRLEN];
+
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        return Py_BuildValue("(si)", host, ntohs(a->sin_port));
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        return Py_BuildValue("(siII)", host, ntohs(a->sin6_port), ntohl(a->sin6_flowinfo),
+                             a->sin6_scope_id);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *address(px_transport_t *t, bool peer)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int rc;
+
+    if (t->conn == NULL)
+        Py_RETURN_NONE;
+    rc = peer ? getpeername(px_conn_fd(t->conn), (struct sockaddr *)&ss, &len)
+              : getsockname(px_conn_fd(t->conn), (struct sockaddr *)&ss, &len);
+    if (rc < 0)
+        Py_RETURN_NONE;
+    return sockaddr_to_tuple(&ss);
+}
+
+static PyObject *transport_get_extra_info(PyObject *self, PyObject *args)
+{
+    px_transport_t *t = (px_transport_t *)self;
+    const char *name;
+    PyObject *dflt = Py_None;
+
+    if (!PyArg_ParseTuple(args, "s|O:get_extra_info", &name, &dflt))
+        return NULL;
+    if (strcmp(name, "peername") == 0)
+        return address(t, true);
+    if (strcmp(name, "sockname") == 0)
+        return address(t, false);
+    return Py_NewRef(dflt);
+}
+
+static PyObject *get_peername(PyObject *self, void *c) { (void)c; return address((px_transport_t *)self, true); }
+static PyObject *get_sockname(PyObject *self, void *c) { (void)c; return address((px_transport_t *)self, false); }
+static PyObject *get_id(PyObject *self, void *c) { (void)c; return PyLong_FromUnsignedLongLong(((px_transport_t *)self)->id); }
+static PyObject *get_protocol(PyObject *self, void *c) { (void)c; return Py_NewRef(((px_transport_t *)self)->protocol); }
+
+static PyObject *get_closed(PyObject *self, void *c)
+{
+    px_transport_t *t = (px_transport_t *)self;
+    (void)c;
+    return PyBool_FromLong(t->conn == NULL || px_conn_closing(t->conn));
+}
+
+static PyObject *get_unsent(PyObject *self, void *c)
+{
+    px_transport_t *t = (px_transport_t *)self;
+    (void)c;
+    return PyLong_FromSize_t(t->conn ? px_conn_unsent(t->conn) : 0);
+}
+
+static PyObject *get_worker(PyObject *self, void *c)
+{
+    (void)c;
+    return PyLong_FromLong(px_worker_index(((px_transport_t *)self)->worker));
+}
+
+static PyObject *transport_repr(PyObject *self)
+{
+    px_transport_t *t = (px_transport_t *)self;
+    return PyUnicode_FromFormat("<Transport id=%llu worker=%d%s>", (unsigned long long)t->id,
+                                px_worker_index(t->worker), t->conn ? "" : " closed");
+}
+
+static int transport_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(((px_transport_t *)self)->protocol);
+    return 0;
+}
+
+static int transport_clear(PyObject *self)
+{
+    Py_CLEAR(((px_transport_t *)self)->protocol);
+    return 0;
+}
+
+static void transport_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    transport_clear(self);
+    PyMem_Free(((px_transport_t *)self)->linebuf);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef transport_methods[] = {
+    {"send", transport_send, METH_O, "Queue data (any sendable) for sending."},
+    {"write", transport_send, METH_O, "Alias of send()."},
+    {"close", transport_close, METH_NOARGS, "Close after queued data has been sent."},
+    {"abort", transport_abort, METH_NOARGS, "Close now, dropping unsent data."},
+    {"pause_reading", transport_pause, METH_NOARGS, "Stop receiving data."},
+    {"resume_reading", transport_resume, METH_NOARGS, "Receive data again."},
+    {"get_extra_info", transport_get_extra_info, METH_VARARGS, "peername or sockname."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef transport_getset[] = {
+    {"peername", get_peername, NULL, "(host, port) of the peer", NULL},
+    {"sockname", get_sockname, NULL, "(host, port) of this end", NULL},
+    {"id", get_id, NULL, "connection id, unique in the process", NULL},
+    {"protocol", get_protocol, NULL, "the protocol instance", NULL},
+    {"closed", get_closed, NULL, "True once closing or closed", NULL},
+    {"unsent", get_unsent, NULL, "bytes queued and not yet sent", NULL},
+    {"worker", get_worker, NULL, "index of the worker that owns the connection", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot transport_slots[] = {
+    {Py_tp_doc, "A connection, as protocol callbacks see it."},
+    {Py_tp_methods, transport_methods},
+    {Py_tp_getset, transport_getset},
+    {Py_tp_repr, transport_repr},
+    {Py_tp_traverse, transport_traverse},
+    {Py_tp_clear, transport_clear},
+    {Py_tp_dealloc, transport_dealloc},
+    {0, NULL},
+};
+
+PyType_Spec px_transport_type_spec = {
+    .name = "pyparallel._core.Transport",
+    .basicsize = sizeof(px_transport_t),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = transport_slots,
+};
