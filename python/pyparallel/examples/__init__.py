@@ -1,0 +1,1 @@
+"""The classic services, each runnable as ``python -m pyparallel.examples.NAME``."""

@@ -1,0 +1,22 @@
+"""Command line shared by the example services."""
+
+from __future__ import annotations
+
+import argparse
+
+import pyparallel as px
+
+
+def serve(name: str, protocol: type, default_port: int, argv: list[str] | None = None) -> None:
+    """Parse --host/--port/--workers, register protocol, and serve until stopped."""
+    parser = argparse.ArgumentParser(prog=f"python -m pyparallel.examples.{name}",
+                                     description=protocol.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=default_port)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="worker threads (default: PX_WORKERS or one per CPU)")
+    args = parser.parse_args(argv)
+    server = px.server(args.host, args.port)
+    px.register(transport=server, protocol=protocol)
+    print(f"{name}: listening on {args.host}:{server.port}", flush=True)
+    px.run(workers=args.workers)
