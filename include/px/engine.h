@@ -175,6 +175,11 @@ void px_conn_pause_for(px_conn_t *c, unsigned ms);
 
 void px_conn_set_idle_timeout(px_conn_t *c, unsigned ms);
 
+/* Close the connection (as an idle timeout would) ms milliseconds from now
+ * unless cleared with ms 0 first; activity does not move it (a deadline for a
+ * complete request head against slow senders). */
+void px_conn_set_deadline(px_conn_t *c, unsigned ms);
+
 void *px_conn_udata(const px_conn_t *c);
 void px_conn_set_udata(px_conn_t *c, void *udata);
 void *px_conn_server_udata(const px_conn_t *c); /* the endpoint's udata */

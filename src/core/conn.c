@@ -74,6 +74,18 @@ static void idle_expired(px_timer_t *t)
     px__conn_maybe_free(c);
 }
 
+static void deadline_expired(px_timer_t *t)
+{
+    px_conn_t *c = PX_CONTAINER_OF(t, px_conn_t, deadline_timer);
+
+    c->busy++;
+    PX_STAT_ADD(stats_of(c), timeouts, 1);
+    c->close_err = -ETIMEDOUT;
+    conn_kill(c, -ETIMEDOUT);
+    c->busy--;
+    px__conn_maybe_free(c);
+}
+
 static void resume_expired(px_timer_t *t)
 {
     px_conn_t *c = PX_CONTAINER_OF(t, px_conn_t, resume_timer);
@@ -98,6 +110,7 @@ px_conn_t *px__conn_new(px_worker_t *w, px_endpoint_t *ep, int fd)
     c->idle_ms = ep->idle_timeout_ms;
     px_timer_init(&c->idle_timer, idle_expired);
     px_timer_init(&c->resume_timer, resume_expired);
+    px_timer_init(&c->deadline_timer, deadline_expired);
     c->next = w->conns.next;
     c->prev = &w->conns;
     w->conns.next->prev = c;
@@ -147,6 +160,7 @@ void px__conn_free(px_conn_t *c)
 
     px_timer_stop(&w->wheel, &c->idle_timer);
     px_timer_stop(&w->wheel, &c->resume_timer);
+    px_timer_stop(&w->wheel, &c->deadline_timer);
     free_output(c);
     if (c->sendop)
         px_pool_free(&w->sendop_pool, c->sendop);
@@ -199,6 +213,7 @@ static void conn_kill(px_conn_t *c, int err)
     free_output(c);
     px_timer_stop(&c->w->wheel, &c->idle_timer);
     px_timer_stop(&c->w->wheel, &c->resume_timer);
+    px_timer_stop(&c->w->wheel, &c->deadline_timer);
     if (c->ops)
         c->w->be->cancel(c->w, c);
 }
@@ -653,6 +668,14 @@ void px_conn_set_idle_timeout(px_conn_t *c, unsigned ms)
         px_timer_stop(&c->w->wheel, &c->idle_timer);
     else
         touch(c);
+}
+
+void px_conn_set_deadline(px_conn_t *c, unsigned ms)
+{
+    if (ms == 0)
+        px_timer_stop(&c->w->wheel, &c->deadline_timer);
+    else if (!(c->state & PX_CONN_DEAD))
+        px_timer_start(&c->w->wheel, &c->deadline_timer, ms);
 }
 
 void *px_conn_udata(const px_conn_t *c) { return c->udata; }

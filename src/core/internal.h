@@ -109,6 +109,7 @@ struct px_conn {
     size_t turn_bytes;
     px_timer_t idle_timer;   /* idle timeout, linger, and resume share it */
     px_timer_t resume_timer;
+    px_timer_t deadline_timer;
     struct px_conn *next, *prev;  /* the worker's list of connections */
     struct px_conn *dirty_next;   /* flush list */
     struct px_conn *ready_next;   /* epoll: completions to deliver */

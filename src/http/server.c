@@ -1,0 +1,510 @@
+/*
+ * HTTP/1.1 connections on the engine: framing, limits, deadlines, static
+ * routes and response writing. See include/px/http_server.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "px/http_server.h"
+
+#define MAX_HEADERS_CAP 256
+
+typedef struct static_route {
+    char *path;
+    size_t path_len;
+    char *head;       /* status line .. "Date: " */
+    size_t head_len;
+    char *tail;       /* "\r\n\r\n" + body */
+    size_t tail_len;
+    size_t body_len;
+    struct static_route *next;
+} static_route_t;
+
+struct px_http_server {
+    px_http_config_t cfg;
+    px_http_app_fn app;
+    void *udata;
+    static_route_t *routes;
+};
+
+/* Per-connection state, only while a request is incomplete. */
+typedef struct http_conn {
+    char *buf;
+    size_t len, cap;
+    bool continue_sent;
+    bool deadline_armed;
+    bool chunked;           /* decoding the body of the request at buf */
+    size_t body_done;       /* chunked: decoded bytes after the head */
+    size_t raw_done;        /* chunked: raw bytes after the head consumed */
+    px_http_chunked_t dec;
+} http_conn_t;
+
+void px_http_config_default(px_http_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    px_http_limits_default(&cfg->limits);
+    cfg->keepalive_timeout_ms = 60000;
+    cfg->head_timeout_ms = 10000;
+    cfg->body_timeout_ms = 30000;
+    cfg->server_name = "pyparallel";
+}
+
+int px_http_server_new(const px_http_config_t *cfg, px_http_app_fn app, void *udata,
+                       px_http_server_t **out)
+{
+    px_http_server_t *s = calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return -ENOMEM;
+    s->cfg = *cfg;
+    if (s->cfg.limits.max_headers > MAX_HEADERS_CAP)
+        s->cfg.limits.max_headers = MAX_HEADERS_CAP;
+    s->app = app;
+    s->udata = udata;
+    *out = s;
+    return 0;
+}
+
+void px_http_server_free(px_http_server_t *s)
+{
+    static_route_t *r, *next;
+
+    if (s == NULL)
+        return;
+    for (r = s->routes; r; r = next) {
+        next = r->next;
+        free(r->path);
+        free(r->head);
+        free(r->tail);
+        free(r);
+    }
+    free(s);
+}
+
+const char *px_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+const char *px_http_date(void)
+{
+    static _Thread_local char date[32];
+    static _Thread_local time_t last;
+    time_t now = time(NULL);
+
+    if (now != last) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        last = now;
+    }
+    return date;
+}
+
+int px_http_route_static(px_http_server_t *s, const char *path, const char *content_type,
+                         const void *body, size_t len)
+{
+    static_route_t *r;
+    int n;
+
+    if (path == NULL || path[0] != '/' || content_type == NULL)
+        return -EINVAL;
+    for (r = s->routes; r; r = r->next)
+        if (strcmp(r->path, path) == 0)
+            return -EEXIST;
+    r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return -ENOMEM;
+    r->path = strdup(path);
+    r->path_len = strlen(path);
+    n = asprintf(&r->head,
+                 "HTTP/1.1 200 OK\r\nServer: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nDate: ",
+                 s->cfg.server_name, content_type, len);
+    r->head_len = n > 0 ? (size_t)n : 0;
+    r->tail = malloc(4 + len);
+    r->body_len = len;
+    if (r->path == NULL || n < 0 || r->tail == NULL) {
+        free(r->path);
+        free(r->head);
+        free(r->tail);
+        free(r);
+        return -ENOMEM;
+    }
+    memcpy(r->tail, "\r\n\r\n", 4);
+    memcpy(r->tail + 4, body, len);
+    r->tail_len = 4 + len;
+    r->next = s->routes;
+    s->routes = r;
+    return 0;
+}
+
+/* ---- responses ------------------------------------------------------------ */
+
+static int write_head(px_http_exchange_t *x, char *out, size_t cap, int status,
+                      const char *content_type, size_t length, const char *extra,
+                      size_t extra_len)
+{
+    const px_http_request_t *req = x->req;
+    const char *conn_hdr = "";
+    int n;
+
+    if (!x->keep_alive)
+        conn_hdr = "Connection: close\r\n";
+    else if (req && req->minor_version == 0)
+        conn_hdr = "Connection: keep-alive\r\n";
+    n = snprintf(out, cap, "HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\n%s%s%s",
+                 status, px_http_reason(status), x->srv->cfg.server_name, px_http_date(),
+                 conn_hdr, content_type ? "Content-Type: " : "",
+                 content_type ? content_type : "");
+    if (n < 0 || (size_t)n >= cap)
+        return -ENOBUFS;
+    if (content_type) {
+        if ((size_t)n + 2 >= cap)
+            return -ENOBUFS;
+        out[n++] = '\r';
+        out[n++] = '\n';
+    }
+    /* 1xx, 204 and 304 carry no body and no length. */
+    if (status >= 200 && status != 204 && status != 304) {
+        int m = snprintf(out + n, cap - (size_t)n, "Content-Length: %zu\r\n", length);
+        if (m < 0 || (size_t)m >= cap - (size_t)n)
+            return -ENOBUFS;
+        n += m;
+    }
+    (void)extra;
+    (void)extra_len;
+    return n;
+}
+
+static int respond_common(px_http_exchange_t *x, int status, const char *content_type,
+                          const char *extra, size_t extra_len, size_t length,
+                          const void *body, size_t body_len)
+{
+    char head[1024];
+    struct iovec iov[4];
+    int n, cnt = 0;
+
+    if (x->responded)
+        return -EALREADY;
+    x->responded = true;
+    n = write_head(x, head, sizeof(head), status, content_type, length, extra, extra_len);
+    if (n < 0)
+        return n;
+    iov[cnt++] = (struct iovec){head, (size_t)n};
+    if (extra && extra_len)
+        iov[cnt++] = (struct iovec){(void *)extra, extra_len};
+    iov[cnt++] = (struct iovec){(void *)"\r\n", 2};
+    if (body_len && !x->head)
+        iov[cnt++] = (struct iovec){(void *)body, body_len};
+    return px_conn_send(x->conn, iov, cnt);
+}
+
+int px_http_respond(px_http_exchange_t *x, int status, const char *content_type,
+                    const char *extra, size_t extra_len, const void *body, size_t len)
+{
+    return respond_common(x, status, content_type, extra, extra_len, len, body, len);
+}
+
+int px_http_respond_file(px_http_exchange_t *x, int status, const char *content_type,
+                         const char *extra, size_t extra_len, int fd, off_t offset,
+                         size_t count)
+{
+    int rc = respond_common(x, status, content_type, extra, extra_len, count, NULL, 0);
+
+    if (rc < 0 || x->head || count == 0) {
+        close(fd);
+        return rc;
+    }
+    return px_conn_sendfile(x->conn, fd, offset, count);
+}
+
+/* An error answer, then close (the rest of the input cannot be trusted). */
+static void fail(px_conn_t *c, px_http_server_t *s, int status)
+{
+    px_http_exchange_t x = {.conn = c, .srv = s, .keep_alive = false};
+    char body[64];
+    int n = snprintf(body, sizeof(body), "%d %s\n", status, px_http_reason(status));
+
+    px_http_respond(&x, status, "text/plain; charset=utf-8", NULL, 0, body, (size_t)n);
+    px_conn_close(c);
+}
+
+/* ---- framing -------------------------------------------------------------- */
+
+static bool is_head_method(const px_http_request_t *req)
+{
+    return req->method.len == 4 && memcmp(req->method.base, "HEAD", 4) == 0;
+}
+
+static bool is_get_or_head(const px_http_request_t *req)
+{
+    return (req->method.len == 3 && memcmp(req->method.base, "GET", 3) == 0) ||
+           is_head_method(req);
+}
+
+static void dispatch(px_conn_t *c, px_http_server_t *s, const px_http_request_t *req,
+                     const char *body, size_t body_len)
+{
+    px_http_exchange_t x = {
+        .conn = c, .req = req, .body = body, .body_len = body_len,
+        .head = is_head_method(req), .keep_alive = req->keep_alive, .srv = s,
+    };
+    static_route_t *r;
+
+    if (is_get_or_head(req)) {
+        for (r = s->routes; r; r = r->next) {
+            if (r->path_len == req->path.len &&
+                memcmp(r->path, req->path.base, req->path.len) == 0 && req->query.len == 0) {
+                struct iovec iov[4];
+                int cnt = 0;
+                const char *date = px_http_date();
+                iov[cnt++] = (struct iovec){r->head, r->head_len};
+                iov[cnt++] = (struct iovec){(void *)date, strlen(date)};
+                if (!req->keep_alive)
+                    iov[cnt++] = (struct iovec){(void *)"\r\nConnection: close", 19};
+                iov[cnt++] = (struct iovec){r->tail, x.head ? 4 : r->tail_len};
+                px_conn_send(c, iov, cnt);
+                if (!req->keep_alive)
+                    px_conn_close(c);
+                return;
+            }
+        }
+    }
+    if (s->app)
+        s->app(&x, s->udata);
+    if (!x.responded)
+        px_http_respond(&x, 500, "text/plain; charset=utf-8", NULL, 0,
+                        "500 Internal Server Error\n", 26);
+    if (!x.keep_alive)
+        px_conn_close(c);
+}
+
+static http_conn_t *state_of(px_conn_t *c) { return px_conn_udata(c); }
+
+static void free_state(px_conn_t *c)
+{
+    http_conn_t *h = state_of(c);
+    if (h) {
+        free(h->buf);
+        free(h);
+        px_conn_set_udata(c, NULL);
+    }
+}
+
+/* Keep buf[0..len) for the next receive. */
+static int save_rest(px_conn_t *c, const char *buf, size_t len)
+{
+    http_conn_t *h = state_of(c);
+
+    if (h == NULL) {
+        h = calloc(1, sizeof(*h));
+        if (h == NULL)
+            return -ENOMEM;
+        px_conn_set_udata(c, h);
+    }
+    if (len > h->cap) {
+        size_t cap = PX_MAX(len, PX_MAX(h->cap * 2, (size_t)4096));
+        char *p = malloc(cap);
+        if (p == NULL)
+            return -ENOMEM;
+        memcpy(p, buf, len);
+        free(h->buf);
+        h->buf = p;
+        h->cap = cap;
+    } else {
+        memmove(h->buf, buf, len);
+    }
+    h->len = len;
+    return 0;
+}
+
+/* Parse and answer every complete request at the start of buf. Returns the
+ * bytes consumed, or -1 when the connection is closing. *want_continue is set
+ * when the incomplete request at the end asked for 100-continue. Chunked bodies
+ * are decoded in place, so they are handled only in our own copy (owned). */
+static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
+                       bool owned, bool *want_continue)
+{
+    px_http_header_t headers[MAX_HEADERS_CAP];
+    px_http_request_t req;
+    size_t off = 0;
+
+    *want_continue = false;
+    while (off < len && !px_conn_closing(c)) {
+        char *p = buf + off;
+        size_t avail = len - off, body_len;
+        int n;
+
+        req.headers = headers;
+        req.num_headers = s->cfg.limits.max_headers;
+        n = px_http_parse_request(p, avail, &req, &s->cfg.limits);
+        if (n == PX_HTTP_INCOMPLETE)
+            break;
+        if (n == PX_HTTP_ERROR) {
+            fail(c, s, req.status ? req.status : 400);
+            return -1;
+        }
+        if (req.chunked) {
+            http_conn_t *h = state_of(c);
+            size_t raw, dlen;
+            int r;
+
+            if (!owned)
+                break;
+            if (!h->chunked) {
+                h->chunked = true;
+                h->body_done = h->raw_done = 0;
+                px_http_chunked_init(&h->dec, s->cfg.limits.max_body);
+            }
+            /* Layout: head, decoded body so far, consumed raw bytes, new raw bytes. */
+            raw = avail - (size_t)n - h->raw_done;
+            dlen = raw;
+            r = px_http_chunked_decode(&h->dec, p + n + h->raw_done, &dlen);
+            if (r == PX_HTTP_ERROR) {
+                fail(c, s, h->dec.status ? h->dec.status : 400);
+                return -1;
+            }
+            memmove(p + n + h->body_done, p + n + h->raw_done, dlen);
+            h->body_done += dlen;
+            if (r == PX_HTTP_INCOMPLETE) {
+                h->raw_done += raw;
+                *want_continue = req.expect_continue;
+                break;
+            }
+            body_len = h->body_done;
+            h->chunked = false;
+            dispatch(c, s, &req, p + n, body_len);
+            off += (size_t)n + h->raw_done + raw - (size_t)r;
+            continue;
+        }
+        body_len = req.content_length > 0 ? (size_t)req.content_length : 0;
+        if (avail - (size_t)n < body_len) {
+            *want_continue = req.expect_continue;
+            break;
+        }
+        dispatch(c, s, &req, p + n, body_len);
+        off += (size_t)n + body_len;
+    }
+    return px_conn_closing(c) ? -1 : (ssize_t)off;
+}
+
+static int http_on_data(px_conn_t *c, const char *data, size_t len)
+{
+    px_http_server_t *s = px_conn_server_udata(c);
+    http_conn_t *h = state_of(c);
+    bool want_continue;
+    ssize_t used;
+
+    if (h == NULL) {
+        /* Fast path: requests that arrive whole are parsed in the receive buffer. */
+        used = process(c, s, (char *)data, len, false, &want_continue);
+        if (used < 0 || (size_t)used == len)
+            return 0;
+        if (save_rest(c, data + used, len - (size_t)used) < 0) {
+            fail(c, s, 500);
+            return 0;
+        }
+    } else {
+        if (h->len + len > h->cap) {
+            size_t cap = PX_MAX(h->cap * 2, h->len + len);
+            char *p = realloc(h->buf, cap);
+            if (p == NULL) {
+                fail(c, s, 500);
+                return 0;
+            }
+            h->buf = p;
+            h->cap = cap;
+        }
+        memcpy(h->buf + h->len, data, len);
+        h->len += len;
+    }
+    h = state_of(c);
+    used = process(c, s, h->buf, h->len, true, &want_continue);
+    if (used < 0)
+        return 0;
+    if ((size_t)used == h->len) {
+        free_state(c); /* an idle connection keeps no HTTP state */
+        px_conn_set_deadline(c, 0);
+        return 0;
+    }
+    if (used > 0) {
+        memmove(h->buf, h->buf + used, h->len - (size_t)used);
+        h->len -= (size_t)used;
+        h->continue_sent = false;
+        h->deadline_armed = false;
+    }
+    if (want_continue && !h->continue_sent) {
+        struct iovec iov = {(void *)"HTTP/1.1 100 Continue\r\n\r\n", 25};
+        px_conn_send(c, &iov, 1);
+        h->continue_sent = true;
+    }
+    if (!h->deadline_armed) {
+        h->deadline_armed = true;
+        px_conn_set_deadline(c, h->chunked || want_continue ? s->cfg.body_timeout_ms
+                                                            : s->cfg.head_timeout_ms);
+    }
+    return 0;
+}
+
+static void http_on_close(px_conn_t *c, int err)
+{
+    (void)err;
+    free_state(c);
+}
+
+static const px_handler_t http_handler = {
+    .on_data = http_on_data,
+    .on_close = http_on_close,
+};
+
+int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int port)
+{
+    px_endpoint_config_t ep = {
+        .handler = &http_handler,
+        .udata = s,
+        .sock_flags = PX_SOCK_NODELAY,
+        .idle_timeout_ms = s->cfg.keepalive_timeout_ms,
+    };
+    return px_engine_listen(e, host, port, &ep, NULL);
+}
