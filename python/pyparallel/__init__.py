@@ -104,7 +104,14 @@ def client(host: str, port: int) -> Client:
 
 
 def _attach(eng: _core.Engine, endpoint: Server | Client, protocol: type) -> None:
-    if isinstance(endpoint, Server):
+    http = sys.modules.get("pyparallel.http")
+    if isinstance(endpoint, Server) and http and isinstance(protocol, type) \
+            and issubclass(protocol, http.HttpServer):
+        app = protocol()
+        eng.listen_http(endpoint.host, endpoint.port, app, dict(protocol.static_routes),
+                        server_name=protocol.server_name, **protocol.limits)
+        endpoint._release()
+    elif isinstance(endpoint, Server):
         eng.listen(endpoint.host, endpoint.port, protocol)
         endpoint._release()
     else:

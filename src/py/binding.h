@@ -34,6 +34,7 @@ typedef struct px_module_state {
     PyTypeObject *engine_type;
     PyTypeObject *transport_type;
     PyTypeObject *sendfile_type;
+    PyTypeObject *request_type;
     PyObject *engine_error; /* pyparallel.EngineError (an OSError) */
 } px_module_state_t;
 
@@ -78,6 +79,13 @@ PyObject *px_py_current_transport(void);
 extern PyType_Spec px_engine_type_spec;
 extern PyType_Spec px_transport_type_spec;
 extern PyType_Spec px_sendfile_type_spec;
+extern PyType_Spec px_request_type_spec;
+
+/* HTTP (http.c). */
+void px_py_set_request_type(PyTypeObject *tp);
+PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, PyObject *kwds,
+                            void **owned);
+void px_py_http_app_free(void *app);
 
 px_module_state_t *px_py_state_of_type(PyTypeObject *tp);
 px_module_state_t *px_py_state(void);

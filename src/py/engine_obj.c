@@ -23,6 +23,8 @@ typedef struct px_engine_obj {
     int nworkers;
     px_proto_spec_t *specs; /* every spec handed to the engine; freed with it */
     _Atomic long clients;   /* client connections not yet closed */
+    void **http_apps;       /* HTTP servers' application records */
+    Py_ssize_t nhttp;
     bool started, joined;
 } px_engine_obj_t;
 
@@ -220,6 +222,24 @@ static PyObject *engine_listen(PyObject *op, PyObject *args)
     if (rc < 0)
         return px_py_raise_errno(rc, "listen");
     return PyLong_FromLong(rc);
+}
+
+static PyObject *engine_listen_http(PyObject *op, PyObject *args, PyObject *kwds)
+{
+    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    void *owned = NULL, **grown;
+    PyObject *port;
+
+    if (live_engine(self) == NULL)
+        return NULL;
+    grown = PyMem_Realloc(self->http_apps, sizeof(void *) * (size_t)(self->nhttp + 1));
+    if (grown == NULL)
+        return PyErr_NoMemory();
+    self->http_apps = grown;
+    port = px_py_listen_http(self->e, op, args, kwds, &owned);
+    if (port != NULL)
+        self->http_apps[self->nhttp++] = owned;
+    return port;
 }
 
 static PyObject *engine_connect(PyObject *op, PyObject *args)
@@ -460,6 +480,9 @@ static void engine_dealloc(PyObject *op)
         next = spec->next;
         px_proto_spec_free(spec);
     }
+    for (Py_ssize_t i = 0; i < self->nhttp; i++)
+        px_py_http_app_free(self->http_apps[i]);
+    PyMem_Free(self->http_apps);
     PyMem_RawFree(self->wpy);
     tp->tp_free(op);
     Py_DECREF(tp);
@@ -468,6 +491,8 @@ static void engine_dealloc(PyObject *op)
 static PyMethodDef engine_methods[] = {
     {"listen", engine_listen, METH_VARARGS, "listen(host, port, protocol) -> bound port"},
     {"connect", engine_connect, METH_VARARGS, "connect(host, port, protocol)"},
+    {"listen_http", (PyCFunction)(void (*)(void))engine_listen_http, METH_VARARGS | METH_KEYWORDS,
+     "listen_http(host, port, app, static=None, **limits) -> bound port"},
     {"start", engine_start, METH_NOARGS, "Start the worker threads."},
     {"shutdown", engine_shutdown, METH_VARARGS,
      "shutdown(timeout=5.0): stop accepting, drain sends, close; abort after timeout."},

@@ -59,8 +59,10 @@ static int module_exec(PyObject *m)
 
     if (add_type(m, &px_engine_type_spec, &st->engine_type) < 0 ||
         add_type(m, &px_transport_type_spec, &st->transport_type) < 0 ||
-        add_type(m, &px_sendfile_type_spec, &st->sendfile_type) < 0)
+        add_type(m, &px_sendfile_type_spec, &st->sendfile_type) < 0 ||
+        add_type(m, &px_request_type_spec, &st->request_type) < 0)
         return -1;
+    px_py_set_request_type(st->request_type);
     if (PyModule_AddStringConstant(m, "__version__", "0.1.0") < 0)
         return -1;
     module_state_ptr = st;
@@ -73,6 +75,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->engine_type);
     Py_VISIT(st->transport_type);
     Py_VISIT(st->sendfile_type);
+    Py_VISIT(st->request_type);
     return 0;
 }
 
@@ -82,6 +85,7 @@ static int module_clear(PyObject *m)
     Py_CLEAR(st->engine_type);
     Py_CLEAR(st->transport_type);
     Py_CLEAR(st->sendfile_type);
+    Py_CLEAR(st->request_type);
     return 0;
 }
 

@@ -1,0 +1,191 @@
+"""HTTP/1.1 serving: framing, limits and static routes in C; handlers in Python.
+
+::
+
+    from pyparallel.http import HttpServer, route
+
+    class App(HttpServer):
+        @route("/json")
+        def json(self, request):
+            return {"message": "Hello, World!"}
+
+        @route("/hello/{name}")
+        def hello(self, request, name):
+            return f"<p>Hello, {name}</p>"
+
+    App.serve(port=8080)
+
+Return values: bytes -> text/plain, str -> text/html, dict/list/tuple/int/float/
+bool/None -> JSON, :class:`Response` for full control, ``self.sendfile(...)``.
+"""
+
+from __future__ import annotations
+
+import json as _json
+import os
+import re
+import sys
+from typing import Any, Callable
+from urllib.parse import parse_qsl, unquote
+
+import pyparallel as px
+
+__all__ = ["HttpServer", "route", "Response", "HttpError"]
+
+_TEXT = "text/plain; charset=utf-8"
+_HTML = "text/html; charset=utf-8"
+_JSON = "application/json"
+
+
+class HttpError(Exception):
+    """Raise in a handler to answer with this status."""
+
+    def __init__(self, status: int, message: str = "") -> None:
+        super().__init__(status, message)
+        self.status = status
+        self.message = message
+
+
+class Response:
+    """A response with full control of status, headers and body."""
+
+    __slots__ = ("status", "body", "content_type", "headers")
+
+    def __init__(self, body: Any = b"", status: int = 200, content_type: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.headers = headers or {}
+
+
+def route(path: str | None = None, *, methods: tuple[str, ...] = ("GET", "HEAD", "POST"),
+          static: tuple[str, bytes] | None = None) -> Callable[[Callable], Callable]:
+    """Mark a method as the handler of ``path`` (default: ``/`` + its name).
+
+    ``{name}`` segments become keyword arguments; a path ending in ``/*`` is a
+    prefix route whose remainder is passed as ``rest``.
+    """
+    def mark(func: Callable) -> Callable:
+        func.__px_route__ = (path or "/" + func.__name__, tuple(m.upper() for m in methods))
+        return func
+    return mark
+
+
+
+
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Router:
+    def __init__(self, cls: type) -> None:
+        self.exact: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self.patterns: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = []
+        self.prefixes: list[tuple[str, str, tuple[str, ...]]] = []
+        for name in dir(cls):
+            func = getattr(cls, name, None)
+            spec = getattr(func, "__px_route__", None)
+            if spec is None:
+                continue
+            path, methods = spec
+            if path.endswith("/*"):
+                self.prefixes.append((path[:-1], name, methods))
+            elif "{" in path:
+                rx = "^" + _PARAM.sub(r"(?P<\1>[^/]+)", re.escape(path).replace(r"\{", "{").replace(r"\}", "}")) + "$"
+                self.patterns.append((re.compile(rx), name, methods))
+            else:
+                self.exact[path] = (name, methods)
+        self.prefixes.sort(key=lambda p: -len(p[0]))
+
+    def match(self, path: str) -> tuple[str, tuple[str, ...], dict[str, str]] | None:
+        hit = self.exact.get(path)
+        if hit:
+            return hit[0], hit[1], {}
+        for rx, name, methods in self.patterns:
+            m = rx.match(path)
+            if m:
+                return name, methods, {k: unquote(v) for k, v in m.groupdict().items()}
+        for prefix, name, methods in self.prefixes:
+            if path.startswith(prefix):
+                return name, methods, {"rest": unquote(path[len(prefix):])}
+        return None
+
+
+class HttpServer:
+    """Base class of HTTP applications: one instance serves every connection."""
+
+    #: {path: (content_type, body)} answered in C without entering Python.
+    static_routes: dict[str, tuple[str, bytes]] = {}
+    server_name = "pyparallel"
+    limits: dict[str, Any] = {}
+
+    _router: _Router | None = None
+
+    def __init__(self) -> None:
+        cls = type(self)
+        if cls.__dict__.get("_router") is None:
+            cls._router = _Router(cls)
+
+    # -- helpers for handlers ------------------------------------------------
+    def error(self, request: Any, status: int, message: str = "") -> Response:
+        text = message or f"{status}"
+        return Response(text + "\n", status=status, content_type=_TEXT)
+
+    def redirect(self, request: Any, location: str, status: int = 302) -> Response:
+        return Response(b"", status=status, headers={"Location": location})
+
+    def sendfile(self, request: Any, path: str, range: tuple[int, int] | None = None,
+                 content_type: str = "application/octet-stream") -> Response:
+        size = os.stat(path).st_size
+        if range is None:
+            return Response(px.sendfile(path, 0, size), 200, content_type)
+        start, end = range
+        if start < 0 or end > size or start > end:
+            return Response(b"", 416, None, {"Content-Range": f"bytes */{size}"})
+        return Response(px.sendfile(path, start, end - start), 206, content_type,
+                        {"Content-Range": f"bytes {start}-{end - 1}/{size}"})
+
+    # -- dispatch --------------------------------------------------------------
+    def __call__(self, request: Any) -> tuple[int, str | None, bytes | None, Any]:
+        try:
+            hit = self._router.match(request.path)  # type: ignore[union-attr]
+            if hit is None:
+                return _finish(self.error(request, 404, "404 Not Found"))
+            name, methods, params = hit
+            if request.method not in methods:
+                return _finish(Response(b"405 Method Not Allowed\n", 405, _TEXT,
+                                        {"Allow": ", ".join(methods)}))
+            if request.query:
+                for k, v in parse_qsl(request.query, keep_blank_values=True):
+                    params.setdefault(k, v)
+            return _finish(getattr(self, name)(request, **params))
+        except HttpError as e:
+            return _finish(self.error(request, e.status, e.message or str(e.status)))
+
+    @classmethod
+    def serve(cls, host: str = "127.0.0.1", port: int = 8080, workers: int | None = None) -> None:
+        """Listen on host:port and serve on all workers until stopped."""
+        px.register(transport=px.server(host, port), protocol=cls)
+        px.run(workers=workers)
+
+
+def _finish(result: Any) -> tuple[int, str | None, bytes | None, Any]:
+    if isinstance(result, bytes):
+        return 200, _TEXT, None, result
+    if isinstance(result, str):
+        return 200, _HTML, None, result
+    if isinstance(result, Response):
+        body = result.body
+        ctype = result.content_type
+        if isinstance(body, (dict, list)) or (body is None):
+            body, ctype = _json.dumps(body, separators=(",", ":")).encode(), ctype or _JSON
+        elif isinstance(body, str):
+            ctype = ctype or _HTML
+        elif isinstance(body, (bytes, bytearray, memoryview)):
+            ctype = ctype or _TEXT
+        extra = "".join(f"{k}: {v}\r\n" for k, v in result.headers.items()).encode("latin-1") if result.headers else None
+        return result.status, ctype, extra, body
+    try:
+        return 200, _JSON, None, _json.dumps(result, separators=(",", ":")).encode()
+    except TypeError as e:
+        raise TypeError(f"cannot turn a {type(result).__name__} into a response: {e}") from None

@@ -1,0 +1,401 @@
+/*
+ * HTTP in the binding: Request objects (fields built lazily from one copy of the
+ * request head), the call into the Python application, and the conversion of
+ * its return value into a response.
+ */
+#include "binding.h"
+
+#include "px/http_server.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+typedef struct px_request {
+    PyObject_HEAD
+    PyObject *head;   /* bytes: the request head as received */
+    PyObject *body;   /* bytes */
+    Py_ssize_t method[2], path[2], query[2], target[2];
+    int minor_version;
+    bool keep_alive;
+    Py_ssize_t nheaders;
+    Py_ssize_t *hdr;  /* 4 per header: name off/len, value off/len */
+    PyObject *headers_cache;
+} px_request_t;
+
+typedef struct http_app {
+    PyObject *app;    /* callable(request) -> result */
+    PyObject *engine; /* borrowed */
+    px_http_server_t *srv;
+    struct http_app *next;
+} http_app_t;
+
+static PyTypeObject *request_type;
+
+static PyObject *slice(px_request_t *r, const Py_ssize_t *span)
+{
+    return PyUnicode_DecodeLatin1(PyBytes_AS_STRING(r->head) + span[0], span[1], "strict");
+}
+
+static void span_of(const char *base, px_view_t v, Py_ssize_t *span)
+{
+    span[0] = v.base ? (Py_ssize_t)(v.base - base) : 0;
+    span[1] = (Py_ssize_t)v.len;
+}
+
+static px_request_t *request_new(const px_http_exchange_t *x)
+{
+    const px_http_request_t *req = x->req;
+    const char *base = req->method.base;
+    size_t head_len = 0, i;
+    px_request_t *r;
+
+    /* The head spans from the method to the end of the last header value. */
+    for (i = 0; i < req->num_headers; i++) {
+        size_t end = (size_t)(req->headers[i].value.base + req->headers[i].value.len - base);
+        head_len = PX_MAX(head_len, end);
+    }
+    head_len = PX_MAX(head_len, (size_t)(req->target.base + req->target.len - base));
+    r = PyObject_GC_New(px_request_t, request_type);
+    if (r == NULL)
+        return NULL;
+    r->head = PyBytes_FromStringAndSize(base, (Py_ssize_t)head_len);
+    r->body = PyBytes_FromStringAndSize(x->body, (Py_ssize_t)x->body_len);
+    r->hdr = PyMem_Malloc(sizeof(Py_ssize_t) * 4 * (req->num_headers + 1));
+    r->headers_cache = NULL;
+    r->nheaders = (Py_ssize_t)req->num_headers;
+    if (r->head == NULL || r->body == NULL || r->hdr == NULL) {
+        PyObject_GC_Track(r);
+        Py_DECREF(r);
+        return NULL;
+    }
+    span_of(base, req->method, r->method);
+    span_of(base, req->path, r->path);
+    span_of(base, req->query, r->query);
+    span_of(base, req->target, r->target);
+    if (req->path.base < base || req->path.base > base + head_len) { /* static "/" */
+        r->path[0] = r->target[0];
+        r->path[1] = 0;
+    }
+    for (i = 0; i < req->num_headers; i++) {
+        span_of(base, req->headers[i].name, &r->hdr[4 * i]);
+        span_of(base, req->headers[i].value, &r->hdr[4 * i + 2]);
+    }
+    r->minor_version = req->minor_version;
+    r->keep_alive = req->keep_alive;
+    PyObject_GC_Track(r);
+    return r;
+}
+
+static PyObject *req_method(PyObject *s, void *c) { (void)c; return slice((px_request_t *)s, ((px_request_t *)s)->method); }
+static PyObject *req_query(PyObject *s, void *c) { (void)c; return slice((px_request_t *)s, ((px_request_t *)s)->query); }
+static PyObject *req_target(PyObject *s, void *c) { (void)c; return slice((px_request_t *)s, ((px_request_t *)s)->target); }
+static PyObject *req_body(PyObject *s, void *c) { (void)c; return Py_NewRef(((px_request_t *)s)->body); }
+static PyObject *req_keep_alive(PyObject *s, void *c) { (void)c; return PyBool_FromLong(((px_request_t *)s)->keep_alive); }
+
+static PyObject *req_path(PyObject *s, void *c)
+{
+    px_request_t *r = (px_request_t *)s;
+    (void)c;
+    if (r->path[1] == 0)
+        return PyUnicode_FromString("/");
+    return slice(r, r->path);
+}
+
+static PyObject *req_version(PyObject *s, void *c)
+{
+    (void)c;
+    return PyUnicode_FromFormat("HTTP/1.%d", ((px_request_t *)s)->minor_version);
+}
+
+/* headers: a dict with lower-cased names; repeated headers joined by ", ". */
+static PyObject *req_headers(PyObject *s, void *c)
+{
+    px_request_t *r = (px_request_t *)s;
+    Py_ssize_t i;
+    (void)c;
+
+    if (r->headers_cache)
+        return Py_NewRef(r->headers_cache);
+    PyObject *d = PyDict_New();
+    if (d == NULL)
+        return NULL;
+    for (i = 0; i < r->nheaders; i++) {
+        PyObject *name = slice(r, &r->hdr[4 * i]), *lower, *value, *old;
+        if (name == NULL)
+            goto fail;
+        lower = PyObject_CallMethod(name, "lower", NULL);
+        Py_DECREF(name);
+        value = slice(r, &r->hdr[4 * i + 2]);
+        if (lower == NULL || value == NULL) {
+            Py_XDECREF(lower);
+            Py_XDECREF(value);
+            goto fail;
+        }
+        old = PyDict_GetItemWithError(d, lower); /* borrowed */
+        if (old) {
+            PyObject *joined = PyUnicode_FromFormat("%U, %U", old, value);
+            Py_DECREF(value);
+            value = joined;
+        }
+        if (value == NULL || PyDict_SetItem(d, lower, value) < 0) {
+            Py_DECREF(lower);
+            Py_XDECREF(value);
+            goto fail;
+        }
+        Py_DECREF(lower);
+        Py_DECREF(value);
+    }
+    r->headers_cache = Py_NewRef(d);
+    return d;
+fail:
+    Py_DECREF(d);
+    return NULL;
+}
+
+static int req_traverse(PyObject *s, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(s));
+    Py_VISIT(((px_request_t *)s)->headers_cache);
+    return 0;
+}
+
+static int req_clear(PyObject *s)
+{
+    px_request_t *r = (px_request_t *)s;
+    Py_CLEAR(r->head);
+    Py_CLEAR(r->body);
+    Py_CLEAR(r->headers_cache);
+    return 0;
+}
+
+static void req_dealloc(PyObject *s)
+{
+    PyTypeObject *tp = Py_TYPE(s);
+    PyObject_GC_UnTrack(s);
+    req_clear(s);
+    PyMem_Free(((px_request_t *)s)->hdr);
+    tp->tp_free(s);
+    Py_DECREF(tp);
+}
+
+static PyGetSetDef req_getset[] = {
+    {"method", req_method, NULL, "request method", NULL},
+    {"path", req_path, NULL, "path, not decoded, without the query", NULL},
+    {"query", req_query, NULL, "query string, without '?'", NULL},
+    {"target", req_target, NULL, "request target as sent", NULL},
+    {"body", req_body, NULL, "decoded body bytes", NULL},
+    {"headers", req_headers, NULL, "dict of lower-cased header names", NULL},
+    {"version", req_version, NULL, "'HTTP/1.0' or 'HTTP/1.1'", NULL},
+    {"keep_alive", req_keep_alive, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot req_slots[] = {
+    {Py_tp_doc, "An HTTP request; fields are built when first read."},
+    {Py_tp_getset, req_getset},
+    {Py_tp_traverse, req_traverse},
+    {Py_tp_clear, req_clear},
+    {Py_tp_dealloc, req_dealloc},
+    {0, NULL},
+};
+
+PyType_Spec px_request_type_spec = {
+    .name = "pyparallel._core.Request",
+    .basicsize = sizeof(px_request_t),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_BASETYPE,
+    .slots = req_slots,
+};
+
+void px_py_set_request_type(PyTypeObject *tp) { request_type = tp; }
+
+/* ---- calling the application ---------------------------------------------- */
+
+static void log_traceback(void)
+{
+    /* A handler that raised: its traceback goes to stderr, the client gets 500. */
+    PyObject *exc = PyErr_GetRaisedException();
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_DisplayException(exc);
+#else
+    PyErr_Display((PyObject *)Py_TYPE(exc), exc, PyException_GetTraceback(exc));
+#endif
+    Py_DECREF(exc);
+}
+
+static int respond_buffer(px_http_exchange_t *x, int status, const char *ctype,
+                          const char *extra, size_t extra_len, PyObject *body)
+{
+    Py_buffer view;
+    int rc;
+
+    if (PyUnicode_Check(body)) {
+        Py_ssize_t len;
+        const char *s = PyUnicode_AsUTF8AndSize(body, &len);
+        if (s == NULL)
+            return -1;
+        return px_http_respond(x, status, ctype, extra, extra_len, s, (size_t)len);
+    }
+    if (PyObject_GetBuffer(body, &view, PyBUF_SIMPLE) < 0)
+        return -1;
+    rc = px_http_respond(x, status, ctype, extra, extra_len, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return rc;
+}
+
+/* result: (status, content_type, extra_headers_bytes, body) from the Python layer,
+ * where body is bytes/str or a sendfile(). */
+static int send_result(px_http_exchange_t *x, PyObject *result)
+{
+    PyObject *ctype_o, *extra_o, *body;
+    const char *ctype = NULL, *extra = NULL;
+    Py_ssize_t extra_len = 0;
+    int status;
+
+    if (!PyTuple_Check(result) || PyTuple_GET_SIZE(result) != 4) {
+        PyErr_SetString(PyExc_TypeError, "the HTTP application must return "
+                        "(status, content_type, extra_headers, body)");
+        return -1;
+    }
+    status = (int)PyLong_AsLong(PyTuple_GET_ITEM(result, 0));
+    if (status == -1 && PyErr_Occurred())
+        return -1;
+    ctype_o = PyTuple_GET_ITEM(result, 1);
+    extra_o = PyTuple_GET_ITEM(result, 2);
+    body = PyTuple_GET_ITEM(result, 3);
+    if (ctype_o != Py_None && (ctype = PyUnicode_AsUTF8(ctype_o)) == NULL)
+        return -1;
+    if (extra_o != Py_None) {
+        char *p;
+        if (PyBytes_AsStringAndSize(extra_o, &p, &extra_len) < 0)
+            return -1;
+        extra = p;
+    }
+    if (PyObject_HasAttrString(body, "offset") && PyObject_HasAttrString(body, "path")) {
+        /* a sendfile(): the Python layer resolved count and checked the range */
+        PyObject *path = PyObject_GetAttrString(body, "path");
+        PyObject *off = PyObject_GetAttrString(body, "offset");
+        PyObject *cnt = PyObject_GetAttrString(body, "count");
+        PyObject *enc = NULL;
+        long long o = off ? PyLong_AsLongLong(off) : -1, n = cnt ? PyLong_AsLongLong(cnt) : -1;
+        int fd = -1, rc = -1;
+        if (path && o >= 0 && n >= 0 && PyUnicode_FSConverter(path, &enc)) {
+            fd = open(PyBytes_AS_STRING(enc), O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+            else
+                rc = px_http_respond_file(x, status, ctype, extra, (size_t)extra_len, fd,
+                                          (off_t)o, (size_t)n) < 0 ? -1 : 0;
+        } else if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "sendfile() body needs a resolved count");
+        }
+        Py_XDECREF(path);
+        Py_XDECREF(off);
+        Py_XDECREF(cnt);
+        Py_XDECREF(enc);
+        return rc;
+    }
+    return respond_buffer(x, status, ctype, extra, (size_t)extra_len, body) < 0 ? -1 : 0;
+}
+
+static void app_call(px_http_exchange_t *x, void *udata)
+{
+    http_app_t *a = udata;
+    px_request_t *req;
+    PyObject *result = NULL;
+
+    px_py_attach(px_conn_worker(x->conn));
+    req = request_new(x);
+    if (req != NULL) {
+        result = PyObject_CallOneArg(a->app, (PyObject *)req);
+        Py_DECREF(req);
+    }
+    if (result == NULL || send_result(x, result) < 0) {
+        PX_STAT_ADD(px_worker_stats(px_conn_worker(x->conn)), errors, 1);
+        log_traceback();
+        x->responded = false; /* the engine answers 500 */
+        x->keep_alive = false;
+    }
+    Py_XDECREF(result);
+}
+
+/* Engine.listen_http(host, port, app, static_routes, limits...) */
+PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, PyObject *kwds,
+                            void **owned)
+{
+    static char *kwlist[] = {"host", "port", "app", "static", "keepalive_timeout",
+                             "head_timeout", "body_timeout", "max_body", "max_headers",
+                             "max_request_line", "max_header_bytes", "server_name", NULL};
+    const char *host, *server_name = "pyparallel";
+    int port, rc;
+    PyObject *app, *routes = Py_None;
+    double ka = 60, head_t = 10, body_t = 30;
+    unsigned long long max_body = 1 << 20;
+    Py_ssize_t max_headers = 100, max_line = 8192, max_head = 16384;
+    px_http_config_t cfg;
+    http_app_t *a;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siO|OdddKnnns:listen_http", kwlist, &host,
+                                     &port, &app, &routes, &ka, &head_t, &body_t, &max_body,
+                                     &max_headers, &max_line, &max_head, &server_name))
+        return NULL;
+    px_http_config_default(&cfg);
+    cfg.keepalive_timeout_ms = (unsigned)(ka * 1000);
+    cfg.head_timeout_ms = (unsigned)(head_t * 1000);
+    cfg.body_timeout_ms = (unsigned)(body_t * 1000);
+    cfg.limits.max_body = max_body;
+    cfg.limits.max_headers = (size_t)max_headers;
+    cfg.limits.max_request_line = (size_t)max_line;
+    cfg.limits.max_header_bytes = (size_t)max_head;
+    cfg.server_name = strdup(server_name); /* lives as long as the process's servers */
+    a = PyMem_RawCalloc(1, sizeof(*a));
+    if (a == NULL || cfg.server_name == NULL)
+        return PyErr_NoMemory();
+    a->app = Py_NewRef(app);
+    a->engine = engine;
+    rc = px_http_server_new(&cfg, app_call, a, &a->srv);
+    if (rc < 0)
+        goto fail;
+    if (routes != Py_None) {
+        PyObject *key, *value;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(routes, &pos, &key, &value)) {
+            const char *path = PyUnicode_AsUTF8(key), *ctype;
+            char *body;
+            Py_ssize_t len;
+            if (path == NULL || !PyTuple_Check(value) || PyTuple_GET_SIZE(value) != 2 ||
+                (ctype = PyUnicode_AsUTF8(PyTuple_GET_ITEM(value, 0))) == NULL ||
+                PyBytes_AsStringAndSize(PyTuple_GET_ITEM(value, 1), &body, &len) < 0) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_TypeError, "static routes: {path: (content_type, bytes)}");
+                rc = -1;
+                goto fail;
+            }
+            rc = px_http_route_static(a->srv, path, ctype, body, (size_t)len);
+            if (rc < 0)
+                goto fail;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = px_http_listen(e, a->srv, host, port);
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
+        goto fail;
+    *owned = a;
+    return PyLong_FromLong(rc);
+fail:
+    if (rc < 0 && !PyErr_Occurred())
+        px_py_raise_errno(rc, "listen_http");
+    px_http_server_free(a->srv);
+    Py_DECREF(a->app);
+    PyMem_RawFree(a);
+    return NULL;
+}
+
+void px_py_http_app_free(void *p)
+{
+    http_app_t *a = p;
+    px_http_server_free(a->srv);
+    Py_DECREF(a->app);
+    PyMem_RawFree(a);
+}
