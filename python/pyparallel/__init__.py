@@ -109,7 +109,8 @@ def _attach(eng: _core.Engine, endpoint: Server | Client, protocol: type) -> Non
             and issubclass(protocol, http.HttpServer):
         app = protocol()
         eng.listen_http(endpoint.host, endpoint.port, app, dict(protocol.static_routes),
-                        server_name=protocol.server_name, **protocol.limits)
+                        server_name=protocol.server_name, response_type=http.Response,
+                        json_default=protocol.json_default, **protocol.limits)
         endpoint._release()
     elif isinstance(endpoint, Server):
         eng.listen(endpoint.host, endpoint.port, protocol)

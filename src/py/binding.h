@@ -81,6 +81,16 @@ extern PyType_Spec px_transport_type_spec;
 extern PyType_Spec px_sendfile_type_spec;
 extern PyType_Spec px_request_type_spec;
 
+/* JSON (json.c): a growable byte buffer and the encoder writing into it. */
+typedef struct px_jbuf {
+    char *data;
+    size_t len, cap;
+} px_jbuf_t;
+/* Append obj as JSON; on error (-1, exception set) b->len is unchanged. */
+int px_json_encode(px_jbuf_t *b, PyObject *obj, PyObject *dflt);
+void px_jbuf_free(px_jbuf_t *b);
+PyObject *px_py_json_dumps(PyObject *module, PyObject *args, PyObject *kwds);
+
 /* HTTP (http.c). */
 void px_py_set_request_type(PyTypeObject *tp);
 PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, PyObject *kwds,

@@ -24,6 +24,8 @@ typedef struct px_request {
 
 typedef struct http_app {
     PyObject *app;    /* callable(request) -> result */
+    PyObject *response_type; /* results of this class carry status and headers */
+    PyObject *json_default;  /* default= hook of the JSON encoder, or NULL */
     PyObject *engine; /* borrowed */
     px_http_server_t *srv;
     struct http_app *next;
@@ -243,59 +245,157 @@ static int respond_buffer(px_http_exchange_t *x, int status, const char *ctype,
     return rc;
 }
 
-/* result: (status, content_type, extra_headers_bytes, body) from the Python layer,
- * where body is bytes/str or a sendfile(). */
-static int send_result(px_http_exchange_t *x, PyObject *result)
-{
-    PyObject *ctype_o, *extra_o, *body;
-    const char *ctype = NULL, *extra = NULL;
-    Py_ssize_t extra_len = 0;
-    int status;
+static _Thread_local px_jbuf_t scratch; /* per worker: JSON bodies and header lines */
 
-    if (!PyTuple_Check(result) || PyTuple_GET_SIZE(result) != 4) {
-        PyErr_SetString(PyExc_TypeError, "the HTTP application must return "
-                        "(status, content_type, extra_headers, body)");
-        return -1;
+static const char TEXT[] = "text/plain; charset=utf-8";
+static const char HTML[] = "text/html; charset=utf-8";
+static const char JSON[] = "application/json";
+
+static int respond_sendfile(px_http_exchange_t *x, int status, const char *ctype,
+                            const char *extra, size_t extra_len, PyObject *body)
+{
+    PyObject *path = PyObject_GetAttrString(body, "path");
+    PyObject *off = PyObject_GetAttrString(body, "offset");
+    PyObject *cnt = PyObject_GetAttrString(body, "count");
+    PyObject *enc = NULL;
+    long long o = off ? PyLong_AsLongLong(off) : -1;
+    long long n = cnt && cnt != Py_None ? PyLong_AsLongLong(cnt) : -1;
+    int fd, rc = -1;
+
+    if (path && o >= 0 && n >= 0 && PyUnicode_FSConverter(path, &enc)) {
+        Py_BEGIN_ALLOW_THREADS
+        fd = open(PyBytes_AS_STRING(enc), O_RDONLY | O_CLOEXEC);
+        Py_END_ALLOW_THREADS
+        if (fd < 0)
+            PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        else if (px_http_respond_file(x, status, ctype, extra, extra_len, fd, (off_t)o,
+                                      (size_t)n) < 0)
+            PyErr_SetString(PyExc_ConnectionError, "connection closed");
+        else
+            rc = 0;
+    } else if (!PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "an HTTP sendfile() body needs offset and count");
     }
-    status = (int)PyLong_AsLong(PyTuple_GET_ITEM(result, 0));
-    if (status == -1 && PyErr_Occurred())
-        return -1;
-    ctype_o = PyTuple_GET_ITEM(result, 1);
-    extra_o = PyTuple_GET_ITEM(result, 2);
-    body = PyTuple_GET_ITEM(result, 3);
-    if (ctype_o != Py_None && (ctype = PyUnicode_AsUTF8(ctype_o)) == NULL)
-        return -1;
-    if (extra_o != Py_None) {
-        char *p;
-        if (PyBytes_AsStringAndSize(extra_o, &p, &extra_len) < 0)
+    Py_XDECREF(path);
+    Py_XDECREF(off);
+    Py_XDECREF(cnt);
+    Py_XDECREF(enc);
+    return rc;
+}
+
+/* Answer with body converted by its type; ctype overrides the type's default. */
+static int respond_body(http_app_t *a, px_http_exchange_t *x, int status, const char *ctype,
+                        const char *extra, size_t extra_len, PyObject *body)
+{
+    px_module_state_t *st = px_py_state();
+
+    if (PyBytes_Check(body) || PyByteArray_Check(body) || PyMemoryView_Check(body))
+        return respond_buffer(x, status, ctype ? ctype : TEXT, extra, extra_len, body);
+    if (PyUnicode_Check(body))
+        return respond_buffer(x, status, ctype ? ctype : HTML, extra, extra_len, body);
+    if (Py_IS_TYPE(body, st->sendfile_type))
+        return respond_sendfile(x, status, ctype ? ctype : "application/octet-stream", extra,
+                                extra_len, body);
+    {
+        size_t mark = scratch.len;
+        int rc;
+        if (px_json_encode(&scratch, body, a->json_default) < 0)
             return -1;
-        extra = p;
-    }
-    if (PyObject_HasAttrString(body, "offset") && PyObject_HasAttrString(body, "path")) {
-        /* a sendfile(): the Python layer resolved count and checked the range */
-        PyObject *path = PyObject_GetAttrString(body, "path");
-        PyObject *off = PyObject_GetAttrString(body, "offset");
-        PyObject *cnt = PyObject_GetAttrString(body, "count");
-        PyObject *enc = NULL;
-        long long o = off ? PyLong_AsLongLong(off) : -1, n = cnt ? PyLong_AsLongLong(cnt) : -1;
-        int fd = -1, rc = -1;
-        if (path && o >= 0 && n >= 0 && PyUnicode_FSConverter(path, &enc)) {
-            fd = open(PyBytes_AS_STRING(enc), O_RDONLY | O_CLOEXEC);
-            if (fd < 0)
-                PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
-            else
-                rc = px_http_respond_file(x, status, ctype, extra, (size_t)extra_len, fd,
-                                          (off_t)o, (size_t)n) < 0 ? -1 : 0;
-        } else if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_ValueError, "sendfile() body needs a resolved count");
-        }
-        Py_XDECREF(path);
-        Py_XDECREF(off);
-        Py_XDECREF(cnt);
-        Py_XDECREF(enc);
+        rc = px_http_respond(x, status, ctype ? ctype : JSON, extra, extra_len,
+                             scratch.data + mark, scratch.len - mark);
+        scratch.len = mark;
         return rc;
     }
-    return respond_buffer(x, status, ctype, extra, (size_t)extra_len, body) < 0 ? -1 : 0;
+}
+
+/* A Response: status, content_type, headers (dict), body. */
+static int respond_response(http_app_t *a, px_http_exchange_t *x, PyObject *r)
+{
+    PyObject *status_o = PyObject_GetAttrString(r, "status");
+    PyObject *ctype_o = PyObject_GetAttrString(r, "content_type");
+    PyObject *headers = PyObject_GetAttrString(r, "headers");
+    PyObject *body = PyObject_GetAttrString(r, "body");
+    const char *ctype = NULL;
+    int status = -1, rc = -1;
+
+    scratch.len = 0;
+    if (status_o == NULL || ctype_o == NULL || headers == NULL || body == NULL)
+        goto out;
+    status = (int)PyLong_AsLong(status_o);
+    if (status < 100 || status > 999) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ValueError, "invalid HTTP status %d", status);
+        goto out;
+    }
+    if (ctype_o != Py_None && (ctype = PyUnicode_AsUTF8(ctype_o)) == NULL)
+        goto out;
+    if (headers != Py_None && PyDict_Check(headers)) {
+        PyObject *k, *v;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(headers, &pos, &k, &v)) {
+            Py_ssize_t kl, vl;
+            const char *ks = PyUnicode_AsUTF8AndSize(k, &kl);
+            PyObject *vs = PyObject_Str(v);
+            const char *vc = vs ? PyUnicode_AsUTF8AndSize(vs, &vl) : NULL;
+            bool bad = ks == NULL || vc == NULL || strpbrk(ks, "\r\n:") || strpbrk(vc, "\r\n");
+            if (!bad) {
+                size_t need = (size_t)kl + (size_t)vl + 4;
+                if (scratch.len + need > scratch.cap) {
+                    char *p = PyMem_RawRealloc(scratch.data, PX_MAX(scratch.cap * 2, scratch.len + need + 256));
+                    if (p == NULL) {
+                        Py_XDECREF(vs);
+                        PyErr_NoMemory();
+                        goto out;
+                    }
+                    scratch.data = p;
+                    scratch.cap = PX_MAX(scratch.cap * 2, scratch.len + need + 256);
+                }
+                memcpy(scratch.data + scratch.len, ks, (size_t)kl);
+                scratch.len += (size_t)kl;
+                memcpy(scratch.data + scratch.len, ": ", 2);
+                scratch.len += 2;
+                memcpy(scratch.data + scratch.len, vc, (size_t)vl);
+                scratch.len += (size_t)vl;
+                memcpy(scratch.data + scratch.len, "\r\n", 2);
+                scratch.len += 2;
+            }
+            Py_XDECREF(vs);
+            if (bad) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_ValueError, "header names and values may not contain CR or LF");
+                goto out;
+            }
+        }
+    }
+    {
+        /* the header lines stay at the front of scratch while the body is encoded after them */
+        size_t extra_len = scratch.len;
+        char *extra_copy = extra_len ? PyMem_RawMalloc(extra_len) : NULL;
+        if (extra_len && extra_copy == NULL) {
+            PyErr_NoMemory();
+            goto out;
+        }
+        if (extra_len)
+            memcpy(extra_copy, scratch.data, extra_len);
+        scratch.len = 0;
+        rc = body == Py_None ? px_http_respond(x, status, ctype, extra_copy, extra_len, NULL, 0)
+                             : respond_body(a, x, status, ctype, extra_copy, extra_len, body);
+        PyMem_RawFree(extra_copy);
+    }
+out:
+    scratch.len = 0;
+    Py_XDECREF(status_o);
+    Py_XDECREF(ctype_o);
+    Py_XDECREF(headers);
+    Py_XDECREF(body);
+    return rc < 0 ? -1 : 0;
+}
+
+static int send_result(http_app_t *a, px_http_exchange_t *x, PyObject *result)
+{
+    if (a->response_type && PyObject_TypeCheck(result, (PyTypeObject *)a->response_type))
+        return respond_response(a, x, result);
+    return respond_body(a, x, 200, NULL, NULL, 0, result) < 0 ? -1 : 0;
 }
 
 static void app_call(px_http_exchange_t *x, void *udata)
@@ -310,7 +410,7 @@ static void app_call(px_http_exchange_t *x, void *udata)
         result = PyObject_CallOneArg(a->app, (PyObject *)req);
         Py_DECREF(req);
     }
-    if (result == NULL || send_result(x, result) < 0) {
+    if (result == NULL || send_result(a, x, result) < 0) {
         PX_STAT_ADD(px_worker_stats(px_conn_worker(x->conn)), errors, 1);
         log_traceback();
         x->responded = false; /* the engine answers 500 */
@@ -325,19 +425,21 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
 {
     static char *kwlist[] = {"host", "port", "app", "static", "keepalive_timeout",
                              "head_timeout", "body_timeout", "max_body", "max_headers",
-                             "max_request_line", "max_header_bytes", "server_name", NULL};
+                             "max_request_line", "max_header_bytes", "server_name",
+                             "response_type", "json_default", NULL};
     const char *host, *server_name = "pyparallel";
     int port, rc;
-    PyObject *app, *routes = Py_None;
+    PyObject *app, *routes = Py_None, *response_type = NULL, *json_default = NULL;
     double ka = 60, head_t = 10, body_t = 30;
     unsigned long long max_body = 1 << 20;
     Py_ssize_t max_headers = 100, max_line = 8192, max_head = 16384;
     px_http_config_t cfg;
     http_app_t *a;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siO|OdddKnnns:listen_http", kwlist, &host,
-                                     &port, &app, &routes, &ka, &head_t, &body_t, &max_body,
-                                     &max_headers, &max_line, &max_head, &server_name))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siO|OdddKnnns$OO:listen_http", kwlist,
+                                     &host, &port, &app, &routes, &ka, &head_t, &body_t,
+                                     &max_body, &max_headers, &max_line, &max_head,
+                                     &server_name, &response_type, &json_default))
         return NULL;
     px_http_config_default(&cfg);
     cfg.keepalive_timeout_ms = (unsigned)(ka * 1000);
@@ -353,6 +455,16 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
         return PyErr_NoMemory();
     a->app = Py_NewRef(app);
     a->engine = engine;
+    if (response_type && response_type != Py_None) {
+        if (!PyType_Check(response_type)) {
+            PyMem_RawFree(a);
+            PyErr_SetString(PyExc_TypeError, "response_type must be a class");
+            return NULL;
+        }
+        a->response_type = Py_NewRef(response_type);
+    }
+    if (json_default && json_default != Py_None)
+        a->json_default = Py_NewRef(json_default);
     rc = px_http_server_new(&cfg, app_call, a, &a->srv);
     if (rc < 0)
         goto fail;
@@ -386,9 +498,7 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
 fail:
     if (rc < 0 && !PyErr_Occurred())
         px_py_raise_errno(rc, "listen_http");
-    px_http_server_free(a->srv);
-    Py_DECREF(a->app);
-    PyMem_RawFree(a);
+    px_py_http_app_free(a);
     return NULL;
 }
 
@@ -396,6 +506,8 @@ void px_py_http_app_free(void *p)
 {
     http_app_t *a = p;
     px_http_server_free(a->srv);
-    Py_DECREF(a->app);
+    Py_XDECREF(a->app);
+    Py_XDECREF(a->response_type);
+    Py_XDECREF(a->json_default);
     PyMem_RawFree(a);
 }

@@ -41,6 +41,8 @@ static PyMethodDef module_methods[] = {
      "The transport of the running protocol callback, or None."},
     {"worker_index", worker_index, METH_NOARGS,
      "Index of the worker running this code, or None outside workers."},
+    {"json_dumps", (PyCFunction)(void (*)(void))px_py_json_dumps, METH_VARARGS | METH_KEYWORDS,
+     "json_dumps(obj, *, default=None) -> bytes: compact UTF-8 JSON."},
     {NULL, NULL, 0, NULL},
 };
 

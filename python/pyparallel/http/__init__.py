@@ -21,7 +21,6 @@ bool/None -> JSON, :class:`Response` for full control, ``self.sendfile(...)``.
 
 from __future__ import annotations
 
-import json as _json
 import os
 import re
 import sys
@@ -118,6 +117,8 @@ class HttpServer:
     static_routes: dict[str, tuple[str, bytes]] = {}
     server_name = "pyparallel"
     limits: dict[str, Any] = {}
+    #: called by the JSON encoder for objects it cannot encode
+    json_default: Callable[[Any], Any] | None = None
 
     _router: _Router | None = None
 
@@ -146,46 +147,25 @@ class HttpServer:
                         {"Content-Range": f"bytes {start}-{end - 1}/{size}"})
 
     # -- dispatch --------------------------------------------------------------
-    def __call__(self, request: Any) -> tuple[int, str | None, bytes | None, Any]:
+    def __call__(self, request: Any) -> Any:
+        """Route one request; the engine turns the result into a response."""
         try:
             hit = self._router.match(request.path)  # type: ignore[union-attr]
             if hit is None:
-                return _finish(self.error(request, 404, "404 Not Found"))
+                return self.error(request, 404, "404 Not Found")
             name, methods, params = hit
             if request.method not in methods:
-                return _finish(Response(b"405 Method Not Allowed\n", 405, _TEXT,
-                                        {"Allow": ", ".join(methods)}))
+                return Response(b"405 Method Not Allowed\n", 405, _TEXT,
+                                {"Allow": ", ".join(methods)})
             if request.query:
                 for k, v in parse_qsl(request.query, keep_blank_values=True):
                     params.setdefault(k, v)
-            return _finish(getattr(self, name)(request, **params))
+            return getattr(self, name)(request, **params)
         except HttpError as e:
-            return _finish(self.error(request, e.status, e.message or str(e.status)))
+            return self.error(request, e.status, e.message or str(e.status))
 
     @classmethod
     def serve(cls, host: str = "127.0.0.1", port: int = 8080, workers: int | None = None) -> None:
         """Listen on host:port and serve on all workers until stopped."""
         px.register(transport=px.server(host, port), protocol=cls)
         px.run(workers=workers)
-
-
-def _finish(result: Any) -> tuple[int, str | None, bytes | None, Any]:
-    if isinstance(result, bytes):
-        return 200, _TEXT, None, result
-    if isinstance(result, str):
-        return 200, _HTML, None, result
-    if isinstance(result, Response):
-        body = result.body
-        ctype = result.content_type
-        if isinstance(body, (dict, list)) or (body is None):
-            body, ctype = _json.dumps(body, separators=(",", ":")).encode(), ctype or _JSON
-        elif isinstance(body, str):
-            ctype = ctype or _HTML
-        elif isinstance(body, (bytes, bytearray, memoryview)):
-            ctype = ctype or _TEXT
-        extra = "".join(f"{k}: {v}\r\n" for k, v in result.headers.items()).encode("latin-1") if result.headers else None
-        return result.status, ctype, extra, body
-    try:
-        return 200, _JSON, None, _json.dumps(result, separators=(",", ":")).encode()
-    except TypeError as e:
-        raise TypeError(f"cannot turn a {type(result).__name__} into a response: {e}") from None
