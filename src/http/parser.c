@@ -1,0 +1,765 @@
+/*
+ * Strict HTTP/1.x request head parser, chunked body decoder and path decoder.
+ *
+ * The head is parsed in one left-to-right pass in which every decision depends
+ * only on bytes already seen, and every scan stops at the first byte a limit
+ * forbids. That is what makes incremental parsing exact: a prefix of a request
+ * gives either PX_HTTP_INCOMPLETE or the very result the whole request gives, and
+ * a limit or syntax violation is reported as soon as its byte arrives.
+ */
+#include "px/http_parser.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+enum {
+    C_TOKEN = 1,  /* tchar */
+    C_VALUE = 2,  /* field-value byte: HTAB, SP, VCHAR, obs-text */
+    C_TARGET = 4, /* request-target byte: VCHAR except '#' */
+    C_HOST = 8,   /* Host byte: reg-name, IP-literal brackets, ':' port */
+};
+
+static const uint8_t ctype[256] = {
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  2,  0,  0,  0,  0,  0,  0,  /* 0x00 */
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x10 */
+     2, 15,  6,  3, 15, 15, 15, 15, 14, 14, 15, 15, 14, 15, 15,  6,  /* 0x20 */
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 14, 14,  6, 14,  6,  6,  /* 0x30 */
+     6, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  /* 0x40 */
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 14,  6, 14,  7, 15,  /* 0x50 */
+     7, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  /* 0x60 */
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  6,  7,  6, 15,  0,  /* 0x70 */
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0x80 */
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0x90 */
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xA0 */
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xB0 */
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xC0 */
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xD0 */
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xE0 */
+     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xF0 */
+};
+static const uint8_t hexval[256] = {
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x00 */
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x10 */
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x20 */
+     1,  2,  3,  4,  5,  6,  7,  8,  9, 10,  0,  0,  0,  0,  0,  0,  /* 0x30 */
+     0, 11, 12, 13, 14, 15, 16,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x40 */
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x50 */
+     0, 11, 12, 13, 14, 15, 16,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x60 */
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x70 */
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x80 */
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x90 */
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0xA0 */
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0xB0 */
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0xC0 */
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0xD0 */
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0xE0 */
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0xF0 */
+};
+
+#define CHUNK_LINE_MAX 4096u    /* chunk size line with its extensions */
+#define TRAILERS_MAX   16384u   /* whole trailer section */
+
+void px_http_limits_default(px_http_limits_t *l)
+{
+    l->max_request_line = 8192;
+    l->max_header_bytes = 16384;
+    l->max_headers = 100;
+    l->max_body = 1024 * 1024;
+}
+
+/* s[0..n) equals the lowercase literal lit, ignoring ASCII case in s. */
+static bool eq_lower(const unsigned char *s, size_t n, const char *lit, size_t litlen)
+{
+    if (n != litlen)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = s[i];
+        if (c - 'A' < 26u)
+            c |= 0x20;
+        if (c != (unsigned char)lit[i])
+            return false;
+    }
+    return true;
+}
+
+#define EQ_LOWER(s, n, lit) eq_lower((s), (n), lit, sizeof(lit) - 1)
+
+static px_view_t view(const unsigned char *b, const unsigned char *e)
+{
+    return (px_view_t){(const char *)b, (size_t)(e - b)};
+}
+
+/* Semantic state gathered across header lines. */
+typedef struct head_state {
+    bool cl_seen, te_seen, te_chunked, conn_keep_alive, absolute;
+} head_state_t;
+
+/* Iterate over a comma list (RFC 9110 section 5.6.1) of tokens in [*pp, e): on
+ * success 1 with the element in [*es, *ee), 0 at the end. Empty elements and
+ * anything but OWS around the commas are errors (-1), to leave nothing that
+ * another implementation could read differently. */
+static int next_token(const unsigned char **pp, const unsigned char *e,
+                      const unsigned char **es, const unsigned char **ee)
+{
+    const unsigned char *p = *pp;
+    if (p == e)
+        return 0;
+    *es = p;
+    while (p < e && (ctype[*p] & C_TOKEN))
+        p++;
+    if (p == *es)
+        return -1;
+    *ee = p;
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
+    if (p < e) {
+        if (*p != ',')
+            return -1;
+        p++;
+        while (p < e && (*p == ' ' || *p == '\t'))
+            p++;
+        if (p == e)
+            return -1; /* trailing comma */
+    }
+    *pp = p;
+    return 1;
+}
+
+static int check_content_length(px_http_request_t *req, head_state_t *hs,
+                                 const unsigned char *v, const unsigned char *ve,
+                                 uint64_t max_body)
+{
+    if (hs->cl_seen || hs->te_seen || v == ve)
+        return 400;
+    hs->cl_seen = true;
+    uint64_t n = 0;
+    for (; v < ve; v++) {
+        unsigned d = (unsigned)*v - '0';
+        if (d > 9 || n > ((uint64_t)INT64_MAX - d) / 10)
+            return 400;
+        n = n * 10 + d;
+    }
+    if (n > max_body)
+        return 413;
+    req->content_length = (int64_t)n;
+    return 0;
+}
+
+static int check_transfer_encoding(px_http_request_t *req, head_state_t *hs,
+                                   const unsigned char *v, const unsigned char *ve)
+{
+    const unsigned char *es, *ee;
+    int r, verdict = 0;
+    if (req->minor_version == 0 || hs->cl_seen || v == ve)
+        return 400;
+    hs->te_seen = true;
+    while ((r = next_token(&v, ve, &es, &ee)) > 0) {
+        /* After "chunked" nothing may follow (400); a coding we do not decode
+         * is 501, unless chunked came first, which already makes it a 400. */
+        if (hs->te_chunked)
+            verdict = verdict ? verdict : 400;
+        else if (EQ_LOWER(es, (size_t)(ee - es), "chunked"))
+            hs->te_chunked = true;
+        else
+            verdict = verdict ? verdict : 501;
+    }
+    return r < 0 ? 400 : verdict;
+}
+
+static int check_connection(px_http_request_t *req, head_state_t *hs,
+                            const unsigned char *v, const unsigned char *ve)
+{
+    const unsigned char *es, *ee;
+    int r;
+    while ((r = next_token(&v, ve, &es, &ee)) > 0) {
+        size_t n = (size_t)(ee - es);
+        if (EQ_LOWER(es, n, "close"))
+            req->connection_close = true;
+        else if (EQ_LOWER(es, n, "keep-alive"))
+            hs->conn_keep_alive = true;
+        else if (EQ_LOWER(es, n, "upgrade"))
+            req->connection_upgrade = true;
+    }
+    return r < 0 ? 400 : 0;
+}
+
+/* The headers the parser itself must understand; 0 or a status. */
+static int check_header(px_http_request_t *req, head_state_t *hs,
+                        const unsigned char *n, size_t nlen,
+                        const unsigned char *v, const unsigned char *ve,
+                        const px_http_limits_t *lim)
+{
+    switch (nlen) {
+    case 4:
+        if (EQ_LOWER(n, nlen, "host")) {
+            if (req->has_host)
+                return 400;
+            req->has_host = true;
+            for (const unsigned char *p = v; p < ve; p++)
+                if (!(ctype[*p] & C_HOST))
+                    return 400;
+            if (!hs->absolute)
+                req->host = view(v, ve);
+        }
+        break;
+    case 6:
+        /* HTTP/1.0 has no Expect: ignore it there (RFC 9110 section 10.1.1) */
+        if (req->minor_version == 1 && EQ_LOWER(n, nlen, "expect")) {
+            if (!EQ_LOWER(v, (size_t)(ve - v), "100-continue"))
+                return 417;
+            req->expect_continue = true;
+        }
+        break;
+    case 10:
+        if (EQ_LOWER(n, nlen, "connection"))
+            return check_connection(req, hs, v, ve);
+        break;
+    case 14:
+        if (EQ_LOWER(n, nlen, "content-length"))
+            return check_content_length(req, hs, v, ve, lim->max_body);
+        break;
+    case 17:
+        if (EQ_LOWER(n, nlen, "transfer-encoding"))
+            return check_transfer_encoding(req, hs, v, ve);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+/* First byte in [p, end) that is not a tchar; unrolled for header names. */
+static inline const unsigned char *scan_token(const unsigned char *p,
+                                              const unsigned char *end)
+{
+    for (; end - p >= 4; p += 4) {
+        if (!(ctype[p[0]] & C_TOKEN))
+            return p;
+        if (!(ctype[p[1]] & C_TOKEN))
+            return p + 1;
+        if (!(ctype[p[2]] & C_TOKEN))
+            return p + 2;
+        if (!(ctype[p[3]] & C_TOKEN))
+            return p + 3;
+    }
+    while (p < end && (ctype[*p] & C_TOKEN))
+        p++;
+    return p;
+}
+
+/* First byte in [p, end) that is not a field-value byte. Values are most of a
+ * head, so eight bytes are checked at a time for anything below SP or DEL; the
+ * byte loop then finds the exact stop (which may be a harmless HTAB). */
+static inline const unsigned char *scan_value(const unsigned char *p,
+                                              const unsigned char *end)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    while (end - p >= 8) {
+        uint64_t x, y;
+        memcpy(&x, p, 8);
+        y = x ^ (ones * 0x7f);
+        if (((x - ones * 0x20) & ~x & highs) | ((y - ones) & ~y & highs))
+            break;
+        p += 8;
+    }
+    while (p < end && (ctype[*p] & C_VALUE))
+        p++;
+    return p;
+}
+
+/* The same for request-target bytes: stop at anything up to SP, DEL and above,
+ * or '#'. */
+static inline const unsigned char *scan_target(const unsigned char *p,
+                                               const unsigned char *end)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    while (end - p >= 8) {
+        uint64_t x, y, z;
+        memcpy(&x, p, 8);
+        y = x ^ (ones * 0x7f);
+        z = x ^ (ones * '#');
+        if ((((x - ones * 0x21) & ~x) | x | ((y - ones) & ~y) | ((z - ones) & ~z)) &
+            highs)
+            break;
+        p += 8;
+    }
+    while (p < end && (ctype[*p] & C_TARGET))
+        p++;
+    return p;
+}
+
+static const char root_path[] = "/";
+
+/* Split a complete target [t, te) into path and query; 0 or 400. */
+static int split_target(px_http_request_t *req, head_state_t *hs,
+                        const unsigned char *t, const unsigned char *te)
+{
+    const unsigned char *p = t, *q;
+    if (*t == '*') {
+        if (te - t != 1 || !(req->method.len == 7 &&
+                             memcmp(req->method.base, "OPTIONS", 7) == 0))
+            return 400;
+        req->path = view(t, te);
+        req->query = view(te, te);
+        return 0;
+    }
+    if (*t != '/') {
+        /* absolute-form: http or https scheme, an authority without userinfo */
+        size_t n = (size_t)(te - t);
+        if (n > 7 && eq_lower(t, 7, "http://", 7))
+            p = t + 7;
+        else if (n > 8 && eq_lower(t, 8, "https://", 8))
+            p = t + 8;
+        else
+            return 400;
+        const unsigned char *a = p;
+        while (p < te && *p != '/' && *p != '?') {
+            if (!(ctype[*p] & C_HOST))
+                return 400;
+            p++;
+        }
+        if (p == a)
+            return 400;
+        req->host = view(a, p);
+        hs->absolute = true;
+        if (p == te || *p == '?') {
+            req->path = (px_view_t){root_path, 1};
+            req->query = p == te ? view(te, te) : view(p + 1, te);
+            return 0;
+        }
+    }
+    q = memchr(p, '?', (size_t)(te - p));
+    if (q == NULL) {
+        req->path = view(p, te);
+        req->query = view(te, te);
+    } else {
+        req->path = view(p, q);
+        req->query = view(q + 1, te);
+    }
+    return 0;
+}
+
+/* The request line ran into lend (p == lend): p may be the end of the input, the
+ * head limit, or the request-line limit where only its CR may still stand. */
+static int line_stop(const unsigned char *buf, const unsigned char *p,
+                     size_t len, size_t max_head)
+{
+    size_t at = (size_t)(p - buf);
+    if (at == len)
+        return 0;
+    if (at >= max_head)
+        return 431;
+    return *p == '\r' ? 400 : 414;
+}
+
+int px_http_parse_request(const char *buf_, size_t len, px_http_request_t *req,
+                          const px_http_limits_t *lim)
+{
+    px_http_limits_t defaults;
+    if (lim == NULL) {
+        px_http_limits_default(&defaults);
+        lim = &defaults;
+    }
+    const unsigned char *buf = (const unsigned char *)buf_;
+    size_t max_head = PX_MIN(lim->max_header_bytes, (size_t)INT_MAX);
+    /* Head bytes may lie in [buf, end); request-line bytes before its CR in
+     * [buf, lend). Reaching either bound with input left means a limit. */
+    const unsigned char *end = buf + PX_MIN(len, max_head);
+    const unsigned char *lend = buf + PX_MIN((size_t)(end - buf), lim->max_request_line);
+    px_http_header_t *hdrs = req->headers;
+    size_t max_hdrs = hdrs ? PX_MIN(req->num_headers, lim->max_headers) : lim->max_headers;
+    size_t nh = 0;
+    head_state_t hs = {0};
+    const unsigned char *p = buf, *t;
+    int st;
+
+    req->method = req->target = req->path = req->query = (px_view_t){NULL, 0};
+    req->minor_version = -1;
+    req->num_headers = 0;
+    req->content_length = -1;
+    req->chunked = req->keep_alive = req->expect_continue = false;
+    req->has_host = req->connection_close = req->connection_upgrade = false;
+    req->host = (px_view_t){NULL, 0};
+    req->status = 0;
+
+#define RL_NEED(q)                                                            \
+    do {                                                                      \
+        if (PX_UNLIKELY((q) >= lend)) {                                       \
+            st = line_stop(buf, (q), len, max_head);                          \
+            goto stop;                                                        \
+        }                                                                     \
+    } while (0)
+#define HEAD_NEED(q)                                                          \
+    do {                                                                      \
+        if (PX_UNLIKELY((q) >= end)) {                                        \
+            st = (size_t)((q) - buf) == len ? 0 : 431;                        \
+            goto stop;                                                        \
+        }                                                                     \
+    } while (0)
+#define FAIL(code)                                                            \
+    do {                                                                      \
+        st = (code);                                                          \
+        goto stop;                                                            \
+    } while (0)
+
+    /* method SP: a token, so also no leading empty line */
+    while (p < lend && (ctype[*p] & C_TOKEN))
+        p++;
+    RL_NEED(p);
+    if (*p != ' ' || p == buf)
+        FAIL(400);
+    req->method = view(buf, p);
+
+    /* request-target SP */
+    t = ++p;
+    p = scan_target(p, lend);
+    RL_NEED(p);
+    if (*p != ' ' || p == t)
+        FAIL(400);
+    req->target = view(t, p);
+    if ((st = split_target(req, &hs, t, p)) != 0)
+        goto stop;
+    p++;
+
+    /* HTTP-version CRLF */
+    for (const char *v = "HTTP/"; *v; v++, p++) {
+        RL_NEED(p);
+        if (*p != (unsigned char)*v)
+            FAIL(400);
+    }
+    RL_NEED(p);
+    if ((unsigned)*p - '0' > 9)
+        FAIL(400);
+    int major = *p++ - '0';
+    RL_NEED(p);
+    if (*p != '.')
+        FAIL(400);
+    p++;
+    RL_NEED(p);
+    if ((unsigned)*p - '0' > 9)
+        FAIL(400);
+    int minor = *p++ - '0';
+    HEAD_NEED(p); /* the CR may stand right at the request-line limit */
+    if (*p != '\r')
+        FAIL(400);
+    p++;
+    HEAD_NEED(p);
+    if (*p != '\n')
+        FAIL(400);
+    p++;
+    if (major != 1 || minor > 1)
+        FAIL(505);
+    req->minor_version = minor;
+
+    /* header fields, then the empty line */
+    for (;;) {
+        const unsigned char *n, *ne, *v, *ve;
+        HEAD_NEED(p);
+        if (*p == '\r') {
+            p++;
+            HEAD_NEED(p);
+            if (*p != '\n')
+                FAIL(400);
+            p++;
+            break;
+        }
+        if (nh == max_hdrs)
+            FAIL(431);
+        /* A leading SP or HTAB (obs-fold), a missing name, whitespace before
+         * the colon: all stop this loop on something other than ':'. */
+        n = p;
+        p = scan_token(p, end);
+        HEAD_NEED(p);
+        if (*p != ':' || p == n)
+            FAIL(400);
+        ne = p++;
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        v = p;
+        p = scan_value(p, end);
+        HEAD_NEED(p);
+        if (*p != '\r') /* bare LF, a control byte or DEL */
+            FAIL(400);
+        ve = p++;
+        HEAD_NEED(p);
+        if (*p != '\n')
+            FAIL(400);
+        p++;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            ve--;
+        if (hdrs != NULL) {
+            hdrs[nh].name = view(n, ne);
+            hdrs[nh].value = view(v, ve);
+        }
+        nh++;
+        if ((st = check_header(req, &hs, n, (size_t)(ne - n), v, ve, lim)) != 0)
+            goto stop;
+    }
+
+    if (minor == 1 && !req->has_host)
+        FAIL(400);
+    req->num_headers = nh;
+    req->chunked = hs.te_chunked;
+    req->keep_alive = !req->connection_close && (minor == 1 || hs.conn_keep_alive);
+    return (int)(p - buf);
+
+stop:
+    req->num_headers = nh;
+    if (st == 0)
+        return PX_HTTP_INCOMPLETE;
+    req->status = st;
+    return PX_HTTP_ERROR;
+#undef RL_NEED
+#undef HEAD_NEED
+#undef FAIL
+}
+
+/* ---- chunked bodies ---- */
+
+enum {
+    CK_SIZE,          /* hex digits */
+    CK_EXT_NAME0,     /* after ';' */
+    CK_EXT_NAME,
+    CK_EXT_VALUE0,    /* after '=' */
+    CK_EXT_TOKEN,
+    CK_EXT_QUOTED,
+    CK_EXT_QPAIR,     /* after a backslash in a quoted string */
+    CK_EXT_QEND,      /* after the closing quote */
+    CK_SIZE_LF,
+    CK_DATA,
+    CK_DATA_CR,
+    CK_DATA_LF,
+    CK_TRAILER0,      /* start of a trailer line, or the final CRLF */
+    CK_TRAILER_NAME,
+    CK_TRAILER_VALUE,
+    CK_TRAILER_LF,
+    CK_END_LF,
+    CK_DONE,
+    CK_ERROR,
+};
+
+void px_http_chunked_init(px_http_chunked_t *d, uint64_t max_body)
+{
+    memset(d, 0, sizeof(*d));
+    d->_state = CK_SIZE;
+    d->max_body = max_body;
+}
+
+int px_http_chunked_decode(px_http_chunked_t *d, char *buf, size_t *len)
+{
+    size_t n = *len, src = 0, dst = 0;
+    int st = 400;
+
+    if (d->_state == CK_ERROR)
+        return PX_HTTP_ERROR;
+    if (n > INT_MAX)
+        goto fail;
+    if (d->_state == CK_DONE) {
+        *len = 0;
+        return (int)n;
+    }
+    while (src < n) {
+        unsigned c = (unsigned char)buf[src];
+        uint32_t s = d->_state;
+
+        if (s == CK_DATA) {
+            size_t take = n - src;
+            if (take > d->_size)
+                take = (size_t)d->_size;
+            if (dst != src)
+                memmove(buf + dst, buf + src, take);
+            dst += take;
+            src += take;
+            d->_size -= take;
+            d->total += take;
+            if (d->_size == 0)
+                d->_state = CK_DATA_CR;
+            continue;
+        }
+        src++;
+        if (s >= CK_EXT_NAME0 && s <= CK_EXT_QEND && ++d->_line > CHUNK_LINE_MAX)
+            goto fail;
+        if (s >= CK_TRAILER0 && s <= CK_END_LF && ++d->_line > TRAILERS_MAX)
+            goto fail;
+        switch (s) {
+        case CK_SIZE:
+            if (hexval[c]) {
+                if (d->_count == 16)
+                    goto fail;
+                d->_size = d->_size << 4 | (uint64_t)(hexval[c] - 1);
+                d->_count++;
+                break;
+            }
+            if (d->_count == 0)
+                goto fail;
+            if (d->_size > d->max_body - d->total) {
+                st = 413;
+                goto fail;
+            }
+            if (c == ';')
+                d->_state = CK_EXT_NAME0;
+            else if (c == '\r')
+                d->_state = CK_SIZE_LF;
+            else
+                goto fail;
+            break;
+        case CK_EXT_NAME0:
+            if (!(ctype[c] & C_TOKEN))
+                goto fail;
+            d->_state = CK_EXT_NAME;
+            break;
+        case CK_EXT_NAME:
+        case CK_EXT_TOKEN:
+            if (ctype[c] & C_TOKEN)
+                break;
+            if (c == '=' && s == CK_EXT_NAME)
+                d->_state = CK_EXT_VALUE0;
+            else if (c == ';')
+                d->_state = CK_EXT_NAME0;
+            else if (c == '\r')
+                d->_state = CK_SIZE_LF;
+            else
+                goto fail;
+            break;
+        case CK_EXT_VALUE0:
+            if (c == '"')
+                d->_state = CK_EXT_QUOTED;
+            else if (ctype[c] & C_TOKEN)
+                d->_state = CK_EXT_TOKEN;
+            else
+                goto fail;
+            break;
+        case CK_EXT_QUOTED:
+            if (c == '"')
+                d->_state = CK_EXT_QEND;
+            else if (c == '\\')
+                d->_state = CK_EXT_QPAIR;
+            else if (!(ctype[c] & C_VALUE))
+                goto fail;
+            break;
+        case CK_EXT_QPAIR:
+            if (!(ctype[c] & C_VALUE))
+                goto fail;
+            d->_state = CK_EXT_QUOTED;
+            break;
+        case CK_EXT_QEND:
+            if (c == ';')
+                d->_state = CK_EXT_NAME0;
+            else if (c == '\r')
+                d->_state = CK_SIZE_LF;
+            else
+                goto fail;
+            break;
+        case CK_SIZE_LF:
+            if (c != '\n')
+                goto fail;
+            d->_line = 0;
+            d->_state = d->_size ? CK_DATA : CK_TRAILER0;
+            break;
+        case CK_DATA_CR:
+            if (c != '\r')
+                goto fail;
+            d->_state = CK_DATA_LF;
+            break;
+        case CK_DATA_LF:
+            if (c != '\n')
+                goto fail;
+            d->_size = 0;
+            d->_count = 0;
+            d->_state = CK_SIZE;
+            break;
+        case CK_TRAILER0:
+            if (c == '\r')
+                d->_state = CK_END_LF;
+            else if (ctype[c] & C_TOKEN)
+                d->_state = CK_TRAILER_NAME; /* obs-fold, ':' or LF fail */
+            else
+                goto fail;
+            break;
+        case CK_TRAILER_NAME:
+            if (c == ':')
+                d->_state = CK_TRAILER_VALUE;
+            else if (!(ctype[c] & C_TOKEN))
+                goto fail;
+            break;
+        case CK_TRAILER_VALUE:
+            if (c == '\r')
+                d->_state = CK_TRAILER_LF;
+            else if (!(ctype[c] & C_VALUE))
+                goto fail;
+            break;
+        case CK_TRAILER_LF:
+            if (c != '\n')
+                goto fail;
+            d->_state = CK_TRAILER0;
+            break;
+        case CK_END_LF:
+            if (c != '\n')
+                goto fail;
+            d->_state = CK_DONE;
+            *len = dst;
+            return (int)(n - src);
+        default:
+            goto fail;
+        }
+    }
+    *len = dst;
+    return PX_HTTP_INCOMPLETE;
+
+fail:
+    d->_state = CK_ERROR;
+    d->status = st;
+    return PX_HTTP_ERROR;
+}
+
+/* ---- paths ---- */
+
+int px_http_path_decode(const char *in_, size_t len, char *out, size_t outcap)
+{
+    const unsigned char *in = (const unsigned char *)in_;
+    size_t i = 1, o = 1, seg = 1;
+
+    if (len == 0 || in[0] != '/')
+        return -EINVAL;
+    if (outcap > (size_t)INT_MAX)
+        outcap = (size_t)INT_MAX;
+    if (outcap < 2)
+        return -ENAMETOOLONG;
+    out[0] = '/';
+    for (;;) {
+        int c = -1; /* -1: end of input, which closes the last segment */
+        if (i < len) {
+            c = in[i++];
+            if (c == '%') {
+                if (len - i < 2 || !hexval[in[i]] || !hexval[in[i + 1]])
+                    return -EINVAL;
+                c = (hexval[in[i]] - 1) << 4 | (hexval[in[i + 1]] - 1);
+                i += 2;
+            }
+            if (c == 0 || c == '\\')
+                return -EINVAL;
+        }
+        if (c == '/' || c == -1) {
+            size_t sl = o - seg;
+            if (sl == 2 && out[seg] == '.' && out[seg + 1] == '.')
+                return -EINVAL;
+            if (sl == 1 && out[seg] == '.') {
+                o = seg;
+            } else if (sl > 0 && c == '/') {
+                if (o >= outcap - 1)
+                    return -ENAMETOOLONG;
+                out[o++] = '/';
+                seg = o;
+            }
+            if (c == -1)
+                break;
+            continue;
+        }
+        if (o >= outcap - 1)
+            return -ENAMETOOLONG;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return (int)o;
+}
