@@ -110,7 +110,8 @@ def _attach(eng: _core.Engine, endpoint: Server | Client, protocol: type) -> Non
         app = protocol()
         eng.listen_http(endpoint.host, endpoint.port, app, dict(protocol.static_routes),
                         server_name=protocol.server_name, response_type=http.Response,
-                        json_default=protocol.json_default, **protocol.limits)
+                        json_default=protocol.json_default, routes=app._exact_routes(),
+                        **protocol.limits)
         endpoint._release()
     elif isinstance(endpoint, Server):
         eng.listen(endpoint.host, endpoint.port, protocol)

@@ -22,8 +22,23 @@ typedef struct px_request {
     PyObject *headers_cache;
 } px_request_t;
 
+/* Exact-path routes looked up in C: handler(request) is called directly. */
+typedef struct exact_route {
+    char *path;
+    size_t len;
+    unsigned methods; /* METHOD_* bits */
+    PyObject *handler;
+} exact_route_t;
+
+enum {
+    METHOD_GET = 1, METHOD_HEAD = 2, METHOD_POST = 4, METHOD_PUT = 8,
+    METHOD_DELETE = 16, METHOD_PATCH = 32, METHOD_OPTIONS = 64,
+};
+
 typedef struct http_app {
-    PyObject *app;    /* callable(request) -> result */
+    PyObject *app;    /* callable(request) -> result: routes the rest */
+    exact_route_t *routes;
+    size_t nroutes;
     PyObject *response_type; /* results of this class carry status and headers */
     PyObject *json_default;  /* default= hook of the JSON encoder, or NULL */
     PyObject *engine; /* borrowed */
@@ -398,16 +413,47 @@ static int send_result(http_app_t *a, px_http_exchange_t *x, PyObject *result)
     return respond_body(a, x, 200, NULL, NULL, 0, result) < 0 ? -1 : 0;
 }
 
+static unsigned method_bit(px_view_t m)
+{
+    static const struct { const char *name; size_t len; unsigned bit; } table[] = {
+        {"GET", 3, METHOD_GET}, {"HEAD", 4, METHOD_HEAD}, {"POST", 4, METHOD_POST},
+        {"PUT", 3, METHOD_PUT}, {"DELETE", 6, METHOD_DELETE}, {"PATCH", 5, METHOD_PATCH},
+        {"OPTIONS", 7, METHOD_OPTIONS},
+    };
+    for (size_t i = 0; i < PX_ARRAY_SIZE(table); i++)
+        if (m.len == table[i].len && memcmp(m.base, table[i].name, m.len) == 0)
+            return table[i].bit;
+    return 0;
+}
+
+/* The handler of an exact route that takes this request as it is (no query
+ * arguments to pass), or NULL to let the application route it. */
+static PyObject *fast_route(http_app_t *a, const px_http_request_t *req)
+{
+    unsigned bit;
+
+    if (req->query.len != 0 || a->nroutes == 0)
+        return NULL;
+    bit = method_bit(req->method);
+    for (size_t i = 0; i < a->nroutes; i++) {
+        exact_route_t *r = &a->routes[i];
+        if (r->len == req->path.len && memcmp(r->path, req->path.base, r->len) == 0)
+            return (r->methods & bit) ? r->handler : NULL;
+    }
+    return NULL;
+}
+
 static void app_call(px_http_exchange_t *x, void *udata)
 {
     http_app_t *a = udata;
     px_request_t *req;
-    PyObject *result = NULL;
+    PyObject *result = NULL, *handler;
 
     px_py_attach(px_conn_worker(x->conn));
+    handler = fast_route(a, x->req);
     req = request_new(x);
     if (req != NULL) {
-        result = PyObject_CallOneArg(a->app, (PyObject *)req);
+        result = PyObject_CallOneArg(handler ? handler : a->app, (PyObject *)req);
         Py_DECREF(req);
     }
     if (result == NULL || send_result(a, x, result) < 0) {
@@ -419,6 +465,59 @@ static void app_call(px_http_exchange_t *x, void *udata)
     Py_XDECREF(result);
 }
 
+/* routes: {path: (handler, (method, ...))} */
+static int add_exact_routes(http_app_t *a, PyObject *routes)
+{
+    PyObject *key, *value;
+    Py_ssize_t pos = 0, n;
+
+    if (!PyDict_Check(routes)) {
+        PyErr_SetString(PyExc_TypeError, "routes must be a dict");
+        return -1;
+    }
+    n = PyDict_Size(routes);
+    a->routes = PyMem_RawCalloc((size_t)n + 1, sizeof(*a->routes));
+    if (a->routes == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    while (PyDict_Next(routes, &pos, &key, &value)) {
+        exact_route_t *r = &a->routes[a->nroutes];
+        Py_ssize_t len, i;
+        const char *path = PyUnicode_AsUTF8AndSize(key, &len);
+        PyObject *methods;
+
+        if (path == NULL || !PyTuple_Check(value) || PyTuple_GET_SIZE(value) != 2) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "routes: {path: (handler, methods)}");
+            return -1;
+        }
+        methods = PyTuple_GET_ITEM(value, 1);
+        r->methods = 0;
+        for (i = 0; i < PySequence_Size(methods); i++) {
+            PyObject *m = PySequence_GetItem(methods, i);
+            Py_ssize_t ml;
+            const char *ms = m ? PyUnicode_AsUTF8AndSize(m, &ml) : NULL;
+            if (ms == NULL) {
+                Py_XDECREF(m);
+                return -1;
+            }
+            r->methods |= method_bit((px_view_t){ms, (size_t)ml});
+            Py_DECREF(m);
+        }
+        r->path = PyMem_RawMalloc((size_t)len + 1);
+        if (r->path == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(r->path, path, (size_t)len + 1);
+        r->len = (size_t)len;
+        r->handler = Py_NewRef(PyTuple_GET_ITEM(value, 0));
+        a->nroutes++;
+    }
+    return 0;
+}
+
 /* Engine.listen_http(host, port, app, static_routes, limits...) */
 PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, PyObject *kwds,
                             void **owned)
@@ -426,20 +525,21 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     static char *kwlist[] = {"host", "port", "app", "static", "keepalive_timeout",
                              "head_timeout", "body_timeout", "max_body", "max_headers",
                              "max_request_line", "max_header_bytes", "server_name",
-                             "response_type", "json_default", NULL};
+                             "response_type", "json_default", "routes", NULL};
     const char *host, *server_name = "pyparallel";
     int port, rc;
     PyObject *app, *routes = Py_None, *response_type = NULL, *json_default = NULL;
+    PyObject *exact = NULL;
     double ka = 60, head_t = 10, body_t = 30;
     unsigned long long max_body = 1 << 20;
     Py_ssize_t max_headers = 100, max_line = 8192, max_head = 16384;
     px_http_config_t cfg;
     http_app_t *a;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siO|OdddKnnns$OO:listen_http", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siO|OdddKnnns$OOO:listen_http", kwlist,
                                      &host, &port, &app, &routes, &ka, &head_t, &body_t,
                                      &max_body, &max_headers, &max_line, &max_head,
-                                     &server_name, &response_type, &json_default))
+                                     &server_name, &response_type, &json_default, &exact))
         return NULL;
     px_http_config_default(&cfg);
     cfg.keepalive_timeout_ms = (unsigned)(ka * 1000);
@@ -465,6 +565,10 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     }
     if (json_default && json_default != Py_None)
         a->json_default = Py_NewRef(json_default);
+    if (exact && exact != Py_None && add_exact_routes(a, exact) < 0) {
+        px_py_http_app_free(a);
+        return NULL;
+    }
     rc = px_http_server_new(&cfg, app_call, a, &a->srv);
     if (rc < 0)
         goto fail;
@@ -509,5 +613,10 @@ void px_py_http_app_free(void *p)
     Py_XDECREF(a->app);
     Py_XDECREF(a->response_type);
     Py_XDECREF(a->json_default);
+    for (size_t i = 0; i < a->nroutes; i++) {
+        PyMem_RawFree(a->routes[i].path);
+        Py_XDECREF(a->routes[i].handler);
+    }
+    PyMem_RawFree(a->routes);
     PyMem_RawFree(a);
 }

@@ -76,6 +76,12 @@ def route(path: str | None = None, *, methods: tuple[str, ...] = ("GET", "HEAD",
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+def _method_route(cls: type, name: str, func: Any) -> bool:
+    return (not name.startswith("_") and callable(func) and not isinstance(func, type)
+            and not hasattr(HttpServer, name)
+            and any(name in vars(k) for k in cls.__mro__ if k is not object))
+
+
 class _Router:
     def __init__(self, cls: type) -> None:
         self.exact: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -84,6 +90,9 @@ class _Router:
         for name in dir(cls):
             func = getattr(cls, name, None)
             spec = getattr(func, "__px_route__", None)
+            if spec is None and _method_route(cls, name, func):
+                # PyParallel-style: a public method of the subclass answers /name.
+                spec = ("/" + name, ("GET", "HEAD"))
             if spec is None:
                 continue
             path, methods = spec
@@ -145,6 +154,11 @@ class HttpServer:
             return Response(b"", 416, None, {"Content-Range": f"bytes */{size}"})
         return Response(px.sendfile(path, start, end - start), 206, content_type,
                         {"Content-Range": f"bytes {start}-{end - 1}/{size}"})
+
+    def _exact_routes(self) -> dict[str, tuple[Callable, tuple[str, ...]]]:
+        """Routes the engine matches in C: {path: (bound handler, methods)}."""
+        return {path: (getattr(self, name), methods)
+                for path, (name, methods) in self._router.exact.items()}  # type: ignore[union-attr]
 
     # -- dispatch --------------------------------------------------------------
     def __call__(self, request: Any) -> Any:

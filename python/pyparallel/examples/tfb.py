@@ -1,0 +1,41 @@
+"""TechEmpower's /json and /plaintext, plus /plaintext-c answered in C.
+
+``python -m pyparallel.examples.tfb --port N [--workers K]``
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from pyparallel.http import HttpServer, route
+
+HELLO = b"Hello, World!"
+
+
+class Tfb(HttpServer):
+    """The TechEmpower test types that need no database."""
+
+    # Answered by the engine's static route table: never enters Python.
+    static_routes = {"/plaintext-c": ("text/plain", HELLO)}
+
+    @route("/json")
+    def json(self, request):
+        return {"message": "Hello, World!"}
+
+    @route("/plaintext")
+    def plaintext(self, request):
+        return HELLO
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pyparallel.examples.tfb")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args(argv)
+    print(f"tfb: listening on {args.host}:{args.port}", flush=True)
+    Tfb.serve(args.host, args.port, args.workers)
+
+
+if __name__ == "__main__":
+    main()
