@@ -1,4 +1,5 @@
-"""The demo that ``make run`` starts: echo and chargen on consecutive ports."""
+"""The demo that ``make run`` starts: TechEmpower endpoints over HTTP, plus the
+echo and chargen services on the next two ports."""
 
 from __future__ import annotations
 
@@ -7,21 +8,26 @@ import argparse
 import pyparallel as px
 from pyparallel.examples.chargen import Chargen
 from pyparallel.examples.echo import Echo
+from pyparallel.examples.tfb import Tfb
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pyparallel.demo")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080, help="echo; chargen is on port+1")
+    parser.add_argument("--port", type=int, default=8080,
+                        help="HTTP; echo is on port+1 and chargen on port+2")
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
-    echo = px.register(transport=px.server(args.host, args.port), protocol=Echo)
-    chargen = px.register(transport=px.server(args.host, args.port + 1), protocol=Chargen)
+    http = px.register(transport=px.server(args.host, args.port), protocol=Tfb)
+    echo = px.register(transport=px.server(args.host, args.port + 1), protocol=Echo)
+    chargen = px.register(transport=px.server(args.host, args.port + 2), protocol=Chargen)
     eng = px.engine(args.workers)
-    print(f"pyparallel demo: {eng.workers} workers on {eng.backend}"
-          f"{'' if not px.gil_enabled() else ' (GIL build: callbacks serialised)'}")
-    print(f"  echo     nc {args.host} {echo.port}")
-    print(f"  chargen  nc {args.host} {chargen.port} | head")
+    mode = "callbacks serialised by the GIL" if px.gil_enabled() else "callbacks in parallel"
+    print(f"pyparallel demo: {eng.workers} workers on {eng.backend} ({mode})")
+    for path in ("/json", "/plaintext", "/plaintext-c"):
+        print(f"  http://{args.host}:{http.port}{path}")
+    print(f"  echo     {args.host}:{echo.port}")
+    print(f"  chargen  {args.host}:{chargen.port}")
     print("Ctrl-C stops it.", flush=True)
     px.run(workers=args.workers)
     print("stopped.")

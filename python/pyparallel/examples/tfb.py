@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+import pyparallel as px
 from pyparallel.http import HttpServer, route
 
 HELLO = b"Hello, World!"
@@ -33,8 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
-    print(f"tfb: listening on {args.host}:{args.port}", flush=True)
-    Tfb.serve(args.host, args.port, args.workers)
+    server = px.register(transport=px.server(args.host, args.port), protocol=Tfb)
+    print(f"tfb: listening on {args.host}:{server.port}", flush=True)
+    px.run(workers=args.workers)
 
 
 if __name__ == "__main__":
