@@ -7,6 +7,13 @@
 
 #include "px/engine.h"
 
+#if PY_VERSION_HEX < 0x030D0000
+/* Before 3.13 there is no free-threading and no critical sections: the GIL is
+ * the critical section. */
+#define Py_BEGIN_CRITICAL_SECTION(op) {
+#define Py_END_CRITICAL_SECTION() }
+#endif
+
 #if PY_VERSION_HEX < 0x030C0000
 /* 3.11: the raised-exception API arrived in 3.12. */
 static inline PyObject *PyErr_GetRaisedException(void)
