@@ -85,6 +85,9 @@ typedef struct px_endpoint_config {
     unsigned sock_flags;      /* PX_SOCK_* */
     unsigned idle_timeout_ms; /* 0: none */
     int backlog;              /* listeners only; 0: 4096 */
+    int listen_fd;            /* listeners only: a bound, listening, non-blocking
+                                 SO_REUSEPORT socket to use as the first worker's
+                                 listener (the engine takes it), or -1 */
 } px_endpoint_config_t;
 
 /* Create an engine (threads are not started). *out owned by the caller. */

@@ -52,8 +52,10 @@ void px_http_server_free(px_http_server_t *s);
 int px_http_route_static(px_http_server_t *s, const char *path, const char *content_type,
                          const void *body, size_t len);
 
-/* Listen with this server's protocol; returns the port or -errno. */
-int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int port);
+/* Listen with this server's protocol; returns the port or -errno. listen_fd:
+ * as px_endpoint_config_t's (a socket the engine takes over), or -1. */
+int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int port,
+                   int listen_fd);
 
 /* Queue a complete response. extra: raw header lines ("Name: value\r\n"...),
  * may be NULL. content_type NULL: no Content-Type. 0 or -errno. */

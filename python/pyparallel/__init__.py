@@ -42,6 +42,8 @@ _lock = threading.RLock()
 _engine: _core.Engine | None = None
 _pending: list[tuple[Any, type]] = []  # registrations waiting for the engine
 _gil_warned = False
+_last_engine: _core.Engine | None = None
+_saved_handlers: dict[int, Any] = {}
 
 
 def gil_enabled() -> bool:
@@ -53,9 +55,10 @@ def gil_enabled() -> bool:
 class Server:
     """A listening endpoint, returned by :func:`server`.
 
-    The port is reserved at once (so ``port=0`` reports the port it got, and a
-    port in use fails here); the engine's per-worker listeners take it over
-    when serving starts.
+    The socket listens at once (so ``port=0`` reports the port it got, a port in
+    use fails here, and clients that connect before serving starts wait in its
+    backlog); when serving starts it becomes the first worker's listener and the
+    other workers join the port with listeners of their own.
     """
 
     def __init__(self, host: str, port: int) -> None:
@@ -66,11 +69,19 @@ class Server:
             self._reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self._reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             self._reservation.bind((host, port))
+            self._reservation.listen(4096)
+            self._reservation.setblocking(False)
         except OSError:
             self._reservation.close()
             raise
         self.port: int = self._reservation.getsockname()[1]
         self.protocol: type | None = None
+
+    def _take_fd(self) -> int:
+        """A duplicate of the listening socket for the engine, which owns it."""
+        if self._reservation is None:
+            raise RuntimeError(f"{self!r} is already being served")
+        return os.dup(self._reservation.fileno())
 
     def _release(self) -> None:
         if self._reservation is not None:
@@ -104,20 +115,24 @@ def client(host: str, port: int) -> Client:
 
 
 def _attach(eng: _core.Engine, endpoint: Server | Client, protocol: type) -> None:
-    http = sys.modules.get("pyparallel.http")
-    if isinstance(endpoint, Server) and http and isinstance(protocol, type) \
-            and issubclass(protocol, http.HttpServer):
-        app = protocol()
-        eng.listen_http(endpoint.host, endpoint.port, app, dict(protocol.static_routes),
-                        server_name=protocol.server_name, response_type=http.Response,
-                        json_default=protocol.json_default, routes=app._exact_routes(),
-                        **protocol.limits)
-        endpoint._release()
-    elif isinstance(endpoint, Server):
-        eng.listen(endpoint.host, endpoint.port, protocol)
-        endpoint._release()
-    else:
+    if not isinstance(endpoint, Server):
         eng.connect(endpoint.host, endpoint.port, protocol)
+        return
+    http = sys.modules.get("pyparallel.http")
+    fd = endpoint._take_fd()
+    try:
+        if http and isinstance(protocol, type) and issubclass(protocol, http.HttpServer):
+            app = protocol()
+            eng.listen_http(endpoint.host, endpoint.port, app, dict(protocol.static_routes),
+                            server_name=protocol.server_name, response_type=http.Response,
+                            json_default=protocol.json_default, routes=app._exact_routes(),
+                            fd=fd, **protocol.limits)
+        else:
+            eng.listen(endpoint.host, endpoint.port, protocol, fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    endpoint._release()
 
 
 def register(transport: Server | Client, protocol: type) -> Server | Client:
@@ -125,7 +140,10 @@ def register(transport: Server | Client, protocol: type) -> Server | Client:
     if not isinstance(transport, (Server, Client)):
         raise TypeError("register() needs a transport from server() or client()")
     transport.protocol = protocol
+    global _serving
     with _lock:
+        if isinstance(transport, Server):
+            _serving = True
         if _engine is not None and _engine.started and not _engine.finished:
             _attach(_engine, transport, protocol)
         else:
@@ -183,21 +201,18 @@ def run(workers: int | None = None, shutdown_timeout: float = 5.0, **options: An
     re-raised here, in the main thread; the servers keep running, and calling
     ``run()`` again carries on.
     """
-    global _serving
-    with _lock:
-        _serving = _serving or any(isinstance(t, Server) for t, _ in _pending)
     eng = _start(workers, options)
     gc.freeze()  # collections during serving walk only what requests create
-    installed = _install_signal_handlers(eng, shutdown_timeout)
-    try:
-        while True:
-            if eng.wait(0.25):
-                break
-            if not _serving and eng.clients == 0:
-                eng.shutdown(shutdown_timeout)
-        eng.join()
-    finally:
-        _restore_signal_handlers(installed)
+    # The handlers stay while the engine runs, also when an exception from a
+    # callback leaves run(): a signal before run() is called again still shuts
+    # down gracefully.
+    _install_signal_handlers(eng, shutdown_timeout)
+    while True:
+        if eng.wait(0.25):
+            break
+        if not _serving and eng.clients == 0:
+            eng.shutdown(shutdown_timeout)
+    eng.join()
     _finish(eng)
 
 
@@ -213,11 +228,13 @@ def run_once(timeout: float = 0.0) -> bool:
 
 
 def _finish(eng: _core.Engine) -> None:
-    global _engine, _serving
+    global _engine, _serving, _last_engine
     with _lock:
         if _engine is eng:
             _engine = None
             _serving = False
+        _last_engine = eng  # px.stats() still reports its final counters
+    _restore_signal_handlers()
     gc.unfreeze()
 
 
@@ -236,7 +253,7 @@ def transport() -> Transport | None:
 
 def stats() -> dict[str, Any]:
     """Counters of the running engine: per worker, and summed."""
-    eng = _engine
+    eng = _engine or _last_engine
     if eng is None:
         return {"workers": [], "total": {}, "backend": None}
     per = eng.worker_stats()
@@ -253,21 +270,23 @@ def stats() -> dict[str, Any]:
     }
 
 
-def _install_signal_handlers(eng: _core.Engine, timeout: float) -> dict[int, Any]:
+def _install_signal_handlers(eng: _core.Engine, timeout: float) -> None:
     if threading.current_thread() is not threading.main_thread():
-        return {}
+        return
 
     def graceful(signum: int, frame: Any) -> None:
         eng.shutdown(timeout)
 
-    old = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
-        old[sig] = signal.signal(sig, graceful)
-    return old
+        old = signal.signal(sig, graceful)
+        _saved_handlers.setdefault(sig, old)
 
 
-def _restore_signal_handlers(old: dict[int, Any]) -> None:
-    for sig, handler in old.items():
+def _restore_signal_handlers() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    while _saved_handlers:
+        sig, handler = _saved_handlers.popitem()
         signal.signal(sig, handler)
 
 

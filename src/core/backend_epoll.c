@@ -281,6 +281,7 @@ static int epoll_wait_turn(px_worker_t *w, unsigned timeout_ms)
         timeout_ms = 0;
     }
     n = epoll_wait(s->epfd, events, MAX_EVENTS, (int)timeout_ms);
+    px__worker_tick(w);
     /* A handler may close another connection of this batch: keep the structs
      * until the batch is done. */
     w->defer_free = true;

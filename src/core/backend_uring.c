@@ -201,7 +201,13 @@ static int uring_recv(px_worker_t *w, px_conn_t *c)
 
     if (sqe == NULL)
         return -EBUSY;
-    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    /* A multishot receive drains the socket eagerly; a connection that has
+     * outrun its peer's reading gets one buffer at a time, so a pause stops it
+     * within one buffer. */
+    if (c->state & PX_CONN_CAREFUL)
+        io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
+    else
+        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BUF_GROUP;
     io_uring_sqe_set_data64(sqe, PX_TAGGED(c, PX_TAG_RECV));
@@ -326,6 +332,7 @@ static int uring_wait(px_worker_t *w, unsigned timeout_ms)
     }
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
         PX_STAT_ADD(&w->stats, errors, 1);
+    px__worker_tick(w);
     io_uring_for_each_cqe(&u->ring, head, cqe) {
         dispatch(w, u, cqe);
         count++;

@@ -20,6 +20,8 @@
 #include "internal.h"
 
 static void conn_kill(px_conn_t *c, int err);
+static void deliver_held(px_conn_t *c);
+static void unpause(px_conn_t *c);
 
 static px_worker_stats_t *stats_of(px_conn_t *c) { return &c->w->stats; }
 
@@ -31,7 +33,13 @@ static bool wants_read(const px_conn_t *c)
         return true; /* lingering: drain whatever the peer still sends */
     if (!(c->state & PX_CONN_OPEN))
         return false;
-    return !(c->state & (PX_CONN_PAUSED | PX_CONN_BACKPRESSURE | PX_CONN_CLOSING));
+    return !(c->state & (PX_CONN_PAUSED | PX_CONN_BACKPRESSURE | PX_CONN_CLOSING)) &&
+           c->in_head == NULL;
+}
+
+static bool paused(const px_conn_t *c)
+{
+    return c->state & (PX_CONN_PAUSED | PX_CONN_BACKPRESSURE);
 }
 
 static void arm_recv(px_conn_t *c)
@@ -137,6 +145,17 @@ void px__conn_start(px_conn_t *c)
     px__conn_maybe_free(c);
 }
 
+static void free_input(px_conn_t *c)
+{
+    px_seg_t *s, *next;
+
+    for (s = c->in_head; s != NULL; s = next) {
+        next = s->next;
+        px_pool_free(&c->w->chunk_pool, s);
+    }
+    c->in_head = c->in_tail = NULL;
+}
+
 static void free_output(px_conn_t *c)
 {
     px_seg_t *s = c->out_head, *next;
@@ -162,6 +181,7 @@ void px__conn_free(px_conn_t *c)
     px_timer_stop(&w->wheel, &c->resume_timer);
     px_timer_stop(&w->wheel, &c->deadline_timer);
     free_output(c);
+    free_input(c);
     if (c->sendop)
         px_pool_free(&w->sendop_pool, c->sendop);
     if (c->fd >= 0)
@@ -211,6 +231,7 @@ static void conn_kill(px_conn_t *c, int err)
         c->close_err = err;
     c->state |= PX_CONN_DEAD;
     free_output(c);
+    free_input(c);
     px_timer_stop(&c->w->wheel, &c->idle_timer);
     px_timer_stop(&c->w->wheel, &c->resume_timer);
     px_timer_stop(&c->w->wheel, &c->deadline_timer);
@@ -289,7 +310,7 @@ static void after_queue(px_conn_t *c)
     px__worker_mark_dirty(c->w, c);
     if (c->unsent > c->w->e->cfg.send_high_water &&
         !(c->state & PX_CONN_BACKPRESSURE)) {
-        c->state |= PX_CONN_BACKPRESSURE;
+        c->state |= PX_CONN_BACKPRESSURE | PX_CONN_CAREFUL;
         PX_STAT_ADD(stats_of(c), paused, 1);
         stop_recv(c);
     }
@@ -458,6 +479,13 @@ void px__conn_flush(px_conn_t *c)
 {
     if (c->state & PX_CONN_DEAD)
         return;
+    if (c->state & PX_CONN_DELIVER) {
+        c->state &= ~PX_CONN_DELIVER;
+        deliver_held(c);
+        if (c->state & PX_CONN_DEAD)
+            return;
+        arm_recv(c);
+    }
     if (c->state & PX_CONN_NEED_RECV) {
         c->state &= ~PX_CONN_NEED_RECV;
         arm_recv(c);
@@ -480,6 +508,13 @@ void px__conn_sent(px_conn_t *c, int res)
         if (c->sendop) {
             px_pool_free(&c->w->sendop_pool, c->sendop);
             c->sendop = NULL;
+        }
+        if (res == -EAGAIN && !(c->state & PX_CONN_DEAD)) {
+            /* io_uring does not wait on a non-blocking socket: poll for room. */
+            int rc = c->w->be->poll_out(c->w, c);
+            if (rc < 0)
+                conn_kill(c, rc);
+            goto out;
         }
         if (res < 0) {
             if (!(c->state & PX_CONN_DEAD) && res != -ECANCELED)
@@ -504,7 +539,7 @@ void px__conn_sent(px_conn_t *c, int res)
     if ((c->state & PX_CONN_BACKPRESSURE) &&
         c->unsent <= c->w->e->cfg.send_low_water) {
         c->state &= ~PX_CONN_BACKPRESSURE;
-        arm_recv(c);
+        unpause(c);
     }
     if (c->out_head == NULL && c->ep->handler.on_drain &&
         !(c->state & (PX_CONN_CLOSING | PX_CONN_IN_DRAIN))) {
@@ -557,6 +592,73 @@ void px__conn_connected(px_conn_t *c, int res)
     px__conn_maybe_free(c);
 }
 
+static void deliver(px_conn_t *c, const char *data, size_t len)
+{
+    int rc = 0;
+
+    PX_STAT_ADD(stats_of(c), callbacks, 1);
+    if (c->ep->handler.on_data)
+        rc = c->ep->handler.on_data(c, data, len);
+    if (rc < 0) {
+        if (c->close_err == 0 && rc != -ECONNABORTED)
+            c->close_err = rc;
+        px_conn_close(c);
+    }
+}
+
+static int hold_input(px_conn_t *c, const char *data, size_t len)
+{
+    while (len > 0) {
+        px_seg_t *s = c->in_tail;
+        size_t n;
+
+        if (s == NULL || s->len == PX_SEG_CAPACITY) {
+            s = new_mem_seg(c);
+            if (s == NULL)
+                return -ENOMEM;
+            if (c->in_tail)
+                c->in_tail->next = s;
+            else
+                c->in_head = s;
+            c->in_tail = s;
+        }
+        n = PX_MIN(len, PX_SEG_CAPACITY - s->len);
+        memcpy(s->data + s->len, data, n);
+        s->len += (uint32_t)n;
+        data += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* Hand held input to the application until it pauses again (flush time). */
+static void deliver_held(px_conn_t *c)
+{
+    while (c->in_head && !paused(c) &&
+           !(c->state & (PX_CONN_CLOSING | PX_CONN_SHUT | PX_CONN_DEAD))) {
+        px_seg_t *s = c->in_head;
+        c->in_head = s->next;
+        if (c->in_head == NULL)
+            c->in_tail = NULL;
+        deliver(c, s->data, s->len);
+        px_pool_free(&c->w->chunk_pool, s);
+    }
+    if (c->state & (PX_CONN_CLOSING | PX_CONN_SHUT | PX_CONN_DEAD))
+        free_input(c);
+}
+
+/* Reading may go on: deliver held input first (at the next flush, never from
+ * inside a handler), then receive again. */
+static void unpause(px_conn_t *c)
+{
+    if (c->in_head) {
+        c->state |= PX_CONN_DELIVER;
+        px__worker_mark_dirty(c->w, c);
+    } else {
+        arm_recv(c);
+    }
+}
+
 void px__conn_received(px_conn_t *c, const char *data, int res, bool more)
 {
     c->busy++;
@@ -564,17 +666,15 @@ void px__conn_received(px_conn_t *c, const char *data, int res, bool more)
         PX_STAT_ADD(stats_of(c), bytes_in, (uint64_t)res);
         PX_STAT_ADD(stats_of(c), recvs, 1);
         if (!(c->state & (PX_CONN_CLOSING | PX_CONN_SHUT | PX_CONN_DEAD))) {
-            int rc = 0;
-
             touch(c);
             count_turn(c, (size_t)res);
-            PX_STAT_ADD(stats_of(c), callbacks, 1);
-            if (c->ep->handler.on_data)
-                rc = c->ep->handler.on_data(c, data, (size_t)res);
-            if (rc < 0) {
-                if (c->close_err == 0 && rc != -ECONNABORTED)
-                    c->close_err = rc;
-                px_conn_close(c);
+            if (paused(c) || c->in_head) {
+                /* A multishot receive stops only when its cancellation is
+                 * submitted: keep what it still read for the resume. */
+                if (hold_input(c, data, (size_t)res) < 0)
+                    conn_kill(c, -ENOMEM);
+            } else {
+                deliver(c, data, (size_t)res);
             }
         }
     } else if (res == 0) {
@@ -652,7 +752,8 @@ void px_conn_resume(px_conn_t *c)
 {
     c->state &= ~PX_CONN_PAUSED;
     px_timer_stop(&c->w->wheel, &c->resume_timer);
-    arm_recv(c);
+    if (!paused(c))
+        unpause(c);
 }
 
 void px_conn_pause_for(px_conn_t *c, unsigned ms)

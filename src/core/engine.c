@@ -138,8 +138,11 @@ int px_engine_listen(px_engine_t *e, const char *host, int port,
         s->listeners[i].fd = -1;
     for (i = 0; i < e->nworkers; i++) {
         /* Port 0: the first socket picks a port, the others join it. */
-        rc = px__listen_socket((struct sockaddr *)&ss, len,
-                               cfg->backlog > 0 ? cfg->backlog : 4096);
+        if (i == 0 && cfg->listen_fd >= 0)
+            rc = cfg->listen_fd;
+        else
+            rc = px__listen_socket((struct sockaddr *)&ss, len,
+                                   cfg->backlog > 0 ? cfg->backlog : 4096);
         if (rc < 0)
             goto fail;
         s->listeners[i].fd = rc;
@@ -168,7 +171,7 @@ int px_engine_listen(px_engine_t *e, const char *host, int port,
     return s->port;
 fail:
     for (i = 0; i < e->nworkers; i++)
-        if (s->listeners[i].fd >= 0)
+        if (s->listeners[i].fd >= 0 && (i > 0 || s->listeners[i].fd != cfg->listen_fd))
             close(s->listeners[i].fd);
     free(s->listeners);
     free(s);
@@ -307,9 +310,9 @@ int px_engine_join(px_engine_t *e)
 {
     int i;
 
-    for (i = 0; i < e->nworkers; i++) {
+    for (i = 0; e->workers && i < e->nworkers; i++) {
         px_worker_t *w = e->workers[i];
-        if (w->started) {
+        if (w && w->started) {
             pthread_join(w->thread, NULL);
             w->started = false;
         }

@@ -62,6 +62,8 @@ enum {
     PX_CONN_IN_DRAIN = 1u << 10,  /* inside on_drain: no recursion */
     PX_CONN_OWNS_EP = 1u << 11,   /* client endpoint freed with the conn */
     PX_CONN_FREED = 1u << 12,     /* on_close done; memory released after the batch */
+    PX_CONN_DELIVER = 1u << 13,   /* held input waits for the flush to deliver it */
+    PX_CONN_CAREFUL = 1u << 14,   /* has hit backpressure: one receive at a time */
 };
 
 typedef struct px_endpoint {
@@ -102,6 +104,7 @@ struct px_conn {
     uint64_t id;
     px_seg_t *out_head, *out_tail;
     size_t unsent;
+    px_seg_t *in_head, *in_tail; /* input read while paused, delivered on resume */
     px_sendop_t *sendop;     /* in flight, or NULL */
     int send_res;            /* epoll: result waiting to be delivered */
     unsigned idle_ms;
@@ -218,6 +221,7 @@ void px__conn_op_done(px_conn_t *c, uint32_t op);
 void px__worker_mark_dirty(px_worker_t *w, px_conn_t *c);
 void px__worker_drain_inbox(px_worker_t *w);
 void px__worker_free_deferred(px_worker_t *w);
+void px__worker_tick(px_worker_t *w);
 void px__worker_listener_closed(px_worker_t *w, px_listener_t *l);
 int px__worker_create(px_engine_t *e, int index, px_worker_t **out);
 void px__worker_destroy(px_worker_t *w);

@@ -43,6 +43,13 @@ static void flush_dirty(px_worker_t *w)
     }
 }
 
+/* Bring the wheel's clock to now (firing what is due) before completions are
+ * dispatched, so timers they start count from the real time. */
+void px__worker_tick(px_worker_t *w)
+{
+    px_wheel_advance(&w->wheel, px_now_ms());
+}
+
 void px__worker_free_deferred(px_worker_t *w)
 {
     px_conn_t *c;
@@ -169,7 +176,7 @@ static void *worker_main(void *arg)
         if (e->hooks.before_wait)
             e->hooks.before_wait(w, e->hooks.arg);
         w->be->wait(w, timeout);
-        px_wheel_advance(&w->wheel, px_now_ms());
+        px__worker_tick(w);
     }
 
     update_pool_stats(w);

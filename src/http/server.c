@@ -37,6 +37,7 @@ typedef struct http_conn {
     size_t len, cap;
     bool continue_sent;
     bool deadline_armed;
+    bool in_body;           /* the head of the pending request is complete */
     bool chunked;           /* decoding the body of the request at buf */
     size_t body_done;       /* chunked: decoded bytes after the head */
     size_t raw_done;        /* chunked: raw bytes after the head consumed */
@@ -89,10 +90,14 @@ const char *px_http_reason(int status)
 {
     switch (status) {
     case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 103: return "Early Hints";
     case 200: return "OK";
     case 201: return "Created";
     case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
     case 204: return "No Content";
+    case 205: return "Reset Content";
     case 206: return "Partial Content";
     case 301: return "Moved Permanently";
     case 302: return "Found";
@@ -109,20 +114,33 @@ const char *px_http_reason(int status)
     case 409: return "Conflict";
     case 410: return "Gone";
     case 411: return "Length Required";
+    case 412: return "Precondition Failed";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
     case 416: return "Range Not Satisfiable";
     case 417: return "Expectation Failed";
+    case 418: return "I'm a teapot";
+    case 421: return "Misdirected Request";
     case 422: return "Unprocessable Content";
+    case 423: return "Locked";
+    case 424: return "Failed Dependency";
+    case 425: return "Too Early";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
+    case 451: return "Unavailable For Legal Reasons";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
     case 505: return "HTTP Version Not Supported";
+    case 506: return "Variant Also Negotiates";
+    case 507: return "Insufficient Storage";
+    case 508: return "Loop Detected";
+    case 511: return "Network Authentication Required";
     default: return "Unknown";
     }
 }
@@ -235,6 +253,8 @@ static int respond_common(px_http_exchange_t *x, int status, const char *content
     if (extra && extra_len)
         iov[cnt++] = (struct iovec){(void *)extra, extra_len};
     iov[cnt++] = (struct iovec){(void *)"\r\n", 2};
+    if (status < 200 || status == 204 || status == 304)
+        body_len = 0; /* these statuses never carry a body (RFC 9110 6.4.1) */
     if (body_len && !x->head)
         iov[cnt++] = (struct iovec){(void *)body, body_len};
     return px_conn_send(x->conn, iov, cnt);
@@ -364,13 +384,14 @@ static int save_rest(px_conn_t *c, const char *buf, size_t len)
  * when the incomplete request at the end asked for 100-continue. Chunked bodies
  * are decoded in place, so they are handled only in our own copy (owned). */
 static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
-                       bool owned, bool *want_continue)
+                       bool owned, bool *want_continue, bool *in_body)
 {
     px_http_header_t headers[MAX_HEADERS_CAP];
     px_http_request_t req;
     size_t off = 0;
 
     *want_continue = false;
+    *in_body = false;
     while (off < len && !px_conn_closing(c)) {
         char *p = buf + off;
         size_t avail = len - off, body_len;
@@ -410,6 +431,7 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
             if (r == PX_HTTP_INCOMPLETE) {
                 h->raw_done += raw;
                 *want_continue = req.expect_continue;
+                *in_body = true;
                 break;
             }
             body_len = h->body_done;
@@ -421,6 +443,7 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
         body_len = req.content_length > 0 ? (size_t)req.content_length : 0;
         if (avail - (size_t)n < body_len) {
             *want_continue = req.expect_continue;
+            *in_body = true;
             break;
         }
         dispatch(c, s, &req, p + n, body_len);
@@ -433,12 +456,12 @@ static int http_on_data(px_conn_t *c, const char *data, size_t len)
 {
     px_http_server_t *s = px_conn_server_udata(c);
     http_conn_t *h = state_of(c);
-    bool want_continue;
+    bool want_continue, in_body;
     ssize_t used;
 
     if (h == NULL) {
         /* Fast path: requests that arrive whole are parsed in the receive buffer. */
-        used = process(c, s, (char *)data, len, false, &want_continue);
+        used = process(c, s, (char *)data, len, false, &want_continue, &in_body);
         if (used < 0 || (size_t)used == len)
             return 0;
         if (save_rest(c, data + used, len - (size_t)used) < 0) {
@@ -460,7 +483,7 @@ static int http_on_data(px_conn_t *c, const char *data, size_t len)
         h->len += len;
     }
     h = state_of(c);
-    used = process(c, s, h->buf, h->len, true, &want_continue);
+    used = process(c, s, h->buf, h->len, true, &want_continue, &in_body);
     if (used < 0)
         return 0;
     if ((size_t)used == h->len) {
@@ -473,17 +496,20 @@ static int http_on_data(px_conn_t *c, const char *data, size_t len)
         h->len -= (size_t)used;
         h->continue_sent = false;
         h->deadline_armed = false;
+        h->in_body = false;
     }
     if (want_continue && !h->continue_sent) {
         struct iovec iov = {(void *)"HTTP/1.1 100 Continue\r\n\r\n", 25};
         px_conn_send(c, &iov, 1);
         h->continue_sent = true;
     }
-    if (!h->deadline_armed) {
+    /* The head deadline runs from the request's first byte; once the head is
+     * complete the body gets its own deadline. */
+    if (!h->deadline_armed || (in_body && !h->in_body)) {
         h->deadline_armed = true;
-        px_conn_set_deadline(c, h->chunked || want_continue ? s->cfg.body_timeout_ms
-                                                            : s->cfg.head_timeout_ms);
+        px_conn_set_deadline(c, in_body ? s->cfg.body_timeout_ms : s->cfg.head_timeout_ms);
     }
+    h->in_body = in_body;
     return 0;
 }
 
@@ -498,9 +524,11 @@ static const px_handler_t http_handler = {
     .on_close = http_on_close,
 };
 
-int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int port)
+int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int port,
+                   int listen_fd)
 {
     px_endpoint_config_t ep = {
+        .listen_fd = listen_fd,
         .handler = &http_handler,
         .udata = s,
         .sock_flags = PX_SOCK_NODELAY,

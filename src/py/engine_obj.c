@@ -201,13 +201,13 @@ static px_proto_spec_t *add_spec(px_engine_obj_t *self, PyObject *protocol, unsi
 static PyObject *engine_listen(PyObject *op, PyObject *args)
 {
     px_engine_obj_t *self = (px_engine_obj_t *)op;
-    px_endpoint_config_t ep = {0};
+    px_endpoint_config_t ep = {.listen_fd = -1};
     px_proto_spec_t *spec;
     const char *host;
     PyObject *protocol;
     int port, rc;
 
-    if (!PyArg_ParseTuple(args, "siO:listen", &host, &port, &protocol))
+    if (!PyArg_ParseTuple(args, "siO|i:listen", &host, &port, &protocol, &ep.listen_fd))
         return NULL;
     if (live_engine(self) == NULL)
         return NULL;
@@ -245,7 +245,7 @@ static PyObject *engine_listen_http(PyObject *op, PyObject *args, PyObject *kwds
 static PyObject *engine_connect(PyObject *op, PyObject *args)
 {
     px_engine_obj_t *self = (px_engine_obj_t *)op;
-    px_endpoint_config_t ep = {0};
+    px_endpoint_config_t ep = {.listen_fd = -1};
     px_proto_spec_t *spec;
     const char *host;
     PyObject *protocol;
@@ -489,7 +489,9 @@ static void engine_dealloc(PyObject *op)
 }
 
 static PyMethodDef engine_methods[] = {
-    {"listen", engine_listen, METH_VARARGS, "listen(host, port, protocol) -> bound port"},
+    {"listen", engine_listen, METH_VARARGS,
+     "listen(host, port, protocol, fd=-1) -> bound port; fd: a listening socket the\n"
+     "engine takes over as the first worker's listener"},
     {"connect", engine_connect, METH_VARARGS, "connect(host, port, protocol)"},
     {"listen_http", (PyCFunction)(void (*)(void))engine_listen_http, METH_VARARGS | METH_KEYWORDS,
      "listen_http(host, port, app, static=None, **limits) -> bound port"},

@@ -525,21 +525,23 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     static char *kwlist[] = {"host", "port", "app", "static", "keepalive_timeout",
                              "head_timeout", "body_timeout", "max_body", "max_headers",
                              "max_request_line", "max_header_bytes", "server_name",
-                             "response_type", "json_default", "routes", NULL};
+                             "response_type", "json_default", "routes", "fd", NULL};
     const char *host, *server_name = "pyparallel";
     int port, rc;
     PyObject *app, *routes = Py_None, *response_type = NULL, *json_default = NULL;
     PyObject *exact = NULL;
+    int listen_fd = -1;
     double ka = 60, head_t = 10, body_t = 30;
     unsigned long long max_body = 1 << 20;
     Py_ssize_t max_headers = 100, max_line = 8192, max_head = 16384;
     px_http_config_t cfg;
     http_app_t *a;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siO|OdddKnnns$OOO:listen_http", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siO|OdddKnnns$OOOi:listen_http", kwlist,
                                      &host, &port, &app, &routes, &ka, &head_t, &body_t,
                                      &max_body, &max_headers, &max_line, &max_head,
-                                     &server_name, &response_type, &json_default, &exact))
+                                     &server_name, &response_type, &json_default, &exact,
+                                     &listen_fd))
         return NULL;
     px_http_config_default(&cfg);
     cfg.keepalive_timeout_ms = (unsigned)(ka * 1000);
@@ -593,7 +595,7 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
         }
     }
     Py_BEGIN_ALLOW_THREADS
-    rc = px_http_listen(e, a->srv, host, port);
+    rc = px_http_listen(e, a->srv, host, port, listen_fd);
     Py_END_ALLOW_THREADS
     if (rc < 0)
         goto fail;

@@ -278,7 +278,13 @@ static int deliver_lines(px_transport_t *t, const char *data, size_t len)
         return -1;
     for (start = buf; (nl = memchr(start, '\n', (size_t)(end - start))) != NULL; start = nl + 1) {
         const char *stop = (nl > start && nl[-1] == '\r') ? nl - 1 : nl;
-        PyObject *line = PyBytes_FromStringAndSize(start, stop - start);
+        PyObject *line;
+        if ((size_t)(stop - start) > spec->max_line_length) {
+            PyErr_Format(PyExc_ValueError, "line longer than max_line_length (%zu bytes)",
+                         spec->max_line_length);
+            goto out;
+        }
+        line = PyBytes_FromStringAndSize(start, stop - start);
         if (line == NULL || PyList_Append(lines, line) < 0) {
             Py_XDECREF(line);
             goto out;

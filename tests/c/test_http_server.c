@@ -91,7 +91,7 @@ static void run(px_backend_kind_t kind)
     hcfg.head_timeout_ms = 300;
     PX_CHECK_EQ(px_http_server_new(&hcfg, app, NULL, &srv), 0);
     PX_CHECK_EQ(px_http_route_static(srv, "/plaintext", "text/plain", "Hello, World!", 13), 0);
-    port = px_http_listen(e, srv, "127.0.0.1", 0);
+    port = px_http_listen(e, srv, "127.0.0.1", 0, -1);
     PX_CHECK_GT(port, 0);
     PX_CHECK_EQ(px_engine_start(e), 0);
 

@@ -17,6 +17,11 @@
 
 Return values: bytes -> text/plain, str -> text/html, dict/list/tuple/int/float/
 bool/None -> JSON, :class:`Response` for full control, ``self.sendfile(...)``.
+
+Directories are served by :class:`StaticFiles` (see :mod:`pyparallel.http.static`)::
+
+    class Site(HttpServer):
+        files = route("/*", methods=("GET", "HEAD"))(StaticFiles("/srv/www"))
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from urllib.parse import parse_qsl, unquote
 
 import pyparallel as px
 
-__all__ = ["HttpServer", "route", "Response", "HttpError"]
+__all__ = ["HttpServer", "route", "Response", "HttpError", "StaticFiles", "send_file"]
 
 _TEXT = "text/plain; charset=utf-8"
 _HTML = "text/html; charset=utf-8"
@@ -63,10 +68,14 @@ def route(path: str | None = None, *, methods: tuple[str, ...] = ("GET", "HEAD",
     """Mark a method as the handler of ``path`` (default: ``/`` + its name).
 
     ``{name}`` segments become keyword arguments; a path ending in ``/*`` is a
-    prefix route whose remainder is passed as ``rest``.
+    prefix route whose remainder is passed as ``rest``. A handler object with a
+    ``__px_mount__(path)`` method (a :class:`StaticFiles`) is told its path.
     """
     def mark(func: Callable) -> Callable:
         func.__px_route__ = (path or "/" + func.__name__, tuple(m.upper() for m in methods))
+        mount = getattr(func, "__px_mount__", None)
+        if mount is not None:
+            mount(func.__px_route__[0])
         return func
     return mark
 
@@ -144,16 +153,20 @@ class HttpServer:
     def redirect(self, request: Any, location: str, status: int = 302) -> Response:
         return Response(b"", status=status, headers={"Location": location})
 
-    def sendfile(self, request: Any, path: str, range: tuple[int, int] | None = None,
-                 content_type: str = "application/octet-stream") -> Response:
-        size = os.stat(path).st_size
-        if range is None:
-            return Response(px.sendfile(path, 0, size), 200, content_type)
-        start, end = range
-        if start < 0 or end > size or start > end:
-            return Response(b"", 416, None, {"Content-Range": f"bytes */{size}"})
-        return Response(px.sendfile(path, start, end - start), 206, content_type,
-                        {"Content-Range": f"bytes {start}-{end - 1}/{size}"})
+    def sendfile(self, request: Any, path: str | os.PathLike[str],
+                 range: tuple[int, int | None] | None = None,
+                 content_type: str | None = None) -> Response:
+        """Answer with a file, sent by the kernel (never read into memory).
+
+        ``range=(start, stop)`` (stop exclusive; None: to the end) answers with
+        that part of the file: 206 with its ``Content-Range``, or 416 when it
+        is empty or past the end. Without it the request's own ``Range`` (one
+        range: 206; unsatisfiable: 416; several: the whole file), ``If-Range``
+        and conditional headers are honoured, with ``ETag`` and
+        ``Last-Modified`` as :class:`StaticFiles` sends them. content_type:
+        guessed from the name when None. A missing file is a 404.
+        """
+        return send_file(request, path, range=range, content_type=content_type)
 
     def _exact_routes(self) -> dict[str, tuple[Callable, tuple[str, ...]]]:
         """Routes the engine matches in C: {path: (bound handler, methods)}."""
@@ -183,3 +196,7 @@ class HttpServer:
         """Listen on host:port and serve on all workers until stopped."""
         px.register(transport=px.server(host, port), protocol=cls)
         px.run(workers=workers)
+
+
+# the static module needs Response, defined above
+from .static import StaticFiles, send_file  # noqa: E402
