@@ -337,7 +337,7 @@ static int respond_response(http_app_t *a, px_http_exchange_t *x, PyObject *r)
     if (status_o == NULL || ctype_o == NULL || headers == NULL || body == NULL)
         goto out;
     status = (int)PyLong_AsLong(status_o);
-    if (status < 100 || status > 999) {
+    if (status < 200 || status > 999) { /* 1xx are interim: never a final answer */
         if (!PyErr_Occurred())
             PyErr_Format(PyExc_ValueError, "invalid HTTP status %d", status);
         goto out;
