@@ -43,6 +43,8 @@ _engine: _core.Engine | None = None
 _pending: list[tuple[Any, type]] = []  # registrations waiting for the engine
 _gil_warned = False
 _last_engine: _core.Engine | None = None
+_stop_requested = False   # SIGTERM/SIGINT before the engine ran
+_shutdown_timeout = 5.0
 _saved_handlers: dict[int, Any] = {}
 
 
@@ -105,8 +107,13 @@ class Client:
 
 
 def server(host: str, port: int) -> Server:
-    """A listening endpoint on host:port; attach a protocol with :func:`register`."""
-    return Server(host, port)
+    """A listening endpoint on host:port; attach a protocol with :func:`register`.
+
+    From here on SIGTERM means a graceful shutdown (clients may already be
+    connecting); SIGINT does too once :func:`run` serves."""
+    s = Server(host, port)
+    _install_signal_handlers((signal.SIGTERM,))
+    return s
 
 
 def client(host: str, port: int) -> Client:
@@ -166,7 +173,7 @@ def engine(workers: int | None = None, **options: Any) -> _core.Engine:
     """
     global _engine
     with _lock:
-        if _engine is None or _engine.finished:
+        if _engine is None:
             options.setdefault("backend", os.environ.get("PX_BACKEND", "auto"))
             _engine = _core.Engine(workers=_default_workers(workers), **options)
         return _engine
@@ -201,12 +208,16 @@ def run(workers: int | None = None, shutdown_timeout: float = 5.0, **options: An
     re-raised here, in the main thread; the servers keep running, and calling
     ``run()`` again carries on.
     """
-    eng = _start(workers, options)
-    gc.freeze()  # collections during serving walk only what requests create
+    global _shutdown_timeout
+    _shutdown_timeout = shutdown_timeout
     # The handlers stay while the engine runs, also when an exception from a
     # callback leaves run(): a signal before run() is called again still shuts
     # down gracefully.
-    _install_signal_handlers(eng, shutdown_timeout)
+    _install_signal_handlers((signal.SIGINT, signal.SIGTERM))
+    eng = _start(workers, options)
+    if _stop_requested:  # a signal came before the engine ran
+        eng.shutdown(shutdown_timeout)
+    gc.freeze()  # collections during serving walk only what requests create
     while True:
         if eng.wait(0.25):
             break
@@ -228,11 +239,12 @@ def run_once(timeout: float = 0.0) -> bool:
 
 
 def _finish(eng: _core.Engine) -> None:
-    global _engine, _serving, _last_engine
+    global _engine, _serving, _last_engine, _stop_requested
     with _lock:
         if _engine is eng:
             _engine = None
             _serving = False
+            _stop_requested = False
         _last_engine = eng  # px.stats() still reports its final counters
     _restore_signal_handlers()
     gc.unfreeze()
@@ -270,16 +282,21 @@ def stats() -> dict[str, Any]:
     }
 
 
-def _install_signal_handlers(eng: _core.Engine, timeout: float) -> None:
+def _on_signal(signum: int, frame: Any) -> None:
+    global _stop_requested
+    eng = _engine
+    if eng is not None and eng.started:
+        eng.shutdown(_shutdown_timeout)
+    else:
+        _stop_requested = True  # run() stops at once when it gets there
+
+
+def _install_signal_handlers(signals: tuple[int, ...]) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
-
-    def graceful(signum: int, frame: Any) -> None:
-        eng.shutdown(timeout)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        old = signal.signal(sig, graceful)
-        _saved_handlers.setdefault(sig, old)
+    for sig in signals:
+        if sig not in _saved_handlers:
+            _saved_handlers[sig] = signal.signal(sig, _on_signal)
 
 
 def _restore_signal_handlers() -> None:
