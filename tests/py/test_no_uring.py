@@ -1,0 +1,51 @@
+"""Where io_uring is refused (seccomp, as container runtimes do), the engine
+falls back to epoll on its own; asked for io_uring explicitly, it fails with a
+clear error. The refusal comes from tools/no-uring.c (the ``no_uring`` fixture
+builds it and checks that io_uring_setup fails with EPERM under it)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import scenarios
+from helpers import CRASH_MARKERS, child_env, example
+
+EPERM = [1, "Operation not permitted"]
+
+
+def test_echo_example_falls_back_to_epoll(spawn, no_uring: list[str]) -> None:
+    srv = spawn(*example("echo", "--workers", "2"), backend=None, launcher=no_uring)
+    scenarios.echo_many(srv.port, clients=50, size=256 * 1024)
+    stats = srv.finish().assert_clean()
+    assert stats["backend"] == "epoll"
+    assert stats["uring_error"] == EPERM
+    assert stats["bytes_out"] == 50 * 256 * 1024
+
+
+def test_exceptions_with_handler_fall_back(spawn, no_uring: list[str]) -> None:
+    srv = spawn("raiser.py", "--handler", backend=None, launcher=no_uring)
+    scenarios.exceptions_with_handler(srv)
+    scenarios.handler_that_raises(srv)
+    stats = srv.finish().assert_clean()
+    assert (stats["backend"], stats["uring_error"]) == ("epoll", EPERM)
+
+
+def test_exceptions_without_handler_fall_back(spawn, no_uring: list[str]) -> None:
+    srv = spawn("raiser.py", "--no-handler", backend=None, launcher=no_uring)
+    scenarios.exceptions_without_handler(srv)
+    stats = srv.finish().assert_clean()
+    assert (stats["backend"], stats["uring_error"]) == ("epoll", EPERM)
+
+
+def test_forced_uring_when_refused_fails_cleanly(no_uring: list[str]) -> None:
+    """PX_BACKEND=uring where io_uring is refused: an error that names the cause,
+    not a crash."""
+    res = subprocess.run(no_uring + [sys.executable, "-m", "pyparallel.examples.echo",
+                                     "--port", "0", "--workers", "1"],
+                         env=child_env("uring"), capture_output=True, text=True, timeout=30)
+    assert res.returncode > 0, f"killed by signal {-res.returncode}:\n{res.stderr[-2000:]}"
+    for marker in CRASH_MARKERS:
+        assert marker not in res.stderr, res.stderr[-2000:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert "io_uring" in last and "Operation not permitted" in last, res.stderr[-2000:]
