@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -21,8 +22,14 @@ typedef struct uring_state {
     size_t br_bytes;
     char *bufs;
     unsigned nbufs, bufsize, mask;
+    unsigned recv_cap;  /* bytes a multishot receive may take before it ends; 0: no cap */
     bool wake_armed;
 } uring_state_t;
+
+/* A multishot receive ends after this many buffers and is re-armed: a paused
+ * connection then has at most this much read past the pause, whatever the
+ * kernel posted before the cancellation took effect. */
+#define RECV_BURST_BUFFERS 4
 
 static uring_state_t *state_of(px_worker_t *w) { return w->bs; }
 
@@ -87,6 +94,51 @@ static void arm_wake(px_worker_t *w, uring_state_t *u)
     u->wake_armed = true;
 }
 
+static void return_buffer(uring_state_t *u, unsigned bid)
+{
+    io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * u->bufsize, u->bufsize,
+                          (unsigned short)bid, u->mask, 0);
+    io_uring_buf_ring_advance(u->br, 1);
+}
+
+/* The cap on a multishot receive's total bytes (sqe->optlen, which liburing 2.3
+ * still calls file_index) is recent: older kernels refuse the field with
+ * -EINVAL. Ask once, on a socketpair: a cap of one byte ends the receive
+ * after the first completion instead of keeping it armed. */
+static bool recv_cap_supported(uring_state_t *u)
+{
+    struct io_uring_sqe *sqe;
+    struct io_uring_cqe *cqe;
+    bool ok = false, more = true;
+    int sv[2];
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+        return false;
+    if (write(sv[1], "px", 2) != 2 || (sqe = get_sqe(u)) == NULL)
+        goto out;
+    io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BUF_GROUP;
+    sqe->file_index = 1;
+    io_uring_sqe_set_data64(sqe, PX_TAG_IGNORE);
+    if (io_uring_submit(&u->ring) < 0)
+        goto out;
+    while (more && io_uring_wait_cqe(&u->ring, &cqe) == 0) {
+        if (cqe->flags & IORING_CQE_F_BUFFER)
+            return_buffer(u, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+        more = cqe->flags & IORING_CQE_F_MORE;
+        if (cqe->res > 0 && !more)
+            ok = true; /* ended by the cap (one receive may overshoot it) */
+        io_uring_cqe_seen(&u->ring, cqe);
+        if (more)
+            shutdown(sv[1], SHUT_WR); /* no cap: end the receive with EOF */
+    }
+out:
+    close(sv[0]);
+    close(sv[1]);
+    return ok;
+}
+
 static int uring_init(px_worker_t *w)
 {
     const px_engine_config_t *cfg = &w->e->cfg;
@@ -129,6 +181,8 @@ static int uring_init(px_worker_t *w)
         io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * u->bufsize, u->bufsize,
                               (unsigned short)i, u->mask, (int)i);
     io_uring_buf_ring_advance(u->br, (int)u->nbufs);
+    if (recv_cap_supported(u))
+        u->recv_cap = RECV_BURST_BUFFERS * u->bufsize;
     w->bs = u;
     arm_wake(w, u);
     return 0;
@@ -204,10 +258,12 @@ static int uring_recv(px_worker_t *w, px_conn_t *c)
     /* A multishot receive drains the socket eagerly; a connection that has
      * outrun its peer's reading gets one buffer at a time, so a pause stops it
      * within one buffer. */
-    if (c->state & PX_CONN_CAREFUL)
+    if (c->state & PX_CONN_CAREFUL) {
         io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
-    else
+    } else {
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+        sqe->file_index = state_of(w)->recv_cap;
+    }
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BUF_GROUP;
     io_uring_sqe_set_data64(sqe, PX_TAGGED(c, PX_TAG_RECV));
@@ -217,8 +273,11 @@ static int uring_recv(px_worker_t *w, px_conn_t *c)
 
 static void uring_recv_stop(px_worker_t *w, px_conn_t *c)
 {
-    /* The receive ends with -ECANCELED (or data already on its way). */
+    /* The receive ends with -ECANCELED (or data already on its way). Submitted
+     * now, not at the end of the loop turn: until the kernel sees it, every
+     * syscall this thread makes may let the receive post more data. */
     cancel_data(w, PX_TAGGED(c, PX_TAG_RECV));
+    io_uring_submit(&state_of(w)->ring);
 }
 
 static int uring_send(px_worker_t *w, px_conn_t *c)
@@ -253,13 +312,6 @@ static void uring_cancel(px_worker_t *w, px_conn_t *c)
         return;
     io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, PX_TAG_IGNORE);
-}
-
-static void return_buffer(uring_state_t *u, unsigned bid)
-{
-    io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * u->bufsize, u->bufsize,
-                          (unsigned short)bid, u->mask, 0);
-    io_uring_buf_ring_advance(u->br, 1);
 }
 
 static void on_accept(px_worker_t *w, px_listener_t *l, struct io_uring_cqe *cqe)

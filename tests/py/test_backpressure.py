@@ -145,18 +145,10 @@ def read_all_back(socks: list[socket.socket],
     return results
 
 
-HELD_INPUT_BUG = ("engine bug: on io_uring a connection paused by backpressure still has "
-                  "input read and held by the engine (11 to over 100 MiB from one peer that "
-                  "never reads, over 6 pause/resume cycles; epoll holds 1.0 MiB after 1 pause)")
-
-
-def test_echo_to_client_that_never_reads(spawn, backend: str,
-                                         request: pytest.FixtureRequest) -> None:
+def test_echo_to_client_that_never_reads(spawn, backend: str) -> None:
     """One client sends as much as it can and never reads: the server stops
     reading it, its memory stays bounded, and once the client reads, every
     byte comes back."""
-    if backend == "uring":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=HELD_INPUT_BUG))
     srv: ServerProcess = spawn("mixed.py", "--workers", "1", backend=backend)
     baseline = srv.rss()
     with connect(srv.ports["echo"]) as s:
