@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Callable
 
-import pytest
 
 from helpers import MiB, ServerProcess, connect, recv_exact, recv_until_eof
 
