@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Callable
 
-
 from helpers import MiB, ServerProcess, connect, recv_exact, recv_until_eof
 
 RSS_GROWTH_LIMIT = 64 * MiB
