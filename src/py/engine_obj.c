@@ -165,7 +165,18 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     rc = px_engine_create(&cfg, &hooks, &self->e);
     if (rc < 0) {
         Py_DECREF(self);
-        return px_py_raise_errno(rc, cfg.backend == PX_BACKEND_URING ? "io_uring" : "engine");
+        if (cfg.backend != PX_BACKEND_URING)
+            return px_py_raise_errno(rc, "engine");
+        /* Only an explicit choice ends here: 'auto' falls back to epoll. */
+        PyObject *err = PyObject_CallFunction(
+            PyExc_OSError, "iN", -rc, PyUnicode_FromFormat(
+                "io_uring was asked for (backend='uring' or PX_BACKEND=uring) but this "
+                "system refuses it (%s); use backend='auto' or 'epoll'", strerror(-rc)));
+        if (err != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(err), err);
+            Py_DECREF(err);
+        }
+        return NULL;
     }
     self->nworkers = px_engine_worker_count(self->e);
     self->wpy = PyMem_RawCalloc((size_t)self->nworkers, sizeof(*self->wpy));

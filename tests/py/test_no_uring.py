@@ -49,3 +49,6 @@ def test_forced_uring_when_refused_fails_cleanly(no_uring: list[str]) -> None:
         assert marker not in res.stderr, res.stderr[-2000:]
     last = res.stderr.strip().splitlines()[-1]
     assert "io_uring" in last and "Operation not permitted" in last, res.stderr[-2000:]
+    assert "epoll" in last, f"the error does not say how to go on: {last}"
+    assert "listening" not in res.stdout, "the service announced itself before failing"
+    assert "Traceback" not in res.stderr, res.stderr[-2000:]

@@ -16,7 +16,11 @@ def serve(name: str, protocol: type, default_port: int, argv: list[str] | None =
     parser.add_argument("--workers", type=int, default=None,
                         help="worker threads (default: PX_WORKERS or one per CPU)")
     args = parser.parse_args(argv)
-    server = px.server(args.host, args.port)
+    try:
+        server = px.server(args.host, args.port)
+        px.engine(args.workers)  # an I/O backend that cannot start fails here, before the banner
+    except OSError as e:
+        raise SystemExit(f"{name}: {e}") from None
     px.register(transport=server, protocol=protocol)
     print(f"{name}: listening on {args.host}:{server.port}", flush=True)
     px.run(workers=args.workers)
