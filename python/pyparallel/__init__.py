@@ -133,7 +133,7 @@ def _attach(eng: _core.Engine, endpoint: Server | Client, protocol: type) -> Non
             eng.listen_http(endpoint.host, endpoint.port, app, dict(protocol.static_routes),
                             server_name=protocol.server_name, response_type=http.Response,
                             json_default=protocol.json_default, routes=app._exact_routes(),
-                            fd=fd, **protocol.limits)
+                            fd=fd, error_type=http.HttpError, **protocol.limits)
         else:
             eng.listen(endpoint.host, endpoint.port, protocol, fd)
     except BaseException:

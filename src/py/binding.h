@@ -14,6 +14,16 @@
 #define Py_END_CRITICAL_SECTION() }
 #endif
 
+#if PY_VERSION_HEX < 0x030D0000
+/* 3.11/3.12: a strong-reference dict lookup arrived in 3.13. */
+static inline int PyDict_GetItemRef(PyObject *d, PyObject *key, PyObject **result)
+{
+    PyObject *v = PyDict_GetItemWithError(d, key);
+    *result = v ? Py_NewRef(v) : NULL;
+    return v ? 1 : (PyErr_Occurred() ? -1 : 0);
+}
+#endif
+
 #if PY_VERSION_HEX < 0x030C0000
 /* 3.11: the raised-exception API arrived in 3.12. */
 static inline PyObject *PyErr_GetRaisedException(void)

@@ -7,7 +7,10 @@
 
 #include "px/http_server.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 typedef struct px_request {
@@ -20,6 +23,8 @@ typedef struct px_request {
     Py_ssize_t nheaders;
     Py_ssize_t *hdr;  /* 4 per header: name off/len, value off/len */
     PyObject *headers_cache;
+    PyObject *args_cache;
+    px_conn_t *conn;  /* while its handler runs; NULL after */
 } px_request_t;
 
 /* Exact-path routes looked up in C: handler(request) is called directly. */
@@ -47,6 +52,10 @@ typedef struct http_app {
 } http_app_t;
 
 static PyTypeObject *request_type;
+/* Set once by the first listen_http() (main thread), read by handlers after. */
+static PyObject *http_error_type; /* HttpError: a status for the client, not a 500 */
+static PyObject *json_loads;       /* json.loads, for Request.json() */
+static PyObject *parse_qsl;        /* urllib.parse.parse_qsl, for Request.args */
 
 static PyObject *slice(px_request_t *r, const Py_ssize_t *span)
 {
@@ -79,6 +88,8 @@ static px_request_t *request_new(const px_http_exchange_t *x)
     r->body = PyBytes_FromStringAndSize(x->body, (Py_ssize_t)x->body_len);
     r->hdr = PyMem_Malloc(sizeof(Py_ssize_t) * 4 * (req->num_headers + 1));
     r->headers_cache = NULL;
+    r->args_cache = NULL;
+    r->conn = NULL;
     r->nheaders = (Py_ssize_t)req->num_headers;
     if (r->head == NULL || r->body == NULL || r->hdr == NULL) {
         PyObject_GC_Track(r);
@@ -173,6 +184,7 @@ static int req_traverse(PyObject *s, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(s));
     Py_VISIT(((px_request_t *)s)->headers_cache);
+    Py_VISIT(((px_request_t *)s)->args_cache);
     return 0;
 }
 
@@ -182,6 +194,7 @@ static int req_clear(PyObject *s)
     Py_CLEAR(r->head);
     Py_CLEAR(r->body);
     Py_CLEAR(r->headers_cache);
+    Py_CLEAR(r->args_cache);
     return 0;
 }
 
@@ -195,7 +208,117 @@ static void req_dealloc(PyObject *s)
     Py_DECREF(tp);
 }
 
+/* The query as a dict: first value of each name, blank values kept. */
+static PyObject *req_args(PyObject *s, void *c)
+{
+    px_request_t *r = (px_request_t *)s;
+    PyObject *query, *pairs, *d;
+    (void)c;
+    if (r->args_cache)
+        return Py_NewRef(r->args_cache);
+    query = slice(r, r->query);
+    if (query == NULL)
+        return NULL;
+    pairs = PyObject_CallFunction(parse_qsl, "OO", query, Py_True);
+    Py_DECREF(query);
+    if (pairs == NULL)
+        return NULL;
+    d = PyDict_New();
+    for (Py_ssize_t i = 0; d && i < PyList_GET_SIZE(pairs); i++) {
+        PyObject *kv = PyList_GET_ITEM(pairs, i);
+        int seen = PyDict_Contains(d, PyTuple_GET_ITEM(kv, 0));
+        if (seen < 0 || (!seen && PyDict_SetItem(d, PyTuple_GET_ITEM(kv, 0),
+                                                 PyTuple_GET_ITEM(kv, 1)) < 0))
+            Py_CLEAR(d);
+    }
+    Py_DECREF(pairs);
+    if (d != NULL)
+        r->args_cache = Py_NewRef(d);
+    return d;
+}
+
+/* The peer's (host, port), known while the handler runs; None after. */
+static PyObject *req_remote_addr(PyObject *s, void *c)
+{
+    px_request_t *r = (px_request_t *)s;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char host[INET6_ADDRSTRLEN];
+    const void *addr;
+    int port;
+    (void)c;
+    if (r->conn == NULL || getpeername(px_conn_fd(r->conn), (struct sockaddr *)&ss, &len) < 0)
+        Py_RETURN_NONE;
+    if (ss.ss_family == AF_INET) {
+        addr = &((struct sockaddr_in *)&ss)->sin_addr;
+        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        addr = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    } else {
+        Py_RETURN_NONE;
+    }
+    if (inet_ntop(ss.ss_family, addr, host, sizeof(host)) == NULL)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(si)", host, port);
+}
+
+/* Request.header(name, default=None): one header, by any spelling of its name. */
+static PyObject *req_header(PyObject *s, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *headers, *lower, *value;
+    if (nargs < 1 || nargs > 2 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "header(name: str, default=None)");
+        return NULL;
+    }
+    headers = req_headers(s, NULL);
+    if (headers == NULL)
+        return NULL;
+    lower = PyObject_CallMethod(args[0], "lower", NULL);
+    if (lower == NULL) {
+        Py_DECREF(headers);
+        return NULL;
+    }
+    if (PyDict_GetItemRef(headers, lower, &value) == 0)
+        value = Py_NewRef(nargs == 2 ? args[1] : Py_None); /* (-1 leaves value NULL) */
+    Py_DECREF(lower);
+    Py_DECREF(headers);
+    return value;
+}
+
+/* Request.json(): the body parsed; a body that is not JSON is the client's
+ * error (HttpError 400), not the handler's. */
+static PyObject *req_json(PyObject *s, PyObject *unused)
+{
+    PyObject *value;
+    (void)unused;
+    value = PyObject_CallOneArg(json_loads, ((px_request_t *)s)->body);
+    if (value == NULL && http_error_type && PyErr_ExceptionMatches(PyExc_ValueError)) {
+        PyObject *cause = PyErr_GetRaisedException();
+        PyObject *err = PyObject_CallFunction(http_error_type, "is", 400,
+                                              "400 Bad Request: the body is not valid JSON");
+        if (err != NULL) {
+            PyException_SetCause(err, cause);
+            PyErr_SetObject(http_error_type, err);
+            Py_DECREF(err);
+        } else {
+            Py_DECREF(cause);
+        }
+    }
+    return value;
+}
+
+static PyMethodDef req_methods[] = {
+    {"header", (PyCFunction)(void (*)(void))req_header, METH_FASTCALL,
+     "header(name, default=None): a header's value, the name in any case"},
+    {"json", req_json, METH_NOARGS,
+     "the body parsed as JSON; HttpError(400) when it is not JSON"},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyGetSetDef req_getset[] = {
+    {"args", req_args, NULL, "query parameters: {name: first value}", NULL},
+    {"remote_addr", req_remote_addr, NULL, "the client's (host, port) while the handler runs", NULL},
     {"method", req_method, NULL, "request method", NULL},
     {"path", req_path, NULL, "path, not decoded, without the query", NULL},
     {"query", req_query, NULL, "query string, without '?'", NULL},
@@ -210,6 +333,7 @@ static PyGetSetDef req_getset[] = {
 static PyType_Slot req_slots[] = {
     {Py_tp_doc, "An HTTP request; fields are built when first read."},
     {Py_tp_getset, req_getset},
+    {Py_tp_methods, req_methods},
     {Py_tp_traverse, req_traverse},
     {Py_tp_clear, req_clear},
     {Py_tp_dealloc, req_dealloc},
@@ -453,7 +577,14 @@ static void app_call(px_http_exchange_t *x, void *udata)
     handler = fast_route(a, x->req);
     req = request_new(x);
     if (req != NULL) {
+        req->conn = x->conn;
         result = PyObject_CallOneArg(handler ? handler : a->app, (PyObject *)req);
+        if (result == NULL && http_error_type && PyErr_ExceptionMatches(http_error_type)) {
+            PyObject *exc = PyErr_GetRaisedException();
+            result = PyObject_CallMethod(a->app, "_http_error", "OO", req, exc);
+            Py_DECREF(exc);
+        }
+        req->conn = NULL;
         Py_DECREF(req);
     }
     if (result == NULL || send_result(a, x, result) < 0) {
@@ -518,6 +649,30 @@ static int add_exact_routes(http_app_t *a, PyObject *routes)
     return 0;
 }
 
+/* What Request methods call, fixed by the first server (they live as long as
+ * the process). */
+static int request_helpers_init(PyObject *error_type)
+{
+    if (json_loads == NULL) {
+        PyObject *json = PyImport_ImportModule("json");
+        PyObject *parse = PyImport_ImportModule("urllib.parse");
+        if (json == NULL || parse == NULL) {
+            Py_XDECREF(json);
+            Py_XDECREF(parse);
+            return -1;
+        }
+        json_loads = PyObject_GetAttrString(json, "loads");
+        parse_qsl = PyObject_GetAttrString(parse, "parse_qsl");
+        Py_DECREF(json);
+        Py_DECREF(parse);
+        if (json_loads == NULL || parse_qsl == NULL)
+            return -1;
+    }
+    if (http_error_type == NULL && error_type && error_type != Py_None)
+        http_error_type = Py_NewRef(error_type);
+    return 0;
+}
+
 /* Engine.listen_http(host, port, app, static_routes, limits...) */
 PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, PyObject *kwds,
                             void **owned)
@@ -525,11 +680,11 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     static char *kwlist[] = {"host", "port", "app", "static", "keepalive_timeout",
                              "head_timeout", "body_timeout", "max_body", "max_headers",
                              "max_request_line", "max_header_bytes", "server_name",
-                             "response_type", "json_default", "routes", "fd", NULL};
+                             "response_type", "json_default", "routes", "fd", "error_type", NULL};
     const char *host, *server_name = "pyparallel";
     int port, rc;
     PyObject *app, *routes = Py_None, *response_type = NULL, *json_default = NULL;
-    PyObject *exact = NULL;
+    PyObject *exact = NULL, *error_type = NULL;
     int listen_fd = -1;
     double ka = 60, head_t = 10, body_t = 30;
     unsigned long long max_body = 1 << 20;
@@ -537,11 +692,13 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     px_http_config_t cfg;
     http_app_t *a;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siO|OdddKnnns$OOOi:listen_http", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siO|OdddKnnns$OOOiO:listen_http", kwlist,
                                      &host, &port, &app, &routes, &ka, &head_t, &body_t,
                                      &max_body, &max_headers, &max_line, &max_head,
                                      &server_name, &response_type, &json_default, &exact,
-                                     &listen_fd))
+                                     &listen_fd, &error_type))
+        return NULL;
+    if (request_helpers_init(error_type) < 0)
         return NULL;
     px_http_config_default(&cfg);
     cfg.keepalive_timeout_ms = (unsigned)(ka * 1000);

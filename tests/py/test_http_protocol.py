@@ -624,6 +624,31 @@ def test_request_fields_reach_the_handler(app: ServerProcess) -> None:
     assert info["headers"]["host"] == "test"
 
 
+def test_request_json_args_header_and_peer(app: ServerProcess) -> None:
+    """Request.json(), .args, .header() and .remote_addr in a C-routed handler."""
+    with Conn(app.port) as c:
+        c.send(request("POST", "/sum?x=1&x=2&empty=", {"User-Agent": "probe/1"}, b"[1, 2, 39]"))
+        reply = c.read_reply()
+        local = c.sock.getsockname()
+    assert reply.status == 200, reply
+    info = json.loads(reply.body)
+    assert info["sum"] == 42 and info["agent"] == "probe/1"
+    assert info["args"] == {"x": "1", "empty": ""}
+    assert info["client"] == [local[0], local[1]]
+
+
+@pytest.mark.parametrize("body,status", [(b"[1, 2", 400), (b"\xff\xfe", 400), (b"", 400),
+                                         (b'{"a": 1}', 422)])
+def test_http_error_from_a_c_routed_handler(app: ServerProcess, body: bytes, status: int) -> None:
+    """A body that is not JSON is the client's error (400); an HttpError raised by
+    a handler the C route table calls gets its own status, not a 500."""
+    with Conn(app.port) as c:
+        c.send(request("POST", "/sum", body=body) + request("GET", "/hello"))
+        first, second = c.read_reply(), c.read_reply()
+    assert first.status == status, first
+    assert second.body == b"hello"  # the connection carries on
+
+
 # ---- HEAD ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("target", ["/hello", "/id/x?a=1", "/file", "/part/10/1010",

@@ -189,7 +189,11 @@ class HttpServer:
                     params.setdefault(k, v)
             return getattr(self, name)(request, **params)
         except HttpError as e:
-            return self.error(request, e.status, e.message or str(e.status))
+            return self._http_error(request, e)
+
+    def _http_error(self, request: Any, e: HttpError) -> Response:
+        """The answer to an HttpError raised by any handler (also the C-routed ones)."""
+        return self.error(request, e.status, e.message or str(e.status))
 
     @classmethod
     def serve(cls, host: str = "127.0.0.1", port: int = 8080, workers: int | None = None) -> None:

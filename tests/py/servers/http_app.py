@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 
 from _common import int_arg, serve
-from pyparallel.http import HttpServer, Response, StaticFiles, route
+from pyparallel.http import HttpError, HttpServer, Response, StaticFiles, route
 
 
 def arg(flag: str) -> str | None:
@@ -62,6 +62,14 @@ class App(HttpServer):
         return {"method": request.method, "path": request.path, "query": request.query,
                 "target": request.target, "version": request.version,
                 "keep_alive": request.keep_alive, "headers": request.headers}
+
+    @route("/sum", methods=("POST",))
+    def sum(self, request, **query):  # without a query, the C route table calls it
+        numbers = request.json()
+        if not isinstance(numbers, list):
+            raise HttpError(422, "422 a JSON list of numbers, please")
+        return {"sum": sum(numbers), "client": request.remote_addr,
+                "args": request.args, "agent": request.header("USER-AGENT", "none")}
 
     @route("/status/{code}")
     def status(self, request, code):
