@@ -34,7 +34,8 @@ test-py: build build-gil
 	$(PY) -m pytest -q tests/py
 	$(PY_GIL) -m pytest -q tests/py
 
-bench: build
+bench: build build-gil
+	./tools/bench-deps
 	$(PY) bench/run.py
 
 # ASan+UBSan: the C tests and the Python suites against an instrumented module.

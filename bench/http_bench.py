@@ -4,7 +4,9 @@ Throughput. Each server answers TechEmpower's ``/json`` and ``/plaintext``
 (pyparallel also ``/plaintext-c``, answered from its static route table in C).
 The server is pinned to the first CPU and ``wrk`` to the second, both with
 ``taskset``. For every endpoint ``wrk -t1 -c64`` runs 1 s to warm up, then
-SECONDS to measure. Every configuration runs RUNS times, the runs interleaved
+SECONDS to measure. An endpoint written ``PATH@N`` is the same path with N
+requests pipelined per write (TechEmpower runs plaintext with 16): the load
+generator then spends far less CPU per request, so the server's own cost decides. Every configuration runs RUNS times, the runs interleaved
 (a fresh server each time, both endpoints on it); tables give the median and the
 range. The server's CPU time (utime + stime of all its processes and threads,
 from /proc/PID/stat) is read around each measured run and divided by the
@@ -220,16 +222,16 @@ def servers() -> list[Server]:
     gil = os.path.exists(PY_GIL)
     out = [
         Server("px", "pyparallel (io_uring)", "free-threaded CPython, 1 worker", tfb,
-               ["/json", "/plaintext", "/plaintext-c"], {"PX_BACKEND": "uring"}),
+               ["/json", "/plaintext", "/plaintext-c", "/plaintext-c@16"], {"PX_BACKEND": "uring"}),
         Server("px-epoll", "pyparallel (epoll)", "free-threaded CPython, 1 worker", tfb,
-               ["/json", "/plaintext-c"], {"PX_BACKEND": "epoll"}),
+               ["/json", "/plaintext-c", "/plaintext-c@16"], {"PX_BACKEND": "epoll"}),
     ]
     if shutil.which("nginx"):
         out.append(Server(
             "nginx", "nginx", "C, 1 worker process",
             lambda port, d: ["nginx", "-p", d, "-c", os.path.join(d, "nginx.conf"),
                              "-e", os.path.join(d, "error.log")],
-            ["/json", "/plaintext"], nginx=True))
+            ["/json", "/plaintext", "/plaintext@16"], nginx=True))
     else:
         log("no nginx: skipping it")
     if shutil.which("node"):
@@ -361,7 +363,7 @@ def check_bodies(port: int, endpoints: list[str]) -> dict:
     """Each endpoint twice on one connection: status 200, exact body, keep-alive."""
     out = {}
     with socket.create_connection((HOST, port), timeout=20) as s:
-        for path in endpoints:
+        for path in sorted({e.partition("@")[0] for e in endpoints}):
             for _ in range(2):  # the second request proves the connection was kept
                 status, headers, body, size = http_get(s, path)
             if not status.startswith(b"HTTP/1.1 200"):
@@ -380,10 +382,32 @@ def check_bodies(port: int, endpoints: list[str]) -> dict:
 UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
 
-def run_wrk(port: int, path: str, seconds: float, conns: int, cpus: list[int]) -> dict:
-    argv = pinned(cpus, ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s",
-                         f"http://{HOST}:{port}{path}"])
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+PIPELINE_LUA = """
+init = function(args)
+  local reqs = {}
+  for i = 1, tonumber(args[1]) do reqs[i] = wrk.format(nil, wrk.path) end
+  batch = table.concat(reqs)
+end
+request = function() return batch end
+"""
+
+
+def run_wrk(port: int, endpoint: str, seconds: float, conns: int, cpus: list[int]) -> dict:
+    path, _, depth = endpoint.partition("@")
+    argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", f"http://{HOST}:{port}{path}"]
+    script = None
+    if depth:
+        fd, script = tempfile.mkstemp(suffix=".lua")
+        with os.fdopen(fd, "w") as f:
+            f.write(PIPELINE_LUA)
+        argv[1:1] = ["-s", script]
+        argv += ["--", depth]
+    argv = pinned(cpus, argv)
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+    finally:
+        if script:
+            os.unlink(script)
     text = out.stdout + out.stderr
     if out.returncode != 0:
         raise RuntimeError(f"wrk failed ({out.returncode}): {text.strip()}")
@@ -533,7 +557,7 @@ def throughput_table(srvs: list[Server], results: dict) -> str:
             us = [r["server_us_per_req"] for r in ok]
             errs = sum(sum(r["socket_errors"].values()) + r["non_2xx"] for r in ok)
             errs += len(rs) - len(ok)
-            size = s.check.get(ep, {}).get("response_bytes", "")
+            size = s.check.get(ep.partition("@")[0], {}).get("response_bytes", "")
             lines.append(f"| {s.name} | {s.runtime} | `{ep}` | {size} | {med(rps):,.0f} | {rng(rps)} | "
                          f"{med(us):.1f} | {rng(us, '.1f')} | "
                          f"{med([r['wrk_cpu'] for r in ok]):.2f} | "
@@ -558,12 +582,16 @@ def ratio_rows(results: dict) -> list[dict]:
          rates("px", "/json"), g, 1.25),
         ("pyparallel (io_uring) `/plaintext-c` vs nginx `/plaintext`",
          rates("px", "/plaintext-c"), rates("nginx", "/plaintext"), 1.0),
+        ("pyparallel (io_uring) `/plaintext-c` vs nginx `/plaintext`, 16 pipelined",
+         rates("px", "/plaintext-c@16"), rates("nginx", "/plaintext@16"), 1.0),
         ("pyparallel (epoll) `/json` vs uvicorn `/json`", rates("px-epoll", "/json"),
          rates("uvicorn", "/json"), 2.0),
         (f"pyparallel (epoll) `/json` vs {gk.replace('-', ' ')} `/json` (best granian)",
          rates("px-epoll", "/json"), g, 1.25),
         ("pyparallel (epoll) `/plaintext-c` vs nginx `/plaintext`",
          rates("px-epoll", "/plaintext-c"), rates("nginx", "/plaintext"), 1.0),
+        ("pyparallel (epoll) `/plaintext-c` vs nginx `/plaintext`, 16 pipelined",
+         rates("px-epoll", "/plaintext-c@16"), rates("nginx", "/plaintext@16"), 1.0),
     ]
     rows = []
     for name, a, b, target in specs:
