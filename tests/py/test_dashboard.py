@@ -5,6 +5,7 @@ per-worker load: the page's own counters and the canvas pixels must show it."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -55,7 +56,11 @@ def _browser_or_skip() -> Any:
                 "--window-size=1280,1100", "--force-device-scale-factor=1",
                 "--disable-extensions", "--no-first-run"):
         opts.add_argument(arg)
-    return webdriver.Chrome(service=Service(executable_path=driver), options=opts)
+    # The browser is not under test: keep a sanitizer run's preloaded runtime
+    # and options (meant for the server) away from it.
+    env = {k: v for k, v in os.environ.items()
+           if k != "LD_PRELOAD" and not k.endswith("SAN_OPTIONS")}
+    return webdriver.Chrome(service=Service(executable_path=driver, env=env), options=opts)
 
 
 @pytest.fixture
