@@ -14,6 +14,7 @@
 #include <sys/uio.h>
 #include <sys/types.h>
 #include "px/common.h"
+#include "px/histogram.h"
 #include "px/queue.h"
 #include "px/stats.h"
 
@@ -153,6 +154,21 @@ void *px_worker_udata(const px_worker_t *w);
 void px_worker_set_udata(px_worker_t *w, void *udata);
 /* The worker whose thread is calling, or NULL. */
 px_worker_t *px_worker_current(void);
+
+/* What the stats report reads from any thread (see px/histogram.h, px/stats.h). */
+typedef enum px_latency_kind {
+    PX_LATENCY_REQUEST,  /* HTTP: complete request to response queued */
+    PX_LATENCY_CALLBACK, /* duration of each application callback */
+} px_latency_kind_t;
+/* Record only on the worker's own thread; merge from any thread. */
+px_histogram_t *px_worker_latency(px_worker_t *w, px_latency_kind_t kind);
+/* px_ticks() (px/clock.h) at which the worker's running application callback
+ * began, or 0 when it is not inside one (a callback that has run for long is
+ * one that hogs its worker). */
+uint64_t px_worker_callback_since(const px_worker_t *w);
+/* CPU time the worker thread has used (user + system), in ns; its final value
+ * once the thread has ended; 0 before it starts. */
+uint64_t px_worker_cpu_ns(const px_worker_t *w);
 
 /* Connections. Call only on the owning worker (inside handlers, or from a
  * message posted to that worker). */

@@ -21,7 +21,10 @@
     X(recvs)                                                                 \
     X(sends)                                                                 \
     X(sendfiles)                                                             \
-    X(callbacks)                                                             \
+    X(callbacks)    /* calls into the application: open, data, drain, close */\
+    X(requests)     /* HTTP requests answered, static routes included */     \
+    X(handoffs)     /* blocking calls handed off the worker: 0 until the     \
+                       engine hands blocking work to other threads */        \
     X(errors)       /* callbacks that raised, failed syscalls */             \
     X(hogs)         /* turns in which a connection used its whole budget */  \
     X(paused)       /* backpressure pauses */                                \

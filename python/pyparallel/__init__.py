@@ -29,10 +29,15 @@ from typing import Any
 
 from . import _core
 from ._core import Transport, sendfile
+from ._metrics import metrics_text
+from ._stats import (context_stats, debug, debug_enabled, memory_stats, rdtsc, set_debug,
+                     socket_stats, stats, sys_stats, thread_seq_id)
 
 __all__ = [
     "Engine", "Transport", "server", "client", "register", "run", "run_once",
     "shutdown", "transport", "sendfile", "stats", "engine", "gil_enabled",
+    "sys_stats", "socket_stats", "memory_stats", "context_stats", "thread_seq_id",
+    "rdtsc", "debug", "set_debug", "debug_enabled", "metrics_text",
 ]
 __version__ = _core.__version__
 
@@ -261,25 +266,6 @@ def shutdown(timeout: float = 5.0) -> None:
 def transport() -> Transport | None:
     """The transport of the protocol callback running on this thread."""
     return _core.current_transport()
-
-
-def stats() -> dict[str, Any]:
-    """Counters of the running engine: per worker, and summed."""
-    eng = _engine or _last_engine
-    if eng is None:
-        return {"workers": [], "total": {}, "backend": None}
-    per = eng.worker_stats()
-    total: dict[str, int] = {}
-    for w in per:
-        for k, v in w.items():
-            total[k] = total.get(k, 0) + v
-    return {
-        "backend": eng.backend,
-        "workers": per,
-        "total": total,
-        "gil_enabled": gil_enabled(),
-        "uring_error": eng.uring_error,
-    }
 
 
 def _on_signal(signum: int, frame: Any) -> None:

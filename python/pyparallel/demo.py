@@ -1,5 +1,6 @@
-"""The demo that ``make run`` starts: TechEmpower endpoints over HTTP, plus the
-echo and chargen services on the next two ports."""
+"""The demo that ``make run`` starts: TechEmpower endpoints over HTTP with the
+live dashboard at ``/``, ``/stats`` and ``/metrics``, plus the echo and chargen
+services on the next two ports (``--port 0``: three free ports)."""
 
 from __future__ import annotations
 
@@ -9,28 +10,40 @@ import pyparallel as px
 from pyparallel.examples.chargen import Chargen
 from pyparallel.examples.echo import Echo
 from pyparallel.examples.tfb import Tfb
+from pyparallel.http import mount_stats
+
+
+@mount_stats(dashboard="/")
+class Demo(Tfb):
+    """/json, /plaintext, /plaintext-c, and the statistics routes."""
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pyparallel.demo")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080,
-                        help="HTTP; echo is on port+1 and chargen on port+2")
+                        help="HTTP; echo is on port+1 and chargen on port+2 (0: any free ports)")
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
-    http = px.register(transport=px.server(args.host, args.port), protocol=Tfb)
-    echo = px.register(transport=px.server(args.host, args.port + 1), protocol=Echo)
-    chargen = px.register(transport=px.server(args.host, args.port + 2), protocol=Chargen)
+    http = px.register(transport=px.server(args.host, args.port), protocol=Demo)
+    echo = px.register(transport=px.server(args.host, args.port + 1 if args.port else 0),
+                       protocol=Echo)
+    chargen = px.register(transport=px.server(args.host, args.port + 2 if args.port else 0),
+                          protocol=Chargen)
     eng = px.engine(args.workers)
     mode = "callbacks serialised by the GIL" if px.gil_enabled() else "callbacks in parallel"
+    base = f"http://{args.host}:{http.port}"
     print(f"pyparallel demo: {eng.workers} workers on {eng.backend} ({mode})")
+    print(f"  dashboard  {base}/")
+    print(f"  stats      {base}/stats")
+    print(f"  metrics    {base}/metrics")
     for path in ("/json", "/plaintext", "/plaintext-c"):
-        print(f"  http://{args.host}:{http.port}{path}")
-    print(f"  echo     {args.host}:{echo.port}")
-    print(f"  chargen  {args.host}:{chargen.port}")
+        print(f"  tfb        {base}{path}")
+    print(f"  echo       {args.host}:{echo.port}")
+    print(f"  chargen    {args.host}:{chargen.port}")
     print("Ctrl-C stops it.", flush=True)
     px.run(workers=args.workers)
-    print("stopped.")
+    print("stopped.", flush=True)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,25 @@ static void unpause(px_conn_t *c);
 
 static px_worker_stats_t *stats_of(px_conn_t *c) { return &c->w->stats; }
 
+/* Around every call into the application: count it, time it, and publish that
+ * the worker is inside one (for stats readers). Owner thread only. */
+static uint64_t callback_enter(px_worker_t *w)
+{
+    uint64_t t0 = px_ticks();
+
+    PX_STAT_ADD(&w->stats, callbacks, 1);
+    if (w->callback_depth++ == 0)
+        atomic_store_explicit(&w->callback_since, t0, memory_order_relaxed);
+    return t0;
+}
+
+static void callback_leave(px_worker_t *w, uint64_t t0)
+{
+    px_hist_record(&w->callback_latency, px_ticks_ns((int64_t)(px_ticks() - t0)));
+    if (--w->callback_depth == 0)
+        atomic_store_explicit(&w->callback_since, 0, memory_order_relaxed);
+}
+
 static bool wants_read(const px_conn_t *c)
 {
     if (c->state & (PX_CONN_DEAD | PX_CONN_EOF))
@@ -131,12 +150,14 @@ px_conn_t *px__conn_new(px_worker_t *w, px_endpoint_t *ep, int fd)
 void px__conn_start(px_conn_t *c)
 {
     int rc;
+    uint64_t t0;
 
     c->busy++;
     c->state |= PX_CONN_OPEN;
     touch(c);
-    PX_STAT_ADD(stats_of(c), callbacks, 1);
+    t0 = callback_enter(c->w);
     rc = c->ep->handler.on_open ? c->ep->handler.on_open(c) : 0;
+    callback_leave(c->w, t0);
     if (rc < 0)
         conn_kill(c, rc);
     else
@@ -201,12 +222,16 @@ void px__conn_free(px_conn_t *c)
  * request, so on_close cannot bring it back. */
 void px__conn_maybe_free(px_conn_t *c)
 {
+    px_worker_t *w = c->w;
+    uint64_t t0;
+
     if (c->busy || c->ops || (c->state & (PX_CONN_DIRTY | PX_CONN_FREED)) ||
         !(c->state & PX_CONN_DEAD))
         return;
-    PX_STAT_ADD(stats_of(c), callbacks, 1);
+    t0 = callback_enter(w);
     if (c->ep->handler.on_close)
         c->ep->handler.on_close(c, c->close_err);
+    callback_leave(w, t0);
     if (c->w->defer_free) {
         c->state |= PX_CONN_FREED;
         c->dirty_next = c->w->graveyard;
@@ -543,10 +568,11 @@ void px__conn_sent(px_conn_t *c, int res)
     }
     if (c->out_head == NULL && c->ep->handler.on_drain &&
         !(c->state & (PX_CONN_CLOSING | PX_CONN_IN_DRAIN))) {
+        uint64_t t0 = callback_enter(c->w);
         c->state |= PX_CONN_IN_DRAIN;
-        PX_STAT_ADD(stats_of(c), callbacks, 1);
         c->ep->handler.on_drain(c);
         c->state &= ~PX_CONN_IN_DRAIN;
+        callback_leave(c->w, t0);
     }
 out:
     c->busy--;
@@ -595,10 +621,11 @@ void px__conn_connected(px_conn_t *c, int res)
 static void deliver(px_conn_t *c, const char *data, size_t len)
 {
     int rc = 0;
+    uint64_t t0 = callback_enter(c->w);
 
-    PX_STAT_ADD(stats_of(c), callbacks, 1);
     if (c->ep->handler.on_data)
         rc = c->ep->handler.on_data(c, data, len);
+    callback_leave(c->w, t0);
     if (rc < 0) {
         if (c->close_err == 0 && rc != -ECONNABORTED)
             c->close_err = rc;

@@ -64,6 +64,7 @@ int px_engine_create(const px_engine_config_t *cfg, const px_thread_hooks_t *hoo
     if (e == NULL)
         return -ENOMEM;
     e->cfg = *cfg;
+    px_clock_init(); /* latencies are timed with it */
     if (e->cfg.recv_buffers == 0 || (e->cfg.recv_buffers & (e->cfg.recv_buffers - 1))) {
         free(e);
         return -EINVAL;

@@ -13,7 +13,9 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "px/clock.h"
 #include "px/engine.h"
+#include "px/histogram.h"
 #include "px/pool.h"
 #include "px/queue.h"
 #include "px/stats.h"
@@ -155,6 +157,17 @@ struct px_worker {
     int wake_fd;
     _Atomic int wake_pending;
     px_worker_stats_t stats;
+    /* Latencies (stats.c reads them from any thread): HTTP requests, from the
+     * complete request to its response queued; and every application
+     * callback (on_open, on_data, on_drain, on_close), one value per call. */
+    px_histogram_t request_latency;
+    px_histogram_t callback_latency;
+    unsigned callback_depth;          /* application callbacks on the stack */
+    _Atomic uint64_t callback_since;  /* px_ticks() when the outermost began, 0: idle */
+    clockid_t cpu_clock;              /* this thread's CPU-time clock */
+    _Atomic bool cpu_clock_ready;
+    _Atomic uint64_t cpu_ns_final;    /* CPU time when the thread ended */
+    uint64_t pool_stats_at;           /* wheel time of the last pool figures */
     void *udata;
     bool stopping;
     px_msg_t stop_msg;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -155,6 +156,8 @@ static void *worker_main(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     current_worker = w;
+    if (pthread_getcpuclockid(pthread_self(), &w->cpu_clock) == 0)
+        atomic_store_explicit(&w->cpu_clock_ready, true, memory_order_release);
     if (e->hooks.thread_start)
         e->hooks.thread_start(w, e->hooks.arg);
 
@@ -171,8 +174,11 @@ static void *worker_main(void *arg)
             timeout = 0;
         else
             timeout = (unsigned)px_wheel_timeout(&w->wheel, w->stopping ? 20 : 1000);
-        if ((w->turn & 63) == 0)
+        /* Every 64 turns under load, at least every 100 ms when quiet. */
+        if ((w->turn & 63) == 0 || w->wheel.now - w->pool_stats_at >= 100) {
+            w->pool_stats_at = w->wheel.now;
             update_pool_stats(w);
+        }
         if (e->hooks.before_wait)
             e->hooks.before_wait(w, e->hooks.arg);
         w->be->wait(w, timeout);
@@ -183,6 +189,13 @@ static void *worker_main(void *arg)
     if (e->hooks.thread_stop)
         e->hooks.thread_stop(w, e->hooks.arg);
     current_worker = NULL;
+    {
+        struct timespec ts;
+        if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+            atomic_store_explicit(&w->cpu_ns_final,
+                                  (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+                                  memory_order_release);
+    }
     atomic_store(&w->finished, true);
     atomic_fetch_sub(&e->running_workers, 1);
     px__wake(e->main_fd, &e->main_wake_pending);
@@ -276,5 +289,28 @@ void px__worker_destroy(px_worker_t *w)
 int px_worker_index(const px_worker_t *w) { return w->index; }
 px_engine_t *px_worker_engine(px_worker_t *w) { return w->e; }
 px_worker_stats_t *px_worker_stats(px_worker_t *w) { return &w->stats; }
+
+px_histogram_t *px_worker_latency(px_worker_t *w, px_latency_kind_t kind)
+{
+    return kind == PX_LATENCY_REQUEST ? &w->request_latency : &w->callback_latency;
+}
+
+uint64_t px_worker_callback_since(const px_worker_t *w)
+{
+    return atomic_load_explicit(&w->callback_since, memory_order_relaxed);
+}
+
+uint64_t px_worker_cpu_ns(const px_worker_t *w)
+{
+    struct timespec ts;
+
+    /* The clock of a thread that has ended reads EINVAL: the thread stored its
+     * final figure before ending, so that one is the answer then. */
+    if (!atomic_load(&w->finished) &&
+        atomic_load_explicit(&w->cpu_clock_ready, memory_order_acquire) &&
+        clock_gettime(w->cpu_clock, &ts) == 0)
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return atomic_load_explicit(&w->cpu_ns_final, memory_order_acquire);
+}
 void *px_worker_udata(const px_worker_t *w) { return w->udata; }
 void px_worker_set_udata(px_worker_t *w, void *udata) { w->udata = udata; }

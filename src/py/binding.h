@@ -114,6 +114,16 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
                             void **owned);
 void px_py_http_app_free(void *app);
 
+/* Stats (stats.c): module functions, added at module exec. */
+extern PyMethodDef px_stats_methods[];
+/* The engine inside an Engine object (borrowed; valid while the object lives),
+ * or NULL with TypeError. */
+px_engine_t *px_py_engine_ptr(PyObject *engine);
+/* An engine with this many workers exists: thread ids of other threads go above. */
+void px_py_note_workers(int nworkers);
+/* Main thread 0, worker i is i + 1, other threads numbered after the workers. */
+int px_py_thread_seq_id(void);
+
 px_module_state_t *px_py_state_of_type(PyTypeObject *tp);
 px_module_state_t *px_py_state(void);
 

@@ -186,7 +186,23 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     for (i = 0; i < self->nworkers; i++)
         px_worker_set_udata(px_engine_worker(self->e, i), &self->wpy[i]);
+    px_py_note_workers(self->nworkers);
     return (PyObject *)self;
+}
+
+px_engine_t *px_py_engine_ptr(PyObject *engine)
+{
+    px_module_state_t *st = px_py_state();
+
+    if (st == NULL || !PyObject_TypeCheck(engine, st->engine_type)) {
+        PyErr_SetString(PyExc_TypeError, "an Engine is required");
+        return NULL;
+    }
+    if (((px_engine_obj_t *)engine)->e == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the engine has been destroyed");
+        return NULL;
+    }
+    return ((px_engine_obj_t *)engine)->e;
 }
 
 static px_engine_t *live_engine(px_engine_obj_t *self)

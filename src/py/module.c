@@ -65,7 +65,8 @@ static int module_exec(PyObject *m)
         add_type(m, &px_request_type_spec, &st->request_type) < 0)
         return -1;
     px_py_set_request_type(st->request_type);
-    if (PyModule_AddStringConstant(m, "__version__", "0.1.0") < 0)
+    if (PyModule_AddStringConstant(m, "__version__", "0.1.0") < 0 ||
+        PyModule_AddFunctions(m, px_stats_methods) < 0)
         return -1;
     module_state_ptr = st;
     return 0;

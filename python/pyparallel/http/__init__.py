@@ -34,7 +34,8 @@ from urllib.parse import parse_qsl, unquote
 
 import pyparallel as px
 
-__all__ = ["HttpServer", "route", "Response", "HttpError", "StaticFiles", "send_file"]
+__all__ = ["HttpServer", "route", "Response", "HttpError", "StaticFiles", "send_file",
+           "mount_stats"]
 
 _TEXT = "text/plain; charset=utf-8"
 _HTML = "text/html; charset=utf-8"
@@ -204,3 +205,4 @@ class HttpServer:
 
 # the static module needs Response, defined above
 from .static import StaticFiles, send_file  # noqa: E402
+from .monitor import mount_stats  # noqa: E402
