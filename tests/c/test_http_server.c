@@ -3,6 +3,7 @@
  * 100-continue bodies, a smuggling attempt answered 400 + close, and a head
  * that never completes cut off at its deadline. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -49,6 +50,8 @@ static size_t read_until(int fd, char *buf, size_t cap, const char *until, int c
     size_t len = 0;
     for (;;) {
         ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
+        if (r < 0 && errno == EINTR)
+            continue; /* interrupted: seen after an io_uring engine of this process ended */
         if (r <= 0)
             break;
         len += (size_t)r;
