@@ -1,5 +1,6 @@
 """The demo that ``make run`` starts: TechEmpower endpoints over HTTP, plus the
-echo and chargen services on the next two ports."""
+echo and chargen services on the next two ports and the Wikipedia example
+(a generated dump) on the third."""
 
 from __future__ import annotations
 
@@ -17,10 +18,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8080,
                         help="HTTP; echo is on port+1 and chargen on port+2")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--wiki-pages", type=int, default=2000,
+                        help="pages of the generated dump the Wikipedia example serves on "
+                             "port+3 (0: no Wikipedia example)")
     args = parser.parse_args(argv)
     http = px.register(transport=px.server(args.host, args.port), protocol=Tfb)
     echo = px.register(transport=px.server(args.host, args.port + 1), protocol=Echo)
     chargen = px.register(transport=px.server(args.host, args.port + 2), protocol=Chargen)
+    wiki = None
+    if args.wiki_pages > 0:
+        from pyparallel.examples import wiki as wiki_example
+        app = wiki_example.prepare(pages=args.wiki_pages, workers=args.workers)
+        wiki = px.register(transport=px.server(args.host, args.port + 3), protocol=app)
     eng = px.engine(args.workers)
     mode = "callbacks serialised by the GIL" if px.gil_enabled() else "callbacks in parallel"
     print(f"pyparallel demo: {eng.workers} workers on {eng.backend} ({mode})")
@@ -28,6 +37,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  http://{args.host}:{http.port}{path}")
     print(f"  echo     {args.host}:{echo.port}")
     print(f"  chargen  {args.host}:{chargen.port}")
+    if wiki is not None:
+        print(f"  wikipedia http://{args.host}:{wiki.port}/ ({args.wiki_pages} generated pages)")
     print("Ctrl-C stops it.", flush=True)
     px.run(workers=args.workers)
     print("stopped.")

@@ -23,6 +23,7 @@ from helpers import HOST, ServerProcess, connect, example, recv_until_eof
 
 import pyparallel as px
 from pyparallel.examples.wiki import MAX_PREFIX_RESULTS, decode_title
+from pyparallel.examples.wiki import index as wiki_index
 from pyparallel.examples.wiki.generate import generate
 from pyparallel.examples.wiki.index import (WikiIndex, fingerprint, index_path_for,
                                             load_or_build, scan_range, split_ranges,
@@ -186,6 +187,23 @@ def test_index_keeps_the_first_of_repeated_titles(tmp_path: Path) -> None:
     assert index.duplicates == 1
     first_b = body.index("  <page>\n    <title>B") + 2
     assert index.find("B")[0] == first_b
+
+
+def test_repeated_title_across_ranges_keeps_the_first(tmp_path: Path) -> None:
+    page = "  <page>\n    <title>{}</title>\n    <ns>0</ns>\n  </page>\n"
+    body = "<mediawiki>\n" + "".join(page.format(t) for t in ("C", "B", "A", "B", "A")) + \
+        "</mediawiki>\n"
+    path = tmp_path / "dups.xml"
+    path.write_text(body)
+    size = len(body)
+    first = {t: body.index(f"<page>\n    <title>{t}<") for t in "ABC"}
+    for cut in range(1, size):
+        parts = [wiki_index._scan_sorted((str(path), 0, cut)),
+                 wiki_index._scan_sorted((str(path), cut, size))]
+        index = WikiIndex.from_pages(parts, size)
+        assert [index.title(i) for i in range(len(index))] == [b"A", b"B", b"C"], cut
+        assert [index.find(t)[0] for t in "ABC"] == [first[t] for t in "ABC"], cut
+        assert index.duplicates == 2
 
 
 def brute_prefix(dump: Dump, prefix: str) -> list[list]:

@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import itertools
 import json
 import mmap
+import operator
 import os
 import re
 import sys
@@ -136,8 +138,13 @@ def parallel_map(func: Callable[..., Any], items: Iterable[Any],
         return list(pool.map(func, items))
 
 
-def _scan_task(task: tuple[str, int, int]) -> ScanResult:
-    return scan_range(*task)
+def _scan_sorted(task: tuple[str, int, int]) -> ScanResult:
+    """scan_range(*task) with its pages sorted by title (stable), on a worker:
+    the merge then only has sorted runs to join."""
+    starts, ends, titles = scan_range(*task)
+    order = sorted(range(len(titles)), key=titles.__getitem__)
+    return (array("q", map(starts.__getitem__, order)), array("q", map(ends.__getitem__, order)),
+            list(map(titles.__getitem__, order)))
 
 
 # ---- the index --------------------------------------------------------------------------
@@ -168,12 +175,13 @@ class WikiIndex:
         size = os.stat(path).st_size
         n = workers or os.cpu_count() or 1
         ranges = split_ranges(size, parts or 4 * n)
-        results = parallel_map(_scan_task, [(path, a, b) for a, b in ranges], workers)
+        results = parallel_map(_scan_sorted, [(path, a, b) for a, b in ranges], workers)
         return cls.from_pages(results, size)
 
     @classmethod
     def from_pages(cls, results: Iterable[ScanResult], dump_size: int = 0) -> WikiIndex:
-        """The index of scan results given in file order."""
+        """The index of scan results for consecutive ranges, in file order;
+        each result's pages in file order or stably sorted by title."""
         starts: array = array("q")
         ends: array = array("q")
         titles: list[bytes] = []
@@ -181,24 +189,20 @@ class WikiIndex:
             starts.extend(s)
             ends.extend(e)
             titles.extend(t)
-        order = sorted(range(len(titles)), key=titles.__getitem__)  # stable: file order on ties
-        blob = bytearray()
-        bounds: array = array("q", [0])
-        kept_starts: array = array("q")
-        kept_ends: array = array("q")
-        previous: bytes | None = None
+        # A stable sort: of a repeated title, the page first in the file comes
+        # first and is kept. Results sorted per range (_scan_sorted) are runs
+        # that this sort merges in about linear time.
+        order = sorted(range(len(titles)), key=titles.__getitem__)
+        keys = list(map(titles.__getitem__, order))
         duplicates = 0
-        for i in order:
-            title = titles[i]
-            if title == previous:
-                duplicates += 1
-                continue
-            previous = title
-            blob += title
-            bounds.append(len(blob))
-            kept_starts.append(starts[i])
-            kept_ends.append(ends[i])
-        return cls(bytes(blob), bounds, kept_starts, kept_ends, duplicates, dump_size)
+        if any(map(operator.eq, keys, itertools.islice(keys, 1, None))):
+            keep = [0] + [k for k in range(1, len(keys)) if keys[k] != keys[k - 1]]
+            duplicates = len(keys) - len(keep)
+            order = [order[k] for k in keep]
+            keys = [keys[k] for k in keep]
+        return cls(b"".join(keys), array("q", itertools.accumulate(map(len, keys), initial=0)),
+                   array("q", map(starts.__getitem__, order)),
+                   array("q", map(ends.__getitem__, order)), duplicates, dump_size)
 
     # -- searching -----------------------------------------------------------------------
     def __len__(self) -> int:
