@@ -1,6 +1,7 @@
 """The demo that ``make run`` starts: TechEmpower endpoints over HTTP with the
 live dashboard at ``/``, ``/stats`` and ``/metrics``, plus the echo and chargen
-services on the next two ports (``--port 0``: three free ports)."""
+services on the next two ports and the Wikipedia example (a generated dump) on
+the third (``--port 0``: free ports)."""
 
 from __future__ import annotations
 
@@ -24,12 +25,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8080,
                         help="HTTP; echo is on port+1 and chargen on port+2 (0: any free ports)")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--wiki-pages", type=int, default=2000,
+                        help="pages of the generated dump the Wikipedia example serves on "
+                             "port+3 (0: no Wikipedia example)")
     args = parser.parse_args(argv)
+    free = not args.port  # --port 0: every service on a free port
     http = px.register(transport=px.server(args.host, args.port), protocol=Demo)
-    echo = px.register(transport=px.server(args.host, args.port + 1 if args.port else 0),
+    echo = px.register(transport=px.server(args.host, 0 if free else args.port + 1),
                        protocol=Echo)
-    chargen = px.register(transport=px.server(args.host, args.port + 2 if args.port else 0),
+    chargen = px.register(transport=px.server(args.host, 0 if free else args.port + 2),
                           protocol=Chargen)
+    wiki = None
+    if args.wiki_pages > 0:
+        from pyparallel.examples import wiki as wiki_example
+        app = wiki_example.prepare(pages=args.wiki_pages, workers=args.workers)
+        wiki = px.register(transport=px.server(args.host, 0 if free else args.port + 3),
+                           protocol=app)
     eng = px.engine(args.workers)
     mode = "callbacks serialised by the GIL" if px.gil_enabled() else "callbacks in parallel"
     base = f"http://{args.host}:{http.port}"
@@ -41,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  tfb        {base}{path}")
     print(f"  echo       {args.host}:{echo.port}")
     print(f"  chargen    {args.host}:{chargen.port}")
+    if wiki is not None:
+        print(f"  wikipedia  http://{args.host}:{wiki.port}/ ({args.wiki_pages} generated pages)")
     print("Ctrl-C stops it.", flush=True)
     px.run(workers=args.workers)
     print("stopped.", flush=True)
