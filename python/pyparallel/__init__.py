@@ -32,12 +32,16 @@ from ._core import Transport, sendfile
 from ._metrics import metrics_text
 from ._stats import (context_stats, debug, debug_enabled, memory_stats, rdtsc, set_debug,
                      socket_stats, stats, sys_stats, thread_seq_id)
+from .stm import (IOInTransactionError, TransactionError, atomic, in_transaction,
+                  parallel_for, stm_config, stm_stats, tdict, tlist, tvar)
 
 __all__ = [
     "Engine", "Transport", "server", "client", "register", "run", "run_once",
     "shutdown", "transport", "sendfile", "stats", "engine", "gil_enabled",
     "sys_stats", "socket_stats", "memory_stats", "context_stats", "thread_seq_id",
     "rdtsc", "debug", "set_debug", "debug_enabled", "metrics_text",
+    "atomic", "tvar", "tdict", "tlist", "parallel_for", "stm_stats", "stm_config",
+    "in_transaction", "TransactionError", "IOInTransactionError",
 ]
 __version__ = _core.__version__
 

@@ -53,6 +53,8 @@ typedef struct px_module_state {
     PyTypeObject *sendfile_type;
     PyTypeObject *request_type;
     PyObject *engine_error; /* pyparallel.EngineError (an OSError) */
+    PyObject *stm_error;    /* pyparallel.TransactionError */
+    PyObject *stm_io_error; /* pyparallel.IOInTransactionError */
 } px_module_state_t;
 
 /* Raise an OSError-derived exception from a -errno result; returns NULL. The one

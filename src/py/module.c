@@ -1,5 +1,6 @@
 /* pyparallel._core: module definition, state, and the error helper. */
 #include "binding.h"
+#include "stm.h"
 
 #include <errno.h>
 
@@ -65,6 +66,8 @@ static int module_exec(PyObject *m)
         add_type(m, &px_request_type_spec, &st->request_type) < 0)
         return -1;
     px_py_set_request_type(st->request_type);
+    if (px__stm_init(m, st) < 0)
+        return -1;
     if (PyModule_AddStringConstant(m, "__version__", "0.1.0") < 0 ||
         PyModule_AddFunctions(m, px_stats_methods) < 0)
         return -1;
@@ -79,6 +82,8 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->transport_type);
     Py_VISIT(st->sendfile_type);
     Py_VISIT(st->request_type);
+    Py_VISIT(st->stm_error);
+    Py_VISIT(st->stm_io_error);
     return 0;
 }
 
@@ -89,6 +94,8 @@ static int module_clear(PyObject *m)
     Py_CLEAR(st->transport_type);
     Py_CLEAR(st->sendfile_type);
     Py_CLEAR(st->request_type);
+    Py_CLEAR(st->stm_error);
+    Py_CLEAR(st->stm_io_error);
     return 0;
 }
 

@@ -1,5 +1,6 @@
 /* Transport objects: what protocol callbacks use to talk to their connection. */
 #include "transport.h"
+#include "stm.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -89,7 +90,11 @@ static px_conn_t *usable_conn(px_transport_t *t)
 
 static PyObject *transport_send(PyObject *self, PyObject *data)
 {
-    px_conn_t *c = usable_conn((px_transport_t *)self);
+    px_conn_t *c;
+
+    if (px_py_stm_refuse("Transport.send()") < 0)
+        return NULL;
+    c = usable_conn((px_transport_t *)self);
 
     if (c == NULL || px_py_send(c, data) < 0)
         return NULL;
@@ -100,6 +105,8 @@ static PyObject *transport_close(PyObject *self, PyObject *unused)
 {
     px_transport_t *t = (px_transport_t *)self;
     (void)unused;
+    if (px_py_stm_refuse("Transport.close()") < 0)
+        return NULL;
     if (t->conn && px_worker_current() == t->worker)
         px_conn_close(t->conn);
     else if (t->conn && usable_conn(t) == NULL)
@@ -111,6 +118,8 @@ static PyObject *transport_abort(PyObject *self, PyObject *unused)
 {
     px_transport_t *t = (px_transport_t *)self;
     (void)unused;
+    if (px_py_stm_refuse("Transport.abort()") < 0)
+        return NULL;
     if (t->conn && px_worker_current() == t->worker)
         px_conn_abort(t->conn);
     else if (t->conn && usable_conn(t) == NULL)
