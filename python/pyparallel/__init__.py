@@ -33,7 +33,8 @@ from ._metrics import metrics_text
 from ._stats import (context_stats, debug, debug_enabled, memory_stats, rdtsc, set_debug,
                      socket_stats, stats, sys_stats, thread_seq_id)
 from .stm import (IOInTransactionError, TransactionError, atomic, in_transaction,
-                  parallel_for, stm_config, stm_stats, tdict, tlist, tvar)
+                  parallel_for, refuse_in_transaction, stm_config, stm_stats, tdict, tlist,
+                  tvar)
 
 __all__ = [
     "Engine", "Transport", "server", "client", "register", "run", "run_once",
@@ -155,6 +156,7 @@ def register(transport: Server | Client, protocol: type) -> Server | Client:
     """Attach a protocol class to a server or client (one instance per connection)."""
     if not isinstance(transport, (Server, Client)):
         raise TypeError("register() needs a transport from server() or client()")
+    refuse_in_transaction("register()")
     transport.protocol = protocol
     global _serving
     with _lock:

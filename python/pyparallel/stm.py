@@ -357,7 +357,10 @@ _get_ident = threading.get_ident
 
 
 def _thread_stats() -> _Stats:
-    st = _stats_by_thread.get(_get_ident())
+    try:
+        st = _stats_by_thread[_get_ident()]
+    except KeyError:
+        st = None
     if st is None:
         st = _Stats(_stats_epoch)
         with _stats_lock:
@@ -501,7 +504,7 @@ def _run(func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) 
                 st.exceptions += 1
                 raise
             st.retries += 1
-            where = (_label(c.home), c.key)
+            where = (_label(c.home), "<length>" if c.key is _SIZE else c.key)
             st.conflicts[where] = st.conflicts.get(where, 0) + 1
             attempt += 1
             lost_to_serial = c.serial
@@ -607,12 +610,19 @@ class tdict(Generic[K, V]):
             self._locs[k] = _Loc(self, k, (0, v))
         self._size = _Loc(self, _SIZE, (0, len(self._locs)))
 
-    # internal: locations
+    # internal: locations. Lookups in _locs use d[key], not d.get(key): on
+    # CPython 3.13t, dict.get from a thread that does not own the dict can fall
+    # into a slow path that spins on the dict's own lock (fixed in 3.14).
     def _find(self, key: Any) -> _Loc | None:
-        return self._locs.get(key) if key is not _SIZE else self._size
+        if key is _SIZE:
+            return self._size
+        try:
+            return self._locs[key]
+        except KeyError:
+            return None
 
     def _loc_for_lock(self, tx: _Tx, key: Any) -> _Loc:
-        loc = self._locs.get(key)
+        loc = self._find(key)
         if loc is None:
             loc = self._locs.setdefault(key, _Loc(self, key))
         return loc
@@ -623,7 +633,7 @@ class tdict(Generic[K, V]):
             v = w.get(key, _NOWRITE)
             if v is not _NOWRITE:
                 return v
-        loc = self._locs.get(key)
+        loc = self._find(key)
         if loc is None:
             return tx.read_missing(self, key)
         return tx.read(loc)
@@ -643,14 +653,16 @@ class tdict(Generic[K, V]):
     def __getitem__(self, key: K) -> V:
         tx = _current()
         if tx is None:
-            loc = self._locs.get(key)
+            loc = self._find(key)
             v = _ABSENT if loc is None else _peek(loc)
         else:   # _get, inlined: the hot path
             w = tx.writes.get(self)
             v = _NOWRITE if w is None else w.get(key, _NOWRITE)
             if v is _NOWRITE:
-                loc = self._locs.get(key)
-                v = tx.read_missing(self, key) if loc is None else tx.read(loc)
+                try:
+                    v = tx.read(self._locs[key])
+                except KeyError:
+                    v = tx.read_missing(self, key)
         if v is _ABSENT:
             raise KeyError(key)
         return v  # type: ignore[no-any-return]
@@ -659,7 +671,7 @@ class tdict(Generic[K, V]):
         """d[key] if key is present, else default."""
         tx = _current()
         if tx is None:
-            loc = self._locs.get(key)
+            loc = self._find(key)
             v = _ABSENT if loc is None else _peek(loc)
         else:
             v = self._get(tx, key)
@@ -772,7 +784,7 @@ class tdict(Generic[K, V]):
             return _peek(self._size)  # type: ignore[no-any-return]
         n: int = tx.read(self._size)
         for key, value in tx.writes.get(self, {}).items():
-            loc = self._locs.get(key)
+            loc = self._find(key)
             before = tx.read_missing(self, key) if loc is None else tx.read(loc)
             n += (value is not _ABSENT) - (before is not _ABSENT)
         return n

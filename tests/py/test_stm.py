@@ -530,6 +530,8 @@ def test_io_inside_a_transaction_is_refused(tmp_path: Path) -> None:
             px.atomic(connect_out)
     finally:
         listener.close()
+    with pytest.raises(px.IOInTransactionError, match="register"):
+        px.atomic(px.register, px.client("127.0.0.1", 9), object)
     with pytest.raises(px.IOInTransactionError, match="my_io"):
         px.atomic(stm.refuse_in_transaction, "my_io")
     stm.refuse_in_transaction("my_io")   # outside: nothing happens
@@ -605,6 +607,29 @@ def test_stm_stats_ranks_the_most_conflicted_locations() -> None:
     conflicts = px.stm_stats(top=1)["conflicts"]
     assert conflicts == [{"container": "ranked", "key": "hot", "count": 3}]
     assert [c["key"] for c in px.stm_stats()["conflicts"]] == ["hot", "warm"]
+
+
+def test_a_length_conflict_is_reported_as_such() -> None:
+    d: px.tdict[str, int] = px.tdict({"a": 1}, name="sized")
+    hold, go = threading.Event(), threading.Event()
+    runs = [0]
+
+    def body() -> None:
+        runs[0] += 1
+        n = len(d)
+        if runs[0] == 1:
+            hold.set()
+            assert go.wait(10)
+        d["count"] = n
+
+    t = threading.Thread(target=px.atomic, args=(body,))
+    t.start()
+    assert hold.wait(10)
+    d["b"] = 2          # a new key: the length changes
+    go.set()
+    t.join(10)
+    assert d["count"] == 2 and runs[0] == 2
+    assert px.stm_stats()["conflicts"] == [{"container": "sized", "key": "<length>", "count": 1}]
 
 
 def test_stm_config_validates() -> None:
