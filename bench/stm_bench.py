@@ -10,8 +10,10 @@ Low conflict uses many accounts (``--accounts-low``, 10,000 by default), high
 conflict a few (``--accounts-high``, 4). Every configuration runs RUNS times,
 interleaved; the table gives the median transfers per second, the range, the
 speed-up of 2 threads over 1, and for STM the share of runs that were aborted
-(retries per commit) and the serial fallbacks. The totals of the accounts are
-checked after every run.
+(retries per commit) and the serial fallbacks, and the CPU time per transfer
+summed over the threads (on a busy machine it shows what the wall clock
+cannot: whether a second thread makes each transfer cost more — contention — or
+only shares the cores). The totals of the accounts are checked after every run.
 
 On a GIL interpreter the two threads take turns, so 2 threads cannot beat 1;
 on a free-threaded one, transactions over different accounts run in parallel.
@@ -69,6 +71,7 @@ def measure(kind: str, accounts: int, threads: int, seconds: float) -> dict[str,
     make = stm_workload if kind == "stm" else lock_workload
     step, total = make(accounts)
     counts = [0] * threads
+    cpu = [0.0] * threads
     start = threading.Barrier(threads + 1)
     stop = threading.Event()
 
@@ -76,10 +79,12 @@ def measure(kind: str, accounts: int, threads: int, seconds: float) -> dict[str,
         rnd = random.Random(i)
         n = 0
         start.wait()
+        c0 = time.thread_time()
         while not stop.is_set():
             for _ in range(64):
                 step(rnd)
             n += 64
+        cpu[i] = time.thread_time() - c0
         counts[i] = n
 
     pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
@@ -98,7 +103,7 @@ def measure(kind: str, accounts: int, threads: int, seconds: float) -> dict[str,
         raise AssertionError(f"{kind}: the total changed to {total()}")
     commits = max(1, stats["commits"])
     return {"rate": sum(counts) / elapsed, "retry_ratio": stats["retries"] / commits,
-            "serial": stats["serial_fallbacks"]}
+            "serial": stats["serial_fallbacks"], "cpu_us": sum(cpu) / max(1, sum(counts)) * 1e6}
 
 
 def main(argv: list[str]) -> int:
@@ -124,8 +129,8 @@ def main(argv: list[str]) -> int:
             results.setdefault((kind, conflict, threads), []).append(r)
     print()
     print("| conflict | accounts | method | threads | transfers/s (median) | range | "
-          "2 threads / 1 | retries per commit | serial fallbacks |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "2 threads / 1 | CPU µs per transfer | retries per commit | serial fallbacks |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for kind, conflict, accounts, threads in configs:
         runs = results[(kind, conflict, threads)]
         rates = [r["rate"] for r in runs]
@@ -136,8 +141,9 @@ def main(argv: list[str]) -> int:
         retry = (f"{statistics.median(r['retry_ratio'] for r in runs):.3f}"
                  if kind == "stm" else "")
         serial = f"{int(sum(r['serial'] for r in runs))}" if kind == "stm" else ""
+        cpu = statistics.median(r["cpu_us"] for r in runs)
         print(f"| {conflict} | {accounts} | {kind} | {threads} | {med:,.0f} | "
-              f"{min(rates):,.0f}–{max(rates):,.0f} | {speedup} | {retry} | {serial} |")
+              f"{min(rates):,.0f}–{max(rates):,.0f} | {speedup} | {cpu:.2f} | {retry} | {serial} |")
     return 0
 
 

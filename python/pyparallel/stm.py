@@ -474,7 +474,12 @@ def _run(func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) 
     if not _guard_installed:
         _core._stm_guard_io()
         _guard_installed = True
-    st = _thread_stats()
+    try:   # _thread_stats(), inlined
+        st = _stats_by_thread[_get_ident()]
+        if st.epoch != _stats_epoch:
+            st.reset(_stats_epoch)
+    except KeyError:
+        st = _thread_stats()
     attempt = 0
     max_retries = _Config.max_retries
     while True:
@@ -640,9 +645,14 @@ class tdict(Generic[K, V]):
 
     def _prepare(self, tx: _Tx, w: dict[Any, Any], updates: list[tuple[_Loc, Any]]) -> None:
         delta = 0
+        locs = self._locs
+        lock = tx.lock
         for key, value in w.items():
-            loc = self._loc_for_lock(tx, key)
-            before = tx.lock(loc)[1]
+            try:
+                loc = locs[key]
+            except KeyError:
+                loc = locs.setdefault(key, _Loc(self, key))
+            before = lock(loc)[1]
             delta += (value is not _ABSENT) - (before is not _ABSENT)
             updates.append((loc, value))
         if delta:
@@ -684,8 +694,11 @@ class tdict(Generic[K, V]):
         tx = _current()
         if tx is None:
             atomic(self.__setitem__, key, value)
-        else:
-            tx.write(self, key, value)
+            return
+        w = tx.writes.get(self)   # tx.write, inlined: the hot path
+        if w is None:
+            w = tx.writes[self] = {}
+        w[key] = value
 
     def __delitem__(self, key: K) -> None:
         tx = _current()
