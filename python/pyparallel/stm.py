@@ -323,8 +323,8 @@ class _SerialTx(_Tx):
             prev = locked.get(loc)
             if prev is not None:
                 return prev
-        # Holders are committers (which never wait while holding) or
-        # transactions that started before this one went irrevocable.
+        # Other holders are committers: they hold locks only while they
+        # commit, and give up any they wait for within _LOCK_WAIT.
         loc.lock.acquire()
         prev = loc.cell
         loc.cell = self
@@ -509,6 +509,7 @@ def _run(func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) 
                 st.exceptions += 1
                 raise
             st.retries += 1
+            c.__traceback__ = None   # its frames refer to the transaction: no cycle
             where = (_label(c.home), "<length>" if c.key is _SIZE else c.key)
             st.conflicts[where] = st.conflicts.get(where, 0) + 1
             attempt += 1
