@@ -139,6 +139,18 @@ struct px_msg {
 /* Queue m for worker w; any thread. m belongs to w until fn runs. */
 void px_worker_post(px_worker_t *w, px_msg_t *m);
 
+/* Queue m for worker w with a promise: once accepted (0), fn runs on w exactly
+ * once, also while w shuts down (a worker runs what it accepted before its
+ * thread exits, after its connections are gone). -ESHUTDOWN once w has left
+ * its loop: m was not queued and still belongs to the caller. Any thread,
+ * w's own included. A worker that never starts keeps what it accepted until
+ * px_engine_destroy, which drops it without running it. */
+int px_worker_submit(px_worker_t *w, px_msg_t *m);
+
+/* Messages (accepted by px_worker_submit or posted) that w has not run yet.
+ * Any thread; a snapshot, for choosing the least loaded worker. */
+unsigned px_worker_backlog(const px_worker_t *w);
+
 /* The main thread's queue: workers post, the main thread polls main_fd
  * (readable when messages may be waiting) and pops. */
 void px_engine_post_main(px_engine_t *e, px_msg_t *m);
@@ -154,6 +166,14 @@ void *px_worker_udata(const px_worker_t *w);
 void px_worker_set_udata(px_worker_t *w, void *udata);
 /* The worker whose thread is calling, or NULL. */
 px_worker_t *px_worker_current(void);
+/* w's timer wheel, for timers of the application (px/timer.h). Only on w's
+ * thread: inside a handler, a message's fn or a timer callback. Its timers
+ * fire on w; those still armed when w exits never fire. Its clock is brought
+ * to the real time before messages run and before completions are dispatched;
+ * inside a handler it may lag behind by what ran earlier in the same turn
+ * (px_now_ms() - wheel->now), which a timer that must not fire early adds to
+ * its delay. */
+struct px_wheel *px_worker_wheel(px_worker_t *w);
 
 /* What the stats report reads from any thread (see px/histogram.h, px/stats.h). */
 typedef enum px_latency_kind {

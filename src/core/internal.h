@@ -156,6 +156,9 @@ struct px_worker {
     px_mpsc_t inbox;
     int wake_fd;
     _Atomic int wake_pending;
+    _Atomic unsigned backlog;   /* messages queued, not yet run */
+    _Atomic int submitters;     /* px_worker_submit calls half-way through */
+    _Atomic bool inbox_closed;  /* the loop is over: submissions refused */
     px_worker_stats_t stats;
     /* Latencies (stats.c reads them from any thread): HTTP requests, from the
      * complete request to its response queued; and every application

@@ -5,6 +5,7 @@
  * timer, dispatch completions, fire timers.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,16 +64,75 @@ void px__worker_free_deferred(px_worker_t *w)
 
 void px_worker_post(px_worker_t *w, px_msg_t *m)
 {
+    atomic_fetch_add_explicit(&w->backlog, 1, memory_order_relaxed);
     px_mpsc_push(&w->inbox, &m->node);
     px__wake(w->wake_fd, &w->wake_pending);
+}
+
+/* Dekker-style hand-shake with close_inbox(): a submitter announces itself and
+ * then checks the flag; the worker sets the flag and then waits for announced
+ * submitters. Either the submitter sees the flag, or the worker sees (and
+ * waits out) the submitter and then finds its message in the final drain. */
+int px_worker_submit(px_worker_t *w, px_msg_t *m)
+{
+    int rc = 0;
+
+    atomic_fetch_add(&w->submitters, 1);
+    if (atomic_load(&w->inbox_closed))
+        rc = -ESHUTDOWN;
+    else
+        px_worker_post(w, m);
+    atomic_fetch_sub(&w->submitters, 1);
+    return rc;
+}
+
+unsigned px_worker_backlog(const px_worker_t *w)
+{
+    return atomic_load_explicit(&w->backlog, memory_order_relaxed);
 }
 
 void px__worker_drain_inbox(px_worker_t *w)
 {
     px_mpsc_node_t *n;
+    bool ticked = false;
 
     while ((n = px_mpsc_pop(&w->inbox)) != NULL) {
         px_msg_t *m = PX_CONTAINER_OF(n, px_msg_t, node);
+        if (!ticked) { /* timers that messages start count from the real time */
+            px__worker_tick(w);
+            ticked = true;
+        }
+        atomic_fetch_sub_explicit(&w->backlog, 1, memory_order_relaxed);
+        PX_STAT_ADD(&w->stats, messages, 1);
+        m->fn(w, m);
+    }
+}
+
+/* The loop is over: refuse new submissions, then run every message accepted
+ * so far (the submit promise). Requests to connect are dropped as
+ * px_engine_destroy would: there is nobody left to serve the connection. */
+static void close_inbox(px_worker_t *w)
+{
+    px_mpsc_node_t *n;
+
+    atomic_store(&w->inbox_closed, true);
+    while (atomic_load(&w->submitters) != 0)
+        sched_yield();
+    /* Until the backlog is zero, not until pop comes back empty: a post
+     * half-way through (its link not yet written) hides what was pushed after
+     * it, accepted submissions included. */
+    while (atomic_load(&w->backlog) != 0) {
+        px_msg_t *m;
+        if ((n = px_mpsc_pop(&w->inbox)) == NULL) {
+            sched_yield();
+            continue;
+        }
+        m = PX_CONTAINER_OF(n, px_msg_t, node);
+        atomic_fetch_sub_explicit(&w->backlog, 1, memory_order_relaxed);
+        if (m->fn == px__connect_msg_fn) {
+            px__connect_msg_free(m);
+            continue;
+        }
         PX_STAT_ADD(&w->stats, messages, 1);
         m->fn(w, m);
     }
@@ -185,6 +245,7 @@ static void *worker_main(void *arg)
         px__worker_tick(w);
     }
 
+    close_inbox(w);
     update_pool_stats(w);
     if (e->hooks.thread_stop)
         e->hooks.thread_stop(w, e->hooks.arg);
@@ -314,3 +375,4 @@ uint64_t px_worker_cpu_ns(const px_worker_t *w)
 }
 void *px_worker_udata(const px_worker_t *w) { return w->udata; }
 void px_worker_set_udata(px_worker_t *w, void *udata) { w->udata = udata; }
+struct px_wheel *px_worker_wheel(px_worker_t *w) { return &w->wheel; }
