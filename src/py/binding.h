@@ -52,6 +52,9 @@ typedef struct px_module_state {
     PyTypeObject *transport_type;
     PyTypeObject *sendfile_type;
     PyTypeObject *request_type;
+    PyTypeObject *timer_type;
+    PyTypeObject *rwlock_type;
+    PyTypeObject *rwlock_guard_type;
     PyObject *engine_error; /* pyparallel.EngineError (an OSError) */
     PyObject *stm_error;    /* pyparallel.TransactionError */
     PyObject *stm_io_error; /* pyparallel.IOInTransactionError */
@@ -88,6 +91,20 @@ void px_py_client_done(PyObject *engine);
 /* Queue exc (stolen) for the main thread; run() re-raises it. */
 void px_engine_post_exception(PyObject *engine, PyObject *exc);
 
+/* The px_engine_t of an Engine object that has not been shut down, or NULL
+ * with TypeError/RuntimeError set. */
+px_engine_t *px_py_engine_of(PyObject *engine);
+/* The Engine whose worker is calling (borrowed), or NULL off the workers. */
+PyObject *px_py_current_engine(void);
+/* Work, timers and map helpers in flight: run() serves while any remain. */
+void px_py_engine_tasks_add(PyObject *engine, long delta);
+
+/* Main-thread calls (mainthread.c): free a queued message of theirs that will
+ * never run; false when m is not one of them. Thread state attached. */
+bool px_py_main_msg_drop(px_msg_t *m);
+/* Release the calling worker's armed timers (timers.c); at its thread's end. */
+void px_py_timers_worker_exit(void);
+
 /* Append the sendable `obj` to conn's output. 0, or -1 with an exception set. */
 int px_py_send(px_conn_t *c, PyObject *obj);
 
@@ -99,6 +116,9 @@ extern PyType_Spec px_engine_type_spec;
 extern PyType_Spec px_transport_type_spec;
 extern PyType_Spec px_sendfile_type_spec;
 extern PyType_Spec px_request_type_spec;
+extern PyType_Spec px_timer_type_spec;
+extern PyType_Spec px_rwlock_type_spec;
+extern PyType_Spec px_rwlock_guard_type_spec;
 
 /* JSON (json.c): a growable byte buffer and the encoder writing into it. */
 typedef struct px_jbuf {
@@ -109,6 +129,11 @@ typedef struct px_jbuf {
 int px_json_encode(px_jbuf_t *b, PyObject *obj, PyObject *dflt);
 void px_jbuf_free(px_jbuf_t *b);
 PyObject *px_py_json_dumps(PyObject *module, PyObject *args, PyObject *kwds);
+
+/* Module functions of the runtime (work.c, mainthread.c). */
+PyObject *px_py_submit(PyObject *module, PyObject *args, PyObject *kwds);
+PyObject *px_py_current_engine_fn(PyObject *module, PyObject *unused);
+PyObject *px_py_post_main(PyObject *module, PyObject *args);
 
 /* HTTP (http.c). */
 void px_py_set_request_type(PyTypeObject *tp);

@@ -9,13 +9,16 @@
 #include <poll.h>
 #include <stdatomic.h>
 
+typedef struct px_engine_obj px_engine_obj_t;
+
 typedef struct worker_py {
     PyThreadState *ts;
     PyGILState_STATE gil_state;
     bool attached;
+    px_engine_obj_t *owner; /* borrowed: the engine joins its workers before it dies */
 } worker_py_t;
 
-typedef struct px_engine_obj {
+struct px_engine_obj {
     PyObject_HEAD
     px_engine_t *e;
     PyInterpreterState *interp;
@@ -26,7 +29,8 @@ typedef struct px_engine_obj {
     void **http_apps;       /* HTTP servers' application records */
     Py_ssize_t nhttp;
     bool started, joined;
-} px_engine_obj_t;
+    _Atomic long tasks;     /* work, timers and map helpers not yet finished */
+};
 
 typedef struct exc_msg {
     px_msg_t msg;
@@ -80,6 +84,7 @@ static void hook_thread_stop(px_worker_t *w, void *arg)
     worker_py_t *wp = px_worker_udata(w);
     (void)arg;
     px_py_attach(w);
+    px_py_timers_worker_exit(); /* the wheel dies with the thread */
     wp->attached = false;
     PyGILState_Release(wp->gil_state);
 }
@@ -103,6 +108,35 @@ void px_engine_post_exception(PyObject *engine, PyObject *exc)
     m->msg.fn = exc_msg_fn;
     m->exc = exc;
     px_engine_post_main(self->e, &m->msg);
+}
+
+px_engine_t *px_py_engine_of(PyObject *engine)
+{
+    px_module_state_t *st = px_py_state();
+    px_engine_obj_t *self = (px_engine_obj_t *)engine;
+
+    if (st == NULL || !PyObject_TypeCheck(engine, st->engine_type)) {
+        PyErr_SetString(PyExc_TypeError, "an Engine is needed");
+        return NULL;
+    }
+    if (self->e == NULL || self->joined) {
+        PyErr_SetString(PyExc_RuntimeError, "the engine has been shut down");
+        return NULL;
+    }
+    return self->e;
+}
+
+PyObject *px_py_current_engine(void)
+{
+    px_worker_t *w = px_worker_current();
+    worker_py_t *wp = w ? px_worker_udata(w) : NULL;
+
+    return wp ? (PyObject *)wp->owner : NULL;
+}
+
+void px_py_engine_tasks_add(PyObject *engine, long delta)
+{
+    atomic_fetch_add(&((px_engine_obj_t *)engine)->tasks, delta);
 }
 
 void px_py_client_done(PyObject *engine)
@@ -184,8 +218,10 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
-    for (i = 0; i < self->nworkers; i++)
+    for (i = 0; i < self->nworkers; i++) {
+        self->wpy[i].owner = self;
         px_worker_set_udata(px_engine_worker(self->e, i), &self->wpy[i]);
+    }
     px_py_note_workers(self->nworkers);
     return (PyObject *)self;
 }
@@ -359,6 +395,8 @@ static int raise_queued(px_engine_obj_t *self)
             return -1;
         }
         m->fn(NULL, m);
+        if (PyErr_Occurred()) /* a main-thread call raised: run() re-raises it */
+            return -1;
     }
     return 0;
 }
@@ -469,6 +507,12 @@ static PyObject *get_started(PyObject *op, void *c)
     return PyBool_FromLong(((px_engine_obj_t *)op)->started);
 }
 
+static PyObject *get_tasks(PyObject *op, void *c)
+{
+    (void)c;
+    return PyLong_FromLong(atomic_load(&((px_engine_obj_t *)op)->tasks));
+}
+
 static PyObject *get_clients(PyObject *op, void *c)
 {
     (void)c;
@@ -483,6 +527,8 @@ static void free_queued(px_engine_obj_t *self)
             exc_msg_t *em = PX_CONTAINER_OF(m, exc_msg_t, msg);
             Py_DECREF(em->exc);
             PyMem_RawFree(em);
+        } else {
+            px_py_main_msg_drop(m);
         }
     }
 }
@@ -539,6 +585,7 @@ static PyGetSetDef engine_getset[] = {
     {"started", get_started, NULL, NULL, NULL},
     {"finished", get_finished, NULL, "True once every worker has exited", NULL},
     {"clients", get_clients, NULL, "client connections not yet closed", NULL},
+    {"tasks", get_tasks, NULL, "submitted work and timers not yet finished", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -44,6 +44,14 @@ static PyMethodDef module_methods[] = {
      "Index of the worker running this code, or None outside workers."},
     {"json_dumps", (PyCFunction)(void (*)(void))px_py_json_dumps, METH_VARARGS | METH_KEYWORDS,
      "json_dumps(obj, *, default=None) -> bytes: compact UTF-8 JSON."},
+    {"submit", (PyCFunction)(void (*)(void))px_py_submit, METH_VARARGS | METH_KEYWORDS,
+     "submit(engine, fn, worker=-1) -> worker index: call fn() on a worker (the least\n"
+     "loaded unless one is given); what it raises is re-raised by run()."},
+    {"current_engine", px_py_current_engine_fn, METH_NOARGS,
+     "The Engine whose worker runs this code, or None."},
+    {"post_main", px_py_post_main, METH_VARARGS,
+     "post_main(engine, fn): the main thread calls fn() when it next waits in the\n"
+     "engine (run(), run_once()); what it raises is re-raised there."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -63,7 +71,10 @@ static int module_exec(PyObject *m)
     if (add_type(m, &px_engine_type_spec, &st->engine_type) < 0 ||
         add_type(m, &px_transport_type_spec, &st->transport_type) < 0 ||
         add_type(m, &px_sendfile_type_spec, &st->sendfile_type) < 0 ||
-        add_type(m, &px_request_type_spec, &st->request_type) < 0)
+        add_type(m, &px_request_type_spec, &st->request_type) < 0 ||
+        add_type(m, &px_timer_type_spec, &st->timer_type) < 0 ||
+        add_type(m, &px_rwlock_type_spec, &st->rwlock_type) < 0 ||
+        add_type(m, &px_rwlock_guard_type_spec, &st->rwlock_guard_type) < 0)
         return -1;
     px_py_set_request_type(st->request_type);
     if (px__stm_init(m, st) < 0)
@@ -84,6 +95,9 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->request_type);
     Py_VISIT(st->stm_error);
     Py_VISIT(st->stm_io_error);
+    Py_VISIT(st->timer_type);
+    Py_VISIT(st->rwlock_type);
+    Py_VISIT(st->rwlock_guard_type);
     return 0;
 }
 
@@ -96,6 +110,9 @@ static int module_clear(PyObject *m)
     Py_CLEAR(st->request_type);
     Py_CLEAR(st->stm_error);
     Py_CLEAR(st->stm_io_error);
+    Py_CLEAR(st->timer_type);
+    Py_CLEAR(st->rwlock_type);
+    Py_CLEAR(st->rwlock_guard_type);
     return 0;
 }
 

@@ -1,0 +1,112 @@
+/*
+ * Work on the workers: a Python callable carried by a message to a worker
+ * (px_worker_submit), called there with the worker's thread state. What it
+ * raises goes to the main thread, which re-raises it from run(). The Python
+ * layer (pyparallel.runtime) builds submit_work, map and timers' bookkeeping
+ * on this.
+ */
+#include "binding.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+
+typedef struct work_msg {
+    px_msg_t msg;
+    PyObject *engine; /* borrowed: an engine runs every accepted message before it dies */
+    PyObject *fn;
+} work_msg_t;
+
+static void work_fn(px_worker_t *w, px_msg_t *m)
+{
+    work_msg_t *wm = PX_CONTAINER_OF(m, work_msg_t, msg);
+    PyObject *r;
+
+    px_py_attach(w);
+    PX_STAT_ADD(px_worker_stats(w), callbacks, 1);
+    r = PyObject_CallNoArgs(wm->fn);
+    if (r == NULL) {
+        PX_STAT_ADD(px_worker_stats(w), errors, 1);
+        px_engine_post_exception(wm->engine, PyErr_GetRaisedException());
+    }
+    Py_XDECREF(r);
+    Py_DECREF(wm->fn);
+    px_py_engine_tasks_add(wm->engine, -1);
+    PyMem_RawFree(wm);
+}
+
+/* The worker with the shortest backlog; ties go round robin so that equal
+ * loads spread. */
+static int least_loaded(px_engine_t *e)
+{
+    static _Atomic unsigned rotor;
+    int n = px_engine_worker_count(e), best = -1, i;
+    unsigned best_backlog = 0, start = atomic_fetch_add_explicit(&rotor, 1, memory_order_relaxed);
+
+    for (i = 0; i < n; i++) {
+        int k = (int)((start + (unsigned)i) % (unsigned)n);
+        unsigned b = px_worker_backlog(px_engine_worker(e, k));
+        if (best < 0 || b < best_backlog) {
+            best = k;
+            best_backlog = b;
+        }
+    }
+    return best;
+}
+
+/* submit(engine, fn, worker=-1) -> worker index: call fn() on a worker (the
+ * given one, or the least loaded). RuntimeError once the workers have exited. */
+PyObject *px_py_submit(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"engine", "fn", "worker", NULL};
+    PyObject *engine, *fn;
+    px_engine_t *e;
+    work_msg_t *wm;
+    int worker = -1, rc;
+    (void)module;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|i:submit", kwlist, &engine, &fn, &worker))
+        return NULL;
+    if ((e = px_py_engine_of(engine)) == NULL)
+        return NULL;
+    if (!PyCallable_Check(fn)) {
+        PyErr_SetString(PyExc_TypeError, "submit() needs a callable");
+        return NULL;
+    }
+    if (worker >= px_engine_worker_count(e)) {
+        PyErr_Format(PyExc_ValueError, "no worker %d (the engine has %d)", worker,
+                     px_engine_worker_count(e));
+        return NULL;
+    }
+    if (worker < 0)
+        worker = least_loaded(e);
+    wm = PyMem_RawMalloc(sizeof(*wm));
+    if (wm == NULL)
+        return PyErr_NoMemory();
+    wm->msg.fn = work_fn;
+    wm->engine = engine;
+    wm->fn = Py_NewRef(fn);
+    px_py_engine_tasks_add(engine, 1);
+    rc = px_worker_submit(px_engine_worker(e, worker), &wm->msg);
+    if (rc < 0) {
+        px_py_engine_tasks_add(engine, -1);
+        Py_DECREF(wm->fn);
+        PyMem_RawFree(wm);
+        if (rc == -ESHUTDOWN) {
+            PyErr_SetString(PyExc_RuntimeError, "the engine has shut down: its workers take no more work");
+            return NULL;
+        }
+        return px_py_raise_errno(rc, "submit");
+    }
+    return PyLong_FromLong(worker);
+}
+
+/* current_engine() -> the Engine whose worker runs this code, or None. */
+PyObject *px_py_current_engine_fn(PyObject *module, PyObject *unused)
+{
+    PyObject *engine = px_py_current_engine();
+    (void)module;
+    (void)unused;
+    if (engine == NULL)
+        Py_RETURN_NONE;
+    return Py_NewRef(engine);
+}
