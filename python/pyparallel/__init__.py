@@ -43,6 +43,10 @@ __all__ = [
     "rdtsc", "debug", "set_debug", "debug_enabled", "metrics_text",
     "atomic", "tvar", "tdict", "tlist", "parallel_for", "stm_stats", "stm_config",
     "in_transaction", "TransactionError", "IOInTransactionError",
+    # runtime: work, timers, main-thread calls, shared state
+    "submit_work", "timer", "map", "call_from_main_thread", "call_from_main_thread_and_wait",
+    "protect", "unprotect", "protected", "read_lock", "write_lock", "dict", "list",
+    "Work", "Timer", "RWLock", "ProtectedDict", "ProtectedList",
 ]
 __version__ = _core.__version__
 
@@ -213,7 +217,8 @@ _serving = False  # a server is registered: run() lasts until shutdown
 
 def run(workers: int | None = None, shutdown_timeout: float = 5.0, **options: Any) -> None:
     """Serve until :func:`shutdown`, SIGINT or SIGTERM (graceful: in-flight sends
-    finish), or, with only clients registered, until they have all closed.
+    finish), or, with no server registered, until the clients have all closed
+    and no work, timer or main-thread call is left.
 
     An exception raised in a callback that has no ``exception_handler`` is
     re-raised here, in the main thread; the servers keep running, and calling
@@ -230,9 +235,10 @@ def run(workers: int | None = None, shutdown_timeout: float = 5.0, **options: An
         eng.shutdown(shutdown_timeout)
     gc.freeze()  # collections during serving walk only what requests create
     while True:
-        if eng.wait(0.25):
+        # Without servers, run() ends when the work does: look more often.
+        if eng.wait(0.25 if _serving else 0.05):
             break
-        if not _serving and eng.clients == 0:
+        if not _serving and eng.clients == 0 and eng.tasks == 0:
             eng.shutdown(shutdown_timeout)
     eng.join()
     _finish(eng)
@@ -259,6 +265,7 @@ def _finish(eng: _core.Engine) -> None:
         _last_engine = eng  # px.stats() still reports its final counters
     _restore_signal_handlers()
     gc.unfreeze()
+    runtime._engine_finished(eng)  # last main-thread calls; fail callers still waiting
 
 
 def shutdown(timeout: float = 5.0) -> None:
@@ -306,3 +313,19 @@ def _stop_at_exit() -> None:
     if eng is not None and eng.started:
         eng.shutdown(0)
         eng.join()
+
+
+from . import runtime  # noqa: E402  (it uses the engine functions above)
+from .runtime import (  # noqa: E402
+    ProtectedDict, ProtectedList, RWLock, Timer, Work, call_from_main_thread,
+    call_from_main_thread_and_wait, protect, protected, read_lock, submit_work, timer,
+    unprotect, write_lock,
+)
+
+
+def __getattr__(name: str) -> Any:
+    # px.dict, px.list and px.map are served from here rather than bound as
+    # globals, which would shadow the builtins for the code of this module.
+    if name in ("dict", "list", "map"):
+        return getattr(runtime, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
