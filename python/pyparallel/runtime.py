@@ -482,6 +482,12 @@ class _MapJob:
             if self.wake is not None:
                 self.wake()
 
+    def abandon(self, error: BaseException) -> None:
+        """The caller gives up: no more chunks are handed out."""
+        with self.lock:
+            if self.error is None:
+                self.error, self.error_chunk = error, -1
+
     def help(self) -> None:
         """Compute chunks until none is left."""
         func, items, size = self.func, self.items, self.chunksize
@@ -557,16 +563,25 @@ def map(func: Callable[[T], R], iterable: Iterable[T], chunksize: int | None = N
         on_main = here is None and _on_main_thread()
         wake = functools.partial(_core.post_main, eng, _noop) if on_main else None
         job = _MapJob(func, items, chunksize, wake)
+        posted = 0
         if helpers > 0:
             start = next(_rotor) % len(others)
             for k in range(min(helpers, job.nchunks)):
-                _core.submit(eng, job.help, worker=others[(start + k) % len(others)])
-        if here is not None:
-            job.help()  # the calling worker computes too
-        if on_main:
-            _wait_on_main(eng, job.finished.is_set, None)
-        else:
-            job.finished.wait()
+                try:
+                    _core.submit(eng, job.help, worker=others[(start + k) % len(others)])
+                    posted += 1
+                except RuntimeError:
+                    break  # the engine is shutting down: the others, or we, compute
+        if here is not None or posted == 0:
+            job.help()  # the calling worker computes too (or alone)
+        try:
+            if on_main:
+                _wait_on_main(eng, job.finished.is_set, None)
+            else:
+                job.finished.wait()
+        except BaseException as exc:  # Ctrl-C, or what a worker raised: stop handing out chunks
+            job.abandon(exc)
+            raise
         return job.outcome()
     finally:
         if temporary:

@@ -24,7 +24,8 @@ typedef struct px_py_timer {
     px_msg_t start_msg, cancel_msg;
     PyObject *engine;      /* borrowed: its workers (and so we) go first */
     PyObject *func;
-    px_worker_t *w;
+    px_worker_t *w;        /* valid while the timer is live (its engine runs) */
+    int worker;            /* w's index, for after */
     uint64_t delay_ms, period_ms;
     uint64_t due;          /* next deadline on px_now_ms's clock */
     double delay, period;  /* as given, for repr and attributes */
@@ -210,6 +211,7 @@ static PyObject *timer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     /* On one of this engine's workers (and no other asked for): arm here. */
     if (worker < 0 && px_py_current_engine() == engine) {
         t->w = px_worker_current();
+        t->worker = px_worker_index(t->w);
         Py_INCREF(t);
         link_live(t);
         arm(t);
@@ -228,6 +230,7 @@ static PyObject *timer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         }
     }
     t->w = px_engine_worker(e, worker);
+    t->worker = worker;
     Py_INCREF(t); /* the start message's, then the live reference */
     rc = px_worker_submit(t->w, &t->start_msg);
     if (rc < 0) {
@@ -349,7 +352,7 @@ static PyObject *get_period(PyObject *op, void *c)
 static PyObject *get_worker(PyObject *op, void *c)
 {
     (void)c;
-    return PyLong_FromLong(px_worker_index(((px_py_timer_t *)op)->w));
+    return PyLong_FromLong(((px_py_timer_t *)op)->worker);
 }
 
 static PyMethodDef timer_methods[] = {

@@ -288,3 +288,31 @@ def test_map_runs_chunks_in_parallel_on_the_workers(px_backend: str) -> None:
 
     assert px.map(meet, range(2), chunksize=1, workers=2) == [0, 1]
     assert len(idents) == 2 and threading.get_ident() not in idents
+
+
+def test_map_interrupted_on_the_main_thread_stops_early(px_backend: str) -> None:
+    """A signal handler raising in the waiting main thread ends map(): chunks
+    not started are dropped, the temporary engine is joined."""
+    import signal
+
+    class Stop(Exception):
+        pass
+
+    def on_alarm(signum, frame):
+        raise Stop()
+
+    ran = []
+    before = _threads()
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        start = time.monotonic()
+        with pytest.raises(Stop):
+            px.map(lambda x: (time.sleep(0.05), ran.append(x)), range(200), chunksize=1, workers=2)
+        elapsed = time.monotonic() - start
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert elapsed < 2.0  # 200 x 50 ms on two workers would take 5 s
+    assert 0 < len(ran) < 100
+    assert _threads() == before
