@@ -623,11 +623,16 @@ def _forget(key: int, ref: weakref.ref[Any]) -> None:
 
 
 def _lock_of(obj: Any) -> RWLock | None:
-    if isinstance(obj, (ProtectedDict, ProtectedList)):
+    cls = type(obj)
+    if cls is ProtectedDict or cls is ProtectedList:
         return obj._px_lock
     entry = _protected.get(id(obj))
-    if entry is not None and entry.target() is obj:
-        return entry.lock
+    if entry is not None:
+        ref = entry.ref
+        if (ref() if ref is not None else entry.strong) is obj:
+            return entry.lock
+    if isinstance(obj, (ProtectedDict, ProtectedList)):  # subclasses of them
+        return obj._px_lock
     return None
 
 
@@ -693,6 +698,9 @@ def read_lock(obj: Any) -> Any:
 
     Re-entrant: a thread that holds obj's read or write lock may take the read
     lock again. ValueError if obj is not protected."""
+    cls = type(obj)
+    if cls is ProtectedDict or cls is ProtectedList:
+        return obj._px_r
     return _lock_or_raise(obj).reader
 
 
@@ -702,6 +710,9 @@ def write_lock(obj: Any) -> Any:
     Re-entrant for the writer; a thread holding only the read lock gets
     RuntimeError (the upgrade would wait for itself: release the read lock,
     then take the write lock). ValueError if obj is not protected."""
+    cls = type(obj)
+    if cls is ProtectedDict or cls is ProtectedList:
+        return obj._px_w
     return _lock_or_raise(obj).writer
 
 
@@ -753,52 +764,23 @@ def _with_other(base: type, name: str, write: bool) -> Callable[..., Any]:
     return locked
 
 
-class ProtectedDict(_builtin_dict):  # type: ignore[type-arg]
+class ProtectedDict(_core.LockedDict):  # type: ignore[misc]
     """A dict whose every operation takes its own readers-writer lock (reads
-    shared, writes exclusive), made by :func:`pyparallel.dict`. Iteration and
-    the views (keys/values/items) work on a snapshot taken under the read
-    lock, so another thread's writes never break a loop. ``with
-    read_lock(d)`` / ``with write_lock(d)`` make several operations one."""
+    shared, writes exclusive), made by :func:`pyparallel.dict`.
 
-    __slots__ = ("_px_lock", "_px_r", "_px_w", "__weakref__")
+    Item access and assignment, ``in``, ``len``, ``get`` and iteration are
+    locked in C (the base class); the other methods here. Iteration and the
+    views (keys/values/items) work on a snapshot taken under the read lock, so
+    another thread's writes never break a loop. ``with read_lock(d)`` / ``with
+    write_lock(d)`` make several operations one. C code that uses the dict API
+    directly (a JSON encoder, say) bypasses the lock.
+    """
+
+    __slots__ = ("__weakref__",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        lock = RWLock()
-        self._px_lock = lock
-        self._px_r = lock.reader
-        self._px_w = lock.writer
         if args or kwargs:
-            src = tuple(_snapshot(a) for a in args)
-            with self._px_w:
-                _builtin_dict.update(self, *src, **kwargs)
-
-    def __getitem__(self, key: Any) -> Any:
-        with self._px_r:
-            return _builtin_dict.__getitem__(self, key)
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        with self._px_w:
-            _builtin_dict.__setitem__(self, key, value)
-
-    def __delitem__(self, key: Any) -> None:
-        with self._px_w:
-            _builtin_dict.__delitem__(self, key)
-
-    def __contains__(self, key: Any) -> bool:
-        with self._px_r:
-            return _builtin_dict.__contains__(self, key)
-
-    def __len__(self) -> int:
-        with self._px_r:
-            return _builtin_dict.__len__(self)
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        with self._px_r:
-            return _builtin_dict.get(self, key, default)
-
-    def __iter__(self) -> Any:
-        with self._px_r:
-            return iter(_builtin_list(_builtin_dict.keys(self)))
+            self.update(*args, **kwargs)
 
     def __reversed__(self) -> Any:
         with self._px_r:
@@ -818,8 +800,12 @@ class ProtectedDict(_builtin_dict):  # type: ignore[type-arg]
 
     def copy(self) -> ProtectedDict:
         """A new protected dict with the same items."""
+        return ProtectedDict(self.copy_plain())
+
+    def copy_plain(self) -> _builtin_dict[Any, Any]:
+        """A plain dict with the same items, taken under the read lock."""
         with self._px_r:
-            return ProtectedDict(_dict_copy(self))
+            return _dict_copy(self)
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         src = tuple(_snapshot(a) for a in args)
@@ -828,11 +814,6 @@ class ProtectedDict(_builtin_dict):  # type: ignore[type-arg]
 
     def __reduce__(self) -> Any:
         return (ProtectedDict, (self.copy_plain(),))
-
-    def copy_plain(self) -> _builtin_dict[Any, Any]:
-        """A plain dict with the same items, taken under the read lock."""
-        with self._px_r:
-            return _dict_copy(self)
 
     def __repr__(self) -> str:
         with self._px_r:
@@ -850,51 +831,25 @@ class ProtectedDict(_builtin_dict):  # type: ignore[type-arg]
     __ior__ = _with_other(_builtin_dict, "__ior__", True)  # type: ignore[assignment]
 
 
-class ProtectedList(_builtin_list):  # type: ignore[type-arg]
+class ProtectedList(_core.LockedList):  # type: ignore[misc]
     """A list whose every operation takes its own readers-writer lock (reads
-    shared, writes exclusive), made by :func:`pyparallel.list`. Iteration works
-    on a snapshot taken under the read lock. ``with read_lock(l)`` / ``with
-    write_lock(l)`` make several operations one."""
+    shared, writes exclusive), made by :func:`pyparallel.list`.
 
-    __slots__ = ("_px_lock", "_px_r", "_px_w", "__weakref__")
+    Item access and assignment, ``in``, ``len``, ``append`` and iteration are
+    locked in C (the base class); the other methods here. Iteration works on a
+    snapshot taken under the read lock. ``with read_lock(l)`` / ``with
+    write_lock(l)`` make several operations one.
+    """
+
+    __slots__ = ("__weakref__",)
 
     def __init__(self, iterable: Iterable[Any] = ()) -> None:
-        lock = RWLock()
-        self._px_lock = lock
-        self._px_r = lock.reader
-        self._px_w = lock.writer
-        src = _snapshot(iterable)
-        with self._px_w:
-            _builtin_list.__init__(self, src)
-
-    def __getitem__(self, index: Any) -> Any:
-        with self._px_r:
-            return _builtin_list.__getitem__(self, index)
+        self.extend(iterable)
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        value = _snapshot(value)
+        value = _snapshot(value)  # a protected list assigned to a slice
         with self._px_w:
             _builtin_list.__setitem__(self, index, value)
-
-    def __delitem__(self, index: Any) -> None:
-        with self._px_w:
-            _builtin_list.__delitem__(self, index)
-
-    def __len__(self) -> int:
-        with self._px_r:
-            return _builtin_list.__len__(self)
-
-    def __contains__(self, value: Any) -> bool:
-        with self._px_r:
-            return _builtin_list.__contains__(self, value)
-
-    def append(self, value: Any) -> None:
-        with self._px_w:
-            _builtin_list.append(self, value)
-
-    def __iter__(self) -> Any:
-        with self._px_r:
-            return iter(_builtin_list.copy(self))
 
     def __reversed__(self) -> Any:
         with self._px_r:
@@ -913,8 +868,7 @@ class ProtectedList(_builtin_list):  # type: ignore[type-arg]
 
     def copy(self) -> ProtectedList:
         """A new protected list with the same items."""
-        with self._px_r:
-            return ProtectedList(_builtin_list.copy(self))
+        return ProtectedList(self.copy_plain())
 
     def copy_plain(self) -> _builtin_list[Any]:
         """A plain list with the same items, taken under the read lock."""

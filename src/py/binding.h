@@ -55,6 +55,8 @@ typedef struct px_module_state {
     PyTypeObject *timer_type;
     PyTypeObject *rwlock_type;
     PyTypeObject *rwlock_guard_type;
+    PyTypeObject *locked_dict_type;
+    PyTypeObject *locked_list_type;
     PyObject *engine_error; /* pyparallel.EngineError (an OSError) */
     PyObject *stm_error;    /* pyparallel.TransactionError */
     PyObject *stm_io_error; /* pyparallel.IOInTransactionError */
@@ -119,6 +121,8 @@ extern PyType_Spec px_request_type_spec;
 extern PyType_Spec px_timer_type_spec;
 extern PyType_Spec px_rwlock_type_spec;
 extern PyType_Spec px_rwlock_guard_type_spec;
+extern PyType_Spec px_locked_dict_type_spec;
+extern PyType_Spec px_locked_list_type_spec;
 
 /* JSON (json.c): a growable byte buffer and the encoder writing into it. */
 typedef struct px_jbuf {
@@ -129,6 +133,15 @@ typedef struct px_jbuf {
 int px_json_encode(px_jbuf_t *b, PyObject *obj, PyObject *dflt);
 void px_jbuf_free(px_jbuf_t *b);
 PyObject *px_py_json_dumps(PyObject *module, PyObject *args, PyObject *kwds);
+
+/* Readers-writer locks (rwlock.c), for the protected containers: acquire
+ * returns 1, 0 (not blocking, not free) or -1 with an exception; release 0 or
+ * -1 (not held by this thread). */
+int px_rwlock_acquire(PyObject *lock, bool write, bool blocking);
+int px_rwlock_release(PyObject *lock, bool write);
+PyObject *px_rwlock_new(void);
+/* The lock's context manager for reading or writing (new reference). */
+PyObject *px_rwlock_guard(PyObject *lock, bool write);
 
 /* Module functions of the runtime (work.c, mainthread.c). */
 PyObject *px_py_submit(PyObject *module, PyObject *args, PyObject *kwds);

@@ -64,6 +64,15 @@ static int add_type(PyObject *m, PyType_Spec *spec, PyTypeObject **out)
     return PyModule_AddType(m, (PyTypeObject *)t);
 }
 
+static int add_subtype(PyObject *m, PyType_Spec *spec, PyTypeObject *base, PyTypeObject **out)
+{
+    PyObject *t = PyType_FromModuleAndSpec(m, spec, (PyObject *)base);
+    if (t == NULL)
+        return -1;
+    *out = (PyTypeObject *)t;
+    return PyModule_AddType(m, (PyTypeObject *)t);
+}
+
 static int module_exec(PyObject *m)
 {
     px_module_state_t *st = PyModule_GetState(m);
@@ -74,7 +83,9 @@ static int module_exec(PyObject *m)
         add_type(m, &px_request_type_spec, &st->request_type) < 0 ||
         add_type(m, &px_timer_type_spec, &st->timer_type) < 0 ||
         add_type(m, &px_rwlock_type_spec, &st->rwlock_type) < 0 ||
-        add_type(m, &px_rwlock_guard_type_spec, &st->rwlock_guard_type) < 0)
+        add_type(m, &px_rwlock_guard_type_spec, &st->rwlock_guard_type) < 0 ||
+        add_subtype(m, &px_locked_dict_type_spec, &PyDict_Type, &st->locked_dict_type) < 0 ||
+        add_subtype(m, &px_locked_list_type_spec, &PyList_Type, &st->locked_list_type) < 0)
         return -1;
     px_py_set_request_type(st->request_type);
     if (px__stm_init(m, st) < 0)
@@ -98,6 +109,8 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->timer_type);
     Py_VISIT(st->rwlock_type);
     Py_VISIT(st->rwlock_guard_type);
+    Py_VISIT(st->locked_dict_type);
+    Py_VISIT(st->locked_list_type);
     return 0;
 }
 
@@ -113,6 +126,8 @@ static int module_clear(PyObject *m)
     Py_CLEAR(st->timer_type);
     Py_CLEAR(st->rwlock_type);
     Py_CLEAR(st->rwlock_guard_type);
+    Py_CLEAR(st->locked_dict_type);
+    Py_CLEAR(st->locked_list_type);
     return 0;
 }
 

@@ -272,6 +272,34 @@ static int release(px_rwlock_t *l, bool write)
     return 0;
 }
 
+int px_rwlock_acquire(PyObject *lock, bool write, bool blocking)
+{
+    return acquire((px_rwlock_t *)lock, write, blocking);
+}
+
+int px_rwlock_release(PyObject *lock, bool write)
+{
+    return release((px_rwlock_t *)lock, write);
+}
+
+PyObject *px_rwlock_guard(PyObject *lock, bool write)
+{
+    px_rwlock_t *l = (px_rwlock_t *)lock;
+    return Py_NewRef(write ? l->writer : l->reader);
+}
+
+PyObject *px_rwlock_new(void)
+{
+    px_module_state_t *st = px_py_state();
+    PyObject *args = PyTuple_New(0), *lock;
+
+    if (args == NULL)
+        return NULL;
+    lock = PyObject_Call((PyObject *)st->rwlock_type, args, NULL);
+    Py_DECREF(args);
+    return lock;
+}
+
 /* ---- the RWLock type ---------------------------------------------------------- */
 
 static PyObject *guard_new(PyTypeObject *tp, px_rwlock_t *l, bool write)

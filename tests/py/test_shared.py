@@ -461,3 +461,23 @@ def test_weak_references_to_protected_containers() -> None:
     del d
     gc.collect()
     assert ref() is None
+
+
+def test_protected_containers_release_their_type_and_lock() -> None:
+    import sys
+
+    types = (px.ProtectedDict, px.ProtectedList, px._core.LockedDict, px._core.LockedList)
+    gc.collect()
+    before = [sys.getrefcount(t) for t in types]
+    for _ in range(2000):
+        d = px.dict(a=1)
+        d["self"] = d  # a cycle: the collector frees it
+        lst = px.list([1])
+        lst.append(lst)
+        plain = px._core.LockedDict()
+        plain[1] = 2
+        plain_list = px._core.LockedList()
+        plain_list.append(1)
+        del d, lst, plain, plain_list
+    gc.collect()
+    assert [sys.getrefcount(t) for t in types] == before
