@@ -158,6 +158,10 @@ def _post_main(func: Callable[..., Any], args: tuple[Any, ...],
         raise RuntimeError(
             "no engine is running, so the main thread would never run this call: "
             "call it from a callback, or while the main thread is in pyparallel.run()")
+    if id(eng) in _unpumped:
+        raise RuntimeError(
+            "map() was called off the main thread, so the main thread runs no calls for "
+            "its workers: its function cannot hand calls to the main thread")
     queue = _main_queue(eng)
     call = _MainCall(func, args, kwargs, queue, wait)
     with queue.lock:
@@ -530,7 +534,9 @@ def map(func: Callable[[T], R], iterable: Iterable[T], chunksize: int | None = N
       calls and re-raises worker exceptions, as ``run_once()`` would.
     * When no engine runs: a temporary engine with no endpoints and
       ``workers`` threads (default: one per usable CPU) computes, and is shut
-      down and joined before map() returns: no thread is left behind.
+      down and joined before map() returns: no thread is left behind. Called
+      from a thread other than the main one, its functions get RuntimeError if
+      they hand a call to the main thread (nobody would run it).
     * From inside a callback on a worker: that worker computes chunks itself,
       the other workers help; it only ever waits for chunks already being
       computed, so map() cannot deadlock on the calling worker.
@@ -548,10 +554,13 @@ def map(func: Callable[[T], R], iterable: Iterable[T], chunksize: int | None = N
     here = _core.worker_index()
     eng = _running_engine()
     temporary = eng is None
+    on_main = here is None and _on_main_thread()
     if temporary:
         eng = _core.Engine(workers=workers or _usable_cpus(),
                            backend=os.environ.get("PX_BACKEND", "auto"),
                            recv_buffers=1, recv_buffer_size=4096)
+        if not on_main:
+            _unpumped.add(id(eng))
         eng.start()
     assert eng is not None
     try:
@@ -560,7 +569,6 @@ def map(func: Callable[[T], R], iterable: Iterable[T], chunksize: int | None = N
         computing = helpers + (1 if here is not None else 0)
         if chunksize is None:
             chunksize = max(1, -(-len(items) // (max(1, computing) * 4)))
-        on_main = here is None and _on_main_thread()
         wake = functools.partial(_core.post_main, eng, _noop) if on_main else None
         job = _MapJob(func, items, chunksize, wake)
         posted = 0
@@ -587,10 +595,14 @@ def map(func: Callable[[T], R], iterable: Iterable[T], chunksize: int | None = N
         if temporary:
             eng.shutdown(0)
             eng.join()
+            _unpumped.discard(id(eng))
             _engine_finished(eng)
 
 
 _rotor = itertools.count()
+# Temporary engines of map() calls made off the main thread: nobody runs their
+# main-thread calls, so posting one fails at once instead of waiting forever.
+_unpumped: set[int] = set()
 
 
 # ---- shared state ----------------------------------------------------------------

@@ -316,3 +316,29 @@ def test_map_interrupted_on_the_main_thread_stops_early(px_backend: str) -> None
     assert elapsed < 2.0  # 200 x 50 ms on two workers would take 5 s
     assert 0 < len(ran) < 100
     assert _threads() == before
+
+
+def test_map_functions_may_wait_for_the_main_thread(px_backend: str) -> None:
+    """Called on the main thread, map() runs the main-thread calls of its
+    functions while it waits; called off it, such a call fails at once
+    instead of waiting forever."""
+    main = threading.get_ident()
+
+    def on_main(x: int) -> tuple[int, bool]:
+        return px.call_from_main_thread_and_wait(lambda y: (y, threading.get_ident() == main), x)
+
+    assert px.map(on_main, range(50), chunksize=3) == [(x, True) for x in range(50)]
+
+    outcome = []
+
+    def off_main() -> None:
+        try:
+            px.map(on_main, range(4))
+        except RuntimeError as exc:
+            outcome.append(str(exc))
+
+    th = threading.Thread(target=off_main)
+    th.start()
+    th.join(30)
+    assert not th.is_alive()
+    assert outcome and "off the main thread" in outcome[0]
