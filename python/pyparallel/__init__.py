@@ -43,9 +43,10 @@ __all__ = [
     "rdtsc", "debug", "set_debug", "debug_enabled", "metrics_text",
     "atomic", "tvar", "tdict", "tlist", "parallel_for", "stm_stats", "stm_config",
     "in_transaction", "TransactionError", "IOInTransactionError",
-    # runtime: work, timers, main-thread calls, shared state
-    "submit_work", "timer", "map", "call_from_main_thread", "call_from_main_thread_and_wait",
-    "protect", "unprotect", "protected", "read_lock", "write_lock", "dict", "list",
+    # runtime: work, timers, main-thread calls, shared state (px.map, px.dict and
+    # px.list too, left out here so that a star import cannot shadow the builtins)
+    "submit_work", "timer", "call_from_main_thread", "call_from_main_thread_and_wait",
+    "protect", "unprotect", "protected", "read_lock", "write_lock",
     "Work", "Timer", "RWLock", "ProtectedDict", "ProtectedList",
 ]
 __version__ = _core.__version__

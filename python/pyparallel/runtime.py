@@ -35,11 +35,13 @@ from typing import Any, TypeVar, overload
 
 from . import _core
 
+# map, dict and list are public too (px.map, px.dict, px.list) but not listed:
+# a star import must not shadow the builtins.
 __all__ = [
     "Work", "Timer", "RWLock", "ProtectedDict", "ProtectedList",
-    "submit_work", "timer", "map",
+    "submit_work", "timer",
     "call_from_main_thread", "call_from_main_thread_and_wait",
-    "protect", "unprotect", "protected", "read_lock", "write_lock", "dict", "list",
+    "protect", "unprotect", "protected", "read_lock", "write_lock",
 ]
 
 T = TypeVar("T")

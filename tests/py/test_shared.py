@@ -481,3 +481,14 @@ def test_protected_containers_release_their_type_and_lock() -> None:
         del d, lst, plain, plain_list
     gc.collect()
     assert [sys.getrefcount(t) for t in types] == before
+
+
+def test_star_import_keeps_the_builtins() -> None:
+    namespace: dict = {}
+    exec("from pyparallel import *", namespace)
+    for name in ("dict", "list", "map"):
+        assert name not in namespace
+    assert "submit_work" in namespace and "read_lock" in namespace
+    assert px.dict is px.runtime.dict and px.list is px.runtime.list and px.map is px.runtime.map
+    from pyparallel import dict as px_dict  # an explicit import still works
+    assert px_dict is px.runtime.dict
