@@ -186,6 +186,12 @@ px_histogram_t *px_worker_latency(px_worker_t *w, px_latency_kind_t kind);
  * began, or 0 when it is not inside one (a callback that has run for long is
  * one that hogs its worker). */
 uint64_t px_worker_callback_since(const px_worker_t *w);
+/* Around application code the engine does not call itself (a message's fn, a
+ * timer callback of the application): counts it as a callback, times it into
+ * the callback latency and publishes it to px_worker_callback_since, as the
+ * handlers are. Only on w's thread; leave gets what enter returned. */
+uint64_t px_worker_callback_enter(px_worker_t *w);
+void px_worker_callback_leave(px_worker_t *w, uint64_t t0);
 /* CPU time the worker thread has used (user + system), in ns; its final value
  * once the thread has ended; 0 before it starts. */
 uint64_t px_worker_cpu_ns(const px_worker_t *w);

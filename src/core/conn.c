@@ -44,6 +44,9 @@ static void callback_leave(px_worker_t *w, uint64_t t0)
         atomic_store_explicit(&w->callback_since, 0, memory_order_relaxed);
 }
 
+uint64_t px_worker_callback_enter(px_worker_t *w) { return callback_enter(w); }
+void px_worker_callback_leave(px_worker_t *w, uint64_t t0) { callback_leave(w, t0); }
+
 static bool wants_read(const px_conn_t *c)
 {
     if (c->state & (PX_CONN_DEAD | PX_CONN_EOF))

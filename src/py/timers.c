@@ -84,6 +84,7 @@ static void on_fire(px_timer_t *timer)
 {
     px_py_timer_t *t = PX_CONTAINER_OF(timer, px_py_timer_t, timer);
     PyObject *r;
+    uint64_t t0;
 
     px_py_attach(t->w);
     if (atomic_load(&t->cancelled)) {
@@ -92,8 +93,9 @@ static void on_fire(px_timer_t *timer)
     }
     Py_INCREF(t); /* the function may cancel (and so release) us */
     atomic_fetch_add(&t->fired, 1);
-    PX_STAT_ADD(px_worker_stats(t->w), callbacks, 1);
+    t0 = px_worker_callback_enter(t->w);
     r = PyObject_CallNoArgs(t->func);
+    px_worker_callback_leave(t->w, t0);
     if (r == NULL) {
         PX_STAT_ADD(px_worker_stats(t->w), errors, 1);
         px_engine_post_exception(t->engine, PyErr_GetRaisedException());

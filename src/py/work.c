@@ -20,10 +20,12 @@ static void work_fn(px_worker_t *w, px_msg_t *m)
 {
     work_msg_t *wm = PX_CONTAINER_OF(m, work_msg_t, msg);
     PyObject *r;
+    uint64_t t0;
 
     px_py_attach(w);
-    PX_STAT_ADD(px_worker_stats(w), callbacks, 1);
+    t0 = px_worker_callback_enter(w);
     r = PyObject_CallNoArgs(wm->fn);
+    px_worker_callback_leave(w, t0);
     if (r == NULL) {
         PX_STAT_ADD(px_worker_stats(w), errors, 1);
         px_engine_post_exception(wm->engine, PyErr_GetRaisedException());

@@ -69,8 +69,10 @@ def work_callbacks() -> None:
     for w in works:
         exc = w.exception(0)
         outcomes.append(f"{type(exc).__name__}: {exc}" if exc else w.result(0)[1])
+    total = px.stats()["total"]
     result(records=sorted(records, key=lambda r: r["x"]), outcomes=outcomes, raised=raised,
-           workers=sorted({w.worker for w in works}), done=all(w.done() for w in works))
+           workers=sorted({w.worker for w in works}), done=all(w.done() for w in works),
+           callbacks=total["callbacks"], timed=total["latency"]["callback"]["count"])
 
 
 def work_unhandled() -> None:
