@@ -15,7 +15,9 @@ free-threaded CPython, one at a time under a GIL):
   :func:`list` give shared objects a readers-writer lock.
 
 Exceptions that nobody handles go where a protocol callback's go: they are
-re-raised by ``run()`` (or ``run_once()``) in the main thread.
+re-raised by ``run()`` (or ``run_once()``) in the main thread. Inside an
+``atomic()`` transaction, submit_work, timer, map and the main-thread calls
+are refused (IOInTransactionError): a retried transaction would repeat them.
 """
 
 from __future__ import annotations
@@ -215,6 +217,7 @@ def _engine_finished(eng: _core.Engine) -> None:
 
 def _call_main(func: Callable[..., R], args: tuple[Any, ...],
                kwargs: _builtin_dict[str, Any], wait: bool) -> R | None:
+    _core._stm_refuse("call_from_main_thread_and_wait()" if wait else "call_from_main_thread()")
     if _on_main_thread():
         return func(*args, **kwargs)
     call = _post_main(func, args, kwargs, wait)
@@ -419,6 +422,7 @@ def submit_work(func: Callable[..., Any], args: tuple[Any, ...] = (),
     ``run()`` then serves until no work (and no timer) is left, or longer if
     servers are registered.
     """
+    _core._stm_refuse("submit_work()")  # a retried transaction would submit it again
     work = Work(func, tuple(args), _builtin_dict(kwds or {}), callback, errback)
     eng = _engine_for_work()
     work._engine = eng
@@ -439,6 +443,7 @@ def timer(delay: float, func: Callable[[], Any], period: float | None = None) ->
     running after one. Timers still armed when the engine shuts down are
     dropped.
     """
+    _core._stm_refuse("timer()")
     eng = _engine_for_work()
     return _core.Timer(eng, float(delay), func, period)
 
@@ -545,6 +550,7 @@ def map(func: Callable[[T], R], iterable: Iterable[T], chunksize: int | None = N
 
     An iterable without ``len()`` and slicing is turned into a list first.
     """
+    _core._stm_refuse("map()")  # its calls would not belong to the transaction
     items: Any = iterable if isinstance(iterable, (_builtin_list, tuple, range)) \
         else _builtin_list(iterable)
     if workers is not None and workers < 1:

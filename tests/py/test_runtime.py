@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -344,3 +345,22 @@ def test_map_functions_may_wait_for_the_main_thread(px_backend: str) -> None:
     th.join(30)
     assert not th.is_alive()
     assert outcome and "off the main thread" in outcome[0]
+
+
+def test_runtime_calls_are_refused_inside_transactions() -> None:
+    """A transaction may run several times: work, timers, map and main-thread
+    calls made inside one would be repeated, so they are refused (before any
+    engine is made)."""
+    calls = {
+        "submit_work()": lambda: px.submit_work(print),
+        "timer()": lambda: px.timer(1, print),
+        "map()": lambda: px.map(abs, [1]),
+        "call_from_main_thread()": lambda: px.call_from_main_thread(print, "x"),
+        "call_from_main_thread_and_wait()": lambda: px.call_from_main_thread_and_wait(abs, 1),
+    }
+    for what, call in calls.items():
+        def body(call=call):
+            call()
+        with pytest.raises(px.IOInTransactionError, match=re.escape(what)):
+            px.atomic(body)
+    assert px._engine is None
