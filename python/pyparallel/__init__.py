@@ -28,6 +28,7 @@ import warnings
 from typing import Any
 
 from . import _core
+from . import sharing as _sharing
 from ._core import Transport, sendfile
 from ._metrics import metrics_text
 from ._stats import (context_stats, debug, debug_enabled, memory_stats, rdtsc, set_debug,
@@ -35,6 +36,7 @@ from ._stats import (context_stats, debug, debug_enabled, memory_stats, rdtsc, s
 from .stm import (IOInTransactionError, TransactionError, atomic, in_transaction,
                   parallel_for, refuse_in_transaction, stm_config, stm_stats, tdict, tlist,
                   tvar)
+from .sharing import share, share_stats
 
 __all__ = [
     "Engine", "Transport", "server", "client", "register", "run", "run_once",
@@ -48,6 +50,7 @@ __all__ = [
     "submit_work", "timer", "call_from_main_thread", "call_from_main_thread_and_wait",
     "protect", "unprotect", "protected", "read_lock", "write_lock",
     "Work", "Timer", "RWLock", "ProtectedDict", "ProtectedList",
+    "share", "share_stats",
 ]
 __version__ = _core.__version__
 
@@ -145,9 +148,12 @@ def _attach(eng: _core.Engine, endpoint: Server | Client, protocol: type) -> Non
     try:
         if http and isinstance(protocol, type) and issubclass(protocol, http.HttpServer):
             app = protocol()
+            routes = app._exact_routes()
+            if not eng.started and _sharing.wants_sharing(protocol):
+                _sharing.share(app, routes)  # the one instance every request uses
             eng.listen_http(endpoint.host, endpoint.port, app, dict(protocol.static_routes),
                             server_name=protocol.server_name, response_type=http.Response,
-                            json_default=protocol.json_default, routes=app._exact_routes(),
+                            json_default=protocol.json_default, routes=routes,
                             fd=fd, error_type=http.HttpError, **protocol.limits)
         else:
             eng.listen(endpoint.host, endpoint.port, protocol, fd)
@@ -157,14 +163,21 @@ def _attach(eng: _core.Engine, endpoint: Server | Client, protocol: type) -> Non
     endpoint._release()
 
 
-def register(transport: Server | Client, protocol: type) -> Server | Client:
-    """Attach a protocol class to a server or client (one instance per connection)."""
+def register(transport: Server | Client, protocol: type, share: bool = True) -> Server | Client:
+    """Attach a protocol class to a server or client (one instance per connection).
+
+    With ``share`` (the default) the class, its methods and what their code
+    reads are shared (:func:`pyparallel.share`) when the engine is not serving
+    yet; registered while it serves, nothing is shared (workers may be reading
+    those objects)."""
     if not isinstance(transport, (Server, Client)):
         raise TypeError("register() needs a transport from server() or client()")
     refuse_in_transaction("register()")
     transport.protocol = protocol
     global _serving
     with _lock:
+        if share and not (_engine is not None and _engine.started):
+            _sharing.share_protocol(protocol)
         if isinstance(transport, Server):
             _serving = True
         if _engine is not None and _engine.started and not _engine.finished:
@@ -216,7 +229,8 @@ def _start(workers: int | None, options: dict[str, Any]) -> _core.Engine:
 _serving = False  # a server is registered: run() lasts until shutdown
 
 
-def run(workers: int | None = None, shutdown_timeout: float = 5.0, **options: Any) -> None:
+def run(workers: int | None = None, shutdown_timeout: float = 5.0, share_main: bool = False,
+        **options: Any) -> None:
     """Serve until :func:`shutdown`, SIGINT or SIGTERM (graceful: in-flight sends
     finish), or, with no server registered, until the clients have all closed
     and no work, timer or main-thread call is left.
@@ -224,9 +238,14 @@ def run(workers: int | None = None, shutdown_timeout: float = 5.0, **options: An
     An exception raised in a callback that has no ``exception_handler`` is
     re-raised here, in the main thread; the servers keep running, and calling
     ``run()`` again carries on.
+
+    ``share_main``: before serving starts, share what ``__main__``'s globals
+    hold (:func:`pyparallel.sharing.share_main`).
     """
     global _shutdown_timeout
     _shutdown_timeout = shutdown_timeout
+    if share_main and not (_engine is not None and _engine.started):
+        _sharing.share_main()
     # The handlers stay while the engine runs, also when an exception from a
     # callback leaves run(): a signal before run() is called again still shuts
     # down gracefully.

@@ -149,7 +149,7 @@ def stats(buckets: bool = False) -> dict[str, Any]:
     ``callback_running_ns`` (how long the running callback has run), and
     ``latency`` ({"request": summary, "callback": summary}, see the module doc).
     ``total``: the counters and cpu_ns summed, latency merged over workers.
-    ``process``: :func:`sys_stats`. With ``buckets=True`` the merged latency
+    ``process``: :func:`sys_stats`. ``shared``: :func:`share_stats`. With ``buckets=True`` the merged latency
     summaries in ``total`` also list their non-empty buckets as
     ``[lowest_ns, highest_ns, count]`` (what a client needs to compute
     quantiles over a time window by subtracting two snapshots).
@@ -158,7 +158,7 @@ def stats(buckets: bool = False) -> dict[str, Any]:
     eng = _engine()
     if eng is None:
         return {"backend": None, "workers": [], "total": {}, "gil_enabled": px.gil_enabled(),
-                "uring_error": None, "process": sys_stats()}
+                "uring_error": None, "process": sys_stats(), "shared": px.share_stats()}
     counters = eng.worker_stats()
     runtime = _core.worker_runtime(eng)
     latency = _core.latency(eng, buckets=buckets)
@@ -178,6 +178,7 @@ def stats(buckets: bool = False) -> dict[str, Any]:
         "gil_enabled": px.gil_enabled(),
         "uring_error": eng.uring_error,
         "process": sys_stats(),
+        "shared": px.share_stats(),  # what px.share() has shared (objects, bytes)
     }
 
 

@@ -163,6 +163,12 @@ px_engine_t *px_py_engine_ptr(PyObject *engine);
 void px_py_note_workers(int nworkers);
 /* Main thread 0, worker i is i + 1, other threads numbered after the workers. */
 int px_py_thread_seq_id(void);
+/* Sharing (share.c): px.share(obj) makes an object graph immortal on the
+ * free-threaded versions whose layout is tested; counts and keeps it elsewhere. */
+int px_py_share_init(void); /* at module exec: 0, or -1 with an exception set */
+PyObject *px_py_share(PyObject *module, PyObject *roots); /* share(*objs) */
+PyObject *px_py_share_stats(PyObject *module, PyObject *unused);
+PyObject *px_py_share_info(PyObject *module, PyObject *unused);
 
 px_module_state_t *px_py_state_of_type(PyTypeObject *tp);
 px_module_state_t *px_py_state(void);

@@ -52,6 +52,12 @@ static PyMethodDef module_methods[] = {
     {"post_main", px_py_post_main, METH_VARARGS,
      "post_main(engine, fn): the main thread calls fn() when it next waits in the\n"
      "engine (run(), run_once()); what it raises is re-raised there."},
+    {"share", px_py_share, METH_VARARGS,
+     "share(*objs) -> dict: make the object graphs immortal (counts: objects, bytes, ...)."},
+    {"share_stats", px_py_share_stats, METH_NOARGS,
+     "share_stats() -> {'objects': n, 'bytes': n} newly shared since the process started."},
+    {"share_info", px_py_share_info, METH_NOARGS,
+     "share_info() -> {'immortal': bool, 'reason': str}: what share() does here."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -89,6 +95,8 @@ static int module_exec(PyObject *m)
         return -1;
     px_py_set_request_type(st->request_type);
     if (px__stm_init(m, st) < 0)
+        return -1;
+    if (px_py_share_init() < 0)
         return -1;
     if (PyModule_AddStringConstant(m, "__version__", "0.1.0") < 0 ||
         PyModule_AddFunctions(m, px_stats_methods) < 0)
