@@ -22,6 +22,7 @@
  */
 #include "binding.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -107,19 +108,35 @@ static void ptrset_free(ptrset_t *s)
 /* ---- process-wide state ---- */
 
 static PyThread_type_lock share_lock; /* one share() at a time */
+static _Atomic unsigned long share_lock_owner; /* thread ident of the holder, or 0 */
 static destructor python_class_dealloc; /* tp_dealloc of classes made by a class statement */
 static bool writes_fields;              /* this interpreter passed the layout check */
 static const char *no_write_reason = "";
 static long long total_objects, total_bytes; /* newly shared, since the process started */
 static ptrset_t kept;                   /* objects kept alive where nothing is written */
 
-static void lock_share(void)
+/* 0, or -1 with RuntimeError when this thread already holds the lock: the
+ * walk calls __sizeof__, which may be Python code that calls share() again. */
+static int lock_share(void)
 {
-    if (PyThread_acquire_lock(share_lock, NOWAIT_LOCK))
-        return;
-    Py_BEGIN_ALLOW_THREADS
-    PyThread_acquire_lock(share_lock, WAIT_LOCK);
-    Py_END_ALLOW_THREADS
+    unsigned long me = PyThread_get_thread_ident();
+    if (atomic_load(&share_lock_owner) == me) {
+        PyErr_SetString(PyExc_RuntimeError, "share() was called while this thread shares");
+        return -1;
+    }
+    if (!PyThread_acquire_lock(share_lock, NOWAIT_LOCK)) {
+        Py_BEGIN_ALLOW_THREADS
+        PyThread_acquire_lock(share_lock, WAIT_LOCK);
+        Py_END_ALLOW_THREADS
+    }
+    atomic_store(&share_lock_owner, me);
+    return 0;
+}
+
+static void unlock_share(void)
+{
+    atomic_store(&share_lock_owner, 0);
+    PyThread_release_lock(share_lock);
 }
 
 /* ---- one walk ---- */
@@ -159,6 +176,9 @@ static void push(walk_t *w, PyObject *o) // borrowed
         push_new(w, Py_NewRef(o));
 }
 
+/* Made by a class statement (or by a C extension's type spec without a
+ * deallocator of its own: then it owns no C resources, and being kept forever
+ * is safe for it too). */
 static bool is_python_class(PyTypeObject *t)
 {
     return t->tp_dealloc == python_class_dealloc;
@@ -368,14 +388,17 @@ static void walk_slots(walk_t *w, PyObject *o)
             continue;
         Py_ssize_t pos = 0;
         PyObject *name, *descr;
-        while (PyDict_Next(k->tp_dict, &pos, &name, &descr)) {
+        Py_BEGIN_CRITICAL_SECTION(k->tp_dict);
+        while (!w->nomem && PyDict_Next(k->tp_dict, &pos, &name, &descr)) {
             if (!Py_IS_TYPE(descr, &PyMemberDescr_Type))
                 continue;
+            /* A member descriptor reads the slot and nothing else. */
             PyObject *v = Py_TYPE(descr)->tp_descr_get(descr, o, (PyObject *)Py_TYPE(o));
             if (v == NULL)
                 PyErr_Clear(); /* an unset slot */
             push_new(w, v);
         }
+        Py_END_CRITICAL_SECTION();
     }
 }
 
@@ -571,8 +594,11 @@ PyObject *px_py_share(PyObject *module, PyObject *roots)
         return NULL;
     }
     Py_INCREF(w.getsizeof);
+    if (lock_share() < 0) {
+        Py_DECREF(w.getsizeof);
+        return NULL;
+    }
     w.ndarray = find_ndarray();
-    lock_share();
     for (Py_ssize_t i = PyTuple_GET_SIZE(roots); i-- > 0;) /* each argument, not their tuple */
         push(&w, PyTuple_GET_ITEM(roots, i));
     while (w.len > 0 && !w.nomem) {
@@ -584,7 +610,7 @@ PyObject *px_py_share(PyObject *module, PyObject *roots)
         Py_DECREF(w.stack[--w.len]);
     total_objects += w.new_objects; /* also when memory ran out: those stay shared */
     total_bytes += w.new_bytes;
-    PyThread_release_lock(share_lock);
+    unlock_share();
     if (w.nomem)
         PyErr_NoMemory();
     else
@@ -601,10 +627,11 @@ PyObject *px_py_share_stats(PyObject *module, PyObject *unused)
     long long objects, bytes;
     (void)module;
     (void)unused;
-    lock_share();
+    if (lock_share() < 0)
+        return NULL;
     objects = total_objects;
     bytes = total_bytes;
-    PyThread_release_lock(share_lock);
+    unlock_share();
     return Py_BuildValue("{sLsL}", "objects", objects, "bytes", bytes);
 }
 

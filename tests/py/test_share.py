@@ -509,6 +509,12 @@ for r in readers: r.start()
 gc.collect()
 for r in readers: r.join()
 assert K().m() == "333" + "1.5" and box["t"]["made"][99] == [99]
+# a string shared while mortal, interned afterwards, used as a name
+name = "".join(["dyn", "amic"])
+px.share({name: [name]})
+assert sys.intern(name) is name
+setattr(K, name, box)
+px.share(K)
 # a thread that is still running when the interpreter exits
 threading.Thread(target=lambda: [K().m() for _ in range(10**6)], daemon=True).start()
 print("ok", px.share_stats()["objects"] > 0)
@@ -519,3 +525,22 @@ def test_process_exits_cleanly() -> None:
     pytest.importorskip("numpy", reason="numpy is a test requirement (tools/requirements-test.txt)")
     res = run_python(EXIT)
     assert res.stdout.strip() == "ok True", res.stdout
+
+
+class Reentrant:
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+
+    def __sizeof__(self) -> int:
+        try:
+            px.share([1])
+        except RuntimeError as e:
+            self.error = e
+        return 64
+
+
+def test_share_called_from_inside_share_raises_instead_of_hanging() -> None:
+    r = Reentrant()
+    res = px.share(r)
+    assert isinstance(r.error, RuntimeError)
+    assert res["objects"] >= 2  # r and its class (and its __dict__)
