@@ -23,6 +23,11 @@ into: modules, frames, generators, coroutines, locks, files, sockets, objects
 of other types defined in C, and instances whose class defines ``__del__``
 (they expect to be finalized).
 
+CPython 3.13t itself makes module-level functions, their code objects and
+constants, classes and modules immortal once a thread other than the main one
+gets a thread state (the first worker does); :func:`share` adds the data,
+instances, closures and bound methods, and does it all before that moment.
+
 The rule: call :func:`share` before serving, or on objects that no other thread
 uses while it runs. (It writes reference-count fields, and a concurrent
 reference-count change by their owner could overwrite that write.)

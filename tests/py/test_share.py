@@ -95,7 +95,14 @@ def module_level():
         pass
     return nested
 top, nested = RawHead.from_address(id(module_level)), RawHead.from_address(id(module_level()))
-print(json.dumps([top.ob_gc_bits, top.ob_ref_shared & 3, nested.ob_gc_bits, nested.ob_ref_shared & 3]))
+flags = [top.ob_gc_bits, top.ob_ref_shared & 3, nested.ob_gc_bits, nested.ob_ref_shared & 3]
+# share() (not the interpreter: no second thread state yet) makes a deferred object immortal
+import gc, pyparallel as px
+px.share(module_level)
+after = [top.ob_tid, top.ob_ref_local, top.ob_ref_shared]
+gc.collect()
+assert module_level()() is None
+print(json.dumps({"flags": flags, "after": after}))
 """
 
 
@@ -112,9 +119,11 @@ def test_layout_3_13t() -> None:
     # module-level functions have it, with the "queued" marker, nested ones do
     # not. In a process of its own: the first thread state created after the
     # main one makes 3.13t immortalize every deferred object itself.
-    top_bits, top_flags, nested_bits, nested_flags = json.loads(run_python(DEFERRED_FLAGS).stdout)
+    out = json.loads(run_python(DEFERRED_FLAGS).stdout)
+    top_bits, top_flags, nested_bits, nested_flags = out["flags"]
     assert top_bits & 64 and top_flags == 2
     assert not nested_bits & 64 and nested_flags == 0
+    assert out["after"] == [0, 2**32 - 1, 0]
 
     def nested() -> None:
         pass
