@@ -149,8 +149,9 @@ def stats(buckets: bool = False) -> dict[str, Any]:
     ``callback_running_ns`` (how long the running callback has run), and
     ``latency`` ({"request": summary, "callback": summary}, see the module doc).
     ``total``: the counters and cpu_ns summed, latency merged over workers.
-    ``process``: :func:`sys_stats`. ``shared``: :func:`share_stats`. With ``buckets=True`` the merged latency
-    summaries in ``total`` also list their non-empty buckets as
+    ``process``: :func:`sys_stats`. ``shared``: :func:`share_stats`. With
+    ``buckets=True`` the merged latency summaries in ``total`` also list their
+    non-empty buckets as
     ``[lowest_ns, highest_ns, count]`` (what a client needs to compute
     quantiles over a time window by subtracting two snapshots).
     """
