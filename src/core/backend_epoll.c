@@ -305,10 +305,10 @@ static int epoll_wait_turn(px_worker_t *w, uint64_t timeout_ns)
         timeout_ns = 0;
     }
     n = wait_events(s->epfd, events, timeout_ns);
-    px__worker_tick(w);
-    /* A handler may close another connection of this batch: keep the structs
-     * until the batch is done. */
+    /* A handler, or a timer firing in the tick, may close another connection
+     * of this batch: keep the structs until the batch is done. */
     w->defer_free = true;
+    px__worker_tick(w);
     for (i = 0; i < n; i++) {
         uint64_t data = events[i].data.u64;
         void *p = PX_UNTAG(data);
