@@ -11,10 +11,12 @@
 #ifndef PX_ENGINE_H
 #define PX_ENGINE_H
 
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/types.h>
 #include "px/common.h"
 #include "px/histogram.h"
+#include "px/hrtimer.h"
 #include "px/queue.h"
 #include "px/stats.h"
 
@@ -106,6 +108,12 @@ int px_engine_listen(px_engine_t *e, const char *host, int port,
 int px_engine_connect(px_engine_t *e, const char *host, int port,
                       const px_endpoint_config_t *cfg);
 
+/* Connect to an address already resolved, from worker w (any thread; for a
+ * client that must live on a given worker, or reconnects without a lookup).
+ * Otherwise as px_engine_connect. 0, -EINVAL (bad length) or -ENOMEM. */
+int px_worker_connect(px_worker_t *w, const struct sockaddr *addr, socklen_t len,
+                      const px_endpoint_config_t *cfg);
+
 /* Start the worker threads. */
 int px_engine_start(px_engine_t *e);
 
@@ -195,6 +203,14 @@ void px_worker_callback_leave(px_worker_t *w, uint64_t t0);
 /* CPU time the worker thread has used (user + system), in ns; its final value
  * once the thread has ended; 0 before it starts. */
 uint64_t px_worker_cpu_ns(const px_worker_t *w);
+
+/* Precise timers on worker w, called on w only (in a handler, a message or a
+ * timer of w): t->cb runs on w at or soon after deadline_ns (px_now_ns() clock);
+ * the worker's sleep is cut short for it to the microsecond, where the wheel of
+ * connection timeouts ticks in milliseconds. Timers still armed when the worker
+ * exits are dropped. Start returns 0 or -ENOMEM. */
+int px_worker_hrtimer_start(px_worker_t *w, px_hrtimer_t *t, uint64_t deadline_ns);
+void px_worker_hrtimer_stop(px_worker_t *w, px_hrtimer_t *t);
 
 /* Connections. Call only on the owning worker (inside handlers, or from a
  * message posted to that worker). */

@@ -5,10 +5,12 @@
  * are tried at once and completed on the next wait, EPOLLOUT finishes the rest.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -269,7 +271,29 @@ static void deliver_ready(px_worker_t *w, epoll_state_t *s)
     }
 }
 
-static int epoll_wait_turn(px_worker_t *w, unsigned timeout_ms)
+/* epoll_pwait2 (Linux 5.11) sleeps to the nanosecond; where a seccomp filter or
+ * an old kernel refuses it, epoll_wait rounds up to whole milliseconds. */
+static _Atomic bool pwait2_refused;
+
+static int wait_events(int epfd, struct epoll_event *events, uint64_t timeout_ns)
+{
+    int n;
+
+    if (timeout_ns > 0 && !atomic_load_explicit(&pwait2_refused, memory_order_relaxed)) {
+        struct timespec ts = {
+            .tv_sec = (time_t)(timeout_ns / 1000000000u),
+            .tv_nsec = (long)(timeout_ns % 1000000000u),
+        };
+        n = epoll_pwait2(epfd, events, MAX_EVENTS, &ts, NULL);
+        if (n >= 0 || (errno != ENOSYS && errno != EPERM))
+            return n;
+        atomic_store_explicit(&pwait2_refused, true, memory_order_relaxed);
+    }
+    return epoll_wait(epfd, events, MAX_EVENTS,
+                      (int)PX_MIN((timeout_ns + 999999u) / 1000000u, (uint64_t)INT_MAX));
+}
+
+static int epoll_wait_turn(px_worker_t *w, uint64_t timeout_ns)
 {
     epoll_state_t *s = state_of(w);
     struct epoll_event events[MAX_EVENTS];
@@ -278,13 +302,13 @@ static int epoll_wait_turn(px_worker_t *w, unsigned timeout_ms)
     /* Deliver before waiting: a connection freed now cannot be in this batch. */
     if (s->ready) {
         deliver_ready(w, s);
-        timeout_ms = 0;
+        timeout_ns = 0;
     }
-    n = epoll_wait(s->epfd, events, MAX_EVENTS, (int)timeout_ms);
-    px__worker_tick(w);
-    /* A handler may close another connection of this batch: keep the structs
-     * until the batch is done. */
+    n = wait_events(s->epfd, events, timeout_ns);
+    /* A handler, or a timer firing in the tick, may close another connection
+     * of this batch: keep the structs until the batch is done. */
     w->defer_free = true;
+    px__worker_tick(w);
     for (i = 0; i < n; i++) {
         uint64_t data = events[i].data.u64;
         void *p = PX_UNTAG(data);

@@ -366,19 +366,19 @@ static void dispatch(px_worker_t *w, uring_state_t *u, struct io_uring_cqe *cqe)
     }
 }
 
-static int uring_wait(px_worker_t *w, unsigned timeout_ms)
+static int uring_wait(px_worker_t *w, uint64_t timeout_ns)
 {
     uring_state_t *u = state_of(w);
     struct io_uring_cqe *cqe;
     unsigned head, count = 0;
     int rc;
 
-    if (timeout_ms == 0 || io_uring_cq_ready(&u->ring) > 0) {
+    if (timeout_ns == 0 || io_uring_cq_ready(&u->ring) > 0) {
         rc = io_uring_submit(&u->ring);
     } else {
         struct __kernel_timespec ts = {
-            .tv_sec = timeout_ms / 1000,
-            .tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
+            .tv_sec = (long long)(timeout_ns / 1000000000u),
+            .tv_nsec = (long long)(timeout_ns % 1000000000u),
         };
         rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
     }

@@ -241,10 +241,29 @@ void px__connect_msg_free(px_msg_t *m)
     free(cm);
 }
 
+static connect_msg_t *connect_msg_new(const px_endpoint_config_t *cfg)
+{
+    connect_msg_t *cm = calloc(1, sizeof(*cm));
+
+    if (cm == NULL)
+        return NULL;
+    cm->ep = calloc(1, sizeof(*cm->ep));
+    if (cm->ep == NULL) {
+        free(cm);
+        return NULL;
+    }
+    cm->ep->handler = *cfg->handler;
+    cm->ep->udata = cfg->udata;
+    cm->ep->sock_flags = cfg->sock_flags;
+    cm->ep->idle_timeout_ms = cfg->idle_timeout_ms;
+    cm->msg.fn = px__connect_msg_fn;
+    return cm;
+}
+
 int px_engine_connect(px_engine_t *e, const char *host, int port,
                       const px_endpoint_config_t *cfg)
 {
-    connect_msg_t *cm = calloc(1, sizeof(*cm));
+    connect_msg_t *cm = connect_msg_new(cfg);
     unsigned i;
     int rc;
 
@@ -252,21 +271,27 @@ int px_engine_connect(px_engine_t *e, const char *host, int port,
         return -ENOMEM;
     rc = px__resolve(host, port, &cm->ss, &cm->len, false);
     if (rc < 0) {
-        free(cm);
+        px__connect_msg_free(&cm->msg);
         return rc;
     }
-    cm->ep = calloc(1, sizeof(*cm->ep));
-    if (cm->ep == NULL) {
-        free(cm);
-        return -ENOMEM;
-    }
-    cm->ep->handler = *cfg->handler;
-    cm->ep->udata = cfg->udata;
-    cm->ep->sock_flags = cfg->sock_flags;
-    cm->ep->idle_timeout_ms = cfg->idle_timeout_ms;
-    cm->msg.fn = px__connect_msg_fn;
     i = atomic_fetch_add(&e->next_client_worker, 1) % (unsigned)e->nworkers;
     px_worker_post(e->workers[i], &cm->msg);
+    return 0;
+}
+
+int px_worker_connect(px_worker_t *w, const struct sockaddr *addr, socklen_t len,
+                      const px_endpoint_config_t *cfg)
+{
+    connect_msg_t *cm;
+
+    if (len > sizeof(cm->ss) || len < (socklen_t)sizeof(addr->sa_family))
+        return -EINVAL;
+    cm = connect_msg_new(cfg);
+    if (cm == NULL)
+        return -ENOMEM;
+    memcpy(&cm->ss, addr, len);
+    cm->len = len;
+    px_worker_post(w, &cm->msg);
     return 0;
 }
 

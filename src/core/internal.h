@@ -19,6 +19,7 @@
 #include "px/pool.h"
 #include "px/queue.h"
 #include "px/stats.h"
+#include "px/hrtimer.h"
 #include "px/timer.h"
 
 #define PX_IOV_MAX 64          /* iovecs in one gathered send */
@@ -149,6 +150,7 @@ struct px_worker {
     const px_backend_t *be;
     void *bs;                 /* backend state */
     px_wheel_t wheel;
+    px_hrtimers_t hrtimers;   /* precise timers; cut the sleep short */
     px_pool_t conn_pool, chunk_pool, sendop_pool;
     px_conn_t conns;          /* list sentinel */
     px_conn_t *dirty;         /* connections to flush this turn */
@@ -216,8 +218,8 @@ struct px_backend {
     int (*send)(px_worker_t *w, px_conn_t *c);        /* c->sendop */
     int (*poll_out)(px_worker_t *w, px_conn_t *c);
     void (*cancel)(px_worker_t *w, px_conn_t *c);     /* end every op of c */
-    /* Submit what is queued, wait up to timeout_ms, dispatch completions. */
-    int (*wait)(px_worker_t *w, unsigned timeout_ms);
+    /* Submit what is queued, wait up to timeout_ns, dispatch completions. */
+    int (*wait)(px_worker_t *w, uint64_t timeout_ns);
 };
 
 extern const px_backend_t px__backend_uring;

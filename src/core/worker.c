@@ -49,7 +49,38 @@ static void flush_dirty(px_worker_t *w)
  * dispatched, so timers they start count from the real time. */
 void px__worker_tick(px_worker_t *w)
 {
-    px_wheel_advance(&w->wheel, px_now_ms());
+    uint64_t now = px_now_ns();
+
+    px_wheel_advance(&w->wheel, now / 1000000u);
+    if (w->hrtimers.count)
+        px_hrtimers_fire(&w->hrtimers, now);
+}
+
+/* How long the worker may sleep: until the wheel's next slot (whole
+ * milliseconds, as before) or the earliest precise timer, whichever is first. */
+static uint64_t sleep_ns(px_worker_t *w)
+{
+    uint64_t ns, next, now;
+
+    if (w->dirty != NULL)
+        return 0;
+    ns = px_wheel_timeout(&w->wheel, w->stopping ? 20 : 1000) * 1000000u;
+    next = px_hrtimers_next(&w->hrtimers);
+    if (next != UINT64_MAX && ns > 0) {
+        now = px_now_ns();
+        ns = next <= now ? 0 : PX_MIN(ns, next - now);
+    }
+    return ns;
+}
+
+int px_worker_hrtimer_start(px_worker_t *w, px_hrtimer_t *t, uint64_t deadline_ns)
+{
+    return px_hrtimer_start(&w->hrtimers, t, deadline_ns);
+}
+
+void px_worker_hrtimer_stop(px_worker_t *w, px_hrtimer_t *t)
+{
+    px_hrtimer_stop(&w->hrtimers, t);
 }
 
 void px__worker_free_deferred(px_worker_t *w)
@@ -222,7 +253,7 @@ static void *worker_main(void *arg)
         e->hooks.thread_start(w, e->hooks.arg);
 
     for (;;) {
-        unsigned timeout;
+        uint64_t timeout;
 
         w->turn++;
         PX_STAT_ADD(&w->stats, loops, 1);
@@ -230,10 +261,7 @@ static void *worker_main(void *arg)
         flush_dirty(w);
         if (w->stopping && stop_step(w))
             break;
-        if (w->dirty != NULL)
-            timeout = 0;
-        else
-            timeout = (unsigned)px_wheel_timeout(&w->wheel, w->stopping ? 20 : 1000);
+        timeout = sleep_ns(w);
         /* Every 64 turns under load, at least every 100 ms when quiet. */
         if ((w->turn & 63) == 0 || w->wheel.now - w->pool_stats_at >= 100) {
             w->pool_stats_at = w->wheel.now;
@@ -295,6 +323,7 @@ int px__worker_create(px_engine_t *e, int index, px_worker_t **out)
     w->be = e->be;
     w->conns.next = w->conns.prev = &w->conns;
     px_wheel_init(&w->wheel, px_now_ms());
+    px_hrtimers_init(&w->hrtimers);
     px_mpsc_init(&w->inbox);
     if ((rc = px_pool_init(&w->conn_pool, sizeof(px_conn_t), 256)) < 0 ||
         (rc = px_pool_init(&w->chunk_pool, PX_CHUNK_SIZE, 16)) < 0 ||
@@ -340,6 +369,7 @@ void px__worker_destroy(px_worker_t *w)
         px__conn_free(c);
     }
     w->be->destroy(w);
+    px_hrtimers_destroy(&w->hrtimers);
     close(w->wake_fd);
     px_pool_destroy(&w->sendop_pool);
     px_pool_destroy(&w->chunk_pool);

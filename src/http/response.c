@@ -1,0 +1,248 @@
+/*
+ * Strict HTTP/1.x response head parser.
+ *
+ * The head is read line by line; a line is judged only once its CRLF has
+ * arrived, so a prefix of a head is either PX_HTTP_INCOMPLETE or the verdict the
+ * whole head gives. Responses are small and parsed once per receive, so clarity
+ * wins over the word-at-a-time scans of the request parser.
+ */
+#include "px/http_response.h"
+
+#include <limits.h>
+#include <string.h>
+
+static bool is_tchar(unsigned char c)
+{
+    if ((unsigned)((c | 0x20) - 'a') < 26u || (unsigned)(c - '0') < 10u)
+        return true;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* field-value and reason-phrase bytes: HTAB, SP, VCHAR, obs-text */
+static bool is_text(unsigned char c)
+{
+    return c == '\t' || (c >= ' ' && c != 0x7f);
+}
+
+static bool eq_lower(const char *s, size_t n, const char *lit)
+{
+    size_t litlen = strlen(lit);
+
+    if (n != litlen)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((unsigned)(c - 'A') < 26u)
+            c |= 0x20;
+        if (c != (unsigned char)lit[i])
+            return false;
+    }
+    return true;
+}
+
+/* Next element of a comma list of tokens in [*p, e) (RFC 9110 section 5.6.1):
+ * 1 with it in *tok, 0 at the end, -1 for anything but tokens and OWS-padded
+ * commas (empty elements included). */
+static int next_token(const char **p, const char *e, px_view_t *tok)
+{
+    const char *s = *p, *q = s;
+
+    if (s == e)
+        return 0;
+    while (q < e && is_tchar((unsigned char)*q))
+        q++;
+    if (q == s)
+        return -1;
+    *tok = (px_view_t){s, (size_t)(q - s)};
+    while (q < e && (*q == ' ' || *q == '\t'))
+        q++;
+    if (q < e) {
+        if (*q++ != ',')
+            return -1;
+        while (q < e && (*q == ' ' || *q == '\t'))
+            q++;
+        if (q == e)
+            return -1;
+    }
+    *p = q;
+    return 1;
+}
+
+typedef struct head_state {
+    bool cl_seen, conn_close, conn_keep_alive;
+} head_state_t;
+
+static int check_content_length(px_http_response_t *res, head_state_t *hs, const char *v,
+                                const char *ve)
+{
+    uint64_t n = 0;
+
+    if (hs->cl_seen || res->transfer_encoding || v == ve)
+        return -1;
+    hs->cl_seen = true;
+    for (; v < ve; v++) {
+        unsigned d = (unsigned)(unsigned char)*v - '0';
+        if (d > 9 || n > ((uint64_t)INT64_MAX - d) / 10)
+            return -1;
+        n = n * 10 + d;
+    }
+    res->content_length = (int64_t)n;
+    return 0;
+}
+
+static int check_transfer_encoding(px_http_response_t *res, head_state_t *hs, const char *v,
+                                   const char *ve)
+{
+    px_view_t tok;
+    int r;
+
+    /* HTTP/1.0 has no transfer codings; with a length it is ambiguous. */
+    if (res->minor_version == 0 || hs->cl_seen || v == ve)
+        return -1;
+    res->transfer_encoding = true;
+    while ((r = next_token(&v, ve, &tok)) > 0) {
+        if (res->chunked)
+            return -1; /* chunked must be the final coding, applied once */
+        res->chunked = eq_lower(tok.base, tok.len, "chunked");
+    }
+    return r;
+}
+
+static int check_connection(head_state_t *hs, const char *v, const char *ve)
+{
+    px_view_t tok;
+    int r;
+
+    while ((r = next_token(&v, ve, &tok)) > 0) {
+        if (eq_lower(tok.base, tok.len, "close"))
+            hs->conn_close = true;
+        else if (eq_lower(tok.base, tok.len, "keep-alive"))
+            hs->conn_keep_alive = true;
+    }
+    return r;
+}
+
+static int check_header(px_http_response_t *res, head_state_t *hs, px_view_t name,
+                        const char *v, const char *ve)
+{
+    if (eq_lower(name.base, name.len, "content-length"))
+        return check_content_length(res, hs, v, ve);
+    if (eq_lower(name.base, name.len, "transfer-encoding"))
+        return check_transfer_encoding(res, hs, v, ve);
+    if (eq_lower(name.base, name.len, "connection"))
+        return check_connection(hs, v, ve);
+    return 0;
+}
+
+/* "HTTP/1.x SP 3DIGIT [SP reason]" without its CRLF. A missing SP before an
+ * empty reason is accepted: common in the wild and unambiguous. */
+static int parse_status_line(px_http_response_t *res, const char *p, const char *e)
+{
+    size_t n = (size_t)(e - p);
+
+    if (n < 12 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') ||
+        p[8] != ' ')
+        return -1;
+    res->minor_version = p[7] - '0';
+    if (p[9] < '1' || p[9] > '9' || (unsigned)(p[10] - '0') > 9 ||
+        (unsigned)(p[11] - '0') > 9)
+        return -1;
+    res->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    p += 12;
+    if (p < e && *p++ != ' ')
+        return -1;
+    res->reason = (px_view_t){p, (size_t)(e - p)};
+    for (; p < e; p++)
+        if (!is_text((unsigned char)*p))
+            return -1;
+    return 0;
+}
+
+/* "name: OWS value OWS" without its CRLF. */
+static int parse_field(px_http_response_t *res, head_state_t *hs, size_t *nh, const char *p,
+                       const char *e)
+{
+    const char *n = p, *v, *ve;
+    px_view_t name;
+
+    while (p < e && is_tchar((unsigned char)*p))
+        p++;
+    /* obs-fold, an empty name or whitespace before the colon stop on non-':' */
+    if (p == n || p == e || *p != ':')
+        return -1;
+    name = (px_view_t){n, (size_t)(p - n)};
+    p++;
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
+    v = p;
+    for (ve = v; p < e; p++) {
+        if (!is_text((unsigned char)*p))
+            return -1;
+        if (*p != ' ' && *p != '\t')
+            ve = p + 1;
+    }
+    if (res->headers != NULL) {
+        if (*nh == res->num_headers)
+            return -1;
+        res->headers[*nh] = (px_http_header_t){name, {v, (size_t)(ve - v)}};
+    }
+    (*nh)++;
+    return check_header(res, hs, name, v, ve);
+}
+
+int px_http_parse_response(const char *buf, size_t len, px_http_response_t *res,
+                           size_t max_head)
+{
+    const char *end, *p = buf;
+    head_state_t hs = {0};
+    size_t nh = 0;
+    bool first = true;
+
+    res->minor_version = -1;
+    res->status = 0;
+    res->reason = (px_view_t){NULL, 0};
+    res->content_length = -1;
+    res->chunked = res->transfer_encoding = res->keep_alive = false;
+    max_head = PX_MIN(max_head, (size_t)INT_MAX);
+    end = buf + PX_MIN(len, max_head);
+
+    for (;;) {
+        const char *cr = memchr(p, '\r', (size_t)(end - p));
+        const char *lf = memchr(p, '\n', (size_t)((cr ? cr : end) - p));
+
+        if (lf != NULL)
+            return PX_HTTP_ERROR; /* bare LF */
+        if (cr == NULL || cr + 1 == end)
+            return len >= max_head ? PX_HTTP_ERROR : PX_HTTP_INCOMPLETE;
+        if (cr[1] != '\n')
+            return PX_HTTP_ERROR; /* bare CR */
+        if (first) {
+            if (parse_status_line(res, p, cr) < 0)
+                return PX_HTTP_ERROR;
+            first = false;
+        } else if (cr == p) {
+            p = cr + 2;
+            break;
+        } else if (parse_field(res, &hs, &nh, p, cr) < 0) {
+            return PX_HTTP_ERROR;
+        }
+        p = cr + 2;
+    }
+    res->num_headers = nh;
+    res->keep_alive = res->minor_version == 1 ? !hs.conn_close
+                                              : hs.conn_keep_alive && !hs.conn_close;
+    return (int)(p - buf);
+}
+
+px_http_body_kind_t px_http_response_body(const px_http_response_t *res, bool head_request)
+{
+    if (head_request || res->status < 200 || res->status == 204 || res->status == 304)
+        return PX_HTTP_BODY_NONE;
+    if (res->chunked)
+        return PX_HTTP_BODY_CHUNKED;
+    if (res->transfer_encoding)
+        return PX_HTTP_BODY_UNTIL_CLOSE; /* a coding we cannot frame ends at close */
+    if (res->content_length >= 0)
+        return PX_HTTP_BODY_LENGTH;
+    return PX_HTTP_BODY_UNTIL_CLOSE;
+}
