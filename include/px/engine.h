@@ -238,7 +238,8 @@ void px_conn_set_idle_timeout(px_conn_t *c, unsigned ms);
 
 /* Close the connection (as an idle timeout would) ms milliseconds from now
  * unless cleared with ms 0 first; activity does not move it (a deadline for a
- * complete request head against slow senders). */
+ * complete request head against slow senders). It only runs while the engine
+ * reads the connection: paused (by backpressure or px_conn_pause) it is held. */
 void px_conn_set_deadline(px_conn_t *c, unsigned ms);
 
 void *px_conn_udata(const px_conn_t *c);

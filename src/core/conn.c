@@ -64,6 +64,28 @@ static bool paused(const px_conn_t *c)
     return c->state & (PX_CONN_PAUSED | PX_CONN_BACKPRESSURE);
 }
 
+/* A request deadline measures the peer's slowness at sending. While the engine
+ * itself does not read (backpressure, or the application paused the
+ * connection) it is held, and runs on with what was left once reading resumes;
+ * a peer that stalls the server by not reading meets the idle timeout instead. */
+static void hold_deadline(px_conn_t *c)
+{
+    px_timer_t *t = &c->deadline_timer;
+
+    if (!px_timer_armed(t))
+        return;
+    c->deadline_left_ms = t->_deadline > c->w->wheel.now ?
+        (uint32_t)(t->_deadline - c->w->wheel.now) : 1;
+    px_timer_stop(&c->w->wheel, t);
+}
+
+static void release_deadline(px_conn_t *c)
+{
+    if (c->deadline_left_ms && !(c->state & PX_CONN_DEAD))
+        px_timer_start(&c->w->wheel, &c->deadline_timer, c->deadline_left_ms);
+    c->deadline_left_ms = 0;
+}
+
 static void arm_recv(px_conn_t *c)
 {
     if (!(c->ops & PX_OP_RECV) && wants_read(c)) {
@@ -340,6 +362,7 @@ static void after_queue(px_conn_t *c)
         !(c->state & PX_CONN_BACKPRESSURE)) {
         c->state |= PX_CONN_BACKPRESSURE | PX_CONN_CAREFUL;
         PX_STAT_ADD(stats_of(c), paused, 1);
+        hold_deadline(c);
         stop_recv(c);
     }
 }
@@ -681,6 +704,7 @@ static void deliver_held(px_conn_t *c)
  * inside a handler), then receive again. */
 static void unpause(px_conn_t *c)
 {
+    release_deadline(c);
     if (c->in_head) {
         c->state |= PX_CONN_DELIVER;
         px__worker_mark_dirty(c->w, c);
@@ -775,6 +799,7 @@ void px__conn_accepted(px_listener_t *l, int fd)
 void px_conn_pause(px_conn_t *c)
 {
     c->state |= PX_CONN_PAUSED;
+    hold_deadline(c);
     stop_recv(c);
 }
 
@@ -803,6 +828,10 @@ void px_conn_set_idle_timeout(px_conn_t *c, unsigned ms)
 
 void px_conn_set_deadline(px_conn_t *c, unsigned ms)
 {
+    if (paused(c)) { /* it starts when reading resumes */
+        c->deadline_left_ms = ms;
+        return;
+    }
     if (ms == 0)
         px_timer_stop(&c->w->wheel, &c->deadline_timer);
     else if (!(c->state & PX_CONN_DEAD))

@@ -116,6 +116,7 @@ struct px_conn {
     px_timer_t idle_timer;   /* idle timeout, linger, and resume share it */
     px_timer_t resume_timer;
     px_timer_t deadline_timer;
+    uint32_t deadline_left_ms; /* a deadline held while reading is paused */
     struct px_conn *next, *prev;  /* the worker's list of connections */
     struct px_conn *dirty_next;   /* flush list */
     struct px_conn *ready_next;   /* epoll: completions to deliver */

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from helpers import BACKENDS, HOST, ServerProcess
-from http_helpers import (HEAD_TIMEOUT, Conn, app_server, chunked, make_site, request,
+from http_helpers import (BIG_SIZE, HEAD_TIMEOUT, Conn, app_server, chunked, make_site, request,
                           wait_for)
 
 MAX_LINE = 2048
@@ -467,6 +467,23 @@ def test_head_deadline_cuts_off_a_slow_client(app: ServerProcess) -> None:
         assert closed_at is not None, "the whole request was sent: it was never cut off"
         elapsed = closed_at - start
         assert HEAD_TIMEOUT - 0.25 <= elapsed <= HEAD_TIMEOUT + 1.5, elapsed
+
+
+def test_head_deadline_waits_while_the_server_holds_back(app: ServerProcess) -> None:
+    """Pipelined requests whose answers back up, then the start of one more head:
+    while the server is not reading (its answers are not drained) the head
+    deadline is held, so a client that reads late still gets every answer; the
+    deadline runs on once the server reads again."""
+    n = 8  # answers of 5 MiB each: far over the high-water mark
+    with Conn(app.port, timeout=30, rcvbuf=65536) as c:
+        c.send(request("GET", "/file") * n + b"GET /hello HTTP/1.1\r\nHo")
+        time.sleep(HEAD_TIMEOUT + 1.5)  # past the head deadline, reading nothing
+        for i in range(n):
+            reply = c.read_reply()
+            assert reply.status == 200 and len(reply.body) == BIG_SIZE, i
+        start = time.monotonic()
+        assert c.closed_cleanly(timeout=HEAD_TIMEOUT + 3) is None  # the deadline ran on
+        assert time.monotonic() - start <= HEAD_TIMEOUT + 1.5
 
 
 def test_idle_connection_is_not_cut_at_the_head_deadline(app: ServerProcess) -> None:
