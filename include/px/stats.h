@@ -29,7 +29,8 @@
     X(loops)                                                                 \
     X(messages)                                                              \
     X(pool_bytes)   /* memory reserved by this worker's pools */             \
-    X(pool_in_use)  /* bytes of it in use */
+    X(pool_in_use)  /* bytes of it in use */                                 \
+    X(handoffs)     /* times a blocked handler's worker went to another thread */
 
 typedef struct px_worker_stats {
 #define PX_STATS_DECL(name) _Atomic uint64_t name;

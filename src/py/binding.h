@@ -80,7 +80,41 @@ px_proto_spec_t *px_proto_spec_new(PyObject *engine, PyObject *cls,
 void px_proto_spec_free(px_proto_spec_t *spec);
 
 /* Engine-side helpers used by the protocol dispatch. */
-PyThreadState *px_py_attach(px_worker_t *w);        /* attach the worker's thread state */
+PyThreadState *px_py_attach(px_worker_t *w);        /* attach this thread's thread state */
+
+/* Hand-off (px/engine.h). Application code runs with the worker released, so
+ * that a spare thread can take the worker over while the code blocks:
+ *
+ *     bool released = px_py_release(w);
+ *     r = PyObject_Call...(...);
+ *     px_py_reacquire(w, released);
+ *
+ * and the binding's engine calls made from that code (Transport methods) are
+ * bracketed the other way round with px_py_engine_enter / px_py_engine_leave.
+ * Both brackets leave the thread state attached. */
+static inline bool px_py_release(px_worker_t *w) { return px_worker_release(w); }
+
+static inline void px_py_reacquire(px_worker_t *w, bool released)
+{
+    if (released) {
+        px_worker_reacquire(w); /* may sleep, detached, until w comes back */
+        px_py_attach(w);
+    }
+}
+
+static inline bool px_py_engine_enter(px_worker_t *w)
+{
+    bool reacquired = px_worker_reacquire(w);
+    if (reacquired)
+        px_py_attach(w);
+    return reacquired;
+}
+
+static inline void px_py_engine_leave(px_worker_t *w, bool entered)
+{
+    if (entered)
+        px_worker_release(w);
+}
 void px_py_report(px_proto_spec_t *spec, PyObject *transport, const char *syscall);
 void px_py_client_done(PyObject *engine);
 /* Queue exc (stolen) for the main thread; run() re-raises it. */
@@ -113,6 +147,7 @@ void px_py_set_request_type(PyTypeObject *tp);
 PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, PyObject *kwds,
                             void **owned);
 void px_py_http_app_free(void *app);
+void px_py_http_thread_exit(void);  /* free this thread's HTTP scratch memory */
 
 px_module_state_t *px_py_state_of_type(PyTypeObject *tp);
 px_module_state_t *px_py_state(void);
