@@ -175,7 +175,10 @@ static bool hand_back(px_thread_t *t, px_worker_t *w)
 {
     px_thread_t *to;
 
-    if (atomic_load_explicit(&w->nwaiters, memory_order_relaxed) == 0)
+    /* Sequentially consistent, like the wake-up: a waiter whose wake-up found
+     * one pending (so wrote none) registered before this turn's acknowledgement,
+     * and this load comes after it. */
+    if (atomic_load(&w->nwaiters) == 0)
         return false;
     pthread_mutex_lock(&w->hand_lock);
     to = w->waiters;

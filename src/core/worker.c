@@ -190,7 +190,10 @@ bool px__worker_turn(px_worker_t *w)
         timeout = 0;
     else
         timeout = (unsigned)px_wheel_timeout(&w->wheel, w->stopping ? 20 : 1000);
-    atomic_store_explicit(&w->timer_due, w->wheel.now + timeout, memory_order_relaxed);
+    /* For the supervisor: when this worker has a timer to fire. */
+    atomic_store_explicit(&w->timer_due,
+                          w->wheel.count ? w->wheel.now + timeout : UINT64_MAX,
+                          memory_order_relaxed);
     if ((w->turn & 63) == 0)
         update_pool_stats(w);
     if (e->hooks.before_wait)

@@ -4,8 +4,10 @@
  * reach the blocked connection wait for its handler and come in order, an
  * engine call from the blocked code waits for the worker; without hand-off the
  * same pings stall; a shutdown while a handler blocks closes the others at
- * once and completes when the handler returns; every thread the engine
- * started is stopped. */
+ * once and completes when the handler returns; many clients whose handlers
+ * block now and then on two workers (hand-offs, waiters and hand-backs all the
+ * time) get every byte back in order; every thread the engine started is
+ * stopped. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -68,6 +70,39 @@ static int on_data(px_conn_t *c, const char *data, size_t len)
 }
 
 static const px_handler_t handler = {.on_data = on_data};
+
+/* Churn: a chunk with an 'S' blocks (released) for 1-4 ms and sends its first
+ * half from released code; everything is echoed in order. */
+static _Atomic unsigned churn_seed;
+
+static int churn_data(px_conn_t *c, const char *data, size_t len)
+{
+    px_worker_t *w = px_conn_worker(c);
+    size_t half = len / 2;
+    struct iovec iov;
+
+    if (memchr(data, 'S', len) != NULL) {
+        unsigned r = atomic_fetch_add(&churn_seed, 2654435761u);
+        bool released = px_worker_release(w);
+        usleep(1000 + (r >> 8) % 3000);
+        if (released && px_worker_reacquire(w)) {
+            iov = (struct iovec){(void *)data, half};
+            PX_CHECK_EQ(px_conn_send(c, &iov, 1), 0);
+            px_worker_release(w);
+        } else {
+            half = 0;
+        }
+        usleep((r >> 16) % 1000);
+        if (released)
+            px_worker_reacquire(w);
+    } else {
+        half = 0;
+    }
+    iov = (struct iovec){(void *)(data + half), len - half};
+    return px_conn_send(c, &iov, 1);
+}
+
+static const px_handler_t churn_handler = {.on_data = churn_data};
 
 static void hook_start(px_worker_t *w, void *arg)
 {
@@ -311,6 +346,76 @@ static void shutdown_while_blocked(px_backend_kind_t kind)
     finish(e);
 }
 
+#define CHURN_CLIENTS 24
+#define CHURN_ROUNDS 60
+
+typedef struct churn_client {
+    int port;
+    pthread_t thread;
+    int index;
+} churn_client_t;
+
+static void *churn_main(void *arg)
+{
+    churn_client_t *cc = arg;
+    int fd = connect_to(cc->port);
+    char line[64], back[64];
+
+    for (int k = 0; k < CHURN_ROUNDS; k++) {
+        int n = snprintf(line, sizeof(line), "%c client %d round %d\n",
+                         (k + cc->index) % 3 == 0 ? 'S' : 'f', cc->index, k);
+        ssize_t got;
+        send_all(fd, line);
+        while ((got = recv(fd, back, (size_t)n, MSG_WAITALL)) < 0 && errno == EINTR)
+            ;
+        PX_CHECK_EQ(got, n);
+        PX_CHECK_MEM(back, line, (size_t)n);
+    }
+    close(fd);
+    return NULL;
+}
+
+static void churn(px_backend_kind_t kind)
+{
+    px_engine_config_t cfg;
+    px_endpoint_config_t ep = {.handler = &churn_handler, .sock_flags = PX_SOCK_NODELAY,
+                               .listen_fd = -1};
+    churn_client_t clients[CHURN_CLIENTS];
+    uint64_t handoffs = 0;
+    px_engine_t *e;
+    int port, i;
+
+    atomic_store(&thread_starts, 0);
+    atomic_store(&thread_stops, 0);
+    px_engine_config_default(&cfg);
+    cfg.workers = 2;
+    cfg.backend = kind;
+    cfg.handoff_ms = 1;
+    if (px_engine_create(&cfg, &hooks, &e) < 0)
+        return;
+    port = px_engine_listen(e, "127.0.0.1", 0, &ep, NULL);
+    PX_CHECK_GT(port, 0);
+    PX_CHECK_EQ(px_engine_start(e), 0);
+    for (i = 0; i < CHURN_CLIENTS; i++) {
+        clients[i] = (churn_client_t){.port = port, .index = i};
+        PX_CHECK_EQ(pthread_create(&clients[i].thread, NULL, churn_main, &clients[i]), 0);
+    }
+    for (i = 0; i < CHURN_CLIENTS; i++)
+        pthread_join(clients[i].thread, NULL);
+    for (i = 0; i < px_engine_worker_count(e); i++)
+        handoffs += PX_STAT_GET(px_worker_stats(px_engine_worker(e, i)), handoffs);
+    printf("%s: churn: %d clients x %d round trips, %llu hand-offs, %d threads\n",
+           kind == PX_BACKEND_URING ? "io_uring" : "epoll", CHURN_CLIENTS, CHURN_ROUNDS,
+           (unsigned long long)handoffs, atomic_load(&thread_starts));
+    PX_CHECK_GE(handoffs, 10);
+    px_engine_shutdown(e, 1000);
+    px_engine_join(e);
+    for (i = 0; i < px_engine_worker_count(e); i++)
+        PX_CHECK_EQ(PX_STAT_GET(px_worker_stats(px_engine_worker(e, i)), connections), 0);
+    PX_CHECK_EQ(atomic_load(&thread_stops), atomic_load(&thread_starts));
+    px_engine_destroy(e);
+}
+
 int main(void)
 {
     static const px_backend_kind_t kinds[] = {PX_BACKEND_URING, PX_BACKEND_EPOLL};
@@ -319,6 +424,7 @@ int main(void)
         blocking_handler(kinds[k], 2);
         blocking_handler(kinds[k], 0);
         shutdown_while_blocked(kinds[k]);
+        churn(kinds[k]);
     }
     return 0;
 }
