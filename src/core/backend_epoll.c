@@ -290,10 +290,10 @@ static int epoll_wait_turn(px_worker_t *w, unsigned timeout_ms)
         timeout_ms = 0;
     }
     n = epoll_wait(s->epfd, events, MAX_EVENTS, (int)timeout_ms);
-    px__worker_tick(w);
-    /* A handler may close another connection of this batch: keep the structs
-     * until the batch is done. */
+    /* A handler (or a timer firing now) may close a connection of this batch:
+     * keep the structs until the batch is done. */
     w->defer_free = true;
+    px__worker_tick(w);
     takeovers = w->takeovers;
     for (i = 0; i < n && w->takeovers == takeovers; i++) {
         uint64_t data = events[i].data.u64;
