@@ -130,17 +130,20 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     const char *backend = "auto";
     int workers = 0;
     unsigned long long high = 0, low = 0, budget = 0;
-    double handoff_ms = -1;
+    PyObject *handoff = NULL;
     px_thread_hooks_t hooks;
     px_engine_obj_t *self;
     int rc;
 
     px_engine_config_default(&cfg);
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$isIIIKKKd:Engine", kwlist, &workers,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$isIIIKKKO:Engine", kwlist, &workers,
                                      &backend, &cfg.max_connections, &cfg.recv_buffer_size,
-                                     &cfg.recv_buffers, &high, &low, &budget, &handoff_ms))
+                                     &cfg.recv_buffers, &high, &low, &budget, &handoff))
         return NULL;
-    if (handoff_ms != -1) {
+    if (handoff != NULL) {
+        double handoff_ms = PyFloat_AsDouble(handoff);
+        if (handoff_ms == -1.0 && PyErr_Occurred())
+            return NULL;
         if (!(handoff_ms >= 0 && handoff_ms <= 3600e3)) {
             PyErr_SetString(PyExc_ValueError,
                             "handoff_ms must be between 0 (no hand-off) and 3600000");
@@ -470,7 +473,6 @@ static PyObject *get_started(PyObject *op, void *c)
 
 static PyObject *get_handoff_ms(PyObject *op, void *c)
 {
-    (void)op;
     (void)c;
     return PyLong_FromUnsignedLong(((px_engine_obj_t *)op)->handoff_ms);
 }

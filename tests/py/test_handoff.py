@@ -26,8 +26,21 @@ GIL = getattr(sys, "_is_gil_enabled", lambda: True)()
 LOAD_SECONDS = 3.0
 CLIENTS = 16
 # The slow requests sleep 0.5 s: a worker that waits for them delays every
-# request behind, so the fast requests' p99 then passes this bound by far.
-FAST_P99_BOUND = 0.150
+# request behind, so without hand-off the fast requests' p99 is 0.3-0.5 s; with
+# it, 5-15 ms measured here. The bound sits between, far from both (the
+# machine that runs the suite may be busy).
+FAST_P99_BOUND = 0.250
+
+
+def test_engine_handoff_option() -> None:
+    from pyparallel import _core
+    assert _core.Engine(workers=1).handoff_ms == 2
+    assert _core.Engine(workers=1, handoff_ms=7).handoff_ms == 7
+    assert _core.Engine(workers=1, handoff_ms=0).handoff_ms == 0
+    assert _core.Engine(workers=1, handoff_ms=0.5).handoff_ms == 1  # at the first tick
+    for bad in (-1, float("nan"), 10**9):
+        with pytest.raises(ValueError):
+            _core.Engine(workers=1, handoff_ms=bad)
 
 
 @dataclass
