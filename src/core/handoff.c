@@ -9,8 +9,13 @@
  * px_worker_reacquire. A supervisor thread watches the workers' ownership words
  * (ownership.h): when one has stayed released in the same callback for
  * handoff_ms while work waits for it (completions, timers, messages, queued
- * output, a thread that wants it back), it takes the worker and gives it to a
- * thread that waits for it back, else to a spare (started on demand). The
+ * output, a thread that wants it back) and the callback's thread is blocked
+ * rather than running (it used under a fifth of that time on a CPU), it takes
+ * the worker and gives it to a thread that waits for it back, else to a spare
+ * (started on demand). A callback that keeps its CPU busy holds its core like
+ * any running thread (the IOCP rule: another thread is released only when one
+ * blocks), until SPIN_MS: then its worker's other clients have waited long
+ * enough and it is handed off as well. The
  * blocked thread's reacquire then fails: it queues as a waiter, and whoever
  * owns the worker gives it back at the end of its current loop turn (the
  * stack of the giver is empty then; it parks). So at most one thread per
@@ -31,6 +36,8 @@
 #define MAX_SPARES 256       /* threads beyond one per worker, at most */
 #define SUP_IDLE_TICKS 50    /* ticks without a released worker before sleeping */
 #define SUP_SLEEP_MS 100     /* a missed wake-up costs at most this */
+#define SPIN_MS 100          /* a busy callback is handed off after this long */
+#define BLOCKED_SHARE 5      /* blocked: used less than 1/5 of the time on a CPU */
 
 static _Thread_local px_thread_t *current_thread;
 
@@ -126,6 +133,7 @@ bool px_worker_release(px_worker_t *w)
      * see it from outside, so the release says so. */
     hint = w->dirty != NULL || w->flushing != NULL || w->be->local_work(w);
     t->owns = false;
+    atomic_store_explicit(&w->releaser, t, memory_order_relaxed); /* published by the release */
     t->token = px__own_release(&w->own, hint);
     /* Relaxed: a wake-up missed in a race with the supervisor falling asleep
      * costs at most SUP_SLEEP_MS. */
@@ -283,6 +291,7 @@ static void *thread_main(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     current_thread = t;
+    t->has_cpu_clock = pthread_getcpuclockid(pthread_self(), &t->cpu_clock) == 0;
     pthread_mutex_lock(&t->lock);
     w = t->given;
     pthread_mutex_unlock(&t->lock);
@@ -333,8 +342,45 @@ int px__thread_spawn(px_engine_t *e, px_worker_t *w)
 
 typedef struct watch {
     uint64_t seen;   /* the released word last observed */
-    uint64_t since;  /* when it was first observed */
+    uint64_t since;  /* when it was first observed, ns */
+    uint64_t cpu;    /* the releasing thread's CPU time then, ns (0: unknown) */
+    px_thread_t *thread;
 } watch_t;
+
+static uint64_t ns_of(const struct timespec *ts)
+{
+    return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ns_of(&ts);
+}
+
+/* CPU time of the thread that released, ns; 0 when it cannot be read. The
+ * thread cannot exit meanwhile: it is inside the worker's code. */
+static uint64_t cpu_ns(px_thread_t *t)
+{
+    struct timespec ts;
+
+    if (t == NULL || !t->has_cpu_clock || clock_gettime(t->cpu_clock, &ts) < 0)
+        return 0;
+    return ns_of(&ts);
+}
+
+/* Blocked (asleep, waiting) rather than running its callback? Unknown counts
+ * as blocked. */
+static bool looks_blocked(const watch_t *wt, uint64_t now)
+{
+    uint64_t cpu = wt->cpu ? cpu_ns(wt->thread) : 0;
+
+    if (wt->cpu == 0 || cpu == 0)
+        return true;
+    return (cpu - wt->cpu) * BLOCKED_SHARE < now - wt->since;
+}
 
 static bool work_waits(px_worker_t *w, uint64_t word, uint64_t now)
 {
@@ -409,7 +455,9 @@ static void take_over(px_engine_t *e, px_worker_t *w, uint64_t seen)
 /* One look at every worker; true when some worker was released. */
 static bool scan(px_engine_t *e, watch_t *watch)
 {
-    uint64_t now = px_now_ms();
+    uint64_t now_ms = px_now_ms(), now = now_ns();
+    uint64_t after = (uint64_t)e->cfg.handoff_ms * 1000000u;
+    uint64_t spin = (uint64_t)PX_MAX(SPIN_MS, e->cfg.handoff_ms) * 1000000u;
     bool any = false;
     int i;
 
@@ -425,9 +473,17 @@ static bool scan(px_engine_t *e, watch_t *watch)
         if (word != watch[i].seen) {
             watch[i].seen = word;
             watch[i].since = now;
+            watch[i].thread = atomic_load_explicit(&w->releaser, memory_order_relaxed);
+            watch[i].cpu = cpu_ns(watch[i].thread);
+            /* Released again meanwhile: the thread read may be a later one. */
+            if (atomic_load_explicit(&w->own, memory_order_acquire) != word)
+                watch[i].seen = 0;
             continue;
         }
-        if (now - watch[i].since >= e->cfg.handoff_ms && work_waits(w, word, now))
+        if (now - watch[i].since < after)
+            continue;
+        if ((now - watch[i].since >= spin || looks_blocked(&watch[i], now)) &&
+            work_waits(w, word, now_ms))
             take_over(e, w, word);
     }
     return any;

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "px/engine.h"
 #include "px/pool.h"
@@ -162,6 +163,8 @@ struct px_thread {
     bool owns;                /* runs w's engine code now (not released) */
     uint64_t token;           /* what its last release stored */
     char *scratch;            /* epoll receive buffer, allocated on first use */
+    clockid_t cpu_clock;      /* this thread's CPU-time clock (set at its start) */
+    bool has_cpu_clock;
     px_thread_t *next;        /* e->threads */
     px_thread_t *next_wait;   /* e->idle, or the waiters of a worker */
 };
@@ -193,6 +196,7 @@ struct px_worker {
     px_conn_t *graveyard;     /* connections to free after the batch */
     /* Hand-off (handoff.c): */
     _Alignas(PX_CACHELINE) _Atomic uint64_t own; /* ownership.h */
+    _Atomic(px_thread_t *) releaser; /* the thread of the last release */
     _Atomic unsigned nwaiters;  /* threads waiting to get the worker back */
     _Atomic uint64_t timer_due; /* px_now_ms() of the next timer, as of the last turn */
     uint64_t takeovers;         /* owner's: bumped by every take (epoll batches check it) */

@@ -205,11 +205,12 @@ def test_blocked_connection_gets_its_input_in_order(spawn, backend: str) -> None
 
 
 def test_spinning_callback(spawn, backend: str) -> None:
-    """A callback that spins in Python without a system call: on a free-threaded
-    interpreter its worker is handed off like a sleeping one. With the GIL the
-    spare needs the GIL for the pings' callbacks, which the interpreter hands
-    over every switch interval (5 ms), so the pings still get through during
-    the spin, more slowly."""
+    """A callback that spins in Python without a system call holds its core
+    like any running thread, but not for ever: after 100 ms its worker is
+    handed off too (the pings sent meanwhile wait up to then). With the GIL the
+    spare then needs the GIL for the pings' callbacks, which the interpreter
+    hands over every switch interval (5 ms), so the pings get through more
+    slowly."""
     srv = spawn_app(spawn, backend, 1, 2)
     port = srv.ports["lines"]
     busy = threading.Event()
