@@ -6,6 +6,11 @@
  * unless noted. Handlers run on the worker that owns the connection. Another
  * thread reaches a worker only through px_worker_post().
  *
+ * A worker's code runs on one thread at a time, not always the same one: when
+ * a handler blocks (between px_worker_release and px_worker_reacquire) for
+ * handoff_ms while the worker has other work, a spare thread takes the worker
+ * over (see "Hand-off" below).
+ *
  * Errors: functions return >= 0 or -errno.
  */
 #ifndef PX_ENGINE_H
@@ -41,10 +46,13 @@ typedef struct px_engine_config {
     size_t send_low_water;    /* resume reading below this */
     size_t turn_budget;       /* bytes per connection per loop turn before it counts as a hog */
     unsigned ring_entries;    /* submission queue size */
+    unsigned handoff_ms;      /* hand a worker blocked this long in a released
+                                 handler to a spare thread; 0: never */
 } px_engine_config_t;
 
 /* Defaults: workers 0, AUTO, 100000 connections, 16 KiB x 1024 buffers,
- * 1 MiB / 256 KiB water marks, 256 KiB turn budget, 4096 entries. */
+ * 1 MiB / 256 KiB water marks, 256 KiB turn budget, 4096 entries, hand-off
+ * after 2 ms. */
 void px_engine_config_default(px_engine_config_t *cfg);
 
 /* Calls from the engine into the application, on the connection's worker. */
@@ -66,11 +74,17 @@ typedef struct px_handler {
     void (*on_connect_failed)(void *udata, int err);
 } px_handler_t;
 
-/* Per-thread hooks for the embedding runtime (e.g. to attach an interpreter). */
+/* Per-thread hooks for the embedding runtime (e.g. to attach an interpreter).
+ * They run on every engine thread: the one per worker started with the
+ * engine, and the spares started for hand-offs. A thread may run different
+ * workers over its life, so per-thread state belongs to the thread. */
 typedef struct px_thread_hooks {
+    /* First thing on a new thread; w is the worker it starts with, NULL for a spare. */
     void (*thread_start)(px_worker_t *w, void *arg);
+    /* Last thing before the thread exits (after every worker finished); w is NULL. */
     void (*thread_stop)(px_worker_t *w, void *arg);
-    /* Called before the worker may block in the kernel. */
+    /* Called before the thread may block: in the kernel (w: its worker), waiting
+     * in px_worker_reacquire (w), or parked as a spare (NULL). */
     void (*before_wait)(px_worker_t *w, void *arg);
     void *arg;
 } px_thread_hooks_t;
@@ -172,7 +186,8 @@ px_engine_t *px_worker_engine(px_worker_t *w);
 px_worker_stats_t *px_worker_stats(px_worker_t *w);
 void *px_worker_udata(const px_worker_t *w);
 void px_worker_set_udata(px_worker_t *w, void *udata);
-/* The worker whose thread is calling, or NULL. */
+/* The worker whose code is on the calling thread's stack (owned or
+ * released), or NULL. */
 px_worker_t *px_worker_current(void);
 /* w's timer wheel, for timers of the application (px/timer.h). Only on w's
  * thread: inside a handler, a message's fn or a timer callback. Its timers
@@ -211,6 +226,41 @@ uint64_t px_worker_cpu_ns(const px_worker_t *w);
  * exits are dropped. Start returns 0 or -ENOMEM. */
 int px_worker_hrtimer_start(px_worker_t *w, px_hrtimer_t *t, uint64_t deadline_ns);
 void px_worker_hrtimer_stop(px_worker_t *w, px_hrtimer_t *t);
+
+/* ---- Hand-off ----------------------------------------------------------------
+ *
+ * Code that may block for long (a call into an interpreter, a blocking
+ * syscall) runs between px_worker_release and px_worker_reacquire. Meanwhile
+ * the worker may be taken over by another thread, which keeps serving its
+ * other connections, timers and messages; the releasing thread gets it back
+ * at the end of that thread's current loop turn.
+ *
+ * Between the two calls the thread must not touch the worker: no px_conn_*
+ * call, no connection fields, no px_worker_wheel timers (only
+ * px_worker_post, which any thread may call). An engine call made from there
+ * is bracketed the other way round: reacquire, the call, release. Handlers of
+ * the connection whose handler released are never called meanwhile (input,
+ * end of stream and on_drain wait for it to return), and it is not freed.
+ *
+ * Both return true when they changed the thread's state, false when there was
+ * nothing to do: handoff_ms is 0, the thread runs no worker, runs another
+ * one, or already is in the asked state. A caller pairs them accordingly:
+ *
+ *     bool released = px_worker_release(w);
+ *     ... code that may block ...
+ *     if (released)
+ *         px_worker_reacquire(w);
+ *
+ *     bool reacquired = px_worker_reacquire(w);   (from released code)
+ *     px_conn_send(c, ...);
+ *     if (reacquired)
+ *         px_worker_release(w);
+ *
+ * Release costs a load and a store, reacquire a compare-and-swap, unless the
+ * worker was taken: then reacquire calls the before_wait hook and sleeps until
+ * the worker comes back. Only on w's threads (px_worker_current() == w). */
+bool px_worker_release(px_worker_t *w);
+bool px_worker_reacquire(px_worker_t *w);
 
 /* Connections. Call only on the owning worker (inside handlers, or from a
  * message posted to that worker). */

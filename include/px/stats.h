@@ -21,10 +21,9 @@
     X(recvs)                                                                 \
     X(sends)                                                                 \
     X(sendfiles)                                                             \
-    X(callbacks)    /* calls into the application: open, data, drain, close */\
+    X(callbacks)    /* calls into the application: open, data, eof, drain, close */\
     X(requests)     /* HTTP requests answered, static routes included */     \
-    X(handoffs)     /* blocking calls handed off the worker: 0 until the     \
-                       engine hands blocking work to other threads */        \
+    X(handoffs)     /* times a blocked handler's worker went to another thread */\
     X(errors)       /* callbacks that raised, failed syscalls */             \
     X(hogs)         /* turns in which a connection used its whole budget */  \
     X(paused)       /* backpressure pauses */                                \

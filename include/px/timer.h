@@ -4,6 +4,11 @@
  * Timers are intrusive (embedded in connections and other objects), so starting
  * and stopping never allocates and is O(1). Deadlines beyond one revolution stay
  * in their slot until their round comes. A wheel belongs to one thread at a time.
+ *
+ * Due timers wait in a list of the wheel itself (not of the advancing call), so
+ * that when a callback blocks and another thread takes the wheel over, that
+ * thread's advance fires the rest, and the blocked call, once back, finds them
+ * gone.
  */
 #ifndef PX_TIMER_H
 #define PX_TIMER_H
@@ -24,6 +29,7 @@ struct px_timer {
 typedef struct px_wheel {
     uint64_t now;  /* last time passed to px_wheel_advance, ms */
     size_t count;  /* armed timers */
+    px_timer_t _due;   /* due, being fired by px_wheel_advance (sentinel) */
     px_timer_t _slots[PX_WHEEL_SLOTS]; /* list heads (sentinels) */
 } px_wheel_t;
 
@@ -45,7 +51,7 @@ void px_timer_stop(px_wheel_t *w, px_timer_t *t);
 static inline bool px_timer_armed(const px_timer_t *t) { return t->_next != NULL; }
 
 /* Milliseconds from w->now until the earliest slot that holds a timer, capped at
- * cap_ms; cap_ms when nothing is armed. May be early (a slot may hold timers of a
+ * cap_ms; cap_ms when nothing is armed; 0 while due timers wait to be fired. May be early (a slot may hold timers of a
  * later round), never late: the caller sleeps at most this long. */
 uint64_t px_wheel_timeout(const px_wheel_t *w, uint64_t cap_ms);
 

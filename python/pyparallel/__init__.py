@@ -198,7 +198,9 @@ def engine(workers: int | None = None, **options: Any) -> _core.Engine:
     """The process's engine, created (not started) on first use.
 
     ``workers`` (or ``PX_WORKERS``) sets the worker count, one per usable CPU by
-    default; ``PX_BACKEND=uring|epoll`` picks the I/O backend.
+    default; ``PX_BACKEND=uring|epoll`` picks the I/O backend. ``handoff_ms``
+    (default 2, 0: never) is how long a callback may block its worker while
+    other work waits before a spare thread takes the worker over.
     """
     global _engine
     with _lock:

@@ -1,9 +1,16 @@
 /*
  * epoll backend, for kernels and sandboxes that refuse io_uring. Readiness is
  * turned into the same completions the io_uring backend delivers: receives are
- * read into one scratch buffer per worker (idle connections hold none), sends
+ * read into one scratch buffer per thread (idle connections hold none), sends
  * are tried at once and completed on the next wait, EPOLLOUT finishes the rest.
+ *
+ * Hand-off: the buffer is the thread's, not the worker's, because a handler
+ * that blocks still reads its data while another thread receives into its
+ * own. Events are level-triggered, so a batch whose thread was displaced drops
+ * its rest (those connections may be gone by then) and the next wait reports
+ * them again.
  */
+#include <poll.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -39,10 +46,9 @@ static int epoll_init(px_worker_t *w)
 
     if (s == NULL)
         return -ENOMEM;
-    w->scratch = malloc(PX_SCRATCH_SIZE);
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (s->epfd < 0 || w->scratch == NULL) {
-        rc = s->epfd < 0 ? -errno : -ENOMEM;
+    if (s->epfd < 0) {
+        rc = -errno;
         goto fail;
     }
     if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, w->wake_fd, &ev) < 0) {
@@ -54,8 +60,6 @@ static int epoll_init(px_worker_t *w)
 fail:
     if (s->epfd >= 0)
         close(s->epfd);
-    free(w->scratch);
-    w->scratch = NULL;
     free(s);
     return rc;
 }
@@ -68,8 +72,6 @@ static void epoll_destroy(px_worker_t *w)
         return;
     close(s->epfd);
     free(s);
-    free(w->scratch);
-    w->scratch = NULL;
     w->bs = NULL;
 }
 
@@ -206,12 +208,17 @@ static void do_accepts(px_listener_t *l)
 static void do_reads(px_worker_t *w, px_conn_t *c)
 {
     size_t budget = w->e->cfg.turn_budget, got = 0;
+    char *buf = px__thread_scratch();
 
+    if (buf == NULL) {
+        PX_STAT_ADD(&w->stats, errors, 1);
+        return; /* no memory now: level-triggered, so tried again */
+    }
     while ((c->ops & PX_OP_RECV) && !(c->state & PX_CONN_DEAD)) {
-        ssize_t n = recv(c->fd, w->scratch, PX_SCRATCH_SIZE, 0);
+        ssize_t n = recv(c->fd, buf, PX_SCRATCH_SIZE, 0);
 
         if (n > 0) {
-            px__conn_received(c, w->scratch, (int)n, true);
+            px__conn_received(c, buf, (int)n, true);
             got += (size_t)n;
             if ((size_t)n < PX_SCRATCH_SIZE || got >= budget)
                 break;
@@ -253,13 +260,14 @@ static void on_conn_event(px_worker_t *w, px_conn_t *c, uint32_t events)
     px__conn_maybe_free(c);
 }
 
+/* One at a time from the shared list, for the same reason as events. Nothing
+ * delivered here starts a send, so the list does not grow meanwhile. */
 static void deliver_ready(px_worker_t *w, epoll_state_t *s)
 {
-    px_conn_t *list = s->ready, *c;
+    px_conn_t *c;
 
-    s->ready = NULL;
-    while ((c = list) != NULL) {
-        list = c->ready_next;
+    while ((c = s->ready) != NULL) {
+        s->ready = c->ready_next;
         c->ready_next = NULL;
         c->ready_ops &= ~PX_OP_SEND;
         c->busy++;
@@ -297,6 +305,7 @@ static int epoll_wait_turn(px_worker_t *w, uint64_t timeout_ns)
 {
     epoll_state_t *s = state_of(w);
     struct epoll_event events[MAX_EVENTS];
+    uint64_t takeovers;
     int n, i;
 
     /* Deliver before waiting: a connection freed now cannot be in this batch. */
@@ -309,7 +318,8 @@ static int epoll_wait_turn(px_worker_t *w, uint64_t timeout_ns)
      * of this batch: keep the structs until the batch is done. */
     w->defer_free = true;
     px__worker_tick(w);
-    for (i = 0; i < n; i++) {
+    takeovers = w->takeovers;
+    for (i = 0; i < n && w->takeovers == takeovers; i++) {
         uint64_t data = events[i].data.u64;
         void *p = PX_UNTAG(data);
 
@@ -333,6 +343,19 @@ static int epoll_wait_turn(px_worker_t *w, uint64_t timeout_ns)
     return n < 0 ? 0 : n;
 }
 
+static bool epoll_local_work(px_worker_t *w)
+{
+    return state_of(w)->ready != NULL;
+}
+
+/* From another thread: an epoll instance is readable while events wait. */
+static bool epoll_kernel_work(px_worker_t *w)
+{
+    struct pollfd p = {.fd = state_of(w)->epfd, .events = POLLIN};
+
+    return poll(&p, 1, 0) > 0;
+}
+
 const px_backend_t px__backend_epoll = {
     .name = "epoll",
     .probe = epoll_probe,
@@ -347,4 +370,6 @@ const px_backend_t px__backend_epoll = {
     .poll_out = epoll_poll_out,
     .cancel = epoll_cancel,
     .wait = epoll_wait_turn,
+    .local_work = epoll_local_work,
+    .kernel_work = epoll_kernel_work,
 };

@@ -7,6 +7,12 @@
  * until the peer closes or PX_LINGER_MS passes, so the peer reads our last
  * bytes instead of a reset. Then every operation is cancelled (DEAD), and the
  * struct is freed when the last one has completed and no call is on the stack.
+ *
+ * Handlers and hand-off: while a handler of c runs (IN_HANDLER), its thread may
+ * block and another thread may take the worker over. That thread never calls a
+ * handler of c: input is held (and reading stopped), the end of the stream and
+ * on_drain wait, and all of it is delivered at the first flush after the
+ * handler returned. It never frees c either: the handler's caller holds c busy.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +28,7 @@
 static void conn_kill(px_conn_t *c, int err);
 static void deliver_held(px_conn_t *c);
 static void unpause(px_conn_t *c);
+static void stop_recv(px_conn_t *c);
 
 static px_worker_stats_t *stats_of(px_conn_t *c) { return &c->w->stats; }
 
@@ -49,7 +56,7 @@ void px_worker_callback_leave(px_worker_t *w, uint64_t t0) { callback_leave(w, t
 
 static bool wants_read(const px_conn_t *c)
 {
-    if (c->state & (PX_CONN_DEAD | PX_CONN_EOF))
+    if (c->state & (PX_CONN_DEAD | PX_CONN_EOF | PX_CONN_END_HELD))
         return false;
     if (c->state & PX_CONN_SHUT)
         return true; /* lingering: drain whatever the peer still sends */
@@ -107,6 +114,27 @@ static void touch(px_conn_t *c)
         px_timer_start(&c->w->wheel, &c->idle_timer, c->idle_ms);
 }
 
+/* Brackets of every handler call (counted and timed by callback_enter). */
+static uint64_t handler_enter(px_conn_t *c)
+{
+    c->state |= PX_CONN_IN_HANDLER;
+    return callback_enter(c->w);
+}
+
+/* What waited for the handler is delivered at the next flush. */
+static void handler_leave(px_conn_t *c, uint64_t t0)
+{
+    callback_leave(c->w, t0);
+    c->state &= ~PX_CONN_IN_HANDLER;
+    if ((c->in_head || (c->state & (PX_CONN_END_HELD | PX_CONN_DRAIN_HELD))) &&
+        !(c->state & PX_CONN_DEAD)) {
+        c->state |= PX_CONN_DELIVER;
+        px__worker_mark_dirty(c->w, c);
+    }
+}
+
+static bool in_handler(const px_conn_t *c) { return c->state & PX_CONN_IN_HANDLER; }
+
 static void idle_expired(px_timer_t *t)
 {
     px_conn_t *c = PX_CONTAINER_OF(t, px_conn_t, idle_timer);
@@ -114,6 +142,8 @@ static void idle_expired(px_timer_t *t)
     c->busy++;
     if (c->state & PX_CONN_SHUT) {
         conn_kill(c, c->close_err); /* linger over */
+    } else if (in_handler(c)) {
+        touch(c); /* a connection whose handler runs is not idle */
     } else {
         PX_STAT_ADD(stats_of(c), timeouts, 1);
         c->close_err = -ETIMEDOUT;
@@ -180,9 +210,9 @@ void px__conn_start(px_conn_t *c)
     c->busy++;
     c->state |= PX_CONN_OPEN;
     touch(c);
-    t0 = callback_enter(c->w);
+    t0 = handler_enter(c);
     rc = c->ep->handler.on_open ? c->ep->handler.on_open(c) : 0;
-    callback_leave(c->w, t0);
+    handler_leave(c, t0);
     if (rc < 0)
         conn_kill(c, rc);
     else
@@ -244,7 +274,8 @@ void px__conn_free(px_conn_t *c)
 
 /* Free c once it is dead, no operation is in the kernel, no call is on the
  * stack and the flush list no longer holds it. A dead connection refuses every
- * request, so on_close cannot bring it back. */
+ * request, so on_close cannot bring it back; c is held during on_close, so a
+ * thread that takes the worker over while on_close blocks leaves c alone. */
 void px__conn_maybe_free(px_conn_t *c)
 {
     px_worker_t *w = c->w;
@@ -253,10 +284,13 @@ void px__conn_maybe_free(px_conn_t *c)
     if (c->busy || c->ops || (c->state & (PX_CONN_DIRTY | PX_CONN_FREED)) ||
         !(c->state & PX_CONN_DEAD))
         return;
-    t0 = callback_enter(w);
+    c->busy++;
+    t0 = handler_enter(c);
     if (c->ep->handler.on_close)
         c->ep->handler.on_close(c, c->close_err);
     callback_leave(w, t0);
+    c->state &= ~PX_CONN_IN_HANDLER;
+    c->busy--;
     if (c->w->defer_free) {
         c->state |= PX_CONN_FREED;
         c->dirty_next = c->w->graveyard;
@@ -526,13 +560,38 @@ static void start_mem_send(px_conn_t *c)
         conn_kill(c, rc);
 }
 
+static void conn_end(px_conn_t *c, int res);
+
+/* After a pause or a handler: held input, then a held end of stream, then a
+ * held on_drain. A handler still running elsewhere keeps them waiting. */
+static void deliver_waiting(px_conn_t *c)
+{
+    if (in_handler(c))
+        return; /* its return marks c again */
+    c->state &= ~PX_CONN_DELIVER;
+    deliver_held(c);
+    if ((c->state & PX_CONN_END_HELD) && (c->in_head == NULL || paused(c)) &&
+        !in_handler(c)) {
+        c->state &= ~PX_CONN_END_HELD;
+        conn_end(c, c->held_end);
+    }
+    if ((c->state & PX_CONN_DRAIN_HELD) && !in_handler(c)) {
+        c->state &= ~PX_CONN_DRAIN_HELD;
+        if (c->out_head == NULL && c->ep->handler.on_drain &&
+            !(c->state & (PX_CONN_CLOSING | PX_CONN_DEAD))) {
+            uint64_t t0 = handler_enter(c);
+            c->ep->handler.on_drain(c);
+            handler_leave(c, t0);
+        }
+    }
+}
+
 void px__conn_flush(px_conn_t *c)
 {
     if (c->state & PX_CONN_DEAD)
         return;
     if (c->state & PX_CONN_DELIVER) {
-        c->state &= ~PX_CONN_DELIVER;
-        deliver_held(c);
+        deliver_waiting(c);
         if (c->state & PX_CONN_DEAD)
             return;
         arm_recv(c);
@@ -594,11 +653,16 @@ void px__conn_sent(px_conn_t *c, int res)
     }
     if (c->out_head == NULL && c->ep->handler.on_drain &&
         !(c->state & (PX_CONN_CLOSING | PX_CONN_IN_DRAIN))) {
-        uint64_t t0 = callback_enter(c->w);
-        c->state |= PX_CONN_IN_DRAIN;
-        c->ep->handler.on_drain(c);
-        c->state &= ~PX_CONN_IN_DRAIN;
-        callback_leave(c->w, t0);
+        if (in_handler(c)) {
+            c->state |= PX_CONN_DRAIN_HELD; /* its handler is blocked elsewhere */
+        } else {
+            uint64_t t0;
+            c->state |= PX_CONN_IN_DRAIN;
+            t0 = handler_enter(c);
+            c->ep->handler.on_drain(c);
+            handler_leave(c, t0);
+            c->state &= ~PX_CONN_IN_DRAIN;
+        }
     }
 out:
     c->busy--;
@@ -647,11 +711,12 @@ void px__conn_connected(px_conn_t *c, int res)
 static void deliver(px_conn_t *c, const char *data, size_t len)
 {
     int rc = 0;
-    uint64_t t0 = callback_enter(c->w);
+    uint64_t t0;
 
+    t0 = handler_enter(c);
     if (c->ep->handler.on_data)
         rc = c->ep->handler.on_data(c, data, len);
-    callback_leave(c->w, t0);
+    handler_leave(c, t0);
     if (rc < 0) {
         if (c->close_err == 0 && rc != -ECONNABORTED)
             c->close_err = rc;
@@ -687,7 +752,7 @@ static int hold_input(px_conn_t *c, const char *data, size_t len)
 /* Hand held input to the application until it pauses again (flush time). */
 static void deliver_held(px_conn_t *c)
 {
-    while (c->in_head && !paused(c) &&
+    while (c->in_head && !paused(c) && !in_handler(c) &&
            !(c->state & (PX_CONN_CLOSING | PX_CONN_SHUT | PX_CONN_DEAD))) {
         px_seg_t *s = c->in_head;
         c->in_head = s->next;
@@ -713,6 +778,31 @@ static void unpause(px_conn_t *c)
     }
 }
 
+/* The end of the stream (res 0) or a failed receive (-errno). */
+static void conn_end(px_conn_t *c, int res)
+{
+    if (res == 0) {
+        c->state |= PX_CONN_EOF;
+        if (c->state & PX_CONN_SHUT) {
+            conn_kill(c, c->close_err);
+        } else if (!(c->state & PX_CONN_DEAD)) {
+            if (c->ep->handler.on_eof) {
+                uint64_t t0 = handler_enter(c);
+                c->ep->handler.on_eof(c, 0);
+                handler_leave(c, t0);
+            }
+            px_conn_close(c);
+        }
+    } else if (!(c->state & PX_CONN_DEAD)) {
+        if (c->ep->handler.on_eof && !(c->state & PX_CONN_SHUT)) {
+            uint64_t t0 = handler_enter(c);
+            c->ep->handler.on_eof(c, res);
+            handler_leave(c, t0);
+        }
+        conn_kill(c, res);
+    }
+}
+
 void px__conn_received(px_conn_t *c, const char *data, int res, bool more)
 {
     c->busy++;
@@ -722,33 +812,35 @@ void px__conn_received(px_conn_t *c, const char *data, int res, bool more)
         if (!(c->state & (PX_CONN_CLOSING | PX_CONN_SHUT | PX_CONN_DEAD))) {
             touch(c);
             count_turn(c, (size_t)res);
-            if (paused(c) || c->in_head) {
+            if (paused(c) || c->in_head || in_handler(c)) {
                 /* A multishot receive stops only when its cancellation is
                  * submitted: keep what it still read for the resume. */
                 if (hold_input(c, data, (size_t)res) < 0)
                     conn_kill(c, -ENOMEM);
+                else if (in_handler(c))
+                    stop_recv(c); /* read no more while the handler is blocked */
             } else {
                 deliver(c, data, (size_t)res);
             }
-        }
-    } else if (res == 0) {
-        c->state |= PX_CONN_EOF;
-        if (c->state & PX_CONN_SHUT) {
-            conn_kill(c, c->close_err);
-        } else if (!(c->state & PX_CONN_DEAD)) {
-            if (c->ep->handler.on_eof)
-                c->ep->handler.on_eof(c, 0);
-            px_conn_close(c);
         }
     } else if (res == -ENOBUFS) {
         /* The buffer ring ran dry: re-arm once this turn returned buffers. */
         PX_STAT_ADD(stats_of(c), buffer_shortages, 1);
         c->state |= PX_CONN_NEED_RECV;
         px__worker_mark_dirty(c->w, c);
-    } else if (res != -ECANCELED && !(c->state & PX_CONN_DEAD)) {
-        if (c->ep->handler.on_eof && !(c->state & PX_CONN_SHUT))
-            c->ep->handler.on_eof(c, res);
-        conn_kill(c, res);
+    } else if (res == -ECANCELED) {
+        /* a cancelled receive: whoever cancelled it knows why */
+    } else if (in_handler(c) && !(c->state & (PX_CONN_SHUT | PX_CONN_DEAD))) {
+        /* The handler is blocked on another thread: the end waits for it
+         * (and for the input held meanwhile). */
+        if (res == 0)
+            c->state |= PX_CONN_EOF;
+        if (!(c->state & PX_CONN_END_HELD)) {
+            c->state |= PX_CONN_END_HELD;
+            c->held_end = res;
+        }
+    } else {
+        conn_end(c, res);
     }
     if (!more) {
         c->ops &= ~PX_OP_RECV;

@@ -24,6 +24,7 @@ void px_engine_config_default(px_engine_config_t *cfg)
     cfg->send_low_water = 256u << 10;
     cfg->turn_budget = 256u << 10;
     cfg->ring_entries = 4096;
+    cfg->handoff_ms = 2;
 }
 
 static int usable_cpus(void)
@@ -73,6 +74,7 @@ int px_engine_create(const px_engine_config_t *cfg, const px_thread_hooks_t *hoo
         e->hooks = *hooks;
     e->nworkers = cfg->workers > 0 ? cfg->workers : usable_cpus();
     pthread_mutex_init(&e->lock, NULL);
+    px__handoff_init(e);
     px_mpsc_init(&e->main_q);
     e->main_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (e->main_fd < 0) {
@@ -307,12 +309,14 @@ int px_engine_start(px_engine_t *e)
     e->started = true;
     for (i = 0; i < e->nworkers; i++) {
         atomic_fetch_add(&e->running_workers, 1);
-        rc = px__worker_start(e->workers[i]);
+        rc = px__thread_spawn(e, e->workers[i]);
         if (rc < 0) {
             atomic_fetch_sub(&e->running_workers, 1);
             break;
         }
     }
+    if (rc == 0)
+        rc = px__handoff_start(e);
     pthread_mutex_unlock(&e->lock);
     if (rc < 0)
         px_engine_shutdown(e, 0);
@@ -334,15 +338,7 @@ bool px_engine_finished(px_engine_t *e)
 
 int px_engine_join(px_engine_t *e)
 {
-    int i;
-
-    for (i = 0; e->workers && i < e->nworkers; i++) {
-        px_worker_t *w = e->workers[i];
-        if (w && w->started) {
-            pthread_join(w->thread, NULL);
-            w->started = false;
-        }
-    }
+    px__handoff_join(e);
     return 0;
 }
 
@@ -377,6 +373,7 @@ void px_engine_destroy(px_engine_t *e)
     free(e->workers);
     if (e->main_fd >= 0)
         close(e->main_fd);
+    px__handoff_destroy(e);
     pthread_mutex_destroy(&e->lock);
     free(e);
 }

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "px/clock.h"
 #include "px/engine.h"
@@ -21,6 +22,7 @@
 #include "px/stats.h"
 #include "px/hrtimer.h"
 #include "px/timer.h"
+#include "ownership.h"
 
 #define PX_IOV_MAX 64          /* iovecs in one gathered send */
 #define PX_CHUNK_SIZE 16384    /* send chunk, header included */
@@ -67,6 +69,9 @@ enum {
     PX_CONN_FREED = 1u << 12,     /* on_close done; memory released after the batch */
     PX_CONN_DELIVER = 1u << 13,   /* held input waits for the flush to deliver it */
     PX_CONN_CAREFUL = 1u << 14,   /* has hit backpressure: one receive at a time */
+    PX_CONN_IN_HANDLER = 1u << 15,/* a handler of c is on some thread's stack */
+    PX_CONN_END_HELD = 1u << 16,  /* EOF or error waits for the handler to return */
+    PX_CONN_DRAIN_HELD = 1u << 17,/* on_drain waits for the handler to return */
 };
 
 typedef struct px_endpoint {
@@ -108,6 +113,7 @@ struct px_conn {
     px_seg_t *out_head, *out_tail;
     size_t unsent;
     px_seg_t *in_head, *in_tail; /* input read while paused, delivered on resume */
+    int held_end;            /* END_HELD: 0 (EOF) or -errno */
     px_sendop_t *sendop;     /* in flight, or NULL */
     int send_res;            /* epoll: result waiting to be delivered */
     unsigned idle_ms;
@@ -142,19 +148,43 @@ struct px_server {
 };
 
 typedef struct px_backend px_backend_t;
+typedef struct px_thread px_thread_t;
+
+/* An engine thread. Threads are interchangeable: each runs whatever worker it
+ * is given, until it hands the worker over or the worker finishes, then parks
+ * as a spare (handoff.c). */
+struct px_thread {
+    px_engine_t *e;
+    pthread_t tid;
+    bool started;             /* e->threads_lock, like the two below */
+    bool spawning;            /* a spare not yet parked once */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    px_worker_t *given;       /* lock: a worker handed to this thread */
+    px_worker_t *first;       /* the worker it was started for (NULL: a spare) */
+    bool quit;                /* lock: the engine is over, exit */
+    /* Private to the thread itself: */
+    px_worker_t *w;           /* the worker whose code is on this stack, or NULL */
+    bool owns;                /* runs w's engine code now (not released) */
+    uint64_t token;           /* what its last release stored */
+    char *scratch;            /* epoll receive buffer, allocated on first use */
+    clockid_t cpu_clock;      /* this thread's CPU-time clock (set at its start) */
+    bool has_cpu_clock;
+    px_thread_t *next;        /* e->threads */
+    px_thread_t *next_wait;   /* e->idle, or the waiters of a worker */
+};
 
 struct px_worker {
     px_engine_t *e;
     int index;
-    pthread_t thread;
-    bool started;
     const px_backend_t *be;
     void *bs;                 /* backend state */
     px_wheel_t wheel;
     px_hrtimers_t hrtimers;   /* precise timers; cut the sleep short */
     px_pool_t conn_pool, chunk_pool, sendop_pool;
     px_conn_t conns;          /* list sentinel */
-    px_conn_t *dirty;         /* connections to flush this turn */
+    px_conn_t *dirty;         /* connections to flush next */
+    px_conn_t *flushing;      /* being flushed (a list any owner carries on) */
     uint64_t turn;
     px_mpsc_t inbox;
     int wake_fd;
@@ -182,9 +212,17 @@ struct px_worker {
     uint64_t stop_deadline;
     _Atomic bool finished;
     uint64_t next_id;
-    char *scratch;            /* epoll receive buffer */
     bool defer_free;          /* inside an epoll batch */
     px_conn_t *graveyard;     /* connections to free after the batch */
+    /* Hand-off (handoff.c): */
+    _Alignas(PX_CACHELINE) _Atomic uint64_t own; /* ownership.h */
+    _Atomic(px_thread_t *) releaser; /* the thread of the last release */
+    _Atomic unsigned nwaiters;  /* threads waiting to get the worker back */
+    _Atomic uint64_t timer_due; /* px_now_ms() of the next timer, as of the last turn */
+    uint64_t takeovers;         /* owner's: bumped by every take (epoll batches check it) */
+    pthread_mutex_t hand_lock;
+    px_thread_t *waiters;       /* hand_lock */
+    unsigned displaced;         /* hand_lock: threads inside w's code that do not own it */
 };
 
 struct px_engine {
@@ -203,6 +241,19 @@ struct px_engine {
     px_mpsc_t main_q;
     int main_fd;
     _Atomic int main_wake_pending;
+    /* Threads and hand-off (handoff.c): */
+    pthread_mutex_t threads_lock;
+    px_thread_t *threads;     /* threads_lock: every thread ever started */
+    px_thread_t *idle;        /* threads_lock: parked spares */
+    unsigned nthreads;        /* threads_lock */
+    unsigned spawning;        /* threads_lock: spares started, not yet parked */
+    bool exiting;             /* threads_lock: every worker has finished */
+    pthread_t sup_thread;
+    bool sup_started;
+    pthread_mutex_t sup_lock;
+    pthread_cond_t sup_cond;
+    bool sup_stop;            /* sup_lock */
+    _Atomic int sup_parked;   /* the supervisor sleeps until a worker releases */
 };
 
 /* The I/O backend: completion-style operations over io_uring or epoll. */
@@ -221,6 +272,10 @@ struct px_backend {
     void (*cancel)(px_worker_t *w, px_conn_t *c);     /* end every op of c */
     /* Submit what is queued, wait up to timeout_ns, dispatch completions. */
     int (*wait)(px_worker_t *w, uint64_t timeout_ns);
+    /* Owner: work queued in user space that only a loop turn moves on. */
+    bool (*local_work)(px_worker_t *w);
+    /* Any thread (the supervisor): completions wait in the kernel. */
+    bool (*kernel_work)(px_worker_t *w);
 };
 
 extern const px_backend_t px__backend_uring;
@@ -237,6 +292,9 @@ void px__conn_connected(px_conn_t *c, int res);
 void px__conn_op_done(px_conn_t *c, uint32_t op);
 
 /* Worker internals (worker.c). */
+/* One loop turn; true when the worker has finished stopping. */
+bool px__worker_turn(px_worker_t *w);
+void px__worker_finished(px_worker_t *w);
 void px__worker_mark_dirty(px_worker_t *w, px_conn_t *c);
 void px__worker_drain_inbox(px_worker_t *w);
 void px__worker_free_deferred(px_worker_t *w);
@@ -244,7 +302,6 @@ void px__worker_tick(px_worker_t *w);
 void px__worker_listener_closed(px_worker_t *w, px_listener_t *l);
 int px__worker_create(px_engine_t *e, int index, px_worker_t **out);
 void px__worker_destroy(px_worker_t *w);
-int px__worker_start(px_worker_t *w);
 void px__worker_stop(px_worker_t *w, unsigned timeout_ms);
 void px__connect_msg_fn(px_worker_t *w, px_msg_t *m);
 void px__connect_msg_free(px_msg_t *m);
@@ -255,6 +312,21 @@ void px__conn_maybe_free(px_conn_t *c);
 px_conn_t *px__conn_new(px_worker_t *w, px_endpoint_t *ep, int fd);
 void px__conn_start(px_conn_t *c);
 void px__conn_begin_shutdown(px_conn_t *c);
+
+/* Threads and hand-off (handoff.c). */
+px_thread_t *px__thread_current(void);
+/* Start a thread that runs w at once (w NULL: a spare that parks). */
+int px__thread_spawn(px_engine_t *e, px_worker_t *w);
+int px__handoff_init(px_engine_t *e);
+int px__handoff_start(px_engine_t *e);   /* the supervisor, when enabled */
+void px__handoff_join(px_engine_t *e);   /* supervisor, then every thread */
+void px__handoff_destroy(px_engine_t *e);
+int px__handoff_worker_init(px_worker_t *w);
+void px__handoff_worker_destroy(px_worker_t *w);
+/* True while threads are inside w's code without owning it (owner only). */
+bool px__worker_displaced(px_worker_t *w);
+/* The calling thread's receive buffer (PX_SCRATCH_SIZE bytes), or NULL. */
+char *px__thread_scratch(void);
 
 /* Sockets (sockets.c). */
 int px__resolve(const char *host, int port, struct sockaddr_storage *ss,

@@ -52,6 +52,9 @@ void px_wheel_init(px_wheel_t *w, uint64_t now_ms)
 {
     w->now = now_ms;
     w->count = 0;
+    list_init(&w->_due);
+    w->_due._deadline = UINT64_MAX;
+    w->_due.cb = NULL;
     for (size_t i = 0; i < PX_WHEEL_SLOTS; i++) {
         list_init(&w->_slots[i]);
         w->_slots[i]._deadline = UINT64_MAX;
@@ -95,6 +98,8 @@ uint64_t px_wheel_timeout(const px_wheel_t *w, uint64_t cap_ms)
 
     if (w->count == 0 || cap_ms == 0)
         return cap_ms;
+    if (!list_empty(&w->_due))
+        return 0; /* an advance was interrupted by a callback that blocked */
     /* The current slot is special: a timer of a later round there is a whole
      * revolution away, and counting it as due would make the caller spin. */
     head = &w->_slots[w->now & SLOT_MASK];
@@ -125,7 +130,7 @@ static void collect(px_timer_t *head, uint64_t now_ms, px_timer_t *due)
 
 size_t px_wheel_advance(px_wheel_t *w, uint64_t now_ms)
 {
-    px_timer_t due, *t;
+    px_timer_t *due = &w->_due, *t;
     uint64_t ticks;
     size_t fired = 0;
 
@@ -135,16 +140,15 @@ size_t px_wheel_advance(px_wheel_t *w, uint64_t now_ms)
      * the last advance sit there. Past one revolution every slot is visited
      * once, whatever the size of the jump. */
     ticks = PX_MIN(now_ms - w->now + 1, (uint64_t)PX_WHEEL_SLOTS);
-    list_init(&due);
     for (uint64_t i = 0; i < ticks; i++)
-        collect(&w->_slots[(w->now + i) & SLOT_MASK], now_ms, &due);
+        collect(&w->_slots[(w->now + i) & SLOT_MASK], now_ms, due);
     /* Callbacks see the new time, so what they start is relative to it and
      * cannot become due during this advance. */
     w->now = now_ms;
-    /* Firing from a private list lets a callback stop any due timer (it just
+    /* Firing from the due list lets a callback stop any due timer (it just
      * leaves this list) or re-arm one (it moves back into a slot). */
-    while (!list_empty(&due)) {
-        t = due._next;
+    while (!list_empty(due)) {
+        t = due->_next;
         list_unlink(t);
         w->count--;
         fired++;

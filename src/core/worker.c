@@ -1,8 +1,14 @@
 /*
- * A worker: one thread, one ring (or epoll instance), its connections, its
- * wheel, its pools, its stats. The loop turn is: run queued messages, flush
- * connections with output, sleep in the kernel until a completion or the next
- * timer, dispatch completions, fire timers.
+ * A worker: one ring (or epoll instance), its connections, its wheel, its
+ * pools, its stats, run by one thread at a time (handoff.c decides which). The
+ * loop turn is: run queued messages, flush connections with output, sleep in
+ * the kernel until a completion or the next timer, dispatch completions, fire
+ * timers.
+ *
+ * Every list a turn walks lives in the worker, never on the stack, and is
+ * consumed one element at a time: when a callback blocks and another thread
+ * takes the worker over, that thread carries on where the blocked one was, and
+ * the blocked one, given the worker back, finds the work done.
  */
 #include <errno.h>
 #include <sched.h>
@@ -16,9 +22,12 @@
 
 #include "internal.h"
 
-static _Thread_local px_worker_t *current_worker;
+px_worker_t *px_worker_current(void)
+{
+    px_thread_t *t = px__thread_current();
 
-px_worker_t *px_worker_current(void) { return current_worker; }
+    return t ? t->w : NULL;
+}
 
 void px__worker_mark_dirty(px_worker_t *w, px_conn_t *c)
 {
@@ -31,11 +40,15 @@ void px__worker_mark_dirty(px_worker_t *w, px_conn_t *c)
 
 static void flush_dirty(px_worker_t *w)
 {
-    px_conn_t *list = w->dirty, *c;
+    px_conn_t *c;
 
-    w->dirty = NULL; /* flushing may queue connections for the next turn */
-    while ((c = list) != NULL) {
-        list = c->dirty_next;
+    /* Flushing may queue connections again: they wait for the next turn. */
+    if (w->flushing == NULL) {
+        w->flushing = w->dirty;
+        w->dirty = NULL;
+    }
+    while ((c = w->flushing) != NULL) {
+        w->flushing = c->dirty_next;
         c->dirty_next = NULL;
         c->state &= ~PX_CONN_DIRTY;
         c->busy++;
@@ -83,14 +96,22 @@ void px_worker_hrtimer_stop(px_worker_t *w, px_hrtimer_t *t)
     px_hrtimer_stop(&w->hrtimers, t);
 }
 
+/* A connection still held (a blocked callback's caller, or a walk over the
+ * connections) stays for a later batch. */
 void px__worker_free_deferred(px_worker_t *w)
 {
-    px_conn_t *c;
+    px_conn_t *c, *keep = NULL;
 
     while ((c = w->graveyard) != NULL) {
         w->graveyard = c->dirty_next;
-        px__conn_free(c);
+        if (c->busy) {
+            c->dirty_next = keep;
+            keep = c;
+        } else {
+            px__conn_free(c);
+        }
     }
+    w->graveyard = keep;
 }
 
 void px_worker_post(px_worker_t *w, px_msg_t *m)
@@ -194,27 +215,35 @@ static bool listeners_closed(px_worker_t *w)
     return closed;
 }
 
+/* Apply fn to every connection. fn may run callbacks, which may block while
+ * another thread frees connections: the next one is held (busy) across the
+ * call, and a connection stays linked while it is held. */
+static void for_each_conn(px_worker_t *w, void (*fn)(px_conn_t *c))
+{
+    px_conn_t *c = w->conns.next, *next;
+
+    if (c == &w->conns)
+        return;
+    c->busy++;
+    while (c != &w->conns) {
+        fn(c);
+        next = c->next;
+        if (next != &w->conns)
+            next->busy++;
+        c->busy--;
+        px__conn_maybe_free(c);
+        c = next;
+    }
+}
+
 static void begin_stop(px_worker_t *w)
 {
-    px_conn_t *c, *next;
-
-    for (c = w->conns.next; c != &w->conns; c = next) {
-        next = c->next;
-        px__conn_begin_shutdown(c);
-    }
+    for_each_conn(w, px__conn_begin_shutdown);
 }
 
 static void abort_all(px_worker_t *w)
 {
-    px_conn_t *c, *next;
-
-    for (c = w->conns.next; c != &w->conns; c = next) {
-        next = c->next;
-        c->busy++;
-        px_conn_abort(c);
-        c->busy--;
-        px__conn_maybe_free(c);
-    }
+    for_each_conn(w, px_conn_abort);
 }
 
 /* True when the worker may exit: stopping, nothing open, listeners closed. */
@@ -237,58 +266,53 @@ static void update_pool_stats(px_worker_t *w)
     PX_STAT_SET(&w->stats, pool_in_use, used);
 }
 
-static void *worker_main(void *arg)
+bool px__worker_turn(px_worker_t *w)
 {
-    px_worker_t *w = arg;
     px_engine_t *e = w->e;
-    sigset_t all;
+    uint64_t timeout;
 
-    /* Signals belong to the main thread, which turns them into a shutdown. */
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
-    current_worker = w;
-    if (pthread_getcpuclockid(pthread_self(), &w->cpu_clock) == 0)
-        atomic_store_explicit(&w->cpu_clock_ready, true, memory_order_release);
-    if (e->hooks.thread_start)
-        e->hooks.thread_start(w, e->hooks.arg);
-
-    for (;;) {
-        uint64_t timeout;
-
-        w->turn++;
-        PX_STAT_ADD(&w->stats, loops, 1);
-        px__worker_drain_inbox(w);
-        flush_dirty(w);
-        if (w->stopping && stop_step(w))
-            break;
-        timeout = sleep_ns(w);
-        /* Every 64 turns under load, at least every 100 ms when quiet. */
-        if ((w->turn & 63) == 0 || w->wheel.now - w->pool_stats_at >= 100) {
-            w->pool_stats_at = w->wheel.now;
-            update_pool_stats(w);
-        }
-        if (e->hooks.before_wait)
-            e->hooks.before_wait(w, e->hooks.arg);
-        w->be->wait(w, timeout);
-        px__worker_tick(w);
+    w->turn++;
+    PX_STAT_ADD(&w->stats, loops, 1);
+    px__worker_drain_inbox(w);
+    flush_dirty(w);
+    /* Threads still inside this worker's callbacks will want it back. */
+    if (w->stopping && stop_step(w) && !px__worker_displaced(w))
+        return true;
+    timeout = sleep_ns(w);
+    /* For the supervisor: when this worker has a timer to fire. */
+    atomic_store_explicit(&w->timer_due,
+                          w->wheel.count || px_hrtimers_next(&w->hrtimers) != UINT64_MAX ?
+                              w->wheel.now + timeout / 1000000u : UINT64_MAX,
+                          memory_order_relaxed);
+    /* Every 64 turns under load, at least every 100 ms when quiet. */
+    if ((w->turn & 63) == 0 || w->wheel.now - w->pool_stats_at >= 100) {
+        w->pool_stats_at = w->wheel.now;
+        update_pool_stats(w);
     }
+    if (e->hooks.before_wait)
+        e->hooks.before_wait(w, e->hooks.arg);
+    w->be->wait(w, timeout);
+    px__worker_tick(w);
+    return false;
+}
+
+void px__worker_finished(px_worker_t *w)
+{
+    px_engine_t *e = w->e;
+    struct timespec ts;
 
     close_inbox(w);
     update_pool_stats(w);
-    if (e->hooks.thread_stop)
-        e->hooks.thread_stop(w, e->hooks.arg);
-    current_worker = NULL;
-    {
-        struct timespec ts;
-        if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
-            atomic_store_explicit(&w->cpu_ns_final,
-                                  (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
-                                  memory_order_release);
-    }
+    /* The clock of the worker's first thread reads EINVAL once that thread has
+     * ended: keep the final figure (that thread outlives the worker's loop). */
+    if (atomic_load_explicit(&w->cpu_clock_ready, memory_order_acquire) &&
+        clock_gettime(w->cpu_clock, &ts) == 0)
+        atomic_store_explicit(&w->cpu_ns_final,
+                              (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+                              memory_order_release);
     atomic_store(&w->finished, true);
     atomic_fetch_sub(&e->running_workers, 1);
     px__wake(e->main_fd, &e->main_wake_pending);
-    return NULL;
 }
 
 static void stop_msg(px_worker_t *w, px_msg_t *m)
@@ -334,11 +358,16 @@ int px__worker_create(px_engine_t *e, int index, px_worker_t **out)
         rc = -errno;
         goto fail;
     }
-    rc = w->be->init(w);
+    rc = px__handoff_worker_init(w);
     if (rc < 0)
         goto fail_fd;
+    rc = w->be->init(w);
+    if (rc < 0)
+        goto fail_handoff;
     *out = w;
     return 0;
+fail_handoff:
+    px__handoff_worker_destroy(w);
 fail_fd:
     close(w->wake_fd);
 fail:
@@ -347,15 +376,6 @@ fail:
     px_pool_destroy(&w->conn_pool);
     free(w);
     return rc;
-}
-
-int px__worker_start(px_worker_t *w)
-{
-    int rc = pthread_create(&w->thread, NULL, worker_main, w);
-    if (rc != 0)
-        return -rc;
-    w->started = true;
-    return 0;
 }
 
 void px__worker_destroy(px_worker_t *w)
@@ -370,6 +390,7 @@ void px__worker_destroy(px_worker_t *w)
     }
     w->be->destroy(w);
     px_hrtimers_destroy(&w->hrtimers);
+    px__handoff_worker_destroy(w);
     close(w->wake_fd);
     px_pool_destroy(&w->sendop_pool);
     px_pool_destroy(&w->chunk_pool);

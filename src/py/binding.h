@@ -87,7 +87,41 @@ px_proto_spec_t *px_proto_spec_new(PyObject *engine, PyObject *cls,
 void px_proto_spec_free(px_proto_spec_t *spec);
 
 /* Engine-side helpers used by the protocol dispatch. */
-PyThreadState *px_py_attach(px_worker_t *w);        /* attach the worker's thread state */
+PyThreadState *px_py_attach(px_worker_t *w);        /* attach this thread's thread state */
+
+/* Hand-off (px/engine.h). Application code runs with the worker released, so
+ * that a spare thread can take the worker over while the code blocks:
+ *
+ *     bool released = px_py_release(w);
+ *     r = PyObject_Call...(...);
+ *     px_py_reacquire(w, released);
+ *
+ * and the binding's engine calls made from that code (Transport methods) are
+ * bracketed the other way round with px_py_engine_enter / px_py_engine_leave.
+ * Both brackets leave the thread state attached. */
+static inline bool px_py_release(px_worker_t *w) { return px_worker_release(w); }
+
+static inline void px_py_reacquire(px_worker_t *w, bool released)
+{
+    if (released) {
+        px_worker_reacquire(w); /* may sleep, detached, until w comes back */
+        px_py_attach(w);
+    }
+}
+
+static inline bool px_py_engine_enter(px_worker_t *w)
+{
+    bool reacquired = px_worker_reacquire(w);
+    if (reacquired)
+        px_py_attach(w);
+    return reacquired;
+}
+
+static inline void px_py_engine_leave(px_worker_t *w, bool entered)
+{
+    if (entered)
+        px_worker_release(w);
+}
 void px_py_report(px_proto_spec_t *spec, PyObject *transport, const char *syscall);
 void px_py_client_done(PyObject *engine);
 /* Queue exc (stolen) for the main thread; run() re-raises it. */
@@ -104,8 +138,12 @@ void px_py_engine_tasks_add(PyObject *engine, long delta);
 /* Main-thread calls (mainthread.c): free a queued message of theirs that will
  * never run; false when m is not one of them. Thread state attached. */
 bool px_py_main_msg_drop(px_msg_t *m);
-/* Release the calling worker's armed timers (timers.c); at its thread's end. */
-void px_py_timers_worker_exit(void);
+/* Timers (timers.c). */
+struct px_py_timer;
+/* The list of a worker's live timers (its engine's record of that worker). */
+struct px_py_timer **px_py_worker_timers(px_worker_t *w);
+/* Release every timer of such a list; its worker has stopped. */
+void px_py_timers_release(struct px_py_timer **live);
 
 /* Append the sendable `obj` to conn's output. 0, or -1 with an exception set. */
 int px_py_send(px_conn_t *c, PyObject *obj);
@@ -153,6 +191,7 @@ void px_py_set_request_type(PyTypeObject *tp);
 PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, PyObject *kwds,
                             void **owned);
 void px_py_http_app_free(void *app);
+void px_py_http_thread_exit(void);  /* free this thread's HTTP scratch memory */
 
 /* Stats (stats.c): module functions, added at module exec. */
 extern PyMethodDef px_stats_methods[];

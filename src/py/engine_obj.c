@@ -1,7 +1,11 @@
 /*
- * The Engine type: owns a px_engine_t, gives each worker a long-lived thread
- * state (attached lazily for callbacks, detached before the worker sleeps), and
- * pumps the main thread's queue.
+ * The Engine type: owns a px_engine_t, gives each engine thread a long-lived
+ * thread state (attached lazily for callbacks, detached before the thread
+ * sleeps), and pumps the main thread's queue.
+ *
+ * The thread state belongs to the thread, not to the worker: when a callback
+ * blocks, the worker's other callbacks run on a spare thread meanwhile, and
+ * both threads run Python at once.
  */
 #include "binding.h"
 
@@ -11,23 +15,33 @@
 
 typedef struct px_engine_obj px_engine_obj_t;
 
+/* Per worker, whichever thread runs it: its engine, and its live timers. */
 typedef struct worker_py {
+    px_engine_obj_t *owner; /* borrowed: the engine joins its workers before it dies */
+    struct px_py_timer *live_timers;
+} worker_py_t;
+
+/* Per engine thread: a worker's callbacks may run on two threads at once (one
+ * blocked, one a spare that took the worker over), each with its own state. */
+typedef struct thread_py {
     PyThreadState *ts;
     PyGILState_STATE gil_state;
     bool attached;
-    px_engine_obj_t *owner; /* borrowed: the engine joins its workers before it dies */
-} worker_py_t;
+} thread_py_t;
+
+static _Thread_local thread_py_t thread_py; /* engine threads only */
 
 struct px_engine_obj {
     PyObject_HEAD
     px_engine_t *e;
     PyInterpreterState *interp;
-    worker_py_t *wpy;
     int nworkers;
+    worker_py_t *wpy;
     px_proto_spec_t *specs; /* every spec handed to the engine; freed with it */
     _Atomic long clients;   /* client connections not yet closed */
     void **http_apps;       /* HTTP servers' application records */
     Py_ssize_t nhttp;
+    unsigned handoff_ms;
     bool started, joined;
     _Atomic long tasks;     /* work, timers and map helpers not yet finished */
 };
@@ -45,48 +59,52 @@ static void exc_msg_fn(px_worker_t *w, px_msg_t *m)
 
 PyThreadState *px_py_attach(px_worker_t *w)
 {
-    worker_py_t *wp = w ? px_worker_udata(w) : NULL;
+    thread_py_t *tp = &thread_py;
+    (void)w;
 
-    if (wp == NULL)
+    if (tp->ts == NULL) /* not an engine thread: it runs Python already */
         return PyThreadState_Get();
-    if (!wp->attached) {
-        PyEval_RestoreThread(wp->ts);
-        wp->attached = true;
+    if (!tp->attached) {
+        PyEval_RestoreThread(tp->ts);
+        tp->attached = true;
     }
-    return wp->ts;
+    return tp->ts;
 }
 
 static void hook_thread_start(px_worker_t *w, void *arg)
 {
-    px_engine_obj_t *self = arg;
-    worker_py_t *wp = &self->wpy[px_worker_index(w)];
+    thread_py_t *tp = &thread_py;
+    (void)w;
+    (void)arg;
 
-    px_worker_set_udata(w, wp);
-    wp->gil_state = PyGILState_Ensure();
-    wp->ts = PyThreadState_Get();
-    wp->attached = true;
+    tp->gil_state = PyGILState_Ensure();
+    tp->ts = PyThreadState_Get();
     PyEval_SaveThread();
-    wp->attached = false;
+    tp->attached = false;
 }
 
+/* The thread may sleep: detach, so that it neither holds the GIL nor holds up
+ * a stop-the-world collection. */
 static void hook_before_wait(px_worker_t *w, void *arg)
 {
-    worker_py_t *wp = px_worker_udata(w);
+    thread_py_t *tp = &thread_py;
+    (void)w;
     (void)arg;
-    if (wp->attached) {
-        wp->attached = false;
+    if (tp->attached) {
+        tp->attached = false;
         PyEval_SaveThread();
     }
 }
 
 static void hook_thread_stop(px_worker_t *w, void *arg)
 {
-    worker_py_t *wp = px_worker_udata(w);
+    thread_py_t *tp = &thread_py;
     (void)arg;
     px_py_attach(w);
-    px_py_timers_worker_exit(); /* the wheel dies with the thread */
-    wp->attached = false;
-    PyGILState_Release(wp->gil_state);
+    px_py_http_thread_exit();
+    tp->attached = false;
+    tp->ts = NULL;
+    PyGILState_Release(tp->gil_state);
 }
 
 void px_engine_post_exception(PyObject *engine, PyObject *exc)
@@ -126,6 +144,11 @@ px_engine_t *px_py_engine_of(PyObject *engine)
     return self->e;
 }
 
+struct px_py_timer **px_py_worker_timers(px_worker_t *w)
+{
+    return &((worker_py_t *)px_worker_udata(w))->live_timers;
+}
+
 PyObject *px_py_current_engine(void)
 {
     px_worker_t *w = px_worker_current();
@@ -148,20 +171,33 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"workers", "backend", "max_connections", "recv_buffer_size",
                              "recv_buffers", "send_high_water", "send_low_water",
-                             "turn_budget", NULL};
+                             "turn_budget", "handoff_ms", NULL};
     px_engine_config_t cfg;
     const char *backend = "auto";
     int workers = 0;
     unsigned long long high = 0, low = 0, budget = 0;
+    PyObject *handoff = NULL;
     px_thread_hooks_t hooks;
     px_engine_obj_t *self;
     int rc, i;
 
     px_engine_config_default(&cfg);
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$isIIIKKK:Engine", kwlist, &workers,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$isIIIKKKO:Engine", kwlist, &workers,
                                      &backend, &cfg.max_connections, &cfg.recv_buffer_size,
-                                     &cfg.recv_buffers, &high, &low, &budget))
+                                     &cfg.recv_buffers, &high, &low, &budget, &handoff))
         return NULL;
+    if (handoff != NULL) {
+        double handoff_ms = PyFloat_AsDouble(handoff);
+        if (handoff_ms == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (!(handoff_ms >= 0 && handoff_ms <= 3600e3)) {
+            PyErr_SetString(PyExc_ValueError,
+                            "handoff_ms must be between 0 (no hand-off) and 3600000");
+            return NULL;
+        }
+        /* A fraction of a millisecond still means "hand off": at the first tick. */
+        cfg.handoff_ms = handoff_ms > 0 && handoff_ms < 1 ? 1 : (unsigned)handoff_ms;
+    }
     if (workers < 0 || workers > 1024) {
         PyErr_SetString(PyExc_ValueError, "workers must be between 0 (one per CPU) and 1024");
         return NULL;
@@ -223,6 +259,7 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         px_worker_set_udata(px_engine_worker(self->e, i), &self->wpy[i]);
     }
     px_py_note_workers(self->nworkers);
+    self->handoff_ms = cfg.handoff_ms;
     return (PyObject *)self;
 }
 
@@ -373,6 +410,8 @@ static void do_join(px_engine_obj_t *self)
     px_engine_join(self->e);
     Py_END_ALLOW_THREADS
     self->joined = true;
+    for (int i = 0; i < self->nworkers; i++) /* timers die with their wheel */
+        px_py_timers_release(&self->wpy[i].live_timers);
 }
 
 static PyObject *engine_join(PyObject *op, PyObject *unused)
@@ -513,6 +552,12 @@ static PyObject *get_tasks(PyObject *op, void *c)
     return PyLong_FromLong(atomic_load(&((px_engine_obj_t *)op)->tasks));
 }
 
+static PyObject *get_handoff_ms(PyObject *op, void *c)
+{
+    (void)c;
+    return PyLong_FromUnsignedLong(((px_engine_obj_t *)op)->handoff_ms);
+}
+
 static PyObject *get_clients(PyObject *op, void *c)
 {
     (void)c;
@@ -586,6 +631,8 @@ static PyGetSetDef engine_getset[] = {
     {"finished", get_finished, NULL, "True once every worker has exited", NULL},
     {"clients", get_clients, NULL, "client connections not yet closed", NULL},
     {"tasks", get_tasks, NULL, "submitted work and timers not yet finished", NULL},
+    {"handoff_ms", get_handoff_ms, NULL,
+     "a worker blocked this long in a callback goes to a spare thread (0: never)", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

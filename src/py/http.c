@@ -384,7 +384,14 @@ static int respond_buffer(px_http_exchange_t *x, int status, const char *ctype,
     return rc;
 }
 
-static _Thread_local px_jbuf_t scratch; /* per worker: JSON bodies and header lines */
+/* Per thread (the thread that converts a result, on either side of a
+ * hand-off): JSON bodies and header lines. */
+static _Thread_local px_jbuf_t scratch;
+
+void px_py_http_thread_exit(void)
+{
+    px_jbuf_free(&scratch);
+}
 
 static const char TEXT[] = "text/plain; charset=utf-8";
 static const char HTML[] = "text/html; charset=utf-8";
@@ -567,29 +574,44 @@ static PyObject *fast_route(http_app_t *a, const px_http_request_t *req)
     return NULL;
 }
 
+/* The application runs with the worker released (a spare serves the other
+ * connections if it blocks); its result is converted and queued owned. The
+ * request was copied out of the receive buffer before. */
 static void app_call(px_http_exchange_t *x, void *udata)
 {
     http_app_t *a = udata;
+    px_worker_t *w = px_conn_worker(x->conn);
     px_request_t *req;
     PyObject *result = NULL, *handler;
 
-    px_py_attach(px_conn_worker(x->conn));
+    px_py_attach(w);
     handler = fast_route(a, x->req);
     req = request_new(x);
     if (req != NULL) {
+        bool released;
         req->conn = x->conn;
+        released = px_py_release(w);
         result = PyObject_CallOneArg(handler ? handler : a->app, (PyObject *)req);
         if (result == NULL && http_error_type && PyErr_ExceptionMatches(http_error_type)) {
             PyObject *exc = PyErr_GetRaisedException();
             result = PyObject_CallMethod(a->app, "_http_error", "OO", req, exc);
             Py_DECREF(exc);
         }
+        px_py_reacquire(w, released);
         req->conn = NULL;
         Py_DECREF(req);
     }
-    if (result == NULL || send_result(a, x, result) < 0) {
-        PX_STAT_ADD(px_worker_stats(px_conn_worker(x->conn)), errors, 1);
-        log_traceback();
+    if (px_conn_closing(x->conn)) {
+        /* Closed while the handler blocked (shutdown, deadline): nobody to answer. */
+        if (result == NULL) {
+            PX_STAT_ADD(px_worker_stats(w), errors, 1);
+            log_traceback();
+        }
+        x->responded = true;
+    } else if (result == NULL || send_result(a, x, result) < 0) {
+        PX_STAT_ADD(px_worker_stats(w), errors, 1);
+        if (PyErr_Occurred())
+            log_traceback();
         x->responded = false; /* the engine answers 500 */
         x->keep_alive = false;
     }

@@ -2,6 +2,10 @@
  * Protocol dispatch: the engine's handler calls turned into calls of a
  * PyParallel-style protocol object, one instance (and one Transport) per
  * connection. Runs on the worker that owns the connection.
+ *
+ * The protocol's methods run with the worker released (px_py_release): if one
+ * blocks, a spare thread serves the worker's other connections meanwhile.
+ * Everything else here (sending a result, reporting, stats) runs owned.
  */
 #include "binding.h"
 #include "transport.h"
@@ -170,9 +174,13 @@ void px_py_report(px_proto_spec_t *spec, PyObject *transport, const char *syscal
                                        ((PyBaseExceptionObject *)exc)->traceback
                                            ? ((PyBaseExceptionObject *)exc)->traceback
                                            : Py_None);
-        PyObject *r = info ? PyObject_CallMethod(proto, "exception_handler", "OsO",
-                                                 transport, syscall, info)
-                           : NULL;
+        PyObject *r = NULL;
+        if (info != NULL) {
+            bool released = w ? px_py_release(w) : false;
+            r = PyObject_CallMethod(proto, "exception_handler", "OsO", transport, syscall,
+                                    info);
+            px_py_reacquire(w, released);
+        }
         Py_XDECREF(info);
         if (r != NULL) {
             Py_DECREF(r);
@@ -189,10 +197,12 @@ void px_py_report(px_proto_spec_t *spec, PyObject *transport, const char *syscal
 
 static px_transport_t *transport_of(px_conn_t *c) { return px_conn_udata(c); }
 
-/* Send the value a callback returned. 0, or -1 with an exception set. */
+/* Send the value a callback returned. 0, or -1 with an exception set. A
+ * connection that is closing takes nothing more: the value is dropped (while
+ * the callback blocked, the engine may have closed it: shutdown, timeout). */
 static int send_result(px_transport_t *t, PyObject *r)
 {
-    if (r == Py_None)
+    if (r == Py_None || t->conn == NULL || px_conn_closing(t->conn))
         return 0;
     return px_py_send(t->conn, r);
 }
@@ -202,7 +212,9 @@ static PyObject *produce(px_transport_t *t, const char *attr)
 {
     PyObject *v = PyObject_GetAttrString(t->protocol, attr);
     if (v != NULL && PyCallable_Check(v)) {
+        bool released = px_py_release(t->worker);
         PyObject *r = PyObject_CallNoArgs(v);
+        px_py_reacquire(t->worker, released);
         Py_DECREF(v);
         return r;
     }
@@ -211,10 +223,12 @@ static PyObject *produce(px_transport_t *t, const char *attr)
 
 static int call_and_send(px_transport_t *t, const char *method, PyObject *arg)
 {
+    bool released = px_py_release(t->worker);
     PyObject *r = arg ? PyObject_CallMethod(t->protocol, method, "OO", (PyObject *)t, arg)
                       : PyObject_CallMethod(t->protocol, method, "O", (PyObject *)t);
     int rc;
 
+    px_py_reacquire(t->worker, released);
     if (r == NULL)
         return -1;
     rc = send_result(t, r);
@@ -225,12 +239,15 @@ static int call_and_send(px_transport_t *t, const char *method, PyObject *arg)
 static int on_open(px_conn_t *c)
 {
     px_proto_spec_t *spec = px_conn_server_udata(c);
-    PyThreadState *ts = px_py_attach(px_conn_worker(c));
+    px_worker_t *w = px_conn_worker(c);
     px_transport_t *t;
     PyObject *proto;
+    bool released;
 
-    (void)ts;
+    px_py_attach(w);
+    released = px_py_release(w);
     proto = PyObject_CallNoArgs(spec->cls);
+    px_py_reacquire(w, released);
     if (proto == NULL) {
         px_py_report(spec, NULL, "connection_made");
         return -1;
@@ -375,6 +392,7 @@ static void on_close(px_conn_t *c, int err)
     px_transport_enter(t);
     if (spec->has_lost) {
         PyObject *exc = Py_None, *r;
+        bool released;
         if (err < 0 && err != -ECONNABORTED) {
             exc = PyObject_CallFunction(PyExc_ConnectionError, "is", -err, strerror(-err));
             if (exc == NULL)
@@ -382,7 +400,9 @@ static void on_close(px_conn_t *c, int err)
         } else {
             Py_INCREF(exc);
         }
+        released = px_py_release(t->worker);
         r = PyObject_CallMethod(t->protocol, "connection_lost", "OO", (PyObject *)t, exc);
+        px_py_reacquire(t->worker, released);
         Py_DECREF(exc);
         if (r == NULL)
             px_py_report(spec, (PyObject *)t, "connection_lost");

@@ -37,17 +37,18 @@ typedef struct px_py_timer {
     struct px_py_timer *next, *prev; /* worker only: the worker's live timers */
 } px_py_timer_t;
 
-/* The live timers of the calling worker thread, released when it exits. */
-static _Thread_local px_py_timer_t *live_timers;
-
+/* A worker's live timers hang from the worker (whichever thread runs it: a
+ * blocked callback's worker goes on on a spare thread), released at the join. */
 static void link_live(px_py_timer_t *t)
 {
+    px_py_timer_t **live = px_py_worker_timers(t->w);
+
     t->live = true;
     t->prev = NULL;
-    t->next = live_timers;
-    if (live_timers)
-        live_timers->prev = t;
-    live_timers = t;
+    t->next = *live;
+    if (*live)
+        (*live)->prev = t;
+    *live = t;
 }
 
 /* Worker only: disarm, give up the task and the self-reference. t may be
@@ -61,7 +62,7 @@ static void release(px_py_timer_t *t)
     if (t->prev)
         t->prev->next = t->next;
     else
-        live_timers = t->next;
+        *px_py_worker_timers(t->w) = t->next;
     if (t->next)
         t->next->prev = t->prev;
     t->next = t->prev = NULL;
@@ -139,10 +140,10 @@ static void cancel_fn(px_worker_t *w, px_msg_t *m)
     Py_DECREF(t); /* the cancel message's reference */
 }
 
-void px_py_timers_worker_exit(void)
+void px_py_timers_release(px_py_timer_t **live)
 {
-    while (live_timers)
-        release(live_timers);
+    while (*live)
+        release(*live);
 }
 
 /* Seconds to whole milliseconds, never early: rounded up, plus one for the

@@ -1,4 +1,10 @@
-/* Transport objects: what protocol callbacks use to talk to their connection. */
+/* Transport objects: what protocol callbacks use to talk to their connection.
+ *
+ * Protocol methods run with their worker released (hand-off), so every method
+ * here that touches the connection takes the worker back first (waiting, with
+ * the thread state detached, if a spare has it) and releases it again after.
+ * The current transport is a thread-local: it follows the thread that runs
+ * the callback, which is the right one on both sides of a hand-off. */
 #include "transport.h"
 #include "stm.h"
 
@@ -73,14 +79,17 @@ void px_transport_linebuf_consume(px_transport_t *t, size_t n)
     t->linebuf_len -= n;
 }
 
-/* The connection, if this thread may use it; else NULL with an exception. */
+static bool on_own_worker(px_transport_t *t) { return px_worker_current() == t->worker; }
+
+/* The connection, if this thread may use it; else NULL with an exception. Call
+ * between px_py_engine_enter and px_py_engine_leave. */
 static px_conn_t *usable_conn(px_transport_t *t)
 {
     if (t->conn == NULL || px_conn_closing(t->conn)) {
         PyErr_SetString(PyExc_ConnectionError, "transport is closed");
         return NULL;
     }
-    if (px_worker_current() != t->worker) {
+    if (!on_own_worker(t)) {
         PyErr_SetString(PyExc_RuntimeError,
                         "a transport can only be used from its own protocol's callbacks");
         return NULL;
@@ -88,63 +97,80 @@ static px_conn_t *usable_conn(px_transport_t *t)
     return t->conn;
 }
 
-static PyObject *transport_send(PyObject *self, PyObject *data)
+enum op { OP_SEND, OP_CLOSE, OP_ABORT, OP_PAUSE, OP_RESUME };
+
+/* Close and abort of a closed transport do nothing; the rest raise. */
+static PyObject *control(PyObject *self, enum op op, PyObject *data)
 {
+    px_transport_t *t = (px_transport_t *)self;
+    bool entered = on_own_worker(t) && px_py_engine_enter(t->worker);
+    PyObject *result = Py_None;
     px_conn_t *c;
 
+    if ((op == OP_CLOSE || op == OP_ABORT) &&
+        (t->conn == NULL || (on_own_worker(t) && px_conn_closing(t->conn))))
+        goto out;
+    c = usable_conn(t);
+    if (c == NULL) {
+        result = NULL;
+        goto out;
+    }
+    switch (op) {
+    case OP_SEND:
+        if (px_py_send(c, data) < 0)
+            result = NULL;
+        break;
+    case OP_CLOSE:
+        px_conn_close(c);
+        break;
+    case OP_ABORT:
+        px_conn_abort(c);
+        break;
+    case OP_PAUSE:
+        px_conn_pause(c);
+        break;
+    case OP_RESUME:
+        px_conn_resume(c);
+        break;
+    }
+out:
+    px_py_engine_leave(t->worker, entered);
+    return Py_XNewRef(result);
+}
+
+static PyObject *transport_send(PyObject *self, PyObject *data)
+{
     if (px_py_stm_refuse("Transport.send()") < 0)
         return NULL;
-    c = usable_conn((px_transport_t *)self);
-
-    if (c == NULL || px_py_send(c, data) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return control(self, OP_SEND, data);
 }
 
 static PyObject *transport_close(PyObject *self, PyObject *unused)
 {
-    px_transport_t *t = (px_transport_t *)self;
     (void)unused;
     if (px_py_stm_refuse("Transport.close()") < 0)
         return NULL;
-    if (t->conn && px_worker_current() == t->worker)
-        px_conn_close(t->conn);
-    else if (t->conn && usable_conn(t) == NULL)
-        return NULL;
-    Py_RETURN_NONE;
+    return control(self, OP_CLOSE, NULL);
 }
 
 static PyObject *transport_abort(PyObject *self, PyObject *unused)
 {
-    px_transport_t *t = (px_transport_t *)self;
     (void)unused;
     if (px_py_stm_refuse("Transport.abort()") < 0)
         return NULL;
-    if (t->conn && px_worker_current() == t->worker)
-        px_conn_abort(t->conn);
-    else if (t->conn && usable_conn(t) == NULL)
-        return NULL;
-    Py_RETURN_NONE;
+    return control(self, OP_ABORT, NULL);
 }
 
 static PyObject *transport_pause(PyObject *self, PyObject *unused)
 {
-    px_conn_t *c = usable_conn((px_transport_t *)self);
     (void)unused;
-    if (c == NULL)
-        return NULL;
-    px_conn_pause(c);
-    Py_RETURN_NONE;
+    return control(self, OP_PAUSE, NULL);
 }
 
 static PyObject *transport_resume(PyObject *self, PyObject *unused)
 {
-    px_conn_t *c = usable_conn((px_transport_t *)self);
     (void)unused;
-    if (c == NULL)
-        return NULL;
-    px_conn_resume(c);
-    Py_RETURN_NONE;
+    return control(self, OP_RESUME, NULL);
 }
 
 static PyObject *sockaddr_to_tuple(const struct sockaddr_storage *ss)
@@ -169,12 +195,18 @@ static PyObject *address(px_transport_t *t, bool peer)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
+    bool entered = on_own_worker(t) && px_py_engine_enter(t->worker);
+    int fd = t->conn ? px_conn_fd(t->conn) : -1;
     int rc;
 
-    if (t->conn == NULL)
+    px_py_engine_leave(t->worker, entered);
+    if (fd < 0)
         Py_RETURN_NONE;
-    rc = peer ? getpeername(px_conn_fd(t->conn), (struct sockaddr *)&ss, &len)
-              : getsockname(px_conn_fd(t->conn), (struct sockaddr *)&ss, &len);
+    /* The descriptor is the connection's until it is freed, which happens on
+     * its worker after on_close; a transport used elsewhere may race that, as
+     * it always could. */
+    rc = peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
+              : getsockname(fd, (struct sockaddr *)&ss, &len);
     if (rc < 0)
         Py_RETURN_NONE;
     return sockaddr_to_tuple(&ss);
@@ -203,15 +235,21 @@ static PyObject *get_protocol(PyObject *self, void *c) { (void)c; return Py_NewR
 static PyObject *get_closed(PyObject *self, void *c)
 {
     px_transport_t *t = (px_transport_t *)self;
+    bool entered = on_own_worker(t) && px_py_engine_enter(t->worker);
+    bool closed = t->conn == NULL || px_conn_closing(t->conn);
     (void)c;
-    return PyBool_FromLong(t->conn == NULL || px_conn_closing(t->conn));
+    px_py_engine_leave(t->worker, entered);
+    return PyBool_FromLong(closed);
 }
 
 static PyObject *get_unsent(PyObject *self, void *c)
 {
     px_transport_t *t = (px_transport_t *)self;
+    bool entered = on_own_worker(t) && px_py_engine_enter(t->worker);
+    size_t unsent = t->conn ? px_conn_unsent(t->conn) : 0;
     (void)c;
-    return PyLong_FromSize_t(t->conn ? px_conn_unsent(t->conn) : 0);
+    px_py_engine_leave(t->worker, entered);
+    return PyLong_FromSize_t(unsent);
 }
 
 static PyObject *get_worker(PyObject *self, void *c)
