@@ -127,7 +127,9 @@ bool px_worker_release(px_worker_t *w)
     px_engine_t *e = w->e;
     bool hint;
 
-    if (t == NULL || t->w != w || !t->owns || !handoff_enabled(e))
+    /* After its loop (the last messages run as it finishes) nobody takes it. */
+    if (t == NULL || t->w != w || !t->owns || !handoff_enabled(e) ||
+        atomic_load_explicit(&w->inbox_closed, memory_order_relaxed))
         return false;
     /* Work that waits in user space for a loop turn: the supervisor cannot
      * see it from outside, so the release says so. */
@@ -236,9 +238,10 @@ static void serve(px_thread_t *t, px_worker_t *w)
         if (px__worker_turn(w))
             break;
     }
+    /* Still the owner: the messages accepted before the end run here. */
+    px__worker_finished(w);
     t->owns = false;
     t->w = NULL;
-    px__worker_finished(w);
     if (atomic_load(&w->e->running_workers) == 0)
         engine_over(w->e);
 }

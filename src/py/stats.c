@@ -411,14 +411,35 @@ static int fd_of(PyObject *obj, px_transport_t **transport)
 #define HAS_FIELD(len, f) \
     ((size_t)(len) >= offsetof(struct tcp_info, f) + sizeof(((struct tcp_info *)0)->f))
 
+static PyObject *socket_stats_owned(PyObject *obj);
+
+/* A transport's connection is read with its worker held: the protocol's code
+ * runs released (hand-off), and another thread may run the worker meanwhile. */
 static PyObject *stats_socket_stats(PyObject *module, PyObject *obj)
+{
+    px_module_state_t *st = px_py_state();
+    px_worker_t *w = NULL;
+    bool entered = false;
+    PyObject *d;
+    (void)module;
+
+    if (st && PyObject_TypeCheck(obj, st->transport_type) &&
+        px_worker_current() == ((px_transport_t *)obj)->worker) {
+        w = ((px_transport_t *)obj)->worker;
+        entered = px_py_engine_enter(w);
+    }
+    d = socket_stats_owned(obj);
+    px_py_engine_leave(w, entered);
+    return d;
+}
+
+static PyObject *socket_stats_owned(PyObject *obj)
 {
     struct tcp_info ti;
     socklen_t len = sizeof(ti);
     px_transport_t *t;
     PyObject *d;
     int fd, queued;
-    (void)module;
 
     if ((fd = fd_of(obj, &t)) < 0)
         return NULL;

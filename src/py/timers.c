@@ -86,6 +86,7 @@ static void on_fire(px_timer_t *timer)
     px_py_timer_t *t = PX_CONTAINER_OF(timer, px_py_timer_t, timer);
     PyObject *r;
     uint64_t t0;
+    bool released;
 
     px_py_attach(t->w);
     if (atomic_load(&t->cancelled)) {
@@ -95,7 +96,9 @@ static void on_fire(px_timer_t *timer)
     Py_INCREF(t); /* the function may cancel (and so release) us */
     atomic_fetch_add(&t->fired, 1);
     t0 = px_worker_callback_enter(t->w);
+    released = px_py_release(t->w); /* if func blocks, a spare serves the worker */
     r = PyObject_CallNoArgs(t->func);
+    px_py_reacquire(t->w, released);
     px_worker_callback_leave(t->w, t0);
     if (r == NULL) {
         PX_STAT_ADD(px_worker_stats(t->w), errors, 1);
@@ -259,8 +262,11 @@ static PyObject *timer_cancel(PyObject *op, PyObject *unused)
         Py_RETURN_NONE;
     if (px_worker_current() == t->w) {
         /* Its own worker: release now (or, while it fires, once it returns).
-         * A start message still queued here finds the flag and releases. */
+         * A start message still queued here finds the flag and releases. The
+         * worker first: application code runs released (hand-off). */
+        bool entered = px_py_engine_enter(t->w);
         release(t);
+        px_py_engine_leave(t->w, entered);
         Py_RETURN_NONE;
     }
     if (!atomic_exchange(&t->cancel_posted, true)) {

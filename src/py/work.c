@@ -21,10 +21,13 @@ static void work_fn(px_worker_t *w, px_msg_t *m)
     work_msg_t *wm = PX_CONTAINER_OF(m, work_msg_t, msg);
     PyObject *r;
     uint64_t t0;
+    bool released;
 
     px_py_attach(w);
     t0 = px_worker_callback_enter(w);
+    released = px_py_release(w); /* if fn blocks, a spare serves the worker */
     r = PyObject_CallNoArgs(wm->fn);
+    px_py_reacquire(w, released);
     px_worker_callback_leave(w, t0);
     if (r == NULL) {
         PX_STAT_ADD(px_worker_stats(w), errors, 1);

@@ -183,6 +183,31 @@ def test_sleeping_protocol_callback(spawn, backend: str, workers: int) -> None:
     assert stats["handoffs"] >= 1
 
 
+@pytest.mark.parametrize("kind", ["work", "timer"])
+def test_blocking_work_and_timers(spawn, backend: str, kind: str) -> None:
+    """Work submitted to a worker (px.submit_work) and timer callbacks run
+    released too: while one sleeps, its worker's connections keep being served."""
+    srv = spawn_app(spawn, backend, 1, 2)
+    port = srv.ports["lines"]
+    with connect(port) as ctl:
+        assert ask(ctl, f"{kind} 0.6") == (b"submitted\n" if kind == "work" else b"armed\n")
+        time.sleep(0.05)
+        busy = threading.Event()
+        busy.set()
+        threading.Timer(0.4, busy.clear).start()
+        rtts = pings_during(port, busy)
+        deadline = time.monotonic() + 5
+        while ask(ctl, "done") != b"1\n":
+            assert time.monotonic() < deadline, "the work never finished"
+            time.sleep(0.05)
+    stats = srv.finish().assert_clean()
+    print(f"{backend}, blocking {kind}: {len(rtts)} pings, worst {max(rtts) * 1e3:.1f} ms; "
+          f"{stats['handoffs']} hand-offs")
+    assert len(rtts) >= 20
+    assert max(rtts) < 0.150
+    assert stats["handoffs"] >= 1
+
+
 def test_blocked_connection_gets_its_input_in_order(spawn, backend: str) -> None:
     """Lines that reach a connection while its callback blocks wait for it and
     come in order; a transport.send from the blocked callback (after a

@@ -12,12 +12,17 @@ Lines (port ``lines``), one reply line per request line:
 * ``spin S`` -> spins S seconds in pure Python (no system call) -> ``spun``
 * ``sleep-send S`` -> sleeps S/2, sends ``mid`` through the transport, sleeps
   S/2 -> ``end``
+* ``work S`` -> submits work that sleeps S seconds (to this worker, the least
+  loaded of one) -> ``submitted``; ``timer S`` -> starts a timer on this worker
+  that sleeps S seconds when it fires (at once) -> ``armed``; ``done`` ->
+  how many of those have finished
 """
 
 from __future__ import annotations
 
 import time
 
+import pyparallel as px
 from _common import int_arg, serve
 from pyparallel.http import HttpServer, route
 
@@ -44,6 +49,14 @@ def spin(seconds: float) -> None:
         n += 1
 
 
+FINISHED = []  # list.append is atomic: work and timers on any thread
+
+
+def nap(seconds: float) -> None:
+    time.sleep(seconds)
+    FINISHED.append(seconds)
+
+
 class Lines:
     line_mode = True
 
@@ -64,6 +77,14 @@ class Lines:
                 transport.send(b"mid\n")
                 time.sleep(float(arg) / 2)
                 out.append(b"end\n")
+            elif cmd == "work":
+                px.submit_work(nap, (float(arg),))
+                out.append(b"submitted\n")
+            elif cmd == "timer":
+                px.timer(0, lambda s=float(arg): nap(s))
+                out.append(b"armed\n")
+            elif cmd == "done":
+                out.append(f"{len(FINISHED)}\n".encode())
             else:
                 out.append(b"what?\n")
         return out
