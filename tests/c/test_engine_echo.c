@@ -11,6 +11,7 @@
 
 #include "px/engine.h"
 #include "px_test.h"
+#include "px_test_engine.h"
 
 #define CLIENTS 50
 #define BYTES (256 * 1024)
@@ -94,17 +95,13 @@ static void run(px_backend_kind_t kind)
     px_endpoint_config_t ep = {.handler = &echo, .sock_flags = PX_SOCK_NODELAY,
                                .listen_fd = -1};
     px_engine_t *e;
-    int port, rc, i;
+    int port, i;
 
     px_engine_config_default(&cfg);
     cfg.workers = 2;
     cfg.backend = kind;
-    rc = px_engine_create(&cfg, NULL, &e);
-    if (rc < 0 && kind == PX_BACKEND_URING) {
-        fprintf(stderr, "io_uring unavailable (%d): only epoll tested\n", rc);
+    if (!px_test_engine_create(&cfg, NULL, &e))
         return;
-    }
-    PX_CHECK_EQ(rc, 0);
     port = px_engine_listen(e, "127.0.0.1", 0, &ep, NULL);
     PX_CHECK_GT(port, 0);
     PX_CHECK_EQ(px_engine_start(e), 0);

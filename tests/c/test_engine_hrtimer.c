@@ -13,6 +13,7 @@
 
 #include "px/engine.h"
 #include "px_test.h"
+#include "px_test_engine.h"
 
 #define STEPS 40
 #define STEP_NS 300000u
@@ -70,7 +71,6 @@ static uint64_t run(px_backend_kind_t kind)
     px_engine_t *e;
     chain_t ch;
     uint64_t t0;
-    int rc;
 
     memset(&ch, 0, sizeof(ch));
     px_hrtimer_init(&ch.timer, on_timer);
@@ -78,12 +78,8 @@ static uint64_t run(px_backend_kind_t kind)
     px_engine_config_default(&cfg);
     cfg.workers = 1;
     cfg.backend = kind;
-    rc = px_engine_create(&cfg, NULL, &e);
-    if (rc < 0 && kind == PX_BACKEND_URING) {
-        fprintf(stderr, "io_uring unavailable (%d): only epoll tested\n", rc);
+    if (!px_test_engine_create(&cfg, NULL, &e))
         return 0;
-    }
-    PX_CHECK_EQ(rc, 0);
     PX_CHECK_EQ(px_engine_start(e), 0);
     usleep(20000); /* let the worker go to sleep first */
     t0 = px_now_ns();

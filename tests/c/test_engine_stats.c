@@ -17,6 +17,7 @@
 
 #include "px/http_server.h"
 #include "px_test.h"
+#include "px_test_engine.h"
 
 #define CLIENTS 4
 #define REQUESTS 150 /* per client; every 10th is slow */
@@ -111,17 +112,13 @@ static void run(px_backend_kind_t kind)
     px_hist_snapshot_t req, cb;
     pthread_t clients[CLIENTS], rd;
     uint64_t requests = 0, callbacks = 0, closes = 0, cpu_before[2];
-    int port, rc, i;
+    int port, i;
 
     px_engine_config_default(&cfg);
     cfg.workers = 2;
     cfg.backend = kind;
-    rc = px_engine_create(&cfg, NULL, &engine);
-    if (rc < 0 && kind == PX_BACKEND_URING) {
-        fprintf(stderr, "io_uring unavailable (%d): only epoll tested\n", rc);
+    if (!px_test_engine_create(&cfg, NULL, &engine))
         return;
-    }
-    PX_CHECK_EQ(rc, 0);
     px_http_config_default(&hcfg);
     PX_CHECK_EQ(px_http_server_new(&hcfg, app, NULL, &srv), 0);
     port = px_http_listen(engine, srv, "127.0.0.1", 0, -1);

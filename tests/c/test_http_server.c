@@ -12,6 +12,7 @@
 #include "px/http_server.h"
 #include "px/timer.h"
 #include "px_test.h"
+#include "px_test_engine.h"
 
 static void app(px_http_exchange_t *x, void *udata)
 {
@@ -77,19 +78,15 @@ static void run(px_backend_kind_t kind)
     px_http_config_t hcfg;
     px_http_server_t *srv;
     px_engine_t *e;
-    int port, fd, i, rc;
+    int port, fd, i;
     char req[8192];
     size_t len;
 
     px_engine_config_default(&cfg);
     cfg.workers = 1;
     cfg.backend = kind;
-    rc = px_engine_create(&cfg, NULL, &e);
-    if (rc < 0 && kind == PX_BACKEND_URING) {
-        fprintf(stderr, "io_uring unavailable (%d): only epoll tested\n", rc);
+    if (!px_test_engine_create(&cfg, NULL, &e))
         return;
-    }
-    PX_CHECK_EQ(rc, 0);
     px_http_config_default(&hcfg);
     hcfg.head_timeout_ms = 300;
     PX_CHECK_EQ(px_http_server_new(&hcfg, app, NULL, &srv), 0);

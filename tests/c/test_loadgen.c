@@ -15,6 +15,7 @@
 #include "px/http_server.h"
 #include "px/loadgen.h"
 #include "px_test.h"
+#include "px_test_engine.h"
 
 static void not_found(px_http_exchange_t *x, void *udata)
 {
@@ -59,17 +60,13 @@ static void run(px_backend_kind_t kind)
     px_http_server_t *srv;
     px_lg_config_t lcfg;
     px_engine_t *e;
-    int port, rc;
+    int port;
 
     px_engine_config_default(&cfg);
     cfg.workers = 1;
     cfg.backend = kind;
-    rc = px_engine_create(&cfg, NULL, &e);
-    if (rc < 0 && kind == PX_BACKEND_URING) {
-        fprintf(stderr, "io_uring unavailable (%d): only epoll tested\n", rc);
+    if (!px_test_engine_create(&cfg, NULL, &e))
         return;
-    }
-    PX_CHECK_EQ(rc, 0);
     px_http_config_default(&hcfg);
     PX_CHECK_EQ(px_http_server_new(&hcfg, not_found, NULL, &srv), 0);
     PX_CHECK_EQ(px_http_route_static(srv, "/plaintext", "text/plain", "Hello, World!", 13), 0);

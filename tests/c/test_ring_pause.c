@@ -14,6 +14,7 @@
 #include "px/engine.h"
 #include "px/stats.h"
 #include "px_test.h"
+#include "px_test_engine.h"
 
 #define TOTAL (8u << 20)
 #define PATTERN(i) ((unsigned char)((i) % 251))
@@ -77,7 +78,7 @@ static void run(px_backend_kind_t kind)
     sender_t s;
     pthread_t th;
     size_t first, read_while_paused;
-    int port, rc, i;
+    int port, i;
 
     atomic_store(&delivered, 0);
     atomic_store(&paused_conn, NULL);
@@ -85,12 +86,8 @@ static void run(px_backend_kind_t kind)
     px_engine_config_default(&cfg);
     cfg.workers = 1;
     cfg.backend = kind;
-    rc = px_engine_create(&cfg, NULL, &e);
-    if (rc < 0 && kind == PX_BACKEND_URING) {
-        fprintf(stderr, "io_uring unavailable (%d): only epoll tested\n", rc);
+    if (!px_test_engine_create(&cfg, NULL, &e))
         return;
-    }
-    PX_CHECK_EQ(rc, 0);
     port = px_engine_listen(e, "127.0.0.1", 0, &ep, NULL);
     PX_CHECK_GT(port, 0);
     PX_CHECK_EQ(px_engine_start(e), 0);

@@ -11,6 +11,7 @@
 
 #include "px/engine.h"
 #include "px_test.h"
+#include "px_test_engine.h"
 
 #define PER_WORKER 8
 
@@ -105,19 +106,15 @@ static void run(px_backend_kind_t kind)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     client_t clients[2 * PER_WORKER], refused[2];
     px_engine_t *e;
-    int port, rc, i;
+    int port, i;
 
     memset(clients, 0, sizeof(clients));
     memset(refused, 0, sizeof(refused));
     px_engine_config_default(&cfg);
     cfg.workers = 2;
     cfg.backend = kind;
-    rc = px_engine_create(&cfg, NULL, &e);
-    if (rc < 0 && kind == PX_BACKEND_URING) {
-        fprintf(stderr, "io_uring unavailable (%d): only epoll tested\n", rc);
+    if (!px_test_engine_create(&cfg, NULL, &e))
         return;
-    }
-    PX_CHECK_EQ(rc, 0);
     port = px_engine_listen(e, "127.0.0.1", 0, &ep, NULL);
     PX_CHECK_GT(port, 0);
     PX_CHECK_EQ(px_engine_start(e), 0);

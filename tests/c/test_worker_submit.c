@@ -15,6 +15,7 @@
 #include "px/engine.h"
 #include "px/timer.h"
 #include "px_test.h"
+#include "px_test_engine.h"
 
 #define EARLY 10       /* messages queued before the engine starts */
 #define SUBMITTERS 3   /* threads submitting while the engine shuts down */
@@ -115,17 +116,13 @@ static void run(px_backend_kind_t kind)
     timed_t timed = {0};
     submitter_t subs[SUBMITTERS];
     _Atomic int go = 0;
-    int rc, i, j, accepted = 0, refused = 0;
+    int i, j, accepted = 0, refused = 0;
 
     px_engine_config_default(&cfg);
     cfg.workers = 2;
     cfg.backend = kind;
-    rc = px_engine_create(&cfg, NULL, &e);
-    if (rc < 0 && kind == PX_BACKEND_URING) {
-        fprintf(stderr, "io_uring unavailable (%d): only epoll tested\n", rc);
+    if (!px_test_engine_create(&cfg, NULL, &e))
         return;
-    }
-    PX_CHECK_EQ(rc, 0);
     w0 = px_engine_worker(e, 0);
     last_seq = -1;
     atomic_store(&order_violations, 0);

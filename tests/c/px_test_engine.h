@@ -1,0 +1,28 @@
+/*
+ * Engine set-up shared by the C tests that run on both backends.
+ */
+#ifndef PX_TEST_ENGINE_H
+#define PX_TEST_ENGINE_H
+
+#include <stdbool.h>
+
+#include "px/engine.h"
+#include "px_test.h"
+
+/* px_engine_create for a test: false (with a note) when cfg asks for io_uring
+ * and this system refuses it, so the test goes on with epoll alone; any other
+ * failure fails the test. */
+static inline bool px_test_engine_create(const px_engine_config_t *cfg,
+                                         const px_thread_hooks_t *hooks, px_engine_t **e)
+{
+    int rc = px_engine_create(cfg, hooks, e);
+
+    if (rc < 0 && cfg->backend == PX_BACKEND_URING) {
+        fprintf(stderr, "io_uring unavailable (%d): only epoll tested\n", rc);
+        return false;
+    }
+    PX_CHECK_EQ(rc, 0);
+    return true;
+}
+
+#endif
