@@ -236,14 +236,18 @@ class _Tx:
             prev = locked.get(loc)
             if prev is not None:
                 return prev
-        lk = loc.lock
-        if not lk.acquire(False) and not lk.acquire(True, _LOCK_WAIT):
-            holder = loc.cell
-            self.fail(loc.home, loc.key, holder.__class__ is not tuple and holder.irrevocable)
+        self.acquire(loc)
         prev = loc.cell
         loc.cell = self
         locked[loc] = prev
         return prev  # type: ignore[no-any-return]
+
+    def acquire(self, loc: _Loc) -> None:
+        """Take loc's lock; abort if it stays taken."""
+        lk = loc.lock
+        if not lk.acquire(False) and not lk.acquire(True, _LOCK_WAIT):
+            holder = loc.cell
+            self.fail(loc.home, loc.key, holder.__class__ is not tuple and holder.irrevocable)
 
     # -- savepoints (nested atomic blocks) -------------------------------------
 
@@ -315,21 +319,10 @@ class _SerialTx(_Tx):
         loc = home._loc_for_lock(self, key)
         return _ABSENT if loc is None else self.lock(loc)[1]
 
-    def lock(self, loc: _Loc) -> tuple[int, Any]:
-        locked = self.locked
-        if locked is None:
-            locked = self.locked = {}
-        else:
-            prev = locked.get(loc)
-            if prev is not None:
-                return prev
+    def acquire(self, loc: _Loc) -> None:
         # Other holders are committers: they hold locks only while they
         # commit, and give up any they wait for within _LOCK_WAIT.
         loc.lock.acquire()
-        prev = loc.cell
-        loc.cell = self
-        locked[loc] = prev
-        return prev  # type: ignore[no-any-return]
 
 
 # -- statistics: per-thread counters, merged on demand -------------------------

@@ -25,4 +25,14 @@ static inline bool px_test_engine_create(const px_engine_config_t *cfg,
     return true;
 }
 
+/* Listen with ep on a free loopback port and start e: the port. */
+static inline int px_test_listen_start(px_engine_t *e, const px_endpoint_config_t *ep)
+{
+    int port = px_engine_listen(e, "127.0.0.1", 0, ep, NULL);
+
+    PX_CHECK_GT(port, 0);
+    PX_CHECK_EQ(px_engine_start(e), 0);
+    return port;
+}
+
 #endif

@@ -102,9 +102,7 @@ static void run(px_backend_kind_t kind)
     cfg.backend = kind;
     if (!px_test_engine_create(&cfg, NULL, &e))
         return;
-    port = px_engine_listen(e, "127.0.0.1", 0, &ep, NULL);
-    PX_CHECK_GT(port, 0);
-    PX_CHECK_EQ(px_engine_start(e), 0);
+    port = px_test_listen_start(e, &ep);
     atomic_store(&closes, 0);
     run_clients(port);
     for (i = 0; i < 500 && atomic_load(&closes) < CLIENTS; i++)

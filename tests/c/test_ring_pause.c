@@ -88,9 +88,7 @@ static void run(px_backend_kind_t kind)
     cfg.backend = kind;
     if (!px_test_engine_create(&cfg, NULL, &e))
         return;
-    port = px_engine_listen(e, "127.0.0.1", 0, &ep, NULL);
-    PX_CHECK_GT(port, 0);
-    PX_CHECK_EQ(px_engine_start(e), 0);
+    port = px_test_listen_start(e, &ep);
 
     sa.sin_port = htons((uint16_t)port);
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);

@@ -115,9 +115,7 @@ static void run(px_backend_kind_t kind)
     cfg.backend = kind;
     if (!px_test_engine_create(&cfg, NULL, &e))
         return;
-    port = px_engine_listen(e, "127.0.0.1", 0, &ep, NULL);
-    PX_CHECK_GT(port, 0);
-    PX_CHECK_EQ(px_engine_start(e), 0);
+    port = px_test_listen_start(e, &ep);
     sa.sin_port = htons((uint16_t)port);
     /* All on worker 1 first, then all on worker 0: not round-robin. */
     for (i = 0; i < 2 * PER_WORKER; i++) {
