@@ -1,6 +1,6 @@
 /*
- * Strict HTTP/1.0 and HTTP/1.1 request parsing: the request head, chunked
- * request bodies and request paths for static files.
+ * Strict HTTP/1.0 and HTTP/1.1 request parsing: the request head and chunked
+ * request bodies (request paths: px/http_path.h).
  *
  * Nothing here allocates or copies: results are views into the caller's buffer,
  * valid as long as that buffer is. Every function is pure over its arguments, so
@@ -30,8 +30,13 @@ typedef struct px_http_limits {
     uint64_t max_body;       /* Content-Length or decoded chunked body; 413 */
 } px_http_limits_t;
 
-/* Fill l with the defaults of DESIGN section 6: 8 KiB request line, 16 KiB
- * head, 100 headers, 1 MiB body. */
+/* Defaults of px_http_limits_t (DESIGN section 6). */
+#define PX_HTTP_MAX_REQUEST_LINE 8192
+#define PX_HTTP_MAX_HEADER_BYTES 16384
+#define PX_HTTP_MAX_HEADERS      100
+#define PX_HTTP_MAX_BODY         (1024 * 1024)
+
+/* Fill l with the defaults above. */
 void px_http_limits_default(px_http_limits_t *l);
 
 typedef struct px_http_request {
@@ -109,16 +114,5 @@ void px_http_chunked_init(px_http_chunked_t *d, uint64_t max_body);
  * or trailers over 16 KiB) or 413 (total over d->max_body); it stays in error.
  * Once the body has ended, further calls return *len (all input is leftover). */
 int px_http_chunked_decode(px_http_chunked_t *d, char *buf, size_t *len);
-
-/* Percent-decode and normalise the path of a request (a path view, without the
- * query) for use as a file name under a document root.
- *
- * in must start with '/'. "%XX" is decoded (a decoded "%2F" separates segments
- * like '/'); empty and "." segments are dropped, a trailing '/' is kept. Writes a
- * NUL-terminated path starting with '/' to out and returns its length (without
- * the NUL). Returns -EINVAL for a malformed escape, a NUL or a backslash (raw or
- * decoded), a ".." segment or no leading '/'; -ENAMETOOLONG when out (outcap
- * bytes, NUL included) is too small. out must not overlap in. */
-int px_http_path_decode(const char *in, size_t len, char *out, size_t outcap);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * Strict HTTP/1.x request head parser, chunked body decoder and path decoder.
+ * Strict HTTP/1.x request head parser and chunked body decoder.
  *
  * The head is parsed in one left-to-right pass in which every decision depends
  * only on bytes already seen, and every scan stops at the first byte a limit
@@ -13,77 +13,19 @@
 #include <limits.h>
 #include <string.h>
 
-enum {
-    C_TOKEN = 1,  /* tchar */
-    C_VALUE = 2,  /* field-value byte: HTAB, SP, VCHAR, obs-text */
-    C_TARGET = 4, /* request-target byte: VCHAR except '#' */
-    C_HOST = 8,   /* Host byte: reg-name, IP-literal brackets, ':' port */
-};
+#include "grammar.h"
 
-static const uint8_t ctype[256] = {
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  2,  0,  0,  0,  0,  0,  0,  /* 0x00 */
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x10 */
-     2, 15,  6,  3, 15, 15, 15, 15, 14, 14, 15, 15, 14, 15, 15,  6,  /* 0x20 */
-    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 14, 14,  6, 14,  6,  6,  /* 0x30 */
-     6, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  /* 0x40 */
-    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 14,  6, 14,  7, 15,  /* 0x50 */
-     7, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  /* 0x60 */
-    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  6,  7,  6, 15,  0,  /* 0x70 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0x80 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0x90 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xA0 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xB0 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xC0 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xD0 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xE0 */
-     2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  /* 0xF0 */
-};
-static const uint8_t hexval[256] = {
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x00 */
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x10 */
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x20 */
-     1,  2,  3,  4,  5,  6,  7,  8,  9, 10,  0,  0,  0,  0,  0,  0,  /* 0x30 */
-     0, 11, 12, 13, 14, 15, 16,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x40 */
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x50 */
-     0, 11, 12, 13, 14, 15, 16,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x60 */
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x70 */
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x80 */
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x90 */
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0xA0 */
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0xB0 */
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0xC0 */
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0xD0 */
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0xE0 */
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0xF0 */
-};
 
 #define CHUNK_LINE_MAX 4096u    /* chunk size line with its extensions */
 #define TRAILERS_MAX   16384u   /* whole trailer section */
 
 void px_http_limits_default(px_http_limits_t *l)
 {
-    l->max_request_line = 8192;
-    l->max_header_bytes = 16384;
-    l->max_headers = 100;
-    l->max_body = 1024 * 1024;
+    l->max_request_line = PX_HTTP_MAX_REQUEST_LINE;
+    l->max_header_bytes = PX_HTTP_MAX_HEADER_BYTES;
+    l->max_headers = PX_HTTP_MAX_HEADERS;
+    l->max_body = PX_HTTP_MAX_BODY;
 }
-
-/* s[0..n) equals the lowercase literal lit, ignoring ASCII case in s. */
-static bool eq_lower(const unsigned char *s, size_t n, const char *lit, size_t litlen)
-{
-    if (n != litlen)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned c = s[i];
-        if (c - 'A' < 26u)
-            c |= 0x20;
-        if (c != (unsigned char)lit[i])
-            return false;
-    }
-    return true;
-}
-
-#define EQ_LOWER(s, n, lit) eq_lower((s), (n), lit, sizeof(lit) - 1)
 
 static px_view_t view(const unsigned char *b, const unsigned char *e)
 {
@@ -94,37 +36,6 @@ static px_view_t view(const unsigned char *b, const unsigned char *e)
 typedef struct head_state {
     bool cl_seen, te_seen, te_chunked, conn_keep_alive, absolute;
 } head_state_t;
-
-/* Iterate over a comma list (RFC 9110 section 5.6.1) of tokens in [*pp, e): on
- * success 1 with the element in [*es, *ee), 0 at the end. Empty elements and
- * anything but OWS around the commas are errors (-1), to leave nothing that
- * another implementation could read differently. */
-static int next_token(const unsigned char **pp, const unsigned char *e,
-                      const unsigned char **es, const unsigned char **ee)
-{
-    const unsigned char *p = *pp;
-    if (p == e)
-        return 0;
-    *es = p;
-    while (p < e && (ctype[*p] & C_TOKEN))
-        p++;
-    if (p == *es)
-        return -1;
-    *ee = p;
-    while (p < e && (*p == ' ' || *p == '\t'))
-        p++;
-    if (p < e) {
-        if (*p != ',')
-            return -1;
-        p++;
-        while (p < e && (*p == ' ' || *p == '\t'))
-            p++;
-        if (p == e)
-            return -1; /* trailing comma */
-    }
-    *pp = p;
-    return 1;
-}
 
 static int check_content_length(px_http_request_t *req, head_state_t *hs,
                                  const unsigned char *v, const unsigned char *ve,
@@ -149,17 +60,18 @@ static int check_content_length(px_http_request_t *req, head_state_t *hs,
 static int check_transfer_encoding(px_http_request_t *req, head_state_t *hs,
                                    const unsigned char *v, const unsigned char *ve)
 {
-    const unsigned char *es, *ee;
+    const char *p = (const char *)v;
+    px_view_t tok;
     int r, verdict = 0;
     if (req->minor_version == 0 || hs->cl_seen || v == ve)
         return 400;
     hs->te_seen = true;
-    while ((r = next_token(&v, ve, &es, &ee)) > 0) {
+    while ((r = next_list_token(&p, (const char *)ve, &tok)) > 0) {
         /* After "chunked" nothing may follow (400); a coding we do not decode
          * is 501, unless chunked came first, which already makes it a 400. */
         if (hs->te_chunked)
             verdict = verdict ? verdict : 400;
-        else if (EQ_LOWER(es, (size_t)(ee - es), "chunked"))
+        else if (EQ_LOWER(tok.base, tok.len, "chunked"))
             hs->te_chunked = true;
         else
             verdict = verdict ? verdict : 501;
@@ -170,15 +82,15 @@ static int check_transfer_encoding(px_http_request_t *req, head_state_t *hs,
 static int check_connection(px_http_request_t *req, head_state_t *hs,
                             const unsigned char *v, const unsigned char *ve)
 {
-    const unsigned char *es, *ee;
+    const char *p = (const char *)v;
+    px_view_t tok;
     int r;
-    while ((r = next_token(&v, ve, &es, &ee)) > 0) {
-        size_t n = (size_t)(ee - es);
-        if (EQ_LOWER(es, n, "close"))
+    while ((r = next_list_token(&p, (const char *)ve, &tok)) > 0) {
+        if (EQ_LOWER(tok.base, tok.len, "close"))
             req->connection_close = true;
-        else if (EQ_LOWER(es, n, "keep-alive"))
+        else if (EQ_LOWER(tok.base, tok.len, "keep-alive"))
             hs->conn_keep_alive = true;
-        else if (EQ_LOWER(es, n, "upgrade"))
+        else if (EQ_LOWER(tok.base, tok.len, "upgrade"))
             req->connection_upgrade = true;
     }
     return r < 0 ? 400 : 0;
@@ -197,7 +109,7 @@ static int check_header(px_http_request_t *req, head_state_t *hs,
                 return 400;
             req->has_host = true;
             for (const unsigned char *p = v; p < ve; p++)
-                if (!(ctype[*p] & C_HOST))
+                if (!(http_ctype[*p] & C_HOST))
                     return 400;
             if (!hs->absolute)
                 req->host = view(v, ve);
@@ -234,16 +146,16 @@ static inline const unsigned char *scan_token(const unsigned char *p,
                                               const unsigned char *end)
 {
     for (; end - p >= 4; p += 4) {
-        if (!(ctype[p[0]] & C_TOKEN))
+        if (!(http_ctype[p[0]] & C_TOKEN))
             return p;
-        if (!(ctype[p[1]] & C_TOKEN))
+        if (!(http_ctype[p[1]] & C_TOKEN))
             return p + 1;
-        if (!(ctype[p[2]] & C_TOKEN))
+        if (!(http_ctype[p[2]] & C_TOKEN))
             return p + 2;
-        if (!(ctype[p[3]] & C_TOKEN))
+        if (!(http_ctype[p[3]] & C_TOKEN))
             return p + 3;
     }
-    while (p < end && (ctype[*p] & C_TOKEN))
+    while (p < end && (http_ctype[*p] & C_TOKEN))
         p++;
     return p;
 }
@@ -263,7 +175,7 @@ static inline const unsigned char *scan_value(const unsigned char *p,
             break;
         p += 8;
     }
-    while (p < end && (ctype[*p] & C_VALUE))
+    while (p < end && (http_ctype[*p] & C_VALUE))
         p++;
     return p;
 }
@@ -284,7 +196,7 @@ static inline const unsigned char *scan_target(const unsigned char *p,
             break;
         p += 8;
     }
-    while (p < end && (ctype[*p] & C_TARGET))
+    while (p < end && (http_ctype[*p] & C_TARGET))
         p++;
     return p;
 }
@@ -315,7 +227,7 @@ static int split_target(px_http_request_t *req, head_state_t *hs,
             return 400;
         const unsigned char *a = p;
         while (p < te && *p != '/' && *p != '?') {
-            if (!(ctype[*p] & C_HOST))
+            if (!(http_ctype[*p] & C_HOST))
                 return 400;
             p++;
         }
@@ -404,7 +316,7 @@ int px_http_parse_request(const char *buf_, size_t len, px_http_request_t *req,
     } while (0)
 
     /* method SP: a token, so also no leading empty line */
-    while (p < lend && (ctype[*p] & C_TOKEN))
+    while (p < lend && (http_ctype[*p] & C_TOKEN))
         p++;
     RL_NEED(p);
     if (*p != ' ' || p == buf)
@@ -584,10 +496,10 @@ int px_http_chunked_decode(px_http_chunked_t *d, char *buf, size_t *len)
             goto fail;
         switch (s) {
         case CK_SIZE:
-            if (hexval[c]) {
+            if (http_hexval[c]) {
                 if (d->_count == 16)
                     goto fail;
-                d->_size = d->_size << 4 | (uint64_t)(hexval[c] - 1);
+                d->_size = d->_size << 4 | (uint64_t)(http_hexval[c] - 1);
                 d->_count++;
                 break;
             }
@@ -605,13 +517,13 @@ int px_http_chunked_decode(px_http_chunked_t *d, char *buf, size_t *len)
                 goto fail;
             break;
         case CK_EXT_NAME0:
-            if (!(ctype[c] & C_TOKEN))
+            if (!(http_ctype[c] & C_TOKEN))
                 goto fail;
             d->_state = CK_EXT_NAME;
             break;
         case CK_EXT_NAME:
         case CK_EXT_TOKEN:
-            if (ctype[c] & C_TOKEN)
+            if (http_ctype[c] & C_TOKEN)
                 break;
             if (c == '=' && s == CK_EXT_NAME)
                 d->_state = CK_EXT_VALUE0;
@@ -625,7 +537,7 @@ int px_http_chunked_decode(px_http_chunked_t *d, char *buf, size_t *len)
         case CK_EXT_VALUE0:
             if (c == '"')
                 d->_state = CK_EXT_QUOTED;
-            else if (ctype[c] & C_TOKEN)
+            else if (http_ctype[c] & C_TOKEN)
                 d->_state = CK_EXT_TOKEN;
             else
                 goto fail;
@@ -635,11 +547,11 @@ int px_http_chunked_decode(px_http_chunked_t *d, char *buf, size_t *len)
                 d->_state = CK_EXT_QEND;
             else if (c == '\\')
                 d->_state = CK_EXT_QPAIR;
-            else if (!(ctype[c] & C_VALUE))
+            else if (!(http_ctype[c] & C_VALUE))
                 goto fail;
             break;
         case CK_EXT_QPAIR:
-            if (!(ctype[c] & C_VALUE))
+            if (!(http_ctype[c] & C_VALUE))
                 goto fail;
             d->_state = CK_EXT_QUOTED;
             break;
@@ -672,7 +584,7 @@ int px_http_chunked_decode(px_http_chunked_t *d, char *buf, size_t *len)
         case CK_TRAILER0:
             if (c == '\r')
                 d->_state = CK_END_LF;
-            else if (ctype[c] & C_TOKEN)
+            else if (http_ctype[c] & C_TOKEN)
                 d->_state = CK_TRAILER_NAME; /* obs-fold, ':' or LF fail */
             else
                 goto fail;
@@ -680,13 +592,13 @@ int px_http_chunked_decode(px_http_chunked_t *d, char *buf, size_t *len)
         case CK_TRAILER_NAME:
             if (c == ':')
                 d->_state = CK_TRAILER_VALUE;
-            else if (!(ctype[c] & C_TOKEN))
+            else if (!(http_ctype[c] & C_TOKEN))
                 goto fail;
             break;
         case CK_TRAILER_VALUE:
             if (c == '\r')
                 d->_state = CK_TRAILER_LF;
-            else if (!(ctype[c] & C_VALUE))
+            else if (!(http_ctype[c] & C_VALUE))
                 goto fail;
             break;
         case CK_TRAILER_LF:
@@ -711,55 +623,4 @@ fail:
     d->_state = CK_ERROR;
     d->status = st;
     return PX_HTTP_ERROR;
-}
-
-/* ---- paths ---- */
-
-int px_http_path_decode(const char *in_, size_t len, char *out, size_t outcap)
-{
-    const unsigned char *in = (const unsigned char *)in_;
-    size_t i = 1, o = 1, seg = 1;
-
-    if (len == 0 || in[0] != '/')
-        return -EINVAL;
-    if (outcap > (size_t)INT_MAX)
-        outcap = (size_t)INT_MAX;
-    if (outcap < 2)
-        return -ENAMETOOLONG;
-    out[0] = '/';
-    for (;;) {
-        int c = -1; /* -1: end of input, which closes the last segment */
-        if (i < len) {
-            c = in[i++];
-            if (c == '%') {
-                if (len - i < 2 || !hexval[in[i]] || !hexval[in[i + 1]])
-                    return -EINVAL;
-                c = (hexval[in[i]] - 1) << 4 | (hexval[in[i + 1]] - 1);
-                i += 2;
-            }
-            if (c == 0 || c == '\\')
-                return -EINVAL;
-        }
-        if (c == '/' || c == -1) {
-            size_t sl = o - seg;
-            if (sl == 2 && out[seg] == '.' && out[seg + 1] == '.')
-                return -EINVAL;
-            if (sl == 1 && out[seg] == '.') {
-                o = seg;
-            } else if (sl > 0 && c == '/') {
-                if (o >= outcap - 1)
-                    return -ENAMETOOLONG;
-                out[o++] = '/';
-                seg = o;
-            }
-            if (c == -1)
-                break;
-            continue;
-        }
-        if (o >= outcap - 1)
-            return -ENAMETOOLONG;
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    return (int)o;
 }

@@ -11,62 +11,7 @@
 #include <limits.h>
 #include <string.h>
 
-static bool is_tchar(unsigned char c)
-{
-    if ((unsigned)((c | 0x20) - 'a') < 26u || (unsigned)(c - '0') < 10u)
-        return true;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-/* field-value and reason-phrase bytes: HTAB, SP, VCHAR, obs-text */
-static bool is_text(unsigned char c)
-{
-    return c == '\t' || (c >= ' ' && c != 0x7f);
-}
-
-static bool eq_lower(const char *s, size_t n, const char *lit)
-{
-    size_t litlen = strlen(lit);
-
-    if (n != litlen)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((unsigned)(c - 'A') < 26u)
-            c |= 0x20;
-        if (c != (unsigned char)lit[i])
-            return false;
-    }
-    return true;
-}
-
-/* Next element of a comma list of tokens in [*p, e) (RFC 9110 section 5.6.1):
- * 1 with it in *tok, 0 at the end, -1 for anything but tokens and OWS-padded
- * commas (empty elements included). */
-static int next_token(const char **p, const char *e, px_view_t *tok)
-{
-    const char *s = *p, *q = s;
-
-    if (s == e)
-        return 0;
-    while (q < e && is_tchar((unsigned char)*q))
-        q++;
-    if (q == s)
-        return -1;
-    *tok = (px_view_t){s, (size_t)(q - s)};
-    while (q < e && (*q == ' ' || *q == '\t'))
-        q++;
-    if (q < e) {
-        if (*q++ != ',')
-            return -1;
-        while (q < e && (*q == ' ' || *q == '\t'))
-            q++;
-        if (q == e)
-            return -1;
-    }
-    *p = q;
-    return 1;
-}
+#include "grammar.h"
 
 typedef struct head_state {
     bool cl_seen, conn_close, conn_keep_alive;
@@ -100,10 +45,10 @@ static int check_transfer_encoding(px_http_response_t *res, head_state_t *hs, co
     if (res->minor_version == 0 || hs->cl_seen || v == ve)
         return -1;
     res->transfer_encoding = true;
-    while ((r = next_token(&v, ve, &tok)) > 0) {
+    while ((r = next_list_token(&v, ve, &tok)) > 0) {
         if (res->chunked)
             return -1; /* chunked must be the final coding, applied once */
-        res->chunked = eq_lower(tok.base, tok.len, "chunked");
+        res->chunked = EQ_LOWER(tok.base, tok.len, "chunked");
     }
     return r;
 }
@@ -113,10 +58,10 @@ static int check_connection(head_state_t *hs, const char *v, const char *ve)
     px_view_t tok;
     int r;
 
-    while ((r = next_token(&v, ve, &tok)) > 0) {
-        if (eq_lower(tok.base, tok.len, "close"))
+    while ((r = next_list_token(&v, ve, &tok)) > 0) {
+        if (EQ_LOWER(tok.base, tok.len, "close"))
             hs->conn_close = true;
-        else if (eq_lower(tok.base, tok.len, "keep-alive"))
+        else if (EQ_LOWER(tok.base, tok.len, "keep-alive"))
             hs->conn_keep_alive = true;
     }
     return r;
@@ -125,11 +70,11 @@ static int check_connection(head_state_t *hs, const char *v, const char *ve)
 static int check_header(px_http_response_t *res, head_state_t *hs, px_view_t name,
                         const char *v, const char *ve)
 {
-    if (eq_lower(name.base, name.len, "content-length"))
+    if (EQ_LOWER(name.base, name.len, "content-length"))
         return check_content_length(res, hs, v, ve);
-    if (eq_lower(name.base, name.len, "transfer-encoding"))
+    if (EQ_LOWER(name.base, name.len, "transfer-encoding"))
         return check_transfer_encoding(res, hs, v, ve);
-    if (eq_lower(name.base, name.len, "connection"))
+    if (EQ_LOWER(name.base, name.len, "connection"))
         return check_connection(hs, v, ve);
     return 0;
 }
@@ -153,7 +98,7 @@ static int parse_status_line(px_http_response_t *res, const char *p, const char 
         return -1;
     res->reason = (px_view_t){p, (size_t)(e - p)};
     for (; p < e; p++)
-        if (!is_text((unsigned char)*p))
+        if (!is_field_byte((unsigned char)*p))
             return -1;
     return 0;
 }
@@ -172,13 +117,13 @@ static int parse_field(px_http_response_t *res, head_state_t *hs, size_t *nh, co
         return -1;
     name = (px_view_t){n, (size_t)(p - n)};
     p++;
-    while (p < e && (*p == ' ' || *p == '\t'))
+    while (p < e && is_ows((unsigned char)*p))
         p++;
     v = p;
     for (ve = v; p < e; p++) {
-        if (!is_text((unsigned char)*p))
+        if (!is_field_byte((unsigned char)*p))
             return -1;
-        if (*p != ' ' && *p != '\t')
+        if (!is_ows((unsigned char)*p))
             ve = p + 1;
     }
     if (res->headers != NULL) {

@@ -7,6 +7,7 @@
  * Run with the argument "bench" to time the parse of a typical browser request.
  */
 #include "px/http_parser.h"
+#include "px/http_path.h"
 #include "px_test.h"
 
 #include <errno.h>

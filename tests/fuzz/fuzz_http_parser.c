@@ -11,6 +11,7 @@
  * traps.
  */
 #include "px/http_parser.h"
+#include "px/http_path.h"
 
 #include <errno.h>
 #include <stdint.h>

@@ -66,7 +66,7 @@ def _c_path_decoder(tmp: Path):
     lib = tmp / "libpathdecode.so"
     res = subprocess.run([cc, "-std=c11", "-O1", "-D_GNU_SOURCE", "-shared", "-fPIC",
                           "-I", str(REPO / "include"), "-o", str(lib),
-                          str(REPO / "src" / "http" / "parser.c")],
+                          str(REPO / "src" / "http" / "path.c")],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     dll = ctypes.CDLL(str(lib))
