@@ -1,7 +1,8 @@
 /*
  * HTTP/1.1 on the engine: request framing (keep-alive, pipelining with responses
  * in order, Content-Length and chunked bodies, Expect: 100-continue, HEAD),
- * strict limits and deadlines, static routes answered in C, and responses.
+ * strict limits and deadlines, routing (static routes answered in C, the app's
+ * route table matched in C), and responses.
  *
  * An idle keep-alive connection holds no HTTP state at all: bytes are parsed
  * straight from the receive buffer and copied only when a request arrives in
@@ -13,17 +14,27 @@
 #include <sys/types.h>
 #include "px/engine.h"
 #include "px/http_parser.h"
+#include "px/http_router.h"
+
+/* Defaults of px_http_config_t (DESIGN section 6); the Python layer reads them
+ * from here through the binding. */
+#define PX_HTTP_KEEPALIVE_TIMEOUT_MS 60000
+#define PX_HTTP_HEAD_TIMEOUT_MS      10000
+#define PX_HTTP_BODY_TIMEOUT_MS      30000
+#define PX_HTTP_SERVER_NAME          "pyparallel"
 
 typedef struct px_http_server px_http_server_t;
 
 typedef struct px_http_config {
     px_http_limits_t limits;
-    unsigned keepalive_timeout_ms; /* idle keep-alive connection; default 60 s */
-    unsigned head_timeout_ms;      /* complete request head once begun; 10 s */
-    unsigned body_timeout_ms;      /* complete body once the head is in; 30 s */
-    const char *server_name;       /* Server header; "pyparallel" */
+    unsigned keepalive_timeout_ms; /* idle keep-alive connection */
+    unsigned head_timeout_ms;      /* complete request head once begun */
+    unsigned body_timeout_ms;      /* complete body once the head is in */
+    const char *server_name;       /* Server header; borrowed: must outlive the
+                                      server */
 } px_http_config_t;
 
+/* Fill cfg with the defaults above and px_http_limits_default's. */
 void px_http_config_default(px_http_config_t *cfg);
 
 /* One request being answered; valid during the handler call only. */
@@ -36,10 +47,13 @@ typedef struct px_http_exchange {
     bool keep_alive;    /* cleared by a handler to close after the response */
     bool responded;
     px_http_server_t *srv;
+    px_http_match_t match; /* the route (px_http_route) the path matched, with
+                              its parameters; match.route -1: none did */
 } px_http_exchange_t;
 
-/* The application: answers every request no static route took. It must call
- * one of the px_http_respond* functions once; if it does not, the client gets 500. */
+/* The application: answers every request no static route took and that was
+ * not refused with 405 by the route table. It must call one of the
+ * px_http_respond* functions once; if it does not, the client gets 500. */
 typedef void (*px_http_app_fn)(px_http_exchange_t *x, void *udata);
 
 /* Create a server description (not yet listening). Main thread. */
@@ -51,6 +65,17 @@ void px_http_server_free(px_http_server_t *s);
  * Copies everything. Call before listening. 0, -EEXIST, -ENOMEM, -EINVAL. */
 int px_http_route_static(px_http_server_t *s, const char *path, const char *content_type,
                          const void *body, size_t len);
+
+/* Route the requests whose path matches pattern[0..len) (px/http_router.h) to
+ * the app, their match in x->match; a matching path with a method not in
+ * methods is answered 405 with an Allow header, without the app. Static routes
+ * take precedence. Returns the route id (0 for the first route, then 1, 2...)
+ * or -errno as px_http_router_add. Call before listening. */
+int px_http_route(px_http_server_t *s, const char *pattern, size_t len,
+                  const char *const *methods, size_t nmethods);
+
+/* The server's route table, to read route names and parameters from. */
+const px_http_router_t *px_http_server_router(const px_http_server_t *s);
 
 /* Listen with this server's protocol; returns the port or -errno. listen_fd:
  * as px_endpoint_config_t's (a socket the engine takes over), or -1. */

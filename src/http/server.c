@@ -1,6 +1,6 @@
 /*
- * HTTP/1.1 connections on the engine: framing, limits, deadlines, static
- * routes and response writing. See include/px/http_server.h.
+ * HTTP/1.1 connections on the engine: framing, limits, deadlines, routing
+ * (static answers, the app's route table) and response writing. See include/px/http_server.h.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,13 +14,14 @@
 
 #define MAX_HEADERS_CAP 256
 
+static const char TEXT_PLAIN[] = "text/plain; charset=utf-8";
+
+/* A GET/HEAD answer fixed at start-up, sent without entering the app. */
 typedef struct static_route {
     char *path;
     size_t path_len;
-    char *head;       /* status line .. "Date: " */
-    size_t head_len;
-    char *tail;       /* "\r\n\r\n" + body */
-    size_t tail_len;
+    char *content_type;
+    char *body;
     size_t body_len;
     struct static_route *next;
 } static_route_t;
@@ -29,7 +30,9 @@ struct px_http_server {
     px_http_config_t cfg;
     px_http_app_fn app;
     void *udata;
-    static_route_t *routes;
+    static_route_t *statics;
+    px_http_router_t *router; /* the app's routes */
+    char **allow_lines;       /* by route id: "Allow: ...\r\n" for its 405 */
 };
 
 /* Per-connection state, only while a request is incomplete. */
@@ -49,16 +52,17 @@ void px_http_config_default(px_http_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     px_http_limits_default(&cfg->limits);
-    cfg->keepalive_timeout_ms = 60000;
-    cfg->head_timeout_ms = 10000;
-    cfg->body_timeout_ms = 30000;
-    cfg->server_name = "pyparallel";
+    cfg->keepalive_timeout_ms = PX_HTTP_KEEPALIVE_TIMEOUT_MS;
+    cfg->head_timeout_ms = PX_HTTP_HEAD_TIMEOUT_MS;
+    cfg->body_timeout_ms = PX_HTTP_BODY_TIMEOUT_MS;
+    cfg->server_name = PX_HTTP_SERVER_NAME;
 }
 
 int px_http_server_new(const px_http_config_t *cfg, px_http_app_fn app, void *udata,
                        px_http_server_t **out)
 {
     px_http_server_t *s = calloc(1, sizeof(*s));
+    int rc;
 
     if (s == NULL)
         return -ENOMEM;
@@ -67,6 +71,11 @@ int px_http_server_new(const px_http_config_t *cfg, px_http_app_fn app, void *ud
         s->cfg.limits.max_headers = MAX_HEADERS_CAP;
     s->app = app;
     s->udata = udata;
+    rc = px_http_router_new(&s->router);
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
     *out = s;
     return 0;
 }
@@ -77,14 +86,46 @@ void px_http_server_free(px_http_server_t *s)
 
     if (s == NULL)
         return;
-    for (r = s->routes; r; r = next) {
+    for (r = s->statics; r; r = next) {
         next = r->next;
         free(r->path);
-        free(r->head);
-        free(r->tail);
+        free(r->content_type);
+        free(r->body);
         free(r);
     }
+    for (size_t i = 0; i < px_http_router_count(s->router); i++)
+        free(s->allow_lines[i]);
+    free(s->allow_lines);
+    px_http_router_free(s->router);
     free(s);
+}
+
+int px_http_route(px_http_server_t *s, const char *pattern, size_t len,
+                  const char *const *methods, size_t nmethods)
+{
+    size_t n = px_http_router_count(s->router);
+    char **lines = realloc(s->allow_lines, (n + 1) * sizeof(*lines));
+    px_view_t allow;
+    int id;
+
+    if (lines == NULL)
+        return -ENOMEM;
+    s->allow_lines = lines;
+    id = px_http_router_add(s->router, pattern, len, methods, nmethods);
+    if (id < 0)
+        return id;
+    allow = px_http_router_allow(s->router, id);
+    /* Built now so that a 405 costs no formatting; freed with the server. */
+    if (asprintf(&lines[id], "Allow: %.*s\r\n", (int)allow.len, allow.base) < 0) {
+        lines[id] = NULL;
+        return -ENOMEM;
+    }
+    return id;
+}
+
+const px_http_router_t *px_http_server_router(const px_http_server_t *s)
+{
+    return s->router;
 }
 
 const char *px_http_reason(int status)
@@ -165,11 +206,10 @@ int px_http_route_static(px_http_server_t *s, const char *path, const char *cont
                          const void *body, size_t len)
 {
     static_route_t *r;
-    int n;
 
     if (path == NULL || path[0] != '/' || content_type == NULL)
         return -EINVAL;
-    for (r = s->routes; r; r = r->next)
+    for (r = s->statics; r; r = r->next)
         if (strcmp(r->path, path) == 0)
             return -EEXIST;
     r = calloc(1, sizeof(*r));
@@ -177,63 +217,90 @@ int px_http_route_static(px_http_server_t *s, const char *path, const char *cont
         return -ENOMEM;
     r->path = strdup(path);
     r->path_len = strlen(path);
-    n = asprintf(&r->head,
-                 "HTTP/1.1 200 OK\r\nServer: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nDate: ",
-                 s->cfg.server_name, content_type, len);
-    r->head_len = n > 0 ? (size_t)n : 0;
-    r->tail = malloc(4 + len);
+    r->content_type = strdup(content_type);
+    r->body = malloc(len ? len : 1);
     r->body_len = len;
-    if (r->path == NULL || n < 0 || r->tail == NULL) {
+    if (r->path == NULL || r->content_type == NULL || r->body == NULL) {
         free(r->path);
-        free(r->head);
-        free(r->tail);
+        free(r->content_type);
+        free(r->body);
         free(r);
         return -ENOMEM;
     }
-    memcpy(r->tail, "\r\n\r\n", 4);
-    memcpy(r->tail + 4, body, len);
-    r->tail_len = 4 + len;
-    r->next = s->routes;
-    s->routes = r;
+    memcpy(r->body, body, len);
+    r->next = s->statics;
+    s->statics = r;
     return 0;
 }
 
 /* ---- responses ------------------------------------------------------------ */
 
+/* Appends for write_head: each checks the room left, so a head that does not
+ * fit is -ENOBUFS instead of a truncated one. */
+typedef struct head_buf {
+    char *p;
+    size_t len, cap;
+    bool full;
+} head_buf_t;
+
+static void put(head_buf_t *h, const char *s, size_t n)
+{
+    if (h->full || n > h->cap - h->len) {
+        h->full = true;
+        return;
+    }
+    memcpy(h->p + h->len, s, n);
+    h->len += n;
+}
+
+static void put_str(head_buf_t *h, const char *s) { put(h, s, strlen(s)); }
+
+static void put_uint(head_buf_t *h, uint64_t v)
+{
+    char digits[24];
+    size_t i = sizeof(digits);
+
+    do {
+        digits[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(h, digits + i, sizeof(digits) - i);
+}
+
+/* The status line and the headers every response carries, up to and without
+ * the extra lines and the final CRLF. The one writer of response heads: app
+ * answers, static routes, errors and 405s all come through here. */
 static int write_head(px_http_exchange_t *x, char *out, size_t cap, int status,
-                      const char *content_type, size_t length, const char *extra,
-                      size_t extra_len)
+                      const char *content_type, size_t length)
 {
     const px_http_request_t *req = x->req;
-    const char *conn_hdr = "";
-    int n;
+    head_buf_t h = {out, 0, cap, false};
 
+    put(&h, "HTTP/1.1 ", 9);
+    put_uint(&h, (uint64_t)status);
+    put(&h, " ", 1);
+    put_str(&h, px_http_reason(status));
+    put(&h, "\r\nServer: ", 10);
+    put_str(&h, x->srv->cfg.server_name);
+    put(&h, "\r\nDate: ", 8);
+    put_str(&h, px_http_date());
+    put(&h, "\r\n", 2);
     if (!x->keep_alive)
-        conn_hdr = "Connection: close\r\n";
+        put(&h, "Connection: close\r\n", 19);
     else if (req && req->minor_version == 0)
-        conn_hdr = "Connection: keep-alive\r\n";
-    n = snprintf(out, cap, "HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\n%s%s%s",
-                 status, px_http_reason(status), x->srv->cfg.server_name, px_http_date(),
-                 conn_hdr, content_type ? "Content-Type: " : "",
-                 content_type ? content_type : "");
-    if (n < 0 || (size_t)n >= cap)
-        return -ENOBUFS;
+        put(&h, "Connection: keep-alive\r\n", 24);
     if (content_type) {
-        if ((size_t)n + 2 >= cap)
-            return -ENOBUFS;
-        out[n++] = '\r';
-        out[n++] = '\n';
+        put(&h, "Content-Type: ", 14);
+        put_str(&h, content_type);
+        put(&h, "\r\n", 2);
     }
     /* 1xx, 204 and 304 carry no body and no length. */
     if (status >= 200 && status != 204 && status != 304) {
-        int m = snprintf(out + n, cap - (size_t)n, "Content-Length: %zu\r\n", length);
-        if (m < 0 || (size_t)m >= cap - (size_t)n)
-            return -ENOBUFS;
-        n += m;
+        put(&h, "Content-Length: ", 16);
+        put_uint(&h, (uint64_t)length);
+        put(&h, "\r\n", 2);
     }
-    (void)extra;
-    (void)extra_len;
-    return n;
+    return h.full ? -ENOBUFS : (int)h.len;
 }
 
 static int respond_common(px_http_exchange_t *x, int status, const char *content_type,
@@ -247,7 +314,7 @@ static int respond_common(px_http_exchange_t *x, int status, const char *content
     if (x->responded)
         return -EALREADY;
     x->responded = true;
-    n = write_head(x, head, sizeof(head), status, content_type, length, extra, extra_len);
+    n = write_head(x, head, sizeof(head), status, content_type, length);
     if (n < 0)
         return n;
     iov[cnt++] = (struct iovec){head, (size_t)n};
@@ -287,7 +354,7 @@ static void fail(px_conn_t *c, px_http_server_t *s, int status)
     char body[64];
     int n = snprintf(body, sizeof(body), "%d %s\n", status, px_http_reason(status));
 
-    px_http_respond(&x, status, "text/plain; charset=utf-8", NULL, 0, body, (size_t)n);
+    px_http_respond(&x, status, TEXT_PLAIN, NULL, 0, body, (size_t)n);
     px_conn_close(c);
 }
 
@@ -304,39 +371,40 @@ static bool is_get_or_head(const px_http_request_t *req)
            is_head_method(req);
 }
 
+/* A static route's answer, or NULL. */
+static const static_route_t *static_route(const px_http_server_t *s,
+                                          const px_http_request_t *req)
+{
+    if (s->statics == NULL || req->query.len != 0 || !is_get_or_head(req))
+        return NULL;
+    for (const static_route_t *r = s->statics; r; r = r->next)
+        if (r->path_len == req->path.len && memcmp(r->path, req->path.base, req->path.len) == 0)
+            return r;
+    return NULL;
+}
+
 static void answer(px_conn_t *c, px_http_server_t *s, const px_http_request_t *req,
                    const char *body, size_t body_len)
 {
     px_http_exchange_t x = {
         .conn = c, .req = req, .body = body, .body_len = body_len,
         .head = is_head_method(req), .keep_alive = req->keep_alive, .srv = s,
+        .match = {.route = -1},
     };
-    static_route_t *r;
+    const static_route_t *r = static_route(s, req);
 
-    if (is_get_or_head(req)) {
-        for (r = s->routes; r; r = r->next) {
-            if (r->path_len == req->path.len &&
-                memcmp(r->path, req->path.base, req->path.len) == 0 && req->query.len == 0) {
-                struct iovec iov[4];
-                int cnt = 0;
-                const char *date = px_http_date();
-                iov[cnt++] = (struct iovec){r->head, r->head_len};
-                iov[cnt++] = (struct iovec){(void *)date, strlen(date)};
-                if (!req->keep_alive)
-                    iov[cnt++] = (struct iovec){(void *)"\r\nConnection: close", 19};
-                iov[cnt++] = (struct iovec){r->tail, x.head ? 4 : r->tail_len};
-                px_conn_send(c, iov, cnt);
-                if (!req->keep_alive)
-                    px_conn_close(c);
-                return;
-            }
-        }
-    }
-    if (s->app)
+    if (r != NULL) {
+        px_http_respond(&x, 200, r->content_type, NULL, 0, r->body, r->body_len);
+    } else if (px_http_router_count(s->router) > 0 &&
+               px_http_router_match(s->router, req->method, req->path, &x.match) == -EPERM) {
+        const char *allow = s->allow_lines[x.match.route];
+        px_http_respond(&x, 405, TEXT_PLAIN, allow, strlen(allow),
+                        "405 Method Not Allowed\n", 23);
+    } else if (s->app) {
         s->app(&x, s->udata);
+    }
     if (!x.responded)
-        px_http_respond(&x, 500, "text/plain; charset=utf-8", NULL, 0,
-                        "500 Internal Server Error\n", 26);
+        px_http_respond(&x, 500, TEXT_PLAIN, NULL, 0, "500 Internal Server Error\n", 26);
     if (!x.keep_alive)
         px_conn_close(c);
 }

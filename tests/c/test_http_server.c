@@ -1,5 +1,6 @@
-/* HTTP framing through a real socket, on each backend: a static route, an app
- * that echoes bodies, 100 pipelined requests answered in order, chunked and
+/* HTTP framing through a real socket, on each backend: a static route (also
+ * kept alive for HTTP/1.0), routes matched before the app (405 with Allow), an
+ * app that echoes bodies, 100 pipelined requests answered in order, chunked and
  * 100-continue bodies, a smuggling attempt answered 400 + close, and a head
  * that never completes cut off at its deadline. */
 #include <arpa/inet.h>
@@ -16,9 +17,11 @@
 
 static void app(px_http_exchange_t *x, void *udata)
 {
-    char extra[64];
-    int n = snprintf(extra, sizeof(extra), "X-Path: %.*s\r\n", (int)x->req->path.len,
-                     x->req->path.base);
+    char extra[128];
+    int n = snprintf(extra, sizeof(extra), "X-Path: %.*s\r\nX-Route: %d %.*s\r\n",
+                     (int)x->req->path.len, x->req->path.base, x->match.route,
+                     x->match.nparams ? (int)x->match.params[0].len : 0,
+                     x->match.nparams ? x->match.params[0].base : "");
     (void)udata;
     px_http_respond(x, 200, "application/octet-stream", extra, (size_t)n, x->body, x->body_len);
 }
@@ -91,6 +94,10 @@ static void run(px_backend_kind_t kind)
     hcfg.head_timeout_ms = 300;
     PX_CHECK_EQ(px_http_server_new(&hcfg, app, NULL, &srv), 0);
     PX_CHECK_EQ(px_http_route_static(srv, "/plaintext", "text/plain", "Hello, World!", 13), 0);
+    {
+        static const char *const get[] = {"GET"};
+        PX_CHECK_EQ(px_http_route(srv, "/item/{id}", 10, get, 1), 0);
+    }
     port = px_http_listen(e, srv, "127.0.0.1", 0, -1);
     PX_CHECK_GT(port, 0);
     PX_CHECK_EQ(px_engine_start(e), 0);
@@ -105,6 +112,19 @@ static void run(px_backend_kind_t kind)
     SEND_STR(fd, "HEAD /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
     len = read_until(fd, buf, sizeof(buf), "\r\n\r\n", 1);
     PX_CHECK(strstr(buf, "Hello") == NULL);
+
+    /* routes: a match reaches the app with its parameter; a wrong method is a
+     * 405 with Allow; an unrouted path reaches the app as route -1 */
+    SEND_STR(fd, "GET /item/42 HTTP/1.1\r\nHost: x\r\n\r\n");
+    len = read_until(fd, buf, sizeof(buf), "\r\n\r\n", 1);
+    PX_CHECK(strstr(buf, "X-Route: 0 42\r\n") != NULL);
+    SEND_STR(fd, "POST /item/42 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    len = read_until(fd, buf, sizeof(buf), "Allowed\n", 1);
+    PX_CHECK(strstr(buf, "HTTP/1.1 405 Method Not Allowed\r\n") == buf);
+    PX_CHECK(strstr(buf, "\r\nAllow: GET\r\n") != NULL);
+    SEND_STR(fd, "GET /elsewhere HTTP/1.1\r\nHost: x\r\n\r\n");
+    len = read_until(fd, buf, sizeof(buf), "\r\n\r\n", 1);
+    PX_CHECK(strstr(buf, "X-Route: -1 \r\n") != NULL);
 
     /* 100 pipelined requests in one write, answered in order */
     len = 0;
@@ -134,6 +154,22 @@ static void run(px_backend_kind_t kind)
     SEND_STR(fd, "6\r\n world\r\n0\r\n\r\n");
     len = read_until(fd, buf, sizeof(buf), "hello world", 1);
     PX_CHECK(strstr(buf, "Content-Length: 11\r\n") != NULL);
+    close(fd);
+
+    /* HTTP/1.0 keep-alive to a static route: answered with keep-alive, twice */
+    fd = connect_to(port);
+    for (i = 0; i < 2; i++) {
+        SEND_STR(fd, "GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        len = read_until(fd, buf, sizeof(buf), "Hello, World!", 1);
+        PX_CHECK(strstr(buf, "HTTP/1.1 200 OK\r\n") == buf);
+        PX_CHECK(strstr(buf, "\r\nConnection: keep-alive\r\n") != NULL);
+        PX_CHECK(strstr(buf, "Hello, World!") != NULL);
+    }
+    /* and without keep-alive it is answered, then closed */
+    SEND_STR(fd, "GET /plaintext HTTP/1.0\r\n\r\n");
+    len = read_until(fd, buf, sizeof(buf), NULL, 0);
+    PX_CHECK(strstr(buf, "\r\nConnection: close\r\n") != NULL);
+    PX_CHECK(strstr(buf, "Hello, World!") != NULL);
     close(fd);
 
     /* smuggling: Content-Length with Transfer-Encoding -> 400 and close */
