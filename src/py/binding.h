@@ -60,6 +60,10 @@ typedef struct px_module_state {
     PyObject *engine_error; /* pyparallel.EngineError (an OSError) */
     PyObject *stm_error;    /* pyparallel.TransactionError */
     PyObject *stm_io_error; /* pyparallel.IOInTransactionError */
+    /* HTTP (src/py/http_*.c), set by the first listen_http: */
+    PyObject *http_error;   /* pyparallel.http.HttpError: a status, not a 500 */
+    PyObject *json_loads;   /* json.loads, for Request.json() */
+    PyObject *parse_qsl;    /* urllib.parse.parse_qsl: query arguments */
 } px_module_state_t;
 
 /* Raise an OSError-derived exception from a -errno result; returns NULL. The one
@@ -155,7 +159,7 @@ PyObject *px_py_current_transport(void);
 extern PyType_Spec px_engine_type_spec;
 extern PyType_Spec px_transport_type_spec;
 extern PyType_Spec px_sendfile_type_spec;
-extern PyType_Spec px_request_type_spec;
+extern PyType_Spec px_py_request_type_spec;
 extern PyType_Spec px_timer_type_spec;
 extern PyType_Spec px_rwlock_type_spec;
 extern PyType_Spec px_rwlock_guard_type_spec;
@@ -186,8 +190,8 @@ PyObject *px_py_submit(PyObject *module, PyObject *args, PyObject *kwds);
 PyObject *px_py_current_engine_fn(PyObject *module, PyObject *unused);
 PyObject *px_py_post_main(PyObject *module, PyObject *args);
 
-/* HTTP (http.c). */
-void px_py_set_request_type(PyTypeObject *tp);
+/* HTTP (http_*.c). */
+extern PyMethodDef px_py_http_methods[]; /* module functions, added at exec */
 PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, PyObject *kwds,
                             void **owned);
 void px_py_http_app_free(void *app);

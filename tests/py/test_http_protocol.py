@@ -621,6 +621,23 @@ def test_http10_with_keep_alive_stays_open(app: ServerProcess) -> None:
         assert c.closed_cleanly() is None
 
 
+def test_http10_keep_alive_to_a_static_route_stays_open(app: ServerProcess) -> None:
+    """Static routes answer through the same head writer as every response:
+    HTTP/1.0 keep-alive is kept and said, twice on one connection."""
+    with Conn(app.port) as c:
+        for _ in range(2):
+            c.send(request("GET", "/static-hello", {"Connection": "keep-alive"},
+                           version="HTTP/1.0", host=False))
+            reply = c.read_reply()
+            assert reply.status == 200 and reply.body == b"static hello"
+            assert reply.headers.get("connection", "").lower() == "keep-alive"
+        assert c.still_open()
+        c.send(request("GET", "/static-hello", version="HTTP/1.0", host=False))
+        reply = c.read_reply()
+        assert reply.body == b"static hello" and reply.headers.get("connection") == "close"
+        assert c.closed_cleanly() is None
+
+
 def test_http11_connection_close(app: ServerProcess) -> None:
     with Conn(app.port) as c:
         c.send(request("GET", "/id/1", {"Connection": "close"}) + request("GET", "/id/2"))
@@ -811,6 +828,42 @@ def test_unknown_route_and_method(app: ServerProcess) -> None:
         r = c.read_reply()
         assert r.status == 405 and "GET" in r.headers["allow"]
         assert c.read_reply().status == 405
+        assert c.still_open()
+
+
+@pytest.mark.parametrize("target,status,body", [
+    ("/greet/J%C3%BCrgen%20X?x=1&y=", 200, {"name": "J\u00fcrgen X", "x": "1", "y": ""}),
+    ("/greet/a?name=zzz", 200, {"name": "a"}),  # the path's parameter wins
+    ("/greet/me", 200, {"me": True}),            # exact before {param}
+    ("/greet/%ZZ%2f", 200, {"name": "%ZZ/"}),    # lenient decoding, like unquote
+    ("/greet/%FF", 200, {"name": "\ufffd"}),
+    ("/greet/", 404, None), ("/greet/a/b", 404, None),
+    ("/files/a.b.txt", 200, {"stem": "a.b"}), ("/files/.txt", 404, None),
+    ("/tree/a/b%2Fc", 200, {"rest": "a/b/c"}), ("/tree/", 200, {"rest": ""}),
+    ("/tree", 404, None),
+])
+def test_routes_matched_in_c(app: ServerProcess, target: str, status: int, body: object) -> None:
+    with Conn(app.port) as c:
+        c.send(request("GET", target))
+        reply = c.read_reply()
+        assert reply.status == status, (target, reply)
+        if body is not None:
+            assert json.loads(reply.body) == body
+
+
+def test_method_name_route_and_allow(app: ServerProcess) -> None:
+    with Conn(app.port) as c:
+        c.send(request("GET", "/plain") + request("HEAD", "/plain") + request("POST", "/plain") +
+               request("DELETE", "/echo") + request("POST", "/tree/x"))
+        assert c.read_reply().body == b"plain"
+        assert c.read_reply(head=True).status == 200
+        r = c.read_reply()
+        assert r.status == 405 and r.headers["allow"] == "GET, HEAD"
+        assert r.body == b"405 Method Not Allowed\n"
+        r = c.read_reply()
+        assert r.status == 405 and r.headers["allow"] == "GET, POST, PUT"
+        r = c.read_reply()
+        assert r.status == 405 and r.headers["allow"] == "GET"
         assert c.still_open()
 
 

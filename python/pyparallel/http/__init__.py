@@ -1,4 +1,4 @@
-"""HTTP/1.1 serving: framing, limits and static routes in C; handlers in Python.
+"""HTTP/1.1 serving: framing, limits, routing and static routes in C; handlers in Python.
 
 ::
 
@@ -27,15 +27,23 @@ Directories are served by :class:`StaticFiles` (see :mod:`pyparallel.http.static
 from __future__ import annotations
 
 import os
-import re
-import sys
-from typing import Any, Callable
-from urllib.parse import parse_qsl, unquote
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 import pyparallel as px
+from pyparallel import _core
 
-__all__ = ["HttpServer", "route", "Response", "HttpError", "StaticFiles", "send_file",
-           "mount_stats"]
+__all__ = [
+    "HttpError",
+    "HttpServer",
+    "Response",
+    "StaticFiles",
+    "mount_stats",
+    "route",
+    "send_file",
+]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 _TEXT = "text/plain; charset=utf-8"
 _HTML = "text/html; charset=utf-8"
@@ -54,7 +62,7 @@ class HttpError(Exception):
 class Response:
     """A response with full control of status, headers and body."""
 
-    __slots__ = ("status", "body", "content_type", "headers")
+    __slots__ = ("body", "content_type", "headers", "status")
 
     def __init__(self, body: Any = b"", status: int = 200, content_type: str | None = None,
                  headers: dict[str, str] | None = None) -> None:
@@ -65,25 +73,25 @@ class Response:
 
 
 def route(path: str | None = None, *, methods: tuple[str, ...] = ("GET", "HEAD", "POST"),
-          static: tuple[str, bytes] | None = None) -> Callable[[Callable], Callable]:
+          static: tuple[str, bytes] | None = None) -> Callable[[_F], _F]:
     """Mark a method as the handler of ``path`` (default: ``/`` + its name).
 
-    ``{name}`` segments become keyword arguments; a path ending in ``/*`` is a
-    prefix route whose remainder is passed as ``rest``. A handler object with a
+    ``{name}`` segments become keyword arguments (percent-decoded; one per
+    path segment, with literal text around it allowed: ``/f/{id}.txt``); a path
+    ending in ``/*`` is a prefix route whose remainder is passed as ``rest``.
+    Exact paths win over ``{name}`` patterns, which win over prefixes (the
+    longest first). The engine matches routes in C; a known path asked with
+    another method is answered 405. A handler object with a
     ``__px_mount__(path)`` method (a :class:`StaticFiles`) is told its path.
     """
-    def mark(func: Callable) -> Callable:
-        func.__px_route__ = (path or "/" + func.__name__, tuple(m.upper() for m in methods))
+    def mark(func: _F) -> _F:
+        spec = (path or "/" + func.__name__, tuple(m.upper() for m in methods))
+        func.__px_route__ = spec  # type: ignore[attr-defined]
         mount = getattr(func, "__px_mount__", None)
         if mount is not None:
-            mount(func.__px_route__[0])
+            mount(spec[0])
         return func
     return mark
-
-
-
-
-_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def _method_route(cls: type, name: str, func: Any) -> bool:
@@ -92,59 +100,48 @@ def _method_route(cls: type, name: str, func: Any) -> bool:
             and any(name in vars(k) for k in cls.__mro__ if k is not object))
 
 
-class _Router:
-    def __init__(self, cls: type) -> None:
-        self.exact: dict[str, tuple[str, tuple[str, ...]]] = {}
-        self.patterns: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = []
-        self.prefixes: list[tuple[str, str, tuple[str, ...]]] = []
-        for name in dir(cls):
-            func = getattr(cls, name, None)
-            spec = getattr(func, "__px_route__", None)
-            if spec is None and _method_route(cls, name, func):
-                # PyParallel-style: a public method of the subclass answers /name.
-                spec = ("/" + name, ("GET", "HEAD"))
-            if spec is None:
-                continue
-            path, methods = spec
-            if path.endswith("/*"):
-                self.prefixes.append((path[:-1], name, methods))
-            elif "{" in path:
-                rx = "^" + _PARAM.sub(r"(?P<\1>[^/]+)", re.escape(path).replace(r"\{", "{").replace(r"\}", "}")) + "$"
-                self.patterns.append((re.compile(rx), name, methods))
-            else:
-                self.exact[path] = (name, methods)
-        self.prefixes.sort(key=lambda p: -len(p[0]))
-
-    def match(self, path: str) -> tuple[str, tuple[str, ...], dict[str, str]] | None:
-        hit = self.exact.get(path)
-        if hit:
-            return hit[0], hit[1], {}
-        for rx, name, methods in self.patterns:
-            m = rx.match(path)
-            if m:
-                return name, methods, {k: unquote(v) for k, v in m.groupdict().items()}
-        for prefix, name, methods in self.prefixes:
-            if path.startswith(prefix):
-                return name, methods, {"rest": unquote(path[len(prefix):])}
-        return None
+def _class_routes(cls: type) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(pattern, attribute name, methods) of every route of cls, in the order
+    the engine numbers them. For one pattern named twice, an exact path keeps
+    the last attribute (in name order) and a pattern or prefix the first."""
+    exact: dict[str, tuple[str, tuple[str, ...]]] = {}
+    others: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for name in dir(cls):
+        func = getattr(cls, name, None)
+        spec = getattr(func, "__px_route__", None)
+        if spec is None and _method_route(cls, name, func):
+            # PyParallel-style: a public method of the subclass answers /name.
+            spec = ("/" + name, ("GET", "HEAD"))
+        if spec is None:
+            continue
+        path, methods = spec
+        if "{" in path or path.endswith("/*"):
+            others.setdefault(path, (name, methods))
+        else:
+            exact[path] = (name, methods)
+    return ([(path, name, methods) for path, (name, methods) in exact.items()] +
+            [(path, name, methods) for path, (name, methods) in others.items()])
 
 
 class HttpServer:
     """Base class of HTTP applications: one instance serves every connection."""
 
     #: {path: (content_type, body)} answered in C without entering Python.
-    static_routes: dict[str, tuple[str, bytes]] = {}
-    server_name = "pyparallel"
-    limits: dict[str, Any] = {}
+    static_routes: ClassVar[dict[str, tuple[str, bytes]]] = {}
+    #: the Server header (the engine's default unless a subclass sets it)
+    server_name: str = _core.http_defaults()["server_name"]
+    #: listen_http's limits and timeouts; absent keys keep the engine's
+    #: defaults (``pyparallel._core.http_defaults()``)
+    limits: ClassVar[dict[str, Any]] = {}
     #: called by the JSON encoder for objects it cannot encode
     json_default: Callable[[Any], Any] | None = None
 
-    _router: _Router | None = None
+    _route_specs: list[tuple[str, str, tuple[str, ...]]] | None = None
 
     def __init__(self) -> None:
         cls = type(self)
-        if cls.__dict__.get("_router") is None:
-            cls._router = _Router(cls)
+        if cls.__dict__.get("_route_specs") is None:
+            cls._route_specs = _class_routes(cls)
 
     # -- helpers for handlers ------------------------------------------------
     def error(self, request: Any, status: int, message: str = "") -> Response:
@@ -169,32 +166,37 @@ class HttpServer:
         """
         return send_file(request, path, range=range, content_type=content_type)
 
-    def _exact_routes(self) -> dict[str, tuple[Callable, tuple[str, ...]]]:
-        """Routes the engine matches in C: {path: (bound handler, methods)}."""
-        return {path: (getattr(self, name), methods)
-                for path, (name, methods) in self._router.exact.items()}  # type: ignore[union-attr]
+    def _routes(self) -> list[tuple[str, Callable[..., Any], tuple[str, ...]]]:
+        """The engine's route table: [(pattern, bound handler, methods)], the
+        route ids being the positions."""
+        return [(path, getattr(self, name), methods)
+                for path, name, methods in type(self)._route_specs or ()]
 
     # -- dispatch --------------------------------------------------------------
     def __call__(self, request: Any) -> Any:
-        """Route one request; the engine turns the result into a response."""
-        try:
-            hit = self._router.match(request.path)  # type: ignore[union-attr]
-            if hit is None:
-                return self.error(request, 404, "404 Not Found")
-            name, methods, params = hit
-            if request.method not in methods:
-                return Response(b"405 Method Not Allowed\n", 405, _TEXT,
-                                {"Allow": ", ".join(methods)})
-            if request.query:
-                for k, v in parse_qsl(request.query, keep_blank_values=True):
-                    params.setdefault(k, v)
-            return getattr(self, name)(request, **params)
-        except HttpError as e:
-            return self._http_error(request, e)
+        """Answer a request whose path no route matched (the engine routes the
+        others straight to their handlers): 404 through :meth:`error`."""
+        return self.error(request, 404, "404 Not Found")
 
     def _http_error(self, request: Any, e: HttpError) -> Response:
-        """The answer to an HttpError raised by any handler (also the C-routed ones)."""
+        """The answer to an HttpError raised by any handler."""
         return self.error(request, e.status, e.message or str(e.status))
+
+    @classmethod
+    def __px_listen__(cls, engine: Any, host: str, port: int, fd: int) -> int:
+        """Listen on the engine with the one instance that serves every request:
+        its routes compiled into the engine's table, shared first (when the
+        engine does not serve yet and the class was registered with sharing)."""
+        from .. import sharing
+        app = cls()
+        routes = app._routes()
+        if not engine.started and sharing.wants_sharing(cls):
+            sharing.share(app, routes)
+        port = engine.listen_http(host, port, app, dict(cls.static_routes),
+                                  server_name=cls.server_name, response_type=Response,
+                                  json_default=cls.json_default, routes=routes, fd=fd,
+                                  error_type=HttpError, **cls.limits)
+        return int(port)
 
     @classmethod
     def serve(cls, host: str = "127.0.0.1", port: int = 8080, workers: int | None = None) -> None:
@@ -204,5 +206,5 @@ class HttpServer:
 
 
 # the static module needs Response, defined above
-from .static import StaticFiles, send_file  # noqa: E402
-from .monitor import mount_stats  # noqa: E402
+from .monitor import mount_stats
+from .static import StaticFiles, send_file

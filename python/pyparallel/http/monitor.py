@@ -17,15 +17,16 @@ histogram snapshots) and the load and connections of each worker.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import pyparallel as px
 
-from . import HttpServer, Response, route
 from .._metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from . import HttpServer, Response, route
 
-__all__ = ["mount_stats", "dashboard_html"]
+__all__ = ["dashboard_html", "mount_stats"]
 
 App = TypeVar("App", bound=type)
 
@@ -58,7 +59,7 @@ def mount_stats(app_cls: App | None = None, *, prefix: str = "",
     def apply(cls: App) -> App:
         if not (isinstance(cls, type) and issubclass(cls, HttpServer)):
             raise TypeError("mount_stats() needs an HttpServer subclass")
-        if cls.__dict__.get("_router") is not None:
+        if cls.__dict__.get("_route_specs") is not None:
             raise RuntimeError(f"mount_stats({cls.__name__}) after it started serving")
         stats_path = _join(prefix, "stats")
 

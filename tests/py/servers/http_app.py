@@ -10,7 +10,10 @@ Routes: /hello, /id/{n}, /echo (any of GET POST PUT), /info (the request as
 JSON; query parameters accepted), /status/{code} (that status with the body
 b"BODY"), /boom (raises), /file (sendfile of --file, honouring Range),
 /part/{start}/{stop} (sendfile of --file with range=(start, stop)),
-/part/{start} (range=(start, None)), /static/* (StaticFiles of --root).
+/part/{start} (range=(start, None)), /static/* (StaticFiles of --root);
+for routing: /greet/{name} and /greet/me, /files/{stem}.txt, /tree/* (their
+arguments as JSON), /plain (a method named so, no decorator) and the static
+route /static-hello.
 """
 
 from __future__ import annotations
@@ -43,6 +46,26 @@ for flag, key, conv in (("--head-timeout", "head_timeout", float),
 
 class App(HttpServer):
     limits = LIMITS
+    static_routes = {"/static-hello": ("text/plain", b"static hello")}
+
+    def plain(self, request):  # PyParallel-style: answers GET and HEAD of /plain
+        return b"plain"
+
+    @route("/greet/{name}")
+    def greet(self, request, name, **query):
+        return {"name": name, **query}
+
+    @route("/greet/me")
+    def greet_me(self, request):
+        return {"me": True}
+
+    @route("/files/{stem}.txt")
+    def text_file(self, request, stem):
+        return {"stem": stem}
+
+    @route("/tree/*", methods=("GET",))
+    def tree(self, request, rest):
+        return {"rest": rest}
 
     @route("/hello")
     def hello(self, request, **query):

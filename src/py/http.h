@@ -1,0 +1,38 @@
+/*
+ * HTTP in the binding, private to src/py/http_*.c: the application a server
+ * calls, the Request type and the conversion of results into responses. The
+ * engine (src/http) frames, routes and writes heads; these files only turn its
+ * exchanges into Python calls and the calls' results back into responses.
+ */
+#ifndef PX_PY_HTTP_H
+#define PX_PY_HTTP_H
+
+#include "binding.h"
+
+#include "px/http_server.h"
+
+/* One listening HTTP application: what its server calls, by route id. */
+typedef struct px_py_http_app {
+    PyObject *app;           /* callable(request): the requests no route took */
+    PyObject **handlers;     /* by route id: callable(request, **params) */
+    PyObject **param_names;  /* by route id: tuple of str (names of params) */
+    size_t nroutes;
+    PyObject *response_type; /* results of this class carry status and headers */
+    PyObject *json_default;  /* default= hook of the JSON encoder, or NULL */
+    PyObject *engine;        /* borrowed: the Engine owns this app */
+    char *server_name;       /* owned: the server's config borrows it */
+    px_http_server_t *srv;
+} px_py_http_app_t;
+
+/* A Request for the exchange x (http_request.c): the head and body copied
+ * out of the receive buffer, fields decoded when read. New reference, or NULL
+ * with an exception set. Thread state attached. */
+PyObject *px_py_request_new(px_module_state_t *st, const px_http_exchange_t *x);
+/* Tie req to the connection while its handler runs (remote_addr); NULL after. */
+void px_py_request_set_conn(PyObject *req, px_conn_t *c);
+
+/* Answer x with a handler's result (http_result.c): 0, or -1 with an exception
+ * set or x already answered. Thread state attached. */
+int px_py_http_send_result(px_py_http_app_t *a, px_http_exchange_t *x, PyObject *result);
+
+#endif

@@ -1,0 +1,388 @@
+/*
+ * An HttpServer on the engine: its routes handed to the engine's route table
+ * at listen time, and the call of the handler a request's route names. The
+ * engine matches every request (404 and 405 included); this file holds only
+ * the handler objects, indexed by route id, and the names of their parameters.
+ */
+#include "http.h"
+
+#include "px/http_path.h"
+
+static void log_traceback(void)
+{
+    /* A handler that raised: its traceback goes to stderr, the client gets 500. */
+    PyObject *exc = PyErr_GetRaisedException();
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_DisplayException(exc);
+#else
+    PyErr_Display((PyObject *)Py_TYPE(exc), exc, PyException_GetTraceback(exc));
+#endif
+    Py_DECREF(exc);
+}
+
+/* A route parameter as str: percent-decoded in C, then UTF-8 with
+ * replacement characters (what urllib.parse.unquote gives). */
+static PyObject *param_value(px_view_t v)
+{
+    char small[256], *buf = v.len <= sizeof(small) ? small : PyMem_Malloc(v.len);
+    PyObject *s;
+    int n;
+
+    if (buf == NULL)
+        return PyErr_NoMemory();
+    n = px_http_unquote(v.base, v.len, buf, v.len);
+    s = n < 0 ? px_py_raise_errno(n, "route parameter")
+              : PyUnicode_DecodeUTF8(buf, n, "replace");
+    if (buf != small)
+        PyMem_Free(buf);
+    return s;
+}
+
+/* The keyword arguments of a routed call: the route's parameters, then the
+ * query's (first value of each name; a parameter of the path wins). NULL with
+ * no exception when there are none; NULL with an exception on error. */
+static PyObject *route_kwargs(px_module_state_t *st, px_py_http_app_t *a,
+                              const px_http_exchange_t *x, PyObject *req)
+{
+    const px_http_match_t *m = &x->match;
+    PyObject *names = a->param_names[m->route], *kw, *query, *pairs;
+
+    if (m->nparams == 0 && x->req->query.len == 0)
+        return NULL;
+    kw = PyDict_New();
+    if (kw == NULL)
+        return NULL;
+    for (unsigned i = 0; i < m->nparams; i++) {
+        PyObject *value = param_value(m->params[i]);
+        if (value == NULL || PyDict_SetItem(kw, PyTuple_GET_ITEM(names, i), value) < 0) {
+            Py_XDECREF(value);
+            goto fail;
+        }
+        Py_DECREF(value);
+    }
+    if (x->req->query.len == 0)
+        return kw;
+    query = PyObject_GetAttrString(req, "query");
+    if (query == NULL)
+        goto fail;
+    pairs = PyObject_CallFunction(st->parse_qsl, "OO", query, Py_True);
+    Py_DECREF(query);
+    if (pairs == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pairs); i++) {
+        PyObject *kv = PyList_GET_ITEM(pairs, i); /* borrowed */
+        if (PyDict_SetDefault(kw, PyTuple_GET_ITEM(kv, 0), PyTuple_GET_ITEM(kv, 1)) == NULL) {
+            Py_DECREF(pairs);
+            goto fail;
+        }
+    }
+    Py_DECREF(pairs);
+    return kw;
+fail:
+    Py_DECREF(kw);
+    return NULL;
+}
+
+/* The handler runs with the worker released (a spare serves the other
+ * connections if it blocks); its result is converted and queued owned. The
+ * request was copied out of the receive buffer before. */
+static void app_call(px_http_exchange_t *x, void *udata)
+{
+    px_py_http_app_t *a = udata;
+    px_worker_t *w = px_conn_worker(x->conn);
+    int route = x->match.route;
+    PyObject *req, *result = NULL, *kw = NULL;
+    px_module_state_t *st;
+
+    px_py_attach(w);
+    st = px_py_state();
+    req = px_py_request_new(st, x);
+    if (req != NULL && route >= 0)
+        kw = route_kwargs(st, a, x, req);
+    if (req != NULL && !PyErr_Occurred()) {
+        PyObject *handler = route >= 0 ? a->handlers[route] : a->app;
+        bool released;
+
+        px_py_request_set_conn(req, x->conn);
+        released = px_py_release(w);
+        if (kw != NULL) {
+            PyObject *args = PyTuple_Pack(1, req);
+            result = args ? PyObject_Call(handler, args, kw) : NULL;
+            Py_XDECREF(args);
+        } else {
+            result = PyObject_CallOneArg(handler, req);
+        }
+        if (result == NULL && st->http_error && PyErr_ExceptionMatches(st->http_error)) {
+            PyObject *exc = PyErr_GetRaisedException();
+            result = PyObject_CallMethod(a->app, "_http_error", "OO", req, exc);
+            Py_DECREF(exc);
+        }
+        px_py_reacquire(w, released);
+        px_py_request_set_conn(req, NULL);
+    }
+    Py_XDECREF(kw);
+    Py_XDECREF(req);
+    if (px_conn_closing(x->conn)) {
+        /* Closed while the handler blocked (shutdown, deadline): nobody to answer. */
+        if (result == NULL) {
+            PX_STAT_ADD(px_worker_stats(w), errors, 1);
+            log_traceback();
+        }
+        x->responded = true;
+    } else if (result == NULL || px_py_http_send_result(a, x, result) < 0) {
+        PX_STAT_ADD(px_worker_stats(w), errors, 1);
+        if (PyErr_Occurred())
+            log_traceback();
+        x->responded = false; /* the engine answers 500 */
+        x->keep_alive = false;
+    }
+    Py_XDECREF(result);
+}
+
+static PyObject *route_error(int rc, PyObject *pattern)
+{
+    const char *why = rc == -EEXIST   ? "routed twice"
+                      : rc == -E2BIG ? "has too many parameters or methods"
+                                     : "is not a route pattern (see pyparallel.http.route)";
+    if (rc == -ENOMEM)
+        return PyErr_NoMemory();
+    return PyErr_Format(PyExc_ValueError, "route %R %s", pattern, why);
+}
+
+/* The names of route id's parameters, as a tuple of interned str. */
+static PyObject *param_names(px_py_http_app_t *a, int id)
+{
+    px_view_t names[PX_HTTP_ROUTE_MAX_PARAMS];
+    unsigned n = px_http_router_param_names(px_http_server_router(a->srv), id, names,
+                                            PX_HTTP_ROUTE_MAX_PARAMS);
+    PyObject *t = PyTuple_New((Py_ssize_t)n);
+
+    for (unsigned i = 0; t && i < n; i++) {
+        PyObject *s = PyUnicode_FromStringAndSize(names[i].base, (Py_ssize_t)names[i].len);
+        if (s == NULL) {
+            Py_CLEAR(t);
+            break;
+        }
+        PyUnicode_InternInPlace(&s);
+        PyTuple_SET_ITEM(t, i, s);
+    }
+    return t;
+}
+
+/* routes: [(pattern, handler, (method, ...)), ...]; route ids follow the list. */
+static int add_routes(px_py_http_app_t *a, PyObject *routes)
+{
+    PyObject *seq = PySequence_Fast(routes, "routes: [(pattern, handler, methods), ...]");
+    Py_ssize_t n;
+    int rc = -1;
+
+    if (seq == NULL)
+        return -1;
+    n = PySequence_Fast_GET_SIZE(seq);
+    a->handlers = PyMem_RawCalloc((size_t)n + 1, sizeof(*a->handlers));
+    a->param_names = PyMem_RawCalloc((size_t)n + 1, sizeof(*a->param_names));
+    if (a->handlers == NULL || a->param_names == NULL) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i), *methods, *mseq;
+        const char *names[PX_HTTP_ROUTE_MAX_METHODS + 1];
+        const char *pattern;
+        Py_ssize_t plen, nm;
+        int id;
+
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3 ||
+            (pattern = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &plen)) == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "routes: [(pattern, handler, methods), ...]");
+            goto out;
+        }
+        methods = PyTuple_GET_ITEM(item, 2);
+        mseq = PySequence_Fast(methods, "a route's methods: a tuple of str");
+        if (mseq == NULL)
+            goto out;
+        nm = PySequence_Fast_GET_SIZE(mseq);
+        for (Py_ssize_t j = 0; j < nm && j <= PX_HTTP_ROUTE_MAX_METHODS; j++)
+            if ((names[j] = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(mseq, j))) == NULL) {
+                Py_DECREF(mseq);
+                goto out;
+            }
+        /* over the maximum: px_http_route refuses it (E2BIG) from the count */
+        id = px_http_route(a->srv, pattern, (size_t)plen, names, (size_t)nm);
+        Py_DECREF(mseq);
+        if (id < 0) {
+            route_error(id, PyTuple_GET_ITEM(item, 0));
+            goto out;
+        }
+        a->handlers[id] = Py_NewRef(PyTuple_GET_ITEM(item, 1));
+        a->nroutes = (size_t)id + 1;
+        if ((a->param_names[id] = param_names(a, id)) == NULL)
+            goto out;
+    }
+    rc = 0;
+out:
+    Py_DECREF(seq);
+    return rc;
+}
+
+/* static: {path: (content_type, body bytes)} answered in C. */
+static int add_static_routes(px_py_http_app_t *a, PyObject *routes)
+{
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+
+    if (!PyDict_Check(routes)) {
+        PyErr_SetString(PyExc_TypeError, "static routes: {path: (content_type, bytes)}");
+        return -1;
+    }
+    while (PyDict_Next(routes, &pos, &key, &value)) {
+        const char *path = PyUnicode_AsUTF8(key), *ctype;
+        char *body;
+        Py_ssize_t len;
+        int rc;
+
+        if (path == NULL || !PyTuple_Check(value) || PyTuple_GET_SIZE(value) != 2 ||
+            (ctype = PyUnicode_AsUTF8(PyTuple_GET_ITEM(value, 0))) == NULL ||
+            PyBytes_AsStringAndSize(PyTuple_GET_ITEM(value, 1), &body, &len) < 0) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "static routes: {path: (content_type, bytes)}");
+            return -1;
+        }
+        rc = px_http_route_static(a->srv, path, ctype, body, (size_t)len);
+        if (rc < 0) {
+            px_py_raise_errno(rc, "static route");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* What Request methods and routed calls use, imported by the first server (main
+ * thread) rather than with the module, which serves no HTTP on its own. */
+static int request_helpers_init(px_module_state_t *st, PyObject *error_type)
+{
+    if (st->json_loads == NULL) {
+        PyObject *json = PyImport_ImportModule("json");
+        PyObject *parse = json ? PyImport_ImportModule("urllib.parse") : NULL;
+        if (parse != NULL) {
+            st->json_loads = PyObject_GetAttrString(json, "loads");
+            st->parse_qsl = PyObject_GetAttrString(parse, "parse_qsl");
+        }
+        Py_XDECREF(json);
+        Py_XDECREF(parse);
+        if (st->json_loads == NULL || st->parse_qsl == NULL) {
+            Py_CLEAR(st->json_loads);
+            Py_CLEAR(st->parse_qsl);
+            return -1;
+        }
+    }
+    /* HttpError: a status for the client, not a 500 (Request.json() raises it) */
+    if (st->http_error == NULL && error_type && error_type != Py_None)
+        st->http_error = Py_NewRef(error_type);
+    return 0;
+}
+
+/* Engine.listen_http(host, port, app, static, limits..., routes=, fd=): every
+ * default not given is the engine's (px_http_config_default). */
+PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, PyObject *kwds,
+                            void **owned)
+{
+    static char *kwlist[] = {"host", "port", "app", "static", "keepalive_timeout",
+                             "head_timeout", "body_timeout", "max_body", "max_headers",
+                             "max_request_line", "max_header_bytes", "server_name",
+                             "response_type", "json_default", "routes", "fd", "error_type", NULL};
+    px_module_state_t *st = px_py_state();
+    px_http_config_t cfg;
+    const char *host, *server_name;
+    int port, rc, listen_fd = -1;
+    PyObject *app, *statics = Py_None, *response_type = NULL, *json_default = NULL;
+    PyObject *routes = NULL, *error_type = NULL;
+    double ka, head_t, body_t;
+    unsigned long long max_body;
+    Py_ssize_t max_headers, max_line, max_head;
+    px_py_http_app_t *a;
+
+    px_http_config_default(&cfg);
+    server_name = cfg.server_name;
+    ka = cfg.keepalive_timeout_ms / 1000.0;
+    head_t = cfg.head_timeout_ms / 1000.0;
+    body_t = cfg.body_timeout_ms / 1000.0;
+    max_body = cfg.limits.max_body;
+    max_headers = (Py_ssize_t)cfg.limits.max_headers;
+    max_line = (Py_ssize_t)cfg.limits.max_request_line;
+    max_head = (Py_ssize_t)cfg.limits.max_header_bytes;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siO|OdddKnnns$OOOiO:listen_http", kwlist,
+                                     &host, &port, &app, &statics, &ka, &head_t, &body_t,
+                                     &max_body, &max_headers, &max_line, &max_head,
+                                     &server_name, &response_type, &json_default, &routes,
+                                     &listen_fd, &error_type))
+        return NULL;
+    if (response_type && response_type != Py_None && !PyType_Check(response_type)) {
+        PyErr_SetString(PyExc_TypeError, "response_type must be a class");
+        return NULL;
+    }
+    if (request_helpers_init(st, error_type) < 0)
+        return NULL;
+    cfg.keepalive_timeout_ms = (unsigned)(ka * 1000);
+    cfg.head_timeout_ms = (unsigned)(head_t * 1000);
+    cfg.body_timeout_ms = (unsigned)(body_t * 1000);
+    cfg.limits.max_body = max_body;
+    cfg.limits.max_headers = (size_t)max_headers;
+    cfg.limits.max_request_line = (size_t)max_line;
+    cfg.limits.max_header_bytes = (size_t)max_head;
+    a = PyMem_RawCalloc(1, sizeof(*a));
+    if (a == NULL)
+        return PyErr_NoMemory();
+    a->app = Py_NewRef(app);
+    a->engine = engine;
+    if (response_type && response_type != Py_None)
+        a->response_type = Py_NewRef(response_type);
+    if (json_default && json_default != Py_None)
+        a->json_default = Py_NewRef(json_default);
+    a->server_name = PyMem_RawMalloc(strlen(server_name) + 1);
+    if (a->server_name == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    strcpy(a->server_name, server_name);
+    cfg.server_name = a->server_name;
+    rc = px_http_server_new(&cfg, app_call, a, &a->srv);
+    if (rc < 0) {
+        px_py_raise_errno(rc, "listen_http");
+        goto fail;
+    }
+    if ((routes && routes != Py_None && add_routes(a, routes) < 0) ||
+        (statics != Py_None && add_static_routes(a, statics) < 0))
+        goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    rc = px_http_listen(e, a->srv, host, port, listen_fd);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        px_py_raise_errno(rc, "listen_http");
+        goto fail;
+    }
+    *owned = a;
+    return PyLong_FromLong(rc);
+fail:
+    px_py_http_app_free(a);
+    return NULL;
+}
+
+void px_py_http_app_free(void *p)
+{
+    px_py_http_app_t *a = p;
+
+    px_http_server_free(a->srv);
+    Py_XDECREF(a->app);
+    Py_XDECREF(a->response_type);
+    Py_XDECREF(a->json_default);
+    for (size_t i = 0; i < a->nroutes; i++) {
+        Py_XDECREF(a->handlers[i]);
+        Py_XDECREF(a->param_names[i]);
+    }
+    PyMem_RawFree(a->handlers);
+    PyMem_RawFree(a->param_names);
+    PyMem_RawFree(a->server_name);
+    PyMem_RawFree(a);
+}
