@@ -10,6 +10,8 @@ import json
 import os
 import random
 import select
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import BACKENDS, HOST, ServerProcess
+from helpers import BACKENDS, CRASH_MARKERS, HOST, ServerProcess, child_env
 from http_helpers import (BIG_SIZE, HEAD_TIMEOUT, Conn, app_server, chunked, make_site, request,
                           wait_for)
 
@@ -865,6 +867,44 @@ def test_method_name_route_and_allow(app: ServerProcess) -> None:
         r = c.read_reply()
         assert r.status == 405 and r.headers["allow"] == "GET"
         assert c.still_open()
+
+
+ROUTE_TABLE_CHECKS = r"""
+import json
+import pyparallel as px
+from pyparallel import _core
+from pyparallel.http import HttpServer, route
+
+out = {"defaults": _core.http_defaults(), "server_name": HttpServer.server_name}
+eng = px.engine(1)
+for pattern in ("/{a}-{b}", "no-slash", "/{a}/{a}"):
+    class Bad(HttpServer):
+        @route(pattern)
+        def handler(self, request, **params):
+            return b""
+    try:
+        Bad.__px_listen__(eng, "127.0.0.1", 0, -1)
+        out[pattern] = "accepted"
+    except ValueError as exc:
+        out[pattern] = str(exc)
+print(json.dumps(out))
+"""
+
+
+def test_route_table_refusals_and_defaults() -> None:
+    """Patterns the C table cannot match unambiguously are refused when the
+    class starts listening; the Python layer's defaults are the engine's."""
+    res = subprocess.run([sys.executable, "-c", ROUTE_TABLE_CHECKS], env=child_env(None),
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and not any(m in res.stderr for m in CRASH_MARKERS), res.stderr
+    out = json.loads(res.stdout)
+    assert out["defaults"] == {"keepalive_timeout": 60.0, "head_timeout": 10.0,
+                               "body_timeout": 30.0, "max_body": 1 << 20, "max_headers": 100,
+                               "max_request_line": 8192, "max_header_bytes": 16384,
+                               "server_name": "pyparallel"}
+    assert out["server_name"] == "pyparallel"
+    for pattern in ("/{a}-{b}", "no-slash", "/{a}/{a}"):
+        assert out[pattern].startswith(f"route {pattern!r} "), out
 
 
 # ---- statuses without a body ---------------------------------------------------------------
