@@ -398,7 +398,7 @@ static void answer(px_conn_t *c, px_http_server_t *s, const px_http_request_t *r
     } else if (px_http_router_count(s->router) > 0 &&
                px_http_router_match(s->router, req->method, req->path, &x.match) == -EPERM) {
         const char *allow = s->allow_lines[x.match.route];
-        px_http_respond(&x, 405, TEXT_PLAIN, allow, strlen(allow),
+        px_http_respond(&x, 405, TEXT_PLAIN, allow, allow ? strlen(allow) : 0,
                         "405 Method Not Allowed\n", 23);
     } else if (s->app) {
         s->app(&x, s->udata);
