@@ -1,6 +1,7 @@
 /*
  * HTTP/1.1 connections on the engine: framing, limits, deadlines, routing
- * (static answers, the app's route table) and response writing. See include/px/http_server.h.
+ * (static answers, the app's route table) and response writing. See
+ * include/px/http_server.h.
  */
 #include <errno.h>
 #include <stdio.h>
