@@ -143,18 +143,13 @@ def _attach(eng: _core.Engine, endpoint: Server | Client, protocol: type) -> Non
     if not isinstance(endpoint, Server):
         eng.connect(endpoint.host, endpoint.port, protocol)
         return
-    http = sys.modules.get("pyparallel.http")
+    # A protocol class may attach its servers itself (HttpServer does): it
+    # owns fd once __px_listen__(engine, host, port, fd) returns.
+    listen = getattr(protocol, "__px_listen__", None) if isinstance(protocol, type) else None
     fd = endpoint._take_fd()
     try:
-        if http and isinstance(protocol, type) and issubclass(protocol, http.HttpServer):
-            app = protocol()
-            routes = app._exact_routes()
-            if not eng.started and _sharing.wants_sharing(protocol):
-                _sharing.share(app, routes)  # the one instance every request uses
-            eng.listen_http(endpoint.host, endpoint.port, app, dict(protocol.static_routes),
-                            server_name=protocol.server_name, response_type=http.Response,
-                            json_default=protocol.json_default, routes=routes,
-                            fd=fd, error_type=http.HttpError, **protocol.limits)
+        if listen is not None:
+            listen(eng, endpoint.host, endpoint.port, fd)
         else:
             eng.listen(endpoint.host, endpoint.port, protocol, fd)
     except BaseException:

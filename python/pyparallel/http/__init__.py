@@ -33,6 +33,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote
 
 import pyparallel as px
+from pyparallel import sharing as _sharing
 
 __all__ = ["HttpServer", "route", "Response", "HttpError", "StaticFiles", "send_file",
            "mount_stats"]
@@ -195,6 +196,23 @@ class HttpServer:
     def _http_error(self, request: Any, e: HttpError) -> Response:
         """The answer to an HttpError raised by any handler (also the C-routed ones)."""
         return self.error(request, e.status, e.message or str(e.status))
+
+    @classmethod
+    def __px_listen__(cls, engine: Any, host: str, port: int, fd: int) -> int:
+        """Attach this app to a server endpoint (:func:`pyparallel.register`
+        calls it): one instance answers every request, routed in C where the
+        route is exact; it is shared too when the engine is not serving yet
+        and the class was registered with sharing. The engine owns ``fd``
+        once this returns; the bound port is returned."""
+        app = cls()
+        routes = app._exact_routes()
+        if not engine.started and _sharing.wants_sharing(cls):
+            _sharing.share(app, routes)  # the one instance every request uses
+        port = engine.listen_http(host, port, app, dict(cls.static_routes),
+                                  server_name=cls.server_name, response_type=Response,
+                                  json_default=cls.json_default, routes=routes,
+                                  fd=fd, error_type=HttpError, **cls.limits)
+        return int(port)
 
     @classmethod
     def serve(cls, host: str = "127.0.0.1", port: int = 8080, workers: int | None = None) -> None:
