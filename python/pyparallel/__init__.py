@@ -39,8 +39,8 @@ from .stm import (IOInTransactionError, TransactionError, atomic, in_transaction
                   stm_config, stm_stats, tdict, tlist, tvar)
 
 __all__ = [
-    "Engine", "Transport", "server", "client", "register", "run", "run_once",
-    "shutdown", "transport", "sendfile", "stats", "engine", "gil_enabled",
+    "Engine", "Transport", "Server", "Client", "server", "client", "register", "run",
+    "run_once", "shutdown", "transport", "sendfile", "stats", "engine", "gil_enabled",
     "sys_stats", "socket_stats", "memory_stats", "context_stats", "thread_seq_id",
     "rdtsc", "debug", "set_debug", "debug_enabled", "metrics_text",
     "atomic", "tvar", "tdict", "tlist", "parallel_for", "stm_stats", "stm_config",

@@ -149,7 +149,7 @@ def register(transport: Server | Client, protocol: type, share: bool = True) -> 
     global _serving
     with _lock:
         if share and not (_engine is not None and _engine.started):
-            _sharing.share_protocol(protocol)
+            _sharing._share_protocol(protocol)
         if isinstance(transport, Server):
             _serving = True
         if _engine is not None and _engine.started and not _engine.finished:

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 # Counters of the engine that are levels, not running totals.
-GAUGES = frozenset({"connections", "pool_bytes", "pool_in_use"})
+_LEVELS = frozenset({"connections", "pool_bytes", "pool_in_use"})
 
 thread_seq_id = _core.thread_seq_id
 rdtsc = _core.rdtsc

@@ -206,7 +206,7 @@ class HttpServer:
         once this returns; the bound port is returned."""
         app = cls()
         routes = app._exact_routes()
-        if not engine.started and _sharing.wants_sharing(cls):
+        if not engine.started and _sharing._wants_sharing(cls):
             _sharing.share(app, routes)  # the one instance every request uses
         port = engine.listen_http(host, port, app, dict(cls.static_routes),
                                   server_name=cls.server_name, response_type=Response,
