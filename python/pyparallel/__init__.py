@@ -13,34 +13,34 @@ free-threaded CPython. The names follow PyParallel's ``async`` module::
     server = px.server("127.0.0.1", 8007)
     px.register(transport=server, protocol=Echo)
     px.run()
+
+This module only gathers the API; each part lives in the module that owns it
+(the engine's life in ``_lifecycle``, statistics in ``_stats``, work, timers
+and locks in :mod:`pyparallel.runtime`, transactions in :mod:`pyparallel.stm`,
+sharing in :mod:`pyparallel.sharing`).
 """
 
 from __future__ import annotations
 
-import atexit
-import gc
-import os
-import signal
-import socket
-import sys
-import threading
-import warnings
 from typing import Any
 
 from . import _core
-from . import sharing as _sharing
-from ._core import Transport, sendfile
+from ._core import Engine, Transport, sendfile
+from ._lifecycle import (Client, Server, client, engine, gil_enabled, register, run, run_once,
+                         server, shutdown, transport)
 from ._metrics import metrics_text
 from ._stats import (context_stats, debug, debug_enabled, memory_stats, rdtsc, set_debug,
                      socket_stats, stats, sys_stats, thread_seq_id)
-from .stm import (IOInTransactionError, TransactionError, atomic, in_transaction,
-                  parallel_for, refuse_in_transaction, stm_config, stm_stats, tdict, tlist,
-                  tvar)
+from .runtime import (ProtectedDict, ProtectedList, RWLock, Timer, Work, call_from_main_thread,
+                      call_from_main_thread_and_wait, protect, protected, read_lock, submit_work,
+                      timer, unprotect, write_lock)
 from .sharing import share, share_stats
+from .stm import (IOInTransactionError, TransactionError, atomic, in_transaction, parallel_for,
+                  stm_config, stm_stats, tdict, tlist, tvar)
 
 __all__ = [
-    "Engine", "Transport", "server", "client", "register", "run", "run_once",
-    "shutdown", "transport", "sendfile", "stats", "engine", "gil_enabled",
+    "Engine", "Transport", "Server", "Client", "server", "client", "register", "run",
+    "run_once", "shutdown", "transport", "sendfile", "stats", "engine", "gil_enabled",
     "sys_stats", "socket_stats", "memory_stats", "context_stats", "thread_seq_id",
     "rdtsc", "debug", "set_debug", "debug_enabled", "metrics_text",
     "atomic", "tvar", "tdict", "tlist", "parallel_for", "stm_stats", "stm_config",
@@ -54,293 +54,11 @@ __all__ = [
 ]
 __version__ = _core.__version__
 
-Engine = _core.Engine
-
-_lock = threading.RLock()
-_engine: _core.Engine | None = None
-_pending: list[tuple[Any, type]] = []  # registrations waiting for the engine
-_gil_warned = False
-_last_engine: _core.Engine | None = None
-_stop_requested = False   # SIGTERM/SIGINT before the engine ran
-_shutdown_timeout = 5.0
-_saved_handlers: dict[int, Any] = {}
-
-
-def gil_enabled() -> bool:
-    """True when this interpreter runs Python code under the GIL."""
-    check = getattr(sys, "_is_gil_enabled", None)
-    return True if check is None else bool(check())
-
-
-class Server:
-    """A listening endpoint, returned by :func:`server`.
-
-    The socket listens at once (so ``port=0`` reports the port it got, a port in
-    use fails here, and clients that connect before serving starts wait in its
-    backlog); when serving starts it becomes the first worker's listener and the
-    other workers join the port with listeners of their own.
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._reservation: socket.socket | None = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            self._reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            self._reservation.bind((host, port))
-            self._reservation.listen(4096)
-            self._reservation.setblocking(False)
-        except OSError:
-            self._reservation.close()
-            raise
-        self.port: int = self._reservation.getsockname()[1]
-        self.protocol: type | None = None
-
-    def _take_fd(self) -> int:
-        """A duplicate of the listening socket for the engine, which owns it."""
-        if self._reservation is None:
-            raise RuntimeError(f"{self!r} is already being served")
-        return os.dup(self._reservation.fileno())
-
-    def _release(self) -> None:
-        if self._reservation is not None:
-            self._reservation.close()
-            self._reservation = None
-
-    def __repr__(self) -> str:
-        return f"<Server {self.host}:{self.port}>"
-
-
-class Client:
-    """An outgoing connection, returned by :func:`client`; it connects when registered."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
-        self.protocol: type | None = None
-
-    def __repr__(self) -> str:
-        return f"<Client {self.host}:{self.port}>"
-
-
-def server(host: str, port: int) -> Server:
-    """A listening endpoint on host:port; attach a protocol with :func:`register`.
-
-    From here on SIGTERM means a graceful shutdown (clients may already be
-    connecting); SIGINT does too once :func:`run` serves."""
-    s = Server(host, port)
-    _install_signal_handlers((signal.SIGTERM,))
-    return s
-
-
-def client(host: str, port: int) -> Client:
-    """An outgoing connection to host:port; it connects once registered and running."""
-    return Client(host, port)
-
-
-def _attach(eng: _core.Engine, endpoint: Server | Client, protocol: type) -> None:
-    if not isinstance(endpoint, Server):
-        eng.connect(endpoint.host, endpoint.port, protocol)
-        return
-    fd = endpoint._take_fd()
-    try:
-        listen = getattr(protocol, "__px_listen__", None)
-        if listen is not None:
-            listen(eng, endpoint.host, endpoint.port, fd)  # HttpServer attaches itself
-        else:
-            eng.listen(endpoint.host, endpoint.port, protocol, fd)
-    except BaseException:
-        os.close(fd)
-        raise
-    endpoint._release()
-
-
-def register(transport: Server | Client, protocol: type, share: bool = True) -> Server | Client:
-    """Attach a protocol class to a server or client (one instance per connection).
-
-    With ``share`` (the default) the class, its methods and what their code
-    reads are shared (:func:`pyparallel.share`) when the engine is not serving
-    yet; registered while it serves, nothing is shared (workers may be reading
-    those objects)."""
-    if not isinstance(transport, (Server, Client)):
-        raise TypeError("register() needs a transport from server() or client()")
-    refuse_in_transaction("register()")
-    transport.protocol = protocol
-    global _serving
-    with _lock:
-        if share and not (_engine is not None and _engine.started):
-            _sharing.share_protocol(protocol)
-        if isinstance(transport, Server):
-            _serving = True
-        if _engine is not None and _engine.started and not _engine.finished:
-            _attach(_engine, transport, protocol)
-        else:
-            _pending.append((transport, protocol))
-    return transport
-
-
-def _default_workers(workers: int | None) -> int:
-    if workers is not None:
-        return int(workers)
-    env = os.environ.get("PX_WORKERS")
-    return int(env) if env else 0
-
-
-def engine(workers: int | None = None, **options: Any) -> _core.Engine:
-    """The process's engine, created (not started) on first use.
-
-    ``workers`` (or ``PX_WORKERS``) sets the worker count, one per usable CPU by
-    default; ``PX_BACKEND=uring|epoll`` picks the I/O backend. ``handoff_ms``
-    (default 2, 0: never) is how long a callback may block its worker while
-    other work waits before a spare thread takes the worker over.
-    """
-    global _engine
-    with _lock:
-        if _engine is None:
-            options.setdefault("backend", os.environ.get("PX_BACKEND", "auto"))
-            _engine = _core.Engine(workers=_default_workers(workers), **options)
-        return _engine
-
-
-def _start(workers: int | None, options: dict[str, Any]) -> _core.Engine:
-    global _gil_warned
-    eng = engine(workers, **options)
-    with _lock:
-        if not eng.started:
-            if gil_enabled() and not _gil_warned:
-                _gil_warned = True
-                warnings.warn(
-                    "pyparallel: this interpreter has a GIL; protocol callbacks run "
-                    "one at a time (use a free-threaded build to run them in parallel)",
-                    RuntimeWarning, stacklevel=3)
-            pending, _pending[:] = list(_pending), []
-            for endpoint, protocol in pending:
-                _attach(eng, endpoint, protocol)
-            eng.start()
-    return eng
-
-
-_serving = False  # a server is registered: run() lasts until shutdown
-
-
-def run(workers: int | None = None, shutdown_timeout: float = 5.0, share_main: bool = False,
-        **options: Any) -> None:
-    """Serve until :func:`shutdown`, SIGINT or SIGTERM (graceful: in-flight sends
-    finish), or, with no server registered, until the clients have all closed
-    and no work, timer or main-thread call is left.
-
-    An exception raised in a callback that has no ``exception_handler`` is
-    re-raised here, in the main thread; the servers keep running, and calling
-    ``run()`` again carries on.
-
-    ``share_main``: before serving starts, share what ``__main__``'s globals
-    hold (:func:`pyparallel.sharing.share_main`).
-    """
-    global _shutdown_timeout
-    _shutdown_timeout = shutdown_timeout
-    if share_main and not (_engine is not None and _engine.started):
-        _sharing.share_main()
-    # The handlers stay while the engine runs, also when an exception from a
-    # callback leaves run(): a signal before run() is called again still shuts
-    # down gracefully.
-    _install_signal_handlers((signal.SIGINT, signal.SIGTERM))
-    eng = _start(workers, options)
-    if _stop_requested:  # a signal came before the engine ran
-        eng.shutdown(shutdown_timeout)
-    gc.freeze()  # collections during serving walk only what requests create
-    while True:
-        # Without servers, run() ends when the work does: look more often.
-        if eng.wait(0.25 if _serving else 0.05):
-            break
-        if not _serving and eng.clients == 0 and eng.tasks == 0:
-            eng.shutdown(shutdown_timeout)
-    eng.join()
-    _finish(eng)
-
-
-def run_once(timeout: float = 0.0) -> bool:
-    """One pass of the main loop (for an interactive console): start serving if
-    needed, run main-thread work, re-raise worker exceptions. True once finished."""
-    eng = _start(None, {})
-    done = eng.wait(timeout)
-    if done:
-        eng.join()
-        _finish(eng)
-    return bool(done)
-
-
-def _finish(eng: _core.Engine) -> None:
-    global _engine, _serving, _last_engine, _stop_requested
-    with _lock:
-        if _engine is eng:
-            _engine = None
-            _serving = False
-            _stop_requested = False
-        _last_engine = eng  # px.stats() still reports its final counters
-    _restore_signal_handlers()
-    gc.unfreeze()
-    runtime._engine_finished(eng)  # last main-thread calls; fail callers still waiting
-
-
-def shutdown(timeout: float = 5.0) -> None:
-    """Stop accepting, let in-flight callbacks and sends finish, close the
-    connections, and make :func:`run` return. Callable from any thread."""
-    eng = _engine
-    if eng is not None:
-        eng.shutdown(timeout)
-
-
-def transport() -> Transport | None:
-    """The transport of the protocol callback running on this thread."""
-    return _core.current_transport()
-
-
-def _on_signal(signum: int, frame: Any) -> None:
-    global _stop_requested
-    eng = _engine
-    if eng is not None and eng.started:
-        eng.shutdown(_shutdown_timeout)
-    else:
-        _stop_requested = True  # run() stops at once when it gets there
-
-
-def _install_signal_handlers(signals: tuple[int, ...]) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for sig in signals:
-        if sig not in _saved_handlers:
-            _saved_handlers[sig] = signal.signal(sig, _on_signal)
-
-
-def _restore_signal_handlers() -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return
-    while _saved_handlers:
-        sig, handler = _saved_handlers.popitem()
-        signal.signal(sig, handler)
-
-
-@atexit.register
-def _stop_at_exit() -> None:
-    # Workers must not outlive the interpreter: they hold thread states.
-    eng = _engine
-    if eng is not None and eng.started:
-        eng.shutdown(0)
-        eng.join()
-
-
-from . import runtime  # noqa: E402  (it uses the engine functions above)
-from .runtime import (  # noqa: E402
-    ProtectedDict, ProtectedList, RWLock, Timer, Work, call_from_main_thread,
-    call_from_main_thread_and_wait, protect, protected, read_lock, submit_work, timer,
-    unprotect, write_lock,
-)
-
 
 def __getattr__(name: str) -> Any:
     # px.dict, px.list and px.map are served from here rather than bound as
     # globals, which would shadow the builtins for the code of this module.
     if name in ("dict", "list", "map"):
+        from . import runtime
         return getattr(runtime, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

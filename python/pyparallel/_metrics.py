@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._stats import GAUGES, stats
+from ._stats import _LEVELS, stats
 
 __all__ = ["metrics_text", "CONTENT_TYPE"]
 
@@ -100,7 +100,7 @@ def metrics_text() -> str:
               if isinstance(v, int) and not isinstance(v, bool)
               and k not in ("worker", "cpu_ns", "callback_running_ns")]
     for field in fields:
-        if field in GAUGES:
+        if field in _LEVELS:
             name, help_text = _GAUGES.get(field, (f"pyparallel_{field}", f"Engine level {field}."))
             out.family(name, "gauge", help_text)
         else:

@@ -29,7 +29,7 @@ import sys
 import time
 from typing import Any
 
-from . import _core
+from . import _core, _lifecycle, sharing
 
 __all__ = [
     "stats", "sys_stats", "memory_stats", "context_stats", "socket_stats",
@@ -37,19 +37,13 @@ __all__ = [
 ]
 
 # Counters of the engine that are levels, not running totals.
-GAUGES = frozenset({"connections", "pool_bytes", "pool_in_use"})
+_LEVELS = frozenset({"connections", "pool_bytes", "pool_in_use"})
 
 thread_seq_id = _core.thread_seq_id
 rdtsc = _core.rdtsc
 debug = _core.debug
 set_debug = _core.set_debug
 debug_enabled = _core.debug_enabled
-
-
-def _engine() -> Any:
-    """The running engine, else the last one that ran (its final figures), else None."""
-    px = sys.modules[__package__]
-    return px._engine or px._last_engine
 
 
 def socket_stats(transport: Any) -> dict[str, Any]:
@@ -119,8 +113,7 @@ def _interpreter() -> dict[str, Any]:
 def sys_stats() -> dict[str, Any]:
     """The process: uptime, resident memory, user and system CPU time, threads,
     the I/O backend in use, the interpreter and whether the GIL is enabled."""
-    px = sys.modules[__package__]
-    eng = _engine()
+    eng = _lifecycle._reported_engine()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     threads = _proc_status().get("Threads", "0")
     return {
@@ -136,7 +129,7 @@ def sys_stats() -> dict[str, Any]:
         "backend": eng.backend if eng is not None else None,
         "uring_error": eng.uring_error if eng is not None else None,
         "interpreter": dict(_interpreter()),
-        "gil_enabled": px.gil_enabled(),
+        "gil_enabled": _lifecycle.gil_enabled(),
     }
 
 
@@ -155,11 +148,11 @@ def stats(buckets: bool = False) -> dict[str, Any]:
     ``[lowest_ns, highest_ns, count]`` (what a client needs to compute
     quantiles over a time window by subtracting two snapshots).
     """
-    px = sys.modules[__package__]
-    eng = _engine()
+    eng = _lifecycle._reported_engine()
     if eng is None:
-        return {"backend": None, "workers": [], "total": {}, "gil_enabled": px.gil_enabled(),
-                "uring_error": None, "process": sys_stats(), "shared": px.share_stats()}
+        return {"backend": None, "workers": [], "total": {},
+                "gil_enabled": _lifecycle.gil_enabled(), "uring_error": None,
+                "process": sys_stats(), "shared": sharing.share_stats()}
     counters = eng.worker_stats()
     runtime = _core.worker_runtime(eng)
     latency = _core.latency(eng, buckets=buckets)
@@ -176,10 +169,10 @@ def stats(buckets: bool = False) -> dict[str, Any]:
         "backend": eng.backend,
         "workers": workers,
         "total": total,
-        "gil_enabled": px.gil_enabled(),
+        "gil_enabled": _lifecycle.gil_enabled(),
         "uring_error": eng.uring_error,
         "process": sys_stats(),
-        "shared": px.share_stats(),  # what px.share() has shared (objects, bytes)
+        "shared": sharing.share_stats(),  # what px.share() has shared (objects, bytes)
     }
 
 
@@ -188,7 +181,7 @@ def memory_stats() -> dict[str, Any]:
     they hold; refreshed by the worker at least every 100 ms while it runs),
     their sums, the process's resident and shared bytes, and the interpreter's
     allocated blocks."""
-    eng = _engine()
+    eng = _lifecycle._reported_engine()
     workers = []
     total = {"pool_bytes": 0, "pool_in_use": 0, "connections": 0}
     for i, c in enumerate(eng.worker_stats() if eng is not None else []):
@@ -206,7 +199,7 @@ def context_stats() -> dict[str, Any]:
     thread id (:func:`thread_seq_id`), whether a callback runs on it now and
     for how long, callbacks run so far, and the connections it holds; plus the
     number of callbacks running right now and the calling thread's id."""
-    eng = _engine()
+    eng = _lifecycle._reported_engine()
     workers = []
     if eng is not None:
         for i, (c, r) in enumerate(zip(eng.worker_stats(), _core.worker_runtime(eng))):

@@ -13,6 +13,8 @@ from pyparallel.examples.echo import Echo
 from pyparallel.examples.tfb import Tfb
 from pyparallel.http import mount_stats
 
+__all__ = ["Demo", "main"]
+
 
 @mount_stats(dashboard="/")
 class Demo(Tfb):

@@ -51,7 +51,7 @@ from typing import Any
 
 from . import _core
 
-__all__ = ["share", "share_stats"]
+__all__ = ["share", "share_stats", "share_main"]
 
 _FREE_THREADED_BUILD = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 _warned = False
@@ -90,14 +90,14 @@ def _warn_once(reason: str) -> None:
                       RuntimeWarning, stacklevel=3)
 
 
-def share_protocol(protocol: Any) -> None:
+def _share_protocol(protocol: Any) -> None:
     """Share a protocol or app class (its methods and what their code reads);
     :func:`pyparallel.register` calls it before serving."""
     share(protocol)
     _protocols.add(id(protocol))  # shared classes are never freed: their ids stay theirs
 
 
-def wants_sharing(protocol: Any) -> bool:
+def _wants_sharing(protocol: Any) -> bool:
     """True when ``protocol`` was registered with sharing on."""
     return id(protocol) in _protocols
 

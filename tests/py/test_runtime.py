@@ -228,7 +228,7 @@ def _threads() -> int:
 def px_backend(backend: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """map() without an engine makes a temporary one on this backend."""
     monkeypatch.setenv("PX_BACKEND", backend)
-    assert px.runtime._running_engine() is None
+    assert px._lifecycle._running_engine() is None
     return backend
 
 
@@ -363,4 +363,4 @@ def test_runtime_calls_are_refused_inside_transactions() -> None:
             call()
         with pytest.raises(px.IOInTransactionError, match=re.escape(what)):
             px.atomic(body)
-    assert px._engine is None
+    assert px._lifecycle._engine is None

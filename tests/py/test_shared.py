@@ -272,7 +272,7 @@ def test_protect_unprotect_protected() -> None:
 
 
 def test_side_table_forgets_dead_objects_and_keeps_unreferenceable_ones() -> None:
-    table = px.runtime._protected
+    table = px.runtime._protect._protected
     thing = px.protect(Thing())
     key = id(thing)
     assert key in table

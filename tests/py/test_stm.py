@@ -193,7 +193,7 @@ def test_parallel_for_results_in_input_order_and_errors_after_all_ran() -> None:
     assert all(snap[i] == -1 for i in range(50) if i != 7)
 
 
-def test_parallel_for_uses_px_map_when_the_package_has_one(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parallel_for_runs_on_the_runtime_map(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[int, Any]] = []
 
     def fake_map(func: Callable[[Any], Any], iterable: Any, chunksize: int | None = None) -> list[Any]:
@@ -201,7 +201,7 @@ def test_parallel_for_uses_px_map_when_the_package_has_one(monkeypatch: pytest.M
         calls.append((len(items), chunksize))
         return [func(item) for item in items]
 
-    monkeypatch.setattr(px, "map", fake_map, raising=False)
+    monkeypatch.setattr(stm._parallel, "_parallel_map", fake_map)
     v = px.tvar(0)
     assert px.parallel_for(range(10), lambda i: v.set(v.get() + i), chunksize=3) == [None] * 10
     assert calls == [(10, 3)]

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, TypeVar
 
 import pyparallel as px
 from pyparallel import _core
+from pyparallel import sharing as _sharing
 
 __all__ = [
     "HttpError",
@@ -184,14 +185,15 @@ class HttpServer:
 
     @classmethod
     def __px_listen__(cls, engine: Any, host: str, port: int, fd: int) -> int:
-        """Listen on the engine with the one instance that serves every request:
-        its routes compiled into the engine's table, shared first (when the
-        engine does not serve yet and the class was registered with sharing)."""
-        from .. import sharing
+        """Attach this app to a server endpoint (:func:`pyparallel.register`
+        calls it): one instance answers every request, its routes compiled
+        into the engine's table; it is shared first when the engine does not
+        serve yet and the class was registered with sharing. The engine owns
+        ``fd`` once this returns; the bound port is returned."""
         app = cls()
         routes = app._routes()
-        if not engine.started and sharing.wants_sharing(cls):
-            sharing.share(app, routes)
+        if not engine.started and _sharing._wants_sharing(cls):
+            _sharing.share(app, routes)  # the one instance every request uses
         port = engine.listen_http(host, port, app, dict(cls.static_routes),
                                   server_name=cls.server_name, response_type=Response,
                                   json_default=cls.json_default, routes=routes, fd=fd,

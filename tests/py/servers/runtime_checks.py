@@ -336,6 +336,6 @@ if __name__ == "__main__":
     if sys.argv[1] != "main_no_engine":
         px.engine(WORKERS)  # before the case submits anything, which starts it
     CASES[sys.argv[1]]()
-    eng = px.runtime._px()._last_engine
+    eng = px._lifecycle._last_engine
     if eng is not None:
         say("STATS " + json.dumps(totals(eng)))
