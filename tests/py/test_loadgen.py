@@ -1,4 +1,4 @@
-"""pyparallel-bench, the open-loop load generator (pyparallel.bench).
+"""pyparallel-bench, the open-loop load generator (pyparallel.loadgen).
 
 The generator runs in the test process on the backend under test; the servers
 are plain threaded Python (servers/delayed_http.py) with a known behaviour:
@@ -25,7 +25,7 @@ import pytest
 
 from helpers import HOST, SERVERS, ServerProcess, child_env
 
-from pyparallel.bench import BenchError, Result, build_request, parse_url, run
+from pyparallel.loadgen import LoadgenError, Result, build_request, parse_url, run
 
 StartServer = Callable[[str], ServerProcess]
 
@@ -168,17 +168,17 @@ def test_parse_url_and_request() -> None:
                      ("http:///x", "no host"), ("http://x:99999/", "bad port"),
                      ("http://u:p@x/", "user information"), ("http://x/a b", "space"),
                      ("x:80", "not an http:// URL")]:
-        with pytest.raises(BenchError, match=why):
+        with pytest.raises(LoadgenError, match=why):
             parse_url(bad)
     for header in ("NoColon", "Bad Name: x", "Host: other", "X: a\r\nY: b"):
-        with pytest.raises(BenchError):
+        with pytest.raises(LoadgenError):
             build_request(t, headers=(header,))
-    with pytest.raises(BenchError, match="not an HTTP token"):
+    with pytest.raises(LoadgenError, match="not an HTTP token"):
         build_request(t, method="GE T")
 
 
 def bench_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pyparallel.bench", *args],
+    return subprocess.run([sys.executable, "-m", "pyparallel.loadgen", *args],
                           capture_output=True, text=True, timeout=timeout, env=child_env(None))
 
 
@@ -246,7 +246,7 @@ def test_cli_report_json_and_chart(http_server: StartServer, backend: str,
 
 def test_ctrl_c_stops_early_and_reports(http_server: StartServer, backend: str) -> None:
     srv = http_server("delay")
-    proc = subprocess.Popen([sys.executable, "-m", "pyparallel.bench", url(srv), "--rate", "200",
+    proc = subprocess.Popen([sys.executable, "-m", "pyparallel.loadgen", url(srv), "--rate", "200",
                              "--duration", "60", "-c", "4", "--backend", backend],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=child_env(None))

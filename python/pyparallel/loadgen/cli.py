@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 
-from . import BenchError, run
+from . import LoadgenError, run
 
 
 def duration(text: str) -> float:
@@ -77,7 +77,7 @@ def chart_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of pyparallel-bench and python -m pyparallel.bench."""
+    """Entry point of pyparallel-bench and python -m pyparallel.loadgen."""
     args_list = sys.argv[1:] if argv is None else argv
     if args_list and args_list[0] == "chart":
         return chart_main(args_list[1:])
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run(args.url, rate=args.rate, duration=args.duration,
                      connections=args.connections, workers=args.workers, timeout=args.timeout,
                      method=args.method, headers=tuple(args.header), backend=args.backend)
-    except BenchError as exc:
+    except LoadgenError as exc:
         parser.error(str(exc))
     except OSError as exc:  # a host that does not resolve, an engine that cannot start
         print(f"pyparallel-bench: cannot run: {exc}", file=sys.stderr)
@@ -123,7 +123,7 @@ def chart_main(argv: list[str]) -> int:
     except chart.NoMatplotlib as exc:
         print(f"pyparallel-bench chart: {exc}", file=sys.stderr)
         return 1
-    except BenchError as exc:
+    except LoadgenError as exc:
         print(f"pyparallel-bench chart: {exc}", file=sys.stderr)
         return 2
     print(f"chart written to {out}")

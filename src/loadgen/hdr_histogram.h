@@ -13,10 +13,14 @@
  *
  * Not thread-safe: one writer at a time; merge after the writers have stopped.
  */
-#ifndef PX_HDR_HISTOGRAM_H
-#define PX_HDR_HISTOGRAM_H
+#ifndef PX_LOADGEN_HDR_HISTOGRAM_H
+#define PX_LOADGEN_HDR_HISTOGRAM_H
 
 #include "px/common.h"
+#include "px/loadgen.h" /* px_lg_point_t: spectrum rows pass through unchanged */
+
+/* Private to the load generator (and its tests): px/loadgen.h shows only a
+ * summary and the px_lg_latency_* accessors. */
 
 #define PX_HDR_SUB_BITS 7
 #define PX_HDR_SUB (1u << PX_HDR_SUB_BITS)    /* buckets per power of two */
@@ -33,44 +37,38 @@ typedef struct px_hdr {
     uint64_t counts[PX_HDR_BUCKETS];
 } px_hdr_t;
 
-/* One row of a percentile spectrum: the value at a percentile and how many
- * values lie at or below the bucket it comes from. */
-typedef struct px_hdr_point {
-    double percentile;  /* 0..100 */
-    uint64_t value;
-    uint64_t total_count;
-} px_hdr_point_t;
+typedef px_lg_point_t px_hdr_point_t;
 
 /* Empty h. */
-void px_hdr_init(px_hdr_t *h);
+void px__hdr_init(px_hdr_t *h);
 
 /* Count one value. */
-void px_hdr_record(px_hdr_t *h, uint64_t value);
+void px__hdr_record(px_hdr_t *h, uint64_t value);
 
 /* Add everything recorded in src to dst. */
-void px_hdr_merge(px_hdr_t *dst, const px_hdr_t *src);
+void px__hdr_merge(px_hdr_t *dst, const px_hdr_t *src);
 
 /* The bucket of value, and the lowest and highest values of a bucket. Values
  * above PX_HDR_MAX_VALUE belong to the last bucket. */
-size_t px_hdr_bucket(uint64_t value);
-uint64_t px_hdr_bucket_low(size_t bucket);
-uint64_t px_hdr_bucket_high(size_t bucket);
+size_t px__hdr_bucket(uint64_t value);
+uint64_t px__hdr_bucket_low(size_t bucket);
+uint64_t px__hdr_bucket_high(size_t bucket);
 
 /* The smallest recorded value v such that at least percentile % of all values
  * are <= v, as the highest value of its bucket (never below the true
  * min nor above the true max). 100 gives the exact max; 0 when empty. */
-uint64_t px_hdr_value_at(const px_hdr_t *h, double percentile);
+uint64_t px__hdr_value_at(const px_hdr_t *h, double percentile);
 
 /* Mean and standard deviation (population) of the recorded values; 0 when empty. */
-double px_hdr_mean(const px_hdr_t *h);
-double px_hdr_stdev(const px_hdr_t *h);
+double px__hdr_mean(const px_hdr_t *h);
+double px__hdr_stdev(const px_hdr_t *h);
 
 /* The percentile spectrum as HdrHistogram prints it: percentiles 0, then ever
  * closer to 100 (ticks_per_half rows for each halving of the distance to 100),
  * until the last value's own percentile, and a final row at 100 with the max.
  * Writes at most cap rows to out and returns how many rows there are (call with
  * cap 0 to size out). An empty histogram has no rows. */
-size_t px_hdr_spectrum(const px_hdr_t *h, unsigned ticks_per_half, px_hdr_point_t *out,
+size_t px__hdr_spectrum(const px_hdr_t *h, unsigned ticks_per_half, px_hdr_point_t *out,
                         size_t cap);
 
 #endif

@@ -5,13 +5,13 @@ Requests are sent at a fixed rate, each at its scheduled time
 from the scheduled time to the end of the response, so a server that stalls
 is charged for every request it delayed (no coordinated omission)::
 
-    from pyparallel.bench import run
+    from pyparallel.loadgen import run
     result = run("http://127.0.0.1:8080/json", rate=2000, duration=3, connections=20)
     print(result.percentile(99.9))   # milliseconds
 
-The command line (``pyparallel-bench`` or ``python -m pyparallel.bench``) prints a
+The command line (``pyparallel-bench`` or ``python -m pyparallel.loadgen``) prints a
 wrk2-style report and writes the full percentile spectrum with ``--json``;
-``python -m pyparallel.bench chart a.json b.json -o chart.png`` draws several
+``python -m pyparallel.loadgen chart a.json b.json -o chart.png`` draws several
 runs on one percentile chart.
 """
 
@@ -23,15 +23,15 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from .. import _bench
+from .. import _loadgen
 
-__all__ = ["Target", "Result", "BenchError", "parse_url", "build_request", "run"]
+__all__ = ["Target", "Result", "LoadgenError", "parse_url", "build_request", "run"]
 
 #: The percentiles of the summary, as wrk2 prints them.
 SUMMARY_PERCENTILES = (50.0, 75.0, 90.0, 99.0, 99.9, 99.99, 99.999, 100.0)
 
 
-class BenchError(ValueError):
+class LoadgenError(ValueError):
     """A URL, an argument or a host that cannot be used; the message says why."""
 
 
@@ -51,26 +51,26 @@ class Target:
 
 
 def parse_url(url: str) -> Target:
-    """Check an http:// URL and split it; BenchError with the reason otherwise."""
+    """Check an http:// URL and split it; LoadgenError with the reason otherwise."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "https":
-        raise BenchError(f"{url!r}: https is not supported (plain HTTP/1.1 only)")
+        raise LoadgenError(f"{url!r}: https is not supported (plain HTTP/1.1 only)")
     if parts.scheme != "http":
-        raise BenchError(f"{url!r}: not an http:// URL")
+        raise LoadgenError(f"{url!r}: not an http:// URL")
     if parts.username is not None or parts.password is not None:
-        raise BenchError(f"{url!r}: user information in the URL is not supported")
+        raise LoadgenError(f"{url!r}: user information in the URL is not supported")
     if not parts.hostname:
-        raise BenchError(f"{url!r}: no host")
+        raise LoadgenError(f"{url!r}: no host")
     try:
         port = parts.port or 80
     except ValueError as exc:
-        raise BenchError(f"{url!r}: bad port ({exc})") from None
+        raise LoadgenError(f"{url!r}: bad port ({exc})") from None
     if parts.fragment:
-        raise BenchError(f"{url!r}: a fragment (#...) is never sent; remove it")
+        raise LoadgenError(f"{url!r}: a fragment (#...) is never sent; remove it")
     host = parts.hostname
     for ch in host + parts.path + parts.query:
         if ord(ch) <= 0x20 or ord(ch) >= 0x7f:
-            raise BenchError(f"{url!r}: space, control or non-ASCII character in the URL")
+            raise LoadgenError(f"{url!r}: space, control or non-ASCII character in the URL")
     shown = f"[{host}]" if ":" in host else host
     host_header = shown if port == 80 else f"{shown}:{port}"
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -84,7 +84,7 @@ def build_request(target: Target, method: str = "GET", headers: tuple[str, ...] 
     headers are ``"Name: value"`` strings added after Host; a body gets a
     Content-Length."""
     if not method or not all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in method):
-        raise BenchError(f"method {method!r} is not an HTTP token")
+        raise LoadgenError(f"method {method!r} is not an HTTP token")
     lines = [f"{method} {target.target} HTTP/1.1", f"Host: {target.host_header}"]
     names = {"host"}
     for header in headers:
@@ -92,9 +92,9 @@ def build_request(target: Target, method: str = "GET", headers: tuple[str, ...] 
         name, value = name.strip(), value.strip()
         if not sep or not name or any(c in header for c in "\r\n\0") or \
                 not all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in name):
-            raise BenchError(f"header {header!r} is not 'Name: value'")
+            raise LoadgenError(f"header {header!r} is not 'Name: value'")
         if name.lower() in ("host", "content-length", "transfer-encoding"):
-            raise BenchError(f"header {name} is set by pyparallel-bench itself")
+            raise LoadgenError(f"header {name} is set by pyparallel-bench itself")
         names.add(name.lower())
         lines.append(f"{name}: {value}")
     if "user-agent" not in names:
@@ -105,7 +105,7 @@ def build_request(target: Target, method: str = "GET", headers: tuple[str, ...] 
 
 
 class Result(dict[str, Any]):
-    """What a run measured (a dict, as ``_bench.run`` returns it), with helpers.
+    """What a run measured (a dict, as ``_loadgen.run`` returns it), with helpers.
 
     Latencies inside are in microseconds; the helpers answer in milliseconds."""
 
@@ -148,7 +148,7 @@ def run(url: str, rate: float, duration: float, connections: int = 10, workers: 
     check_numbers(rate, duration, connections, workers, timeout)
     request = build_request(target, method, headers, body)
     address = resolve(target.host, target.port)
-    raw = _bench.run(address, target.port, request, rate=float(rate),
+    raw = _loadgen.run(address, target.port, request, rate=float(rate),
                      duration=float(duration), connections=int(connections),
                      timeout=float(timeout), workers=int(workers),
                      backend=backend or os.environ.get("PX_BACKEND", "auto"),
@@ -160,16 +160,16 @@ def run(url: str, rate: float, duration: float, connections: int = 10, workers: 
 
 def check_numbers(rate: float, duration: float, connections: int, workers: int,
                   timeout: float) -> None:
-    """BenchError unless every number is in its range."""
+    """LoadgenError unless every number is in its range."""
     if not rate > 0 or rate > 10_000_000:
-        raise BenchError(f"--rate must be in (0, 10000000] requests/s, not {rate}")
+        raise LoadgenError(f"--rate must be in (0, 10000000] requests/s, not {rate}")
     if not duration > 0 or duration > 86400:
-        raise BenchError(f"--duration must be in (0, 86400] seconds, not {duration}")
+        raise LoadgenError(f"--duration must be in (0, 86400] seconds, not {duration}")
     if rate * duration >= 1e12:
-        raise BenchError("--rate x --duration is too many requests")
+        raise LoadgenError("--rate x --duration is too many requests")
     if not 1 <= connections <= 1_000_000:
-        raise BenchError(f"--connections must be in 1..1000000, not {connections}")
+        raise LoadgenError(f"--connections must be in 1..1000000, not {connections}")
     if not 1 <= workers <= 1024:
-        raise BenchError(f"--workers must be in 1..1024, not {workers}")
+        raise LoadgenError(f"--workers must be in 1..1024, not {workers}")
     if not 0 < timeout < 86400:
-        raise BenchError(f"--timeout must be in (0, 86400) seconds, not {timeout}")
+        raise LoadgenError(f"--timeout must be in (0, 86400) seconds, not {timeout}")

@@ -1,5 +1,5 @@
 /*
- * pyparallel._bench: the load generator (px/loadgen.h) for Python.
+ * pyparallel._loadgen: the load generator (px/loadgen.h) for Python.
  *
  * run() blocks with the thread state detached while the generator's own engine
  * works; it wakes every 50 ms to let Python handle signals. Ctrl-C stops the
@@ -41,38 +41,39 @@ static int put(PyObject *d, const char *key, PyObject *value)
 
 static PyObject *u64(uint64_t v) { return PyLong_FromUnsignedLongLong(v); }
 
-static PyObject *latency_dict(const px_hdr_t *h, unsigned ticks_per_half)
+static PyObject *latency_dict(const px_lg_t *lg, const px_lg_latency_t *h,
+                              unsigned ticks_per_half)
 {
     PyObject *d = PyDict_New(), *summary = NULL, *spectrum = NULL;
-    px_hdr_point_t *rows = NULL;
+    px_lg_point_t *rows = NULL;
     size_t n, i;
 
     if (d == NULL)
         return NULL;
-    if (put(d, "count", u64(h->total)) < 0 ||
-        put(d, "min", u64(h->total ? h->min : 0)) < 0 ||
+    if (put(d, "count", u64(h->count)) < 0 ||
+        put(d, "min", u64(h->min)) < 0 ||
         put(d, "max", u64(h->max)) < 0 ||
-        put(d, "mean", PyFloat_FromDouble(px_hdr_mean(h))) < 0 ||
-        put(d, "stdev", PyFloat_FromDouble(px_hdr_stdev(h))) < 0)
+        put(d, "mean", PyFloat_FromDouble(h->mean)) < 0 ||
+        put(d, "stdev", PyFloat_FromDouble(h->stdev)) < 0)
         goto fail;
     summary = PyList_New(0);
     if (summary == NULL)
         goto fail;
-    for (i = 0; h->total && i < PX_ARRAY_SIZE(summary_levels); i++) {
+    for (i = 0; h->count && i < PX_ARRAY_SIZE(summary_levels); i++) {
         PyObject *row = Py_BuildValue("(dK)", summary_levels[i],
-                                      (unsigned long long)px_hdr_value_at(h, summary_levels[i]));
+                                      (unsigned long long)px_lg_latency_at(lg, summary_levels[i]));
         if (row == NULL || PyList_Append(summary, row) < 0) {
             Py_XDECREF(row);
             goto fail;
         }
         Py_DECREF(row);
     }
-    n = px_hdr_spectrum(h, ticks_per_half, NULL, 0);
+    n = px_lg_latency_spectrum(lg, ticks_per_half, NULL, 0);
     rows = PyMem_RawMalloc((n ? n : 1) * sizeof(*rows));
     spectrum = PyList_New((Py_ssize_t)n);
     if (rows == NULL || spectrum == NULL)
         goto fail;
-    px_hdr_spectrum(h, ticks_per_half, rows, n);
+    px_lg_latency_spectrum(lg, ticks_per_half, rows, n);
     for (i = 0; i < n; i++) {
         PyObject *row = Py_BuildValue("(dKK)", rows[i].percentile,
                                       (unsigned long long)rows[i].value,
@@ -100,7 +101,8 @@ fail:
     return NULL;
 }
 
-static PyObject *result_dict(const px_lg_result_t *r, unsigned ticks_per_half)
+static PyObject *result_dict(const px_lg_t *lg, const px_lg_result_t *r,
+                             unsigned ticks_per_half)
 {
     PyObject *d = PyDict_New(), *errors = PyDict_New();
 
@@ -129,7 +131,7 @@ static PyObject *result_dict(const px_lg_result_t *r, unsigned ticks_per_half)
         put(d, "workers", PyLong_FromLong(r->workers)) < 0 ||
         put(d, "backend", PyUnicode_FromString(r->backend)) < 0 ||
         put(d, "interrupted", PyBool_FromLong(r->interrupted)) < 0 ||
-        put(d, "latency_us", latency_dict(&r->latency, ticks_per_half)) < 0)
+        put(d, "latency_us", latency_dict(lg, &r->latency, ticks_per_half)) < 0)
         goto fail;
     Py_DECREF(errors);
     return d;
@@ -188,7 +190,7 @@ static int drive(px_lg_t *lg)
     return 0;
 }
 
-static PyObject *bench_run(PyObject *module, PyObject *args, PyObject *kwds)
+static PyObject *loadgen_run(PyObject *module, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"host", "port", "request", "rate", "duration", "connections",
                              "timeout", "workers", "backend", "head", "ticks_per_half",
@@ -249,7 +251,7 @@ static PyObject *bench_run(PyObject *module, PyObject *args, PyObject *kwds)
         raise_errno(rc, "finish");
         goto done;
     }
-    out = result_dict(res, (unsigned)ticks);
+    out = result_dict(lg, res, (unsigned)ticks);
 done:
     if (lg != NULL) {
         Py_BEGIN_ALLOW_THREADS
@@ -261,8 +263,8 @@ done:
     return out;
 }
 
-static PyMethodDef bench_methods[] = {
-    {"run", (PyCFunction)(void (*)(void))bench_run, METH_VARARGS | METH_KEYWORDS,
+static PyMethodDef loadgen_methods[] = {
+    {"run", (PyCFunction)(void (*)(void))loadgen_run, METH_VARARGS | METH_KEYWORDS,
      "run(host, port, request, *, rate, duration, connections=10, timeout=2.0, workers=1,\n"
      "    backend='auto', head=False, ticks_per_half=5) -> dict\n\n"
      "Send `request` (bytes) to host:port at `rate` requests per second for `duration`\n"
@@ -271,7 +273,7 @@ static PyMethodDef bench_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyModuleDef_Slot bench_slots[] = {
+static PyModuleDef_Slot loadgen_slots[] = {
 #if PY_VERSION_HEX >= 0x030C0000
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
 #endif
@@ -282,16 +284,16 @@ static PyModuleDef_Slot bench_slots[] = {
     {0, NULL},
 };
 
-static struct PyModuleDef bench_def = {
+static struct PyModuleDef loadgen_def = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "pyparallel._bench",
+    .m_name = "pyparallel._loadgen",
     .m_doc = "The load generator of pyparallel-bench.",
     .m_size = 0,
-    .m_methods = bench_methods,
-    .m_slots = bench_slots,
+    .m_methods = loadgen_methods,
+    .m_slots = loadgen_slots,
 };
 
-PyMODINIT_FUNC PyInit__bench(void)
+PyMODINIT_FUNC PyInit__loadgen(void)
 {
-    return PyModuleDef_Init(&bench_def);
+    return PyModuleDef_Init(&loadgen_def);
 }

@@ -1,4 +1,4 @@
-"""python -m pyparallel.bench: see pyparallel.bench.cli."""
+"""python -m pyparallel.loadgen: see pyparallel.loadgen.cli."""
 
 import sys
 

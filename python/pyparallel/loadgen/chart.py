@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from . import BenchError
+from . import LoadgenError
 
 
 class NoMatplotlib(RuntimeError):
@@ -21,15 +21,15 @@ class NoMatplotlib(RuntimeError):
 
 
 def load(path: str) -> dict[str, Any]:
-    """A pyparallel-bench JSON file; BenchError when it is not one."""
+    """A pyparallel-bench JSON file; LoadgenError when it is not one."""
     try:
         with open(path) as f:
             doc = json.load(f)
     except (OSError, ValueError) as exc:
-        raise BenchError(f"{path}: {exc}") from None
+        raise LoadgenError(f"{path}: {exc}") from None
     if not isinstance(doc, dict) or doc.get("tool") != "pyparallel-bench" or \
             not isinstance(doc.get("percentiles"), list):
-        raise BenchError(f"{path}: not a pyparallel-bench --json file")
+        raise LoadgenError(f"{path}: not a pyparallel-bench --json file")
     return doc
 
 
@@ -56,7 +56,7 @@ def draw(paths: list[str], output: str, title: str | None = None) -> str:
     """Draw the runs in paths into output (PNG, SVG or PDF by its extension)."""
     docs = [load(p) for p in paths]
     if not docs:
-        raise BenchError("chart needs at least one --json file")
+        raise LoadgenError("chart needs at least one --json file")
     try:
         import matplotlib
     except ImportError:
