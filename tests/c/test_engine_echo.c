@@ -33,16 +33,6 @@ static void echo_close(px_conn_t *c, int err)
 
 static const px_handler_t echo = {.on_data = echo_data, .on_close = echo_close};
 
-static int connect_to(int port)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    PX_CHECK_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    return fd;
-}
-
 /* Interleave writes and reads so neither side's buffers fill up. */
 static void run_clients(int port)
 {
@@ -54,7 +44,7 @@ static void run_clients(int port)
     for (i = 0; i < BYTES; i++)
         out[i] = (unsigned char)rand();
     for (i = 0; i < CLIENTS; i++)
-        fds[i] = connect_to(port);
+        fds[i] = px_test_connect(port);
     while (done < CLIENTS) {
         struct pollfd p[CLIENTS];
         for (i = 0; i < CLIENTS; i++) {
@@ -105,8 +95,7 @@ static void run(px_backend_kind_t kind)
     port = px_test_listen_start(e, &ep);
     atomic_store(&closes, 0);
     run_clients(port);
-    for (i = 0; i < 500 && atomic_load(&closes) < CLIENTS; i++)
-        usleep(10000);
+    PX_WAIT_UNTIL(atomic_load(&closes) >= CLIENTS, 5000);
     PX_CHECK_EQ(atomic_load(&closes), CLIENTS);
     px_engine_shutdown(e, 1000);
     px_engine_join(e);

@@ -33,21 +33,9 @@ static void app(px_http_exchange_t *x, void *udata)
     px_http_respond(x, 200, "text/plain", NULL, 0, "ok", 2);
 }
 
-static int connect_to(int port)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    struct timeval tv = {.tv_sec = 10};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    PX_CHECK_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
-}
-
 static void *client(void *arg)
 {
-    int port = *(int *)arg, fd = connect_to(port), i;
+    int port = *(int *)arg, fd = px_test_connect(port), i;
     char buf[4096];
 
     for (i = 0; i < REQUESTS; i++) {

@@ -144,24 +144,6 @@ static void hook_stop(px_worker_t *w, void *arg)
 
 static const px_thread_hooks_t hooks = {hook_start, hook_stop, NULL, NULL};
 
-static int connect_to(int port)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    struct timeval tv = {.tv_sec = 10};
-    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    PX_CHECK_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
-}
-
-static void send_all(int fd, const char *s)
-{
-    PX_CHECK_EQ(send(fd, s, strlen(s), MSG_NOSIGNAL), (ssize_t)strlen(s));
-}
-
 /* Exactly n bytes (retrying interrupted receives). */
 static ssize_t recv_exact(int fd, char *buf, size_t n)
 {
@@ -206,7 +188,7 @@ static void *idle_main(void *arg)
 
 static void idle_start(idle_watch_t *iw, int port)
 {
-    iw->fd = connect_to(port);
+    iw->fd = px_test_connect(port);
     PX_CHECK_EQ(pthread_create(&iw->thread, NULL, idle_main, iw), 0);
 }
 
@@ -263,7 +245,7 @@ static double ping_while_blocked(int *fds, int *count)
     while (atomic_load(&slow_running)) {
         int fd = fds[*count % PINGERS];
         double t0 = now_ms();
-        send_all(fd, "ping\n");
+        px_test_send_str(fd, "ping\n");
         ssize_t got;
         while ((got = recv(fd, buf, 5, MSG_WAITALL)) < 0 && errno == EINTR)
             ; /* a receive with a timeout is not restarted after an interruption */
@@ -296,16 +278,16 @@ static void blocking_handler(px_backend_kind_t kind, unsigned handoff_ms)
         return;
     }
     for (i = 0; i < PINGERS; i++)
-        fds[i] = connect_to(port);
-    slow = connect_to(port);
-    send_all(slow, "SLOW\n");
-    while (!atomic_load(&slow_running))
-        usleep(1000);
+        fds[i] = px_test_connect(port);
+    slow = px_test_connect(port);
+    px_test_send_str(slow, "SLOW\n");
+    PX_WAIT_UNTIL(atomic_load(&slow_running), 10000);
+    PX_CHECK(atomic_load(&slow_running));
     blocked_at = now_ms();
     idle_start(&iw, idle_port);
     worst = ping_while_blocked(fds, &pings);
     /* Input and end of stream for the connection whose handler blocked. */
-    send_all(slow, "after\n");
+    px_test_send_str(slow, "after\n");
     shutdown(slow, SHUT_WR);
     read_to_eof(slow, buf, sizeof(buf));
     pthread_join(iw.thread, NULL);
@@ -355,10 +337,10 @@ static void shutdown_while_blocked(px_backend_kind_t kind)
         return;
     for (i = 0; i < 3; i++)
         idle_start(&idle[i], port);
-    slow = connect_to(port);
-    send_all(slow, "SLOW\n");
-    while (!atomic_load(&slow_running))
-        usleep(1000);
+    slow = px_test_connect(port);
+    px_test_send_str(slow, "SLOW\n");
+    PX_WAIT_UNTIL(atomic_load(&slow_running), 10000);
+    PX_CHECK(atomic_load(&slow_running));
     usleep(20000); /* past the hand-off threshold */
     t0 = now_ms();
     px_engine_shutdown(e, 5000);
@@ -395,15 +377,15 @@ static void spinning_handler(px_backend_kind_t kind)
     if (e == NULL)
         return;
     for (i = 0; i < PINGERS; i++)
-        fds[i] = connect_to(port);
-    slow = connect_to(port);
-    send_all(slow, "SPIN\n");
+        fds[i] = px_test_connect(port);
+    slow = px_test_connect(port);
+    px_test_send_str(slow, "SPIN\n");
     while (!atomic_load(&slow_running))
         ;
     {
         double t0 = now_ms();
         ssize_t got;
-        send_all(fds[0], "ping\n");
+        px_test_send_str(fds[0], "ping\n");
         while ((got = recv(fds[0], buf, 5, MSG_WAITALL)) < 0 && errno == EINTR)
             ;
         PX_CHECK_EQ(got, 5);
@@ -440,14 +422,14 @@ typedef struct churn_client {
 static void *churn_main(void *arg)
 {
     churn_client_t *cc = arg;
-    int fd = connect_to(cc->port);
+    int fd = px_test_connect(cc->port);
     char line[64], back[64];
 
     for (int k = 0; k < CHURN_ROUNDS; k++) {
         int n = snprintf(line, sizeof(line), "%c client %d round %d\n",
                          (k + cc->index) % 3 == 0 ? 'S' : 'f', cc->index, k);
         ssize_t got;
-        send_all(fd, line);
+        px_test_send_str(fd, line);
         while ((got = recv(fd, back, (size_t)n, MSG_WAITALL)) < 0 && errno == EINTR)
             ;
         PX_CHECK_EQ(got, n);

@@ -23,53 +23,8 @@ static void app(px_http_exchange_t *x, void *udata)
     px_http_respond(x, 200, "application/octet-stream", extra, (size_t)n, x->body, x->body_len);
 }
 
-static int connect_to(int port)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    struct timeval tv = {.tv_sec = 5};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    PX_CHECK_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
-}
-
-static void send_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        PX_CHECK_GT(w, 0);
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
 /* Read until the peer closes or `want` bytes containing `until` arrived. */
-static size_t read_until(int fd, char *buf, size_t cap, const char *until, int count)
-{
-    size_t len = 0;
-    for (;;) {
-        ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
-        if (r < 0 && errno == EINTR)
-            continue; /* interrupted: seen after an io_uring engine of this process ended */
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-        buf[len] = 0;
-        if (until) {
-            int seen = 0;
-            for (char *p = buf; (p = strstr(p, until)) != NULL; p++)
-                seen++;
-            if (seen >= count)
-                break;
-        }
-    }
-    buf[len] = 0;
-    return len;
-}
-
-#define SEND_STR(fd, lit) send_all(fd, lit, sizeof(lit) - 1)
+#define SEND_STR(fd, lit) px_test_send_all(fd, lit, sizeof(lit) - 1)
 
 static void run(px_backend_kind_t kind)
 {
@@ -96,22 +51,22 @@ static void run(px_backend_kind_t kind)
     PX_CHECK_EQ(px_engine_start(e), 0);
 
     /* static route, keep-alive, then HEAD */
-    fd = connect_to(port);
+    fd = px_test_connect(port);
     SEND_STR(fd, "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
-    len = read_until(fd, buf, sizeof(buf), "Hello, World!", 1);
+    len = px_test_read_until(fd, buf, sizeof(buf), "Hello, World!", 1);
     PX_CHECK(strstr(buf, "HTTP/1.1 200 OK\r\n") == buf);
     PX_CHECK(strstr(buf, "Content-Length: 13\r\n") != NULL);
     PX_CHECK(strstr(buf, "Date: ") != NULL);
     SEND_STR(fd, "HEAD /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
-    len = read_until(fd, buf, sizeof(buf), "\r\n\r\n", 1);
+    len = px_test_read_until(fd, buf, sizeof(buf), "\r\n\r\n", 1);
     PX_CHECK(strstr(buf, "Hello") == NULL);
 
     /* 100 pipelined requests in one write, answered in order */
     len = 0;
     for (i = 0; i < 100; i++)
         len += (size_t)sprintf(req + len, "POST /r%d HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n%03d", i, i);
-    send_all(fd, req, len);
-    len = read_until(fd, buf, sizeof(buf), "HTTP/1.1 200", 100);
+    px_test_send_all(fd, req, len);
+    len = px_test_read_until(fd, buf, sizeof(buf), "HTTP/1.1 200", 100);
     {
         char *p = buf;
         for (i = 0; i < 100; i++) {
@@ -127,25 +82,25 @@ static void run(px_backend_kind_t kind)
 
     /* chunked body in pieces, with 100-continue */
     SEND_STR(fd, "POST /c HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n");
-    len = read_until(fd, buf, sizeof(buf), "100 Continue", 1);
+    len = px_test_read_until(fd, buf, sizeof(buf), "100 Continue", 1);
     PX_CHECK(strstr(buf, "HTTP/1.1 100 Continue\r\n\r\n") == buf);
     SEND_STR(fd, "5\r\nhello\r\n");
     usleep(20000);
     SEND_STR(fd, "6\r\n world\r\n0\r\n\r\n");
-    len = read_until(fd, buf, sizeof(buf), "hello world", 1);
+    len = px_test_read_until(fd, buf, sizeof(buf), "hello world", 1);
     PX_CHECK(strstr(buf, "Content-Length: 11\r\n") != NULL);
     close(fd);
 
     /* smuggling: Content-Length with Transfer-Encoding -> 400 and close */
-    fd = connect_to(port);
+    fd = px_test_connect(port);
     SEND_STR(fd, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
-    len = read_until(fd, buf, sizeof(buf), NULL, 0);
+    len = px_test_read_until(fd, buf, sizeof(buf), NULL, 0);
     PX_CHECK(strstr(buf, "HTTP/1.1 400 Bad Request\r\n") == buf);
     PX_CHECK(strstr(buf, "Connection: close\r\n") != NULL);
     close(fd);
 
     /* a head that never completes is cut off at the deadline */
-    fd = connect_to(port);
+    fd = px_test_connect(port);
     SEND_STR(fd, "GET / HTTP/1.1\r\nHost");
     {
         uint64_t t0 = px_now_ms();
@@ -155,7 +110,7 @@ static void run(px_backend_kind_t kind)
                 break;
             usleep(100000);
         }
-        len = read_until(fd, buf, sizeof(buf), NULL, 0);
+        len = px_test_read_until(fd, buf, sizeof(buf), NULL, 0);
         PX_CHECK_EQ(len, 0);
         PX_CHECK_LT(px_now_ms() - t0, 2000);
     }

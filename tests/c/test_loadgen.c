@@ -23,19 +23,6 @@ static void not_found(px_http_exchange_t *x, void *udata)
     px_http_respond(x, 404, "text/plain", NULL, 0, "no", 2);
 }
 
-static int free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    PX_CHECK_EQ(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    PX_CHECK_EQ(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
-
 static void run_gen(px_lg_config_t *cfg, px_lg_result_t *res)
 {
     px_lg_t *lg;
@@ -117,7 +104,7 @@ static void run(px_backend_kind_t kind)
     PX_CHECK_EQ(res.non_2xx_3xx, 200);
 
     /* Nothing listens: each request fails with its connection attempt. */
-    lcfg.port = free_port();
+    lcfg.port = px_test_free_port();
     lcfg.rate = 500;
     lcfg.duration = 0.2;
     lcfg.connections = 4;

@@ -11,13 +11,7 @@
 
 static uint32_t rng_state = 88172645u;
 
-static uint32_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 17;
-    rng_state ^= rng_state << 5;
-    return rng_state;
-}
+static uint32_t rnd(void) { return px_test_rand32(&rng_state); }
 
 static bool aligned16(const void *p)
 {

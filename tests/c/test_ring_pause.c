@@ -71,14 +71,13 @@ static void run(px_backend_kind_t kind)
 {
     px_engine_config_t cfg;
     px_endpoint_config_t ep = {.handler = &handler, .listen_fd = -1};
-    struct sockaddr_in sa = {.sin_family = AF_INET};
     px_msg_t resume = {.fn = resume_msg};
     px_worker_stats_t *st;
     px_engine_t *e;
     sender_t s;
     pthread_t th;
     size_t first, read_while_paused;
-    int port, i;
+    int port;
 
     atomic_store(&delivered, 0);
     atomic_store(&paused_conn, NULL);
@@ -90,14 +89,10 @@ static void run(px_backend_kind_t kind)
         return;
     port = px_test_listen_start(e, &ep);
 
-    sa.sin_port = htons((uint16_t)port);
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    s.fd = socket(AF_INET, SOCK_STREAM, 0);
-    PX_CHECK_EQ(connect(s.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    s.fd = px_test_connect(port);
     PX_CHECK_EQ(pthread_create(&th, NULL, send_all, &s), 0);
 
-    for (i = 0; i < 500 && atomic_load(&paused_conn) == NULL; i++)
-        usleep(10000);
+    PX_WAIT_UNTIL(atomic_load(&paused_conn) != NULL, 5000);
     PX_CHECK(atomic_load(&paused_conn) != NULL);
     usleep(300000); /* the sender keeps pushing; the engine must not keep reading */
     st = px_worker_stats(px_engine_worker(e, 0));
@@ -117,8 +112,7 @@ static void run(px_backend_kind_t kind)
     }
 
     px_worker_post(px_engine_worker(e, 0), &resume);
-    for (i = 0; i < 1000 && atomic_load(&delivered) < TOTAL; i++)
-        usleep(10000);
+    PX_WAIT_UNTIL(atomic_load(&delivered) >= TOTAL, 10000);
     PX_CHECK_EQ(atomic_load(&delivered), TOTAL);
     PX_CHECK_EQ(atomic_load(&mismatches), 0);
     pthread_join(th, NULL);

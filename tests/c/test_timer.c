@@ -325,13 +325,7 @@ static uint64_t earliest(struct tt *x, size_t n)
 
 static uint32_t rng_state = 2463534242u;
 
-static uint32_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 17;
-    rng_state ^= rng_state << 5;
-    return rng_state;
-}
+static uint32_t rnd(void) { return px_test_rand32(&rng_state); }
 
 static void check_timeout(px_wheel_t *w, struct tt *x, size_t n, uint64_t cap)
 {

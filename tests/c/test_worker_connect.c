@@ -81,22 +81,8 @@ static bool all_closed(client_t *cl, int n)
 
 static void wait_closed(client_t *cl, int n)
 {
-    for (int i = 0; i < 1000 && !all_closed(cl, n); i++)
-        usleep(10000);
+    PX_WAIT_UNTIL(all_closed(cl, n), 10000);
     PX_CHECK(all_closed(cl, n));
-}
-
-static int free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    PX_CHECK_EQ(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    PX_CHECK_EQ(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    port = ntohs(sa.sin_port);
-    close(fd); /* nothing listens there now */
-    return port;
 }
 
 static void run(px_backend_kind_t kind)
@@ -132,7 +118,7 @@ static void run(px_backend_kind_t kind)
         PX_CHECK_EQ(clients[i].err, 0);
     }
 
-    sa.sin_port = htons((uint16_t)free_port());
+    sa.sin_port = htons((uint16_t)px_test_free_port());
     for (i = 0; i < 2; i++) {
         px_endpoint_config_t cc = {.handler = &client, .udata = &refused[i], .listen_fd = -1};
         refused[i].want = px_engine_worker(e, i);

@@ -137,8 +137,7 @@ static void run(px_backend_kind_t kind)
 
     timed.msg.fn = timed_arm;
     PX_CHECK_EQ(px_worker_submit(px_engine_worker(e, 1), &timed.msg), 0);
-    for (i = 0; i < 300 && atomic_load(&timed.fired_ms) == 0; i++)
-        usleep(10000);
+    PX_WAIT_UNTIL(atomic_load(&timed.fired_ms) != 0, 3000);
     PX_CHECK(atomic_load(&timed.fired_ms) != 0);
     PX_CHECK(timed.armed_on == px_engine_worker(e, 1));
     PX_CHECK(atomic_load(&timed.fired_on) == px_engine_worker(e, 1));
