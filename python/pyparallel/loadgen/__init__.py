@@ -124,7 +124,7 @@ class Result(dict[str, Any]):
         """Latency at percentile p (one of SUMMARY_PERCENTILES) in milliseconds."""
         for level, value in self["latency_us"]["percentiles"]:
             if abs(level - p) < 1e-9:
-                return value / 1000.0
+                return float(value) / 1000.0
         raise KeyError(f"percentile {p} is not in the summary {SUMMARY_PERCENTILES}")
 
 
@@ -149,10 +149,10 @@ def run(url: str, rate: float, duration: float, connections: int = 10, workers: 
     request = build_request(target, method, headers, body)
     address = resolve(target.host, target.port)
     raw = _loadgen.run(address, target.port, request, rate=float(rate),
-                     duration=float(duration), connections=int(connections),
-                     timeout=float(timeout), workers=int(workers),
-                     backend=backend or os.environ.get("PX_BACKEND", "auto"),
-                     head=method == "HEAD")
+                       duration=float(duration), connections=int(connections),
+                       timeout=float(timeout), workers=int(workers),
+                       backend=backend or os.environ.get("PX_BACKEND", "auto"),
+                       head=method == "HEAD")
     result = Result(raw)
     result.update(url=target.url, rate=float(rate), duration=float(duration), method=method)
     return result

@@ -67,7 +67,7 @@ def draw(paths: list[str], output: str, title: str | None = None) -> str:
 
     fig, ax = plt.subplots(figsize=(10, 5.5), dpi=110)
     widest = 10.0
-    for path, doc in zip(paths, docs):
+    for path, doc in zip(paths, docs, strict=True):
         xs, ys = series(doc)
         if not xs:
             continue

@@ -22,16 +22,16 @@ from . import LoadgenError, run
 def duration(text: str) -> float:
     """Seconds from '3', '2.5s', '500ms', '2m' or '1h'."""
     units = (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
-    for suffix, scale in units:
+    number, scale = text, 1.0
+    for suffix, unit in units:
         if text.endswith(suffix) and not (suffix == "s" and text.endswith("ms")):
-            number = text[: -len(suffix)]
+            number, scale = text[: -len(suffix)], unit
             break
-    else:
-        number, scale = text, 1.0
     try:
         return float(number) * scale
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 10, 2.5s, 500ms, 2m)")
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r} (e.g. 10, 2.5s, 500ms, 2m)") from None
 
 
 def run_parser() -> argparse.ArgumentParser:

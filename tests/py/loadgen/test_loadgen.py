@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 
 from helpers import HOST, SERVERS, ServerProcess, child_env
-
 from pyparallel.loadgen import LoadgenError, Result, build_request, parse_url, run
 
 StartServer = Callable[[str], ServerProcess]
