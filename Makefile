@@ -6,7 +6,7 @@ PY_GIL    := $(VENV_GIL)/bin/python
 PORT      ?= 8080
 PIP_BUILD := -m pip install -q --no-build-isolation --no-deps
 
-.PHONY: all bootstrap build build-gil run test test-c test-py bench sanitize tsan fuzz clean
+.PHONY: all bootstrap build build-gil run lint test test-c test-py bench sanitize tsan fuzz clean
 
 all: build
 
@@ -23,8 +23,12 @@ build-gil: bootstrap
 run: build
 	$(PY) -m pyparallel.demo --port $(PORT)
 
-# C unit tests, then the Python suites on both interpreters (each on both backends).
-test: build build-gil test-c test-py
+# clang-format, ruff and mypy --strict (tools/lint; settings in .clang-format, pyproject.toml).
+lint: bootstrap
+	./tools/lint
+
+# Lint, the C unit tests, then the Python suites on both interpreters (each on both backends).
+test: lint build build-gil test-c test-py
 
 test-c: bootstrap
 	@[ -f build/ctest/build.ninja ] || $(VENV)/bin/meson setup build/ctest -Dtests=true -Dpython=false >/dev/null

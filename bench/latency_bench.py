@@ -37,7 +37,7 @@ PERCENTILES = (50.0, 90.0, 99.0, 99.9, 99.99, 100.0)
 def generate(port: int, rate: float, conns: int, seconds: float, cpus: list[int],
              label: str, out: str) -> dict:
     argv = http_bench.pinned(cpus, [
-        http_bench.PY_FT, "-m", "pyparallel.bench", f"http://{http_bench.HOST}:{port}/json",
+        http_bench.PY_FT, "-m", "pyparallel.loadgen", f"http://{http_bench.HOST}:{port}/json",
         "--rate", str(rate), "--connections", str(conns), "--duration", str(seconds),
         "--json", out, "--label", label])
     res = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             if rs:
                 mid = sorted(rs, key=lambda r: at(r, 99.9))[len(rs) // 2]
                 files.append(mid["file"])
-        subprocess.run([http_bench.PY_FT, "-m", "pyparallel.bench", "chart", *files,
+        subprocess.run([http_bench.PY_FT, "-m", "pyparallel.loadgen", "chart", *files,
                         "-o", args.chart, "--title",
                         f"/json at {args.rate:,.0f} requests/s, server on one core"], check=True)
         print(f"chart: {args.chart}")

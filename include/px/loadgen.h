@@ -25,7 +25,6 @@
 
 #include "px/common.h"
 #include "px/engine.h"
-#include "px/hdr_histogram.h"
 
 typedef struct px_lg px_lg_t;
 
@@ -47,6 +46,21 @@ typedef struct px_lg_config {
 /* Defaults: port 80, rate 1000, duration 10 s, 10 connections, 2 s timeout,
  * 1 worker, AUTO backend; host and request unset. */
 void px_lg_config_default(px_lg_config_t *cfg);
+
+/* The latency distribution of a run, in microseconds from each request's
+ * scheduled time to the end of its response. min is 0 when count is 0. */
+typedef struct px_lg_latency {
+    uint64_t count, min, max;
+    double mean, stdev;      /* population standard deviation */
+} px_lg_latency_t;
+
+/* One row of a percentile spectrum: the value at a percentile and how many
+ * values lie at or below the bucket it comes from. */
+typedef struct px_lg_point {
+    double percentile;       /* 0..100 */
+    uint64_t value;
+    uint64_t total_count;
+} px_lg_point_t;
 
 typedef struct px_lg_result {
     uint64_t scheduled;      /* requests in the schedule */
@@ -72,7 +86,7 @@ typedef struct px_lg_result {
     int workers;
     const char *backend;     /* "io_uring" or "epoll" */
     bool interrupted;        /* px_lg_stop was called */
-    px_hdr_t latency;       /* microseconds, scheduled time to end of response */
+    px_lg_latency_t latency; /* percentiles: px_lg_latency_at, px_lg_latency_spectrum */
 } px_lg_result_t;
 
 /* Check cfg, resolve the host, create the engine (not started). -EINVAL for a
@@ -95,6 +109,19 @@ void px_lg_stop(px_lg_t *lg);
 /* After px_lg_wait returned 1: close the connections, stop the workers and
  * fill *res. Requests still unanswered count as timeouts. */
 int px_lg_finish(px_lg_t *lg, px_lg_result_t *res);
+
+/* After px_lg_finish, until px_lg_destroy: the smallest latency v (us) such
+ * that at least percentile % of the responses took <= v, to within 1/128 of
+ * itself; 100 gives the exact max, 0 when nothing was answered. */
+uint64_t px_lg_latency_at(const px_lg_t *lg, double percentile);
+
+/* After px_lg_finish, until px_lg_destroy: the latency percentile spectrum as
+ * HdrHistogram prints it (ticks_per_half rows per halving of the distance to
+ * 100, then a last row at 100 with the max). Writes at most cap rows to out
+ * and returns how many there are (cap 0 sizes out); none when nothing was
+ * answered. */
+size_t px_lg_latency_spectrum(const px_lg_t *lg, unsigned ticks_per_half, px_lg_point_t *out,
+                              size_t cap);
 
 /* Release everything (stopping the engine first if needed). */
 void px_lg_destroy(px_lg_t *lg);

@@ -71,7 +71,7 @@ static void record_response(lg_conn_t *lc, uint64_t now)
     lg_worker_t *lw = lc->lw;
     uint64_t at = scheduled_at(lc, lc->resolved);
 
-    px_hdr_record(&lw->hist, now > at ? (now - at + 500) / 1000 : 0);
+    px__hdr_record(&lw->hist, now > at ? (now - at + 500) / 1000 : 0);
     lw->responses++;
     if (lc->status < 200 || lc->status >= 400)
         lw->non_2xx_3xx++;

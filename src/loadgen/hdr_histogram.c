@@ -6,15 +6,15 @@
 #include <math.h>
 #include <string.h>
 
-#include "px/hdr_histogram.h"
+#include "hdr_histogram.h"
 
-void px_hdr_init(px_hdr_t *h)
+void px__hdr_init(px_hdr_t *h)
 {
     memset(h, 0, sizeof(*h));
     h->min = UINT64_MAX;
 }
 
-size_t px_hdr_bucket(uint64_t value)
+size_t px__hdr_bucket(uint64_t value)
 {
     unsigned shift;
 
@@ -27,7 +27,7 @@ size_t px_hdr_bucket(uint64_t value)
     return (size_t)shift * PX_HDR_SUB + (size_t)(value >> shift);
 }
 
-uint64_t px_hdr_bucket_low(size_t bucket)
+uint64_t px__hdr_bucket_low(size_t bucket)
 {
     size_t shift;
 
@@ -37,17 +37,17 @@ uint64_t px_hdr_bucket_low(size_t bucket)
     return (uint64_t)(bucket - shift * PX_HDR_SUB) << shift;
 }
 
-uint64_t px_hdr_bucket_high(size_t bucket)
+uint64_t px__hdr_bucket_high(size_t bucket)
 {
     size_t shift = bucket < 2 * PX_HDR_SUB ? 0 : bucket / PX_HDR_SUB - 1;
-    return px_hdr_bucket_low(bucket) + (UINT64_C(1) << shift) - 1;
+    return px__hdr_bucket_low(bucket) + (UINT64_C(1) << shift) - 1;
 }
 
-void px_hdr_record(px_hdr_t *h, uint64_t value)
+void px__hdr_record(px_hdr_t *h, uint64_t value)
 {
     if (value > PX_HDR_MAX_VALUE)
         h->clamped++;
-    h->counts[px_hdr_bucket(value)]++;
+    h->counts[px__hdr_bucket(value)]++;
     h->total++;
     h->sum += value;
     h->sum_sq += (double)value * (double)value;
@@ -57,7 +57,7 @@ void px_hdr_record(px_hdr_t *h, uint64_t value)
         h->max = value;
 }
 
-void px_hdr_merge(px_hdr_t *dst, const px_hdr_t *src)
+void px__hdr_merge(px_hdr_t *dst, const px_hdr_t *src)
 {
     if (src->total == 0)
         return;
@@ -89,11 +89,11 @@ static uint64_t rank_of(const px_hdr_t *h, double percentile)
 
 static uint64_t reported(const px_hdr_t *h, size_t bucket)
 {
-    uint64_t v = px_hdr_bucket_high(bucket);
+    uint64_t v = px__hdr_bucket_high(bucket);
     return v < h->min ? h->min : v > h->max ? h->max : v;
 }
 
-uint64_t px_hdr_value_at(const px_hdr_t *h, double percentile)
+uint64_t px__hdr_value_at(const px_hdr_t *h, double percentile)
 {
     uint64_t rank, cum = 0;
     size_t i;
@@ -111,18 +111,18 @@ uint64_t px_hdr_value_at(const px_hdr_t *h, double percentile)
     return reported(h, PX_MIN(i, (size_t)PX_HDR_BUCKETS - 1));
 }
 
-double px_hdr_mean(const px_hdr_t *h)
+double px__hdr_mean(const px_hdr_t *h)
 {
     return h->total ? (double)h->sum / (double)h->total : 0.0;
 }
 
-double px_hdr_stdev(const px_hdr_t *h)
+double px__hdr_stdev(const px_hdr_t *h)
 {
     double mean, var;
 
     if (h->total == 0)
         return 0.0;
-    mean = px_hdr_mean(h);
+    mean = px__hdr_mean(h);
     var = h->sum_sq / (double)h->total - mean * mean;
     return var > 0 ? sqrt(var) : 0.0;
 }
@@ -140,7 +140,7 @@ static double next_percentile(double p, unsigned ticks_per_half)
     return p + 100.0 / ((double)ticks_per_half * half);
 }
 
-size_t px_hdr_spectrum(const px_hdr_t *h, unsigned ticks_per_half, px_hdr_point_t *out,
+size_t px__hdr_spectrum(const px_hdr_t *h, unsigned ticks_per_half, px_hdr_point_t *out,
                         size_t cap)
 {
     size_t rows = 0, i = 0;

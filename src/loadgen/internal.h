@@ -15,9 +15,10 @@
 #include <sys/socket.h>
 
 #include "px/engine.h"
-#include "px/hdr_histogram.h"
 #include "px/http_parser.h"
 #include "px/loadgen.h"
+
+#include "hdr_histogram.h"
 
 #define LG_MAX_HEAD 65536u    /* response head bytes */
 #define LG_SCRATCH 16384u     /* chunked bodies are decoded through this */
@@ -112,6 +113,7 @@ struct px_lg {
     _Atomic bool stop;
     pthread_mutex_t lock;
     pthread_cond_t cond;     /* signalled when settled or done reach nconns */
+    px_hdr_t latency;        /* the workers' histograms, merged by px_lg_finish */
 };
 
 /* Connections (conn.c). */

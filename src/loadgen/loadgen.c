@@ -142,6 +142,7 @@ int px_lg_create(const px_lg_config_t *cfg, px_lg_t **out)
     lg = calloc(1, sizeof(*lg));
     if (lg == NULL)
         return -ENOMEM;
+    px__hdr_init(&lg->latency);
     lg->cfg = *cfg;
     pthread_mutex_init(&lg->lock, NULL);
     {
@@ -191,7 +192,7 @@ int px_lg_create(const px_lg_config_t *cfg, px_lg_t **out)
         }
         lw->lg = lg;
         lw->w = px_engine_worker(lg->e, i);
-        px_hdr_init(&lw->hist);
+        px__hdr_init(&lw->hist);
         lg->workers[i] = lw;
     }
     /* Request s belongs to connection s % C, connection k to worker k % K. */
@@ -294,10 +295,10 @@ int px_lg_wait(px_lg_t *lg, unsigned timeout_ms)
     }
 }
 
-static void merge_worker(px_lg_result_t *res, const lg_worker_t *lw, uint64_t *lag_sum,
-                         uint64_t *last)
+static void merge_worker(px_lg_t *lg, px_lg_result_t *res, const lg_worker_t *lw,
+                         uint64_t *lag_sum, uint64_t *last)
 {
-    px_hdr_merge(&res->latency, &lw->hist);
+    px__hdr_merge(&lg->latency, &lw->hist);
     res->responses += lw->responses;
     res->non_2xx_3xx += lw->non_2xx_3xx;
     res->err_connect += lw->failed[LG_FAIL_CONNECT];
@@ -331,10 +332,15 @@ int px_lg_finish(px_lg_t *lg, px_lg_result_t *res)
         px_engine_join(lg->e);
         lg->finished_run = true;
     }
-    memset(res, 0, offsetof(px_lg_result_t, latency));
-    px_hdr_init(&res->latency);
+    memset(res, 0, sizeof(*res));
+    px__hdr_init(&lg->latency);
     for (int i = 0; i < lg->nworkers; i++)
-        merge_worker(res, lg->workers[i], &lag_sum, &last);
+        merge_worker(lg, res, lg->workers[i], &lag_sum, &last);
+    res->latency.count = lg->latency.total;
+    res->latency.min = lg->latency.total ? lg->latency.min : 0;
+    res->latency.max = lg->latency.max;
+    res->latency.mean = px__hdr_mean(&lg->latency);
+    res->latency.stdev = px__hdr_stdev(&lg->latency);
     /* What was never answered. After a full run every request was due a
      * timeout ago at least: a timeout. A stop cuts the rest off. */
     t0 = atomic_load(&lg->t0);
@@ -354,6 +360,17 @@ int px_lg_finish(px_lg_t *lg, px_lg_result_t *res)
     if (t0 != 0)
         res->elapsed_ns = (res->responses ? last : lg->finish_ns) - t0;
     return 0;
+}
+
+uint64_t px_lg_latency_at(const px_lg_t *lg, double percentile)
+{
+    return px__hdr_value_at(&lg->latency, percentile);
+}
+
+size_t px_lg_latency_spectrum(const px_lg_t *lg, unsigned ticks_per_half, px_lg_point_t *out,
+                              size_t cap)
+{
+    return px__hdr_spectrum(&lg->latency, ticks_per_half, out, cap);
 }
 
 void px_lg_destroy(px_lg_t *lg)

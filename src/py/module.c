@@ -97,7 +97,7 @@ static int module_exec(PyObject *m)
         return -1;
     if (px_py_share_init() < 0)
         return -1;
-    if (PyModule_AddStringConstant(m, "__version__", "0.1.0") < 0 ||
+    if (PyModule_AddStringConstant(m, "__version__", PX_VERSION) < 0 ||
         PyModule_AddFunctions(m, px_stats_methods) < 0 ||
         PyModule_AddFunctions(m, px_py_http_methods) < 0)
         return -1;

@@ -1,0 +1,8 @@
+"""python -m pyparallel.loadgen: see pyparallel.loadgen.cli."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
