@@ -71,14 +71,14 @@ static void run(px_backend_kind_t kind)
     /* routes: a match reaches the app with its parameter; a wrong method is a
      * 405 with Allow; an unrouted path reaches the app as route -1 */
     SEND_STR(fd, "GET /item/42 HTTP/1.1\r\nHost: x\r\n\r\n");
-    len = read_until(fd, buf, sizeof(buf), "\r\n\r\n", 1);
+    len = px_test_read_until(fd, buf, sizeof(buf), "\r\n\r\n", 1);
     PX_CHECK(strstr(buf, "X-Route: 0 42\r\n") != NULL);
     SEND_STR(fd, "POST /item/42 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
-    len = read_until(fd, buf, sizeof(buf), "Allowed\n", 1);
+    len = px_test_read_until(fd, buf, sizeof(buf), "Allowed\n", 1);
     PX_CHECK(strstr(buf, "HTTP/1.1 405 Method Not Allowed\r\n") == buf);
     PX_CHECK(strstr(buf, "\r\nAllow: GET\r\n") != NULL);
     SEND_STR(fd, "GET /elsewhere HTTP/1.1\r\nHost: x\r\n\r\n");
-    len = read_until(fd, buf, sizeof(buf), "\r\n\r\n", 1);
+    len = px_test_read_until(fd, buf, sizeof(buf), "\r\n\r\n", 1);
     PX_CHECK(strstr(buf, "X-Route: -1 \r\n") != NULL);
 
     /* 100 pipelined requests in one write, answered in order */
@@ -112,17 +112,17 @@ static void run(px_backend_kind_t kind)
     close(fd);
 
     /* HTTP/1.0 keep-alive to a static route: answered with keep-alive, twice */
-    fd = connect_to(port);
+    fd = px_test_connect(port);
     for (i = 0; i < 2; i++) {
         SEND_STR(fd, "GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-        len = read_until(fd, buf, sizeof(buf), "Hello, World!", 1);
+        len = px_test_read_until(fd, buf, sizeof(buf), "Hello, World!", 1);
         PX_CHECK(strstr(buf, "HTTP/1.1 200 OK\r\n") == buf);
         PX_CHECK(strstr(buf, "\r\nConnection: keep-alive\r\n") != NULL);
         PX_CHECK(strstr(buf, "Hello, World!") != NULL);
     }
     /* and without keep-alive it is answered, then closed */
     SEND_STR(fd, "GET /plaintext HTTP/1.0\r\n\r\n");
-    len = read_until(fd, buf, sizeof(buf), NULL, 0);
+    len = px_test_read_until(fd, buf, sizeof(buf), NULL, 0);
     PX_CHECK(strstr(buf, "\r\nConnection: close\r\n") != NULL);
     PX_CHECK(strstr(buf, "Hello, World!") != NULL);
     close(fd);
