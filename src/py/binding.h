@@ -68,7 +68,7 @@ PyObject *px_py_raise_errno(int err, const char *what);
 
 /* Per-server (or per-client) protocol description, built once at registration
  * from the protocol class so that callbacks look nothing up by name. */
-typedef struct px_proto_spec {
+typedef struct px_py_proto_spec {
     PyObject *cls;
     PyObject *engine;           /* the Engine object (borrowed: it owns the spec) */
     PyObject *initial_bytes;    /* bytes-like, callable, or NULL */
@@ -78,13 +78,13 @@ typedef struct px_proto_spec {
     size_t max_line_length;
     unsigned rate_limit_ms;
     px_handler_t handler;
-    struct px_proto_spec *next;
-} px_proto_spec_t;
+    struct px_py_proto_spec *next;
+} px_py_proto_spec_t;
 
 /* Build a spec from a protocol class; NULL with an exception set on error. */
-px_proto_spec_t *px_proto_spec_new(PyObject *engine, PyObject *cls,
+px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls,
                                    unsigned *sock_flags, unsigned *timeout_ms);
-void px_proto_spec_free(px_proto_spec_t *spec);
+void px_py_proto_spec_free(px_py_proto_spec_t *spec);
 
 /* Engine-side helpers used by the protocol dispatch. */
 PyThreadState *px_py_attach(px_worker_t *w);        /* attach this thread's thread state */
@@ -122,10 +122,10 @@ static inline void px_py_engine_leave(px_worker_t *w, bool entered)
     if (entered)
         px_worker_release(w);
 }
-void px_py_report(px_proto_spec_t *spec, PyObject *transport, const char *syscall);
+void px_py_report(px_py_proto_spec_t *spec, PyObject *transport, const char *syscall);
 void px_py_client_done(PyObject *engine);
 /* Queue exc (stolen) for the main thread; run() re-raises it. */
-void px_engine_post_exception(PyObject *engine, PyObject *exc);
+void px_py_post_exception(PyObject *engine, PyObject *exc);
 
 /* The px_engine_t of an Engine object that has not been shut down, or NULL
  * with TypeError/RuntimeError set. */
@@ -152,34 +152,34 @@ int px_py_send(px_conn_t *c, PyObject *obj);
 PyObject *px_py_current_transport(void);
 
 /* Types, created from specs at module exec. */
-extern PyType_Spec px_engine_type_spec;
-extern PyType_Spec px_transport_type_spec;
-extern PyType_Spec px_sendfile_type_spec;
-extern PyType_Spec px_request_type_spec;
-extern PyType_Spec px_timer_type_spec;
-extern PyType_Spec px_rwlock_type_spec;
-extern PyType_Spec px_rwlock_guard_type_spec;
-extern PyType_Spec px_locked_dict_type_spec;
-extern PyType_Spec px_locked_list_type_spec;
+extern PyType_Spec px_py_engine_type_spec;
+extern PyType_Spec px_py_transport_type_spec;
+extern PyType_Spec px_py_sendfile_type_spec;
+extern PyType_Spec px_py_request_type_spec;
+extern PyType_Spec px_py_timer_type_spec;
+extern PyType_Spec px_py_rwlock_type_spec;
+extern PyType_Spec px_py_rwlock_guard_type_spec;
+extern PyType_Spec px_py_locked_dict_type_spec;
+extern PyType_Spec px_py_locked_list_type_spec;
 
 /* JSON (json.c): a growable byte buffer and the encoder writing into it. */
-typedef struct px_jbuf {
+typedef struct px_py_jbuf {
     char *data;
     size_t len, cap;
-} px_jbuf_t;
+} px_py_jbuf_t;
 /* Append obj as JSON; on error (-1, exception set) b->len is unchanged. */
-int px_json_encode(px_jbuf_t *b, PyObject *obj, PyObject *dflt);
-void px_jbuf_free(px_jbuf_t *b);
+int px_py_json_encode(px_py_jbuf_t *b, PyObject *obj, PyObject *dflt);
+void px_py_jbuf_free(px_py_jbuf_t *b);
 PyObject *px_py_json_dumps(PyObject *module, PyObject *args, PyObject *kwds);
 
 /* Readers-writer locks (rwlock.c), for the protected containers: acquire
  * returns 1, 0 (not blocking, not free) or -1 with an exception; release 0 or
  * -1 (not held by this thread). */
-int px_rwlock_acquire(PyObject *lock, bool write, bool blocking);
-int px_rwlock_release(PyObject *lock, bool write);
-PyObject *px_rwlock_new(void);
+int px_py_rwlock_acquire(PyObject *lock, bool write, bool blocking);
+int px_py_rwlock_release(PyObject *lock, bool write);
+PyObject *px_py_rwlock_new(void);
 /* The lock's context manager for reading or writing (new reference). */
-PyObject *px_rwlock_guard(PyObject *lock, bool write);
+PyObject *px_py_rwlock_guard(PyObject *lock, bool write);
 
 /* Module functions of the runtime (work.c, mainthread.c). */
 PyObject *px_py_submit(PyObject *module, PyObject *args, PyObject *kwds);
@@ -194,7 +194,7 @@ void px_py_http_app_free(void *app);
 void px_py_http_thread_exit(void);  /* free this thread's HTTP scratch memory */
 
 /* Stats (stats.c): module functions, added at module exec. */
-extern PyMethodDef px_stats_methods[];
+extern PyMethodDef px_py_stats_methods[];
 /* The engine inside an Engine object (borrowed; valid while the object lives),
  * or NULL with TypeError. */
 px_engine_t *px_py_engine_ptr(PyObject *engine);

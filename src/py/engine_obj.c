@@ -13,11 +13,11 @@
 #include <poll.h>
 #include <stdatomic.h>
 
-typedef struct px_engine_obj px_engine_obj_t;
+typedef struct px_py_engine_obj px_py_engine_obj_t;
 
 /* Per worker, whichever thread runs it: its engine, and its live timers. */
 typedef struct worker_py {
-    px_engine_obj_t *owner; /* borrowed: the engine joins its workers before it dies */
+    px_py_engine_obj_t *owner; /* borrowed: the engine joins its workers before it dies */
     struct px_py_timer *live_timers;
 } worker_py_t;
 
@@ -31,13 +31,13 @@ typedef struct thread_py {
 
 static _Thread_local thread_py_t thread_py; /* engine threads only */
 
-struct px_engine_obj {
+struct px_py_engine_obj {
     PyObject_HEAD
     px_engine_t *e;
     PyInterpreterState *interp;
     int nworkers;
     worker_py_t *wpy;
-    px_proto_spec_t *specs; /* every spec handed to the engine; freed with it */
+    px_py_proto_spec_t *specs; /* every spec handed to the engine; freed with it */
     _Atomic long clients;   /* client connections not yet closed */
     void **http_apps;       /* HTTP servers' application records */
     Py_ssize_t nhttp;
@@ -107,9 +107,9 @@ static void hook_thread_stop(px_worker_t *w, void *arg)
     PyGILState_Release(tp->gil_state);
 }
 
-void px_engine_post_exception(PyObject *engine, PyObject *exc)
+void px_py_post_exception(PyObject *engine, PyObject *exc)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)engine;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)engine;
     exc_msg_t *m;
 
     if (self == NULL || self->e == NULL) {
@@ -131,7 +131,7 @@ void px_engine_post_exception(PyObject *engine, PyObject *exc)
 px_engine_t *px_py_engine_of(PyObject *engine)
 {
     px_module_state_t *st = px_py_state();
-    px_engine_obj_t *self = (px_engine_obj_t *)engine;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)engine;
 
     if (st == NULL || !PyObject_TypeCheck(engine, st->engine_type)) {
         PyErr_SetString(PyExc_TypeError, "an Engine is needed");
@@ -159,12 +159,12 @@ PyObject *px_py_current_engine(void)
 
 void px_py_engine_tasks_add(PyObject *engine, long delta)
 {
-    atomic_fetch_add(&((px_engine_obj_t *)engine)->tasks, delta);
+    atomic_fetch_add(&((px_py_engine_obj_t *)engine)->tasks, delta);
 }
 
 void px_py_client_done(PyObject *engine)
 {
-    atomic_fetch_sub(&((px_engine_obj_t *)engine)->clients, 1);
+    atomic_fetch_sub(&((px_py_engine_obj_t *)engine)->clients, 1);
 }
 
 static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
@@ -178,7 +178,7 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     unsigned long long high = 0, low = 0, budget = 0;
     PyObject *handoff = NULL;
     px_thread_hooks_t hooks;
-    px_engine_obj_t *self;
+    px_py_engine_obj_t *self;
     int rc, i;
 
     px_engine_config_default(&cfg);
@@ -224,7 +224,7 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_ValueError, "send_low_water must not exceed send_high_water");
         return NULL;
     }
-    self = (px_engine_obj_t *)type->tp_alloc(type, 0);
+    self = (px_py_engine_obj_t *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
     self->interp = PyInterpreterState_Get();
@@ -271,14 +271,14 @@ px_engine_t *px_py_engine_ptr(PyObject *engine)
         PyErr_SetString(PyExc_TypeError, "an Engine is required");
         return NULL;
     }
-    if (((px_engine_obj_t *)engine)->e == NULL) {
+    if (((px_py_engine_obj_t *)engine)->e == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "the engine has been destroyed");
         return NULL;
     }
-    return ((px_engine_obj_t *)engine)->e;
+    return ((px_py_engine_obj_t *)engine)->e;
 }
 
-static px_engine_t *live_engine(px_engine_obj_t *self)
+static px_engine_t *live_engine(px_py_engine_obj_t *self)
 {
     if (self->e == NULL || self->joined) {
         PyErr_SetString(PyExc_RuntimeError, "the engine has been shut down");
@@ -287,10 +287,10 @@ static px_engine_t *live_engine(px_engine_obj_t *self)
     return self->e;
 }
 
-static px_proto_spec_t *add_spec(px_engine_obj_t *self, PyObject *protocol, unsigned *flags,
+static px_py_proto_spec_t *add_spec(px_py_engine_obj_t *self, PyObject *protocol, unsigned *flags,
                                  unsigned *timeout_ms)
 {
-    px_proto_spec_t *spec = px_proto_spec_new((PyObject *)self, protocol, flags, timeout_ms);
+    px_py_proto_spec_t *spec = px_py_proto_spec_new((PyObject *)self, protocol, flags, timeout_ms);
     if (spec == NULL)
         return NULL;
     spec->next = self->specs;
@@ -300,9 +300,9 @@ static px_proto_spec_t *add_spec(px_engine_obj_t *self, PyObject *protocol, unsi
 
 static PyObject *engine_listen(PyObject *op, PyObject *args)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     px_endpoint_config_t ep = {.listen_fd = -1};
-    px_proto_spec_t *spec;
+    px_py_proto_spec_t *spec;
     const char *host;
     PyObject *protocol;
     int port, rc;
@@ -326,7 +326,7 @@ static PyObject *engine_listen(PyObject *op, PyObject *args)
 
 static PyObject *engine_listen_http(PyObject *op, PyObject *args, PyObject *kwds)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     void *owned = NULL, **grown;
     PyObject *port;
 
@@ -344,9 +344,9 @@ static PyObject *engine_listen_http(PyObject *op, PyObject *args, PyObject *kwds
 
 static PyObject *engine_connect(PyObject *op, PyObject *args)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     px_endpoint_config_t ep = {.listen_fd = -1};
-    px_proto_spec_t *spec;
+    px_py_proto_spec_t *spec;
     const char *host;
     PyObject *protocol;
     int port, rc;
@@ -373,7 +373,7 @@ static PyObject *engine_connect(PyObject *op, PyObject *args)
 
 static PyObject *engine_start(PyObject *op, PyObject *unused)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     int rc;
     (void)unused;
 
@@ -390,7 +390,7 @@ static PyObject *engine_start(PyObject *op, PyObject *unused)
 
 static PyObject *engine_shutdown(PyObject *op, PyObject *args)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     double timeout = 5.0;
 
     if (!PyArg_ParseTuple(args, "|d:shutdown", &timeout))
@@ -402,7 +402,7 @@ static PyObject *engine_shutdown(PyObject *op, PyObject *args)
     Py_RETURN_NONE;
 }
 
-static void do_join(px_engine_obj_t *self)
+static void do_join(px_py_engine_obj_t *self)
 {
     if (self->e == NULL || self->joined)
         return;
@@ -417,12 +417,12 @@ static void do_join(px_engine_obj_t *self)
 static PyObject *engine_join(PyObject *op, PyObject *unused)
 {
     (void)unused;
-    do_join((px_engine_obj_t *)op);
+    do_join((px_py_engine_obj_t *)op);
     Py_RETURN_NONE;
 }
 
 /* Raise the next exception a worker queued, if any. Returns -1 when raised. */
-static int raise_queued(px_engine_obj_t *self)
+static int raise_queued(px_py_engine_obj_t *self)
 {
     px_msg_t *m;
 
@@ -444,7 +444,7 @@ static int raise_queued(px_engine_obj_t *self)
  * then run main-thread messages; raises what workers queued. */
 static PyObject *engine_wait(PyObject *op, PyObject *args)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     double timeout = 0.0;
     struct pollfd p;
     int rc;
@@ -488,7 +488,7 @@ static PyObject *stats_dict(px_worker_stats_t *s)
 
 static PyObject *engine_worker_stats(PyObject *op, PyObject *unused)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     PyObject *list;
     int i;
     (void)unused;
@@ -511,14 +511,14 @@ static PyObject *engine_worker_stats(PyObject *op, PyObject *unused)
 
 static PyObject *get_backend(PyObject *op, void *c)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     (void)c;
     return PyUnicode_FromString(self->e ? px_engine_backend_name(self->e) : "none");
 }
 
 static PyObject *get_uring_error(PyObject *op, void *c)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     int err = self->e ? px_engine_uring_error(self->e) : 0;
     (void)c;
     if (err == 0)
@@ -529,12 +529,12 @@ static PyObject *get_uring_error(PyObject *op, void *c)
 static PyObject *get_workers(PyObject *op, void *c)
 {
     (void)c;
-    return PyLong_FromLong(((px_engine_obj_t *)op)->nworkers);
+    return PyLong_FromLong(((px_py_engine_obj_t *)op)->nworkers);
 }
 
 static PyObject *get_finished(PyObject *op, void *c)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     (void)c;
     return PyBool_FromLong(self->e == NULL || self->joined ||
                            (self->started && px_engine_finished(self->e)));
@@ -543,28 +543,28 @@ static PyObject *get_finished(PyObject *op, void *c)
 static PyObject *get_started(PyObject *op, void *c)
 {
     (void)c;
-    return PyBool_FromLong(((px_engine_obj_t *)op)->started);
+    return PyBool_FromLong(((px_py_engine_obj_t *)op)->started);
 }
 
 static PyObject *get_tasks(PyObject *op, void *c)
 {
     (void)c;
-    return PyLong_FromLong(atomic_load(&((px_engine_obj_t *)op)->tasks));
+    return PyLong_FromLong(atomic_load(&((px_py_engine_obj_t *)op)->tasks));
 }
 
 static PyObject *get_handoff_ms(PyObject *op, void *c)
 {
     (void)c;
-    return PyLong_FromUnsignedLong(((px_engine_obj_t *)op)->handoff_ms);
+    return PyLong_FromUnsignedLong(((px_py_engine_obj_t *)op)->handoff_ms);
 }
 
 static PyObject *get_clients(PyObject *op, void *c)
 {
     (void)c;
-    return PyLong_FromLong(atomic_load(&((px_engine_obj_t *)op)->clients));
+    return PyLong_FromLong(atomic_load(&((px_py_engine_obj_t *)op)->clients));
 }
 
-static void free_queued(px_engine_obj_t *self)
+static void free_queued(px_py_engine_obj_t *self)
 {
     px_msg_t *m;
     while ((m = px_engine_main_pop(self->e)) != NULL) {
@@ -580,9 +580,9 @@ static void free_queued(px_engine_obj_t *self)
 
 static void engine_dealloc(PyObject *op)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     PyTypeObject *tp = Py_TYPE(op);
-    px_proto_spec_t *spec, *next;
+    px_py_proto_spec_t *spec, *next;
 
     if (self->e) {
         if (self->started && !self->joined)
@@ -596,7 +596,7 @@ static void engine_dealloc(PyObject *op)
     }
     for (spec = self->specs; spec; spec = next) {
         next = spec->next;
-        px_proto_spec_free(spec);
+        px_py_proto_spec_free(spec);
     }
     for (Py_ssize_t i = 0; i < self->nhttp; i++)
         px_py_http_app_free(self->http_apps[i]);
@@ -645,9 +645,9 @@ static PyType_Slot engine_slots[] = {
     {0, NULL},
 };
 
-PyType_Spec px_engine_type_spec = {
+PyType_Spec px_py_engine_type_spec = {
     .name = "pyparallel._core.Engine",
-    .basicsize = sizeof(px_engine_obj_t),
+    .basicsize = sizeof(px_py_engine_obj_t),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = engine_slots,
 };

@@ -340,7 +340,7 @@ static PyType_Slot req_slots[] = {
     {0, NULL},
 };
 
-PyType_Spec px_request_type_spec = {
+PyType_Spec px_py_request_type_spec = {
     .name = "pyparallel._core.Request",
     .basicsize = sizeof(px_request_t),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
@@ -386,11 +386,11 @@ static int respond_buffer(px_http_exchange_t *x, int status, const char *ctype,
 
 /* Per thread (the thread that converts a result, on either side of a
  * hand-off): JSON bodies and header lines. */
-static _Thread_local px_jbuf_t scratch;
+static _Thread_local px_py_jbuf_t scratch;
 
 void px_py_http_thread_exit(void)
 {
-    px_jbuf_free(&scratch);
+    px_py_jbuf_free(&scratch);
 }
 
 static const char TEXT[] = "text/plain; charset=utf-8";
@@ -445,7 +445,7 @@ static int respond_body(http_app_t *a, px_http_exchange_t *x, int status, const 
     {
         size_t mark = scratch.len;
         int rc;
-        if (px_json_encode(&scratch, body, a->json_default) < 0)
+        if (px_py_json_encode(&scratch, body, a->json_default) < 0)
             return -1;
         rc = px_http_respond(x, status, ctype ? ctype : JSON, extra, extra_len,
                              scratch.data + mark, scratch.len - mark);

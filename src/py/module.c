@@ -83,23 +83,23 @@ static int module_exec(PyObject *m)
 {
     px_module_state_t *st = PyModule_GetState(m);
 
-    if (add_type(m, &px_engine_type_spec, &st->engine_type) < 0 ||
-        add_type(m, &px_transport_type_spec, &st->transport_type) < 0 ||
-        add_type(m, &px_sendfile_type_spec, &st->sendfile_type) < 0 ||
-        add_type(m, &px_request_type_spec, &st->request_type) < 0 ||
-        add_type(m, &px_timer_type_spec, &st->timer_type) < 0 ||
-        add_type(m, &px_rwlock_type_spec, &st->rwlock_type) < 0 ||
-        add_type(m, &px_rwlock_guard_type_spec, &st->rwlock_guard_type) < 0 ||
-        add_subtype(m, &px_locked_dict_type_spec, &PyDict_Type, &st->locked_dict_type) < 0 ||
-        add_subtype(m, &px_locked_list_type_spec, &PyList_Type, &st->locked_list_type) < 0)
+    if (add_type(m, &px_py_engine_type_spec, &st->engine_type) < 0 ||
+        add_type(m, &px_py_transport_type_spec, &st->transport_type) < 0 ||
+        add_type(m, &px_py_sendfile_type_spec, &st->sendfile_type) < 0 ||
+        add_type(m, &px_py_request_type_spec, &st->request_type) < 0 ||
+        add_type(m, &px_py_timer_type_spec, &st->timer_type) < 0 ||
+        add_type(m, &px_py_rwlock_type_spec, &st->rwlock_type) < 0 ||
+        add_type(m, &px_py_rwlock_guard_type_spec, &st->rwlock_guard_type) < 0 ||
+        add_subtype(m, &px_py_locked_dict_type_spec, &PyDict_Type, &st->locked_dict_type) < 0 ||
+        add_subtype(m, &px_py_locked_list_type_spec, &PyList_Type, &st->locked_list_type) < 0)
         return -1;
     px_py_set_request_type(st->request_type);
-    if (px__stm_init(m, st) < 0)
+    if (px_py_stm_init(m, st) < 0)
         return -1;
     if (px_py_share_init() < 0)
         return -1;
     if (PyModule_AddStringConstant(m, "__version__", "0.1.0") < 0 ||
-        PyModule_AddFunctions(m, px_stats_methods) < 0)
+        PyModule_AddFunctions(m, px_py_stats_methods) < 0)
         return -1;
     module_state_ptr = st;
     return 0;

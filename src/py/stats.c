@@ -373,7 +373,7 @@ static const char *tcp_state_name(unsigned s)
 
 /* The socket descriptor of a Transport (on its own worker only: elsewhere its
  * descriptor may be closed and reused under us), a socket or an int. */
-static int fd_of(PyObject *obj, px_transport_t **transport)
+static int fd_of(PyObject *obj, px_py_transport_t **transport)
 {
     px_module_state_t *st = px_py_state();
     PyObject *r;
@@ -381,7 +381,7 @@ static int fd_of(PyObject *obj, px_transport_t **transport)
 
     *transport = NULL;
     if (st && PyObject_TypeCheck(obj, st->transport_type)) {
-        px_transport_t *t = (px_transport_t *)obj;
+        px_py_transport_t *t = (px_py_transport_t *)obj;
         if (t->conn == NULL) {
             PyErr_SetString(PyExc_ConnectionError, "transport is closed");
             return -1;
@@ -424,8 +424,8 @@ static PyObject *stats_socket_stats(PyObject *module, PyObject *obj)
     (void)module;
 
     if (st && PyObject_TypeCheck(obj, st->transport_type) &&
-        px_worker_current() == ((px_transport_t *)obj)->worker) {
-        w = ((px_transport_t *)obj)->worker;
+        px_worker_current() == ((px_py_transport_t *)obj)->worker) {
+        w = ((px_py_transport_t *)obj)->worker;
         entered = px_py_engine_enter(w);
     }
     d = socket_stats_owned(obj);
@@ -437,7 +437,7 @@ static PyObject *socket_stats_owned(PyObject *obj)
 {
     struct tcp_info ti;
     socklen_t len = sizeof(ti);
-    px_transport_t *t;
+    px_py_transport_t *t;
     PyObject *d;
     int fd, queued;
 
@@ -507,7 +507,7 @@ fail:
 
 /* ---- the functions ---------------------------------------------------------- */
 
-PyMethodDef px_stats_methods[] = {
+PyMethodDef px_py_stats_methods[] = {
     {"latency", (PyCFunction)(void (*)(void))stats_latency, METH_VARARGS | METH_KEYWORDS,
      "latency(engine, buckets=False) -> {'request': ..., 'callback': ...}: each\n"
      "{'workers': [summary, ...], 'total': merged summary (with its buckets if asked)}"},

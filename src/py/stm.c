@@ -168,7 +168,7 @@ static PyMethodDef stm_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-int px__stm_init(PyObject *m, px_module_state_t *st)
+int px_py_stm_init(PyObject *m, px_module_state_t *st)
 {
     st->stm_error = PyErr_NewExceptionWithDoc(
         "pyparallel.TransactionError",

@@ -102,7 +102,7 @@ static void on_fire(px_timer_t *timer)
     px_worker_callback_leave(t->w, t0);
     if (r == NULL) {
         PX_STAT_ADD(px_worker_stats(t->w), errors, 1);
-        px_engine_post_exception(t->engine, PyErr_GetRaisedException());
+        px_py_post_exception(t->engine, PyErr_GetRaisedException());
     }
     Py_XDECREF(r);
     if (t->live) {
@@ -394,7 +394,7 @@ static PyType_Slot timer_slots[] = {
     {0, NULL},
 };
 
-PyType_Spec px_timer_type_spec = {
+PyType_Spec px_py_timer_type_spec = {
     .name = "pyparallel._core.Timer",
     .basicsize = sizeof(px_py_timer_t),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC,

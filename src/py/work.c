@@ -31,7 +31,7 @@ static void work_fn(px_worker_t *w, px_msg_t *m)
     px_worker_callback_leave(w, t0);
     if (r == NULL) {
         PX_STAT_ADD(px_worker_stats(w), errors, 1);
-        px_engine_post_exception(wm->engine, PyErr_GetRaisedException());
+        px_py_post_exception(wm->engine, PyErr_GetRaisedException());
     }
     Py_XDECREF(r);
     Py_DECREF(wm->fn);
