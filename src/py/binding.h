@@ -6,6 +6,7 @@
 #include <Python.h>
 
 #include "px/engine.h"
+#include "threadstate.h"
 
 #if PY_VERSION_HEX < 0x030D0000
 /* Before 3.13 there is no free-threading and no critical sections: the GIL is
@@ -86,42 +87,6 @@ px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls,
                                    unsigned *sock_flags, unsigned *timeout_ms);
 void px_py_proto_spec_free(px_py_proto_spec_t *spec);
 
-/* Engine-side helpers used by the protocol dispatch. */
-PyThreadState *px_py_attach(px_worker_t *w);        /* attach this thread's thread state */
-
-/* Hand-off (px/engine.h). Application code runs with the worker released, so
- * that a spare thread can take the worker over while the code blocks:
- *
- *     bool released = px_py_release(w);
- *     r = PyObject_Call...(...);
- *     px_py_reacquire(w, released);
- *
- * and the binding's engine calls made from that code (Transport methods) are
- * bracketed the other way round with px_py_engine_enter / px_py_engine_leave.
- * Both brackets leave the thread state attached. */
-static inline bool px_py_release(px_worker_t *w) { return px_worker_release(w); }
-
-static inline void px_py_reacquire(px_worker_t *w, bool released)
-{
-    if (released) {
-        px_worker_reacquire(w); /* may sleep, detached, until w comes back */
-        px_py_attach(w);
-    }
-}
-
-static inline bool px_py_engine_enter(px_worker_t *w)
-{
-    bool reacquired = px_worker_reacquire(w);
-    if (reacquired)
-        px_py_attach(w);
-    return reacquired;
-}
-
-static inline void px_py_engine_leave(px_worker_t *w, bool entered)
-{
-    if (entered)
-        px_worker_release(w);
-}
 void px_py_report(px_py_proto_spec_t *spec, PyObject *transport, const char *syscall);
 void px_py_client_done(PyObject *engine);
 /* Queue exc (stolen) for the main thread; run() re-raises it. */

@@ -1,11 +1,7 @@
 /*
- * The Engine type: owns a px_engine_t, gives each engine thread a long-lived
- * thread state (attached lazily for callbacks, detached before the thread
- * sleeps), and pumps the main thread's queue.
- *
- * The thread state belongs to the thread, not to the worker: when a callback
- * blocks, the worker's other callbacks run on a spare thread meanwhile, and
- * both threads run Python at once.
+ * The Engine type: owns a px_engine_t and what the binding handed it
+ * (protocol specs, HTTP applications), gives its threads their thread states
+ * (threadstate.c), and pumps the main thread's queue.
  */
 #include "binding.h"
 
@@ -20,16 +16,6 @@ typedef struct worker_py {
     px_py_engine_obj_t *owner; /* borrowed: the engine joins its workers before it dies */
     struct px_py_timer *live_timers;
 } worker_py_t;
-
-/* Per engine thread: a worker's callbacks may run on two threads at once (one
- * blocked, one a spare that took the worker over), each with its own state. */
-typedef struct thread_py {
-    PyThreadState *ts;
-    PyGILState_STATE gil_state;
-    bool attached;
-} thread_py_t;
-
-static _Thread_local thread_py_t thread_py; /* engine threads only */
 
 struct px_py_engine_obj {
     PyObject_HEAD
@@ -55,56 +41,6 @@ static void exc_msg_fn(px_worker_t *w, px_msg_t *m)
 {
     (void)w;
     (void)m; /* never called: the main thread recognises these by fn */
-}
-
-PyThreadState *px_py_attach(px_worker_t *w)
-{
-    thread_py_t *tp = &thread_py;
-    (void)w;
-
-    if (tp->ts == NULL) /* not an engine thread: it runs Python already */
-        return PyThreadState_Get();
-    if (!tp->attached) {
-        PyEval_RestoreThread(tp->ts);
-        tp->attached = true;
-    }
-    return tp->ts;
-}
-
-static void hook_thread_start(px_worker_t *w, void *arg)
-{
-    thread_py_t *tp = &thread_py;
-    (void)w;
-    (void)arg;
-
-    tp->gil_state = PyGILState_Ensure();
-    tp->ts = PyThreadState_Get();
-    PyEval_SaveThread();
-    tp->attached = false;
-}
-
-/* The thread may sleep: detach, so that it neither holds the GIL nor holds up
- * a stop-the-world collection. */
-static void hook_before_wait(px_worker_t *w, void *arg)
-{
-    thread_py_t *tp = &thread_py;
-    (void)w;
-    (void)arg;
-    if (tp->attached) {
-        tp->attached = false;
-        PyEval_SaveThread();
-    }
-}
-
-static void hook_thread_stop(px_worker_t *w, void *arg)
-{
-    thread_py_t *tp = &thread_py;
-    (void)arg;
-    px_py_attach(w);
-    px_py_http_thread_exit();
-    tp->attached = false;
-    tp->ts = NULL;
-    PyGILState_Release(tp->gil_state);
 }
 
 void px_py_post_exception(PyObject *engine, PyObject *exc)
@@ -228,10 +164,7 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self == NULL)
         return NULL;
     self->interp = PyInterpreterState_Get();
-    hooks.thread_start = hook_thread_start;
-    hooks.thread_stop = hook_thread_stop;
-    hooks.before_wait = hook_before_wait;
-    hooks.arg = self;
+    px_py_thread_hooks(&hooks, self);
     rc = px_engine_create(&cfg, &hooks, &self->e);
     if (rc < 0) {
         Py_DECREF(self);
