@@ -5,6 +5,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stdatomic.h>
+
 #include "px/engine.h"
 #include "threadstate.h"
 
@@ -47,7 +49,15 @@ static inline void PyErr_SetRaisedException(PyObject *exc)
 }
 #endif
 
-/* Module state: every type and exception the binding owns. */
+struct px_py_share; /* share.c's record of what share() did */
+
+/* Module state: everything the binding keeps beyond one object's life (types,
+ * exceptions, counters). Nothing in src/py is a process-wide static; what is
+ * per thread (the running transport, transaction, locks held, thread state)
+ * is a thread-local, since it describes the thread and not the module. Code
+ * reaches this from the module (module functions), from a type it defined
+ * (px_py_state_of_type), or from an Engine (px_py_engine_state), the way
+ * CPython's own modules do. */
 typedef struct px_module_state {
     PyTypeObject *engine_type;
     PyTypeObject *transport_type;
@@ -61,7 +71,31 @@ typedef struct px_module_state {
     PyObject *engine_error; /* pyparallel.EngineError (an OSError) */
     PyObject *stm_error;    /* pyparallel.TransactionError */
     PyObject *stm_io_error; /* pyparallel.IOInTransactionError */
+    /* Transactions (stm.c): the version clock orders every commit. */
+    _Atomic unsigned long long stm_clock;
+    _Atomic int stm_io_guard_installed;
+    /* Thread ids and debug lines (stats.c). */
+    _Atomic int seq_floor;  /* largest worker count of any engine */
+    _Atomic int seq_others; /* other threads numbered so far */
+    _Atomic int debug_state; /* -1: PX_DEBUG not read yet, 0 off, 1 on */
+    _Atomic unsigned long long debug_epoch;
+    _Atomic unsigned work_rotor; /* work.c: where ties between workers go */
+    struct px_py_share *share; /* share.c; NULL until module exec */
 } px_module_state_t;
+
+/* The module definition: types reach their module (and its state) through it. */
+extern PyModuleDef px_py_module_def;
+
+/* The state of the module that defined tp or one of its bases (a Python
+ * subclass of LockedDict finds its base's); NULL with TypeError when none. */
+px_module_state_t *px_py_state_of_type(PyTypeObject *tp);
+
+/* The state of the module whose Engine type made `engine` (Engine has no
+ * subclasses, so this is one pointer load). engine must be an Engine. */
+static inline px_module_state_t *px_py_engine_state(PyObject *engine)
+{
+    return (px_module_state_t *)PyType_GetModuleState(Py_TYPE(engine));
+}
 
 /* Raise an OSError-derived exception from a -errno result; returns NULL. The one
  * place where engine errors become Python exceptions. */
@@ -94,7 +128,7 @@ void px_py_post_exception(PyObject *engine, PyObject *exc);
 
 /* The px_engine_t of an Engine object that has not been shut down, or NULL
  * with TypeError/RuntimeError set. */
-px_engine_t *px_py_engine_of(PyObject *engine);
+px_engine_t *px_py_engine_of(px_module_state_t *st, PyObject *engine);
 /* The Engine whose worker is calling (borrowed), or NULL off the workers. */
 PyObject *px_py_current_engine(void);
 /* Work, timers and map helpers in flight: run() serves while any remain. */
@@ -111,7 +145,7 @@ struct px_py_timer **px_py_worker_timers(px_worker_t *w);
 void px_py_timers_release(struct px_py_timer **live);
 
 /* Append the sendable `obj` to conn's output. 0, or -1 with an exception set. */
-int px_py_send(px_conn_t *c, PyObject *obj);
+int px_py_send(px_module_state_t *st, px_conn_t *c, PyObject *obj);
 
 /* The Transport of the callback running on this thread (borrowed), or NULL. */
 PyObject *px_py_current_transport(void);
@@ -142,7 +176,7 @@ PyObject *px_py_json_dumps(PyObject *module, PyObject *args, PyObject *kwds);
  * -1 (not held by this thread). */
 int px_py_rwlock_acquire(PyObject *lock, bool write, bool blocking);
 int px_py_rwlock_release(PyObject *lock, bool write);
-PyObject *px_py_rwlock_new(void);
+PyObject *px_py_rwlock_new(px_module_state_t *st);
 /* The lock's context manager for reading or writing (new reference). */
 PyObject *px_py_rwlock_guard(PyObject *lock, bool write);
 
@@ -162,19 +196,19 @@ void px_py_http_thread_exit(void);  /* free this thread's HTTP scratch memory */
 extern PyMethodDef px_py_stats_methods[];
 /* The engine inside an Engine object (borrowed; valid while the object lives),
  * or NULL with TypeError. */
-px_engine_t *px_py_engine_ptr(PyObject *engine);
+px_engine_t *px_py_engine_ptr(px_module_state_t *st, PyObject *engine);
 /* An engine with this many workers exists: thread ids of other threads go above. */
-void px_py_note_workers(int nworkers);
+void px_py_note_workers(px_module_state_t *st, int nworkers);
 /* Main thread 0, worker i is i + 1, other threads numbered after the workers. */
-int px_py_thread_seq_id(void);
+int px_py_thread_seq_id(px_module_state_t *st);
 /* Sharing (share.c): px.share(obj) makes an object graph immortal on the
  * free-threaded versions whose layout is tested; counts and keeps it elsewhere. */
-int px_py_share_init(void); /* at module exec: 0, or -1 with an exception set */
+/* At module exec: 0, or -1 with an exception set. */
+int px_py_share_init(px_module_state_t *st);
+/* At module free: what share() kept stays alive (shared objects are never freed). */
+void px_py_share_free(px_module_state_t *st);
 PyObject *px_py_share(PyObject *module, PyObject *roots); /* share(*objs) */
 PyObject *px_py_share_stats(PyObject *module, PyObject *unused);
 PyObject *px_py_share_info(PyObject *module, PyObject *unused);
-
-px_module_state_t *px_py_state_of_type(PyTypeObject *tp);
-px_module_state_t *px_py_state(void);
 
 #endif

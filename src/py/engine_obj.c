@@ -64,12 +64,11 @@ void px_py_post_exception(PyObject *engine, PyObject *exc)
     px_engine_post_main(self->e, &m->msg);
 }
 
-px_engine_t *px_py_engine_of(PyObject *engine)
+px_engine_t *px_py_engine_of(px_module_state_t *st, PyObject *engine)
 {
-    px_module_state_t *st = px_py_state();
     px_py_engine_obj_t *self = (px_py_engine_obj_t *)engine;
 
-    if (st == NULL || !PyObject_TypeCheck(engine, st->engine_type)) {
+    if (!PyObject_TypeCheck(engine, st->engine_type)) {
         PyErr_SetString(PyExc_TypeError, "an Engine is needed");
         return NULL;
     }
@@ -191,16 +190,14 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         self->wpy[i].owner = self;
         px_worker_set_udata(px_engine_worker(self->e, i), &self->wpy[i]);
     }
-    px_py_note_workers(self->nworkers);
+    px_py_note_workers(PyType_GetModuleState(type), self->nworkers);
     self->handoff_ms = cfg.handoff_ms;
     return (PyObject *)self;
 }
 
-px_engine_t *px_py_engine_ptr(PyObject *engine)
+px_engine_t *px_py_engine_ptr(px_module_state_t *st, PyObject *engine)
 {
-    px_module_state_t *st = px_py_state();
-
-    if (st == NULL || !PyObject_TypeCheck(engine, st->engine_type)) {
+    if (!PyObject_TypeCheck(engine, st->engine_type)) {
         PyErr_SetString(PyExc_TypeError, "an Engine is required");
         return NULL;
     }

@@ -433,7 +433,7 @@ static int respond_sendfile(px_http_exchange_t *x, int status, const char *ctype
 static int respond_body(http_app_t *a, px_http_exchange_t *x, int status, const char *ctype,
                         const char *extra, size_t extra_len, PyObject *body)
 {
-    px_module_state_t *st = px_py_state();
+    px_module_state_t *st = px_py_engine_state(a->engine);
 
     if (PyBytes_Check(body) || PyByteArray_Check(body) || PyMemoryView_Check(body))
         return respond_buffer(x, status, ctype ? ctype : TEXT, extra, extra_len, body);

@@ -3,10 +3,13 @@
 #include "stm.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 
-static px_module_state_t *module_state_ptr; /* one interpreter, one module */
-
-px_module_state_t *px_py_state(void) { return module_state_ptr; }
+px_module_state_t *px_py_state_of_type(PyTypeObject *tp)
+{
+    PyObject *m = PyType_GetModuleByDef(tp, &px_py_module_def); // borrowed
+    return m ? (px_module_state_t *)PyModule_GetState(m) : NULL;
+}
 
 PyObject *px_py_raise_errno(int err, const char *what)
 {
@@ -94,14 +97,14 @@ static int module_exec(PyObject *m)
         add_subtype(m, &px_py_locked_list_type_spec, &PyList_Type, &st->locked_list_type) < 0)
         return -1;
     px_py_set_request_type(st->request_type);
+    atomic_store(&st->debug_state, -1);
     if (px_py_stm_init(m, st) < 0)
         return -1;
-    if (px_py_share_init() < 0)
+    if (px_py_share_init(st) < 0)
         return -1;
     if (PyModule_AddStringConstant(m, "__version__", "0.1.0") < 0 ||
         PyModule_AddFunctions(m, px_py_stats_methods) < 0)
         return -1;
-    module_state_ptr = st;
     return 0;
 }
 
@@ -139,6 +142,15 @@ static int module_clear(PyObject *m)
     return 0;
 }
 
+static void module_free(void *m)
+{
+    px_module_state_t *st = PyModule_GetState((PyObject *)m);
+
+    module_clear((PyObject *)m);
+    if (st != NULL)
+        px_py_share_free(st);
+}
+
 static PyModuleDef_Slot module_slots[] = {
     {Py_mod_exec, module_exec},
 #if PY_VERSION_HEX >= 0x030C0000
@@ -151,7 +163,7 @@ static PyModuleDef_Slot module_slots[] = {
     {0, NULL},
 };
 
-static struct PyModuleDef module_def = {
+PyModuleDef px_py_module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "pyparallel._core",
     .m_doc = "The C engine of pyparallel.",
@@ -160,9 +172,10 @@ static struct PyModuleDef module_def = {
     .m_slots = module_slots,
     .m_traverse = module_traverse,
     .m_clear = module_clear,
+    .m_free = module_free,
 };
 
 PyMODINIT_FUNC PyInit__core(void)
 {
-    return PyModuleDef_Init(&module_def);
+    return PyModuleDef_Init(&px_py_module_def);
 }

@@ -45,7 +45,12 @@ static PyObject *new_with_lock(PyTypeObject *base, PyTypeObject *type, PyObject 
 
     if (self == NULL)
         return NULL;
-    lock = px_py_rwlock_new();
+    px_module_state_t *st = px_py_state_of_type(type);
+    if (st == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    lock = px_py_rwlock_new(st);
     if (lock == NULL) {
         Py_DECREF(self);
         return NULL;

@@ -204,7 +204,7 @@ static int send_result(px_py_transport_t *t, PyObject *r)
 {
     if (r == Py_None || t->conn == NULL || px_conn_closing(t->conn))
         return 0;
-    return px_py_send(t->conn, r);
+    return px_py_send(PyType_GetModuleState(Py_TYPE(t)), t->conn, r);
 }
 
 /* bytes-like or a callable producing them (a method gets the protocol bound). */

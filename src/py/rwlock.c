@@ -288,9 +288,8 @@ PyObject *px_py_rwlock_guard(PyObject *lock, bool write)
     return Py_NewRef(write ? l->writer : l->reader);
 }
 
-PyObject *px_py_rwlock_new(void)
+PyObject *px_py_rwlock_new(px_module_state_t *st)
 {
-    px_module_state_t *st = px_py_state();
     PyObject *args = PyTuple_New(0), *lock;
 
     if (args == NULL)
@@ -316,7 +315,7 @@ static PyObject *guard_new(PyTypeObject *tp, px_py_rwlock_t *l, bool write)
 
 static PyObject *rwlock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    px_module_state_t *st = px_py_state();
+    px_module_state_t *st = PyType_GetModuleState(type); /* RWLock has no subclasses */
     px_py_rwlock_t *l;
 
     if (!PyArg_ParseTuple(args, ":RWLock") || (kwds && PyDict_GET_SIZE(kwds))) {

@@ -22,6 +22,7 @@ typedef struct px_py_sendfile {
 
 /* Add one flat piece to the iovec list, keeping a reference so it stays alive. */
 typedef struct gather {
+    px_module_state_t *st;
     struct iovec iov[GATHER_MAX];
     Py_buffer views[GATHER_MAX];
     PyObject *keep[GATHER_MAX];
@@ -104,7 +105,7 @@ static int send_file(px_conn_t *c, px_py_sendfile_t *f, gather_t *g)
 
 static int send_one(px_conn_t *c, PyObject *obj, gather_t *g, int depth)
 {
-    px_module_state_t *st = px_py_state();
+    px_module_state_t *st = g->st;
 
     if (PyTuple_Check(obj) || PyList_Check(obj)) {
         Py_ssize_t i;
@@ -155,11 +156,12 @@ static int send_one(px_conn_t *c, PyObject *obj, gather_t *g, int depth)
     return -1;
 }
 
-int px_py_send(px_conn_t *c, PyObject *obj)
+int px_py_send(px_module_state_t *st, px_conn_t *c, PyObject *obj)
 {
     gather_t g;
     int rc;
 
+    g.st = st;
     g.n = 0;
     rc = send_one(c, obj, &g, 0);
     if (rc < 0) {

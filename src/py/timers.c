@@ -175,7 +175,7 @@ static PyObject *timer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OdO|Oi:Timer", kwlist, &engine, &delay, &func,
                                      &period_obj, &worker))
         return NULL;
-    if ((e = px_py_engine_of(engine)) == NULL)
+    if ((e = px_py_engine_of(PyType_GetModuleState(type), engine)) == NULL)
         return NULL;
     if (!PyCallable_Check(func)) {
         PyErr_SetString(PyExc_TypeError, "timer() needs a callable");

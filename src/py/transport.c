@@ -30,7 +30,7 @@ void px_py_transport_leave(px_py_transport_t *t)
 
 px_py_transport_t *px_py_transport_new(px_conn_t *c, px_py_proto_spec_t *spec, PyObject *protocol)
 {
-    px_module_state_t *st = px_py_state();
+    px_module_state_t *st = px_py_engine_state(spec->engine);
     px_py_transport_t *t = PyObject_GC_New(px_py_transport_t, st->transport_type);
 
     if (t == NULL)
@@ -117,7 +117,7 @@ static PyObject *control(PyObject *self, enum op op, PyObject *data)
     }
     switch (op) {
     case OP_SEND:
-        if (px_py_send(c, data) < 0)
+        if (px_py_send(PyType_GetModuleState(Py_TYPE(self)), c, data) < 0)
             result = NULL;
         break;
     case OP_CLOSE:
@@ -140,7 +140,7 @@ out:
 
 static PyObject *transport_send(PyObject *self, PyObject *data)
 {
-    if (px_py_stm_refuse("Transport.send()") < 0)
+    if (px_py_stm_refuse(PyType_GetModuleState(Py_TYPE(self)), "Transport.send()") < 0)
         return NULL;
     return control(self, OP_SEND, data);
 }
@@ -148,7 +148,7 @@ static PyObject *transport_send(PyObject *self, PyObject *data)
 static PyObject *transport_close(PyObject *self, PyObject *unused)
 {
     (void)unused;
-    if (px_py_stm_refuse("Transport.close()") < 0)
+    if (px_py_stm_refuse(PyType_GetModuleState(Py_TYPE(self)), "Transport.close()") < 0)
         return NULL;
     return control(self, OP_CLOSE, NULL);
 }
@@ -156,7 +156,7 @@ static PyObject *transport_close(PyObject *self, PyObject *unused)
 static PyObject *transport_abort(PyObject *self, PyObject *unused)
 {
     (void)unused;
-    if (px_py_stm_refuse("Transport.abort()") < 0)
+    if (px_py_stm_refuse(PyType_GetModuleState(Py_TYPE(self)), "Transport.abort()") < 0)
         return NULL;
     return control(self, OP_ABORT, NULL);
 }

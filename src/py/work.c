@@ -41,11 +41,10 @@ static void work_fn(px_worker_t *w, px_msg_t *m)
 
 /* The worker with the shortest backlog; ties go round robin so that equal
  * loads spread. */
-static int least_loaded(px_engine_t *e)
+static int least_loaded(px_module_state_t *st, px_engine_t *e)
 {
-    static _Atomic unsigned rotor;
     int n = px_engine_worker_count(e), best = -1, i;
-    unsigned best_backlog = 0, start = atomic_fetch_add_explicit(&rotor, 1, memory_order_relaxed);
+    unsigned best_backlog = 0, start = atomic_fetch_add_explicit(&st->work_rotor, 1, memory_order_relaxed);
 
     for (i = 0; i < n; i++) {
         int k = (int)((start + (unsigned)i) % (unsigned)n);
@@ -67,11 +66,11 @@ PyObject *px_py_submit(PyObject *module, PyObject *args, PyObject *kwds)
     px_engine_t *e;
     work_msg_t *wm;
     int worker = -1, rc;
-    (void)module;
+    px_module_state_t *st = PyModule_GetState(module);
 
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|i:submit", kwlist, &engine, &fn, &worker))
         return NULL;
-    if ((e = px_py_engine_of(engine)) == NULL)
+    if ((e = px_py_engine_of(st, engine)) == NULL)
         return NULL;
     if (!PyCallable_Check(fn)) {
         PyErr_SetString(PyExc_TypeError, "submit() needs a callable");
@@ -83,7 +82,7 @@ PyObject *px_py_submit(PyObject *module, PyObject *args, PyObject *kwds)
         return NULL;
     }
     if (worker < 0)
-        worker = least_loaded(e);
+        worker = least_loaded(st, e);
     wm = PyMem_RawMalloc(sizeof(*wm));
     if (wm == NULL)
         return PyErr_NoMemory();
