@@ -97,9 +97,22 @@ static inline px_module_state_t *px_py_engine_state(PyObject *engine)
     return (px_module_state_t *)PyType_GetModuleState(Py_TYPE(engine));
 }
 
-/* Raise an OSError-derived exception from a -errno result; returns NULL. The one
- * place where engine errors become Python exceptions. */
-PyObject *px_py_raise_errno(int err, const char *what);
+/* Engine results become Python exceptions here only (errors.c).
+ *
+ * px_py_errno_error: a new exception for the -errno `err` (a new reference, or
+ * NULL with an exception set), made as type(errno, strerror[, what]) where
+ * `what`, when not NULL, names the operation (it shows as OSError's filename).
+ * type NULL picks by errno: MemoryError for ENOMEM, EngineError for ESHUTDOWN
+ * (the engine takes no more work), else OSError, which itself picks the
+ * errno's subclass (ECONNREFUSED: ConnectionRefusedError, ...). Any other type
+ * is used as given (a lost connection is a ConnectionError whatever the errno).
+ *
+ * px_py_raise_errno: raise the exception px_py_errno_error(st, NULL, err, what)
+ * makes; returns NULL. */
+PyObject *px_py_errno_error(px_module_state_t *st, PyObject *type, int err, const char *what);
+PyObject *px_py_raise_errno(px_module_state_t *st, int err, const char *what);
+/* Create EngineError in st and add it to m; module exec, -1 with an exception. */
+int px_py_errors_init(PyObject *m, px_module_state_t *st);
 
 /* Per-server (or per-client) protocol description, built once at registration
  * from the protocol class so that callbacks look nothing up by name. */

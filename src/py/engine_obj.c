@@ -73,7 +73,7 @@ px_engine_t *px_py_engine_of(px_module_state_t *st, PyObject *engine)
         return NULL;
     }
     if (self->e == NULL || self->joined) {
-        PyErr_SetString(PyExc_RuntimeError, "the engine has been shut down");
+        PyErr_SetString(st->engine_error, "the engine has been shut down");
         return NULL;
     }
     return self->e;
@@ -102,8 +102,25 @@ void px_py_client_done(PyObject *engine)
     atomic_fetch_sub(&((px_py_engine_obj_t *)engine)->clients, 1);
 }
 
+/* Only an explicit choice of io_uring ends here ('auto' falls back to epoll):
+ * an EngineError whose text says what to do. Returns NULL. */
+static PyObject *refused_uring(px_module_state_t *st, int rc)
+{
+    PyObject *exc = px_py_errno_error(st, st->engine_error, rc, NULL);
+    PyObject *text = PyUnicode_FromFormat(
+        "io_uring was asked for (backend='uring' or PX_BACKEND=uring) but this "
+        "system refuses it (%s); use backend='auto' or 'epoll'", strerror(-rc));
+
+    if (exc != NULL && text != NULL && PyObject_SetAttrString(exc, "strerror", text) == 0)
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_XDECREF(text);
+    Py_XDECREF(exc);
+    return NULL;
+}
+
 static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
+    px_module_state_t *st = PyType_GetModuleState(type); /* Engine has no subclasses */
     static char *kwlist[] = {"workers", "backend", "max_connections", "recv_buffer_size",
                              "recv_buffers", "send_high_water", "send_low_water",
                              "turn_budget", "handoff_ms", NULL};
@@ -168,17 +185,8 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (rc < 0) {
         Py_DECREF(self);
         if (cfg.backend != PX_BACKEND_URING)
-            return px_py_raise_errno(rc, "engine");
-        /* Only an explicit choice ends here: 'auto' falls back to epoll. */
-        PyObject *err = PyObject_CallFunction(
-            PyExc_OSError, "iN", -rc, PyUnicode_FromFormat(
-                "io_uring was asked for (backend='uring' or PX_BACKEND=uring) but this "
-                "system refuses it (%s); use backend='auto' or 'epoll'", strerror(-rc)));
-        if (err != NULL) {
-            PyErr_SetObject((PyObject *)Py_TYPE(err), err);
-            Py_DECREF(err);
-        }
-        return NULL;
+            return px_py_raise_errno(st, rc, "engine");
+        return refused_uring(st, rc);
     }
     self->nworkers = px_engine_worker_count(self->e);
     self->wpy = PyMem_RawCalloc((size_t)self->nworkers, sizeof(*self->wpy));
@@ -202,7 +210,7 @@ px_engine_t *px_py_engine_ptr(px_module_state_t *st, PyObject *engine)
         return NULL;
     }
     if (((px_py_engine_obj_t *)engine)->e == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "the engine has been destroyed");
+        PyErr_SetString(st->engine_error, "the engine has been destroyed");
         return NULL;
     }
     return ((px_py_engine_obj_t *)engine)->e;
@@ -211,7 +219,8 @@ px_engine_t *px_py_engine_ptr(px_module_state_t *st, PyObject *engine)
 static px_engine_t *live_engine(px_py_engine_obj_t *self)
 {
     if (self->e == NULL || self->joined) {
-        PyErr_SetString(PyExc_RuntimeError, "the engine has been shut down");
+        PyErr_SetString(px_py_engine_state((PyObject *)self)->engine_error,
+                        "the engine has been shut down");
         return NULL;
     }
     return self->e;
@@ -250,7 +259,7 @@ static PyObject *engine_listen(PyObject *op, PyObject *args)
     rc = px_engine_listen(self->e, host, port, &ep, NULL);
     Py_END_ALLOW_THREADS
     if (rc < 0)
-        return px_py_raise_errno(rc, "listen");
+        return px_py_raise_errno(px_py_engine_state(op), rc, "listen");
     return PyLong_FromLong(rc);
 }
 
@@ -296,7 +305,7 @@ static PyObject *engine_connect(PyObject *op, PyObject *args)
     Py_END_ALLOW_THREADS
     if (rc < 0) {
         atomic_fetch_sub(&self->clients, 1);
-        return px_py_raise_errno(rc, "connect");
+        return px_py_raise_errno(px_py_engine_state(op), rc, "connect");
     }
     Py_RETURN_NONE;
 }
@@ -313,7 +322,7 @@ static PyObject *engine_start(PyObject *op, PyObject *unused)
         Py_RETURN_NONE;
     rc = px_engine_start(self->e);
     if (rc < 0)
-        return px_py_raise_errno(rc, "start");
+        return px_py_raise_errno(px_py_engine_state(op), rc, "start");
     self->started = true;
     Py_RETURN_NONE;
 }

@@ -782,7 +782,7 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     return PyLong_FromLong(rc);
 fail:
     if (rc < 0 && !PyErr_Occurred())
-        px_py_raise_errno(rc, "listen_http");
+        px_py_raise_errno(px_py_engine_state(engine), rc, "listen_http");
     px_py_http_app_free(a);
     return NULL;
 }

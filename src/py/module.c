@@ -1,4 +1,4 @@
-/* pyparallel._core: module definition, state, and the error helper. */
+/* pyparallel._core: module definition and state. */
 #include "binding.h"
 #include "stm.h"
 
@@ -11,14 +11,6 @@ px_module_state_t *px_py_state_of_type(PyTypeObject *tp)
     return m ? (px_module_state_t *)PyModule_GetState(m) : NULL;
 }
 
-PyObject *px_py_raise_errno(int err, const char *what)
-{
-    int saved = errno;
-    errno = err < 0 ? -err : err;
-    PyErr_SetFromErrnoWithFilename(PyExc_OSError, what);
-    errno = saved;
-    return NULL;
-}
 
 static PyObject *current_transport(PyObject *module, PyObject *unused)
 {
@@ -98,7 +90,7 @@ static int module_exec(PyObject *m)
         return -1;
     px_py_set_request_type(st->request_type);
     atomic_store(&st->debug_state, -1);
-    if (px_py_stm_init(m, st) < 0)
+    if (px_py_errors_init(m, st) < 0 || px_py_stm_init(m, st) < 0)
         return -1;
     if (px_py_share_init(st) < 0)
         return -1;
@@ -115,6 +107,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->transport_type);
     Py_VISIT(st->sendfile_type);
     Py_VISIT(st->request_type);
+    Py_VISIT(st->engine_error);
     Py_VISIT(st->stm_error);
     Py_VISIT(st->stm_io_error);
     Py_VISIT(st->timer_type);
@@ -132,6 +125,7 @@ static int module_clear(PyObject *m)
     Py_CLEAR(st->transport_type);
     Py_CLEAR(st->sendfile_type);
     Py_CLEAR(st->request_type);
+    Py_CLEAR(st->engine_error);
     Py_CLEAR(st->stm_error);
     Py_CLEAR(st->stm_io_error);
     Py_CLEAR(st->timer_type);

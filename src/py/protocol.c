@@ -370,7 +370,8 @@ static void on_connect_failed(void *udata, int err)
     px_py_attach(px_worker_current());
     px_py_client_done(spec->engine);
     if (err < 0) {
-        PyObject *exc = PyObject_CallFunction(PyExc_ConnectionError, "is", -err, strerror(-err));
+        PyObject *exc = px_py_errno_error(px_py_engine_state(spec->engine), PyExc_ConnectionError,
+                                          err, NULL);
         if (exc != NULL)
             PyErr_SetRaisedException(exc);
         px_py_report(spec, NULL, "connect");
@@ -394,7 +395,8 @@ static void on_close(px_conn_t *c, int err)
         PyObject *exc = Py_None, *r;
         bool released;
         if (err < 0 && err != -ECONNABORTED) {
-            exc = PyObject_CallFunction(PyExc_ConnectionError, "is", -err, strerror(-err));
+            exc = px_py_errno_error(px_py_engine_state(spec->engine), PyExc_ConnectionError, err,
+                                    NULL);
             if (exc == NULL)
                 exc = Py_NewRef(Py_None);
         } else {

@@ -45,7 +45,7 @@ static int gather_flush(px_conn_t *c, gather_t *g)
     int rc = g->n ? px_conn_send(c, g->iov, g->n) : 0;
     gather_release(g);
     if (rc < 0) {
-        px_py_raise_errno(rc, "send");
+        px_py_raise_errno(g->st, rc, "send");
         return -1;
     }
     return 0;
@@ -95,7 +95,7 @@ static int send_file(px_conn_t *c, px_py_sendfile_t *f, gather_t *g)
     }
     rc = px_conn_sendfile(c, fd, (off_t)f->offset, (size_t)count); /* takes fd */
     if (rc < 0) {
-        px_py_raise_errno(rc, "sendfile");
+        px_py_raise_errno(g->st, rc, "sendfile");
         return -1;
     }
     if (f->after != Py_None && send_one(c, f->after, g, 1) < 0)

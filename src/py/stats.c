@@ -435,7 +435,7 @@ static PyObject *socket_stats_owned(px_module_state_t *st, PyObject *obj)
         return NULL;
     memset(&ti, 0, sizeof(ti));
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
-        return px_py_raise_errno(-errno, "getsockopt(TCP_INFO)");
+        return px_py_raise_errno(st, -errno, "getsockopt(TCP_INFO)");
     d = PyDict_New();
     if (d == NULL)
         return NULL;

@@ -244,11 +244,7 @@ static PyObject *timer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         px_py_engine_tasks_add(engine, -1);
         atomic_store(&t->done, true);
         Py_DECREF(t);
-        if (rc == -ESHUTDOWN)
-            PyErr_SetString(PyExc_RuntimeError, "the engine has shut down: no timer can start");
-        else
-            px_py_raise_errno(rc, "timer");
-        return NULL;
+        return px_py_raise_errno(PyType_GetModuleState(type), rc, "timer");
     }
     return (PyObject *)t;
 }

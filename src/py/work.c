@@ -58,7 +58,8 @@ static int least_loaded(px_module_state_t *st, px_engine_t *e)
 }
 
 /* submit(engine, fn, worker=-1) -> worker index: call fn() on a worker (the
- * given one, or the least loaded). RuntimeError once the workers have exited. */
+ * given one, or the least loaded). EngineError (a RuntimeError) once the workers
+ * have exited. */
 PyObject *px_py_submit(PyObject *module, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"engine", "fn", "worker", NULL};
@@ -95,11 +96,7 @@ PyObject *px_py_submit(PyObject *module, PyObject *args, PyObject *kwds)
         px_py_engine_tasks_add(engine, -1);
         Py_DECREF(wm->fn);
         PyMem_RawFree(wm);
-        if (rc == -ESHUTDOWN) {
-            PyErr_SetString(PyExc_RuntimeError, "the engine has shut down: its workers take no more work");
-            return NULL;
-        }
-        return px_py_raise_errno(rc, "submit");
+        return px_py_raise_errno(st, rc, "submit"); /* EngineError once the workers have exited */
     }
     return PyLong_FromLong(worker);
 }
