@@ -47,6 +47,7 @@ typedef struct http_app {
     PyObject *response_type; /* results of this class carry status and headers */
     PyObject *json_default;  /* default= hook of the JSON encoder, or NULL */
     PyObject *engine; /* borrowed */
+    char *server_name; /* owned: the server's Server header points here */
     px_http_server_t *srv;
     struct http_app *next;
 } http_app_t;
@@ -730,15 +731,22 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     cfg.limits.max_headers = (size_t)max_headers;
     cfg.limits.max_request_line = (size_t)max_line;
     cfg.limits.max_header_bytes = (size_t)max_head;
-    cfg.server_name = strdup(server_name); /* lives as long as the process's servers */
     a = PyMem_RawCalloc(1, sizeof(*a));
-    if (a == NULL || cfg.server_name == NULL)
+    if (a == NULL)
         return PyErr_NoMemory();
     a->app = Py_NewRef(app);
     a->engine = engine;
+    /* The server keeps the pointer: the application record owns the copy. */
+    a->server_name = PyMem_RawMalloc(strlen(server_name) + 1);
+    if (a->server_name == NULL) {
+        px_py_http_app_free(a);
+        return PyErr_NoMemory();
+    }
+    strcpy(a->server_name, server_name);
+    cfg.server_name = a->server_name;
     if (response_type && response_type != Py_None) {
         if (!PyType_Check(response_type)) {
-            PyMem_RawFree(a);
+            px_py_http_app_free(a);
             PyErr_SetString(PyExc_TypeError, "response_type must be a class");
             return NULL;
         }
@@ -791,6 +799,7 @@ void px_py_http_app_free(void *p)
 {
     http_app_t *a = p;
     px_http_server_free(a->srv);
+    PyMem_RawFree(a->server_name); /* after the server that points to it */
     Py_XDECREF(a->app);
     Py_XDECREF(a->response_type);
     Py_XDECREF(a->json_default);
