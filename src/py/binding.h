@@ -203,6 +203,10 @@ void px_py_set_request_type(PyTypeObject *tp);
 PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, PyObject *kwds,
                             void **owned);
 void px_py_http_app_free(void *app);
+/* The application's Python references, for its Engine's traverse and clear
+ * (only while no engine thread can call into it). */
+int px_py_http_app_traverse(void *app, visitproc visit, void *arg);
+void px_py_http_app_clear(void *app);
 void px_py_http_thread_exit(void);  /* free this thread's HTTP scratch memory */
 
 /* Stats (stats.c): module functions, added at module exec. */

@@ -320,10 +320,12 @@ static PyObject *engine_start(PyObject *op, PyObject *unused)
         return NULL;
     if (self->started)
         Py_RETURN_NONE;
+    self->started = true; /* before any worker runs: the collector looks at it */
     rc = px_engine_start(self->e);
-    if (rc < 0)
+    if (rc < 0) {
+        self->started = false;
         return px_py_raise_errno(px_py_engine_state(op), rc, "start");
-    self->started = true;
+    }
     Py_RETURN_NONE;
 }
 
@@ -517,12 +519,61 @@ static void free_queued(px_py_engine_obj_t *self)
     }
 }
 
+/* True when no engine thread can run the protocols and applications the
+ * engine holds: it never started, or its workers have exited. */
+static bool engine_idle(px_py_engine_obj_t *self)
+{
+    return self->e == NULL || !self->started || self->joined;
+}
+
+/* A running engine is a root, like a running thread: what its threads may
+ * call is not visited, so the collector never finds it in a cycle and never
+ * clears it; dealloc stops it. Idle, its protocols and applications are plain
+ * references, and cycles through them (a protocol class that names its
+ * engine) are collected. */
+static int engine_traverse(PyObject *op, visitproc visit, void *arg)
+{
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
+
+    Py_VISIT(Py_TYPE(op));
+    if (!engine_idle(self))
+        return 0;
+    for (px_py_proto_spec_t *spec = self->specs; spec; spec = spec->next) {
+        Py_VISIT(spec->cls);
+        Py_VISIT(spec->initial_bytes);
+        Py_VISIT(spec->next_bytes);
+    }
+    for (Py_ssize_t i = 0; i < self->nhttp; i++) {
+        int rc = px_py_http_app_traverse(self->http_apps[i], visit, arg);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int engine_clear(PyObject *op)
+{
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
+
+    if (!engine_idle(self))
+        return 0;
+    for (px_py_proto_spec_t *spec = self->specs; spec; spec = spec->next) {
+        Py_CLEAR(spec->cls);
+        Py_CLEAR(spec->initial_bytes);
+        Py_CLEAR(spec->next_bytes);
+    }
+    for (Py_ssize_t i = 0; i < self->nhttp; i++)
+        px_py_http_app_clear(self->http_apps[i]);
+    return 0;
+}
+
 static void engine_dealloc(PyObject *op)
 {
     px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     PyTypeObject *tp = Py_TYPE(op);
     px_py_proto_spec_t *spec, *next;
 
+    PyObject_GC_UnTrack(op);
     if (self->e) {
         if (self->started && !self->joined)
             px_engine_shutdown(self->e, 0);
@@ -581,12 +632,14 @@ static PyType_Slot engine_slots[] = {
     {Py_tp_methods, engine_methods},
     {Py_tp_getset, engine_getset},
     {Py_tp_dealloc, engine_dealloc},
+    {Py_tp_traverse, engine_traverse},
+    {Py_tp_clear, engine_clear},
     {0, NULL},
 };
 
 PyType_Spec px_py_engine_type_spec = {
     .name = "pyparallel._core.Engine",
     .basicsize = sizeof(px_py_engine_obj_t),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = engine_slots,
 };

@@ -810,3 +810,24 @@ void px_py_http_app_free(void *p)
     PyMem_RawFree(a->routes);
     PyMem_RawFree(a);
 }
+
+int px_py_http_app_traverse(void *p, visitproc visit, void *arg)
+{
+    http_app_t *a = p;
+    Py_VISIT(a->app);
+    Py_VISIT(a->response_type);
+    Py_VISIT(a->json_default);
+    for (size_t i = 0; i < a->nroutes; i++)
+        Py_VISIT(a->routes[i].handler);
+    return 0;
+}
+
+void px_py_http_app_clear(void *p)
+{
+    http_app_t *a = p;
+    Py_CLEAR(a->app);
+    Py_CLEAR(a->response_type);
+    Py_CLEAR(a->json_default);
+    for (size_t i = 0; i < a->nroutes; i++)
+        Py_CLEAR(a->routes[i].handler);
+}
