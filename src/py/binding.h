@@ -68,7 +68,7 @@ typedef struct px_module_state {
     PyTypeObject *rwlock_guard_type;
     PyTypeObject *locked_dict_type;
     PyTypeObject *locked_list_type;
-    PyObject *engine_error; /* pyparallel.EngineError (an OSError) */
+    PyObject *engine_error; /* pyparallel.EngineError (an OSError and a RuntimeError) */
     PyObject *stm_error;    /* pyparallel.TransactionError */
     PyObject *stm_io_error; /* pyparallel.IOInTransactionError */
     /* Transactions (stm.c): the version clock orders every commit. */
@@ -131,7 +131,7 @@ typedef struct px_py_proto_spec {
 
 /* Build a spec from a protocol class; NULL with an exception set on error. */
 px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls,
-                                   unsigned *sock_flags, unsigned *timeout_ms);
+                                         unsigned *sock_flags, unsigned *timeout_ms);
 void px_py_proto_spec_free(px_py_proto_spec_t *spec);
 
 void px_py_report(px_py_proto_spec_t *spec, PyObject *transport, const char *syscall);
@@ -140,7 +140,7 @@ void px_py_client_done(PyObject *engine);
 void px_py_post_exception(PyObject *engine, PyObject *exc);
 
 /* The px_engine_t of an Engine object that has not been shut down, or NULL
- * with TypeError/RuntimeError set. */
+ * with TypeError (not an Engine) or EngineError (shut down) set. */
 px_engine_t *px_py_engine_of(px_module_state_t *st, PyObject *engine);
 /* The Engine whose worker is calling (borrowed), or NULL off the workers. */
 PyObject *px_py_current_engine(void);
@@ -212,7 +212,7 @@ void px_py_http_thread_exit(void);  /* free this thread's HTTP scratch memory */
 /* Stats (stats.c): module functions, added at module exec. */
 extern PyMethodDef px_py_stats_methods[];
 /* The engine inside an Engine object (borrowed; valid while the object lives),
- * or NULL with TypeError. */
+ * or NULL with TypeError (not an Engine) or EngineError (destroyed) set. */
 px_engine_t *px_py_engine_ptr(px_module_state_t *st, PyObject *engine);
 /* An engine with this many workers exists: thread ids of other threads go above. */
 void px_py_note_workers(px_module_state_t *st, int nworkers);
