@@ -1,11 +1,11 @@
 /* Transactions (AME): the parts that belong in C.
  *
  * The transactions themselves live in pyparallel/stm.py. What they need from C:
- * the global version clock (one atomic counter, TL2-style), the transaction that
- * is running on this thread (a C thread-local, so that C code such as
- * Transport.send can ask cheaply), and the I/O guard: an audit hook that refuses
- * the operations a retried transaction would repeat (writes to files, sockets,
- * processes) while the calling thread is inside a transaction. */
+ * the version clock (one atomic counter in the module state, TL2-style), the
+ * transaction that is running on this thread (a C thread-local, so that C code
+ * such as Transport.send can ask cheaply), and the I/O guard: an audit hook
+ * that refuses the operations a retried transaction would repeat (writes to
+ * files, sockets, processes) while the calling thread is inside a transaction. */
 #include "stm.h"
 
 #include <fcntl.h>
