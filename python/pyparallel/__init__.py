@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _core
-from ._core import Engine, Transport, sendfile
+from ._core import Engine, EngineError, Transport, sendfile
 from ._lifecycle import (Client, Server, client, engine, gil_enabled, register, run, run_once,
                          server, shutdown, transport)
 from ._metrics import metrics_text
@@ -39,7 +39,7 @@ from .stm import (IOInTransactionError, TransactionError, atomic, in_transaction
                   stm_config, stm_stats, tdict, tlist, tvar)
 
 __all__ = [
-    "Engine", "Transport", "Server", "Client", "server", "client", "register", "run",
+    "Engine", "EngineError", "Transport", "Server", "Client", "server", "client", "register", "run",
     "run_once", "shutdown", "transport", "sendfile", "stats", "engine", "gil_enabled",
     "sys_stats", "socket_stats", "memory_stats", "context_stats", "thread_seq_id",
     "rdtsc", "debug", "set_debug", "debug_enabled", "metrics_text",

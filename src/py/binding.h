@@ -5,7 +5,10 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stdatomic.h>
+
 #include "px/engine.h"
+#include "threadstate.h"
 
 #if PY_VERSION_HEX < 0x030D0000
 /* Before 3.13 there is no free-threading and no critical sections: the GIL is
@@ -46,7 +49,15 @@ static inline void PyErr_SetRaisedException(PyObject *exc)
 }
 #endif
 
-/* Module state: every type and exception the binding owns. */
+struct px_py_share; /* share.c's record of what share() did */
+
+/* Module state: everything the binding keeps beyond one object's life (types,
+ * exceptions, counters). Nothing in src/py is a process-wide static; what is
+ * per thread (the running transport, transaction, locks held, thread state)
+ * is a thread-local, since it describes the thread and not the module. Code
+ * reaches this from the module (module functions), from a type it defined
+ * (px_py_state_of_type), or from an Engine (px_py_engine_state), the way
+ * CPython's own modules do. */
 typedef struct px_module_state {
     PyTypeObject *engine_type;
     PyTypeObject *transport_type;
@@ -57,22 +68,59 @@ typedef struct px_module_state {
     PyTypeObject *rwlock_guard_type;
     PyTypeObject *locked_dict_type;
     PyTypeObject *locked_list_type;
-    PyObject *engine_error; /* pyparallel.EngineError (an OSError) */
+    PyObject *engine_error; /* pyparallel.EngineError (an OSError and a RuntimeError) */
     PyObject *stm_error;    /* pyparallel.TransactionError */
     PyObject *stm_io_error; /* pyparallel.IOInTransactionError */
     /* HTTP (src/py/http_*.c), set by the first listen_http: */
     PyObject *http_error;   /* pyparallel.http.HttpError: a status, not a 500 */
     PyObject *json_loads;   /* json.loads, for Request.json() */
     PyObject *parse_qsl;    /* urllib.parse.parse_qsl: query arguments */
+    /* Transactions (stm.c): the version clock orders every commit. */
+    _Atomic unsigned long long stm_clock;
+    _Atomic int stm_io_guard_installed;
+    /* Thread ids and debug lines (stats.c). */
+    _Atomic int seq_floor;  /* largest worker count of any engine */
+    _Atomic int seq_others; /* other threads numbered so far */
+    _Atomic int debug_state; /* -1: PX_DEBUG not read yet, 0 off, 1 on */
+    _Atomic unsigned long long debug_epoch;
+    _Atomic unsigned work_rotor; /* work.c: where ties between workers go */
+    struct px_py_share *share; /* share.c; NULL until module exec */
 } px_module_state_t;
 
-/* Raise an OSError-derived exception from a -errno result; returns NULL. The one
- * place where engine errors become Python exceptions. */
-PyObject *px_py_raise_errno(int err, const char *what);
+/* The module definition: types reach their module (and its state) through it. */
+extern PyModuleDef px_py_module_def;
+
+/* The state of the module that defined tp or one of its bases (a Python
+ * subclass of LockedDict finds its base's); NULL with TypeError when none. */
+px_module_state_t *px_py_state_of_type(PyTypeObject *tp);
+
+/* The state of the module whose Engine type made `engine` (Engine has no
+ * subclasses, so this is one pointer load). engine must be an Engine. */
+static inline px_module_state_t *px_py_engine_state(PyObject *engine)
+{
+    return (px_module_state_t *)PyType_GetModuleState(Py_TYPE(engine));
+}
+
+/* Engine results become Python exceptions here only (errors.c).
+ *
+ * px_py_errno_error: a new exception for the -errno `err` (a new reference, or
+ * NULL with an exception set), made as type(errno, strerror[, what]) where
+ * `what`, when not NULL, names the operation (it shows as OSError's filename).
+ * type NULL picks by errno: MemoryError for ENOMEM, EngineError for ESHUTDOWN
+ * (the engine takes no more work), else OSError, which itself picks the
+ * errno's subclass (ECONNREFUSED: ConnectionRefusedError, ...). Any other type
+ * is used as given (a lost connection is a ConnectionError whatever the errno).
+ *
+ * px_py_raise_errno: raise the exception px_py_errno_error(st, NULL, err, what)
+ * makes; returns NULL. */
+PyObject *px_py_errno_error(px_module_state_t *st, PyObject *type, int err, const char *what);
+PyObject *px_py_raise_errno(px_module_state_t *st, int err, const char *what);
+/* Create EngineError in st and add it to m; module exec, -1 with an exception. */
+int px_py_errors_init(PyObject *m, px_module_state_t *st);
 
 /* Per-server (or per-client) protocol description, built once at registration
  * from the protocol class so that callbacks look nothing up by name. */
-typedef struct px_proto_spec {
+typedef struct px_py_proto_spec {
     PyObject *cls;
     PyObject *engine;           /* the Engine object (borrowed: it owns the spec) */
     PyObject *initial_bytes;    /* bytes-like, callable, or NULL */
@@ -82,58 +130,22 @@ typedef struct px_proto_spec {
     size_t max_line_length;
     unsigned rate_limit_ms;
     px_handler_t handler;
-    struct px_proto_spec *next;
-} px_proto_spec_t;
+    struct px_py_proto_spec *next;
+} px_py_proto_spec_t;
 
 /* Build a spec from a protocol class; NULL with an exception set on error. */
-px_proto_spec_t *px_proto_spec_new(PyObject *engine, PyObject *cls,
-                                   unsigned *sock_flags, unsigned *timeout_ms);
-void px_proto_spec_free(px_proto_spec_t *spec);
+px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls,
+                                         unsigned *sock_flags, unsigned *timeout_ms);
+void px_py_proto_spec_free(px_py_proto_spec_t *spec);
 
-/* Engine-side helpers used by the protocol dispatch. */
-PyThreadState *px_py_attach(px_worker_t *w);        /* attach this thread's thread state */
-
-/* Hand-off (px/engine.h). Application code runs with the worker released, so
- * that a spare thread can take the worker over while the code blocks:
- *
- *     bool released = px_py_release(w);
- *     r = PyObject_Call...(...);
- *     px_py_reacquire(w, released);
- *
- * and the binding's engine calls made from that code (Transport methods) are
- * bracketed the other way round with px_py_engine_enter / px_py_engine_leave.
- * Both brackets leave the thread state attached. */
-static inline bool px_py_release(px_worker_t *w) { return px_worker_release(w); }
-
-static inline void px_py_reacquire(px_worker_t *w, bool released)
-{
-    if (released) {
-        px_worker_reacquire(w); /* may sleep, detached, until w comes back */
-        px_py_attach(w);
-    }
-}
-
-static inline bool px_py_engine_enter(px_worker_t *w)
-{
-    bool reacquired = px_worker_reacquire(w);
-    if (reacquired)
-        px_py_attach(w);
-    return reacquired;
-}
-
-static inline void px_py_engine_leave(px_worker_t *w, bool entered)
-{
-    if (entered)
-        px_worker_release(w);
-}
-void px_py_report(px_proto_spec_t *spec, PyObject *transport, const char *syscall);
+void px_py_report(px_py_proto_spec_t *spec, PyObject *transport, const char *syscall);
 void px_py_client_done(PyObject *engine);
 /* Queue exc (stolen) for the main thread; run() re-raises it. */
-void px_engine_post_exception(PyObject *engine, PyObject *exc);
+void px_py_post_exception(PyObject *engine, PyObject *exc);
 
 /* The px_engine_t of an Engine object that has not been shut down, or NULL
- * with TypeError/RuntimeError set. */
-px_engine_t *px_py_engine_of(PyObject *engine);
+ * with TypeError (not an Engine) or EngineError (shut down) set. */
+px_engine_t *px_py_engine_of(px_module_state_t *st, PyObject *engine);
 /* The Engine whose worker is calling (borrowed), or NULL off the workers. */
 PyObject *px_py_current_engine(void);
 /* Work, timers and map helpers in flight: run() serves while any remain. */
@@ -150,40 +162,40 @@ struct px_py_timer **px_py_worker_timers(px_worker_t *w);
 void px_py_timers_release(struct px_py_timer **live);
 
 /* Append the sendable `obj` to conn's output. 0, or -1 with an exception set. */
-int px_py_send(px_conn_t *c, PyObject *obj);
+int px_py_send(px_module_state_t *st, px_conn_t *c, PyObject *obj);
 
 /* The Transport of the callback running on this thread (borrowed), or NULL. */
 PyObject *px_py_current_transport(void);
 
 /* Types, created from specs at module exec. */
-extern PyType_Spec px_engine_type_spec;
-extern PyType_Spec px_transport_type_spec;
-extern PyType_Spec px_sendfile_type_spec;
+extern PyType_Spec px_py_engine_type_spec;
+extern PyType_Spec px_py_transport_type_spec;
+extern PyType_Spec px_py_sendfile_type_spec;
 extern PyType_Spec px_py_request_type_spec;
-extern PyType_Spec px_timer_type_spec;
-extern PyType_Spec px_rwlock_type_spec;
-extern PyType_Spec px_rwlock_guard_type_spec;
-extern PyType_Spec px_locked_dict_type_spec;
-extern PyType_Spec px_locked_list_type_spec;
+extern PyType_Spec px_py_timer_type_spec;
+extern PyType_Spec px_py_rwlock_type_spec;
+extern PyType_Spec px_py_rwlock_guard_type_spec;
+extern PyType_Spec px_py_locked_dict_type_spec;
+extern PyType_Spec px_py_locked_list_type_spec;
 
 /* JSON (json.c): a growable byte buffer and the encoder writing into it. */
-typedef struct px_jbuf {
+typedef struct px_py_jbuf {
     char *data;
     size_t len, cap;
-} px_jbuf_t;
+} px_py_jbuf_t;
 /* Append obj as JSON; on error (-1, exception set) b->len is unchanged. */
-int px_json_encode(px_jbuf_t *b, PyObject *obj, PyObject *dflt);
-void px_jbuf_free(px_jbuf_t *b);
+int px_py_json_encode(px_py_jbuf_t *b, PyObject *obj, PyObject *dflt);
+void px_py_jbuf_free(px_py_jbuf_t *b);
 PyObject *px_py_json_dumps(PyObject *module, PyObject *args, PyObject *kwds);
 
 /* Readers-writer locks (rwlock.c), for the protected containers: acquire
  * returns 1, 0 (not blocking, not free) or -1 with an exception; release 0 or
  * -1 (not held by this thread). */
-int px_rwlock_acquire(PyObject *lock, bool write, bool blocking);
-int px_rwlock_release(PyObject *lock, bool write);
-PyObject *px_rwlock_new(void);
+int px_py_rwlock_acquire(PyObject *lock, bool write, bool blocking);
+int px_py_rwlock_release(PyObject *lock, bool write);
+PyObject *px_py_rwlock_new(px_module_state_t *st);
 /* The lock's context manager for reading or writing (new reference). */
-PyObject *px_rwlock_guard(PyObject *lock, bool write);
+PyObject *px_py_rwlock_guard(PyObject *lock, bool write);
 
 /* Module functions of the runtime (work.c, mainthread.c). */
 PyObject *px_py_submit(PyObject *module, PyObject *args, PyObject *kwds);
@@ -195,25 +207,29 @@ extern PyMethodDef px_py_http_methods[]; /* module functions, added at exec */
 PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, PyObject *kwds,
                             void **owned);
 void px_py_http_app_free(void *app);
+/* The application's Python references, for its Engine's traverse and clear
+ * (only while no engine thread can call into it). */
+int px_py_http_app_traverse(void *app, visitproc visit, void *arg);
+void px_py_http_app_clear(void *app);
 void px_py_http_thread_exit(void);  /* free this thread's HTTP scratch memory */
 
 /* Stats (stats.c): module functions, added at module exec. */
-extern PyMethodDef px_stats_methods[];
+extern PyMethodDef px_py_stats_methods[];
 /* The engine inside an Engine object (borrowed; valid while the object lives),
- * or NULL with TypeError. */
-px_engine_t *px_py_engine_ptr(PyObject *engine);
+ * or NULL with TypeError (not an Engine) or EngineError (destroyed) set. */
+px_engine_t *px_py_engine_ptr(px_module_state_t *st, PyObject *engine);
 /* An engine with this many workers exists: thread ids of other threads go above. */
-void px_py_note_workers(int nworkers);
+void px_py_note_workers(px_module_state_t *st, int nworkers);
 /* Main thread 0, worker i is i + 1, other threads numbered after the workers. */
-int px_py_thread_seq_id(void);
+int px_py_thread_seq_id(px_module_state_t *st);
 /* Sharing (share.c): px.share(obj) makes an object graph immortal on the
  * free-threaded versions whose layout is tested; counts and keeps it elsewhere. */
-int px_py_share_init(void); /* at module exec: 0, or -1 with an exception set */
+/* At module exec: 0, or -1 with an exception set. */
+int px_py_share_init(px_module_state_t *st);
+/* At module free: what share() kept stays alive (shared objects are never freed). */
+void px_py_share_free(px_module_state_t *st);
 PyObject *px_py_share(PyObject *module, PyObject *roots); /* share(*objs) */
 PyObject *px_py_share_stats(PyObject *module, PyObject *unused);
 PyObject *px_py_share_info(PyObject *module, PyObject *unused);
-
-px_module_state_t *px_py_state_of_type(PyTypeObject *tp);
-px_module_state_t *px_py_state(void);
 
 #endif

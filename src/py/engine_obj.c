@@ -1,11 +1,7 @@
 /*
- * The Engine type: owns a px_engine_t, gives each engine thread a long-lived
- * thread state (attached lazily for callbacks, detached before the thread
- * sleeps), and pumps the main thread's queue.
- *
- * The thread state belongs to the thread, not to the worker: when a callback
- * blocks, the worker's other callbacks run on a spare thread meanwhile, and
- * both threads run Python at once.
+ * The Engine type: owns a px_engine_t and what the binding handed it
+ * (protocol specs, HTTP applications), gives its threads their thread states
+ * (threadstate.c), and pumps the main thread's queue.
  */
 #include "binding.h"
 
@@ -13,31 +9,21 @@
 #include <poll.h>
 #include <stdatomic.h>
 
-typedef struct px_engine_obj px_engine_obj_t;
+typedef struct px_py_engine_obj px_py_engine_obj_t;
 
 /* Per worker, whichever thread runs it: its engine, and its live timers. */
 typedef struct worker_py {
-    px_engine_obj_t *owner; /* borrowed: the engine joins its workers before it dies */
+    px_py_engine_obj_t *owner; /* borrowed: the engine joins its workers before it dies */
     struct px_py_timer *live_timers;
 } worker_py_t;
 
-/* Per engine thread: a worker's callbacks may run on two threads at once (one
- * blocked, one a spare that took the worker over), each with its own state. */
-typedef struct thread_py {
-    PyThreadState *ts;
-    PyGILState_STATE gil_state;
-    bool attached;
-} thread_py_t;
-
-static _Thread_local thread_py_t thread_py; /* engine threads only */
-
-struct px_engine_obj {
+struct px_py_engine_obj {
     PyObject_HEAD
     px_engine_t *e;
     PyInterpreterState *interp;
     int nworkers;
     worker_py_t *wpy;
-    px_proto_spec_t *specs; /* every spec handed to the engine; freed with it */
+    px_py_proto_spec_t *specs; /* every spec handed to the engine; freed with it */
     _Atomic long clients;   /* client connections not yet closed */
     void **http_apps;       /* HTTP servers' application records */
     Py_ssize_t nhttp;
@@ -57,59 +43,9 @@ static void exc_msg_fn(px_worker_t *w, px_msg_t *m)
     (void)m; /* never called: the main thread recognises these by fn */
 }
 
-PyThreadState *px_py_attach(px_worker_t *w)
+void px_py_post_exception(PyObject *engine, PyObject *exc)
 {
-    thread_py_t *tp = &thread_py;
-    (void)w;
-
-    if (tp->ts == NULL) /* not an engine thread: it runs Python already */
-        return PyThreadState_Get();
-    if (!tp->attached) {
-        PyEval_RestoreThread(tp->ts);
-        tp->attached = true;
-    }
-    return tp->ts;
-}
-
-static void hook_thread_start(px_worker_t *w, void *arg)
-{
-    thread_py_t *tp = &thread_py;
-    (void)w;
-    (void)arg;
-
-    tp->gil_state = PyGILState_Ensure();
-    tp->ts = PyThreadState_Get();
-    PyEval_SaveThread();
-    tp->attached = false;
-}
-
-/* The thread may sleep: detach, so that it neither holds the GIL nor holds up
- * a stop-the-world collection. */
-static void hook_before_wait(px_worker_t *w, void *arg)
-{
-    thread_py_t *tp = &thread_py;
-    (void)w;
-    (void)arg;
-    if (tp->attached) {
-        tp->attached = false;
-        PyEval_SaveThread();
-    }
-}
-
-static void hook_thread_stop(px_worker_t *w, void *arg)
-{
-    thread_py_t *tp = &thread_py;
-    (void)arg;
-    px_py_attach(w);
-    px_py_http_thread_exit();
-    tp->attached = false;
-    tp->ts = NULL;
-    PyGILState_Release(tp->gil_state);
-}
-
-void px_engine_post_exception(PyObject *engine, PyObject *exc)
-{
-    px_engine_obj_t *self = (px_engine_obj_t *)engine;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)engine;
     exc_msg_t *m;
 
     if (self == NULL || self->e == NULL) {
@@ -128,17 +64,16 @@ void px_engine_post_exception(PyObject *engine, PyObject *exc)
     px_engine_post_main(self->e, &m->msg);
 }
 
-px_engine_t *px_py_engine_of(PyObject *engine)
+px_engine_t *px_py_engine_of(px_module_state_t *st, PyObject *engine)
 {
-    px_module_state_t *st = px_py_state();
-    px_engine_obj_t *self = (px_engine_obj_t *)engine;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)engine;
 
-    if (st == NULL || !PyObject_TypeCheck(engine, st->engine_type)) {
+    if (!PyObject_TypeCheck(engine, st->engine_type)) {
         PyErr_SetString(PyExc_TypeError, "an Engine is needed");
         return NULL;
     }
     if (self->e == NULL || self->joined) {
-        PyErr_SetString(PyExc_RuntimeError, "the engine has been shut down");
+        PyErr_SetString(st->engine_error, "the engine has been shut down");
         return NULL;
     }
     return self->e;
@@ -159,16 +94,33 @@ PyObject *px_py_current_engine(void)
 
 void px_py_engine_tasks_add(PyObject *engine, long delta)
 {
-    atomic_fetch_add(&((px_engine_obj_t *)engine)->tasks, delta);
+    atomic_fetch_add(&((px_py_engine_obj_t *)engine)->tasks, delta);
 }
 
 void px_py_client_done(PyObject *engine)
 {
-    atomic_fetch_sub(&((px_engine_obj_t *)engine)->clients, 1);
+    atomic_fetch_sub(&((px_py_engine_obj_t *)engine)->clients, 1);
+}
+
+/* Only an explicit choice of io_uring ends here ('auto' falls back to epoll):
+ * an EngineError whose text says what to do. Returns NULL. */
+static PyObject *refused_uring(px_module_state_t *st, int rc)
+{
+    PyObject *exc = px_py_errno_error(st, st->engine_error, rc, NULL);
+    PyObject *text = PyUnicode_FromFormat(
+        "io_uring was asked for (backend='uring' or PX_BACKEND=uring) but this "
+        "system refuses it (%s); use backend='auto' or 'epoll'", strerror(-rc));
+
+    if (exc != NULL && text != NULL && PyObject_SetAttrString(exc, "strerror", text) == 0)
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_XDECREF(text);
+    Py_XDECREF(exc);
+    return NULL;
 }
 
 static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
+    px_module_state_t *st = PyType_GetModuleState(type); /* Engine has no subclasses */
     static char *kwlist[] = {"workers", "backend", "max_connections", "recv_buffer_size",
                              "recv_buffers", "send_high_water", "send_low_water",
                              "turn_budget", "handoff_ms", NULL};
@@ -178,7 +130,7 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     unsigned long long high = 0, low = 0, budget = 0;
     PyObject *handoff = NULL;
     px_thread_hooks_t hooks;
-    px_engine_obj_t *self;
+    px_py_engine_obj_t *self;
     int rc, i;
 
     px_engine_config_default(&cfg);
@@ -224,29 +176,17 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_ValueError, "send_low_water must not exceed send_high_water");
         return NULL;
     }
-    self = (px_engine_obj_t *)type->tp_alloc(type, 0);
+    self = (px_py_engine_obj_t *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
     self->interp = PyInterpreterState_Get();
-    hooks.thread_start = hook_thread_start;
-    hooks.thread_stop = hook_thread_stop;
-    hooks.before_wait = hook_before_wait;
-    hooks.arg = self;
+    px_py_thread_hooks(&hooks, self);
     rc = px_engine_create(&cfg, &hooks, &self->e);
     if (rc < 0) {
         Py_DECREF(self);
         if (cfg.backend != PX_BACKEND_URING)
-            return px_py_raise_errno(rc, "engine");
-        /* Only an explicit choice ends here: 'auto' falls back to epoll. */
-        PyObject *err = PyObject_CallFunction(
-            PyExc_OSError, "iN", -rc, PyUnicode_FromFormat(
-                "io_uring was asked for (backend='uring' or PX_BACKEND=uring) but this "
-                "system refuses it (%s); use backend='auto' or 'epoll'", strerror(-rc)));
-        if (err != NULL) {
-            PyErr_SetObject((PyObject *)Py_TYPE(err), err);
-            Py_DECREF(err);
-        }
-        return NULL;
+            return px_py_raise_errno(st, rc, "engine");
+        return refused_uring(st, rc);
     }
     self->nworkers = px_engine_worker_count(self->e);
     self->wpy = PyMem_RawCalloc((size_t)self->nworkers, sizeof(*self->wpy));
@@ -258,39 +198,38 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         self->wpy[i].owner = self;
         px_worker_set_udata(px_engine_worker(self->e, i), &self->wpy[i]);
     }
-    px_py_note_workers(self->nworkers);
+    px_py_note_workers(PyType_GetModuleState(type), self->nworkers);
     self->handoff_ms = cfg.handoff_ms;
     return (PyObject *)self;
 }
 
-px_engine_t *px_py_engine_ptr(PyObject *engine)
+px_engine_t *px_py_engine_ptr(px_module_state_t *st, PyObject *engine)
 {
-    px_module_state_t *st = px_py_state();
-
-    if (st == NULL || !PyObject_TypeCheck(engine, st->engine_type)) {
+    if (!PyObject_TypeCheck(engine, st->engine_type)) {
         PyErr_SetString(PyExc_TypeError, "an Engine is required");
         return NULL;
     }
-    if (((px_engine_obj_t *)engine)->e == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "the engine has been destroyed");
+    if (((px_py_engine_obj_t *)engine)->e == NULL) {
+        PyErr_SetString(st->engine_error, "the engine has been destroyed");
         return NULL;
     }
-    return ((px_engine_obj_t *)engine)->e;
+    return ((px_py_engine_obj_t *)engine)->e;
 }
 
-static px_engine_t *live_engine(px_engine_obj_t *self)
+static px_engine_t *live_engine(px_py_engine_obj_t *self)
 {
     if (self->e == NULL || self->joined) {
-        PyErr_SetString(PyExc_RuntimeError, "the engine has been shut down");
+        PyErr_SetString(px_py_engine_state((PyObject *)self)->engine_error,
+                        "the engine has been shut down");
         return NULL;
     }
     return self->e;
 }
 
-static px_proto_spec_t *add_spec(px_engine_obj_t *self, PyObject *protocol, unsigned *flags,
+static px_py_proto_spec_t *add_spec(px_py_engine_obj_t *self, PyObject *protocol, unsigned *flags,
                                  unsigned *timeout_ms)
 {
-    px_proto_spec_t *spec = px_proto_spec_new((PyObject *)self, protocol, flags, timeout_ms);
+    px_py_proto_spec_t *spec = px_py_proto_spec_new((PyObject *)self, protocol, flags, timeout_ms);
     if (spec == NULL)
         return NULL;
     spec->next = self->specs;
@@ -300,9 +239,9 @@ static px_proto_spec_t *add_spec(px_engine_obj_t *self, PyObject *protocol, unsi
 
 static PyObject *engine_listen(PyObject *op, PyObject *args)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     px_endpoint_config_t ep = {.listen_fd = -1};
-    px_proto_spec_t *spec;
+    px_py_proto_spec_t *spec;
     const char *host;
     PyObject *protocol;
     int port, rc;
@@ -320,13 +259,13 @@ static PyObject *engine_listen(PyObject *op, PyObject *args)
     rc = px_engine_listen(self->e, host, port, &ep, NULL);
     Py_END_ALLOW_THREADS
     if (rc < 0)
-        return px_py_raise_errno(rc, "listen");
+        return px_py_raise_errno(px_py_engine_state(op), rc, "listen");
     return PyLong_FromLong(rc);
 }
 
 static PyObject *engine_listen_http(PyObject *op, PyObject *args, PyObject *kwds)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     void *owned = NULL, **grown;
     PyObject *port;
 
@@ -344,9 +283,9 @@ static PyObject *engine_listen_http(PyObject *op, PyObject *args, PyObject *kwds
 
 static PyObject *engine_connect(PyObject *op, PyObject *args)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     px_endpoint_config_t ep = {.listen_fd = -1};
-    px_proto_spec_t *spec;
+    px_py_proto_spec_t *spec;
     const char *host;
     PyObject *protocol;
     int port, rc;
@@ -366,14 +305,14 @@ static PyObject *engine_connect(PyObject *op, PyObject *args)
     Py_END_ALLOW_THREADS
     if (rc < 0) {
         atomic_fetch_sub(&self->clients, 1);
-        return px_py_raise_errno(rc, "connect");
+        return px_py_raise_errno(px_py_engine_state(op), rc, "connect");
     }
     Py_RETURN_NONE;
 }
 
 static PyObject *engine_start(PyObject *op, PyObject *unused)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     int rc;
     (void)unused;
 
@@ -381,16 +320,18 @@ static PyObject *engine_start(PyObject *op, PyObject *unused)
         return NULL;
     if (self->started)
         Py_RETURN_NONE;
+    self->started = true; /* before any worker runs: the collector looks at it */
     rc = px_engine_start(self->e);
-    if (rc < 0)
-        return px_py_raise_errno(rc, "start");
-    self->started = true;
+    if (rc < 0) {
+        self->started = false;
+        return px_py_raise_errno(px_py_engine_state(op), rc, "start");
+    }
     Py_RETURN_NONE;
 }
 
 static PyObject *engine_shutdown(PyObject *op, PyObject *args)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     double timeout = 5.0;
 
     if (!PyArg_ParseTuple(args, "|d:shutdown", &timeout))
@@ -402,7 +343,7 @@ static PyObject *engine_shutdown(PyObject *op, PyObject *args)
     Py_RETURN_NONE;
 }
 
-static void do_join(px_engine_obj_t *self)
+static void do_join(px_py_engine_obj_t *self)
 {
     if (self->e == NULL || self->joined)
         return;
@@ -417,12 +358,12 @@ static void do_join(px_engine_obj_t *self)
 static PyObject *engine_join(PyObject *op, PyObject *unused)
 {
     (void)unused;
-    do_join((px_engine_obj_t *)op);
+    do_join((px_py_engine_obj_t *)op);
     Py_RETURN_NONE;
 }
 
 /* Raise the next exception a worker queued, if any. Returns -1 when raised. */
-static int raise_queued(px_engine_obj_t *self)
+static int raise_queued(px_py_engine_obj_t *self)
 {
     px_msg_t *m;
 
@@ -444,7 +385,7 @@ static int raise_queued(px_engine_obj_t *self)
  * then run main-thread messages; raises what workers queued. */
 static PyObject *engine_wait(PyObject *op, PyObject *args)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     double timeout = 0.0;
     struct pollfd p;
     int rc;
@@ -488,7 +429,7 @@ static PyObject *stats_dict(px_worker_stats_t *s)
 
 static PyObject *engine_worker_stats(PyObject *op, PyObject *unused)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     PyObject *list;
     int i;
     (void)unused;
@@ -511,14 +452,14 @@ static PyObject *engine_worker_stats(PyObject *op, PyObject *unused)
 
 static PyObject *get_backend(PyObject *op, void *c)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     (void)c;
     return PyUnicode_FromString(self->e ? px_engine_backend_name(self->e) : "none");
 }
 
 static PyObject *get_uring_error(PyObject *op, void *c)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     int err = self->e ? px_engine_uring_error(self->e) : 0;
     (void)c;
     if (err == 0)
@@ -529,12 +470,12 @@ static PyObject *get_uring_error(PyObject *op, void *c)
 static PyObject *get_workers(PyObject *op, void *c)
 {
     (void)c;
-    return PyLong_FromLong(((px_engine_obj_t *)op)->nworkers);
+    return PyLong_FromLong(((px_py_engine_obj_t *)op)->nworkers);
 }
 
 static PyObject *get_finished(PyObject *op, void *c)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     (void)c;
     return PyBool_FromLong(self->e == NULL || self->joined ||
                            (self->started && px_engine_finished(self->e)));
@@ -543,28 +484,28 @@ static PyObject *get_finished(PyObject *op, void *c)
 static PyObject *get_started(PyObject *op, void *c)
 {
     (void)c;
-    return PyBool_FromLong(((px_engine_obj_t *)op)->started);
+    return PyBool_FromLong(((px_py_engine_obj_t *)op)->started);
 }
 
 static PyObject *get_tasks(PyObject *op, void *c)
 {
     (void)c;
-    return PyLong_FromLong(atomic_load(&((px_engine_obj_t *)op)->tasks));
+    return PyLong_FromLong(atomic_load(&((px_py_engine_obj_t *)op)->tasks));
 }
 
 static PyObject *get_handoff_ms(PyObject *op, void *c)
 {
     (void)c;
-    return PyLong_FromUnsignedLong(((px_engine_obj_t *)op)->handoff_ms);
+    return PyLong_FromUnsignedLong(((px_py_engine_obj_t *)op)->handoff_ms);
 }
 
 static PyObject *get_clients(PyObject *op, void *c)
 {
     (void)c;
-    return PyLong_FromLong(atomic_load(&((px_engine_obj_t *)op)->clients));
+    return PyLong_FromLong(atomic_load(&((px_py_engine_obj_t *)op)->clients));
 }
 
-static void free_queued(px_engine_obj_t *self)
+static void free_queued(px_py_engine_obj_t *self)
 {
     px_msg_t *m;
     while ((m = px_engine_main_pop(self->e)) != NULL) {
@@ -578,12 +519,61 @@ static void free_queued(px_engine_obj_t *self)
     }
 }
 
+/* True when no engine thread can run the protocols and applications the
+ * engine holds: it never started, or its workers have exited. */
+static bool engine_idle(px_py_engine_obj_t *self)
+{
+    return self->e == NULL || !self->started || self->joined;
+}
+
+/* A running engine is a root, like a running thread: what its threads may
+ * call is not visited, so the collector never finds it in a cycle and never
+ * clears it; dealloc stops it. Idle, its protocols and applications are plain
+ * references, and cycles through them (a protocol class that names its
+ * engine) are collected. */
+static int engine_traverse(PyObject *op, visitproc visit, void *arg)
+{
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
+
+    Py_VISIT(Py_TYPE(op));
+    if (!engine_idle(self))
+        return 0;
+    for (px_py_proto_spec_t *spec = self->specs; spec; spec = spec->next) {
+        Py_VISIT(spec->cls);
+        Py_VISIT(spec->initial_bytes);
+        Py_VISIT(spec->next_bytes);
+    }
+    for (Py_ssize_t i = 0; i < self->nhttp; i++) {
+        int rc = px_py_http_app_traverse(self->http_apps[i], visit, arg);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int engine_clear(PyObject *op)
+{
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
+
+    if (!engine_idle(self))
+        return 0;
+    for (px_py_proto_spec_t *spec = self->specs; spec; spec = spec->next) {
+        Py_CLEAR(spec->cls);
+        Py_CLEAR(spec->initial_bytes);
+        Py_CLEAR(spec->next_bytes);
+    }
+    for (Py_ssize_t i = 0; i < self->nhttp; i++)
+        px_py_http_app_clear(self->http_apps[i]);
+    return 0;
+}
+
 static void engine_dealloc(PyObject *op)
 {
-    px_engine_obj_t *self = (px_engine_obj_t *)op;
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     PyTypeObject *tp = Py_TYPE(op);
-    px_proto_spec_t *spec, *next;
+    px_py_proto_spec_t *spec, *next;
 
+    PyObject_GC_UnTrack(op);
     if (self->e) {
         if (self->started && !self->joined)
             px_engine_shutdown(self->e, 0);
@@ -596,7 +586,7 @@ static void engine_dealloc(PyObject *op)
     }
     for (spec = self->specs; spec; spec = next) {
         next = spec->next;
-        px_proto_spec_free(spec);
+        px_py_proto_spec_free(spec);
     }
     for (Py_ssize_t i = 0; i < self->nhttp; i++)
         px_py_http_app_free(self->http_apps[i]);
@@ -642,12 +632,14 @@ static PyType_Slot engine_slots[] = {
     {Py_tp_methods, engine_methods},
     {Py_tp_getset, engine_getset},
     {Py_tp_dealloc, engine_dealloc},
+    {Py_tp_traverse, engine_traverse},
+    {Py_tp_clear, engine_clear},
     {0, NULL},
 };
 
-PyType_Spec px_engine_type_spec = {
+PyType_Spec px_py_engine_type_spec = {
     .name = "pyparallel._core.Engine",
-    .basicsize = sizeof(px_engine_obj_t),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .basicsize = sizeof(px_py_engine_obj_t),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = engine_slots,
 };

@@ -28,6 +28,12 @@ typedef struct px_py_http_app {
  * out of the receive buffer, fields decoded when read. New reference, or NULL
  * with an exception set. Thread state attached. */
 PyObject *px_py_request_new(px_module_state_t *st, const px_http_exchange_t *x);
+/* The state of the module whose Request type made req (or a Python
+ * subclass's base); NULL with TypeError when none. */
+static inline px_module_state_t *px_py_request_state(PyObject *req)
+{
+    return px_py_state_of_type(Py_TYPE(req));
+}
 /* Tie req to the connection while its handler runs (remote_addr); NULL after. */
 void px_py_request_set_conn(PyObject *req, px_conn_t *c);
 

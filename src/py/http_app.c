@@ -22,7 +22,7 @@ static void log_traceback(void)
 
 /* A route parameter as str: percent-decoded in C, then UTF-8 with
  * replacement characters (what urllib.parse.unquote gives). */
-static PyObject *param_value(px_view_t v)
+static PyObject *param_value(px_module_state_t *st, px_view_t v)
 {
     char small[256], *buf = v.len <= sizeof(small) ? small : PyMem_Malloc(v.len);
     PyObject *s;
@@ -31,7 +31,7 @@ static PyObject *param_value(px_view_t v)
     if (buf == NULL)
         return PyErr_NoMemory();
     n = px_http_unquote(v.base, v.len, buf, v.len);
-    s = n < 0 ? px_py_raise_errno(n, "route parameter")
+    s = n < 0 ? px_py_raise_errno(st, n, "route parameter")
               : PyUnicode_DecodeUTF8(buf, n, "replace");
     if (buf != small)
         PyMem_Free(buf);
@@ -53,7 +53,7 @@ static PyObject *route_kwargs(px_module_state_t *st, px_py_http_app_t *a,
     if (kw == NULL)
         return NULL;
     for (unsigned i = 0; i < m->nparams; i++) {
-        PyObject *value = param_value(m->params[i]);
+        PyObject *value = param_value(st, m->params[i]);
         if (value == NULL || PyDict_SetItem(kw, PyTuple_GET_ITEM(names, i), value) < 0) {
             Py_XDECREF(value);
             goto fail;
@@ -95,7 +95,7 @@ static void app_call(px_http_exchange_t *x, void *udata)
     px_module_state_t *st;
 
     px_py_attach(w);
-    st = px_py_state();
+    st = px_py_engine_state(a->engine);
     req = px_py_request_new(st, x);
     if (req != NULL && route >= 0)
         kw = route_kwargs(st, a, x, req);
@@ -251,7 +251,7 @@ static int add_static_routes(px_py_http_app_t *a, PyObject *routes)
         }
         rc = px_http_route_static(a->srv, path, ctype, body, (size_t)len);
         if (rc < 0) {
-            px_py_raise_errno(rc, "static route");
+            px_py_raise_errno(px_py_engine_state(a->engine), rc, "static route");
             return -1;
         }
     }
@@ -292,7 +292,7 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
                              "head_timeout", "body_timeout", "max_body", "max_headers",
                              "max_request_line", "max_header_bytes", "server_name",
                              "response_type", "json_default", "routes", "fd", "error_type", NULL};
-    px_module_state_t *st = px_py_state();
+    px_module_state_t *st = px_py_engine_state(engine);
     px_http_config_t cfg;
     const char *host, *server_name;
     int port, rc, listen_fd = -1;
@@ -349,7 +349,7 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     cfg.server_name = a->server_name;
     rc = px_http_server_new(&cfg, app_call, a, &a->srv);
     if (rc < 0) {
-        px_py_raise_errno(rc, "listen_http");
+        px_py_raise_errno(st, rc, "listen_http");
         goto fail;
     }
     if ((routes && routes != Py_None && add_routes(a, routes) < 0) ||
@@ -359,7 +359,7 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     rc = px_http_listen(e, a->srv, host, port, listen_fd);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
-        px_py_raise_errno(rc, "listen_http");
+        px_py_raise_errno(st, rc, "listen_http");
         goto fail;
     }
     *owned = a;
@@ -385,4 +385,31 @@ void px_py_http_app_free(void *p)
     PyMem_RawFree(a->param_names);
     PyMem_RawFree(a->server_name);
     PyMem_RawFree(a);
+}
+
+int px_py_http_app_traverse(void *p, visitproc visit, void *arg)
+{
+    px_py_http_app_t *a = p;
+
+    Py_VISIT(a->app);
+    Py_VISIT(a->response_type);
+    Py_VISIT(a->json_default);
+    for (size_t i = 0; i < a->nroutes; i++) {
+        Py_VISIT(a->handlers[i]);
+        Py_VISIT(a->param_names[i]);
+    }
+    return 0;
+}
+
+void px_py_http_app_clear(void *p)
+{
+    px_py_http_app_t *a = p;
+
+    Py_CLEAR(a->app);
+    Py_CLEAR(a->response_type);
+    Py_CLEAR(a->json_default);
+    for (size_t i = 0; i < a->nroutes; i++) {
+        Py_CLEAR(a->handlers[i]);
+        Py_CLEAR(a->param_names[i]);
+    }
 }

@@ -31,7 +31,7 @@ static PyObject *http_path_decode(PyObject *module, PyObject *arg)
         PyErr_SetString(PyExc_ValueError, "a malformed escape, a NUL or a backslash, a '..' "
                                           "segment or no leading '/' in the path");
     else
-        px_py_raise_errno(n, "http_path_decode");
+        px_py_raise_errno(PyModule_GetState(module), n, "http_path_decode");
     if (buf != small)
         PyMem_Free(buf);
     PyBuffer_Release(&in);

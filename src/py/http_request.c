@@ -179,14 +179,15 @@ static PyObject *req_args(PyObject *s, void *c)
 {
     px_py_request_t *r = (px_py_request_t *)s;
     PyObject *query, *pairs, *d;
+    px_module_state_t *st;
     (void)c;
     if (r->args_cache)
         return Py_NewRef(r->args_cache);
     query = slice(r, r->query);
     if (query == NULL)
         return NULL;
-    pairs = PyObject_CallFunction(px_py_state()->parse_qsl, "OO", query,
-                                  Py_True);
+    st = px_py_request_state(s);
+    pairs = st ? PyObject_CallFunction(st->parse_qsl, "OO", query, Py_True) : NULL;
     Py_DECREF(query);
     if (pairs == NULL)
         return NULL;
@@ -257,9 +258,11 @@ static PyObject *req_header(PyObject *s, PyObject *const *args, Py_ssize_t nargs
  * error (HttpError 400), not the handler's. */
 static PyObject *req_json(PyObject *s, PyObject *unused)
 {
-    px_module_state_t *st = px_py_state();
+    px_module_state_t *st = px_py_request_state(s);
     PyObject *value;
     (void)unused;
+    if (st == NULL)
+        return NULL;
     value = PyObject_CallOneArg(st->json_loads, ((px_py_request_t *)s)->body);
     if (value == NULL && st->http_error && PyErr_ExceptionMatches(PyExc_ValueError)) {
         PyObject *cause = PyErr_GetRaisedException();

@@ -29,11 +29,11 @@ static int respond_buffer(px_http_exchange_t *x, int status, const char *ctype,
 
 /* Per thread (the thread that converts a result, on either side of a
  * hand-off): JSON bodies and header lines. */
-static _Thread_local px_jbuf_t scratch;
+static _Thread_local px_py_jbuf_t scratch;
 
 void px_py_http_thread_exit(void)
 {
-    px_jbuf_free(&scratch);
+    px_py_jbuf_free(&scratch);
 }
 
 static const char TEXT[] = "text/plain; charset=utf-8";
@@ -76,7 +76,7 @@ static int respond_sendfile(px_http_exchange_t *x, int status, const char *ctype
 static int respond_body(px_py_http_app_t *a, px_http_exchange_t *x, int status, const char *ctype,
                         const char *extra, size_t extra_len, PyObject *body)
 {
-    px_module_state_t *st = px_py_state();
+    px_module_state_t *st = px_py_engine_state(a->engine);
 
     if (PyBytes_Check(body) || PyByteArray_Check(body) || PyMemoryView_Check(body))
         return respond_buffer(x, status, ctype ? ctype : TEXT, extra, extra_len, body);
@@ -88,7 +88,7 @@ static int respond_body(px_py_http_app_t *a, px_http_exchange_t *x, int status, 
     {
         size_t mark = scratch.len;
         int rc;
-        if (px_json_encode(&scratch, body, a->json_default) < 0)
+        if (px_py_json_encode(&scratch, body, a->json_default) < 0)
             return -1;
         rc = px_http_respond(x, status, ctype ? ctype : JSON, extra, extra_len,
                              scratch.data + mark, scratch.len - mark);

@@ -9,7 +9,7 @@
 
 #define MAX_DEPTH 512
 
-static int reserve(px_jbuf_t *b, size_t n)
+static int reserve(px_py_jbuf_t *b, size_t n)
 {
     if (b->len + n <= b->cap)
         return 0;
@@ -26,7 +26,7 @@ static int reserve(px_jbuf_t *b, size_t n)
     return 0;
 }
 
-static int put(px_jbuf_t *b, const char *s, size_t n)
+static int put(px_py_jbuf_t *b, const char *s, size_t n)
 {
     if (reserve(b, n) < 0)
         return -1;
@@ -37,7 +37,7 @@ static int put(px_jbuf_t *b, const char *s, size_t n)
 
 static const char hexdigits[] = "0123456789abcdef";
 
-static int put_string(px_jbuf_t *b, PyObject *s)
+static int put_string(px_py_jbuf_t *b, PyObject *s)
 {
     Py_ssize_t len, i, start = 0;
     const char *u = PyUnicode_AsUTF8AndSize(s, &len);
@@ -81,7 +81,7 @@ static int put_string(px_jbuf_t *b, PyObject *s)
     return 0;
 }
 
-static int put_repr(px_jbuf_t *b, PyObject *o, bool is_float)
+static int put_repr(px_py_jbuf_t *b, PyObject *o, bool is_float)
 {
     if (is_float) {
         double d = PyFloat_AS_DOUBLE(o);
@@ -117,9 +117,9 @@ static int put_repr(px_jbuf_t *b, PyObject *o, bool is_float)
     return rc;
 }
 
-static int encode(px_jbuf_t *b, PyObject *o, PyObject *dflt, int depth);
+static int encode(px_py_jbuf_t *b, PyObject *o, PyObject *dflt, int depth);
 
-static int put_key(px_jbuf_t *b, PyObject *k)
+static int put_key(px_py_jbuf_t *b, PyObject *k)
 {
     if (PyUnicode_Check(k))
         return put_string(b, k);
@@ -139,7 +139,7 @@ static int put_key(px_jbuf_t *b, PyObject *k)
     return -1;
 }
 
-static int encode_dict(px_jbuf_t *b, PyObject *o, PyObject *dflt, int depth)
+static int encode_dict(px_py_jbuf_t *b, PyObject *o, PyObject *dflt, int depth)
 {
     PyObject *k, *v;
     Py_ssize_t pos = 0;
@@ -166,7 +166,7 @@ static int encode_dict(px_jbuf_t *b, PyObject *o, PyObject *dflt, int depth)
     return rc < 0 ? -1 : put(b, "}", 1);
 }
 
-static int encode_seq(px_jbuf_t *b, PyObject *o, PyObject *dflt, int depth)
+static int encode_seq(px_py_jbuf_t *b, PyObject *o, PyObject *dflt, int depth)
 {
     PyObject *seq = PySequence_Fast(o, "JSON array");
     Py_ssize_t i, n;
@@ -187,7 +187,7 @@ static int encode_seq(px_jbuf_t *b, PyObject *o, PyObject *dflt, int depth)
     return rc < 0 ? -1 : put(b, "]", 1);
 }
 
-static int encode(px_jbuf_t *b, PyObject *o, PyObject *dflt, int depth)
+static int encode(px_py_jbuf_t *b, PyObject *o, PyObject *dflt, int depth)
 {
     if (depth > MAX_DEPTH) {
         PyErr_SetString(PyExc_RecursionError, "JSON value nested too deeply (or circular)");
@@ -223,7 +223,7 @@ static int encode(px_jbuf_t *b, PyObject *o, PyObject *dflt, int depth)
     return -1;
 }
 
-int px_json_encode(px_jbuf_t *b, PyObject *obj, PyObject *dflt)
+int px_py_json_encode(px_py_jbuf_t *b, PyObject *obj, PyObject *dflt)
 {
     size_t start = b->len;
     int rc = encode(b, obj, dflt, 0);
@@ -232,7 +232,7 @@ int px_json_encode(px_jbuf_t *b, PyObject *obj, PyObject *dflt)
     return rc;
 }
 
-void px_jbuf_free(px_jbuf_t *b)
+void px_py_jbuf_free(px_py_jbuf_t *b)
 {
     PyMem_RawFree(b->data);
     b->data = NULL;
@@ -243,16 +243,16 @@ PyObject *px_py_json_dumps(PyObject *module, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"obj", "default", NULL};
     PyObject *obj, *dflt = Py_None, *out;
-    px_jbuf_t b = {0};
+    px_py_jbuf_t b = {0};
 
     (void)module;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$O:json_dumps", kwlist, &obj, &dflt))
         return NULL;
-    if (px_json_encode(&b, obj, dflt) < 0) {
-        px_jbuf_free(&b);
+    if (px_py_json_encode(&b, obj, dflt) < 0) {
+        px_py_jbuf_free(&b);
         return NULL;
     }
     out = PyBytes_FromStringAndSize(b.data, (Py_ssize_t)b.len);
-    px_jbuf_free(&b);
+    px_py_jbuf_free(&b);
     return out;
 }

@@ -48,11 +48,10 @@ PyObject *px_py_post_main(PyObject *module, PyObject *args)
     PyObject *engine, *fn;
     px_engine_t *e;
     main_msg_t *mm;
-    (void)module;
 
     if (!PyArg_ParseTuple(args, "OO:post_main", &engine, &fn))
         return NULL;
-    if ((e = px_py_engine_of(engine)) == NULL)
+    if ((e = px_py_engine_of(PyModule_GetState(module), engine)) == NULL)
         return NULL;
     if (!PyCallable_Check(fn)) {
         PyErr_SetString(PyExc_TypeError, "post_main() needs a callable");

@@ -1,21 +1,16 @@
-/* pyparallel._core: module definition, state, and the error helper. */
+/* pyparallel._core: module definition and state. */
 #include "binding.h"
 #include "stm.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 
-static px_module_state_t *module_state_ptr; /* one interpreter, one module */
-
-px_module_state_t *px_py_state(void) { return module_state_ptr; }
-
-PyObject *px_py_raise_errno(int err, const char *what)
+px_module_state_t *px_py_state_of_type(PyTypeObject *tp)
 {
-    int saved = errno;
-    errno = err < 0 ? -err : err;
-    PyErr_SetFromErrnoWithFilename(PyExc_OSError, what);
-    errno = saved;
-    return NULL;
+    PyObject *m = PyType_GetModuleByDef(tp, &px_py_module_def); // borrowed
+    return m ? (px_module_state_t *)PyModule_GetState(m) : NULL;
 }
+
 
 static PyObject *current_transport(PyObject *module, PyObject *unused)
 {
@@ -83,25 +78,25 @@ static int module_exec(PyObject *m)
 {
     px_module_state_t *st = PyModule_GetState(m);
 
-    if (add_type(m, &px_engine_type_spec, &st->engine_type) < 0 ||
-        add_type(m, &px_transport_type_spec, &st->transport_type) < 0 ||
-        add_type(m, &px_sendfile_type_spec, &st->sendfile_type) < 0 ||
+    if (add_type(m, &px_py_engine_type_spec, &st->engine_type) < 0 ||
+        add_type(m, &px_py_transport_type_spec, &st->transport_type) < 0 ||
+        add_type(m, &px_py_sendfile_type_spec, &st->sendfile_type) < 0 ||
         add_type(m, &px_py_request_type_spec, &st->request_type) < 0 ||
-        add_type(m, &px_timer_type_spec, &st->timer_type) < 0 ||
-        add_type(m, &px_rwlock_type_spec, &st->rwlock_type) < 0 ||
-        add_type(m, &px_rwlock_guard_type_spec, &st->rwlock_guard_type) < 0 ||
-        add_subtype(m, &px_locked_dict_type_spec, &PyDict_Type, &st->locked_dict_type) < 0 ||
-        add_subtype(m, &px_locked_list_type_spec, &PyList_Type, &st->locked_list_type) < 0)
+        add_type(m, &px_py_timer_type_spec, &st->timer_type) < 0 ||
+        add_type(m, &px_py_rwlock_type_spec, &st->rwlock_type) < 0 ||
+        add_type(m, &px_py_rwlock_guard_type_spec, &st->rwlock_guard_type) < 0 ||
+        add_subtype(m, &px_py_locked_dict_type_spec, &PyDict_Type, &st->locked_dict_type) < 0 ||
+        add_subtype(m, &px_py_locked_list_type_spec, &PyList_Type, &st->locked_list_type) < 0)
         return -1;
-    if (px__stm_init(m, st) < 0)
+    atomic_store(&st->debug_state, -1);
+    if (px_py_errors_init(m, st) < 0 || px_py_stm_init(m, st) < 0)
         return -1;
-    if (px_py_share_init() < 0)
+    if (px_py_share_init(st) < 0)
         return -1;
     if (PyModule_AddStringConstant(m, "__version__", PX_VERSION) < 0 ||
-        PyModule_AddFunctions(m, px_stats_methods) < 0 ||
+        PyModule_AddFunctions(m, px_py_stats_methods) < 0 ||
         PyModule_AddFunctions(m, px_py_http_methods) < 0)
         return -1;
-    module_state_ptr = st;
     return 0;
 }
 
@@ -112,6 +107,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->transport_type);
     Py_VISIT(st->sendfile_type);
     Py_VISIT(st->request_type);
+    Py_VISIT(st->engine_error);
     Py_VISIT(st->stm_error);
     Py_VISIT(st->stm_io_error);
     Py_VISIT(st->timer_type);
@@ -132,6 +128,7 @@ static int module_clear(PyObject *m)
     Py_CLEAR(st->transport_type);
     Py_CLEAR(st->sendfile_type);
     Py_CLEAR(st->request_type);
+    Py_CLEAR(st->engine_error);
     Py_CLEAR(st->stm_error);
     Py_CLEAR(st->stm_io_error);
     Py_CLEAR(st->timer_type);
@@ -143,6 +140,15 @@ static int module_clear(PyObject *m)
     Py_CLEAR(st->json_loads);
     Py_CLEAR(st->parse_qsl);
     return 0;
+}
+
+static void module_free(void *m)
+{
+    px_module_state_t *st = PyModule_GetState((PyObject *)m);
+
+    module_clear((PyObject *)m);
+    if (st != NULL)
+        px_py_share_free(st);
 }
 
 static PyModuleDef_Slot module_slots[] = {
@@ -157,7 +163,7 @@ static PyModuleDef_Slot module_slots[] = {
     {0, NULL},
 };
 
-static struct PyModuleDef module_def = {
+PyModuleDef px_py_module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "pyparallel._core",
     .m_doc = "The C engine of pyparallel.",
@@ -166,9 +172,10 @@ static struct PyModuleDef module_def = {
     .m_slots = module_slots,
     .m_traverse = module_traverse,
     .m_clear = module_clear,
+    .m_free = module_free,
 };
 
 PyMODINIT_FUNC PyInit__core(void)
 {
-    return PyModuleDef_Init(&module_def);
+    return PyModuleDef_Init(&px_py_module_def);
 }

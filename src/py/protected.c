@@ -11,27 +11,27 @@
  */
 #include "binding.h"
 
-typedef struct px_locked_dict {
+typedef struct px_py_locked_dict {
     PyDictObject dict;
     PyObject *lock;
-} px_locked_dict_t;
+} px_py_locked_dict_t;
 
-typedef struct px_locked_list {
+typedef struct px_py_locked_list {
     PyListObject list;
     PyObject *lock;
-} px_locked_list_t;
+} px_py_locked_list_t;
 
-#define DICT_LOCK(op) (((px_locked_dict_t *)(op))->lock)
-#define LIST_LOCK(op) (((px_locked_list_t *)(op))->lock)
+#define DICT_LOCK(op) (((px_py_locked_dict_t *)(op))->lock)
+#define LIST_LOCK(op) (((px_py_locked_list_t *)(op))->lock)
 
 /* Lock, run the builtin's operation, unlock: one shape for every wrapper. */
 #define LOCKED(lock, write, expr_type, fail, expr)                           \
     do {                                                                     \
         expr_type r_;                                                        \
-        if (px_rwlock_acquire((lock), (write), true) < 0)                    \
+        if (px_py_rwlock_acquire((lock), (write), true) < 0)                    \
             return (fail);                                                   \
         r_ = (expr);                                                         \
-        px_rwlock_release((lock), (write));                                  \
+        px_py_rwlock_release((lock), (write));                                  \
         return r_;                                                           \
     } while (0)
 
@@ -45,7 +45,12 @@ static PyObject *new_with_lock(PyTypeObject *base, PyTypeObject *type, PyObject 
 
     if (self == NULL)
         return NULL;
-    lock = px_rwlock_new();
+    px_module_state_t *st = px_py_state_of_type(type);
+    if (st == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    lock = px_py_rwlock_new(st);
     if (lock == NULL) {
         Py_DECREF(self);
         return NULL;
@@ -69,7 +74,7 @@ static void dealloc_with(PyTypeObject *base, PyObject *self, PyObject **lock)
 
 static PyObject *ld_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    return new_with_lock(&PyDict_Type, type, args, kwds, offsetof(px_locked_dict_t, lock));
+    return new_with_lock(&PyDict_Type, type, args, kwds, offsetof(px_py_locked_dict_t, lock));
 }
 
 static int ld_traverse(PyObject *op, visitproc visit, void *arg)
@@ -127,10 +132,10 @@ static PyObject *ld_iter(PyObject *op)
 {
     PyObject *keys;
 
-    if (px_rwlock_acquire(DICT_LOCK(op), false, true) < 0)
+    if (px_py_rwlock_acquire(DICT_LOCK(op), false, true) < 0)
         return NULL;
     keys = PyDict_Keys(op);
-    px_rwlock_release(DICT_LOCK(op), false);
+    px_py_rwlock_release(DICT_LOCK(op), false);
     return keys_iter(keys);
 }
 
@@ -170,13 +175,13 @@ static PyObject *ld_get_lock(PyObject *op, void *c)
 static PyObject *ld_get_reader(PyObject *op, void *c)
 {
     (void)c;
-    return px_rwlock_guard(DICT_LOCK(op), false);
+    return px_py_rwlock_guard(DICT_LOCK(op), false);
 }
 
 static PyObject *ld_get_writer(PyObject *op, void *c)
 {
     (void)c;
-    return px_rwlock_guard(DICT_LOCK(op), true);
+    return px_py_rwlock_guard(DICT_LOCK(op), true);
 }
 
 static PyMethodDef ld_methods[] = {
@@ -209,9 +214,9 @@ static PyType_Slot ld_slots[] = {
     {0, NULL},
 };
 
-PyType_Spec px_locked_dict_type_spec = {
+PyType_Spec px_py_locked_dict_type_spec = {
     .name = "pyparallel._core.LockedDict",
-    .basicsize = sizeof(px_locked_dict_t),
+    .basicsize = sizeof(px_py_locked_dict_t),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC |
              Py_TPFLAGS_IMMUTABLETYPE,
     .slots = ld_slots,
@@ -221,7 +226,7 @@ PyType_Spec px_locked_dict_type_spec = {
 
 static PyObject *ll_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    return new_with_lock(&PyList_Type, type, args, kwds, offsetof(px_locked_list_t, lock));
+    return new_with_lock(&PyList_Type, type, args, kwds, offsetof(px_py_locked_list_t, lock));
 }
 
 static int ll_traverse(PyObject *op, visitproc visit, void *arg)
@@ -268,10 +273,10 @@ static PyObject *ll_iter(PyObject *op)
 {
     PyObject *copy;
 
-    if (px_rwlock_acquire(LIST_LOCK(op), false, true) < 0)
+    if (px_py_rwlock_acquire(LIST_LOCK(op), false, true) < 0)
         return NULL;
     copy = PyList_GetSlice(op, 0, PY_SSIZE_T_MAX);
-    px_rwlock_release(LIST_LOCK(op), false);
+    px_py_rwlock_release(LIST_LOCK(op), false);
     return keys_iter(copy);
 }
 
@@ -296,13 +301,13 @@ static PyObject *ll_get_lock(PyObject *op, void *c)
 static PyObject *ll_get_reader(PyObject *op, void *c)
 {
     (void)c;
-    return px_rwlock_guard(LIST_LOCK(op), false);
+    return px_py_rwlock_guard(LIST_LOCK(op), false);
 }
 
 static PyObject *ll_get_writer(PyObject *op, void *c)
 {
     (void)c;
-    return px_rwlock_guard(LIST_LOCK(op), true);
+    return px_py_rwlock_guard(LIST_LOCK(op), true);
 }
 
 static PyMethodDef ll_methods[] = {
@@ -335,9 +340,9 @@ static PyType_Slot ll_slots[] = {
     {0, NULL},
 };
 
-PyType_Spec px_locked_list_type_spec = {
+PyType_Spec px_py_locked_list_type_spec = {
     .name = "pyparallel._core.LockedList",
-    .basicsize = sizeof(px_locked_list_t),
+    .basicsize = sizeof(px_py_locked_list_t),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC |
              Py_TPFLAGS_IMMUTABLETYPE,
     .slots = ll_slots,

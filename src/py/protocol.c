@@ -78,10 +78,10 @@ static void on_drain(px_conn_t *c);
 static void on_close(px_conn_t *c, int err);
 static void on_connect_failed(void *udata, int err);
 
-px_proto_spec_t *px_proto_spec_new(PyObject *engine, PyObject *cls,
+px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls,
                                    unsigned *sock_flags, unsigned *timeout_ms)
 {
-    px_proto_spec_t *spec = PyMem_Calloc(1, sizeof(*spec));
+    px_py_proto_spec_t *spec = PyMem_Calloc(1, sizeof(*spec));
     unsigned max_line = 0;
 
     if (spec == NULL) {
@@ -143,11 +143,11 @@ px_proto_spec_t *px_proto_spec_new(PyObject *engine, PyObject *cls,
     spec->handler.on_connect_failed = on_connect_failed;
     return spec;
 fail:
-    px_proto_spec_free(spec);
+    px_py_proto_spec_free(spec);
     return NULL;
 }
 
-void px_proto_spec_free(px_proto_spec_t *spec)
+void px_py_proto_spec_free(px_py_proto_spec_t *spec)
 {
     if (spec == NULL)
         return;
@@ -159,10 +159,10 @@ void px_proto_spec_free(px_proto_spec_t *spec)
 
 /* Report the current exception: to the protocol's exception_handler when it has
  * one, else to the main thread, which re-raises it from run(). */
-void px_py_report(px_proto_spec_t *spec, PyObject *transport, const char *syscall)
+void px_py_report(px_py_proto_spec_t *spec, PyObject *transport, const char *syscall)
 {
     PyObject *exc = PyErr_GetRaisedException();
-    PyObject *proto = transport ? ((px_transport_t *)transport)->protocol : NULL;
+    PyObject *proto = transport ? ((px_py_transport_t *)transport)->protocol : NULL;
     px_worker_t *w = px_worker_current();
 
     if (w)
@@ -192,23 +192,23 @@ void px_py_report(px_proto_spec_t *spec, PyObject *transport, const char *syscal
         PyException_SetContext(exc2, exc);
         exc = exc2;
     }
-    px_engine_post_exception(spec ? spec->engine : NULL, exc);
+    px_py_post_exception(spec ? spec->engine : NULL, exc);
 }
 
-static px_transport_t *transport_of(px_conn_t *c) { return px_conn_udata(c); }
+static px_py_transport_t *transport_of(px_conn_t *c) { return px_conn_udata(c); }
 
 /* Send the value a callback returned. 0, or -1 with an exception set. A
  * connection that is closing takes nothing more: the value is dropped (while
  * the callback blocked, the engine may have closed it: shutdown, timeout). */
-static int send_result(px_transport_t *t, PyObject *r)
+static int send_result(px_py_transport_t *t, PyObject *r)
 {
     if (r == Py_None || t->conn == NULL || px_conn_closing(t->conn))
         return 0;
-    return px_py_send(t->conn, r);
+    return px_py_send(PyType_GetModuleState(Py_TYPE(t)), t->conn, r);
 }
 
 /* bytes-like or a callable producing them (a method gets the protocol bound). */
-static PyObject *produce(px_transport_t *t, const char *attr)
+static PyObject *produce(px_py_transport_t *t, const char *attr)
 {
     PyObject *v = PyObject_GetAttrString(t->protocol, attr);
     if (v != NULL && PyCallable_Check(v)) {
@@ -221,7 +221,7 @@ static PyObject *produce(px_transport_t *t, const char *attr)
     return v;
 }
 
-static int call_and_send(px_transport_t *t, const char *method, PyObject *arg)
+static int call_and_send(px_py_transport_t *t, const char *method, PyObject *arg)
 {
     bool released = px_py_release(t->worker);
     PyObject *r = arg ? PyObject_CallMethod(t->protocol, method, "OO", (PyObject *)t, arg)
@@ -238,9 +238,9 @@ static int call_and_send(px_transport_t *t, const char *method, PyObject *arg)
 
 static int on_open(px_conn_t *c)
 {
-    px_proto_spec_t *spec = px_conn_server_udata(c);
+    px_py_proto_spec_t *spec = px_conn_server_udata(c);
     px_worker_t *w = px_conn_worker(c);
-    px_transport_t *t;
+    px_py_transport_t *t;
     PyObject *proto;
     bool released;
 
@@ -252,14 +252,14 @@ static int on_open(px_conn_t *c)
         px_py_report(spec, NULL, "connection_made");
         return -1;
     }
-    t = px_transport_new(c, spec, proto);
+    t = px_py_transport_new(c, spec, proto);
     Py_DECREF(proto);
     if (t == NULL) {
         px_py_report(spec, NULL, "connection_made");
         return -1;
     }
     px_conn_set_udata(c, t); /* the connection holds the reference */
-    px_transport_enter(t);
+    px_py_transport_enter(t);
     if (spec->has_made && call_and_send(t, "connection_made", NULL) < 0)
         goto error;
     if (spec->initial_bytes) {
@@ -270,23 +270,23 @@ static int on_open(px_conn_t *c)
         }
         Py_DECREF(b);
     }
-    px_transport_leave(t);
+    px_py_transport_leave(t);
     return 0;
 error:
     px_py_report(spec, (PyObject *)t, "connection_made");
-    px_transport_leave(t);
+    px_py_transport_leave(t);
     return -1;
 }
 
 /* Split complete lines out of the connection's line buffer. */
-static int deliver_lines(px_transport_t *t, const char *data, size_t len)
+static int deliver_lines(px_py_transport_t *t, const char *data, size_t len)
 {
-    px_proto_spec_t *spec = t->spec;
+    px_py_proto_spec_t *spec = t->spec;
     PyObject *lines = NULL;
     const char *buf, *start, *nl, *end;
     int rc = -1;
 
-    if (px_transport_linebuf_append(t, data, len) < 0)
+    if (px_py_transport_linebuf_append(t, data, len) < 0)
         return -1;
     buf = t->linebuf;
     end = buf + t->linebuf_len;
@@ -308,7 +308,7 @@ static int deliver_lines(px_transport_t *t, const char *data, size_t len)
         }
         Py_DECREF(line);
     }
-    px_transport_linebuf_consume(t, (size_t)(start - buf));
+    px_py_transport_linebuf_consume(t, (size_t)(start - buf));
     if (t->linebuf_len > spec->max_line_length) {
         PyErr_Format(PyExc_ValueError, "line longer than max_line_length (%zu bytes)",
                      spec->max_line_length);
@@ -322,12 +322,12 @@ out:
 
 static int on_data(px_conn_t *c, const char *data, size_t len)
 {
-    px_transport_t *t = transport_of(c);
-    px_proto_spec_t *spec = t->spec;
+    px_py_transport_t *t = transport_of(c);
+    px_py_proto_spec_t *spec = t->spec;
     int rc = 0;
 
     px_py_attach(px_conn_worker(c));
-    px_transport_enter(t);
+    px_py_transport_enter(t);
     if (spec->next_bytes) {
         PyObject *b = produce(t, "next_bytes_to_send");
         rc = b ? send_result(t, b) : -1;
@@ -343,34 +343,35 @@ static int on_data(px_conn_t *c, const char *data, size_t len)
         px_py_report(spec, (PyObject *)t, "data_received");
     else if (spec->rate_limit_ms)
         px_conn_pause_for(c, spec->rate_limit_ms);
-    px_transport_leave(t);
+    px_py_transport_leave(t);
     return rc < 0 ? -ECONNABORTED : 0;
 }
 
 static void on_drain(px_conn_t *c)
 {
-    px_transport_t *t = transport_of(c);
+    px_py_transport_t *t = transport_of(c);
     PyObject *id;
 
     px_py_attach(px_conn_worker(c));
-    px_transport_enter(t);
+    px_py_transport_enter(t);
     id = PyLong_FromUnsignedLongLong(++t->send_id);
     if (id == NULL || call_and_send(t, "send_complete", id) < 0) {
         px_py_report(t->spec, (PyObject *)t, "send_complete");
         px_conn_close(c);
     }
     Py_XDECREF(id);
-    px_transport_leave(t);
+    px_py_transport_leave(t);
 }
 
 static void on_connect_failed(void *udata, int err)
 {
-    px_proto_spec_t *spec = udata;
+    px_py_proto_spec_t *spec = udata;
 
     px_py_attach(px_worker_current());
     px_py_client_done(spec->engine);
     if (err < 0) {
-        PyObject *exc = PyObject_CallFunction(PyExc_ConnectionError, "is", -err, strerror(-err));
+        PyObject *exc = px_py_errno_error(px_py_engine_state(spec->engine), PyExc_ConnectionError,
+                                          err, NULL);
         if (exc != NULL)
             PyErr_SetRaisedException(exc);
         px_py_report(spec, NULL, "connect");
@@ -379,8 +380,8 @@ static void on_connect_failed(void *udata, int err)
 
 static void on_close(px_conn_t *c, int err)
 {
-    px_proto_spec_t *spec;
-    px_transport_t *t = transport_of(c);
+    px_py_proto_spec_t *spec;
+    px_py_transport_t *t = transport_of(c);
 
     if (t == NULL) { /* on_open failed, or a client never connected */
         if (px_conn_is_client(c))
@@ -389,12 +390,13 @@ static void on_close(px_conn_t *c, int err)
     }
     spec = t->spec;
     px_py_attach(px_conn_worker(c));
-    px_transport_enter(t);
+    px_py_transport_enter(t);
     if (spec->has_lost) {
         PyObject *exc = Py_None, *r;
         bool released;
         if (err < 0 && err != -ECONNABORTED) {
-            exc = PyObject_CallFunction(PyExc_ConnectionError, "is", -err, strerror(-err));
+            exc = px_py_errno_error(px_py_engine_state(spec->engine), PyExc_ConnectionError, err,
+                                    NULL);
             if (exc == NULL)
                 exc = Py_NewRef(Py_None);
         } else {
@@ -408,10 +410,10 @@ static void on_close(px_conn_t *c, int err)
             px_py_report(spec, (PyObject *)t, "connection_lost");
         Py_XDECREF(r);
     }
-    px_transport_leave(t);
+    px_py_transport_leave(t);
     if (px_conn_is_client(c))
         px_py_client_done(spec->engine);
-    px_transport_detach(t);
+    px_py_transport_detach(t);
     px_conn_set_udata(c, NULL);
     Py_DECREF(t);
 }

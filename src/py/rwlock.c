@@ -25,15 +25,15 @@
 #define WAIT_ONE ((uint64_t)1 << 32)        /* one writer waiting */
 #define WAIT_SLICE_NS 100000000L            /* waiters check for signals this often */
 
-typedef struct px_rwlock px_rwlock_t;
+typedef struct px_py_rwlock px_py_rwlock_t;
 
-typedef struct px_rwlock_guard {
+typedef struct px_py_rwlock_guard {
     PyObject_HEAD
-    px_rwlock_t *lock;
+    px_py_rwlock_t *lock;
     bool write;
-} px_rwlock_guard_t;
+} px_py_rwlock_guard_t;
 
-struct px_rwlock {
+struct px_py_rwlock {
     PyObject_HEAD
     _Atomic uint64_t state;
     _Atomic unsigned sleepers; /* threads waiting on either condition */
@@ -45,7 +45,7 @@ struct px_rwlock {
 /* ---- what the calling thread holds ---------------------------------------- */
 
 typedef struct held {
-    px_rwlock_t *lock; /* a strong reference while held */
+    px_py_rwlock_t *lock; /* a strong reference while held */
     unsigned reads, writes;
     bool base_write;   /* the first acquisition took the write lock */
 } held_t;
@@ -55,7 +55,7 @@ static _Thread_local held_t held_inline[HELD_INLINE];
 static _Thread_local held_t *held_items;
 static _Thread_local int held_n, held_cap;
 
-static held_t *held_find(px_rwlock_t *l)
+static held_t *held_find(px_py_rwlock_t *l)
 {
     for (int i = held_n - 1; i >= 0; i--)
         if (held_items[i].lock == l)
@@ -63,7 +63,7 @@ static held_t *held_find(px_rwlock_t *l)
     return NULL;
 }
 
-static held_t *held_add(px_rwlock_t *l, bool write)
+static held_t *held_add(px_py_rwlock_t *l, bool write)
 {
     if (held_items == NULL) {
         held_items = held_inline;
@@ -100,7 +100,7 @@ static void held_remove(held_t *h)
 
 /* ---- the lock word ---------------------------------------------------------- */
 
-static bool try_read(px_rwlock_t *l)
+static bool try_read(px_py_rwlock_t *l)
 {
     uint64_t s = atomic_load_explicit(&l->state, memory_order_relaxed);
 
@@ -112,7 +112,7 @@ static bool try_read(px_rwlock_t *l)
 }
 
 /* A waiting writer (counted in the word) takes the lock: it drops its count. */
-static bool try_write(px_rwlock_t *l, bool waiting)
+static bool try_write(px_py_rwlock_t *l, bool waiting)
 {
     uint64_t s = atomic_load_explicit(&l->state, memory_order_relaxed);
 
@@ -124,14 +124,14 @@ static bool try_write(px_rwlock_t *l, bool waiting)
     return false;
 }
 
-static void wake(px_rwlock_t *l, pthread_cond_t *cv)
+static void wake(px_py_rwlock_t *l, pthread_cond_t *cv)
 {
     pthread_mutex_lock(&l->mu);
     pthread_cond_broadcast(cv);
     pthread_mutex_unlock(&l->mu);
 }
 
-static void unlock_read(px_rwlock_t *l)
+static void unlock_read(px_py_rwlock_t *l)
 {
     uint64_t s = atomic_fetch_sub(&l->state, 1) - 1;
 
@@ -139,7 +139,7 @@ static void unlock_read(px_rwlock_t *l)
         wake(l, &l->writers_cv);
 }
 
-static void unlock_write(px_rwlock_t *l)
+static void unlock_write(px_py_rwlock_t *l)
 {
     uint64_t s = atomic_fetch_and(&l->state, ~WRITER) & ~WRITER;
 
@@ -163,7 +163,7 @@ static void deadline_in(struct timespec *ts, long ns)
  * e.g. KeyboardInterrupt on the main thread). Thread state attached on entry
  * and exit, detached while sleeping. A waiting writer stays counted in the
  * word the whole time, which is what holds new readers back. */
-static int wait_acquire(px_rwlock_t *l, bool write)
+static int wait_acquire(px_py_rwlock_t *l, bool write)
 {
     pthread_cond_t *cv = write ? &l->writers_cv : &l->readers_cv;
     bool got = false;
@@ -208,7 +208,7 @@ static int wait_acquire(px_rwlock_t *l, bool write)
 /* ---- acquire and release, with re-entrancy ---------------------------------- */
 
 /* 1 acquired, 0 not (non-blocking), -1 exception. */
-static int acquire(px_rwlock_t *l, bool write, bool blocking)
+static int acquire(px_py_rwlock_t *l, bool write, bool blocking)
 {
     held_t *h = held_find(l);
 
@@ -245,7 +245,7 @@ static int acquire(px_rwlock_t *l, bool write, bool blocking)
 }
 
 /* 0, or -1 with RuntimeError when this thread does not hold it that way. */
-static int release(px_rwlock_t *l, bool write)
+static int release(px_py_rwlock_t *l, bool write)
 {
     held_t *h = held_find(l);
 
@@ -272,25 +272,24 @@ static int release(px_rwlock_t *l, bool write)
     return 0;
 }
 
-int px_rwlock_acquire(PyObject *lock, bool write, bool blocking)
+int px_py_rwlock_acquire(PyObject *lock, bool write, bool blocking)
 {
-    return acquire((px_rwlock_t *)lock, write, blocking);
+    return acquire((px_py_rwlock_t *)lock, write, blocking);
 }
 
-int px_rwlock_release(PyObject *lock, bool write)
+int px_py_rwlock_release(PyObject *lock, bool write)
 {
-    return release((px_rwlock_t *)lock, write);
+    return release((px_py_rwlock_t *)lock, write);
 }
 
-PyObject *px_rwlock_guard(PyObject *lock, bool write)
+PyObject *px_py_rwlock_guard(PyObject *lock, bool write)
 {
-    px_rwlock_t *l = (px_rwlock_t *)lock;
+    px_py_rwlock_t *l = (px_py_rwlock_t *)lock;
     return Py_NewRef(write ? l->writer : l->reader);
 }
 
-PyObject *px_rwlock_new(void)
+PyObject *px_py_rwlock_new(px_module_state_t *st)
 {
-    px_module_state_t *st = px_py_state();
     PyObject *args = PyTuple_New(0), *lock;
 
     if (args == NULL)
@@ -302,13 +301,13 @@ PyObject *px_rwlock_new(void)
 
 /* ---- the RWLock type ---------------------------------------------------------- */
 
-static PyObject *guard_new(PyTypeObject *tp, px_rwlock_t *l, bool write)
+static PyObject *guard_new(PyTypeObject *tp, px_py_rwlock_t *l, bool write)
 {
-    px_rwlock_guard_t *g = PyObject_GC_New(px_rwlock_guard_t, tp);
+    px_py_rwlock_guard_t *g = PyObject_GC_New(px_py_rwlock_guard_t, tp);
 
     if (g == NULL)
         return NULL;
-    g->lock = (px_rwlock_t *)Py_NewRef(l);
+    g->lock = (px_py_rwlock_t *)Py_NewRef(l);
     g->write = write;
     PyObject_GC_Track(g);
     return (PyObject *)g;
@@ -316,15 +315,15 @@ static PyObject *guard_new(PyTypeObject *tp, px_rwlock_t *l, bool write)
 
 static PyObject *rwlock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    px_module_state_t *st = px_py_state();
-    px_rwlock_t *l;
+    px_module_state_t *st = PyType_GetModuleState(type); /* RWLock has no subclasses */
+    px_py_rwlock_t *l;
 
     if (!PyArg_ParseTuple(args, ":RWLock") || (kwds && PyDict_GET_SIZE(kwds))) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_TypeError, "RWLock() takes no arguments");
         return NULL;
     }
-    l = (px_rwlock_t *)type->tp_alloc(type, 0);
+    l = (px_py_rwlock_t *)type->tp_alloc(type, 0);
     if (l == NULL)
         return NULL;
     pthread_mutex_init(&l->mu, NULL);
@@ -341,7 +340,7 @@ static PyObject *rwlock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 static int rwlock_traverse(PyObject *op, visitproc visit, void *arg)
 {
-    px_rwlock_t *l = (px_rwlock_t *)op;
+    px_py_rwlock_t *l = (px_py_rwlock_t *)op;
     Py_VISIT(l->reader);
     Py_VISIT(l->writer);
     Py_VISIT(Py_TYPE(op));
@@ -350,7 +349,7 @@ static int rwlock_traverse(PyObject *op, visitproc visit, void *arg)
 
 static int rwlock_clear(PyObject *op)
 {
-    px_rwlock_t *l = (px_rwlock_t *)op;
+    px_py_rwlock_t *l = (px_py_rwlock_t *)op;
     Py_CLEAR(l->reader);
     Py_CLEAR(l->writer);
     return 0;
@@ -358,7 +357,7 @@ static int rwlock_clear(PyObject *op)
 
 static void rwlock_dealloc(PyObject *op)
 {
-    px_rwlock_t *l = (px_rwlock_t *)op;
+    px_py_rwlock_t *l = (px_py_rwlock_t *)op;
     PyTypeObject *tp = Py_TYPE(op);
 
     PyObject_GC_UnTrack(op);
@@ -391,7 +390,7 @@ static PyObject *rwlock_acquire_read(PyObject *op, PyObject *args, PyObject *kwd
     int blocking;
     if (!parse_blocking(args, kwds, "|p:acquire_read", &blocking))
         return NULL;
-    return acquire_result(acquire((px_rwlock_t *)op, false, blocking));
+    return acquire_result(acquire((px_py_rwlock_t *)op, false, blocking));
 }
 
 static PyObject *rwlock_acquire_write(PyObject *op, PyObject *args, PyObject *kwds)
@@ -399,13 +398,13 @@ static PyObject *rwlock_acquire_write(PyObject *op, PyObject *args, PyObject *kw
     int blocking;
     if (!parse_blocking(args, kwds, "|p:acquire_write", &blocking))
         return NULL;
-    return acquire_result(acquire((px_rwlock_t *)op, true, blocking));
+    return acquire_result(acquire((px_py_rwlock_t *)op, true, blocking));
 }
 
 static PyObject *rwlock_release_read(PyObject *op, PyObject *unused)
 {
     (void)unused;
-    if (release((px_rwlock_t *)op, false) < 0)
+    if (release((px_py_rwlock_t *)op, false) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -413,14 +412,14 @@ static PyObject *rwlock_release_read(PyObject *op, PyObject *unused)
 static PyObject *rwlock_release_write(PyObject *op, PyObject *unused)
 {
     (void)unused;
-    if (release((px_rwlock_t *)op, true) < 0)
+    if (release((px_py_rwlock_t *)op, true) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
 
 static PyObject *rwlock_held(PyObject *op, PyObject *unused)
 {
-    held_t *h = held_find((px_rwlock_t *)op);
+    held_t *h = held_find((px_py_rwlock_t *)op);
     (void)unused;
     if (h == NULL)
         Py_RETURN_NONE;
@@ -430,36 +429,36 @@ static PyObject *rwlock_held(PyObject *op, PyObject *unused)
 static PyObject *get_reader(PyObject *op, void *c)
 {
     (void)c;
-    return Py_NewRef(((px_rwlock_t *)op)->reader);
+    return Py_NewRef(((px_py_rwlock_t *)op)->reader);
 }
 
 static PyObject *get_writer(PyObject *op, void *c)
 {
     (void)c;
-    return Py_NewRef(((px_rwlock_t *)op)->writer);
+    return Py_NewRef(((px_py_rwlock_t *)op)->writer);
 }
 
 static PyObject *get_readers(PyObject *op, void *c)
 {
     (void)c;
-    return PyLong_FromUnsignedLongLong(atomic_load(&((px_rwlock_t *)op)->state) & READERS_MASK);
+    return PyLong_FromUnsignedLongLong(atomic_load(&((px_py_rwlock_t *)op)->state) & READERS_MASK);
 }
 
 static PyObject *get_write_locked(PyObject *op, void *c)
 {
     (void)c;
-    return PyBool_FromLong((atomic_load(&((px_rwlock_t *)op)->state) & WRITER) != 0);
+    return PyBool_FromLong((atomic_load(&((px_py_rwlock_t *)op)->state) & WRITER) != 0);
 }
 
 static PyObject *get_writers_waiting(PyObject *op, void *c)
 {
     (void)c;
-    return PyLong_FromUnsignedLongLong(atomic_load(&((px_rwlock_t *)op)->state) / WAIT_ONE);
+    return PyLong_FromUnsignedLongLong(atomic_load(&((px_py_rwlock_t *)op)->state) / WAIT_ONE);
 }
 
 static PyObject *rwlock_repr(PyObject *op)
 {
-    uint64_t s = atomic_load(&((px_rwlock_t *)op)->state);
+    uint64_t s = atomic_load(&((px_py_rwlock_t *)op)->state);
     return PyUnicode_FromFormat("<RWLock %s, %u readers, %u writers waiting>",
                                 (s & WRITER) ? "write-locked" : "not write-locked",
                                 (unsigned)(s & READERS_MASK), (unsigned)(s / WAIT_ONE));
@@ -503,9 +502,9 @@ static PyType_Slot rwlock_slots[] = {
     {0, NULL},
 };
 
-PyType_Spec px_rwlock_type_spec = {
+PyType_Spec px_py_rwlock_type_spec = {
     .name = "pyparallel._core.RWLock",
-    .basicsize = sizeof(px_rwlock_t),
+    .basicsize = sizeof(px_py_rwlock_t),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = rwlock_slots,
 };
@@ -514,7 +513,7 @@ PyType_Spec px_rwlock_type_spec = {
 
 static PyObject *guard_enter(PyObject *op, PyObject *unused)
 {
-    px_rwlock_guard_t *g = (px_rwlock_guard_t *)op;
+    px_py_rwlock_guard_t *g = (px_py_rwlock_guard_t *)op;
     (void)unused;
     if (acquire(g->lock, g->write, true) < 0)
         return NULL;
@@ -523,7 +522,7 @@ static PyObject *guard_enter(PyObject *op, PyObject *unused)
 
 static PyObject *guard_exit(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 {
-    px_rwlock_guard_t *g = (px_rwlock_guard_t *)op;
+    px_py_rwlock_guard_t *g = (px_py_rwlock_guard_t *)op;
     (void)args;
     (void)nargs;
     if (release(g->lock, g->write) < 0)
@@ -533,14 +532,14 @@ static PyObject *guard_exit(PyObject *op, PyObject *const *args, Py_ssize_t narg
 
 static int guard_traverse(PyObject *op, visitproc visit, void *arg)
 {
-    Py_VISIT(((px_rwlock_guard_t *)op)->lock);
+    Py_VISIT(((px_py_rwlock_guard_t *)op)->lock);
     Py_VISIT(Py_TYPE(op));
     return 0;
 }
 
 static int guard_clear(PyObject *op)
 {
-    Py_CLEAR(((px_rwlock_guard_t *)op)->lock);
+    Py_CLEAR(((px_py_rwlock_guard_t *)op)->lock);
     return 0;
 }
 
@@ -556,7 +555,7 @@ static void guard_dealloc(PyObject *op)
 
 static PyObject *guard_repr(PyObject *op)
 {
-    px_rwlock_guard_t *g = (px_rwlock_guard_t *)op;
+    px_py_rwlock_guard_t *g = (px_py_rwlock_guard_t *)op;
     return PyUnicode_FromFormat("<%s guard of %R>", g->write ? "write" : "read",
                                 g->lock ? (PyObject *)g->lock : Py_None);
 }
@@ -577,9 +576,9 @@ static PyType_Slot guard_slots[] = {
     {0, NULL},
 };
 
-PyType_Spec px_rwlock_guard_type_spec = {
+PyType_Spec px_py_rwlock_guard_type_spec = {
     .name = "pyparallel._core.RWLockGuard",
-    .basicsize = sizeof(px_rwlock_guard_t),
+    .basicsize = sizeof(px_py_rwlock_guard_t),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC |
              Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = guard_slots,

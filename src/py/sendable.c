@@ -11,17 +11,18 @@
 
 #define GATHER_MAX 64
 
-typedef struct px_sendfile {
+typedef struct px_py_sendfile {
     PyObject_HEAD
     PyObject *path;   /* str or bytes path */
     long long offset;
     long long count;  /* -1: to the end of the file */
     PyObject *before; /* sendable or None */
     PyObject *after;
-} px_sendfile_t;
+} px_py_sendfile_t;
 
 /* Add one flat piece to the iovec list, keeping a reference so it stays alive. */
 typedef struct gather {
+    px_module_state_t *st;
     struct iovec iov[GATHER_MAX];
     Py_buffer views[GATHER_MAX];
     PyObject *keep[GATHER_MAX];
@@ -44,7 +45,7 @@ static int gather_flush(px_conn_t *c, gather_t *g)
     int rc = g->n ? px_conn_send(c, g->iov, g->n) : 0;
     gather_release(g);
     if (rc < 0) {
-        px_py_raise_errno(rc, "send");
+        px_py_raise_errno(g->st, rc, "send");
         return -1;
     }
     return 0;
@@ -52,7 +53,7 @@ static int gather_flush(px_conn_t *c, gather_t *g)
 
 static int send_one(px_conn_t *c, PyObject *obj, gather_t *g, int depth);
 
-static int send_file(px_conn_t *c, px_sendfile_t *f, gather_t *g)
+static int send_file(px_conn_t *c, px_py_sendfile_t *f, gather_t *g)
 {
     PyObject *encoded = NULL;
     struct stat st;
@@ -94,7 +95,7 @@ static int send_file(px_conn_t *c, px_sendfile_t *f, gather_t *g)
     }
     rc = px_conn_sendfile(c, fd, (off_t)f->offset, (size_t)count); /* takes fd */
     if (rc < 0) {
-        px_py_raise_errno(rc, "sendfile");
+        px_py_raise_errno(g->st, rc, "sendfile");
         return -1;
     }
     if (f->after != Py_None && send_one(c, f->after, g, 1) < 0)
@@ -104,7 +105,7 @@ static int send_file(px_conn_t *c, px_sendfile_t *f, gather_t *g)
 
 static int send_one(px_conn_t *c, PyObject *obj, gather_t *g, int depth)
 {
-    px_module_state_t *st = px_py_state();
+    px_module_state_t *st = g->st;
 
     if (PyTuple_Check(obj) || PyList_Check(obj)) {
         Py_ssize_t i;
@@ -124,7 +125,7 @@ static int send_one(px_conn_t *c, PyObject *obj, gather_t *g, int depth)
         return rc;
     }
     if (Py_IS_TYPE(obj, st->sendfile_type))
-        return send_file(c, (px_sendfile_t *)obj, g);
+        return send_file(c, (px_py_sendfile_t *)obj, g);
     if (g->n == GATHER_MAX && gather_flush(c, g) < 0)
         return -1;
     if (PyUnicode_Check(obj)) {
@@ -155,11 +156,12 @@ static int send_one(px_conn_t *c, PyObject *obj, gather_t *g, int depth)
     return -1;
 }
 
-int px_py_send(px_conn_t *c, PyObject *obj)
+int px_py_send(px_module_state_t *st, px_conn_t *c, PyObject *obj)
 {
     gather_t g;
     int rc;
 
+    g.st = st;
     g.n = 0;
     rc = send_one(c, obj, &g, 0);
     if (rc < 0) {
@@ -176,7 +178,7 @@ static PyObject *sendfile_new(PyTypeObject *type, PyObject *args, PyObject *kwds
     static char *kwlist[] = {"path", "offset", "count", "before", "after", NULL};
     PyObject *path, *before = Py_None, *after = Py_None, *count_obj = Py_None;
     long long offset = 0, count = -1;
-    px_sendfile_t *f;
+    px_py_sendfile_t *f;
 
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|LOOO:sendfile", kwlist, &path, &offset,
                                      &count_obj, &before, &after))
@@ -201,7 +203,7 @@ static PyObject *sendfile_new(PyTypeObject *type, PyObject *args, PyObject *kwds
     } else {
         Py_INCREF(path);
     }
-    f = (px_sendfile_t *)type->tp_alloc(type, 0);
+    f = (px_py_sendfile_t *)type->tp_alloc(type, 0);
     if (f == NULL) {
         Py_DECREF(path);
         return NULL;
@@ -216,7 +218,7 @@ static PyObject *sendfile_new(PyTypeObject *type, PyObject *args, PyObject *kwds
 
 static int sendfile_traverse(PyObject *self, visitproc visit, void *arg)
 {
-    px_sendfile_t *f = (px_sendfile_t *)self;
+    px_py_sendfile_t *f = (px_py_sendfile_t *)self;
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(f->before);
     Py_VISIT(f->after);
@@ -225,7 +227,7 @@ static int sendfile_traverse(PyObject *self, visitproc visit, void *arg)
 
 static int sendfile_clear(PyObject *self)
 {
-    px_sendfile_t *f = (px_sendfile_t *)self;
+    px_py_sendfile_t *f = (px_py_sendfile_t *)self;
     Py_CLEAR(f->path);
     Py_CLEAR(f->before);
     Py_CLEAR(f->after);
@@ -243,19 +245,19 @@ static void sendfile_dealloc(PyObject *self)
 
 static PyObject *sendfile_repr(PyObject *self)
 {
-    px_sendfile_t *f = (px_sendfile_t *)self;
+    px_py_sendfile_t *f = (px_py_sendfile_t *)self;
     return PyUnicode_FromFormat("sendfile(%R, offset=%lld, count=%lld)", f->path, f->offset,
                                 f->count);
 }
 
-static PyObject *sf_path(PyObject *s, void *c) { (void)c; return Py_NewRef(((px_sendfile_t *)s)->path); }
-static PyObject *sf_offset(PyObject *s, void *c) { (void)c; return PyLong_FromLongLong(((px_sendfile_t *)s)->offset); }
+static PyObject *sf_path(PyObject *s, void *c) { (void)c; return Py_NewRef(((px_py_sendfile_t *)s)->path); }
+static PyObject *sf_offset(PyObject *s, void *c) { (void)c; return PyLong_FromLongLong(((px_py_sendfile_t *)s)->offset); }
 static PyObject *sf_count(PyObject *s, void *c)
 {
     (void)c;
-    if (((px_sendfile_t *)s)->count < 0)
+    if (((px_py_sendfile_t *)s)->count < 0)
         Py_RETURN_NONE;
-    return PyLong_FromLongLong(((px_sendfile_t *)s)->count);
+    return PyLong_FromLongLong(((px_py_sendfile_t *)s)->count);
 }
 
 static PyGetSetDef sendfile_getset[] = {
@@ -277,9 +279,9 @@ static PyType_Slot sendfile_slots[] = {
     {0, NULL},
 };
 
-PyType_Spec px_sendfile_type_spec = {
+PyType_Spec px_py_sendfile_type_spec = {
     .name = "pyparallel._core.sendfile",
-    .basicsize = sizeof(px_sendfile_t),
+    .basicsize = sizeof(px_py_sendfile_t),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = sendfile_slots,
 };

@@ -21,6 +21,7 @@
  * an object while another thread changes them loses one of the two writes.
  */
 #include "binding.h"
+#include "ptrset.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -45,106 +46,49 @@ _Static_assert(offsetof(PyObject, ob_ref_shared) == 16, "3.13t object layout");
 #define PX_SHARE_WRITES_FIELDS 0
 #endif
 
-/* ---- a set of object addresses (open addressing, linear probing) ---- */
+/* ---- the module's record (px_module_state_t.share) ---- */
 
-typedef struct ptrset {
-    uintptr_t *slots; /* 0 = empty */
-    size_t cap;       /* a power of two */
-    size_t len;
-} ptrset_t;
-
-static size_t ptr_hash(uintptr_t p, size_t mask)
-{
-    uint64_t h = (uint64_t)p >> 4; /* objects are 16-byte aligned */
-    h *= 0x9E3779B97F4A7C15ull;
-    return (size_t)(h >> 17) & mask;
-}
-
-static int ptrset_grow(ptrset_t *s)
-{
-    size_t cap = s->cap ? s->cap * 2 : 1024;
-    uintptr_t *slots = calloc(cap, sizeof *slots);
-    if (slots == NULL)
-        return -1;
-    for (size_t i = 0; i < s->cap; i++) {
-        uintptr_t p = s->slots[i];
-        if (p == 0)
-            continue;
-        size_t j = ptr_hash(p, cap - 1);
-        while (slots[j] != 0)
-            j = (j + 1) & (cap - 1);
-        slots[j] = p;
-    }
-    free(s->slots);
-    s->slots = slots;
-    s->cap = cap;
-    return 0;
-}
-
-/* 1 if p was added, 0 if it was there, -1 when out of memory. */
-static int ptrset_add(ptrset_t *s, const void *ptr)
-{
-    uintptr_t p = (uintptr_t)ptr;
-    if ((s->len + 1) * 2 > s->cap && ptrset_grow(s) < 0)
-        return -1;
-    size_t mask = s->cap - 1;
-    for (size_t j = ptr_hash(p, mask);; j = (j + 1) & mask) {
-        if (s->slots[j] == p)
-            return 0;
-        if (s->slots[j] == 0) {
-            s->slots[j] = p;
-            s->len++;
-            return 1;
-        }
-    }
-}
-
-static void ptrset_free(ptrset_t *s)
-{
-    free(s->slots);
-    memset(s, 0, sizeof *s);
-}
-
-/* ---- process-wide state ---- */
-
-static PyThread_type_lock share_lock; /* one share() at a time */
-static _Atomic unsigned long share_lock_owner; /* thread ident of the holder, or 0 */
-static destructor python_class_dealloc; /* tp_dealloc of classes made by a class statement */
-static bool writes_fields;              /* this interpreter passed the layout check */
-static const char *no_write_reason = "";
-static long long total_objects, total_bytes; /* newly shared, since the process started */
-static ptrset_t kept;                   /* objects kept alive where nothing is written */
+struct px_py_share {
+    PyThread_type_lock lock;             /* one share() at a time */
+    _Atomic unsigned long lock_owner;    /* thread ident of the holder, or 0 */
+    destructor python_class_dealloc;     /* tp_dealloc of classes made by a class statement */
+    bool writes_fields;                  /* this interpreter passed the layout check */
+    const char *no_write_reason;
+    long long total_objects, total_bytes; /* newly shared, since the module was loaded */
+    px_py_ptrset_t kept;                       /* objects kept alive where nothing is written */
+};
 
 /* 0, or -1 with RuntimeError when this thread already holds the lock: the
  * walk calls __sizeof__, which may be Python code that calls share() again. */
-static int lock_share(void)
+static int lock_share(struct px_py_share *sh)
 {
     unsigned long me = PyThread_get_thread_ident();
-    if (atomic_load(&share_lock_owner) == me) {
+    if (atomic_load(&sh->lock_owner) == me) {
         PyErr_SetString(PyExc_RuntimeError, "share() was called while this thread shares");
         return -1;
     }
-    if (!PyThread_acquire_lock(share_lock, NOWAIT_LOCK)) {
+    if (!PyThread_acquire_lock(sh->lock, NOWAIT_LOCK)) {
         Py_BEGIN_ALLOW_THREADS
-        PyThread_acquire_lock(share_lock, WAIT_LOCK);
+        PyThread_acquire_lock(sh->lock, WAIT_LOCK);
         Py_END_ALLOW_THREADS
     }
-    atomic_store(&share_lock_owner, me);
+    atomic_store(&sh->lock_owner, me);
     return 0;
 }
 
-static void unlock_share(void)
+static void unlock_share(struct px_py_share *sh)
 {
-    atomic_store(&share_lock_owner, 0);
-    PyThread_release_lock(share_lock);
+    atomic_store(&sh->lock_owner, 0);
+    PyThread_release_lock(sh->lock);
 }
 
 /* ---- one walk ---- */
 
 typedef struct walk {
+    struct px_py_share *sh;
     PyObject **stack; /* strong references, still to visit */
     size_t len, cap;
-    ptrset_t seen;
+    px_py_ptrset_t seen;
     PyObject *getsizeof; /* sys.getsizeof */
     PyObject *ndarray;   /* numpy.ndarray when numpy is imported, else NULL */
     long long objects, bytes, new_objects, new_bytes, skipped;
@@ -179,16 +123,16 @@ static void push(walk_t *w, PyObject *o) // borrowed
 /* Made by a class statement (or by a C extension's type spec without a
  * deallocator of its own: then it owns no C resources, and being kept forever
  * is safe for it too). */
-static bool is_python_class(PyTypeObject *t)
+static bool is_python_class(walk_t *w, PyTypeObject *t)
 {
-    return t->tp_dealloc == python_class_dealloc;
+    return t->tp_dealloc == w->sh->python_class_dealloc;
 }
 
 /* The first class in t's base chain that was not made by a class statement:
  * the one that decides the instances' memory layout. */
-static PyTypeObject *native_base(PyTypeObject *t)
+static PyTypeObject *native_base(walk_t *w, PyTypeObject *t)
 {
-    while (t != NULL && is_python_class(t))
+    while (t != NULL && is_python_class(w, t))
         t = t->tp_base;
     return t;
 }
@@ -239,10 +183,10 @@ static kind_t classify(walk_t *w, PyObject *o)
     if (PyModule_Check(o))
         return K_REFUSED; /* modules are never shared, only what code reads from them */
     if (PyType_Check(o))
-        return is_python_class((PyTypeObject *)o) ? K_CLASS : K_IGNORED;
-    if (is_python_class(t)) {
+        return is_python_class(w, (PyTypeObject *)o) ? K_CLASS : K_IGNORED;
+    if (is_python_class(w, t)) {
         /* An instance that expects __del__ to run is not made immortal. */
-        if (t->tp_finalize != NULL || !layout_is_known(w, native_base(t)))
+        if (t->tp_finalize != NULL || !layout_is_known(w, native_base(w, t)))
             return K_REFUSED;
         return K_INSTANCE;
     }
@@ -384,7 +328,7 @@ static void walk_slots(walk_t *w, PyObject *o)
         return;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(mro); i++) {
         PyTypeObject *k = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
-        if (!is_python_class(k) || k->tp_dict == NULL)
+        if (!is_python_class(w, k) || k->tp_dict == NULL)
             continue;
         Py_ssize_t pos = 0;
         PyObject *name, *descr;
@@ -447,12 +391,12 @@ static void walk_children(walk_t *w, PyObject *o, kind_t kind)
     case K_CLASS: {
         PyTypeObject *t = (PyTypeObject *)o;
         push(w, t->tp_dict);
-        if (is_python_class(Py_TYPE(o)))
+        if (is_python_class(w, Py_TYPE(o)))
             push(w, (PyObject *)Py_TYPE(o)); /* a metaclass of its own */
         /* Bases up to, not including, classes defined in C. */
         for (Py_ssize_t i = 1; t->tp_mro != NULL && i < PyTuple_GET_SIZE(t->tp_mro); i++) {
             PyTypeObject *base = (PyTypeObject *)PyTuple_GET_ITEM(t->tp_mro, i);
-            if (is_python_class(base))
+            if (is_python_class(w, base))
                 push(w, (PyObject *)base);
         }
         break;
@@ -498,17 +442,17 @@ static int make_immortal(PyObject *o)
 #endif
 
 /* 1: o is newly shared; 0: it already was; -1: refused; -2: out of memory. */
-static int take(PyObject *o)
+static int take(struct px_py_share *sh, PyObject *o)
 {
 #if PX_SHARE_WRITES_FIELDS
-    if (writes_fields)
+    if (sh->writes_fields)
         return make_immortal(o);
 #endif
 #if PY_VERSION_HEX >= 0x030C0000
     if (_Py_IsImmortal(o))
         return 0;
 #endif
-    int added = ptrset_add(&kept, o);
+    int added = px_py_ptrset_add(&sh->kept, o);
     if (added == 1)
         Py_INCREF(o); /* kept for the life of the process */
     return added < 0 ? -2 : added;
@@ -528,7 +472,7 @@ static long long size_of(walk_t *w, PyObject *o)
 
 static void visit(walk_t *w, PyObject *o)
 {
-    int fresh = ptrset_add(&w->seen, o);
+    int fresh = px_py_ptrset_add(&w->seen, o);
     if (fresh <= 0) {
         w->nomem |= fresh < 0;
         return;
@@ -540,7 +484,7 @@ static void visit(walk_t *w, PyObject *o)
         w->skipped++;
         return;
     }
-    int taken = take(o);
+    int taken = take(w->sh, o);
     if (taken == -2) {
         w->nomem = true;
         return;
@@ -563,7 +507,7 @@ static PyObject *counts(walk_t *w)
 {
     return Py_BuildValue("{sLsLsLsLsLsO}", "objects", w->objects, "bytes", w->bytes,
                          "new_objects", w->new_objects, "new_bytes", w->new_bytes, "skipped",
-                         w->skipped, "immortal", writes_fields ? Py_True : Py_False);
+                         w->skipped, "immortal", w->sh->writes_fields ? Py_True : Py_False);
 }
 
 /* numpy.ndarray when numpy is already imported (share() never imports it). */
@@ -584,9 +528,9 @@ static PyObject *find_ndarray(void)
 
 PyObject *px_py_share(PyObject *module, PyObject *roots)
 {
-    walk_t w = {0};
+    px_module_state_t *st = PyModule_GetState(module);
+    walk_t w = {.sh = st->share};
     PyObject *result = NULL;
-    (void)module;
 
     w.getsizeof = PySys_GetObject("getsizeof"); // borrowed
     if (w.getsizeof == NULL) {
@@ -594,7 +538,7 @@ PyObject *px_py_share(PyObject *module, PyObject *roots)
         return NULL;
     }
     Py_INCREF(w.getsizeof);
-    if (lock_share() < 0) {
+    if (lock_share(w.sh) < 0) {
         Py_DECREF(w.getsizeof);
         return NULL;
     }
@@ -608,15 +552,15 @@ PyObject *px_py_share(PyObject *module, PyObject *roots)
     }
     while (w.len > 0)
         Py_DECREF(w.stack[--w.len]);
-    total_objects += w.new_objects; /* also when memory ran out: those stay shared */
-    total_bytes += w.new_bytes;
-    unlock_share();
+    w.sh->total_objects += w.new_objects; /* also when memory ran out: those stay shared */
+    w.sh->total_bytes += w.new_bytes;
+    unlock_share(w.sh);
     if (w.nomem)
         PyErr_NoMemory();
     else
         result = counts(&w);
     free(w.stack);
-    ptrset_free(&w.seen);
+    px_py_ptrset_free(&w.seen);
     Py_XDECREF(w.ndarray);
     Py_DECREF(w.getsizeof);
     return result;
@@ -624,23 +568,23 @@ PyObject *px_py_share(PyObject *module, PyObject *roots)
 
 PyObject *px_py_share_stats(PyObject *module, PyObject *unused)
 {
+    struct px_py_share *sh = ((px_module_state_t *)PyModule_GetState(module))->share;
     long long objects, bytes;
-    (void)module;
     (void)unused;
-    if (lock_share() < 0)
+    if (lock_share(sh) < 0)
         return NULL;
-    objects = total_objects;
-    bytes = total_bytes;
-    unlock_share();
+    objects = sh->total_objects;
+    bytes = sh->total_bytes;
+    unlock_share(sh);
     return Py_BuildValue("{sLsL}", "objects", objects, "bytes", bytes);
 }
 
 PyObject *px_py_share_info(PyObject *module, PyObject *unused)
 {
-    (void)module;
+    struct px_py_share *sh = ((px_module_state_t *)PyModule_GetState(module))->share;
     (void)unused;
-    return Py_BuildValue("{sOss}", "immortal", writes_fields ? Py_True : Py_False, "reason",
-                         no_write_reason);
+    return Py_BuildValue("{sOss}", "immortal", sh->writes_fields ? Py_True : Py_False, "reason",
+                         sh->no_write_reason);
 }
 
 #if PX_SHARE_WRITES_FIELDS
@@ -666,27 +610,46 @@ static const char *layout_problem(void)
 }
 #endif
 
-int px_py_share_init(void)
+int px_py_share_init(px_module_state_t *st)
 {
-    if (share_lock == NULL && (share_lock = PyThread_allocate_lock()) == NULL) {
+    struct px_py_share *sh = PyMem_RawCalloc(1, sizeof(*sh));
+
+    if (sh == NULL || (sh->lock = PyThread_allocate_lock()) == NULL) {
+        PyMem_RawFree(sh);
         PyErr_NoMemory();
         return -1;
     }
+    st->share = sh; /* px_py_share_free releases it, also after a failure below */
     /* Every class made by a class statement (or type(name, bases, dict)) gets
      * the same tp_dealloc; it tells those classes apart from types defined in C. */
     PyObject *probe = PyObject_CallFunction((PyObject *)&PyType_Type, "s()N", "probe", PyDict_New());
     if (probe == NULL)
         return -1;
-    python_class_dealloc = ((PyTypeObject *)probe)->tp_dealloc;
+    sh->python_class_dealloc = ((PyTypeObject *)probe)->tp_dealloc;
     Py_DECREF(probe);
 #if PX_SHARE_WRITES_FIELDS
     const char *problem = layout_problem();
-    writes_fields = problem == NULL;
-    no_write_reason = problem ? problem : "";
+    sh->writes_fields = problem == NULL;
+    sh->no_write_reason = problem ? problem : "";
 #elif defined(Py_GIL_DISABLED)
-    no_write_reason = "no test covers the object layout of this interpreter version";
+    sh->no_write_reason = "no test covers the object layout of this interpreter version";
 #else
-    no_write_reason = "this interpreter has a GIL: reference counting is not contended";
+    sh->no_write_reason = "this interpreter has a GIL: reference counting is not contended";
 #endif
     return 0;
+}
+
+void px_py_share_free(px_module_state_t *st)
+{
+    struct px_py_share *sh = st->share;
+
+    if (sh == NULL)
+        return;
+    st->share = NULL;
+    /* The objects in kept keep the reference share() gave them: shared objects
+     * are never freed (their users may hold them without a reference). Only
+     * the set's own memory goes. */
+    px_py_ptrset_free(&sh->kept);
+    PyThread_free_lock(sh->lock);
+    PyMem_RawFree(sh);
 }

@@ -146,11 +146,10 @@ static PyObject *stats_latency(PyObject *module, PyObject *args, PyObject *kwds)
     PyObject *engine, *d;
     int buckets = 0;
     px_engine_t *e;
-    (void)module;
 
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|p:latency", kwlist, &engine, &buckets))
         return NULL;
-    if ((e = px_py_engine_ptr(engine)) == NULL)
+    if ((e = px_py_engine_ptr(PyModule_GetState(module), engine)) == NULL)
         return NULL;
     d = PyDict_New();
     if (d == NULL)
@@ -165,11 +164,10 @@ static PyObject *stats_latency(PyObject *module, PyObject *args, PyObject *kwds)
 
 static PyObject *stats_runtime(PyObject *module, PyObject *engine)
 {
-    px_engine_t *e = px_py_engine_ptr(engine);
+    px_engine_t *e = px_py_engine_ptr(PyModule_GetState(module), engine);
     PyObject *list;
     uint64_t now = px_ticks();
     int n, i;
-    (void)module;
 
     if (e == NULL)
         return NULL;
@@ -197,15 +195,14 @@ static PyObject *stats_runtime(PyObject *module, PyObject *engine)
 /* ---- sequential thread ids ------------------------------------------------ */
 
 /* Main thread 0, worker i is i + 1, any other thread gets the next number above
- * every worker count seen so far (kept for the thread's life). */
-static _Atomic int seq_floor;      /* largest worker count of any engine */
-static _Atomic int seq_others;     /* other threads numbered so far */
+ * every worker count seen so far (kept for the thread's life: the number is
+ * the thread's, so its cache is a thread-local; the counters are the module's). */
 static _Thread_local int seq_cached = -1;
 
-void px_py_note_workers(int nworkers)
+void px_py_note_workers(px_module_state_t *st, int nworkers)
 {
-    int cur = atomic_load(&seq_floor);
-    while (nworkers > cur && !atomic_compare_exchange_weak(&seq_floor, &cur, nworkers))
+    int cur = atomic_load(&st->seq_floor);
+    while (nworkers > cur && !atomic_compare_exchange_weak(&st->seq_floor, &cur, nworkers))
         ;
 }
 
@@ -217,7 +214,7 @@ static int cpus_allowed(void)
     return 1;
 }
 
-int px_py_thread_seq_id(void)
+int px_py_thread_seq_id(px_module_state_t *st)
 {
     px_worker_t *w = px_worker_current();
     int floor;
@@ -232,17 +229,16 @@ int px_py_thread_seq_id(void)
     }
     /* Workers of an engine created before this call never collide; one made
      * later with more workers than CPUs might (the ids are for reading logs). */
-    px_py_note_workers(cpus_allowed());
-    floor = atomic_load(&seq_floor);
-    seq_cached = floor + 1 + atomic_fetch_add(&seq_others, 1);
+    px_py_note_workers(st, cpus_allowed());
+    floor = atomic_load(&st->seq_floor);
+    seq_cached = floor + 1 + atomic_fetch_add(&st->seq_others, 1);
     return seq_cached;
 }
 
 static PyObject *stats_thread_seq_id(PyObject *module, PyObject *unused)
 {
-    (void)module;
     (void)unused;
-    return PyLong_FromLong(px_py_thread_seq_id());
+    return PyLong_FromLong(px_py_thread_seq_id(PyModule_GetState(module)));
 }
 
 /* ---- clocks --------------------------------------------------------------- */
@@ -267,20 +263,17 @@ static PyObject *stats_now_ns(PyObject *module, PyObject *unused)
 
 /* ---- debug lines ---------------------------------------------------------- */
 
-/* -1: not decided yet (PX_DEBUG is read on first use), 0 off, 1 on. */
-static _Atomic int debug_state = -1;
-static _Atomic uint64_t debug_epoch;
-
-static bool debug_on(void)
+/* st->debug_state: -1 not decided yet (PX_DEBUG is read on first use), 0 off, 1 on. */
+static bool debug_on(px_module_state_t *st)
 {
-    int s = atomic_load_explicit(&debug_state, memory_order_relaxed);
+    int s = atomic_load_explicit(&st->debug_state, memory_order_relaxed);
     if (PX_UNLIKELY(s < 0)) {
         const char *env = getenv("PX_DEBUG");
         int want = env && *env && strcmp(env, "0") != 0;
-        uint64_t zero = 0;
-        atomic_compare_exchange_strong(&debug_epoch, &zero, px_now_ns());
-        atomic_compare_exchange_strong(&debug_state, &s, want);
-        s = atomic_load(&debug_state);
+        unsigned long long zero = 0;
+        atomic_compare_exchange_strong(&st->debug_epoch, &zero, px_now_ns());
+        atomic_compare_exchange_strong(&st->debug_state, &s, want);
+        s = atomic_load(&st->debug_state);
     }
     return s > 0;
 }
@@ -292,9 +285,9 @@ static PyObject *stats_debug(PyObject *module, PyObject *msg)
     Py_ssize_t len;
     uint64_t t;
     int head;
-    (void)module;
+    px_module_state_t *st = PyModule_GetState(module);
 
-    if (!debug_on())
+    if (!debug_on(st))
         Py_RETURN_NONE;
     if (PyUnicode_Check(msg)) {
         text = PyUnicode_AsUTF8AndSize(msg, &len);
@@ -308,8 +301,8 @@ static PyObject *stats_debug(PyObject *module, PyObject *msg)
         Py_DECREF(s);
         return r;
     }
-    t = px_now_ns() - atomic_load(&debug_epoch);
-    head = snprintf(stack, sizeof(stack), "px t%d +%llu.%06llus ", px_py_thread_seq_id(),
+    t = px_now_ns() - atomic_load(&st->debug_epoch);
+    head = snprintf(stack, sizeof(stack), "px t%d +%llu.%06llus ", px_py_thread_seq_id(st),
                     (unsigned long long)(t / 1000000000u),
                     (unsigned long long)(t % 1000000000u / 1000u));
     if ((size_t)head + (size_t)len + 1 > sizeof(stack)) {
@@ -344,20 +337,19 @@ static PyObject *stats_debug(PyObject *module, PyObject *msg)
 static PyObject *stats_set_debug(PyObject *module, PyObject *flag)
 {
     int on = PyObject_IsTrue(flag), was;
-    (void)module;
+    px_module_state_t *st = PyModule_GetState(module);
 
     if (on < 0)
         return NULL;
-    was = debug_on();
-    atomic_store(&debug_state, on);
+    was = debug_on(st);
+    atomic_store(&st->debug_state, on);
     return PyBool_FromLong(was);
 }
 
 static PyObject *stats_debug_enabled(PyObject *module, PyObject *unused)
 {
-    (void)module;
     (void)unused;
-    return PyBool_FromLong(debug_on());
+    return PyBool_FromLong(debug_on(PyModule_GetState(module)));
 }
 
 /* ---- TCP_INFO ------------------------------------------------------------- */
@@ -373,15 +365,14 @@ static const char *tcp_state_name(unsigned s)
 
 /* The socket descriptor of a Transport (on its own worker only: elsewhere its
  * descriptor may be closed and reused under us), a socket or an int. */
-static int fd_of(PyObject *obj, px_transport_t **transport)
+static int fd_of(px_module_state_t *st, PyObject *obj, px_py_transport_t **transport)
 {
-    px_module_state_t *st = px_py_state();
     PyObject *r;
     long fd;
 
     *transport = NULL;
-    if (st && PyObject_TypeCheck(obj, st->transport_type)) {
-        px_transport_t *t = (px_transport_t *)obj;
+    if (PyObject_TypeCheck(obj, st->transport_type)) {
+        px_py_transport_t *t = (px_py_transport_t *)obj;
         if (t->conn == NULL) {
             PyErr_SetString(PyExc_ConnectionError, "transport is closed");
             return -1;
@@ -411,41 +402,40 @@ static int fd_of(PyObject *obj, px_transport_t **transport)
 #define HAS_FIELD(len, f) \
     ((size_t)(len) >= offsetof(struct tcp_info, f) + sizeof(((struct tcp_info *)0)->f))
 
-static PyObject *socket_stats_owned(PyObject *obj);
+static PyObject *socket_stats_owned(px_module_state_t *st, PyObject *obj);
 
 /* A transport's connection is read with its worker held: the protocol's code
  * runs released (hand-off), and another thread may run the worker meanwhile. */
 static PyObject *stats_socket_stats(PyObject *module, PyObject *obj)
 {
-    px_module_state_t *st = px_py_state();
+    px_module_state_t *st = PyModule_GetState(module);
     px_worker_t *w = NULL;
     bool entered = false;
     PyObject *d;
-    (void)module;
 
-    if (st && PyObject_TypeCheck(obj, st->transport_type) &&
-        px_worker_current() == ((px_transport_t *)obj)->worker) {
-        w = ((px_transport_t *)obj)->worker;
+    if (PyObject_TypeCheck(obj, st->transport_type) &&
+        px_worker_current() == ((px_py_transport_t *)obj)->worker) {
+        w = ((px_py_transport_t *)obj)->worker;
         entered = px_py_engine_enter(w);
     }
-    d = socket_stats_owned(obj);
+    d = socket_stats_owned(st, obj);
     px_py_engine_leave(w, entered);
     return d;
 }
 
-static PyObject *socket_stats_owned(PyObject *obj)
+static PyObject *socket_stats_owned(px_module_state_t *st, PyObject *obj)
 {
     struct tcp_info ti;
     socklen_t len = sizeof(ti);
-    px_transport_t *t;
+    px_py_transport_t *t;
     PyObject *d;
     int fd, queued;
 
-    if ((fd = fd_of(obj, &t)) < 0)
+    if ((fd = fd_of(st, obj, &t)) < 0)
         return NULL;
     memset(&ti, 0, sizeof(ti));
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
-        return px_py_raise_errno(-errno, "getsockopt(TCP_INFO)");
+        return px_py_raise_errno(st, -errno, "getsockopt(TCP_INFO)");
     d = PyDict_New();
     if (d == NULL)
         return NULL;
@@ -507,7 +497,7 @@ fail:
 
 /* ---- the functions ---------------------------------------------------------- */
 
-PyMethodDef px_stats_methods[] = {
+PyMethodDef px_py_stats_methods[] = {
     {"latency", (PyCFunction)(void (*)(void))stats_latency, METH_VARARGS | METH_KEYWORDS,
      "latency(engine, buckets=False) -> {'request': ..., 'callback': ...}: each\n"
      "{'workers': [summary, ...], 'total': merged summary (with its buckets if asked)}"},

@@ -1,39 +1,36 @@
 /* Transactions (AME): the parts that belong in C.
  *
  * The transactions themselves live in pyparallel/stm.py. What they need from C:
- * the global version clock (one atomic counter, TL2-style), the transaction that
- * is running on this thread (a C thread-local, so that C code such as
- * Transport.send can ask cheaply), and the I/O guard: an audit hook that refuses
- * the operations a retried transaction would repeat (writes to files, sockets,
- * processes) while the calling thread is inside a transaction. */
+ * the version clock (one atomic counter in the module state, TL2-style), the
+ * transaction that is running on this thread (a C thread-local, so that C code
+ * such as Transport.send can ask cheaply), and the I/O guard: an audit hook
+ * that refuses the operations a retried transaction would repeat (writes to
+ * files, sockets, processes) while the calling thread is inside a transaction. */
 #include "stm.h"
 
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <string.h>
 
-/* Process-wide by nature: every transaction in the process is ordered by it. */
-static _Atomic unsigned long long version_clock;
-/* The running transaction of this thread (a strong reference), or NULL. */
+/* The running transaction of this thread (a strong reference), or NULL. The
+ * version clock and the guard's flag are in the module state. */
 static _Thread_local PyObject *current_tx;
-static atomic_int io_guard_installed;
 
-static PyObject *io_error_type(void)
-{
-    px_module_state_t *st = px_py_state();
-    return st != NULL && st->stm_io_error != NULL ? st->stm_io_error : PyExc_RuntimeError;
-}
-
-int px_py_stm_refuse(const char *what)
+static int refuse(PyObject *error_type, const char *what)
 {
     if (current_tx == NULL)
         return 0;
-    PyErr_Format(io_error_type(),
+    PyErr_Format(error_type,
                  "%s inside an atomic transaction: a transaction may run several times, "
                  "so it may only change transactional containers; do the I/O after "
                  "atomic() returns",
                  what);
     return -1;
+}
+
+int px_py_stm_refuse(px_module_state_t *st, const char *what)
+{
+    return refuse(st->stm_io_error, what);
 }
 
 bool px_py_stm_active(void) { return current_tx != NULL; }
@@ -87,31 +84,32 @@ static bool opens_for_writing(PyObject *args)
     return (f & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND)) != 0;
 }
 
-static int io_guard(const char *event, PyObject *args, void *unused)
+/* error_type: IOInTransactionError, a reference the hook keeps for good (an
+ * audit hook cannot be removed, so it must not point into the module). */
+static int io_guard(const char *event, PyObject *args, void *error_type)
 {
-    (void)unused;
     if (current_tx == NULL)   /* the common case costs one thread-local load */
         return 0;
     if (strcmp(event, "open") == 0)
-        return opens_for_writing(args) ? px_py_stm_refuse("opening a file for writing") : 0;
+        return opens_for_writing(args) ? refuse(error_type, "opening a file for writing") : 0;
     for (const char *const *e = io_events; *e != NULL; e++)
         if (strcmp(event, *e) == 0)
-            return px_py_stm_refuse(event);
+            return refuse(error_type, event);
     return 0;
 }
 
 static PyObject *stm_now(PyObject *module, PyObject *unused)
 {
-    (void)module;
+    px_module_state_t *st = PyModule_GetState(module);
     (void)unused;
-    return PyLong_FromUnsignedLongLong(atomic_load(&version_clock));
+    return PyLong_FromUnsignedLongLong(atomic_load(&st->stm_clock));
 }
 
 static PyObject *stm_tick(PyObject *module, PyObject *unused)
 {
-    (void)module;
+    px_module_state_t *st = PyModule_GetState(module);
     (void)unused;
-    return PyLong_FromUnsignedLongLong(atomic_fetch_add(&version_clock, 1) + 1);
+    return PyLong_FromUnsignedLongLong(atomic_fetch_add(&st->stm_clock, 1) + 1);
 }
 
 static PyObject *stm_current(PyObject *module, PyObject *unused)
@@ -132,13 +130,16 @@ static PyObject *stm_set_current(PyObject *module, PyObject *tx)
 
 static PyObject *stm_guard_io(PyObject *module, PyObject *unused)
 {
+    px_module_state_t *st = PyModule_GetState(module);
     int expected = 0;
-    (void)module;
     (void)unused;
-    if (atomic_compare_exchange_strong(&io_guard_installed, &expected, 1) &&
-        PySys_AddAuditHook(io_guard, NULL) < 0) {
-        atomic_store(&io_guard_installed, 0);
-        return NULL;
+    if (atomic_compare_exchange_strong(&st->stm_io_guard_installed, &expected, 1)) {
+        PyObject *error_type = Py_NewRef(st->stm_io_error); /* the hook's, for good */
+        if (PySys_AddAuditHook(io_guard, error_type) < 0) {
+            Py_DECREF(error_type);
+            atomic_store(&st->stm_io_guard_installed, 0);
+            return NULL;
+        }
     }
     Py_RETURN_NONE;
 }
@@ -146,13 +147,12 @@ static PyObject *stm_guard_io(PyObject *module, PyObject *unused)
 static PyObject *stm_refuse(PyObject *module, PyObject *what)
 {
     const char *s;
-    (void)module;
     if (!PyUnicode_Check(what)) {
         PyErr_SetString(PyExc_TypeError, "_stm_refuse() needs a str");
         return NULL;
     }
     s = PyUnicode_AsUTF8(what);
-    if (s == NULL || px_py_stm_refuse(s) < 0)
+    if (s == NULL || px_py_stm_refuse(PyModule_GetState(module), s) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -168,7 +168,7 @@ static PyMethodDef stm_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-int px__stm_init(PyObject *m, px_module_state_t *st)
+int px_py_stm_init(PyObject *m, px_module_state_t *st)
 {
     st->stm_error = PyErr_NewExceptionWithDoc(
         "pyparallel.TransactionError",

@@ -102,7 +102,7 @@ static void on_fire(px_timer_t *timer)
     px_worker_callback_leave(t->w, t0);
     if (r == NULL) {
         PX_STAT_ADD(px_worker_stats(t->w), errors, 1);
-        px_engine_post_exception(t->engine, PyErr_GetRaisedException());
+        px_py_post_exception(t->engine, PyErr_GetRaisedException());
     }
     Py_XDECREF(r);
     if (t->live) {
@@ -175,7 +175,7 @@ static PyObject *timer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OdO|Oi:Timer", kwlist, &engine, &delay, &func,
                                      &period_obj, &worker))
         return NULL;
-    if ((e = px_py_engine_of(engine)) == NULL)
+    if ((e = px_py_engine_of(PyType_GetModuleState(type), engine)) == NULL)
         return NULL;
     if (!PyCallable_Check(func)) {
         PyErr_SetString(PyExc_TypeError, "timer() needs a callable");
@@ -244,11 +244,7 @@ static PyObject *timer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         px_py_engine_tasks_add(engine, -1);
         atomic_store(&t->done, true);
         Py_DECREF(t);
-        if (rc == -ESHUTDOWN)
-            PyErr_SetString(PyExc_RuntimeError, "the engine has shut down: no timer can start");
-        else
-            px_py_raise_errno(rc, "timer");
-        return NULL;
+        return px_py_raise_errno(PyType_GetModuleState(type), rc, "timer");
     }
     return (PyObject *)t;
 }
@@ -394,7 +390,7 @@ static PyType_Slot timer_slots[] = {
     {0, NULL},
 };
 
-PyType_Spec px_timer_type_spec = {
+PyType_Spec px_py_timer_type_spec = {
     .name = "pyparallel._core.Timer",
     .basicsize = sizeof(px_py_timer_t),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC,

@@ -16,22 +16,22 @@ static _Thread_local PyObject *current_transport;
 
 PyObject *px_py_current_transport(void) { return current_transport; }
 
-void px_transport_enter(px_transport_t *t)
+void px_py_transport_enter(px_py_transport_t *t)
 {
     t->saved_current = current_transport;
     current_transport = (PyObject *)t;
 }
 
-void px_transport_leave(px_transport_t *t)
+void px_py_transport_leave(px_py_transport_t *t)
 {
     current_transport = t->saved_current;
     t->saved_current = NULL;
 }
 
-px_transport_t *px_transport_new(px_conn_t *c, px_proto_spec_t *spec, PyObject *protocol)
+px_py_transport_t *px_py_transport_new(px_conn_t *c, px_py_proto_spec_t *spec, PyObject *protocol)
 {
-    px_module_state_t *st = px_py_state();
-    px_transport_t *t = PyObject_GC_New(px_transport_t, st->transport_type);
+    px_module_state_t *st = px_py_engine_state(spec->engine);
+    px_py_transport_t *t = PyObject_GC_New(px_py_transport_t, st->transport_type);
 
     if (t == NULL)
         return NULL;
@@ -48,7 +48,7 @@ px_transport_t *px_transport_new(px_conn_t *c, px_proto_spec_t *spec, PyObject *
     return t;
 }
 
-void px_transport_detach(px_transport_t *t)
+void px_py_transport_detach(px_py_transport_t *t)
 {
     t->conn = NULL;
     PyMem_Free(t->linebuf);
@@ -56,7 +56,7 @@ void px_transport_detach(px_transport_t *t)
     t->linebuf_len = t->linebuf_cap = 0;
 }
 
-int px_transport_linebuf_append(px_transport_t *t, const char *data, size_t len)
+int px_py_transport_linebuf_append(px_py_transport_t *t, const char *data, size_t len)
 {
     if (t->linebuf_len + len > t->linebuf_cap) {
         size_t cap = PX_MAX(t->linebuf_cap * 2, t->linebuf_len + len);
@@ -73,17 +73,17 @@ int px_transport_linebuf_append(px_transport_t *t, const char *data, size_t len)
     return 0;
 }
 
-void px_transport_linebuf_consume(px_transport_t *t, size_t n)
+void px_py_transport_linebuf_consume(px_py_transport_t *t, size_t n)
 {
     memmove(t->linebuf, t->linebuf + n, t->linebuf_len - n);
     t->linebuf_len -= n;
 }
 
-static bool on_own_worker(px_transport_t *t) { return px_worker_current() == t->worker; }
+static bool on_own_worker(px_py_transport_t *t) { return px_worker_current() == t->worker; }
 
 /* The connection, if this thread may use it; else NULL with an exception. Call
  * between px_py_engine_enter and px_py_engine_leave. */
-static px_conn_t *usable_conn(px_transport_t *t)
+static px_conn_t *usable_conn(px_py_transport_t *t)
 {
     if (t->conn == NULL || px_conn_closing(t->conn)) {
         PyErr_SetString(PyExc_ConnectionError, "transport is closed");
@@ -102,7 +102,7 @@ enum op { OP_SEND, OP_CLOSE, OP_ABORT, OP_PAUSE, OP_RESUME };
 /* Close and abort of a closed transport do nothing; the rest raise. */
 static PyObject *control(PyObject *self, enum op op, PyObject *data)
 {
-    px_transport_t *t = (px_transport_t *)self;
+    px_py_transport_t *t = (px_py_transport_t *)self;
     bool entered = on_own_worker(t) && px_py_engine_enter(t->worker);
     PyObject *result = Py_None;
     px_conn_t *c;
@@ -117,7 +117,7 @@ static PyObject *control(PyObject *self, enum op op, PyObject *data)
     }
     switch (op) {
     case OP_SEND:
-        if (px_py_send(c, data) < 0)
+        if (px_py_send(PyType_GetModuleState(Py_TYPE(self)), c, data) < 0)
             result = NULL;
         break;
     case OP_CLOSE:
@@ -140,7 +140,7 @@ out:
 
 static PyObject *transport_send(PyObject *self, PyObject *data)
 {
-    if (px_py_stm_refuse("Transport.send()") < 0)
+    if (px_py_stm_refuse(PyType_GetModuleState(Py_TYPE(self)), "Transport.send()") < 0)
         return NULL;
     return control(self, OP_SEND, data);
 }
@@ -148,7 +148,7 @@ static PyObject *transport_send(PyObject *self, PyObject *data)
 static PyObject *transport_close(PyObject *self, PyObject *unused)
 {
     (void)unused;
-    if (px_py_stm_refuse("Transport.close()") < 0)
+    if (px_py_stm_refuse(PyType_GetModuleState(Py_TYPE(self)), "Transport.close()") < 0)
         return NULL;
     return control(self, OP_CLOSE, NULL);
 }
@@ -156,7 +156,7 @@ static PyObject *transport_close(PyObject *self, PyObject *unused)
 static PyObject *transport_abort(PyObject *self, PyObject *unused)
 {
     (void)unused;
-    if (px_py_stm_refuse("Transport.abort()") < 0)
+    if (px_py_stm_refuse(PyType_GetModuleState(Py_TYPE(self)), "Transport.abort()") < 0)
         return NULL;
     return control(self, OP_ABORT, NULL);
 }
@@ -191,7 +191,7 @@ static PyObject *sockaddr_to_tuple(const struct sockaddr_storage *ss)
     Py_RETURN_NONE;
 }
 
-static PyObject *address(px_transport_t *t, bool peer)
+static PyObject *address(px_py_transport_t *t, bool peer)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
@@ -214,7 +214,7 @@ static PyObject *address(px_transport_t *t, bool peer)
 
 static PyObject *transport_get_extra_info(PyObject *self, PyObject *args)
 {
-    px_transport_t *t = (px_transport_t *)self;
+    px_py_transport_t *t = (px_py_transport_t *)self;
     const char *name;
     PyObject *dflt = Py_None;
 
@@ -227,14 +227,14 @@ static PyObject *transport_get_extra_info(PyObject *self, PyObject *args)
     return Py_NewRef(dflt);
 }
 
-static PyObject *get_peername(PyObject *self, void *c) { (void)c; return address((px_transport_t *)self, true); }
-static PyObject *get_sockname(PyObject *self, void *c) { (void)c; return address((px_transport_t *)self, false); }
-static PyObject *get_id(PyObject *self, void *c) { (void)c; return PyLong_FromUnsignedLongLong(((px_transport_t *)self)->id); }
-static PyObject *get_protocol(PyObject *self, void *c) { (void)c; return Py_NewRef(((px_transport_t *)self)->protocol); }
+static PyObject *get_peername(PyObject *self, void *c) { (void)c; return address((px_py_transport_t *)self, true); }
+static PyObject *get_sockname(PyObject *self, void *c) { (void)c; return address((px_py_transport_t *)self, false); }
+static PyObject *get_id(PyObject *self, void *c) { (void)c; return PyLong_FromUnsignedLongLong(((px_py_transport_t *)self)->id); }
+static PyObject *get_protocol(PyObject *self, void *c) { (void)c; return Py_NewRef(((px_py_transport_t *)self)->protocol); }
 
 static PyObject *get_closed(PyObject *self, void *c)
 {
-    px_transport_t *t = (px_transport_t *)self;
+    px_py_transport_t *t = (px_py_transport_t *)self;
     bool entered = on_own_worker(t) && px_py_engine_enter(t->worker);
     bool closed = t->conn == NULL || px_conn_closing(t->conn);
     (void)c;
@@ -244,7 +244,7 @@ static PyObject *get_closed(PyObject *self, void *c)
 
 static PyObject *get_unsent(PyObject *self, void *c)
 {
-    px_transport_t *t = (px_transport_t *)self;
+    px_py_transport_t *t = (px_py_transport_t *)self;
     bool entered = on_own_worker(t) && px_py_engine_enter(t->worker);
     size_t unsent = t->conn ? px_conn_unsent(t->conn) : 0;
     (void)c;
@@ -255,12 +255,12 @@ static PyObject *get_unsent(PyObject *self, void *c)
 static PyObject *get_worker(PyObject *self, void *c)
 {
     (void)c;
-    return PyLong_FromLong(px_worker_index(((px_transport_t *)self)->worker));
+    return PyLong_FromLong(px_worker_index(((px_py_transport_t *)self)->worker));
 }
 
 static PyObject *transport_repr(PyObject *self)
 {
-    px_transport_t *t = (px_transport_t *)self;
+    px_py_transport_t *t = (px_py_transport_t *)self;
     return PyUnicode_FromFormat("<Transport id=%llu worker=%d%s>", (unsigned long long)t->id,
                                 px_worker_index(t->worker), t->conn ? "" : " closed");
 }
@@ -268,13 +268,13 @@ static PyObject *transport_repr(PyObject *self)
 static int transport_traverse(PyObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
-    Py_VISIT(((px_transport_t *)self)->protocol);
+    Py_VISIT(((px_py_transport_t *)self)->protocol);
     return 0;
 }
 
 static int transport_clear(PyObject *self)
 {
-    Py_CLEAR(((px_transport_t *)self)->protocol);
+    Py_CLEAR(((px_py_transport_t *)self)->protocol);
     return 0;
 }
 
@@ -283,7 +283,7 @@ static void transport_dealloc(PyObject *self)
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     transport_clear(self);
-    PyMem_Free(((px_transport_t *)self)->linebuf);
+    PyMem_Free(((px_py_transport_t *)self)->linebuf);
     tp->tp_free(self);
     Py_DECREF(tp);
 }
@@ -321,9 +321,9 @@ static PyType_Slot transport_slots[] = {
     {0, NULL},
 };
 
-PyType_Spec px_transport_type_spec = {
+PyType_Spec px_py_transport_type_spec = {
     .name = "pyparallel._core.Transport",
-    .basicsize = sizeof(px_transport_t),
+    .basicsize = sizeof(px_py_transport_t),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
              Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = transport_slots,

@@ -4,26 +4,26 @@
 
 #include "binding.h"
 
-typedef struct px_transport {
+typedef struct px_py_transport {
     PyObject_HEAD
     px_conn_t *conn;        /* NULL once the connection is closed */
     px_worker_t *worker;
-    px_proto_spec_t *spec;
+    px_py_proto_spec_t *spec;
     PyObject *protocol;
     uint64_t id;
     uint64_t send_id;
     char *linebuf;          /* line mode: bytes after the last newline */
     size_t linebuf_len, linebuf_cap;
     PyObject *saved_current; /* the transport current before enter() */
-} px_transport_t;
+} px_py_transport_t;
 
-px_transport_t *px_transport_new(px_conn_t *c, px_proto_spec_t *spec, PyObject *protocol);
+px_py_transport_t *px_py_transport_new(px_conn_t *c, px_py_proto_spec_t *spec, PyObject *protocol);
 /* Mark t as the current transport of this thread for the callback's duration. */
-void px_transport_enter(px_transport_t *t);
-void px_transport_leave(px_transport_t *t);
+void px_py_transport_enter(px_py_transport_t *t);
+void px_py_transport_leave(px_py_transport_t *t);
 /* The connection is gone: later calls raise ConnectionError. */
-void px_transport_detach(px_transport_t *t);
-int px_transport_linebuf_append(px_transport_t *t, const char *data, size_t len);
-void px_transport_linebuf_consume(px_transport_t *t, size_t n);
+void px_py_transport_detach(px_py_transport_t *t);
+int px_py_transport_linebuf_append(px_py_transport_t *t, const char *data, size_t len);
+void px_py_transport_linebuf_consume(px_py_transport_t *t, size_t n);
 
 #endif

@@ -31,7 +31,7 @@ static void work_fn(px_worker_t *w, px_msg_t *m)
     px_worker_callback_leave(w, t0);
     if (r == NULL) {
         PX_STAT_ADD(px_worker_stats(w), errors, 1);
-        px_engine_post_exception(wm->engine, PyErr_GetRaisedException());
+        px_py_post_exception(wm->engine, PyErr_GetRaisedException());
     }
     Py_XDECREF(r);
     Py_DECREF(wm->fn);
@@ -41,11 +41,10 @@ static void work_fn(px_worker_t *w, px_msg_t *m)
 
 /* The worker with the shortest backlog; ties go round robin so that equal
  * loads spread. */
-static int least_loaded(px_engine_t *e)
+static int least_loaded(px_module_state_t *st, px_engine_t *e)
 {
-    static _Atomic unsigned rotor;
     int n = px_engine_worker_count(e), best = -1, i;
-    unsigned best_backlog = 0, start = atomic_fetch_add_explicit(&rotor, 1, memory_order_relaxed);
+    unsigned best_backlog = 0, start = atomic_fetch_add_explicit(&st->work_rotor, 1, memory_order_relaxed);
 
     for (i = 0; i < n; i++) {
         int k = (int)((start + (unsigned)i) % (unsigned)n);
@@ -59,7 +58,8 @@ static int least_loaded(px_engine_t *e)
 }
 
 /* submit(engine, fn, worker=-1) -> worker index: call fn() on a worker (the
- * given one, or the least loaded). RuntimeError once the workers have exited. */
+ * given one, or the least loaded). EngineError (a RuntimeError) once the workers
+ * have exited. */
 PyObject *px_py_submit(PyObject *module, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"engine", "fn", "worker", NULL};
@@ -67,11 +67,11 @@ PyObject *px_py_submit(PyObject *module, PyObject *args, PyObject *kwds)
     px_engine_t *e;
     work_msg_t *wm;
     int worker = -1, rc;
-    (void)module;
+    px_module_state_t *st = PyModule_GetState(module);
 
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|i:submit", kwlist, &engine, &fn, &worker))
         return NULL;
-    if ((e = px_py_engine_of(engine)) == NULL)
+    if ((e = px_py_engine_of(st, engine)) == NULL)
         return NULL;
     if (!PyCallable_Check(fn)) {
         PyErr_SetString(PyExc_TypeError, "submit() needs a callable");
@@ -83,7 +83,7 @@ PyObject *px_py_submit(PyObject *module, PyObject *args, PyObject *kwds)
         return NULL;
     }
     if (worker < 0)
-        worker = least_loaded(e);
+        worker = least_loaded(st, e);
     wm = PyMem_RawMalloc(sizeof(*wm));
     if (wm == NULL)
         return PyErr_NoMemory();
@@ -96,11 +96,7 @@ PyObject *px_py_submit(PyObject *module, PyObject *args, PyObject *kwds)
         px_py_engine_tasks_add(engine, -1);
         Py_DECREF(wm->fn);
         PyMem_RawFree(wm);
-        if (rc == -ESHUTDOWN) {
-            PyErr_SetString(PyExc_RuntimeError, "the engine has shut down: its workers take no more work");
-            return NULL;
-        }
-        return px_py_raise_errno(rc, "submit");
+        return px_py_raise_errno(st, rc, "submit"); /* EngineError once the workers have exited */
     }
     return PyLong_FromLong(worker);
 }

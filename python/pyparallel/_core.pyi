@@ -1,0 +1,365 @@
+"""Type stubs of pyparallel._core, the C extension (src/py): the engine, its
+transports, HTTP requests, timers, locks, and the runtime's C helpers.
+
+Application code uses the ``pyparallel`` package; these stubs describe what the
+package (and a ``mypy --strict`` user reaching for the extension) can call.
+"""
+
+
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from os import PathLike
+from types import TracebackType
+from typing import Any, Final, Literal, TypeAlias, TypedDict, final, overload
+
+from typing_extensions import Buffer, disjoint_base
+
+__version__: Final[str]
+
+# ---- sendable values -----------------------------------------------------------
+
+_Flat: TypeAlias = Buffer | str | sendfile
+# What a callback may return or Transport.send() takes: bytes-like, str (sent
+# as UTF-8), a sendfile(), or a tuple/list of those (one gathered send).
+_Sendable: TypeAlias = _Flat | tuple[_Flat, ...] | list[_Flat]
+
+@final
+class sendfile:
+    """sendfile(path, offset=0, count=None, before=None, after=None): a file
+    range the kernel sends without passing it through Python."""
+
+    def __new__(
+        cls,
+        path: str | bytes | PathLike[str] | PathLike[bytes],
+        offset: int = 0,
+        count: int | None = None,
+        before: _Sendable | None = None,
+        after: _Sendable | None = None,
+    ) -> sendfile: ...
+    @property
+    def path(self) -> str | bytes: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def count(self) -> int | None:
+        """Bytes to send; None: to the end of the file."""
+
+# ---- exceptions ------------------------------------------------------------------
+
+class EngineError(OSError, RuntimeError):
+    """The engine failed or refused: it has shut down, a backend that was asked
+    for is refused, or a system call it made failed. ``errno`` is set when the
+    cause is one."""
+
+class TransactionError(RuntimeError):
+    """An operation that a transaction (pyparallel.atomic) cannot perform."""
+
+class IOInTransactionError(TransactionError):
+    """I/O was attempted inside a transaction, which may be retried."""
+
+# ---- the engine ------------------------------------------------------------------
+
+_Protocol: TypeAlias = type[Any] | Callable[[], Any]
+
+@final
+class Engine:
+    """The completion engine: worker threads, rings, connections.
+
+    Every argument is keyword-only; 0 (or None) means the engine's default."""
+
+    def __new__(
+        cls,
+        *,
+        workers: int = 0,
+        backend: str = "auto",  # 'auto', 'uring' (or 'io_uring'), 'epoll'
+        max_connections: int = ...,
+        recv_buffer_size: int = ...,
+        recv_buffers: int = ...,
+        send_high_water: int = 0,
+        send_low_water: int = 0,
+        turn_budget: int = 0,
+        handoff_ms: float | None = None,
+    ) -> Engine: ...
+    def listen(self, host: str, port: int, protocol: _Protocol, fd: int = -1, /) -> int:
+        """Serve protocol on host:port (0: a free port); returns the bound port.
+        fd: a listening socket the engine takes over as the first worker's."""
+    def connect(self, host: str, port: int, protocol: _Protocol, /) -> None:
+        """Connect to host:port from a worker; protocol gets the connection."""
+    def listen_http(
+        self,
+        host: str,
+        port: int,
+        app: Callable[[Request], object],
+        static: Mapping[str, tuple[str, bytes]] | None = None,
+        keepalive_timeout: float = ...,
+        head_timeout: float = ...,
+        body_timeout: float = ...,
+        max_body: int = ...,
+        max_headers: int = ...,
+        max_request_line: int = ...,
+        max_header_bytes: int = ...,
+        server_name: str = ...,
+        *,
+        response_type: type[Any] | None = None,
+        json_default: Callable[[Any], object] | None = None,
+        routes: Iterable[tuple[str, Callable[..., object], Iterable[str]]] | None = None,
+        fd: int = -1,
+        error_type: type[BaseException] | None = None,
+    ) -> int:
+        """Serve an HTTP application on host:port; returns the bound port."""
+    def start(self) -> None:
+        """Start the worker threads (once; later calls do nothing)."""
+    def shutdown(self, timeout: float = 5.0, /) -> None:
+        """Stop accepting, drain sends, close; abort what is left after timeout."""
+    def join(self) -> None:
+        """Wait for the workers to exit."""
+    def wait(self, timeout: float = 0.0, /) -> bool:
+        """Run main-thread work and re-raise worker exceptions, waiting up to
+        timeout seconds for them; True once the engine has finished."""
+    def worker_stats(self) -> list[dict[str, int]]:
+        """Counters of each worker."""
+    @property
+    def backend(self) -> Literal["io_uring", "epoll", "none"]: ...
+    @property
+    def uring_error(self) -> tuple[int, str] | None:
+        """(errno, text): why io_uring was not used, or None."""
+    @property
+    def workers(self) -> int: ...
+    @property
+    def started(self) -> bool: ...
+    @property
+    def finished(self) -> bool: ...
+    @property
+    def clients(self) -> int:
+        """Client connections not yet closed."""
+    @property
+    def tasks(self) -> int:
+        """Submitted work and timers not yet finished."""
+    @property
+    def handoff_ms(self) -> int: ...
+
+# ---- connections -------------------------------------------------------------------
+
+_Address: TypeAlias = tuple[str, int] | tuple[str, int, int, int]
+
+@final
+class Transport:
+    """A connection, as protocol callbacks see it (made by the engine only)."""
+
+    def send(self, data: _Sendable, /) -> None: ...
+    def write(self, data: _Sendable, /) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    @overload
+    def get_extra_info(self, name: Literal["peername", "sockname"], /) -> _Address | None: ...
+    @overload
+    def get_extra_info(self, name: str, default: object = None, /) -> object: ...
+    @property
+    def peername(self) -> _Address | None: ...
+    @property
+    def sockname(self) -> _Address | None: ...
+    @property
+    def id(self) -> int: ...
+    @property
+    def protocol(self) -> Any: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def unsent(self) -> int: ...
+    @property
+    def worker(self) -> int: ...
+
+@final
+class Request:
+    """An HTTP request as a handler sees it; fields are built when asked for."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str:
+        """The path, not decoded, without the query."""
+    @property
+    def query(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def version(self) -> Literal["HTTP/1.0", "HTTP/1.1"]: ...
+    @property
+    def headers(self) -> dict[str, str]:
+        """Header names lower-cased."""
+    @property
+    def args(self) -> dict[str, str]:
+        """Query parameters: {name: first value}."""
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def keep_alive(self) -> bool: ...
+    @property
+    def remote_addr(self) -> _Address | None: ...
+    @overload
+    def header(self, name: str, /) -> str | None: ...
+    @overload
+    def header(self, name: str, default: str, /) -> str: ...
+    def json(self) -> Any: ...
+
+# ---- timers and locks -------------------------------------------------------------
+
+@final
+class Timer:
+    """A function called on a worker after delay seconds, then every period."""
+
+    def __new__(
+        cls,
+        engine: Engine,
+        delay: float,
+        func: Callable[[], object],
+        period: float | None = None,
+        worker: int = -1,
+    ) -> Timer: ...
+    def cancel(self) -> None: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def cancelled(self) -> bool: ...
+    @property
+    def fired(self) -> int: ...
+    @property
+    def delay(self) -> float: ...
+    @property
+    def period(self) -> float | None: ...
+    @property
+    def worker(self) -> int: ...
+
+@final
+class RWLockGuard:
+    """``with lock.reader:`` / ``with lock.writer:``."""
+
+    def __enter__(self) -> RWLock: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> Literal[False]: ...
+
+@final
+class RWLock:
+    """Readers in parallel, writers alone, writers preferred; re-entrant per thread."""
+
+    def __new__(cls) -> RWLock: ...
+    def acquire_read(self, blocking: bool = True) -> bool: ...
+    def acquire_write(self, blocking: bool = True) -> bool: ...
+    def release_read(self) -> None: ...
+    def release_write(self) -> None: ...
+    def held(self) -> Literal["read", "write"] | None: ...
+    @property
+    def reader(self) -> RWLockGuard: ...
+    @property
+    def writer(self) -> RWLockGuard: ...
+    @property
+    def readers(self) -> int: ...
+    @property
+    def write_locked(self) -> bool: ...
+    @property
+    def writers_waiting(self) -> int: ...
+
+@disjoint_base
+class LockedDict(dict[Any, Any]):
+    """A dict whose common operations take its own RWLock (base of pyparallel.dict)."""
+
+    @property
+    def _px_lock(self) -> RWLock: ...
+    @property
+    def _px_r(self) -> RWLockGuard: ...
+    @property
+    def _px_w(self) -> RWLockGuard: ...
+
+@disjoint_base
+class LockedList(list[Any]):
+    """A list whose common operations take its own RWLock (base of pyparallel.list)."""
+
+    @property
+    def _px_lock(self) -> RWLock: ...
+    @property
+    def _px_r(self) -> RWLockGuard: ...
+    @property
+    def _px_w(self) -> RWLockGuard: ...
+
+# ---- the runtime's helpers -----------------------------------------------------------
+
+def current_transport() -> Transport | None: ...
+def current_engine() -> Engine | None: ...
+def worker_index() -> int | None: ...
+def submit(engine: Engine, fn: Callable[[], object], worker: int = -1) -> int:
+    """Call fn() on a worker (the least loaded unless one is given); returns its
+    index. What fn raises is re-raised by the engine's wait()."""
+def post_main(engine: Engine, fn: Callable[[], object], /) -> None:
+    """The main thread calls fn() when it next waits in the engine."""
+def json_dumps(obj: object, *, default: Callable[[Any], object] | None = None) -> bytes: ...
+
+# ---- HTTP ----------------------------------------------------------------------------
+
+class _HttpDefaults(TypedDict):
+    keepalive_timeout: float
+    head_timeout: float
+    body_timeout: float
+    max_body: int
+    max_headers: int
+    max_request_line: int
+    max_header_bytes: int
+    server_name: str
+
+def http_path_decode(path: Buffer, /) -> bytes:
+    """A request path percent-decoded as the engine decodes it (ValueError for a
+    malformed escape, a NUL or a backslash, a '..' segment or no leading '/')."""
+def http_defaults() -> _HttpDefaults:
+    """listen_http's keyword defaults, as the engine defines them."""
+
+# ---- sharing -------------------------------------------------------------------------
+
+class _ShareCounts(TypedDict):
+    objects: int
+    bytes: int
+    new_objects: int
+    new_bytes: int
+    skipped: int
+    immortal: bool
+
+class _ShareInfo(TypedDict):
+    immortal: bool
+    reason: str
+
+def share(*objs: object) -> _ShareCounts:
+    """Make the object graphs immortal; what was reached, and what this call
+    shared (new_*), skipped, and whether objects are made immortal here."""
+def share_stats() -> dict[str, int]:
+    """Objects and bytes newly shared since the module was loaded."""
+def share_info() -> _ShareInfo:
+    """What share() does on this interpreter, and why not when it does not."""
+
+# ---- stats and debugging ---------------------------------------------------------------
+
+def latency(engine: Engine, buckets: bool = False) -> dict[str, dict[str, Any]]:
+    """{'request': ..., 'callback': ...}: each {'workers': [summary, ...],
+    'total': summary}, a summary holding count, sum_ns, mean_ns, p50_ns, p90_ns,
+    p99_ns, p999_ns, max_ns (and the total its buckets when asked)."""
+def worker_runtime(engine: Engine, /) -> list[dict[str, int | bool]]: ...
+def thread_seq_id() -> int: ...
+def rdtsc() -> int: ...
+def now_ns() -> int: ...
+def debug(msg: object, /) -> None: ...
+def set_debug(on: object, /) -> bool: ...
+def debug_enabled() -> bool: ...
+def socket_stats(obj: Transport | socket.socket | int, /) -> dict[str, int | str]: ...
+
+# ---- transactions (pyparallel.stm's C side) ------------------------------------------------
+
+def _stm_now() -> int: ...
+def _stm_tick() -> int: ...
+def _stm_current() -> Any: ...
+def _stm_set_current(tx: object, /) -> None: ...
+def _stm_guard_io() -> None: ...
+def _stm_refuse(what: str, /) -> None: ...
