@@ -33,7 +33,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pyparallel as px
 

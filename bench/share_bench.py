@@ -31,7 +31,8 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 TABLE = {f"key{i}": i * 7 for i in range(100_000)}
 KEYS = list(TABLE)[::97]

@@ -74,7 +74,7 @@ def serve(port: int, workers: int, share: bool) -> None:
 
 
 def run_one(workers: int, share: bool, seconds: float) -> dict:
-    from http_bench import free_port, run_wrk, cpu_ticks, CLK_TCK  # the same wrk parsing
+    from http_bench import CLK_TCK, cpu_ticks, free_port, run_wrk  # the same wrk parsing
 
     port = free_port()
     proc = subprocess.Popen(["taskset", "-c", "0,1", PY_FT, __file__, "--serve", str(port),

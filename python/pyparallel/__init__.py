@@ -26,17 +26,61 @@ from typing import Any
 
 from . import _core
 from ._core import Engine, EngineError, Transport, sendfile
-from ._lifecycle import (Client, Server, client, engine, gil_enabled, register, run, run_once,
-                         server, shutdown, transport)
+from ._lifecycle import (
+    Client,
+    Server,
+    client,
+    engine,
+    gil_enabled,
+    register,
+    run,
+    run_once,
+    server,
+    shutdown,
+    transport,
+)
 from ._metrics import metrics_text
-from ._stats import (context_stats, debug, debug_enabled, memory_stats, rdtsc, set_debug,
-                     socket_stats, stats, sys_stats, thread_seq_id)
-from .runtime import (ProtectedDict, ProtectedList, RWLock, Timer, Work, call_from_main_thread,
-                      call_from_main_thread_and_wait, protect, protected, read_lock, submit_work,
-                      timer, unprotect, write_lock)
+from ._stats import (
+    context_stats,
+    debug,
+    debug_enabled,
+    memory_stats,
+    rdtsc,
+    set_debug,
+    socket_stats,
+    stats,
+    sys_stats,
+    thread_seq_id,
+)
+from .runtime import (
+    ProtectedDict,
+    ProtectedList,
+    RWLock,
+    Timer,
+    Work,
+    call_from_main_thread,
+    call_from_main_thread_and_wait,
+    protect,
+    protected,
+    read_lock,
+    submit_work,
+    timer,
+    unprotect,
+    write_lock,
+)
 from .sharing import share, share_stats
-from .stm import (IOInTransactionError, TransactionError, atomic, in_transaction, parallel_for,
-                  stm_config, stm_stats, tdict, tlist, tvar)
+from .stm import (
+    IOInTransactionError,
+    TransactionError,
+    atomic,
+    in_transaction,
+    parallel_for,
+    stm_config,
+    stm_stats,
+    tdict,
+    tlist,
+    tvar,
+)
 
 __all__ = [
     "Engine", "EngineError", "Transport", "Server", "Client", "server", "client", "register", "run",

@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 import pyparallel as px
 
 from .._metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from . import HttpServer, Response, route
+from ._app import HttpServer, route
+from ._response import Response
 
 __all__ = ["dashboard_html", "mount_stats"]
 

@@ -57,7 +57,7 @@ from urllib.parse import quote
 import pyparallel as px
 from pyparallel import _core
 
-from . import Response
+from ._response import Response
 
 __all__ = [
     "RangeNotSatisfiable",

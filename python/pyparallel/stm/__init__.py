@@ -43,8 +43,13 @@ One module per concern: ``_tx`` (locations, the transaction, commit),
 
 from __future__ import annotations
 
-from ._atomic import (IOInTransactionError, TransactionError, atomic, in_transaction,
-                      refuse_in_transaction)
+from ._atomic import (
+                      IOInTransactionError,
+                      TransactionError,
+                      atomic,
+                      in_transaction,
+                      refuse_in_transaction,
+)
 from ._containers import tdict, tlist, tvar
 from ._parallel import parallel_for
 from ._stats import stm_stats

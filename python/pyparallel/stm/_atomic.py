@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from .. import _core
 from ._stats import _Epoch, _label, _stats_by_thread, _thread_stats
-from ._tx import _SIZE, _Config, _Conflict, _Loc, _SerialTx, _Tx, _now
+from ._tx import _SIZE, _Config, _Conflict, _Loc, _now, _SerialTx, _Tx
 
 __all__ = ["atomic", "in_transaction", "refuse_in_transaction", "TransactionError",
            "IOInTransactionError"]

@@ -6,10 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-
 from helpers import ServerProcess, connect, example, recv_exact, recv_until_eof
-
 from pyparallel.examples import chargen, qotd
 
 

@@ -14,7 +14,7 @@ import pytest
 
 # The package's own modules; the HTTP layer, the load generator and the
 # examples are held to the same rules by their own tests.
-_CORE_PARTS = ("runtime", "stm")
+_CORE_PARTS = ("runtime", "stm", "http", "loadgen", "examples")
 _MAX_LINES = 700
 
 
@@ -174,8 +174,6 @@ def test_no_import_circle_among_the_core_modules() -> None:
     assert _cycles({name: graph[name] & core for name in core}) == []
 
 
-@pytest.mark.xfail(strict=True, reason="pyparallel.http imports static and monitor, which import "
-                   "it back; the HTTP layer's re-layout removes the circle (then drop this mark)")
 def test_no_import_circle_among_the_package_modules() -> None:
     assert _cycles(_import_graph()) == []
 

@@ -14,8 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (BACKENDS, SERVERS, ServerProcess, child_env, connect, recv_exact,
-                     recv_until_eof, recv_until_line)
+from helpers import (
+    BACKENDS,
+    SERVERS,
+    ServerProcess,
+    child_env,
+    connect,
+    recv_exact,
+    recv_until_eof,
+    recv_until_line,
+)
 
 FILE_SIZE = 3 * (1 << 20) + 12345
 

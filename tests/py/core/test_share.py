@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 import pyparallel as px
-from pyparallel import _core
 from helpers import CRASH_MARKERS, child_env
+from pyparallel import _core
 
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 # The free-threaded versions whose object layout this file checks; share()

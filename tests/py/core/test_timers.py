@@ -14,6 +14,7 @@ import pytest
 
 from helpers import closed_by_peer, connect, recv_exact, recv_until_eof
 
+
 def wake_worker_then_sleep(plain) -> None:
     plain.sendall(b"wake")
     assert recv_exact(plain, 4) == b"wake"

@@ -20,8 +20,16 @@ from pathlib import Path
 import pytest
 
 from helpers import BACKENDS, CRASH_MARKERS, HOST, ServerProcess, child_env
-from http_helpers import (BIG_SIZE, HEAD_TIMEOUT, Conn, app_server, chunked, make_site, request,
-                          wait_for)
+from http_helpers import (
+    BIG_SIZE,
+    HEAD_TIMEOUT,
+    Conn,
+    app_server,
+    chunked,
+    make_site,
+    request,
+    wait_for,
+)
 
 MAX_LINE = 2048
 MAX_HEADER_BYTES = 4096
@@ -63,7 +71,7 @@ SMUGGLING = [
     ("cl-overflow", f"POST /echo HTTP/1.1\r\n{H}Content-Length: 99999999999999999999999\r\n\r\n", 400),
     ("te-chunked-twice", f"POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400),
     ("te-chunked-not-last", f"POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 400),
-    ("te-in-http10", f"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("te-in-http10", "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
     ("te-empty-element", f"POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: ,chunked\r\n\r\n0\r\n\r\n", 400),
     ("te-gzip", f"POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: gzip\r\n\r\n", 501),
     ("te-gzip-chunked", f"POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),

@@ -19,15 +19,20 @@ from urllib.parse import quote
 
 import pytest
 
-from helpers import HOST, ServerProcess, connect, example, recv_until_eof
-
 import pyparallel as px
+from helpers import HOST, ServerProcess, connect, example, recv_until_eof
 from pyparallel.examples.wiki import MAX_PREFIX_RESULTS, decode_title
 from pyparallel.examples.wiki import index as wiki_index
 from pyparallel.examples.wiki.generate import generate
-from pyparallel.examples.wiki.index import (WikiIndex, fingerprint, index_path_for,
-                                            load_or_build, scan_range, split_ranges,
-                                            unescape_xml)
+from pyparallel.examples.wiki.index import (
+    WikiIndex,
+    fingerprint,
+    index_path_for,
+    load_or_build,
+    scan_range,
+    split_ranges,
+    unescape_xml,
+)
 
 PAGES = 2000
 

@@ -22,8 +22,9 @@ import socket
 import sys
 import time
 
-import pyparallel as px
 from _common import HOST, report_runs, say, totals
+
+import pyparallel as px
 
 
 class Echo:

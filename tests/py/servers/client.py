@@ -18,8 +18,9 @@ import json
 import sys
 import threading
 
-import pyparallel as px
 from _common import HOST, say, totals
+
+import pyparallel as px
 
 SIZE = 200_000
 _lock = threading.Lock()

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import sys
 
-import pyparallel as px
 from _common import int_arg, say, serve
+
+import pyparallel as px
 
 FILE = sys.argv[sys.argv.index("--file") + 1] if "--file" in sys.argv else None
 

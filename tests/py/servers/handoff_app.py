@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import time
 
-import pyparallel as px
 from _common import int_arg, serve
+
+import pyparallel as px
 from pyparallel.http import HttpServer, route
 
 SLOW_SECONDS = 0.5

@@ -21,6 +21,7 @@ from __future__ import annotations
 import sys
 
 from _common import int_arg, serve
+
 from pyparallel.http import HttpError, HttpServer, Response, StaticFiles, route
 
 

@@ -15,8 +15,9 @@ import threading
 import time
 from typing import Any
 
-import pyparallel as px
 from _common import int_arg, say, totals
+
+import pyparallel as px
 
 MAIN = threading.get_ident()
 WORKERS = int_arg("--workers", 2)

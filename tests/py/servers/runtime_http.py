@@ -20,8 +20,9 @@ from __future__ import annotations
 import threading
 import time
 
-import pyparallel as px
 from _common import int_arg, serve
+
+import pyparallel as px
 from pyparallel.http import HttpServer, route
 
 MAIN = threading.get_ident()

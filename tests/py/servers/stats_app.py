@@ -17,8 +17,9 @@ import json
 import threading
 import time
 
-import pyparallel as px
 from _common import int_arg, serve
+
+import pyparallel as px
 from pyparallel.http import HttpServer, mount_stats, route
 
 SLOW_SECONDS = 0.005

@@ -10,8 +10,9 @@ connection must stay open and usable.
 
 from __future__ import annotations
 
-import pyparallel as px
 from _common import int_arg, serve
+
+import pyparallel as px
 
 counts: px.tdict = px.tdict({"total": 0}, name="counts")
 

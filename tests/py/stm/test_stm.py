@@ -23,8 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pyparallel as px
-from pyparallel import _core, stm
 from helpers import connect, recv_until_line
+from pyparallel import _core, stm
 
 ACCOUNTS = 100
 START_BALANCE = 1000

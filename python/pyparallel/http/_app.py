@@ -1,0 +1,160 @@
+"""The HttpServer base class and the route decorator: routes collected here,
+compiled and matched by the engine."""
+
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+import pyparallel as px
+from pyparallel import _core
+from pyparallel import sharing as _sharing
+
+from ._response import HttpError, Response
+from .static import send_file
+
+__all__ = ["HttpServer", "route"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+_TEXT = "text/plain; charset=utf-8"
+_HTML = "text/html; charset=utf-8"
+_JSON = "application/json"
+
+
+def route(path: str | None = None, *, methods: tuple[str, ...] = ("GET", "HEAD", "POST"),
+          static: tuple[str, bytes] | None = None) -> Callable[[_F], _F]:
+    """Mark a method as the handler of ``path`` (default: ``/`` + its name).
+
+    ``{name}`` segments become keyword arguments (percent-decoded; one per
+    path segment, with literal text around it allowed: ``/f/{id}.txt``); a path
+    ending in ``/*`` is a prefix route whose remainder is passed as ``rest``.
+    Exact paths win over ``{name}`` patterns, which win over prefixes (the
+    longest first). The engine matches routes in C; a known path asked with
+    another method is answered 405. A handler object with a
+    ``__px_mount__(path)`` method (a :class:`StaticFiles`) is told its path.
+    """
+    def mark(func: _F) -> _F:
+        spec = (path or "/" + func.__name__, tuple(m.upper() for m in methods))
+        func.__px_route__ = spec  # type: ignore[attr-defined]
+        mount = getattr(func, "__px_mount__", None)
+        if mount is not None:
+            mount(spec[0])
+        return func
+    return mark
+
+
+def _method_route(cls: type, name: str, func: Any) -> bool:
+    return (not name.startswith("_") and callable(func) and not isinstance(func, type)
+            and not hasattr(HttpServer, name)
+            and any(name in vars(k) for k in cls.__mro__ if k is not object))
+
+
+def _class_routes(cls: type) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(pattern, attribute name, methods) of every route of cls, in the order
+    the engine numbers them. For one pattern named twice, an exact path keeps
+    the last attribute (in name order) and a pattern or prefix the first."""
+    exact: dict[str, tuple[str, tuple[str, ...]]] = {}
+    others: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for name in dir(cls):
+        func = getattr(cls, name, None)
+        spec = getattr(func, "__px_route__", None)
+        if spec is None and _method_route(cls, name, func):
+            # PyParallel-style: a public method of the subclass answers /name.
+            spec = ("/" + name, ("GET", "HEAD"))
+        if spec is None:
+            continue
+        path, methods = spec
+        if "{" in path or path.endswith("/*"):
+            others.setdefault(path, (name, methods))
+        else:
+            exact[path] = (name, methods)
+    return ([(path, name, methods) for path, (name, methods) in exact.items()] +
+            [(path, name, methods) for path, (name, methods) in others.items()])
+
+
+class HttpServer:
+    """Base class of HTTP applications: one instance serves every connection."""
+
+    #: {path: (content_type, body)} answered in C without entering Python.
+    static_routes: ClassVar[dict[str, tuple[str, bytes]]] = {}
+    #: the Server header (the engine's default unless a subclass sets it)
+    server_name: str = _core.http_defaults()["server_name"]
+    #: listen_http's limits and timeouts; absent keys keep the engine's
+    #: defaults (``pyparallel._core.http_defaults()``)
+    limits: ClassVar[dict[str, Any]] = {}
+    #: called by the JSON encoder for objects it cannot encode
+    json_default: Callable[[Any], Any] | None = None
+
+    _route_specs: list[tuple[str, str, tuple[str, ...]]] | None = None
+
+    def __init__(self) -> None:
+        cls = type(self)
+        if cls.__dict__.get("_route_specs") is None:
+            cls._route_specs = _class_routes(cls)
+
+    # -- helpers for handlers ------------------------------------------------
+    def error(self, request: Any, status: int, message: str = "") -> Response:
+        text = message or f"{status}"
+        return Response(text + "\n", status=status, content_type=_TEXT)
+
+    def redirect(self, request: Any, location: str, status: int = 302) -> Response:
+        return Response(b"", status=status, headers={"Location": location})
+
+    def sendfile(self, request: Any, path: str | os.PathLike[str],
+                 range: tuple[int, int | None] | None = None,
+                 content_type: str | None = None) -> Response:
+        """Answer with a file, sent by the kernel (never read into memory).
+
+        ``range=(start, stop)`` (stop exclusive; None: to the end) answers with
+        that part of the file: 206 with its ``Content-Range``, or 416 when it
+        is empty or past the end. Without it the request's own ``Range`` (one
+        range: 206; unsatisfiable: 416; several: the whole file), ``If-Range``
+        and conditional headers are honoured, with ``ETag`` and
+        ``Last-Modified`` as :class:`StaticFiles` sends them. content_type:
+        guessed from the name when None. A missing file is a 404.
+        """
+        return send_file(request, path, range=range, content_type=content_type)
+
+    def _routes(self) -> list[tuple[str, Callable[..., Any], tuple[str, ...]]]:
+        """The engine's route table: [(pattern, bound handler, methods)], the
+        route ids being the positions."""
+        return [(path, getattr(self, name), methods)
+                for path, name, methods in type(self)._route_specs or ()]
+
+    # -- dispatch --------------------------------------------------------------
+    def __call__(self, request: Any) -> Any:
+        """Answer a request whose path no route matched (the engine routes the
+        others straight to their handlers): 404 through :meth:`error`."""
+        return self.error(request, 404, "404 Not Found")
+
+    def _http_error(self, request: Any, e: HttpError) -> Response:
+        """The answer to an HttpError raised by any handler."""
+        return self.error(request, e.status, e.message or str(e.status))
+
+    @classmethod
+    def __px_listen__(cls, engine: Any, host: str, port: int, fd: int) -> int:
+        """Attach this app to a server endpoint (:func:`pyparallel.register`
+        calls it): one instance answers every request, its routes compiled
+        into the engine's table; it is shared first when the engine does not
+        serve yet and the class was registered with sharing. The engine owns
+        ``fd`` once this returns; the bound port is returned."""
+        app = cls()
+        routes = app._routes()
+        if not engine.started and _sharing._wants_sharing(cls):
+            _sharing.share(app, routes)  # the one instance every request uses
+        port = engine.listen_http(host, port, app, dict(cls.static_routes),
+                                  server_name=cls.server_name, response_type=Response,
+                                  json_default=cls.json_default, routes=routes, fd=fd,
+                                  error_type=HttpError, **cls.limits)
+        return int(port)
+
+    @classmethod
+    def serve(cls, host: str = "127.0.0.1", port: int = 8080, workers: int | None = None) -> None:
+        """Listen on host:port and serve on all workers until stopped."""
+        px.register(transport=px.server(host, port), protocol=cls)
+        px.run(workers=workers)
+
+
