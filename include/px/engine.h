@@ -151,14 +151,41 @@ const char *px_engine_backend_name(const px_engine_t *e);
 /* Why io_uring was not used (-errno), or 0. */
 int px_engine_uring_error(const px_engine_t *e);
 
-/* Messages to a thread: fn runs on the receiving thread. */
+/* A message to a thread. It carries its own teardown, so that nobody has to
+ * recognise a message to release it:
+ *   fn    runs on the receiving thread (w is NULL on the main thread) and owns
+ *         m from then on (it frees m when m was allocated for the trip);
+ *   drop  runs instead of fn when the message will never run: it is still
+ *         queued for a worker when px_engine_destroy runs, or on the main
+ *         queue when px_engine_main_discard runs. It releases m and what m
+ *         carries, on the thread that calls those two. NULL: nothing to
+ *         release (m is embedded in a struct that outlives the queue).
+ * Set both (px_msg_init) before every post. */
 typedef struct px_msg px_msg_t;
+typedef void px_msg_fn(px_worker_t *w, px_msg_t *m);
+typedef void px_msg_drop_fn(px_msg_t *m);
 struct px_msg {
     px_mpsc_node_t node;
-    void (*fn)(px_worker_t *w, px_msg_t *m); /* w is NULL on the main thread */
+    px_msg_fn *fn;
+    px_msg_drop_fn *drop;
 };
 
-/* Queue m for worker w; any thread. m belongs to w until fn runs. */
+static inline void px_msg_init(px_msg_t *m, px_msg_fn *fn, px_msg_drop_fn *drop)
+{
+    m->fn = fn;
+    m->drop = drop;
+}
+
+/* Release m without running it (its drop, if any). */
+static inline void px_msg_drop(px_msg_t *m)
+{
+    if (m->drop != NULL)
+        m->drop(m);
+}
+
+/* Queue m for worker w; any thread. m belongs to w until fn (or, when w
+ * never runs it, drop) runs. A message posted after w left its loop is
+ * dropped by px_engine_destroy. */
 void px_worker_post(px_worker_t *w, px_msg_t *m);
 
 /* Queue m for worker w with a promise: once accepted (0), fn runs on w exactly
@@ -166,7 +193,7 @@ void px_worker_post(px_worker_t *w, px_msg_t *m);
  * thread exits, after its connections are gone). -ESHUTDOWN once w has left
  * its loop: m was not queued and still belongs to the caller. Any thread,
  * w's own included. A worker that never starts keeps what it accepted until
- * px_engine_destroy, which drops it without running it. */
+ * px_engine_destroy, which drops it (px_msg_drop) without running it. */
 int px_worker_submit(px_worker_t *w, px_msg_t *m);
 
 /* Messages (accepted by px_worker_submit or posted) that w has not run yet.
@@ -179,6 +206,9 @@ void px_engine_post_main(px_engine_t *e, px_msg_t *m);
 int px_engine_main_fd(const px_engine_t *e);
 /* Next message for the main thread, or NULL. Clears the wake-up when empty. */
 px_msg_t *px_engine_main_pop(px_engine_t *e);
+/* Drop (px_msg_drop) every message left on the main queue: the main thread,
+ * once it will pop no more (before px_engine_destroy). */
+void px_engine_main_discard(px_engine_t *e);
 
 /* Worker facts. */
 int px_worker_index(const px_worker_t *w);

@@ -161,7 +161,7 @@ int px_engine_listen(px_engine_t *e, const char *host, int port,
         }
         s->listeners[i].w = e->workers[i];
         s->listeners[i].server = s;
-        s->listeners[i].arm_msg.fn = arm_listener;
+        px_msg_init(&s->listeners[i].arm_msg, arm_listener, NULL);
     }
     pthread_mutex_lock(&e->lock);
     s->next = e->servers;
@@ -188,13 +188,26 @@ typedef struct connect_msg {
     px_endpoint_t *ep;
 } connect_msg_t;
 
-void px__connect_msg_fn(px_worker_t *w, px_msg_t *m)
+static void connect_msg_drop(px_msg_t *m)
+{
+    connect_msg_t *cm = PX_CONTAINER_OF(m, connect_msg_t, msg);
+    free(cm->ep);
+    free(cm);
+}
+
+static void connect_msg_fn(px_worker_t *w, px_msg_t *m)
 {
     connect_msg_t *cm = PX_CONTAINER_OF(m, connect_msg_t, msg);
     px_endpoint_t *ep = cm->ep;
     px_conn_t *c;
     int fd, rc;
 
+    /* The worker's loop is over (its last messages run as it exits): nobody
+     * would serve the connection. */
+    if (atomic_load(&w->inbox_closed)) {
+        connect_msg_drop(m);
+        return;
+    }
     fd = socket(cm->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         rc = -errno;
@@ -236,13 +249,6 @@ fail:
     free(cm);
 }
 
-void px__connect_msg_free(px_msg_t *m)
-{
-    connect_msg_t *cm = PX_CONTAINER_OF(m, connect_msg_t, msg);
-    free(cm->ep);
-    free(cm);
-}
-
 static connect_msg_t *connect_msg_new(const px_endpoint_config_t *cfg)
 {
     connect_msg_t *cm = calloc(1, sizeof(*cm));
@@ -258,7 +264,7 @@ static connect_msg_t *connect_msg_new(const px_endpoint_config_t *cfg)
     cm->ep->udata = cfg->udata;
     cm->ep->sock_flags = cfg->sock_flags;
     cm->ep->idle_timeout_ms = cfg->idle_timeout_ms;
-    cm->msg.fn = px__connect_msg_fn;
+    px_msg_init(&cm->msg, connect_msg_fn, connect_msg_drop);
     return cm;
 }
 
@@ -273,7 +279,7 @@ int px_engine_connect(px_engine_t *e, const char *host, int port,
         return -ENOMEM;
     rc = px__resolve(host, port, &cm->ss, &cm->len, false);
     if (rc < 0) {
-        px__connect_msg_free(&cm->msg);
+        connect_msg_drop(&cm->msg);
         return rc;
     }
     i = atomic_fetch_add(&e->next_client_worker, 1) % (unsigned)e->nworkers;
@@ -362,12 +368,9 @@ void px_engine_destroy(px_engine_t *e)
     for (i = 0; e->workers && i < e->nworkers; i++) {
         if (e->workers[i] == NULL)
             continue;
-        /* Connect requests that never reached a running worker. */
-        while ((n = px_mpsc_pop(&e->workers[i]->inbox)) != NULL) {
-            px_msg_t *m = PX_CONTAINER_OF(n, px_msg_t, node);
-            if (m->fn == px__connect_msg_fn)
-                px__connect_msg_free(m);
-        }
+        /* Messages that never reached a running worker. */
+        while ((n = px_mpsc_pop(&e->workers[i]->inbox)) != NULL)
+            px_msg_drop(PX_CONTAINER_OF(n, px_msg_t, node));
         px__worker_destroy(e->workers[i]);
     }
     free(e->workers);
@@ -402,4 +405,12 @@ px_msg_t *px_engine_main_pop(px_engine_t *e)
             return NULL;
     }
     return PX_CONTAINER_OF(n, px_msg_t, node);
+}
+
+void px_engine_main_discard(px_engine_t *e)
+{
+    px_mpsc_node_t *n;
+
+    while ((n = px_mpsc_pop(&e->main_q)) != NULL)
+        px_msg_drop(PX_CONTAINER_OF(n, px_msg_t, node));
 }

@@ -303,8 +303,6 @@ void px__worker_listener_closed(px_worker_t *w, px_listener_t *l);
 int px__worker_create(px_engine_t *e, int index, px_worker_t **out);
 void px__worker_destroy(px_worker_t *w);
 void px__worker_stop(px_worker_t *w, unsigned timeout_ms);
-void px__connect_msg_fn(px_worker_t *w, px_msg_t *m);
-void px__connect_msg_free(px_msg_t *m);
 /* Flush a connection's output: start a send if none is in flight (conn.c). */
 void px__conn_flush(px_conn_t *c);
 void px__conn_free(px_conn_t *c);

@@ -161,8 +161,8 @@ void px__worker_drain_inbox(px_worker_t *w)
 }
 
 /* The loop is over: refuse new submissions, then run every message accepted
- * so far (the submit promise). Requests to connect are dropped as
- * px_engine_destroy would: there is nobody left to serve the connection. */
+ * so far (the submit promise). A message that needs the loop (a request to
+ * connect) sees inbox_closed and drops itself. */
 static void close_inbox(px_worker_t *w)
 {
     px_mpsc_node_t *n;
@@ -181,10 +181,6 @@ static void close_inbox(px_worker_t *w)
         }
         m = PX_CONTAINER_OF(n, px_msg_t, node);
         atomic_fetch_sub_explicit(&w->backlog, 1, memory_order_relaxed);
-        if (m->fn == px__connect_msg_fn) {
-            px__connect_msg_free(m);
-            continue;
-        }
         PX_STAT_ADD(&w->stats, messages, 1);
         m->fn(w, m);
     }
@@ -331,7 +327,7 @@ void px__worker_stop(px_worker_t *w, unsigned timeout_ms)
     if (atomic_exchange(&w->stop_requested, true))
         return;
     atomic_store(&w->stop_timeout_ms, timeout_ms);
-    w->stop_msg.fn = stop_msg;
+    px_msg_init(&w->stop_msg, stop_msg, NULL);
     px_worker_post(w, &w->stop_msg);
 }
 
