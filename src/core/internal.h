@@ -303,13 +303,48 @@ void px__worker_listener_closed(px_worker_t *w, px_listener_t *l);
 int px__worker_create(px_engine_t *e, int index, px_worker_t **out);
 void px__worker_destroy(px_worker_t *w);
 void px__worker_stop(px_worker_t *w, unsigned timeout_ms);
-/* Flush a connection's output: start a send if none is in flight (conn.c). */
-void px__conn_flush(px_conn_t *c);
-void px__conn_free(px_conn_t *c);
-void px__conn_maybe_free(px_conn_t *c);
+/* Connections, their life (conn.c). All on the owning worker. */
 px_conn_t *px__conn_new(px_worker_t *w, px_endpoint_t *ep, int fd);
+/* Hand a registered socket to the application (on_open), then read. */
 void px__conn_start(px_conn_t *c);
+void px__conn_free(px_conn_t *c);
+/* Free c if it is dead and nothing holds it any more (runs on_close). */
+void px__conn_maybe_free(px_conn_t *c);
 void px__conn_begin_shutdown(px_conn_t *c);
+/* Cancel every operation; c goes when the last one has completed. */
+void px__conn_kill(px_conn_t *c, int err);
+/* The output drained after a close request: FIN, then linger. */
+void px__conn_shut(px_conn_t *c);
+/* Arm a receive if c wants to read and has none; stop the armed one. */
+void px__conn_arm_recv(px_conn_t *c);
+void px__conn_stop_recv(px_conn_t *c);
+/* Activity: restart the idle timer. */
+void px__conn_touch(px_conn_t *c);
+/* Reading stops (pause, backpressure): the request deadline waits. */
+void px__conn_hold_deadline(px_conn_t *c);
+/* Reading may go on: held input first (at the next flush), then receive. */
+void px__conn_unpause(px_conn_t *c);
+/* Brackets of every handler call: counted, timed, IN_HANDLER set. */
+uint64_t px__conn_handler_enter(px_conn_t *c);
+void px__conn_handler_leave(px_conn_t *c, uint64_t t0);
+
+static inline bool px__conn_paused(const px_conn_t *c)
+{
+    return c->state & (PX_CONN_PAUSED | PX_CONN_BACKPRESSURE);
+}
+
+/* A handler of c is on some thread's stack (maybe blocked, handed off). */
+static inline bool px__conn_in_handler(const px_conn_t *c)
+{
+    return c->state & PX_CONN_IN_HANDLER;
+}
+
+/* Connections, their I/O (conn_io.c). */
+/* Flush a connection's output: start a send if none is in flight, and
+ * deliver what waited for a handler or a pause. */
+void px__conn_flush(px_conn_t *c);
+void px__conn_free_input(px_conn_t *c);
+void px__conn_free_output(px_conn_t *c);
 
 /* Threads and hand-off (handoff.c). */
 px_thread_t *px__thread_current(void);
