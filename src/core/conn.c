@@ -322,20 +322,6 @@ void px__conn_begin_shutdown(px_conn_t *c)
     px__conn_maybe_free(c);
 }
 
-void px__conn_connected(px_conn_t *c, int res)
-{
-    c->busy++;
-    if (res < 0) {
-        c->close_err = res;
-        px__conn_kill(c, res);
-    } else if (!(c->state & PX_CONN_DEAD)) {
-        PX_STAT_ADD(&c->w->stats, connects, 1);
-        px__conn_start(c);
-    }
-    c->busy--;
-    px__conn_maybe_free(c);
-}
-
 /* Reading may go on: deliver held input first (at the next flush, never from
  * inside a handler), then receive again. */
 void px__conn_unpause(px_conn_t *c)

@@ -352,17 +352,7 @@ void px__conn_writable(px_conn_t *c, int res)
     c->busy++;
     c->ops &= ~PX_OP_POLL;
     if (c->ops & PX_OP_CONNECT) {
-        int err = 0;
-        socklen_t len = sizeof(err);
-
-        c->ops &= ~PX_OP_CONNECT;
-        if (res < 0)
-            err = res;
-        else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-            err = -errno;
-        else
-            err = -err;
-        px__conn_connected(c, err);
+        px__conn_connect_polled(c, res);
     } else if (res < 0 && res != -ECANCELED) {
         px__conn_kill(c, res);
     } else if (!(c->state & PX_CONN_DEAD)) {

@@ -1,6 +1,6 @@
 /*
- * The engine: configuration, backend choice, workers, servers, clients, the
- * main thread's queue, and shutdown.
+ * The engine: configuration, backend choice, workers, servers, the main
+ * thread's queue, and shutdown (clients: connect.c).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -179,128 +179,6 @@ fail:
     free(s->listeners);
     free(s);
     return rc;
-}
-
-typedef struct connect_msg {
-    px_msg_t msg;
-    struct sockaddr_storage ss;
-    socklen_t len;
-    px_endpoint_t *ep;
-} connect_msg_t;
-
-static void connect_msg_drop(px_msg_t *m)
-{
-    connect_msg_t *cm = PX_CONTAINER_OF(m, connect_msg_t, msg);
-    free(cm->ep);
-    free(cm);
-}
-
-static void connect_msg_fn(px_worker_t *w, px_msg_t *m)
-{
-    connect_msg_t *cm = PX_CONTAINER_OF(m, connect_msg_t, msg);
-    px_endpoint_t *ep = cm->ep;
-    px_conn_t *c;
-    int fd, rc;
-
-    /* The worker's loop is over (its last messages run as it exits): nobody
-     * would serve the connection. */
-    if (atomic_load(&w->inbox_closed)) {
-        connect_msg_drop(m);
-        return;
-    }
-    fd = socket(cm->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        rc = -errno;
-        goto fail;
-    }
-    px__socket_tune(fd, ep->sock_flags);
-    atomic_fetch_add_explicit(&w->e->connections, 1, memory_order_relaxed);
-    c = px__conn_new(w, ep, fd);
-    if (c == NULL) {
-        atomic_fetch_sub_explicit(&w->e->connections, 1, memory_order_relaxed);
-        close(fd);
-        rc = -ENOMEM;
-        goto fail;
-    }
-    c->state |= PX_CONN_CLIENT | PX_CONN_OWNS_EP;
-    c->busy++;
-    rc = w->be->open(w, c);
-    if (rc == 0 && connect(fd, (struct sockaddr *)&cm->ss, cm->len) < 0)
-        rc = -errno;
-    if (rc == -EINPROGRESS) {
-        c->ops |= PX_OP_CONNECT;
-        rc = w->be->poll_out(w, c);
-        if (rc < 0)
-            c->ops &= ~PX_OP_CONNECT;
-    } else if (rc == 0) {
-        px__conn_connected(c, 0);
-    }
-    if (rc < 0)
-        px__conn_connected(c, rc);
-    c->busy--;
-    px__conn_maybe_free(c);
-    free(cm);
-    return;
-fail:
-    PX_STAT_ADD(&w->stats, errors, 1);
-    if (ep->handler.on_connect_failed)
-        ep->handler.on_connect_failed(ep->udata, rc);
-    free(ep);
-    free(cm);
-}
-
-static connect_msg_t *connect_msg_new(const px_endpoint_config_t *cfg)
-{
-    connect_msg_t *cm = calloc(1, sizeof(*cm));
-
-    if (cm == NULL)
-        return NULL;
-    cm->ep = calloc(1, sizeof(*cm->ep));
-    if (cm->ep == NULL) {
-        free(cm);
-        return NULL;
-    }
-    cm->ep->handler = *cfg->handler;
-    cm->ep->udata = cfg->udata;
-    cm->ep->sock_flags = cfg->sock_flags;
-    cm->ep->idle_timeout_ms = cfg->idle_timeout_ms;
-    px_msg_init(&cm->msg, connect_msg_fn, connect_msg_drop);
-    return cm;
-}
-
-int px_engine_connect(px_engine_t *e, const char *host, int port,
-                      const px_endpoint_config_t *cfg)
-{
-    connect_msg_t *cm = connect_msg_new(cfg);
-    unsigned i;
-    int rc;
-
-    if (cm == NULL)
-        return -ENOMEM;
-    rc = px__resolve(host, port, &cm->ss, &cm->len, false);
-    if (rc < 0) {
-        connect_msg_drop(&cm->msg);
-        return rc;
-    }
-    i = atomic_fetch_add(&e->next_client_worker, 1) % (unsigned)e->nworkers;
-    px_worker_post(e->workers[i], &cm->msg);
-    return 0;
-}
-
-int px_worker_connect(px_worker_t *w, const struct sockaddr *addr, socklen_t len,
-                      const px_endpoint_config_t *cfg)
-{
-    connect_msg_t *cm;
-
-    if (len > sizeof(cm->ss) || len < (socklen_t)sizeof(addr->sa_family))
-        return -EINVAL;
-    cm = connect_msg_new(cfg);
-    if (cm == NULL)
-        return -ENOMEM;
-    memcpy(&cm->ss, addr, len);
-    cm->len = len;
-    px_worker_post(w, &cm->msg);
-    return 0;
 }
 
 int px_engine_start(px_engine_t *e)

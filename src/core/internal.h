@@ -287,7 +287,6 @@ void px__conn_accepted(px_listener_t *l, int fd);
 void px__conn_received(px_conn_t *c, const char *data, int res, bool more);
 void px__conn_sent(px_conn_t *c, int res);
 void px__conn_writable(px_conn_t *c, int res);
-void px__conn_connected(px_conn_t *c, int res);
 /* An operation of c finished for good; may free c. */
 void px__conn_op_done(px_conn_t *c, uint32_t op);
 
@@ -338,6 +337,12 @@ static inline bool px__conn_in_handler(const px_conn_t *c)
 {
     return c->state & PX_CONN_IN_HANDLER;
 }
+
+/* Client connections (connect.c). */
+/* The connect of c ended with res (0 or -errno): open c, or close it. */
+void px__conn_connected(px_conn_t *c, int res);
+/* The writability poll armed for a connect ended with res. */
+void px__conn_connect_polled(px_conn_t *c, int res);
 
 /* Connections, their I/O (conn_io.c). */
 /* Flush a connection's output: start a send if none is in flight, and
