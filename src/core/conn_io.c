@@ -14,6 +14,10 @@
 
 #include "internal.h"
 
+static void output_moved(px_conn_t *c);
+static void conn_end(px_conn_t *c, int res);
+static void deliver_held(px_conn_t *c);
+
 void px__conn_free_input(px_conn_t *c)
 {
     px_seg_t *s, *next;
@@ -204,7 +208,10 @@ static void send_file_seg(px_conn_t *c, px_seg_t *s)
         close(s->fd);
         free(s);
     }
-    px__conn_sent(c, -EINPROGRESS); /* continue the queue's bookkeeping */
+    c->busy++;
+    output_moved(c);
+    c->busy--;
+    px__conn_maybe_free(c);
 }
 
 static void start_mem_send(px_conn_t *c)
@@ -237,8 +244,6 @@ static void start_mem_send(px_conn_t *c)
         px__conn_kill(c, rc);
 }
 
-static void conn_end(px_conn_t *c, int res);
-static void deliver_held(px_conn_t *c);
 
 /* After a pause or a handler: held input, then a held end of stream, then a
  * held on_drain. A handler still running elsewhere keeps them waiting. */
@@ -288,41 +293,17 @@ void px__conn_flush(px_conn_t *c)
 
 /* ---- completions --------------------------------------------------------- */
 
-void px__conn_sent(px_conn_t *c, int res)
+/* Bytes left the queue (a send completed, or a sendfile step): the idle
+ * timer, more to send, the close sequence, the end of backpressure, on_drain.
+ * The caller holds c busy. */
+static void output_moved(px_conn_t *c)
 {
-    c->busy++;
-    if (res != -EINPROGRESS) { /* a real send completion, not a sendfile step */
-        c->ops &= ~PX_OP_SEND;
-        if (c->sendop) {
-            px_pool_free(&c->w->sendop_pool, c->sendop);
-            c->sendop = NULL;
-        }
-        if (res == -EAGAIN && !(c->state & PX_CONN_DEAD)) {
-            /* io_uring does not wait on a non-blocking socket: poll for room. */
-            int rc = c->w->be->poll_out(c->w, c);
-            if (rc < 0)
-                px__conn_kill(c, rc);
-            goto out;
-        }
-        if (res < 0) {
-            if (!(c->state & PX_CONN_DEAD) && res != -ECANCELED)
-                PX_STAT_ADD(&c->w->stats, errors, 1);
-            px__conn_kill(c, res == -ECANCELED ? 0 : res);
-            goto out;
-        }
-        if (c->state & PX_CONN_DEAD)
-            goto out;
-        PX_STAT_ADD(&c->w->stats, bytes_out, (uint64_t)res);
-        PX_STAT_ADD(&c->w->stats, sends, 1);
-        count_turn(c, (size_t)res);
-        consume_output(c, (size_t)res);
-    }
     px__conn_touch(c);
     if (c->out_head) {
         px__worker_mark_dirty(c->w, c); /* partial write or more queued */
     } else if (c->state & PX_CONN_CLOSING) {
         px__conn_shut(c);
-        goto out;
+        return;
     }
     if ((c->state & PX_CONN_BACKPRESSURE) &&
         c->unsent <= c->w->e->cfg.send_low_water) {
@@ -342,6 +323,36 @@ void px__conn_sent(px_conn_t *c, int res)
             c->state &= ~PX_CONN_IN_DRAIN;
         }
     }
+}
+
+void px__conn_sent(px_conn_t *c, int res)
+{
+    c->busy++;
+    c->ops &= ~PX_OP_SEND;
+    if (c->sendop) {
+        px_pool_free(&c->w->sendop_pool, c->sendop);
+        c->sendop = NULL;
+    }
+    if (res == -EAGAIN && !(c->state & PX_CONN_DEAD)) {
+        /* io_uring does not wait on a non-blocking socket: poll for room. */
+        int rc = c->w->be->poll_out(c->w, c);
+        if (rc < 0)
+            px__conn_kill(c, rc);
+        goto out;
+    }
+    if (res < 0) {
+        if (!(c->state & PX_CONN_DEAD) && res != -ECANCELED)
+            PX_STAT_ADD(&c->w->stats, errors, 1);
+        px__conn_kill(c, res == -ECANCELED ? 0 : res);
+        goto out;
+    }
+    if (c->state & PX_CONN_DEAD)
+        goto out;
+    PX_STAT_ADD(&c->w->stats, bytes_out, (uint64_t)res);
+    PX_STAT_ADD(&c->w->stats, sends, 1);
+    count_turn(c, (size_t)res);
+    consume_output(c, (size_t)res);
+    output_moved(c);
 out:
     c->busy--;
     px__conn_maybe_free(c);

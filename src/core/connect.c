@@ -29,11 +29,35 @@ static void connect_msg_drop(px_msg_t *m)
     free(cm);
 }
 
+/* Connect c's socket to addr without blocking: 0 and *pending false when it
+ * connected at once; 0 and *pending true when the kernel goes on and a
+ * writability poll (PX_OP_CONNECT) will report the end; or -errno. */
+static int start_connect(px_conn_t *c, const struct sockaddr *addr, socklen_t len,
+                         bool *pending)
+{
+    int rc;
+
+    *pending = false;
+    if (connect(c->fd, addr, len) == 0)
+        return 0;
+    if (errno != EINPROGRESS)
+        return -errno;
+    c->ops |= PX_OP_CONNECT;
+    rc = c->w->be->poll_out(c->w, c);
+    if (rc < 0) {
+        c->ops &= ~PX_OP_CONNECT;
+        return rc;
+    }
+    *pending = true;
+    return 0;
+}
+
 static void connect_msg_fn(px_worker_t *w, px_msg_t *m)
 {
     connect_msg_t *cm = PX_CONTAINER_OF(m, connect_msg_t, msg);
     px_endpoint_t *ep = cm->ep;
     px_conn_t *c;
+    bool pending = false;
     int fd, rc;
 
     /* The worker's loop is over (its last messages run as it exits): nobody
@@ -59,17 +83,9 @@ static void connect_msg_fn(px_worker_t *w, px_msg_t *m)
     c->state |= PX_CONN_CLIENT | PX_CONN_OWNS_EP;
     c->busy++;
     rc = w->be->open(w, c);
-    if (rc == 0 && connect(fd, (struct sockaddr *)&cm->ss, cm->len) < 0)
-        rc = -errno;
-    if (rc == -EINPROGRESS) {
-        c->ops |= PX_OP_CONNECT;
-        rc = w->be->poll_out(w, c);
-        if (rc < 0)
-            c->ops &= ~PX_OP_CONNECT;
-    } else if (rc == 0) {
-        px__conn_connected(c, 0);
-    }
-    if (rc < 0)
+    if (rc == 0)
+        rc = start_connect(c, (struct sockaddr *)&cm->ss, cm->len, &pending);
+    if (rc < 0 || !pending)
         px__conn_connected(c, rc);
     c->busy--;
     px__conn_maybe_free(c);
