@@ -74,7 +74,7 @@ int px_engine_create(const px_engine_config_t *cfg, const px_thread_hooks_t *hoo
         e->hooks = *hooks;
     e->nworkers = cfg->workers > 0 ? cfg->workers : usable_cpus();
     pthread_mutex_init(&e->lock, NULL);
-    px__handoff_init(e);
+    px__threads_init(e);
     px_mpsc_init(&e->main_q);
     e->main_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (e->main_fd < 0) {
@@ -200,7 +200,7 @@ int px_engine_start(px_engine_t *e)
         }
     }
     if (rc == 0)
-        rc = px__handoff_start(e);
+        rc = px__supervisor_start(e);
     pthread_mutex_unlock(&e->lock);
     if (rc < 0)
         px_engine_shutdown(e, 0);
@@ -222,7 +222,7 @@ bool px_engine_finished(px_engine_t *e)
 
 int px_engine_join(px_engine_t *e)
 {
-    px__handoff_join(e);
+    px__threads_join(e);
     return 0;
 }
 
@@ -254,7 +254,7 @@ void px_engine_destroy(px_engine_t *e)
     free(e->workers);
     if (e->main_fd >= 0)
         close(e->main_fd);
-    px__handoff_destroy(e);
+    px__threads_destroy(e);
     pthread_mutex_destroy(&e->lock);
     free(e);
 }

@@ -152,7 +152,7 @@ typedef struct px_thread px_thread_t;
 
 /* An engine thread. Threads are interchangeable: each runs whatever worker it
  * is given, until it hands the worker over or the worker finishes, then parks
- * as a spare (handoff.c). */
+ * as a spare (threads.c). */
 struct px_thread {
     px_engine_t *e;
     pthread_t tid;
@@ -214,7 +214,7 @@ struct px_worker {
     uint64_t next_id;
     bool defer_free;          /* inside an epoll batch */
     px_conn_t *graveyard;     /* connections to free after the batch */
-    /* Hand-off (handoff.c): */
+    /* Hand-off (threads.c, supervisor.c): */
     _Alignas(PX_CACHELINE) _Atomic uint64_t own; /* ownership.h */
     _Atomic(px_thread_t *) releaser; /* the thread of the last release */
     _Atomic unsigned nwaiters;  /* threads waiting to get the worker back */
@@ -241,13 +241,14 @@ struct px_engine {
     px_mpsc_t main_q;
     int main_fd;
     _Atomic int main_wake_pending;
-    /* Threads and hand-off (handoff.c): */
+    /* Threads (threads.c): */
     pthread_mutex_t threads_lock;
     px_thread_t *threads;     /* threads_lock: every thread ever started */
     px_thread_t *idle;        /* threads_lock: parked spares */
     unsigned nthreads;        /* threads_lock */
     unsigned spawning;        /* threads_lock: spares started, not yet parked */
     bool exiting;             /* threads_lock: every worker has finished */
+    /* The supervisor (supervisor.c): */
     pthread_t sup_thread;
     bool sup_started;
     pthread_mutex_t sup_lock;
@@ -351,20 +352,35 @@ void px__conn_flush(px_conn_t *c);
 void px__conn_free_input(px_conn_t *c);
 void px__conn_free_output(px_conn_t *c);
 
-/* Threads and hand-off (handoff.c). */
+/* Engine threads and the hand-off (threads.c). */
 px_thread_t *px__thread_current(void);
 /* Start a thread that runs w at once (w NULL: a spare that parks). */
 int px__thread_spawn(px_engine_t *e, px_worker_t *w);
-int px__handoff_init(px_engine_t *e);
-int px__handoff_start(px_engine_t *e);   /* the supervisor, when enabled */
-void px__handoff_join(px_engine_t *e);   /* supervisor, then every thread */
-void px__handoff_destroy(px_engine_t *e);
+/* Start a spare unless one is starting or the cap is reached: 0 or -errno. */
+int px__thread_spawn_spare(px_engine_t *e);
+/* Give w to t (a parked spare or a waiter), which runs it from then on. */
+void px__thread_give(px_thread_t *t, px_worker_t *w);
+/* A parked spare (threads_lock taken inside), or NULL; put one back. */
+px_thread_t *px__thread_pop_idle(px_engine_t *e);
+void px__thread_push_idle(px_engine_t *e, px_thread_t *t);
+void px__threads_init(px_engine_t *e);
+void px__threads_join(px_engine_t *e);   /* supervisor, then every thread */
+void px__threads_destroy(px_engine_t *e);
 int px__handoff_worker_init(px_worker_t *w);
 void px__handoff_worker_destroy(px_worker_t *w);
 /* True while threads are inside w's code without owning it (owner only). */
 bool px__worker_displaced(px_worker_t *w);
 /* The calling thread's receive buffer (PX_SCRATCH_SIZE bytes), or NULL. */
 char *px__thread_scratch(void);
+
+/* The supervisor (supervisor.c). */
+void px__supervisor_init(px_engine_t *e);
+int px__supervisor_start(px_engine_t *e); /* only when handoff_ms > 0 */
+/* A worker was released while the supervisor sleeps: wake it. Any thread. */
+void px__supervisor_wake(px_engine_t *e);
+void px__supervisor_stop(px_engine_t *e);  /* every worker has finished */
+void px__supervisor_join(px_engine_t *e);
+void px__supervisor_destroy(px_engine_t *e);
 
 /* Sockets (sockets.c). */
 int px__resolve(const char *host, int port, struct sockaddr_storage *ss,

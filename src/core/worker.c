@@ -1,6 +1,6 @@
 /*
  * A worker: one ring (or epoll instance), its connections, its wheel, its
- * pools, its stats, run by one thread at a time (handoff.c decides which). The
+ * pools, its stats, run by one thread at a time (threads.c and supervisor.c decide which). The
  * loop turn is: run queued messages, flush connections with output, sleep in
  * the kernel until a completion or the next timer, dispatch completions, fire
  * timers.
