@@ -48,7 +48,40 @@ typedef struct px_engine_config {
     unsigned ring_entries;    /* submission queue size */
     unsigned handoff_ms;      /* hand a worker blocked this long in a released
                                  handler to a spare thread; 0: never */
+    unsigned uring_mask;      /* tests: PX_URING_* features to treat as missing
+                                 (added to those the PX_URING_MASK environment
+                                 variable names, see px_uring_mask_parse) */
 } px_engine_config_t;
+
+/* The io_uring features the engine uses, as the probe at px_engine_create
+ * finds them. Each of PX_URING_REQUIRED must be there for the io_uring
+ * backend; where one is missing, PX_BACKEND_AUTO falls back to epoll (one
+ * line on stderr says why) and PX_BACKEND_URING fails with -EOPNOTSUPP.
+ * PX_URING_RECV_CAP is used when there, and its absence only costs memory: a
+ * paused connection may then hold more input read past the pause. */
+enum {
+    PX_URING_SETUP = 1u << 0,            /* the ring as set up: big CQ, cooperative
+                                            task running, submit-all (Linux 5.19) */
+    PX_URING_OPS = 1u << 1,              /* accept, recv, sendmsg, poll, cancel */
+    PX_URING_BUF_RING = 1u << 2,         /* provided buffer rings (Linux 5.19) */
+    PX_URING_RECV_MULTISHOT = 1u << 3,   /* multishot receive (Linux 6.0) */
+    PX_URING_ACCEPT_MULTISHOT = 1u << 4, /* multishot accept (Linux 5.19) */
+    PX_URING_CANCEL_FD = 1u << 5,        /* cancel all of a file's requests (5.19) */
+    PX_URING_RECV_CAP = 1u << 6,         /* a byte cap on a multishot receive */
+};
+#define PX_URING_REQUIRED                                                     \
+    (PX_URING_SETUP | PX_URING_OPS | PX_URING_BUF_RING |                      \
+     PX_URING_RECV_MULTISHOT | PX_URING_ACCEPT_MULTISHOT | PX_URING_CANCEL_FD)
+
+/* What the feature f (one PX_URING_* bit) is, in words, or NULL. */
+const char *px_uring_feature_name(unsigned f);
+
+/* The features named in s, comma-separated ("recv_multishot,cancel_fd"; the
+ * names: setup, ops, buf_ring, recv_multishot, accept_multishot, cancel_fd,
+ * recv_cap), as PX_URING_* bits; unknown names count for nothing. NULL or ""
+ * gives 0. px_engine_create reads the PX_URING_MASK environment variable
+ * with it, so that tests can play a kernel without some feature. */
+unsigned px_uring_mask_parse(const char *s);
 
 /* Defaults: workers 0, AUTO, 100000 connections, 16 KiB x 1024 buffers,
  * 1 MiB / 256 KiB water marks, 256 KiB turn budget, 4096 entries, hand-off
@@ -148,8 +181,15 @@ int px_engine_worker_count(const px_engine_t *e);
 px_worker_t *px_engine_worker(px_engine_t *e, int i);
 /* "io_uring" or "epoll": what the workers really use (after the fallback). */
 const char *px_engine_backend_name(const px_engine_t *e);
-/* Why io_uring was not used (-errno), or 0. */
+/* Why io_uring was not used (-errno), or 0: -EOPNOTSUPP when the kernel
+ * lacks a feature the engine needs (px_engine_uring_missing says which),
+ * else what io_uring_setup or the workers' set-up failed with. */
 int px_engine_uring_error(const px_engine_t *e);
+/* The PX_URING_* features the probe found (masked ones cleared); 0 when it
+ * did not run (PX_BACKEND_EPOLL) or io_uring was refused. */
+unsigned px_engine_uring_features(const px_engine_t *e);
+/* The first required feature that was missing, in words, or NULL. */
+const char *px_engine_uring_missing(const px_engine_t *e);
 
 /* A message to a thread. It carries its own teardown, so that nobody has to
  * recognise a message to release it:

@@ -32,12 +32,6 @@ typedef struct epoll_state {
 
 static epoll_state_t *state_of(px_worker_t *w) { return w->bs; }
 
-static int epoll_probe(const px_engine_config_t *cfg)
-{
-    (void)cfg;
-    return 0;
-}
-
 static int epoll_init(px_worker_t *w)
 {
     epoll_state_t *s = calloc(1, sizeof(*s));
@@ -358,7 +352,6 @@ static bool epoll_kernel_work(px_worker_t *w)
 
 const px_backend_t px__backend_epoll = {
     .name = "epoll",
-    .probe = epoll_probe,
     .init = epoll_init,
     .destroy = epoll_destroy,
     .listen = epoll_listen,

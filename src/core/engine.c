@@ -36,23 +36,68 @@ static int usable_cpus(void)
     return 1;
 }
 
+/* Where io_uring lacks something the engine needs, one line says what (and
+ * that epoll serves, unless io_uring was asked for): no error code can name
+ * the feature. A refusal (a sandbox, a sysctl) is the expected case for
+ * PX_BACKEND_AUTO and stays quiet: px_engine_uring_error reports it. */
+static void say_missing(const px_engine_t *e)
+{
+    fprintf(stderr, "pyparallel: io_uring lacks %s%s\n", e->uring_missing,
+            e->cfg.backend == PX_BACKEND_URING ? "" : ": serving with epoll");
+}
+
 static int choose_backend(px_engine_t *e)
 {
+    unsigned found, missing, mask;
     int rc;
 
     if (e->cfg.backend == PX_BACKEND_EPOLL) {
         e->be = &px__backend_epoll;
         return 0;
     }
-    rc = px__backend_uring.probe(&e->cfg);
+    mask = e->cfg.uring_mask | px_uring_mask_parse(getenv("PX_URING_MASK"));
+    rc = px__uring_probe(&found);
+    if (rc == 0) {
+        e->uring_features = found & ~mask;
+        missing = PX_URING_REQUIRED & ~e->uring_features;
+        if (missing != 0) {
+            e->uring_missing = px_uring_feature_name(missing & -missing);
+            rc = -EOPNOTSUPP;
+        }
+    }
     if (rc == 0) {
         e->be = &px__backend_uring;
         return 0;
     }
     e->uring_err = rc;
+    if (e->uring_missing)
+        say_missing(e);
     if (e->cfg.backend == PX_BACKEND_URING)
         return rc;
     e->be = &px__backend_epoll;
+    return 0;
+}
+
+static void destroy_workers(px_engine_t *e)
+{
+    int i;
+
+    for (i = 0; i < e->nworkers; i++) {
+        if (e->workers[i] != NULL)
+            px__worker_destroy(e->workers[i]);
+        e->workers[i] = NULL;
+    }
+}
+
+static int create_workers(px_engine_t *e)
+{
+    int i, rc;
+
+    for (i = 0; i < e->nworkers; i++) {
+        rc = px__worker_create(e, i, &e->workers[i]);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }
 
@@ -60,7 +105,7 @@ int px_engine_create(const px_engine_config_t *cfg, const px_thread_hooks_t *hoo
                      px_engine_t **out)
 {
     px_engine_t *e = calloc(1, sizeof(*e));
-    int i, rc;
+    int rc;
 
     if (e == NULL)
         return -ENOMEM;
@@ -89,11 +134,19 @@ int px_engine_create(const px_engine_config_t *cfg, const px_thread_hooks_t *hoo
         rc = -ENOMEM;
         goto fail;
     }
-    for (i = 0; i < e->nworkers; i++) {
-        rc = px__worker_create(e, i, &e->workers[i]);
-        if (rc < 0)
-            goto fail;
+    rc = create_workers(e);
+    if (rc < 0 && e->be == &px__backend_uring && e->cfg.backend == PX_BACKEND_AUTO) {
+        /* The probe's small ring worked, the workers' did not (their size,
+         * locked memory): epoll serves rather than nobody. */
+        destroy_workers(e);
+        e->uring_err = rc;
+        e->be = &px__backend_epoll;
+        fprintf(stderr, "pyparallel: io_uring worker set-up failed (%s): serving with epoll\n",
+                strerror(-rc));
+        rc = create_workers(e);
     }
+    if (rc < 0)
+        goto fail;
     *out = e;
     return 0;
 fail:
@@ -263,6 +316,8 @@ int px_engine_worker_count(const px_engine_t *e) { return e->nworkers; }
 px_worker_t *px_engine_worker(px_engine_t *e, int i) { return e->workers[i]; }
 const char *px_engine_backend_name(const px_engine_t *e) { return e->be->name; }
 int px_engine_uring_error(const px_engine_t *e) { return e->uring_err; }
+unsigned px_engine_uring_features(const px_engine_t *e) { return e->uring_features; }
+const char *px_engine_uring_missing(const px_engine_t *e) { return e->uring_missing; }
 
 void px_engine_post_main(px_engine_t *e, px_msg_t *m)
 {

@@ -232,6 +232,8 @@ struct px_engine {
     px_worker_t **workers;
     const px_backend_t *be;
     int uring_err;
+    unsigned uring_features;  /* PX_URING_*: what the probe found, masked */
+    const char *uring_missing; /* the first required feature missing, or NULL */
     px_server_t *servers;
     pthread_mutex_t lock;     /* servers list, start/stop */
     bool started;
@@ -260,7 +262,6 @@ struct px_engine {
 /* The I/O backend: completion-style operations over io_uring or epoll. */
 struct px_backend {
     const char *name;
-    int (*probe)(const px_engine_config_t *cfg);     /* 0 if usable here */
     int (*init)(px_worker_t *w);
     void (*destroy)(px_worker_t *w);
     int (*listen)(px_worker_t *w, px_listener_t *l);  /* arm accept */
@@ -281,6 +282,10 @@ struct px_backend {
 
 extern const px_backend_t px__backend_uring;
 extern const px_backend_t px__backend_epoll;
+
+/* Which PX_URING_* features the kernel offers (uring_probe.c): 0 with *found
+ * set, or -errno when io_uring itself is refused. */
+int px__uring_probe(unsigned *found);
 
 /* Completions, called by the backends (conn.c). */
 void px__conn_accepted(px_listener_t *l, int fd);
