@@ -83,9 +83,18 @@ const char *px_uring_feature_name(unsigned f);
  * with it, so that tests can play a kernel without some feature. */
 unsigned px_uring_mask_parse(const char *s);
 
-/* Defaults: workers 0, AUTO, 100000 connections, 16 KiB x 1024 buffers,
- * 1 MiB / 256 KiB water marks, 256 KiB turn budget, 4096 entries, hand-off
- * after 2 ms. */
+/* The defaults px_engine_config_default sets (workers 0: one per CPU; AUTO). */
+#define PX_DEFAULT_MAX_CONNECTIONS 100000u
+#define PX_DEFAULT_RECV_BUFFER_SIZE (16u << 10)
+#define PX_DEFAULT_RECV_BUFFERS 1024u
+#define PX_DEFAULT_SEND_HIGH_WATER ((size_t)1 << 20)
+#define PX_DEFAULT_SEND_LOW_WATER ((size_t)256 << 10)
+#define PX_DEFAULT_TURN_BUDGET ((size_t)256 << 10)
+#define PX_DEFAULT_RING_ENTRIES 4096u
+#define PX_DEFAULT_HANDOFF_MS 2u
+#define PX_DEFAULT_BACKLOG 4096 /* px_endpoint_config_t.backlog 0 */
+
+/* Fill cfg with the defaults above. */
 void px_engine_config_default(px_engine_config_t *cfg);
 
 /* Calls from the engine into the application, on the connection's worker. */
@@ -134,7 +143,7 @@ typedef struct px_endpoint_config {
     void *udata;              /* available as px_server_udata() */
     unsigned sock_flags;      /* PX_SOCK_* */
     unsigned idle_timeout_ms; /* 0: none */
-    int backlog;              /* listeners only; 0: 4096 */
+    int backlog;              /* listeners only; 0: PX_DEFAULT_BACKLOG */
     int listen_fd;            /* listeners only: a bound, listening, non-blocking
                                  SO_REUSEPORT socket to use as the first worker's
                                  listener (the engine takes it), or -1 */

@@ -20,6 +20,8 @@
 #include "internal.h"
 #include "uring.h"
 
+#define CQ_PER_SQ 4 /* completion entries per submission entry */
+
 typedef struct uring_state {
     struct io_uring ring;
     struct io_uring_buf_ring *br;
@@ -68,7 +70,7 @@ int px__uring_ring_init(struct io_uring *ring, unsigned entries)
      * one-worker echo benchmark a third of its round trips (median of six
      * paired runs). */
     p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL;
-    p.cq_entries = entries * 4;
+    p.cq_entries = entries * CQ_PER_SQ;
     return io_uring_queue_init_params(entries, ring, &p);
 }
 
@@ -327,8 +329,8 @@ static int uring_wait(px_worker_t *w, uint64_t timeout_ns)
         rc = io_uring_submit(&u->ring);
     } else {
         struct __kernel_timespec ts = {
-            .tv_sec = (long long)(timeout_ns / 1000000000u),
-            .tv_nsec = (long long)(timeout_ns % 1000000000u),
+            .tv_sec = (long long)(timeout_ns / PX_NS_PER_SEC),
+            .tv_nsec = (long long)(timeout_ns % PX_NS_PER_SEC),
         };
         rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
     }

@@ -24,6 +24,9 @@
 
 #include "internal.h"
 
+/* A connection id: the worker's index in the bits above these, a count below. */
+#define CONN_ID_WORKER_SHIFT 48
+
 /* Around every call into the application: count it, time it, and publish that
  * the worker is inside one (for stats readers). Owner thread only. */
 static uint64_t callback_enter(px_worker_t *w)
@@ -173,7 +176,7 @@ px_conn_t *px__conn_new(px_worker_t *w, px_endpoint_t *ep, int fd)
     c->w = w;
     c->ep = ep;
     c->fd = fd;
-    c->id = ((uint64_t)w->index << 48) | ++w->next_id;
+    c->id = ((uint64_t)w->index << CONN_ID_WORKER_SHIFT) | ++w->next_id;
     c->idle_ms = ep->idle_timeout_ms;
     px_timer_init(&c->idle_timer, idle_expired);
     px_timer_init(&c->resume_timer, resume_expired);

@@ -17,14 +17,14 @@ void px_engine_config_default(px_engine_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->backend = PX_BACKEND_AUTO;
-    cfg->max_connections = 100000;
-    cfg->recv_buffer_size = 16384;
-    cfg->recv_buffers = 1024;
-    cfg->send_high_water = 1u << 20;
-    cfg->send_low_water = 256u << 10;
-    cfg->turn_budget = 256u << 10;
-    cfg->ring_entries = 4096;
-    cfg->handoff_ms = 2;
+    cfg->max_connections = PX_DEFAULT_MAX_CONNECTIONS;
+    cfg->recv_buffer_size = PX_DEFAULT_RECV_BUFFER_SIZE;
+    cfg->recv_buffers = PX_DEFAULT_RECV_BUFFERS;
+    cfg->send_high_water = PX_DEFAULT_SEND_HIGH_WATER;
+    cfg->send_low_water = PX_DEFAULT_SEND_LOW_WATER;
+    cfg->turn_budget = PX_DEFAULT_TURN_BUDGET;
+    cfg->ring_entries = PX_DEFAULT_RING_ENTRIES;
+    cfg->handoff_ms = PX_DEFAULT_HANDOFF_MS;
 }
 
 static int usable_cpus(void)
@@ -198,7 +198,7 @@ int px_engine_listen(px_engine_t *e, const char *host, int port,
             rc = cfg->listen_fd;
         else
             rc = px__listen_socket((struct sockaddr *)&ss, len,
-                                   cfg->backlog > 0 ? cfg->backlog : 4096);
+                                   cfg->backlog > 0 ? cfg->backlog : PX_DEFAULT_BACKLOG);
         if (rc < 0)
             goto fail;
         s->listeners[i].fd = rc;

@@ -44,11 +44,11 @@ static void timed_wait(pthread_cond_t *cond, pthread_mutex_t *lock, unsigned ms)
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec += ms / PX_MS_PER_SEC;
+    ts.tv_nsec += (long)(ms % PX_MS_PER_SEC) * (long)PX_NS_PER_MS;
+    if (ts.tv_nsec >= (long)PX_NS_PER_SEC) {
         ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
+        ts.tv_nsec -= (long)PX_NS_PER_SEC;
     }
     pthread_cond_timedwait(cond, lock, &ts);
 }
@@ -62,7 +62,7 @@ typedef struct watch {
 
 static uint64_t ns_of(const struct timespec *ts)
 {
-    return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
+    return (uint64_t)ts->tv_sec * PX_NS_PER_SEC + (uint64_t)ts->tv_nsec;
 }
 
 static uint64_t now_ns(void)
@@ -145,8 +145,8 @@ static void take_over(px_engine_t *e, px_worker_t *w, uint64_t seen)
 static bool scan(px_engine_t *e, watch_t *watch)
 {
     uint64_t now_ms = px_now_ms(), now = now_ns();
-    uint64_t after = (uint64_t)e->cfg.handoff_ms * 1000000u;
-    uint64_t spin = (uint64_t)PX_MAX(SPIN_MS, e->cfg.handoff_ms) * 1000000u;
+    uint64_t after = (uint64_t)e->cfg.handoff_ms * PX_NS_PER_MS;
+    uint64_t spin = (uint64_t)PX_MAX(SPIN_MS, e->cfg.handoff_ms) * PX_NS_PER_MS;
     bool any = false;
     int i;
 
