@@ -149,7 +149,12 @@ typedef struct px_endpoint_config {
                                  listener (the engine takes it), or -1 */
 } px_endpoint_config_t;
 
-/* Create an engine (threads are not started). *out owned by the caller. */
+/* Create an engine (threads are not started). *out owned by the caller.
+ * The backend is chosen here: with PX_BACKEND_AUTO io_uring when the probe
+ * finds every feature it needs and the workers get their rings, else epoll.
+ * 0, -EINVAL (recv_buffers not a power of two), -ENOMEM, or with
+ * PX_BACKEND_URING why io_uring cannot serve (-EOPNOTSUPP: a feature is
+ * missing; -EPERM, -ENOSYS: refused). */
 int px_engine_create(const px_engine_config_t *cfg, const px_thread_hooks_t *hooks,
                      px_engine_t **out);
 
@@ -160,7 +165,10 @@ int px_engine_listen(px_engine_t *e, const char *host, int port,
                      const px_endpoint_config_t *cfg, px_server_t **out);
 
 /* Connect to host:port from a worker chosen round-robin; the handler's on_open
- * runs once connected, on_close (with -errno) if connecting fails. */
+ * runs once connected, on_close (with -errno) if connecting fails, and
+ * on_connect_failed when no connection could even be made. 0, or -errno of
+ * the name lookup, or -ENOMEM. A request that reaches a worker after its loop
+ * ended is dropped without a call. */
 int px_engine_connect(px_engine_t *e, const char *host, int port,
                       const px_endpoint_config_t *cfg);
 
@@ -183,7 +191,10 @@ bool px_engine_finished(px_engine_t *e);
 /* Wait for the workers to exit (after px_engine_shutdown). */
 int px_engine_join(px_engine_t *e);
 
-/* Free everything. The engine must be joined or never started. */
+/* Free everything. The engine must be joined or never started. Messages
+ * still queued, for workers or the main thread, are dropped (px_msg_drop) on
+ * the calling thread: call px_engine_main_discard first where the main
+ * queue's drops need the main thread's context. */
 void px_engine_destroy(px_engine_t *e);
 
 int px_engine_worker_count(const px_engine_t *e);

@@ -305,6 +305,7 @@ void px_engine_destroy(px_engine_t *e)
         px__worker_destroy(e->workers[i]);
     }
     free(e->workers);
+    px_engine_main_discard(e);
     if (e->main_fd >= 0)
         close(e->main_fd);
     px__threads_destroy(e);
