@@ -220,7 +220,8 @@ const char *px_engine_uring_missing(const px_engine_t *e);
  *         queue when px_engine_main_discard runs. It releases m and what m
  *         carries, on the thread that calls those two. NULL: nothing to
  *         release (m is embedded in a struct that outlives the queue).
- * Set both (px_msg_init) before every post. */
+ * Set both (px_msg_init) before a message is first posted; in a zeroed
+ * struct, drop is already NULL. */
 typedef struct px_msg px_msg_t;
 typedef void px_msg_fn(px_worker_t *w, px_msg_t *m);
 typedef void px_msg_drop_fn(px_msg_t *m);
