@@ -10,6 +10,10 @@
  * The filter is inherited across exec and by every thread and child, so the
  * program under test sees io_uring refused from its first instruction.
  *
+ * A kernel whose io_uring works but lacks a feature the engine uses is played
+ * differently, without a filter: PX_URING_MASK=recv_multishot (or any of the
+ * names px_uring_mask_parse knows) makes the engine's probe treat it as missing.
+ *
  * Exit status: the command's, or 126 if the filter cannot be installed and 127
  * if the command cannot be executed.
  */

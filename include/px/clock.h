@@ -19,6 +19,10 @@
 #include <x86intrin.h>
 #endif
 
+#define PX_NS_PER_SEC 1000000000u
+#define PX_NS_PER_MS 1000000u
+#define PX_MS_PER_SEC 1000u
+
 /* Nanoseconds of CLOCK_MONOTONIC. */
 uint64_t px_now_ns(void);
 

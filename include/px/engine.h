@@ -48,11 +48,53 @@ typedef struct px_engine_config {
     unsigned ring_entries;    /* submission queue size */
     unsigned handoff_ms;      /* hand a worker blocked this long in a released
                                  handler to a spare thread; 0: never */
+    unsigned uring_mask;      /* tests: PX_URING_* features to treat as missing
+                                 (added to those the PX_URING_MASK environment
+                                 variable names, see px_uring_mask_parse) */
 } px_engine_config_t;
 
-/* Defaults: workers 0, AUTO, 100000 connections, 16 KiB x 1024 buffers,
- * 1 MiB / 256 KiB water marks, 256 KiB turn budget, 4096 entries, hand-off
- * after 2 ms. */
+/* The io_uring features the engine uses, as the probe at px_engine_create
+ * finds them. Each of PX_URING_REQUIRED must be there for the io_uring
+ * backend; where one is missing, PX_BACKEND_AUTO falls back to epoll (one
+ * line on stderr says why) and PX_BACKEND_URING fails with -EOPNOTSUPP.
+ * PX_URING_RECV_CAP is used when there, and its absence only costs memory: a
+ * paused connection may then hold more input read past the pause. */
+enum {
+    PX_URING_SETUP = 1u << 0,            /* the ring as set up: big CQ, cooperative
+                                            task running, submit-all (Linux 5.19) */
+    PX_URING_OPS = 1u << 1,              /* accept, recv, sendmsg, poll, cancel */
+    PX_URING_BUF_RING = 1u << 2,         /* provided buffer rings (Linux 5.19) */
+    PX_URING_RECV_MULTISHOT = 1u << 3,   /* multishot receive (Linux 6.0) */
+    PX_URING_ACCEPT_MULTISHOT = 1u << 4, /* multishot accept (Linux 5.19) */
+    PX_URING_CANCEL_FD = 1u << 5,        /* cancel all of a file's requests (5.19) */
+    PX_URING_RECV_CAP = 1u << 6,         /* a byte cap on a multishot receive */
+};
+#define PX_URING_REQUIRED                                                     \
+    (PX_URING_SETUP | PX_URING_OPS | PX_URING_BUF_RING |                      \
+     PX_URING_RECV_MULTISHOT | PX_URING_ACCEPT_MULTISHOT | PX_URING_CANCEL_FD)
+
+/* What the feature f (one PX_URING_* bit) is, in words, or NULL. */
+const char *px_uring_feature_name(unsigned f);
+
+/* The features named in s, comma-separated ("recv_multishot,cancel_fd"; the
+ * names: setup, ops, buf_ring, recv_multishot, accept_multishot, cancel_fd,
+ * recv_cap), as PX_URING_* bits; unknown names count for nothing. NULL or ""
+ * gives 0. px_engine_create reads the PX_URING_MASK environment variable
+ * with it, so that tests can play a kernel without some feature. */
+unsigned px_uring_mask_parse(const char *s);
+
+/* The defaults px_engine_config_default sets (workers 0: one per CPU; AUTO). */
+#define PX_DEFAULT_MAX_CONNECTIONS 100000u
+#define PX_DEFAULT_RECV_BUFFER_SIZE (16u << 10)
+#define PX_DEFAULT_RECV_BUFFERS 1024u
+#define PX_DEFAULT_SEND_HIGH_WATER ((size_t)1 << 20)
+#define PX_DEFAULT_SEND_LOW_WATER ((size_t)256 << 10)
+#define PX_DEFAULT_TURN_BUDGET ((size_t)256 << 10)
+#define PX_DEFAULT_RING_ENTRIES 4096u
+#define PX_DEFAULT_HANDOFF_MS 2u
+#define PX_DEFAULT_BACKLOG 4096 /* px_endpoint_config_t.backlog 0 */
+
+/* Fill cfg with the defaults above. */
 void px_engine_config_default(px_engine_config_t *cfg);
 
 /* Calls from the engine into the application, on the connection's worker. */
@@ -101,13 +143,18 @@ typedef struct px_endpoint_config {
     void *udata;              /* available as px_server_udata() */
     unsigned sock_flags;      /* PX_SOCK_* */
     unsigned idle_timeout_ms; /* 0: none */
-    int backlog;              /* listeners only; 0: 4096 */
+    int backlog;              /* listeners only; 0: PX_DEFAULT_BACKLOG */
     int listen_fd;            /* listeners only: a bound, listening, non-blocking
                                  SO_REUSEPORT socket to use as the first worker's
                                  listener (the engine takes it), or -1 */
 } px_endpoint_config_t;
 
-/* Create an engine (threads are not started). *out owned by the caller. */
+/* Create an engine (threads are not started). *out owned by the caller.
+ * The backend is chosen here: with PX_BACKEND_AUTO io_uring when the probe
+ * finds every feature it needs and the workers get their rings, else epoll.
+ * 0, -EINVAL (recv_buffers not a power of two), -ENOMEM, or with
+ * PX_BACKEND_URING why io_uring cannot serve (-EOPNOTSUPP: a feature is
+ * missing; -EPERM, -ENOSYS: refused). */
 int px_engine_create(const px_engine_config_t *cfg, const px_thread_hooks_t *hooks,
                      px_engine_t **out);
 
@@ -118,7 +165,10 @@ int px_engine_listen(px_engine_t *e, const char *host, int port,
                      const px_endpoint_config_t *cfg, px_server_t **out);
 
 /* Connect to host:port from a worker chosen round-robin; the handler's on_open
- * runs once connected, on_close (with -errno) if connecting fails. */
+ * runs once connected, on_close (with -errno) if connecting fails, and
+ * on_connect_failed when no connection could even be made. 0, or -errno of
+ * the name lookup, or -ENOMEM. A request that reaches a worker after its loop
+ * ended is dropped without a call. */
 int px_engine_connect(px_engine_t *e, const char *host, int port,
                       const px_endpoint_config_t *cfg);
 
@@ -141,24 +191,62 @@ bool px_engine_finished(px_engine_t *e);
 /* Wait for the workers to exit (after px_engine_shutdown). */
 int px_engine_join(px_engine_t *e);
 
-/* Free everything. The engine must be joined or never started. */
+/* Free everything. The engine must be joined or never started. Messages
+ * still queued, for workers or the main thread, are dropped (px_msg_drop) on
+ * the calling thread: call px_engine_main_discard first where the main
+ * queue's drops need the main thread's context. */
 void px_engine_destroy(px_engine_t *e);
 
 int px_engine_worker_count(const px_engine_t *e);
 px_worker_t *px_engine_worker(px_engine_t *e, int i);
 /* "io_uring" or "epoll": what the workers really use (after the fallback). */
 const char *px_engine_backend_name(const px_engine_t *e);
-/* Why io_uring was not used (-errno), or 0. */
+/* Why io_uring was not used (-errno), or 0: -EOPNOTSUPP when the kernel
+ * lacks a feature the engine needs (px_engine_uring_missing says which),
+ * else what io_uring_setup or the workers' set-up failed with. */
 int px_engine_uring_error(const px_engine_t *e);
+/* The PX_URING_* features the probe found (masked ones cleared); 0 when it
+ * did not run (PX_BACKEND_EPOLL) or io_uring was refused. */
+unsigned px_engine_uring_features(const px_engine_t *e);
+/* The first required feature that was missing, in words, or NULL. */
+const char *px_engine_uring_missing(const px_engine_t *e);
 
-/* Messages to a thread: fn runs on the receiving thread. */
+/* A message to a thread. It carries its own teardown, so that nobody has to
+ * recognise a message to release it:
+ *   fn    runs on the receiving thread (w is NULL on the main thread) and owns
+ *         m from then on (it frees m when m was allocated for the trip);
+ *   drop  runs instead of fn when the message will never run: it is still
+ *         queued for a worker when px_engine_destroy runs, or on the main
+ *         queue when px_engine_main_discard runs. It releases m and what m
+ *         carries, on the thread that calls those two. NULL: nothing to
+ *         release (m is embedded in a struct that outlives the queue).
+ * Set both (px_msg_init) before a message is first posted; in a zeroed
+ * struct, drop is already NULL. */
 typedef struct px_msg px_msg_t;
+typedef void px_msg_fn(px_worker_t *w, px_msg_t *m);
+typedef void px_msg_drop_fn(px_msg_t *m);
 struct px_msg {
     px_mpsc_node_t node;
-    void (*fn)(px_worker_t *w, px_msg_t *m); /* w is NULL on the main thread */
+    px_msg_fn *fn;
+    px_msg_drop_fn *drop;
 };
 
-/* Queue m for worker w; any thread. m belongs to w until fn runs. */
+static inline void px_msg_init(px_msg_t *m, px_msg_fn *fn, px_msg_drop_fn *drop)
+{
+    m->fn = fn;
+    m->drop = drop;
+}
+
+/* Release m without running it (its drop, if any). */
+static inline void px_msg_drop(px_msg_t *m)
+{
+    if (m->drop != NULL)
+        m->drop(m);
+}
+
+/* Queue m for worker w; any thread. m belongs to w until fn (or, when w
+ * never runs it, drop) runs. A message posted after w left its loop is
+ * dropped by px_engine_destroy. */
 void px_worker_post(px_worker_t *w, px_msg_t *m);
 
 /* Queue m for worker w with a promise: once accepted (0), fn runs on w exactly
@@ -166,7 +254,7 @@ void px_worker_post(px_worker_t *w, px_msg_t *m);
  * thread exits, after its connections are gone). -ESHUTDOWN once w has left
  * its loop: m was not queued and still belongs to the caller. Any thread,
  * w's own included. A worker that never starts keeps what it accepted until
- * px_engine_destroy, which drops it without running it. */
+ * px_engine_destroy, which drops it (px_msg_drop) without running it. */
 int px_worker_submit(px_worker_t *w, px_msg_t *m);
 
 /* Messages (accepted by px_worker_submit or posted) that w has not run yet.
@@ -179,6 +267,9 @@ void px_engine_post_main(px_engine_t *e, px_msg_t *m);
 int px_engine_main_fd(const px_engine_t *e);
 /* Next message for the main thread, or NULL. Clears the wake-up when empty. */
 px_msg_t *px_engine_main_pop(px_engine_t *e);
+/* Drop (px_msg_drop) every message left on the main queue: the main thread,
+ * once it will pop no more (before px_engine_destroy). */
+void px_engine_main_discard(px_engine_t *e);
 
 /* Worker facts. */
 int px_worker_index(const px_worker_t *w);

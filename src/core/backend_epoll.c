@@ -32,12 +32,6 @@ typedef struct epoll_state {
 
 static epoll_state_t *state_of(px_worker_t *w) { return w->bs; }
 
-static int epoll_probe(const px_engine_config_t *cfg)
-{
-    (void)cfg;
-    return 0;
-}
-
 static int epoll_init(px_worker_t *w)
 {
     epoll_state_t *s = calloc(1, sizeof(*s));
@@ -289,8 +283,8 @@ static int wait_events(int epfd, struct epoll_event *events, uint64_t timeout_ns
 
     if (timeout_ns > 0 && !atomic_load_explicit(&pwait2_refused, memory_order_relaxed)) {
         struct timespec ts = {
-            .tv_sec = (time_t)(timeout_ns / 1000000000u),
-            .tv_nsec = (long)(timeout_ns % 1000000000u),
+            .tv_sec = (time_t)(timeout_ns / PX_NS_PER_SEC),
+            .tv_nsec = (long)(timeout_ns % PX_NS_PER_SEC),
         };
         n = epoll_pwait2(epfd, events, MAX_EVENTS, &ts, NULL);
         if (n >= 0 || (errno != ENOSYS && errno != EPERM))
@@ -298,7 +292,7 @@ static int wait_events(int epfd, struct epoll_event *events, uint64_t timeout_ns
         atomic_store_explicit(&pwait2_refused, true, memory_order_relaxed);
     }
     return epoll_wait(epfd, events, MAX_EVENTS,
-                      (int)PX_MIN((timeout_ns + 999999u) / 1000000u, (uint64_t)INT_MAX));
+                      (int)PX_MIN((timeout_ns + PX_NS_PER_MS - 1) / PX_NS_PER_MS, (uint64_t)INT_MAX));
 }
 
 static int epoll_wait_turn(px_worker_t *w, uint64_t timeout_ns)
@@ -358,7 +352,6 @@ static bool epoll_kernel_work(px_worker_t *w)
 
 const px_backend_t px__backend_epoll = {
     .name = "epoll",
-    .probe = epoll_probe,
     .init = epoll_init,
     .destroy = epoll_destroy,
     .listen = epoll_listen,

@@ -18,8 +18,9 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "uring.h"
 
-#define BUF_GROUP 0
+#define CQ_PER_SQ 4 /* completion entries per submission entry */
 
 typedef struct uring_state {
     struct io_uring ring;
@@ -50,7 +51,7 @@ static struct io_uring_sqe *get_sqe(uring_state_t *u)
     return sqe;
 }
 
-static int ring_init(struct io_uring *ring, unsigned entries)
+int px__uring_ring_init(struct io_uring *ring, unsigned entries)
 {
     struct io_uring_params p;
 
@@ -69,35 +70,8 @@ static int ring_init(struct io_uring *ring, unsigned entries)
      * one-worker echo benchmark a third of its round trips (median of six
      * paired runs). */
     p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL;
-    p.cq_entries = entries * 4;
+    p.cq_entries = entries * CQ_PER_SQ;
     return io_uring_queue_init_params(entries, ring, &p);
-}
-
-static int uring_probe(const px_engine_config_t *cfg)
-{
-    struct io_uring ring;
-    struct io_uring_probe *probe;
-    int rc;
-
-    (void)cfg;
-    if (getenv("PX_URING_REFUSE")) /* lets tests force the fallback path */
-        return -EPERM;
-    rc = ring_init(&ring, 8);
-    if (rc < 0)
-        return rc;
-    probe = io_uring_get_probe_ring(&ring);
-    if (probe == NULL) {
-        rc = -ENOSYS;
-    } else {
-        if (!io_uring_opcode_supported(probe, IORING_OP_ACCEPT) ||
-            !io_uring_opcode_supported(probe, IORING_OP_RECV) ||
-            !io_uring_opcode_supported(probe, IORING_OP_SENDMSG) ||
-            !io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL))
-            rc = -ENOSYS;
-        io_uring_free_probe(probe);
-    }
-    io_uring_queue_exit(&ring);
-    return rc;
 }
 
 static void arm_wake(px_worker_t *w, uring_state_t *u)
@@ -116,44 +90,6 @@ static void return_buffer(uring_state_t *u, unsigned bid)
     io_uring_buf_ring_advance(u->br, 1);
 }
 
-/* The cap on a multishot receive's total bytes (sqe->optlen, which liburing 2.3
- * still calls file_index) is recent: older kernels refuse the field with
- * -EINVAL. Ask once, on a socketpair: a cap of one byte ends the receive
- * after the first completion instead of keeping it armed. */
-static bool recv_cap_supported(uring_state_t *u)
-{
-    struct io_uring_sqe *sqe;
-    struct io_uring_cqe *cqe;
-    bool ok = false, more = true;
-    int sv[2];
-
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
-        return false;
-    if (write(sv[1], "px", 2) != 2 || (sqe = get_sqe(u)) == NULL)
-        goto out;
-    io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = BUF_GROUP;
-    sqe->file_index = 1;
-    io_uring_sqe_set_data64(sqe, PX_TAG_IGNORE);
-    if (io_uring_submit(&u->ring) < 0)
-        goto out;
-    while (more && io_uring_wait_cqe(&u->ring, &cqe) == 0) {
-        if (cqe->flags & IORING_CQE_F_BUFFER)
-            return_buffer(u, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-        more = cqe->flags & IORING_CQE_F_MORE;
-        if (cqe->res > 0 && !more)
-            ok = true; /* ended by the cap (one receive may overshoot it) */
-        io_uring_cqe_seen(&u->ring, cqe);
-        if (more)
-            shutdown(sv[1], SHUT_WR); /* no cap: end the receive with EOF */
-    }
-out:
-    close(sv[0]);
-    close(sv[1]);
-    return ok;
-}
-
 static int uring_init(px_worker_t *w)
 {
     const px_engine_config_t *cfg = &w->e->cfg;
@@ -164,7 +100,7 @@ static int uring_init(px_worker_t *w)
 
     if (u == NULL)
         return -ENOMEM;
-    rc = ring_init(&u->ring, cfg->ring_entries);
+    rc = px__uring_ring_init(&u->ring, cfg->ring_entries);
     if (rc < 0)
         goto fail;
     u->nbufs = cfg->recv_buffers;
@@ -188,7 +124,7 @@ static int uring_init(px_worker_t *w)
     memset(&reg, 0, sizeof(reg));
     reg.ring_addr = (unsigned long)u->br;
     reg.ring_entries = u->nbufs;
-    reg.bgid = BUF_GROUP;
+    reg.bgid = PX_URING_BUF_GROUP;
     rc = io_uring_register_buf_ring(&u->ring, &reg, 0);
     if (rc < 0)
         goto fail_bufs;
@@ -196,7 +132,8 @@ static int uring_init(px_worker_t *w)
         io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * u->bufsize, u->bufsize,
                               (unsigned short)i, u->mask, (int)i);
     io_uring_buf_ring_advance(u->br, (int)u->nbufs);
-    if (recv_cap_supported(u))
+    /* The probe found whether the kernel knows the cap (uring_probe.c). */
+    if (w->e->uring_features & PX_URING_RECV_CAP)
         u->recv_cap = RECV_BURST_BUFFERS * u->bufsize;
     w->bs = u;
     arm_wake(w, u);
@@ -280,7 +217,7 @@ static int uring_recv(px_worker_t *w, px_conn_t *c)
         sqe->file_index = state_of(w)->recv_cap;
     }
     sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = BUF_GROUP;
+    sqe->buf_group = PX_URING_BUF_GROUP;
     io_uring_sqe_set_data64(sqe, PX_TAGGED(c, PX_TAG_RECV));
     c->ops |= PX_OP_RECV;
     return 0;
@@ -392,8 +329,8 @@ static int uring_wait(px_worker_t *w, uint64_t timeout_ns)
         rc = io_uring_submit(&u->ring);
     } else {
         struct __kernel_timespec ts = {
-            .tv_sec = (long long)(timeout_ns / 1000000000u),
-            .tv_nsec = (long long)(timeout_ns % 1000000000u),
+            .tv_sec = (long long)(timeout_ns / PX_NS_PER_SEC),
+            .tv_nsec = (long long)(timeout_ns % PX_NS_PER_SEC),
         };
         rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
     }
@@ -431,7 +368,6 @@ static bool uring_kernel_work(px_worker_t *w)
 
 const px_backend_t px__backend_uring = {
     .name = "io_uring",
-    .probe = uring_probe,
     .init = uring_init,
     .destroy = uring_destroy,
     .listen = uring_listen,

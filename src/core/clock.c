@@ -13,6 +13,9 @@
 
 #include "px/clock.h"
 
+#define CALIBRATION_READS 16 /* paired reads, the tightest bracket wins */
+#define CALIBRATION_MS 5     /* time between the two paired reads */
+
 _Atomic bool px__clock_tsc;
 _Atomic uint64_t px__clock_mult;
 
@@ -23,7 +26,7 @@ uint64_t px_now_ns(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return (uint64_t)ts.tv_sec * PX_NS_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
 bool px_clock_uses_tsc(void)
@@ -51,7 +54,7 @@ static void paired_read(uint64_t *tsc, uint64_t *ns)
     uint64_t best = UINT64_MAX;
     int i;
 
-    for (i = 0; i < 16; i++) {
+    for (i = 0; i < CALIBRATION_READS; i++) {
         uint64_t a = __rdtsc(), t = px_now_ns(), b = __rdtsc();
         if (b - a < best) {
             best = b - a;
@@ -63,7 +66,7 @@ static void paired_read(uint64_t *tsc, uint64_t *ns)
 
 static void calibrate(void)
 {
-    struct timespec pause = {0, 5 * 1000 * 1000};
+    struct timespec pause = {0, CALIBRATION_MS * (long)PX_NS_PER_MS};
     uint64_t tsc0 = 0, ns0 = 0, tsc1 = 0, ns1 = 0;
 
     if (!kernel_keeps_time_with_tsc())

@@ -1,6 +1,6 @@
 /*
- * The engine: configuration, backend choice, workers, servers, clients, the
- * main thread's queue, and shutdown.
+ * The engine: configuration, backend choice, workers, servers, the main
+ * thread's queue, and shutdown (clients: connect.c).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -17,14 +17,14 @@ void px_engine_config_default(px_engine_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->backend = PX_BACKEND_AUTO;
-    cfg->max_connections = 100000;
-    cfg->recv_buffer_size = 16384;
-    cfg->recv_buffers = 1024;
-    cfg->send_high_water = 1u << 20;
-    cfg->send_low_water = 256u << 10;
-    cfg->turn_budget = 256u << 10;
-    cfg->ring_entries = 4096;
-    cfg->handoff_ms = 2;
+    cfg->max_connections = PX_DEFAULT_MAX_CONNECTIONS;
+    cfg->recv_buffer_size = PX_DEFAULT_RECV_BUFFER_SIZE;
+    cfg->recv_buffers = PX_DEFAULT_RECV_BUFFERS;
+    cfg->send_high_water = PX_DEFAULT_SEND_HIGH_WATER;
+    cfg->send_low_water = PX_DEFAULT_SEND_LOW_WATER;
+    cfg->turn_budget = PX_DEFAULT_TURN_BUDGET;
+    cfg->ring_entries = PX_DEFAULT_RING_ENTRIES;
+    cfg->handoff_ms = PX_DEFAULT_HANDOFF_MS;
 }
 
 static int usable_cpus(void)
@@ -36,23 +36,68 @@ static int usable_cpus(void)
     return 1;
 }
 
+/* Where io_uring lacks something the engine needs, one line says what (and
+ * that epoll serves, unless io_uring was asked for): no error code can name
+ * the feature. A refusal (a sandbox, a sysctl) is the expected case for
+ * PX_BACKEND_AUTO and stays quiet: px_engine_uring_error reports it. */
+static void say_missing(const px_engine_t *e)
+{
+    fprintf(stderr, "pyparallel: io_uring lacks %s%s\n", e->uring_missing,
+            e->cfg.backend == PX_BACKEND_URING ? "" : ": serving with epoll");
+}
+
 static int choose_backend(px_engine_t *e)
 {
+    unsigned found, missing, mask;
     int rc;
 
     if (e->cfg.backend == PX_BACKEND_EPOLL) {
         e->be = &px__backend_epoll;
         return 0;
     }
-    rc = px__backend_uring.probe(&e->cfg);
+    mask = e->cfg.uring_mask | px_uring_mask_parse(getenv("PX_URING_MASK"));
+    rc = px__uring_probe(&found);
+    if (rc == 0) {
+        e->uring_features = found & ~mask;
+        missing = PX_URING_REQUIRED & ~e->uring_features;
+        if (missing != 0) {
+            e->uring_missing = px_uring_feature_name(missing & -missing);
+            rc = -EOPNOTSUPP;
+        }
+    }
     if (rc == 0) {
         e->be = &px__backend_uring;
         return 0;
     }
     e->uring_err = rc;
+    if (e->uring_missing)
+        say_missing(e);
     if (e->cfg.backend == PX_BACKEND_URING)
         return rc;
     e->be = &px__backend_epoll;
+    return 0;
+}
+
+static void destroy_workers(px_engine_t *e)
+{
+    int i;
+
+    for (i = 0; i < e->nworkers; i++) {
+        if (e->workers[i] != NULL)
+            px__worker_destroy(e->workers[i]);
+        e->workers[i] = NULL;
+    }
+}
+
+static int create_workers(px_engine_t *e)
+{
+    int i, rc;
+
+    for (i = 0; i < e->nworkers; i++) {
+        rc = px__worker_create(e, i, &e->workers[i]);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }
 
@@ -60,7 +105,7 @@ int px_engine_create(const px_engine_config_t *cfg, const px_thread_hooks_t *hoo
                      px_engine_t **out)
 {
     px_engine_t *e = calloc(1, sizeof(*e));
-    int i, rc;
+    int rc;
 
     if (e == NULL)
         return -ENOMEM;
@@ -74,7 +119,7 @@ int px_engine_create(const px_engine_config_t *cfg, const px_thread_hooks_t *hoo
         e->hooks = *hooks;
     e->nworkers = cfg->workers > 0 ? cfg->workers : usable_cpus();
     pthread_mutex_init(&e->lock, NULL);
-    px__handoff_init(e);
+    px__threads_init(e);
     px_mpsc_init(&e->main_q);
     e->main_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (e->main_fd < 0) {
@@ -89,11 +134,19 @@ int px_engine_create(const px_engine_config_t *cfg, const px_thread_hooks_t *hoo
         rc = -ENOMEM;
         goto fail;
     }
-    for (i = 0; i < e->nworkers; i++) {
-        rc = px__worker_create(e, i, &e->workers[i]);
-        if (rc < 0)
-            goto fail;
+    rc = create_workers(e);
+    if (rc < 0 && e->be == &px__backend_uring && e->cfg.backend == PX_BACKEND_AUTO) {
+        /* The probe's small ring worked, the workers' did not (their size,
+         * locked memory): epoll serves rather than nobody. */
+        destroy_workers(e);
+        e->uring_err = rc;
+        e->be = &px__backend_epoll;
+        fprintf(stderr, "pyparallel: io_uring worker set-up failed (%s): serving with epoll\n",
+                strerror(-rc));
+        rc = create_workers(e);
     }
+    if (rc < 0)
+        goto fail;
     *out = e;
     return 0;
 fail:
@@ -145,7 +198,7 @@ int px_engine_listen(px_engine_t *e, const char *host, int port,
             rc = cfg->listen_fd;
         else
             rc = px__listen_socket((struct sockaddr *)&ss, len,
-                                   cfg->backlog > 0 ? cfg->backlog : 4096);
+                                   cfg->backlog > 0 ? cfg->backlog : PX_DEFAULT_BACKLOG);
         if (rc < 0)
             goto fail;
         s->listeners[i].fd = rc;
@@ -161,7 +214,7 @@ int px_engine_listen(px_engine_t *e, const char *host, int port,
         }
         s->listeners[i].w = e->workers[i];
         s->listeners[i].server = s;
-        s->listeners[i].arm_msg.fn = arm_listener;
+        px_msg_init(&s->listeners[i].arm_msg, arm_listener, NULL);
     }
     pthread_mutex_lock(&e->lock);
     s->next = e->servers;
@@ -179,122 +232,6 @@ fail:
     free(s->listeners);
     free(s);
     return rc;
-}
-
-typedef struct connect_msg {
-    px_msg_t msg;
-    struct sockaddr_storage ss;
-    socklen_t len;
-    px_endpoint_t *ep;
-} connect_msg_t;
-
-void px__connect_msg_fn(px_worker_t *w, px_msg_t *m)
-{
-    connect_msg_t *cm = PX_CONTAINER_OF(m, connect_msg_t, msg);
-    px_endpoint_t *ep = cm->ep;
-    px_conn_t *c;
-    int fd, rc;
-
-    fd = socket(cm->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        rc = -errno;
-        goto fail;
-    }
-    px__socket_tune(fd, ep->sock_flags);
-    atomic_fetch_add_explicit(&w->e->connections, 1, memory_order_relaxed);
-    c = px__conn_new(w, ep, fd);
-    if (c == NULL) {
-        atomic_fetch_sub_explicit(&w->e->connections, 1, memory_order_relaxed);
-        close(fd);
-        rc = -ENOMEM;
-        goto fail;
-    }
-    c->state |= PX_CONN_CLIENT | PX_CONN_OWNS_EP;
-    c->busy++;
-    rc = w->be->open(w, c);
-    if (rc == 0 && connect(fd, (struct sockaddr *)&cm->ss, cm->len) < 0)
-        rc = -errno;
-    if (rc == -EINPROGRESS) {
-        c->ops |= PX_OP_CONNECT;
-        rc = w->be->poll_out(w, c);
-        if (rc < 0)
-            c->ops &= ~PX_OP_CONNECT;
-    } else if (rc == 0) {
-        px__conn_connected(c, 0);
-    }
-    if (rc < 0)
-        px__conn_connected(c, rc);
-    c->busy--;
-    px__conn_maybe_free(c);
-    free(cm);
-    return;
-fail:
-    PX_STAT_ADD(&w->stats, errors, 1);
-    if (ep->handler.on_connect_failed)
-        ep->handler.on_connect_failed(ep->udata, rc);
-    free(ep);
-    free(cm);
-}
-
-void px__connect_msg_free(px_msg_t *m)
-{
-    connect_msg_t *cm = PX_CONTAINER_OF(m, connect_msg_t, msg);
-    free(cm->ep);
-    free(cm);
-}
-
-static connect_msg_t *connect_msg_new(const px_endpoint_config_t *cfg)
-{
-    connect_msg_t *cm = calloc(1, sizeof(*cm));
-
-    if (cm == NULL)
-        return NULL;
-    cm->ep = calloc(1, sizeof(*cm->ep));
-    if (cm->ep == NULL) {
-        free(cm);
-        return NULL;
-    }
-    cm->ep->handler = *cfg->handler;
-    cm->ep->udata = cfg->udata;
-    cm->ep->sock_flags = cfg->sock_flags;
-    cm->ep->idle_timeout_ms = cfg->idle_timeout_ms;
-    cm->msg.fn = px__connect_msg_fn;
-    return cm;
-}
-
-int px_engine_connect(px_engine_t *e, const char *host, int port,
-                      const px_endpoint_config_t *cfg)
-{
-    connect_msg_t *cm = connect_msg_new(cfg);
-    unsigned i;
-    int rc;
-
-    if (cm == NULL)
-        return -ENOMEM;
-    rc = px__resolve(host, port, &cm->ss, &cm->len, false);
-    if (rc < 0) {
-        px__connect_msg_free(&cm->msg);
-        return rc;
-    }
-    i = atomic_fetch_add(&e->next_client_worker, 1) % (unsigned)e->nworkers;
-    px_worker_post(e->workers[i], &cm->msg);
-    return 0;
-}
-
-int px_worker_connect(px_worker_t *w, const struct sockaddr *addr, socklen_t len,
-                      const px_endpoint_config_t *cfg)
-{
-    connect_msg_t *cm;
-
-    if (len > sizeof(cm->ss) || len < (socklen_t)sizeof(addr->sa_family))
-        return -EINVAL;
-    cm = connect_msg_new(cfg);
-    if (cm == NULL)
-        return -ENOMEM;
-    memcpy(&cm->ss, addr, len);
-    cm->len = len;
-    px_worker_post(w, &cm->msg);
-    return 0;
 }
 
 int px_engine_start(px_engine_t *e)
@@ -316,7 +253,7 @@ int px_engine_start(px_engine_t *e)
         }
     }
     if (rc == 0)
-        rc = px__handoff_start(e);
+        rc = px__supervisor_start(e);
     pthread_mutex_unlock(&e->lock);
     if (rc < 0)
         px_engine_shutdown(e, 0);
@@ -338,7 +275,7 @@ bool px_engine_finished(px_engine_t *e)
 
 int px_engine_join(px_engine_t *e)
 {
-    px__handoff_join(e);
+    px__threads_join(e);
     return 0;
 }
 
@@ -362,18 +299,16 @@ void px_engine_destroy(px_engine_t *e)
     for (i = 0; e->workers && i < e->nworkers; i++) {
         if (e->workers[i] == NULL)
             continue;
-        /* Connect requests that never reached a running worker. */
-        while ((n = px_mpsc_pop(&e->workers[i]->inbox)) != NULL) {
-            px_msg_t *m = PX_CONTAINER_OF(n, px_msg_t, node);
-            if (m->fn == px__connect_msg_fn)
-                px__connect_msg_free(m);
-        }
+        /* Messages that never reached a running worker. */
+        while ((n = px_mpsc_pop(&e->workers[i]->inbox)) != NULL)
+            px_msg_drop(PX_CONTAINER_OF(n, px_msg_t, node));
         px__worker_destroy(e->workers[i]);
     }
     free(e->workers);
+    px_engine_main_discard(e);
     if (e->main_fd >= 0)
         close(e->main_fd);
-    px__handoff_destroy(e);
+    px__threads_destroy(e);
     pthread_mutex_destroy(&e->lock);
     free(e);
 }
@@ -382,6 +317,8 @@ int px_engine_worker_count(const px_engine_t *e) { return e->nworkers; }
 px_worker_t *px_engine_worker(px_engine_t *e, int i) { return e->workers[i]; }
 const char *px_engine_backend_name(const px_engine_t *e) { return e->be->name; }
 int px_engine_uring_error(const px_engine_t *e) { return e->uring_err; }
+unsigned px_engine_uring_features(const px_engine_t *e) { return e->uring_features; }
+const char *px_engine_uring_missing(const px_engine_t *e) { return e->uring_missing; }
 
 void px_engine_post_main(px_engine_t *e, px_msg_t *m)
 {
@@ -402,4 +339,12 @@ px_msg_t *px_engine_main_pop(px_engine_t *e)
             return NULL;
     }
     return PX_CONTAINER_OF(n, px_msg_t, node);
+}
+
+void px_engine_main_discard(px_engine_t *e)
+{
+    px_mpsc_node_t *n;
+
+    while ((n = px_mpsc_pop(&e->main_q)) != NULL)
+        px_msg_drop(PX_CONTAINER_OF(n, px_msg_t, node));
 }

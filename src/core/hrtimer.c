@@ -7,6 +7,8 @@
 
 #include "px/hrtimer.h"
 
+#define HEAP_FIRST_CAP 16 /* timers the heap has room for at first; it doubles */
+
 void px_hrtimers_init(px_hrtimers_t *q)
 {
     q->_heap = NULL;
@@ -92,7 +94,7 @@ int px_hrtimer_start(px_hrtimers_t *q, px_hrtimer_t *t, uint64_t deadline_ns)
 {
     px_hrtimer_stop(q, t);
     if (q->count == q->_cap) {
-        size_t cap = q->_cap ? q->_cap * 2 : 16;
+        size_t cap = q->_cap ? q->_cap * 2 : HEAP_FIRST_CAP;
         px_hrtimer_t **heap = realloc(q->_heap, cap * sizeof(*heap));
         if (heap == NULL)
             return -ENOMEM;

@@ -152,7 +152,7 @@ typedef struct px_thread px_thread_t;
 
 /* An engine thread. Threads are interchangeable: each runs whatever worker it
  * is given, until it hands the worker over or the worker finishes, then parks
- * as a spare (handoff.c). */
+ * as a spare (threads.c). */
 struct px_thread {
     px_engine_t *e;
     pthread_t tid;
@@ -214,7 +214,7 @@ struct px_worker {
     uint64_t next_id;
     bool defer_free;          /* inside an epoll batch */
     px_conn_t *graveyard;     /* connections to free after the batch */
-    /* Hand-off (handoff.c): */
+    /* Hand-off (threads.c, supervisor.c): */
     _Alignas(PX_CACHELINE) _Atomic uint64_t own; /* ownership.h */
     _Atomic(px_thread_t *) releaser; /* the thread of the last release */
     _Atomic unsigned nwaiters;  /* threads waiting to get the worker back */
@@ -232,6 +232,8 @@ struct px_engine {
     px_worker_t **workers;
     const px_backend_t *be;
     int uring_err;
+    unsigned uring_features;  /* PX_URING_*: what the probe found, masked */
+    const char *uring_missing; /* the first required feature missing, or NULL */
     px_server_t *servers;
     pthread_mutex_t lock;     /* servers list, start/stop */
     bool started;
@@ -241,13 +243,14 @@ struct px_engine {
     px_mpsc_t main_q;
     int main_fd;
     _Atomic int main_wake_pending;
-    /* Threads and hand-off (handoff.c): */
+    /* Threads (threads.c): */
     pthread_mutex_t threads_lock;
     px_thread_t *threads;     /* threads_lock: every thread ever started */
     px_thread_t *idle;        /* threads_lock: parked spares */
     unsigned nthreads;        /* threads_lock */
     unsigned spawning;        /* threads_lock: spares started, not yet parked */
     bool exiting;             /* threads_lock: every worker has finished */
+    /* The supervisor (supervisor.c): */
     pthread_t sup_thread;
     bool sup_started;
     pthread_mutex_t sup_lock;
@@ -259,7 +262,6 @@ struct px_engine {
 /* The I/O backend: completion-style operations over io_uring or epoll. */
 struct px_backend {
     const char *name;
-    int (*probe)(const px_engine_config_t *cfg);     /* 0 if usable here */
     int (*init)(px_worker_t *w);
     void (*destroy)(px_worker_t *w);
     int (*listen)(px_worker_t *w, px_listener_t *l);  /* arm accept */
@@ -281,13 +283,16 @@ struct px_backend {
 extern const px_backend_t px__backend_uring;
 extern const px_backend_t px__backend_epoll;
 
+/* Which PX_URING_* features the kernel offers (uring_probe.c): 0 with *found
+ * set, or -errno when io_uring itself is refused. */
+int px__uring_probe(unsigned *found);
+
 /* Completions, called by the backends (conn.c). */
 void px__conn_accepted(px_listener_t *l, int fd);
 /* res > 0: data; 0: end of stream; < 0: error. more: the receive stays armed. */
 void px__conn_received(px_conn_t *c, const char *data, int res, bool more);
 void px__conn_sent(px_conn_t *c, int res);
 void px__conn_writable(px_conn_t *c, int res);
-void px__conn_connected(px_conn_t *c, int res);
 /* An operation of c finished for good; may free c. */
 void px__conn_op_done(px_conn_t *c, uint32_t op);
 
@@ -303,30 +308,84 @@ void px__worker_listener_closed(px_worker_t *w, px_listener_t *l);
 int px__worker_create(px_engine_t *e, int index, px_worker_t **out);
 void px__worker_destroy(px_worker_t *w);
 void px__worker_stop(px_worker_t *w, unsigned timeout_ms);
-void px__connect_msg_fn(px_worker_t *w, px_msg_t *m);
-void px__connect_msg_free(px_msg_t *m);
-/* Flush a connection's output: start a send if none is in flight (conn.c). */
-void px__conn_flush(px_conn_t *c);
-void px__conn_free(px_conn_t *c);
-void px__conn_maybe_free(px_conn_t *c);
+/* Connections, their life (conn.c). All on the owning worker. */
 px_conn_t *px__conn_new(px_worker_t *w, px_endpoint_t *ep, int fd);
+/* Hand a registered socket to the application (on_open), then read. */
 void px__conn_start(px_conn_t *c);
+void px__conn_free(px_conn_t *c);
+/* Free c if it is dead and nothing holds it any more (runs on_close). */
+void px__conn_maybe_free(px_conn_t *c);
 void px__conn_begin_shutdown(px_conn_t *c);
+/* Cancel every operation; c goes when the last one has completed. */
+void px__conn_kill(px_conn_t *c, int err);
+/* The output drained after a close request: FIN, then linger. */
+void px__conn_shut(px_conn_t *c);
+/* Arm a receive if c wants to read and has none; stop the armed one. */
+void px__conn_arm_recv(px_conn_t *c);
+void px__conn_stop_recv(px_conn_t *c);
+/* Activity: restart the idle timer. */
+void px__conn_touch(px_conn_t *c);
+/* Reading stops (pause, backpressure): the request deadline waits. */
+void px__conn_hold_deadline(px_conn_t *c);
+/* Reading may go on: held input first (at the next flush), then receive. */
+void px__conn_unpause(px_conn_t *c);
+/* Brackets of every handler call: counted, timed, IN_HANDLER set. */
+uint64_t px__conn_handler_enter(px_conn_t *c);
+void px__conn_handler_leave(px_conn_t *c, uint64_t t0);
 
-/* Threads and hand-off (handoff.c). */
+static inline bool px__conn_paused(const px_conn_t *c)
+{
+    return c->state & (PX_CONN_PAUSED | PX_CONN_BACKPRESSURE);
+}
+
+/* A handler of c is on some thread's stack (maybe blocked, handed off). */
+static inline bool px__conn_in_handler(const px_conn_t *c)
+{
+    return c->state & PX_CONN_IN_HANDLER;
+}
+
+/* Client connections (connect.c). */
+/* The connect of c ended with res (0 or -errno): open c, or close it. */
+void px__conn_connected(px_conn_t *c, int res);
+/* The writability poll armed for a connect ended with res. */
+void px__conn_connect_polled(px_conn_t *c, int res);
+
+/* Connections, their I/O (conn_io.c). */
+/* Flush a connection's output: start a send if none is in flight, and
+ * deliver what waited for a handler or a pause. */
+void px__conn_flush(px_conn_t *c);
+void px__conn_free_input(px_conn_t *c);
+void px__conn_free_output(px_conn_t *c);
+
+/* Engine threads and the hand-off (threads.c). */
 px_thread_t *px__thread_current(void);
 /* Start a thread that runs w at once (w NULL: a spare that parks). */
 int px__thread_spawn(px_engine_t *e, px_worker_t *w);
-int px__handoff_init(px_engine_t *e);
-int px__handoff_start(px_engine_t *e);   /* the supervisor, when enabled */
-void px__handoff_join(px_engine_t *e);   /* supervisor, then every thread */
-void px__handoff_destroy(px_engine_t *e);
+/* Start a spare unless one is starting or the cap is reached: 0 or -errno. */
+int px__thread_spawn_spare(px_engine_t *e);
+/* Give w to t (a parked spare or a waiter), which runs it from then on. */
+void px__thread_give(px_thread_t *t, px_worker_t *w);
+/* A parked spare (threads_lock taken inside), or NULL; put one back. */
+px_thread_t *px__thread_pop_idle(px_engine_t *e);
+void px__thread_push_idle(px_engine_t *e, px_thread_t *t);
+void px__threads_init(px_engine_t *e);
+void px__threads_join(px_engine_t *e);   /* supervisor, then every thread */
+void px__threads_destroy(px_engine_t *e);
 int px__handoff_worker_init(px_worker_t *w);
 void px__handoff_worker_destroy(px_worker_t *w);
 /* True while threads are inside w's code without owning it (owner only). */
 bool px__worker_displaced(px_worker_t *w);
 /* The calling thread's receive buffer (PX_SCRATCH_SIZE bytes), or NULL. */
 char *px__thread_scratch(void);
+
+/* The supervisor (supervisor.c). */
+void px__supervisor_init(px_engine_t *e);
+int px__supervisor_start(px_engine_t *e); /* only when handoff_ms > 0 */
+/* A worker was released while the supervisor sleeps: wake it. Any thread. */
+void px__supervisor_wake(px_engine_t *e);
+void px__supervisor_stop(px_engine_t *e);  /* every worker has finished */
+void px__supervisor_join(px_engine_t *e);
+void px__supervisor_destroy(px_engine_t *e);
 
 /* Sockets (sockets.c). */
 int px__resolve(const char *host, int port, struct sockaddr_storage *ss,

@@ -11,6 +11,9 @@
 
 #include "internal.h"
 
+#define THROUGHPUT_SOCKBUF (1 << 20) /* PX_SOCK_THROUGHPUT: send and receive buffers */
+#define SMALL_RCVBUF 4096            /* PX_SOCK_SMALL: receive buffer */
+
 int px__resolve(const char *host, int port, struct sockaddr_storage *ss,
                 socklen_t *len, bool passive)
 {
@@ -67,7 +70,7 @@ int px__socket_port(int fd)
 
 void px__socket_tune(int fd, unsigned flags)
 {
-    int one = 1, big = 1 << 20, small = 4096;
+    int one = 1, big = THROUGHPUT_SOCKBUF, small = SMALL_RCVBUF;
 
     /* Failures here only cost performance, never correctness. */
     if (flags & (PX_SOCK_NODELAY | PX_SOCK_SMALL))

@@ -5,6 +5,7 @@
  */
 #include <time.h>
 
+#include "px/clock.h"
 #include "px/timer.h"
 
 #define SLOT_MASK ((uint64_t)PX_WHEEL_SLOTS - 1)
@@ -45,7 +46,7 @@ uint64_t px_now_ms(void)
 
     /* Cannot fail for CLOCK_MONOTONIC with a valid pointer. */
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)ts.tv_sec * PX_MS_PER_SEC + (uint64_t)ts.tv_nsec / PX_NS_PER_MS;
 }
 
 void px_wheel_init(px_wheel_t *w, uint64_t now_ms)

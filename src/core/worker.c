@@ -1,6 +1,6 @@
 /*
  * A worker: one ring (or epoll instance), its connections, its wheel, its
- * pools, its stats, run by one thread at a time (handoff.c decides which). The
+ * pools, its stats, run by one thread at a time (threads.c and supervisor.c decide which). The
  * loop turn is: run queued messages, flush connections with output, sleep in
  * the kernel until a completion or the next timer, dispatch completions, fire
  * timers.
@@ -21,6 +21,14 @@
 #include <unistd.h>
 
 #include "internal.h"
+
+#define MAX_SLEEP_MS 1000     /* the longest sleep in the kernel, nothing to do */
+#define STOP_TICK_MS 20       /* while stopping: how often to look at what is left */
+#define POOL_STATS_TURNS 64   /* pool figures every this many turns under load, */
+#define POOL_STATS_MS 100     /* and at least this often when quiet */
+#define CONNS_PER_SLAB 256    /* pool slabs: connection structs, */
+#define CHUNKS_PER_SLAB 16    /* output and held-input chunks (PX_CHUNK_SIZE), */
+#define SENDOPS_PER_SLAB 32   /* in-flight gathered sends */
 
 px_worker_t *px_worker_current(void)
 {
@@ -64,7 +72,7 @@ void px__worker_tick(px_worker_t *w)
 {
     uint64_t now = px_now_ns();
 
-    px_wheel_advance(&w->wheel, now / 1000000u);
+    px_wheel_advance(&w->wheel, now / PX_NS_PER_MS);
     if (w->hrtimers.count)
         px_hrtimers_fire(&w->hrtimers, now);
 }
@@ -77,7 +85,7 @@ static uint64_t sleep_ns(px_worker_t *w)
 
     if (w->dirty != NULL)
         return 0;
-    ns = px_wheel_timeout(&w->wheel, w->stopping ? 20 : 1000) * 1000000u;
+    ns = px_wheel_timeout(&w->wheel, w->stopping ? STOP_TICK_MS : MAX_SLEEP_MS) * PX_NS_PER_MS;
     next = px_hrtimers_next(&w->hrtimers);
     if (next != UINT64_MAX && ns > 0) {
         now = px_now_ns();
@@ -161,8 +169,8 @@ void px__worker_drain_inbox(px_worker_t *w)
 }
 
 /* The loop is over: refuse new submissions, then run every message accepted
- * so far (the submit promise). Requests to connect are dropped as
- * px_engine_destroy would: there is nobody left to serve the connection. */
+ * so far (the submit promise). A message that needs the loop (a request to
+ * connect) sees inbox_closed and drops itself. */
 static void close_inbox(px_worker_t *w)
 {
     px_mpsc_node_t *n;
@@ -181,10 +189,6 @@ static void close_inbox(px_worker_t *w)
         }
         m = PX_CONTAINER_OF(n, px_msg_t, node);
         atomic_fetch_sub_explicit(&w->backlog, 1, memory_order_relaxed);
-        if (m->fn == px__connect_msg_fn) {
-            px__connect_msg_free(m);
-            continue;
-        }
         PX_STAT_ADD(&w->stats, messages, 1);
         m->fn(w, m);
     }
@@ -282,10 +286,9 @@ bool px__worker_turn(px_worker_t *w)
     /* For the supervisor: when this worker has a timer to fire. */
     atomic_store_explicit(&w->timer_due,
                           w->wheel.count || px_hrtimers_next(&w->hrtimers) != UINT64_MAX ?
-                              w->wheel.now + timeout / 1000000u : UINT64_MAX,
+                              w->wheel.now + timeout / PX_NS_PER_MS : UINT64_MAX,
                           memory_order_relaxed);
-    /* Every 64 turns under load, at least every 100 ms when quiet. */
-    if ((w->turn & 63) == 0 || w->wheel.now - w->pool_stats_at >= 100) {
+    if (w->turn % POOL_STATS_TURNS == 0 || w->wheel.now - w->pool_stats_at >= POOL_STATS_MS) {
         w->pool_stats_at = w->wheel.now;
         update_pool_stats(w);
     }
@@ -308,7 +311,7 @@ void px__worker_finished(px_worker_t *w)
     if (atomic_load_explicit(&w->cpu_clock_ready, memory_order_acquire) &&
         clock_gettime(w->cpu_clock, &ts) == 0)
         atomic_store_explicit(&w->cpu_ns_final,
-                              (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+                              (uint64_t)ts.tv_sec * PX_NS_PER_SEC + (uint64_t)ts.tv_nsec,
                               memory_order_release);
     atomic_store(&w->finished, true);
     atomic_fetch_sub(&e->running_workers, 1);
@@ -331,7 +334,7 @@ void px__worker_stop(px_worker_t *w, unsigned timeout_ms)
     if (atomic_exchange(&w->stop_requested, true))
         return;
     atomic_store(&w->stop_timeout_ms, timeout_ms);
-    w->stop_msg.fn = stop_msg;
+    px_msg_init(&w->stop_msg, stop_msg, NULL);
     px_worker_post(w, &w->stop_msg);
 }
 
@@ -349,9 +352,9 @@ int px__worker_create(px_engine_t *e, int index, px_worker_t **out)
     px_wheel_init(&w->wheel, px_now_ms());
     px_hrtimers_init(&w->hrtimers);
     px_mpsc_init(&w->inbox);
-    if ((rc = px_pool_init(&w->conn_pool, sizeof(px_conn_t), 256)) < 0 ||
-        (rc = px_pool_init(&w->chunk_pool, PX_CHUNK_SIZE, 16)) < 0 ||
-        (rc = px_pool_init(&w->sendop_pool, sizeof(px_sendop_t), 32)) < 0)
+    if ((rc = px_pool_init(&w->conn_pool, sizeof(px_conn_t), CONNS_PER_SLAB)) < 0 ||
+        (rc = px_pool_init(&w->chunk_pool, PX_CHUNK_SIZE, CHUNKS_PER_SLAB)) < 0 ||
+        (rc = px_pool_init(&w->sendop_pool, sizeof(px_sendop_t), SENDOPS_PER_SLAB)) < 0)
         goto fail;
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->wake_fd < 0) {
@@ -421,7 +424,7 @@ uint64_t px_worker_cpu_ns(const px_worker_t *w)
     if (!atomic_load(&w->finished) &&
         atomic_load_explicit(&w->cpu_clock_ready, memory_order_acquire) &&
         clock_gettime(w->cpu_clock, &ts) == 0)
-        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        return (uint64_t)ts.tv_sec * PX_NS_PER_SEC + (uint64_t)ts.tv_nsec;
     return atomic_load_explicit(&w->cpu_ns_final, memory_order_acquire);
 }
 void *px_worker_udata(const px_worker_t *w) { return w->udata; }

@@ -151,9 +151,6 @@ PyObject *px_py_current_engine(void);
 /* Work, timers and map helpers in flight: run() serves while any remain. */
 void px_py_engine_tasks_add(PyObject *engine, long delta);
 
-/* Main-thread calls (mainthread.c): free a queued message of theirs that will
- * never run; false when m is not one of them. Thread state attached. */
-bool px_py_main_msg_drop(px_msg_t *m);
 /* Timers (timers.c). */
 struct px_py_timer;
 /* The list of a worker's live timers (its engine's record of that worker). */

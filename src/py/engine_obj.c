@@ -37,10 +37,21 @@ typedef struct exc_msg {
     PyObject *exc;
 } exc_msg_t;
 
+/* On the main thread (Engine.wait): the exception becomes the one raised. */
 static void exc_msg_fn(px_worker_t *w, px_msg_t *m)
 {
+    exc_msg_t *em = PX_CONTAINER_OF(m, exc_msg_t, msg);
     (void)w;
-    (void)m; /* never called: the main thread recognises these by fn */
+    PyErr_SetRaisedException(em->exc);
+    PyMem_RawFree(em);
+}
+
+/* Discarded with the main queue; thread state attached. */
+static void exc_msg_drop(px_msg_t *m)
+{
+    exc_msg_t *em = PX_CONTAINER_OF(m, exc_msg_t, msg);
+    Py_DECREF(em->exc);
+    PyMem_RawFree(em);
 }
 
 void px_py_post_exception(PyObject *engine, PyObject *exc)
@@ -59,7 +70,7 @@ void px_py_post_exception(PyObject *engine, PyObject *exc)
         PyErr_WriteUnraisable(NULL);
         return;
     }
-    m->msg.fn = exc_msg_fn;
+    px_msg_init(&m->msg, exc_msg_fn, exc_msg_drop);
     m->exc = exc;
     px_engine_post_main(self->e, &m->msg);
 }
@@ -368,14 +379,10 @@ static int raise_queued(px_py_engine_obj_t *self)
     px_msg_t *m;
 
     while ((m = px_engine_main_pop(self->e)) != NULL) {
-        if (m->fn == exc_msg_fn) {
-            exc_msg_t *em = PX_CONTAINER_OF(m, exc_msg_t, msg);
-            PyErr_SetRaisedException(em->exc);
-            PyMem_RawFree(em);
-            return -1;
-        }
         m->fn(NULL, m);
-        if (PyErr_Occurred()) /* a main-thread call raised: run() re-raises it */
+        /* A worker's exception, or a main-thread call that raised: run()
+         * re-raises it. */
+        if (PyErr_Occurred())
             return -1;
     }
     return 0;
@@ -505,20 +512,6 @@ static PyObject *get_clients(PyObject *op, void *c)
     return PyLong_FromLong(atomic_load(&((px_py_engine_obj_t *)op)->clients));
 }
 
-static void free_queued(px_py_engine_obj_t *self)
-{
-    px_msg_t *m;
-    while ((m = px_engine_main_pop(self->e)) != NULL) {
-        if (m->fn == exc_msg_fn) {
-            exc_msg_t *em = PX_CONTAINER_OF(m, exc_msg_t, msg);
-            Py_DECREF(em->exc);
-            PyMem_RawFree(em);
-        } else {
-            px_py_main_msg_drop(m);
-        }
-    }
-}
-
 /* True when no engine thread can run the protocols and applications the
  * engine holds: it never started, or its workers have exited. */
 static bool engine_idle(px_py_engine_obj_t *self)
@@ -578,7 +571,7 @@ static void engine_dealloc(PyObject *op)
         if (self->started && !self->joined)
             px_engine_shutdown(self->e, 0);
         do_join(self);
-        free_queued(self);
+        px_engine_main_discard(self->e); /* their drops need the thread state */
         Py_BEGIN_ALLOW_THREADS
         px_engine_destroy(self->e);
         Py_END_ALLOW_THREADS

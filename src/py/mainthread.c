@@ -28,17 +28,14 @@ static void main_fn(px_worker_t *w, px_msg_t *m)
     PyMem_RawFree(mm);
 }
 
-bool px_py_main_msg_drop(px_msg_t *m)
+/* Discarded with the main queue (the engine dies); thread state attached. */
+static void main_drop(px_msg_t *m)
 {
-    main_msg_t *mm;
+    main_msg_t *mm = PX_CONTAINER_OF(m, main_msg_t, msg);
 
-    if (m->fn != main_fn)
-        return false;
-    mm = PX_CONTAINER_OF(m, main_msg_t, msg);
     Py_DECREF(mm->fn);
     px_py_engine_tasks_add(mm->engine, -1);
     PyMem_RawFree(mm);
-    return true;
 }
 
 /* post_main(engine, fn): the main thread calls fn() when it next waits in
@@ -60,7 +57,7 @@ PyObject *px_py_post_main(PyObject *module, PyObject *args)
     mm = PyMem_RawMalloc(sizeof(*mm));
     if (mm == NULL)
         return PyErr_NoMemory();
-    mm->msg.fn = main_fn;
+    px_msg_init(&mm->msg, main_fn, main_drop);
     mm->engine = engine;
     mm->fn = Py_NewRef(fn);
     /* Counted until it runs: run() must not stop while the main thread still

@@ -87,7 +87,9 @@ PyObject *px_py_submit(PyObject *module, PyObject *args, PyObject *kwds)
     wm = PyMem_RawMalloc(sizeof(*wm));
     if (wm == NULL)
         return PyErr_NoMemory();
-    wm->msg.fn = work_fn;
+    /* No drop: only px_engine_destroy drops worker messages, and it runs
+     * without the thread state a Py_DECREF needs. */
+    px_msg_init(&wm->msg, work_fn, NULL);
     wm->engine = engine;
     wm->fn = Py_NewRef(fn);
     px_py_engine_tasks_add(engine, 1);

@@ -102,6 +102,7 @@ def child_env(backend: str | None, extra: dict[str, str] | None = None) -> dict[
     env.pop("PX_BACKEND", None)
     env.pop("PX_WORKERS", None)
     env.pop("PX_URING_REFUSE", None)
+    env.pop("PX_URING_MASK", None)
     env["PYTHONFAULTHANDLER"] = "1"
     if backend is not None:
         env["PX_BACKEND"] = backend

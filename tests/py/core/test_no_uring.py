@@ -1,13 +1,16 @@
 """Where io_uring is refused (seccomp, as container runtimes do), the engine
 falls back to epoll on its own; asked for io_uring explicitly, it fails with a
 clear error. The refusal comes from tools/no-uring.c (the ``no_uring`` fixture
-builds it and checks that io_uring_setup fails with EPERM under it)."""
+builds it and checks that io_uring_setup fails with EPERM under it). A kernel
+whose io_uring lacks a feature the engine needs is played with PX_URING_MASK."""
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import sys
 
+import pytest
 import scenarios
 from helpers import CRASH_MARKERS, child_env, example
 
@@ -52,3 +55,19 @@ def test_forced_uring_when_refused_fails_cleanly(no_uring: list[str]) -> None:
     assert "epoll" in last, f"the error does not say how to go on: {last}"
     assert "listening" not in res.stdout, "the service announced itself before failing"
     assert "Traceback" not in res.stderr, res.stderr[-2000:]
+
+
+def test_missing_uring_feature_falls_back(spawn) -> None:
+    """io_uring without multishot receive: epoll serves, and one line says why."""
+    srv = spawn(*example("echo", "--workers", "1"), backend=None,
+                env={"PX_URING_MASK": "recv_multishot"})
+    scenarios.echo_many(srv.port, clients=5, size=64 * 1024)
+    fin = srv.finish()
+    stats = fin.assert_clean()
+    assert stats["backend"] == "epoll"
+    if stats["uring_error"][0] != errno.EOPNOTSUPP:
+        pytest.skip(f"io_uring itself is unavailable here: {stats['uring_error']}")
+    assert stats["uring_error"] == [errno.EOPNOTSUPP, "Operation not supported"]
+    lines = [line for line in fin.stderr.splitlines() if "io_uring" in line]
+    assert lines == ["pyparallel: io_uring lacks multishot receive (Linux 6.0): serving with epoll"], \
+        fin.stderr[-2000:]

@@ -1,0 +1,185 @@
+/*
+ * Client connections. A request to connect travels as a message to the worker
+ * that will own the connection (round robin, or the one asked for); there the
+ * socket is created, registered with the backend and connected without
+ * blocking. When the connect ends (at once, or once the socket turns
+ * writable) the connection opens as an accepted one does: on_open, then reads.
+ * A connection that never comes to be reports on_connect_failed (no socket,
+ * no memory) or on_close with -errno (the connect failed).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+typedef struct connect_msg {
+    px_msg_t msg;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    px_endpoint_t *ep;
+} connect_msg_t;
+
+static void connect_msg_drop(px_msg_t *m)
+{
+    connect_msg_t *cm = PX_CONTAINER_OF(m, connect_msg_t, msg);
+    free(cm->ep);
+    free(cm);
+}
+
+/* Connect c's socket to addr without blocking: 0 and *pending false when it
+ * connected at once; 0 and *pending true when the kernel goes on and a
+ * writability poll (PX_OP_CONNECT) will report the end; or -errno. */
+static int start_connect(px_conn_t *c, const struct sockaddr *addr, socklen_t len,
+                         bool *pending)
+{
+    int rc;
+
+    *pending = false;
+    if (connect(c->fd, addr, len) == 0)
+        return 0;
+    if (errno != EINPROGRESS)
+        return -errno;
+    c->ops |= PX_OP_CONNECT;
+    rc = c->w->be->poll_out(c->w, c);
+    if (rc < 0) {
+        c->ops &= ~PX_OP_CONNECT;
+        return rc;
+    }
+    *pending = true;
+    return 0;
+}
+
+static void connect_msg_fn(px_worker_t *w, px_msg_t *m)
+{
+    connect_msg_t *cm = PX_CONTAINER_OF(m, connect_msg_t, msg);
+    px_endpoint_t *ep = cm->ep;
+    px_conn_t *c;
+    bool pending = false;
+    int fd, rc;
+
+    /* The worker's loop is over (its last messages run as it exits): nobody
+     * would serve the connection. */
+    if (atomic_load(&w->inbox_closed)) {
+        connect_msg_drop(m);
+        return;
+    }
+    fd = socket(cm->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    px__socket_tune(fd, ep->sock_flags);
+    atomic_fetch_add_explicit(&w->e->connections, 1, memory_order_relaxed);
+    c = px__conn_new(w, ep, fd);
+    if (c == NULL) {
+        atomic_fetch_sub_explicit(&w->e->connections, 1, memory_order_relaxed);
+        close(fd);
+        rc = -ENOMEM;
+        goto fail;
+    }
+    c->state |= PX_CONN_CLIENT | PX_CONN_OWNS_EP;
+    c->busy++;
+    rc = w->be->open(w, c);
+    if (rc == 0)
+        rc = start_connect(c, (struct sockaddr *)&cm->ss, cm->len, &pending);
+    if (rc < 0 || !pending)
+        px__conn_connected(c, rc);
+    c->busy--;
+    px__conn_maybe_free(c);
+    free(cm);
+    return;
+fail:
+    PX_STAT_ADD(&w->stats, errors, 1);
+    if (ep->handler.on_connect_failed)
+        ep->handler.on_connect_failed(ep->udata, rc);
+    free(ep);
+    free(cm);
+}
+
+static connect_msg_t *connect_msg_new(const px_endpoint_config_t *cfg)
+{
+    connect_msg_t *cm = calloc(1, sizeof(*cm));
+
+    if (cm == NULL)
+        return NULL;
+    cm->ep = calloc(1, sizeof(*cm->ep));
+    if (cm->ep == NULL) {
+        free(cm);
+        return NULL;
+    }
+    cm->ep->handler = *cfg->handler;
+    cm->ep->udata = cfg->udata;
+    cm->ep->sock_flags = cfg->sock_flags;
+    cm->ep->idle_timeout_ms = cfg->idle_timeout_ms;
+    px_msg_init(&cm->msg, connect_msg_fn, connect_msg_drop);
+    return cm;
+}
+
+int px_engine_connect(px_engine_t *e, const char *host, int port,
+                      const px_endpoint_config_t *cfg)
+{
+    connect_msg_t *cm = connect_msg_new(cfg);
+    unsigned i;
+    int rc;
+
+    if (cm == NULL)
+        return -ENOMEM;
+    rc = px__resolve(host, port, &cm->ss, &cm->len, false);
+    if (rc < 0) {
+        connect_msg_drop(&cm->msg);
+        return rc;
+    }
+    i = atomic_fetch_add(&e->next_client_worker, 1) % (unsigned)e->nworkers;
+    px_worker_post(e->workers[i], &cm->msg);
+    return 0;
+}
+
+int px_worker_connect(px_worker_t *w, const struct sockaddr *addr, socklen_t len,
+                      const px_endpoint_config_t *cfg)
+{
+    connect_msg_t *cm;
+
+    if (len > sizeof(cm->ss) || len < (socklen_t)sizeof(addr->sa_family))
+        return -EINVAL;
+    cm = connect_msg_new(cfg);
+    if (cm == NULL)
+        return -ENOMEM;
+    memcpy(&cm->ss, addr, len);
+    cm->len = len;
+    px_worker_post(w, &cm->msg);
+    return 0;
+}
+
+void px__conn_connected(px_conn_t *c, int res)
+{
+    c->busy++;
+    if (res < 0) {
+        c->close_err = res;
+        px__conn_kill(c, res);
+    } else if (!(c->state & PX_CONN_DEAD)) {
+        PX_STAT_ADD(&c->w->stats, connects, 1);
+        px__conn_start(c);
+    }
+    c->busy--;
+    px__conn_maybe_free(c);
+}
+
+/* The poll that waited for a connect ended: the connect's own result is the
+ * socket's pending error. */
+void px__conn_connect_polled(px_conn_t *c, int res)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    c->ops &= ~PX_OP_CONNECT;
+    if (res < 0)
+        err = res;
+    else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = -errno;
+    else
+        err = -err;
+    px__conn_connected(c, err);
+}

@@ -1,0 +1,265 @@
+/*
+ * The supervisor: the thread that decides when a worker is handed off.
+ *
+ * It watches the workers' ownership words (ownership.h). When one has stayed
+ * released in the same callback for handoff_ms while work waits for it
+ * (completions, timers, messages, queued output, a thread that wants it back)
+ * and the callback's thread is blocked rather than running (it used under a
+ * fifth of that time on a CPU), it takes the worker and gives it to a thread
+ * that waits for it back, else to a spare (threads.c; started on demand). A
+ * callback that keeps its CPU busy holds its core like any running thread
+ * (the IOCP rule: another thread is released only when one blocks), until
+ * SPIN_MS: then its worker's other clients have waited long enough and it is
+ * handed off as well.
+ *
+ * It ticks every millisecond or so while callbacks are running and sleeps
+ * otherwise; the first release after it fell asleep wakes it
+ * (px__supervisor_wake).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define SUP_IDLE_TICKS 50    /* ticks without a released worker before sleeping */
+#define SUP_SLEEP_MS 100     /* a missed wake-up costs at most this */
+#define SUP_MAX_TICK_MS 10   /* the longest tick, whatever handoff_ms is */
+#define SPIN_MS 100          /* a busy callback is handed off after this long */
+#define BLOCKED_SHARE 5      /* blocked: used less than 1/5 of the time on a CPU */
+
+static void cond_init_monotonic(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+static void timed_wait(pthread_cond_t *cond, pthread_mutex_t *lock, unsigned ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / PX_MS_PER_SEC;
+    ts.tv_nsec += (long)(ms % PX_MS_PER_SEC) * (long)PX_NS_PER_MS;
+    if (ts.tv_nsec >= (long)PX_NS_PER_SEC) {
+        ts.tv_sec++;
+        ts.tv_nsec -= (long)PX_NS_PER_SEC;
+    }
+    pthread_cond_timedwait(cond, lock, &ts);
+}
+
+typedef struct watch {
+    uint64_t seen;   /* the released word last observed */
+    uint64_t since;  /* when it was first observed, ns */
+    uint64_t cpu;    /* the releasing thread's CPU time then, ns (0: unknown) */
+    px_thread_t *thread;
+} watch_t;
+
+static uint64_t ns_of(const struct timespec *ts)
+{
+    return (uint64_t)ts->tv_sec * PX_NS_PER_SEC + (uint64_t)ts->tv_nsec;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ns_of(&ts);
+}
+
+/* CPU time of the thread that released, ns; 0 when it cannot be read. The
+ * thread cannot exit meanwhile: it is inside the worker's code. */
+static uint64_t cpu_ns(px_thread_t *t)
+{
+    struct timespec ts;
+
+    if (t == NULL || !t->has_cpu_clock || clock_gettime(t->cpu_clock, &ts) < 0)
+        return 0;
+    return ns_of(&ts);
+}
+
+/* Blocked (asleep, waiting) rather than running its callback? Unknown counts
+ * as blocked. */
+static bool looks_blocked(const watch_t *wt, uint64_t now)
+{
+    uint64_t cpu = wt->cpu ? cpu_ns(wt->thread) : 0;
+
+    if (wt->cpu == 0 || cpu == 0)
+        return true;
+    return (cpu - wt->cpu) * BLOCKED_SHARE < now - wt->since;
+}
+
+static bool work_waits(px_worker_t *w, uint64_t word, uint64_t now)
+{
+    return (word & PX_OWN_HINT) ||
+           atomic_load_explicit(&w->nwaiters, memory_order_relaxed) > 0 ||
+           atomic_load_explicit(&w->wake_pending, memory_order_relaxed) ||
+           now >= atomic_load_explicit(&w->timer_due, memory_order_relaxed) ||
+           w->be->kernel_work(w);
+}
+
+/* Take w from the release observed as `seen` and give it to a waiter, else to
+ * a spare; start a spare for a later tick when there is none. */
+static void take_over(px_engine_t *e, px_worker_t *w, uint64_t seen)
+{
+    px_thread_t *t;
+    bool waiter, taken = false;
+
+    pthread_mutex_lock(&w->hand_lock);
+    t = w->waiters;
+    waiter = t != NULL;
+    if (t == NULL)
+        t = px__thread_pop_idle(e);
+    if (t != NULL && px__own_take(&w->own, seen)) {
+        taken = true;
+        if (waiter) {
+            w->waiters = t->next_wait;
+            atomic_fetch_sub(&w->nwaiters, 1);
+        } else {
+            w->displaced++; /* the thread that released; a waiter was one already */
+        }
+    } else if (t != NULL && !waiter) {
+        px__thread_push_idle(e, t);
+    }
+    pthread_mutex_unlock(&w->hand_lock);
+    if (taken) {
+        /* Between the take and the give nobody else touches w. */
+        w->takeovers++;
+        PX_STAT_ADD(&w->stats, handoffs, 1);
+        px__thread_give(t, w);
+        return;
+    }
+    if (t != NULL)
+        return; /* reacquired meanwhile */
+    if (px__thread_spawn_spare(e) < 0)
+        PX_STAT_ADD(&w->stats, errors, 1);
+}
+
+/* One look at every worker; true when some worker was released. */
+static bool scan(px_engine_t *e, watch_t *watch)
+{
+    uint64_t now_ms = px_now_ms(), now = now_ns();
+    uint64_t after = (uint64_t)e->cfg.handoff_ms * PX_NS_PER_MS;
+    uint64_t spin = (uint64_t)PX_MAX(SPIN_MS, e->cfg.handoff_ms) * PX_NS_PER_MS;
+    bool any = false;
+    int i;
+
+    for (i = 0; i < e->nworkers; i++) {
+        px_worker_t *w = e->workers[i];
+        uint64_t word = atomic_load_explicit(&w->own, memory_order_acquire);
+
+        if (!px__own_is_released(word) || atomic_load(&w->finished)) {
+            watch[i].seen = 0;
+            continue;
+        }
+        any = true;
+        if (word != watch[i].seen) {
+            watch[i].seen = word;
+            watch[i].since = now;
+            watch[i].thread = atomic_load_explicit(&w->releaser, memory_order_relaxed);
+            watch[i].cpu = cpu_ns(watch[i].thread);
+            /* Released again meanwhile: the thread read may be a later one. */
+            if (atomic_load_explicit(&w->own, memory_order_acquire) != word)
+                watch[i].seen = 0;
+            continue;
+        }
+        if (now - watch[i].since < after)
+            continue;
+        if ((now - watch[i].since >= spin || looks_blocked(&watch[i], now)) &&
+            work_waits(w, word, now_ms))
+            take_over(e, w, word);
+    }
+    return any;
+}
+
+static void *supervisor_main(void *arg)
+{
+    px_engine_t *e = arg;
+    unsigned tick = PX_MAX(1u, PX_MIN(e->cfg.handoff_ms / 2, (unsigned)SUP_MAX_TICK_MS));
+    unsigned idle = 0;
+    watch_t *watch = calloc((size_t)e->nworkers, sizeof(*watch));
+    sigset_t all;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    pthread_mutex_lock(&e->sup_lock);
+    while (!e->sup_stop) {
+        if (idle >= SUP_IDLE_TICKS) {
+            /* Asleep until a release (or a while, for one missed in a race). */
+            atomic_store(&e->sup_parked, 1);
+            timed_wait(&e->sup_cond, &e->sup_lock, SUP_SLEEP_MS);
+            atomic_store(&e->sup_parked, 0);
+            idle = 0;
+        } else {
+            timed_wait(&e->sup_cond, &e->sup_lock, tick);
+        }
+        if (e->sup_stop)
+            break;
+        pthread_mutex_unlock(&e->sup_lock);
+        if (watch == NULL || scan(e, watch))
+            idle = 0;
+        else
+            idle++;
+        pthread_mutex_lock(&e->sup_lock);
+    }
+    pthread_mutex_unlock(&e->sup_lock);
+    free(watch);
+    return NULL;
+}
+
+int px__supervisor_start(px_engine_t *e)
+{
+    int rc;
+
+    if (e->cfg.handoff_ms == 0)
+        return 0;
+    rc = pthread_create(&e->sup_thread, NULL, supervisor_main, e);
+    if (rc != 0)
+        return -rc;
+    e->sup_started = true;
+    return 0;
+}
+
+void px__supervisor_wake(px_engine_t *e)
+{
+    if (atomic_exchange(&e->sup_parked, 0)) {
+        pthread_mutex_lock(&e->sup_lock);
+        pthread_cond_signal(&e->sup_cond);
+        pthread_mutex_unlock(&e->sup_lock);
+    }
+}
+
+void px__supervisor_stop(px_engine_t *e)
+{
+    pthread_mutex_lock(&e->sup_lock);
+    e->sup_stop = true;
+    pthread_cond_signal(&e->sup_cond);
+    pthread_mutex_unlock(&e->sup_lock);
+}
+
+void px__supervisor_join(px_engine_t *e)
+{
+    if (e->sup_started) {
+        pthread_join(e->sup_thread, NULL);
+        e->sup_started = false;
+    }
+}
+
+void px__supervisor_init(px_engine_t *e)
+{
+    pthread_mutex_init(&e->sup_lock, NULL);
+    cond_init_monotonic(&e->sup_cond);
+    atomic_init(&e->sup_parked, 0);
+}
+
+void px__supervisor_destroy(px_engine_t *e)
+{
+    pthread_cond_destroy(&e->sup_cond);
+    pthread_mutex_destroy(&e->sup_lock);
+}
