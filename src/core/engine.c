@@ -288,6 +288,14 @@ void px_engine_destroy(px_engine_t *e)
     if (e == NULL)
         return;
     px_engine_join(e);
+    /* Messages that never reached a running worker go first: some live inside
+     * the servers freed below (a listener's arm message). */
+    for (i = 0; e->workers && i < e->nworkers; i++) {
+        if (e->workers[i] == NULL)
+            continue;
+        while ((n = px_mpsc_pop(&e->workers[i]->inbox)) != NULL)
+            px_msg_drop(PX_CONTAINER_OF(n, px_msg_t, node));
+    }
     for (s = e->servers; s; s = next) {
         next = s->next;
         for (i = 0; i < e->nworkers; i++)
@@ -297,12 +305,8 @@ void px_engine_destroy(px_engine_t *e)
         free(s);
     }
     for (i = 0; e->workers && i < e->nworkers; i++) {
-        if (e->workers[i] == NULL)
-            continue;
-        /* Messages that never reached a running worker. */
-        while ((n = px_mpsc_pop(&e->workers[i]->inbox)) != NULL)
-            px_msg_drop(PX_CONTAINER_OF(n, px_msg_t, node));
-        px__worker_destroy(e->workers[i]);
+        if (e->workers[i] != NULL)
+            px__worker_destroy(e->workers[i]);
     }
     free(e->workers);
     px_engine_main_discard(e);

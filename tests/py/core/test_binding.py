@@ -122,3 +122,21 @@ def test_engine_cycles_are_collected_once_stopped(backend: str) -> None:
         "stopped_collected": True,
         "never_started_collected": True,
     }
+
+
+NEVER_STARTED = """
+import json
+import pyparallel._core as c
+class Proto:
+    pass
+e = c.Engine(workers=2)
+e.listen("127.0.0.1", 0, Proto)
+e.listen("127.0.0.1", 0, Proto)
+del e   # its listeners' arm messages are still queued for workers that never ran
+print(json.dumps("freed"))
+"""
+
+
+@pytest.mark.parametrize("backend", ["uring", "epoll"])
+def test_engine_that_listened_but_never_started_is_freed(backend: str) -> None:
+    assert run(NEVER_STARTED, backend) == "freed"
