@@ -54,7 +54,8 @@ static inline uint64_t px_ticks_ns(int64_t delta)
     if (!atomic_load_explicit(&px__clock_tsc, memory_order_relaxed))
         return (uint64_t)delta;
     return (uint64_t)(((unsigned __int128)(uint64_t)delta *
-                       atomic_load_explicit(&px__clock_mult, memory_order_relaxed)) >> 32);
+                       atomic_load_explicit(&px__clock_mult, memory_order_relaxed)) >>
+                      32);
 }
 
 #endif

@@ -6,11 +6,10 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-#define PX_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define PX_LIKELY(x) __builtin_expect(!!(x), 1)
 #define PX_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-#define PX_CONTAINER_OF(ptr, type, member) \
-    ((type *)((char *)(ptr) - offsetof(type, member)))
+#define PX_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define PX_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define PX_MIN(a, b) ((a) < (b) ? (a) : (b))

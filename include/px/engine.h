@@ -37,20 +37,20 @@ typedef enum px_backend_kind {
 } px_backend_kind_t;
 
 typedef struct px_engine_config {
-    int workers;              /* 0: one per CPU in the affinity mask */
+    int workers; /* 0: one per CPU in the affinity mask */
     px_backend_kind_t backend;
-    unsigned max_connections; /* whole process; excess accepts are closed at once */
-    unsigned recv_buffer_size;/* bytes per provided receive buffer */
-    unsigned recv_buffers;    /* provided buffers per worker (power of two) */
-    size_t send_high_water;   /* stop reading a connection above this unsent size */
-    size_t send_low_water;    /* resume reading below this */
-    size_t turn_budget;       /* bytes per connection per loop turn before it counts as a hog */
-    unsigned ring_entries;    /* submission queue size */
-    unsigned handoff_ms;      /* hand a worker blocked this long in a released
-                                 handler to a spare thread; 0: never */
-    unsigned uring_mask;      /* tests: PX_URING_* features to treat as missing
-                                 (added to those the PX_URING_MASK environment
-                                 variable names, see px_uring_mask_parse) */
+    unsigned max_connections;  /* whole process; excess accepts are closed at once */
+    unsigned recv_buffer_size; /* bytes per provided receive buffer */
+    unsigned recv_buffers;     /* provided buffers per worker (power of two) */
+    size_t send_high_water;    /* stop reading a connection above this unsent size */
+    size_t send_low_water;     /* resume reading below this */
+    size_t turn_budget;        /* bytes per connection per loop turn before it counts as a hog */
+    unsigned ring_entries;     /* submission queue size */
+    unsigned handoff_ms;       /* hand a worker blocked this long in a released
+                                  handler to a spare thread; 0: never */
+    unsigned uring_mask;       /* tests: PX_URING_* features to treat as missing
+                                  (added to those the PX_URING_MASK environment
+                                  variable names, see px_uring_mask_parse) */
 } px_engine_config_t;
 
 /* The io_uring features the engine uses, as the probe at px_engine_create
@@ -69,9 +69,9 @@ enum {
     PX_URING_CANCEL_FD = 1u << 5,        /* cancel all of a file's requests (5.19) */
     PX_URING_RECV_CAP = 1u << 6,         /* a byte cap on a multishot receive */
 };
-#define PX_URING_REQUIRED                                                     \
-    (PX_URING_SETUP | PX_URING_OPS | PX_URING_BUF_RING |                      \
-     PX_URING_RECV_MULTISHOT | PX_URING_ACCEPT_MULTISHOT | PX_URING_CANCEL_FD)
+#define PX_URING_REQUIRED                                                          \
+    (PX_URING_SETUP | PX_URING_OPS | PX_URING_BUF_RING | PX_URING_RECV_MULTISHOT | \
+     PX_URING_ACCEPT_MULTISHOT | PX_URING_CANCEL_FD)
 
 /* What the feature f (one PX_URING_* bit) is, in words, or NULL. */
 const char *px_uring_feature_name(unsigned f);
@@ -161,16 +161,15 @@ int px_engine_create(const px_engine_config_t *cfg, const px_thread_hooks_t *hoo
 /* Listen on host:port (port 0 picks a free port) with one SO_REUSEPORT socket
  * per worker. May be called before or after px_engine_start. Returns the bound
  * port (> 0) or -errno. *out stays owned by the engine. */
-int px_engine_listen(px_engine_t *e, const char *host, int port,
-                     const px_endpoint_config_t *cfg, px_server_t **out);
+int px_engine_listen(px_engine_t *e, const char *host, int port, const px_endpoint_config_t *cfg,
+                     px_server_t **out);
 
 /* Connect to host:port from a worker chosen round-robin; the handler's on_open
  * runs once connected, on_close (with -errno) if connecting fails, and
  * on_connect_failed when no connection could even be made. 0, or -errno of
  * the name lookup, or -ENOMEM. A request that reaches a worker after its loop
  * ended is dropped without a call. */
-int px_engine_connect(px_engine_t *e, const char *host, int port,
-                      const px_endpoint_config_t *cfg);
+int px_engine_connect(px_engine_t *e, const char *host, int port, const px_endpoint_config_t *cfg);
 
 /* Connect to an address already resolved, from worker w (any thread; for a
  * client that must live on a given worker, or reconnects without a lookup).

@@ -51,7 +51,10 @@ int px_hrtimer_start(px_hrtimers_t *q, px_hrtimer_t *t, uint64_t deadline_ns);
 /* Disarm t; harmless when it is not armed. */
 void px_hrtimer_stop(px_hrtimers_t *q, px_hrtimer_t *t);
 
-static inline bool px_hrtimer_armed(const px_hrtimer_t *t) { return t->_index != SIZE_MAX; }
+static inline bool px_hrtimer_armed(const px_hrtimer_t *t)
+{
+    return t->_index != SIZE_MAX;
+}
 
 /* The earliest armed deadline, or UINT64_MAX when nothing is armed. */
 uint64_t px_hrtimers_next(const px_hrtimers_t *q);

@@ -15,7 +15,7 @@
 
 #include "px/common.h"
 
-#define PX_HTTP_ERROR      (-1) /* malformed or over a limit: see ->status */
+#define PX_HTTP_ERROR (-1)      /* malformed or over a limit: see ->status */
 #define PX_HTTP_INCOMPLETE (-2) /* call again once more bytes have arrived */
 
 typedef struct px_http_header {
@@ -33,35 +33,35 @@ typedef struct px_http_limits {
 /* Defaults of px_http_limits_t (DESIGN section 6). */
 #define PX_HTTP_MAX_REQUEST_LINE 8192
 #define PX_HTTP_MAX_HEADER_BYTES 16384
-#define PX_HTTP_MAX_HEADERS      100
-#define PX_HTTP_MAX_BODY         (1024 * 1024)
+#define PX_HTTP_MAX_HEADERS 100
+#define PX_HTTP_MAX_BODY (1024 * 1024)
 
 /* Fill l with the defaults above. */
 void px_http_limits_default(px_http_limits_t *l);
 
 typedef struct px_http_request {
-    px_view_t method;     /* a token; compared case-sensitively by callers */
-    px_view_t target;     /* as sent: "/p?q", "*" or "http://host/p?q" */
-    px_view_t path;       /* target up to its first '?' (for absolute-form, from
-                             the path on; a static "/" when it has none) */
-    px_view_t query;      /* after the first '?', without it; empty if none */
-    int minor_version;    /* 0 or 1 */
+    px_view_t method;          /* a token; compared case-sensitively by callers */
+    px_view_t target;          /* as sent: "/p?q", "*" or "http://host/p?q" */
+    px_view_t path;            /* target up to its first '?' (for absolute-form, from
+                                  the path on; a static "/" when it has none) */
+    px_view_t query;           /* after the first '?', without it; empty if none */
+    int minor_version;         /* 0 or 1 */
     px_http_header_t *headers; /* caller's array, in request order */
-    size_t num_headers;   /* in: capacity of headers; out: headers found */
-    int64_t content_length; /* -1 when absent (always -1 when chunked) */
-    bool chunked;         /* Transfer-Encoding: chunked; decode the body with
-                             px_http_chunked_decode */
-    bool keep_alive;      /* 1.1 unless "close"; 1.0 only with "keep-alive" */
-    bool expect_continue; /* Expect: 100-continue (1.1 only; other values: 417) */
-    bool has_host;        /* a Host header was present */
-    bool connection_close;   /* Connection lists "close" */
-    bool connection_upgrade; /* Connection lists "upgrade" */
-    px_view_t host;       /* the Host header value, or for an absolute-form
-                             target its authority (which then takes precedence,
-                             as RFC 9112 section 3.2.2 requires); NULL base and
-                             length 0 when there is neither */
-    int status;           /* 0, or on PX_HTTP_ERROR the status to answer: 400,
-                             413, 414, 417, 431, 501 or 505 */
+    size_t num_headers;        /* in: capacity of headers; out: headers found */
+    int64_t content_length;    /* -1 when absent (always -1 when chunked) */
+    bool chunked;              /* Transfer-Encoding: chunked; decode the body with
+                                  px_http_chunked_decode */
+    bool keep_alive;           /* 1.1 unless "close"; 1.0 only with "keep-alive" */
+    bool expect_continue;      /* Expect: 100-continue (1.1 only; other values: 417) */
+    bool has_host;             /* a Host header was present */
+    bool connection_close;     /* Connection lists "close" */
+    bool connection_upgrade;   /* Connection lists "upgrade" */
+    px_view_t host;            /* the Host header value, or for an absolute-form
+                                  target its authority (which then takes precedence,
+                                  as RFC 9112 section 3.2.2 requires); NULL base and
+                                  length 0 when there is neither */
+    int status;                /* 0, or on PX_HTTP_ERROR the status to answer: 400,
+                                  413, 414, 417, 431, 501 or 505 */
 } px_http_request_t;
 
 /* Parse the request head at the start of buf[0..len).
@@ -87,13 +87,13 @@ int px_http_parse_request(const char *buf, size_t len, px_http_request_t *req,
 /* Incremental, in-place decoder of a chunked request body. Fields starting with
  * '_' are private. */
 typedef struct px_http_chunked {
-    uint64_t _size;     /* chunk size being read, or data bytes left */
+    uint64_t _size; /* chunk size being read, or data bytes left */
     uint32_t _state;
-    uint32_t _count;    /* hex digits of the chunk size read */
-    uint32_t _line;     /* bytes of the chunk line, or of all trailers */
-    int status;         /* 0, or on PX_HTTP_ERROR 400 or 413 */
-    uint64_t total;     /* decoded body bytes so far */
-    uint64_t max_body;  /* over it: 413 */
+    uint32_t _count;   /* hex digits of the chunk size read */
+    uint32_t _line;    /* bytes of the chunk line, or of all trailers */
+    int status;        /* 0, or on PX_HTTP_ERROR 400 or 413 */
+    uint64_t total;    /* decoded body bytes so far */
+    uint64_t max_body; /* over it: 413 */
 } px_http_chunked_t;
 
 /* Prepare d to decode one chunked body of at most max_body bytes. */

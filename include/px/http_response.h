@@ -16,15 +16,15 @@
 #include "px/http_parser.h"
 
 typedef struct px_http_response {
-    int minor_version;        /* 0 or 1 */
-    int status;               /* 100..999 */
-    px_view_t reason;         /* may be empty */
-    px_http_header_t *headers;/* caller's array, in response order, or NULL */
-    size_t num_headers;       /* in: capacity of headers; out: headers found */
-    int64_t content_length;   /* -1 when absent */
-    bool chunked;             /* Transfer-Encoding whose last coding is chunked */
-    bool transfer_encoding;   /* a Transfer-Encoding header was present */
-    bool keep_alive;          /* 1.1 unless "close"; 1.0 only with "keep-alive" */
+    int minor_version;         /* 0 or 1 */
+    int status;                /* 100..999 */
+    px_view_t reason;          /* may be empty */
+    px_http_header_t *headers; /* caller's array, in response order, or NULL */
+    size_t num_headers;        /* in: capacity of headers; out: headers found */
+    int64_t content_length;    /* -1 when absent */
+    bool chunked;              /* Transfer-Encoding whose last coding is chunked */
+    bool transfer_encoding;    /* a Transfer-Encoding header was present */
+    bool keep_alive;           /* 1.1 unless "close"; 1.0 only with "keep-alive" */
 } px_http_response_t;
 
 /* Parse the response head at the start of buf[0..len).
@@ -38,8 +38,7 @@ typedef struct px_http_response {
  * bytes: call again with the same start and more bytes. Returns PX_HTTP_ERROR
  * for a malformed head, a head longer than max_head, or more headers than the
  * capacity. Other fields mean something only on success. */
-int px_http_parse_response(const char *buf, size_t len, px_http_response_t *res,
-                           size_t max_head);
+int px_http_parse_response(const char *buf, size_t len, px_http_response_t *res, size_t max_head);
 
 /* How the body of a response is delimited (RFC 9112 section 6.3). */
 typedef enum px_http_body_kind {

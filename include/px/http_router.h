@@ -32,14 +32,14 @@
 
 #include "px/common.h"
 
-#define PX_HTTP_ROUTE_MAX_PARAMS  8  /* parameters of one route, rest included */
+#define PX_HTTP_ROUTE_MAX_PARAMS 8   /* parameters of one route, rest included */
 #define PX_HTTP_ROUTE_MAX_METHODS 16 /* methods one route takes */
 
 typedef struct px_http_router px_http_router_t;
 
 typedef struct px_http_match {
-    int route;          /* id of the route whose pattern matched the path, or -1 */
-    unsigned nparams;   /* parameters in params */
+    int route;        /* id of the route whose pattern matched the path, or -1 */
+    unsigned nparams; /* parameters in params */
     px_view_t params[PX_HTTP_ROUTE_MAX_PARAMS]; /* in pattern order: views into
                             the path, not decoded (see px_http_unquote) */
 } px_http_match_t;

@@ -19,9 +19,9 @@
 /* Defaults of px_http_config_t (DESIGN section 6); the Python layer reads them
  * from here through the binding. */
 #define PX_HTTP_KEEPALIVE_TIMEOUT_MS 60000
-#define PX_HTTP_HEAD_TIMEOUT_MS      10000
-#define PX_HTTP_BODY_TIMEOUT_MS      30000
-#define PX_HTTP_SERVER_NAME          "pyparallel"
+#define PX_HTTP_HEAD_TIMEOUT_MS 10000
+#define PX_HTTP_BODY_TIMEOUT_MS 30000
+#define PX_HTTP_SERVER_NAME "pyparallel"
 
 typedef struct px_http_server px_http_server_t;
 
@@ -41,10 +41,10 @@ void px_http_config_default(px_http_config_t *cfg);
 typedef struct px_http_exchange {
     px_conn_t *conn;
     const px_http_request_t *req;
-    const char *body;   /* decoded body (Content-Length or chunked) */
+    const char *body; /* decoded body (Content-Length or chunked) */
     size_t body_len;
-    bool head;          /* HEAD: the response carries no body */
-    bool keep_alive;    /* cleared by a handler to close after the response */
+    bool head;       /* HEAD: the response carries no body */
+    bool keep_alive; /* cleared by a handler to close after the response */
     bool responded;
     px_http_server_t *srv;
     px_http_match_t match; /* the route (px_http_route) the path matched, with
@@ -71,27 +71,25 @@ int px_http_route_static(px_http_server_t *s, const char *path, const char *cont
  * methods is answered 405 with an Allow header, without the app. Static routes
  * take precedence. Returns the route id (0 for the first route, then 1, 2...)
  * or -errno as px_http_router_add. Call before listening. */
-int px_http_route(px_http_server_t *s, const char *pattern, size_t len,
-                  const char *const *methods, size_t nmethods);
+int px_http_route(px_http_server_t *s, const char *pattern, size_t len, const char *const *methods,
+                  size_t nmethods);
 
 /* The server's route table, to read route names and parameters from. */
 const px_http_router_t *px_http_server_router(const px_http_server_t *s);
 
 /* Listen with this server's protocol; returns the port or -errno. listen_fd:
  * as px_endpoint_config_t's (a socket the engine takes over), or -1. */
-int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int port,
-                   int listen_fd);
+int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int port, int listen_fd);
 
 /* Queue a complete response. extra: raw header lines ("Name: value\r\n"...),
  * may be NULL. content_type NULL: no Content-Type. 0 or -errno. */
-int px_http_respond(px_http_exchange_t *x, int status, const char *content_type,
-                    const char *extra, size_t extra_len, const void *body, size_t len);
+int px_http_respond(px_http_exchange_t *x, int status, const char *content_type, const char *extra,
+                    size_t extra_len, const void *body, size_t len);
 
 /* Like px_http_respond, with count bytes of fd from offset as the body (sent by
  * the kernel). Takes ownership of fd. */
 int px_http_respond_file(px_http_exchange_t *x, int status, const char *content_type,
-                         const char *extra, size_t extra_len, int fd, off_t offset,
-                         size_t count);
+                         const char *extra, size_t extra_len, int fd, off_t offset, size_t count);
 
 /* The reason phrase of a status code ("OK", "Not Found"...); "Unknown" otherwise. */
 const char *px_http_reason(int status);

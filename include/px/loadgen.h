@@ -29,17 +29,17 @@
 typedef struct px_lg px_lg_t;
 
 typedef struct px_lg_config {
-    const char *host;        /* numeric address or name (resolved once) */
+    const char *host; /* numeric address or name (resolved once) */
     int port;
-    const char *request;     /* the bytes of one request, sent as they are */
+    const char *request; /* the bytes of one request, sent as they are */
     size_t request_len;
-    bool head;               /* the request is HEAD: responses carry no body */
-    double rate;             /* requests per second, whole run (> 0) */
-    double duration;         /* seconds of schedule (> 0) */
-    unsigned connections;    /* > 0; more than the scheduled requests is trimmed */
-    unsigned timeout_ms;     /* per response, from its sending (> 0); also bounds
-                                the connect phase and the wait after the schedule */
-    int workers;             /* engine workers; 0: one per CPU */
+    bool head;            /* the request is HEAD: responses carry no body */
+    double rate;          /* requests per second, whole run (> 0) */
+    double duration;      /* seconds of schedule (> 0) */
+    unsigned connections; /* > 0; more than the scheduled requests is trimmed */
+    unsigned timeout_ms;  /* per response, from its sending (> 0); also bounds
+                             the connect phase and the wait after the schedule */
+    int workers;          /* engine workers; 0: one per CPU */
     px_backend_kind_t backend;
 } px_lg_config_t;
 
@@ -51,38 +51,38 @@ void px_lg_config_default(px_lg_config_t *cfg);
  * scheduled time to the end of its response. min is 0 when count is 0. */
 typedef struct px_lg_latency {
     uint64_t count, min, max;
-    double mean, stdev;      /* population standard deviation */
+    double mean, stdev; /* population standard deviation */
 } px_lg_latency_t;
 
 /* One row of a percentile spectrum: the value at a percentile and how many
  * values lie at or below the bucket it comes from. */
 typedef struct px_lg_point {
-    double percentile;       /* 0..100 */
+    double percentile; /* 0..100 */
     uint64_t value;
     uint64_t total_count;
 } px_lg_point_t;
 
 typedef struct px_lg_result {
-    uint64_t scheduled;      /* requests in the schedule */
-    uint64_t sent;           /* requests written */
-    uint64_t responses;      /* complete responses, any status */
-    uint64_t non_2xx_3xx;    /* of which status < 200 or >= 400 */
+    uint64_t scheduled;   /* requests in the schedule */
+    uint64_t sent;        /* requests written */
+    uint64_t responses;   /* complete responses, any status */
+    uint64_t non_2xx_3xx; /* of which status < 200 or >= 400 */
     /* Scheduled requests that got no response, by cause: */
-    uint64_t err_connect;    /* their connection could not be made */
-    uint64_t err_read;       /* closed or reset before the response ended */
-    uint64_t err_write;      /* the request could not be written */
-    uint64_t err_timeout;    /* no complete response within the timeout */
-    uint64_t err_parse;      /* malformed response */
-    uint64_t cancelled;      /* unanswered when the run was stopped early */
+    uint64_t err_connect; /* their connection could not be made */
+    uint64_t err_read;    /* closed or reset before the response ended */
+    uint64_t err_write;   /* the request could not be written */
+    uint64_t err_timeout; /* no complete response within the timeout */
+    uint64_t err_parse;   /* malformed response */
+    uint64_t cancelled;   /* unanswered when the run was stopped early */
     /* Connections: */
-    uint64_t connects;       /* made */
-    uint64_t connect_errors; /* attempts that failed */
-    uint64_t protocol_errors;/* bytes when no response was expected */
+    uint64_t connects;        /* made */
+    uint64_t connect_errors;  /* attempts that failed */
+    uint64_t protocol_errors; /* bytes when no response was expected */
     uint64_t bytes_read;
-    uint64_t elapsed_ns;     /* from the first scheduled send to the last response */
-    uint64_t send_lag_max_ns;/* latest a request went out after its time */
+    uint64_t elapsed_ns;      /* from the first scheduled send to the last response */
+    uint64_t send_lag_max_ns; /* latest a request went out after its time */
     double send_lag_mean_ns;
-    unsigned connections;    /* after trimming */
+    unsigned connections; /* after trimming */
     int workers;
     const char *backend;     /* "io_uring" or "epoll" */
     bool interrupted;        /* px_lg_stop was called */

@@ -11,12 +11,12 @@
 #include "px/common.h"
 
 typedef struct px_pool {
-    size_t obj_size;  /* rounded up to 16 */
-    size_t per_slab;  /* objects per slab allocation */
-    void *_free;      /* free list */
-    void *_slabs;     /* list of slabs, for destroy */
-    size_t in_use;    /* objects handed out */
-    size_t capacity;  /* objects in all slabs */
+    size_t obj_size; /* rounded up to 16 */
+    size_t per_slab; /* objects per slab allocation */
+    void *_free;     /* free list */
+    void *_slabs;    /* list of slabs, for destroy */
+    size_t in_use;   /* objects handed out */
+    size_t capacity; /* objects in all slabs */
 } px_pool_t;
 
 /* Returns 0 or -EINVAL (obj_size 0, per_slab 0, or a slab too big for size_t).
@@ -39,12 +39,12 @@ void px_pool_destroy(px_pool_t *p);
  * chunk keeps a 16-byte header, so requests larger than the chunk size minus 16
  * get a dedicated allocation, released by the next reset. */
 typedef struct px_arena {
-    px_pool_t *chunks;   /* chunk source; its obj_size is the chunk size */
-    void *_chunk_list;   /* chunks in use, newest first */
-    void *_big_list;     /* oversized allocations */
-    char *_cur, *_end;   /* free space in the newest chunk */
-    size_t used;         /* bytes handed out since the last reset (each
-                            request rounded up to 16) */
+    px_pool_t *chunks; /* chunk source; its obj_size is the chunk size */
+    void *_chunk_list; /* chunks in use, newest first */
+    void *_big_list;   /* oversized allocations */
+    char *_cur, *_end; /* free space in the newest chunk */
+    size_t used;       /* bytes handed out since the last reset (each
+                          request rounded up to 16) */
 } px_arena_t;
 
 void px_arena_init(px_arena_t *a, px_pool_t *chunks);

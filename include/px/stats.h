@@ -9,29 +9,29 @@
 #include <stdatomic.h>
 #include "px/common.h"
 
-#define PX_STATS_FIELDS(X)                                                   \
-    X(connections)  /* open now */                                           \
-    X(accepts)                                                               \
-    X(refused)      /* over max_connections */                               \
-    X(connects)                                                              \
-    X(closes)                                                                \
-    X(timeouts)     /* idle timeouts */                                      \
-    X(bytes_in)                                                              \
-    X(bytes_out)                                                             \
-    X(recvs)                                                                 \
-    X(sends)                                                                 \
-    X(sendfiles)                                                             \
-    X(callbacks)    /* calls into the application: open, data, eof, drain, close */\
-    X(requests)     /* HTTP requests answered, static routes included */     \
-    X(handoffs)     /* times a blocked handler's worker went to another thread */\
-    X(errors)       /* callbacks that raised, failed syscalls */             \
-    X(hogs)         /* turns in which a connection used its whole budget */  \
-    X(paused)       /* backpressure pauses */                                \
-    X(buffer_shortages) /* receive buffer ring ran dry */                    \
-    X(loops)                                                                 \
-    X(messages)                                                              \
-    X(pool_bytes)   /* memory reserved by this worker's pools */             \
-    X(pool_in_use)  /* bytes of it in use */
+#define PX_STATS_FIELDS(X)                                                              \
+    X(connections) /* open now */                                                       \
+    X(accepts)                                                                          \
+    X(refused) /* over max_connections */                                               \
+    X(connects)                                                                         \
+    X(closes)                                                                           \
+    X(timeouts) /* idle timeouts */                                                     \
+    X(bytes_in)                                                                         \
+    X(bytes_out)                                                                        \
+    X(recvs)                                                                            \
+    X(sends)                                                                            \
+    X(sendfiles)                                                                        \
+    X(callbacks)        /* calls into the application: open, data, eof, drain, close */ \
+    X(requests)         /* HTTP requests answered, static routes included */            \
+    X(handoffs)         /* times a blocked handler's worker went to another thread */   \
+    X(errors)           /* callbacks that raised, failed syscalls */                    \
+    X(hogs)             /* turns in which a connection used its whole budget */         \
+    X(paused)           /* backpressure pauses */                                       \
+    X(buffer_shortages) /* receive buffer ring ran dry */                               \
+    X(loops)                                                                            \
+    X(messages)                                                                         \
+    X(pool_bytes)  /* memory reserved by this worker's pools */                         \
+    X(pool_in_use) /* bytes of it in use */
 
 typedef struct px_worker_stats {
 #define PX_STATS_DECL(name) _Atomic uint64_t name;
@@ -40,14 +40,12 @@ typedef struct px_worker_stats {
 } px_worker_stats_t;
 
 /* Owner-only updates: a relaxed load and store, which compile to plain moves. */
-#define PX_STAT_ADD(s, field, n)                                             \
-    atomic_store_explicit(&(s)->field,                                       \
-        atomic_load_explicit(&(s)->field, memory_order_relaxed) + (n),       \
-        memory_order_relaxed)
+#define PX_STAT_ADD(s, field, n)                                                         \
+    atomic_store_explicit(&(s)->field,                                                   \
+                          atomic_load_explicit(&(s)->field, memory_order_relaxed) + (n), \
+                          memory_order_relaxed)
 #define PX_STAT_SUB(s, field, n) PX_STAT_ADD(s, field, -(uint64_t)(n))
-#define PX_STAT_SET(s, field, v)                                             \
-    atomic_store_explicit(&(s)->field, (v), memory_order_relaxed)
-#define PX_STAT_GET(s, field)                                                \
-    atomic_load_explicit(&(s)->field, memory_order_relaxed)
+#define PX_STAT_SET(s, field, v) atomic_store_explicit(&(s)->field, (v), memory_order_relaxed)
+#define PX_STAT_GET(s, field) atomic_load_explicit(&(s)->field, memory_order_relaxed)
 
 #endif

@@ -27,9 +27,9 @@ struct px_timer {
 };
 
 typedef struct px_wheel {
-    uint64_t now;  /* last time passed to px_wheel_advance, ms */
-    size_t count;  /* armed timers */
-    px_timer_t _due;   /* due, being fired by px_wheel_advance (sentinel) */
+    uint64_t now;                      /* last time passed to px_wheel_advance, ms */
+    size_t count;                      /* armed timers */
+    px_timer_t _due;                   /* due, being fired by px_wheel_advance (sentinel) */
     px_timer_t _slots[PX_WHEEL_SLOTS]; /* list heads (sentinels) */
 } px_wheel_t;
 
@@ -48,11 +48,14 @@ void px_timer_start(px_wheel_t *w, px_timer_t *t, uint64_t delay_ms);
 /* Disarm t; harmless when it is not armed. */
 void px_timer_stop(px_wheel_t *w, px_timer_t *t);
 
-static inline bool px_timer_armed(const px_timer_t *t) { return t->_next != NULL; }
+static inline bool px_timer_armed(const px_timer_t *t)
+{
+    return t->_next != NULL;
+}
 
 /* Milliseconds from w->now until the earliest slot that holds a timer, capped at
- * cap_ms; cap_ms when nothing is armed; 0 while due timers wait to be fired. May be early (a slot may hold timers of a
- * later round), never late: the caller sleeps at most this long. */
+ * cap_ms; cap_ms when nothing is armed; 0 while due timers wait to be fired. May be early (a slot
+ * may hold timers of a later round), never late: the caller sleeps at most this long. */
 uint64_t px_wheel_timeout(const px_wheel_t *w, uint64_t cap_ms);
 
 /* Move the clock to now_ms and fire, in deadline-slot order, every timer whose

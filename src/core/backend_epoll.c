@@ -30,7 +30,10 @@ typedef struct epoll_state {
     px_conn_t *ready; /* send results to deliver on the next wait */
 } epoll_state_t;
 
-static epoll_state_t *state_of(px_worker_t *w) { return w->bs; }
+static epoll_state_t *state_of(px_worker_t *w)
+{
+    return w->bs;
+}
 
 static int epoll_init(px_worker_t *w)
 {
@@ -291,8 +294,9 @@ static int wait_events(int epfd, struct epoll_event *events, uint64_t timeout_ns
             return n;
         atomic_store_explicit(&pwait2_refused, true, memory_order_relaxed);
     }
-    return epoll_wait(epfd, events, MAX_EVENTS,
-                      (int)PX_MIN((timeout_ns + PX_NS_PER_MS - 1) / PX_NS_PER_MS, (uint64_t)INT_MAX));
+    return epoll_wait(
+        epfd, events, MAX_EVENTS,
+        (int)PX_MIN((timeout_ns + PX_NS_PER_MS - 1) / PX_NS_PER_MS, (uint64_t)INT_MAX));
 }
 
 static int epoll_wait_turn(px_worker_t *w, uint64_t timeout_ns)
@@ -318,18 +322,13 @@ static int epoll_wait_turn(px_worker_t *w, uint64_t timeout_ns)
         void *p = PX_UNTAG(data);
 
         switch (PX_TAG_OF(data)) {
-        case PX_TAG_ACCEPT:
-            do_accepts(p);
-            break;
-        case PX_TAG_WAKE:
-            px__wake_ack(w->wake_fd, &w->wake_pending);
-            break;
+        case PX_TAG_ACCEPT: do_accepts(p); break;
+        case PX_TAG_WAKE: px__wake_ack(w->wake_fd, &w->wake_pending); break;
         case PX_TAG_RECV:
             if (!(((px_conn_t *)p)->state & PX_CONN_FREED))
                 on_conn_event(w, p, events[i].events);
             break;
-        default:
-            break;
+        default: break;
         }
     }
     w->defer_free = false;

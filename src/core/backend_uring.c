@@ -28,7 +28,7 @@ typedef struct uring_state {
     size_t br_bytes;
     char *bufs;
     unsigned nbufs, bufsize, mask;
-    unsigned recv_cap;  /* bytes a multishot receive may take before it ends; 0: no cap */
+    unsigned recv_cap; /* bytes a multishot receive may take before it ends; 0: no cap */
     bool wake_armed;
 } uring_state_t;
 
@@ -37,7 +37,10 @@ typedef struct uring_state {
  * kernel posted before the cancellation took effect. */
 #define RECV_BURST_BUFFERS 4
 
-static uring_state_t *state_of(px_worker_t *w) { return w->bs; }
+static uring_state_t *state_of(px_worker_t *w)
+{
+    return w->bs;
+}
 
 static struct io_uring_sqe *get_sqe(uring_state_t *u)
 {
@@ -107,8 +110,7 @@ static int uring_init(px_worker_t *w)
     u->bufsize = cfg->recv_buffer_size;
     u->mask = io_uring_buf_ring_mask(u->nbufs);
     u->br_bytes = u->nbufs * sizeof(struct io_uring_buf);
-    u->br = mmap(NULL, u->br_bytes, PROT_READ | PROT_WRITE,
-                 MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    u->br = mmap(NULL, u->br_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (u->br == MAP_FAILED) {
         rc = -errno;
         goto fail_ring;
@@ -299,22 +301,15 @@ static void dispatch(px_worker_t *w, uring_state_t *u, struct io_uring_cqe *cqe)
             px__conn_received(p, NULL, cqe->res, more);
         }
         break;
-    case PX_TAG_SEND:
-        px__conn_sent(p, cqe->res);
-        break;
-    case PX_TAG_POLL:
-        px__conn_writable(p, cqe->res < 0 ? cqe->res : 0);
-        break;
-    case PX_TAG_ACCEPT:
-        on_accept(w, p, cqe);
-        break;
+    case PX_TAG_SEND: px__conn_sent(p, cqe->res); break;
+    case PX_TAG_POLL: px__conn_writable(p, cqe->res < 0 ? cqe->res : 0); break;
+    case PX_TAG_ACCEPT: on_accept(w, p, cqe); break;
     case PX_TAG_WAKE:
         px__wake_ack(w->wake_fd, &w->wake_pending);
         if (!more)
             arm_wake(w, u);
         break;
-    default:
-        break;
+    default: break;
     }
 }
 

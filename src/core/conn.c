@@ -46,8 +46,14 @@ static void callback_leave(px_worker_t *w, uint64_t t0)
         atomic_store_explicit(&w->callback_since, 0, memory_order_relaxed);
 }
 
-uint64_t px_worker_callback_enter(px_worker_t *w) { return callback_enter(w); }
-void px_worker_callback_leave(px_worker_t *w, uint64_t t0) { callback_leave(w, t0); }
+uint64_t px_worker_callback_enter(px_worker_t *w)
+{
+    return callback_enter(w);
+}
+void px_worker_callback_leave(px_worker_t *w, uint64_t t0)
+{
+    callback_leave(w, t0);
+}
 
 static bool wants_read(const px_conn_t *c)
 {
@@ -71,8 +77,9 @@ void px__conn_hold_deadline(px_conn_t *c)
 
     if (!px_timer_armed(t))
         return;
-    c->deadline_left_ms = t->_deadline > c->w->wheel.now ?
-        (uint32_t)(t->_deadline - c->w->wheel.now) : 1;
+    c->deadline_left_ms = t->_deadline > c->w->wheel.now
+                              ? (uint32_t)(t->_deadline - c->w->wheel.now)
+                              : 1;
     px_timer_stop(&c->w->wheel, t);
 }
 
@@ -208,7 +215,6 @@ void px__conn_start(px_conn_t *c)
     c->busy--;
     px__conn_maybe_free(c);
 }
-
 
 void px__conn_free(px_conn_t *c)
 {
@@ -418,14 +424,38 @@ void px_conn_set_deadline(px_conn_t *c, unsigned ms)
         px_timer_start(&c->w->wheel, &c->deadline_timer, ms);
 }
 
-void *px_conn_udata(const px_conn_t *c) { return c->udata; }
-void px_conn_set_udata(px_conn_t *c, void *udata) { c->udata = udata; }
-void *px_conn_server_udata(const px_conn_t *c) { return c->ep->udata; }
-px_worker_t *px_conn_worker(const px_conn_t *c) { return c->w; }
-int px_conn_fd(const px_conn_t *c) { return c->fd; }
-uint64_t px_conn_id(const px_conn_t *c) { return c->id; }
-size_t px_conn_unsent(const px_conn_t *c) { return c->unsent; }
-bool px_conn_is_client(const px_conn_t *c) { return c->state & PX_CONN_CLIENT; }
+void *px_conn_udata(const px_conn_t *c)
+{
+    return c->udata;
+}
+void px_conn_set_udata(px_conn_t *c, void *udata)
+{
+    c->udata = udata;
+}
+void *px_conn_server_udata(const px_conn_t *c)
+{
+    return c->ep->udata;
+}
+px_worker_t *px_conn_worker(const px_conn_t *c)
+{
+    return c->w;
+}
+int px_conn_fd(const px_conn_t *c)
+{
+    return c->fd;
+}
+uint64_t px_conn_id(const px_conn_t *c)
+{
+    return c->id;
+}
+size_t px_conn_unsent(const px_conn_t *c)
+{
+    return c->unsent;
+}
+bool px_conn_is_client(const px_conn_t *c)
+{
+    return c->state & PX_CONN_CLIENT;
+}
 bool px_conn_closing(const px_conn_t *c)
 {
     return c->state & (PX_CONN_CLOSING | PX_CONN_DEAD);

@@ -73,8 +73,7 @@ static void append_seg(px_conn_t *c, px_seg_t *s)
 static void after_queue(px_conn_t *c)
 {
     px__worker_mark_dirty(c->w, c);
-    if (c->unsent > c->w->e->cfg.send_high_water &&
-        !(c->state & PX_CONN_BACKPRESSURE)) {
+    if (c->unsent > c->w->e->cfg.send_high_water && !(c->state & PX_CONN_BACKPRESSURE)) {
         c->state |= PX_CONN_BACKPRESSURE | PX_CONN_CAREFUL;
         PX_STAT_ADD(&c->w->stats, paused, 1);
         px__conn_hold_deadline(c);
@@ -150,8 +149,7 @@ static void count_turn(px_conn_t *c, size_t n)
         c->turn = c->w->turn;
         c->turn_bytes = 0;
     }
-    if (c->turn_bytes < c->w->e->cfg.turn_budget &&
-        c->turn_bytes + n >= c->w->e->cfg.turn_budget)
+    if (c->turn_bytes < c->w->e->cfg.turn_budget && c->turn_bytes + n >= c->w->e->cfg.turn_budget)
         PX_STAT_ADD(&c->w->stats, hogs, 1);
     c->turn_bytes += n;
 }
@@ -229,8 +227,7 @@ static void start_mem_send(px_conn_t *c)
         }
         c->sendop = op;
     }
-    for (s = c->out_head; s && s->fd < 0 && n < PX_IOV_MAX && total < budget;
-         s = s->next) {
+    for (s = c->out_head; s && s->fd < 0 && n < PX_IOV_MAX && total < budget; s = s->next) {
         op->iov[n].iov_base = s->data + s->off;
         op->iov[n].iov_len = s->len - s->off;
         total += s->len - s->off;
@@ -243,7 +240,6 @@ static void start_mem_send(px_conn_t *c)
     if (rc < 0)
         px__conn_kill(c, rc);
 }
-
 
 /* After a pause or a handler: held input, then a held end of stream, then a
  * held on_drain. A handler still running elsewhere keeps them waiting. */
@@ -305,8 +301,7 @@ static void output_moved(px_conn_t *c)
         px__conn_shut(c);
         return;
     }
-    if ((c->state & PX_CONN_BACKPRESSURE) &&
-        c->unsent <= c->w->e->cfg.send_low_water) {
+    if ((c->state & PX_CONN_BACKPRESSURE) && c->unsent <= c->w->e->cfg.send_low_water) {
         c->state &= ~PX_CONN_BACKPRESSURE;
         px__conn_unpause(c);
     }

@@ -32,8 +32,7 @@ static void connect_msg_drop(px_msg_t *m)
 /* Connect c's socket to addr without blocking: 0 and *pending false when it
  * connected at once; 0 and *pending true when the kernel goes on and a
  * writability poll (PX_OP_CONNECT) will report the end; or -errno. */
-static int start_connect(px_conn_t *c, const struct sockaddr *addr, socklen_t len,
-                         bool *pending)
+static int start_connect(px_conn_t *c, const struct sockaddr *addr, socklen_t len, bool *pending)
 {
     int rc;
 
@@ -118,8 +117,7 @@ static connect_msg_t *connect_msg_new(const px_endpoint_config_t *cfg)
     return cm;
 }
 
-int px_engine_connect(px_engine_t *e, const char *host, int port,
-                      const px_endpoint_config_t *cfg)
+int px_engine_connect(px_engine_t *e, const char *host, int port, const px_endpoint_config_t *cfg)
 {
     connect_msg_t *cm = connect_msg_new(cfg);
     unsigned i;

@@ -166,8 +166,8 @@ static void arm_listener(px_worker_t *w, px_msg_t *m)
         PX_STAT_ADD(&w->stats, errors, 1);
 }
 
-int px_engine_listen(px_engine_t *e, const char *host, int port,
-                     const px_endpoint_config_t *cfg, px_server_t **out)
+int px_engine_listen(px_engine_t *e, const char *host, int port, const px_endpoint_config_t *cfg,
+                     px_server_t **out)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -317,12 +317,30 @@ void px_engine_destroy(px_engine_t *e)
     free(e);
 }
 
-int px_engine_worker_count(const px_engine_t *e) { return e->nworkers; }
-px_worker_t *px_engine_worker(px_engine_t *e, int i) { return e->workers[i]; }
-const char *px_engine_backend_name(const px_engine_t *e) { return e->be->name; }
-int px_engine_uring_error(const px_engine_t *e) { return e->uring_err; }
-unsigned px_engine_uring_features(const px_engine_t *e) { return e->uring_features; }
-const char *px_engine_uring_missing(const px_engine_t *e) { return e->uring_missing; }
+int px_engine_worker_count(const px_engine_t *e)
+{
+    return e->nworkers;
+}
+px_worker_t *px_engine_worker(px_engine_t *e, int i)
+{
+    return e->workers[i];
+}
+const char *px_engine_backend_name(const px_engine_t *e)
+{
+    return e->be->name;
+}
+int px_engine_uring_error(const px_engine_t *e)
+{
+    return e->uring_err;
+}
+unsigned px_engine_uring_features(const px_engine_t *e)
+{
+    return e->uring_features;
+}
+const char *px_engine_uring_missing(const px_engine_t *e)
+{
+    return e->uring_missing;
+}
 
 void px_engine_post_main(px_engine_t *e, px_msg_t *m)
 {
@@ -330,7 +348,10 @@ void px_engine_post_main(px_engine_t *e, px_msg_t *m)
     px__wake(e->main_fd, &e->main_wake_pending);
 }
 
-int px_engine_main_fd(const px_engine_t *e) { return e->main_fd; }
+int px_engine_main_fd(const px_engine_t *e)
+{
+    return e->main_fd;
+}
 
 px_msg_t *px_engine_main_pop(px_engine_t *e)
 {

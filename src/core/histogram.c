@@ -47,8 +47,7 @@ void px_hist_record(px_histogram_t *h, uint64_t value)
 
     atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    atomic_store_explicit(&h->sum,
-                          atomic_load_explicit(&h->sum, memory_order_relaxed) + value,
+    atomic_store_explicit(&h->sum, atomic_load_explicit(&h->sum, memory_order_relaxed) + value,
                           memory_order_relaxed);
     if (value > atomic_load_explicit(&h->max, memory_order_relaxed))
         atomic_store_explicit(&h->max, value, memory_order_relaxed);

@@ -24,10 +24,10 @@
 #include "px/timer.h"
 #include "ownership.h"
 
-#define PX_IOV_MAX 64          /* iovecs in one gathered send */
-#define PX_CHUNK_SIZE 16384    /* send chunk, header included */
-#define PX_LINGER_MS 2000      /* how long a closing socket drains input */
-#define PX_SCRATCH_SIZE 65536  /* epoll receive buffer, one per worker */
+#define PX_IOV_MAX 64         /* iovecs in one gathered send */
+#define PX_CHUNK_SIZE 16384   /* send chunk, header included */
+#define PX_LINGER_MS 2000     /* how long a closing socket drains input */
+#define PX_SCRATCH_SIZE 65536 /* epoll receive buffer, one per worker */
 
 /* user_data / epoll data: a pointer with the operation in its low bits. */
 enum px_tag {
@@ -54,24 +54,24 @@ enum {
 
 /* Connection state bits. */
 enum {
-    PX_CONN_OPEN = 1u << 0,       /* on_open has run */
+    PX_CONN_OPEN = 1u << 0, /* on_open has run */
     PX_CONN_CLIENT = 1u << 1,
-    PX_CONN_PAUSED = 1u << 2,     /* application asked to stop reading */
+    PX_CONN_PAUSED = 1u << 2, /* application asked to stop reading */
     PX_CONN_BACKPRESSURE = 1u << 3,
-    PX_CONN_CLOSING = 1u << 4,    /* close after the output drains */
-    PX_CONN_SHUT = 1u << 5,       /* FIN sent; reading only to drain */
-    PX_CONN_DEAD = 1u << 6,       /* cancelled; freed when ops reach 0 */
-    PX_CONN_DIRTY = 1u << 7,      /* on the worker's flush list */
-    PX_CONN_EOF = 1u << 8,        /* peer closed its side */
-    PX_CONN_NEED_RECV = 1u << 9,  /* receive must be (re)armed at flush */
-    PX_CONN_IN_DRAIN = 1u << 10,  /* inside on_drain: no recursion */
-    PX_CONN_OWNS_EP = 1u << 11,   /* client endpoint freed with the conn */
-    PX_CONN_FREED = 1u << 12,     /* on_close done; memory released after the batch */
-    PX_CONN_DELIVER = 1u << 13,   /* held input waits for the flush to deliver it */
-    PX_CONN_CAREFUL = 1u << 14,   /* has hit backpressure: one receive at a time */
-    PX_CONN_IN_HANDLER = 1u << 15,/* a handler of c is on some thread's stack */
-    PX_CONN_END_HELD = 1u << 16,  /* EOF or error waits for the handler to return */
-    PX_CONN_DRAIN_HELD = 1u << 17,/* on_drain waits for the handler to return */
+    PX_CONN_CLOSING = 1u << 4,     /* close after the output drains */
+    PX_CONN_SHUT = 1u << 5,        /* FIN sent; reading only to drain */
+    PX_CONN_DEAD = 1u << 6,        /* cancelled; freed when ops reach 0 */
+    PX_CONN_DIRTY = 1u << 7,       /* on the worker's flush list */
+    PX_CONN_EOF = 1u << 8,         /* peer closed its side */
+    PX_CONN_NEED_RECV = 1u << 9,   /* receive must be (re)armed at flush */
+    PX_CONN_IN_DRAIN = 1u << 10,   /* inside on_drain: no recursion */
+    PX_CONN_OWNS_EP = 1u << 11,    /* client endpoint freed with the conn */
+    PX_CONN_FREED = 1u << 12,      /* on_close done; memory released after the batch */
+    PX_CONN_DELIVER = 1u << 13,    /* held input waits for the flush to deliver it */
+    PX_CONN_CAREFUL = 1u << 14,    /* has hit backpressure: one receive at a time */
+    PX_CONN_IN_HANDLER = 1u << 15, /* a handler of c is on some thread's stack */
+    PX_CONN_END_HELD = 1u << 16,   /* EOF or error waits for the handler to return */
+    PX_CONN_DRAIN_HELD = 1u << 17, /* on_drain waits for the handler to return */
 };
 
 typedef struct px_endpoint {
@@ -84,11 +84,11 @@ typedef struct px_endpoint {
 /* One piece of the output queue: bytes in a pooled chunk, or a file range. */
 typedef struct px_seg {
     struct px_seg *next;
-    uint32_t len;  /* bytes filled (memory) */
-    uint32_t off;  /* bytes already sent (memory) */
-    int fd;        /* -1 for memory */
-    off_t foff;    /* next file offset */
-    size_t fleft;  /* file bytes left */
+    uint32_t len; /* bytes filled (memory) */
+    uint32_t off; /* bytes already sent (memory) */
+    int fd;       /* -1 for memory */
+    off_t foff;   /* next file offset */
+    size_t fleft; /* file bytes left */
     char data[];
 } px_seg_t;
 
@@ -107,27 +107,27 @@ struct px_conn {
     int fd;
     uint32_t state;
     uint32_t ops;
-    unsigned busy;           /* calls on the stack that use c */
+    unsigned busy; /* calls on the stack that use c */
     int close_err;
     uint64_t id;
     px_seg_t *out_head, *out_tail;
     size_t unsent;
     px_seg_t *in_head, *in_tail; /* input read while paused, delivered on resume */
-    int held_end;            /* END_HELD: 0 (EOF) or -errno */
-    px_sendop_t *sendop;     /* in flight, or NULL */
-    int send_res;            /* epoll: result waiting to be delivered */
+    int held_end;                /* END_HELD: 0 (EOF) or -errno */
+    px_sendop_t *sendop;         /* in flight, or NULL */
+    int send_res;                /* epoll: result waiting to be delivered */
     unsigned idle_ms;
-    uint64_t turn;           /* loop turn of turn_bytes */
+    uint64_t turn; /* loop turn of turn_bytes */
     size_t turn_bytes;
-    px_timer_t idle_timer;   /* idle timeout, linger, and resume share it */
+    px_timer_t idle_timer; /* idle timeout, linger, and resume share it */
     px_timer_t resume_timer;
     px_timer_t deadline_timer;
-    uint32_t deadline_left_ms; /* a deadline held while reading is paused */
-    struct px_conn *next, *prev;  /* the worker's list of connections */
-    struct px_conn *dirty_next;   /* flush list */
-    struct px_conn *ready_next;   /* epoll: completions to deliver */
-    uint32_t ready_ops;           /* epoll: which completions */
-    uint32_t epoll_events;        /* epoll: registered interest */
+    uint32_t deadline_left_ms;   /* a deadline held while reading is paused */
+    struct px_conn *next, *prev; /* the worker's list of connections */
+    struct px_conn *dirty_next;  /* flush list */
+    struct px_conn *ready_next;  /* epoll: completions to deliver */
+    uint32_t ready_ops;          /* epoll: which completions */
+    uint32_t epoll_events;       /* epoll: registered interest */
 };
 
 typedef struct px_listener {
@@ -156,54 +156,54 @@ typedef struct px_thread px_thread_t;
 struct px_thread {
     px_engine_t *e;
     pthread_t tid;
-    bool started;             /* e->threads_lock, like the two below */
-    bool spawning;            /* a spare not yet parked once */
+    bool started;  /* e->threads_lock, like the two below */
+    bool spawning; /* a spare not yet parked once */
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    px_worker_t *given;       /* lock: a worker handed to this thread */
-    px_worker_t *first;       /* the worker it was started for (NULL: a spare) */
-    bool quit;                /* lock: the engine is over, exit */
+    px_worker_t *given; /* lock: a worker handed to this thread */
+    px_worker_t *first; /* the worker it was started for (NULL: a spare) */
+    bool quit;          /* lock: the engine is over, exit */
     /* Private to the thread itself: */
-    px_worker_t *w;           /* the worker whose code is on this stack, or NULL */
-    bool owns;                /* runs w's engine code now (not released) */
-    uint64_t token;           /* what its last release stored */
-    char *scratch;            /* epoll receive buffer, allocated on first use */
-    clockid_t cpu_clock;      /* this thread's CPU-time clock (set at its start) */
+    px_worker_t *w;      /* the worker whose code is on this stack, or NULL */
+    bool owns;           /* runs w's engine code now (not released) */
+    uint64_t token;      /* what its last release stored */
+    char *scratch;       /* epoll receive buffer, allocated on first use */
+    clockid_t cpu_clock; /* this thread's CPU-time clock (set at its start) */
     bool has_cpu_clock;
-    px_thread_t *next;        /* e->threads */
-    px_thread_t *next_wait;   /* e->idle, or the waiters of a worker */
+    px_thread_t *next;      /* e->threads */
+    px_thread_t *next_wait; /* e->idle, or the waiters of a worker */
 };
 
 struct px_worker {
     px_engine_t *e;
     int index;
     const px_backend_t *be;
-    void *bs;                 /* backend state */
+    void *bs; /* backend state */
     px_wheel_t wheel;
-    px_hrtimers_t hrtimers;   /* precise timers; cut the sleep short */
+    px_hrtimers_t hrtimers; /* precise timers; cut the sleep short */
     px_pool_t conn_pool, chunk_pool, sendop_pool;
-    px_conn_t conns;          /* list sentinel */
-    px_conn_t *dirty;         /* connections to flush next */
-    px_conn_t *flushing;      /* being flushed (a list any owner carries on) */
+    px_conn_t conns;     /* list sentinel */
+    px_conn_t *dirty;    /* connections to flush next */
+    px_conn_t *flushing; /* being flushed (a list any owner carries on) */
     uint64_t turn;
     px_mpsc_t inbox;
     int wake_fd;
     _Atomic int wake_pending;
-    _Atomic unsigned backlog;   /* messages queued, not yet run */
-    _Atomic int submitters;     /* px_worker_submit calls half-way through */
-    _Atomic bool inbox_closed;  /* the loop is over: submissions refused */
+    _Atomic unsigned backlog;  /* messages queued, not yet run */
+    _Atomic int submitters;    /* px_worker_submit calls half-way through */
+    _Atomic bool inbox_closed; /* the loop is over: submissions refused */
     px_worker_stats_t stats;
     /* Latencies (stats.c reads them from any thread): HTTP requests, from the
      * complete request to its response queued; and every application
      * callback (on_open, on_data, on_drain, on_close), one value per call. */
     px_histogram_t request_latency;
     px_histogram_t callback_latency;
-    unsigned callback_depth;          /* application callbacks on the stack */
-    _Atomic uint64_t callback_since;  /* px_ticks() when the outermost began, 0: idle */
-    clockid_t cpu_clock;              /* this thread's CPU-time clock */
+    unsigned callback_depth;         /* application callbacks on the stack */
+    _Atomic uint64_t callback_since; /* px_ticks() when the outermost began, 0: idle */
+    clockid_t cpu_clock;             /* this thread's CPU-time clock */
     _Atomic bool cpu_clock_ready;
-    _Atomic uint64_t cpu_ns_final;    /* CPU time when the thread ended */
-    uint64_t pool_stats_at;           /* wheel time of the last pool figures */
+    _Atomic uint64_t cpu_ns_final; /* CPU time when the thread ended */
+    uint64_t pool_stats_at;        /* wheel time of the last pool figures */
     void *udata;
     bool stopping;
     px_msg_t stop_msg;
@@ -212,17 +212,17 @@ struct px_worker {
     uint64_t stop_deadline;
     _Atomic bool finished;
     uint64_t next_id;
-    bool defer_free;          /* inside an epoll batch */
-    px_conn_t *graveyard;     /* connections to free after the batch */
+    bool defer_free;      /* inside an epoll batch */
+    px_conn_t *graveyard; /* connections to free after the batch */
     /* Hand-off (threads.c, supervisor.c): */
     _Alignas(PX_CACHELINE) _Atomic uint64_t own; /* ownership.h */
-    _Atomic(px_thread_t *) releaser; /* the thread of the last release */
-    _Atomic unsigned nwaiters;  /* threads waiting to get the worker back */
+    _Atomic(px_thread_t *) releaser;             /* the thread of the last release */
+    _Atomic unsigned nwaiters;                   /* threads waiting to get the worker back */
     _Atomic uint64_t timer_due; /* px_now_ms() of the next timer, as of the last turn */
     uint64_t takeovers;         /* owner's: bumped by every take (epoll batches check it) */
     pthread_mutex_t hand_lock;
-    px_thread_t *waiters;       /* hand_lock */
-    unsigned displaced;         /* hand_lock: threads inside w's code that do not own it */
+    px_thread_t *waiters; /* hand_lock */
+    unsigned displaced;   /* hand_lock: threads inside w's code that do not own it */
 };
 
 struct px_engine {
@@ -232,10 +232,10 @@ struct px_engine {
     px_worker_t **workers;
     const px_backend_t *be;
     int uring_err;
-    unsigned uring_features;  /* PX_URING_*: what the probe found, masked */
+    unsigned uring_features;   /* PX_URING_*: what the probe found, masked */
     const char *uring_missing; /* the first required feature missing, or NULL */
     px_server_t *servers;
-    pthread_mutex_t lock;     /* servers list, start/stop */
+    pthread_mutex_t lock; /* servers list, start/stop */
     bool started;
     _Atomic unsigned connections;
     _Atomic unsigned next_client_worker;
@@ -245,18 +245,18 @@ struct px_engine {
     _Atomic int main_wake_pending;
     /* Threads (threads.c): */
     pthread_mutex_t threads_lock;
-    px_thread_t *threads;     /* threads_lock: every thread ever started */
-    px_thread_t *idle;        /* threads_lock: parked spares */
-    unsigned nthreads;        /* threads_lock */
-    unsigned spawning;        /* threads_lock: spares started, not yet parked */
-    bool exiting;             /* threads_lock: every worker has finished */
+    px_thread_t *threads; /* threads_lock: every thread ever started */
+    px_thread_t *idle;    /* threads_lock: parked spares */
+    unsigned nthreads;    /* threads_lock */
+    unsigned spawning;    /* threads_lock: spares started, not yet parked */
+    bool exiting;         /* threads_lock: every worker has finished */
     /* The supervisor (supervisor.c): */
     pthread_t sup_thread;
     bool sup_started;
     pthread_mutex_t sup_lock;
     pthread_cond_t sup_cond;
-    bool sup_stop;            /* sup_lock */
-    _Atomic int sup_parked;   /* the supervisor sleeps until a worker releases */
+    bool sup_stop;          /* sup_lock */
+    _Atomic int sup_parked; /* the supervisor sleeps until a worker releases */
 };
 
 /* The I/O backend: completion-style operations over io_uring or epoll. */
@@ -264,14 +264,14 @@ struct px_backend {
     const char *name;
     int (*init)(px_worker_t *w);
     void (*destroy)(px_worker_t *w);
-    int (*listen)(px_worker_t *w, px_listener_t *l);  /* arm accept */
+    int (*listen)(px_worker_t *w, px_listener_t *l); /* arm accept */
     void (*unlisten)(px_worker_t *w, px_listener_t *l);
-    int (*open)(px_worker_t *w, px_conn_t *c);        /* register a socket */
-    int (*recv)(px_worker_t *w, px_conn_t *c);        /* arm receive */
+    int (*open)(px_worker_t *w, px_conn_t *c); /* register a socket */
+    int (*recv)(px_worker_t *w, px_conn_t *c); /* arm receive */
     void (*recv_stop)(px_worker_t *w, px_conn_t *c);
-    int (*send)(px_worker_t *w, px_conn_t *c);        /* c->sendop */
+    int (*send)(px_worker_t *w, px_conn_t *c); /* c->sendop */
     int (*poll_out)(px_worker_t *w, px_conn_t *c);
-    void (*cancel)(px_worker_t *w, px_conn_t *c);     /* end every op of c */
+    void (*cancel)(px_worker_t *w, px_conn_t *c); /* end every op of c */
     /* Submit what is queued, wait up to timeout_ns, dispatch completions. */
     int (*wait)(px_worker_t *w, uint64_t timeout_ns);
     /* Owner: work queued in user space that only a loop turn moves on. */
@@ -369,7 +369,7 @@ void px__thread_give(px_thread_t *t, px_worker_t *w);
 px_thread_t *px__thread_pop_idle(px_engine_t *e);
 void px__thread_push_idle(px_engine_t *e, px_thread_t *t);
 void px__threads_init(px_engine_t *e);
-void px__threads_join(px_engine_t *e);   /* supervisor, then every thread */
+void px__threads_join(px_engine_t *e); /* supervisor, then every thread */
 void px__threads_destroy(px_engine_t *e);
 int px__handoff_worker_init(px_worker_t *w);
 void px__handoff_worker_destroy(px_worker_t *w);
@@ -383,13 +383,13 @@ void px__supervisor_init(px_engine_t *e);
 int px__supervisor_start(px_engine_t *e); /* only when handoff_ms > 0 */
 /* A worker was released while the supervisor sleeps: wake it. Any thread. */
 void px__supervisor_wake(px_engine_t *e);
-void px__supervisor_stop(px_engine_t *e);  /* every worker has finished */
+void px__supervisor_stop(px_engine_t *e); /* every worker has finished */
 void px__supervisor_join(px_engine_t *e);
 void px__supervisor_destroy(px_engine_t *e);
 
 /* Sockets (sockets.c). */
-int px__resolve(const char *host, int port, struct sockaddr_storage *ss,
-                socklen_t *len, bool passive);
+int px__resolve(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len,
+                bool passive);
 int px__listen_socket(const struct sockaddr *sa, socklen_t len, int backlog);
 int px__socket_port(int fd);
 void px__socket_tune(int fd, unsigned sock_flags);

@@ -28,7 +28,10 @@
 #define PX_OWN_FLAGS ((uint64_t)3)
 #define PX_OWN_SEQ_ONE ((uint64_t)4)
 
-static inline bool px__own_is_released(uint64_t word) { return word & PX_OWN_RELEASED; }
+static inline bool px__own_is_released(uint64_t word)
+{
+    return word & PX_OWN_RELEASED;
+}
 
 /* Owner: let the worker be taken while it runs code that may block. Returns the
  * word stored, which the same thread passes to px__own_reclaim. Release
@@ -50,8 +53,7 @@ static inline bool px__own_reclaim(_Atomic uint64_t *own, uint64_t token)
     uint64_t expect = token;
 
     return atomic_compare_exchange_strong_explicit(own, &expect, token & ~PX_OWN_FLAGS,
-                                                   memory_order_acquire,
-                                                   memory_order_relaxed);
+                                                   memory_order_acquire, memory_order_relaxed);
 }
 
 /* The supervisor: take the worker from the release it observed as `seen`.
@@ -65,8 +67,7 @@ static inline bool px__own_take(_Atomic uint64_t *own, uint64_t seen)
         return false;
     return atomic_compare_exchange_strong_explicit(own, &expect,
                                                    (seen & ~PX_OWN_FLAGS) + PX_OWN_SEQ_ONE,
-                                                   memory_order_acq_rel,
-                                                   memory_order_relaxed);
+                                                   memory_order_acq_rel, memory_order_relaxed);
 }
 
 #endif

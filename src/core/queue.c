@@ -87,8 +87,7 @@ park:
      * acquire loads. */
     expected = NULL;
     if (atomic_compare_exchange_strong_explicit(&tail->next, &expected, PARKED,
-                                                memory_order_relaxed,
-                                                memory_order_relaxed) ||
+                                                memory_order_relaxed, memory_order_relaxed) ||
         expected == PARKED)
         return NULL;
     goto again; /* the link arrived meanwhile */

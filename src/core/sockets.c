@@ -14,8 +14,8 @@
 #define THROUGHPUT_SOCKBUF (1 << 20) /* PX_SOCK_THROUGHPUT: send and receive buffers */
 #define SMALL_RCVBUF 4096            /* PX_SOCK_SMALL: receive buffer */
 
-int px__resolve(const char *host, int port, struct sockaddr_storage *ss,
-                socklen_t *len, bool passive)
+int px__resolve(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len,
+                bool passive)
 {
     struct addrinfo hints, *res = NULL;
     char service[16];
@@ -46,8 +46,8 @@ int px__listen_socket(const struct sockaddr *sa, socklen_t len, int backlog)
     if (fd < 0)
         return -errno;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-        bind(fd, sa, len) < 0 || listen(fd, backlog) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 || bind(fd, sa, len) < 0 ||
+        listen(fd, backlog) < 0)
         goto fail;
     return fd;
 fail:

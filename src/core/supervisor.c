@@ -23,11 +23,11 @@
 
 #include "internal.h"
 
-#define SUP_IDLE_TICKS 50    /* ticks without a released worker before sleeping */
-#define SUP_SLEEP_MS 100     /* a missed wake-up costs at most this */
-#define SUP_MAX_TICK_MS 10   /* the longest tick, whatever handoff_ms is */
-#define SPIN_MS 100          /* a busy callback is handed off after this long */
-#define BLOCKED_SHARE 5      /* blocked: used less than 1/5 of the time on a CPU */
+#define SUP_IDLE_TICKS 50  /* ticks without a released worker before sleeping */
+#define SUP_SLEEP_MS 100   /* a missed wake-up costs at most this */
+#define SUP_MAX_TICK_MS 10 /* the longest tick, whatever handoff_ms is */
+#define SPIN_MS 100        /* a busy callback is handed off after this long */
+#define BLOCKED_SHARE 5    /* blocked: used less than 1/5 of the time on a CPU */
 
 static void cond_init_monotonic(pthread_cond_t *cond)
 {
@@ -54,9 +54,9 @@ static void timed_wait(pthread_cond_t *cond, pthread_mutex_t *lock, unsigned ms)
 }
 
 typedef struct watch {
-    uint64_t seen;   /* the released word last observed */
-    uint64_t since;  /* when it was first observed, ns */
-    uint64_t cpu;    /* the releasing thread's CPU time then, ns (0: unknown) */
+    uint64_t seen;  /* the released word last observed */
+    uint64_t since; /* when it was first observed, ns */
+    uint64_t cpu;   /* the releasing thread's CPU time then, ns (0: unknown) */
     px_thread_t *thread;
 } watch_t;
 
@@ -97,8 +97,7 @@ static bool looks_blocked(const watch_t *wt, uint64_t now)
 
 static bool work_waits(px_worker_t *w, uint64_t word, uint64_t now)
 {
-    return (word & PX_OWN_HINT) ||
-           atomic_load_explicit(&w->nwaiters, memory_order_relaxed) > 0 ||
+    return (word & PX_OWN_HINT) || atomic_load_explicit(&w->nwaiters, memory_order_relaxed) > 0 ||
            atomic_load_explicit(&w->wake_pending, memory_order_relaxed) ||
            now >= atomic_load_explicit(&w->timer_due, memory_order_relaxed) ||
            w->be->kernel_work(w);

@@ -22,11 +22,14 @@
 
 #include "internal.h"
 
-#define MAX_SPARES 256       /* threads beyond one per worker, at most */
+#define MAX_SPARES 256 /* threads beyond one per worker, at most */
 
 static _Thread_local px_thread_t *current_thread;
 
-px_thread_t *px__thread_current(void) { return current_thread; }
+px_thread_t *px__thread_current(void)
+{
+    return current_thread;
+}
 
 char *px__thread_scratch(void)
 {
@@ -39,8 +42,10 @@ char *px__thread_scratch(void)
     return t->scratch;
 }
 
-
-static bool handoff_enabled(const px_engine_t *e) { return e->cfg.handoff_ms > 0; }
+static bool handoff_enabled(const px_engine_t *e)
+{
+    return e->cfg.handoff_ms > 0;
+}
 
 int px__handoff_worker_init(px_worker_t *w)
 {

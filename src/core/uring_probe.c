@@ -22,18 +22,24 @@
 #include "internal.h"
 #include "uring.h"
 
-#define PROBE_ENTRIES 8       /* submission slots of the probe's ring */
-#define PROBE_BUFS 2          /* provided buffers (a power of two) */
-#define PROBE_BUF_SIZE 64     /* bytes each */
+#define PROBE_ENTRIES 8        /* submission slots of the probe's ring */
+#define PROBE_BUFS 2           /* provided buffers (a power of two) */
+#define PROBE_BUF_SIZE 64      /* bytes each */
 #define PROBE_BUFS_OFFSET 1024 /* where they start in the page of the buffer ring */
-#define PROBE_WAIT_MS 1000    /* the longest wait for one completion */
+#define PROBE_WAIT_MS 1000     /* the longest wait for one completion */
 
 /* user_data of the probe's requests. */
-enum { TAG_RECV = 1, TAG_CAP, TAG_ACCEPT, TAG_POLL, TAG_CANCEL };
+enum {
+    TAG_RECV = 1,
+    TAG_CAP,
+    TAG_ACCEPT,
+    TAG_POLL,
+    TAG_CANCEL
+};
 
 typedef struct probe {
     struct io_uring ring;
-    void *page;               /* the buffer ring, then the buffers */
+    void *page; /* the buffer ring, then the buffers */
     size_t page_size;
     struct io_uring_buf_ring *br;
     char *bufs;
@@ -100,9 +106,8 @@ static int probe_wait(probe_t *p, uint64_t tag, struct io_uring_cqe *out)
         io_uring_cqe_seen(&p->ring, cqe);
         if (out->flags & IORING_CQE_F_BUFFER) {
             unsigned bid = out->flags >> IORING_CQE_BUFFER_SHIFT;
-            io_uring_buf_ring_add(p->br, p->bufs + (size_t)bid * PROBE_BUF_SIZE,
-                                  PROBE_BUF_SIZE, (unsigned short)bid,
-                                  io_uring_buf_ring_mask(PROBE_BUFS), 0);
+            io_uring_buf_ring_add(p->br, p->bufs + (size_t)bid * PROBE_BUF_SIZE, PROBE_BUF_SIZE,
+                                  (unsigned short)bid, io_uring_buf_ring_mask(PROBE_BUFS), 0);
             io_uring_buf_ring_advance(p->br, 1);
         }
         if (io_uring_cqe_get_data64(out) == tag)
@@ -131,8 +136,7 @@ static bool has_buf_ring(probe_t *p)
     unsigned i;
 
     p->page_size = (size_t)sysconf(_SC_PAGESIZE);
-    p->page = mmap(NULL, p->page_size, PROT_READ | PROT_WRITE,
-                   MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    p->page = mmap(NULL, p->page_size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (p->page == MAP_FAILED) {
         p->page = NULL;
         return false;
@@ -192,8 +196,7 @@ static bool has_recv_multishot(probe_t *p)
 {
     struct io_uring_cqe cqe;
 
-    return recv_once(p, TAG_RECV, 0, &cqe) == 0 && cqe.res == 2 &&
-           (cqe.flags & IORING_CQE_F_MORE);
+    return recv_once(p, TAG_RECV, 0, &cqe) == 0 && cqe.res == 2 && (cqe.flags & IORING_CQE_F_MORE);
 }
 
 /* A kernel that does not know the cap refuses the field with -EINVAL; one
@@ -203,8 +206,7 @@ static bool has_recv_cap(probe_t *p)
 {
     struct io_uring_cqe cqe;
 
-    return recv_once(p, TAG_CAP, 1, &cqe) == 0 && cqe.res > 0 &&
-           !(cqe.flags & IORING_CQE_F_MORE);
+    return recv_once(p, TAG_CAP, 1, &cqe) == 0 && cqe.res > 0 && !(cqe.flags & IORING_CQE_F_MORE);
 }
 
 /* One connection accepted, and the accept stays armed. The request ends with

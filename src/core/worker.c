@@ -22,13 +22,13 @@
 
 #include "internal.h"
 
-#define MAX_SLEEP_MS 1000     /* the longest sleep in the kernel, nothing to do */
-#define STOP_TICK_MS 20       /* while stopping: how often to look at what is left */
-#define POOL_STATS_TURNS 64   /* pool figures every this many turns under load, */
-#define POOL_STATS_MS 100     /* and at least this often when quiet */
-#define CONNS_PER_SLAB 256    /* pool slabs: connection structs, */
-#define CHUNKS_PER_SLAB 16    /* output and held-input chunks (PX_CHUNK_SIZE), */
-#define SENDOPS_PER_SLAB 32   /* in-flight gathered sends */
+#define MAX_SLEEP_MS 1000   /* the longest sleep in the kernel, nothing to do */
+#define STOP_TICK_MS 20     /* while stopping: how often to look at what is left */
+#define POOL_STATS_TURNS 64 /* pool figures every this many turns under load, */
+#define POOL_STATS_MS 100   /* and at least this often when quiet */
+#define CONNS_PER_SLAB 256  /* pool slabs: connection structs, */
+#define CHUNKS_PER_SLAB 16  /* output and held-input chunks (PX_CHUNK_SIZE), */
+#define SENDOPS_PER_SLAB 32 /* in-flight gathered sends */
 
 px_worker_t *px_worker_current(void)
 {
@@ -285,8 +285,9 @@ bool px__worker_turn(px_worker_t *w)
     timeout = sleep_ns(w);
     /* For the supervisor: when this worker has a timer to fire. */
     atomic_store_explicit(&w->timer_due,
-                          w->wheel.count || px_hrtimers_next(&w->hrtimers) != UINT64_MAX ?
-                              w->wheel.now + timeout / PX_NS_PER_MS : UINT64_MAX,
+                          w->wheel.count || px_hrtimers_next(&w->hrtimers) != UINT64_MAX
+                              ? w->wheel.now + timeout / PX_NS_PER_MS
+                              : UINT64_MAX,
                           memory_order_relaxed);
     if (w->turn % POOL_STATS_TURNS == 0 || w->wheel.now - w->pool_stats_at >= POOL_STATS_MS) {
         w->pool_stats_at = w->wheel.now;
@@ -401,9 +402,18 @@ void px__worker_destroy(px_worker_t *w)
     free(w);
 }
 
-int px_worker_index(const px_worker_t *w) { return w->index; }
-px_engine_t *px_worker_engine(px_worker_t *w) { return w->e; }
-px_worker_stats_t *px_worker_stats(px_worker_t *w) { return &w->stats; }
+int px_worker_index(const px_worker_t *w)
+{
+    return w->index;
+}
+px_engine_t *px_worker_engine(px_worker_t *w)
+{
+    return w->e;
+}
+px_worker_stats_t *px_worker_stats(px_worker_t *w)
+{
+    return &w->stats;
+}
 
 px_histogram_t *px_worker_latency(px_worker_t *w, px_latency_kind_t kind)
 {
@@ -427,6 +437,15 @@ uint64_t px_worker_cpu_ns(const px_worker_t *w)
         return (uint64_t)ts.tv_sec * PX_NS_PER_SEC + (uint64_t)ts.tv_nsec;
     return atomic_load_explicit(&w->cpu_ns_final, memory_order_acquire);
 }
-void *px_worker_udata(const px_worker_t *w) { return w->udata; }
-void px_worker_set_udata(px_worker_t *w, void *udata) { w->udata = udata; }
-struct px_wheel *px_worker_wheel(px_worker_t *w) { return &w->wheel; }
+void *px_worker_udata(const px_worker_t *w)
+{
+    return w->udata;
+}
+void px_worker_set_udata(px_worker_t *w, void *udata)
+{
+    w->udata = udata;
+}
+struct px_wheel *px_worker_wheel(px_worker_t *w)
+{
+    return &w->wheel;
+}

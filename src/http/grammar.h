@@ -24,6 +24,7 @@ enum {
     C_HOST = 8,   /* Host byte: reg-name, IP-literal brackets, ':' port */
 };
 
+/* clang-format off */
 static const uint8_t http_ctype[256] = {
      0,  0,  0,  0,  0,  0,  0,  0,  0,  2,  0,  0,  0,  0,  0,  0,  /* 0x00 */
      0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x10 */
@@ -60,16 +61,26 @@ static const uint8_t http_hexval[256] = {
      0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0xE0 */
      0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0xF0 */
 };
+/* clang-format on */
 
 /* 1 + the value of a hex digit, 0 for any other byte (so that 0 tests false). */
 #define HTTP_HEX(c) (http_hexval[(unsigned char)(c)])
 
-static inline bool is_tchar(unsigned char c) { return http_ctype[c] & C_TOKEN; }
+static inline bool is_tchar(unsigned char c)
+{
+    return http_ctype[c] & C_TOKEN;
+}
 
 /* field-value and reason-phrase bytes: HTAB, SP, VCHAR, obs-text */
-static inline bool is_field_byte(unsigned char c) { return http_ctype[c] & C_VALUE; }
+static inline bool is_field_byte(unsigned char c)
+{
+    return http_ctype[c] & C_VALUE;
+}
 
-static inline bool is_ows(unsigned char c) { return c == ' ' || c == '\t'; }
+static inline bool is_ows(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
 
 /* s[0..n) equals the lowercase literal lit[0..litlen), ignoring ASCII case in s. */
 static inline bool eq_lower(const void *s_, size_t n, const char *lit, size_t litlen)

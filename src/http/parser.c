@@ -15,9 +15,8 @@
 
 #include "grammar.h"
 
-
-#define CHUNK_LINE_MAX 4096u    /* chunk size line with its extensions */
-#define TRAILERS_MAX   16384u   /* whole trailer section */
+#define CHUNK_LINE_MAX 4096u /* chunk size line with its extensions */
+#define TRAILERS_MAX 16384u  /* whole trailer section */
 
 void px_http_limits_default(px_http_limits_t *l)
 {
@@ -37,9 +36,8 @@ typedef struct head_state {
     bool cl_seen, te_seen, te_chunked, conn_keep_alive, absolute;
 } head_state_t;
 
-static int check_content_length(px_http_request_t *req, head_state_t *hs,
-                                 const unsigned char *v, const unsigned char *ve,
-                                 uint64_t max_body)
+static int check_content_length(px_http_request_t *req, head_state_t *hs, const unsigned char *v,
+                                const unsigned char *ve, uint64_t max_body)
 {
     if (hs->cl_seen || hs->te_seen || v == ve)
         return 400;
@@ -57,8 +55,8 @@ static int check_content_length(px_http_request_t *req, head_state_t *hs,
     return 0;
 }
 
-static int check_transfer_encoding(px_http_request_t *req, head_state_t *hs,
-                                   const unsigned char *v, const unsigned char *ve)
+static int check_transfer_encoding(px_http_request_t *req, head_state_t *hs, const unsigned char *v,
+                                   const unsigned char *ve)
 {
     const char *p = (const char *)v;
     px_view_t tok;
@@ -79,8 +77,8 @@ static int check_transfer_encoding(px_http_request_t *req, head_state_t *hs,
     return r < 0 ? 400 : verdict;
 }
 
-static int check_connection(px_http_request_t *req, head_state_t *hs,
-                            const unsigned char *v, const unsigned char *ve)
+static int check_connection(px_http_request_t *req, head_state_t *hs, const unsigned char *v,
+                            const unsigned char *ve)
 {
     const char *p = (const char *)v;
     px_view_t tok;
@@ -97,9 +95,8 @@ static int check_connection(px_http_request_t *req, head_state_t *hs,
 }
 
 /* The headers the parser itself must understand; 0 or a status. */
-static int check_header(px_http_request_t *req, head_state_t *hs,
-                        const unsigned char *n, size_t nlen,
-                        const unsigned char *v, const unsigned char *ve,
+static int check_header(px_http_request_t *req, head_state_t *hs, const unsigned char *n,
+                        size_t nlen, const unsigned char *v, const unsigned char *ve,
                         const px_http_limits_t *lim)
 {
     switch (nlen) {
@@ -135,15 +132,13 @@ static int check_header(px_http_request_t *req, head_state_t *hs,
         if (EQ_LOWER(n, nlen, "transfer-encoding"))
             return check_transfer_encoding(req, hs, v, ve);
         break;
-    default:
-        break;
+    default: break;
     }
     return 0;
 }
 
 /* First byte in [p, end) that is not a tchar; unrolled for header names. */
-static inline const unsigned char *scan_token(const unsigned char *p,
-                                              const unsigned char *end)
+static inline const unsigned char *scan_token(const unsigned char *p, const unsigned char *end)
 {
     for (; end - p >= 4; p += 4) {
         if (!(http_ctype[p[0]] & C_TOKEN))
@@ -163,8 +158,7 @@ static inline const unsigned char *scan_token(const unsigned char *p,
 /* First byte in [p, end) that is not a field-value byte. Values are most of a
  * head, so eight bytes are checked at a time for anything below SP or DEL; the
  * byte loop then finds the exact stop (which may be a harmless HTAB). */
-static inline const unsigned char *scan_value(const unsigned char *p,
-                                              const unsigned char *end)
+static inline const unsigned char *scan_value(const unsigned char *p, const unsigned char *end)
 {
     const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
     while (end - p >= 8) {
@@ -182,8 +176,7 @@ static inline const unsigned char *scan_value(const unsigned char *p,
 
 /* The same for request-target bytes: stop at anything up to SP, DEL and above,
  * or '#'. */
-static inline const unsigned char *scan_target(const unsigned char *p,
-                                               const unsigned char *end)
+static inline const unsigned char *scan_target(const unsigned char *p, const unsigned char *end)
 {
     const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
     while (end - p >= 8) {
@@ -191,8 +184,7 @@ static inline const unsigned char *scan_target(const unsigned char *p,
         memcpy(&x, p, 8);
         y = x ^ (ones * 0x7f);
         z = x ^ (ones * '#');
-        if ((((x - ones * 0x21) & ~x) | x | ((y - ones) & ~y) | ((z - ones) & ~z)) &
-            highs)
+        if ((((x - ones * 0x21) & ~x) | x | ((y - ones) & ~y) | ((z - ones) & ~z)) & highs)
             break;
         p += 8;
     }
@@ -204,13 +196,12 @@ static inline const unsigned char *scan_target(const unsigned char *p,
 static const char root_path[] = "/";
 
 /* Split a complete target [t, te) into path and query; 0 or 400. */
-static int split_target(px_http_request_t *req, head_state_t *hs,
-                        const unsigned char *t, const unsigned char *te)
+static int split_target(px_http_request_t *req, head_state_t *hs, const unsigned char *t,
+                        const unsigned char *te)
 {
     const unsigned char *p = t, *q;
     if (*t == '*') {
-        if (te - t != 1 || !(req->method.len == 7 &&
-                             memcmp(req->method.base, "OPTIONS", 7) == 0))
+        if (te - t != 1 || !(req->method.len == 7 && memcmp(req->method.base, "OPTIONS", 7) == 0))
             return 400;
         req->path = view(t, te);
         req->query = view(te, te);
@@ -254,8 +245,7 @@ static int split_target(px_http_request_t *req, head_state_t *hs,
 
 /* The request line ran into lend (p == lend): p may be the end of the input, the
  * head limit, or the request-line limit where only its CR may still stand. */
-static int line_stop(const unsigned char *buf, const unsigned char *p,
-                     size_t len, size_t max_head)
+static int line_stop(const unsigned char *buf, const unsigned char *p, size_t len, size_t max_head)
 {
     size_t at = (size_t)(p - buf);
     if (at == len)
@@ -295,24 +285,24 @@ int px_http_parse_request(const char *buf_, size_t len, px_http_request_t *req,
     req->host = (px_view_t){NULL, 0};
     req->status = 0;
 
-#define RL_NEED(q)                                                            \
-    do {                                                                      \
-        if (PX_UNLIKELY((q) >= lend)) {                                       \
-            st = line_stop(buf, (q), len, max_head);                          \
-            goto stop;                                                        \
-        }                                                                     \
+#define RL_NEED(q)                                   \
+    do {                                             \
+        if (PX_UNLIKELY((q) >= lend)) {              \
+            st = line_stop(buf, (q), len, max_head); \
+            goto stop;                               \
+        }                                            \
     } while (0)
-#define HEAD_NEED(q)                                                          \
-    do {                                                                      \
-        if (PX_UNLIKELY((q) >= end)) {                                        \
-            st = (size_t)((q) - buf) == len ? 0 : 431;                        \
-            goto stop;                                                        \
-        }                                                                     \
+#define HEAD_NEED(q)                                 \
+    do {                                             \
+        if (PX_UNLIKELY((q) >= end)) {               \
+            st = (size_t)((q)-buf) == len ? 0 : 431; \
+            goto stop;                               \
+        }                                            \
     } while (0)
-#define FAIL(code)                                                            \
-    do {                                                                      \
-        st = (code);                                                          \
-        goto stop;                                                            \
+#define FAIL(code)   \
+    do {             \
+        st = (code); \
+        goto stop;   \
     } while (0)
 
     /* method SP: a token, so also no leading empty line */
@@ -430,19 +420,19 @@ stop:
 /* ---- chunked bodies ---- */
 
 enum {
-    CK_SIZE,          /* hex digits */
-    CK_EXT_NAME0,     /* after ';' */
+    CK_SIZE,      /* hex digits */
+    CK_EXT_NAME0, /* after ';' */
     CK_EXT_NAME,
-    CK_EXT_VALUE0,    /* after '=' */
+    CK_EXT_VALUE0, /* after '=' */
     CK_EXT_TOKEN,
     CK_EXT_QUOTED,
-    CK_EXT_QPAIR,     /* after a backslash in a quoted string */
-    CK_EXT_QEND,      /* after the closing quote */
+    CK_EXT_QPAIR, /* after a backslash in a quoted string */
+    CK_EXT_QEND,  /* after the closing quote */
     CK_SIZE_LF,
     CK_DATA,
     CK_DATA_CR,
     CK_DATA_LF,
-    CK_TRAILER0,      /* start of a trailer line, or the final CRLF */
+    CK_TRAILER0, /* start of a trailer line, or the final CRLF */
     CK_TRAILER_NAME,
     CK_TRAILER_VALUE,
     CK_TRAILER_LF,
@@ -612,8 +602,7 @@ int px_http_chunked_decode(px_http_chunked_t *d, char *buf, size_t *len)
             d->_state = CK_DONE;
             *len = dst;
             return (int)(n - src);
-        default:
-            goto fail;
+        default: goto fail;
         }
     }
     *len = dst;

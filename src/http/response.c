@@ -67,8 +67,8 @@ static int check_connection(head_state_t *hs, const char *v, const char *ve)
     return r;
 }
 
-static int check_header(px_http_response_t *res, head_state_t *hs, px_view_t name,
-                        const char *v, const char *ve)
+static int check_header(px_http_response_t *res, head_state_t *hs, px_view_t name, const char *v,
+                        const char *ve)
 {
     if (EQ_LOWER(name.base, name.len, "content-length"))
         return check_content_length(res, hs, v, ve);
@@ -85,12 +85,10 @@ static int parse_status_line(px_http_response_t *res, const char *p, const char 
 {
     size_t n = (size_t)(e - p);
 
-    if (n < 12 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') ||
-        p[8] != ' ')
+    if (n < 12 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') || p[8] != ' ')
         return -1;
     res->minor_version = p[7] - '0';
-    if (p[9] < '1' || p[9] > '9' || (unsigned)(p[10] - '0') > 9 ||
-        (unsigned)(p[11] - '0') > 9)
+    if (p[9] < '1' || p[9] > '9' || (unsigned)(p[10] - '0') > 9 || (unsigned)(p[11] - '0') > 9)
         return -1;
     res->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
     p += 12;
@@ -135,8 +133,7 @@ static int parse_field(px_http_response_t *res, head_state_t *hs, size_t *nh, co
     return check_header(res, hs, name, v, ve);
 }
 
-int px_http_parse_response(const char *buf, size_t len, px_http_response_t *res,
-                           size_t max_head)
+int px_http_parse_response(const char *buf, size_t len, px_http_response_t *res, size_t max_head)
 {
     const char *end, *p = buf;
     head_state_t hs = {0};

@@ -14,7 +14,11 @@
 
 #include "grammar.h"
 
-enum { ROUTE_EXACT, ROUTE_PARAM, ROUTE_PREFIX };
+enum {
+    ROUTE_EXACT,
+    ROUTE_PARAM,
+    ROUTE_PREFIX
+};
 
 /* One segment of a param pattern: literal bytes, or a parameter between a
  * literal prefix and a literal suffix (offsets into the route's pattern). */
@@ -41,7 +45,7 @@ typedef struct route {
 struct px_http_router {
     route_t *routes; /* by id */
     size_t nroutes, cap;
-    int *order;      /* ids: exact ones, param ones, prefixes longest first */
+    int *order; /* ids: exact ones, param ones, prefixes longest first */
     size_t nexact, nparam, nprefix;
 };
 
@@ -75,7 +79,10 @@ void px_http_router_free(px_http_router_t *r)
     free(r);
 }
 
-size_t px_http_router_count(const px_http_router_t *r) { return r->nroutes; }
+size_t px_http_router_count(const px_http_router_t *r)
+{
+    return r->nroutes;
+}
 
 /* Length of a "{name}" at p (up to e), 0 when p does not open one. */
 static size_t param_at(const char *p, const char *e)
@@ -84,8 +91,8 @@ static size_t param_at(const char *p, const char *e)
 
     if (*p != '{' || q == e || !((unsigned)((*q | 0x20) - 'a') < 26u || *q == '_'))
         return 0;
-    while (q < e && ((unsigned)((*q | 0x20) - 'a') < 26u || *q == '_' ||
-                     (unsigned)(*q - '0') < 10u))
+    while (q < e &&
+           ((unsigned)((*q | 0x20) - 'a') < 26u || *q == '_' || (unsigned)(*q - '0') < 10u))
         q++;
     return q < e && *q == '}' ? (size_t)(q + 1 - p) : 0;
 }

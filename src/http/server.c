@@ -42,10 +42,10 @@ typedef struct http_conn {
     size_t len, cap;
     bool continue_sent;
     bool deadline_armed;
-    bool in_body;           /* the head of the pending request is complete */
-    bool chunked;           /* decoding the body of the request at buf */
-    size_t body_done;       /* chunked: decoded bytes after the head */
-    size_t raw_done;        /* chunked: raw bytes after the head consumed */
+    bool in_body;     /* the head of the pending request is complete */
+    bool chunked;     /* decoding the body of the request at buf */
+    size_t body_done; /* chunked: decoded bytes after the head */
+    size_t raw_done;  /* chunked: raw bytes after the head consumed */
     px_http_chunked_t dec;
 } http_conn_t;
 
@@ -101,8 +101,8 @@ void px_http_server_free(px_http_server_t *s)
     free(s);
 }
 
-int px_http_route(px_http_server_t *s, const char *pattern, size_t len,
-                  const char *const *methods, size_t nmethods)
+int px_http_route(px_http_server_t *s, const char *pattern, size_t len, const char *const *methods,
+                  size_t nmethods)
 {
     size_t n = px_http_router_count(s->router);
     char **lines = realloc(s->allow_lines, (n + 1) * sizeof(*lines));
@@ -254,7 +254,10 @@ static void put(head_buf_t *h, const char *s, size_t n)
     h->len += n;
 }
 
-static void put_str(head_buf_t *h, const char *s) { put(h, s, strlen(s)); }
+static void put_str(head_buf_t *h, const char *s)
+{
+    put(h, s, strlen(s));
+}
 
 static void put_uint(head_buf_t *h, uint64_t v)
 {
@@ -305,8 +308,8 @@ static int write_head(px_http_exchange_t *x, char *out, size_t cap, int status,
 }
 
 static int respond_common(px_http_exchange_t *x, int status, const char *content_type,
-                          const char *extra, size_t extra_len, size_t length,
-                          const void *body, size_t body_len)
+                          const char *extra, size_t extra_len, size_t length, const void *body,
+                          size_t body_len)
 {
     char head[1024];
     struct iovec iov[4];
@@ -329,15 +332,14 @@ static int respond_common(px_http_exchange_t *x, int status, const char *content
     return px_conn_send(x->conn, iov, cnt);
 }
 
-int px_http_respond(px_http_exchange_t *x, int status, const char *content_type,
-                    const char *extra, size_t extra_len, const void *body, size_t len)
+int px_http_respond(px_http_exchange_t *x, int status, const char *content_type, const char *extra,
+                    size_t extra_len, const void *body, size_t len)
 {
     return respond_common(x, status, content_type, extra, extra_len, len, body, len);
 }
 
 int px_http_respond_file(px_http_exchange_t *x, int status, const char *content_type,
-                         const char *extra, size_t extra_len, int fd, off_t offset,
-                         size_t count)
+                         const char *extra, size_t extra_len, int fd, off_t offset, size_t count)
 {
     int rc = respond_common(x, status, content_type, extra, extra_len, count, NULL, 0);
 
@@ -368,13 +370,11 @@ static bool is_head_method(const px_http_request_t *req)
 
 static bool is_get_or_head(const px_http_request_t *req)
 {
-    return (req->method.len == 3 && memcmp(req->method.base, "GET", 3) == 0) ||
-           is_head_method(req);
+    return (req->method.len == 3 && memcmp(req->method.base, "GET", 3) == 0) || is_head_method(req);
 }
 
 /* A static route's answer, or NULL. */
-static const static_route_t *static_route(const px_http_server_t *s,
-                                          const px_http_request_t *req)
+static const static_route_t *static_route(const px_http_server_t *s, const px_http_request_t *req)
 {
     if (s->statics == NULL || req->query.len != 0 || !is_get_or_head(req))
         return NULL;
@@ -388,8 +388,13 @@ static void answer(px_conn_t *c, px_http_server_t *s, const px_http_request_t *r
                    const char *body, size_t body_len)
 {
     px_http_exchange_t x = {
-        .conn = c, .req = req, .body = body, .body_len = body_len,
-        .head = is_head_method(req), .keep_alive = req->keep_alive, .srv = s,
+        .conn = c,
+        .req = req,
+        .body = body,
+        .body_len = body_len,
+        .head = is_head_method(req),
+        .keep_alive = req->keep_alive,
+        .srv = s,
         .match = {.route = -1},
     };
     const static_route_t *r = static_route(s, req);
@@ -426,7 +431,10 @@ static void dispatch(px_conn_t *c, px_http_server_t *s, const px_http_request_t 
                    px_ticks_ns((int64_t)(px_ticks() - t0)));
 }
 
-static http_conn_t *state_of(px_conn_t *c) { return px_conn_udata(c); }
+static http_conn_t *state_of(px_conn_t *c)
+{
+    return px_conn_udata(c);
+}
 
 static void free_state(px_conn_t *c)
 {
@@ -469,8 +477,8 @@ static int save_rest(px_conn_t *c, const char *buf, size_t len)
  * bytes consumed, or -1 when the connection is closing. *want_continue is set
  * when the incomplete request at the end asked for 100-continue. Chunked bodies
  * are decoded in place, so they are handled only in our own copy (owned). */
-static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
-                       bool owned, bool *want_continue, bool *in_body)
+static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len, bool owned,
+                       bool *want_continue, bool *in_body)
 {
     px_http_header_t headers[MAX_HEADERS_CAP];
     px_http_request_t req;
@@ -610,8 +618,7 @@ static const px_handler_t http_handler = {
     .on_close = http_on_close,
 };
 
-int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int port,
-                   int listen_fd)
+int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int port, int listen_fd)
 {
     px_endpoint_config_t ep = {
         .listen_fd = listen_fd,

@@ -158,7 +158,10 @@ static void on_timer(px_hrtimer_t *t)
 
 /* ---- engine callbacks ---------------------------------------------------- */
 
-static lg_conn_t *conn_of(px_conn_t *c) { return px_conn_server_udata(c); }
+static lg_conn_t *conn_of(px_conn_t *c)
+{
+    return px_conn_server_udata(c);
+}
 
 static int lg_open(px_conn_t *c)
 {
@@ -221,8 +224,7 @@ static int start_body(lg_conn_t *lc, const px_http_response_t *res)
     if (res->status == 101)
         return -1; /* we never asked to switch protocols */
     switch (px_http_response_body(res, lc->lw->lg->cfg.head)) {
-    case PX_HTTP_BODY_NONE:
-        return 1;
+    case PX_HTTP_BODY_NONE: return 1;
     case PX_HTTP_BODY_LENGTH:
         lc->body_left = (uint64_t)res->content_length;
         lc->rs = LG_READ_LENGTH;
@@ -340,13 +342,9 @@ static int lg_data(px_conn_t *c, const char *data, size_t len)
             lc->body_left -= (uint64_t)used;
             done = lc->body_left == 0;
             break;
-        case LG_READ_CHUNKED:
-            used = read_chunked(lc, data, len, &done);
-            break;
+        case LG_READ_CHUNKED: used = read_chunked(lc, data, len, &done); break;
         case LG_READ_UNTIL_CLOSE:
-        default:
-            used = (long)len;
-            break;
+        default: used = (long)len; break;
         }
         if (used < 0) {
             fail_inflight(lc, LG_FAIL_PARSE);

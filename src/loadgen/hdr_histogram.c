@@ -140,8 +140,7 @@ static double next_percentile(double p, unsigned ticks_per_half)
     return p + 100.0 / ((double)ticks_per_half * half);
 }
 
-size_t px__hdr_spectrum(const px_hdr_t *h, unsigned ticks_per_half, px_hdr_point_t *out,
-                        size_t cap)
+size_t px__hdr_spectrum(const px_hdr_t *h, unsigned ticks_per_half, px_hdr_point_t *out, size_t cap)
 {
     size_t rows = 0, i = 0;
     uint64_t cum;

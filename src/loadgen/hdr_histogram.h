@@ -23,8 +23,8 @@
  * summary and the px_lg_latency_* accessors. */
 
 #define PX_HDR_SUB_BITS 7
-#define PX_HDR_SUB (1u << PX_HDR_SUB_BITS)    /* buckets per power of two */
-#define PX_HDR_MAX_BITS 32                     /* values below 2^32 tracked */
+#define PX_HDR_SUB (1u << PX_HDR_SUB_BITS) /* buckets per power of two */
+#define PX_HDR_MAX_BITS 32                 /* values below 2^32 tracked */
 #define PX_HDR_MAX_VALUE ((UINT64_C(1) << PX_HDR_MAX_BITS) - 1)
 #define PX_HDR_BUCKETS ((PX_HDR_MAX_BITS - PX_HDR_SUB_BITS + 1) * PX_HDR_SUB)
 

@@ -20,16 +20,16 @@
 
 #include "hdr_histogram.h"
 
-#define LG_MAX_HEAD 65536u    /* response head bytes */
-#define LG_SCRATCH 16384u     /* chunked bodies are decoded through this */
+#define LG_MAX_HEAD 65536u /* response head bytes */
+#define LG_SCRATCH 16384u  /* chunked bodies are decoded through this */
 
 typedef struct lg_worker lg_worker_t;
 
 enum lg_conn_state {
-    LG_DOWN,        /* no connection; one is made when a request is due */
+    LG_DOWN, /* no connection; one is made when a request is due */
     LG_CONNECTING,
     LG_OPEN,
-    LG_CLOSING,     /* we asked for a close (the server's Connection: close) */
+    LG_CLOSING, /* we asked for a close (the server's Connection: close) */
 };
 
 enum lg_read_state {
@@ -50,24 +50,24 @@ enum lg_failure {
 
 typedef struct lg_conn {
     lg_worker_t *lw;
-    unsigned index;          /* k: owns requests k, k + C, ... */
+    unsigned index; /* k: owns requests k, k + C, ... */
     enum lg_conn_state state;
-    px_conn_t *conn;         /* while CONNECTING (once known), OPEN or CLOSING */
-    uint64_t total;          /* requests it owns */
-    uint64_t due;            /* of which the time has come */
+    px_conn_t *conn; /* while CONNECTING (once known), OPEN or CLOSING */
+    uint64_t total;  /* requests it owns */
+    uint64_t due;    /* of which the time has come */
     uint64_t sent;
-    uint64_t resolved;       /* answered or failed; sent - resolved is 0 or 1 */
+    uint64_t resolved; /* answered or failed; sent - resolved is 0 or 1 */
     bool inflight;
-    bool settled;            /* its first connection attempt has ended */
-    bool finished;           /* resolved == total */
-    px_hrtimer_t timer;      /* the next request's time */
+    bool settled;       /* its first connection attempt has ended */
+    bool finished;      /* resolved == total */
+    px_hrtimer_t timer; /* the next request's time */
     /* reading the response of the request in flight */
     enum lg_read_state rs;
     int status;
     bool keep_alive;
     uint64_t body_left;
     px_http_chunked_t chunked;
-    char *head;              /* a head split over receives, gathered */
+    char *head; /* a head split over receives, gathered */
     size_t head_len, head_cap;
 } lg_conn_t;
 
@@ -75,7 +75,7 @@ struct lg_worker {
     px_lg_t *lg;
     px_worker_t *w;
     px_msg_t open_msg, begin_msg, finish_msg;
-    lg_conn_t **conns;       /* the connections living here */
+    lg_conn_t **conns; /* the connections living here */
     unsigned nconns;
     bool begun, finishing;
     /* results, merged by px_lg_finish */
@@ -88,7 +88,7 @@ struct lg_worker {
 };
 
 enum lg_phase {
-    LG_PHASE_CONNECT,  /* opening connections; the schedule has not begun */
+    LG_PHASE_CONNECT, /* opening connections; the schedule has not begun */
     LG_PHASE_RUN,
     LG_PHASE_OVER,
 };
@@ -98,22 +98,22 @@ struct px_lg {
     char *request;
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    uint64_t scheduled;      /* requests in the whole schedule */
+    uint64_t scheduled; /* requests in the whole schedule */
     px_engine_t *e;
     int nworkers;
     lg_worker_t **workers;
     lg_conn_t *conns;
     unsigned nconns;
-    double ns_per_request;   /* 1e9 / rate */
-    _Atomic uint64_t t0;     /* ns: request 0 is due then; 0 before the schedule */
-    enum lg_phase phase;     /* controller only */
+    double ns_per_request; /* 1e9 / rate */
+    _Atomic uint64_t t0;   /* ns: request 0 is due then; 0 before the schedule */
+    enum lg_phase phase;   /* controller only */
     uint64_t connect_deadline, hard_deadline, finish_ns;
     bool started, finished_run;
     _Atomic unsigned settled, done; /* connections settled / finished */
     _Atomic bool stop;
     pthread_mutex_t lock;
-    pthread_cond_t cond;     /* signalled when settled or done reach nconns */
-    px_hdr_t latency;        /* the workers' histograms, merged by px_lg_finish */
+    pthread_cond_t cond; /* signalled when settled or done reach nconns */
+    px_hdr_t latency;    /* the workers' histograms, merged by px_lg_finish */
 };
 
 /* Connections (conn.c). */

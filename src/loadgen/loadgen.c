@@ -102,8 +102,8 @@ static int check_config(const px_lg_config_t *cfg)
     if (cfg->port <= 0 || cfg->port > 65535)
         return -EINVAL;
     /* isfinite rejects NaN and infinities; the product bounds the schedule. */
-    if (!isfinite(cfg->rate) || !isfinite(cfg->duration) || cfg->rate <= 0 ||
-        cfg->duration <= 0 || cfg->rate * cfg->duration >= 1e12)
+    if (!isfinite(cfg->rate) || !isfinite(cfg->duration) || cfg->rate <= 0 || cfg->duration <= 0 ||
+        cfg->rate * cfg->duration >= 1e12)
         return -EINVAL;
     if (cfg->connections == 0 || cfg->connections > 1000000 || cfg->timeout_ms == 0)
         return -EINVAL;
@@ -282,8 +282,8 @@ int px_lg_wait(px_lg_t *lg, unsigned timeout_ms)
         }
         if (now >= until)
             return 0;
-        wake = PX_MIN(until, lg->phase == LG_PHASE_CONNECT ? lg->connect_deadline
-                                                          : lg->hard_deadline);
+        wake = PX_MIN(until,
+                      lg->phase == LG_PHASE_CONNECT ? lg->connect_deadline : lg->hard_deadline);
         ts.tv_sec = (time_t)(wake / 1000000000u);
         ts.tv_nsec = (long)(wake % 1000000000u);
         pthread_mutex_lock(&lg->lock);
@@ -295,8 +295,8 @@ int px_lg_wait(px_lg_t *lg, unsigned timeout_ms)
     }
 }
 
-static void merge_worker(px_lg_t *lg, px_lg_result_t *res, const lg_worker_t *lw,
-                         uint64_t *lag_sum, uint64_t *last)
+static void merge_worker(px_lg_t *lg, px_lg_result_t *res, const lg_worker_t *lw, uint64_t *lag_sum,
+                         uint64_t *last)
 {
     px__hdr_merge(&lg->latency, &lw->hist);
     res->responses += lw->responses;

@@ -72,19 +72,19 @@ typedef struct px_module_state {
     PyObject *stm_error;    /* pyparallel.TransactionError */
     PyObject *stm_io_error; /* pyparallel.IOInTransactionError */
     /* HTTP (src/py/http_*.c), set by the first listen_http: */
-    PyObject *http_error;   /* pyparallel.http.HttpError: a status, not a 500 */
-    PyObject *json_loads;   /* json.loads, for Request.json() */
-    PyObject *parse_qsl;    /* urllib.parse.parse_qsl: query arguments */
+    PyObject *http_error; /* pyparallel.http.HttpError: a status, not a 500 */
+    PyObject *json_loads; /* json.loads, for Request.json() */
+    PyObject *parse_qsl;  /* urllib.parse.parse_qsl: query arguments */
     /* Transactions (stm.c): the version clock orders every commit. */
     _Atomic unsigned long long stm_clock;
     _Atomic int stm_io_guard_installed;
     /* Thread ids and debug lines (stats.c). */
-    _Atomic int seq_floor;  /* largest worker count of any engine */
-    _Atomic int seq_others; /* other threads numbered so far */
+    _Atomic int seq_floor;   /* largest worker count of any engine */
+    _Atomic int seq_others;  /* other threads numbered so far */
     _Atomic int debug_state; /* -1: PX_DEBUG not read yet, 0 off, 1 on */
     _Atomic unsigned long long debug_epoch;
     _Atomic unsigned work_rotor; /* work.c: where ties between workers go */
-    struct px_py_share *share; /* share.c; NULL until module exec */
+    struct px_py_share *share;   /* share.c; NULL until module exec */
 } px_module_state_t;
 
 /* The module definition: types reach their module (and its state) through it. */
@@ -122,9 +122,9 @@ int px_py_errors_init(PyObject *m, px_module_state_t *st);
  * from the protocol class so that callbacks look nothing up by name. */
 typedef struct px_py_proto_spec {
     PyObject *cls;
-    PyObject *engine;           /* the Engine object (borrowed: it owns the spec) */
-    PyObject *initial_bytes;    /* bytes-like, callable, or NULL */
-    PyObject *next_bytes;       /* bytes-like, callable, or NULL */
+    PyObject *engine;        /* the Engine object (borrowed: it owns the spec) */
+    PyObject *initial_bytes; /* bytes-like, callable, or NULL */
+    PyObject *next_bytes;    /* bytes-like, callable, or NULL */
     bool has_made, has_data, has_lines, has_complete, has_lost, has_handler;
     bool line_mode;
     size_t max_line_length;
@@ -134,8 +134,8 @@ typedef struct px_py_proto_spec {
 } px_py_proto_spec_t;
 
 /* Build a spec from a protocol class; NULL with an exception set on error. */
-px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls,
-                                         unsigned *sock_flags, unsigned *timeout_ms);
+px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls, unsigned *sock_flags,
+                                         unsigned *timeout_ms);
 void px_py_proto_spec_free(px_py_proto_spec_t *spec);
 
 void px_py_report(px_py_proto_spec_t *spec, PyObject *transport, const char *syscall);
@@ -208,7 +208,7 @@ void px_py_http_app_free(void *app);
  * (only while no engine thread can call into it). */
 int px_py_http_app_traverse(void *app, visitproc visit, void *arg);
 void px_py_http_app_clear(void *app);
-void px_py_http_thread_exit(void);  /* free this thread's HTTP scratch memory */
+void px_py_http_thread_exit(void); /* free this thread's HTTP scratch memory */
 
 /* Stats (stats.c): module functions, added at module exec. */
 extern PyMethodDef px_py_stats_methods[];

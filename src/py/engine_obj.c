@@ -18,18 +18,17 @@ typedef struct worker_py {
 } worker_py_t;
 
 struct px_py_engine_obj {
-    PyObject_HEAD
-    px_engine_t *e;
+    PyObject_HEAD px_engine_t *e;
     PyInterpreterState *interp;
     int nworkers;
     worker_py_t *wpy;
     px_py_proto_spec_t *specs; /* every spec handed to the engine; freed with it */
-    _Atomic long clients;   /* client connections not yet closed */
-    void **http_apps;       /* HTTP servers' application records */
+    _Atomic long clients;      /* client connections not yet closed */
+    void **http_apps;          /* HTTP servers' application records */
     Py_ssize_t nhttp;
     unsigned handoff_ms;
     bool started, joined;
-    _Atomic long tasks;     /* work, timers and map helpers not yet finished */
+    _Atomic long tasks; /* work, timers and map helpers not yet finished */
 };
 
 typedef struct exc_msg {
@@ -120,7 +119,8 @@ static PyObject *refused_uring(px_module_state_t *st, int rc)
     PyObject *exc = px_py_errno_error(st, st->engine_error, rc, NULL);
     PyObject *text = PyUnicode_FromFormat(
         "io_uring was asked for (backend='uring' or PX_BACKEND=uring) but this "
-        "system refuses it (%s); use backend='auto' or 'epoll'", strerror(-rc));
+        "system refuses it (%s); use backend='auto' or 'epoll'",
+        strerror(-rc));
 
     if (exc != NULL && text != NULL && PyObject_SetAttrString(exc, "strerror", text) == 0)
         PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
@@ -132,9 +132,9 @@ static PyObject *refused_uring(px_module_state_t *st, int rc)
 static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     px_module_state_t *st = PyType_GetModuleState(type); /* Engine has no subclasses */
-    static char *kwlist[] = {"workers", "backend", "max_connections", "recv_buffer_size",
-                             "recv_buffers", "send_high_water", "send_low_water",
-                             "turn_budget", "handoff_ms", NULL};
+    static char *kwlist[] = {
+        "workers",         "backend",        "max_connections", "recv_buffer_size", "recv_buffers",
+        "send_high_water", "send_low_water", "turn_budget",     "handoff_ms",       NULL};
     px_engine_config_t cfg;
     const char *backend = "auto";
     int workers = 0;
@@ -145,9 +145,9 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     int rc, i;
 
     px_engine_config_default(&cfg);
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$isIIIKKKO:Engine", kwlist, &workers,
-                                     &backend, &cfg.max_connections, &cfg.recv_buffer_size,
-                                     &cfg.recv_buffers, &high, &low, &budget, &handoff))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$isIIIKKKO:Engine", kwlist, &workers, &backend,
+                                     &cfg.max_connections, &cfg.recv_buffer_size, &cfg.recv_buffers,
+                                     &high, &low, &budget, &handoff))
         return NULL;
     if (handoff != NULL) {
         double handoff_ms = PyFloat_AsDouble(handoff);
@@ -238,7 +238,7 @@ static px_engine_t *live_engine(px_py_engine_obj_t *self)
 }
 
 static px_py_proto_spec_t *add_spec(px_py_engine_obj_t *self, PyObject *protocol, unsigned *flags,
-                                 unsigned *timeout_ms)
+                                    unsigned *timeout_ms)
 {
     px_py_proto_spec_t *spec = px_py_proto_spec_new((PyObject *)self, protocol, flags, timeout_ms);
     if (spec == NULL)
@@ -266,11 +266,8 @@ static PyObject *engine_listen(PyObject *op, PyObject *args)
         return NULL;
     ep.handler = &spec->handler;
     ep.udata = spec;
-    Py_BEGIN_ALLOW_THREADS
-    rc = px_engine_listen(self->e, host, port, &ep, NULL);
-    Py_END_ALLOW_THREADS
-    if (rc < 0)
-        return px_py_raise_errno(px_py_engine_state(op), rc, "listen");
+    Py_BEGIN_ALLOW_THREADS rc = px_engine_listen(self->e, host, port, &ep, NULL);
+    Py_END_ALLOW_THREADS if (rc < 0) return px_py_raise_errno(px_py_engine_state(op), rc, "listen");
     return PyLong_FromLong(rc);
 }
 
@@ -311,10 +308,9 @@ static PyObject *engine_connect(PyObject *op, PyObject *args)
     ep.handler = &spec->handler;
     ep.udata = spec;
     atomic_fetch_add(&self->clients, 1);
-    Py_BEGIN_ALLOW_THREADS
-    rc = px_engine_connect(self->e, host, port, &ep);
-    Py_END_ALLOW_THREADS
-    if (rc < 0) {
+    Py_BEGIN_ALLOW_THREADS rc = px_engine_connect(self->e, host, port, &ep);
+    Py_END_ALLOW_THREADS if (rc < 0)
+    {
         atomic_fetch_sub(&self->clients, 1);
         return px_py_raise_errno(px_py_engine_state(op), rc, "connect");
     }
@@ -358,10 +354,8 @@ static void do_join(px_py_engine_obj_t *self)
 {
     if (self->e == NULL || self->joined)
         return;
-    Py_BEGIN_ALLOW_THREADS
-    px_engine_join(self->e);
-    Py_END_ALLOW_THREADS
-    self->joined = true;
+    Py_BEGIN_ALLOW_THREADS px_engine_join(self->e);
+    Py_END_ALLOW_THREADS self->joined = true;
     for (int i = 0; i < self->nworkers; i++) /* timers die with their wheel */
         px_py_timers_release(&self->wpy[i].live_timers);
 }
@@ -405,11 +399,8 @@ static PyObject *engine_wait(PyObject *op, PyObject *args)
         return NULL;
     p.fd = px_engine_main_fd(self->e);
     p.events = POLLIN;
-    Py_BEGIN_ALLOW_THREADS
-    rc = poll(&p, 1, timeout <= 0 ? 0 : (int)(timeout * 1000.0));
-    Py_END_ALLOW_THREADS
-    if (rc < 0 && errno == EINTR && PyErr_CheckSignals() < 0)
-        return NULL;
+    Py_BEGIN_ALLOW_THREADS rc = poll(&p, 1, timeout <= 0 ? 0 : (int)(timeout * 1000.0));
+    Py_END_ALLOW_THREADS if (rc < 0 && errno == EINTR && PyErr_CheckSignals() < 0) return NULL;
     if (raise_queued(self) < 0)
         return NULL;
     return PyBool_FromLong(self->started && px_engine_finished(self->e));
@@ -421,13 +412,13 @@ static PyObject *stats_dict(px_worker_stats_t *s)
 
     if (d == NULL)
         return NULL;
-#define PX_STATS_PUT(name)                                                   \
-    v = PyLong_FromUnsignedLongLong(PX_STAT_GET(s, name));                   \
-    if (v == NULL || PyDict_SetItemString(d, #name, v) < 0) {                \
-        Py_XDECREF(v);                                                       \
-        Py_DECREF(d);                                                        \
-        return NULL;                                                         \
-    }                                                                        \
+#define PX_STATS_PUT(name)                                    \
+    v = PyLong_FromUnsignedLongLong(PX_STAT_GET(s, name));    \
+    if (v == NULL || PyDict_SetItemString(d, #name, v) < 0) { \
+        Py_XDECREF(v);                                        \
+        Py_DECREF(d);                                         \
+        return NULL;                                          \
+    }                                                         \
     Py_DECREF(v);
     PX_STATS_FIELDS(PX_STATS_PUT)
 #undef PX_STATS_PUT
@@ -572,10 +563,8 @@ static void engine_dealloc(PyObject *op)
             px_engine_shutdown(self->e, 0);
         do_join(self);
         px_engine_main_discard(self->e); /* their drops need the thread state */
-        Py_BEGIN_ALLOW_THREADS
-        px_engine_destroy(self->e);
-        Py_END_ALLOW_THREADS
-        self->e = NULL;
+        Py_BEGIN_ALLOW_THREADS px_engine_destroy(self->e);
+        Py_END_ALLOW_THREADS self->e = NULL;
     }
     for (spec = self->specs; spec; spec = next) {
         next = spec->next;

@@ -141,7 +141,7 @@ static void app_call(px_http_exchange_t *x, void *udata)
 
 static PyObject *route_error(int rc, PyObject *pattern)
 {
-    const char *why = rc == -EEXIST   ? "routed twice"
+    const char *why = rc == -EEXIST  ? "routed twice"
                       : rc == -E2BIG ? "has too many parameters or methods"
                                      : "is not a route pattern (see pyparallel.http.route)";
     if (rc == -ENOMEM)
@@ -288,10 +288,24 @@ static int request_helpers_init(px_module_state_t *st, PyObject *error_type)
 PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, PyObject *kwds,
                             void **owned)
 {
-    static char *kwlist[] = {"host", "port", "app", "static", "keepalive_timeout",
-                             "head_timeout", "body_timeout", "max_body", "max_headers",
-                             "max_request_line", "max_header_bytes", "server_name",
-                             "response_type", "json_default", "routes", "fd", "error_type", NULL};
+    static char *kwlist[] = {"host",
+                             "port",
+                             "app",
+                             "static",
+                             "keepalive_timeout",
+                             "head_timeout",
+                             "body_timeout",
+                             "max_body",
+                             "max_headers",
+                             "max_request_line",
+                             "max_header_bytes",
+                             "server_name",
+                             "response_type",
+                             "json_default",
+                             "routes",
+                             "fd",
+                             "error_type",
+                             NULL};
     px_module_state_t *st = px_py_engine_state(engine);
     px_http_config_t cfg;
     const char *host, *server_name;
@@ -312,11 +326,10 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     max_headers = (Py_ssize_t)cfg.limits.max_headers;
     max_line = (Py_ssize_t)cfg.limits.max_request_line;
     max_head = (Py_ssize_t)cfg.limits.max_header_bytes;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siO|OdddKnnns$OOOiO:listen_http", kwlist,
-                                     &host, &port, &app, &statics, &ka, &head_t, &body_t,
-                                     &max_body, &max_headers, &max_line, &max_head,
-                                     &server_name, &response_type, &json_default, &routes,
-                                     &listen_fd, &error_type))
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwds, "siO|OdddKnnns$OOOiO:listen_http", kwlist, &host, &port, &app, &statics,
+            &ka, &head_t, &body_t, &max_body, &max_headers, &max_line, &max_head, &server_name,
+            &response_type, &json_default, &routes, &listen_fd, &error_type))
         return NULL;
     if (response_type && response_type != Py_None && !PyType_Check(response_type)) {
         PyErr_SetString(PyExc_TypeError, "response_type must be a class");
@@ -355,10 +368,9 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     if ((routes && routes != Py_None && add_routes(a, routes) < 0) ||
         (statics != Py_None && add_static_routes(a, statics) < 0))
         goto fail;
-    Py_BEGIN_ALLOW_THREADS
-    rc = px_http_listen(e, a->srv, host, port, listen_fd);
-    Py_END_ALLOW_THREADS
-    if (rc < 0) {
+    Py_BEGIN_ALLOW_THREADS rc = px_http_listen(e, a->srv, host, port, listen_fd);
+    Py_END_ALLOW_THREADS if (rc < 0)
+    {
         px_py_raise_errno(st, rc, "listen_http");
         goto fail;
     }

@@ -47,15 +47,13 @@ static PyObject *http_defaults(PyObject *module, PyObject *unused)
     (void)module;
     (void)unused;
     px_http_config_default(&cfg);
-    return Py_BuildValue("{sdsdsdsKsnsnsnss}",
-                         "keepalive_timeout", cfg.keepalive_timeout_ms / 1000.0,
-                         "head_timeout", cfg.head_timeout_ms / 1000.0,
-                         "body_timeout", cfg.body_timeout_ms / 1000.0,
-                         "max_body", (unsigned long long)cfg.limits.max_body,
-                         "max_headers", (Py_ssize_t)cfg.limits.max_headers,
-                         "max_request_line", (Py_ssize_t)cfg.limits.max_request_line,
-                         "max_header_bytes", (Py_ssize_t)cfg.limits.max_header_bytes,
-                         "server_name", cfg.server_name);
+    return Py_BuildValue("{sdsdsdsKsnsnsnss}", "keepalive_timeout",
+                         cfg.keepalive_timeout_ms / 1000.0, "head_timeout",
+                         cfg.head_timeout_ms / 1000.0, "body_timeout", cfg.body_timeout_ms / 1000.0,
+                         "max_body", (unsigned long long)cfg.limits.max_body, "max_headers",
+                         (Py_ssize_t)cfg.limits.max_headers, "max_request_line",
+                         (Py_ssize_t)cfg.limits.max_request_line, "max_header_bytes",
+                         (Py_ssize_t)cfg.limits.max_header_bytes, "server_name", cfg.server_name);
 }
 
 PyMethodDef px_py_http_methods[] = {

@@ -10,17 +10,16 @@
 #include <sys/socket.h>
 
 typedef struct px_py_request {
-    PyObject_HEAD
-    PyObject *head;   /* bytes: the request head as received */
-    PyObject *body;   /* bytes */
+    PyObject_HEAD PyObject *head; /* bytes: the request head as received */
+    PyObject *body;               /* bytes */
     Py_ssize_t method[2], path[2], query[2], target[2];
     int minor_version;
     bool keep_alive;
     Py_ssize_t nheaders;
-    Py_ssize_t *hdr;  /* 4 per header: name off/len, value off/len */
+    Py_ssize_t *hdr; /* 4 per header: name off/len, value off/len */
     PyObject *headers_cache;
     PyObject *args_cache;
-    px_conn_t *conn;  /* while its handler runs; NULL after */
+    px_conn_t *conn; /* while its handler runs; NULL after */
 } px_py_request_t;
 
 static PyObject *slice(px_py_request_t *r, const Py_ssize_t *span)
@@ -80,11 +79,31 @@ PyObject *px_py_request_new(px_module_state_t *st, const px_http_exchange_t *x)
     return (PyObject *)r;
 }
 
-static PyObject *req_method(PyObject *s, void *c) { (void)c; return slice((px_py_request_t *)s, ((px_py_request_t *)s)->method); }
-static PyObject *req_query(PyObject *s, void *c) { (void)c; return slice((px_py_request_t *)s, ((px_py_request_t *)s)->query); }
-static PyObject *req_target(PyObject *s, void *c) { (void)c; return slice((px_py_request_t *)s, ((px_py_request_t *)s)->target); }
-static PyObject *req_body(PyObject *s, void *c) { (void)c; return Py_NewRef(((px_py_request_t *)s)->body); }
-static PyObject *req_keep_alive(PyObject *s, void *c) { (void)c; return PyBool_FromLong(((px_py_request_t *)s)->keep_alive); }
+static PyObject *req_method(PyObject *s, void *c)
+{
+    (void)c;
+    return slice((px_py_request_t *)s, ((px_py_request_t *)s)->method);
+}
+static PyObject *req_query(PyObject *s, void *c)
+{
+    (void)c;
+    return slice((px_py_request_t *)s, ((px_py_request_t *)s)->query);
+}
+static PyObject *req_target(PyObject *s, void *c)
+{
+    (void)c;
+    return slice((px_py_request_t *)s, ((px_py_request_t *)s)->target);
+}
+static PyObject *req_body(PyObject *s, void *c)
+{
+    (void)c;
+    return Py_NewRef(((px_py_request_t *)s)->body);
+}
+static PyObject *req_keep_alive(PyObject *s, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(((px_py_request_t *)s)->keep_alive);
+}
 
 static PyObject *req_path(PyObject *s, void *c)
 {
@@ -195,8 +214,8 @@ static PyObject *req_args(PyObject *s, void *c)
     for (Py_ssize_t i = 0; d && i < PyList_GET_SIZE(pairs); i++) {
         PyObject *kv = PyList_GET_ITEM(pairs, i);
         int seen = PyDict_Contains(d, PyTuple_GET_ITEM(kv, 0));
-        if (seen < 0 || (!seen && PyDict_SetItem(d, PyTuple_GET_ITEM(kv, 0),
-                                                 PyTuple_GET_ITEM(kv, 1)) < 0))
+        if (seen < 0 ||
+            (!seen && PyDict_SetItem(d, PyTuple_GET_ITEM(kv, 0), PyTuple_GET_ITEM(kv, 1)) < 0))
             Py_CLEAR(d);
     }
     Py_DECREF(pairs);
@@ -282,14 +301,14 @@ static PyObject *req_json(PyObject *s, PyObject *unused)
 static PyMethodDef req_methods[] = {
     {"header", (PyCFunction)(void (*)(void))req_header, METH_FASTCALL,
      "header(name, default=None): a header's value, the name in any case"},
-    {"json", req_json, METH_NOARGS,
-     "the body parsed as JSON; HttpError(400) when it is not JSON"},
+    {"json", req_json, METH_NOARGS, "the body parsed as JSON; HttpError(400) when it is not JSON"},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef req_getset[] = {
     {"args", req_args, NULL, "query parameters: {name: first value}", NULL},
-    {"remote_addr", req_remote_addr, NULL, "the client's (host, port) while the handler runs", NULL},
+    {"remote_addr", req_remote_addr, NULL, "the client's (host, port) while the handler runs",
+     NULL},
     {"method", req_method, NULL, "request method", NULL},
     {"path", req_path, NULL, "path, not decoded, without the query", NULL},
     {"query", req_query, NULL, "query string, without '?'", NULL},

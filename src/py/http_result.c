@@ -7,8 +7,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-static int respond_buffer(px_http_exchange_t *x, int status, const char *ctype,
-                          const char *extra, size_t extra_len, PyObject *body)
+static int respond_buffer(px_http_exchange_t *x, int status, const char *ctype, const char *extra,
+                          size_t extra_len, PyObject *body)
 {
     Py_buffer view;
     int rc;
@@ -40,8 +40,8 @@ static const char TEXT[] = "text/plain; charset=utf-8";
 static const char HTML[] = "text/html; charset=utf-8";
 static const char JSON[] = "application/json";
 
-static int respond_sendfile(px_http_exchange_t *x, int status, const char *ctype,
-                            const char *extra, size_t extra_len, PyObject *body)
+static int respond_sendfile(px_http_exchange_t *x, int status, const char *ctype, const char *extra,
+                            size_t extra_len, PyObject *body)
 {
     PyObject *path = PyObject_GetAttrString(body, "path");
     PyObject *off = PyObject_GetAttrString(body, "offset");
@@ -52,16 +52,11 @@ static int respond_sendfile(px_http_exchange_t *x, int status, const char *ctype
     int fd, rc = -1;
 
     if (path && o >= 0 && n >= 0 && PyUnicode_FSConverter(path, &enc)) {
-        Py_BEGIN_ALLOW_THREADS
-        fd = open(PyBytes_AS_STRING(enc), O_RDONLY | O_CLOEXEC);
-        Py_END_ALLOW_THREADS
-        if (fd < 0)
-            PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
-        else if (px_http_respond_file(x, status, ctype, extra, extra_len, fd, (off_t)o,
-                                      (size_t)n) < 0)
-            PyErr_SetString(PyExc_ConnectionError, "connection closed");
-        else
-            rc = 0;
+        Py_BEGIN_ALLOW_THREADS fd = open(PyBytes_AS_STRING(enc), O_RDONLY | O_CLOEXEC);
+        Py_END_ALLOW_THREADS if (fd < 0) PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        else if (px_http_respond_file(x, status, ctype, extra, extra_len, fd, (off_t)o, (size_t)n) <
+                 0) PyErr_SetString(PyExc_ConnectionError, "connection closed");
+        else rc = 0;
     } else if (!PyErr_Occurred()) {
         PyErr_SetString(PyExc_ValueError, "an HTTP sendfile() body needs offset and count");
     }
@@ -90,8 +85,8 @@ static int respond_body(px_py_http_app_t *a, px_http_exchange_t *x, int status, 
         int rc;
         if (px_py_json_encode(&scratch, body, a->json_default) < 0)
             return -1;
-        rc = px_http_respond(x, status, ctype ? ctype : JSON, extra, extra_len,
-                             scratch.data + mark, scratch.len - mark);
+        rc = px_http_respond(x, status, ctype ? ctype : JSON, extra, extra_len, scratch.data + mark,
+                             scratch.len - mark);
         scratch.len = mark;
         return rc;
     }
@@ -130,7 +125,8 @@ static int respond_response(px_py_http_app_t *a, px_http_exchange_t *x, PyObject
             if (!bad) {
                 size_t need = (size_t)kl + (size_t)vl + 4;
                 if (scratch.len + need > scratch.cap) {
-                    char *p = PyMem_RawRealloc(scratch.data, PX_MAX(scratch.cap * 2, scratch.len + need + 256));
+                    char *p = PyMem_RawRealloc(scratch.data,
+                                               PX_MAX(scratch.cap * 2, scratch.len + need + 256));
                     if (p == NULL) {
                         Py_XDECREF(vs);
                         PyErr_NoMemory();
@@ -151,7 +147,8 @@ static int respond_response(px_py_http_app_t *a, px_http_exchange_t *x, PyObject
             Py_XDECREF(vs);
             if (bad) {
                 if (!PyErr_Occurred())
-                    PyErr_SetString(PyExc_ValueError, "header names and values may not contain CR or LF");
+                    PyErr_SetString(PyExc_ValueError,
+                                    "header names and values may not contain CR or LF");
                 goto out;
             }
         }

@@ -66,8 +66,12 @@ static int put_string(px_py_jbuf_t *b, PyObject *s)
         case '\b': esc = "\\b"; break;
         case '\f': esc = "\\f"; break;
         default:
-            ubuf[0] = '\\'; ubuf[1] = 'u'; ubuf[2] = '0'; ubuf[3] = '0';
-            ubuf[4] = hexdigits[c >> 4]; ubuf[5] = hexdigits[c & 15];
+            ubuf[0] = '\\';
+            ubuf[1] = 'u';
+            ubuf[2] = '0';
+            ubuf[3] = '0';
+            ubuf[4] = hexdigits[c >> 4];
+            ubuf[5] = hexdigits[c & 15];
             memcpy(b->data + b->len, ubuf, 6);
             b->len += 6;
             continue;
@@ -134,8 +138,10 @@ static int put_key(px_py_jbuf_t *b, PyObject *k)
             return -1;
         return put(b, "\"", 1);
     }
-    PyErr_Format(PyExc_TypeError, "JSON object keys must be str, int, float, bool or None, "
-                 "not %.100s", Py_TYPE(k)->tp_name);
+    PyErr_Format(PyExc_TypeError,
+                 "JSON object keys must be str, int, float, bool or None, "
+                 "not %.100s",
+                 Py_TYPE(k)->tp_name);
     return -1;
 }
 

@@ -39,10 +39,12 @@ static int put(PyObject *d, const char *key, PyObject *value)
     return rc;
 }
 
-static PyObject *u64(uint64_t v) { return PyLong_FromUnsignedLongLong(v); }
+static PyObject *u64(uint64_t v)
+{
+    return PyLong_FromUnsignedLongLong(v);
+}
 
-static PyObject *latency_dict(const px_lg_t *lg, const px_lg_latency_t *h,
-                              unsigned ticks_per_half)
+static PyObject *latency_dict(const px_lg_t *lg, const px_lg_latency_t *h, unsigned ticks_per_half)
 {
     PyObject *d = PyDict_New(), *summary = NULL, *spectrum = NULL;
     px_lg_point_t *rows = NULL;
@@ -50,10 +52,8 @@ static PyObject *latency_dict(const px_lg_t *lg, const px_lg_latency_t *h,
 
     if (d == NULL)
         return NULL;
-    if (put(d, "count", u64(h->count)) < 0 ||
-        put(d, "min", u64(h->min)) < 0 ||
-        put(d, "max", u64(h->max)) < 0 ||
-        put(d, "mean", PyFloat_FromDouble(h->mean)) < 0 ||
+    if (put(d, "count", u64(h->count)) < 0 || put(d, "min", u64(h->min)) < 0 ||
+        put(d, "max", u64(h->max)) < 0 || put(d, "mean", PyFloat_FromDouble(h->mean)) < 0 ||
         put(d, "stdev", PyFloat_FromDouble(h->stdev)) < 0)
         goto fail;
     summary = PyList_New(0);
@@ -101,26 +101,21 @@ fail:
     return NULL;
 }
 
-static PyObject *result_dict(const px_lg_t *lg, const px_lg_result_t *r,
-                             unsigned ticks_per_half)
+static PyObject *result_dict(const px_lg_t *lg, const px_lg_result_t *r, unsigned ticks_per_half)
 {
     PyObject *d = PyDict_New(), *errors = PyDict_New();
 
     if (d == NULL || errors == NULL)
         goto fail;
     if (put(errors, "connect", u64(r->err_connect)) < 0 ||
-        put(errors, "read", u64(r->err_read)) < 0 ||
-        put(errors, "write", u64(r->err_write)) < 0 ||
+        put(errors, "read", u64(r->err_read)) < 0 || put(errors, "write", u64(r->err_write)) < 0 ||
         put(errors, "timeout", u64(r->err_timeout)) < 0 ||
         put(errors, "parse", u64(r->err_parse)) < 0)
         goto fail;
-    if (put(d, "scheduled", u64(r->scheduled)) < 0 ||
-        put(d, "sent", u64(r->sent)) < 0 ||
+    if (put(d, "scheduled", u64(r->scheduled)) < 0 || put(d, "sent", u64(r->sent)) < 0 ||
         put(d, "responses", u64(r->responses)) < 0 ||
-        put(d, "non_2xx_3xx", u64(r->non_2xx_3xx)) < 0 ||
-        put(d, "errors", Py_NewRef(errors)) < 0 ||
-        put(d, "cancelled", u64(r->cancelled)) < 0 ||
-        put(d, "connects", u64(r->connects)) < 0 ||
+        put(d, "non_2xx_3xx", u64(r->non_2xx_3xx)) < 0 || put(d, "errors", Py_NewRef(errors)) < 0 ||
+        put(d, "cancelled", u64(r->cancelled)) < 0 || put(d, "connects", u64(r->connects)) < 0 ||
         put(d, "connect_errors", u64(r->connect_errors)) < 0 ||
         put(d, "protocol_errors", u64(r->protocol_errors)) < 0 ||
         put(d, "bytes_read", u64(r->bytes_read)) < 0 ||
@@ -166,11 +161,8 @@ static int drive(px_lg_t *lg)
     int rc;
 
     for (;;) {
-        Py_BEGIN_ALLOW_THREADS
-        rc = px_lg_wait(lg, 50);
-        Py_END_ALLOW_THREADS
-        if (rc != 0)
-            break;
+        Py_BEGIN_ALLOW_THREADS rc = px_lg_wait(lg, 50);
+        Py_END_ALLOW_THREADS if (rc != 0) break;
         if (pending == NULL && PyErr_CheckSignals() < 0) {
             px_lg_stop(lg);
             if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
@@ -192,9 +184,9 @@ static int drive(px_lg_t *lg)
 
 static PyObject *loadgen_run(PyObject *module, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"host", "port", "request", "rate", "duration", "connections",
-                             "timeout", "workers", "backend", "head", "ticks_per_half",
-                             NULL};
+    static char *kwlist[] = {"host",     "port",        "request",        "rate",
+                             "duration", "connections", "timeout",        "workers",
+                             "backend",  "head",        "ticks_per_half", NULL};
     px_lg_config_t cfg;
     const char *backend = "auto";
     Py_buffer request;
@@ -209,10 +201,9 @@ static PyObject *loadgen_run(PyObject *module, PyObject *args, PyObject *kwds)
     (void)module;
     px_lg_config_default(&cfg);
     connections = cfg.connections;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siy*|$ddIdispi:run", kwlist, &cfg.host,
-                                     &cfg.port, &request, &cfg.rate, &cfg.duration,
-                                     &connections, &timeout, &cfg.workers, &backend, &head,
-                                     &ticks))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siy*|$ddIdispi:run", kwlist, &cfg.host, &cfg.port,
+                                     &request, &cfg.rate, &cfg.duration, &connections, &timeout,
+                                     &cfg.workers, &backend, &head, &ticks))
         return NULL;
     cfg.request = request.buf;
     cfg.request_len = (size_t)request.len;
@@ -233,29 +224,26 @@ static PyObject *loadgen_run(PyObject *module, PyObject *args, PyObject *kwds)
         PyErr_NoMemory();
         goto done;
     }
-    Py_BEGIN_ALLOW_THREADS
-    rc = px_lg_create(&cfg, &lg);
+    Py_BEGIN_ALLOW_THREADS rc = px_lg_create(&cfg, &lg);
     if (rc == 0)
         rc = px_lg_start(lg);
-    Py_END_ALLOW_THREADS
-    if (rc < 0) {
+    Py_END_ALLOW_THREADS if (rc < 0)
+    {
         raise_errno(rc, rc == -ENOENT ? cfg.host : "start");
         goto done;
     }
     if (drive(lg) < 0)
         goto done;
-    Py_BEGIN_ALLOW_THREADS
-    rc = px_lg_finish(lg, res);
-    Py_END_ALLOW_THREADS
-    if (rc < 0) {
+    Py_BEGIN_ALLOW_THREADS rc = px_lg_finish(lg, res);
+    Py_END_ALLOW_THREADS if (rc < 0)
+    {
         raise_errno(rc, "finish");
         goto done;
     }
     out = result_dict(lg, res, (unsigned)ticks);
 done:
     if (lg != NULL) {
-        Py_BEGIN_ALLOW_THREADS
-        px_lg_destroy(lg);
+        Py_BEGIN_ALLOW_THREADS px_lg_destroy(lg);
         Py_END_ALLOW_THREADS
     }
     PyMem_RawFree(res);

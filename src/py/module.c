@@ -11,7 +11,6 @@ px_module_state_t *px_py_state_of_type(PyTypeObject *tp)
     return m ? (px_module_state_t *)PyModule_GetState(m) : NULL;
 }
 
-
 static PyObject *current_transport(PyObject *module, PyObject *unused)
 {
     PyObject *t = px_py_current_transport();

@@ -25,14 +25,14 @@ typedef struct px_py_locked_list {
 #define LIST_LOCK(op) (((px_py_locked_list_t *)(op))->lock)
 
 /* Lock, run the builtin's operation, unlock: one shape for every wrapper. */
-#define LOCKED(lock, write, expr_type, fail, expr)                           \
-    do {                                                                     \
-        expr_type r_;                                                        \
-        if (px_py_rwlock_acquire((lock), (write), true) < 0)                    \
-            return (fail);                                                   \
-        r_ = (expr);                                                         \
-        px_py_rwlock_release((lock), (write));                                  \
-        return r_;                                                           \
+#define LOCKED(lock, write, expr_type, fail, expr)           \
+    do {                                                     \
+        expr_type r_;                                        \
+        if (px_py_rwlock_acquire((lock), (write), true) < 0) \
+            return (fail);                                   \
+        r_ = (expr);                                         \
+        px_py_rwlock_release((lock), (write));               \
+        return r_;                                           \
     } while (0)
 
 /* ---- shared parts ---------------------------------------------------------- */

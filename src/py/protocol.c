@@ -78,8 +78,8 @@ static void on_drain(px_conn_t *c);
 static void on_close(px_conn_t *c, int err);
 static void on_connect_failed(void *udata, int err);
 
-px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls,
-                                   unsigned *sock_flags, unsigned *timeout_ms)
+px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls, unsigned *sock_flags,
+                                         unsigned *timeout_ms)
 {
     px_py_proto_spec_t *spec = PyMem_Calloc(1, sizeof(*spec));
     unsigned max_line = 0;
@@ -89,7 +89,8 @@ px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls,
         return NULL;
     }
     if (!PyType_Check(cls) && !PyCallable_Check(cls)) {
-        PyErr_SetString(PyExc_TypeError, "protocol must be a class (or a callable returning a protocol instance)");
+        PyErr_SetString(PyExc_TypeError,
+                        "protocol must be a class (or a callable returning a protocol instance)");
         goto fail;
     }
     spec->cls = Py_NewRef(cls);
@@ -177,8 +178,7 @@ void px_py_report(px_py_proto_spec_t *spec, PyObject *transport, const char *sys
         PyObject *r = NULL;
         if (info != NULL) {
             bool released = w ? px_py_release(w) : false;
-            r = PyObject_CallMethod(proto, "exception_handler", "OsO", transport, syscall,
-                                    info);
+            r = PyObject_CallMethod(proto, "exception_handler", "OsO", transport, syscall, info);
             px_py_reacquire(w, released);
         }
         Py_XDECREF(info);
@@ -195,7 +195,10 @@ void px_py_report(px_py_proto_spec_t *spec, PyObject *transport, const char *sys
     px_py_post_exception(spec ? spec->engine : NULL, exc);
 }
 
-static px_py_transport_t *transport_of(px_conn_t *c) { return px_conn_udata(c); }
+static px_py_transport_t *transport_of(px_conn_t *c)
+{
+    return px_conn_udata(c);
+}
 
 /* Send the value a callback returned. 0, or -1 with an exception set. A
  * connection that is closing takes nothing more: the value is dropped (while

@@ -28,14 +28,12 @@
 typedef struct px_py_rwlock px_py_rwlock_t;
 
 typedef struct px_py_rwlock_guard {
-    PyObject_HEAD
-    px_py_rwlock_t *lock;
+    PyObject_HEAD px_py_rwlock_t *lock;
     bool write;
 } px_py_rwlock_guard_t;
 
 struct px_py_rwlock {
-    PyObject_HEAD
-    _Atomic uint64_t state;
+    PyObject_HEAD _Atomic uint64_t state;
     _Atomic unsigned sleepers; /* threads waiting on either condition */
     pthread_mutex_t mu;
     pthread_cond_t readers_cv, writers_cv;
@@ -47,7 +45,7 @@ struct px_py_rwlock {
 typedef struct held {
     px_py_rwlock_t *lock; /* a strong reference while held */
     unsigned reads, writes;
-    bool base_write;   /* the first acquisition took the write lock */
+    bool base_write; /* the first acquisition took the write lock */
 } held_t;
 
 #define HELD_INLINE 8
@@ -80,8 +78,8 @@ static held_t *held_add(px_py_rwlock_t *l, bool write)
         held_items = grown;
         held_cap = cap;
     }
-    held_items[held_n] = (held_t){.lock = l, .reads = write ? 0 : 1,
-                                  .writes = write ? 1 : 0, .base_write = write};
+    held_items[held_n] = (held_t){
+        .lock = l, .reads = write ? 0 : 1, .writes = write ? 1 : 0, .base_write = write};
     return &held_items[held_n++];
 }
 
@@ -175,8 +173,7 @@ static int wait_acquire(px_py_rwlock_t *l, bool write)
         atomic_fetch_add(&l->state, WAIT_ONE);
     pthread_mutex_unlock(&l->mu);
     for (;;) {
-        Py_BEGIN_ALLOW_THREADS
-        pthread_mutex_lock(&l->mu);
+        Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&l->mu);
         got = write ? try_write(l, true) : try_read(l);
         if (!got) {
             struct timespec ts;
@@ -187,9 +184,7 @@ static int wait_acquire(px_py_rwlock_t *l, bool write)
         if (got)
             atomic_fetch_sub(&l->sleepers, 1);
         pthread_mutex_unlock(&l->mu);
-        Py_END_ALLOW_THREADS
-        if (got)
-            return 0;
+        Py_END_ALLOW_THREADS if (got) return 0;
         if (PyErr_CheckSignals() < 0)
             break;
     }

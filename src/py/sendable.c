@@ -12,8 +12,7 @@
 #define GATHER_MAX 64
 
 typedef struct px_py_sendfile {
-    PyObject_HEAD
-    PyObject *path;   /* str or bytes path */
+    PyObject_HEAD PyObject *path; /* str or bytes path */
     long long offset;
     long long count;  /* -1: to the end of the file */
     PyObject *before; /* sendable or None */
@@ -66,10 +65,9 @@ static int send_file(px_conn_t *c, px_py_sendfile_t *f, gather_t *g)
         return -1;
     if (!PyUnicode_FSConverter(f->path, &encoded))
         return -1;
-    Py_BEGIN_ALLOW_THREADS
-    fd = open(PyBytes_AS_STRING(encoded), O_RDONLY | O_CLOEXEC);
-    Py_END_ALLOW_THREADS
-    if (fd < 0) {
+    Py_BEGIN_ALLOW_THREADS fd = open(PyBytes_AS_STRING(encoded), O_RDONLY | O_CLOEXEC);
+    Py_END_ALLOW_THREADS if (fd < 0)
+    {
         PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, f->path);
         Py_DECREF(encoded);
         return -1;
@@ -82,15 +80,17 @@ static int send_file(px_conn_t *c, px_py_sendfile_t *f, gather_t *g)
     }
     if (f->offset > st.st_size) {
         close(fd);
-        PyErr_Format(PyExc_ValueError, "sendfile offset %lld is past the end of the file (%lld bytes)",
-                     f->offset, (long long)st.st_size);
+        PyErr_Format(PyExc_ValueError,
+                     "sendfile offset %lld is past the end of the file (%lld bytes)", f->offset,
+                     (long long)st.st_size);
         return -1;
     }
     count = f->count < 0 ? (long long)st.st_size - f->offset : f->count;
     if (f->offset + count > st.st_size) {
         close(fd);
-        PyErr_Format(PyExc_ValueError, "sendfile range %lld+%lld is past the end of the file (%lld bytes)",
-                     f->offset, count, (long long)st.st_size);
+        PyErr_Format(PyExc_ValueError,
+                     "sendfile range %lld+%lld is past the end of the file (%lld bytes)", f->offset,
+                     count, (long long)st.st_size);
         return -1;
     }
     rc = px_conn_sendfile(c, fd, (off_t)f->offset, (size_t)count); /* takes fd */
@@ -152,7 +152,8 @@ static int send_one(px_conn_t *c, PyObject *obj, gather_t *g, int depth)
     }
     PyErr_Format(PyExc_TypeError,
                  "cannot send %.200s: expected bytes, bytearray, memoryview, str, "
-                 "sendfile() or a tuple/list of them", Py_TYPE(obj)->tp_name);
+                 "sendfile() or a tuple/list of them",
+                 Py_TYPE(obj)->tp_name);
     return -1;
 }
 
@@ -250,8 +251,16 @@ static PyObject *sendfile_repr(PyObject *self)
                                 f->count);
 }
 
-static PyObject *sf_path(PyObject *s, void *c) { (void)c; return Py_NewRef(((px_py_sendfile_t *)s)->path); }
-static PyObject *sf_offset(PyObject *s, void *c) { (void)c; return PyLong_FromLongLong(((px_py_sendfile_t *)s)->offset); }
+static PyObject *sf_path(PyObject *s, void *c)
+{
+    (void)c;
+    return Py_NewRef(((px_py_sendfile_t *)s)->path);
+}
+static PyObject *sf_offset(PyObject *s, void *c)
+{
+    (void)c;
+    return PyLong_FromLongLong(((px_py_sendfile_t *)s)->offset);
+}
 static PyObject *sf_count(PyObject *s, void *c)
 {
     (void)c;

@@ -49,13 +49,13 @@ _Static_assert(offsetof(PyObject, ob_ref_shared) == 16, "3.13t object layout");
 /* ---- the module's record (px_module_state_t.share) ---- */
 
 struct px_py_share {
-    PyThread_type_lock lock;             /* one share() at a time */
-    _Atomic unsigned long lock_owner;    /* thread ident of the holder, or 0 */
-    destructor python_class_dealloc;     /* tp_dealloc of classes made by a class statement */
-    bool writes_fields;                  /* this interpreter passed the layout check */
+    PyThread_type_lock lock;          /* one share() at a time */
+    _Atomic unsigned long lock_owner; /* thread ident of the holder, or 0 */
+    destructor python_class_dealloc;  /* tp_dealloc of classes made by a class statement */
+    bool writes_fields;               /* this interpreter passed the layout check */
     const char *no_write_reason;
     long long total_objects, total_bytes; /* newly shared, since the module was loaded */
-    px_py_ptrset_t kept;                       /* objects kept alive where nothing is written */
+    px_py_ptrset_t kept;                  /* objects kept alive where nothing is written */
 };
 
 /* 0, or -1 with RuntimeError when this thread already holds the lock: the
@@ -68,8 +68,7 @@ static int lock_share(struct px_py_share *sh)
         return -1;
     }
     if (!PyThread_acquire_lock(sh->lock, NOWAIT_LOCK)) {
-        Py_BEGIN_ALLOW_THREADS
-        PyThread_acquire_lock(sh->lock, WAIT_LOCK);
+        Py_BEGIN_ALLOW_THREADS PyThread_acquire_lock(sh->lock, WAIT_LOCK);
         Py_END_ALLOW_THREADS
     }
     atomic_store(&sh->lock_owner, me);
@@ -351,14 +350,11 @@ static void walk_children(walk_t *w, PyObject *o, kind_t kind)
     switch (kind) {
     case K_IGNORED:
     case K_REFUSED:
-    case K_LEAF:
-        break;
+    case K_LEAF: break;
     case K_DICT:
     case K_LIST:
     case K_TUPLE:
-    case K_SET:
-        walk_container(w, o);
-        break;
+    case K_SET: walk_container(w, o); break;
     case K_FUNCTION: {
         PyFunctionObject *f = (PyFunctionObject *)o;
         push(w, f->func_code);
@@ -373,16 +369,12 @@ static void walk_children(walk_t *w, PyObject *o, kind_t kind)
         push(w, ((PyCodeObject *)o)->co_consts);
         push(w, ((PyCodeObject *)o)->co_names);
         break;
-    case K_CELL:
-        push_new(w, PyCell_Get(o));
-        break;
+    case K_CELL: push_new(w, PyCell_Get(o)); break;
     case K_METHOD:
         push(w, PyMethod_GET_FUNCTION(o));
         push(w, PyMethod_GET_SELF(o));
         break;
-    case K_WRAPPER:
-        push_attr(w, o, "__func__");
-        break;
+    case K_WRAPPER: push_attr(w, o, "__func__"); break;
     case K_PROPERTY:
         push_attr(w, o, "fget");
         push_attr(w, o, "fset");
@@ -505,9 +497,9 @@ static void visit(walk_t *w, PyObject *o)
 
 static PyObject *counts(walk_t *w)
 {
-    return Py_BuildValue("{sLsLsLsLsLsO}", "objects", w->objects, "bytes", w->bytes,
-                         "new_objects", w->new_objects, "new_bytes", w->new_bytes, "skipped",
-                         w->skipped, "immortal", w->sh->writes_fields ? Py_True : Py_False);
+    return Py_BuildValue("{sLsLsLsLsLsO}", "objects", w->objects, "bytes", w->bytes, "new_objects",
+                         w->new_objects, "new_bytes", w->new_bytes, "skipped", w->skipped,
+                         "immortal", w->sh->writes_fields ? Py_True : Py_False);
 }
 
 /* numpy.ndarray when numpy is already imported (share() never imports it). */
@@ -622,7 +614,8 @@ int px_py_share_init(px_module_state_t *st)
     st->share = sh; /* px_py_share_free releases it, also after a failure below */
     /* Every class made by a class statement (or type(name, bases, dict)) gets
      * the same tp_dealloc; it tells those classes apart from types defined in C. */
-    PyObject *probe = PyObject_CallFunction((PyObject *)&PyType_Type, "s()N", "probe", PyDict_New());
+    PyObject *probe = PyObject_CallFunction((PyObject *)&PyType_Type, "s()N", "probe",
+                                            PyDict_New());
     if (probe == NULL)
         return -1;
     sh->python_class_dealloc = ((PyTypeObject *)probe)->tp_dealloc;

@@ -49,7 +49,10 @@ static const struct {
     const char *key;
     double q;
 } quantiles[] = {
-    {"p50_ns", 0.5}, {"p90_ns", 0.9}, {"p99_ns", 0.99}, {"p999_ns", 0.999},
+    {"p50_ns", 0.5},
+    {"p90_ns", 0.9},
+    {"p99_ns", 0.99},
+    {"p999_ns", 0.999},
 };
 
 /* {count, sum_ns, mean_ns, p50_ns, p90_ns, p99_ns, p999_ns, max_ns[, buckets]};
@@ -182,7 +185,8 @@ static PyObject *stats_runtime(PyObject *module, PyObject *engine)
 
         if (d == NULL || put_u64(d, "cpu_ns", px_worker_cpu_ns(w)) < 0 ||
             put_obj(d, "in_callback", PyBool_FromLong(since != 0)) < 0 ||
-            put_u64(d, "callback_running_ns", since ? px_ticks_ns((int64_t)(now - since)) : 0) < 0) {
+            put_u64(d, "callback_running_ns", since ? px_ticks_ns((int64_t)(now - since)) : 0) <
+                0) {
             Py_XDECREF(d);
             Py_DECREF(list);
             return NULL;
@@ -328,9 +332,7 @@ static PyObject *stats_debug(PyObject *module, PyObject *msg)
             left -= (size_t)n;
         }
     }
-    Py_END_ALLOW_THREADS
-    if (line != stack)
-        PyMem_RawFree(line);
+    Py_END_ALLOW_THREADS if (line != stack) PyMem_RawFree(line);
     Py_RETURN_NONE;
 }
 
@@ -357,8 +359,8 @@ static PyObject *stats_debug_enabled(PyObject *module, PyObject *unused)
 static const char *tcp_state_name(unsigned s)
 {
     static const char *names[] = {
-        "?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
-        "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV",
+        "?",     "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",    "TIME_WAIT",
+        "CLOSE", "CLOSE_WAIT",  "LAST_ACK", "LISTEN",   "CLOSING",   "NEW_SYN_RECV",
     };
     return s < PX_ARRAY_SIZE(names) ? names[s] : "?";
 }
@@ -439,12 +441,12 @@ static PyObject *socket_stats_owned(px_module_state_t *st, PyObject *obj)
     d = PyDict_New();
     if (d == NULL)
         return NULL;
-#define PUT(key, v)                                                          \
-    if (put_u64(d, key, (uint64_t)(v)) < 0)                                  \
-        goto fail
-#define PUT_IF(key, f, scale)                                                \
-    if (HAS_FIELD(len, f))                                                   \
-    PUT(key, (uint64_t)ti.f * (scale))
+#define PUT(key, v)                         \
+    if (put_u64(d, key, (uint64_t)(v)) < 0) \
+    goto fail
+#define PUT_IF(key, f, scale) \
+    if (HAS_FIELD(len, f))    \
+    PUT(key, (uint64_t)ti.f *(scale))
     if (put_obj(d, "state", PyUnicode_FromString(tcp_state_name(ti.tcpi_state))) < 0)
         goto fail;
     PUT("rtt_us", ti.tcpi_rtt);

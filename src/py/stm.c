@@ -33,24 +33,62 @@ int px_py_stm_refuse(px_module_state_t *st, const char *what)
     return refuse(st->stm_io_error, what);
 }
 
-bool px_py_stm_active(void) { return current_tx != NULL; }
+bool px_py_stm_active(void)
+{
+    return current_tx != NULL;
+}
 
 /* Audit events that are I/O a retry would repeat. `open` is handled apart:
  * opening for reading is allowed (imports and data files read the same on a
  * retry). Plain socket send/recv raise no audit event; Transport objects are
  * guarded in transport.c. */
 static const char *const io_events[] = {
-    "socket.bind", "socket.connect", "socket.sendto", "socket.sendmsg",
-    "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr",
-    "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-    "os.fork", "os.forkpty", "os.kill", "os.killpg",
-    "os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.truncate", "os.link",
-    "os.symlink", "os.chmod", "os.chown", "os.utime",
-    "shutil.copyfile", "shutil.copymode", "shutil.copystat", "shutil.copytree",
-    "shutil.move", "shutil.rmtree", "shutil.chown",
-    "http.client.connect", "http.client.send", "urllib.Request", "smtplib.connect",
-    "smtplib.send", "ftplib.connect", "ftplib.sendcmd", "imaplib.open", "imaplib.send",
-    "poplib.connect", "poplib.putline", "telnetlib.Telnet.open", "telnetlib.Telnet.write",
+    "socket.bind",
+    "socket.connect",
+    "socket.sendto",
+    "socket.sendmsg",
+    "socket.getaddrinfo",
+    "socket.gethostbyname",
+    "socket.gethostbyaddr",
+    "subprocess.Popen",
+    "os.system",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "os.fork",
+    "os.forkpty",
+    "os.kill",
+    "os.killpg",
+    "os.remove",
+    "os.rename",
+    "os.rmdir",
+    "os.mkdir",
+    "os.truncate",
+    "os.link",
+    "os.symlink",
+    "os.chmod",
+    "os.chown",
+    "os.utime",
+    "shutil.copyfile",
+    "shutil.copymode",
+    "shutil.copystat",
+    "shutil.copytree",
+    "shutil.move",
+    "shutil.rmtree",
+    "shutil.chown",
+    "http.client.connect",
+    "http.client.send",
+    "urllib.Request",
+    "smtplib.connect",
+    "smtplib.send",
+    "ftplib.connect",
+    "ftplib.sendcmd",
+    "imaplib.open",
+    "imaplib.send",
+    "poplib.connect",
+    "poplib.putline",
+    "telnetlib.Telnet.open",
+    "telnetlib.Telnet.write",
     "sqlite3.connect",
     NULL,
 };
@@ -64,8 +102,8 @@ static bool opens_for_writing(PyObject *args)
 
     if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) < 3)
         return false;
-    mode = PyTuple_GET_ITEM(args, 1);   // borrowed
-    flags = PyTuple_GET_ITEM(args, 2);  // borrowed
+    mode = PyTuple_GET_ITEM(args, 1);  // borrowed
+    flags = PyTuple_GET_ITEM(args, 2); // borrowed
     if (PyUnicode_Check(mode)) {
         const char *m = PyUnicode_AsUTF8(mode);
         if (m == NULL) {
@@ -88,7 +126,7 @@ static bool opens_for_writing(PyObject *args)
  * audit hook cannot be removed, so it must not point into the module). */
 static int io_guard(const char *event, PyObject *args, void *error_type)
 {
-    if (current_tx == NULL)   /* the common case costs one thread-local load */
+    if (current_tx == NULL) /* the common case costs one thread-local load */
         return 0;
     if (strcmp(event, "open") == 0)
         return opens_for_writing(args) ? refuse(error_type, "opening a file for writing") : 0;
@@ -161,8 +199,10 @@ static PyMethodDef stm_methods[] = {
     {"_stm_now", stm_now, METH_NOARGS, "The version clock."},
     {"_stm_tick", stm_tick, METH_NOARGS, "Advance the version clock; returns the new value."},
     {"_stm_current", stm_current, METH_NOARGS, "This thread's running transaction, or None."},
-    {"_stm_set_current", stm_set_current, METH_O, "Set (or clear, with None) this thread's transaction."},
-    {"_stm_guard_io", stm_guard_io, METH_NOARGS, "Install the audit hook refusing I/O in transactions (once)."},
+    {"_stm_set_current", stm_set_current, METH_O,
+     "Set (or clear, with None) this thread's transaction."},
+    {"_stm_guard_io", stm_guard_io, METH_NOARGS,
+     "Install the audit hook refusing I/O in transactions (once)."},
     {"_stm_refuse", stm_refuse, METH_O,
      "_stm_refuse(what): raise IOInTransactionError naming `what` if a transaction runs here."},
     {NULL, NULL, 0, NULL},
@@ -172,8 +212,8 @@ int px_py_stm_init(PyObject *m, px_module_state_t *st)
 {
     st->stm_error = PyErr_NewExceptionWithDoc(
         "pyparallel.TransactionError",
-        "An operation that a transaction (pyparallel.atomic) cannot perform.",
-        PyExc_RuntimeError, NULL);
+        "An operation that a transaction (pyparallel.atomic) cannot perform.", PyExc_RuntimeError,
+        NULL);
     if (st->stm_error == NULL)
         return -1;
     st->stm_io_error = PyErr_NewExceptionWithDoc(

@@ -30,7 +30,10 @@ PyThreadState *px_py_attach(px_worker_t *w);
  * and the binding's engine calls made from that code (Transport methods) are
  * bracketed the other way round with px_py_engine_enter / px_py_engine_leave.
  * Both brackets leave the thread state attached. */
-static inline bool px_py_release(px_worker_t *w) { return px_worker_release(w); }
+static inline bool px_py_release(px_worker_t *w)
+{
+    return px_worker_release(w);
+}
 
 static inline void px_py_reacquire(px_worker_t *w, bool released)
 {

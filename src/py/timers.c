@@ -19,21 +19,20 @@
 #include "px/timer.h"
 
 typedef struct px_py_timer {
-    PyObject_HEAD
-    px_timer_t timer;
+    PyObject_HEAD px_timer_t timer;
     px_msg_t start_msg, cancel_msg;
-    PyObject *engine;      /* borrowed: its workers (and so we) go first */
+    PyObject *engine; /* borrowed: its workers (and so we) go first */
     PyObject *func;
-    px_worker_t *w;        /* valid while the timer is live (its engine runs) */
-    int worker;            /* w's index, for after */
+    px_worker_t *w; /* valid while the timer is live (its engine runs) */
+    int worker;     /* w's index, for after */
     uint64_t delay_ms, period_ms;
-    uint64_t due;          /* next deadline on px_now_ms's clock */
-    double delay, period;  /* as given, for repr and attributes */
+    uint64_t due;         /* next deadline on px_now_ms's clock */
+    double delay, period; /* as given, for repr and attributes */
     _Atomic bool cancelled;
     _Atomic bool cancel_posted;
-    _Atomic bool done;     /* released: will never fire again */
+    _Atomic bool done; /* released: will never fire again */
     _Atomic unsigned long fired;
-    bool live;             /* worker only: holds its self-reference */
+    bool live;                       /* worker only: holds its self-reference */
     struct px_py_timer *next, *prev; /* worker only: the worker's live timers */
 } px_py_timer_t;
 

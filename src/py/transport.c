@@ -14,7 +14,10 @@
 
 static _Thread_local PyObject *current_transport;
 
-PyObject *px_py_current_transport(void) { return current_transport; }
+PyObject *px_py_current_transport(void)
+{
+    return current_transport;
+}
 
 void px_py_transport_enter(px_py_transport_t *t)
 {
@@ -79,7 +82,10 @@ void px_py_transport_linebuf_consume(px_py_transport_t *t, size_t n)
     t->linebuf_len -= n;
 }
 
-static bool on_own_worker(px_py_transport_t *t) { return px_worker_current() == t->worker; }
+static bool on_own_worker(px_py_transport_t *t)
+{
+    return px_worker_current() == t->worker;
+}
 
 /* The connection, if this thread may use it; else NULL with an exception. Call
  * between px_py_engine_enter and px_py_engine_leave. */
@@ -97,7 +103,13 @@ static px_conn_t *usable_conn(px_py_transport_t *t)
     return t->conn;
 }
 
-enum op { OP_SEND, OP_CLOSE, OP_ABORT, OP_PAUSE, OP_RESUME };
+enum op {
+    OP_SEND,
+    OP_CLOSE,
+    OP_ABORT,
+    OP_PAUSE,
+    OP_RESUME
+};
 
 /* Close and abort of a closed transport do nothing; the rest raise. */
 static PyObject *control(PyObject *self, enum op op, PyObject *data)
@@ -120,18 +132,10 @@ static PyObject *control(PyObject *self, enum op op, PyObject *data)
         if (px_py_send(PyType_GetModuleState(Py_TYPE(self)), c, data) < 0)
             result = NULL;
         break;
-    case OP_CLOSE:
-        px_conn_close(c);
-        break;
-    case OP_ABORT:
-        px_conn_abort(c);
-        break;
-    case OP_PAUSE:
-        px_conn_pause(c);
-        break;
-    case OP_RESUME:
-        px_conn_resume(c);
-        break;
+    case OP_CLOSE: px_conn_close(c); break;
+    case OP_ABORT: px_conn_abort(c); break;
+    case OP_PAUSE: px_conn_pause(c); break;
+    case OP_RESUME: px_conn_resume(c); break;
     }
 out:
     px_py_engine_leave(t->worker, entered);
@@ -227,10 +231,26 @@ static PyObject *transport_get_extra_info(PyObject *self, PyObject *args)
     return Py_NewRef(dflt);
 }
 
-static PyObject *get_peername(PyObject *self, void *c) { (void)c; return address((px_py_transport_t *)self, true); }
-static PyObject *get_sockname(PyObject *self, void *c) { (void)c; return address((px_py_transport_t *)self, false); }
-static PyObject *get_id(PyObject *self, void *c) { (void)c; return PyLong_FromUnsignedLongLong(((px_py_transport_t *)self)->id); }
-static PyObject *get_protocol(PyObject *self, void *c) { (void)c; return Py_NewRef(((px_py_transport_t *)self)->protocol); }
+static PyObject *get_peername(PyObject *self, void *c)
+{
+    (void)c;
+    return address((px_py_transport_t *)self, true);
+}
+static PyObject *get_sockname(PyObject *self, void *c)
+{
+    (void)c;
+    return address((px_py_transport_t *)self, false);
+}
+static PyObject *get_id(PyObject *self, void *c)
+{
+    (void)c;
+    return PyLong_FromUnsignedLongLong(((px_py_transport_t *)self)->id);
+}
+static PyObject *get_protocol(PyObject *self, void *c)
+{
+    (void)c;
+    return Py_NewRef(((px_py_transport_t *)self)->protocol);
+}
 
 static PyObject *get_closed(PyObject *self, void *c)
 {

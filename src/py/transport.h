@@ -5,14 +5,13 @@
 #include "binding.h"
 
 typedef struct px_py_transport {
-    PyObject_HEAD
-    px_conn_t *conn;        /* NULL once the connection is closed */
+    PyObject_HEAD px_conn_t *conn; /* NULL once the connection is closed */
     px_worker_t *worker;
     px_py_proto_spec_t *spec;
     PyObject *protocol;
     uint64_t id;
     uint64_t send_id;
-    char *linebuf;          /* line mode: bytes after the last newline */
+    char *linebuf; /* line mode: bytes after the last newline */
     size_t linebuf_len, linebuf_cap;
     PyObject *saved_current; /* the transport current before enter() */
 } px_py_transport_t;

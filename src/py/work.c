@@ -44,7 +44,8 @@ static void work_fn(px_worker_t *w, px_msg_t *m)
 static int least_loaded(px_module_state_t *st, px_engine_t *e)
 {
     int n = px_engine_worker_count(e), best = -1, i;
-    unsigned best_backlog = 0, start = atomic_fetch_add_explicit(&st->work_rotor, 1, memory_order_relaxed);
+    unsigned best_backlog = 0,
+             start = atomic_fetch_add_explicit(&st->work_rotor, 1, memory_order_relaxed);
 
     for (i = 0; i < n; i++) {
         int k = (int)((start + (unsigned)i) % (unsigned)n);

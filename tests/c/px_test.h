@@ -22,24 +22,25 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PX_FAIL_(...)                                                        \
-    do {                                                                     \
-        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                      \
-        fprintf(stderr, __VA_ARGS__);                                        \
-        fputc('\n', stderr);                                                 \
-        exit(1);                                                             \
+#define PX_FAIL_(...)                                   \
+    do {                                                \
+        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__); \
+        fprintf(stderr, __VA_ARGS__);                   \
+        fputc('\n', stderr);                            \
+        exit(1);                                        \
     } while (0)
 
-#define PX_CHECK(cond)                                                       \
-    do {                                                                     \
-        if (!(cond)) PX_FAIL_("check failed: %s", #cond);                    \
+#define PX_CHECK(cond)                           \
+    do {                                         \
+        if (!(cond))                             \
+            PX_FAIL_("check failed: %s", #cond); \
     } while (0)
 
-#define PX_CHECK_INT_OP_(a, op, b)                                           \
-    do {                                                                     \
-        intmax_t a_ = (intmax_t)(a), b_ = (intmax_t)(b);                     \
-        if (!(a_ op b_))                                                     \
-            PX_FAIL_("%s %s %s: %jd vs %jd", #a, #op, #b, a_, b_);           \
+#define PX_CHECK_INT_OP_(a, op, b)                                 \
+    do {                                                           \
+        intmax_t a_ = (intmax_t)(a), b_ = (intmax_t)(b);           \
+        if (!(a_ op b_))                                           \
+            PX_FAIL_("%s %s %s: %jd vs %jd", #a, #op, #b, a_, b_); \
     } while (0)
 
 #define PX_CHECK_EQ(a, b) PX_CHECK_INT_OP_(a, ==, b)
@@ -49,26 +50,25 @@
 #define PX_CHECK_GE(a, b) PX_CHECK_INT_OP_(a, >=, b)
 #define PX_CHECK_GT(a, b) PX_CHECK_INT_OP_(a, >, b)
 
-#define PX_CHECK_MEM(a, b, n)                                                \
-    do {                                                                     \
-        if (memcmp((a), (b), (n)) != 0)                                      \
-            PX_FAIL_("%s and %s differ in their first %zu bytes", #a, #b,    \
-                     (size_t)(n));                                           \
+#define PX_CHECK_MEM(a, b, n)                                                           \
+    do {                                                                                \
+        if (memcmp((a), (b), (n)) != 0)                                                 \
+            PX_FAIL_("%s and %s differ in their first %zu bytes", #a, #b, (size_t)(n)); \
     } while (0)
 
-#define PX_CHECK_STR(a, b)                                                   \
-    do {                                                                     \
-        const char *a_ = (a), *b_ = (b);                                     \
-        if (strcmp(a_, b_) != 0)                                             \
-            PX_FAIL_("%s == %s: \"%s\" vs \"%s\"", #a, #b, a_, b_);          \
+#define PX_CHECK_STR(a, b)                                          \
+    do {                                                            \
+        const char *a_ = (a), *b_ = (b);                            \
+        if (strcmp(a_, b_) != 0)                                    \
+            PX_FAIL_("%s == %s: \"%s\" vs \"%s\"", #a, #b, a_, b_); \
     } while (0)
 
-#define PX_SKIP(...)                                                         \
-    do {                                                                     \
-        fprintf(stderr, "skipped: ");                                        \
-        fprintf(stderr, __VA_ARGS__);                                        \
-        fputc('\n', stderr);                                                 \
-        exit(77);                                                            \
+#define PX_SKIP(...)                  \
+    do {                              \
+        fprintf(stderr, "skipped: "); \
+        fprintf(stderr, __VA_ARGS__); \
+        fputc('\n', stderr);          \
+        exit(77);                     \
     } while (0)
 
 /* Monotonic milliseconds, for deadlines. */
@@ -82,11 +82,11 @@ static inline uint64_t px_test_now_ms(void)
 
 /* Poll cond every millisecond until it holds or timeout_ms passed; the caller
  * then checks what it waited for, so that a failure prints the values. */
-#define PX_WAIT_UNTIL(cond, timeout_ms)                                      \
-    do {                                                                     \
-        uint64_t end_ = px_test_now_ms() + (uint64_t)(timeout_ms);           \
-        while (!(cond) && px_test_now_ms() < end_)                           \
-            usleep(1000);                                                    \
+#define PX_WAIT_UNTIL(cond, timeout_ms)                            \
+    do {                                                           \
+        uint64_t end_ = px_test_now_ms() + (uint64_t)(timeout_ms); \
+        while (!(cond) && px_test_now_ms() < end_)                 \
+            usleep(1000);                                          \
     } while (0)
 
 /* xorshift32: a reproducible sequence from a fixed nonzero seed in *state. */
@@ -141,13 +141,15 @@ static inline void px_test_send_all(int fd, const char *p, size_t n)
     }
 }
 
-static inline void px_test_send_str(int fd, const char *s) { px_test_send_all(fd, s, strlen(s)); }
+static inline void px_test_send_str(int fd, const char *s)
+{
+    px_test_send_all(fd, s, strlen(s));
+}
 
 /* Read into buf (kept NUL-terminated) until end of file, an error or a
  * timeout, or until `until` (if not NULL) has been seen count times: the
  * length read. */
-static inline size_t px_test_read_until(int fd, char *buf, size_t cap, const char *until,
-                                        int count)
+static inline size_t px_test_read_until(int fd, char *buf, size_t cap, const char *until, int count)
 {
     size_t len = 0;
 

@@ -38,17 +38,16 @@ static void mix_u64(trace_t *t, uint64_t v)
     mix(t, &v, sizeof(v));
 }
 
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (!(cond))                                                         \
-            __builtin_trap();                                                \
+#define CHECK(cond)           \
+    do {                      \
+        if (!(cond))          \
+            __builtin_trap(); \
     } while (0)
 
 /* A view as its offset in the stream (the same in every run), checked to lie
  * inside the head [lo, hi). Views that are not into the buffer (empty ones and
  * the static "/" of an absolute-form target without a path) hash apart. */
-static void mix_view(trace_t *t, px_view_t v, const char *buf,
-                     const char *lo, const char *hi)
+static void mix_view(trace_t *t, px_view_t v, const char *buf, const char *lo, const char *hi)
 {
     uintptr_t b = (uintptr_t)v.base;
     if (b >= (uintptr_t)lo && b <= (uintptr_t)hi) {
@@ -61,8 +60,8 @@ static void mix_view(trace_t *t, px_view_t v, const char *buf,
     mix_u64(t, v.len);
 }
 
-static void mix_head(trace_t *t, int r, const px_http_request_t *q,
-                     const px_http_header_t *h, const char *buf, size_t pos)
+static void mix_head(trace_t *t, int r, const px_http_request_t *q, const px_http_header_t *h,
+                     const char *buf, size_t pos)
 {
     mix_u64(t, (uint64_t)(int64_t)r);
     mix_u64(t, (uint64_t)q->status);
@@ -96,16 +95,20 @@ static void mix_head(trace_t *t, int r, const px_http_request_t *q,
     CHECK(q->has_host || q->minor_version == 0);
     unsigned flags = (unsigned)q->chunked | (unsigned)q->keep_alive << 1 |
                      (unsigned)q->expect_continue << 2 | (unsigned)q->has_host << 3 |
-                     (unsigned)q->connection_close << 4 |
-                     (unsigned)q->connection_upgrade << 5;
+                     (unsigned)q->connection_close << 4 | (unsigned)q->connection_upgrade << 5;
     mix_u64(t, flags);
 }
 
-enum { M_HEAD, M_BODY, M_CHUNKED, M_DEAD };
+enum {
+    M_HEAD,
+    M_BODY,
+    M_CHUNKED,
+    M_DEAD
+};
 
 /* Serve stream[0..n) as reads ending at cuts[0..ncuts) (the last is n). */
-static uint64_t serve(const char *stream, size_t n, const size_t *cuts,
-                      size_t ncuts, const px_http_limits_t *lim)
+static uint64_t serve(const char *stream, size_t n, const size_t *cuts, size_t ncuts,
+                      const px_http_limits_t *lim)
 {
     trace_t t = {0xcbf29ce484222325u}, body = {0};
     char *buf = malloc(n ? n : 1);

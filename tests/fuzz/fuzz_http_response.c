@@ -15,10 +15,10 @@
 
 #include "px/http_response.h"
 
-#define CHECK(cond)                 \
-    do {                            \
-        if (!(cond))                \
-            __builtin_trap();       \
+#define CHECK(cond)           \
+    do {                      \
+        if (!(cond))          \
+            __builtin_trap(); \
     } while (0)
 
 static void check_view(px_view_t v, const char *buf, size_t head)
@@ -80,12 +80,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case PX_HTTP_BODY_NONE:
             CHECK(res.status < 200 || res.status == 204 || res.status == 304);
             break;
-        case PX_HTTP_BODY_LENGTH:
-            CHECK(res.content_length >= 0);
-            break;
-        case PX_HTTP_BODY_CHUNKED:
-            CHECK(res.chunked);
-            break;
+        case PX_HTTP_BODY_LENGTH: CHECK(res.content_length >= 0); break;
+        case PX_HTTP_BODY_CHUNKED: CHECK(res.chunked); break;
         case PX_HTTP_BODY_UNTIL_CLOSE:
             CHECK(!res.chunked && (res.transfer_encoding || res.content_length < 0));
             break;

@@ -82,8 +82,7 @@ static void run_clients(int port)
 static void run(px_backend_kind_t kind)
 {
     px_engine_config_t cfg;
-    px_endpoint_config_t ep = {.handler = &echo, .sock_flags = PX_SOCK_NODELAY,
-                               .listen_fd = -1};
+    px_endpoint_config_t ep = {.handler = &echo, .sock_flags = PX_SOCK_NODELAY, .listen_fd = -1};
     px_engine_t *e;
     int port, i;
 

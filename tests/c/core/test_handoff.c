@@ -193,12 +193,11 @@ static void idle_start(idle_watch_t *iw, int port)
 }
 
 /* Two servers: port (no idle timeout) and idle_port (idle timeout idle_ms). */
-static px_engine_t *start(px_backend_kind_t kind, unsigned handoff_ms, unsigned idle_ms,
-                          int *port, int *idle_port)
+static px_engine_t *start(px_backend_kind_t kind, unsigned handoff_ms, unsigned idle_ms, int *port,
+                          int *idle_port)
 {
     px_engine_config_t cfg;
-    px_endpoint_config_t ep = {.handler = &handler, .sock_flags = PX_SOCK_NODELAY,
-                               .listen_fd = -1};
+    px_endpoint_config_t ep = {.handler = &handler, .sock_flags = PX_SOCK_NODELAY, .listen_fd = -1};
     px_endpoint_config_t idle_ep = ep;
     px_engine_t *e;
     int rc;
@@ -354,7 +353,8 @@ static void shutdown_while_blocked(px_backend_kind_t kind)
     px_engine_join(e);
     joined = now_ms() - t0;
     printf("%s: shutdown while blocked: others closed first, joined after %.0f ms, "
-           "%llu hand-offs\n", kind == PX_BACKEND_URING ? "io_uring" : "epoll", joined,
+           "%llu hand-offs\n",
+           kind == PX_BACKEND_URING ? "io_uring" : "epoll", joined,
            (unsigned long long)handoffs_of(e));
     PX_CHECK_EQ(atomic_load(&slow_done), 1);
     PX_CHECK_GE(handoffs_of(e), 1);
@@ -396,8 +396,9 @@ static void spinning_handler(px_backend_kind_t kind)
     PX_CHECK_EQ(recv_exact(slow, buf, 5), 5);
     PX_CHECK_MEM(buf, "SPUN\n", 5);
     printf("%s: spinning handler (%d%% on a CPU): first ping after %.1f ms, worst %.1f ms, "
-           "%llu hand-offs\n", kind == PX_BACKEND_URING ? "io_uring" : "epoll",
-           atomic_load(&spin_share), first, worst, (unsigned long long)handoffs_of(e));
+           "%llu hand-offs\n",
+           kind == PX_BACKEND_URING ? "io_uring" : "epoll", atomic_load(&spin_share), first, worst,
+           (unsigned long long)handoffs_of(e));
     PX_CHECK_GE(handoffs_of(e), 1);
     PX_CHECK_LT(worst, 300);
     /* Not at 2 ms: a busy handler holds its core for a while (when it really
@@ -442,8 +443,8 @@ static void *churn_main(void *arg)
 static void churn(px_backend_kind_t kind)
 {
     px_engine_config_t cfg;
-    px_endpoint_config_t ep = {.handler = &churn_handler, .sock_flags = PX_SOCK_NODELAY,
-                               .listen_fd = -1};
+    px_endpoint_config_t ep = {
+        .handler = &churn_handler, .sock_flags = PX_SOCK_NODELAY, .listen_fd = -1};
     churn_client_t clients[CHURN_CLIENTS];
     uint64_t handoffs = 0;
     px_engine_t *e;

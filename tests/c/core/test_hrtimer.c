@@ -17,13 +17,13 @@ struct ht {
     uint64_t deadline; /* what the test expects */
     int fires;
     int id;
-    struct ht *victim;  /* stop this one when firing */
-    bool rearm_now;     /* re-arm itself for a deadline already passed */
+    struct ht *victim; /* stop this one when firing */
+    bool rearm_now;    /* re-arm itself for a deadline already passed */
 };
 
 static int order[64];
 static int norder;
-static uint64_t fire_now;  /* now_ns of the current fire call */
+static uint64_t fire_now; /* now_ns of the current fire call */
 static uint64_t last_deadline;
 
 static void on_fire(px_hrtimer_t *t)
@@ -158,7 +158,9 @@ static uint64_t rnd(void)
  * its deadline. */
 static void test_random(void)
 {
-    enum { N = 50000 };
+    enum {
+        N = 50000
+    };
     static struct ht t[N];
     px_hrtimers_t q;
     uint64_t now = 0;

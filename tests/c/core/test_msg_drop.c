@@ -76,8 +76,8 @@ static void run(px_backend_kind_t kind)
     px_msg_init(&embedded, counted_fn, NULL); /* no drop: left alone */
     px_worker_post(px_engine_worker(e, 0), &embedded);
     PX_CHECK_EQ(px_engine_connect(e, "127.0.0.1", 9, &ep), 0);
-    PX_CHECK_EQ(px_worker_connect(px_engine_worker(e, 1), (struct sockaddr *)&sa,
-                                  sizeof(sa), &ep), 0);
+    PX_CHECK_EQ(px_worker_connect(px_engine_worker(e, 1), (struct sockaddr *)&sa, sizeof(sa), &ep),
+                0);
     px_engine_destroy(e);
     PX_CHECK_EQ(atomic_load(&drops), 8);
     PX_CHECK_EQ(atomic_load(&runs), 0);
@@ -98,8 +98,8 @@ static void run(px_backend_kind_t kind)
     PX_CHECK(px_engine_finished(e));
     px_worker_post(px_engine_worker(e, 0), new_msg());
     PX_CHECK_EQ(px_worker_submit(px_engine_worker(e, 1), &embedded), -ESHUTDOWN);
-    PX_CHECK_EQ(px_worker_connect(px_engine_worker(e, 1), (struct sockaddr *)&sa,
-                                  sizeof(sa), &ep), 0);
+    PX_CHECK_EQ(px_worker_connect(px_engine_worker(e, 1), (struct sockaddr *)&sa, sizeof(sa), &ep),
+                0);
     px_engine_post_main(e, new_msg());
     px_engine_destroy(e);
     PX_CHECK_EQ(atomic_load(&drops), 4);

@@ -64,8 +64,8 @@ typedef struct shared {
     _Atomic uint64_t own;
     _Atomic unsigned handbacks; /* bumped by the taker when it gives the worker back */
     _Atomic bool stop;
-    uint64_t data;            /* written only by whoever owns */
-    _Atomic unsigned inside;  /* threads inside the owned section: never two */
+    uint64_t data;           /* written only by whoever owns */
+    _Atomic unsigned inside; /* threads inside the owned section: never two */
     _Atomic unsigned takes, reclaims;
 } shared_t;
 

@@ -11,7 +11,10 @@
 
 static uint32_t rng_state = 88172645u;
 
-static uint32_t rnd(void) { return px_test_rand32(&rng_state); }
+static uint32_t rnd(void)
+{
+    return px_test_rand32(&rng_state);
+}
 
 static bool aligned16(const void *p)
 {
@@ -114,8 +117,8 @@ static void test_basic(void)
 
 static int cmp_ptr(const void *a, const void *b)
 {
-    uintptr_t x = (uintptr_t)*(void *const *)a;
-    uintptr_t y = (uintptr_t)*(void *const *)b;
+    uintptr_t x = (uintptr_t) * (void *const *)a;
+    uintptr_t y = (uintptr_t) * (void *const *)b;
 
     return x < y ? -1 : x > y;
 }
@@ -190,8 +193,7 @@ static void test_random(void)
         check_disjoint(live, live_n, p.obj_size);
     }
     PX_CHECK_GE(px_pool_bytes(&p), p.capacity * p.obj_size);
-    PX_CHECK_LE(px_pool_bytes(&p),
-                p.capacity * p.obj_size + p.capacity / 64 * 64);
+    PX_CHECK_LE(px_pool_bytes(&p), p.capacity * p.obj_size + p.capacity / 64 * 64);
     for (size_t i = 0; i < NOBJ; i++)
         px_pool_free(&p, obj[i]);
     PX_CHECK_EQ(p.in_use, 0);

@@ -113,8 +113,7 @@ static void wait_for_wakeup(const char *what)
     ts.tv_sec += WAKE_TIMEOUT_S;
     while (sem_timedwait(&wake, &ts) != 0) {
         if (errno == ETIMEDOUT)
-            PX_FAIL_("no wake-up in %d s while %s: lost wake-up",
-                     WAKE_TIMEOUT_S, what);
+            PX_FAIL_("no wake-up in %d s while %s: lost wake-up", WAKE_TIMEOUT_S, what);
         PX_CHECK_EQ(errno, EINTR);
     }
 }

@@ -40,7 +40,9 @@ static int on_data(px_conn_t *c, const char *data, size_t len)
 
 static const px_handler_t handler = {.on_data = on_data};
 
-typedef struct { int fd; } sender_t;
+typedef struct {
+    int fd;
+} sender_t;
 
 static void *send_all(void *arg)
 {

@@ -18,9 +18,9 @@ struct tt {
     uint64_t fired_at; /* w->now when it last fired */
     int fires;
     int id;
-    uint64_t period;     /* periodic: re-arm with this delay */
-    struct tt *victim;   /* stop this one when firing */
-    struct tt *rearm;    /* re-arm this one when firing... */
+    uint64_t period;      /* periodic: re-arm with this delay */
+    struct tt *victim;    /* stop this one when firing */
+    struct tt *rearm;     /* re-arm this one when firing... */
     uint64_t rearm_delay; /* ...with this delay */
 };
 
@@ -154,8 +154,8 @@ static void test_far(void)
 {
     static px_wheel_t w;
     struct tt x[5];
-    const uint64_t delay[5] = {5000, 100000, PX_WHEEL_SLOTS,
-                               2 * PX_WHEEL_SLOTS, 2 * PX_WHEEL_SLOTS - 1};
+    const uint64_t delay[5] = {5000, 100000, PX_WHEEL_SLOTS, 2 * PX_WHEEL_SLOTS,
+                               2 * PX_WHEEL_SLOTS - 1};
 
     px_wheel_init(&w, T0);
     for (int i = 0; i < 5; i++) {
@@ -272,8 +272,7 @@ static void test_jumps(void)
 {
     static px_wheel_t w;
     struct tt x[9];
-    const uint64_t delay[9] = {1, 10, 500, 1023, 1024, 1025, 5000, 1999999,
-                               3000000};
+    const uint64_t delay[9] = {1, 10, 500, 1023, 1024, 1025, 5000, 1999999, 3000000};
 
     px_wheel_init(&w, T0);
     for (int i = 0; i < 9; i++) {
@@ -292,8 +291,7 @@ static void test_jumps(void)
     PX_CHECK_EQ(x[8].fired_at, x[8].deadline);
 
     /* Jumps of exactly one revolution, give or take one tick. */
-    for (uint64_t jump = PX_WHEEL_SLOTS - 2; jump <= PX_WHEEL_SLOTS + 2;
-         jump++) {
+    for (uint64_t jump = PX_WHEEL_SLOTS - 2; jump <= PX_WHEEL_SLOTS + 2; jump++) {
         for (int i = 0; i < 9; i++)
             tt_start(&x[i], (uint64_t)i * 200 % (jump + 2)); /* some in */
         for (int i = 0; i < 9; i++)
@@ -325,7 +323,10 @@ static uint64_t earliest(struct tt *x, size_t n)
 
 static uint32_t rng_state = 2463534242u;
 
-static uint32_t rnd(void) { return px_test_rand32(&rng_state); }
+static uint32_t rnd(void)
+{
+    return px_test_rand32(&rng_state);
+}
 
 static void check_timeout(px_wheel_t *w, struct tt *x, size_t n, uint64_t cap)
 {

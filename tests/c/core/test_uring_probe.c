@@ -94,8 +94,12 @@ static void check_required(unsigned f)
 int main(void)
 {
     static const unsigned required[] = {
-        PX_URING_SETUP, PX_URING_OPS, PX_URING_BUF_RING, PX_URING_RECV_MULTISHOT,
-        PX_URING_ACCEPT_MULTISHOT, PX_URING_CANCEL_FD,
+        PX_URING_SETUP,
+        PX_URING_OPS,
+        PX_URING_BUF_RING,
+        PX_URING_RECV_MULTISHOT,
+        PX_URING_ACCEPT_MULTISHOT,
+        PX_URING_CANCEL_FD,
     };
     unsigned features, all = 0;
     px_engine_t *e;

@@ -30,7 +30,10 @@ static int echo_data(px_conn_t *c, const char *data, size_t len)
 
 static const px_handler_t echo = {.on_data = echo_data};
 
-static client_t *client_of(px_conn_t *c) { return px_conn_server_udata(c); }
+static client_t *client_of(px_conn_t *c)
+{
+    return px_conn_server_udata(c);
+}
 
 static void check_worker(client_t *cl)
 {
@@ -107,8 +110,7 @@ static void run(px_backend_kind_t kind)
     for (i = 0; i < 2 * PER_WORKER; i++) {
         px_endpoint_config_t cc = {.handler = &client, .udata = &clients[i], .listen_fd = -1};
         clients[i].want = px_engine_worker(e, i < PER_WORKER ? 1 : 0);
-        PX_CHECK_EQ(px_worker_connect(clients[i].want, (struct sockaddr *)&sa, sizeof(sa), &cc),
-                    0);
+        PX_CHECK_EQ(px_worker_connect(clients[i].want, (struct sockaddr *)&sa, sizeof(sa), &cc), 0);
     }
     wait_closed(clients, 2 * PER_WORKER);
     for (i = 0; i < 2 * PER_WORKER; i++) {
@@ -122,8 +124,7 @@ static void run(px_backend_kind_t kind)
     for (i = 0; i < 2; i++) {
         px_endpoint_config_t cc = {.handler = &client, .udata = &refused[i], .listen_fd = -1};
         refused[i].want = px_engine_worker(e, i);
-        PX_CHECK_EQ(px_worker_connect(refused[i].want, (struct sockaddr *)&sa, sizeof(sa), &cc),
-                    0);
+        PX_CHECK_EQ(px_worker_connect(refused[i].want, (struct sockaddr *)&sa, sizeof(sa), &cc), 0);
     }
     wait_closed(refused, 2);
     for (i = 0; i < 2; i++) {

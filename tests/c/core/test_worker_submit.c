@@ -17,8 +17,8 @@
 #include "px_test.h"
 #include "px_test_engine.h"
 
-#define EARLY 10       /* messages queued before the engine starts */
-#define SUBMITTERS 3   /* threads submitting while the engine shuts down */
+#define EARLY 10     /* messages queued before the engine starts */
+#define SUBMITTERS 3 /* threads submitting while the engine shuts down */
 #define PER_THREAD 20000
 
 typedef struct probe {
@@ -180,8 +180,8 @@ static void run(px_backend_kind_t kind)
     late = (probe_t){.msg.fn = probe_fn, .expected = w0, .seq = -5};
     PX_CHECK_EQ(px_worker_submit(w0, &late.msg), -ESHUTDOWN);
     PX_CHECK_EQ(atomic_load(&late.runs), 0);
-    printf("%s: ok (%d accepted, %d refused during the shutdown race)\n",
-           px_engine_backend_name(e), accepted, refused);
+    printf("%s: ok (%d accepted, %d refused during the shutdown race)\n", px_engine_backend_name(e),
+           accepted, refused);
     px_engine_destroy(e);
 }
 

@@ -20,21 +20,21 @@ typedef struct bytes {
     size_t n;
 } bytes_t;
 
+/* clang-format off */
 #define B(lit) {(lit), sizeof(lit) - 1}
+/* clang-format on */
 #define NHDR 128
 
-#define CHECK_VIEW(v, lit)                                                   \
-    do {                                                                     \
-        px_view_t v_ = (v);                                                  \
-        const char *l_ = (lit);                                              \
-        if (v_.len != strlen(l_) ||                                          \
-            (v_.len && memcmp(v_.base, l_, v_.len) != 0))                    \
-            PX_FAIL_("%s: \"%.*s\" vs \"%s\"", #v, (int)v_.len,              \
-                     v_.base ? v_.base : "", l_);                            \
+#define CHECK_VIEW(v, lit)                                                                   \
+    do {                                                                                     \
+        px_view_t v_ = (v);                                                                  \
+        const char *l_ = (lit);                                                              \
+        if (v_.len != strlen(l_) || (v_.len && memcmp(v_.base, l_, v_.len) != 0))            \
+            PX_FAIL_("%s: \"%.*s\" vs \"%s\"", #v, (int)v_.len, v_.base ? v_.base : "", l_); \
     } while (0)
 
-static int parse(const char *s, size_t n, px_http_request_t *req,
-                 px_http_header_t *hdrs, size_t cap, const px_http_limits_t *lim)
+static int parse(const char *s, size_t n, px_http_request_t *req, px_http_header_t *hdrs,
+                 size_t cap, const px_http_limits_t *lim)
 {
     memset(req, 0xa5, sizeof(*req)); /* outputs must not depend on old values */
     req->headers = hdrs;
@@ -54,6 +54,7 @@ typedef struct valid_case {
     bool chunked, keep_alive, expect, close, upgrade;
 } valid_case_t;
 
+/* clang-format off */
 static const valid_case_t valid_cases[] = {
     {B("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), 27, "GET", "/", "/", "", "a", 1, 1,
      -1, false, true, false, false, false},
@@ -101,6 +102,7 @@ static const valid_case_t valid_cases[] = {
     {B("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1048576\r\n\r\n"), -1,
      "POST", "/", "/", "", "h", 1, 2, 1048576, false, true, false, false, false},
 };
+/* clang-format on */
 
 /* head_len in the table: > 0 exact; -1 the whole input; -k all but k body bytes */
 static int head_len_of(const valid_case_t *c)
@@ -173,6 +175,7 @@ typedef struct bad_case {
     int status;
 } bad_case_t;
 
+/* clang-format off */
 static const bad_case_t bad_cases[] = {
     /* request line */
     {B("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 400}, /* leading empty line */
@@ -277,6 +280,7 @@ static const bad_case_t bad_cases[] = {
     {B("GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue-x\r\n\r\n"), 417},
     {B("GET / HTTP/1.1\r\nHost: a\r\nExpect: 102-processing\r\n\r\n"), 417},
 };
+/* clang-format on */
 
 static void test_bad(void)
 {
@@ -295,8 +299,7 @@ static void test_bad(void)
 
 /* Feed every prefix of in: each gives PX_HTTP_INCOMPLETE until some length, and
  * from then on exactly the result (and fields) of the whole input. */
-static void check_prefixes(const char *s, size_t n, size_t cap,
-                           const px_http_limits_t *lim)
+static void check_prefixes(const char *s, size_t n, size_t cap, const px_http_limits_t *lim)
 {
     px_http_header_t h1[NHDR], h2[NHDR];
     px_http_request_t whole, part;
@@ -307,15 +310,15 @@ static void check_prefixes(const char *s, size_t n, size_t cap,
         int r = parse(s, k, &part, h2, cap, lim);
         if (r == PX_HTTP_INCOMPLETE) {
             if (done)
-                PX_FAIL_("prefix %zu of \"%.*s\" went back to INCOMPLETE", k,
-                         (int)PX_MIN(n, 60), s);
+                PX_FAIL_("prefix %zu of \"%.*s\" went back to INCOMPLETE", k, (int)PX_MIN(n, 60),
+                         s);
             PX_CHECK_EQ(part.status, 0);
             continue;
         }
         done = true;
         if (r != rw || part.status != whole.status)
-            PX_FAIL_("prefix %zu of \"%.*s\": %d/%d vs whole %d/%d", k,
-                     (int)PX_MIN(n, 60), s, r, part.status, rw, whole.status);
+            PX_FAIL_("prefix %zu of \"%.*s\": %d/%d vs whole %d/%d", k, (int)PX_MIN(n, 60), s, r,
+                     part.status, rw, whole.status);
         if (r > 0) {
             PX_CHECK_LE((size_t)r, k);
             PX_CHECK_EQ(part.num_headers, whole.num_headers);
@@ -447,12 +450,13 @@ static void test_limits(void)
 
 typedef struct chunk_case {
     bytes_t in;
-    int status;            /* 0 when valid */
-    const char *body;      /* decoded, when valid */
-    const char *leftover;  /* bytes after the body, when valid */
-    uint64_t max_body;     /* 0: 1 MiB */
+    int status;           /* 0 when valid */
+    const char *body;     /* decoded, when valid */
+    const char *leftover; /* bytes after the body, when valid */
+    uint64_t max_body;    /* 0: 1 MiB */
 } chunk_case_t;
 
+/* clang-format off */
 static const chunk_case_t chunk_cases[] = {
     {B("5\r\nhello\r\n0\r\n\r\n"), 0, "hello", "", 0},
     {B("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\nGET / HTTP/1.1\r\n"), 0,
@@ -516,12 +520,12 @@ static const chunk_case_t chunk_cases[] = {
     {B("FFFFFFFFFFFFFFFF\r\n"), 413, NULL, NULL, 0},
     {B("100001\r\n"), 413, NULL, NULL, 0},
 };
+/* clang-format on */
 
 /* Decode in pieces: the input cut at cut1 and cut2 (each <= n), or one byte at
  * a time when step is set. Gathers the body, the leftover and the result. */
-static int decode_pieces(const chunk_case_t *c, size_t cut1, size_t cut2,
-                         bool step, char *body, size_t *body_len, char *left,
-                         size_t *left_len, int *status)
+static int decode_pieces(const chunk_case_t *c, size_t cut1, size_t cut2, bool step, char *body,
+                         size_t *body_len, char *left, size_t *left_len, int *status)
 {
     px_http_chunked_t d;
     char tmp[1024];
@@ -567,14 +571,12 @@ static int decode_pieces(const chunk_case_t *c, size_t cut1, size_t cut2,
     return r;
 }
 
-static void check_chunk_result(const chunk_case_t *c, size_t i, int r,
-                               const char *body, size_t body_len,
-                               const char *left, size_t left_len, int status)
+static void check_chunk_result(const chunk_case_t *c, size_t i, int r, const char *body,
+                               size_t body_len, const char *left, size_t left_len, int status)
 {
     if (c->status) {
         if (r != PX_HTTP_ERROR || status != c->status)
-            PX_FAIL_("chunk case %zu: %d status %d, want %d", i, r, status,
-                     c->status);
+            PX_FAIL_("chunk case %zu: %d status %d, want %d", i, r, status, c->status);
         return;
     }
     if (r < 0)
@@ -699,8 +701,8 @@ static void guard_setup(void)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     guard_size = (sizeof(big) + page - 1) / page * page;
-    char *m = mmap(NULL, guard_size + page, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *m = mmap(NULL, guard_size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                   0);
     if (m == MAP_FAILED)
         PX_SKIP("mmap: %s", strerror(errno));
     PX_CHECK_EQ(mprotect(m + guard_size, page, PROT_NONE), 0);
@@ -743,7 +745,9 @@ static void test_guard(void)
     guard_parse_all(big, n, &lim);
     n = (size_t)sprintf(big, "GET / HTTP/1.1\r\nHost: a\r\nA: b\r\nC: d\r\nE: f\r\n\r\n");
     guard_parse_all(big, n, &lim);
-    n = (size_t)sprintf(big, "GET / HTTP/1.1\r\nHost: a\r\nA: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\n");
+    n = (size_t)sprintf(
+        big,
+        "GET / HTTP/1.1\r\nHost: a\r\nA: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\n");
     guard_parse_all(big, n, &lim);
     n = (size_t)sprintf(big, "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n");
     guard_parse_all(big, n, &lim);
@@ -801,11 +805,11 @@ static void bench(void)
         sum += px_http_parse_request(bench_req, sizeof(bench_req) - 1, &req, NULL);
     }
     clock_gettime(CLOCK_MONOTONIC, &b);
-    double ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / (double)iters;
+    double ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) /
+                (double)iters;
     PX_CHECK_EQ(sum / iters, (long)sizeof(bench_req) - 1);
-    printf("%zu-byte request, %zu headers: %.1f ns/request, %.2f GB/s\n",
-           sizeof(bench_req) - 1, req.num_headers, ns,
-           (double)(sizeof(bench_req) - 1) / ns);
+    printf("%zu-byte request, %zu headers: %.1f ns/request, %.2f GB/s\n", sizeof(bench_req) - 1,
+           req.num_headers, ns, (double)(sizeof(bench_req) - 1) / ns);
 }
 
 int main(int argc, char **argv)

@@ -27,8 +27,8 @@ typedef struct valid_case {
 static const valid_case_t valid_cases[] = {
     {S("HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n"), 200, 1, 13, false, true,
      PX_HTTP_BODY_LENGTH, 1},
-    {S("HTTP/1.1 200 OK\r\nServer: x\r\nDate: y\r\nContent-Length:0\r\n\r\n"), 200, 1, 0,
-     false, true, PX_HTTP_BODY_LENGTH, 3},
+    {S("HTTP/1.1 200 OK\r\nServer: x\r\nDate: y\r\nContent-Length:0\r\n\r\n"), 200, 1, 0, false,
+     true, PX_HTTP_BODY_LENGTH, 3},
     {S("HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n"), 404, 1, -1, true, true,
      PX_HTTP_BODY_CHUNKED, 1},
     {S("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, CHUNKED\r\n\r\n"), 200, 1, -1, true, true,
@@ -41,20 +41,20 @@ static const valid_case_t valid_cases[] = {
      PX_HTTP_BODY_UNTIL_CLOSE, 1},
     {S("HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\n"), 200, 0, 5, false, false,
      PX_HTTP_BODY_LENGTH, 1},
-    {S("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\n"), 200, 0, 5,
-     false, true, PX_HTTP_BODY_LENGTH, 2},
+    {S("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\n"), 200, 0, 5, false,
+     true, PX_HTTP_BODY_LENGTH, 2},
     {S("HTTP/1.1 204 No Content\r\n\r\n"), 204, 1, -1, false, true, PX_HTTP_BODY_NONE, 0},
     {S("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n"), 304, 1, 99, false, true,
      PX_HTTP_BODY_NONE, 1},
     {S("HTTP/1.1 100 Continue\r\n\r\n"), 100, 1, -1, false, true, PX_HTTP_BODY_NONE, 0},
-    {S("HTTP/1.1 200\r\nContent-Length: 1\r\n\r\n"), 200, 1, 1, false, true,
-     PX_HTTP_BODY_LENGTH, 1},
-    {S("HTTP/1.1 200 \r\nContent-Length: 1\r\n\r\n"), 200, 1, 1, false, true,
-     PX_HTTP_BODY_LENGTH, 1},
+    {S("HTTP/1.1 200\r\nContent-Length: 1\r\n\r\n"), 200, 1, 1, false, true, PX_HTTP_BODY_LENGTH,
+     1},
+    {S("HTTP/1.1 200 \r\nContent-Length: 1\r\n\r\n"), 200, 1, 1, false, true, PX_HTTP_BODY_LENGTH,
+     1},
     {S("HTTP/1.1 503 Service \t Unavailable \xe9\r\nX-A:  spaced value \t\r\n\r\n"), 503, 1, -1,
      false, true, PX_HTTP_BODY_UNTIL_CLOSE, 1},
-    {S("HTTP/1.1 999 Whatever\r\nContent-Length: 9223372036854775807\r\n\r\n"), 999, 1,
-     INT64_MAX, false, true, PX_HTTP_BODY_LENGTH, 1},
+    {S("HTTP/1.1 999 Whatever\r\nContent-Length: 9223372036854775807\r\n\r\n"), 999, 1, INT64_MAX,
+     false, true, PX_HTTP_BODY_LENGTH, 1},
 };
 
 static const struct {
@@ -125,8 +125,7 @@ static void check_valid(const valid_case_t *c, const char *buf)
     PX_CHECK(res.reason.base >= buf && res.reason.base + res.reason.len <= buf + c->n);
     for (size_t i = 0; i < res.num_headers; i++) {
         PX_CHECK(hdrs[i].name.base >= buf && hdrs[i].name.base + hdrs[i].name.len <= buf + c->n);
-        PX_CHECK(hdrs[i].value.base >= buf &&
-                 hdrs[i].value.base + hdrs[i].value.len <= buf + c->n);
+        PX_CHECK(hdrs[i].value.base >= buf && hdrs[i].value.base + hdrs[i].value.len <= buf + c->n);
     }
 }
 
@@ -222,8 +221,7 @@ static void guard_setup(void)
     char *m;
 
     guard_size = page;
-    m = mmap(NULL, guard_size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-             0);
+    m = mmap(NULL, guard_size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
         PX_SKIP("mmap: %s", strerror(errno));
     PX_CHECK_EQ(mprotect(m + guard_size, page, PROT_NONE), 0);

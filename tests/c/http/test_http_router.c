@@ -14,7 +14,10 @@
 static const char *const GET_HEAD[] = {"GET", "HEAD"};
 static const char *const POST[] = {"POST"};
 
-static px_view_t v(const char *s) { return (px_view_t){s, strlen(s)}; }
+static px_view_t v(const char *s)
+{
+    return (px_view_t){s, strlen(s)};
+}
 
 static int add(px_http_router_t *r, const char *pattern, const char *const *m, size_t n)
 {
@@ -27,16 +30,27 @@ static int match(const px_http_router_t *r, const char *method, const char *path
     return px_http_router_match(r, v(method), v(path), m);
 }
 
-#define CHECK_VIEW(view, lit)                                                  \
-    do {                                                                       \
-        px_view_t v_ = (view);                                                 \
-        if (v_.len != strlen(lit) || memcmp(v_.base, lit, v_.len) != 0)       \
+#define CHECK_VIEW(view, lit)                                                     \
+    do {                                                                          \
+        px_view_t v_ = (view);                                                    \
+        if (v_.len != strlen(lit) || memcmp(v_.base, lit, v_.len) != 0)           \
             PX_FAIL_("%s: \"%.*s\" vs \"%s\"", #view, (int)v_.len, v_.base, lit); \
     } while (0)
 
 /* The routes of most tests, with their ids. */
-enum { R_JSON, R_USER, R_USER_ME, R_FILE, R_STATIC, R_STATIC_IMG, R_ROOT, R_POST, R_TWO,
-       R_SLASH, R_ALL };
+enum {
+    R_JSON,
+    R_USER,
+    R_USER_ME,
+    R_FILE,
+    R_STATIC,
+    R_STATIC_IMG,
+    R_ROOT,
+    R_POST,
+    R_TWO,
+    R_SLASH,
+    R_ALL
+};
 
 static px_http_router_t *table(void)
 {
@@ -202,9 +216,9 @@ static void test_unquote(void)
     static const struct {
         const char *in, *out;
     } cases[] = {
-        {"", ""}, {"abc", "abc"}, {"%41", "A"}, {"a%2Fb", "a/b"}, {"%", "%"},
-        {"%4", "%4"}, {"%zz", "%zz"}, {"%%41", "%A"}, {"%c3%A9", "\xc3\xa9"},
-        {"a%", "a%"}, {"%2", "%2"}, {"+", "+"},
+        {"", ""},     {"abc", "abc"}, {"%41", "A"},   {"a%2Fb", "a/b"},       {"%", "%"},
+        {"%4", "%4"}, {"%zz", "%zz"}, {"%%41", "%A"}, {"%c3%A9", "\xc3\xa9"}, {"a%", "a%"},
+        {"%2", "%2"}, {"+", "+"},
     };
     char out[32];
 
@@ -223,13 +237,23 @@ static void test_unquote(void)
 static void test_guard(void)
 {
     static const char *const paths[] = {
-        "/json", "/users/42", "/users/me", "/files/a.b.txt", "/static/img/x", "/static/",
-        "/a/1/b/2", "/dir/x/", "/", "/users/", "/files/.txt", "/%41%4", "/x%",
+        "/json",
+        "/users/42",
+        "/users/me",
+        "/files/a.b.txt",
+        "/static/img/x",
+        "/static/",
+        "/a/1/b/2",
+        "/dir/x/",
+        "/",
+        "/users/",
+        "/files/.txt",
+        "/%41%4",
+        "/x%",
         "/p/1/2/3/4/5/6/7/8",
     };
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    char *mem = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                     -1, 0);
+    char *mem = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     px_http_router_t *r = table();
     px_http_match_t m;
     char out[64];

@@ -84,7 +84,8 @@ static void run(px_backend_kind_t kind)
     /* 100 pipelined requests in one write, answered in order */
     len = 0;
     for (i = 0; i < 100; i++)
-        len += (size_t)sprintf(req + len, "POST /r%d HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n%03d", i, i);
+        len += (size_t)sprintf(
+            req + len, "POST /r%d HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n%03d", i, i);
     px_test_send_all(fd, req, len);
     len = px_test_read_until(fd, buf, sizeof(buf), "HTTP/1.1 200", 100);
     {
@@ -101,7 +102,9 @@ static void run(px_backend_kind_t kind)
     }
 
     /* chunked body in pieces, with 100-continue */
-    SEND_STR(fd, "POST /c HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n");
+    SEND_STR(
+        fd,
+        "POST /c HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n");
     len = px_test_read_until(fd, buf, sizeof(buf), "100 Continue", 1);
     PX_CHECK(strstr(buf, "HTTP/1.1 100 Continue\r\n\r\n") == buf);
     SEND_STR(fd, "5\r\nhello\r\n");
@@ -129,7 +132,9 @@ static void run(px_backend_kind_t kind)
 
     /* smuggling: Content-Length with Transfer-Encoding -> 400 and close */
     fd = px_test_connect(port);
-    SEND_STR(fd, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    SEND_STR(
+        fd,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
     len = px_test_read_until(fd, buf, sizeof(buf), NULL, 0);
     PX_CHECK(strstr(buf, "HTTP/1.1 400 Bad Request\r\n") == buf);
     PX_CHECK(strstr(buf, "Connection: close\r\n") != NULL);

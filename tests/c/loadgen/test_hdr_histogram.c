@@ -12,13 +12,13 @@
 #include "px_test.h"
 
 /* |got - want| <= want / 128 (plus one for small values): the promised precision. */
-#define CHECK_CLOSE(got, want)                                                    \
-    do {                                                                          \
-        uint64_t g_ = (got), w_ = (want);                                         \
-        uint64_t d_ = g_ > w_ ? g_ - w_ : w_ - g_;                                \
-        if (d_ > w_ / 128 + 1)                                                    \
-            PX_FAIL_("%s = %llu, want %llu within 1/128", #got,                   \
-                     (unsigned long long)g_, (unsigned long long)w_);             \
+#define CHECK_CLOSE(got, want)                                                          \
+    do {                                                                                \
+        uint64_t g_ = (got), w_ = (want);                                               \
+        uint64_t d_ = g_ > w_ ? g_ - w_ : w_ - g_;                                      \
+        if (d_ > w_ / 128 + 1)                                                          \
+            PX_FAIL_("%s = %llu, want %llu within 1/128", #got, (unsigned long long)g_, \
+                     (unsigned long long)w_);                                           \
     } while (0)
 
 static px_hdr_t h, h2, h3;
@@ -102,7 +102,7 @@ static void test_exact_ranks(void)
         px__hdr_record(&h, 1);
     for (int i = 0; i < 6; i++)
         px__hdr_record(&h, 50000);
-    PX_CHECK_EQ(px__hdr_value_at(&h, 99.9), 1);     /* rank 5994 of 6000 */
+    PX_CHECK_EQ(px__hdr_value_at(&h, 99.9), 1);      /* rank 5994 of 6000 */
     PX_CHECK_GE(px__hdr_value_at(&h, 99.91), 50000); /* rank 5995 */
     px__hdr_init(&h);
     for (int i = 0; i < 999; i++)
@@ -116,9 +116,11 @@ static void test_exact_ranks(void)
         for (int i = 1; i <= total; i++)
             px__hdr_record(&h, (uint64_t)i);
         for (int k = 1; k <= total; k += 97)
-            PX_CHECK_EQ(px__hdr_value_at(&h, 100.0 * k / total), (uint64_t)k <= 255 ? (uint64_t)k
+            PX_CHECK_EQ(px__hdr_value_at(&h, 100.0 * k / total),
+                        (uint64_t)k <= 255 ? (uint64_t)k
                         : px__hdr_bucket_high(px__hdr_bucket((uint64_t)k)) > (uint64_t)total
-                            ? (uint64_t)total : px__hdr_bucket_high(px__hdr_bucket((uint64_t)k)));
+                            ? (uint64_t)total
+                            : px__hdr_bucket_high(px__hdr_bucket((uint64_t)k)));
     }
 }
 

@@ -83,8 +83,8 @@ static void run(px_backend_kind_t kind)
     PX_CHECK_EQ(res.responses, 1000);
     PX_CHECK_EQ(res.latency.count, 1000);
     PX_CHECK_EQ(res.non_2xx_3xx, 0);
-    PX_CHECK_EQ(res.err_connect + res.err_read + res.err_write + res.err_timeout +
-                    res.err_parse + res.cancelled + res.protocol_errors,
+    PX_CHECK_EQ(res.err_connect + res.err_read + res.err_write + res.err_timeout + res.err_parse +
+                    res.cancelled + res.protocol_errors,
                 0);
     PX_CHECK_EQ(res.connects, 8);
     PX_CHECK_EQ(res.connections, 8);
