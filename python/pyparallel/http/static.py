@@ -403,13 +403,13 @@ class StaticFiles:
         if not self.listing:
             return _plain(404, "404 Not Found")
         try:
-            body = listing_page(real, url, top=real == self.root)
+            body = _listing_page(real, url, top=real == self.root)
         except OSError:
             return _plain(404, "404 Not Found")
         return Response(body, 200, _HTML)
 
 
-def listing_page(directory: str, url: str, top: bool = False) -> bytes:
+def _listing_page(directory: str, url: str, top: bool = False) -> bytes:
     """An HTML page listing directory's entries (UTF-8; names escaped, links
     percent-encoded); url is the directory's request path, shown as the title."""
     entries = []
