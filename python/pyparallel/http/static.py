@@ -280,7 +280,8 @@ def _if_range_holds(headers: dict[str, str], etag: str, mtime: int) -> bool:
     return _http_date(value) == mtime
 
 
-def send_file(request: Any, path: str | os.PathLike[str], range: tuple[int, int | None] | None = None,
+def send_file(request: Any, path: str | os.PathLike[str],
+              range: tuple[int, int | None] | None = None,
               content_type: str | None = None, weak_etag: bool = False) -> Response:
     """Answer request with the file at path (a trusted name; see
     :func:`file_response` for range and the headers); 404 when it is missing
