@@ -218,8 +218,10 @@ class Server:
 
 
 def servers() -> list[Server]:
-    tfb = lambda port, _d: [PY_FT, "-m", "pyparallel.examples.tfb", "--host", HOST,
-                            "--port", str(port), "--workers", "1"]
+    def tfb(port: int, _d: str) -> list[str]:
+        return [PY_FT, "-m", "pyparallel.examples.tfb", "--host", HOST,
+                "--port", str(port), "--workers", "1"]
+
     gil = os.path.exists(PY_GIL)
     out = [
         Server("px", "pyparallel (io_uring)", "free-threaded CPython, 1 worker", tfb,

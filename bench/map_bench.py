@@ -101,7 +101,7 @@ def main() -> None:
     }
     times: dict[str, list[float]] = {name: [] for name in configs}
     try:
-        for name, fn in configs.items():  # warm-up: pool children, code paths
+        for fn in configs.values():  # warm-up: pool children, code paths
             timed(fn, expect)
         for _ in range(args.runs):
             for name, fn in configs.items():

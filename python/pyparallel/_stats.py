@@ -158,7 +158,8 @@ def stats(buckets: bool = False) -> dict[str, Any]:
     latency = _core.latency(eng, buckets=buckets)
     workers: list[dict[str, Any]] = []
     total: dict[str, Any] = {}
-    for i, (c, r) in enumerate(zip(counters, runtime)):
+    # One entry per worker in each list: the same engine counts them.
+    for i, (c, r) in enumerate(zip(counters, runtime, strict=True)):
         for key, value in c.items():
             total[key] = total.get(key, 0) + value
         total["cpu_ns"] = total.get("cpu_ns", 0) + r["cpu_ns"]
@@ -202,7 +203,9 @@ def context_stats() -> dict[str, Any]:
     eng = _lifecycle._reported_engine()
     workers = []
     if eng is not None:
-        for i, (c, r) in enumerate(zip(eng.worker_stats(), _core.worker_runtime(eng))):
+        # One entry per worker in each list: the same engine counts them.
+        per_worker = zip(eng.worker_stats(), _core.worker_runtime(eng), strict=True)
+        for i, (c, r) in enumerate(per_worker):
             workers.append({
                 "worker": i,
                 "thread_seq_id": i + 1,

@@ -236,7 +236,8 @@ class ServerProcess:
             self.proc.kill()
             self.proc.wait(5)
             raise AssertionError(f"server did not exit within {timeout} s of signal {sig}\n"
-                                 + "\n".join(self.lines[-40:]) + "\n" + self.stderr_text()[-4000:])
+                                 + "\n".join(self.lines[-40:]) + "\n"
+                                 + self.stderr_text()[-4000:]) from None
         elapsed = time.monotonic() - start
         self._reader.join(5)
         with self._cond:

@@ -6,6 +6,8 @@ import argparse
 
 import pyparallel as px
 
+__all__ = ["serve"]
+
 
 def serve(name: str, protocol: type, default_port: int, argv: list[str] | None = None) -> None:
     """Parse --host/--port/--workers, register protocol, and serve until stopped."""

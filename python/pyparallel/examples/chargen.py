@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pyparallel as px
+
 from ._cli import serve
+
+__all__ = ["Chargen", "main"]
 
 _CHARS = bytes(range(32, 127))
 _LINE_LEN = 72
@@ -15,10 +19,10 @@ _CHUNK = _CYCLE * 8
 class Chargen:
     """Chargen service: streams lines until the client goes away."""
 
-    def connection_made(self, transport) -> bytes:
+    def connection_made(self, transport: px.Transport) -> bytes:
         return _CHUNK
 
-    def send_complete(self, transport, send_id: int) -> bytes:
+    def send_complete(self, transport: px.Transport, send_id: int) -> bytes:
         # Called once everything queued has been written: keep the pipe full.
         return _CHUNK
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import pyparallel as px
+
 from ._cli import serve
+
+__all__ = ["Discard", "main"]
 
 
 class Discard:
     """Discard service: swallows what it receives."""
 
-    def data_received(self, transport, data: bytes) -> None:
+    def data_received(self, transport: px.Transport, data: bytes) -> None:
         return None
 
 

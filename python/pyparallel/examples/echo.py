@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import pyparallel as px
+
 from ._cli import serve
+
+__all__ = ["Echo", "main"]
 
 
 class Echo:
     """Echo service: sends back what it receives."""
 
-    def data_received(self, transport, data: bytes) -> bytes:
+    def data_received(self, transport: px.Transport, data: bytes) -> bytes:
         return data
 
 

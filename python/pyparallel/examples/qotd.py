@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import random
 
+import pyparallel as px
+
 from ._cli import serve
 
-QUOTES = (
-    b"There should be one-- and preferably only one --obvious way to do it.",
-    b"Now is better than never.",
-    b"Simple is better than complex.",
-    b"Readability counts.",
-    b"In the face of ambiguity, refuse the temptation to guess.",
-)
+__all__ = ["Qotd", "main"]
 
 
 class Qotd:
     """Quote-of-the-day service."""
 
-    def connection_made(self, transport) -> None:
-        transport.send(random.choice(QUOTES) + b"\r\n")
+    # The quotations it picks from.
+    QUOTES = (
+        b"There should be one-- and preferably only one --obvious way to do it.",
+        b"Now is better than never.",
+        b"Simple is better than complex.",
+        b"Readability counts.",
+        b"In the face of ambiguity, refuse the temptation to guess.",
+    )
+
+    def connection_made(self, transport: px.Transport) -> None:
+        transport.send(random.choice(self.QUOTES) + b"\r\n")
         transport.close()
 
 

@@ -6,26 +6,29 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import pyparallel as px
 from pyparallel.http import HttpServer, route
 
-HELLO = b"Hello, World!"
+__all__ = ["Tfb", "main"]
+
+_HELLO = b"Hello, World!"
 
 
 class Tfb(HttpServer):
     """The TechEmpower test types that need no database."""
 
     # Answered by the engine's static route table: never enters Python.
-    static_routes = {"/plaintext-c": ("text/plain", HELLO)}
+    static_routes = {"/plaintext-c": ("text/plain", _HELLO)}
 
     @route("/json")
-    def json(self, request):
+    def json(self, request: Any) -> dict[str, str]:
         return {"message": "Hello, World!"}
 
     @route("/plaintext")
-    def plaintext(self, request):
-        return HELLO
+    def plaintext(self, request: Any) -> bytes:
+        return _HELLO
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,7 +29,7 @@ from ._response import Response
 
 __all__ = ["dashboard_html", "mount_stats"]
 
-App = TypeVar("App", bound=type)
+_App = TypeVar("_App", bound=type)
 
 _NO_STORE = {"Cache-Control": "no-store"}
 _FALSE = ("", "0", "false", "no", "off")
@@ -46,7 +46,7 @@ def _join(prefix: str, path: str) -> str:
     return joined if joined.startswith("/") else "/" + joined
 
 
-def mount_stats(app_cls: App | None = None, *, prefix: str = "",
+def mount_stats(app_cls: _App | None = None, *, prefix: str = "",
                 dashboard: str | None = "/dashboard") -> Any:
     """Add ``{prefix}/stats``, ``{prefix}/metrics`` and the dashboard at
     ``{prefix}{dashboard}`` (None: no dashboard) to an :class:`HttpServer`
@@ -57,7 +57,7 @@ def mount_stats(app_cls: App | None = None, *, prefix: str = "",
     latency buckets the dashboard needs); ``/metrics`` answers
     :func:`pyparallel.metrics_text`.
     """
-    def apply(cls: App) -> App:
+    def apply(cls: _App) -> _App:
         if not (isinstance(cls, type) and issubclass(cls, HttpServer)):
             raise TypeError("mount_stats() needs an HttpServer subclass")
         if cls.__dict__.get("_route_specs") is not None:

@@ -24,6 +24,8 @@ import time
 import pyparallel as px
 from pyparallel.http import HttpServer, StaticFiles, route
 
+__all__ = ["make_app", "main"]
+
 
 def make_app(directory: str | os.PathLike[str], listing: bool = True) -> type[HttpServer]:
     """An HttpServer class serving directory at ``/``."""

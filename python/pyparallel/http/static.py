@@ -280,7 +280,8 @@ def _if_range_holds(headers: dict[str, str], etag: str, mtime: int) -> bool:
     return _http_date(value) == mtime
 
 
-def send_file(request: Any, path: str | os.PathLike[str], range: tuple[int, int | None] | None = None,
+def send_file(request: Any, path: str | os.PathLike[str],
+              range: tuple[int, int | None] | None = None,
               content_type: str | None = None, weak_etag: bool = False) -> Response:
     """Answer request with the file at path (a trusted name; see
     :func:`file_response` for range and the headers); 404 when it is missing
@@ -403,13 +404,13 @@ class StaticFiles:
         if not self.listing:
             return _plain(404, "404 Not Found")
         try:
-            body = listing_page(real, url, top=real == self.root)
+            body = _listing_page(real, url, top=real == self.root)
         except OSError:
             return _plain(404, "404 Not Found")
         return Response(body, 200, _HTML)
 
 
-def listing_page(directory: str, url: str, top: bool = False) -> bytes:
+def _listing_page(directory: str, url: str, top: bool = False) -> bytes:
     """An HTML page listing directory's entries (UTF-8; names escaped, links
     percent-encoded); url is the directory's request path, shown as the title."""
     entries = []

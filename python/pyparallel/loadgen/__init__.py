@@ -25,7 +25,8 @@ from typing import Any
 
 from .. import _loadgen
 
-__all__ = ["Target", "Result", "LoadgenError", "parse_url", "build_request", "run"]
+__all__ = ["Target", "Result", "LoadgenError", "SUMMARY_PERCENTILES", "parse_url",
+           "build_request", "run"]
 
 #: The percentiles of the summary, as wrk2 prints them.
 SUMMARY_PERCENTILES = (50.0, 75.0, 90.0, 99.0, 99.9, 99.99, 99.999, 100.0)
@@ -128,7 +129,7 @@ class Result(dict[str, Any]):
         raise KeyError(f"percentile {p} is not in the summary {SUMMARY_PERCENTILES}")
 
 
-def resolve(host: str, port: int) -> str:
+def _resolve(host: str, port: int) -> str:
     """The first address of host, as a string; OSError when it does not resolve."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -145,9 +146,9 @@ def run(url: str, rate: float, duration: float, connections: int = 10, workers: 
     backend is ``auto``, ``uring`` or ``epoll`` (default: ``PX_BACKEND`` or auto).
     Blocks until the run is over; Ctrl-C ends it early (``result["interrupted"]``)."""
     target = parse_url(url)
-    check_numbers(rate, duration, connections, workers, timeout)
+    _check_numbers(rate, duration, connections, workers, timeout)
     request = build_request(target, method, headers, body)
-    address = resolve(target.host, target.port)
+    address = _resolve(target.host, target.port)
     raw = _loadgen.run(address, target.port, request, rate=float(rate),
                        duration=float(duration), connections=int(connections),
                        timeout=float(timeout), workers=int(workers),
@@ -158,8 +159,8 @@ def run(url: str, rate: float, duration: float, connections: int = 10, workers: 
     return result
 
 
-def check_numbers(rate: float, duration: float, connections: int, workers: int,
-                  timeout: float) -> None:
+def _check_numbers(rate: float, duration: float, connections: int, workers: int,
+                   timeout: float) -> None:
     """LoadgenError unless every number is in its range."""
     if not rate > 0 or rate > 10_000_000:
         raise LoadgenError(f"--rate must be in (0, 10000000] requests/s, not {rate}")

@@ -15,12 +15,14 @@ from typing import Any
 
 from . import LoadgenError
 
+__all__ = ["NoMatplotlib", "draw"]
+
 
 class NoMatplotlib(RuntimeError):
     """matplotlib is not installed in this interpreter."""
 
 
-def load(path: str) -> dict[str, Any]:
+def _load(path: str) -> dict[str, Any]:
     """A pyparallel-bench JSON file; LoadgenError when it is not one."""
     try:
         with open(path) as f:
@@ -33,7 +35,7 @@ def load(path: str) -> dict[str, Any]:
     return doc
 
 
-def series(doc: dict[str, Any]) -> tuple[list[float], list[float]]:
+def _series(doc: dict[str, Any]) -> tuple[list[float], list[float]]:
     """x = 1 / (1 - percentile) and y = latency in ms for every row below 100 %;
     the 100 % row (the max) is placed one decade beyond the last row."""
     xs: list[float] = []
@@ -54,7 +56,7 @@ def series(doc: dict[str, Any]) -> tuple[list[float], list[float]]:
 
 def draw(paths: list[str], output: str, title: str | None = None) -> str:
     """Draw the runs in paths into output (PNG, SVG or PDF by its extension)."""
-    docs = [load(p) for p in paths]
+    docs = [_load(p) for p in paths]
     if not docs:
         raise LoadgenError("chart needs at least one --json file")
     try:
@@ -68,7 +70,7 @@ def draw(paths: list[str], output: str, title: str | None = None) -> str:
     fig, ax = plt.subplots(figsize=(10, 5.5), dpi=110)
     widest = 10.0
     for path, doc in zip(paths, docs, strict=True):
-        xs, ys = series(doc)
+        xs, ys = _series(doc)
         if not xs:
             continue
         label = doc.get("label") or Path(path).stem

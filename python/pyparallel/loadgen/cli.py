@@ -18,8 +18,10 @@ import sys
 
 from . import LoadgenError, run
 
+__all__ = ["main"]
 
-def duration(text: str) -> float:
+
+def _duration(text: str) -> float:
     """Seconds from '3', '2.5s', '500ms', '2m' or '1h'."""
     units = (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
     number, scale = text, 1.0
@@ -34,7 +36,7 @@ def duration(text: str) -> float:
             f"not a duration: {text!r} (e.g. 10, 2.5s, 500ms, 2m)") from None
 
 
-def run_parser() -> argparse.ArgumentParser:
+def _run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pyparallel-bench",
         description="Open-loop HTTP/1.1 load generator: sends requests at a fixed rate and "
@@ -44,13 +46,13 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("url", help="http://host[:port]/path[?query]")
     parser.add_argument("-R", "--rate", type=float, required=True,
                         help="requests per second, whole run")
-    parser.add_argument("-d", "--duration", type=duration, default=10.0,
+    parser.add_argument("-d", "--duration", type=_duration, default=10.0,
                         help="length of the schedule (default 10s)")
     parser.add_argument("-c", "--connections", type=int, default=10,
                         help="keep-alive connections (default 10)")
     parser.add_argument("-t", "--workers", "--threads", dest="workers", type=int, default=1,
                         help="engine worker threads of the generator (default 1)")
-    parser.add_argument("--timeout", type=duration, default=2.0,
+    parser.add_argument("--timeout", type=_duration, default=2.0,
                         help="a response later than this after its sending fails (default 2s)")
     parser.add_argument("-H", "--header", action="append", default=[],
                         help="extra request header 'Name: value' (repeatable)")
@@ -65,7 +67,7 @@ def run_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def chart_parser() -> argparse.ArgumentParser:
+def _chart_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pyparallel-bench chart",
         description="Draw the latency-by-percentile curves of several runs (their --json "
@@ -80,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of pyparallel-bench and python -m pyparallel.loadgen."""
     args_list = sys.argv[1:] if argv is None else argv
     if args_list and args_list[0] == "chart":
-        return chart_main(args_list[1:])
-    parser = run_parser()
+        return _chart_main(args_list[1:])
+    parser = _run_parser()
     args = parser.parse_args(args_list)
     from . import parse_url, report
 
@@ -112,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     return 130 if result["interrupted"] else 0
 
 
-def chart_main(argv: list[str]) -> int:
+def _chart_main(argv: list[str]) -> int:
     """pyparallel-bench chart RUN.json ... -o OUT."""
-    parser = chart_parser()
+    parser = _chart_parser()
     args = parser.parse_args(argv)
     from . import chart
 

@@ -6,8 +6,10 @@ from typing import Any
 
 from . import Result
 
+__all__ = ["header", "text", "as_json"]
 
-def fmt_us(us: float) -> str:
+
+def _fmt_us(us: float) -> str:
     """A duration given in microseconds, in the unit wrk prints it."""
     if us < 1000:
         return f"{us:.2f}us"
@@ -16,7 +18,7 @@ def fmt_us(us: float) -> str:
     return f"{us / 1_000_000:.2f}s"
 
 
-def fmt_bytes(n: float) -> str:
+def _fmt_bytes(n: float) -> str:
     """A byte count with a binary unit."""
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
@@ -46,11 +48,11 @@ def text(result: Result, spectrum: bool = False, with_header: bool = True) -> st
         lines += [
             "  Latency (from each request's scheduled time to the end of its response)",
             f"    {'Avg':>10} {'Stdev':>10} {'Max':>10}",
-            f"    {fmt_us(lat['mean']):>10} {fmt_us(lat['stdev']):>10} {fmt_us(lat['max']):>10}",
+            f"    {_fmt_us(lat['mean']):>10} {_fmt_us(lat['stdev']):>10} {_fmt_us(lat['max']):>10}",
             "  Latency Distribution (HdrHistogram-style, scheduled-time latency)",
         ]
         for level, value in lat["percentiles"]:
-            lines.append(f"  {level:7.3f}% {fmt_us(value):>10}")
+            lines.append(f"  {level:7.3f}% {_fmt_us(value):>10}")
     if spectrum and lat["count"]:
         lines += ["", "  Detailed Percentile spectrum:",
                   f"  {'Value(ms)':>12} {'Percentile':>12} {'TotalCount':>12} "
@@ -64,7 +66,7 @@ def text(result: Result, spectrum: bool = False, with_header: bool = True) -> st
                   f"{lat['count']:12d}]", ""]
     elapsed = result["elapsed"]
     lines.append(f"  {result['responses']} responses to {result['scheduled']} scheduled requests "
-                 f"in {elapsed:.2f}s, {fmt_bytes(result['bytes_read'])} read")
+                 f"in {elapsed:.2f}s, {_fmt_bytes(result['bytes_read'])} read")
     errors = result["errors"]
     if any(errors.values()):
         lines.append("  Socket errors: " + ", ".join(f"{k} {v}" for k, v in errors.items()))
@@ -76,9 +78,10 @@ def text(result: Result, spectrum: bool = False, with_header: bool = True) -> st
     if result["cancelled"]:
         lines.append(f"  Cancelled by the stop: {result['cancelled']}")
     lines.append(f"  Send lag (request written after its scheduled time): mean "
-                 f"{fmt_us(result['send_lag_mean_us'])}, max {fmt_us(result['send_lag_max_us'])}")
+                 f"{_fmt_us(result['send_lag_mean_us'])}, max {_fmt_us(result['send_lag_max_us'])}")
     lines.append(f"Requests/sec: {result.achieved_rate:10.2f}  (asked {result['rate']:.2f})")
-    lines.append(f"Transfer/sec: {fmt_bytes(result['bytes_read'] / elapsed if elapsed else 0):>10}")
+    per_second = result["bytes_read"] / elapsed if elapsed else 0
+    lines.append(f"Transfer/sec: {_fmt_bytes(per_second):>10}")
     return "\n".join(lines) + "\n"
 
 

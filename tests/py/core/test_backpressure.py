@@ -48,7 +48,7 @@ def test_chargen_to_stuck_client(spawn, backend: str) -> None:
     echo_latencies(srv.ports["echo"], 20, 0.0)  # warm up: pools and buffers in use
     baseline = srv.rss()
     peak = [baseline]
-    with connect(srv.ports["chargen"], rcvbuf=4096) as stuck:
+    with connect(srv.ports["chargen"], rcvbuf=4096):  # the stuck client: it never reads
         time.sleep(0.3)  # chargen fills the pipe to the stuck client
         lat = echo_latencies(srv.ports["echo"], 200, 0.015,
                              sample=lambda: peak.append(srv.rss()))

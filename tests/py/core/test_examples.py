@@ -55,7 +55,7 @@ def test_qotd_one_quote_then_close(spawn, backend: str) -> None:
     for _ in range(5):
         with connect(srv.port) as s:
             data = recv_until_eof(s)
-        assert data[:-2] in qotd.QUOTES and data.endswith(b"\r\n")
+        assert data[:-2] in qotd.Qotd.QUOTES and data.endswith(b"\r\n")
     srv.finish().assert_clean()
 
 

@@ -437,7 +437,7 @@ def test_iterating_while_others_write_never_breaks() -> None:
     def reader() -> None:
         try:
             for _ in range(300):
-                for k in d:
+                for _k in d:
                     pass
                 for _k, _v in d.items():
                     pass

@@ -280,7 +280,7 @@ def test_a_running_transaction_never_sees_an_inconsistent_snapshot() -> None:
         i = 0
         while not stop.is_set():
             i += 1
-            px.atomic(lambda: (x.set(i), y.set(-i)))
+            px.atomic(lambda i=i: (x.set(i), y.set(-i)))  # this round's i, on every retry
             time.sleep(0)
 
     def read_pair() -> int:
@@ -585,25 +585,30 @@ def test_stm_stats_fields_and_reset() -> None:
 
 def test_stm_stats_ranks_the_most_conflicted_locations() -> None:
     d: px.tdict[str, int] = px.tdict({"hot": 0, "warm": 0}, name="ranked")
+
+    def conflict_once(key: str) -> None:
+        # A transaction reads d[key]; a plain write to it lands before the commit.
+        hold, go = threading.Event(), threading.Event()
+        runs = [0]
+
+        def body() -> None:
+            runs[0] += 1
+            value = d[key]
+            if runs[0] == 1:
+                hold.set()
+                assert go.wait(10)
+            d[key] = value + 1
+
+        t = threading.Thread(target=px.atomic, args=(body,))
+        t.start()
+        assert hold.wait(10)
+        d[key] = d[key] + 100
+        go.set()
+        t.join(10)
+
     for key, times in (("hot", 3), ("warm", 1)):
         for _ in range(times):
-            hold, go = threading.Event(), threading.Event()
-            runs = [0]
-
-            def body(key: str = key) -> None:
-                runs[0] += 1
-                value = d[key]
-                if runs[0] == 1:
-                    hold.set()
-                    assert go.wait(10)
-                d[key] = value + 1
-
-            t = threading.Thread(target=px.atomic, args=(body,))
-            t.start()
-            assert hold.wait(10)
-            d[key] = d[key] + 100
-            go.set()
-            t.join(10)
+            conflict_once(key)
     conflicts = px.stm_stats(top=1)["conflicts"]
     assert conflicts == [{"container": "ranked", "key": "hot", "count": 3}]
     assert [c["key"] for c in px.stm_stats()["conflicts"]] == ["hot", "warm"]

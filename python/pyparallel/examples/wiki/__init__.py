@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .app import MAX_PREFIX_RESULTS, MIN_PREFIX_CHARS, WikiServer, decode_title, make_app
 from .index import WikiIndex, load_or_build
 
@@ -18,7 +20,8 @@ __all__ = ["WikiServer", "WikiIndex", "make_app", "load_or_build", "decode_title
 
 
 def prepare(xml: str | None = None, pages: int | None = None, cache_dir: str | None = None,
-            workers: int | None = None, log=None) -> type[WikiServer]:
+            workers: int | None = None,
+            log: Callable[[str], None] | None = None) -> type[WikiServer]:
     """The app class for a dump: xml, or a generated one of ``pages`` pages
     kept in cache_dir (default ``~/.cache/pyparallel/wiki``); its index is
     loaded or built (on ``workers`` workers) and saved next to it."""

@@ -9,6 +9,8 @@ import pyparallel as px
 
 from . import prepare
 
+__all__ = ["main"]
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pyparallel.examples.wiki",

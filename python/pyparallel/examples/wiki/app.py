@@ -49,7 +49,7 @@ MAX_PREFIX_RESULTS = 100
 #: /offsets/ needs a prefix of at least this many characters (code points)
 MIN_PREFIX_CHARS = 3
 
-XML_TYPE = "application/xml; charset=utf-8"
+_XML_TYPE = "application/xml; charset=utf-8"
 _TEXT = "text/plain; charset=utf-8"
 _GET_HEAD = ("GET", "HEAD")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -109,7 +109,7 @@ class WikiServer(HttpServer):
         if hit is None:
             return _error(404, "404 Not Found: no page with that title")
         start, end = hit
-        return Response(px.sendfile(self.dump, start, end - start), 200, XML_TYPE)
+        return Response(px.sendfile(self.dump, start, end - start), 200, _XML_TYPE)
 
     @route("/offsets/*", methods=_GET_HEAD)
     def offsets(self, request: Any, **_: Any) -> Response:
@@ -141,7 +141,7 @@ class WikiServer(HttpServer):
         if span is None:  # malformed, another unit or several ranges: rejected
             return unsatisfiable
         start, stop = span
-        return Response(px.sendfile(self.dump, start, stop - start), 206, XML_TYPE,
+        return Response(px.sendfile(self.dump, start, stop - start), 206, _XML_TYPE,
                         {"Content-Range": f"bytes {start}-{stop - 1}/{size}",
                          "Accept-Ranges": "bytes"})
 

@@ -28,15 +28,16 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from typing import BinaryIO
 
-__all__ = ["generate", "TitleMaker", "DEFAULT_SEED"]
+__all__ = ["generate", "TitleMaker", "DEFAULT_SEED", "main"]
 
 DEFAULT_SEED = 20150205
 
 # ---- vocabulary -------------------------------------------------------------------
 
-PLACES = (
+_PLACES = (
     "Paris", "London", "Berlin", "Chicago", "Sydney", "Lagos", "Lima", "Oslo", "Cairo",
     "Delhi", "Toronto", "Madrid", "Rome", "Vienna", "Prague", "Dublin", "Austin", "Boston",
     "Denver", "Nairobi", "Osaka", "Lisbon", "Warsaw", "Seattle", "Manila", "Santiago",
@@ -44,50 +45,50 @@ PLACES = (
     "Île-de-France", "Besançon", "Łódź", "Málaga", "Göteborg", "İstanbul", "Αθήνα",
     "القاهرة", "मुंबई", "서울", "Québec", "Curaçao", "Köln", "Århus", "Tromsø", "Cluj-Napoca",
 )
-PLURALS = (
+_PLURALS = (
     "airports", "bridges", "museums", "rivers", "football clubs", "railway stations",
     "universities", "parks", "churches", "newspapers", "mayors", "streets", "hospitals",
     "theatres", "lighthouses", "castles", "libraries", "breweries", "festivals", "markets",
 )
-ASPECTS = ("History", "Geography", "Economy", "Politics", "Culture", "Demographics",
-           "Climate", "Architecture", "Cuisine", "Transport", "Education", "Music")
-SUBJECTS = (
+_ASPECTS = ("History", "Geography", "Economy", "Politics", "Culture", "Demographics",
+            "Climate", "Architecture", "Cuisine", "Transport", "Education", "Music")
+_SUBJECTS = (
     "music", "film", "sports", "science", "literature", "television", "aviation", "chess",
     "architecture", "rail transport", "video gaming", "spaceflight", "paleontology",
     "art", "poetry", "baseball", "cricket", "association football", "philosophy", "jazz",
 )
-FIRST = (
+_FIRST = (
     "Anna", "John", "Maria", "David", "Sofia", "Peter", "Laura", "James", "Elena", "Paul",
     "Clara", "Thomas", "Ingrid", "Carlos", "Mei", "Kenji", "Amara", "Olga", "Rahul", "Lena",
     "José", "Zoë", "Björk", "François", "Øyvind", "Søren", "Renée", "Jürgen", "Ángel", "Łukasz",
     "Ιωάννης", "Дмитрий", "Ngozi", "Siobhán", "Mátyás", "Çağla", "Nguyễn", "Hélène",
 )
-LAST = (
+_LAST = (
     "Smith", "Johnson", "Brown", "Garcia", "Miller", "Davis", "Wilson", "Anderson", "Taylor",
     "Moore", "Martin", "Lee", "Walker", "Hall", "Young", "King", "Wright", "Scott", "Green",
     "O'Brien", "O'Neill", "D'Angelo", "Müller", "Dvořák", "Ólafsson", "Häkkinen", "Nuñez",
     "Petrović", "Kowalczyk", "Ferreira", "Łęcki", "Иванов", "Παπαδόπουλος", "Janssen",
 )
-PROFESSIONS = ("footballer", "politician", "actor", "actress", "composer", "painter",
-               "cricketer", "writer", "physicist", "architect", "singer", "bishop",
-               "cyclist", "journalist", "chess player", "engineer")
-QUALIFIERS = ("film", "album", "band", "novel", "song", "ship", "village", "magazine",
-              "TV series", "play", "horse", "company", "disambiguation", "river", "surname")
-ADJECTIVES = ("Great", "Northern", "Royal", "Grand", "New", "Old", "Silver", "Golden",
-              "Red", "Little", "Upper", "Lower", "Saint", "Black", "Iron", "Crystal")
-NOUNS = ("Harbour", "Valley", "Bridge", "Tower", "Garden", "Road", "Lake", "Hill",
-         "Castle", "Forest", "Island", "Canal", "Station", "Square", "Market", "Abbey")
-SYLLABLES = ("ka", "lo", "mi", "ren", "tha", "vor", "el", "quin", "dra", "su", "bel",
-             "nor", "ix", "ta", "ver", "am", "zu", "pol", "gri", "on", "sha", "mel",
-             "dor", "fi", "ra", "ul", "ke", "bran", "te", "lis")
-COMPANIES = ("Smith", "Jones", "Marks", "Procter", "Johnson", "Barnes", "Black", "Decker",
-             "Dolce", "Ernst", "Crabtree", "Abercrombie", "Tiffany", "Bang", "Simon")
-PARTNERS = ("Gamble", "Spencer", "Noble", "Young", "Evelyn", "Fitch", "Olufsen",
-            "Garfunkel", "Wesson", "Gabbana", "Sons", "Co.", "Partners", "Jerry")
-NICKNAMES = ("The Rock", "Ace", "Lucky", "Red", "Doc", "Magic", "Big", "Slim", "Duke")
+_PROFESSIONS = ("footballer", "politician", "actor", "actress", "composer", "painter",
+                "cricketer", "writer", "physicist", "architect", "singer", "bishop",
+                "cyclist", "journalist", "chess player", "engineer")
+_QUALIFIERS = ("film", "album", "band", "novel", "song", "ship", "village", "magazine",
+               "TV series", "play", "horse", "company", "disambiguation", "river", "surname")
+_ADJECTIVES = ("Great", "Northern", "Royal", "Grand", "New", "Old", "Silver", "Golden",
+               "Red", "Little", "Upper", "Lower", "Saint", "Black", "Iron", "Crystal")
+_NOUNS = ("Harbour", "Valley", "Bridge", "Tower", "Garden", "Road", "Lake", "Hill",
+          "Castle", "Forest", "Island", "Canal", "Station", "Square", "Market", "Abbey")
+_SYLLABLES = ("ka", "lo", "mi", "ren", "tha", "vor", "el", "quin", "dra", "su", "bel",
+              "nor", "ix", "ta", "ver", "am", "zu", "pol", "gri", "on", "sha", "mel",
+              "dor", "fi", "ra", "ul", "ke", "bran", "te", "lis")
+_COMPANIES = ("Smith", "Jones", "Marks", "Procter", "Johnson", "Barnes", "Black", "Decker",
+              "Dolce", "Ernst", "Crabtree", "Abercrombie", "Tiffany", "Bang", "Simon")
+_PARTNERS = ("Gamble", "Spencer", "Noble", "Young", "Evelyn", "Fitch", "Olufsen",
+             "Garfunkel", "Wesson", "Gabbana", "Sons", "Co.", "Partners", "Jerry")
+_NICKNAMES = ("The Rock", "Ace", "Lucky", "Red", "Doc", "Magic", "Big", "Slim", "Duke")
 
 # Words of the body text; some with characters that XML escapes and markup.
-WORDS = (
+_WORDS = (
     "the", "of", "and", "in", "was", "is", "a", "to", "by", "first", "city", "river",
     "known", "century", "population", "north", "built", "church", "station", "line",
     "album", "released", "record", "team", "season", "league", "won", "series", "born",
@@ -96,7 +97,7 @@ WORDS = (
     "&amp;", "&quot;quoted&quot;", "R&amp;B", "x &lt; y", "a &gt; b", "'''bold'''",
     "''italic''", "[[link]]", "[[Main page|label]]", "{{citation needed}}",
 )
-SNIPPETS = (
+_SNIPPETS = (
     "&lt;ref&gt;{{cite web |url=https://example.org/?a=1&amp;b=2 |title=Source}}&lt;/ref&gt;",
     "&lt;page&gt;not an element&lt;/page&gt;", "&lt;title&gt;Not a title&lt;/title&gt;",
     "\n\n== History ==\n", "\n\n== See also ==\n* [[List of rivers]]\n",
@@ -128,42 +129,42 @@ class TitleMaker:
 
     def _name(self) -> str:
         rng = self.rng
-        word = "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4)))
+        word = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4)))
         return word.capitalize()
 
     def _person(self) -> str:
         r = self.rng
-        base = f"{r.choice(FIRST)} {r.choice(LAST)}"
-        return base if r.random() < 0.6 else f"{base} ({r.choice(PROFESSIONS)})"
+        base = f"{r.choice(_FIRST)} {r.choice(_LAST)}"
+        return base if r.random() < 0.6 else f"{base} ({r.choice(_PROFESSIONS)})"
 
     def _list(self) -> str:
-        return f"List of {self.rng.choice(PLURALS)} in {self.rng.choice(PLACES)}"
+        return f"List of {self.rng.choice(_PLURALS)} in {self.rng.choice(_PLACES)}"
 
     def _aspect(self) -> str:
         r = self.rng
-        place = r.choice(PLACES) if r.random() < 0.7 else self._name()
-        return f"{r.choice(ASPECTS)} of {place}"
+        place = r.choice(_PLACES) if r.random() < 0.7 else self._name()
+        return f"{r.choice(_ASPECTS)} of {place}"
 
     def _year(self) -> str:
-        return f"{self.rng.randint(1800, 2025)} in {self.rng.choice(SUBJECTS)}"
+        return f"{self.rng.randint(1800, 2025)} in {self.rng.choice(_SUBJECTS)}"
 
     def _place_thing(self) -> str:
         r = self.rng
-        return f"{r.choice(ADJECTIVES)} {r.choice(NOUNS)}, {r.choice(PLACES)}"
+        return f"{r.choice(_ADJECTIVES)} {r.choice(_NOUNS)}, {r.choice(_PLACES)}"
 
     def _made_up(self) -> str:
         r = self.rng
-        return f"{self._name()} {r.choice(NOUNS)}" if r.random() < 0.5 else self._name()
+        return f"{self._name()} {r.choice(_NOUNS)}" if r.random() < 0.5 else self._name()
 
     def _qualified(self) -> str:
-        return f"{self._name()} ({self.rng.choice(QUALIFIERS)})"
+        return f"{self._name()} ({self.rng.choice(_QUALIFIERS)})"
 
     def _company(self) -> str:
-        return f"{self.rng.choice(COMPANIES)} & {self.rng.choice(PARTNERS)}"
+        return f"{self.rng.choice(_COMPANIES)} & {self.rng.choice(_PARTNERS)}"
 
     def _nickname(self) -> str:
         r = self.rng
-        return f'{r.choice(FIRST)} "{r.choice(NICKNAMES)}" {r.choice(LAST)}'
+        return f'{r.choice(_FIRST)} "{r.choice(_NICKNAMES)}" {r.choice(_LAST)}'
 
     def _slash(self) -> str:
         return f"{self._name().upper()[:2]}/{self._name().upper()[:2]}"
@@ -172,20 +173,23 @@ class TitleMaker:
         return "Talk:" + self._person()
 
     def _category(self) -> str:
-        return f"Category:{self.rng.choice(PLURALS).capitalize()} in {self.rng.choice(PLACES)}"
+        return f"Category:{self.rng.choice(_PLURALS).capitalize()} in {self.rng.choice(_PLACES)}"
+
+    def _template(self, pick: int) -> Callable[[], str]:
+        """The template whose share of the weights holds pick (0 <= pick < total)."""
+        for weight, template in self.templates:
+            if pick < weight:
+                return template
+            pick -= weight
+        return self.templates[-1][1]
 
     def make(self) -> str:
         """A title not made before."""
         r = self.rng
-        pick = r.randrange(self.total)
-        for weight, template in self.templates:
-            if pick < weight:
-                break
-            pick -= weight
-        title = template()
+        title = self._template(r.randrange(self.total))()
         if title in self.seen:
             # Wikipedia disambiguates with a qualifier, then we fall back to a number.
-            title = f"{title} ({r.choice(QUALIFIERS)})"
+            title = f"{title} ({r.choice(_QUALIFIERS)})"
             n = 2
             base = title
             while title in self.seen:
@@ -195,7 +199,7 @@ class TitleMaker:
         return title
 
 
-def namespace_of(title: str) -> int:
+def _namespace_of(title: str) -> int:
     """The MediaWiki namespace number of a title (of the prefixes used here)."""
     if title.startswith("Talk:"):
         return 1
@@ -231,9 +235,9 @@ def _text_pool(rng: random.Random, size: int) -> bytes:
     length = 0
     while length < size:
         if rng.random() < 0.04:
-            piece = rng.choice(SNIPPETS)
+            piece = rng.choice(_SNIPPETS)
         else:
-            piece = rng.choice(WORDS)
+            piece = rng.choice(_WORDS)
             if rng.random() < 0.08:
                 piece += "."
         parts.append(piece)
@@ -258,18 +262,18 @@ def generate(out: BinaryIO | str | os.PathLike[str], pages: int,
     returns the number of bytes written. Deterministic in (pages, seed)."""
     if pages < 0:
         raise ValueError("pages must be >= 0")
-    if not hasattr(out, "write"):
-        path = os.fspath(out)  # type: ignore[arg-type]
+    if isinstance(out, (str, os.PathLike)):
+        path = os.fspath(out)
         tmp = f"{path}.tmp{os.getpid()}"
         try:
-            with open(tmp, "wb", buffering=1 << 20) as f:
-                n = generate(f, pages, seed)
+            with open(tmp, "wb", buffering=1 << 20) as file:
+                n = generate(file, pages, seed)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return n
-    f: BinaryIO = out  # type: ignore[assignment]
+    f = out
     rng = random.Random(seed)
     pool = _text_pool(random.Random(seed + 1), 4 << 20)
     titles = TitleMaker(rng)
@@ -297,10 +301,10 @@ def generate(out: BinaryIO | str | os.PathLike[str], pages: int,
                 stop = len(pool)
             text = (f"'''{esc_title}''' is ".encode() + pool[start:stop])
         made.append(title)
-        head = (f"  <page>\n    <title>{esc_title}</title>\n    <ns>{namespace_of(title)}</ns>\n"
+        head = (f"  <page>\n    <title>{esc_title}</title>\n    <ns>{_namespace_of(title)}</ns>\n"
                 f"    <id>{page_id}</id>\n{redirect}    <revision>\n      <id>{rev_id}</id>\n"
                 f"      <timestamp>{ts}</timestamp>\n      <contributor>\n"
-                f"        <username>{_escape(rng.choice(FIRST))}</username>\n"
+                f"        <username>{_escape(rng.choice(_FIRST))}</username>\n"
                 f"        <id>{rng.randint(1, 10**7)}</id>\n      </contributor>\n"
                 f"      <model>wikitext</model>\n      <format>text/x-wiki</format>\n"
                 f'      <text bytes="{_unescaped_length(text)}" xml:space="preserve">')

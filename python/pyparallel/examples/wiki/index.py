@@ -45,15 +45,15 @@ import sys
 import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import pyparallel as px
 
-__all__ = ["WikiIndex", "scan_range", "split_ranges", "parallel_map", "unescape_xml",
-           "fingerprint", "index_path_for", "load_or_build"]
+__all__ = ["WikiIndex", "ScanResult", "scan_range", "split_ranges", "parallel_map",
+           "unescape_xml", "fingerprint", "index_path_for", "load_or_build"]
 
-FORMAT = "pyparallel-wiki-index/1"
-MAGIC = b"PXWIKI1\n"
+_FORMAT = "pyparallel-wiki-index/1"
+_MAGIC = b"PXWIKI1\n"
 _HASH_SPAN = 64 << 10
 _MIN_RANGE = 1 << 20
 
@@ -85,15 +85,17 @@ def unescape_xml(raw: bytes) -> bytes:
 
 # ---- scanning ------------------------------------------------------------------------
 
-ScanResult = tuple[array, array, list[bytes]]
+# What scanning a byte range yields: (starts, ends, titles) of its pages.
+# A string: array is subscriptable at run time only from Python 3.12 on.
+ScanResult: TypeAlias = "tuple[array[int], array[int], list[bytes]]"
 
 
 def scan_range(path: str, start: int, stop: int) -> ScanResult:
     """The pages whose ``<page>`` tag starts in [start, stop) of the file at path:
     (starts, ends, titles), in file order. Reads past stop to finish the last
     page. Raises ValueError for a page without ``</page>`` or a title."""
-    starts: array = array("q")
-    ends: array = array("q")
+    starts: array[int] = array("q")
+    ends: array[int] = array("q")
     titles: list[bytes] = []
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
@@ -154,7 +156,7 @@ class WikiIndex:
 
     __slots__ = ("blob", "bounds", "starts", "ends", "duplicates", "dump_size")
 
-    def __init__(self, blob: bytes, bounds: array, starts: array, ends: array,
+    def __init__(self, blob: bytes, bounds: array[int], starts: array[int], ends: array[int],
                  duplicates: int = 0, dump_size: int = 0) -> None:
         if not (len(bounds) == len(starts) + 1 == len(ends) + 1):
             raise ValueError("bounds must have one entry more than starts and ends")
@@ -182,8 +184,8 @@ class WikiIndex:
     def from_pages(cls, results: Iterable[ScanResult], dump_size: int = 0) -> WikiIndex:
         """The index of scan results for consecutive ranges, in file order;
         each result's pages in file order or stably sorted by title."""
-        starts: array = array("q")
-        ends: array = array("q")
+        starts: array[int] = array("q")
+        ends: array[int] = array("q")
         titles: list[bytes] = []
         for s, e, t in results:
             starts.extend(s)
@@ -270,13 +272,13 @@ class WikiIndex:
         """Write the index to path (atomically: a temporary file renamed);
         source describes the dump it belongs to (see :func:`fingerprint`)."""
         path = os.fspath(path)
-        header = {"format": FORMAT, "byteorder": sys.byteorder, "itemsize": self.starts.itemsize,
+        header = {"format": _FORMAT, "byteorder": sys.byteorder, "itemsize": self.starts.itemsize,
                   "count": len(self.starts), "blob": len(self.blob),
                   "duplicates": self.duplicates, "dump": source}
         tmp = f"{path}.tmp{os.getpid()}"
         try:
             with open(tmp, "wb") as f:
-                f.write(MAGIC)
+                f.write(_MAGIC)
                 f.write(json.dumps(header, sort_keys=True).encode() + b"\n")
                 self.bounds.tofile(f)
                 self.starts.tofile(f)
@@ -293,17 +295,17 @@ class WikiIndex:
         source and is intact; None otherwise (missing, stale, truncated)."""
         try:
             with open(path, "rb") as f:
-                if f.read(len(MAGIC)) != MAGIC:
+                if f.read(len(_MAGIC)) != _MAGIC:
                     return None
                 header = json.loads(f.readline(1 << 16))
-                if (header.get("format") != FORMAT or header.get("byteorder") != sys.byteorder
+                if (header.get("format") != _FORMAT or header.get("byteorder") != sys.byteorder
                         or header.get("dump") != source
                         or header.get("itemsize") != array("q").itemsize):
                     return None
                 n, blob_len = int(header["count"]), int(header["blob"])
                 arrays = []
                 for length in (n + 1, n, n):
-                    a: array = array("q")
+                    a: array[int] = array("q")
                     a.fromfile(f, length)  # EOFError when the file is short
                     arrays.append(a)
                 blob = f.read(blob_len + 1)
