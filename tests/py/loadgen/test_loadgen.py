@@ -59,11 +59,14 @@ def served(proc: ServerProcess) -> int:
     return int(json.loads(lines[-1][7:])["requests"])
 
 
-def free_port() -> int:
-    """A port where nothing listens (bound, then released)."""
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A port where nothing listens for as long as the test runs: bound by a
+    socket that never listens, so that no other process (a server started by a
+    test running beside this one) can take it meanwhile."""
     with socket.socket() as s:
         s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+        yield int(s.getsockname()[1])
 
 
 def url(proc: ServerProcess, path: str = "/json") -> str:
@@ -102,8 +105,8 @@ def test_stall_shows_in_the_tail_and_rate_holds(http_server: StartServer, backen
 
 # ---- failures, counted by cause ---------------------------------------------
 
-def test_refused_connections_count_as_connect_errors(backend: str) -> None:
-    r = run(f"http://{HOST}:{free_port()}/", rate=200, duration=0.5, connections=4,
+def test_refused_connections_count_as_connect_errors(backend: str, refused_port: int) -> None:
+    r = run(f"http://{HOST}:{refused_port}/", rate=200, duration=0.5, connections=4,
             backend=backend)
     check_accounting(r)
     assert r["scheduled"] == 100
