@@ -8,9 +8,11 @@
  *   exact   "/json"            the whole path, byte for byte
  *   param   "/wiki/{name}"     a "{name}" (a letter or '_', then letters, digits
  *           "/f/{id}.txt"      or '_') matches one or more bytes other than '/';
- *                              the rest of its segment is literal, so a segment
- *                              holds at most one parameter. A '{' that does not
- *                              open such a name is literal.
+ *           "/{x}-{y}"         the rest of its segment is literal. Where a
+ *                              segment holds several, the earlier ones take as
+ *                              many bytes as they can ("/{x}-{y}" on "/a-b-c":
+ *                              x "a-b", y "c"), as a regex would. A '{' that
+ *                              does not open such a name is literal.
  *   prefix  "/static/" "*"     a pattern ending in '/' and '*': every path that
  *                              starts with "/static/" (the prefix is literal,
  *                              braces included); what follows it is the
@@ -23,7 +25,8 @@
  * a known path with a method its route does not take is a 405, never a 404 and
  * never another route.
  *
- * Work per match is O(routes x path length), with no backtracking. Build the
+ * Work per match is O(routes x path length), with no backtracking (times the
+ * length of a literal between two parameters of one segment). Build the
  * table on one thread before matching; matching only reads it, so any number
  * of threads may match at once.
  */
@@ -53,8 +56,8 @@ void px_http_router_free(px_http_router_t *r);
  * Everything is copied.
  *
  * Returns the route's id: 0 for the first route added, then 1, 2... Returns
- * -EINVAL for a pattern not starting with '/', two parameters in one segment, a
- * repeated parameter name, or a method that is not a token; -E2BIG for more
+ * -EINVAL for a pattern not starting with '/', a repeated parameter name, or a
+ * method that is not a token; -E2BIG for more
  * than PX_HTTP_ROUTE_MAX_PARAMS parameters or PX_HTTP_ROUTE_MAX_METHODS
  * methods; -EEXIST when the same pattern is already routed; -ENOMEM. */
 int px_http_router_add(px_http_router_t *r, const char *pattern, size_t len,

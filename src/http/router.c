@@ -20,12 +20,15 @@ enum {
     ROUTE_PREFIX
 };
 
-/* One segment of a param pattern: literal bytes, or a parameter between a
- * literal prefix and a literal suffix (offsets into the route's pattern). */
+/* A literal piece of a param pattern (offsets into the route's pattern). */
+typedef struct piece {
+    uint32_t off, len;
+} piece_t;
+
+/* One segment of a param pattern: nparams parameters between nparams + 1
+ * literal pieces (lits[first ... first + nparams]; any of them may be empty). */
 typedef struct segment {
-    uint32_t off, len;         /* literal, or the parameter's prefix */
-    uint32_t sfx_off, sfx_len; /* the parameter's suffix */
-    bool param;
+    unsigned first, nparams;
 } segment_t;
 
 typedef struct route {
@@ -34,6 +37,8 @@ typedef struct route {
     int kind;
     segment_t *segs;
     unsigned nsegs;
+    piece_t *lits;
+    unsigned nlits;
     unsigned nparams;
     px_view_t names[PX_HTTP_ROUTE_MAX_PARAMS];
     char *allow; /* "GET, HEAD" */
@@ -65,6 +70,7 @@ static void route_free(route_t *rt)
 {
     free(rt->pattern);
     free(rt->segs);
+    free(rt->lits);
     free(rt->allow);
 }
 
@@ -106,32 +112,30 @@ static int compile_segments(route_t *rt)
     for (const char *q = p; q < e; q++)
         nsegs += *q == '/';
     rt->segs = calloc(nsegs, sizeof(*rt->segs));
-    if (rt->segs == NULL)
+    rt->lits = calloc(nsegs + PX_HTTP_ROUTE_MAX_PARAMS, sizeof(*rt->lits));
+    if (rt->segs == NULL || rt->lits == NULL)
         return -ENOMEM;
     for (;;) {
-        const char *q = memchr(p, '/', (size_t)(e - p)), *end = q ? q : e;
+        const char *q = memchr(p, '/', (size_t)(e - p)), *end = q ? q : e, *lit = p;
         segment_t *sg = &rt->segs[rt->nsegs++];
 
-        sg->off = (uint32_t)(p - base);
-        sg->len = (uint32_t)(end - p);
+        sg->first = rt->nlits;
         for (const char *c = p; c < end; c++) {
             size_t n = param_at(c, end);
             if (n == 0)
                 continue;
-            if (sg->param)
-                return -EINVAL; /* a second parameter: ambiguous without backtracking */
             if (rt->nparams == PX_HTTP_ROUTE_MAX_PARAMS)
                 return -E2BIG;
             for (unsigned i = 0; i < rt->nparams; i++)
                 if (rt->names[i].len == n - 2 && memcmp(rt->names[i].base, c + 1, n - 2) == 0)
                     return -EINVAL;
             rt->names[rt->nparams++] = (px_view_t){c + 1, n - 2};
-            sg->param = true;
-            sg->len = (uint32_t)(c - p);
-            sg->sfx_off = (uint32_t)(c + n - base);
-            sg->sfx_len = (uint32_t)(end - (c + n));
+            rt->lits[rt->nlits++] = (piece_t){(uint32_t)(lit - base), (uint32_t)(c - lit)};
+            sg->nparams++;
+            lit = c + n;
             c += n - 1;
         }
+        rt->lits[rt->nlits++] = (piece_t){(uint32_t)(lit - base), (uint32_t)(end - lit)};
         if (q == NULL)
             break;
         p = q + 1;
@@ -255,6 +259,51 @@ fail:
     return rc;
 }
 
+/* Start of the rightmost occurrence of lit[0..len) in s[lo..hi) (offsets),
+ * or -1. */
+static long rightmost(const char *s, size_t lo, size_t hi, const char *lit, size_t len)
+{
+    if (hi < lo + len)
+        return -1;
+    for (size_t at = hi - len + 1; at-- > lo;)
+        if (memcmp(s + at, lit, len) == 0)
+            return (long)at;
+    return -1;
+}
+
+/* One segment s[0..n) (no '/') against sg: every parameter takes one byte or
+ * more, the earlier ones as many as they can (what the regex
+ * "lit0([^/]+)lit1([^/]+)..." gives). Placing each literal as far right as the
+ * ones after it allow, from the last to the first, finds that match without
+ * backtracking. */
+static bool match_segment(const route_t *rt, const segment_t *sg, const char *s, size_t n,
+                          px_view_t *params)
+{
+    const char *base = rt->pattern;
+    const piece_t *lit = &rt->lits[sg->first];
+    unsigned k = sg->nparams;
+    size_t start[PX_HTTP_ROUTE_MAX_PARAMS + 1], lo = lit[0].len;
+
+    if (n < (size_t)lit[0].len + lit[k].len + k || memcmp(s, base + lit[0].off, lit[0].len) != 0 ||
+        memcmp(s + n - lit[k].len, base + lit[k].off, lit[k].len) != 0)
+        return false;
+    start[k] = n - lit[k].len;
+    for (unsigned i = k - 1; i >= 1; i--) {
+        /* lit[i] ends a byte or more before lit[i + 1] starts and leaves a
+         * byte for each of the i parameters before it. */
+        long at = rightmost(s, lo + i, start[i + 1] - 1, base + lit[i].off, lit[i].len);
+        if (at < 0)
+            return false;
+        start[i] = (size_t)at;
+    }
+    start[0] = 0;
+    for (unsigned i = 0; i < k; i++) {
+        size_t from = start[i] + lit[i].len;
+        params[i] = (px_view_t){s + from, start[i + 1] - from};
+    }
+    return true;
+}
+
 /* The param route rt against path [p, e) (p[0] is '/'). */
 static bool match_segments(const route_t *rt, const char *p, const char *e, px_http_match_t *m)
 {
@@ -272,15 +321,14 @@ static bool match_segments(const route_t *rt, const char *p, const char *e, px_h
         if ((i + 1 < rt->nsegs) != (q != e))
             return false; /* the path has fewer or more segments */
         n = (size_t)(q - p);
-        if (!sg->param) {
-            if (n != sg->len || memcmp(p, base + sg->off, n) != 0)
+        if (sg->nparams == 0) {
+            const piece_t *lit = &rt->lits[sg->first];
+            if (n != lit->len || memcmp(p, base + lit->off, n) != 0)
                 return false;
-        } else {
-            if (n <= (size_t)sg->len + sg->sfx_len || memcmp(p, base + sg->off, sg->len) != 0 ||
-                memcmp(q - sg->sfx_len, base + sg->sfx_off, sg->sfx_len) != 0)
-                return false;
-            m->params[np++] = (px_view_t){p + sg->len, n - sg->len - sg->sfx_len};
+        } else if (!match_segment(rt, sg, p, n, &m->params[np])) {
+            return false;
         }
+        np += sg->nparams;
         p = q + 1;
     }
     m->nparams = np;

@@ -60,6 +60,10 @@ class App(HttpServer):
     def greet_me(self, request):
         return {"me": True}
 
+    @route("/pkg/{name}-{version}.{ext}")
+    def package(self, request, name, version, ext):
+        return {"name": name, "version": version, "ext": ext}
+
     @route("/files/{stem}.txt")
     def text_file(self, request, stem):
         return {"stem": stem}
