@@ -28,8 +28,10 @@ def route(path: str | None = None, *, methods: tuple[str, ...] = ("GET", "HEAD",
           static: tuple[str, bytes] | None = None) -> Callable[[_F], _F]:
     """Mark a method as the handler of ``path`` (default: ``/`` + its name).
 
-    ``{name}`` segments become keyword arguments (percent-decoded; one per
-    path segment, with literal text around it allowed: ``/f/{id}.txt``); a path
+    ``{name}`` parts become keyword arguments (percent-decoded; each takes one
+    byte or more, never a '/', with literal text around it allowed:
+    ``/f/{id}.txt``; of several in one segment, ``/{name}-{version}``, the
+    earlier ones take as much as they can); a path
     ending in ``/*`` is a prefix route whose remainder is passed as ``rest``.
     Exact paths win over ``{name}`` patterns, which win over prefixes (the
     longest first). The engine matches routes in C; a known path asked with
