@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+
 import scenarios
 from helpers import CRASH_MARKERS, child_env, example
 
