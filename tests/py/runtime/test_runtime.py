@@ -220,20 +220,21 @@ def test_map_inside_http_handlers(spawn, backend: str) -> None:
     srv.finish().assert_clean()
 
 
-def _threads() -> int:
-    return len(os.listdir("/proc/self/task"))
+def _threads() -> set[str]:
+    return set(os.listdir("/proc/self/task"))
 
 
-def _threads_settle(expected: int, timeout: float = 2.0) -> int:
-    """The thread count once it is back at expected, or after timeout: a joined
-    thread is still listed in /proc/self/task until the kernel reaps it, a
-    moment after pthread_join returned."""
+def _threads_left(before: set[str], timeout: float = 2.0) -> set[str]:
+    """Threads that exist now and did not before, once none is left or after
+    timeout: a joined thread stays listed in /proc/self/task until the kernel
+    reaps it, a moment after pthread_join returned (and a thread of an earlier
+    test may end meanwhile, which is no concern here)."""
     deadline = time.monotonic() + timeout
-    count = _threads()
-    while count != expected and time.monotonic() < deadline:
+    left = _threads() - before
+    while left and time.monotonic() < deadline:
         time.sleep(0.005)
-        count = _threads()
-    return count
+        left = _threads() - before
+    return left
 
 
 @pytest.fixture
@@ -254,7 +255,7 @@ def test_map_without_engine_orders_results_and_leaves_no_thread(px_backend: str)
     for workers in (1, 2, 3):
         assert px.map(lambda x: -x, range(100), workers=workers) == [-x for x in range(100)]
     assert px.map(lambda s: s.upper(), (c for c in "generator")) == list("GENERATOR")
-    assert _threads_settle(before) == before
+    assert _threads_left(before) == set()
 
 
 def test_map_big_iterable(px_backend: str) -> None:
@@ -287,7 +288,7 @@ def test_map_reraises_the_first_failing_item(px_backend: str) -> None:
     before = _threads()
     with pytest.raises(ZeroDivisionError):
         px.map(lambda x: 1 // x, range(-5, 5))
-    assert _threads_settle(before) == before
+    assert _threads_left(before) == set()
 
 
 def test_map_runs_chunks_in_parallel_on_the_workers(px_backend: str) -> None:
@@ -330,7 +331,7 @@ def test_map_interrupted_on_the_main_thread_stops_early(px_backend: str) -> None
         signal.signal(signal.SIGALRM, old)
     assert elapsed < 2.0  # 200 x 50 ms on two workers would take 5 s
     assert 0 < len(ran) < 100
-    assert _threads_settle(before) == before
+    assert _threads_left(before) == set()
 
 
 def test_map_functions_may_wait_for_the_main_thread(px_backend: str) -> None:
