@@ -56,6 +56,7 @@ OTHERS = [
     ("stm", "stm_bench.py", []),
     ("handoff", "handoff_bench.py", []),
     ("wiki", "wiki_bench.py", []),
+    ("instructions", "http_instructions.py", []),
 ]
 
 
