@@ -27,7 +27,8 @@ typedef struct px_http_limits {
     size_t max_header_bytes; /* whole head with request line and both final
                                 CRLFs (capped at INT_MAX); over it: 431 */
     size_t max_headers;      /* header lines; over it: 431 */
-    uint64_t max_body;       /* Content-Length or decoded chunked body; 413 */
+    uint64_t max_body;       /* Content-Length or decoded chunked body (whose raw
+                                bytes px_http_chunked_raw_max bounds); 413 */
 } px_http_limits_t;
 
 /* Defaults of px_http_limits_t (DESIGN section 6). */
@@ -61,10 +62,17 @@ typedef struct px_http_request {
                                   as RFC 9112 section 3.2.2 requires); NULL base and
                                   length 0 when there is neither */
     int status;                /* 0, or on PX_HTTP_ERROR the status to answer: 400,
-                                  413, 414, 417, 431, 501 or 505 */
+                                  413, 414, 417, 431, 501 (also CONNECT: no
+                                  tunnels here) or 505 */
 } px_http_request_t;
 
 /* Parse the request head at the start of buf[0..len).
+ *
+ * Up to 8 empty lines (CRLF) before the request line are skipped (RFC 9112
+ * section 2.2) and belong to the head; a 9th is a 400. Targets: origin-form,
+ * absolute-form (http or https, an authority with an optional port, IP literals
+ * in brackets), "*" for OPTIONS only; CONNECT with a valid authority-form target
+ * is a 501. Host values must be a valid host with an optional port.
  *
  * Before the call set req->headers and req->num_headers (its capacity; with
  * headers NULL nothing is stored). Every other field is output.
@@ -90,11 +98,23 @@ typedef struct px_http_chunked {
     uint64_t _size; /* chunk size being read, or data bytes left */
     uint32_t _state;
     uint32_t _count;   /* hex digits of the chunk size read */
-    uint32_t _line;    /* bytes of the chunk line, or of all trailers */
+    uint32_t _line;    /* bytes of a chunk line's extensions, or of all trailers */
     int status;        /* 0, or on PX_HTTP_ERROR 400 or 413 */
     uint64_t total;    /* decoded body bytes so far */
     uint64_t max_body; /* over it: 413 */
+    uint64_t raw;      /* bytes read so far as sent, framing and extensions
+                          included, trailers not; over
+                          px_http_chunked_raw_max(max_body): 413 */
 } px_http_chunked_t;
+
+/* What framing may add to a chunked body's limit: max_body / 16 plus this. */
+#define PX_HTTP_CHUNKED_SLACK 4096
+
+/* The most bytes a chunked body of at most max_body decoded bytes may take as
+ * sent (sizes, extensions, data, CRLFs; trailers have their own limit):
+ * max_body plus PX_HTTP_CHUNKED_SLACK plus a sixteenth of max_body, which
+ * chunks of 128 bytes or more never need. Saturates at UINT64_MAX. */
+uint64_t px_http_chunked_raw_max(uint64_t max_body);
 
 /* Prepare d to decode one chunked body of at most max_body bytes. */
 void px_http_chunked_init(px_http_chunked_t *d, uint64_t max_body);
@@ -110,8 +130,11 @@ void px_http_chunked_init(px_http_chunked_t *d, uint64_t max_body);
  * which belong to the next request, are the LAST n bytes of the input, still at
  * buf[old_len - n .. old_len) where old_len is *len before the call (they are
  * not moved; the decoded bytes before them never overlap them).
- * Returns PX_HTTP_ERROR with d->status 400 (malformed; also chunk lines over 4 KiB
- * or trailers over 16 KiB) or 413 (total over d->max_body); it stays in error.
+ * Chunk extensions are checked and ignored; whitespace (BWS) is accepted before
+ * and after ';' and around '=' (RFC 9112 section 7.1.1), not before the CRLF.
+ * Returns PX_HTTP_ERROR with d->status 400 (malformed; also a chunk line whose
+ * extensions take over 1 KiB, or trailers over 16 KiB) or 413 (total over
+ * d->max_body, or raw over px_http_chunked_raw_max); it stays in error.
  * Once the body has ended, further calls return *len (all input is leftover). */
 int px_http_chunked_decode(px_http_chunked_t *d, char *buf, size_t *len);
 

@@ -15,8 +15,9 @@
 
 #include "grammar.h"
 
-#define CHUNK_LINE_MAX 4096u /* chunk size line with its extensions */
-#define TRAILERS_MAX 16384u  /* whole trailer section */
+#define CHUNK_EXT_MAX 1024u /* a chunk line's extensions, with their whitespace */
+#define TRAILERS_MAX 16384u /* whole trailer section */
+#define EMPTY_LINES_MAX 8   /* CRLFs skipped before a request line */
 
 void px_http_limits_default(px_http_limits_t *l)
 {
@@ -33,8 +34,41 @@ static px_view_t view(const unsigned char *b, const unsigned char *e)
 
 /* Semantic state gathered across header lines. */
 typedef struct head_state {
-    bool cl_seen, te_seen, te_chunked, conn_keep_alive, absolute;
+    bool cl_seen, te_seen, te_chunked, conn_keep_alive, absolute, connect;
 } head_state_t;
+
+/* uri-host [ ":" port ] (RFC 3986 section 3.2.2, RFC 9112 section 3.2): an
+ * IP-literal in brackets (IPv6, IPvFuture, a zone), or reg-name / IPv4address
+ * bytes; then an optional port of digits. need_host: an empty host is invalid
+ * (an absolute-form target's authority); need_port: the port is required
+ * (authority-form). Brackets anywhere else and a second ':' are refused, so
+ * every recipient splits host and port the same way. */
+static bool valid_authority(const unsigned char *a, const unsigned char *e, bool need_host,
+                            bool need_port)
+{
+    const unsigned char *p = a;
+    if (p < e && *p == '[') {
+        for (p++; p < e && *p != ']'; p++)
+            if (!(http_ctype[*p] & C_HOST) || *p == '[')
+                return false;
+        if (p == e || p == a + 1)
+            return false;
+        p++;
+    } else {
+        while (p < e && (http_ctype[*p] & C_HOST) && *p != ':' && *p != '[' && *p != ']')
+            p++;
+    }
+    if (need_host && p == a)
+        return false;
+    if (p == e)
+        return !need_port;
+    if (*p != ':' || (need_port && p + 1 == e))
+        return false;
+    for (p++; p < e; p++)
+        if ((unsigned)*p - '0' > 9)
+            return false;
+    return true;
+}
 
 static int check_content_length(px_http_request_t *req, head_state_t *hs, const unsigned char *v,
                                 const unsigned char *ve, uint64_t max_body)
@@ -105,9 +139,9 @@ static int check_header(px_http_request_t *req, head_state_t *hs, const unsigned
             if (req->has_host)
                 return 400;
             req->has_host = true;
-            for (const unsigned char *p = v; p < ve; p++)
-                if (!(http_ctype[*p] & C_HOST))
-                    return 400;
+            /* an invalid Host value is a 400 (RFC 9112 section 3.2) */
+            if (!valid_authority(v, ve, false, false))
+                return 400;
             if (!hs->absolute)
                 req->host = view(v, ve);
         }
@@ -200,6 +234,13 @@ static int split_target(px_http_request_t *req, head_state_t *hs, const unsigned
                         const unsigned char *te)
 {
     const unsigned char *p = t, *q;
+    if (req->method.len == 7 && memcmp(req->method.base, "CONNECT", 7) == 0) {
+        /* authority-form (RFC 9112 section 3.2.3); refused later with 501 */
+        if (!valid_authority(t, te, true, true))
+            return 400;
+        hs->connect = true;
+        return 0;
+    }
     if (*t == '*') {
         if (te - t != 1 || !(req->method.len == 7 && memcmp(req->method.base, "OPTIONS", 7) == 0))
             return 400;
@@ -217,12 +258,9 @@ static int split_target(px_http_request_t *req, head_state_t *hs, const unsigned
         else
             return 400;
         const unsigned char *a = p;
-        while (p < te && *p != '/' && *p != '?') {
-            if (!(http_ctype[*p] & C_HOST))
-                return 400;
+        while (p < te && *p != '/' && *p != '?')
             p++;
-        }
-        if (p == a)
+        if (!valid_authority(a, p, true, false))
             return 400;
         req->host = view(a, p);
         hs->absolute = true;
@@ -268,13 +306,13 @@ int px_http_parse_request(const char *buf_, size_t len, px_http_request_t *req,
     /* Head bytes may lie in [buf, end); request-line bytes before its CR in
      * [buf, lend). Reaching either bound with input left means a limit. */
     const unsigned char *end = buf + PX_MIN(len, max_head);
-    const unsigned char *lend = buf + PX_MIN((size_t)(end - buf), lim->max_request_line);
+    const unsigned char *lend;
     px_http_header_t *hdrs = req->headers;
     size_t max_hdrs = hdrs ? PX_MIN(req->num_headers, lim->max_headers) : lim->max_headers;
     size_t nh = 0;
     head_state_t hs = {0};
-    const unsigned char *p = buf, *t;
-    int st;
+    const unsigned char *p = buf, *t, *line;
+    int st, empty_lines = 0;
 
     req->method = req->target = req->path = req->query = (px_view_t){NULL, 0};
     req->minor_version = -1;
@@ -305,13 +343,27 @@ int px_http_parse_request(const char *buf_, size_t len, px_http_request_t *req,
         goto stop;   \
     } while (0)
 
-    /* method SP: a token, so also no leading empty line */
+    /* A few empty lines (CRLF) before the request line are skipped, as RFC 9112
+     * section 2.2 asks; a bare LF or more of them than that is a 400. */
+    while (p < end && *p == '\r') {
+        if (++empty_lines > EMPTY_LINES_MAX)
+            FAIL(400);
+        p++;
+        HEAD_NEED(p);
+        if (*p != '\n')
+            FAIL(400);
+        p++;
+    }
+    line = p;
+    lend = p + PX_MIN((size_t)(end - p), lim->max_request_line);
+
+    /* method SP: a token */
     while (p < lend && (http_ctype[*p] & C_TOKEN))
         p++;
     RL_NEED(p);
-    if (*p != ' ' || p == buf)
+    if (*p != ' ' || p == line)
         FAIL(400);
-    req->method = view(buf, p);
+    req->method = view(line, p);
 
     /* request-target SP */
     t = ++p;
@@ -352,6 +404,10 @@ int px_http_parse_request(const char *buf_, size_t len, px_http_request_t *req,
     p++;
     if (major != 1 || minor > 1)
         FAIL(505);
+    /* No tunnels here: CONNECT is a method this server does not implement
+     * (RFC 9110 section 9.1). */
+    if (hs.connect)
+        FAIL(501);
     req->minor_version = minor;
 
     /* header fields, then the empty line */
@@ -421,9 +477,11 @@ stop:
 
 enum {
     CK_SIZE,      /* hex digits */
-    CK_EXT_NAME0, /* after ';' */
+    CK_EXT_BWS,   /* whitespace after the size or a value: more, or ';' */
+    CK_EXT_NAME0, /* after ';' (and whitespace) */
     CK_EXT_NAME,
-    CK_EXT_VALUE0, /* after '=' */
+    CK_EXT_NAME_BWS, /* whitespace after a name: more, '=' or ';' */
+    CK_EXT_VALUE0,   /* after '=' (and whitespace) */
     CK_EXT_TOKEN,
     CK_EXT_QUOTED,
     CK_EXT_QPAIR, /* after a backslash in a quoted string */
@@ -448,9 +506,21 @@ void px_http_chunked_init(px_http_chunked_t *d, uint64_t max_body)
     d->max_body = max_body;
 }
 
+uint64_t px_http_chunked_raw_max(uint64_t max_body)
+{
+    uint64_t slack = max_body / 16 + PX_HTTP_CHUNKED_SLACK;
+    return max_body > UINT64_MAX - slack ? UINT64_MAX : max_body + slack;
+}
+
+static bool is_bws(unsigned c)
+{
+    return c == ' ' || c == '\t';
+}
+
 int px_http_chunked_decode(px_http_chunked_t *d, char *buf, size_t *len)
 {
     size_t n = *len, src = 0, dst = 0;
+    uint64_t raw_max = px_http_chunked_raw_max(d->max_body);
     int st = 400;
 
     if (d->_state == CK_ERROR)
@@ -475,12 +545,20 @@ int px_http_chunked_decode(px_http_chunked_t *d, char *buf, size_t *len)
             src += take;
             d->_size -= take;
             d->total += take;
+            d->raw += take; /* within raw_max: the chunk size was checked */
             if (d->_size == 0)
                 d->_state = CK_DATA_CR;
             continue;
         }
         src++;
-        if (s >= CK_EXT_NAME0 && s <= CK_EXT_QEND && ++d->_line > CHUNK_LINE_MAX)
+        /* Everything before the trailers counts against the raw limit: what a
+         * client sends, not only what it decodes to, so framing and extensions
+         * cannot stretch a body past its limit. */
+        if (s < CK_TRAILER0 && ++d->raw > raw_max) {
+            st = 413;
+            goto fail;
+        }
+        if (s >= CK_EXT_BWS && s <= CK_EXT_QEND && ++d->_line > CHUNK_EXT_MAX)
             goto fail;
         if (s >= CK_TRAILER0 && s <= CK_END_LF && ++d->_line > TRAILERS_MAX)
             goto fail;
@@ -495,18 +573,28 @@ int px_http_chunked_decode(px_http_chunked_t *d, char *buf, size_t *len)
             }
             if (d->_count == 0)
                 goto fail;
-            if (d->_size > d->max_body - d->total) {
+            if (d->_size > d->max_body - d->total || d->_size > raw_max - d->raw) {
                 st = 413;
                 goto fail;
             }
             if (c == ';')
                 d->_state = CK_EXT_NAME0;
+            else if (is_bws(c)) /* BWS before ';' (RFC 9112 section 7.1.1) */
+                d->_state = CK_EXT_BWS;
             else if (c == '\r')
                 d->_state = CK_SIZE_LF;
             else
                 goto fail;
             break;
+        case CK_EXT_BWS:
+            if (c == ';')
+                d->_state = CK_EXT_NAME0;
+            else if (!is_bws(c))
+                goto fail;
+            break;
         case CK_EXT_NAME0:
+            if (is_bws(c))
+                break;
             if (!(http_ctype[c] & C_TOKEN))
                 goto fail;
             d->_state = CK_EXT_NAME;
@@ -521,7 +609,17 @@ int px_http_chunked_decode(px_http_chunked_t *d, char *buf, size_t *len)
                 d->_state = CK_EXT_NAME0;
             else if (c == '\r')
                 d->_state = CK_SIZE_LF;
+            else if (is_bws(c))
+                d->_state = s == CK_EXT_NAME ? CK_EXT_NAME_BWS : CK_EXT_BWS;
             else
+                goto fail;
+            break;
+        case CK_EXT_NAME_BWS:
+            if (c == '=')
+                d->_state = CK_EXT_VALUE0;
+            else if (c == ';')
+                d->_state = CK_EXT_NAME0;
+            else if (!is_bws(c))
                 goto fail;
             break;
         case CK_EXT_VALUE0:
@@ -529,7 +627,7 @@ int px_http_chunked_decode(px_http_chunked_t *d, char *buf, size_t *len)
                 d->_state = CK_EXT_QUOTED;
             else if (http_ctype[c] & C_TOKEN)
                 d->_state = CK_EXT_TOKEN;
-            else
+            else if (!is_bws(c))
                 goto fail;
             break;
         case CK_EXT_QUOTED:
@@ -548,6 +646,8 @@ int px_http_chunked_decode(px_http_chunked_t *d, char *buf, size_t *len)
         case CK_EXT_QEND:
             if (c == ';')
                 d->_state = CK_EXT_NAME0;
+            else if (is_bws(c))
+                d->_state = CK_EXT_BWS;
             else if (c == '\r')
                 d->_state = CK_SIZE_LF;
             else

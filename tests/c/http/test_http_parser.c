@@ -101,6 +101,24 @@ static const valid_case_t valid_cases[] = {
      "/", "/", "", "", 1, 2, 0, false, true, false, false, false},
     {B("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1048576\r\n\r\n"), -1,
      "POST", "/", "/", "", "h", 1, 2, 1048576, false, true, false, false, false},
+    /* empty lines before the request line are skipped (RFC 9112 section 2.2) */
+    {B("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), -1, "GET", "/", "/", "", "a", 1,
+     1, -1, false, true, false, false, false},
+    {B("\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET /8 HTTP/1.0\r\n\r\n"), -1, "GET", "/8",
+     "/8", "", "", 0, 0, -1, false, false, false, false, false},
+    /* IP literals in absolute-form targets and in Host */
+    {B("GET http://[::1]:8080/x HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"), -1, "GET",
+     "http://[::1]:8080/x", "/x", "", "[::1]:8080", 1, 1, -1, false, true, false,
+     false, false},
+    {B("GET http://[fe80::1%25eth0]?q HTTP/1.1\r\nHost: x\r\n\r\n"), -1, "GET",
+     "http://[fe80::1%25eth0]?q", "/", "q", "[fe80::1%25eth0]", 1, 1, -1, false,
+     true, false, false, false},
+    {B("GET https://[::ffff:127.0.0.1]:/a HTTP/1.1\r\nHost: [v1.x]\r\n\r\n"), -1,
+     "GET", "https://[::ffff:127.0.0.1]:/a", "/a", "", "[::ffff:127.0.0.1]:", 1, 1,
+     -1, false, true, false, false, false},
+    {B("GET http://127.0.0.1:80 HTTP/1.1\r\nHost: 127.0.0.1:80\r\n\r\n"), -1,
+     "GET", "http://127.0.0.1:80", "/", "", "127.0.0.1:80", 1, 1, -1, false, true,
+     false, false, false},
 };
 /* clang-format on */
 
@@ -178,8 +196,31 @@ typedef struct bad_case {
 /* clang-format off */
 static const bad_case_t bad_cases[] = {
     /* request line */
-    {B("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 400}, /* leading empty line */
-    {B("\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+    {B("\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 400}, /* a bare LF line */
+    {B("\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+    {B("\r\rGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+    {B("\r\n \r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+    {B("\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.0\r\n\r\n"), 400}, /* 9 */
+    /* CONNECT: no tunnels (501), unless its target is not an authority */
+    {B("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"), 501},
+    {B("CONNECT [::1]:443 HTTP/1.1\r\n"), 501},
+    {B("CONNECT a HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+    {B("CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+    {B("CONNECT a:443 HTTP/2.0\r\n"), 505},
+    /* authorities: brackets only around an IP literal, one port of digits */
+    {B("GET http://[::1/ HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+    {B("GET http://a]b[/ HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+    {B("GET http://[::1]x/ HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+    {B("GET http://[[::1]]/ HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+    {B("GET http://[]/ HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+    {B("GET http://a:b:c/ HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+    {B("GET http://:80/ HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+    {B("GET http://[::1]:8x/ HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
+    {B("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n"), 400},
+    {B("GET / HTTP/1.1\r\nHost: a]\r\n\r\n"), 400},
+    {B("GET / HTTP/1.1\r\nHost: a:b:c\r\n\r\n"), 400},
+    {B("GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n"), 400},
+    {B("GET / HTTP/1.1\r\nHost: []\r\n\r\n"), 400},
     {B(" GET / HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
     {B("GE T / HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
     {B("G\x01T / HTTP/1.1\r\nHost: a\r\n\r\n"), 400},
@@ -349,7 +390,9 @@ static void test_incremental(void)
     px_http_request_t req;
     px_http_header_t h[4];
     PX_CHECK_EQ(parse("G\x01", 2, &req, h, 4, NULL), PX_HTTP_ERROR);
-    PX_CHECK_EQ(parse("\r", 1, &req, h, 4, NULL), PX_HTTP_ERROR);
+    PX_CHECK_EQ(parse("\r", 1, &req, h, 4, NULL), PX_HTTP_INCOMPLETE); /* an empty line? */
+    PX_CHECK_EQ(parse("\r\r", 2, &req, h, 4, NULL), PX_HTTP_ERROR);
+    PX_CHECK_EQ(parse("\n", 1, &req, h, 4, NULL), PX_HTTP_ERROR);
     PX_CHECK_EQ(parse("GET / HTTP/1.1\r\n ", 17, &req, h, 4, NULL), PX_HTTP_ERROR);
     PX_CHECK_EQ(parse("GET / HTTP/1.1\r\nA:\x01", 19, &req, h, 4, NULL), PX_HTTP_ERROR);
     PX_CHECK_EQ(parse("", 0, &req, h, 4, NULL), PX_HTTP_INCOMPLETE);
@@ -471,6 +514,12 @@ static const chunk_case_t chunk_cases[] = {
     {B("0\r\n\r\n"), 0, "", "", 0},
     {B("1;a=\"\"\r\nx\r\n0;b=\"c\";d\r\n\r\n"), 0, "x", "", 0},
     {B("a\r\n0123456789\r\n0\r\n\r\n"), 0, "0123456789", "", 10},
+    /* BWS around ';' and '=' (RFC 9112 section 7.1.1) */
+    {B("5 ;a\r\nhello\r\n0\t;b=c\r\n\r\n"), 0, "hello", "", 0},
+    {B("5 \t ; a = b ;\tc= \"d\" ;e\r\nhello\r\n0\r\n\r\n"), 0, "hello", "", 0},
+    {B("5; a\r\nhello\r\n0\r\n\r\n"), 0, "hello", "", 0},
+    {B("5;a =b\r\nhello\r\n0\r\n\r\n"), 0, "hello", "", 0},
+    {B("5;a= b\r\nhello\r\n0\r\n\r\n"), 0, "hello", "", 0},
     /* malformed sizes */
     {B("0x5\r\nhello\r\n0\r\n\r\n"), 400, NULL, NULL, 0},
     {B("-1\r\n"), 400, NULL, NULL, 0},
@@ -492,10 +541,14 @@ static const chunk_case_t chunk_cases[] = {
     {B("5\r\nhello\r\n0\r\n\rX"), 400, NULL, NULL, 0},
     /* extensions */
     {B("5;\r\nhello\r\n0\r\n\r\n"), 400, NULL, NULL, 0},
-    {B("5 ;a\r\nhello\r\n0\r\n\r\n"), 400, NULL, NULL, 0},
-    {B("5; a\r\nhello\r\n0\r\n\r\n"), 400, NULL, NULL, 0},
-    {B("5;a =b\r\nhello\r\n0\r\n\r\n"), 400, NULL, NULL, 0},
-    {B("5;a= b\r\nhello\r\n0\r\n\r\n"), 400, NULL, NULL, 0},
+    {B("5 ; \r\nhello\r\n0\r\n\r\n"), 400, NULL, NULL, 0},
+    {B("5;a \r\nhello\r\n0\r\n\r\n"), 400, NULL, NULL, 0},
+    {B("5;a=b \r\nhello\r\n0\r\n\r\n"), 400, NULL, NULL, 0},
+    {B("5;a=\"b\" \r\nhello\r\n0\r\n\r\n"), 400, NULL, NULL, 0},
+    {B("5;a = \r\nhello\r\n0\r\n\r\n"), 400, NULL, NULL, 0},
+    {B("5 a\r\nhello\r\n0\r\n\r\n"), 400, NULL, NULL, 0},
+    {B("5 \n;a\r\nhello\r\n0\r\n\r\n"), 400, NULL, NULL, 0},
+    {B("5\v;a\r\nhello\r\n0\r\n\r\n"), 400, NULL, NULL, 0},
     {B("5;a=\r\nhello\r\n0\r\n\r\n"), 400, NULL, NULL, 0},
     {B("5;=b\r\nhello\r\n0\r\n\r\n"), 400, NULL, NULL, 0},
     {B("5;a=b c\r\nhello\r\n0\r\n\r\n"), 400, NULL, NULL, 0},
@@ -609,19 +662,29 @@ static void test_chunked(void)
         }
     }
 
-    /* an endless chunk line or trailer section is cut off */
+    /* an endless chunk line or trailer section is cut off: a chunk line's
+     * extensions may take 1 KiB (with the CR), one byte more is a 400 */
     px_http_chunked_t d;
     size_t len;
     static char ext[8192];
     memcpy(ext, "1;a=", 4);
     memset(ext + 4, 'x', sizeof(ext) - 4);
     px_http_chunked_init(&d, 1048576);
-    len = 4000;
+    len = 1000;
     PX_CHECK_EQ(px_http_chunked_decode(&d, ext, &len), PX_HTTP_INCOMPLETE);
     len = 4000;
     memset(ext, 'x', 4000);
     PX_CHECK_EQ(px_http_chunked_decode(&d, ext, &len), PX_HTTP_ERROR);
     PX_CHECK_EQ(d.status, 400);
+    for (size_t name = 1023; name <= 1024; name++) { /* the name and the CR */
+        px_http_chunked_init(&d, 1048576);
+        memcpy(ext, "1;", 2);
+        memset(ext + 2, 'e', name);
+        len = 2 + name + (size_t)sprintf(ext + 2 + name, "\r\nx\r\n0\r\n\r\n");
+        r = px_http_chunked_decode(&d, ext, &len);
+        PX_CHECK_EQ(r, name == 1023 ? 0 : PX_HTTP_ERROR);
+        PX_CHECK_EQ(d.status, name == 1023 ? 0 : 400);
+    }
     px_http_chunked_init(&d, 1048576);
     for (int i = 0; i < 5; i++) {
         len = (size_t)sprintf(ext, "%s", i == 0 ? "0\r\n" : "");
@@ -634,6 +697,43 @@ static void test_chunked(void)
     }
     PX_CHECK_EQ(r, PX_HTTP_ERROR);
     PX_CHECK_EQ(d.status, 400);
+
+    /* what the client sends counts: framing and extensions may add a
+     * sixteenth of max_body and 4 KiB to it, then 413 */
+    PX_CHECK_EQ(px_http_chunked_raw_max(16000), 16000 + 1000 + PX_HTTP_CHUNKED_SLACK);
+    PX_CHECK_EQ(px_http_chunked_raw_max(UINT64_MAX - 5), UINT64_MAX);
+    px_http_chunked_init(&d, 16000);
+    for (int i = 0; i < 1000; i++) {
+        len = (size_t)sprintf(ext, "1;e=%090d\r\nx\r\n", i); /* 100 bytes for 1 */
+        r = px_http_chunked_decode(&d, ext, &len);
+        if (r == PX_HTTP_ERROR)
+            break;
+        PX_CHECK_EQ(r, PX_HTTP_INCOMPLETE);
+        PX_CHECK_EQ(len, 1);
+    }
+    PX_CHECK_EQ(r, PX_HTTP_ERROR);
+    PX_CHECK_EQ(d.status, 413);
+    PX_CHECK_EQ(d.raw, px_http_chunked_raw_max(16000) + 1);
+    PX_CHECK_LT(d.total, 250); /* far below max_body */
+    /* a chunk size that cannot fit in what is left of it: 413 at once */
+    px_http_chunked_init(&d, 16000);
+    len = (size_t)sprintf(ext, "3E80\r\n"); /* 16000 */
+    PX_CHECK_EQ(px_http_chunked_decode(&d, ext, &len), PX_HTTP_INCOMPLETE);
+    px_http_chunked_init(&d, 0);
+    len = (size_t)sprintf(ext, "1001\r\n");
+    PX_CHECK_EQ(px_http_chunked_decode(&d, ext, &len), PX_HTTP_ERROR);
+    PX_CHECK_EQ(d.status, 413);
+    /* a body exactly at max_body in small chunks still passes */
+    px_http_chunked_init(&d, 1024);
+    for (int i = 0; i < 8; i++) {
+        len = (size_t)sprintf(ext, "80\r\n%0128d\r\n", 0);
+        PX_CHECK_EQ(px_http_chunked_decode(&d, ext, &len), PX_HTTP_INCOMPLETE);
+    }
+    len = 5;
+    memcpy(ext, "0\r\n\r\n", 5);
+    PX_CHECK_EQ(px_http_chunked_decode(&d, ext, &len), 0);
+    PX_CHECK_EQ(d.total, 1024);
+    PX_CHECK_EQ(d.raw, 1024 + 8 * 6 + 3);
 
     /* total accumulates across calls against max_body */
     px_http_chunked_init(&d, 8);
