@@ -13,6 +13,8 @@
 #include "px/clock.h"
 #include "px/http_server.h"
 
+#include "early.h"
+
 #define MAX_HEADERS_CAP 256
 
 static const char TEXT_PLAIN[] = "text/plain; charset=utf-8";
@@ -34,9 +36,12 @@ struct px_http_server {
     static_route_t *statics;
     px_http_router_t *router; /* the app's routes */
     char **allow_lines;       /* by route id: "Allow: ...\r\n" for its 405 */
+    bool *takes_body;         /* by route id: a method other than GET and HEAD */
+    char *options_allow;      /* "Allow: ...\r\n" of OPTIONS *, built at listen */
 };
 
-/* Per-connection state, only while a request is incomplete. */
+/* Per-connection state, only while a request is incomplete or the body of an
+ * answered one is being dropped. */
 typedef struct http_conn {
     char *buf;
     size_t len, cap;
@@ -44,9 +49,11 @@ typedef struct http_conn {
     bool deadline_armed;
     bool in_body;     /* the head of the pending request is complete */
     bool chunked;     /* decoding the body of the request at buf */
-    size_t body_done; /* chunked: decoded bytes after the head */
-    size_t raw_done;  /* chunked: raw bytes after the head consumed */
+    bool dropping;    /* the body of an answered request: read, never kept */
+    size_t body_done; /* chunked: decoded bytes after the head (the raw bytes
+                         they came from are gone) */
     px_http_chunked_t dec;
+    px__http_drop_t drop; /* while dropping */
 } http_conn_t;
 
 void px_http_config_default(px_http_config_t *cfg)
@@ -97,6 +104,8 @@ void px_http_server_free(px_http_server_t *s)
     for (size_t i = 0; i < px_http_router_count(s->router); i++)
         free(s->allow_lines[i]);
     free(s->allow_lines);
+    free(s->takes_body);
+    free(s->options_allow);
     px_http_router_free(s->router);
     free(s);
 }
@@ -106,15 +115,21 @@ int px_http_route(px_http_server_t *s, const char *pattern, size_t len, const ch
 {
     size_t n = px_http_router_count(s->router);
     char **lines = realloc(s->allow_lines, (n + 1) * sizeof(*lines));
+    bool *takes;
     px_view_t allow;
     int id;
 
     if (lines == NULL)
         return -ENOMEM;
     s->allow_lines = lines;
+    takes = realloc(s->takes_body, (n + 1) * sizeof(*takes));
+    if (takes == NULL)
+        return -ENOMEM;
+    s->takes_body = takes;
     id = px_http_router_add(s->router, pattern, len, methods, nmethods);
     if (id < 0)
         return id;
+    takes[id] = px__http_methods_take_body(methods, nmethods);
     allow = px_http_router_allow(s->router, id);
     /* Built now so that a 405 costs no formatting; freed with the server. */
     if (asprintf(&lines[id], "Allow: %.*s\r\n", (int)allow.len, allow.base) < 0) {
@@ -127,80 +142,6 @@ int px_http_route(px_http_server_t *s, const char *pattern, size_t len, const ch
 const px_http_router_t *px_http_server_router(const px_http_server_t *s)
 {
     return s->router;
-}
-
-const char *px_http_reason(int status)
-{
-    switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 103: return "Early Hints";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 203: return "Non-Authoritative Information";
-    case 204: return "No Content";
-    case 205: return "Reset Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 418: return "I'm a teapot";
-    case 421: return "Misdirected Request";
-    case 422: return "Unprocessable Content";
-    case 423: return "Locked";
-    case 424: return "Failed Dependency";
-    case 425: return "Too Early";
-    case 426: return "Upgrade Required";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 451: return "Unavailable For Legal Reasons";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    case 506: return "Variant Also Negotiates";
-    case 507: return "Insufficient Storage";
-    case 508: return "Loop Detected";
-    case 511: return "Network Authentication Required";
-    default: return "Unknown";
-    }
-}
-
-const char *px_http_date(void)
-{
-    static _Thread_local char date[32];
-    static _Thread_local time_t last;
-    time_t now = time(NULL);
-
-    if (now != last) {
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        last = now;
-    }
-    return date;
 }
 
 int px_http_route_static(px_http_server_t *s, const char *path, const char *content_type,
@@ -384,6 +325,29 @@ static const static_route_t *static_route(const px_http_server_t *s, const px_ht
     return NULL;
 }
 
+/* OPTIONS * (the parser allows "*" with OPTIONS only) */
+static bool is_options_star(const px_http_request_t *req)
+{
+    return req->target.len == 1 && req->target.base[0] == '*';
+}
+
+/* Whether anything takes the request's body: not a static route, OPTIONS *, a
+ * 405 of the route table nor a route of only GET and HEAD. */
+static bool takes_body(const px_http_server_t *s, const px_http_request_t *req)
+{
+    px_http_match_t m;
+    int id;
+
+    if (static_route(s, req) != NULL || is_options_star(req))
+        return false;
+    if (px_http_router_count(s->router) == 0)
+        return true;
+    id = px_http_router_match(s->router, req->method, req->path, &m);
+    if (id == -EPERM)
+        return false;
+    return id < 0 || s->takes_body[id];
+}
+
 static void answer(px_conn_t *c, px_http_server_t *s, const px_http_request_t *req,
                    const char *body, size_t body_len)
 {
@@ -401,6 +365,10 @@ static void answer(px_conn_t *c, px_http_server_t *s, const px_http_request_t *r
 
     if (r != NULL) {
         px_http_respond(&x, 200, r->content_type, NULL, 0, r->body, r->body_len);
+    } else if (is_options_star(req)) {
+        /* the server as a whole (RFC 9110 section 9.3.7): what it answers */
+        const char *allow = s->options_allow;
+        px_http_respond(&x, 200, NULL, allow, allow ? strlen(allow) : 0, NULL, 0);
     } else if (px_http_router_count(s->router) > 0 &&
                px_http_router_match(s->router, req->method, req->path, &x.match) == -EPERM) {
         const char *allow = s->allow_lines[x.match.route];
@@ -446,17 +414,26 @@ static void free_state(px_conn_t *c)
     }
 }
 
-/* Keep buf[0..len) for the next receive. */
-static int save_rest(px_conn_t *c, const char *buf, size_t len)
+/* The state of c, created when it has none; NULL without memory. */
+static http_conn_t *conn_state(px_conn_t *c)
 {
     http_conn_t *h = state_of(c);
 
     if (h == NULL) {
         h = calloc(1, sizeof(*h));
-        if (h == NULL)
-            return -ENOMEM;
-        px_conn_set_udata(c, h);
+        if (h != NULL)
+            px_conn_set_udata(c, h);
     }
+    return h;
+}
+
+/* Keep buf[0..len) for the next receive. */
+static int save_rest(px_conn_t *c, const char *buf, size_t len)
+{
+    http_conn_t *h = conn_state(c);
+
+    if (h == NULL)
+        return -ENOMEM;
     if (len > h->cap) {
         size_t cap = PX_MAX(len, PX_MAX(h->cap * 2, (size_t)4096));
         char *p = malloc(cap);
@@ -473,10 +450,49 @@ static int save_rest(px_conn_t *c, const char *buf, size_t len)
     return 0;
 }
 
+/* Answer a request whose body nothing takes at once, then drop its body as it
+ * arrives (body[0..avail) now, h->dropping then), never holding any of it, as
+ * nginx discards such bodies. The bytes of body taken, or -1: closing. */
+static ssize_t answer_early(px_conn_t *c, px_http_server_t *s, px_http_request_t *req,
+                            const char *body, size_t avail)
+{
+    px__http_drop_t d;
+    http_conn_t *h;
+    ssize_t took;
+    bool done;
+
+    /* A client waiting for 100 Continue may never send the body it announced,
+     * so the connection cannot go on after the answer. */
+    if (req->expect_continue)
+        req->keep_alive = false;
+    dispatch(c, s, req, NULL, 0);
+    if (px_conn_closing(c))
+        return -1;
+    px__http_drop_init(&d, req, s->cfg.limits.max_body);
+    took = px__http_drop(&d, body, avail, &done);
+    if (took >= 0 && !done) {
+        h = conn_state(c);
+        if (h == NULL) {
+            took = -1;
+        } else {
+            h->dropping = true;
+            h->drop = d;
+        }
+    }
+    if (took < 0) {
+        px_conn_close(c); /* answered already: nothing more to say */
+        return -1;
+    }
+    return took;
+}
+
 /* Parse and answer every complete request at the start of buf. Returns the
  * bytes consumed, or -1 when the connection is closing. *want_continue is set
  * when the incomplete request at the end asked for 100-continue. Chunked bodies
- * are decoded in place, so they are handled only in our own copy (owned). */
+ * are decoded in place, so they are handled only in our own copy (owned), whose
+ * length shrinks as their raw bytes are decoded. A request whose body nothing
+ * takes is answered before its body, which is then dropped (h->dropping, all of
+ * buf consumed). */
 static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len, bool owned,
                        bool *want_continue, bool *in_body)
 {
@@ -500,38 +516,47 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
             fail(c, s, req.status ? req.status : 400);
             return -1;
         }
+        if ((req.chunked || req.content_length > 0) && !takes_body(s, &req)) {
+            ssize_t took = answer_early(c, s, &req, p + n, avail - (size_t)n);
+            if (took < 0)
+                return -1;
+            off += (size_t)n + (size_t)took;
+            continue;
+        }
         if (req.chunked) {
             http_conn_t *h = state_of(c);
-            size_t raw, dlen;
+            char *raw;
+            size_t rawlen, dlen;
             int r;
 
             if (!owned)
                 break;
             if (!h->chunked) {
                 h->chunked = true;
-                h->body_done = h->raw_done = 0;
+                h->body_done = 0;
                 px_http_chunked_init(&h->dec, s->cfg.limits.max_body);
             }
-            /* Layout: head, decoded body so far, consumed raw bytes, new raw bytes. */
-            raw = avail - (size_t)n - h->raw_done;
-            dlen = raw;
-            r = px_http_chunked_decode(&h->dec, p + n + h->raw_done, &dlen);
+            /* Layout: head, the body decoded so far, raw bytes not decoded yet. */
+            raw = p + n + h->body_done;
+            rawlen = avail - (size_t)n - h->body_done;
+            dlen = rawlen;
+            r = px_http_chunked_decode(&h->dec, raw, &dlen);
             if (r == PX_HTTP_ERROR) {
                 fail(c, s, h->dec.status ? h->dec.status : 400);
                 return -1;
             }
-            memmove(p + n + h->body_done, p + n + h->raw_done, dlen);
             h->body_done += dlen;
             if (r == PX_HTTP_INCOMPLETE) {
-                h->raw_done += raw;
+                /* The raw bytes just decoded are released at once: what the
+                 * connection holds is the head and the decoded body. */
+                h->len = (size_t)(raw + dlen - buf);
                 *want_continue = req.expect_continue;
                 *in_body = true;
                 break;
             }
-            body_len = h->body_done;
             h->chunked = false;
-            dispatch(c, s, &req, p + n, body_len);
-            off += (size_t)n + h->raw_done + raw - (size_t)r;
+            dispatch(c, s, &req, p + n, h->body_done);
+            off = (size_t)(raw + rawlen - (size_t)r - buf);
             continue;
         }
         body_len = req.content_length > 0 ? (size_t)req.content_length : 0;
@@ -546,6 +571,18 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
     return px_conn_closing(c) ? -1 : (ssize_t)off;
 }
 
+/* An answered request's body goes on: the body deadline, no bytes held. */
+static void start_dropping(px_conn_t *c, px_http_server_t *s, http_conn_t *h)
+{
+    free(h->buf);
+    h->buf = NULL;
+    h->len = h->cap = 0;
+    h->continue_sent = false;
+    h->in_body = true;
+    h->deadline_armed = true;
+    px_conn_set_deadline(c, s->cfg.body_timeout_ms);
+}
+
 static int http_on_data(px_conn_t *c, const char *data, size_t len)
 {
     px_http_server_t *s = px_conn_server_udata(c);
@@ -553,10 +590,32 @@ static int http_on_data(px_conn_t *c, const char *data, size_t len)
     bool want_continue, in_body;
     ssize_t used;
 
+    if (h != NULL && h->dropping) {
+        bool done;
+        used = px__http_drop(&h->drop, data, len, &done);
+        if (used < 0) {
+            px_conn_close(c); /* answered already: nothing more to say */
+            return 0;
+        }
+        if (!done)
+            return 0;
+        free_state(c); /* the body ended: on with the next request */
+        px_conn_set_deadline(c, 0);
+        data += used;
+        len -= (size_t)used;
+        h = NULL;
+    }
     if (h == NULL) {
         /* Fast path: requests that arrive whole are parsed in the receive buffer. */
         used = process(c, s, (char *)data, len, false, &want_continue, &in_body);
-        if (used < 0 || (size_t)used == len)
+        if (used < 0)
+            return 0;
+        h = state_of(c);
+        if (h != NULL && h->dropping) {
+            start_dropping(c, s, h);
+            return 0;
+        }
+        if ((size_t)used == len)
             return 0;
         if (save_rest(c, data + used, len - (size_t)used) < 0) {
             fail(c, s, 500);
@@ -580,6 +639,10 @@ static int http_on_data(px_conn_t *c, const char *data, size_t len)
     used = process(c, s, h->buf, h->len, true, &want_continue, &in_body);
     if (used < 0)
         return 0;
+    if (h->dropping) {
+        start_dropping(c, s, h);
+        return 0;
+    }
     if ((size_t)used == h->len) {
         free_state(c); /* an idle connection keeps no HTTP state */
         px_conn_set_deadline(c, 0);
@@ -627,5 +690,10 @@ int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int po
         .sock_flags = PX_SOCK_NODELAY,
         .idle_timeout_ms = s->cfg.keepalive_timeout_ms,
     };
+
+    free(s->options_allow);
+    s->options_allow = px__http_options_allow(s->router, s->statics != NULL);
+    if (s->options_allow == NULL)
+        return -ENOMEM;
     return px_engine_listen(e, host, port, &ep, NULL);
 }
