@@ -76,13 +76,21 @@ int px_http_chunked_decode(px_http_chunked_t *d, char *buf, size_t *len)
             size_t take = n - src;
             if (take > d->_size)
                 take = (size_t)d->_size;
+            /* extensions after the size may have used up what it could take */
+            if (take > raw_max - d->raw)
+                take = (size_t)(raw_max - d->raw);
+            if (take == 0) {
+                d->raw++; /* the byte over the limit, as below */
+                st = 413;
+                goto fail;
+            }
             if (dst != src)
                 memmove(buf + dst, buf + src, take);
             dst += take;
             src += take;
             d->_size -= take;
             d->total += take;
-            d->raw += take; /* within raw_max: the chunk size was checked */
+            d->raw += take;
             if (d->_size == 0)
                 d->_state = CK_DATA_CR;
             continue;
