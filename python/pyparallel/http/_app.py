@@ -36,10 +36,18 @@ def route(path: str | None = None, *, methods: tuple[str, ...] = ("GET", "HEAD",
     Exact paths win over ``{name}`` patterns, which win over prefixes (the
     longest first). The engine matches routes in C; a known path asked with
     another method is answered 405. A handler object with a
-    ``__px_mount__(path)`` method (a :class:`StaticFiles`) is told its path.
+    ``__px_mount__(path)`` method (a :class:`StaticFiles`) is told its path;
+    one with ``__px_methods__`` (StaticFiles: GET and HEAD) takes only those
+    of ``methods``, so that the engine answers the others 405 before their
+    body arrives. A route of only GET and HEAD takes no body: one sent is
+    dropped unread and the handler sees ``b""``.
     """
     def mark(func: _F) -> _F:
-        spec = (path or "/" + func.__name__, tuple(m.upper() for m in methods))
+        wanted = tuple(m.upper() for m in methods)
+        answers = getattr(func, "__px_methods__", None)
+        if answers is not None:
+            wanted = tuple(m for m in wanted if m in answers)
+        spec = (path or "/" + func.__name__, wanted)
         func.__px_route__ = spec  # type: ignore[attr-defined]
         mount = getattr(func, "__px_mount__", None)
         if mount is not None:

@@ -326,6 +326,10 @@ class StaticFiles:
         self.listing = listing
         self.weak_etags = weak_etags
 
+    #: the methods it answers: :func:`route` takes no others for it, so a body
+    #: sent with any other method is refused before it arrives
+    __px_methods__ = _GET_HEAD
+
     def __px_mount__(self, route_path: str) -> None:
         """Called by :func:`route`: learn the prefix this instance serves."""
         if not route_path.endswith("/*"):

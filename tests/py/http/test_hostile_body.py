@@ -23,9 +23,12 @@ H = "Host: test\r\n"
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def app(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    with app_server(str(request.param), "--max-body", str(MAX_BODY),
-                    "--body-timeout", "20") as proc:
+def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[ServerProcess]:
+    root = tmp_path_factory.mktemp("root")
+    (root / "hello.txt").write_bytes(b"hello, world\n")
+    with app_server(str(request.param), "--max-body", str(MAX_BODY), "--body-timeout", "20",
+                    "--root", str(root)) as proc:
         yield proc
 
 
@@ -148,6 +151,22 @@ def test_chunked_body_to_a_static_route_is_answered_first(app: ServerProcess) ->
         assert c.read_reply().body == b"static hello"
         c.send(b"llo\r\n5 ; e = \"x\"\r\nworld\r\n0\r\n\r\n" + request("GET", "/id/2"))
         assert c.read_reply().body == b"req 2"
+
+
+def test_static_files_routed_with_default_methods_refuse_bodies_first(app: ServerProcess
+                                                                     ) -> None:
+    """StaticFiles answers GET and HEAD only, so its route takes no other
+    method even when routed with the default ones: a POST is a 405 from the
+    engine before its body arrives; a GET's body is dropped unread."""
+    with Conn(app.port) as c:
+        c.send(f"POST /assets/hello.txt HTTP/1.1\r\n{H}Content-Length: 90000\r\n\r\n".encode())
+        reply = c.read_reply()
+        assert reply.status == 405 and reply.headers["allow"] == "GET, HEAD"
+        c.send(b"p" * 90_000)
+        c.send(f"GET /assets/hello.txt HTTP/1.1\r\n{H}Content-Length: 90000\r\n\r\n".encode())
+        assert c.read_reply().body == b"hello, world\n"
+        c.send(b"g" * 90_000 + request("GET", "/assets/hello.txt"))
+        assert c.read_reply().body == b"hello, world\n"
 
 
 def test_expect_continue_to_a_route_without_bodies_closes(app: ServerProcess) -> None:

@@ -10,7 +10,8 @@ Routes: /hello, /id/{n}, /echo (any of GET POST PUT), /info (the request as
 JSON; query parameters accepted), /status/{code} (that status with the body
 b"BODY"), /boom (raises), /file (sendfile of --file, honouring Range),
 /part/{start}/{stop} (sendfile of --file with range=(start, stop)),
-/part/{start} (range=(start, None)), /static/* (StaticFiles of --root);
+/part/{start} (range=(start, None)), /static/* and /assets/* (StaticFiles of
+--root, the latter routed with the default methods);
 for routing: /greet/{name} and /greet/me, /files/{stem}.txt, /tree/* (their
 arguments as JSON), /plain (a method named so, no decorator) and the static
 route /static-hello.
@@ -121,6 +122,7 @@ class App(HttpServer):
 
     if ROOT is not None:
         static = route("/static/*", methods=("GET", "HEAD"))(StaticFiles(ROOT))
+        assets = route("/assets/*")(StaticFiles(ROOT))  # the default methods
 
 
 if __name__ == "__main__":
