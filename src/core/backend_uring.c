@@ -189,7 +189,11 @@ static void cancel_data(px_worker_t *w, uint64_t data)
 static void uring_unlisten(px_worker_t *w, px_listener_t *l)
 {
     if (l->armed) {
-        cancel_data(w, PX_TAGGED(l, PX_TAG_ACCEPT)); /* closed on the last completion */
+        /* The port stops taking connections now, not when the cancellation
+         * has gone through the ring; the socket is closed on the last
+         * completion (the accept fails with EINVAL from here on). */
+        shutdown(l->fd, SHUT_RD);
+        cancel_data(w, PX_TAGGED(l, PX_TAG_ACCEPT));
     } else if (l->fd >= 0) {
         close(l->fd);
         px__worker_listener_closed(w, l);
@@ -272,7 +276,7 @@ static void on_accept(px_worker_t *w, px_listener_t *l, struct io_uring_cqe *cqe
 {
     if (cqe->res >= 0)
         px__conn_accepted(l, cqe->res);
-    else if (cqe->res != -ECANCELED)
+    else if (cqe->res != -ECANCELED && !l->closed)
         PX_STAT_ADD(&w->stats, errors, 1);
     if (cqe->flags & IORING_CQE_F_MORE)
         return;
