@@ -115,6 +115,9 @@ static inline px_module_state_t *px_py_engine_state(PyObject *engine)
  * makes; returns NULL. */
 PyObject *px_py_errno_error(px_module_state_t *st, PyObject *type, int err, const char *what);
 PyObject *px_py_raise_errno(px_module_state_t *st, int err, const char *what);
+/* Print exc (stolen) and its traceback on sys.stderr: how the binding logs
+ * an exception nobody else takes (a handler's, a callback's). */
+void px_py_display_exception(PyObject *exc);
 /* Create EngineError in st and add it to m; module exec, -1 with an exception. */
 int px_py_errors_init(PyObject *m, px_module_state_t *st);
 

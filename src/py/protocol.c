@@ -172,12 +172,7 @@ static void log_unhandled(PyObject *proto, PyObject *cls, const char *syscall, P
                        "connection is closed (run(raise_errors=True) re-raises instead)\n",
                        name ? name : Py_None, syscall);
     Py_XDECREF(name);
-#if PY_VERSION_HEX >= 0x030C0000
-    PyErr_DisplayException(exc);
-#else
-    PyErr_Display((PyObject *)Py_TYPE(exc), exc, PyException_GetTraceback(exc));
-#endif
-    Py_DECREF(exc);
+    px_py_display_exception(exc);
 }
 
 void px_py_report(px_py_proto_spec_t *spec, PyObject *transport, const char *syscall)
