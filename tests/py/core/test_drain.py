@@ -38,6 +38,18 @@ def read_all(sock: socket.socket, out: dict[str, object]) -> threading.Thread:
     return t
 
 
+def sigterm_during_sleep(srv: ServerProcess, ms: int
+                         ) -> tuple[socket.socket, dict[str, object], threading.Thread, float]:
+    """GET /sleep/ms, SIGTERM once its handler sleeps: the socket, what its
+    reader thread (running) will find, that thread, when the signal went."""
+    busy = connect(srv.ports["http"], timeout=20)
+    get(busy, f"/sleep/{ms}")
+    srv.wait_line(rf"^SLEEPING {ms}$")
+    result: dict[str, object] = {}
+    reader = read_all(busy, result)
+    return busy, result, reader, srv.send_signal(signal.SIGTERM)
+
+
 def split_response(raw: bytes) -> tuple[str, dict[str, str], bytes]:
     head, _, body = raw.partition(b"\r\n\r\n")
     status, *lines = head.decode().split("\r\n")
@@ -55,12 +67,7 @@ def test_sigterm_mid_request_sends_the_answer_with_connection_close(
     idle.settimeout(20)
     while not idle.recv(4096).endswith(b"fast"):
         pass
-    busy = connect(srv.ports["http"], timeout=20)
-    get(busy, "/sleep/2000")
-    srv.wait_line(r"^SLEEPING 2000$")
-    result: dict[str, object] = {}
-    reader = read_all(busy, result)
-    signaled = srv.send_signal(signal.SIGTERM)
+    busy, result, reader, signaled = sigterm_during_sleep(srv, 2000)
     if handoff != "0":
         # The worker is free: the idle connection closes and the listener is
         # gone while the handler still sleeps.
@@ -97,12 +104,7 @@ def test_sigterm_mid_callback_sends_a_plain_protocols_answer(
 
 def test_a_handler_outliving_the_shutdown_timeout_is_cut_off(spawn, backend: str) -> None:
     srv = spawn("drain_app.py", "--shutdown-timeout", "0.5", backend=backend)
-    busy = connect(srv.ports["http"], timeout=20)
-    get(busy, "/sleep/6000")
-    srv.wait_line(r"^SLEEPING 6000$")
-    result: dict[str, object] = {}
-    reader = read_all(busy, result)
-    signaled = srv.send_signal(signal.SIGTERM)
+    busy, result, reader, signaled = sigterm_during_sleep(srv, 6000)
     reader.join(30)
     # Cut off at the timeout (0.5 s), long before the handler's 6 s are over:
     # no answer, a close or a reset.
