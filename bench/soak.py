@@ -235,6 +235,16 @@ def main() -> int:
 
     server = Server(args.server_python, args.workers, args.fd_limit,
                     out.with_suffix(".server.log"))
+    try:
+        return soak(args, server, warmup, out)
+    finally:
+        if server.proc.poll() is None:  # the driver failed or was interrupted
+            server.proc.kill()
+            server.proc.wait(10)
+
+
+def soak(args: argparse.Namespace, server: Server, warmup: float, out: Path) -> int:
+    """Traffic, samples, the settling, the report; the exit status."""
     time.sleep(1.0)
     baseline_fds = server.fds()
     plan = Plan(host="127.0.0.1", port=server.port, fd_limit=args.fd_limit,

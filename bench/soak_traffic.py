@@ -14,6 +14,7 @@ import socket
 import struct
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 READ_TIMEOUT = 30.0  # a normal answer later than this is an error
@@ -137,63 +138,68 @@ def close(writer: asyncio.StreamWriter | None) -> None:
 
 # ---- normal clients -----------------------------------------------------------
 
-async def keepalive_client(plan: Plan, tally: Tally, stop: asyncio.Event, i: int) -> None:
-    """One request at a time on a keep-alive connection, paced."""
-    rng = random.Random(i)
+async def normal_client(plan: Plan, tally: Tally, stop: asyncio.Event, who: str,
+                        converse: Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                           Awaitable[None]]) -> None:
+    """converse() on a connection until stop; whatever breaks it is an error
+    (then a new connection)."""
     writer = None
     while not stop.is_set():
         try:
             reader, writer = await open_conn(plan)
             tally.add("normal_connects")
-            while not stop.is_set():
-                req, want = pick(rng)
-                writer.write(req)
-                status, headers, body = await asyncio.wait_for(read_response(reader),
-                                                               READ_TIMEOUT)
-                problem = check(status, body, want)
-                if problem:
-                    tally.normal_error(f"keep-alive {i}", problem)
-                else:
-                    tally.add("normal_ok")
-                if headers.get("connection") == "close":
-                    break  # the server may end a keep-alive connection; that is no error
-                await asyncio.sleep(rng.expovariate(plan.keepalive_rate))
+            await converse(reader, writer)
         except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             if not stop.is_set():
-                tally.normal_error(f"keep-alive {i}", repr(exc))
+                tally.normal_error(who, repr(exc))
                 await asyncio.sleep(0.5)
         finally:
             close(writer)
             writer = None
+
+
+async def answer(reader: asyncio.StreamReader, tally: Tally, who: str, want: bytes
+                 ) -> dict[str, str]:
+    """Read one answer and check it against want; its headers."""
+    status, headers, body = await asyncio.wait_for(read_response(reader), READ_TIMEOUT)
+    problem = check(status, body, want)
+    if problem:
+        tally.normal_error(who, problem)
+    else:
+        tally.add("normal_ok")
+    return headers
+
+
+async def keepalive_client(plan: Plan, tally: Tally, stop: asyncio.Event, i: int) -> None:
+    """One request at a time on a keep-alive connection, paced."""
+    rng = random.Random(i)
+    who = f"keep-alive {i}"
+
+    async def converse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while not stop.is_set():
+            req, want = pick(rng)
+            writer.write(req)
+            if (await answer(reader, tally, who, want)).get("connection") == "close":
+                return  # the server may end a keep-alive connection; that is no error
+            await asyncio.sleep(rng.expovariate(plan.keepalive_rate))
+
+    await normal_client(plan, tally, stop, who, converse)
 
 
 async def pipelined_client(plan: Plan, tally: Tally, stop: asyncio.Event, i: int) -> None:
     """Batches of pipelined requests in one write; answers in order."""
     rng = random.Random(1000 + i)
-    writer = None
-    while not stop.is_set():
-        try:
-            reader, writer = await open_conn(plan)
-            tally.add("normal_connects")
-            while not stop.is_set():
-                batch = [pick(rng) for _ in range(plan.pipeline_depth)]
-                writer.write(b"".join(req for req, _ in batch))
-                for _, want in batch:
-                    status, _, body = await asyncio.wait_for(read_response(reader),
-                                                             READ_TIMEOUT)
-                    problem = check(status, body, want)
-                    if problem:
-                        tally.normal_error(f"pipelined {i}", problem)
-                    else:
-                        tally.add("normal_ok")
-                await asyncio.sleep(rng.expovariate(plan.pipeline_rate))
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            if not stop.is_set():
-                tally.normal_error(f"pipelined {i}", repr(exc))
-                await asyncio.sleep(0.5)
-        finally:
-            close(writer)
-            writer = None
+    who = f"pipelined {i}"
+
+    async def converse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while not stop.is_set():
+            batch = [pick(rng) for _ in range(plan.pipeline_depth)]
+            writer.write(b"".join(req for req, _ in batch))
+            for _, want in batch:
+                await answer(reader, tally, who, want)
+            await asyncio.sleep(rng.expovariate(plan.pipeline_rate))
+
+    await normal_client(plan, tally, stop, who, converse)
 
 
 # ---- attackers ----------------------------------------------------------------
@@ -237,22 +243,26 @@ async def chunk_ext_flood(plan: Plan, tally: Tally, stop: asyncio.Event, i: int)
     piece = b"1;" + b"e" * 4000 + b"\r\nx\r\n"
     while not stop.is_set():
         writer = None
+        reading: asyncio.Future[bytes] | None = None
         try:
             reader, writer = await open_conn(plan)
             writer.write(b"POST /echo HTTP/1.1\r\nHost: soak\r\n"
                          b"Transfer-Encoding: chunked\r\n\r\n")
-            reading = asyncio.ensure_future(reader.read(65536))
+            reading = asyncio.ensure_future(reader.read(65536))  # the server's answer, or end
             while not stop.is_set() and not reading.done():
                 writer.write(piece * 16)
                 tally.add("chunk_ext_bytes", len(piece) * 16)
                 await asyncio.wait_for(writer.drain(), 30)
                 await asyncio.sleep(len(piece) * 16 / plan.chunk_ext_rate)
-            reading.cancel()
             tally.add("chunk_ext_closed")
         except (TimeoutError, OSError):
             tally.add("chunk_ext_closed")
             await asyncio.sleep(0.5)
         finally:
+            if reading is not None and reading.done() and not reading.cancelled():
+                reading.exception()  # a reset is expected: retrieved, not reported
+            elif reading is not None:
+                reading.cancel()
             close(writer)
 
 
