@@ -5,7 +5,7 @@
 HTTP (port ``http``): ``/sleep/{ms}`` prints ``SLEEPING ms``, sleeps that
 long in the handler, prints ``SLEPT ms`` and answers ``slept {ms}``; ``/fast``
 answers ``fast``. Lines (port ``lines``): ``sleep MS`` does the same in
-lines_received and answers ``slept MS``; ``ping`` answers ``ping``.
+lines_received and answers ``slept MS``.
 """
 
 from __future__ import annotations
@@ -39,15 +39,12 @@ class Lines:
     line_mode = True
 
     def lines_received(self, transport, lines):
-        out = []
-        for line in lines:
-            cmd, _, arg = line.decode().partition(" ")
-            if cmd == "sleep":
-                nap(arg)
-                out.append(f"slept {arg}\n".encode())
-            else:
-                out.append(b"ping\n")
-        return out
+        slept = []
+        for line in lines:  # each b"sleep MS"
+            ms = line.split()[-1].decode()
+            nap(ms)
+            slept.append(f"slept {ms}\n".encode())
+        return slept
 
 
 if __name__ == "__main__":
