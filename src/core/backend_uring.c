@@ -189,11 +189,7 @@ static void cancel_data(px_worker_t *w, uint64_t data)
 static void uring_unlisten(px_worker_t *w, px_listener_t *l)
 {
     if (l->armed) {
-        /* The port stops taking connections now, not when the cancellation
-         * has gone through the ring; the socket is closed on the last
-         * completion (the accept fails with EINVAL from here on). */
-        shutdown(l->fd, SHUT_RD);
-        cancel_data(w, PX_TAGGED(l, PX_TAG_ACCEPT));
+        cancel_data(w, PX_TAGGED(l, PX_TAG_ACCEPT)); /* closed on the last completion */
     } else if (l->fd >= 0) {
         close(l->fd);
         px__worker_listener_closed(w, l);

@@ -210,6 +210,11 @@ static bool listeners_closed(px_worker_t *w)
         px_listener_t *l = &s->listeners[w->index];
         if (!l->closed) {
             l->closed = true;
+            /* The port stops taking connections now, not once the backend
+             * has let go of the socket (io_uring: when the cancelled accept
+             * completes; it fails with EINVAL from here on). */
+            if (l->fd >= 0)
+                shutdown(l->fd, SHUT_RD);
             w->be->unlisten(w, l);
         }
         if (l->fd >= 0)
