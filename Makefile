@@ -6,7 +6,7 @@ PY_GIL    := $(VENV_GIL)/bin/python
 PORT      ?= 8080
 PIP_BUILD := -m pip install -q --no-build-isolation --no-deps
 
-.PHONY: all bootstrap build build-gil run lint test test-c test-py bench sanitize tsan fuzz clean
+.PHONY: all bootstrap build build-gil run lint test test-c test-py bench soak sanitize tsan fuzz clean
 
 all: build
 
@@ -41,6 +41,11 @@ test-py: build build-gil
 bench: build build-gil
 	./tools/bench-deps
 	$(PY) bench/run.py
+
+# Mixed normal and hostile load against one server for SOAK_SECONDS (default 30 min);
+# not part of `test`. CSV, chart and server log in bench/results/raw/ (docs/soak.md).
+soak: build build-gil
+	$(PY_GIL) bench/soak.py --seconds $(or $(SOAK_SECONDS),1800) --server-python $(PY)
 
 # ASan+UBSan: the C tests and the Python suites against an instrumented module.
 sanitize: bootstrap

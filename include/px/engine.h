@@ -180,8 +180,11 @@ int px_worker_connect(px_worker_t *w, const struct sockaddr *addr, socklen_t len
 /* Start the worker threads. */
 int px_engine_start(px_engine_t *e);
 
-/* Begin a graceful shutdown: stop accepting, stop reading, let queued sends
- * finish, close connections; after timeout_ms abort what is left. Any thread. */
+/* Begin a graceful shutdown: stop accepting, stop reading, close idle
+ * connections; a connection whose handler is running closes once it has
+ * returned, so what it answers is sent (px_conn_draining is true meanwhile);
+ * queued sends finish before each close. After timeout_ms abort what is left
+ * (a handler still running then has its answer dropped). Any thread. */
 void px_engine_shutdown(px_engine_t *e, unsigned timeout_ms);
 
 /* True once every worker has finished. Any thread. */
@@ -391,5 +394,9 @@ uint64_t px_conn_id(const px_conn_t *c);
 size_t px_conn_unsent(const px_conn_t *c);
 bool px_conn_is_client(const px_conn_t *c);
 bool px_conn_closing(const px_conn_t *c);
+/* The engine is shutting down: c closes once the exchange in progress is
+ * answered (an HTTP answer says Connection: close). The owning worker's thread
+ * (or c's handler). */
+bool px_conn_draining(const px_conn_t *c);
 
 #endif

@@ -137,6 +137,9 @@ class Engine:
         """Submitted work and timers not yet finished."""
     @property
     def handoff_ms(self) -> int: ...
+    #: True: exceptions of connection callbacks that no exception_handler takes
+    #: are re-raised by wait(); False (default): logged, the connection closed.
+    raise_errors: bool
 
 # ---- connections -------------------------------------------------------------------
 

@@ -201,14 +201,25 @@ def _start(workers: int | None, options: dict[str, Any]) -> _core.Engine:
 
 
 def run(workers: int | None = None, shutdown_timeout: float = 5.0, share_main: bool = False,
-        **options: Any) -> None:
-    """Serve until :func:`shutdown`, SIGINT or SIGTERM (graceful: in-flight sends
-    finish), or, with no server registered, until the clients have all closed
-    and no work, timer or main-thread call is left.
+        raise_errors: bool = False, **options: Any) -> None:
+    """Serve until :func:`shutdown`, SIGINT or SIGTERM (graceful: in-flight
+    callbacks and sends finish within ``shutdown_timeout``), or, with no server
+    registered, until the clients have all closed and no work, timer or
+    main-thread call is left.
 
-    An exception raised in a callback that has no ``exception_handler`` is
-    re-raised here, in the main thread; the servers keep running, and calling
-    ``run()`` again carries on.
+    An exception raised in a connection's callback (``connection_made``,
+    ``data_received``, ``lines_received``, ``send_complete``,
+    ``connection_lost``, ``initial_bytes_to_send``/``next_bytes_to_send``) goes
+    to the protocol's ``exception_handler`` when it has one. What no handler
+    takes, and what a handler raises, is logged with its traceback on stderr
+    and counted (``unhandled_errors``), and that connection is closed: one
+    peer's input cannot stop the server. With ``raise_errors=True`` it is
+    re-raised here instead, in the main thread; the servers keep running, and
+    calling ``run()`` again carries on.
+
+    The program's own work is not a peer's input: an exception of submitted
+    work without an errback, of a timer, of a fire-and-forget main-thread call
+    or a failed outbound connect is always re-raised here.
 
     ``share_main``: before serving starts, share what ``__main__``'s globals
     hold (:func:`pyparallel.sharing.share_main`).
@@ -222,6 +233,7 @@ def run(workers: int | None = None, shutdown_timeout: float = 5.0, share_main: b
     # down gracefully.
     _install_signal_handlers((signal.SIGINT, signal.SIGTERM))
     eng = _start(workers, options)
+    eng.raise_errors = raise_errors
     if _stop_requested:  # a signal came before the engine ran
         eng.shutdown(shutdown_timeout)
     gc.freeze()  # collections during serving walk only what requests create
@@ -235,10 +247,12 @@ def run(workers: int | None = None, shutdown_timeout: float = 5.0, share_main: b
     _finish(eng)
 
 
-def run_once(timeout: float = 0.0) -> bool:
+def run_once(timeout: float = 0.0, raise_errors: bool = False) -> bool:
     """One pass of the main loop (for an interactive console): start serving if
-    needed, run main-thread work, re-raise worker exceptions. True once finished."""
+    needed, run main-thread work, re-raise worker exceptions (``raise_errors``
+    as for :func:`run`). True once finished."""
     eng = _start(None, {})
+    eng.raise_errors = raise_errors
     done = eng.wait(timeout)
     if done:
         eng.join()

@@ -272,7 +272,7 @@ static void on_accept(px_worker_t *w, px_listener_t *l, struct io_uring_cqe *cqe
 {
     if (cqe->res >= 0)
         px__conn_accepted(l, cqe->res);
-    else if (cqe->res != -ECANCELED)
+    else if (cqe->res != -ECANCELED && !l->closed)
         PX_STAT_ADD(&w->stats, errors, 1);
     if (cqe->flags & IORING_CQE_F_MORE)
         return;

@@ -118,7 +118,8 @@ uint64_t px__conn_handler_enter(px_conn_t *c)
     return callback_enter(c->w);
 }
 
-/* What waited for the handler is delivered at the next flush. */
+/* What waited for the handler is delivered at the next flush; a shutdown that
+ * waited for it closes c now that its answer is queued. */
 void px__conn_handler_leave(px_conn_t *c, uint64_t t0)
 {
     callback_leave(c->w, t0);
@@ -127,6 +128,10 @@ void px__conn_handler_leave(px_conn_t *c, uint64_t t0)
         !(c->state & PX_CONN_DEAD)) {
         c->state |= PX_CONN_DELIVER;
         px__worker_mark_dirty(c->w, c);
+    }
+    if (c->state & PX_CONN_STOP_AFTER) {
+        c->state &= ~PX_CONN_STOP_AFTER;
+        px_conn_close(c);
     }
 }
 
@@ -322,11 +327,16 @@ void px_conn_abort(px_conn_t *c)
     px__conn_kill(c, c->close_err ? c->close_err : -ECONNABORTED);
 }
 
+/* Idle connections close now; one whose handler runs (blocked on another
+ * thread) keeps it: its answer is sent, then it closes (handler_leave). */
 void px__conn_begin_shutdown(px_conn_t *c)
 {
     c->busy++;
     px__conn_stop_recv(c);
-    px_conn_close(c);
+    if (px__conn_in_handler(c) && !(c->state & (PX_CONN_CLOSING | PX_CONN_DEAD)))
+        c->state |= PX_CONN_STOP_AFTER;
+    else
+        px_conn_close(c);
     c->busy--;
     px__conn_maybe_free(c);
 }
@@ -459,4 +469,10 @@ bool px_conn_is_client(const px_conn_t *c)
 bool px_conn_closing(const px_conn_t *c)
 {
     return c->state & (PX_CONN_CLOSING | PX_CONN_DEAD);
+}
+bool px_conn_draining(const px_conn_t *c)
+{
+    /* Set by px_engine_shutdown at once, before the worker gets to c. */
+    return atomic_load_explicit(&c->w->stop_requested, memory_order_relaxed) ||
+           (c->state & PX_CONN_STOP_AFTER);
 }

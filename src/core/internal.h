@@ -72,6 +72,7 @@ enum {
     PX_CONN_IN_HANDLER = 1u << 15, /* a handler of c is on some thread's stack */
     PX_CONN_END_HELD = 1u << 16,   /* EOF or error waits for the handler to return */
     PX_CONN_DRAIN_HELD = 1u << 17, /* on_drain waits for the handler to return */
+    PX_CONN_STOP_AFTER = 1u << 18, /* shutdown: close once the running handler returns */
 };
 
 typedef struct px_endpoint {

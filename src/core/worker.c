@@ -210,6 +210,11 @@ static bool listeners_closed(px_worker_t *w)
         px_listener_t *l = &s->listeners[w->index];
         if (!l->closed) {
             l->closed = true;
+            /* The port stops taking connections now, not once the backend
+             * has let go of the socket (io_uring: when the cancelled accept
+             * completes; it fails with EINVAL from here on). */
+            if (l->fd >= 0)
+                shutdown(l->fd, SHUT_RD);
             w->be->unlisten(w, l);
         }
         if (l->fd >= 0)
@@ -245,9 +250,20 @@ static void begin_stop(px_worker_t *w)
     for_each_conn(w, px__conn_begin_shutdown);
 }
 
+/* The shutdown timeout is over. A connection whose handler still runs stays
+ * (and keeps its descriptor) until the handler returns: its peer is told now. */
+static void abort_conn(px_conn_t *c)
+{
+    bool held = px__conn_in_handler(c) && !(c->state & PX_CONN_DEAD) && c->fd >= 0;
+
+    px_conn_abort(c);
+    if (held)
+        shutdown(c->fd, SHUT_RDWR);
+}
+
 static void abort_all(px_worker_t *w)
 {
-    for_each_conn(w, px_conn_abort);
+    for_each_conn(w, abort_conn);
 }
 
 /* True when the worker may exit: stopping, nothing open, listeners closed. */
@@ -326,6 +342,7 @@ static void stop_msg(px_worker_t *w, px_msg_t *m)
         return;
     w->stopping = true;
     w->stop_deadline = px_now_ms() + atomic_load(&w->stop_timeout_ms);
+    listeners_closed(w); /* first: no connection arrives while the others close */
     begin_stop(w);
 }
 

@@ -259,6 +259,8 @@ static int respond_common(px_http_exchange_t *x, int status, const char *content
     if (x->responded)
         return -EALREADY;
     x->responded = true;
+    if (px_conn_draining(x->conn))
+        x->keep_alive = false; /* shutting down: the last answer on this connection */
     n = write_head(x, head, sizeof(head), status, content_type, length);
     if (n < 0)
         return n;

@@ -115,6 +115,9 @@ static inline px_module_state_t *px_py_engine_state(PyObject *engine)
  * makes; returns NULL. */
 PyObject *px_py_errno_error(px_module_state_t *st, PyObject *type, int err, const char *what);
 PyObject *px_py_raise_errno(px_module_state_t *st, int err, const char *what);
+/* Print exc (stolen) and its traceback on sys.stderr: how the binding logs
+ * an exception nobody else takes (a handler's, a callback's). */
+void px_py_display_exception(PyObject *exc);
 /* Create EngineError in st and add it to m; module exec, -1 with an exception. */
 int px_py_errors_init(PyObject *m, px_module_state_t *st);
 
@@ -138,10 +141,19 @@ px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls, unsign
                                          unsigned *timeout_ms);
 void px_py_proto_spec_free(px_py_proto_spec_t *spec);
 
+/* Report the exception set by a connection callback named `syscall`: to the
+ * protocol's exception_handler when it has one. What no handler takes (or what
+ * the handler raised) is counted in unhandled_errors and logged with its
+ * traceback, or queued for run() to re-raise when the engine's raise_errors is
+ * set; the caller closes the connection either way. A failed outbound connect
+ * ("connect") is the program's own request: it always goes to run(). */
 void px_py_report(px_py_proto_spec_t *spec, PyObject *transport, const char *syscall);
 void px_py_client_done(PyObject *engine);
 /* Queue exc (stolen) for the main thread; run() re-raises it. */
 void px_py_post_exception(PyObject *engine, PyObject *exc);
+/* run(raise_errors=...): unhandled exceptions of connection callbacks are
+ * re-raised by run() instead of logged. Any thread. */
+bool px_py_engine_raise_errors(PyObject *engine);
 
 /* The px_engine_t of an Engine object that has not been shut down, or NULL
  * with TypeError (not an Engine) or EngineError (shut down) set. */

@@ -28,7 +28,8 @@ struct px_py_engine_obj {
     Py_ssize_t nhttp;
     unsigned handoff_ms;
     bool started, joined;
-    _Atomic long tasks; /* work, timers and map helpers not yet finished */
+    _Atomic long tasks;        /* work, timers and map helpers not yet finished */
+    _Atomic bool raise_errors; /* run(raise_errors=True): see px_py_report */
 };
 
 typedef struct exc_msg {
@@ -105,6 +106,12 @@ PyObject *px_py_current_engine(void)
 void px_py_engine_tasks_add(PyObject *engine, long delta)
 {
     atomic_fetch_add(&((px_py_engine_obj_t *)engine)->tasks, delta);
+}
+
+bool px_py_engine_raise_errors(PyObject *engine)
+{
+    return engine != NULL && atomic_load_explicit(&((px_py_engine_obj_t *)engine)->raise_errors,
+                                                  memory_order_relaxed);
 }
 
 void px_py_client_done(PyObject *engine)
@@ -497,6 +504,24 @@ static PyObject *get_handoff_ms(PyObject *op, void *c)
     return PyLong_FromUnsignedLong(((px_py_engine_obj_t *)op)->handoff_ms);
 }
 
+static PyObject *get_raise_errors(PyObject *op, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(atomic_load(&((px_py_engine_obj_t *)op)->raise_errors));
+}
+
+static int set_raise_errors(PyObject *op, PyObject *value, void *c)
+{
+    int on = value ? PyObject_IsTrue(value) : -1;
+    (void)c;
+    if (value == NULL)
+        PyErr_SetString(PyExc_AttributeError, "raise_errors cannot be deleted");
+    if (on < 0)
+        return -1;
+    atomic_store(&((px_py_engine_obj_t *)op)->raise_errors, on > 0);
+    return 0;
+}
+
 static PyObject *get_clients(PyObject *op, void *c)
 {
     (void)c;
@@ -603,6 +628,10 @@ static PyGetSetDef engine_getset[] = {
     {"finished", get_finished, NULL, "True once every worker has exited", NULL},
     {"clients", get_clients, NULL, "client connections not yet closed", NULL},
     {"tasks", get_tasks, NULL, "submitted work and timers not yet finished", NULL},
+    {"raise_errors", get_raise_errors, set_raise_errors,
+     "True: exceptions of connection callbacks that no exception_handler takes are\n"
+     "re-raised by wait() (run()); False (the default): logged, and the connection closed",
+     NULL},
     {"handoff_ms", get_handoff_ms, NULL,
      "a worker blocked this long in a callback goes to a spare thread (0: never)", NULL},
     {NULL, NULL, NULL, NULL, NULL},

@@ -47,6 +47,16 @@ PyObject *px_py_raise_errno(px_module_state_t *st, int err, const char *what)
     return NULL;
 }
 
+void px_py_display_exception(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_DisplayException(exc);
+#else
+    PyErr_Display((PyObject *)Py_TYPE(exc), exc, PyException_GetTraceback(exc));
+#endif
+    Py_DECREF(exc);
+}
+
 int px_py_errors_init(PyObject *m, px_module_state_t *st)
 {
     PyObject *bases = PyTuple_Pack(2, PyExc_OSError, PyExc_RuntimeError);

@@ -11,13 +11,7 @@
 static void log_traceback(void)
 {
     /* A handler that raised: its traceback goes to stderr, the client gets 500. */
-    PyObject *exc = PyErr_GetRaisedException();
-#if PY_VERSION_HEX >= 0x030C0000
-    PyErr_DisplayException(exc);
-#else
-    PyErr_Display((PyObject *)Py_TYPE(exc), exc, PyException_GetTraceback(exc));
-#endif
-    Py_DECREF(exc);
+    px_py_display_exception(PyErr_GetRaisedException());
 }
 
 /* A route parameter as str: percent-decoded in C, then UTF-8 with

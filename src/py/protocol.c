@@ -158,12 +158,28 @@ void px_py_proto_spec_free(px_py_proto_spec_t *spec)
     PyMem_Free(spec);
 }
 
-/* Report the current exception: to the protocol's exception_handler when it has
- * one, else to the main thread, which re-raises it from run(). */
+/* What no exception_handler took: to stderr with its traceback, as the HTTP
+ * server logs a handler's exception; the connection is closed by the caller,
+ * and the server goes on serving the others. */
+static void log_unhandled(PyObject *proto, PyObject *cls, const char *syscall, PyObject *exc)
+{
+    PyObject *who = proto ? (PyObject *)Py_TYPE(proto) : cls;
+    PyObject *name = who ? PyObject_GetAttrString(who, "__qualname__") : NULL;
+
+    if (name == NULL)
+        PyErr_Clear();
+    PySys_FormatStderr("pyparallel: %S.%s raised and no exception_handler took it: the "
+                       "connection is closed (run(raise_errors=True) re-raises instead)\n",
+                       name ? name : Py_None, syscall);
+    Py_XDECREF(name);
+    px_py_display_exception(exc);
+}
+
 void px_py_report(px_py_proto_spec_t *spec, PyObject *transport, const char *syscall)
 {
     PyObject *exc = PyErr_GetRaisedException();
     PyObject *proto = transport ? ((px_py_transport_t *)transport)->protocol : NULL;
+    PyObject *engine = spec ? spec->engine : NULL;
     px_worker_t *w = px_worker_current();
 
     if (w)
@@ -187,12 +203,24 @@ void px_py_report(px_py_proto_spec_t *spec, PyObject *transport, const char *sys
             Py_DECREF(exc);
             return;
         }
-        /* The handler itself failed: that one goes to the main thread, chained. */
+        /* The handler itself failed: that one is reported, chained. */
         PyObject *exc2 = PyErr_GetRaisedException();
         PyException_SetContext(exc2, exc);
         exc = exc2;
+        syscall = "exception_handler";
     }
-    px_py_post_exception(spec ? spec->engine : NULL, exc);
+    if (strcmp(syscall, "connect") == 0 || engine == NULL) {
+        px_py_post_exception(engine, exc);
+        return;
+    }
+    if (w)
+        PX_STAT_ADD(px_worker_stats(w), unhandled_errors, 1);
+    /* One peer's input must not stop the server: by default log, and the
+     * caller closes that connection. */
+    if (px_py_engine_raise_errors(engine))
+        px_py_post_exception(engine, exc);
+    else
+        log_unhandled(proto, spec ? spec->cls : NULL, syscall, exc);
 }
 
 static px_py_transport_t *transport_of(px_conn_t *c)

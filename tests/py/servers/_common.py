@@ -52,9 +52,9 @@ def serve(name: str, protocols: dict[str, type], workers: int | None = None,
           rerun_after_error: bool = False, shutdown_timeout: float = 5.0,
           **engine_options: Any) -> None:
     """Register each protocol on a port of its own (plus ``stats``) and serve
-    until SIGTERM; with rerun_after_error, an exception re-raised by run() is
-    printed as ``RAISED Type: message [(context Type: message)]`` and serving
-    carries on."""
+    until SIGTERM; with rerun_after_error, run(raise_errors=True) re-raises
+    what callbacks raised, which is printed as ``RAISED Type: message
+    [(context Type: message)]``, and serving carries on."""
     ports = {}
     for key, protocol in protocols.items():
         server = px.register(transport=px.server(HOST, 0), protocol=protocol)
@@ -67,7 +67,7 @@ def serve(name: str, protocols: dict[str, type], workers: int | None = None,
     try:
         while True:
             try:
-                px.run(shutdown_timeout=shutdown_timeout)
+                px.run(shutdown_timeout=shutdown_timeout, raise_errors=rerun_after_error)
                 break
             except Exception as exc:
                 if not rerun_after_error:

@@ -8,7 +8,8 @@
     python api_checks.py stats_after_run  serve until SIGTERM, then print
                                           ``AFTER {px.stats()}`` once run() returned
     python api_checks.py rerun            echo, but b"boom" raises; the exception
-                                          re-raised by run() is printed as
+                                          re-raised by run(raise_errors=True)
+                                          is printed as
                                           ``RAISED ...``, and after a second spent
                                           handling it, run() is called again
 """
@@ -89,7 +90,7 @@ def rerun() -> None:
     say(f"rerun: listening on {HOST}:{server.port}")
     while True:
         try:
-            px.run()
+            px.run(raise_errors=True)
             break
         except Boom as exc:
             say(f"RAISED {exc!r}")

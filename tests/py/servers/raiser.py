@@ -1,14 +1,17 @@
 """Protocols whose callbacks raise, with or without an exception_handler.
 
-    python raiser.py --handler | --no-handler [--workers K]
+    python raiser.py --handler | --no-handler [--workers K] [--log]
 
 Echo, except: data starting with b"boom" raises in data_received; connecting
 to the ``made`` port raises in connection_made; the ``drain`` port raises in
-send_complete after its first reply; with --handler, data starting with
+send_complete after its first reply; the ``lost`` port echoes and raises in
+connection_lost; with --handler, data starting with
 b"double" makes the handler itself raise. Handlers print
 ``HANDLER syscall ExcType message transport-type traceback-type`` and send
-b"handled\\n" to the peer. Without a handler, run() re-raises in the main
-thread; the server prints ``RAISED ...`` and calls run() again.
+b"handled\\n" to the peer. Without a handler, run(raise_errors=True)
+re-raises in the main thread; the server prints ``RAISED ...`` and calls run()
+again. With --log, run() keeps its default: what no handler takes is logged on
+stderr and run() goes on serving.
 """
 
 from __future__ import annotations
@@ -46,6 +49,11 @@ class Drain:
         raise Boom("boom in send_complete")
 
 
+class Lost(Echo):
+    def connection_lost(self, transport, exc):
+        raise Boom("boom in connection_lost")
+
+
 class Handler:
     def exception_handler(self, transport, syscall, exc_info):
         typ, exc, tb = exc_info
@@ -72,5 +80,6 @@ if __name__ == "__main__":
     if "--handler" in sys.argv:
         protocols = {"echo": EchoH, "made": MadeH, "drain": DrainH}
     else:
-        protocols = {"echo": Echo, "made": Made, "drain": Drain}
-    serve("raiser", protocols, workers=int_arg("--workers", 1), rerun_after_error=True)
+        protocols = {"echo": Echo, "made": Made, "drain": Drain, "lost": Lost}
+    serve("raiser", protocols, workers=int_arg("--workers", 1),
+          rerun_after_error="--log" not in sys.argv)
