@@ -144,6 +144,8 @@ def register(transport: Server | Client, protocol: type, share: bool = True) -> 
     those objects)."""
     if not isinstance(transport, (Server, Client)):
         raise TypeError("register() needs a transport from server() or client()")
+    if not callable(protocol):
+        raise TypeError("protocol must be a class (or a callable returning a protocol instance)")
     _core._stm_refuse("register()")  # a retried transaction would register it again
     transport.protocol = protocol
     global _serving

@@ -131,12 +131,32 @@ typedef struct px_py_proto_spec {
     unsigned rate_limit_ms;
     px_handler_t handler;
     struct px_py_proto_spec *next;
+    bool has_failed; /* connection_failed(exc): a client that never connected */
+    bool is_factory; /* cls is a callable returning instances, not a class */
+    /* A factory's: one spec per class its instances had (factory.c), each
+     * with the per-connection idle timeout that class sets. */
+    _Atomic(struct px_py_proto_spec *) made;
+    struct px_py_proto_spec *next_made;
+    unsigned idle_timeout_ms;
 } px_py_proto_spec_t;
 
-/* Build a spec from a protocol class; NULL with an exception set on error. */
+/* Build a spec from a protocol class or factory; NULL with an exception set
+ * on error. */
 px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls, unsigned *sock_flags,
                                          unsigned *timeout_ms);
+/* Read cls's protocol attributes into spec: 0, or -1 with an exception set. */
+int px_py_proto_spec_fill(px_py_proto_spec_t *spec, PyObject *cls, unsigned *sock_flags,
+                          unsigned *timeout_ms);
 void px_py_proto_spec_free(px_py_proto_spec_t *spec);
+/* Factories (factory.c). The spec of what factory spec's call returned
+ * (borrowed: it lives as long as spec), or NULL with TypeError when that is
+ * not a protocol instance. */
+px_py_proto_spec_t *px_py_factory_spec(px_py_proto_spec_t *spec, PyObject *instance);
+/* Free the specs px_py_factory_spec made for spec; visit or clear their
+ * references (the engine's traverse and clear). */
+void px_py_factory_specs_free(px_py_proto_spec_t *spec);
+int px_py_factory_specs_traverse(px_py_proto_spec_t *spec, visitproc visit, void *arg);
+void px_py_factory_specs_clear(px_py_proto_spec_t *spec);
 
 void px_py_report(px_py_proto_spec_t *spec, PyObject *transport, const char *syscall);
 void px_py_client_done(PyObject *engine);

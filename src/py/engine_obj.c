@@ -526,6 +526,9 @@ static int engine_traverse(PyObject *op, visitproc visit, void *arg)
         Py_VISIT(spec->cls);
         Py_VISIT(spec->initial_bytes);
         Py_VISIT(spec->next_bytes);
+        int rc = px_py_factory_specs_traverse(spec, visit, arg);
+        if (rc)
+            return rc;
     }
     for (Py_ssize_t i = 0; i < self->nhttp; i++) {
         int rc = px_py_http_app_traverse(self->http_apps[i], visit, arg);
@@ -545,6 +548,7 @@ static int engine_clear(PyObject *op)
         Py_CLEAR(spec->cls);
         Py_CLEAR(spec->initial_bytes);
         Py_CLEAR(spec->next_bytes);
+        px_py_factory_specs_clear(spec);
     }
     for (Py_ssize_t i = 0; i < self->nhttp; i++)
         px_py_http_app_clear(self->http_apps[i]);
