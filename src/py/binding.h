@@ -159,6 +159,8 @@ int px_py_factory_specs_traverse(px_py_proto_spec_t *spec, visitproc visit, void
 void px_py_factory_specs_clear(px_py_proto_spec_t *spec);
 
 void px_py_report(px_py_proto_spec_t *spec, PyObject *transport, const char *syscall);
+/* A client never connected (client.c): the handler's on_connect_error. */
+void px_py_on_connect_error(void *udata, const px_connect_error_t *ce);
 void px_py_client_done(PyObject *engine);
 /* Queue exc (stolen) for the main thread; run() re-raises it. */
 void px_py_post_exception(PyObject *engine, PyObject *exc);

@@ -134,6 +134,7 @@ int px_py_proto_spec_fill(px_py_proto_spec_t *spec, PyObject *cls, unsigned *soc
     spec->handler.on_drain = spec->has_complete ? on_drain : NULL;
     spec->handler.on_close = on_close;
     spec->handler.on_connect_failed = on_connect_failed;
+    spec->handler.on_connect_error = px_py_on_connect_error;
     return 0;
 }
 

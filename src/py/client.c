@@ -1,0 +1,173 @@
+/*
+ * Clients that never connected: the engine's report (every address tried,
+ * or the lookup that failed) becomes the exception Python code would expect
+ * (socket.gaierror, ConnectionRefusedError, TimeoutError, or an OSError
+ * naming each attempt's error, as asyncio does), delivered where nothing
+ * waits for it: the protocol's connection_failed(exc), else its
+ * exception_handler(None, "connect", exc_info), else run() in the main
+ * thread. The protocol instance is made for that call (a factory is called),
+ * as it would have been for the connection.
+ */
+#include "binding.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+
+/* "('addr', port)" of ss, as asyncio names an address. */
+static PyObject *addr_text(const struct sockaddr_storage *ss)
+{
+    char host[INET6_ADDRSTRLEN + 1] = "?";
+    int port = 0;
+
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        port = ntohs(a->sin6_port);
+    } else if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        port = ntohs(a->sin_port);
+    }
+    return PyUnicode_FromFormat("('%s', %d)", host, port);
+}
+
+/* OSError('Multiple exceptions: [Errno a] text ('addr', port), ...'). */
+static PyObject *multiple(const px_connect_error_t *ce)
+{
+    PyObject *parts = PyList_New(0), *sep = NULL, *joined = NULL, *exc = NULL;
+
+    if (parts == NULL)
+        return NULL;
+    for (unsigned i = 0; i < ce->count; i++) {
+        PyObject *addr = addr_text(&ce->addrs[i]), *one;
+        if (addr == NULL)
+            goto out;
+        one = PyUnicode_FromFormat("[Errno %d] %s %U", -ce->errs[i], strerror(-ce->errs[i]), addr);
+        Py_DECREF(addr);
+        if (one == NULL || PyList_Append(parts, one) < 0) {
+            Py_XDECREF(one);
+            goto out;
+        }
+        Py_DECREF(one);
+    }
+    sep = PyUnicode_FromString(", ");
+    joined = sep ? PyUnicode_Join(sep, parts) : NULL;
+    if (joined != NULL)
+        exc = PyObject_CallFunction(PyExc_OSError, "N",
+                                    PyUnicode_FromFormat("Multiple exceptions: %U", joined));
+out:
+    Py_XDECREF(sep);
+    Py_XDECREF(joined);
+    Py_DECREF(parts);
+    return exc;
+}
+
+static PyObject *gaierror_new(int gai_err)
+{
+    PyObject *socket = PyImport_ImportModule("socket"), *type, *exc;
+
+    if (socket == NULL)
+        return NULL;
+    type = PyObject_GetAttrString(socket, "gaierror");
+    Py_DECREF(socket);
+    if (type == NULL)
+        return NULL;
+    exc = PyObject_CallFunction(type, "is", gai_err, gai_strerror(gai_err));
+    Py_DECREF(type);
+    return exc;
+}
+
+/* The exception for ce (new reference), or NULL with an exception set. */
+static PyObject *connect_exception(px_module_state_t *st, const px_connect_error_t *ce)
+{
+    unsigned i;
+
+    if (ce->gai_err == EAI_SYSTEM)
+        return px_py_errno_error(st, NULL, -ce->sys_err, NULL);
+    if (ce->gai_err)
+        return gaierror_new(ce->gai_err);
+    for (i = 1; i < ce->count && ce->errs[i] == ce->errs[0]; i++) {
+    }
+    if (ce->err == -ETIMEDOUT || ce->count == 0 || i == ce->count)
+        return px_py_errno_error(st, NULL, ce->err, NULL);
+    return multiple(ce);
+}
+
+/* Call instance.name(*args); report what it raised. */
+static void call_protocol(px_py_proto_spec_t *spec, PyObject *instance, const char *name,
+                          PyObject *args)
+{
+    px_worker_t *w = px_worker_current();
+    PyObject *method = PyObject_GetAttrString(instance, name), *r = NULL;
+
+    if (method != NULL) {
+        bool released = w ? px_py_release(w) : false;
+        r = PyObject_Call(method, args, NULL);
+        px_py_reacquire(w, released);
+        Py_DECREF(method);
+    }
+    if (r == NULL)
+        px_py_report(spec, NULL, name);
+    Py_XDECREF(r);
+}
+
+static void deliver(px_py_proto_spec_t *spec, PyObject *exc)
+{
+    px_worker_t *w = px_worker_current();
+    px_py_proto_spec_t *made = spec;
+    PyObject *instance = NULL, *args = NULL;
+
+    if (spec->is_factory || spec->has_failed || spec->has_handler) {
+        bool released = w ? px_py_release(w) : false;
+        instance = PyObject_CallNoArgs(spec->cls);
+        px_py_reacquire(w, released);
+        if (instance != NULL && spec->is_factory &&
+            (made = px_py_factory_spec(spec, instance)) == NULL)
+            Py_CLEAR(instance);
+        if (instance == NULL) { /* that failure is reported, chained to the cause */
+            PyObject *exc2 = PyErr_GetRaisedException();
+            PyException_SetContext(exc2, exc);
+            PyErr_SetRaisedException(exc2);
+            px_py_report(spec, NULL, "connection_failed");
+            return;
+        }
+    }
+    if (made->has_failed) {
+        args = PyTuple_Pack(1, exc);
+        if (args != NULL)
+            call_protocol(made, instance, "connection_failed", args);
+    } else if (made->has_handler) {
+        PyObject *tb = PyException_GetTraceback(exc);
+        args = Py_BuildValue("(Os(OOO))", Py_None, "connect", (PyObject *)Py_TYPE(exc), exc,
+                             tb ? tb : Py_None);
+        Py_XDECREF(tb);
+        if (args != NULL)
+            call_protocol(made, instance, "exception_handler", args);
+    } else {
+        PyErr_SetRaisedException(Py_NewRef(exc));
+        px_py_report(made, NULL, "connect");
+    }
+    if (args == NULL && PyErr_Occurred())
+        px_py_report(made, NULL, "connect");
+    Py_XDECREF(args);
+    Py_XDECREF(instance);
+    Py_DECREF(exc);
+}
+
+void px_py_on_connect_error(void *udata, const px_connect_error_t *ce)
+{
+    px_py_proto_spec_t *spec = udata;
+    PyObject *exc;
+
+    px_py_attach(px_worker_current());
+    px_py_client_done(spec->engine);
+    if (ce->err == -ECANCELED) /* the engine shuts down: nobody waits for it */
+        return;
+    exc = connect_exception(px_py_engine_state(spec->engine), ce);
+    if (exc == NULL) {
+        px_py_report(spec, NULL, "connect");
+        return;
+    }
+    deliver(spec, exc);
+}
