@@ -7,6 +7,9 @@
  * exception_handler(None, "connect", exc_info), else run() in the main
  * thread. The protocol instance is made for that call (a factory is called),
  * as it would have been for the connection.
+ *
+ * A client's spec is its own (not the engine's list: a proxy makes clients
+ * without end), freed once its connection closed or never came to be.
  */
 #include "binding.h"
 
@@ -162,12 +165,20 @@ void px_py_on_connect_error(void *udata, const px_connect_error_t *ce)
 
     px_py_attach(px_worker_current());
     px_py_client_done(spec->engine);
-    if (ce->err == -ECANCELED) /* the engine shuts down: nobody waits for it */
-        return;
-    exc = connect_exception(px_py_engine_state(spec->engine), ce);
-    if (exc == NULL) {
-        px_py_report(spec, NULL, "connect");
+    if (ce->err == -ECANCELED) { /* the engine shuts down: nobody waits for it */
+        px_py_client_spec_done(spec);
         return;
     }
-    deliver(spec, exc);
+    exc = connect_exception(px_py_engine_state(spec->engine), ce);
+    if (exc == NULL)
+        px_py_report(spec, NULL, "connect");
+    else
+        deliver(spec, exc);
+    px_py_client_spec_done(spec);
+}
+
+void px_py_client_spec_done(px_py_proto_spec_t *spec)
+{
+    if (spec->is_client)
+        px_py_proto_spec_free(spec);
 }

@@ -261,9 +261,7 @@ static PyObject *engine_listen(PyObject *op, PyObject *args)
         return NULL;
     if (live_engine(self) == NULL)
         return NULL;
-    Py_BEGIN_CRITICAL_SECTION(op); /* workers may be adding clients' specs */
     spec = add_spec(self, protocol, &ep.sock_flags, &ep.idle_timeout_ms);
-    Py_END_CRITICAL_SECTION();
     if (spec == NULL)
         return NULL;
     ep.handler = &spec->handler;
@@ -361,12 +359,11 @@ static PyObject *engine_connect(PyObject *op, PyObject *args, PyObject *kwds)
     if (live_engine(self) == NULL || (timeout_ms = connect_ms(timeout, "timeout")) < 0 ||
         (delay_ms = connect_ms(delay, "attempt_delay")) < 0 || connect_worker(self, worker, &w) < 0)
         return NULL;
-    /* Clients may be made by callbacks on every worker at once. */
-    Py_BEGIN_CRITICAL_SECTION(op);
-    spec = add_spec(self, protocol, &ep.sock_flags, &ep.idle_timeout_ms);
-    Py_END_CRITICAL_SECTION();
+    /* The client's own spec, freed with its connection (client.c). */
+    spec = px_py_proto_spec_new(op, protocol, &ep.sock_flags, &ep.idle_timeout_ms);
     if (spec == NULL)
         return NULL;
+    spec->is_client = true;
     ep.handler = &spec->handler;
     ep.udata = spec;
     ep.connect_timeout_ms = (unsigned)timeout_ms;
@@ -376,6 +373,7 @@ static PyObject *engine_connect(PyObject *op, PyObject *args, PyObject *kwds)
     rc = px_engine_connect_on(self->e, w, host, port, &ep);
     if (rc < 0) {
         atomic_fetch_sub(&self->clients, 1);
+        px_py_proto_spec_free(spec);
         return px_py_raise_errno(px_py_engine_state(op), rc, "connect");
     }
     Py_RETURN_NONE;

@@ -408,6 +408,7 @@ static void on_connect_failed(void *udata, int err)
             PyErr_SetRaisedException(exc);
         px_py_report(spec, NULL, "connect");
     }
+    px_py_client_spec_done(spec);
 }
 
 static void on_close(px_conn_t *c, int err)
@@ -448,4 +449,6 @@ static void on_close(px_conn_t *c, int err)
     px_py_transport_detach(t);
     px_conn_set_udata(c, NULL);
     Py_DECREF(t);
+    if (px_conn_is_client(c))
+        px_py_client_spec_done(px_conn_server_udata(c));
 }
