@@ -136,7 +136,8 @@ def client(host: str, port: int, protocol: Any = None, *, timeout: float | None 
     family as the lookup gave it, the next attempt ``attempt_delay`` seconds
     after the last while that one is pending, at once when it fails); the
     first to connect wins and ``connection_made`` runs on it, the others are
-    cancelled. ``timeout``: seconds for the whole connect, all addresses.
+    cancelled. ``timeout``: seconds for the whole connect, all addresses
+    (None: the engine's default, 30 s, as Go's and h2o's dialers).
 
     ``worker``: where the connection's callbacks run: ``"any"`` (the
     engine's choice, round robin), ``"caller"`` (the calling callback's own

@@ -11,7 +11,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -131,19 +130,17 @@ def test_caller_worker_needs_a_callback(backend: str) -> None:
 
 
 def test_a_slow_lookup_never_blocks_the_worker(spawn, backend: str) -> None:
-    # One worker; a callback asks for a name whose lookup takes 4 s. Meanwhile
+    # One worker; a callback asks for a name whose lookup takes 5 s. Meanwhile
     # that worker serves another connection.
     srv = spawn("dialer.py", "--workers", "1", backend=backend,
-                env={"PX_TEST_RESOLVE": NAMES, "PX_TEST_RESOLVE_DELAY_MS": "4000",
+                env={"PX_TEST_RESOLVE": NAMES, "PX_TEST_RESOLVE_DELAY_MS": "5000",
                      "DIAL_HOST": "slow.test"})
     with connect(srv.ports["dial"]):
         srv.wait_line(r"^DIALING 0$")
-        started = time.monotonic()
         with connect(srv.ports["echo"]) as sock:
             sock.sendall(b"served")
             assert recv_exact(sock, 6) == b"served"
         assert not srv.matching(r"^DIAL 0 "), "the lookup ended before the echo"
-        assert time.monotonic() - started < 4
         line = srv.wait_line(r"^DIAL 0 ", timeout=30)
     assert line == "DIAL 0 caller=0 up=0"
     srv.finish().assert_clean()
