@@ -165,3 +165,12 @@ def test_clients_from_callbacks_on_the_chosen_worker(spawn, backend: str, worker
     else:  # the engine's choice: round robin over both workers
         assert {up for _, up in pairs} == {0, 1}, pairs
     srv.finish().assert_clean()
+
+
+def test_a_finished_client_leaves_nothing_behind(backend: str) -> None:
+    # 200 clients made by factories whose closures hold an object each, half
+    # refused: once all have ended, the engine holds none of those objects.
+    with socket.socket() as reserved:
+        reserved.bind(("127.0.0.1", 0))
+        lines = run_connector(backend, "freed", str(reserved.getsockname()[1]))
+    assert "ALIVE 0" in lines, lines

@@ -10,15 +10,22 @@
         ``CONNECTED peer`` once echoed
     python connector.py caller-outside             worker='caller' from the
         main thread: ``REFUSED ValueError: ...``
+    python connector.py freed PORT                 200 clients made by factories
+        (closures holding an object each), to the echo server this script
+        runs and to a refused PORT: ``ALIVE n`` counts the objects still
+        alive once all are done (the engine keeps nothing of a finished client)
 
 Names may be answered by the engine's test hook PX_TEST_RESOLVE.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
+import threading
 import time
+import weakref
 
 from _common import HOST, say, totals
 
@@ -57,6 +64,9 @@ def main() -> None:
         except ValueError as exc:
             say(f"REFUSED ValueError: {exc}")
         return
+    if mode == "freed":
+        freed(int(sys.argv[2]))
+        return
     host, port = sys.argv[2], int(sys.argv[3])
     timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 30.0
     if mode == "ok":
@@ -74,6 +84,48 @@ def main() -> None:
         px.run()  # the failed client is accounted for: this returns
     say(f"ELAPSED {time.monotonic() - start:.3f}")
     say("STATS " + json.dumps(totals(eng)))
+
+
+class Held:
+    """What a factory's closure holds: it dies with the closure."""
+
+
+_done = {"count": 0}
+_done_lock = threading.Lock()
+
+
+class Quiet(Once):
+    """Closes once echoed; the 200th client to end stops the engine."""
+
+    def data_received(self, transport: px.Transport, data: bytes) -> None:
+        transport.close()
+
+    def connection_lost(self, transport: px.Transport, exc: BaseException | None) -> None:
+        self.ended()
+
+    def connection_failed(self, exc: BaseException) -> None:
+        self.ended()
+
+    def ended(self) -> None:
+        with _done_lock:
+            _done["count"] += 1
+            last = _done["count"] == 200
+        if last:
+            px.shutdown()
+
+
+def freed(refused_port: int) -> None:
+    refs = []
+    server = px.register(transport=px.server(HOST, 0), protocol=Echo)
+    for i in range(200):
+        held = Held()
+        refs.append(weakref.ref(held))
+        port = server.port if i % 2 else refused_port
+        px.client(HOST, port, lambda held=held: Quiet(), share=False)  # type: ignore[misc]
+        del held
+    px.run()
+    gc.collect()
+    say(f"ALIVE {sum(r() is not None for r in refs)}")
 
 
 if __name__ == "__main__":
