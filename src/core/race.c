@@ -24,7 +24,6 @@ typedef struct race {
     unsigned live;    /* attempt connections not yet closed */
     unsigned busy;    /* calls on the stack that use the race */
     bool decided;     /* won, or reported as failed */
-    bool timed_out;
     px_timer_t delay_timer, timeout_timer;
     px_conn_t *conns[PX_CONNECT_MAX_ADDRS]; /* pending attempts */
     int errs[PX_CONNECT_MAX_ADDRS];

@@ -30,6 +30,7 @@ struct px_resolver {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     px_resolve_job_t *head, *tail; /* lock */
+    unsigned queued;               /* lock: jobs in the queue */
     unsigned threads, idle;        /* lock */
     unsigned refs;                 /* lock: the engine's, and one per thread */
     bool closed;                   /* lock: the engine is gone */
@@ -183,6 +184,7 @@ static void *resolver_main(void *arg)
         if (job == NULL || r->closed)
             break;
         r->head = job->next;
+        r->queued--;
         if (r->head == NULL)
             r->tail = NULL;
         pthread_mutex_unlock(&r->lock);
@@ -227,7 +229,9 @@ int px__resolver_submit(px_resolver_t *r, px_resolve_job_t *job)
         pthread_mutex_unlock(&r->lock);
         return -ESHUTDOWN;
     }
-    if (r->idle == 0 && r->threads < PX_RESOLVER_THREADS) {
+    /* Every queued job gets a thread of its own, up to the cap: a slow name
+     * does not hold up the next. */
+    if (r->queued + 1 > r->idle && r->threads < PX_RESOLVER_THREADS) {
         pthread_attr_t attr;
         pthread_t tid;
         pthread_attr_init(&attr);
@@ -247,6 +251,7 @@ int px__resolver_submit(px_resolver_t *r, px_resolve_job_t *job)
         else
             r->head = job;
         r->tail = job;
+        r->queued++;
         pthread_cond_signal(&r->cond);
     }
     pthread_mutex_unlock(&r->lock);
@@ -263,6 +268,7 @@ void px__resolver_close(px_resolver_t *r)
     r->closed = true;
     job = r->head;
     r->head = r->tail = NULL;
+    r->queued = 0;
     pthread_cond_broadcast(&r->cond);
     resolver_unref_locked(r);
     for (; job != NULL; job = next) {

@@ -138,7 +138,8 @@ typedef struct px_py_proto_spec {
     _Atomic(struct px_py_proto_spec *) made;
     struct px_py_proto_spec *next_made;
     unsigned idle_timeout_ms;
-    bool is_client; /* a client's own: freed when it closes or never connects */
+    bool is_client;                /* a client's own: freed when it closes or never connects */
+    struct px_py_proto_spec *prev; /* a client's: the engine's list of clients' specs */
 } px_py_proto_spec_t;
 
 /* Build a spec from a protocol class or factory; NULL with an exception set
@@ -162,7 +163,8 @@ void px_py_factory_specs_clear(px_py_proto_spec_t *spec);
 void px_py_report(px_py_proto_spec_t *spec, PyObject *transport, const char *syscall);
 /* A client never connected (client.c): the handler's on_connect_error. */
 void px_py_on_connect_error(void *udata, const px_connect_error_t *ce);
-/* A client's connection is over (closed, or never made): free its spec. */
+/* A client's connection is over (closed, or never made): free its spec
+ * (engine_obj.c; any thread with a thread state). Other specs stay. */
 void px_py_client_spec_done(px_py_proto_spec_t *spec);
 void px_py_client_done(PyObject *engine);
 /* Queue exc (stolen) for the main thread; run() re-raises it. */

@@ -8,8 +8,8 @@
  * thread. The protocol instance is made for that call (a factory is called),
  * as it would have been for the connection.
  *
- * A client's spec is its own (not the engine's list: a proxy makes clients
- * without end), freed once its connection closed or never came to be.
+ * A client's spec is its own (a proxy makes clients without end), freed
+ * once its connection closed or never came to be (px_py_client_spec_done).
  */
 #include "binding.h"
 
@@ -175,10 +175,4 @@ void px_py_on_connect_error(void *udata, const px_connect_error_t *ce)
     else
         deliver(spec, exc);
     px_py_client_spec_done(spec);
-}
-
-void px_py_client_spec_done(px_py_proto_spec_t *spec)
-{
-    if (spec->is_client)
-        px_py_proto_spec_free(spec);
 }
