@@ -163,6 +163,11 @@ void px_py_factory_specs_clear(px_py_proto_spec_t *spec);
 void px_py_report(px_py_proto_spec_t *spec, PyObject *transport, const char *syscall);
 /* A client never connected (client.c): the handler's on_connect_error. */
 void px_py_on_connect_error(void *udata, const px_connect_error_t *ce);
+/* Engine.connect's options (client.c): timeout and attempt_delay (seconds,
+ * None: the engine's defaults) into ep, worker (None, "any", "caller", an
+ * index) into *w (NULL: round robin). 0, or -1 with ValueError. */
+int px_py_connect_options(px_engine_t *e, PyObject *timeout, PyObject *delay, PyObject *worker,
+                          px_endpoint_config_t *ep, px_worker_t **w);
 /* A client's connection is over (closed, or never made): free its spec
  * (engine_obj.c; any thread with a thread state). Other specs stay. */
 void px_py_client_spec_done(px_py_proto_spec_t *spec);

@@ -8,6 +8,8 @@
  * thread. The protocol instance is made for that call (a factory is called),
  * as it would have been for the connection.
  *
+ * Also the options of Engine.connect (timeout, attempt delay, worker).
+ *
  * A client's spec is its own (a proxy makes clients without end), freed
  * once its connection closed or never came to be (px_py_client_spec_done).
  */
@@ -175,4 +177,68 @@ void px_py_on_connect_error(void *udata, const px_connect_error_t *ce)
     else
         deliver(spec, exc);
     px_py_client_spec_done(spec);
+}
+
+/* Seconds (None: default) as milliseconds, at least 1; -1 with ValueError. */
+static long connect_ms(PyObject *v, const char *name)
+{
+    double sec;
+
+    if (v == NULL || v == Py_None)
+        return 0;
+    sec = PyFloat_AsDouble(v);
+    if (sec == -1.0 && PyErr_Occurred())
+        return -1;
+    if (!(sec > 0 && sec <= 86400.0)) {
+        PyErr_Format(PyExc_ValueError, "%s must be between 0 (excluded) and 86400 seconds", name);
+        return -1;
+    }
+    return sec * 1000.0 < 1 ? 1 : (long)(sec * 1000.0);
+}
+
+/* The worker a client asks for: NULL (round robin) for None or "any", the
+ * calling worker for "caller", worker i for an int. -1 with an exception. */
+static int connect_worker(px_engine_t *e, PyObject *v, px_worker_t **w)
+{
+    *w = NULL;
+    if (v == NULL || v == Py_None)
+        return 0;
+    if (PyUnicode_Check(v) && PyUnicode_CompareWithASCIIString(v, "any") == 0)
+        return 0;
+    if (PyUnicode_Check(v) && PyUnicode_CompareWithASCIIString(v, "caller") == 0) {
+        *w = px_worker_current();
+        if (*w == NULL || px_worker_engine(*w) != e) {
+            PyErr_SetString(PyExc_ValueError,
+                            "worker='caller' needs a caller on one of the engine's workers "
+                            "(a protocol, work or timer callback)");
+            return -1;
+        }
+        return 0;
+    }
+    if (PyLong_Check(v)) {
+        long i = PyLong_AsLong(v);
+        if (i < 0 || i >= px_engine_worker_count(e)) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_ValueError, "worker must be between 0 and %d",
+                             px_engine_worker_count(e) - 1);
+            return -1;
+        }
+        *w = px_engine_worker(e, (int)i);
+        return 0;
+    }
+    PyErr_SetString(PyExc_ValueError, "worker must be 'any', 'caller' or a worker index");
+    return -1;
+}
+
+int px_py_connect_options(px_engine_t *e, PyObject *timeout, PyObject *delay, PyObject *worker,
+                          px_endpoint_config_t *ep, px_worker_t **w)
+{
+    long timeout_ms = connect_ms(timeout, "timeout"), delay_ms;
+
+    if (timeout_ms < 0 || (delay_ms = connect_ms(delay, "attempt_delay")) < 0 ||
+        connect_worker(e, worker, w) < 0)
+        return -1;
+    ep->connect_timeout_ms = (unsigned)timeout_ms;
+    ep->connect_delay_ms = (unsigned)delay_ms;
+    return 0;
 }

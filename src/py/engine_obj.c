@@ -312,57 +312,6 @@ static PyObject *engine_listen_http(PyObject *op, PyObject *args, PyObject *kwds
     return port;
 }
 
-/* Seconds (None: default) as milliseconds, at least 1; -1 with ValueError. */
-static long connect_ms(PyObject *v, const char *name)
-{
-    double sec;
-
-    if (v == NULL || v == Py_None)
-        return 0;
-    sec = PyFloat_AsDouble(v);
-    if (sec == -1.0 && PyErr_Occurred())
-        return -1;
-    if (!(sec > 0 && sec <= 86400.0)) {
-        PyErr_Format(PyExc_ValueError, "%s must be between 0 (excluded) and 86400 seconds", name);
-        return -1;
-    }
-    return sec * 1000.0 < 1 ? 1 : (long)(sec * 1000.0);
-}
-
-/* The worker a client asks for: NULL (round robin) for None or "any", the
- * calling worker for "caller", worker i for an int. -1 with an exception. */
-static int connect_worker(px_py_engine_obj_t *self, PyObject *v, px_worker_t **w)
-{
-    *w = NULL;
-    if (v == NULL || v == Py_None)
-        return 0;
-    if (PyUnicode_Check(v) && PyUnicode_CompareWithASCIIString(v, "any") == 0)
-        return 0;
-    if (PyUnicode_Check(v) && PyUnicode_CompareWithASCIIString(v, "caller") == 0) {
-        *w = px_worker_current();
-        if (*w == NULL || px_worker_engine(*w) != self->e) {
-            PyErr_SetString(PyExc_ValueError,
-                            "worker='caller' needs a caller on one of the engine's workers "
-                            "(a protocol, work or timer callback)");
-            return -1;
-        }
-        return 0;
-    }
-    if (PyLong_Check(v)) {
-        long i = PyLong_AsLong(v);
-        if (i < 0 || i >= self->nworkers) {
-            if (!PyErr_Occurred())
-                PyErr_Format(PyExc_ValueError, "worker must be between 0 and %d",
-                             self->nworkers - 1);
-            return -1;
-        }
-        *w = px_engine_worker(self->e, (int)i);
-        return 0;
-    }
-    PyErr_SetString(PyExc_ValueError, "worker must be 'any', 'caller' or a worker index");
-    return -1;
-}
-
 static PyObject *engine_connect(PyObject *op, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"host",          "port",   "protocol", "timeout",
@@ -373,14 +322,13 @@ static PyObject *engine_connect(PyObject *op, PyObject *args, PyObject *kwds)
     PyObject *protocol, *timeout = NULL, *delay = NULL, *worker = NULL;
     const char *host;
     px_worker_t *w;
-    long timeout_ms, delay_ms;
     int port, rc;
 
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "siO|$OOO:connect", kwlist, &host, &port,
                                      &protocol, &timeout, &delay, &worker))
         return NULL;
-    if (live_engine(self) == NULL || (timeout_ms = connect_ms(timeout, "timeout")) < 0 ||
-        (delay_ms = connect_ms(delay, "attempt_delay")) < 0 || connect_worker(self, worker, &w) < 0)
+    if (live_engine(self) == NULL ||
+        px_py_connect_options(self->e, timeout, delay, worker, &ep, &w) < 0)
         return NULL;
     /* The client's own spec, freed once it is over (client.c). */
     spec = px_py_proto_spec_new(op, protocol, &ep.sock_flags, &ep.idle_timeout_ms);
@@ -395,8 +343,6 @@ static PyObject *engine_connect(PyObject *op, PyObject *args, PyObject *kwds)
     pthread_mutex_unlock(&self->clients_lock);
     ep.handler = &spec->handler;
     ep.udata = spec;
-    ep.connect_timeout_ms = (unsigned)timeout_ms;
-    ep.connect_delay_ms = (unsigned)delay_ms;
     atomic_fetch_add(&self->clients, 1);
     /* Never blocks: a name is looked up on the engine's resolver threads. */
     rc = px_engine_connect_on(self->e, w, host, port, &ep);
