@@ -92,10 +92,25 @@ unsigned px_uring_mask_parse(const char *s);
 #define PX_DEFAULT_TURN_BUDGET ((size_t)256 << 10)
 #define PX_DEFAULT_RING_ENTRIES 4096u
 #define PX_DEFAULT_HANDOFF_MS 2u
-#define PX_DEFAULT_BACKLOG 4096 /* px_endpoint_config_t.backlog 0 */
+#define PX_DEFAULT_BACKLOG 4096              /* px_endpoint_config_t.backlog 0 */
+#define PX_DEFAULT_CONNECT_TIMEOUT_MS 30000u /* a client's whole connect, all addresses */
+#define PX_DEFAULT_CONNECT_DELAY_MS 250u     /* RFC 8305 connection attempt delay */
 
 /* Fill cfg with the defaults above. */
 void px_engine_config_default(px_engine_config_t *cfg);
+
+/* Why a client connection never came to be (px_handler_t.on_connect_error). */
+typedef struct px_connect_error {
+    int err;        /* -errno: the cause all attempts share, else the first attempt's;
+                       -ETIMEDOUT: the connect timeout ran out; -EADDRNOTAVAIL: the
+                       name lookup failed (gai_err says why); -ECANCELED: the
+                       worker shut down */
+    int gai_err;    /* EAI_* of the failed lookup, else 0 */
+    int sys_err;    /* gai_err EAI_SYSTEM: the errno */
+    unsigned count; /* attempts made (one per address tried) */
+    const struct sockaddr_storage *addrs; /* count addresses, in the order tried */
+    const int *errs;                      /* each attempt's -errno */
+} px_connect_error_t;
 
 /* Calls from the engine into the application, on the connection's worker. */
 typedef struct px_handler {
@@ -114,6 +129,10 @@ typedef struct px_handler {
     /* A client connection could not even be created (no socket, no memory):
      * udata is the endpoint's; there is no connection. */
     void (*on_connect_failed)(void *udata, int err);
+    /* A client never connected (lookup failed, every address failed, timeout,
+     * shutdown), with the details; when set, called instead of
+     * on_connect_failed for those. udata is the endpoint's. */
+    void (*on_connect_error)(void *udata, const px_connect_error_t *err);
 } px_handler_t;
 
 /* Per-thread hooks for the embedding runtime (e.g. to attach an interpreter).
@@ -140,13 +159,16 @@ enum {
 
 typedef struct px_endpoint_config {
     const px_handler_t *handler;
-    void *udata;              /* available as px_server_udata() */
-    unsigned sock_flags;      /* PX_SOCK_* */
-    unsigned idle_timeout_ms; /* 0: none */
-    int backlog;              /* listeners only; 0: PX_DEFAULT_BACKLOG */
-    int listen_fd;            /* listeners only: a bound, listening, non-blocking
-                                 SO_REUSEPORT socket to use as the first worker's
-                                 listener (the engine takes it), or -1 */
+    void *udata;                 /* available as px_server_udata() */
+    unsigned sock_flags;         /* PX_SOCK_* */
+    unsigned idle_timeout_ms;    /* 0: none */
+    int backlog;                 /* listeners only; 0: PX_DEFAULT_BACKLOG */
+    int listen_fd;               /* listeners only: a bound, listening, non-blocking
+                                    SO_REUSEPORT socket to use as the first worker's
+                                    listener (the engine takes it), or -1 */
+    unsigned connect_timeout_ms; /* clients: for the whole connect; 0: the default */
+    unsigned connect_delay_ms;   /* clients: before the next address is tried while
+                                    one attempt is still pending; 0: the default */
 } px_endpoint_config_t;
 
 /* Create an engine (threads are not started). *out owned by the caller.
@@ -164,16 +186,27 @@ int px_engine_create(const px_engine_config_t *cfg, const px_thread_hooks_t *hoo
 int px_engine_listen(px_engine_t *e, const char *host, int port, const px_endpoint_config_t *cfg,
                      px_server_t **out);
 
-/* Connect to host:port from a worker chosen round-robin; the handler's on_open
- * runs once connected, on_close (with -errno) if connecting fails, and
- * on_connect_failed when no connection could even be made. 0, or -errno of
- * the name lookup, or -ENOMEM. A request that reaches a worker after its loop
- * ended is dropped without a call. */
+/* Connect to host:port from worker w (NULL: one chosen round-robin), which
+ * then owns the connection. Any thread, workers included: nothing here
+ * blocks. A numeric host is used as is; a name is looked up on the engine's
+ * resolver threads. Every address of the name is tried as RFC 8305 says:
+ * families interleaved, the first family as the lookup gave it, the next
+ * attempt started cfg->connect_delay_ms after the last while it is pending
+ * (at once when it fails); the first to connect wins and the others are
+ * cancelled. The handler's on_open runs once connected; when it never does
+ * (lookup failed, every attempt failed, cfg->connect_timeout_ms ran out),
+ * on_connect_error (or, without it, on_connect_failed) on w. 0, or -ENOMEM,
+ * -ESHUTDOWN. A request that reaches w after its loop ended is dropped
+ * without a call. */
+int px_engine_connect_on(px_engine_t *e, px_worker_t *w, const char *host, int port,
+                         const px_endpoint_config_t *cfg);
+
+/* px_engine_connect_on with a worker chosen round-robin. */
 int px_engine_connect(px_engine_t *e, const char *host, int port, const px_endpoint_config_t *cfg);
 
 /* Connect to an address already resolved, from worker w (any thread; for a
  * client that must live on a given worker, or reconnects without a lookup).
- * Otherwise as px_engine_connect. 0, -EINVAL (bad length) or -ENOMEM. */
+ * Otherwise as px_engine_connect_on. 0, -EINVAL (bad length) or -ENOMEM. */
 int px_worker_connect(px_worker_t *w, const struct sockaddr *addr, socklen_t len,
                       const px_endpoint_config_t *cfg);
 

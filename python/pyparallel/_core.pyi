@@ -83,8 +83,11 @@ class Engine:
     def listen(self, host: str, port: int, protocol: _Protocol, fd: int = -1, /) -> int:
         """Serve protocol on host:port (0: a free port); returns the bound port.
         fd: a listening socket the engine takes over as the first worker's."""
-    def connect(self, host: str, port: int, protocol: _Protocol, /) -> None:
-        """Connect to host:port from a worker; protocol gets the connection."""
+    def connect(self, host: str, port: int, protocol: _Protocol, *,
+                timeout: float | None = None, attempt_delay: float | None = None,
+                worker: str | int | None = None) -> None:
+        """Connect to host:port from a worker (never blocks: names are looked
+        up on resolver threads); protocol gets the connection."""
     def listen_http(
         self,
         host: str,

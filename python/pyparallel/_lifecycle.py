@@ -36,7 +36,7 @@ __all__ = [
 
 _lock = threading.RLock()
 _engine: _core.Engine | None = None
-_pending: list[tuple[Any, type]] = []  # registrations waiting for the engine
+_pending: list[tuple[Any, Any]] = []  # registrations waiting for the engine
 _gil_warned = False
 _last_engine: _core.Engine | None = None
 _stop_requested = False   # SIGTERM/SIGINT before the engine ran
@@ -74,7 +74,7 @@ class Server:
             self._reservation.close()
             raise
         self.port: int = self._reservation.getsockname()[1]
-        self.protocol: type | None = None
+        self.protocol: Any = None
 
     def _take_fd(self) -> int:
         """A duplicate of the listening socket for the engine, which owns it."""
@@ -92,12 +92,22 @@ class Server:
 
 
 class Client:
-    """An outgoing connection, returned by :func:`client`; it connects when registered."""
+    """An outgoing connection, returned by :func:`client`; it connects when
+    registered (at once when the engine serves, else when it starts)."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, timeout: float | None = None,
+                 attempt_delay: float | None = None, worker: str | int = "any") -> None:
+        if worker not in ("any", "caller") and not isinstance(worker, int):
+            raise ValueError("worker must be 'any', 'caller' or a worker index")
+        if worker == "caller" and _core.current_engine() is None:
+            raise ValueError("worker='caller' needs a caller on a worker (a protocol, work "
+                             "or timer callback)")
         self.host = host
         self.port = port
-        self.protocol: type | None = None
+        self.timeout = timeout
+        self.attempt_delay = attempt_delay
+        self.worker = worker
+        self.protocol: Any = None
 
     def __repr__(self) -> str:
         return f"<Client {self.host}:{self.port}>"
@@ -113,14 +123,44 @@ def server(host: str, port: int) -> Server:
     return s
 
 
-def client(host: str, port: int) -> Client:
-    """An outgoing connection to host:port; it connects once registered and running."""
-    return Client(host, port)
+def client(host: str, port: int, protocol: Any = None, *, timeout: float | None = 30.0,
+           attempt_delay: float | None = 0.25, worker: str | int = "any",
+           share: bool = True) -> Client:
+    """An outgoing connection to host:port. With ``protocol`` (a class, or a
+    callable returning a protocol instance) it is registered at once
+    (:func:`register`); without, register it later.
+
+    Nothing here blocks, so callbacks may call it: a name is looked up on the
+    engine's resolver threads, never on a worker. Every address of the name
+    is tried (RFC 8305 "Happy Eyeballs": IPv6 and IPv4 interleaved, the first
+    family as the lookup gave it, the next attempt ``attempt_delay`` seconds
+    after the last while that one is pending, at once when it fails); the
+    first to connect wins and ``connection_made`` runs on it, the others are
+    cancelled. ``timeout``: seconds for the whole connect, all addresses
+    (None: the engine's default, 30 s, as Go's and h2o's dialers).
+
+    ``worker``: where the connection's callbacks run: ``"any"`` (the
+    engine's choice, round robin), ``"caller"`` (the calling callback's own
+    worker, so that both ends of a proxy share it; only from a callback), or
+    a worker index.
+
+    A connection that never comes to be is reported, never raised here: as
+    ``socket.gaierror`` (the name), ``ConnectionRefusedError``,
+    ``TimeoutError``, or an ``OSError`` listing each address's error when
+    they differ, passed to the protocol's ``connection_failed(exc)`` (on an
+    instance made for it), else its ``exception_handler(None, "connect",
+    exc_info)``, else raised by :func:`run` in the main thread.
+    """
+    c = Client(host, port, timeout, attempt_delay, worker)
+    if protocol is not None:
+        register(c, protocol, share=share)
+    return c
 
 
-def _attach(eng: _core.Engine, endpoint: Server | Client, protocol: type) -> None:
+def _attach(eng: _core.Engine, endpoint: Server | Client, protocol: Any) -> None:
     if not isinstance(endpoint, Server):
-        eng.connect(endpoint.host, endpoint.port, protocol)
+        eng.connect(endpoint.host, endpoint.port, protocol, timeout=endpoint.timeout,
+                    attempt_delay=endpoint.attempt_delay, worker=endpoint.worker)
         return
     listen = getattr(protocol, "__px_listen__", None) if isinstance(protocol, type) else None
     fd = endpoint._take_fd()
@@ -135,8 +175,10 @@ def _attach(eng: _core.Engine, endpoint: Server | Client, protocol: type) -> Non
     endpoint._release()
 
 
-def register(transport: Server | Client, protocol: type, share: bool = True) -> Server | Client:
-    """Attach a protocol class to a server or client (one instance per connection).
+def register(transport: Server | Client, protocol: Any, share: bool = True) -> Server | Client:
+    """Attach a protocol to a server or client: a class (one instance per
+    connection), or a callable returning a protocol instance (a factory,
+    called once per connection; a class is anything that is a type).
 
     With ``share`` (the default) the class, its methods and what their code
     reads are shared (:func:`pyparallel.share`) when the engine is not serving
@@ -144,8 +186,14 @@ def register(transport: Server | Client, protocol: type, share: bool = True) -> 
     those objects)."""
     if not isinstance(transport, (Server, Client)):
         raise TypeError("register() needs a transport from server() or client()")
+    if not callable(protocol):
+        raise TypeError("protocol must be a class (or a callable returning a protocol instance)")
     _core._stm_refuse("register()")  # a retried transaction would register it again
     transport.protocol = protocol
+    current = _core.current_engine()
+    if isinstance(transport, Client) and current is not None:
+        _attach(current, transport, protocol)  # from a callback: its engine serves
+        return transport
     global _serving
     with _lock:
         if share and not (_engine is not None and _engine.started):

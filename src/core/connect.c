@@ -1,14 +1,26 @@
 /*
  * Client connections. A request to connect travels as a message to the worker
- * that will own the connection (round robin, or the one asked for); there the
- * socket is created, registered with the backend and connected without
- * blocking. When the connect ends (at once, or once the socket turns
- * writable) the connection opens as an accepted one does: on_open, then reads.
- * A connection that never comes to be reports on_connect_failed (no socket,
- * no memory) or on_close with -errno (the connect failed).
+ * that will own the connection; there the socket is created, registered with
+ * the backend and connected without blocking. When the connect ends (at once,
+ * or once the socket turns writable) the connection opens as an accepted one
+ * does: on_open, then reads.
+ *
+ * px_worker_connect (one address, already resolved): a connection that never
+ * comes to be reports on_connect_failed (no socket, no memory) or on_close
+ * with -errno (the connect failed).
+ *
+ * px_engine_connect_on (a name, maybe several addresses): a race (RFC 8305).
+ * The name is resolved off the workers (resolver.c); on the worker, each
+ * address gets an attempt, a connection of its own whose endpoint is the
+ * race's (so the application hears nothing of it), started when the last one
+ * failed or connect_delay_ms after it while it is pending. The first to
+ * connect takes the application's endpoint and opens; the others are killed.
+ * When none does, or the timeout runs out, on_connect_error reports every
+ * attempt. The race is freed when it is decided and its last attempt closed.
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <netdb.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -49,6 +61,11 @@ static int start_connect(px_conn_t *c, const struct sockaddr *addr, socklen_t le
     }
     *pending = true;
     return 0;
+}
+
+int px__connect_start(px_conn_t *c, const struct sockaddr *addr, socklen_t len, bool *pending)
+{
+    return start_connect(c, addr, len, pending);
 }
 
 static void connect_msg_fn(px_worker_t *w, px_msg_t *m)
@@ -117,24 +134,6 @@ static connect_msg_t *connect_msg_new(const px_endpoint_config_t *cfg)
     return cm;
 }
 
-int px_engine_connect(px_engine_t *e, const char *host, int port, const px_endpoint_config_t *cfg)
-{
-    connect_msg_t *cm = connect_msg_new(cfg);
-    unsigned i;
-    int rc;
-
-    if (cm == NULL)
-        return -ENOMEM;
-    rc = px__resolve(host, port, &cm->ss, &cm->len, false);
-    if (rc < 0) {
-        connect_msg_drop(&cm->msg);
-        return rc;
-    }
-    i = atomic_fetch_add(&e->next_client_worker, 1) % (unsigned)e->nworkers;
-    px_worker_post(e->workers[i], &cm->msg);
-    return 0;
-}
-
 int px_worker_connect(px_worker_t *w, const struct sockaddr *addr, socklen_t len,
                       const px_endpoint_config_t *cfg)
 {
@@ -153,6 +152,10 @@ int px_worker_connect(px_worker_t *w, const struct sockaddr *addr, socklen_t len
 
 void px__conn_connected(px_conn_t *c, int res)
 {
+    if (c->state & PX_CONN_ATTEMPT) {
+        px__race_attempt_done(c, res);
+        return;
+    }
     c->busy++;
     if (res < 0) {
         c->close_err = res;

@@ -126,6 +126,9 @@ int px_engine_create(const px_engine_config_t *cfg, const px_thread_hooks_t *hoo
         rc = -errno;
         goto fail;
     }
+    rc = px__resolver_create(&e->resolver);
+    if (rc < 0)
+        goto fail;
     rc = choose_backend(e);
     if (rc < 0)
         goto fail;
@@ -288,6 +291,9 @@ void px_engine_destroy(px_engine_t *e)
     if (e == NULL)
         return;
     px_engine_join(e);
+    /* No lookup posts to a worker from here on. */
+    px__resolver_close(e->resolver);
+    e->resolver = NULL;
     /* Messages that never reached a running worker go first: some live inside
      * the servers freed below (a listener's arm message). */
     for (i = 0; e->workers && i < e->nworkers; i++) {

@@ -73,6 +73,7 @@ enum {
     PX_CONN_END_HELD = 1u << 16,   /* EOF or error waits for the handler to return */
     PX_CONN_DRAIN_HELD = 1u << 17, /* on_drain waits for the handler to return */
     PX_CONN_STOP_AFTER = 1u << 18, /* shutdown: close once the running handler returns */
+    PX_CONN_ATTEMPT = 1u << 19,    /* one connection attempt of a client (connect.c) */
 };
 
 typedef struct px_endpoint {
@@ -226,6 +227,8 @@ struct px_worker {
     unsigned displaced;   /* hand_lock: threads inside w's code that do not own it */
 };
 
+typedef struct px_resolver px_resolver_t;
+
 struct px_engine {
     px_engine_config_t cfg;
     px_thread_hooks_t hooks;
@@ -256,8 +259,9 @@ struct px_engine {
     bool sup_started;
     pthread_mutex_t sup_lock;
     pthread_cond_t sup_cond;
-    bool sup_stop;          /* sup_lock */
-    _Atomic int sup_parked; /* the supervisor sleeps until a worker releases */
+    bool sup_stop;           /* sup_lock */
+    _Atomic int sup_parked;  /* the supervisor sleeps until a worker releases */
+    px_resolver_t *resolver; /* name lookups of clients (resolver.c) */
 };
 
 /* The I/O backend: completion-style operations over io_uring or epoll. */
@@ -350,6 +354,11 @@ static inline bool px__conn_in_handler(const px_conn_t *c)
 void px__conn_connected(px_conn_t *c, int res);
 /* The writability poll armed for a connect ended with res. */
 void px__conn_connect_polled(px_conn_t *c, int res);
+/* Connect c's socket without blocking: 0 with *pending false (connected),
+ * 0 with *pending true (a poll reports the end), or -errno. */
+int px__connect_start(px_conn_t *c, const struct sockaddr *addr, socklen_t len, bool *pending);
+/* An attempt of a race (race.c) connected (res 0) or failed. */
+void px__race_attempt_done(px_conn_t *c, int res);
 
 /* Connections, their I/O (conn_io.c). */
 /* Flush a connection's output: start a send if none is in flight, and
@@ -394,6 +403,30 @@ int px__resolve(const char *host, int port, struct sockaddr_storage *ss, socklen
 int px__listen_socket(const struct sockaddr *sa, socklen_t len, int backlog);
 int px__socket_port(int fd);
 void px__socket_tune(int fd, unsigned sock_flags);
+
+/* Name lookups for clients (resolver.c), on threads of their own. */
+#define PX_CONNECT_MAX_ADDRS 16 /* addresses of one name tried */
+#define PX_RESOLVER_THREADS 8   /* lookups at once; more wait their turn */
+typedef struct px_resolve_job {
+    struct px_resolve_job *next; /* the resolver's queue */
+    const char *host;
+    int port;
+    px_worker_t *w; /* where msg goes once resolved */
+    px_msg_t *msg;
+    int gai_err; /* result: 0, or EAI_* (EAI_SYSTEM: sys_err is the errno) */
+    int sys_err;
+    unsigned n; /* addresses, in the RFC 8305 order (families interleaved) */
+    struct sockaddr_storage addrs[PX_CONNECT_MAX_ADDRS];
+    socklen_t lens[PX_CONNECT_MAX_ADDRS];
+} px_resolve_job_t;
+int px__resolver_create(px_resolver_t **out);
+/* Queue job: its msg is posted to job->w when resolved, or dropped if the
+ * engine is destroyed first. 0, -ESHUTDOWN, or -errno (no thread). */
+int px__resolver_submit(px_resolver_t *r, px_resolve_job_t *job);
+/* The engine is going: drop queued jobs; busy threads finish on their own. */
+void px__resolver_close(px_resolver_t *r);
+/* job->host as a numeric address (or NULL/"": loopback), no lookup: 0 or EAI_*. */
+int px__resolve_numeric(px_resolve_job_t *job);
 
 /* Wake-up protocol shared by worker inboxes and the main queue. */
 void px__wake(int fd, _Atomic int *pending);

@@ -134,12 +134,34 @@ typedef struct px_py_proto_spec {
     unsigned rate_limit_ms;
     px_handler_t handler;
     struct px_py_proto_spec *next;
+    bool has_failed; /* connection_failed(exc): a client that never connected */
+    bool is_factory; /* cls is a callable returning instances, not a class */
+    /* A factory's: one spec per class its instances had (factory.c), each
+     * with the per-connection idle timeout that class sets. */
+    _Atomic(struct px_py_proto_spec *) made;
+    struct px_py_proto_spec *next_made;
+    unsigned idle_timeout_ms;
+    bool is_client;                /* a client's own: freed when it closes or never connects */
+    struct px_py_proto_spec *prev; /* a client's: the engine's list of clients' specs */
 } px_py_proto_spec_t;
 
-/* Build a spec from a protocol class; NULL with an exception set on error. */
+/* Build a spec from a protocol class or factory; NULL with an exception set
+ * on error. */
 px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls, unsigned *sock_flags,
                                          unsigned *timeout_ms);
+/* Read cls's protocol attributes into spec: 0, or -1 with an exception set. */
+int px_py_proto_spec_fill(px_py_proto_spec_t *spec, PyObject *cls, unsigned *sock_flags,
+                          unsigned *timeout_ms);
 void px_py_proto_spec_free(px_py_proto_spec_t *spec);
+/* Factories (factory.c). The spec of what factory spec's call returned
+ * (borrowed: it lives as long as spec), or NULL with TypeError when that is
+ * not a protocol instance. */
+px_py_proto_spec_t *px_py_factory_spec(px_py_proto_spec_t *spec, PyObject *instance);
+/* Free the specs px_py_factory_spec made for spec; visit or clear their
+ * references (the engine's traverse and clear). */
+void px_py_factory_specs_free(px_py_proto_spec_t *spec);
+int px_py_factory_specs_traverse(px_py_proto_spec_t *spec, visitproc visit, void *arg);
+void px_py_factory_specs_clear(px_py_proto_spec_t *spec);
 
 /* Report the exception set by a connection callback named `syscall`: to the
  * protocol's exception_handler when it has one. What no handler takes (or what
@@ -148,6 +170,16 @@ void px_py_proto_spec_free(px_py_proto_spec_t *spec);
  * set; the caller closes the connection either way. A failed outbound connect
  * ("connect") is the program's own request: it always goes to run(). */
 void px_py_report(px_py_proto_spec_t *spec, PyObject *transport, const char *syscall);
+/* A client never connected (client.c): the handler's on_connect_error. */
+void px_py_on_connect_error(void *udata, const px_connect_error_t *ce);
+/* Engine.connect's options (client.c): timeout and attempt_delay (seconds,
+ * None: the engine's defaults) into ep, worker (None, "any", "caller", an
+ * index) into *w (NULL: round robin). 0, or -1 with ValueError. */
+int px_py_connect_options(px_engine_t *e, PyObject *timeout, PyObject *delay, PyObject *worker,
+                          px_endpoint_config_t *ep, px_worker_t **w);
+/* A client's connection is over (closed, or never made): free its spec
+ * (engine_obj.c; any thread with a thread state). Other specs stay. */
+void px_py_client_spec_done(px_py_proto_spec_t *spec);
 void px_py_client_done(PyObject *engine);
 /* Queue exc (stolen) for the main thread; run() re-raises it. */
 void px_py_post_exception(PyObject *engine, PyObject *exc);

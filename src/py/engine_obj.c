@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 
 typedef struct px_py_engine_obj px_py_engine_obj_t;
@@ -23,8 +24,12 @@ struct px_py_engine_obj {
     int nworkers;
     worker_py_t *wpy;
     px_py_proto_spec_t *specs; /* every spec handed to the engine; freed with it */
-    _Atomic long clients;      /* client connections not yet closed */
-    void **http_apps;          /* HTTP servers' application records */
+    /* Clients' specs, each freed once its client is over (any worker), the
+     * rest with the engine: */
+    pthread_mutex_t clients_lock;
+    px_py_proto_spec_t *client_specs; /* clients_lock; linked by next and prev */
+    _Atomic long clients;             /* client connections not yet closed */
+    void **http_apps;                 /* HTTP servers' application records */
     Py_ssize_t nhttp;
     unsigned handoff_ms;
     bool started, joined;
@@ -119,6 +124,23 @@ void px_py_client_done(PyObject *engine)
     atomic_fetch_sub(&((px_py_engine_obj_t *)engine)->clients, 1);
 }
 
+void px_py_client_spec_done(px_py_proto_spec_t *spec)
+{
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)spec->engine;
+
+    if (!spec->is_client)
+        return;
+    pthread_mutex_lock(&self->clients_lock);
+    if (spec->prev)
+        spec->prev->next = spec->next;
+    else
+        self->client_specs = spec->next;
+    if (spec->next)
+        spec->next->prev = spec->prev;
+    pthread_mutex_unlock(&self->clients_lock);
+    px_py_proto_spec_free(spec);
+}
+
 /* Only an explicit choice of io_uring ends here ('auto' falls back to epoll):
  * an EngineError whose text says what to do. Returns NULL. */
 static PyObject *refused_uring(px_module_state_t *st, int rc)
@@ -198,6 +220,7 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self == NULL)
         return NULL;
     self->interp = PyInterpreterState_Get();
+    pthread_mutex_init(&self->clients_lock, NULL);
     px_py_thread_hooks(&hooks, self);
     rc = px_engine_create(&cfg, &hooks, &self->e);
     if (rc < 0) {
@@ -296,29 +319,43 @@ static PyObject *engine_listen_http(PyObject *op, PyObject *args, PyObject *kwds
     return port;
 }
 
-static PyObject *engine_connect(PyObject *op, PyObject *args)
+static PyObject *engine_connect(PyObject *op, PyObject *args, PyObject *kwds)
 {
+    static char *kwlist[] = {"host",          "port",   "protocol", "timeout",
+                             "attempt_delay", "worker", NULL};
     px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     px_endpoint_config_t ep = {.listen_fd = -1};
     px_py_proto_spec_t *spec;
+    PyObject *protocol, *timeout = NULL, *delay = NULL, *worker = NULL;
     const char *host;
-    PyObject *protocol;
+    px_worker_t *w;
     int port, rc;
 
-    if (!PyArg_ParseTuple(args, "siO:connect", &host, &port, &protocol))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siO|$OOO:connect", kwlist, &host, &port,
+                                     &protocol, &timeout, &delay, &worker))
         return NULL;
-    if (live_engine(self) == NULL)
+    if (live_engine(self) == NULL ||
+        px_py_connect_options(self->e, timeout, delay, worker, &ep, &w) < 0)
         return NULL;
-    spec = add_spec(self, protocol, &ep.sock_flags, &ep.idle_timeout_ms);
+    /* The client's own spec, freed once it is over (client.c). */
+    spec = px_py_proto_spec_new(op, protocol, &ep.sock_flags, &ep.idle_timeout_ms);
     if (spec == NULL)
         return NULL;
+    spec->is_client = true;
+    pthread_mutex_lock(&self->clients_lock);
+    spec->next = self->client_specs;
+    if (spec->next)
+        spec->next->prev = spec;
+    self->client_specs = spec;
+    pthread_mutex_unlock(&self->clients_lock);
     ep.handler = &spec->handler;
     ep.udata = spec;
     atomic_fetch_add(&self->clients, 1);
-    Py_BEGIN_ALLOW_THREADS rc = px_engine_connect(self->e, host, port, &ep);
-    Py_END_ALLOW_THREADS if (rc < 0)
-    {
+    /* Never blocks: a name is looked up on the engine's resolver threads. */
+    rc = px_engine_connect_on(self->e, w, host, port, &ep);
+    if (rc < 0) {
         atomic_fetch_sub(&self->clients, 1);
+        px_py_client_spec_done(spec);
         return px_py_raise_errno(px_py_engine_state(op), rc, "connect");
     }
     Py_RETURN_NONE;
@@ -547,10 +584,21 @@ static int engine_traverse(PyObject *op, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(op));
     if (!engine_idle(self))
         return 0;
+    for (px_py_proto_spec_t *spec = self->client_specs; spec; spec = spec->next) {
+        int rc = px_py_factory_specs_traverse(spec, visit, arg);
+        Py_VISIT(spec->cls);
+        Py_VISIT(spec->initial_bytes);
+        Py_VISIT(spec->next_bytes);
+        if (rc)
+            return rc;
+    }
     for (px_py_proto_spec_t *spec = self->specs; spec; spec = spec->next) {
         Py_VISIT(spec->cls);
         Py_VISIT(spec->initial_bytes);
         Py_VISIT(spec->next_bytes);
+        int rc = px_py_factory_specs_traverse(spec, visit, arg);
+        if (rc)
+            return rc;
     }
     for (Py_ssize_t i = 0; i < self->nhttp; i++) {
         int rc = px_py_http_app_traverse(self->http_apps[i], visit, arg);
@@ -566,10 +614,17 @@ static int engine_clear(PyObject *op)
 
     if (!engine_idle(self))
         return 0;
+    for (px_py_proto_spec_t *spec = self->client_specs; spec; spec = spec->next) {
+        Py_CLEAR(spec->cls);
+        Py_CLEAR(spec->initial_bytes);
+        Py_CLEAR(spec->next_bytes);
+        px_py_factory_specs_clear(spec);
+    }
     for (px_py_proto_spec_t *spec = self->specs; spec; spec = spec->next) {
         Py_CLEAR(spec->cls);
         Py_CLEAR(spec->initial_bytes);
         Py_CLEAR(spec->next_bytes);
+        px_py_factory_specs_clear(spec);
     }
     for (Py_ssize_t i = 0; i < self->nhttp; i++)
         px_py_http_app_clear(self->http_apps[i]);
@@ -595,6 +650,11 @@ static void engine_dealloc(PyObject *op)
         next = spec->next;
         px_py_proto_spec_free(spec);
     }
+    for (spec = self->client_specs; spec; spec = next) { /* never finished */
+        next = spec->next;
+        px_py_proto_spec_free(spec);
+    }
+    pthread_mutex_destroy(&self->clients_lock);
     for (Py_ssize_t i = 0; i < self->nhttp; i++)
         px_py_http_app_free(self->http_apps[i]);
     PyMem_Free(self->http_apps);
@@ -607,7 +667,8 @@ static PyMethodDef engine_methods[] = {
     {"listen", engine_listen, METH_VARARGS,
      "listen(host, port, protocol, fd=-1) -> bound port; fd: a listening socket the\n"
      "engine takes over as the first worker's listener"},
-    {"connect", engine_connect, METH_VARARGS, "connect(host, port, protocol)"},
+    {"connect", (PyCFunction)(void (*)(void))engine_connect, METH_VARARGS | METH_KEYWORDS,
+     "connect(host, port, protocol, *, timeout=None, attempt_delay=None, worker=None)"},
     {"listen_http", (PyCFunction)(void (*)(void))engine_listen_http, METH_VARARGS | METH_KEYWORDS,
      "listen_http(host, port, app, static=None, **limits) -> bound port"},
     {"start", engine_start, METH_NOARGS, "Start the worker threads."},

@@ -78,23 +78,14 @@ static void on_drain(px_conn_t *c);
 static void on_close(px_conn_t *c, int err);
 static void on_connect_failed(void *udata, int err);
 
-px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls, unsigned *sock_flags,
-                                         unsigned *timeout_ms)
+/* Read the protocol attributes of cls (a class, or the class of a factory's
+ * instance) into spec: which callbacks exist, line mode, rate limit, idle
+ * timeout, socket behaviour. 0, or -1 with an exception set. */
+int px_py_proto_spec_fill(px_py_proto_spec_t *spec, PyObject *cls, unsigned *sock_flags,
+                          unsigned *timeout_ms)
 {
-    px_py_proto_spec_t *spec = PyMem_Calloc(1, sizeof(*spec));
     unsigned max_line = 0;
 
-    if (spec == NULL) {
-        PyErr_NoMemory();
-        return NULL;
-    }
-    if (!PyType_Check(cls) && !PyCallable_Check(cls)) {
-        PyErr_SetString(PyExc_TypeError,
-                        "protocol must be a class (or a callable returning a protocol instance)");
-        goto fail;
-    }
-    spec->cls = Py_NewRef(cls);
-    spec->engine = engine; /* borrowed: the engine owns and outlives its specs */
     spec->initial_bytes = lookup(cls, "initial_bytes_to_send");
     if (spec->initial_bytes == Py_None)
         Py_CLEAR(spec->initial_bytes);
@@ -107,14 +98,15 @@ px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls, unsign
     spec->has_complete = has_attr(cls, "send_complete");
     spec->has_lost = has_attr(cls, "connection_lost");
     spec->has_handler = has_attr(cls, "exception_handler");
+    spec->has_failed = has_attr(cls, "connection_failed");
     spec->line_mode = truthy_attr(cls, "line_mode") || truthy_attr(cls, "lines_mode");
     if (spec->line_mode && !spec->has_lines) {
         PyErr_SetString(PyExc_TypeError, "a protocol with line_mode needs lines_received()");
-        goto fail;
+        return -1;
     }
     if (seconds_attr(cls, "rate_limit", &spec->rate_limit_ms) < 0 ||
         seconds_attr(cls, "timeout", timeout_ms) < 0)
-        goto fail;
+        return -1;
     {
         PyObject *v = lookup(cls, "max_line_length");
         if (v && v != Py_None) {
@@ -123,7 +115,7 @@ px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls, unsign
                 Py_DECREF(v);
                 if (!PyErr_Occurred())
                     PyErr_SetString(PyExc_ValueError, "max_line_length must be positive");
-                goto fail;
+                return -1;
             }
             max_line = (unsigned)n;
         }
@@ -142,6 +134,34 @@ px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls, unsign
     spec->handler.on_drain = spec->has_complete ? on_drain : NULL;
     spec->handler.on_close = on_close;
     spec->handler.on_connect_failed = on_connect_failed;
+    spec->handler.on_connect_error = px_py_on_connect_error;
+    return 0;
+}
+
+/* A class is a type; anything else callable is a factory, called once per
+ * connection: what it returns decides the callbacks (factory.c). Socket
+ * behaviour and the idle timeout of a factory's endpoint come from the
+ * factory object's own attributes (a factory class may set them); the
+ * instance's class may still set a timeout, applied per connection. */
+px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls, unsigned *sock_flags,
+                                         unsigned *timeout_ms)
+{
+    px_py_proto_spec_t *spec = PyMem_Calloc(1, sizeof(*spec));
+
+    if (spec == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    if (!PyType_Check(cls) && !PyCallable_Check(cls)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "protocol must be a class (or a callable returning a protocol instance)");
+        goto fail;
+    }
+    spec->cls = Py_NewRef(cls);
+    spec->engine = engine; /* borrowed: the engine owns and outlives its specs */
+    spec->is_factory = !PyType_Check(cls);
+    if (px_py_proto_spec_fill(spec, cls, sock_flags, timeout_ms) < 0)
+        goto fail;
     return spec;
 fail:
     px_py_proto_spec_free(spec);
@@ -152,6 +172,7 @@ void px_py_proto_spec_free(px_py_proto_spec_t *spec)
 {
     if (spec == NULL)
         return;
+    px_py_factory_specs_free(spec);
     Py_XDECREF(spec->cls);
     Py_XDECREF(spec->initial_bytes);
     Py_XDECREF(spec->next_bytes);
@@ -279,15 +300,23 @@ static int on_open(px_conn_t *c)
     released = px_py_release(w);
     proto = PyObject_CallNoArgs(spec->cls);
     px_py_reacquire(w, released);
+    if (proto != NULL && spec->is_factory) {
+        px_py_proto_spec_t *made = px_py_factory_spec(spec, proto);
+        if (made == NULL)
+            Py_CLEAR(proto);
+        else if (made->idle_timeout_ms)
+            px_conn_set_idle_timeout(c, made->idle_timeout_ms);
+        spec = made ? made : spec;
+    }
     if (proto == NULL) {
         px_py_report(spec, NULL, "connection_made");
-        return -1;
+        return -ECONNABORTED; /* reported: closing it reports nothing more */
     }
     t = px_py_transport_new(c, spec, proto);
     Py_DECREF(proto);
     if (t == NULL) {
         px_py_report(spec, NULL, "connection_made");
-        return -1;
+        return -ECONNABORTED;
     }
     px_conn_set_udata(c, t); /* the connection holds the reference */
     px_py_transport_enter(t);
@@ -306,7 +335,7 @@ static int on_open(px_conn_t *c)
 error:
     px_py_report(spec, (PyObject *)t, "connection_made");
     px_py_transport_leave(t);
-    return -1;
+    return -ECONNABORTED;
 }
 
 /* Split complete lines out of the connection's line buffer. */
@@ -400,13 +429,14 @@ static void on_connect_failed(void *udata, int err)
 
     px_py_attach(px_worker_current());
     px_py_client_done(spec->engine);
-    if (err < 0) {
+    if (err < 0 && err != -ECONNABORTED) { /* ECONNABORTED: on_open reported it */
         PyObject *exc = px_py_errno_error(px_py_engine_state(spec->engine), PyExc_ConnectionError,
                                           err, NULL);
         if (exc != NULL)
             PyErr_SetRaisedException(exc);
         px_py_report(spec, NULL, "connect");
     }
+    px_py_client_spec_done(spec);
 }
 
 static void on_close(px_conn_t *c, int err)
@@ -447,4 +477,6 @@ static void on_close(px_conn_t *c, int err)
     px_py_transport_detach(t);
     px_conn_set_udata(c, NULL);
     Py_DECREF(t);
+    if (px_conn_is_client(c))
+        px_py_client_spec_done(px_conn_server_udata(c));
 }

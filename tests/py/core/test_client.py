@@ -48,7 +48,8 @@ def test_refused_client_reraises_from_run_then_returns(backend: str) -> None:
         reserved.bind((HOST, 0))
         port = reserved.getsockname()[1]
         lines, stats = run_clients(backend, "refused", str(port))
-    assert "RAISED ConnectionError: [Errno 111] Connection refused" in lines
+    # The true cause: ConnectionRefusedError (a ConnectionError).
+    assert "RAISED ConnectionRefusedError: [Errno 111] Connection refused" in lines
     assert lines.count("RUN returned") == 1
     assert not [l for l in lines if l.startswith("CLIENT ")]
     assert stats["errors"] == 1
