@@ -272,15 +272,17 @@ static void on_accept(px_worker_t *w, px_listener_t *l, struct io_uring_cqe *cqe
 {
     if (cqe->res >= 0)
         px__conn_accepted(l, cqe->res);
-    else if (cqe->res != -ECANCELED)
-        PX_STAT_ADD(&w->stats, errors, 1);
     if (cqe->flags & IORING_CQE_F_MORE)
         return;
     l->armed = false;
     if (l->closed) {
         close(l->fd);
         px__worker_listener_closed(w, l);
-    } else {
+    } else if (cqe->res >= 0 || !px__listener_backoff(l, cqe->res)) {
+        /* A multishot accept ends on any error. Out of descriptors, re-armed
+         * at once it would fail again at once: px__listener_backoff pauses. */
+        if (cqe->res < 0 && cqe->res != -ECANCELED)
+            PX_STAT_ADD(&w->stats, errors, 1);
         uring_listen(w, l);
     }
 }

@@ -215,6 +215,7 @@ int px_engine_listen(px_engine_t *e, const char *host, int port, const px_endpoi
         s->listeners[i].w = e->workers[i];
         s->listeners[i].server = s;
         px_msg_init(&s->listeners[i].arm_msg, arm_listener, NULL);
+        px_timer_init(&s->listeners[i].backoff_timer, px__listener_rearm);
     }
     pthread_mutex_lock(&e->lock);
     s->next = e->servers;

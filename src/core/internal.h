@@ -137,6 +137,7 @@ typedef struct px_listener {
     int fd;
     bool armed;
     bool closed;
+    px_timer_t backoff_timer; /* out of descriptors: accepting again when it fires */
 } px_listener_t;
 
 struct px_server {
@@ -305,6 +306,11 @@ void px__worker_drain_inbox(px_worker_t *w);
 void px__worker_free_deferred(px_worker_t *w);
 void px__worker_tick(px_worker_t *w);
 void px__worker_listener_closed(px_worker_t *w, px_listener_t *l);
+/* An accept failed with err: true when it is a lack of descriptors or memory,
+ * in which case the listener (its accept no longer armed) is re-armed after
+ * a pause instead of at once, which would spin. */
+bool px__listener_backoff(px_listener_t *l, int err);
+void px__listener_rearm(px_timer_t *t); /* the callback of backoff_timer */
 int px__worker_create(px_engine_t *e, int index, px_worker_t **out);
 void px__worker_destroy(px_worker_t *w);
 void px__worker_stop(px_worker_t *w, unsigned timeout_ms);

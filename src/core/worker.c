@@ -29,6 +29,13 @@
 #define CONNS_PER_SLAB 256  /* pool slabs: connection structs, */
 #define CHUNKS_PER_SLAB 16  /* output and held-input chunks (PX_CHUNK_SIZE), */
 #define SENDOPS_PER_SLAB 32 /* in-flight gathered sends */
+/* Out of descriptors, a listener stops accepting this long (nginx waits 500 ms,
+ * libuv accepts and closes with a reserved descriptor): long enough that
+ * retrying costs nothing, short enough that clients waiting in the backlog
+ * barely notice. A reserve descriptor would cost one per worker and turn the
+ * waiting clients away; pausing keeps them queued until descriptors free up. */
+#define ACCEPT_PAUSE_MS 100
+#define ACCEPT_LOG_MS 10000 /* one line on stderr at most this often */
 
 px_worker_t *px_worker_current(void)
 {
@@ -200,6 +207,44 @@ void px__worker_listener_closed(px_worker_t *w, px_listener_t *l)
     l->fd = -1;
 }
 
+static _Atomic uint64_t accept_logged_ms; /* process-wide: the last line written */
+static _Atomic uint64_t accept_pauses_unlogged;
+
+void px__listener_rearm(px_timer_t *t)
+{
+    px_listener_t *l = PX_CONTAINER_OF(t, px_listener_t, backoff_timer);
+    px_worker_t *w = l->w;
+
+    if (w->stopping || l->closed || l->fd < 0 || l->armed)
+        return;
+    if (w->be->listen(w, l) < 0)
+        PX_STAT_ADD(&w->stats, errors, 1);
+}
+
+bool px__listener_backoff(px_listener_t *l, int err)
+{
+    px_worker_t *w = l->w;
+    uint64_t now, last, pauses;
+
+    if (err != -EMFILE && err != -ENFILE && err != -ENOBUFS && err != -ENOMEM)
+        return false;
+    now = px_now_ms();
+    last = atomic_load(&accept_logged_ms);
+    pauses = atomic_fetch_add(&accept_pauses_unlogged, 1) + 1;
+    PX_STAT_ADD(&w->stats, accept_pauses, 1);
+    /* Once per interval for the whole process, however many workers fail. */
+    if ((last == 0 || now - last >= ACCEPT_LOG_MS) &&
+        atomic_compare_exchange_strong(&accept_logged_ms, &last, now)) {
+        atomic_fetch_sub(&accept_pauses_unlogged, pauses);
+        fprintf(stderr,
+                "pyparallel: cannot accept connections (%s): accepting paused %d ms at a time; "
+                "%llu pause(s) since the last report\n",
+                strerror(-err), ACCEPT_PAUSE_MS, (unsigned long long)pauses);
+    }
+    px_timer_start(&w->wheel, &l->backoff_timer, ACCEPT_PAUSE_MS);
+    return true;
+}
+
 static bool listeners_closed(px_worker_t *w)
 {
     px_server_t *s;
@@ -210,6 +255,7 @@ static bool listeners_closed(px_worker_t *w)
         px_listener_t *l = &s->listeners[w->index];
         if (!l->closed) {
             l->closed = true;
+            px_timer_stop(&w->wheel, &l->backoff_timer);
             w->be->unlisten(w, l);
         }
         if (l->fd >= 0)
