@@ -25,6 +25,7 @@ void px_engine_config_default(px_engine_config_t *cfg)
     cfg->turn_budget = PX_DEFAULT_TURN_BUDGET;
     cfg->ring_entries = PX_DEFAULT_RING_ENTRIES;
     cfg->handoff_ms = PX_DEFAULT_HANDOFF_MS;
+    cfg->pool_idle_ms = PX_DEFAULT_POOL_IDLE_MS;
 }
 
 static int usable_cpus(void)

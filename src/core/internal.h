@@ -205,6 +205,7 @@ struct px_worker {
     _Atomic bool cpu_clock_ready;
     _Atomic uint64_t cpu_ns_final; /* CPU time when the thread ended */
     uint64_t pool_stats_at;        /* wheel time of the last pool figures */
+    uint64_t release_at;           /* wheel time of the last release of idle memory */
     void *udata;
     bool stopping;
     px_msg_t stop_msg;
@@ -279,6 +280,9 @@ struct px_backend {
     bool (*local_work)(px_worker_t *w);
     /* Any thread (the supervisor): completions wait in the kernel. */
     bool (*kernel_work)(px_worker_t *w);
+    /* Owner, every pool_idle_ms: give back memory unused since the last call
+     * (NULL: the backend holds none worth it). */
+    void (*release_idle)(px_worker_t *w);
 };
 
 extern const px_backend_t px__backend_uring;

@@ -316,6 +316,17 @@ static void update_pool_stats(px_worker_t *w)
     PX_STAT_SET(&w->stats, pool_in_use, used);
 }
 
+/* Memory a load left behind goes back once unused for pool_idle_ms. */
+static void release_idle(px_worker_t *w)
+{
+    px_pool_release_idle(&w->conn_pool);
+    px_pool_release_idle(&w->chunk_pool);
+    px_pool_release_idle(&w->sendop_pool);
+    if (w->be->release_idle)
+        w->be->release_idle(w);
+    update_pool_stats(w);
+}
+
 bool px__worker_turn(px_worker_t *w)
 {
     px_engine_t *e = w->e;
@@ -338,6 +349,12 @@ bool px__worker_turn(px_worker_t *w)
     if (w->turn % POOL_STATS_TURNS == 0 || w->wheel.now - w->pool_stats_at >= POOL_STATS_MS) {
         w->pool_stats_at = w->wheel.now;
         update_pool_stats(w);
+    }
+    /* Checked at least once a second (the longest sleep): a release comes 1 to
+     * 2 intervals after the memory was last used, plus up to a second. */
+    if (e->cfg.pool_idle_ms && w->wheel.now - w->release_at >= e->cfg.pool_idle_ms) {
+        w->release_at = w->wheel.now;
+        release_idle(w);
     }
     if (e->hooks.before_wait)
         e->hooks.before_wait(w, e->hooks.arg);
@@ -397,6 +414,7 @@ int px__worker_create(px_engine_t *e, int index, px_worker_t **out)
     w->be = e->be;
     w->conns.next = w->conns.prev = &w->conns;
     px_wheel_init(&w->wheel, px_now_ms());
+    w->release_at = w->wheel.now;
     px_hrtimers_init(&w->hrtimers);
     px_mpsc_init(&w->inbox);
     if ((rc = px_pool_init(&w->conn_pool, sizeof(px_conn_t), CONNS_PER_SLAB)) < 0 ||

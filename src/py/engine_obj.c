@@ -132,23 +132,42 @@ static PyObject *refused_uring(px_module_state_t *st, int rc)
 static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     px_module_state_t *st = PyType_GetModuleState(type); /* Engine has no subclasses */
-    static char *kwlist[] = {
-        "workers",         "backend",        "max_connections", "recv_buffer_size", "recv_buffers",
-        "send_high_water", "send_low_water", "turn_budget",     "handoff_ms",       NULL};
+    static char *kwlist[] = {"workers",
+                             "backend",
+                             "max_connections",
+                             "recv_buffer_size",
+                             "recv_buffers",
+                             "send_high_water",
+                             "send_low_water",
+                             "turn_budget",
+                             "handoff_ms",
+                             "pool_idle_ms",
+                             NULL};
     px_engine_config_t cfg;
     const char *backend = "auto";
     int workers = 0;
     unsigned long long high = 0, low = 0, budget = 0;
-    PyObject *handoff = NULL;
+    PyObject *handoff = NULL, *pool_idle = NULL;
     px_thread_hooks_t hooks;
     px_py_engine_obj_t *self;
     int rc, i;
 
     px_engine_config_default(&cfg);
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$isIIIKKKO:Engine", kwlist, &workers, &backend,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$isIIIKKKOO:Engine", kwlist, &workers, &backend,
                                      &cfg.max_connections, &cfg.recv_buffer_size, &cfg.recv_buffers,
-                                     &high, &low, &budget, &handoff))
+                                     &high, &low, &budget, &handoff, &pool_idle))
         return NULL;
+    if (pool_idle != NULL && pool_idle != Py_None) {
+        double ms = PyFloat_AsDouble(pool_idle);
+        if (ms == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (!(ms >= 0 && ms <= 86400e3)) {
+            PyErr_SetString(PyExc_ValueError,
+                            "pool_idle_ms must be between 0 (keep memory) and 86400000");
+            return NULL;
+        }
+        cfg.pool_idle_ms = ms > 0 && ms < 1 ? 1 : (unsigned)ms;
+    }
     if (handoff != NULL) {
         double handoff_ms = PyFloat_AsDouble(handoff);
         if (handoff_ms == -1.0 && PyErr_Occurred())
