@@ -51,6 +51,10 @@ typedef struct px_engine_config {
     unsigned uring_mask;       /* tests: PX_URING_* features to treat as missing
                                   (added to those the PX_URING_MASK environment
                                   variable names, see px_uring_mask_parse) */
+    unsigned pool_idle_ms;     /* memory unused this long goes back to the system:
+                                  pool slabs with no object in use, and the pages
+                                  of io_uring receive buffers once no receive
+                                  came; 0: never (kept for reuse) */
 } px_engine_config_t;
 
 /* The io_uring features the engine uses, as the probe at px_engine_create
@@ -92,6 +96,7 @@ unsigned px_uring_mask_parse(const char *s);
 #define PX_DEFAULT_TURN_BUDGET ((size_t)256 << 10)
 #define PX_DEFAULT_RING_ENTRIES 4096u
 #define PX_DEFAULT_HANDOFF_MS 2u
+#define PX_DEFAULT_POOL_IDLE_MS 10000u       /* long enough that a steady load keeps its memory */
 #define PX_DEFAULT_BACKLOG 4096              /* px_endpoint_config_t.backlog 0 */
 #define PX_DEFAULT_CONNECT_TIMEOUT_MS 30000u /* a client's whole connect, all addresses */
 #define PX_DEFAULT_CONNECT_DELAY_MS 250u     /* RFC 8305 connection attempt delay */

@@ -9,30 +9,31 @@
 #include <stdatomic.h>
 #include "px/common.h"
 
-#define PX_STATS_FIELDS(X)                                                              \
-    X(connections) /* open now */                                                       \
-    X(accepts)                                                                          \
-    X(refused) /* over max_connections */                                               \
-    X(connects)                                                                         \
-    X(closes)                                                                           \
-    X(timeouts) /* idle timeouts */                                                     \
-    X(bytes_in)                                                                         \
-    X(bytes_out)                                                                        \
-    X(recvs)                                                                            \
-    X(sends)                                                                            \
-    X(sendfiles)                                                                        \
-    X(callbacks)        /* calls into the application: open, data, eof, drain, close */ \
-    X(requests)         /* HTTP requests answered, static routes included */            \
-    X(handoffs)         /* times a blocked handler's worker went to another thread */   \
-    X(errors)           /* callbacks that raised, failed syscalls */                    \
-    X(hogs)             /* turns in which a connection used its whole budget */         \
-    X(paused)           /* backpressure pauses */                                       \
-    X(buffer_shortages) /* receive buffer ring ran dry */                               \
-    X(loops)                                                                            \
-    X(messages)                                                                         \
-    X(pool_bytes)       /* memory reserved by this worker's pools */                    \
-    X(pool_in_use)      /* bytes of it in use */                                        \
-    X(unhandled_errors) /* callback exceptions no exception_handler took: connection closed */
+#define PX_STATS_FIELDS(X)                                                                     \
+    X(connections) /* open now */                                                              \
+    X(accepts)                                                                                 \
+    X(refused) /* over max_connections */                                                      \
+    X(connects)                                                                                \
+    X(closes)                                                                                  \
+    X(timeouts) /* idle timeouts */                                                            \
+    X(bytes_in)                                                                                \
+    X(bytes_out)                                                                               \
+    X(recvs)                                                                                   \
+    X(sends)                                                                                   \
+    X(sendfiles)                                                                               \
+    X(callbacks)        /* calls into the application: open, data, eof, drain, close */        \
+    X(requests)         /* HTTP requests answered, static routes included */                   \
+    X(handoffs)         /* times a blocked handler's worker went to another thread */          \
+    X(errors)           /* callbacks that raised, failed syscalls */                           \
+    X(hogs)             /* turns in which a connection used its whole budget */                \
+    X(paused)           /* backpressure pauses */                                              \
+    X(buffer_shortages) /* receive buffer ring ran dry */                                      \
+    X(loops)                                                                                   \
+    X(messages)                                                                                \
+    X(pool_bytes)       /* memory reserved by this worker's pools */                           \
+    X(pool_in_use)      /* bytes of it in use */                                               \
+    X(unhandled_errors) /* callback exceptions no exception_handler took: connection closed */ \
+    X(accept_pauses)    /* accepting paused: out of descriptors (EMFILE, ENFILE) or memory */
 
 typedef struct px_worker_stats {
 #define PX_STATS_DECL(name) _Atomic uint64_t name;

@@ -79,6 +79,7 @@ class Engine:
         send_low_water: int = 0,
         turn_budget: int = 0,
         handoff_ms: float | None = None,
+        pool_idle_ms: float | None = None,  # memory unused this long is returned; 0: kept
     ) -> Engine: ...
     def listen(self, host: str, port: int, protocol: _Protocol, fd: int = -1, /) -> int:
         """Serve protocol on host:port (0: a free port); returns the bound port.

@@ -221,6 +221,9 @@ def engine(workers: int | None = None, **options: Any) -> _core.Engine:
     default; ``PX_BACKEND=uring|epoll`` picks the I/O backend. ``handoff_ms``
     (default 2, 0: never) is how long a callback may block its worker while
     other work waits before a spare thread takes the worker over.
+    ``pool_idle_ms`` (default 10000, 0: never) is how long memory the engine
+    reserved for a load (pool slabs, io_uring receive buffers) may stay unused
+    before it goes back to the system.
     """
     global _engine
     with _lock:

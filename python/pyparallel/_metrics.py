@@ -43,6 +43,10 @@ _COUNTERS: dict[str, tuple[str, str]] = {
                          "Times the receive buffer ring ran dry."),
     "loops": ("pyparallel_loop_turns_total", "Turns of the worker loops."),
     "messages": ("pyparallel_messages_total", "Messages run by the workers."),
+    "unhandled_errors": ("pyparallel_unhandled_errors_total",
+                         "Callback exceptions no exception_handler took (connection closed)."),
+    "accept_pauses": ("pyparallel_accept_pauses_total",
+                      "Times accepting paused for lack of file descriptors or memory."),
 }
 _GAUGES: dict[str, tuple[str, str]] = {
     "connections": ("pyparallel_connections", "Open connections."),

@@ -191,11 +191,22 @@ static void do_accepts(px_listener_t *l)
     for (i = 0; i < ACCEPTS_PER_TURN && l->fd >= 0 && !l->closed; i++) {
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                PX_STAT_ADD(&l->w->stats, errors, 1);
-            if (errno != ECONNABORTED)
+            int err = errno;
+
+            if (err == ECONNABORTED)
+                continue;
+            if (err == EAGAIN || err == EINTR)
                 break;
-            continue;
+            /* Level-triggered: the waiting connection would wake every turn
+             * while the process is out of descriptors. Unwatched until the
+             * pause ends. */
+            if (px__listener_backoff(l, -err)) {
+                epoll_ctl(state_of(l->w)->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+                l->armed = false;
+            } else {
+                PX_STAT_ADD(&l->w->stats, errors, 1);
+            }
+            break;
         }
         px__conn_accepted(l, fd);
     }

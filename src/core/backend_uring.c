@@ -3,6 +3,13 @@
  * provided-buffer ring (an idle connection holds no buffer), gathered sendmsg,
  * poll for sendfile and connect, one submit per loop turn.
  *
+ * Receive buffers and resident memory: the kernel takes buffers from the ring
+ * in order and each one returned goes to the back, so every buffer in the ring
+ * is written (its first page made resident) in turn, however few receives run
+ * at once. The ring therefore lends only a few buffers at first (RING_START)
+ * and doubles what it lends when it runs dry; and after a quiet interval the
+ * pages of all of them go back to the system (release_idle).
+ *
  * Several threads may run a worker's ring, one at a time (hand-off): no
  * SINGLE_ISSUER, completions are consumed one at a time (so a thread that
  * blocks inside a dispatch leaves the rest to the next owner), and nothing of
@@ -30,7 +37,18 @@ typedef struct uring_state {
     unsigned nbufs, bufsize, mask;
     unsigned recv_cap; /* bytes a multishot receive may take before it ends; 0: no cap */
     bool wake_armed;
+    unsigned char *lent; /* per buffer: in the ring, or its completion not yet seen */
+    unsigned nlent;
+    bool received;       /* a buffer was filled since the last release_idle call */
+    bool resident;       /* ... since the last release: pages to give back */
+    bool registered;     /* the ring is registered (it is, but for a failed release) */
+    unsigned reading;    /* buffers being delivered (a handler may block on one, handed off) */
+    uint64_t grown_turn; /* the loop turn of the last growth */
 } uring_state_t;
+
+/* Buffers lent to the ring at start and after a release: enough for this many
+ * receives between two loop turns before the ring runs dry (and grows). */
+#define RING_START 32u
 
 /* A multishot receive ends after this many buffers and is re-armed: a paused
  * connection then has at most this much read past the pause, whatever the
@@ -93,16 +111,49 @@ static void return_buffer(uring_state_t *u, unsigned bid)
     io_uring_buf_ring_advance(u->br, 1);
 }
 
+/* Lend up to n more buffers, the lowest-numbered first (the pages already
+ * resident, if any). */
+static void lend(uring_state_t *u, unsigned n)
+{
+    unsigned bid, added = 0;
+
+    for (bid = 0; bid < u->nbufs && added < n; bid++) {
+        if (u->lent[bid])
+            continue;
+        u->lent[bid] = 1;
+        io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * u->bufsize, u->bufsize,
+                              (unsigned short)bid, u->mask, (int)added);
+        added++;
+    }
+    io_uring_buf_ring_advance(u->br, (int)added);
+    u->nlent += added;
+}
+
+static int register_ring(uring_state_t *u)
+{
+    struct io_uring_buf_reg reg;
+
+    io_uring_buf_ring_init(u->br);
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (unsigned long)u->br;
+    reg.ring_entries = u->nbufs;
+    reg.bgid = PX_URING_BUF_GROUP;
+    return io_uring_register_buf_ring(&u->ring, &reg, 0);
+}
+
 static int uring_init(px_worker_t *w)
 {
     const px_engine_config_t *cfg = &w->e->cfg;
     uring_state_t *u = calloc(1, sizeof(*u));
-    struct io_uring_buf_reg reg;
-    unsigned i;
     int rc;
 
     if (u == NULL)
         return -ENOMEM;
+    u->lent = calloc(cfg->recv_buffers, 1);
+    if (u->lent == NULL) {
+        free(u);
+        return -ENOMEM;
+    }
     rc = px__uring_ring_init(&u->ring, cfg->ring_entries);
     if (rc < 0)
         goto fail;
@@ -122,18 +173,11 @@ static int uring_init(px_worker_t *w)
         rc = -errno;
         goto fail_br;
     }
-    io_uring_buf_ring_init(u->br);
-    memset(&reg, 0, sizeof(reg));
-    reg.ring_addr = (unsigned long)u->br;
-    reg.ring_entries = u->nbufs;
-    reg.bgid = PX_URING_BUF_GROUP;
-    rc = io_uring_register_buf_ring(&u->ring, &reg, 0);
+    rc = register_ring(u);
     if (rc < 0)
         goto fail_bufs;
-    for (i = 0; i < u->nbufs; i++)
-        io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * u->bufsize, u->bufsize,
-                              (unsigned short)i, u->mask, (int)i);
-    io_uring_buf_ring_advance(u->br, (int)u->nbufs);
+    u->registered = true;
+    lend(u, RING_START);
     /* The probe found whether the kernel knows the cap (uring_probe.c). */
     if (w->e->uring_features & PX_URING_RECV_CAP)
         u->recv_cap = RECV_BURST_BUFFERS * u->bufsize;
@@ -147,6 +191,7 @@ fail_br:
 fail_ring:
     io_uring_queue_exit(&u->ring);
 fail:
+    free(u->lent);
     free(u);
     return rc;
 }
@@ -160,6 +205,7 @@ static void uring_destroy(px_worker_t *w)
     io_uring_queue_exit(&u->ring);
     munmap(u->bufs, (size_t)u->nbufs * u->bufsize);
     munmap(u->br, u->br_bytes);
+    free(u->lent);
     free(u);
     w->bs = NULL;
 }
@@ -272,15 +318,17 @@ static void on_accept(px_worker_t *w, px_listener_t *l, struct io_uring_cqe *cqe
 {
     if (cqe->res >= 0)
         px__conn_accepted(l, cqe->res);
-    else if (cqe->res != -ECANCELED && !l->closed)
-        PX_STAT_ADD(&w->stats, errors, 1);
     if (cqe->flags & IORING_CQE_F_MORE)
         return;
     l->armed = false;
     if (l->closed) {
         close(l->fd);
         px__worker_listener_closed(w, l);
-    } else {
+    } else if (cqe->res >= 0 || !px__listener_backoff(l, cqe->res)) {
+        /* A multishot accept ends on any error. Out of descriptors, re-armed
+         * at once it would fail again at once: px__listener_backoff pauses. */
+        if (cqe->res < 0 && cqe->res != -ECANCELED)
+            PX_STAT_ADD(&w->stats, errors, 1);
         uring_listen(w, l);
     }
 }
@@ -295,9 +343,19 @@ static void dispatch(px_worker_t *w, uring_state_t *u, struct io_uring_cqe *cqe)
     case PX_TAG_RECV:
         if (cqe->flags & IORING_CQE_F_BUFFER) {
             unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+            u->received = u->resident = true;
+            u->reading++;
             px__conn_received(p, u->bufs + (size_t)bid * u->bufsize, cqe->res, more);
+            u->reading--;
             return_buffer(u, bid);
         } else {
+            /* Ran dry: twice as many, once a turn however many receives
+             * found it dry together (they are re-armed at the flush). */
+            if (cqe->res == -ENOBUFS && u->registered && u->nlent < u->nbufs &&
+                u->grown_turn != w->turn) {
+                u->grown_turn = w->turn;
+                lend(u, u->nlent);
+            }
             px__conn_received(p, NULL, cqe->res, more);
         }
         break;
@@ -344,6 +402,61 @@ static int uring_wait(px_worker_t *w, uint64_t timeout_ns)
     return (int)count;
 }
 
+/* After an interval with no receive, the pages of every buffer go back to the
+ * system. Which buffers the kernel may still write is settled first: once the
+ * ring is unregistered (under the ring's lock, which the kernel also holds
+ * from picking a buffer to posting its completion) it picks none, so every
+ * buffer is ours again except those named by completions waiting in the queue,
+ * which the next dispatch returns as usual. Then the ring is registered afresh
+ * with RING_START buffers lent. Receives armed meanwhile end with -ENOBUFS and
+ * are re-armed. madvise rather than munmap: the buffers stay where they are. */
+static void uring_release_idle(px_worker_t *w)
+{
+    uring_state_t *u = state_of(w);
+    struct io_uring_cqe *cqe;
+    unsigned head, bid, start;
+
+    if (!u->registered)
+        goto again;
+    if (u->received || !u->resident || u->reading) {
+        u->received = false;
+        return;
+    }
+    if (io_uring_unregister_buf_ring(&u->ring, PX_URING_BUF_GROUP) < 0)
+        return;
+    u->registered = false;
+again: /* every buffer is ours but those of waiting completions */
+    memset(u->lent, 0, u->nbufs);
+    u->nlent = 0;
+    io_uring_for_each_cqe(&u->ring, head, cqe)
+    {
+        if (PX_TAG_OF(cqe->user_data) == PX_TAG_RECV && (cqe->flags & IORING_CQE_F_BUFFER)) {
+            bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+            u->lent[bid] = 1;
+            u->nlent++;
+        }
+    }
+    for (bid = 0; bid < u->nbufs; bid = start) {
+        while (bid < u->nbufs && u->lent[bid])
+            bid++;
+        for (start = bid; start < u->nbufs && !u->lent[start]; start++)
+            ;
+        if (start > bid)
+            madvise(u->bufs + (size_t)bid * u->bufsize, (size_t)(start - bid) * u->bufsize,
+                    MADV_DONTNEED);
+    }
+    if (register_ring(u) < 0) {
+        /* No memory to pin the ring again: receives fail with -ENOBUFS until
+         * the next call succeeds. */
+        PX_STAT_ADD(&w->stats, errors, 1);
+        return;
+    }
+    u->registered = true;
+    /* The buffers of waiting completions go back to the new ring when dispatched. */
+    lend(u, RING_START);
+    u->resident = false;
+}
+
 static bool uring_local_work(px_worker_t *w)
 {
     return io_uring_sq_ready(&state_of(w)->ring) > 0;
@@ -376,4 +489,5 @@ const px_backend_t px__backend_uring = {
     .wait = uring_wait,
     .local_work = uring_local_work,
     .kernel_work = uring_kernel_work,
+    .release_idle = uring_release_idle,
 };

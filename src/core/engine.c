@@ -25,6 +25,7 @@ void px_engine_config_default(px_engine_config_t *cfg)
     cfg->turn_budget = PX_DEFAULT_TURN_BUDGET;
     cfg->ring_entries = PX_DEFAULT_RING_ENTRIES;
     cfg->handoff_ms = PX_DEFAULT_HANDOFF_MS;
+    cfg->pool_idle_ms = PX_DEFAULT_POOL_IDLE_MS;
 }
 
 static int usable_cpus(void)
@@ -218,6 +219,7 @@ int px_engine_listen(px_engine_t *e, const char *host, int port, const px_endpoi
         s->listeners[i].w = e->workers[i];
         s->listeners[i].server = s;
         px_msg_init(&s->listeners[i].arm_msg, arm_listener, NULL);
+        px_timer_init(&s->listeners[i].backoff_timer, px__listener_rearm);
     }
     pthread_mutex_lock(&e->lock);
     s->next = e->servers;

@@ -139,6 +139,7 @@ typedef struct px_listener {
     int fd;
     bool armed;
     bool closed;
+    px_timer_t backoff_timer; /* out of descriptors: accepting again when it fires */
 } px_listener_t;
 
 struct px_server {
@@ -206,6 +207,7 @@ struct px_worker {
     _Atomic bool cpu_clock_ready;
     _Atomic uint64_t cpu_ns_final; /* CPU time when the thread ended */
     uint64_t pool_stats_at;        /* wheel time of the last pool figures */
+    uint64_t release_at;           /* wheel time of the last release of idle memory */
     void *udata;
     bool stopping;
     px_msg_t stop_msg;
@@ -283,6 +285,9 @@ struct px_backend {
     bool (*local_work)(px_worker_t *w);
     /* Any thread (the supervisor): completions wait in the kernel. */
     bool (*kernel_work)(px_worker_t *w);
+    /* Owner, every pool_idle_ms: give back memory unused since the last call
+     * (NULL: the backend holds none worth it). */
+    void (*release_idle)(px_worker_t *w);
 };
 
 extern const px_backend_t px__backend_uring;
@@ -310,6 +315,11 @@ void px__worker_drain_inbox(px_worker_t *w);
 void px__worker_free_deferred(px_worker_t *w);
 void px__worker_tick(px_worker_t *w);
 void px__worker_listener_closed(px_worker_t *w, px_listener_t *l);
+/* An accept failed with err: true when it is a lack of descriptors or memory,
+ * in which case the listener (its accept no longer armed) is re-armed after
+ * a pause instead of at once, which would spin. */
+bool px__listener_backoff(px_listener_t *l, int err);
+void px__listener_rearm(px_timer_t *t); /* the callback of backoff_timer */
 int px__worker_create(px_engine_t *e, int index, px_worker_t **out);
 void px__worker_destroy(px_worker_t *w);
 void px__worker_stop(px_worker_t *w, unsigned timeout_ms);

@@ -29,6 +29,13 @@
 #define CONNS_PER_SLAB 256  /* pool slabs: connection structs, */
 #define CHUNKS_PER_SLAB 16  /* output and held-input chunks (PX_CHUNK_SIZE), */
 #define SENDOPS_PER_SLAB 32 /* in-flight gathered sends */
+/* Out of descriptors, a listener stops accepting this long (nginx waits 500 ms,
+ * libuv accepts and closes with a reserved descriptor): long enough that
+ * retrying costs nothing, short enough that clients waiting in the backlog
+ * barely notice. A reserve descriptor would cost one per worker and turn the
+ * waiting clients away; pausing keeps them queued until descriptors free up. */
+#define ACCEPT_PAUSE_MS 100
+#define ACCEPT_LOG_MS 10000 /* one line on stderr at most this often */
 
 px_worker_t *px_worker_current(void)
 {
@@ -200,6 +207,44 @@ void px__worker_listener_closed(px_worker_t *w, px_listener_t *l)
     l->fd = -1;
 }
 
+static _Atomic uint64_t accept_logged_ms; /* process-wide: the last line written */
+static _Atomic uint64_t accept_pauses_unlogged;
+
+void px__listener_rearm(px_timer_t *t)
+{
+    px_listener_t *l = PX_CONTAINER_OF(t, px_listener_t, backoff_timer);
+    px_worker_t *w = l->w;
+
+    if (w->stopping || l->closed || l->fd < 0 || l->armed)
+        return;
+    if (w->be->listen(w, l) < 0)
+        PX_STAT_ADD(&w->stats, errors, 1);
+}
+
+bool px__listener_backoff(px_listener_t *l, int err)
+{
+    px_worker_t *w = l->w;
+    uint64_t now, last, pauses;
+
+    if (err != -EMFILE && err != -ENFILE && err != -ENOBUFS && err != -ENOMEM)
+        return false;
+    now = px_now_ms();
+    last = atomic_load(&accept_logged_ms);
+    pauses = atomic_fetch_add(&accept_pauses_unlogged, 1) + 1;
+    PX_STAT_ADD(&w->stats, accept_pauses, 1);
+    /* Once per interval for the whole process, however many workers fail. */
+    if ((last == 0 || now - last >= ACCEPT_LOG_MS) &&
+        atomic_compare_exchange_strong(&accept_logged_ms, &last, now)) {
+        atomic_fetch_sub(&accept_pauses_unlogged, pauses);
+        fprintf(stderr,
+                "pyparallel: cannot accept connections (%s): accepting paused %d ms at a time; "
+                "%llu pause(s) since the last report\n",
+                strerror(-err), ACCEPT_PAUSE_MS, (unsigned long long)pauses);
+    }
+    px_timer_start(&w->wheel, &l->backoff_timer, ACCEPT_PAUSE_MS);
+    return true;
+}
+
 static bool listeners_closed(px_worker_t *w)
 {
     px_server_t *s;
@@ -215,6 +260,7 @@ static bool listeners_closed(px_worker_t *w)
              * completes; it fails with EINVAL from here on). */
             if (l->fd >= 0)
                 shutdown(l->fd, SHUT_RD);
+            px_timer_stop(&w->wheel, &l->backoff_timer);
             w->be->unlisten(w, l);
         }
         if (l->fd >= 0)
@@ -286,6 +332,17 @@ static void update_pool_stats(px_worker_t *w)
     PX_STAT_SET(&w->stats, pool_in_use, used);
 }
 
+/* Memory a load left behind goes back once unused for pool_idle_ms. */
+static void release_idle(px_worker_t *w)
+{
+    px_pool_release_idle(&w->conn_pool);
+    px_pool_release_idle(&w->chunk_pool);
+    px_pool_release_idle(&w->sendop_pool);
+    if (w->be->release_idle)
+        w->be->release_idle(w);
+    update_pool_stats(w);
+}
+
 bool px__worker_turn(px_worker_t *w)
 {
     px_engine_t *e = w->e;
@@ -308,6 +365,12 @@ bool px__worker_turn(px_worker_t *w)
     if (w->turn % POOL_STATS_TURNS == 0 || w->wheel.now - w->pool_stats_at >= POOL_STATS_MS) {
         w->pool_stats_at = w->wheel.now;
         update_pool_stats(w);
+    }
+    /* Checked at least once a second (the longest sleep): a release comes 1 to
+     * 2 intervals after the memory was last used, plus up to a second. */
+    if (e->cfg.pool_idle_ms && w->wheel.now - w->release_at >= e->cfg.pool_idle_ms) {
+        w->release_at = w->wheel.now;
+        release_idle(w);
     }
     if (e->hooks.before_wait)
         e->hooks.before_wait(w, e->hooks.arg);
@@ -368,6 +431,7 @@ int px__worker_create(px_engine_t *e, int index, px_worker_t **out)
     w->be = e->be;
     w->conns.next = w->conns.prev = &w->conns;
     px_wheel_init(&w->wheel, px_now_ms());
+    w->release_at = w->wheel.now;
     px_hrtimers_init(&w->hrtimers);
     px_mpsc_init(&w->inbox);
     if ((rc = px_pool_init(&w->conn_pool, sizeof(px_conn_t), CONNS_PER_SLAB)) < 0 ||

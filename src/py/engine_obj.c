@@ -158,38 +158,58 @@ static PyObject *refused_uring(px_module_state_t *st, int rc)
     return NULL;
 }
 
+/* A duration in milliseconds between 0 and max into *out; -1 with an
+ * exception (message: the range) when it is not. A fraction of a millisecond
+ * still means "not 0": 1 (the first tick). */
+static int ms_option(PyObject *value, double max, const char *message, unsigned *out)
+{
+    double ms = PyFloat_AsDouble(value);
+
+    if (ms == -1.0 && PyErr_Occurred())
+        return -1;
+    if (!(ms >= 0 && ms <= max)) {
+        PyErr_SetString(PyExc_ValueError, message);
+        return -1;
+    }
+    *out = ms > 0 && ms < 1 ? 1 : (unsigned)ms;
+    return 0;
+}
+
 static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     px_module_state_t *st = PyType_GetModuleState(type); /* Engine has no subclasses */
-    static char *kwlist[] = {
-        "workers",         "backend",        "max_connections", "recv_buffer_size", "recv_buffers",
-        "send_high_water", "send_low_water", "turn_budget",     "handoff_ms",       NULL};
+    static char *kwlist[] = {"workers",
+                             "backend",
+                             "max_connections",
+                             "recv_buffer_size",
+                             "recv_buffers",
+                             "send_high_water",
+                             "send_low_water",
+                             "turn_budget",
+                             "handoff_ms",
+                             "pool_idle_ms",
+                             NULL};
     px_engine_config_t cfg;
     const char *backend = "auto";
     int workers = 0;
     unsigned long long high = 0, low = 0, budget = 0;
-    PyObject *handoff = NULL;
+    PyObject *handoff = NULL, *pool_idle = NULL;
     px_thread_hooks_t hooks;
     px_py_engine_obj_t *self;
     int rc, i;
 
     px_engine_config_default(&cfg);
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$isIIIKKKO:Engine", kwlist, &workers, &backend,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$isIIIKKKOO:Engine", kwlist, &workers, &backend,
                                      &cfg.max_connections, &cfg.recv_buffer_size, &cfg.recv_buffers,
-                                     &high, &low, &budget, &handoff))
+                                     &high, &low, &budget, &handoff, &pool_idle))
         return NULL;
-    if (handoff != NULL) {
-        double handoff_ms = PyFloat_AsDouble(handoff);
-        if (handoff_ms == -1.0 && PyErr_Occurred())
-            return NULL;
-        if (!(handoff_ms >= 0 && handoff_ms <= 3600e3)) {
-            PyErr_SetString(PyExc_ValueError,
-                            "handoff_ms must be between 0 (no hand-off) and 3600000");
-            return NULL;
-        }
-        /* A fraction of a millisecond still means "hand off": at the first tick. */
-        cfg.handoff_ms = handoff_ms > 0 && handoff_ms < 1 ? 1 : (unsigned)handoff_ms;
-    }
+    if ((handoff != NULL &&
+         ms_option(handoff, 3600e3, "handoff_ms must be between 0 (no hand-off) and 3600000",
+                   &cfg.handoff_ms) < 0) ||
+        (pool_idle != NULL && pool_idle != Py_None &&
+         ms_option(pool_idle, 86400e3, "pool_idle_ms must be between 0 (keep memory) and 86400000",
+                   &cfg.pool_idle_ms) < 0))
+        return NULL;
     if (workers < 0 || workers > 1024) {
         PyErr_SetString(PyExc_ValueError, "workers must be between 0 (one per CPU) and 1024");
         return NULL;

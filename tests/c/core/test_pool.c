@@ -2,9 +2,11 @@
  * Checks the object pool and the arena: argument checks, reuse, 16-byte
  * alignment, capacity/in_use/bytes accounting, 100,000 objects under random
  * alloc/free patterns with no two live objects overlapping, arena small and
- * oversized allocations, and that a reset gives every chunk back.
+ * oversized allocations, that a reset gives every chunk back, and that slabs
+ * unused at two calls of px_pool_release_idle go back to the system.
  */
 #include <errno.h>
+#include <unistd.h>
 
 #include "px/pool.h"
 #include "px_test.h"
@@ -44,6 +46,14 @@ static void verify(const void *p, size_t n, size_t tag)
             PX_FAIL_("object %zu corrupted at byte %zu", tag, i);
 }
 
+/* n rounded up to whole pages: the granularity of a slab. */
+static size_t pages(size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+    return (n + page - 1) / page * page;
+}
+
 static void test_init(void)
 {
     px_pool_t p;
@@ -80,7 +90,8 @@ static void test_basic(void)
     PX_CHECK_EQ(p.capacity, 8);
     one_slab = px_pool_bytes(&p);
     PX_CHECK_GE(one_slab, 8 * p.obj_size);
-    PX_CHECK_LE(one_slab, 8 * p.obj_size + 64); /* a small slab header */
+    /* A small slab header; slabs are whole pages (mapped). */
+    PX_CHECK_LE(one_slab, pages(8 * p.obj_size + 64));
 
     /* The last object freed is the next one handed out (still warm). */
     px_pool_free(&p, obj[0]);
@@ -193,7 +204,7 @@ static void test_random(void)
         check_disjoint(live, live_n, p.obj_size);
     }
     PX_CHECK_GE(px_pool_bytes(&p), p.capacity * p.obj_size);
-    PX_CHECK_LE(px_pool_bytes(&p), p.capacity * p.obj_size + p.capacity / 64 * 64);
+    PX_CHECK_LE(px_pool_bytes(&p), p.capacity / 64 * pages(64 * p.obj_size + 64));
     for (size_t i = 0; i < NOBJ; i++)
         px_pool_free(&p, obj[i]);
     PX_CHECK_EQ(p.in_use, 0);
@@ -201,6 +212,55 @@ static void test_random(void)
 }
 
 #define CHUNK 4096
+
+/* Slabs free at two calls in a row go back; the rest, and the objects in use,
+ * stay intact, and the pool grows again after. */
+static void test_release_idle(void)
+{
+    px_pool_t p;
+    void *obj[32];
+    size_t one_slab;
+
+    PX_CHECK_EQ(px_pool_init(&p, 100, 8), 0);
+    PX_CHECK_EQ(px_pool_release_idle(&p), 0); /* nothing yet */
+    for (size_t i = 0; i < 32; i++) {         /* four slabs */
+        obj[i] = px_pool_alloc(&p);
+        PX_CHECK(obj[i] != NULL);
+        fill(obj[i], p.obj_size, i);
+    }
+    one_slab = px_pool_bytes(&p) / 4;
+    /* Keep the first slab's objects in use, free the other three slabs. */
+    for (size_t i = 8; i < 32; i++)
+        px_pool_free(&p, obj[i]);
+    PX_CHECK_EQ(px_pool_release_idle(&p), 0); /* free once: marked, kept */
+    PX_CHECK_EQ(p.capacity, 32);
+    PX_CHECK_EQ(px_pool_release_idle(&p), 3 * one_slab);
+    PX_CHECK_EQ(p.capacity, 8);
+    PX_CHECK_EQ(px_pool_bytes(&p), one_slab);
+    for (size_t i = 0; i < 8; i++)
+        verify(obj[i], p.obj_size, i);
+    /* In use at a call: kept, and its mark cleared. */
+    px_pool_free(&p, obj[7]);
+    PX_CHECK_EQ(px_pool_release_idle(&p), 0);
+    obj[7] = px_pool_alloc(&p);
+    fill(obj[7], p.obj_size, 7);
+    PX_CHECK_EQ(p.capacity, 8);
+    for (size_t i = 8; i < 32; i++) { /* grows again */
+        obj[i] = px_pool_alloc(&p);
+        PX_CHECK(obj[i] != NULL);
+        fill(obj[i], p.obj_size, i);
+    }
+    check_disjoint(obj, 32, p.obj_size);
+    for (size_t i = 0; i < 32; i++) {
+        verify(obj[i], p.obj_size, i);
+        px_pool_free(&p, obj[i]);
+    }
+    PX_CHECK_EQ(px_pool_release_idle(&p), 0);
+    PX_CHECK_EQ(px_pool_release_idle(&p), 4 * one_slab);
+    PX_CHECK_EQ(p.capacity, 0);
+    PX_CHECK(px_pool_alloc(&p) != NULL); /* usable after losing every slab */
+    px_pool_destroy(&p);
+}
 
 static void test_arena(void)
 {
@@ -311,6 +371,7 @@ int main(void)
     test_init();
     test_basic();
     test_random();
+    test_release_idle();
     test_arena();
     printf("ok\n");
     return 0;
