@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "px/clock.h"
+#include "px/http_response.h"
 #include "px/http_server.h"
 
 #define MAX_HEADERS_CAP 256
@@ -62,9 +63,13 @@ void px_http_config_default(px_http_config_t *cfg)
 int px_http_server_new(const px_http_config_t *cfg, px_http_app_fn app, void *udata,
                        px_http_server_t **out)
 {
-    px_http_server_t *s = calloc(1, sizeof(*s));
+    px_http_server_t *s;
     int rc;
 
+    if (cfg->server_name == NULL ||
+        !px_http_field_value_ok(cfg->server_name, strlen(cfg->server_name), NULL))
+        return -EINVAL; /* it goes into every response head */
+    s = calloc(1, sizeof(*s));
     if (s == NULL)
         return -ENOMEM;
     s->cfg = *cfg;
@@ -208,7 +213,8 @@ int px_http_route_static(px_http_server_t *s, const char *path, const char *cont
 {
     static_route_t *r;
 
-    if (path == NULL || path[0] != '/' || content_type == NULL)
+    if (path == NULL || path[0] != '/' || content_type == NULL ||
+        !px_http_field_value_ok(content_type, strlen(content_type), NULL))
         return -EINVAL;
     for (r = s->statics; r; r = r->next)
         if (strcmp(r->path, path) == 0)
@@ -307,16 +313,38 @@ static int write_head(px_http_exchange_t *x, char *out, size_t cap, int status,
     return h.full ? -ENOBUFS : (int)h.len;
 }
 
+/* A head field the app chose would break the framing: log which and why; the
+ * response is not sent (the caller, or answer(), sends 500 instead). */
+static int refuse_fields(px_http_exchange_t *x, const px_http_field_fault_t *f)
+{
+    const px_http_request_t *req = x->req;
+    char byte[8] = "";
+
+    if (f->byte >= 0)
+        snprintf(byte, sizeof(byte), " 0x%02x", (unsigned)f->byte & 0xffu);
+    fprintf(stderr,
+            "pyparallel: response to %.*s %.*s not sent (500 instead): header \"%.*s\": %s"
+            "%s at offset %zu\n",
+            req ? (int)PX_MIN(req->method.len, 32) : 1, req ? req->method.base : "-",
+            req ? (int)PX_MIN(req->target.len, 200) : 1, req ? req->target.base : "-",
+            (int)PX_MIN(f->name.len, 64), f->name.base, f->why, byte, f->offset);
+    return -EINVAL;
+}
+
 static int respond_common(px_http_exchange_t *x, int status, const char *content_type,
                           const char *extra, size_t extra_len, size_t length, const void *body,
                           size_t body_len)
 {
     char head[1024];
     struct iovec iov[4];
+    px_http_field_fault_t fault;
     int n, cnt = 0;
 
     if (x->responded)
         return -EALREADY;
+    if (px_http_check_response_fields(status, px_http_reason(status), content_type, extra,
+                                      extra_len, &fault) < 0)
+        return refuse_fields(x, &fault);
     x->responded = true;
     n = write_head(x, head, sizeof(head), status, content_type, length);
     if (n < 0)
