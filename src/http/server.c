@@ -401,10 +401,11 @@ static bool is_get_or_head(const px_http_request_t *req)
     return (req->method.len == 3 && memcmp(req->method.base, "GET", 3) == 0) || is_head_method(req);
 }
 
-/* A static route's answer, or NULL. */
+/* A static route's answer, or NULL: the path alone decides (the query is
+ * ignored, as nginx's exact locations do). */
 static const static_route_t *static_route(const px_http_server_t *s, const px_http_request_t *req)
 {
-    if (s->statics == NULL || req->query.len != 0 || !is_get_or_head(req))
+    if (s->statics == NULL || !is_get_or_head(req))
         return NULL;
     for (const static_route_t *r = s->statics; r; r = r->next)
         if (r->path_len == req->path.len && memcmp(r->path, req->path.base, req->path.len) == 0)
