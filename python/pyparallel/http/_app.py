@@ -103,21 +103,22 @@ def _query_params(handler: Callable[..., Any]) -> QueryParams:
         params = params[1:]
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None, frozenset(reserved)
-    return frozenset(p.name for p in params if p.kind in (
-        inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)), frozenset(reserved)
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return frozenset(p.name for p in params if p.kind in keyword), frozenset(reserved)
 
 
 def _bound_names(handler: Callable[..., Any]) -> list[str]:
     """The name a bound method or a callable object gets its instance by
     (``self``): passed as a keyword too, it would be given twice."""
+    func: Any
     if inspect.ismethod(handler):
         func = handler.__func__
     elif inspect.isfunction(handler) or inspect.isbuiltin(handler):
         return []
     else:
-        func = getattr(type(handler), "__call__", None)
+        func = type(handler).__call__
     try:
-        first = next(iter(inspect.signature(func).parameters.values()), None)  # type: ignore[arg-type]
+        first = next(iter(inspect.signature(func).parameters.values()), None)
     except (TypeError, ValueError):
         return []
     return [first.name] if first is not None else []
