@@ -204,9 +204,12 @@ class HttpServer:
         return int(port)
 
     @classmethod
-    def serve(cls, host: str = "127.0.0.1", port: int = 8080, workers: int | None = None) -> None:
-        """Listen on host:port and serve on all workers until stopped."""
-        px.register(transport=px.server(host, port), protocol=cls)
+    def serve(cls, host: str = "127.0.0.1", port: int = 8080, workers: int | None = None,
+              reuse_port: bool = False) -> None:
+        """Listen on host:port and serve on all workers until stopped; a port
+        another process serves is an error unless ``reuse_port``
+        (:func:`pyparallel.server`)."""
+        px.register(transport=px.server(host, port, reuse_port=reuse_port), protocol=cls)
         px.run(workers=workers)
 
 
