@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from helpers import BACKENDS, SERVERS, ServerProcess, child_env, connect, recv_until_eof
-from http_helpers import wait_for
+from http_helpers import app_server, wait_for
 
 INJECTED = b"injected"
 
@@ -24,18 +24,8 @@ INJECTED = b"injected"
 def wire(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
     """The wire test app on one backend, shared by this module's tests; its
     tracebacks are expected (the refused headers are logged)."""
-    proc = ServerProcess([sys.executable, str(SERVERS / "http_wire.py")],
-                         child_env(str(request.param)))
-    passed = False
-    try:
+    with app_server(str(request.param), allow_tracebacks=True, script="http_wire.py") as proc:
         yield proc
-        passed = True
-    finally:
-        try:
-            if passed:
-                proc.finish().assert_clean(allow_tracebacks=True)
-        finally:
-            proc.close()
 
 
 def exchange(port: int, target: str) -> bytes:
