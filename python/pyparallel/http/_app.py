@@ -84,10 +84,10 @@ def _class_routes(cls: type) -> list[tuple[str, str, tuple[str, ...]]]:
 
 #: what a handler takes from a query string: (the names it declares, None for
 #: any name with ``**kwargs``; the names never passed: its request parameter)
-QueryParams = tuple[frozenset[str] | None, frozenset[str]]
+_QueryParams = tuple[frozenset[str] | None, frozenset[str]]
 
 
-def _query_params(handler: Callable[..., Any]) -> QueryParams:
+def _query_params(handler: Callable[..., Any]) -> _QueryParams:
     """The query parameters handler accepts as keywords, found once when its
     route is registered (the engine filters the query with it per request).
     A handler whose signature cannot be read gets none (request.args has
@@ -167,7 +167,7 @@ class HttpServer:
         """
         return send_file(request, path, range=range, content_type=content_type)
 
-    def _routes(self) -> list[tuple[str, Callable[..., Any], tuple[str, ...], QueryParams]]:
+    def _routes(self) -> list[tuple[str, Callable[..., Any], tuple[str, ...], _QueryParams]]:
         """The engine's route table: [(pattern, bound handler, methods, the
         query parameters it takes)], the route ids being the positions."""
         routes = []
