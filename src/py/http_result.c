@@ -108,7 +108,8 @@ static int append_header(PyObject *k, PyObject *v)
 
     if (ks == NULL || vc == NULL) {
         if (!PyErr_Occurred())
-            PyErr_Format(PyExc_TypeError, "response header names must be str, not %T", k);
+            PyErr_Format(PyExc_TypeError, "response header names must be str, not %.100s",
+                         Py_TYPE(k)->tp_name);
         goto out;
     }
     if (!px_http_token_ok(ks, (size_t)kl)) {
@@ -196,7 +197,8 @@ static int content_type_of(PyObject *o, const char **out)
     if (o == Py_None)
         return 0;
     if (!PyUnicode_Check(o)) {
-        PyErr_Format(PyExc_TypeError, "content_type must be str or None, not %T", o);
+        PyErr_Format(PyExc_TypeError, "content_type must be str or None, not %.100s",
+                     Py_TYPE(o)->tp_name);
         return -1;
     }
     if ((s = PyUnicode_AsUTF8AndSize(o, &len)) == NULL)
