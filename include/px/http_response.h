@@ -75,8 +75,10 @@ bool px_http_token_ok(const char *s, size_t n);
 bool px_http_field_value_ok(const char *s, size_t n, size_t *bad);
 
 /* Check raw header lines ("Name: value\r\n"..., each line a token name, a
- * colon, optional whitespace and a valid value, ended by CRLF). 0, or -EINVAL
- * with *fault (may be NULL) saying which line and why. Any thread. */
+ * colon, optional whitespace and a valid value, ended by CRLF) that a server
+ * adds to its own: Content-Length and Transfer-Encoding, which it sets itself,
+ * are refused too. 0, or -EINVAL with *fault (may be NULL) saying which line
+ * and why. Any thread. */
 int px_http_check_header_lines(const char *lines, size_t len, px_http_field_fault_t *fault);
 
 /* Check what a response head is made of: the status (100..999), its reason

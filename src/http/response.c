@@ -249,6 +249,11 @@ int px_http_check_header_lines(const char *lines, size_t len, px_http_field_faul
         if (p == e || *p != ':')
             return fault_at(fault, name, (size_t)(p - n), p < e ? (unsigned char)*p : -1,
                             "a byte not allowed in a name, or no colon");
+        /* The server frames the body itself: a second length or coding would
+         * let a client or a proxy read another body than the one sent. */
+        if (EQ_LOWER(name.base, name.len, "content-length") ||
+            EQ_LOWER(name.base, name.len, "transfer-encoding"))
+            return fault_at(fault, name, 0, -1, "the server sets the body's framing itself");
         v = ++p;
         /* The value ends at the first byte that may not be in one; it must be
          * the CR of the line's CRLF. */

@@ -286,6 +286,8 @@ static void test_field_checks(void)
         {S("X-\xe9: x\r\n"), "non-ASCII name"},
         {S("No colon\r\n"), "no colon"},
         {S("\r\n"), "empty line (an early end of the head)"},
+        {S("Content-Length: 5\r\n"), "a second length"},
+        {S("X-A: 1\r\ntransfer-ENCODING: chunked\r\n"), "a coding"},
     };
     px_http_field_fault_t f;
     size_t bad = 99;

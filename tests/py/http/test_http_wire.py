@@ -86,6 +86,18 @@ def test_injection_refused(wire: ServerProcess, target: str, named: str) -> None
     assert wait_for(logged, 10), wire.stderr_text()[before:]
 
 
+@pytest.mark.parametrize("name", ["Content-Length", "transfer-encoding"])
+def test_framing_headers_refused(wire: ServerProcess, name: str) -> None:
+    """The engine frames the body: a handler's own length or coding would be a
+    second one, read differently by a client and a proxy."""
+    before = len(wire.stderr_text())
+    raw = exchange(wire.port, f"/header?name={name}&value=0")
+    status, head = head_of(raw)
+    assert status == 500 and head.lower().count(b"content-length") == 1, raw
+    assert b"transfer-encoding" not in head.lower(), raw
+    assert wait_for(lambda: f'"{name}"' in wire.stderr_text()[before:], 10), wire.stderr_text()
+
+
 def test_clean_headers_still_sent(wire: ServerProcess) -> None:
     status, head = head_of(exchange(wire.port, "/redirect?to=/next%3Fa%3D1"))
     assert status == 302 and b"\r\nLocation: /next?a=1" in head, head
