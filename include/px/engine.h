@@ -174,6 +174,10 @@ typedef struct px_endpoint_config {
     unsigned connect_timeout_ms; /* clients: for the whole connect; 0: the default */
     unsigned connect_delay_ms;   /* clients: before the next address is tried while
                                     one attempt is still pending; 0: the default */
+    bool reuse_port;             /* listeners only: share the port with sockets of
+                                    other processes (SO_REUSEPORT from the start:
+                                    the kernel splits the connections); false: a
+                                    port another socket holds is -EADDRINUSE */
 } px_endpoint_config_t;
 
 /* Create an engine (threads are not started). *out owned by the caller.
@@ -187,7 +191,9 @@ int px_engine_create(const px_engine_config_t *cfg, const px_thread_hooks_t *hoo
 
 /* Listen on host:port (port 0 picks a free port) with one SO_REUSEPORT socket
  * per worker. May be called before or after px_engine_start. Returns the bound
- * port (> 0) or -errno. *out stays owned by the engine. */
+ * port (> 0) or -errno: -EADDRINUSE when another socket (of this or another
+ * process) holds the port, unless cfg->reuse_port. *out stays owned by the
+ * engine. */
 int px_engine_listen(px_engine_t *e, const char *host, int port, const px_endpoint_config_t *cfg,
                      px_server_t **out);
 

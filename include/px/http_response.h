@@ -51,4 +51,42 @@ typedef enum px_http_body_kind {
 /* The framing of the body of res, a response to a HEAD request or not. */
 px_http_body_kind_t px_http_response_body(const px_http_response_t *res, bool head_request);
 
+/* ---- what a server may put on the wire ------------------------------------
+ *
+ * Everything a handler can choose that ends up in a response head is checked
+ * here before it is sent: a CR, LF or NUL there would let the handler's input
+ * (a redirect target, a cookie) write headers or a body of its own. */
+
+/* Why a response field was refused. */
+typedef struct px_http_field_fault {
+    px_view_t name;  /* the field's name (as far as it is readable), or a
+                        pseudo-name: "status", "reason", "Content-Type" */
+    size_t offset;   /* of the refused byte within the field's value (or name) */
+    int byte;        /* the refused byte, or -1 when something is missing */
+    const char *why; /* static text: what is wrong */
+} px_http_field_fault_t;
+
+/* A non-empty token (RFC 9110 section 5.6.2): a valid field name. */
+bool px_http_token_ok(const char *s, size_t n);
+
+/* A valid field value or reason phrase: HTAB, SP, VCHAR and obs-text only, so
+ * no CR, LF, NUL or other control byte. The offset of the first refused byte
+ * in *bad (may be NULL) when it is not. */
+bool px_http_field_value_ok(const char *s, size_t n, size_t *bad);
+
+/* Check raw header lines ("Name: value\r\n"..., each line a token name, a
+ * colon, optional whitespace and a valid value, ended by CRLF) that a server
+ * adds to its own: Content-Length and Transfer-Encoding, which it sets itself,
+ * are refused too. 0, or -EINVAL with *fault (may be NULL) saying which line
+ * and why. Any thread. */
+int px_http_check_header_lines(const char *lines, size_t len, px_http_field_fault_t *fault);
+
+/* Check what a response head is made of: the status (100..999), its reason
+ * phrase, the content type (NULL: none) and the extra header lines (as
+ * px_http_check_header_lines; NULL or empty: none). 0, or -EINVAL with *fault
+ * (may be NULL) filled. Any thread. */
+int px_http_check_response_fields(int status, const char *reason, const char *content_type,
+                                  const char *extra, size_t extra_len,
+                                  px_http_field_fault_t *fault);
+
 #endif

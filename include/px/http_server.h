@@ -56,13 +56,15 @@ typedef struct px_http_exchange {
  * px_http_respond* functions once; if it does not, the client gets 500. */
 typedef void (*px_http_app_fn)(px_http_exchange_t *x, void *udata);
 
-/* Create a server description (not yet listening). Main thread. */
+/* Create a server description (not yet listening). Main thread. -EINVAL when
+ * cfg->server_name is not a valid field value (see px/http_response.h). */
 int px_http_server_new(const px_http_config_t *cfg, px_http_app_fn app, void *udata,
                        px_http_server_t **out);
 void px_http_server_free(px_http_server_t *s);
 
-/* Answer GET and HEAD of exactly `path` with body, never entering the app.
- * Copies everything. Call before listening. 0, -EEXIST, -ENOMEM, -EINVAL. */
+/* Answer GET and HEAD of exactly `path` (whatever the query) with body, never
+ * entering the app. Copies everything. Call before listening. 0, -EEXIST,
+ * -ENOMEM, -EINVAL (content_type not a valid field value, path not absolute). */
 int px_http_route_static(px_http_server_t *s, const char *path, const char *content_type,
                          const void *body, size_t len);
 
@@ -82,7 +84,12 @@ const px_http_router_t *px_http_server_router(const px_http_server_t *s);
 int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int port, int listen_fd);
 
 /* Queue a complete response. extra: raw header lines ("Name: value\r\n"...),
- * may be NULL. content_type NULL: no Content-Type. 0 or -errno. */
+ * may be NULL. content_type NULL: no Content-Type. 0 or -errno. The status,
+ * content type and extra lines are checked first
+ * (px_http_check_response_fields): a field that could break the framing (CR,
+ * LF, NUL or another control byte in a value, a name that is not a token) is
+ * -EINVAL with a line on stderr naming it, and nothing is sent; x stays
+ * unanswered, so the client gets 500 unless the app answers otherwise. */
 int px_http_respond(px_http_exchange_t *x, int status, const char *content_type, const char *extra,
                     size_t extra_len, const void *body, size_t len);
 

@@ -106,7 +106,9 @@ class Engine:
         *,
         response_type: type[Any] | None = None,
         json_default: Callable[[Any], object] | None = None,
-        routes: Iterable[tuple[str, Callable[..., object], Iterable[str]]] | None = None,
+        routes: Iterable[tuple[str, Callable[..., object], Iterable[str]]
+                         | tuple[str, Callable[..., object], Iterable[str],
+                                 tuple[frozenset[str] | None, frozenset[str]]]] | None = None,
         fd: int = -1,
         error_type: type[BaseException] | None = None,
     ) -> int:

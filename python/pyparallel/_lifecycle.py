@@ -17,6 +17,7 @@ lifecycle closes fd.
 from __future__ import annotations
 
 import atexit
+import errno
 import gc
 import os
 import signal
@@ -60,18 +61,30 @@ class Server:
     other workers join the port with listeners of their own.
     """
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, reuse_port: bool = False) -> None:
         self.host = host
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._reservation: socket.socket | None = socket.socket(family, socket.SOCK_STREAM)
+        sock = self._reservation
         try:
-            self._reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            self._reservation.bind((host, port))
-            self._reservation.listen(4096)
-            self._reservation.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE:
+                    raise
+                raise OSError(e.errno, f"{host}:{port} is already in use" + (
+                    "" if reuse_port else
+                    " (server(..., reuse_port=True) shares it with the other listener)")) from e
+            sock.listen(4096)
+            # Only now, so that nobody else joined the port before: the
+            # engine's other workers join it with SO_REUSEPORT sockets.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.setblocking(False)
         except OSError:
-            self._reservation.close()
+            sock.close()
             raise
         self.port: int = self._reservation.getsockname()[1]
         self.protocol: Any = None
@@ -113,12 +126,18 @@ class Client:
         return f"<Client {self.host}:{self.port}>"
 
 
-def server(host: str, port: int) -> Server:
+def server(host: str, port: int, reuse_port: bool = False) -> Server:
     """A listening endpoint on host:port; attach a protocol with :func:`register`.
+
+    A port that another socket holds (another process's server) is an
+    ``OSError`` (``EADDRINUSE``) naming the address; with ``reuse_port=True``
+    the port is shared instead (``SO_REUSEPORT``: the kernel splits new
+    connections between this process and the others that share it, as for
+    a zero-downtime restart).
 
     From here on SIGTERM means a graceful shutdown (clients may already be
     connecting); SIGINT does too once :func:`run` serves."""
-    s = Server(host, port)
+    s = Server(host, port, reuse_port)
     _install_signal_handlers((signal.SIGTERM,))
     return s
 

@@ -197,12 +197,14 @@ int px_engine_listen(px_engine_t *e, const char *host, int port, const px_endpoi
     for (i = 0; i < e->nworkers; i++)
         s->listeners[i].fd = -1;
     for (i = 0; i < e->nworkers; i++) {
-        /* Port 0: the first socket picks a port, the others join it. */
+        /* Port 0: the first socket picks a port, the others join it. The
+         * first owns the port unless sharing it was asked for. */
         if (i == 0 && cfg->listen_fd >= 0)
             rc = cfg->listen_fd;
         else
             rc = px__listen_socket((struct sockaddr *)&ss, len,
-                                   cfg->backlog > 0 ? cfg->backlog : PX_DEFAULT_BACKLOG);
+                                   cfg->backlog > 0 ? cfg->backlog : PX_DEFAULT_BACKLOG,
+                                   i > 0 || cfg->reuse_port);
         if (rc < 0)
             goto fail;
         s->listeners[i].fd = rc;

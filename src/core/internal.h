@@ -410,7 +410,7 @@ void px__supervisor_destroy(px_engine_t *e);
 /* Sockets (sockets.c). */
 int px__resolve(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len,
                 bool passive);
-int px__listen_socket(const struct sockaddr *sa, socklen_t len, int backlog);
+int px__listen_socket(const struct sockaddr *sa, socklen_t len, int backlog, bool join);
 int px__socket_port(int fd);
 void px__socket_tune(int fd, unsigned sock_flags);
 

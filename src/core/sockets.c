@@ -37,7 +37,12 @@ int px__resolve(const char *host, int port, struct sockaddr_storage *ss, socklen
     return 0;
 }
 
-int px__listen_socket(const struct sockaddr *sa, socklen_t len, int backlog)
+/* join: SO_REUSEPORT before bind, so the socket joins (or starts) the port's
+ * group, another process's too. Otherwise the bind fails with -EADDRINUSE
+ * while any other socket holds the port, and SO_REUSEPORT is set only once
+ * it listens: the engine's own workers may then join it (Linux checks the
+ * flag of the sockets already bound when a new one binds). */
+int px__listen_socket(const struct sockaddr *sa, socklen_t len, int backlog, bool join)
 {
     int one = 1;
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -46,8 +51,9 @@ int px__listen_socket(const struct sockaddr *sa, socklen_t len, int backlog)
     if (fd < 0)
         return -errno;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 || bind(fd, sa, len) < 0 ||
-        listen(fd, backlog) < 0)
+        (join && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+        bind(fd, sa, len) < 0 || listen(fd, backlog) < 0 ||
+        (!join && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0))
         goto fail;
     return fd;
 fail:

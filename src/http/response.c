@@ -8,6 +8,7 @@
  */
 #include "px/http_response.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <string.h>
 
@@ -187,4 +188,103 @@ px_http_body_kind_t px_http_response_body(const px_http_response_t *res, bool he
     if (res->content_length >= 0)
         return PX_HTTP_BODY_LENGTH;
     return PX_HTTP_BODY_UNTIL_CLOSE;
+}
+
+/* ---- response fields a server sends ---------------------------------------- */
+
+bool px_http_token_ok(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!is_tchar((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+bool px_http_field_value_ok(const char *s, size_t n, size_t *bad)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!is_field_byte((unsigned char)s[i])) {
+            if (bad)
+                *bad = i;
+            return false;
+        }
+    return true;
+}
+
+static int fault_at(px_http_field_fault_t *f, px_view_t name, size_t offset, int byte,
+                    const char *why)
+{
+    if (f)
+        *f = (px_http_field_fault_t){name, offset, byte, why};
+    return -EINVAL;
+}
+
+/* why for a byte refused in a value */
+static const char *value_why(unsigned char c)
+{
+    if (c == '\r' || c == '\n')
+        return "CR or LF in the value";
+    if (c == 0)
+        return "NUL in the value";
+    return "control byte in the value";
+}
+
+int px_http_check_header_lines(const char *lines, size_t len, px_http_field_fault_t *fault)
+{
+    const char *p = lines, *e = lines + len;
+
+    while (p < e) {
+        const char *n = p, *v, *eol;
+        px_view_t name;
+        size_t bad;
+
+        while (p < e && is_tchar((unsigned char)*p))
+            p++;
+        name = (px_view_t){n, (size_t)(p - n)};
+        if (p == n)
+            return fault_at(fault, name, 0, p < e ? (unsigned char)*p : -1,
+                            "empty name or a byte not allowed in a name");
+        if (p == e || *p != ':')
+            return fault_at(fault, name, (size_t)(p - n), p < e ? (unsigned char)*p : -1,
+                            "a byte not allowed in a name, or no colon");
+        /* The server frames the body itself: a second length or coding would
+         * let a client or a proxy read another body than the one sent. */
+        if (EQ_LOWER(name.base, name.len, "content-length") ||
+            EQ_LOWER(name.base, name.len, "transfer-encoding"))
+            return fault_at(fault, name, 0, -1, "the server sets the body's framing itself");
+        v = ++p;
+        /* The value ends at the first byte that may not be in one; it must be
+         * the CR of the line's CRLF. */
+        eol = px_http_field_value_ok(v, (size_t)(e - v), &bad) ? e : v + bad;
+        if (eol == e || *eol != '\r' || eol + 1 == e || eol[1] != '\n') {
+            if (eol == e)
+                return fault_at(fault, name, (size_t)(e - v), -1, "line not ended by CRLF");
+            return fault_at(fault, name, (size_t)(eol - v), (unsigned char)*eol,
+                            value_why((unsigned char)*eol));
+        }
+        p = eol + 2;
+    }
+    return 0;
+}
+
+int px_http_check_response_fields(int status, const char *reason, const char *content_type,
+                                  const char *extra, size_t extra_len, px_http_field_fault_t *fault)
+{
+    static const char ctype_name[] = "Content-Type";
+    size_t bad;
+
+    if (status < 100 || status > 999)
+        return fault_at(fault, (px_view_t){"status", 6}, 0, -1, "status not within 100..999");
+    if (reason && !px_http_field_value_ok(reason, strlen(reason), &bad))
+        return fault_at(fault, (px_view_t){"reason", 6}, bad, (unsigned char)reason[bad],
+                        value_why((unsigned char)reason[bad]));
+    if (content_type && !px_http_field_value_ok(content_type, strlen(content_type), &bad))
+        return fault_at(fault, (px_view_t){ctype_name, sizeof(ctype_name) - 1}, bad,
+                        (unsigned char)content_type[bad],
+                        value_why((unsigned char)content_type[bad]));
+    if (extra && extra_len)
+        return px_http_check_header_lines(extra, extra_len, fault);
+    return 0;
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "px/clock.h"
+#include "px/http_response.h"
 #include "px/http_server.h"
 
 #include "early.h"
@@ -69,9 +70,13 @@ void px_http_config_default(px_http_config_t *cfg)
 int px_http_server_new(const px_http_config_t *cfg, px_http_app_fn app, void *udata,
                        px_http_server_t **out)
 {
-    px_http_server_t *s = calloc(1, sizeof(*s));
+    px_http_server_t *s;
     int rc;
 
+    if (cfg->server_name == NULL ||
+        !px_http_field_value_ok(cfg->server_name, strlen(cfg->server_name), NULL))
+        return -EINVAL; /* it goes into every response head */
+    s = calloc(1, sizeof(*s));
     if (s == NULL)
         return -ENOMEM;
     s->cfg = *cfg;
@@ -149,7 +154,8 @@ int px_http_route_static(px_http_server_t *s, const char *path, const char *cont
 {
     static_route_t *r;
 
-    if (path == NULL || path[0] != '/' || content_type == NULL)
+    if (path == NULL || path[0] != '/' || content_type == NULL ||
+        !px_http_field_value_ok(content_type, strlen(content_type), NULL))
         return -EINVAL;
     for (r = s->statics; r; r = r->next)
         if (strcmp(r->path, path) == 0)
@@ -248,16 +254,38 @@ static int write_head(px_http_exchange_t *x, char *out, size_t cap, int status,
     return h.full ? -ENOBUFS : (int)h.len;
 }
 
+/* A head field the app chose would break the framing: log which and why; the
+ * response is not sent (the caller, or answer(), sends 500 instead). */
+static int refuse_fields(px_http_exchange_t *x, const px_http_field_fault_t *f)
+{
+    const px_http_request_t *req = x->req;
+    char byte[8] = "";
+
+    if (f->byte >= 0)
+        snprintf(byte, sizeof(byte), " 0x%02x", (unsigned)f->byte & 0xffu);
+    fprintf(stderr,
+            "pyparallel: response to %.*s %.*s not sent (500 instead): header \"%.*s\": %s"
+            "%s at offset %zu\n",
+            req ? (int)PX_MIN(req->method.len, 32) : 1, req ? req->method.base : "-",
+            req ? (int)PX_MIN(req->target.len, 200) : 1, req ? req->target.base : "-",
+            (int)PX_MIN(f->name.len, 64), f->name.base, f->why, byte, f->offset);
+    return -EINVAL;
+}
+
 static int respond_common(px_http_exchange_t *x, int status, const char *content_type,
                           const char *extra, size_t extra_len, size_t length, const void *body,
                           size_t body_len)
 {
     char head[1024];
     struct iovec iov[4];
+    px_http_field_fault_t fault;
     int n, cnt = 0;
 
     if (x->responded)
         return -EALREADY;
+    if (px_http_check_response_fields(status, px_http_reason(status), content_type, extra,
+                                      extra_len, &fault) < 0)
+        return refuse_fields(x, &fault);
     x->responded = true;
     if (px_conn_draining(x->conn))
         x->keep_alive = false; /* shutting down: the last answer on this connection */
@@ -316,10 +344,11 @@ static bool is_get_or_head(const px_http_request_t *req)
     return (req->method.len == 3 && memcmp(req->method.base, "GET", 3) == 0) || is_head_method(req);
 }
 
-/* A static route's answer, or NULL. */
+/* A static route's answer, or NULL: the path alone decides (the query is
+ * ignored, as nginx's exact locations do). */
 static const static_route_t *static_route(const px_http_server_t *s, const px_http_request_t *req)
 {
-    if (s->statics == NULL || req->query.len != 0 || !is_get_or_head(req))
+    if (s->statics == NULL || !is_get_or_head(req))
         return NULL;
     for (const static_route_t *r = s->statics; r; r = r->next)
         if (r->path_len == req->path.len && memcmp(r->path, req->path.base, req->path.len) == 0)

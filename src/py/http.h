@@ -13,9 +13,12 @@
 
 /* One listening HTTP application: what its server calls, by route id. */
 typedef struct px_py_http_app {
-    PyObject *app;          /* callable(request): the requests no route took */
-    PyObject **handlers;    /* by route id: callable(request, **params) */
-    PyObject **param_names; /* by route id: tuple of str (names of params) */
+    PyObject *app;             /* callable(request): the requests no route took */
+    PyObject **handlers;       /* by route id: callable(request, **params) */
+    PyObject **param_names;    /* by route id: tuple of str (names of params) */
+    PyObject **query_names;    /* by route id: frozenset of the query parameters
+                                  its handler takes, or None: any (**kwargs) */
+    PyObject **query_reserved; /* by route id: frozenset of names never passed */
     size_t nroutes;
     PyObject *response_type; /* results of this class carry status and headers */
     PyObject *json_default;  /* default= hook of the JSON encoder, or NULL */

@@ -32,16 +32,30 @@ static PyObject *param_value(px_module_state_t *st, px_view_t v)
     return s;
 }
 
+/* Whether the handler of route takes the query parameter name. */
+static int takes_query_param(px_py_http_app_t *a, int route, PyObject *name)
+{
+    PyObject *names = a->query_names[route];
+    int r = PySet_Contains(a->query_reserved[route], name);
+
+    if (r != 0)
+        return r < 0 ? -1 : 0;
+    return names == Py_None ? 1 : PySet_Contains(names, name);
+}
+
 /* The keyword arguments of a routed call: the route's parameters, then the
- * query's (first value of each name; a parameter of the path wins). NULL with
- * no exception when there are none; NULL with an exception on error. */
+ * query's that its handler takes (first value of each name; a parameter of the
+ * path wins). NULL with no exception when there are none; NULL with an
+ * exception on error. */
 static PyObject *route_kwargs(px_module_state_t *st, px_py_http_app_t *a,
                               const px_http_exchange_t *x, PyObject *req)
 {
     const px_http_match_t *m = &x->match;
     PyObject *names = a->param_names[m->route], *kw, *query, *pairs;
+    PyObject *qnames = a->query_names[m->route];
+    bool want_query = x->req->query.len != 0 && (qnames == Py_None || PySet_GET_SIZE(qnames) > 0);
 
-    if (m->nparams == 0 && x->req->query.len == 0)
+    if (m->nparams == 0 && !want_query)
         return NULL;
     kw = PyDict_New();
     if (kw == NULL)
@@ -54,7 +68,7 @@ static PyObject *route_kwargs(px_module_state_t *st, px_py_http_app_t *a,
         }
         Py_DECREF(value);
     }
-    if (x->req->query.len == 0)
+    if (!want_query)
         return kw;
     query = PyObject_GetAttrString(req, "query");
     if (query == NULL)
@@ -65,7 +79,9 @@ static PyObject *route_kwargs(px_module_state_t *st, px_py_http_app_t *a,
         goto fail;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pairs); i++) {
         PyObject *kv = PyList_GET_ITEM(pairs, i); /* borrowed */
-        if (PyDict_SetDefault(kw, PyTuple_GET_ITEM(kv, 0), PyTuple_GET_ITEM(kv, 1)) == NULL) {
+        int takes = takes_query_param(a, m->route, PyTuple_GET_ITEM(kv, 0));
+        if (takes < 0 || (takes && PyDict_SetDefault(kw, PyTuple_GET_ITEM(kv, 0),
+                                                     PyTuple_GET_ITEM(kv, 1)) == NULL)) {
             Py_DECREF(pairs);
             goto fail;
         }
@@ -163,10 +179,36 @@ static PyObject *param_names(px_py_http_app_t *a, int id)
     return t;
 }
 
-/* routes: [(pattern, handler, (method, ...)), ...]; route ids follow the list. */
+#define ROUTES_SHAPE \
+    "routes: [(pattern, handler, methods[, (query names or None, reserved names)]), ...]"
+
+/* Which query parameters route id's handler takes: spec is (frozenset of
+ * names or None for any, frozenset of names never passed), computed when the
+ * route was made (HttpServer._routes); without one, none. */
+static int query_params(px_py_http_app_t *a, int id, PyObject *spec)
+{
+    PyObject *names, *reserved;
+
+    if (spec == NULL) {
+        a->query_names[id] = PyFrozenSet_New(NULL);
+        a->query_reserved[id] = PyFrozenSet_New(NULL);
+        return a->query_names[id] && a->query_reserved[id] ? 0 : -1;
+    }
+    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 2 ||
+        ((names = PyTuple_GET_ITEM(spec, 0)) != Py_None && !PyFrozenSet_Check(names)) ||
+        !PyFrozenSet_Check(reserved = PyTuple_GET_ITEM(spec, 1))) {
+        PyErr_SetString(PyExc_TypeError, ROUTES_SHAPE);
+        return -1;
+    }
+    a->query_names[id] = Py_NewRef(names);
+    a->query_reserved[id] = Py_NewRef(reserved);
+    return 0;
+}
+
+/* routes: [(pattern, handler, (method, ...)[, query]), ...]; route ids follow the list. */
 static int add_routes(px_py_http_app_t *a, PyObject *routes)
 {
-    PyObject *seq = PySequence_Fast(routes, "routes: [(pattern, handler, methods), ...]");
+    PyObject *seq = PySequence_Fast(routes, ROUTES_SHAPE);
     Py_ssize_t n;
     int rc = -1;
 
@@ -175,7 +217,10 @@ static int add_routes(px_py_http_app_t *a, PyObject *routes)
     n = PySequence_Fast_GET_SIZE(seq);
     a->handlers = PyMem_RawCalloc((size_t)n + 1, sizeof(*a->handlers));
     a->param_names = PyMem_RawCalloc((size_t)n + 1, sizeof(*a->param_names));
-    if (a->handlers == NULL || a->param_names == NULL) {
+    a->query_names = PyMem_RawCalloc((size_t)n + 1, sizeof(*a->query_names));
+    a->query_reserved = PyMem_RawCalloc((size_t)n + 1, sizeof(*a->query_reserved));
+    if (a->handlers == NULL || a->param_names == NULL || a->query_names == NULL ||
+        a->query_reserved == NULL) {
         PyErr_NoMemory();
         goto out;
     }
@@ -186,10 +231,10 @@ static int add_routes(px_py_http_app_t *a, PyObject *routes)
         Py_ssize_t plen, nm;
         int id;
 
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3 ||
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) < 3 || PyTuple_GET_SIZE(item) > 4 ||
             (pattern = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &plen)) == NULL) {
             if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_TypeError, "routes: [(pattern, handler, methods), ...]");
+                PyErr_SetString(PyExc_TypeError, ROUTES_SHAPE);
             goto out;
         }
         methods = PyTuple_GET_ITEM(item, 2);
@@ -211,7 +256,8 @@ static int add_routes(px_py_http_app_t *a, PyObject *routes)
         }
         a->handlers[id] = Py_NewRef(PyTuple_GET_ITEM(item, 1));
         a->nroutes = (size_t)id + 1;
-        if ((a->param_names[id] = param_names(a, id)) == NULL)
+        if ((a->param_names[id] = param_names(a, id)) == NULL ||
+            query_params(a, id, PyTuple_GET_SIZE(item) == 4 ? PyTuple_GET_ITEM(item, 3) : NULL) < 0)
             goto out;
     }
     rc = 0;
@@ -244,6 +290,13 @@ static int add_static_routes(px_py_http_app_t *a, PyObject *routes)
             return -1;
         }
         rc = px_http_route_static(a->srv, path, ctype, body, (size_t)len);
+        if (rc == -EINVAL) {
+            PyErr_Format(PyExc_ValueError,
+                         "static route %R: a content type without control bytes (CR, LF, "
+                         "NUL...) and an absolute path, please",
+                         key);
+            return -1;
+        }
         if (rc < 0) {
             px_py_raise_errno(px_py_engine_state(a->engine), rc, "static route");
             return -1;
@@ -355,6 +408,11 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     strcpy(a->server_name, server_name);
     cfg.server_name = a->server_name;
     rc = px_http_server_new(&cfg, app_call, a, &a->srv);
+    if (rc == -EINVAL) {
+        PyErr_SetString(PyExc_ValueError,
+                        "server_name: control bytes (CR, LF, NUL...) may not be in a header");
+        goto fail;
+    }
     if (rc < 0) {
         px_py_raise_errno(st, rc, "listen_http");
         goto fail;
@@ -386,9 +444,13 @@ void px_py_http_app_free(void *p)
     for (size_t i = 0; i < a->nroutes; i++) {
         Py_XDECREF(a->handlers[i]);
         Py_XDECREF(a->param_names[i]);
+        Py_XDECREF(a->query_names[i]);
+        Py_XDECREF(a->query_reserved[i]);
     }
     PyMem_RawFree(a->handlers);
     PyMem_RawFree(a->param_names);
+    PyMem_RawFree(a->query_names);
+    PyMem_RawFree(a->query_reserved);
     PyMem_RawFree(a->server_name);
     PyMem_RawFree(a);
 }
@@ -403,6 +465,8 @@ int px_py_http_app_traverse(void *p, visitproc visit, void *arg)
     for (size_t i = 0; i < a->nroutes; i++) {
         Py_VISIT(a->handlers[i]);
         Py_VISIT(a->param_names[i]);
+        Py_VISIT(a->query_names[i]);
+        Py_VISIT(a->query_reserved[i]);
     }
     return 0;
 }
@@ -417,5 +481,7 @@ void px_py_http_app_clear(void *p)
     for (size_t i = 0; i < a->nroutes; i++) {
         Py_CLEAR(a->handlers[i]);
         Py_CLEAR(a->param_names[i]);
+        Py_CLEAR(a->query_names[i]);
+        Py_CLEAR(a->query_reserved[i]);
     }
 }

@@ -4,6 +4,8 @@
  */
 #include "http.h"
 
+#include "px/http_response.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -54,9 +56,10 @@ static int respond_sendfile(px_http_exchange_t *x, int status, const char *ctype
     if (path && o >= 0 && n >= 0 && PyUnicode_FSConverter(path, &enc)) {
         Py_BEGIN_ALLOW_THREADS fd = open(PyBytes_AS_STRING(enc), O_RDONLY | O_CLOEXEC);
         Py_END_ALLOW_THREADS if (fd < 0) PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
-        else if (px_http_respond_file(x, status, ctype, extra, extra_len, fd, (off_t)o, (size_t)n) <
-                 0) PyErr_SetString(PyExc_ConnectionError, "connection closed");
-        else rc = 0;
+        else if ((rc = px_http_respond_file(x, status, ctype, extra, extra_len, fd, (off_t)o,
+                                            (size_t)n)) < 0 &&
+                 rc != -EINVAL) /* -EINVAL: refused fields, logged by the engine */
+            PyErr_SetString(PyExc_ConnectionError, "connection closed");
     } else if (!PyErr_Occurred()) {
         PyErr_SetString(PyExc_ValueError, "an HTTP sendfile() body needs offset and count");
     }
@@ -92,7 +95,125 @@ static int respond_body(px_py_http_app_t *a, px_http_exchange_t *x, int status, 
     }
 }
 
-/* A Response: status, content_type, headers (dict), body. */
+/* Append "name: value\r\n" to scratch after checking both (the engine checks
+ * again; this says which header and why in the handler's traceback). */
+static int append_header(PyObject *k, PyObject *v)
+{
+    Py_ssize_t kl, vl;
+    PyObject *vs = PyUnicode_Check(v) ? Py_NewRef(v) : PyObject_Str(v);
+    const char *ks = PyUnicode_Check(k) ? PyUnicode_AsUTF8AndSize(k, &kl) : NULL;
+    const char *vc = vs && ks ? PyUnicode_AsUTF8AndSize(vs, &vl) : NULL;
+    size_t need, bad;
+    int rc = -1;
+
+    if (ks == NULL || vc == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_TypeError, "response header names must be str, not %.100s",
+                         Py_TYPE(k)->tp_name);
+        goto out;
+    }
+    if (!px_http_token_ok(ks, (size_t)kl)) {
+        PyErr_Format(PyExc_ValueError, "response header name %R is not a token", k);
+        goto out;
+    }
+    if (!px_http_field_value_ok(vc, (size_t)vl, &bad)) {
+        PyErr_Format(PyExc_ValueError,
+                     "response header %R: control byte 0x%02x (CR, LF, NUL...) in its value at "
+                     "offset %zd",
+                     k, (unsigned)(unsigned char)vc[bad], (Py_ssize_t)bad);
+        goto out;
+    }
+    need = (size_t)kl + (size_t)vl + 4;
+    if (scratch.len + need > scratch.cap) {
+        size_t cap = PX_MAX(scratch.cap * 2, scratch.len + need + 256);
+        char *p = PyMem_RawRealloc(scratch.data, cap);
+        if (p == NULL) {
+            PyErr_NoMemory();
+            goto out;
+        }
+        scratch.data = p;
+        scratch.cap = cap;
+    }
+    memcpy(scratch.data + scratch.len, ks, (size_t)kl);
+    scratch.len += (size_t)kl;
+    memcpy(scratch.data + scratch.len, ": ", 2);
+    scratch.len += 2;
+    memcpy(scratch.data + scratch.len, vc, (size_t)vl);
+    scratch.len += (size_t)vl;
+    memcpy(scratch.data + scratch.len, "\r\n", 2);
+    scratch.len += 2;
+    rc = 0;
+out:
+    Py_XDECREF(vs);
+    return rc;
+}
+
+/* headers: a mapping, or an iterable of (name, value) pairs (a name may
+ * repeat: Set-Cookie). */
+static int append_headers(PyObject *headers)
+{
+    PyObject *items, *it, *pair;
+    int rc = 0;
+
+    if (headers == Py_None)
+        return 0;
+    if (PyDict_Check(headers)) {
+        PyObject *k, *v;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(headers, &pos, &k, &v))
+            if (append_header(k, v) < 0)
+                return -1;
+        return 0;
+    }
+    items = PyMapping_Check(headers) && PyObject_HasAttrString(headers, "items")
+                ? PyObject_CallMethod(headers, "items", NULL)
+                : Py_NewRef(headers);
+    it = items ? PyObject_GetIter(items) : NULL;
+    Py_XDECREF(items);
+    if (it == NULL)
+        return -1;
+    while (rc == 0 && (pair = PyIter_Next(it)) != NULL) {
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_TypeError, "response headers: a dict or (name, value) pairs");
+            rc = -1;
+        } else {
+            rc = append_header(PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1));
+        }
+        Py_DECREF(pair);
+    }
+    Py_DECREF(it);
+    return rc < 0 || PyErr_Occurred() ? -1 : 0;
+}
+
+/* A Response's content type as UTF-8 (NULL for None), checked whole: a NUL
+ * would cut it short for the engine's own check of a C string. */
+static int content_type_of(PyObject *o, const char **out)
+{
+    Py_ssize_t len;
+    size_t bad;
+    const char *s;
+
+    *out = NULL;
+    if (o == Py_None)
+        return 0;
+    if (!PyUnicode_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "content_type must be str or None, not %.100s",
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    if ((s = PyUnicode_AsUTF8AndSize(o, &len)) == NULL)
+        return -1;
+    if (!px_http_field_value_ok(s, (size_t)len, &bad)) {
+        PyErr_Format(PyExc_ValueError,
+                     "content_type %R: control byte 0x%02x (CR, LF, NUL...) at offset %zd", o,
+                     (unsigned)(unsigned char)s[bad], (Py_ssize_t)bad);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+/* A Response: status, content_type, headers (dict or pairs), body. */
 static int respond_response(px_py_http_app_t *a, px_http_exchange_t *x, PyObject *r)
 {
     PyObject *status_o = PyObject_GetAttrString(r, "status");
@@ -111,48 +232,8 @@ static int respond_response(px_py_http_app_t *a, px_http_exchange_t *x, PyObject
             PyErr_Format(PyExc_ValueError, "invalid HTTP status %d", status);
         goto out;
     }
-    if (ctype_o != Py_None && (ctype = PyUnicode_AsUTF8(ctype_o)) == NULL)
+    if (content_type_of(ctype_o, &ctype) < 0 || append_headers(headers) < 0)
         goto out;
-    if (headers != Py_None && PyDict_Check(headers)) {
-        PyObject *k, *v;
-        Py_ssize_t pos = 0;
-        while (PyDict_Next(headers, &pos, &k, &v)) {
-            Py_ssize_t kl, vl;
-            const char *ks = PyUnicode_AsUTF8AndSize(k, &kl);
-            PyObject *vs = PyObject_Str(v);
-            const char *vc = vs ? PyUnicode_AsUTF8AndSize(vs, &vl) : NULL;
-            bool bad = ks == NULL || vc == NULL || strpbrk(ks, "\r\n:") || strpbrk(vc, "\r\n");
-            if (!bad) {
-                size_t need = (size_t)kl + (size_t)vl + 4;
-                if (scratch.len + need > scratch.cap) {
-                    char *p = PyMem_RawRealloc(scratch.data,
-                                               PX_MAX(scratch.cap * 2, scratch.len + need + 256));
-                    if (p == NULL) {
-                        Py_XDECREF(vs);
-                        PyErr_NoMemory();
-                        goto out;
-                    }
-                    scratch.data = p;
-                    scratch.cap = PX_MAX(scratch.cap * 2, scratch.len + need + 256);
-                }
-                memcpy(scratch.data + scratch.len, ks, (size_t)kl);
-                scratch.len += (size_t)kl;
-                memcpy(scratch.data + scratch.len, ": ", 2);
-                scratch.len += 2;
-                memcpy(scratch.data + scratch.len, vc, (size_t)vl);
-                scratch.len += (size_t)vl;
-                memcpy(scratch.data + scratch.len, "\r\n", 2);
-                scratch.len += 2;
-            }
-            Py_XDECREF(vs);
-            if (bad) {
-                if (!PyErr_Occurred())
-                    PyErr_SetString(PyExc_ValueError,
-                                    "header names and values may not contain CR or LF");
-                goto out;
-            }
-        }
-    }
     {
         /* the header lines stay at the front of scratch while the body is encoded after them */
         size_t extra_len = scratch.len;

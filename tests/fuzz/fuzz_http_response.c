@@ -7,7 +7,9 @@
  * every proper prefix of a head it accepts, and INCOMPLETE or ERROR for every
  * prefix of one it refuses; give the same result with a header array as
  * without; put every view inside the head; and report fields that agree with
- * each other. Any violation calls __builtin_trap().
+ * each other. The same bytes taken as header lines that the server's check
+ * (px_http_check_header_lines) accepts must frame exactly as those lines.
+ * Any violation calls __builtin_trap().
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -36,6 +38,32 @@ static size_t lines(const char *buf, size_t n)
     for (size_t i = 0; i + 1 < n; i++)
         count += buf[i] == '\r' && buf[i + 1] == '\n';
     return count;
+}
+
+/* What the server's check lets through as header lines can end no head early
+ * and hide no line: under a status line, the head is exactly those lines
+ * (or refused for what they say, e.g. two Content-Lengths). */
+static void check_writer(const char *lines_in, size_t size)
+{
+    static const char status[] = "HTTP/1.1 200 OK\r\n";
+    size_t n = sizeof(status) - 1 + size + 2;
+    px_http_response_t res = {.headers = NULL};
+    char *head;
+    int rc;
+
+    if (px_http_check_header_lines(lines_in, size, NULL) < 0)
+        return;
+    head = malloc(n);
+    if (head == NULL)
+        return;
+    memcpy(head, status, sizeof(status) - 1);
+    memcpy(head + sizeof(status) - 1, lines_in, size);
+    memcpy(head + n - 2, "\r\n", 2);
+    rc = px_http_parse_response(head, n, &res, n + 1);
+    CHECK(rc == PX_HTTP_ERROR || (size_t)rc == n);
+    if (rc > 0)
+        CHECK(res.num_headers == lines(lines_in, size));
+    free(head);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -103,6 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 CHECK(r == PX_HTTP_INCOMPLETE || r == PX_HTTP_ERROR);
         }
     }
+    check_writer(buf, size);
     free(buf);
     return 0;
 }

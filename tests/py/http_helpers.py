@@ -164,10 +164,11 @@ def app_argv(*args: str) -> list[str]:
 
 
 @contextmanager
-def app_server(backend: str, *args: str, allow_tracebacks: bool = False) -> Iterator[ServerProcess]:
-    """The test application on backend; it must exit cleanly (no connection
-    left open, no crash) when stopped at the end."""
-    proc = ServerProcess(app_argv(*args), child_env(backend))
+def app_server(backend: str, *args: str, allow_tracebacks: bool = False,
+               script: str = "http_app.py") -> Iterator[ServerProcess]:
+    """The test application (or another servers/ script) on backend; it must
+    exit cleanly (no connection left open, no crash) when stopped at the end."""
+    proc = ServerProcess([sys.executable, str(SERVERS / script), *args], child_env(backend))
     passed = False
     try:
         yield proc

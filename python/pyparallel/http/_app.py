@@ -4,6 +4,7 @@ compiled and matched by the engine."""
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
@@ -28,6 +29,10 @@ def route(path: str | None = None, *, methods: tuple[str, ...] = ("GET", "HEAD",
           static: tuple[str, bytes] | None = None) -> Callable[[_F], _F]:
     """Mark a method as the handler of ``path`` (default: ``/`` + its name).
 
+    Query parameters are passed as keyword arguments to a handler that
+    declares them (by name, or every one with ``**kwargs``; the first value
+    of a repeated name); others are left to ``request.args``, so
+    ``/json?utm_source=x`` reaches ``def json(self, request)``.
     ``{name}`` parts become keyword arguments (percent-decoded; each takes one
     byte or more, never a '/', with literal text around it allowed:
     ``/f/{id}.txt``; of several in one segment, ``/{name}-{version}``, the
@@ -85,6 +90,48 @@ def _class_routes(cls: type) -> list[tuple[str, str, tuple[str, ...]]]:
             [(path, name, methods) for path, (name, methods) in others.items()])
 
 
+#: what a handler takes from a query string: (the names it declares, None for
+#: any name with ``**kwargs``; the names never passed: its request parameter)
+_QueryParams = tuple[frozenset[str] | None, frozenset[str]]
+
+
+def _query_params(handler: Callable[..., Any]) -> _QueryParams:
+    """The query parameters handler accepts as keywords, found once when its
+    route is registered (the engine filters the query with it per request).
+    A handler whose signature cannot be read gets none (request.args has
+    them all)."""
+    try:
+        params = list(inspect.signature(handler).parameters.values())
+    except (TypeError, ValueError):
+        return frozenset(), frozenset()
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    reserved = set(_bound_names(handler))
+    if params and params[0].kind in positional:
+        reserved.add(params[0].name)  # the request, passed by position
+        params = params[1:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None, frozenset(reserved)
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return frozenset(p.name for p in params if p.kind in keyword), frozenset(reserved)
+
+
+def _bound_names(handler: Callable[..., Any]) -> list[str]:
+    """The name a bound method or a callable object gets its instance by
+    (``self``): passed as a keyword too, it would be given twice."""
+    func: Any
+    if inspect.ismethod(handler):
+        func = handler.__func__
+    elif inspect.isfunction(handler) or inspect.isbuiltin(handler):
+        return []
+    else:
+        func = type(handler).__call__
+    try:
+        first = next(iter(inspect.signature(func).parameters.values()), None)
+    except (TypeError, ValueError):
+        return []
+    return [first.name] if first is not None else []
+
+
 class HttpServer:
     """Base class of HTTP applications: one instance serves every connection."""
 
@@ -128,11 +175,14 @@ class HttpServer:
         """
         return send_file(request, path, range=range, content_type=content_type)
 
-    def _routes(self) -> list[tuple[str, Callable[..., Any], tuple[str, ...]]]:
-        """The engine's route table: [(pattern, bound handler, methods)], the
-        route ids being the positions."""
-        return [(path, getattr(self, name), methods)
-                for path, name, methods in type(self)._route_specs or ()]
+    def _routes(self) -> list[tuple[str, Callable[..., Any], tuple[str, ...], _QueryParams]]:
+        """The engine's route table: [(pattern, bound handler, methods, the
+        query parameters it takes)], the route ids being the positions."""
+        routes = []
+        for path, name, methods in type(self)._route_specs or ():
+            handler = getattr(self, name)
+            routes.append((path, handler, methods, _query_params(handler)))
+        return routes
 
     # -- dispatch --------------------------------------------------------------
     def __call__(self, request: Any) -> Any:
@@ -162,9 +212,12 @@ class HttpServer:
         return int(port)
 
     @classmethod
-    def serve(cls, host: str = "127.0.0.1", port: int = 8080, workers: int | None = None) -> None:
-        """Listen on host:port and serve on all workers until stopped."""
-        px.register(transport=px.server(host, port), protocol=cls)
+    def serve(cls, host: str = "127.0.0.1", port: int = 8080, workers: int | None = None,
+              reuse_port: bool = False) -> None:
+        """Listen on host:port and serve on all workers until stopped; a port
+        another process serves is an error unless ``reuse_port``
+        (:func:`pyparallel.server`)."""
+        px.register(transport=px.server(host, port, reuse_port=reuse_port), protocol=cls)
         px.run(workers=workers)
 
 

@@ -4,6 +4,7 @@ and monitor modules need not import the package that imports them)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = ["HttpError", "Response"]
@@ -19,12 +20,17 @@ class HttpError(Exception):
 
 
 class Response:
-    """A response with full control of status, headers and body."""
+    """A response with full control of status, headers and body.
+
+    ``headers``: a dict, or (name, value) pairs where a name repeats
+    (``Set-Cookie``). Names must be tokens and values, like ``content_type``,
+    free of control bytes but HTAB (no CR, LF or NUL): a response breaking
+    that is not sent; the client gets 500 and the log names the header."""
 
     __slots__ = ("body", "content_type", "headers", "status")
 
     def __init__(self, body: Any = b"", status: int = 200, content_type: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None) -> None:
         self.status = status
         self.body = body
         self.content_type = content_type

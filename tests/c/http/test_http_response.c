@@ -250,6 +250,93 @@ static void test_guard(void)
         guard_parse_all(bad_cases[i].in, bad_cases[i].n);
 }
 
+/* ---- the fields a server sends ---- */
+
+static void test_field_checks(void)
+{
+    static const struct {
+        const char *in;
+        size_t n;
+        size_t offset;
+        int byte;
+        const char *name;
+    } bad_lines[] = {
+        {S("Location: /a\x00\r\nSet-Cookie: x=1\r\n"), 3, 0x00, "Location"},
+        {S("Location: /a\r\nSet-Cookie: x\n=1\r\n"), 2, '\n', "Set-Cookie"},
+        {S("X-A: a\rb\r\n"), 2, '\r', "X-A"},
+        {S("X-A: a\nb\r\n"), 2, '\n', "X-A"},
+        {S("X-A: a\x01\r\n"), 2, 0x01, "X-A"},
+        {S("X-A: a\x7f\r\n"), 2, 0x7f, "X-A"},
+        {S("X-A: a\x1b[31m\r\n"), 2, 0x1b, "X-A"},
+        {S("X-A: a"), 2, -1, "X-A"},
+        {S("X-A: a\r"), 2, '\r', "X-A"},
+        {S("X-A: a\r\nX-B: b"), 2, -1, "X-B"},
+    };
+    static const struct {
+        const char *in;
+        size_t n;
+        const char *why;
+    } bad_names[] = {
+        {S(": empty\r\n"), "empty name"},
+        {S("X A: sp\r\n"), "space in a name"},
+        {S("X-A : sp\r\n"), "space before the colon"},
+        {S("X\x00A: nul\r\n"), "NUL in a name"},
+        {S("X\r\nY: z\r\n"), "CRLF in a name"},
+        {S("X@: at\r\n"), "separator in a name"},
+        {S("X-\xe9: x\r\n"), "non-ASCII name"},
+        {S("No colon\r\n"), "no colon"},
+        {S("\r\n"), "empty line (an early end of the head)"},
+        {S("Content-Length: 5\r\n"), "a second length"},
+        {S("X-A: 1\r\ntransfer-ENCODING: chunked\r\n"), "a coding"},
+    };
+    px_http_field_fault_t f;
+    size_t bad = 99;
+
+    PX_CHECK(px_http_token_ok("X-Frame-Options", 15));
+    PX_CHECK(!px_http_token_ok("", 0));
+    PX_CHECK(!px_http_token_ok("a b", 3));
+    PX_CHECK(!px_http_token_ok("a\0b", 3));
+    PX_CHECK(px_http_field_value_ok("text/html; charset=utf-8 \t\xe9\xff", 28, &bad));
+    PX_CHECK_EQ(bad, 99);
+    PX_CHECK(!px_http_field_value_ok("a\0b", 3, &bad));
+    PX_CHECK_EQ(bad, 1);
+    PX_CHECK(!px_http_field_value_ok("ab\x7f", 3, &bad));
+    PX_CHECK_EQ(bad, 2);
+
+    PX_CHECK_EQ(px_http_check_header_lines(NULL, 0, &f), 0);
+    PX_CHECK_EQ(px_http_check_header_lines(S("A: b\r\nB-2:c\r\nC:  \t x y \xe9\r\nE:\r\n"), &f), 0);
+    for (size_t i = 0; i < PX_ARRAY_SIZE(bad_lines); i++) {
+        memset(&f, 0, sizeof(f));
+        if (px_http_check_header_lines(bad_lines[i].in, bad_lines[i].n, &f) != -EINVAL)
+            PX_FAIL_("bad line %zu accepted", i);
+        PX_CHECK_EQ(f.offset, bad_lines[i].offset);
+        PX_CHECK_EQ(f.byte, bad_lines[i].byte);
+        PX_CHECK_EQ(f.name.len, strlen(bad_lines[i].name));
+        PX_CHECK_MEM(f.name.base, bad_lines[i].name, f.name.len);
+        PX_CHECK(f.why != NULL);
+    }
+    for (size_t i = 0; i < PX_ARRAY_SIZE(bad_names); i++)
+        if (px_http_check_header_lines(bad_names[i].in, bad_names[i].n, &f) != -EINVAL)
+            PX_FAIL_("%s: accepted", bad_names[i].why);
+
+    /* Status, reason and content type. */
+    PX_CHECK_EQ(px_http_check_response_fields(200, "OK", "text/plain", NULL, 0, &f), 0);
+    PX_CHECK_EQ(px_http_check_response_fields(999, "", NULL, S("A: b\r\n"), &f), 0);
+    PX_CHECK_EQ(px_http_check_response_fields(99, "OK", NULL, NULL, 0, &f), -EINVAL);
+    PX_CHECK_EQ(px_http_check_response_fields(1000, "OK", NULL, NULL, 0, &f), -EINVAL);
+    PX_CHECK_EQ(px_http_check_response_fields(200, "O\r\nK", NULL, NULL, 0, &f), -EINVAL);
+    PX_CHECK_MEM(f.name.base, "reason", 6);
+    PX_CHECK_EQ(
+        px_http_check_response_fields(200, "OK", "text/html\r\nSet-Cookie: a=b", NULL, 0, &f),
+        -EINVAL);
+    PX_CHECK_EQ(f.name.len, 12);
+    PX_CHECK_MEM(f.name.base, "Content-Type", 12);
+    PX_CHECK_EQ(f.offset, 9);
+    PX_CHECK_EQ(f.byte, '\r');
+    PX_CHECK_EQ(px_http_check_response_fields(200, "OK", "a\x01", NULL, 0, &f), -EINVAL);
+    PX_CHECK_EQ(px_http_check_response_fields(200, "OK", NULL, S("A: \x00\r\n"), &f), -EINVAL);
+}
+
 int main(void)
 {
     test_valid();
@@ -258,6 +345,7 @@ int main(void)
     test_incremental();
     test_limit();
     test_guard();
+    test_field_checks();
     printf("http_response: ok\n");
     return 0;
 }

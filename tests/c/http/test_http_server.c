@@ -23,6 +23,15 @@ static void app(px_http_exchange_t *x, void *udata)
                      x->match.nparams ? (int)x->match.params[0].len : 0,
                      x->match.nparams ? x->match.params[0].base : "");
     (void)udata;
+    if (x->req->path.len == 7 && memcmp(x->req->path.base, "/inject", 7) == 0) {
+        /* refused by the engine: nothing sent, so the client gets 500 */
+        static const char bad[] = "X-A: a\0\r\nSet-Cookie: injected=1\r\n";
+        PX_CHECK_EQ(px_http_respond(x, 200, "text/plain", bad, sizeof(bad) - 1, "x", 1), -EINVAL);
+        PX_CHECK_EQ(
+            px_http_respond(x, 200, "text/plain\r\nSet-Cookie: injected=1", NULL, 0, "x", 1),
+            -EINVAL);
+        return;
+    }
     px_http_respond(x, 200, "application/octet-stream", extra, (size_t)n, x->body, x->body_len);
 }
 
@@ -67,6 +76,17 @@ static void run(px_backend_kind_t kind)
     SEND_STR(fd, "HEAD /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
     len = px_test_read_until(fd, buf, sizeof(buf), "\r\n\r\n", 1);
     PX_CHECK(strstr(buf, "Hello") == NULL);
+
+    /* a static route matches its path whatever the query */
+    SEND_STR(fd, "GET /plaintext?utm_source=x HTTP/1.1\r\nHost: x\r\n\r\n");
+    len = px_test_read_until(fd, buf, sizeof(buf), "Hello, World!", 1);
+    PX_CHECK(strstr(buf, "HTTP/1.1 200 OK\r\n") == buf);
+
+    /* header fields that would break the framing are never sent: 500 */
+    SEND_STR(fd, "GET /inject HTTP/1.1\r\nHost: x\r\n\r\n");
+    len = px_test_read_until(fd, buf, sizeof(buf), "Error\n", 1);
+    PX_CHECK(strstr(buf, "HTTP/1.1 500 Internal Server Error\r\n") == buf);
+    PX_CHECK(strstr(buf, "injected") == NULL);
 
     /* routes: a match reaches the app with its parameter; a wrong method is a
      * 405 with Allow; an unrouted path reaches the app as route -1 */
