@@ -374,6 +374,21 @@ void px_conn_resume(px_conn_t *c);
 /* Pause now and resume after ms milliseconds (rate limiting). */
 void px_conn_pause_for(px_conn_t *c, unsigned ms);
 
+/* True while on_data is held back: the application paused c, or its unsent
+ * output is over send_high_water (until it drains below send_low_water), or
+ * px_conn_wait_output holds it. */
+bool px_conn_paused(const px_conn_t *c);
+
+/* Stop reading until the output queue holds no file range and at most
+ * send_low_water bytes (a server that answers one request at a time keeps at
+ * most one file open per connection this way). */
+void px_conn_wait_output(px_conn_t *c);
+
+/* Inside on_data while c is paused (px_conn_paused): the last len bytes of the
+ * data being delivered were not consumed. The engine keeps them and delivers
+ * them again, before any newer input, once reading resumes. 0 or -ENOMEM. */
+int px_conn_unread(px_conn_t *c, const char *data, size_t len);
+
 void px_conn_set_idle_timeout(px_conn_t *c, unsigned ms);
 
 /* Close the connection (as an idle timeout would) ms milliseconds from now

@@ -30,8 +30,9 @@
     X(buffer_shortages) /* receive buffer ring ran dry */                               \
     X(loops)                                                                            \
     X(messages)                                                                         \
-    X(pool_bytes)  /* memory reserved by this worker's pools */                         \
-    X(pool_in_use) /* bytes of it in use */
+    X(pool_bytes)     /* memory reserved by this worker's pools */                      \
+    X(pool_in_use)    /* bytes of it in use */                                          \
+    X(pipeline_waits) /* pipelined requests left waiting for the output to drain */
 
 typedef struct px_worker_stats {
 #define PX_STATS_DECL(name) _Atomic uint64_t name;

@@ -72,6 +72,7 @@ enum {
     PX_CONN_IN_HANDLER = 1u << 15, /* a handler of c is on some thread's stack */
     PX_CONN_END_HELD = 1u << 16,   /* EOF or error waits for the handler to return */
     PX_CONN_DRAIN_HELD = 1u << 17, /* on_drain waits for the handler to return */
+    PX_CONN_WAIT_OUT = 1u << 18,   /* px_conn_wait_output: no file queued to resume */
 };
 
 typedef struct px_endpoint {
@@ -109,6 +110,7 @@ struct px_conn {
     uint32_t ops;
     unsigned busy; /* calls on the stack that use c */
     int close_err;
+    uint32_t files; /* file ranges in the output queue */
     uint64_t id;
     px_seg_t *out_head, *out_tail;
     size_t unsent;

@@ -347,7 +347,12 @@ int px_http_respond_file(px_http_exchange_t *x, int status, const char *content_
         close(fd);
         return rc;
     }
-    return px_conn_sendfile(x->conn, fd, offset, count);
+    rc = px_conn_sendfile(x->conn, fd, offset, count);
+    /* The next pipelined request waits until this file has gone: a connection
+     * holds one file open, however many requests it queues. */
+    if (rc == 0)
+        px_conn_wait_output(x->conn);
+    return rc;
 }
 
 /* An error answer, then close (the rest of the input cannot be trusted). */
@@ -491,6 +496,15 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
         size_t avail = len - off, body_len;
         int n;
 
+        /* Pipelined requests wait while the answers queued so far are over
+         * the high-water mark or a file is being sent (the caller gives the
+         * rest back to the engine, which delivers it again on resume). A
+         * request is only taken while reading goes on, so the first one
+         * needs no look. */
+        if (off > 0 && px_conn_paused(c)) {
+            PX_STAT_ADD(px_worker_stats(px_conn_worker(c)), pipeline_waits, 1);
+            break;
+        }
         req.headers = headers;
         req.num_headers = s->cfg.limits.max_headers;
         n = px_http_parse_request(p, avail, &req, &s->cfg.limits);
@@ -558,6 +572,11 @@ static int http_on_data(px_conn_t *c, const char *data, size_t len)
         used = process(c, s, (char *)data, len, false, &want_continue, &in_body);
         if (used < 0 || (size_t)used == len)
             return 0;
+        if (px_conn_paused(c) && !in_body) {
+            if (px_conn_unread(c, data + used, len - (size_t)used) < 0)
+                fail(c, s, 500);
+            return 0;
+        }
         if (save_rest(c, data + used, len - (size_t)used) < 0) {
             fail(c, s, 500);
             return 0;
@@ -570,7 +589,7 @@ static int http_on_data(px_conn_t *c, const char *data, size_t len)
                 fail(c, s, 500);
                 return 0;
             }
-            h->buf = p;
+                h->buf = p;
             h->cap = cap;
         }
         memcpy(h->buf + h->len, data, len);
@@ -582,6 +601,16 @@ static int http_on_data(px_conn_t *c, const char *data, size_t len)
         return 0;
     if ((size_t)used == h->len) {
         free_state(c); /* an idle connection keeps no HTTP state */
+        px_conn_set_deadline(c, 0);
+        return 0;
+    }
+    if (px_conn_paused(c) && !in_body) {
+        /* Stopped between requests: the rest waits in the engine, whole. */
+        if (px_conn_unread(c, h->buf + used, h->len - (size_t)used) < 0) {
+            fail(c, s, 500);
+            return 0;
+        }
+        free_state(c);
         px_conn_set_deadline(c, 0);
         return 0;
     }
