@@ -51,6 +51,10 @@ typedef struct px_engine_config {
     unsigned uring_mask;       /* tests: PX_URING_* features to treat as missing
                                   (added to those the PX_URING_MASK environment
                                   variable names, see px_uring_mask_parse) */
+    size_t memory_budget;      /* whole process: bytes of request bodies and
+                                  unsent output; past it new bodies are refused
+                                  and the slowest readers closed. 0: the default
+                                  (px_memory_budget_default) */
 } px_engine_config_t;
 
 /* The io_uring features the engine uses, as the probe at px_engine_create
@@ -96,6 +100,15 @@ unsigned px_uring_mask_parse(const char *s);
 
 /* Fill cfg with the defaults above. */
 void px_engine_config_default(px_engine_config_t *cfg);
+
+/* The memory budget memory_budget 0 stands for: a quarter of the memory the
+ * process may use (physical memory, or the cgroup's limit when lower), at
+ * least PX_MIN_MEMORY_BUDGET. */
+#define PX_MIN_MEMORY_BUDGET ((size_t)64 << 20)
+size_t px_memory_budget_default(void);
+
+/* The engine's memory budget in bytes (its config's, or the default). */
+size_t px_engine_memory_budget(const px_engine_t *e);
 
 /* Calls from the engine into the application, on the connection's worker. */
 typedef struct px_handler {
@@ -388,6 +401,14 @@ void px_conn_wait_output(px_conn_t *c);
  * data being delivered were not consumed. The engine keeps them and delivers
  * them again, before any newer input, once reading resumes. 0 or -ENOMEM. */
 int px_conn_unread(px_conn_t *c, const char *data, size_t len);
+
+/* Memory budget (px_engine_config_t.memory_budget). An application buffer
+ * that grows or shrinks by delta bytes on c's behalf (a request body being
+ * received) is charged to c's worker, next to the output queued on it. */
+void px_conn_charge(px_conn_t *c, int64_t delta);
+/* True when taking `more` bytes would put the process over its budget (an
+ * estimate: workers publish their figures in steps of a fraction of it). */
+bool px_conn_over_budget(const px_conn_t *c, size_t more);
 
 void px_conn_set_idle_timeout(px_conn_t *c, unsigned ms);
 

@@ -79,6 +79,7 @@ class Engine:
         send_low_water: int = 0,
         turn_budget: int = 0,
         handoff_ms: float | None = None,
+        memory_budget: int = 0,  # bytes; 0: a quarter of the memory available
     ) -> Engine: ...
     def listen(self, host: str, port: int, protocol: _Protocol, fd: int = -1, /) -> int:
         """Serve protocol on host:port (0: a free port); returns the bound port.
@@ -137,6 +138,9 @@ class Engine:
         """Submitted work and timers not yet finished."""
     @property
     def handoff_ms(self) -> int: ...
+    @property
+    def memory_budget(self) -> int:
+        """Bytes of request bodies and unsent output the process holds at most."""
 
 # ---- connections -------------------------------------------------------------------
 

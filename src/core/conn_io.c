@@ -64,10 +64,12 @@ static px_seg_t *new_mem_seg(px_conn_t *c)
 
 static void append_seg(px_conn_t *c, px_seg_t *s)
 {
-    if (c->out_tail)
+    if (c->out_tail) {
         c->out_tail->next = s;
-    else
+    } else {
         c->out_head = s;
+        c->out_moved_ms = (uint32_t)c->w->wheel.now; /* waiting for the peer from now */
+    }
     c->out_tail = s;
 }
 
@@ -315,6 +317,7 @@ void px__conn_flush(px_conn_t *c)
 static void output_moved(px_conn_t *c)
 {
     px__conn_touch(c);
+    c->out_moved_ms = (uint32_t)c->w->wheel.now;
     if (c->out_head) {
         px__worker_mark_dirty(c->w, c); /* partial write or more queued */
     } else if (c->state & PX_CONN_CLOSING) {

@@ -116,6 +116,7 @@ struct px_conn {
     size_t unsent;
     px_seg_t *in_head, *in_tail; /* input read while paused, delivered on resume */
     int held_end;                /* END_HELD: 0 (EOF) or -errno */
+    uint32_t out_moved_ms;       /* wheel time (truncated) the output last moved */
     px_sendop_t *sendop;         /* in flight, or NULL */
     int send_res;                /* epoll: result waiting to be delivered */
     unsigned idle_ms;
@@ -206,6 +207,10 @@ struct px_worker {
     _Atomic bool cpu_clock_ready;
     _Atomic uint64_t cpu_ns_final; /* CPU time when the thread ended */
     uint64_t pool_stats_at;        /* wheel time of the last pool figures */
+    /* Memory budget (budget.c): what this worker holds for its connections. */
+    int64_t body_bytes;       /* charged by the application (px_conn_charge) */
+    int64_t budget_published; /* its share of e->budget_used */
+    uint64_t budget_shed_at;  /* wheel time of the last look for slow readers */
     void *udata;
     bool stopping;
     px_msg_t stop_msg;
@@ -241,6 +246,11 @@ struct px_engine {
     bool started;
     _Atomic unsigned connections;
     _Atomic unsigned next_client_worker;
+    /* Memory budget (budget.c): the workers' figures, each published when it
+     * moved by budget_step since its last publication. */
+    int64_t budget;
+    int64_t budget_step;
+    _Alignas(PX_CACHELINE) _Atomic int64_t budget_used;
     _Atomic int running_workers;
     px_mpsc_t main_q;
     int main_fd;
@@ -351,6 +361,11 @@ static inline bool px__conn_in_handler(const px_conn_t *c)
 void px__conn_connected(px_conn_t *c, int res);
 /* The writability poll armed for a connect ended with res. */
 void px__conn_connect_polled(px_conn_t *c, int res);
+
+/* Memory budget (budget.c). */
+void px__budget_init(px_engine_t *e);
+/* Once a turn: publish the worker's figure; over budget, close slow readers. */
+void px__budget_turn(px_worker_t *w);
 
 /* Connections, their I/O (conn_io.c). */
 /* Flush a connection's output: start a send if none is in flight, and

@@ -279,6 +279,7 @@ bool px__worker_turn(px_worker_t *w)
     PX_STAT_ADD(&w->stats, loops, 1);
     px__worker_drain_inbox(w);
     flush_dirty(w);
+    px__budget_turn(w);
     /* Threads still inside this worker's callbacks will want it back. */
     if (w->stopping && stop_step(w) && !px__worker_displaced(w))
         return true;

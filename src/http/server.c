@@ -445,6 +445,7 @@ static void free_state(px_conn_t *c)
 {
     http_conn_t *h = state_of(c);
     if (h) {
+        px_conn_charge(c, -(int64_t)h->cap);
         free(h->buf);
         free(h);
         px_conn_set_udata(c, NULL);
@@ -469,6 +470,7 @@ static int save_rest(px_conn_t *c, const char *buf, size_t len)
             return -ENOMEM;
         memcpy(p, buf, len);
         free(h->buf);
+        px_conn_charge(c, (int64_t)cap - (int64_t)h->cap);
         h->buf = p;
         h->cap = cap;
     } else {
@@ -476,6 +478,23 @@ static int save_rest(px_conn_t *c, const char *buf, size_t len)
     }
     h->len = len;
     return 0;
+}
+
+/* A new request body while the process is over its memory budget (with this
+ * body's announced length): refused with 503, as nginx refuses what it cannot
+ * buffer. A body already being received (the request at off 0 of our copy,
+ * its head seen before) was admitted then and goes on. */
+static bool refuse_body(px_conn_t *c, const px_http_request_t *req, size_t off)
+{
+    const http_conn_t *h = state_of(c);
+    size_t more = req->chunked ? 0 : (size_t)req->content_length;
+
+    if (off == 0 && h != NULL && (h->in_body || h->chunked))
+        return false;
+    if (!px_conn_over_budget(c, more))
+        return false;
+    PX_STAT_ADD(px_worker_stats(px_conn_worker(c)), budget_refused, 1);
+    return true;
 }
 
 /* Parse and answer every complete request at the start of buf. Returns the
@@ -512,6 +531,10 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
             break;
         if (n == PX_HTTP_ERROR) {
             fail(c, s, req.status ? req.status : 400);
+            return -1;
+        }
+        if ((req.chunked || req.content_length > 0) && refuse_body(c, &req, off)) {
+            fail(c, s, 503);
             return -1;
         }
         if (req.chunked) {
@@ -589,7 +612,8 @@ static int http_on_data(px_conn_t *c, const char *data, size_t len)
                 fail(c, s, 500);
                 return 0;
             }
-                h->buf = p;
+            px_conn_charge(c, (int64_t)cap - (int64_t)h->cap);
+            h->buf = p;
             h->cap = cap;
         }
         memcpy(h->buf + h->len, data, len);

@@ -132,22 +132,30 @@ static PyObject *refused_uring(px_module_state_t *st, int rc)
 static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     px_module_state_t *st = PyType_GetModuleState(type); /* Engine has no subclasses */
-    static char *kwlist[] = {
-        "workers",         "backend",        "max_connections", "recv_buffer_size", "recv_buffers",
-        "send_high_water", "send_low_water", "turn_budget",     "handoff_ms",       NULL};
+    static char *kwlist[] = {"workers",
+                             "backend",
+                             "max_connections",
+                             "recv_buffer_size",
+                             "recv_buffers",
+                             "send_high_water",
+                             "send_low_water",
+                             "turn_budget",
+                             "handoff_ms",
+                             "memory_budget",
+                             NULL};
     px_engine_config_t cfg;
     const char *backend = "auto";
     int workers = 0;
-    unsigned long long high = 0, low = 0, budget = 0;
+    unsigned long long high = 0, low = 0, budget = 0, memory_budget = 0;
     PyObject *handoff = NULL;
     px_thread_hooks_t hooks;
     px_py_engine_obj_t *self;
     int rc, i;
 
     px_engine_config_default(&cfg);
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$isIIIKKKO:Engine", kwlist, &workers, &backend,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$isIIIKKKOK:Engine", kwlist, &workers, &backend,
                                      &cfg.max_connections, &cfg.recv_buffer_size, &cfg.recv_buffers,
-                                     &high, &low, &budget, &handoff))
+                                     &high, &low, &budget, &handoff, &memory_budget))
         return NULL;
     if (handoff != NULL) {
         double handoff_ms = PyFloat_AsDouble(handoff);
@@ -183,6 +191,7 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         cfg.send_low_water = low;
     if (budget)
         cfg.turn_budget = budget;
+    cfg.memory_budget = (size_t)memory_budget; /* 0: derived from the machine */
     if (cfg.send_low_water > cfg.send_high_water) {
         PyErr_SetString(PyExc_ValueError, "send_low_water must not exceed send_high_water");
         return NULL;
@@ -497,6 +506,14 @@ static PyObject *get_handoff_ms(PyObject *op, void *c)
     return PyLong_FromUnsignedLong(((px_py_engine_obj_t *)op)->handoff_ms);
 }
 
+static PyObject *get_memory_budget(PyObject *op, void *c)
+{
+    px_engine_t *e = ((px_py_engine_obj_t *)op)->e;
+
+    (void)c;
+    return PyLong_FromSize_t(e ? px_engine_memory_budget(e) : 0);
+}
+
 static PyObject *get_clients(PyObject *op, void *c)
 {
     (void)c;
@@ -605,6 +622,8 @@ static PyGetSetDef engine_getset[] = {
     {"tasks", get_tasks, NULL, "submitted work and timers not yet finished", NULL},
     {"handoff_ms", get_handoff_ms, NULL,
      "a worker blocked this long in a callback goes to a spare thread (0: never)", NULL},
+    {"memory_budget", get_memory_budget, NULL,
+     "bytes of request bodies and unsent output the process holds at most", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -23,6 +23,7 @@ from http_helpers import Conn, request
 BIG_LEN = 1 << 20  # pipeline_app.py's answers
 FILE_LEN = 256 << 10
 FLOOD = 300  # pipelined requests of one client
+BUDGET = 8 * MiB
 
 
 def big_body(i: int) -> bytes:
@@ -137,3 +138,94 @@ def test_pipelined_requests_after_a_file_wait_for_it(spawn, backend: str, tmp_pa
         for i in range(200):
             reply = c.read_reply()
             assert reply.status == 200 and reply.body == data_file, i
+
+
+def reads_all(c: Conn, n: int = 10) -> bool:
+    """True when the n answers to /big/0.. arrive whole, False when the server
+    closed the connection on the way (a reset, or the end of the stream)."""
+    try:
+        for i in range(n):
+            reply = c.read_reply()
+            assert reply.status == 200 and reply.body == big_body(i), i
+    except ConnectionResetError:
+        return False
+    except AssertionError as exc:
+        if "connection closed" not in str(exc):
+            raise
+        return False
+    return True
+
+
+# ---- the memory budget --------------------------------------------------------------------
+
+def test_default_memory_budget() -> None:
+    """0 (the default) is derived from the machine: a quarter of its memory, at
+    least 64 MiB; an explicit budget is taken as given."""
+    from pyparallel import _core
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    budget = _core.Engine(workers=1).memory_budget
+    assert 64 * MiB <= budget <= max(physical // 4, 64 * MiB)
+    assert _core.Engine(workers=1, memory_budget=12345678).memory_budget == 12345678
+
+
+def test_bodies_past_the_budget_get_503(spawn, backend: str, tmp_path: Path,
+                                        data_file: bytes) -> None:
+    """With an 8 MiB budget, a 7 MiB body being received takes most of it: a
+    second such body and then any new body get 503 with Connection: close,
+    requests without a body are served, the body already admitted completes,
+    and once it is done bodies are taken again."""
+    srv = start(spawn, backend, tmp_path, "--workers", "1", "--memory-budget", str(BUDGET),
+                "--max-body", str(64 * MiB))
+    body = os.urandom(7 * MiB)
+    holder = Conn(srv.port, timeout=30)
+    try:
+        holder.send(request("POST", "/echo", {"Content-Length": str(len(body))}) + body[:6 * MiB])
+        wait_for(lambda: totals(srv)["budget_held"] >= 6 * MiB, "the body held in memory")
+        for length in (7 * MiB, 100):
+            with Conn(srv.port) as c:
+                c.send(request("POST", "/echo", {"Content-Length": str(length)}))
+                reply = c.read_reply()
+                assert reply.status == 503, reply
+                assert reply.headers.get("connection") == "close"
+                assert c.closed_cleanly() is None
+        with Conn(srv.port) as c:
+            c.send(request("GET", "/id/7"))
+            assert c.read_reply().body == b"req 7"
+        holder.send(body[6 * MiB:])
+        reply = holder.read_reply()
+        assert reply.status == 200 and reply.body == body
+    finally:
+        holder.close()
+    wait_for(lambda: totals(srv)["budget_held"] < MiB, "the body memory given back")
+    with Conn(srv.port) as c:
+        c.send(request("POST", "/echo", body=b"small"))
+        assert c.read_reply().body == b"small"
+    assert totals(srv)["budget_refused"] >= 2
+
+
+def test_slow_readers_are_closed_over_the_budget(spawn, backend: str, tmp_path: Path,
+                                                 data_file: bytes) -> None:
+    """Twelve clients pipeline large answers and never read: together they hold
+    more than the 8 MiB budget, so the server closes the slowest of them until it
+    is back under; a client that reads keeps being served."""
+    srv = start(spawn, backend, tmp_path, "--workers", "1", "--memory-budget", str(BUDGET))
+    slow = []
+    try:
+        for _ in range(12):
+            c = Conn(srv.port, timeout=30, rcvbuf=16384)
+            c.send(b"".join(request("GET", f"/big/{i}") for i in range(10)))
+            slow.append(c)
+        wait_for(lambda: totals(srv)["budget_closed"] >= 1, "slow readers closed")
+        wait_for(lambda: totals(srv)["budget_held"] <= BUDGET, "the budget met again")
+        with Conn(srv.port, timeout=30) as c:
+            for i in range(3):
+                c.send(request("GET", f"/big/{i}"))
+                assert c.read_reply().body == big_body(i)
+        closed = sum(not reads_all(c) for c in slow)
+        stats = totals(srv)
+        print(f"\n{backend}: {stats['budget_closed']} slow readers closed, {closed} saw it")
+        assert 1 <= closed < len(slow)
+        assert stats["budget_closed"] >= closed
+    finally:
+        for c in slow:
+            c.close()
