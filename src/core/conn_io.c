@@ -271,7 +271,9 @@ static void deliver_waiting(px_conn_t *c)
         return; /* its return marks c again */
     c->state &= ~PX_CONN_DELIVER;
     deliver_held(c);
-    if ((c->state & PX_CONN_END_HELD) && (c->in_head == NULL || px__conn_paused(c)) &&
+    /* Backpressure ends by itself: the end waits for the input held meanwhile. */
+    if ((c->state & PX_CONN_END_HELD) &&
+        (c->in_head == NULL || (px__conn_paused(c) && !(c->state & PX_CONN_BACKPRESSURE))) &&
         !px__conn_in_handler(c)) {
         c->state &= ~PX_CONN_END_HELD;
         conn_end(c, c->held_end);
@@ -538,6 +540,12 @@ void px__conn_received(px_conn_t *c, const char *data, int res, bool more)
         px__worker_mark_dirty(c->w, c);
     } else if (res == -ECANCELED) {
         /* a cancelled receive: whoever cancelled it knows why */
+    } else if (res == 0 && c->in_head &&
+               !(c->state & (PX_CONN_CLOSING | PX_CONN_SHUT | PX_CONN_DEAD))) {
+        /* Read past a pause (pipelined requests waiting for their answers to
+         * drain): the end of the stream comes after them. */
+        c->state |= PX_CONN_EOF | PX_CONN_END_HELD;
+        c->held_end = 0;
     } else if (px__conn_in_handler(c) && !(c->state & (PX_CONN_SHUT | PX_CONN_DEAD))) {
         /* The handler is blocked on another thread: the end waits for it
          * (and for the input held meanwhile). */

@@ -10,6 +10,7 @@ memory budget, new request bodies get 503 and the slowest readers are closed.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -121,6 +122,23 @@ def test_pipelined_flood_from_a_client_that_never_reads(spawn, backend: str, tmp
             assert reply.status == 200 and reply.body == body, i
         assert c.still_open()
     wait_for(lambda: open_fds(srv.pid) <= base_fds, "the file descriptors back")
+
+
+@pytest.mark.parametrize("target", ["/big/1", "/big-c", "/file/1"])
+def test_pipelined_flood_then_end_of_stream(spawn, backend: str, tmp_path: Path,
+                                            data_file: bytes, target: str) -> None:
+    """The client pipelines 100 requests and shuts its side down at once: the
+    end of the stream, read while the requests wait for their answers to
+    drain, comes after them; every answer arrives, then the close."""
+    srv = start(spawn, backend, tmp_path)
+    expect = data_file if target.startswith("/file") else big_body(int(target == "/big/1"))
+    with Conn(srv.port, timeout=30, rcvbuf=65536) as c:
+        c.send(request("GET", target) * 100)
+        c.sock.shutdown(socket.SHUT_WR)
+        for i in range(100):
+            reply = c.read_reply()
+            assert reply.status == 200 and reply.body == expect, i
+        assert c.closed_cleanly() is None
 
 
 def test_pipelined_requests_after_a_file_wait_for_it(spawn, backend: str, tmp_path: Path,
