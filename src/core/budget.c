@@ -15,8 +15,9 @@
 
 #include "internal.h"
 
-#define SHED_INTERVAL_MS 20 /* how often a worker over budget looks for slow readers */
-#define SHED_MAX 64         /* connections closed per look, at most */
+#define SHED_INTERVAL_MS 20   /* how often a worker over budget looks for slow readers */
+#define SHED_MAX 64           /* connections closed per look, at most */
+#define SHED_MIN_STALL_MS 200 /* a reader is slow once its output stood still this long */
 #define STEP_MIN ((int64_t)16 << 10)
 #define STEP_MAX ((int64_t)1 << 20)
 
@@ -105,7 +106,8 @@ static int64_t unsent_memory(const px_conn_t *c)
 }
 
 /* The connection to close first: the most unsent output, weighted by how long
- * its peer has not taken any of it; NULL when nobody waits with output. */
+ * its peer has not taken any of it; NULL when no peer left its output alone
+ * for SHED_MIN_STALL_MS (output merely in flight is no reason to close). */
 static px_conn_t *slowest_reader(px_worker_t *w, int64_t *bytes)
 {
     px_conn_t *best = NULL;
@@ -113,15 +115,17 @@ static px_conn_t *slowest_reader(px_worker_t *w, int64_t *bytes)
     uint32_t now = (uint32_t)w->wheel.now;
 
     for (px_conn_t *c = w->conns.next; c != &w->conns; c = c->next) {
+        uint32_t stalled = now - c->out_moved_ms;
         int64_t mem;
         uint64_t score;
 
-        if (c->out_head == NULL || (c->state & PX_CONN_DEAD))
+        if (c->out_head == NULL || stalled < SHED_MIN_STALL_MS || (c->state & PX_CONN_DEAD) ||
+            px__conn_in_handler(c))
             continue;
         mem = unsent_memory(c);
         if (mem == 0)
             continue;
-        score = (uint64_t)mem * ((uint64_t)(uint32_t)(now - c->out_moved_ms) + 1);
+        score = (uint64_t)mem * stalled;
         if (score > best_score) {
             best_score = score;
             best = c;
@@ -145,7 +149,10 @@ static void shed(px_worker_t *w, int64_t used, int64_t mine)
         if (c == NULL)
             break;
         PX_STAT_ADD(&w->stats, budget_closed, 1);
+        c->busy++; /* as every caller of the engine's own closes: freed below */
         px_conn_abort(c);
+        c->busy--;
+        px__conn_maybe_free(c);
         share -= bytes;
     }
 }

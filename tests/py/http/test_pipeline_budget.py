@@ -25,6 +25,7 @@ BIG_LEN = 1 << 20  # pipeline_app.py's answers
 FILE_LEN = 256 << 10
 FLOOD = 300  # pipelined requests of one client
 BUDGET = 8 * MiB
+SLOW_ANSWERS = 16  # 16 MiB asked for by each slow reader: more than socket buffers hold
 
 
 def big_body(i: int) -> bytes:
@@ -158,7 +159,7 @@ def test_pipelined_requests_after_a_file_wait_for_it(spawn, backend: str, tmp_pa
             assert reply.status == 200 and reply.body == data_file, i
 
 
-def reads_all(c: Conn, n: int = 10) -> bool:
+def reads_all(c: Conn, n: int = SLOW_ANSWERS) -> bool:
     """True when the n answers to /big/0.. arrive whole, False when the server
     closed the connection on the way (a reset, or the end of the stream)."""
     try:
@@ -223,18 +224,21 @@ def test_bodies_past_the_budget_get_503(spawn, backend: str, tmp_path: Path,
 
 def test_slow_readers_are_closed_over_the_budget(spawn, backend: str, tmp_path: Path,
                                                  data_file: bytes) -> None:
-    """Twelve clients pipeline large answers and never read: together they hold
-    more than the 8 MiB budget, so the server closes the slowest of them until it
-    is back under; a client that reads keeps being served."""
-    srv = start(spawn, backend, tmp_path, "--workers", "1", "--memory-budget", str(BUDGET))
+    """Twelve clients pipeline large answers and never read. Whatever the
+    kernel's socket buffers take, each keeps at least send_low_water (256 KiB)
+    queued in the server while answers are left: together more than a 2 MiB
+    budget, so the server closes the slowest of them until it is back under; a
+    client that reads keeps being served."""
+    budget = 2 * MiB
+    srv = start(spawn, backend, tmp_path, "--workers", "1", "--memory-budget", str(budget))
     slow = []
     try:
         for _ in range(12):
             c = Conn(srv.port, timeout=30, rcvbuf=16384)
-            c.send(b"".join(request("GET", f"/big/{i}") for i in range(10)))
+            c.send(b"".join(request("GET", f"/big/{i}") for i in range(SLOW_ANSWERS)))
             slow.append(c)
         wait_for(lambda: totals(srv)["budget_closed"] >= 1, "slow readers closed")
-        wait_for(lambda: totals(srv)["budget_held"] <= BUDGET, "the budget met again")
+        wait_for(lambda: totals(srv)["budget_held"] <= budget, "the budget met again")
         with Conn(srv.port, timeout=30) as c:
             for i in range(3):
                 c.send(request("GET", f"/big/{i}"))
