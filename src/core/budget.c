@@ -3,9 +3,11 @@
  * and unsent output (the chunks queued on connections) across every worker.
  *
  * Cheap on the hot path: a worker owns its figures and adds nothing per send;
- * once a turn it compares what it holds with what it last published to the
- * engine's atomic total and publishes only a move of budget_step or more, so
- * the total is exact to within one step per worker. Over budget, each worker
+ * when it takes its pool figures (every 64 turns, at least every 100 ms) it
+ * compares what it holds with what it last published to the engine's atomic
+ * total and publishes only a move of budget_step or more, so the total is
+ * exact to within one step per worker (and that long ago). A worker admitting
+ * a body counts its own figure exactly. Over budget, each worker
  * closes its own slowest readers (most unsent output, waiting longest) until
  * it has given back its share of the excess.
  */
@@ -18,6 +20,7 @@
 #define SHED_INTERVAL_MS 20   /* how often a worker over budget looks for slow readers */
 #define SHED_MAX 64           /* connections closed per look, at most */
 #define SHED_MIN_STALL_MS 200 /* a reader is slow once its output stood still this long */
+#define RECHECK_MS 100        /* over budget: the longest a worker waits to look again */
 #define STEP_MIN ((int64_t)16 << 10)
 #define STEP_MAX ((int64_t)1 << 20)
 
@@ -157,6 +160,11 @@ static void shed(px_worker_t *w, int64_t used, int64_t mine)
     }
 }
 
+static void recheck(px_timer_t *t)
+{
+    (void)t; /* the turn it ends takes the figures again (px__budget_turn) */
+}
+
 void px__budget_turn(px_worker_t *w)
 {
     px_engine_t *e = w->e;
@@ -166,10 +174,18 @@ void px__budget_turn(px_worker_t *w)
     if (mine - w->budget_published >= e->budget_step ||
         w->budget_published - mine >= e->budget_step)
         publish(w, mine);
-    if (w->budget_published == 0 || w->wheel.now - w->budget_shed_at < SHED_INTERVAL_MS)
-        return;
+    if (mine <= 0)
+        return; /* nothing of this worker's to give back */
     used = atomic_load_explicit(&e->budget_used, memory_order_relaxed);
     if (used <= e->budget)
+        return;
+    /* Look again soon even if nothing else wakes this worker (its slow
+     * readers only stand still). */
+    if (!px_timer_armed(&w->budget_timer)) {
+        px_timer_init(&w->budget_timer, recheck);
+        px_timer_start(&w->wheel, &w->budget_timer, RECHECK_MS);
+    }
+    if (w->wheel.now - w->budget_shed_at < SHED_INTERVAL_MS)
         return;
     w->budget_shed_at = w->wheel.now;
     shed(w, used, mine);

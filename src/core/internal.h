@@ -211,6 +211,7 @@ struct px_worker {
     int64_t body_bytes;       /* charged by the application (px_conn_charge) */
     int64_t budget_published; /* its share of e->budget_used */
     uint64_t budget_shed_at;  /* wheel time of the last look for slow readers */
+    px_timer_t budget_timer;  /* over budget: wakes the worker to look again */
     void *udata;
     bool stopping;
     px_msg_t stop_msg;
@@ -364,7 +365,8 @@ void px__conn_connect_polled(px_conn_t *c, int res);
 
 /* Memory budget (budget.c). */
 void px__budget_init(px_engine_t *e);
-/* Once a turn: publish the worker's figure; over budget, close slow readers. */
+/* With the pool figures (every POOL_STATS_TURNS turns, or POOL_STATS_MS when
+ * quiet): publish the worker's figure; over budget, close slow readers. */
 void px__budget_turn(px_worker_t *w);
 
 /* Connections, their I/O (conn_io.c). */

@@ -279,7 +279,6 @@ bool px__worker_turn(px_worker_t *w)
     PX_STAT_ADD(&w->stats, loops, 1);
     px__worker_drain_inbox(w);
     flush_dirty(w);
-    px__budget_turn(w);
     /* Threads still inside this worker's callbacks will want it back. */
     if (w->stopping && stop_step(w) && !px__worker_displaced(w))
         return true;
@@ -293,6 +292,7 @@ bool px__worker_turn(px_worker_t *w)
     if (w->turn % POOL_STATS_TURNS == 0 || w->wheel.now - w->pool_stats_at >= POOL_STATS_MS) {
         w->pool_stats_at = w->wheel.now;
         update_pool_stats(w);
+        px__budget_turn(w);
     }
     if (e->hooks.before_wait)
         e->hooks.before_wait(w, e->hooks.arg);
