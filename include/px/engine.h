@@ -55,6 +55,10 @@ typedef struct px_engine_config {
                                   pool slabs with no object in use, and the pages
                                   of io_uring receive buffers once no receive
                                   came; 0: never (kept for reuse) */
+    size_t memory_budget;      /* whole process: bytes of request bodies and
+                                  unsent output; past it new bodies are refused
+                                  and the slowest readers closed. 0: the default
+                                  (px_memory_budget_default) */
 } px_engine_config_t;
 
 /* The io_uring features the engine uses, as the probe at px_engine_create
@@ -116,6 +120,14 @@ typedef struct px_connect_error {
     const struct sockaddr_storage *addrs; /* count addresses, in the order tried */
     const int *errs;                      /* each attempt's -errno */
 } px_connect_error_t;
+/* The memory budget memory_budget 0 stands for: a quarter of the memory the
+ * process may use (physical memory, or the cgroup's limit when lower), at
+ * least PX_MIN_MEMORY_BUDGET. */
+#define PX_MIN_MEMORY_BUDGET ((size_t)64 << 20)
+size_t px_memory_budget_default(void);
+
+/* The engine's memory budget in bytes (its config's, or the default). */
+size_t px_engine_memory_budget(const px_engine_t *e);
 
 /* Calls from the engine into the application, on the connection's worker. */
 typedef struct px_handler {
@@ -420,6 +432,29 @@ void px_conn_pause(px_conn_t *c);
 void px_conn_resume(px_conn_t *c);
 /* Pause now and resume after ms milliseconds (rate limiting). */
 void px_conn_pause_for(px_conn_t *c, unsigned ms);
+
+/* True while on_data is held back: the application paused c, or its unsent
+ * output is over send_high_water (until it drains below send_low_water), or
+ * px_conn_wait_output holds it. */
+bool px_conn_paused(const px_conn_t *c);
+
+/* Stop reading until the output queue holds no file range and at most
+ * send_low_water bytes (a server that answers one request at a time keeps at
+ * most one file open per connection this way). */
+void px_conn_wait_output(px_conn_t *c);
+
+/* Inside on_data while c is paused (px_conn_paused): the last len bytes of the
+ * data being delivered were not consumed. The engine keeps them and delivers
+ * them again, before any newer input, once reading resumes. 0 or -ENOMEM. */
+int px_conn_unread(px_conn_t *c, const char *data, size_t len);
+
+/* Memory budget (px_engine_config_t.memory_budget). An application buffer
+ * that grows or shrinks by delta bytes on c's behalf (a request body being
+ * received) is charged to c's worker, next to the output queued on it. */
+void px_conn_charge(px_conn_t *c, int64_t delta);
+/* True when taking `more` bytes would put the process over its budget (an
+ * estimate: workers publish their figures in steps of a fraction of it). */
+bool px_conn_over_budget(const px_conn_t *c, size_t more);
 
 void px_conn_set_idle_timeout(px_conn_t *c, unsigned ms);
 

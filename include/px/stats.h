@@ -33,7 +33,11 @@
     X(pool_bytes)       /* memory reserved by this worker's pools */                           \
     X(pool_in_use)      /* bytes of it in use */                                               \
     X(unhandled_errors) /* callback exceptions no exception_handler took: connection closed */ \
-    X(accept_pauses)    /* accepting paused: out of descriptors (EMFILE, ENFILE) or memory */
+    X(accept_pauses)    /* accepting paused: out of descriptors (EMFILE, ENFILE) or memory */  \
+    X(pipeline_waits)   /* pipelined requests left waiting for the output to drain */          \
+    X(budget_held)      /* bytes of request bodies and unsent output held now */               \
+    X(budget_refused)   /* request bodies refused (503) over the memory budget */              \
+    X(budget_closed)    /* slow readers closed to get back under the budget */
 
 typedef struct px_worker_stats {
 #define PX_STATS_DECL(name) _Atomic uint64_t name;

@@ -80,6 +80,7 @@ class Engine:
         turn_budget: int = 0,
         handoff_ms: float | None = None,
         pool_idle_ms: float | None = None,  # memory unused this long is returned; 0: kept
+        memory_budget: int = 0,  # bytes; 0: a quarter of the memory available
     ) -> Engine: ...
     def listen(self, host: str, port: int, protocol: _Protocol, fd: int = -1, /) -> int:
         """Serve protocol on host:port (0: a free port); returns the bound port.
@@ -146,6 +147,9 @@ class Engine:
     #: True: exceptions of connection callbacks that no exception_handler takes
     #: are re-raised by wait(); False (default): logged, the connection closed.
     raise_errors: bool
+    @property
+    def memory_budget(self) -> int:
+        """Bytes of request bodies and unsent output the process holds at most."""
 
 # ---- connections -------------------------------------------------------------------
 

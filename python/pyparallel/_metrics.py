@@ -47,11 +47,19 @@ _COUNTERS: dict[str, tuple[str, str]] = {
                          "Callback exceptions no exception_handler took (connection closed)."),
     "accept_pauses": ("pyparallel_accept_pauses_total",
                       "Times accepting paused for lack of file descriptors or memory."),
+    "pipeline_waits": ("pyparallel_http_pipeline_waits_total",
+                       "Pipelined HTTP requests left waiting for the answers before to drain."),
+    "budget_refused": ("pyparallel_budget_refused_total",
+                       "HTTP request bodies refused (503) over the memory budget."),
+    "budget_closed": ("pyparallel_budget_closed_total",
+                      "Slow readers closed to get back under the memory budget."),
 }
 _GAUGES: dict[str, tuple[str, str]] = {
     "connections": ("pyparallel_connections", "Open connections."),
     "pool_bytes": ("pyparallel_pool_reserved_bytes", "Memory reserved by the worker pools."),
     "pool_in_use": ("pyparallel_pool_in_use_bytes", "Pool memory in use."),
+    "budget_held": ("pyparallel_budget_held_bytes",
+                    "Request bodies and unsent output held, against the memory budget."),
 }
 _QUANTILES = (("0.5", "p50_ns"), ("0.9", "p90_ns"), ("0.99", "p99_ns"),
               ("0.999", "p999_ns"), ("1", "max_ns"))

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 # Counters of the engine that are levels, not running totals.
-_LEVELS = frozenset({"connections", "pool_bytes", "pool_in_use"})
+_LEVELS = frozenset({"connections", "pool_bytes", "pool_in_use", "budget_held"})
 
 thread_seq_id = _core.thread_seq_id
 rdtsc = _core.rdtsc
@@ -179,19 +179,22 @@ def stats(buckets: bool = False) -> dict[str, Any]:
 
 def memory_stats() -> dict[str, Any]:
     """Memory: each worker's pools (bytes reserved, bytes in use, connections
-    they hold; refreshed by the worker at least every 100 ms while it runs),
-    their sums, the process's resident and shared bytes, and the interpreter's
-    allocated blocks."""
+    they hold; refreshed by the worker at least every 100 ms while it runs) and
+    what it holds against the memory budget (``budget_held``: request bodies
+    and unsent output), their sums, the budget (``memory_budget``), the
+    process's resident and shared bytes, and the interpreter's allocated
+    blocks."""
     eng = _lifecycle._reported_engine()
     workers = []
-    total = {"pool_bytes": 0, "pool_in_use": 0, "connections": 0}
+    total = {"pool_bytes": 0, "pool_in_use": 0, "connections": 0, "budget_held": 0}
     for i, c in enumerate(eng.worker_stats() if eng is not None else []):
         w = {"worker": i, "pool_bytes": c["pool_bytes"], "pool_in_use": c["pool_in_use"],
-             "connections": c["connections"]}
+             "connections": c["connections"], "budget_held": c["budget_held"]}
         for key in total:
             total[key] += w[key]
         workers.append(w)
-    return {"workers": workers, "total": total, **_memory(),
+    return {"workers": workers, "total": total,
+            "memory_budget": eng.memory_budget if eng is not None else 0, **_memory(),
             "python_allocated_blocks": sys.getallocatedblocks()}
 
 

@@ -44,6 +44,7 @@ void px__conn_free_output(px_conn_t *c)
     }
     c->out_head = c->out_tail = NULL;
     c->unsent = 0;
+    c->files = 0;
 }
 /* ---- output -------------------------------------------------------------- */
 
@@ -63,10 +64,12 @@ static px_seg_t *new_mem_seg(px_conn_t *c)
 
 static void append_seg(px_conn_t *c, px_seg_t *s)
 {
-    if (c->out_tail)
+    if (c->out_tail) {
         c->out_tail->next = s;
-    else
+    } else {
         c->out_head = s;
+        c->out_moved_ms = (uint32_t)c->w->wheel.now; /* waiting for the peer from now */
+    }
     c->out_tail = s;
 }
 
@@ -79,6 +82,23 @@ static void after_queue(px_conn_t *c)
         px__conn_hold_deadline(c);
         px__conn_stop_recv(c);
     }
+}
+
+void px_conn_wait_output(px_conn_t *c)
+{
+    if (c->state & (PX_CONN_CLOSING | PX_CONN_DEAD) || c->out_head == NULL)
+        return; /* nothing to wait for: output_moved would never resume it */
+    c->state |= PX_CONN_WAIT_OUT;
+    if (!(c->state & PX_CONN_BACKPRESSURE)) {
+        c->state |= PX_CONN_BACKPRESSURE;
+        px__conn_hold_deadline(c);
+        px__conn_stop_recv(c);
+    }
+}
+
+bool px_conn_paused(const px_conn_t *c)
+{
+    return px__conn_paused(c);
 }
 
 int px_conn_send(px_conn_t *c, const struct iovec *iov, int iovcnt)
@@ -138,6 +158,7 @@ int px_conn_sendfile(px_conn_t *c, int fd, off_t offset, size_t count)
     s->foff = offset;
     s->fleft = count;
     append_seg(c, s);
+    c->files++;
     c->unsent += count;
     after_queue(c);
     return 0;
@@ -203,6 +224,7 @@ static void send_file_seg(px_conn_t *c, px_seg_t *s)
         c->out_head = s->next;
         if (c->out_head == NULL)
             c->out_tail = NULL;
+        c->files--;
         close(s->fd);
         free(s);
     }
@@ -249,7 +271,9 @@ static void deliver_waiting(px_conn_t *c)
         return; /* its return marks c again */
     c->state &= ~PX_CONN_DELIVER;
     deliver_held(c);
-    if ((c->state & PX_CONN_END_HELD) && (c->in_head == NULL || px__conn_paused(c)) &&
+    /* Backpressure ends by itself: the end waits for the input held meanwhile. */
+    if ((c->state & PX_CONN_END_HELD) &&
+        (c->in_head == NULL || (px__conn_paused(c) && !(c->state & PX_CONN_BACKPRESSURE))) &&
         !px__conn_in_handler(c)) {
         c->state &= ~PX_CONN_END_HELD;
         conn_end(c, c->held_end);
@@ -295,14 +319,16 @@ void px__conn_flush(px_conn_t *c)
 static void output_moved(px_conn_t *c)
 {
     px__conn_touch(c);
+    c->out_moved_ms = (uint32_t)c->w->wheel.now;
     if (c->out_head) {
         px__worker_mark_dirty(c->w, c); /* partial write or more queued */
     } else if (c->state & PX_CONN_CLOSING) {
         px__conn_shut(c);
         return;
     }
-    if ((c->state & PX_CONN_BACKPRESSURE) && c->unsent <= c->w->e->cfg.send_low_water) {
-        c->state &= ~PX_CONN_BACKPRESSURE;
+    if ((c->state & PX_CONN_BACKPRESSURE) && c->unsent <= c->w->e->cfg.send_low_water &&
+        !((c->state & PX_CONN_WAIT_OUT) && c->files > 0)) {
+        c->state &= ~(PX_CONN_BACKPRESSURE | PX_CONN_WAIT_OUT);
         px__conn_unpause(c);
     }
     if (c->out_head == NULL && c->ep->handler.on_drain &&
@@ -409,6 +435,44 @@ static int hold_input(px_conn_t *c, const char *data, size_t len)
     return 0;
 }
 
+int px_conn_unread(px_conn_t *c, const char *data, size_t len)
+{
+    px_seg_t *first = NULL, *last = NULL;
+
+    if (c->state & (PX_CONN_CLOSING | PX_CONN_SHUT | PX_CONN_DEAD))
+        return 0; /* input is dropped from here on anyway */
+    /* Copied into a chain of its own, then put in front of what was held
+     * meanwhile (newer bytes). */
+    while (len > 0) {
+        px_seg_t *s = new_mem_seg(c);
+        size_t n = PX_MIN(len, PX_SEG_CAPACITY);
+
+        if (s == NULL) {
+            for (; first != NULL; first = s) {
+                s = first->next;
+                px_pool_free(&c->w->chunk_pool, first);
+            }
+            return -ENOMEM;
+        }
+        memcpy(s->data, data, n);
+        s->len = (uint32_t)n;
+        if (last)
+            last->next = s;
+        else
+            first = s;
+        last = s;
+        data += n;
+        len -= n;
+    }
+    if (last == NULL)
+        return 0;
+    last->next = c->in_head;
+    if (c->in_head == NULL)
+        c->in_tail = last;
+    c->in_head = first;
+    return 0;
+}
+
 /* Hand held input to the application until it pauses again (flush time). */
 static void deliver_held(px_conn_t *c)
 {
@@ -476,6 +540,12 @@ void px__conn_received(px_conn_t *c, const char *data, int res, bool more)
         px__worker_mark_dirty(c->w, c);
     } else if (res == -ECANCELED) {
         /* a cancelled receive: whoever cancelled it knows why */
+    } else if (res == 0 && c->in_head &&
+               !(c->state & (PX_CONN_CLOSING | PX_CONN_SHUT | PX_CONN_DEAD))) {
+        /* Read past a pause (pipelined requests waiting for their answers to
+         * drain): the end of the stream comes after them. */
+        c->state |= PX_CONN_EOF | PX_CONN_END_HELD;
+        c->held_end = 0;
     } else if (px__conn_in_handler(c) && !(c->state & (PX_CONN_SHUT | PX_CONN_DEAD))) {
         /* The handler is blocked on another thread: the end waits for it
          * (and for the input held meanwhile). */

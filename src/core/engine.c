@@ -119,6 +119,7 @@ int px_engine_create(const px_engine_config_t *cfg, const px_thread_hooks_t *hoo
     if (hooks)
         e->hooks = *hooks;
     e->nworkers = cfg->workers > 0 ? cfg->workers : usable_cpus();
+    px__budget_init(e);
     pthread_mutex_init(&e->lock, NULL);
     px__threads_init(e);
     px_mpsc_init(&e->main_q);

@@ -74,6 +74,7 @@ enum {
     PX_CONN_DRAIN_HELD = 1u << 17, /* on_drain waits for the handler to return */
     PX_CONN_STOP_AFTER = 1u << 18, /* shutdown: close once the running handler returns */
     PX_CONN_ATTEMPT = 1u << 19,    /* one connection attempt of a client (connect.c) */
+    PX_CONN_WAIT_OUT = 1u << 20,   /* px_conn_wait_output: no file queued to resume */
 };
 
 typedef struct px_endpoint {
@@ -111,11 +112,13 @@ struct px_conn {
     uint32_t ops;
     unsigned busy; /* calls on the stack that use c */
     int close_err;
+    uint32_t files; /* file ranges in the output queue */
     uint64_t id;
     px_seg_t *out_head, *out_tail;
     size_t unsent;
     px_seg_t *in_head, *in_tail; /* input read while paused, delivered on resume */
     int held_end;                /* END_HELD: 0 (EOF) or -errno */
+    uint32_t out_moved_ms;       /* wheel time (truncated) the output last moved */
     px_sendop_t *sendop;         /* in flight, or NULL */
     int send_res;                /* epoll: result waiting to be delivered */
     unsigned idle_ms;
@@ -208,6 +211,11 @@ struct px_worker {
     _Atomic uint64_t cpu_ns_final; /* CPU time when the thread ended */
     uint64_t pool_stats_at;        /* wheel time of the last pool figures */
     uint64_t release_at;           /* wheel time of the last release of idle memory */
+    /* Memory budget (budget.c): what this worker holds for its connections. */
+    int64_t body_bytes;       /* charged by the application (px_conn_charge) */
+    int64_t budget_published; /* its share of e->budget_used */
+    uint64_t budget_shed_at;  /* wheel time of the last look for slow readers */
+    px_timer_t budget_timer;  /* over budget: wakes the worker to look again */
     void *udata;
     bool stopping;
     px_msg_t stop_msg;
@@ -245,6 +253,11 @@ struct px_engine {
     bool started;
     _Atomic unsigned connections;
     _Atomic unsigned next_client_worker;
+    /* Memory budget (budget.c): the workers' figures, each published when it
+     * moved by budget_step since its last publication. */
+    int64_t budget;
+    int64_t budget_step;
+    _Alignas(PX_CACHELINE) _Atomic int64_t budget_used;
     _Atomic int running_workers;
     px_mpsc_t main_q;
     int main_fd;
@@ -369,6 +382,12 @@ void px__conn_connect_polled(px_conn_t *c, int res);
 int px__connect_start(px_conn_t *c, const struct sockaddr *addr, socklen_t len, bool *pending);
 /* An attempt of a race (race.c) connected (res 0) or failed. */
 void px__race_attempt_done(px_conn_t *c, int res);
+
+/* Memory budget (budget.c). */
+void px__budget_init(px_engine_t *e);
+/* With the pool figures (every POOL_STATS_TURNS turns, or POOL_STATS_MS when
+ * quiet): publish the worker's figure; over budget, close slow readers. */
+void px__budget_turn(px_worker_t *w);
 
 /* Connections, their I/O (conn_io.c). */
 /* Flush a connection's output: start a send if none is in flight, and

@@ -365,6 +365,7 @@ bool px__worker_turn(px_worker_t *w)
     if (w->turn % POOL_STATS_TURNS == 0 || w->wheel.now - w->pool_stats_at >= POOL_STATS_MS) {
         w->pool_stats_at = w->wheel.now;
         update_pool_stats(w);
+        px__budget_turn(w);
     }
     /* Checked at least once a second (the longest sleep): a release comes 1 to
      * 2 intervals after the memory was last used, plus up to a second. */

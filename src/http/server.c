@@ -318,7 +318,12 @@ int px_http_respond_file(px_http_exchange_t *x, int status, const char *content_
         close(fd);
         return rc;
     }
-    return px_conn_sendfile(x->conn, fd, offset, count);
+    rc = px_conn_sendfile(x->conn, fd, offset, count);
+    /* The next pipelined request waits until this file has gone: a connection
+     * holds one file open, however many requests it queues. */
+    if (rc == 0)
+        px_conn_wait_output(x->conn);
+    return rc;
 }
 
 /* An error answer, then close (the rest of the input cannot be trusted). */
@@ -439,6 +444,7 @@ static void free_state(px_conn_t *c)
 {
     http_conn_t *h = state_of(c);
     if (h) {
+        px_conn_charge(c, -(int64_t)h->cap);
         free(h->buf);
         free(h);
         px_conn_set_udata(c, NULL);
@@ -472,6 +478,7 @@ static int save_rest(px_conn_t *c, const char *buf, size_t len)
             return -ENOMEM;
         memcpy(p, buf, len);
         free(h->buf);
+        px_conn_charge(c, (int64_t)cap - (int64_t)h->cap);
         h->buf = p;
         h->cap = cap;
     } else {
@@ -517,6 +524,23 @@ static ssize_t answer_early(px_conn_t *c, px_http_server_t *s, px_http_request_t
     return took;
 }
 
+/* A new request body while the process is over its memory budget (with this
+ * body's announced length): refused with 503, as nginx refuses what it cannot
+ * buffer. A body already being received (the request at off 0 of our copy,
+ * its head seen before) was admitted then and goes on. */
+static bool refuse_body(px_conn_t *c, const px_http_request_t *req, size_t off)
+{
+    const http_conn_t *h = state_of(c);
+    size_t more = req->chunked ? 0 : (size_t)req->content_length;
+
+    if (off == 0 && h != NULL && (h->in_body || h->chunked))
+        return false;
+    if (!px_conn_over_budget(c, more))
+        return false;
+    PX_STAT_ADD(px_worker_stats(px_conn_worker(c)), budget_refused, 1);
+    return true;
+}
+
 /* Parse and answer every complete request at the start of buf. Returns the
  * bytes consumed, or -1 when the connection is closing. *want_continue is set
  * when the incomplete request at the end asked for 100-continue. Chunked bodies
@@ -538,6 +562,15 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
         size_t avail = len - off, body_len;
         int n;
 
+        /* Pipelined requests wait while the answers queued so far are over
+         * the high-water mark or a file is being sent (the caller gives the
+         * rest back to the engine, which delivers it again on resume). A
+         * request is only taken while reading goes on, so the first one
+         * needs no look. */
+        if (off > 0 && px_conn_paused(c)) {
+            PX_STAT_ADD(px_worker_stats(px_conn_worker(c)), pipeline_waits, 1);
+            break;
+        }
         req.headers = headers;
         req.num_headers = s->cfg.limits.max_headers;
         n = px_http_parse_request(p, avail, &req, &s->cfg.limits);
@@ -553,6 +586,10 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
                 return -1;
             off += (size_t)n + (size_t)took;
             continue;
+        }
+        if ((req.chunked || req.content_length > 0) && refuse_body(c, &req, off)) {
+            fail(c, s, 503);
+            return -1;
         }
         if (req.chunked) {
             http_conn_t *h = state_of(c);
@@ -605,6 +642,7 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
 /* An answered request's body goes on: the body deadline, no bytes held. */
 static void start_dropping(px_conn_t *c, px_http_server_t *s, http_conn_t *h)
 {
+    px_conn_charge(c, -(int64_t)h->cap);
     free(h->buf);
     h->buf = NULL;
     h->len = h->cap = 0;
@@ -648,6 +686,11 @@ static int http_on_data(px_conn_t *c, const char *data, size_t len)
         }
         if ((size_t)used == len)
             return 0;
+        if (px_conn_paused(c) && !in_body) {
+            if (px_conn_unread(c, data + used, len - (size_t)used) < 0)
+                fail(c, s, 500);
+            return 0;
+        }
         if (save_rest(c, data + used, len - (size_t)used) < 0) {
             fail(c, s, 500);
             return 0;
@@ -660,6 +703,7 @@ static int http_on_data(px_conn_t *c, const char *data, size_t len)
                 fail(c, s, 500);
                 return 0;
             }
+            px_conn_charge(c, (int64_t)cap - (int64_t)h->cap);
             h->buf = p;
             h->cap = cap;
         }
@@ -676,6 +720,16 @@ static int http_on_data(px_conn_t *c, const char *data, size_t len)
     }
     if ((size_t)used == h->len) {
         free_state(c); /* an idle connection keeps no HTTP state */
+        px_conn_set_deadline(c, 0);
+        return 0;
+    }
+    if (px_conn_paused(c) && !in_body) {
+        /* Stopped between requests: the rest waits in the engine, whole. */
+        if (px_conn_unread(c, h->buf + used, h->len - (size_t)used) < 0) {
+            fail(c, s, 500);
+            return 0;
+        }
+        free_state(c);
         px_conn_set_deadline(c, 0);
         return 0;
     }

@@ -178,30 +178,23 @@ static int ms_option(PyObject *value, double max, const char *message, unsigned 
 static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     px_module_state_t *st = PyType_GetModuleState(type); /* Engine has no subclasses */
-    static char *kwlist[] = {"workers",
-                             "backend",
-                             "max_connections",
-                             "recv_buffer_size",
-                             "recv_buffers",
-                             "send_high_water",
-                             "send_low_water",
-                             "turn_budget",
-                             "handoff_ms",
-                             "pool_idle_ms",
-                             NULL};
+    static char *kwlist[] = {"workers",          "backend",       "max_connections",
+                             "recv_buffer_size", "recv_buffers",  "send_high_water",
+                             "send_low_water",   "turn_budget",   "handoff_ms",
+                             "pool_idle_ms",     "memory_budget", NULL};
     px_engine_config_t cfg;
     const char *backend = "auto";
     int workers = 0;
-    unsigned long long high = 0, low = 0, budget = 0;
+    unsigned long long high = 0, low = 0, budget = 0, memory_budget = 0;
     PyObject *handoff = NULL, *pool_idle = NULL;
     px_thread_hooks_t hooks;
     px_py_engine_obj_t *self;
     int rc, i;
 
     px_engine_config_default(&cfg);
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$isIIIKKKOO:Engine", kwlist, &workers, &backend,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$isIIIKKKOOK:Engine", kwlist, &workers, &backend,
                                      &cfg.max_connections, &cfg.recv_buffer_size, &cfg.recv_buffers,
-                                     &high, &low, &budget, &handoff, &pool_idle))
+                                     &high, &low, &budget, &handoff, &pool_idle, &memory_budget))
         return NULL;
     if ((handoff != NULL &&
          ms_option(handoff, 3600e3, "handoff_ms must be between 0 (no hand-off) and 3600000",
@@ -232,6 +225,7 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         cfg.send_low_water = low;
     if (budget)
         cfg.turn_budget = budget;
+    cfg.memory_budget = (size_t)memory_budget; /* 0: derived from the machine */
     if (cfg.send_low_water > cfg.send_high_water) {
         PyErr_SetString(PyExc_ValueError, "send_low_water must not exceed send_high_water");
         return NULL;
@@ -579,6 +573,14 @@ static int set_raise_errors(PyObject *op, PyObject *value, void *c)
     return 0;
 }
 
+static PyObject *get_memory_budget(PyObject *op, void *c)
+{
+    px_engine_t *e = ((px_py_engine_obj_t *)op)->e;
+
+    (void)c;
+    return PyLong_FromSize_t(e ? px_engine_memory_budget(e) : 0);
+}
+
 static PyObject *get_clients(PyObject *op, void *c)
 {
     (void)c;
@@ -715,6 +717,8 @@ static PyGetSetDef engine_getset[] = {
      NULL},
     {"handoff_ms", get_handoff_ms, NULL,
      "a worker blocked this long in a callback goes to a spare thread (0: never)", NULL},
+    {"memory_budget", get_memory_budget, NULL,
+     "bytes of request bodies and unsent output the process holds at most", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
