@@ -32,6 +32,10 @@ typedef struct px_http_config {
     unsigned body_timeout_ms;      /* complete body once the head is in */
     const char *server_name;       /* Server header; borrowed: must outlive the
                                       server */
+    bool fallback_takes_body;      /* the app may read the body of a request no
+                                      route matched (default); false: such a
+                                      request is answered before its body, which
+                                      is dropped unread */
 } px_http_config_t;
 
 /* Fill cfg with the defaults above and px_http_limits_default's. */

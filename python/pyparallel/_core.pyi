@@ -112,8 +112,11 @@ class Engine:
                                  tuple[frozenset[str] | None, frozenset[str]]]] | None = None,
         fd: int = -1,
         error_type: type[BaseException] | None = None,
+        fallback_takes_body: bool = True,
     ) -> int:
-        """Serve an HTTP application on host:port; returns the bound port."""
+        """Serve an HTTP application on host:port; returns the bound port.
+        fallback_takes_body False: a request no route matches is answered
+        before its body arrives (the body is dropped unread)."""
     def start(self) -> None:
         """Start the worker threads (once; later calls do nothing)."""
     def shutdown(self, timeout: float = 5.0, /) -> None:

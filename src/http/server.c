@@ -66,6 +66,7 @@ void px_http_config_default(px_http_config_t *cfg)
     cfg->head_timeout_ms = PX_HTTP_HEAD_TIMEOUT_MS;
     cfg->body_timeout_ms = PX_HTTP_BODY_TIMEOUT_MS;
     cfg->server_name = PX_HTTP_SERVER_NAME;
+    cfg->fallback_takes_body = true;
 }
 
 int px_http_server_new(const px_http_config_t *cfg, px_http_app_fn app, void *udata,
@@ -243,7 +244,7 @@ static bool takes_body(const px_http_server_t *s, const px_http_request_t *req)
     id = px_http_router_match(s->router, req->method, req->path, &m);
     if (id == -EPERM)
         return false;
-    return id < 0 || s->takes_body[id];
+    return id < 0 ? s->cfg.fallback_takes_body : s->takes_body[id];
 }
 
 static void answer(px_conn_t *c, px_http_server_t *s, const px_http_request_t *req,

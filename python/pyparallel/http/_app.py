@@ -208,7 +208,10 @@ class HttpServer:
         port = engine.listen_http(host, port, app, dict(cls.static_routes),
                                   server_name=cls.server_name, response_type=Response,
                                   json_default=cls.json_default, routes=routes, fd=fd,
-                                  error_type=HttpError, **cls.limits)
+                                  error_type=HttpError,
+                                  # the default fallback is a 404 that reads no body
+                                  fallback_takes_body=cls.__call__ is not HttpServer.__call__,
+                                  **cls.limits)
         return int(port)
 
     @classmethod

@@ -135,6 +135,18 @@ def test_body_to_a_get_only_route_is_answered_before_it_is_sent(app: ServerProce
         assert c.read_reply().body == b"hello"
 
 
+def test_body_to_no_route_is_404_before_it_is_sent(app: ServerProcess) -> None:
+    """No route matches and the app keeps the default fallback (a 404 that
+    reads nothing): the 404 comes before the body, which is dropped unread."""
+    with Conn(app.port) as c:
+        c.send(f"POST /no/such/route HTTP/1.1\r\n{H}Content-Length: 90000\r\n\r\n".encode())
+        reply = c.read_reply()
+        assert reply.status == 404
+        assert "connection" not in reply.headers
+        c.send(b"b" * 90_000 + request("GET", "/hello"))
+        assert c.read_reply().body == b"hello"
+
+
 def test_body_too_big_for_the_limit_is_413_at_once(app: ServerProcess) -> None:
     with Conn(app.port) as c:
         c.send(f"POST /tree/x HTTP/1.1\r\n{H}Content-Length: 100000000\r\n\r\n".encode())
