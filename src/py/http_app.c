@@ -378,8 +378,7 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     if (!PyArg_ParseTupleAndKeywords(
             args, kwds, "siO|OdddKnnns$OOOiOp:listen_http", kwlist, &host, &port, &app, &statics,
             &ka, &head_t, &body_t, &max_body, &max_headers, &max_line, &max_head, &server_name,
-            &response_type, &json_default, &routes, &listen_fd, &error_type,
-            &fallback_takes_body))
+            &response_type, &json_default, &routes, &listen_fd, &error_type, &fallback_takes_body))
         return NULL;
     if (response_type && response_type != Py_None && !PyType_Check(response_type)) {
         PyErr_SetString(PyExc_TypeError, "response_type must be a class");
