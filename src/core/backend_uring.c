@@ -416,9 +416,14 @@ static void uring_release_idle(px_worker_t *w)
     struct io_uring_cqe *cqe;
     unsigned head, bid, start;
 
+    /* A handler still reading a buffer (on a thread the worker was handed
+     * from) would find it cleared and lend it twice; completions the kernel
+     * keeps in its overflow list name buffers the loop below cannot see. */
+    if (u->reading || io_uring_cq_has_overflow(&u->ring))
+        return;
     if (!u->registered)
-        goto again;
-    if (u->received || !u->resident || u->reading) {
+        goto again; /* the last registration failed: every buffer is ours */
+    if (u->received || !u->resident) {
         u->received = false;
         return;
     }

@@ -94,7 +94,10 @@ bool px_conn_over_budget(const px_conn_t *c, size_t more)
 
     /* This worker's own figure exactly, the others' as last published. */
     used += held(w) - w->budget_published;
-    return more > (size_t)INT64_MAX || used + (int64_t)more > w->e->budget;
+    if (used < 0)
+        used = 0; /* figures published by steps may lag below zero */
+    /* Compared by difference: used + more may not fit in 64 bits. */
+    return used > w->e->budget || more > (size_t)(w->e->budget - used);
 }
 
 /* Unsent output in memory (file ranges cost no memory). */

@@ -217,8 +217,12 @@ void px__listener_rearm(px_timer_t *t)
 
     if (w->stopping || l->closed || l->fd < 0 || l->armed)
         return;
-    if (w->be->listen(w, l) < 0)
+    /* Still no memory for the accept: try again later rather than leave
+     * this worker's share of the port unserved. */
+    if (w->be->listen(w, l) < 0) {
         PX_STAT_ADD(&w->stats, errors, 1);
+        px_timer_start(&w->wheel, &l->backoff_timer, ACCEPT_PAUSE_MS);
+    }
 }
 
 bool px__listener_backoff(px_listener_t *l, int err)

@@ -116,12 +116,12 @@ static int respond_common(px_http_exchange_t *x, int status, const char *content
     if (px_http_check_response_fields(status, px_http_reason(status), content_type, extra,
                                       extra_len, &fault) < 0)
         return refuse_fields(x, &fault);
-    x->responded = true;
     if (px_conn_draining(x->conn))
         x->keep_alive = false; /* shutting down: the last answer on this connection */
     n = write_head(x, head, sizeof(head), status, content_type, length);
     if (n < 0)
-        return n;
+        return n; /* a head too long for the buffer: not answered, so a 500 goes instead */
+    x->responded = true;
     iov[cnt++] = (struct iovec){head, (size_t)n};
     if (extra && extra_len)
         iov[cnt++] = (struct iovec){(void *)extra, extra_len};

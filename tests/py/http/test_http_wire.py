@@ -107,6 +107,13 @@ def test_clean_headers_still_sent(wire: ServerProcess) -> None:
     assert status == 200 and b"\r\nContent-Type: text/html; charset=utf-8\r\n" in head, head
 
 
+def test_head_too_long_for_its_buffer_is_500(wire: ServerProcess) -> None:
+    """A valid content type longer than the head buffer: a 500, not a
+    connection left waiting for an answer that never comes."""
+    status, head = head_of(exchange(wire.port, "/ctype?t=text/" + "a" * 1500))
+    assert status == 500, head
+
+
 def test_header_pairs_repeat(wire: ServerProcess) -> None:
     """headers as (name, value) pairs: a name may repeat (Set-Cookie)."""
     status, head = head_of(exchange(wire.port, "/pairs?value=b%3D2"))
