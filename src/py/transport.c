@@ -12,6 +12,7 @@
  * the callback, which is the right one on both sides of a hand-off. */
 #include "transport.h"
 #include "stm.h"
+#include "px/clock.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -190,12 +191,15 @@ static PyObject *send_waiting(PyObject *self, PyObject *data, double wait)
 {
     struct timespec ms = {0, 1000000};
     PyObject *r = control(self, OP_SEND, data);
-    double left = wait;
+    uint64_t end = px_now_ns() + (uint64_t)(wait * 1e9);
 
-    while (r == Py_False && left > 0) {
+    while (r == Py_False && px_now_ns() < end) {
+        PyThreadState *ts;
+
         Py_DECREF(r);
-        Py_BEGIN_ALLOW_THREADS nanosleep(&ms, NULL);
-        Py_END_ALLOW_THREADS left -= 0.001;
+        ts = PyEval_SaveThread();
+        nanosleep(&ms, NULL);
+        PyEval_RestoreThread(ts);
         if (PyErr_CheckSignals() < 0)
             return NULL;
         r = control(self, OP_SEND, data);
@@ -215,8 +219,8 @@ static PyObject *transport_send(PyObject *self, PyObject *args, PyObject *kwds)
         wait = PyFloat_AsDouble(wait_obj);
         if (wait == -1.0 && PyErr_Occurred())
             return NULL;
-        if (wait < 0) {
-            PyErr_SetString(PyExc_ValueError, "wait must not be negative");
+        if (!(wait >= 0 && wait <= 86400.0 * 365)) {
+            PyErr_SetString(PyExc_ValueError, "wait must be a number of seconds (0 to a year)");
             return NULL;
         }
     }

@@ -117,13 +117,15 @@ def test_proxy_pair_on_two_workers(spawn, backend: str) -> None:
 def test_sends_from_every_kind_of_thread(spawn, backend: str) -> None:
     srv = spawn("xthread_app.py", backend=backend)
     with connect(srv.ports["hub"]) as s:
-        s.sendall(b"main\nwork\ntimer\nthread\n")
+        s.sendall(b"main\nwork\ntimer\nthread\nowner\n")
         buf = b""
-        while buf.count(b"\n") < 4:
+        while buf.count(b"\n") < 5:
             data = s.recv(4096)
             assert data, f"closed early: {buf!r}"
             buf += data
-    assert sorted(buf.splitlines()) == [b"from main", b"from thread", b"from timer", b"from work"]
+    assert sorted(buf.splitlines()) == [b"from main", b"from owner", b"from thread",
+                                        b"from timer", b"from work"]
+    assert srv.wait_line("^OWNER ").split()[1:] == ["send=True", "wait=-1:ValueError"]
 
 
 def test_calls_after_close(spawn, backend: str) -> None:

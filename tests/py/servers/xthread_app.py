@@ -10,6 +10,8 @@ pair    greets with ``HELLO worker id``; a client that sends ``PEER id`` is
 hub     sends on its own transport from elsewhere, one line command each:
         ``main`` (the main thread), ``work`` (a work callback), ``timer`` (a
         timer callback), ``thread`` (a plain thread) each answer ``from X``;
+        ``owner`` sends from the connection's own callback and prints
+        ``OWNER send=result wait=-1:what a negative wait gave``;
         ``after`` closes from a plain thread, then tries again and prints
         ``AFTER ...`` with what each call gave; ``flood`` sends 64 KiB
         chunks from a plain thread until one is refused, prints ``REFUSED
@@ -120,6 +122,14 @@ class Hub:
                 threading.Thread(target=transport.send, args=(b"from thread\n",)).start()
             elif line == b"after":
                 threading.Thread(target=_after, args=(transport,)).start()
+            elif line == b"owner":
+                try:
+                    transport.send(b"", wait=-1)
+                    bad_wait = "accepted"
+                except ValueError:
+                    bad_wait = "ValueError"
+                taken = transport.send(b"from owner\n")
+                say(f"OWNER send={taken!r} wait=-1:{bad_wait}")
             elif line == b"flood":
                 threading.Thread(target=_flood, args=(transport,)).start()
 
