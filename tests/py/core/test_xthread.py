@@ -134,9 +134,9 @@ def test_calls_after_close(spawn, backend: str) -> None:
         s.sendall(b"after\n")
         s.settimeout(10)
         assert s.recv(1) == b""
-    line = srv.wait_line("^AFTER ")
-    assert line.split()[1:] == ["close=None", "closed=True", "send=ConnectionError",
-                                "pause=ConnectionError"]
+    expected = ["close=None", "closed=True", "send=ConnectionError", "pause=ConnectionError"]
+    assert srv.wait_line("^AFTER ").split()[1:] == expected
+    assert srv.wait_line("^AFTER-GONE ").split()[1:] == expected + ["abort=None"]
 
 
 def test_backpressure_seen_by_another_thread(spawn, backend: str) -> None:

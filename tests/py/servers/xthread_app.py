@@ -13,7 +13,8 @@ hub     sends on its own transport from elsewhere, one line command each:
         ``owner`` sends from the connection's own callback and prints
         ``OWNER send=result wait=-1:what a negative wait gave``;
         ``after`` closes from a plain thread, then tries again and prints
-        ``AFTER ...`` with what each call gave; ``flood`` sends 64 KiB
+        ``AFTER ...`` with what each call gave, and ``AFTER-GONE ...`` once
+        the connection is gone; ``flood`` sends 64 KiB
         chunks from a plain thread until one is refused, prints ``REFUSED
         taken unsent``, then sends ``END`` waiting for room and prints
         ``RESUMED result``.
@@ -82,8 +83,7 @@ class Pair:
             self.peer.close()  # the other side goes too, from this worker
 
 
-def _after(transport: px.Transport) -> None:
-    transport.close()
+def _calls_after_close(transport: px.Transport) -> str:
     results = [f"close={transport.close()!r}", f"closed={transport.closed}"]
     for name, call in (("send", lambda: transport.send(b"late\n")),
                        ("pause", transport.pause_reading)):
@@ -91,7 +91,15 @@ def _after(transport: px.Transport) -> None:
             results.append(f"{name}={call()!r}")
         except ConnectionError as exc:
             results.append(f"{name}={type(exc).__name__}")
-    say("AFTER " + " ".join(results))
+    return " ".join(results)
+
+
+def _after(transport: px.Transport) -> None:
+    transport.close()
+    say("AFTER " + _calls_after_close(transport))
+    # Once the connection is freed the same calls answer the same.
+    if transport.protocol.lost.wait(10):
+        say("AFTER-GONE " + _calls_after_close(transport) + f" abort={transport.abort()!r}")
 
 
 def _flood(transport: px.Transport) -> None:
@@ -109,6 +117,12 @@ def _flood(transport: px.Transport) -> None:
 
 class Hub:
     line_mode = True
+
+    def connection_made(self, transport: px.Transport) -> None:
+        self.lost = threading.Event()
+
+    def connection_lost(self, transport: px.Transport, exc: object) -> None:
+        self.lost.set()
 
     def lines_received(self, transport: px.Transport, lines: list[bytes]) -> None:
         for line in lines:
