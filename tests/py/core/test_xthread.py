@@ -145,9 +145,11 @@ def test_backpressure_seen_by_another_thread(spawn, backend: str) -> None:
     s.sendall(b"flood\n")
     refused = srv.wait_line("^REFUSED ", timeout=30).split()
     assert refused[1] != "never"
-    taken, unsent = int(refused[1]), int(refused[2])
-    assert unsent > 1 << 20  # over the high-water mark (the default, 1 MiB)
-    assert taken < 64 << 20  # the kernel's buffers and the mark, not more
+    # Refused once over the mark (1 MiB): what it took is the kernel's buffers
+    # and the mark, not more. (The level printed after the refusal may already
+    # be lower: the kernel may still be taking bytes.)
+    taken = int(refused[1])
+    assert taken < 64 << 20
     n = 0
     tail = b""
     s.settimeout(30)
