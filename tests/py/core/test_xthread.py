@@ -128,6 +128,27 @@ def test_sends_from_every_kind_of_thread(spawn, backend: str) -> None:
     assert srv.wait_line("^OWNER ").split()[1:] == ["send=True", "wait=-1:ValueError"]
 
 
+def test_pause_and_resume_from_elsewhere(spawn, backend: str) -> None:
+    """A plain thread pauses a connection; another connection's callback
+    resumes it: input waits in between, then is served."""
+    srv = spawn("xthread_app.py", backend=backend)
+    with connect(srv.ports["hub"]) as s, connect(srv.ports["hub"]) as other:
+        s.sendall(b"pause\n")
+        line = recv_until_line(s)
+        assert line.startswith(b"paused "), line
+        s.sendall(b"thread\n")
+        s.settimeout(0.5)
+        try:
+            early = s.recv(100)
+        except TimeoutError:
+            early = b""
+        assert early == b""  # paused: the command waits
+        other.sendall(b"resume %d\n" % int(line.split()[1]))
+        assert recv_until_line(other) == b"resumed\n"
+        s.settimeout(10)
+        assert recv_until_line(s) == b"from thread\n"
+
+
 def test_calls_after_close(spawn, backend: str) -> None:
     srv = spawn("xthread_app.py", backend=backend)
     with connect(srv.ports["hub"]) as s:

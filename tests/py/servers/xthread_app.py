@@ -10,7 +10,9 @@ pair    greets with ``HELLO worker id``; a client that sends ``PEER id`` is
 hub     sends on its own transport from elsewhere, one line command each:
         ``main`` (the main thread), ``work`` (a work callback), ``timer`` (a
         timer callback), ``thread`` (a plain thread) each answer ``from X``;
-        ``owner`` sends from the connection's own callback and prints
+        ``pause`` pauses reading from a plain thread, which then sends
+        ``paused id``; ``resume id`` resumes that connection from this one's
+        callback and answers ``resumed``; ``owner`` sends from the connection's own callback and prints
         ``OWNER send=result wait=-1:what a negative wait gave``;
         ``after`` closes from a plain thread, then tries again and prints
         ``AFTER ...`` with what each call gave, and ``AFTER-GONE ...`` once
@@ -31,6 +33,7 @@ import pyparallel as px
 _lock = threading.Lock()
 _chat: dict[int, px.Transport] = {}
 _pairs: dict[int, px.Transport] = {}
+_hubs: dict[int, px.Transport] = {}
 
 
 class Chat:
@@ -102,6 +105,12 @@ def _after(transport: px.Transport) -> None:
         say("AFTER-GONE " + _calls_after_close(transport) + f" abort={transport.abort()!r}")
 
 
+def _pause(transport: px.Transport) -> None:
+    transport.pause_reading()
+    # Posted after the pause by the same thread: applied after it.
+    transport.send(b"paused %d\n" % transport.id)
+
+
 def _flood(transport: px.Transport) -> None:
     chunk = b"f" * 65536
     taken = 0
@@ -120,8 +129,12 @@ class Hub:
 
     def connection_made(self, transport: px.Transport) -> None:
         self.lost = threading.Event()
+        with _lock:
+            _hubs[transport.id] = transport
 
     def connection_lost(self, transport: px.Transport, exc: object) -> None:
+        with _lock:
+            _hubs.pop(transport.id, None)
         self.lost.set()
 
     def lines_received(self, transport: px.Transport, lines: list[bytes]) -> None:
@@ -136,6 +149,13 @@ class Hub:
                 threading.Thread(target=transport.send, args=(b"from thread\n",)).start()
             elif line == b"after":
                 threading.Thread(target=_after, args=(transport,)).start()
+            elif line == b"pause":
+                threading.Thread(target=_pause, args=(transport,)).start()
+            elif line.startswith(b"resume "):
+                with _lock:
+                    other = _hubs[int(line.split()[1])]
+                other.resume_reading()
+                transport.send(b"resumed\n")
             elif line == b"owner":
                 try:
                     transport.send(b"", wait=-1)
