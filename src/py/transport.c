@@ -55,6 +55,7 @@ px_py_transport_t *px_py_transport_new(px_conn_t *c, px_py_proto_spec_t *spec, P
     t->fd = px_conn_fd(c);
     t->conn = c;
     t->worker = px_conn_worker(c);
+    t->worker_index = px_worker_index(t->worker);
     t->spec = spec;
     t->protocol = Py_NewRef(protocol);
     t->id = px_conn_id(c);
@@ -348,15 +349,14 @@ static PyObject *get_unsent(PyObject *self, void *c)
 static PyObject *get_worker(PyObject *self, void *c)
 {
     (void)c;
-    return PyLong_FromLong(px_worker_index(((px_py_transport_t *)self)->worker));
+    return PyLong_FromLong(((px_py_transport_t *)self)->worker_index);
 }
 
 static PyObject *transport_repr(PyObject *self)
 {
     px_py_transport_t *t = (px_py_transport_t *)self;
     return PyUnicode_FromFormat("<Transport id=%llu worker=%d%s>", (unsigned long long)t->id,
-                                px_worker_index(t->worker),
-                                px_handle_closed(t->handle) ? " closed" : "");
+                                t->worker_index, px_handle_closed(t->handle) ? " closed" : "");
 }
 
 static int transport_traverse(PyObject *self, visitproc visit, void *arg)

@@ -10,6 +10,7 @@ typedef struct px_py_transport {
     px_handle_t *handle;           /* the connection from other threads */
     int fd;                        /* the socket, for its addresses */
     px_worker_t *worker;
+    int worker_index; /* kept: readable after the engine is gone */
     px_py_proto_spec_t *spec;
     PyObject *protocol;
     uint64_t id;
