@@ -10,8 +10,9 @@
  *
  * Order: the calls made by one thread on one handle are applied in the order
  * made (the worker's inbox is first in, first out); calls of different threads
- * interleave as they reach the inbox. A call on the handle and a px_conn_*
- * call of the owner are not ordered against each other.
+ * interleave as they reach the inbox. A px_conn_* call of the owner is not
+ * ordered against them by itself: an owner that must come after what others
+ * posted posts too (with force) while px_handle_pending says calls wait.
  *
  * Backpressure: bytes posted and not yet queued on the connection count with
  * its unsent output; above the engine's send_high_water a send is refused
@@ -60,6 +61,10 @@ int px_handle_abort(px_handle_t *h);
  * closing or gone, -ESHUTDOWN, -ENOMEM. */
 int px_handle_pause(px_handle_t *h);
 int px_handle_resume(px_handle_t *h);
+
+/* True while calls posted through h have not been applied (or dropped) yet:
+ * an owner's call made directly now would overtake them. */
+bool px_handle_pending(const px_handle_t *h);
 
 /* True once the connection is closing or gone (or a close was posted). */
 bool px_handle_closed(const px_handle_t *h);

@@ -46,6 +46,7 @@ px_handle_t *px_conn_handle(px_conn_t *c)
     atomic_init(&h->closed, px_conn_closing(c));
     atomic_init(&h->gone, false);
     atomic_init(&h->posted, 0);
+    atomic_init(&h->pending, 0);
     atomic_init(&h->unsent, c->unsent);
     h->w = c->w;
     h->c = c;
@@ -112,6 +113,7 @@ static void msg_free(handle_msg_t *m)
 {
     if (m->op == HOP_SEND)
         atomic_fetch_sub_explicit(&m->h->posted, m->len, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&m->h->pending, 1, memory_order_release);
     px_handle_release(m->h);
     free(m);
 }
@@ -146,6 +148,7 @@ static int post(px_handle_t *h, handle_msg_t *m)
     int rc;
 
     px_handle_ref(h);
+    atomic_fetch_add_explicit(&h->pending, 1, memory_order_relaxed);
     m->h = h;
     px_msg_init(&m->msg, msg_run, msg_drop);
     rc = px_worker_submit(h->w, &m->msg);
@@ -226,6 +229,11 @@ int px_handle_pause(px_handle_t *h)
 int px_handle_resume(px_handle_t *h)
 {
     return control(h, HOP_RESUME);
+}
+
+bool px_handle_pending(const px_handle_t *h)
+{
+    return atomic_load_explicit(&h->pending, memory_order_acquire) != 0;
 }
 
 bool px_handle_closed(const px_handle_t *h)

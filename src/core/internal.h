@@ -139,10 +139,11 @@ struct px_conn {
 /* A connection as other threads hold it (px/handle.h, handle.c). */
 struct px_handle {
     _Atomic unsigned refs;
-    _Atomic bool closed;   /* closing, or a close was posted: sends refused */
-    _Atomic bool gone;     /* the connection was freed */
-    _Atomic size_t posted; /* bytes posted, not yet queued on the connection */
-    _Atomic size_t unsent; /* the connection's unsent output, as last published */
+    _Atomic bool closed;      /* closing, or a close was posted: sends refused */
+    _Atomic bool gone;        /* the connection was freed */
+    _Atomic size_t posted;    /* bytes posted, not yet queued on the connection */
+    _Atomic unsigned pending; /* calls posted, not yet applied (or dropped) */
+    _Atomic size_t unsent;    /* the connection's unsent output, as last published */
     px_worker_t *w;
     px_conn_t *c; /* the owning worker only: NULL once freed */
     uint64_t id;

@@ -162,6 +162,7 @@ static void ordered_sends_then_close(int port)
     PX_CHECK_EQ(atomic_load(&closes), 1);
     /* Gone: still answered, from the handle alone. */
     PX_CHECK_EQ(px_handle_queued(h), 0);
+    PX_CHECK(!px_handle_pending(h));
     PX_CHECK_EQ(px_handle_close(h), 0);
     PX_CHECK_EQ(px_handle_abort(h), 0);
     PX_CHECK_EQ(px_handle_pause(h), -ENOTCONN);
