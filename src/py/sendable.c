@@ -202,14 +202,15 @@ int px_py_send(px_module_state_t *st, px_conn_t *c, PyObject *obj)
     return gather_flush(c, &g);
 }
 
-int px_py_send_posted(px_module_state_t *st, px_handle_t *h, PyObject *obj)
+int px_py_send_posted(px_module_state_t *st, px_handle_t *h, PyObject *obj, bool force)
 {
     gather_t g;
     int rc;
 
     g.st = st;
     g.h = h;
-    g.force = g.refused = false;
+    g.force = force;
+    g.refused = false;
     g.n = 0;
     rc = send_one(NULL, obj, &g, 0);
     if (rc == 0)
@@ -218,6 +219,25 @@ int px_py_send_posted(px_module_state_t *st, px_handle_t *h, PyObject *obj)
     if (rc < 0)
         return -1;
     return g.refused ? 0 : 1;
+}
+
+bool px_py_sendable_has_file(px_module_state_t *st, PyObject *obj)
+{
+    if (PyTuple_Check(obj) || PyList_Check(obj)) {
+        Py_ssize_t i, n = PySequence_Size(obj);
+        bool found = false;
+        for (i = 0; i < n && !found; i++) {
+            PyObject *item = PySequence_GetItem(obj, i);
+            if (item == NULL) {
+                PyErr_Clear();
+                return false;
+            }
+            found = Py_IS_TYPE(item, st->sendfile_type);
+            Py_DECREF(item);
+        }
+        return found;
+    }
+    return Py_IS_TYPE(obj, st->sendfile_type);
 }
 
 /* ---- the SendFile type --------------------------------------------------- */

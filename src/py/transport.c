@@ -7,7 +7,9 @@
  * Any other thread (another worker's callbacks, the main thread, a plain
  * thread) goes through the connection's handle (px/handle.h): its calls are
  * posted to the owning worker, in order per calling thread, and never touch
- * the px_conn_t, which may be gone by then.
+ * the px_conn_t, which may be gone by then. While such calls wait, the
+ * owner's own calls are posted behind them: a call that happens after
+ * another (by program order or synchronisation) is applied after it.
  * The current transport is a thread-local: it follows the thread that runs
  * the callback, which is the right one on both sides of a hand-off. */
 #include "transport.h"
@@ -122,8 +124,10 @@ enum op {
     OP_RESUME
 };
 
-/* From a thread that does not own the connection: posted. */
-static PyObject *control_posted(PyObject *self, enum op op, PyObject *data)
+/* From a thread that does not own the connection, or from the owner while
+ * other threads' calls wait on the worker (owner: a send is always taken):
+ * posted. */
+static PyObject *control_posted(PyObject *self, enum op op, PyObject *data, bool owner)
 {
     px_py_transport_t *t = (px_py_transport_t *)self;
     int rc = 0;
@@ -132,7 +136,7 @@ static PyObject *control_posted(PyObject *self, enum op op, PyObject *data)
     case OP_SEND:
         if (px_handle_closed(t->handle))
             break; /* raised below */
-        rc = px_py_send_posted(PyType_GetModuleState(Py_TYPE(self)), t->handle, data);
+        rc = px_py_send_posted(PyType_GetModuleState(Py_TYPE(self)), t->handle, data, owner);
         return rc < 0 ? NULL : PyBool_FromLong(rc);
     case OP_CLOSE: rc = px_handle_close(t->handle); break;
     case OP_ABORT: rc = px_handle_abort(t->handle); break;
@@ -148,6 +152,15 @@ static PyObject *control_posted(PyObject *self, enum op op, PyObject *data)
     Py_RETURN_NONE;
 }
 
+/* On the owning worker: calls other threads posted and the worker has not
+ * applied yet come first, so this one is posted behind them. A sendfile()
+ * cannot travel: it is sent directly. */
+static bool owner_must_post(px_py_transport_t *t, enum op op, PyObject *data)
+{
+    return px_handle_pending(t->handle) &&
+           (op != OP_SEND || !px_py_sendable_has_file(PyType_GetModuleState(Py_TYPE(t)), data));
+}
+
 /* Close and abort of a closed transport do nothing; the rest raise. A send
  * returns True when the data was taken: always on the owning worker; from
  * another thread False when the connection's output (posted bytes included)
@@ -160,7 +173,9 @@ static PyObject *control(PyObject *self, enum op op, PyObject *data)
     px_conn_t *c;
 
     if (!on_own_worker(t))
-        return control_posted(self, op, data);
+        return control_posted(self, op, data, false);
+    if (owner_must_post(t, op, data) && !px_handle_closed(t->handle))
+        return control_posted(self, op, data, true);
     entered = px_py_engine_enter(t->worker);
     if (op == OP_CLOSE && px_handle_closed(t->handle))
         goto out; /* a close from another thread is on its way */

@@ -128,6 +128,21 @@ def test_sends_from_every_kind_of_thread(spawn, backend: str) -> None:
     assert srv.wait_line("^OWNER ").split()[1:] == ["send=True", "wait=-1:ValueError"]
 
 
+def test_owner_after_what_others_posted(spawn, backend: str) -> None:
+    """A plain thread posts lines while the owner's callback waits for it;
+    what the callback then sends (and returns) comes after them."""
+    srv = spawn("xthread_app.py", backend=backend)
+    with connect(srv.ports["hub"]) as s:
+        s.sendall(b"overtake\n")
+        buf = b""
+        while buf.count(b"\n") < 302:
+            data = s.recv(65536)
+            assert data, f"closed early: {buf[-200:]!r}"
+            buf += data
+    expected = [b"p %d" % i for i in range(300)] + [b"owner-send", b"owner-return"]
+    assert buf.splitlines() == expected
+
+
 def test_pause_and_resume_from_elsewhere(spawn, backend: str) -> None:
     """A plain thread pauses a connection; another connection's callback
     resumes it: input waits in between, then is served."""

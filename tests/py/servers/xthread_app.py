@@ -105,6 +105,12 @@ def _after(transport: px.Transport) -> None:
         say("AFTER-GONE " + _calls_after_close(transport) + f" abort={transport.abort()!r}")
 
 
+def _post_lines(transport: px.Transport, posted: threading.Event) -> None:
+    for i in range(300):
+        transport.send(b"p %d\n" % i)
+    posted.set()
+
+
 def _pause(transport: px.Transport) -> None:
     transport.pause_reading()
     # Posted after the pause by the same thread: applied after it.
@@ -137,7 +143,7 @@ class Hub:
             _hubs.pop(transport.id, None)
         self.lost.set()
 
-    def lines_received(self, transport: px.Transport, lines: list[bytes]) -> None:
+    def lines_received(self, transport: px.Transport, lines: list[bytes]) -> bytes | None:
         for line in lines:
             if line == b"main":
                 px.call_from_main_thread(transport.send, b"from main\n")
@@ -156,6 +162,12 @@ class Hub:
                     other = _hubs[int(line.split()[1])]
                 other.resume_reading()
                 transport.send(b"resumed\n")
+            elif line == b"overtake":
+                posted = threading.Event()
+                threading.Thread(target=_post_lines, args=(transport, posted)).start()
+                posted.wait(30)
+                transport.send(b"owner-send\n")
+                return b"owner-return\n"
             elif line == b"owner":
                 try:
                     transport.send(b"", wait=-1)
