@@ -296,9 +296,19 @@ static PyObject *address(px_py_transport_t *t, bool peer)
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     int fd = t->fd;
+    bool is_open;
     int rc;
 
-    if (px_handle_closed(t->handle))
+    /* The owner knows the socket is open until the connection is freed
+     * (connection_lost still sees it); elsewhere only until it closes. */
+    if (on_own_worker(t)) {
+        bool entered = px_py_engine_enter(t->worker);
+        is_open = t->conn != NULL;
+        px_py_engine_leave(t->worker, entered);
+    } else {
+        is_open = !px_handle_closed(t->handle);
+    }
+    if (!is_open)
         Py_RETURN_NONE;
     /* The descriptor is the connection's until it is freed, which happens on
      * its worker after on_close; a transport used elsewhere may race that, as

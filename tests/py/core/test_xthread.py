@@ -117,7 +117,9 @@ def test_proxy_pair_on_two_workers(spawn, backend: str) -> None:
 def test_sends_from_every_kind_of_thread(spawn, backend: str) -> None:
     srv = spawn("xthread_app.py", backend=backend)
     with connect(srv.ports["hub"]) as s:
-        s.sendall(b"main\nwork\ntimer\nthread\nowner\n")
+        s.sendall(b"main\nwork\ntimer\nthread\nowner\npeer\n")
+        # A plain thread reads the peer's address while the connection is open.
+        assert srv.wait_line("^PEER ") == f"PEER {s.getsockname()!r}"
         buf = b""
         while buf.count(b"\n") < 5:
             data = s.recv(4096)

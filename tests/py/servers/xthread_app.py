@@ -168,6 +168,8 @@ class Hub:
                 posted.wait(30)
                 transport.send(b"owner-send\n")
                 return b"owner-return\n"
+            elif line == b"peer":
+                threading.Thread(target=lambda: say(f"PEER {transport.peername}")).start()
             elif line == b"owner":
                 try:
                     transport.send(b"", wait=-1)
