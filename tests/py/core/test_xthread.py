@@ -12,6 +12,8 @@ import os
 import socket
 import threading
 
+import pytest
+
 from helpers import connect, recv_until_line
 
 CLIENTS = 10
@@ -39,14 +41,16 @@ def spread_clients(port: int, count: int, workers: int = 2) -> list[socket.socke
     return socks
 
 
-def test_broadcast_reaches_every_worker_in_order(spawn, backend: str) -> None:
-    srv = spawn("xthread_app.py", backend=backend)
-    socks = spread_clients(srv.ports["chat"], CLIENTS)
+@pytest.mark.parametrize(("workers", "clients", "lines"), [(2, CLIENTS, LINES), (4, 50, 20)])
+def test_broadcast_reaches_every_worker_in_order(spawn, backend: str, workers: int, clients: int,
+                                                  lines: int) -> None:
+    srv = spawn("xthread_app.py", "--workers", str(workers), backend=backend)
+    socks = spread_clients(srv.ports["chat"], clients, workers)
     got: dict[int, list[bytes]] = {}
-    expected = len(socks) * LINES
+    expected = len(socks) * lines
 
     def client(i: int, s: socket.socket) -> None:
-        s.sendall(b"".join(b"%d %d\n" % (i, n) for n in range(LINES)))
+        s.sendall(b"".join(b"%d %d\n" % (i, n) for n in range(lines)))
         buf = b""
         while buf.count(b"\n") < expected:
             data = s.recv(65536)
@@ -62,11 +66,11 @@ def test_broadcast_reaches_every_worker_in_order(spawn, backend: str) -> None:
     for s in socks:
         s.close()
     assert len(got) == len(socks)
-    for lines in got.values():
-        assert len(lines) == expected
+    for received in got.values():
+        assert len(received) == expected
         for sender in range(len(socks)):
-            mine = [line for line in lines if line.split()[0] == b"%d" % sender]
-            assert mine == [b"%d %d" % (sender, n) for n in range(LINES)]
+            mine = [line for line in received if line.split()[0] == b"%d" % sender]
+            assert mine == [b"%d %d" % (sender, n) for n in range(lines)]
     assert not srv.matching("^LOST")
 
 
