@@ -62,6 +62,14 @@ int px_handle_abort(px_handle_t *h);
 int px_handle_pause(px_handle_t *h);
 int px_handle_resume(px_handle_t *h);
 
+/* Run fn(c, arg) on the owning worker, in order with the other calls: c is
+ * the connection (closing, maybe), or NULL when it was freed meanwhile or the
+ * message is dropped (at px_engine_destroy: fn then runs on that thread).
+ * fn must not block. 0 (fn will run exactly once), -ENOTCONN (the connection
+ * is gone: fn will not run), -ESHUTDOWN, -ENOMEM. */
+typedef void px_handle_fn(px_conn_t *c, void *arg);
+int px_handle_run(px_handle_t *h, px_handle_fn *fn, void *arg);
+
 /* True while calls posted through h have not been applied (or dropped) yet:
  * an owner's call made directly now would overtake them. */
 bool px_handle_pending(const px_handle_t *h);

@@ -21,12 +21,15 @@ enum handle_op {
     HOP_ABORT,
     HOP_PAUSE,
     HOP_RESUME,
+    HOP_RUN,
 };
 
 typedef struct handle_msg {
     px_msg_t msg;
     px_handle_t *h;
     enum handle_op op;
+    px_handle_fn *fn; /* HOP_RUN */
+    void *arg;
     size_t len;
     char data[];
 } handle_msg_t;
@@ -106,6 +109,7 @@ static void apply(px_conn_t *c, handle_msg_t *m)
         if (!px_conn_closing(c))
             px_conn_resume(c);
         break;
+    case HOP_RUN: m->fn(c, m->arg); break;
     }
 }
 
@@ -135,12 +139,18 @@ static void msg_run(px_worker_t *w, px_msg_t *msg)
         px__conn_maybe_free(c);
         return;
     }
+    if (m->op == HOP_RUN)
+        m->fn(NULL, m->arg);
     msg_free(m);
 }
 
 static void msg_drop(px_msg_t *msg)
 {
-    msg_free(PX_CONTAINER_OF(msg, handle_msg_t, msg));
+    handle_msg_t *m = PX_CONTAINER_OF(msg, handle_msg_t, msg);
+
+    if (m->op == HOP_RUN)
+        m->fn(NULL, m->arg);
+    msg_free(m);
 }
 
 static int post(px_handle_t *h, handle_msg_t *m)
@@ -208,6 +218,20 @@ static int control(px_handle_t *h, enum handle_op op)
         return -ENOMEM;
     if (op == HOP_CLOSE || op == HOP_ABORT)
         px__handle_closing(h); /* sends after this one are refused at once */
+    return post(h, m);
+}
+
+int px_handle_run(px_handle_t *h, px_handle_fn *fn, void *arg)
+{
+    handle_msg_t *m;
+
+    if (atomic_load_explicit(&h->gone, memory_order_acquire))
+        return -ENOTCONN;
+    m = msg_new(HOP_RUN, 0);
+    if (m == NULL)
+        return -ENOMEM;
+    m->fn = fn;
+    m->arg = arg;
     return post(h, m);
 }
 

@@ -109,6 +109,24 @@ static void *send_until_refused(void *arg)
     return NULL;
 }
 
+/* A px_handle_run call: where it ran and what it found. */
+typedef struct probe {
+    px_handle_t *h;
+    _Atomic int ran;
+    bool on_owner, found;
+    size_t unsent;
+} probe_t;
+
+static void probe_fn(px_conn_t *c, void *arg)
+{
+    probe_t *p = arg;
+
+    p->on_owner = px_worker_current() == px_handle_worker(p->h);
+    p->found = c != NULL && px_conn_id(c) == px_handle_id(p->h);
+    p->unsent = c ? px_conn_unsent(c) : 0;
+    atomic_store(&p->ran, 1);
+}
+
 /* Every line of every sender, each sender's in order, then the end. */
 static void check_ordered_lines(int fd)
 {
@@ -150,6 +168,12 @@ static void ordered_sends_then_close(int port)
     }
     for (i = 0; i < SENDERS; i++)
         PX_CHECK_EQ(pthread_join(s[i].thread, NULL), 0);
+    {
+        probe_t p = {.h = h};
+        PX_CHECK_EQ(px_handle_run(h, probe_fn, &p), 0);
+        PX_WAIT_UNTIL(atomic_load(&p.ran), 10000);
+        PX_CHECK(atomic_load(&p.ran) && p.on_owner && p.found);
+    }
     PX_CHECK_EQ(px_handle_close(h), 0);
     /* Closed from here on, before the worker even ran the close. */
     PX_CHECK(px_handle_closed(h));
@@ -168,6 +192,7 @@ static void ordered_sends_then_close(int port)
     PX_CHECK_EQ(px_handle_pause(h), -ENOTCONN);
     PX_CHECK_EQ(px_handle_resume(h), -ENOTCONN);
     PX_CHECK_EQ(send_str(h, "late\n", true), -ENOTCONN);
+    PX_CHECK_EQ(px_handle_run(h, probe_fn, NULL), -ENOTCONN);
     px_handle_release(h);
 }
 
