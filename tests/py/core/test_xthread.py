@@ -124,6 +124,8 @@ def test_sends_from_every_kind_of_thread(spawn, backend: str) -> None:
         s.sendall(b"main\nwork\ntimer\nthread\nowner\npeer\n")
         # A plain thread reads the peer's address while the connection is open.
         assert srv.wait_line("^PEER ") == f"PEER {s.getsockname()!r}"
+        state, unsent = srv.wait_line("^SOCKSTATS ").split()[1:]
+        assert state == "ESTABLISHED" and unsent.isdigit()  # read on the owning worker
         buf = b""
         while buf.count(b"\n") < 5:
             data = s.recv(4096)
@@ -178,7 +180,8 @@ def test_calls_after_close(spawn, backend: str) -> None:
         assert s.recv(1) == b""
     expected = ["close=None", "closed=True", "send=ConnectionError", "pause=ConnectionError"]
     assert srv.wait_line("^AFTER ").split()[1:] == expected
-    assert srv.wait_line("^AFTER-GONE ").split()[1:] == expected + ["abort=None"]
+    assert srv.wait_line("^AFTER-GONE ").split()[1:] == expected + [
+        "abort=None", "stats=ConnectionError"]
 
 
 def test_backpressure_seen_by_another_thread(spawn, backend: str) -> None:

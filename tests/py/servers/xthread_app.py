@@ -102,13 +102,24 @@ def _after(transport: px.Transport) -> None:
     say("AFTER " + _calls_after_close(transport))
     # Once the connection is freed the same calls answer the same.
     if transport.protocol.lost.wait(10):
-        say("AFTER-GONE " + _calls_after_close(transport) + f" abort={transport.abort()!r}")
+        try:
+            stats = f"stats={px.socket_stats(transport)['state']}"
+        except ConnectionError as exc:
+            stats = f"stats={type(exc).__name__}"
+        say("AFTER-GONE " + _calls_after_close(transport) + f" abort={transport.abort()!r} "
+            + stats)
 
 
 def _post_lines(transport: px.Transport, posted: threading.Event) -> None:
     for i in range(300):
         transport.send(b"p %d\n" % i)
     posted.set()
+
+
+def _peer(transport: px.Transport) -> None:
+    say(f"PEER {transport.peername}")
+    stats = px.socket_stats(transport)
+    say(f"SOCKSTATS {stats['state']} {stats['engine_unsent']}")
 
 
 def _pause(transport: px.Transport) -> None:
@@ -169,7 +180,7 @@ class Hub:
                 transport.send(b"owner-send\n")
                 return b"owner-return\n"
             elif line == b"peer":
-                threading.Thread(target=lambda: say(f"PEER {transport.peername}")).start()
+                threading.Thread(target=_peer, args=(transport,)).start()
             elif line == b"owner":
                 try:
                     transport.send(b"", wait=-1)
