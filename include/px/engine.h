@@ -412,7 +412,8 @@ bool px_worker_release(px_worker_t *w);
 bool px_worker_reacquire(px_worker_t *w);
 
 /* Connections. Call only on the owning worker (inside handlers, or from a
- * message posted to that worker). */
+ * message posted to that worker); other threads use the connection's handle
+ * (px/handle.h). */
 
 /* Queue bytes (copied) for sending; they leave at the end of the loop turn,
  * gathered with whatever else is queued. 0, or -ENOTCONN once closing, -ENOMEM. */

@@ -241,6 +241,8 @@ void px__conn_free(px_conn_t *c)
     atomic_fetch_sub_explicit(&w->e->connections, 1, memory_order_relaxed);
     if (c->state & PX_CONN_OWNS_EP)
         free(c->ep);
+    if (c->handle)
+        px__handle_detach(c->handle);
     px_pool_free(&w->conn_pool, c);
 }
 
@@ -286,6 +288,8 @@ void px__conn_kill(px_conn_t *c, int err)
     if (err && !c->close_err)
         c->close_err = err;
     c->state |= PX_CONN_DEAD;
+    if (c->handle)
+        px__handle_closing(c->handle);
     px__conn_free_output(c);
     px__conn_free_input(c);
     px_timer_stop(&c->w->wheel, &c->idle_timer);
@@ -314,6 +318,8 @@ void px_conn_close(px_conn_t *c)
     if (c->state & (PX_CONN_CLOSING | PX_CONN_DEAD))
         return;
     c->state |= PX_CONN_CLOSING;
+    if (c->handle)
+        px__handle_closing(c->handle);
     if (!(c->state & PX_CONN_OPEN)) {
         px__conn_kill(c, c->close_err);
         return;

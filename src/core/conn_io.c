@@ -45,6 +45,7 @@ void px__conn_free_output(px_conn_t *c)
     c->out_head = c->out_tail = NULL;
     c->unsent = 0;
     c->files = 0;
+    px__conn_publish_unsent(c);
 }
 /* ---- output -------------------------------------------------------------- */
 
@@ -76,6 +77,7 @@ static void append_seg(px_conn_t *c, px_seg_t *s)
 static void after_queue(px_conn_t *c)
 {
     px__worker_mark_dirty(c->w, c);
+    px__conn_publish_unsent(c);
     if (c->unsent > c->w->e->cfg.send_high_water && !(c->state & PX_CONN_BACKPRESSURE)) {
         c->state |= PX_CONN_BACKPRESSURE | PX_CONN_CAREFUL;
         PX_STAT_ADD(&c->w->stats, paused, 1);
@@ -319,6 +321,7 @@ void px__conn_flush(px_conn_t *c)
 static void output_moved(px_conn_t *c)
 {
     px__conn_touch(c);
+    px__conn_publish_unsent(c);
     c->out_moved_ms = (uint32_t)c->w->wheel.now;
     if (c->out_head) {
         px__worker_mark_dirty(c->w, c); /* partial write or more queued */

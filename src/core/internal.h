@@ -133,6 +133,21 @@ struct px_conn {
     struct px_conn *ready_next;  /* epoll: completions to deliver */
     uint32_t ready_ops;          /* epoll: which completions */
     uint32_t epoll_events;       /* epoll: registered interest */
+    struct px_handle *handle;    /* other threads' way to c (handle.c), or NULL */
+};
+
+/* A connection as other threads hold it (px/handle.h, handle.c). */
+struct px_handle {
+    _Atomic unsigned refs;
+    _Atomic bool closed;      /* closing, or a close was posted: sends refused */
+    _Atomic bool gone;        /* the connection was freed */
+    _Atomic size_t posted;    /* bytes posted, not yet queued on the connection */
+    _Atomic unsigned pending; /* calls posted, not yet applied (or dropped) */
+    _Atomic size_t unsent;    /* the connection's unsent output, as last published */
+    px_worker_t *w;
+    px_conn_t *c; /* the owning worker only: NULL once freed */
+    uint64_t id;
+    size_t high_water;
 };
 
 typedef struct px_listener {
@@ -382,6 +397,17 @@ void px__conn_connect_polled(px_conn_t *c, int res);
 int px__connect_start(px_conn_t *c, const struct sockaddr *addr, socklen_t len, bool *pending);
 /* An attempt of a race (race.c) connected (res 0) or failed. */
 void px__race_attempt_done(px_conn_t *c, int res);
+
+/* Connection handles (handle.c), on the owning worker. */
+void px__handle_closing(struct px_handle *h);
+/* c is being freed: drop its reference. */
+void px__handle_detach(struct px_handle *h);
+/* Let other threads see c's output level (backpressure of px_handle_send). */
+static inline void px__conn_publish_unsent(px_conn_t *c)
+{
+    if (c->handle != NULL)
+        atomic_store_explicit(&c->handle->unsent, c->unsent, memory_order_relaxed);
+}
 
 /* Memory budget (budget.c). */
 void px__budget_init(px_engine_t *e);

@@ -204,6 +204,16 @@ void px_py_timers_release(struct px_py_timer **live);
 
 /* Append the sendable `obj` to conn's output. 0, or -1 with an exception set. */
 int px_py_send(px_module_state_t *st, px_conn_t *c, PyObject *obj);
+/* The same from a thread that does not own the connection: posted through its
+ * handle, all of obj or nothing. 1 taken, 0 refused (over the high-water
+ * mark, unless force), -1 with an exception set (ConnectionError once closed;
+ * TypeError for a sendfile(), which only the owning worker can open and send).
+ * The owner posts too (force) while other threads' calls are pending, so as
+ * not to overtake them. */
+struct px_handle;
+int px_py_send_posted(px_module_state_t *st, struct px_handle *h, PyObject *obj, bool force);
+/* obj is or holds a sendfile(). */
+bool px_py_sendable_has_file(px_module_state_t *st, PyObject *obj);
 
 /* The Transport of the callback running on this thread (borrowed), or NULL. */
 PyObject *px_py_current_transport(void);

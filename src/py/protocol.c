@@ -254,9 +254,14 @@ static px_py_transport_t *transport_of(px_conn_t *c)
  * the callback blocked, the engine may have closed it: shutdown, timeout). */
 static int send_result(px_py_transport_t *t, PyObject *r)
 {
-    if (r == Py_None || t->conn == NULL || px_conn_closing(t->conn))
+    px_module_state_t *st = PyType_GetModuleState(Py_TYPE(t));
+
+    if (r == Py_None || t->conn == NULL || px_conn_closing(t->conn) || px_handle_closed(t->handle))
         return 0;
-    return px_py_send(PyType_GetModuleState(Py_TYPE(t)), t->conn, r);
+    /* Behind what other threads posted and the worker has not applied yet. */
+    if (px_handle_pending(t->handle) && !px_py_sendable_has_file(st, r))
+        return px_py_send_posted(st, t->handle, r, true) < 0 ? -1 : 0;
+    return px_py_send(st, t->conn, r);
 }
 
 /* bytes-like or a callable producing them (a method gets the protocol bound). */

@@ -4,6 +4,7 @@
  * without copying it through Python).
  */
 #include "binding.h"
+#include "px/handle.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -22,6 +23,9 @@ typedef struct px_py_sendfile {
 /* Add one flat piece to the iovec list, keeping a reference so it stays alive. */
 typedef struct gather {
     px_module_state_t *st;
+    px_handle_t *h; /* posting from another thread (conn is NULL then) */
+    bool force;     /* a send part-way through: the rest goes with it */
+    bool refused;   /* over the high-water mark: nothing was taken */
     struct iovec iov[GATHER_MAX];
     Py_buffer views[GATHER_MAX];
     PyObject *keep[GATHER_MAX];
@@ -41,8 +45,24 @@ static void gather_release(gather_t *g)
 
 static int gather_flush(px_conn_t *c, gather_t *g)
 {
-    int rc = g->n ? px_conn_send(c, g->iov, g->n) : 0;
+    int rc = 0;
+
+    if (g->n && g->h) {
+        rc = px_handle_send(g->h, g->iov, g->n, g->force);
+        if (rc == -EAGAIN) {
+            g->refused = true;
+            rc = 0;
+        } else if (rc == 0) {
+            g->force = true;
+        }
+    } else if (g->n) {
+        rc = px_conn_send(c, g->iov, g->n);
+    }
     gather_release(g);
+    if (rc == -ENOTCONN || rc == -ESHUTDOWN) {
+        PyErr_SetString(PyExc_ConnectionError, "transport is closed");
+        return -1;
+    }
     if (rc < 0) {
         px_py_raise_errno(g->st, rc, "send");
         return -1;
@@ -107,6 +127,8 @@ static int send_one(px_conn_t *c, PyObject *obj, gather_t *g, int depth)
 {
     px_module_state_t *st = g->st;
 
+    if (g->refused)
+        return 0;
     if (PyTuple_Check(obj) || PyList_Check(obj)) {
         Py_ssize_t i;
         PyObject *seq;
@@ -124,8 +146,14 @@ static int send_one(px_conn_t *c, PyObject *obj, gather_t *g, int depth)
         Py_DECREF(seq);
         return rc;
     }
-    if (Py_IS_TYPE(obj, st->sendfile_type))
+    if (Py_IS_TYPE(obj, st->sendfile_type)) {
+        if (g->h) {
+            PyErr_SetString(PyExc_TypeError, "a sendfile() can only be sent from the "
+                                             "connection's own worker");
+            return -1;
+        }
         return send_file(c, (px_py_sendfile_t *)obj, g);
+    }
     if (g->n == GATHER_MAX && gather_flush(c, g) < 0)
         return -1;
     if (PyUnicode_Check(obj)) {
@@ -163,6 +191,8 @@ int px_py_send(px_module_state_t *st, px_conn_t *c, PyObject *obj)
     int rc;
 
     g.st = st;
+    g.h = NULL;
+    g.force = g.refused = false;
     g.n = 0;
     rc = send_one(c, obj, &g, 0);
     if (rc < 0) {
@@ -170,6 +200,44 @@ int px_py_send(px_module_state_t *st, px_conn_t *c, PyObject *obj)
         return -1;
     }
     return gather_flush(c, &g);
+}
+
+int px_py_send_posted(px_module_state_t *st, px_handle_t *h, PyObject *obj, bool force)
+{
+    gather_t g;
+    int rc;
+
+    g.st = st;
+    g.h = h;
+    g.force = force;
+    g.refused = false;
+    g.n = 0;
+    rc = send_one(NULL, obj, &g, 0);
+    if (rc == 0)
+        rc = gather_flush(NULL, &g);
+    gather_release(&g);
+    if (rc < 0)
+        return -1;
+    return g.refused ? 0 : 1;
+}
+
+bool px_py_sendable_has_file(px_module_state_t *st, PyObject *obj)
+{
+    if (PyTuple_Check(obj) || PyList_Check(obj)) {
+        Py_ssize_t i, n = PySequence_Size(obj);
+        bool found = false;
+        for (i = 0; i < n && !found; i++) {
+            PyObject *item = PySequence_GetItem(obj, i);
+            if (item == NULL) {
+                PyErr_Clear();
+                return false;
+            }
+            found = Py_IS_TYPE(item, st->sendfile_type);
+            Py_DECREF(item);
+        }
+        return found;
+    }
+    return Py_IS_TYPE(obj, st->sendfile_type);
 }
 
 /* ---- the SendFile type --------------------------------------------------- */

@@ -14,12 +14,14 @@
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <x86intrin.h>
@@ -404,40 +406,43 @@ static int fd_of(px_module_state_t *st, PyObject *obj, px_py_transport_t **trans
 #define HAS_FIELD(len, f) \
     ((size_t)(len) >= offsetof(struct tcp_info, f) + sizeof(((struct tcp_info *)0)->f))
 
-static PyObject *socket_stats_owned(px_module_state_t *st, PyObject *obj);
+/* What socket_stats reads of a socket: on any thread for a socket or a
+ * descriptor, on the owning worker for a transport (whose descriptor other
+ * threads could see closed and reused). */
+typedef struct sock_snapshot {
+    int err; /* -errno of getsockopt; -ENOTCONN: the connection is gone */
+    struct tcp_info ti;
+    socklen_t len;
+    int outq, inq;
+    bool has_outq, has_inq, has_unsent;
+    size_t unsent; /* queued in the engine */
+} sock_snapshot_t;
 
-/* A transport's connection is read with its worker held: the protocol's code
- * runs released (hand-off), and another thread may run the worker meanwhile. */
-static PyObject *stats_socket_stats(PyObject *module, PyObject *obj)
+static void sock_snapshot(int fd, sock_snapshot_t *s)
 {
-    px_module_state_t *st = PyModule_GetState(module);
-    px_worker_t *w = NULL;
-    bool entered = false;
-    PyObject *d;
-
-    if (PyObject_TypeCheck(obj, st->transport_type) &&
-        px_worker_current() == ((px_py_transport_t *)obj)->worker) {
-        w = ((px_py_transport_t *)obj)->worker;
-        entered = px_py_engine_enter(w);
+    memset(s, 0, sizeof(*s));
+    s->len = sizeof(s->ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &s->ti, &s->len) < 0) {
+        s->err = -errno;
+        return;
     }
-    d = socket_stats_owned(st, obj);
-    px_py_engine_leave(w, entered);
-    return d;
+    /* Bytes in the kernel's queues (not yet acknowledged / not yet read). */
+    s->has_outq = ioctl(fd, SIOCOUTQ, &s->outq) == 0;
+    s->has_inq = ioctl(fd, SIOCINQ, &s->inq) == 0;
 }
 
-static PyObject *socket_stats_owned(px_module_state_t *st, PyObject *obj)
+static PyObject *sock_dict(px_module_state_t *st, const sock_snapshot_t *s)
 {
-    struct tcp_info ti;
-    socklen_t len = sizeof(ti);
-    px_py_transport_t *t;
+    const struct tcp_info ti = s->ti;
+    const socklen_t len = s->len;
     PyObject *d;
-    int fd, queued;
 
-    if ((fd = fd_of(st, obj, &t)) < 0)
+    if (s->err == -ENOTCONN) {
+        PyErr_SetString(PyExc_ConnectionError, "transport is closed");
         return NULL;
-    memset(&ti, 0, sizeof(ti));
-    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
-        return px_py_raise_errno(st, -errno, "getsockopt(TCP_INFO)");
+    }
+    if (s->err < 0)
+        return px_py_raise_errno(st, s->err, "getsockopt(TCP_INFO)");
     d = PyDict_New();
     if (d == NULL)
         return NULL;
@@ -482,19 +487,136 @@ static PyObject *socket_stats_owned(px_module_state_t *st, PyObject *obj)
     PUT("last_data_sent_ms", ti.tcpi_last_data_sent);
     PUT("last_data_recv_ms", ti.tcpi_last_data_recv);
     PUT("last_ack_recv_ms", ti.tcpi_last_ack_recv);
-    /* Bytes in the kernel's queues (not yet acknowledged / not yet read). */
-    if (ioctl(fd, SIOCOUTQ, &queued) == 0)
-        PUT("send_queue", queued);
-    if (ioctl(fd, SIOCINQ, &queued) == 0)
-        PUT("recv_queue", queued);
-    if (t != NULL)
-        PUT("engine_unsent", px_conn_unsent(t->conn)); /* queued in the engine */
+    if (s->has_outq)
+        PUT("send_queue", s->outq);
+    if (s->has_inq)
+        PUT("recv_queue", s->inq);
+    if (s->has_unsent)
+        PUT("engine_unsent", s->unsent);
 #undef PUT_IF
 #undef PUT
     return d;
 fail:
     Py_DECREF(d);
     return NULL;
+}
+
+static PyObject *socket_stats_owned(px_module_state_t *st, PyObject *obj)
+{
+    px_py_transport_t *t;
+    sock_snapshot_t s;
+    int fd;
+
+    if ((fd = fd_of(st, obj, &t)) < 0)
+        return NULL;
+    sock_snapshot(fd, &s);
+    if (t != NULL) {
+        s.has_unsent = true;
+        s.unsent = px_conn_unsent(t->conn);
+    }
+    return sock_dict(st, &s);
+}
+
+/* A transport of another worker: the snapshot is taken there (px_handle_run)
+ * while this thread waits, detached. Shared with the worker until both let
+ * go: a caller interrupted by a signal leaves first. */
+typedef struct remote_snapshot {
+    _Atomic int refs;
+    sem_t done;
+    sock_snapshot_t s;
+} remote_snapshot_t;
+
+static void remote_release(remote_snapshot_t *r)
+{
+    if (atomic_fetch_sub(&r->refs, 1) == 1) {
+        sem_destroy(&r->done);
+        free(r);
+    }
+}
+
+/* On the owning worker (or where the message is dropped: c NULL). */
+static void remote_take(px_conn_t *c, void *arg)
+{
+    remote_snapshot_t *r = arg;
+
+    if (c == NULL) {
+        memset(&r->s, 0, sizeof(r->s));
+        r->s.err = -ENOTCONN;
+    } else {
+        sock_snapshot(px_conn_fd(c), &r->s);
+        r->s.has_unsent = true;
+        r->s.unsent = px_conn_unsent(c);
+    }
+    sem_post(&r->done);
+    remote_release(r);
+}
+
+static PyObject *socket_stats_remote(px_module_state_t *st, px_py_transport_t *t)
+{
+    remote_snapshot_t *r = malloc(sizeof(*r));
+    PyObject *d;
+    int rc;
+
+    if (r == NULL)
+        return PyErr_NoMemory();
+    atomic_init(&r->refs, 2);
+    sem_init(&r->done, 0, 0);
+    rc = px_handle_run(t->handle, remote_take, r);
+    if (rc < 0) {
+        remote_release(r);
+        remote_release(r);
+        if (rc == -ENOTCONN || rc == -ESHUTDOWN) {
+            PyErr_SetString(PyExc_ConnectionError, "transport is closed");
+            return NULL;
+        }
+        return px_py_raise_errno(st, rc, "socket_stats");
+    }
+    for (;;) {
+        struct timespec until;
+        PyThreadState *ts;
+        int waited;
+
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100 * 1000 * 1000;
+        if (until.tv_nsec >= 1000 * 1000 * 1000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000 * 1000 * 1000;
+        }
+        ts = PyEval_SaveThread();
+        waited = sem_timedwait(&r->done, &until);
+        PyEval_RestoreThread(ts);
+        if (waited == 0)
+            break;
+        if (PyErr_CheckSignals() < 0) {
+            remote_release(r);
+            return NULL;
+        }
+    }
+    d = sock_dict(st, &r->s);
+    remote_release(r);
+    return d;
+}
+
+/* A transport's connection is read with its worker held: the protocol's code
+ * runs released (hand-off), and another thread may run the worker meanwhile.
+ * Another thread's transport is read on its worker. */
+static PyObject *stats_socket_stats(PyObject *module, PyObject *obj)
+{
+    px_module_state_t *st = PyModule_GetState(module);
+    px_worker_t *w = NULL;
+    bool entered = false;
+    PyObject *d;
+
+    if (PyObject_TypeCheck(obj, st->transport_type)) {
+        px_py_transport_t *t = (px_py_transport_t *)obj;
+        if (px_worker_current() != t->worker)
+            return socket_stats_remote(st, t);
+        w = t->worker;
+        entered = px_py_engine_enter(w);
+    }
+    d = socket_stats_owned(st, obj);
+    px_py_engine_leave(w, entered);
+    return d;
 }
 
 /* ---- the functions ---------------------------------------------------------- */
@@ -515,6 +637,7 @@ PyMethodDef px_py_stats_methods[] = {
     {"set_debug", stats_set_debug, METH_O, "set_debug(on) -> previous setting."},
     {"debug_enabled", stats_debug_enabled, METH_NOARGS, "True while px.debug() writes."},
     {"socket_stats", stats_socket_stats, METH_O,
-     "socket_stats(transport | socket | fd) -> TCP_INFO and queue sizes as a dict."},
+     "socket_stats(transport | socket | fd) -> TCP_INFO and queue sizes as a dict (any "
+     "thread: another worker's transport is read on its worker)."},
     {NULL, NULL, 0, NULL},
 };

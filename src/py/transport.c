@@ -3,14 +3,23 @@
  * Protocol methods run with their worker released (hand-off), so every method
  * here that touches the connection takes the worker back first (waiting, with
  * the thread state detached, if a spare has it) and releases it again after.
+ *
+ * Any other thread (another worker's callbacks, the main thread, a plain
+ * thread) goes through the connection's handle (px/handle.h): its calls are
+ * posted to the owning worker, in order per calling thread, and never touch
+ * the px_conn_t, which may be gone by then. While such calls wait, the
+ * owner's own calls are posted behind them: a call that happens after
+ * another (by program order or synchronisation) is applied after it.
  * The current transport is a thread-local: it follows the thread that runs
  * the callback, which is the right one on both sides of a hand-off. */
 #include "transport.h"
 #include "stm.h"
+#include "px/clock.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <time.h>
 
 static _Thread_local PyObject *current_transport;
 
@@ -38,8 +47,17 @@ px_py_transport_t *px_py_transport_new(px_conn_t *c, px_py_proto_spec_t *spec, P
 
     if (t == NULL)
         return NULL;
+    t->handle = px_conn_handle(c);
+    if (t->handle == NULL) {
+        PyObject_GC_Del(t);
+        Py_DECREF(st->transport_type);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    t->fd = px_conn_fd(c);
     t->conn = c;
     t->worker = px_conn_worker(c);
+    t->worker_index = px_worker_index(t->worker);
     t->spec = spec;
     t->protocol = Py_NewRef(protocol);
     t->id = px_conn_id(c);
@@ -87,17 +105,12 @@ static bool on_own_worker(px_py_transport_t *t)
     return px_worker_current() == t->worker;
 }
 
-/* The connection, if this thread may use it; else NULL with an exception. Call
- * between px_py_engine_enter and px_py_engine_leave. */
+/* The connection, if it takes calls; else NULL with an exception. On the
+ * owning worker, between px_py_engine_enter and px_py_engine_leave. */
 static px_conn_t *usable_conn(px_py_transport_t *t)
 {
-    if (t->conn == NULL || px_conn_closing(t->conn)) {
+    if (t->conn == NULL || px_conn_closing(t->conn) || px_handle_closed(t->handle)) {
         PyErr_SetString(PyExc_ConnectionError, "transport is closed");
-        return NULL;
-    }
-    if (!on_own_worker(t)) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "a transport can only be used from its own protocol's callbacks");
         return NULL;
     }
     return t->conn;
@@ -111,16 +124,62 @@ enum op {
     OP_RESUME
 };
 
-/* Close and abort of a closed transport do nothing; the rest raise. */
+/* From a thread that does not own the connection, or from the owner while
+ * other threads' calls wait on the worker (owner: a send is always taken):
+ * posted. */
+static PyObject *control_posted(PyObject *self, enum op op, PyObject *data, bool owner)
+{
+    px_py_transport_t *t = (px_py_transport_t *)self;
+    int rc = 0;
+
+    switch (op) {
+    case OP_SEND:
+        if (px_handle_closed(t->handle))
+            break; /* raised below */
+        rc = px_py_send_posted(PyType_GetModuleState(Py_TYPE(self)), t->handle, data, owner);
+        return rc < 0 ? NULL : PyBool_FromLong(rc);
+    case OP_CLOSE: rc = px_handle_close(t->handle); break;
+    case OP_ABORT: rc = px_handle_abort(t->handle); break;
+    case OP_PAUSE: rc = px_handle_pause(t->handle); break;
+    case OP_RESUME: rc = px_handle_resume(t->handle); break;
+    }
+    if ((op == OP_SEND && px_handle_closed(t->handle)) || rc == -ENOTCONN || rc == -ESHUTDOWN) {
+        PyErr_SetString(PyExc_ConnectionError, "transport is closed");
+        return NULL;
+    }
+    if (rc < 0)
+        return px_py_raise_errno(PyType_GetModuleState(Py_TYPE(self)), rc, "transport");
+    Py_RETURN_NONE;
+}
+
+/* On the owning worker: calls other threads posted and the worker has not
+ * applied yet come first, so this one is posted behind them. A sendfile()
+ * cannot travel: it is sent directly. */
+static bool owner_must_post(px_py_transport_t *t, enum op op, PyObject *data)
+{
+    return px_handle_pending(t->handle) &&
+           (op != OP_SEND || !px_py_sendable_has_file(PyType_GetModuleState(Py_TYPE(t)), data));
+}
+
+/* Close and abort of a closed transport do nothing; the rest raise. A send
+ * returns True when the data was taken: always on the owning worker; from
+ * another thread False when the connection's output (posted bytes included)
+ * is over the high-water mark, and nothing was taken. */
 static PyObject *control(PyObject *self, enum op op, PyObject *data)
 {
     px_py_transport_t *t = (px_py_transport_t *)self;
-    bool entered = on_own_worker(t) && px_py_engine_enter(t->worker);
-    PyObject *result = Py_None;
+    bool entered;
+    PyObject *result = op == OP_SEND ? Py_True : Py_None;
     px_conn_t *c;
 
-    if ((op == OP_CLOSE || op == OP_ABORT) &&
-        (t->conn == NULL || (on_own_worker(t) && px_conn_closing(t->conn))))
+    if (!on_own_worker(t))
+        return control_posted(self, op, data, false);
+    if (owner_must_post(t, op, data) && !px_handle_closed(t->handle))
+        return control_posted(self, op, data, true);
+    entered = px_py_engine_enter(t->worker);
+    if (op == OP_CLOSE && px_handle_closed(t->handle))
+        goto out; /* a close from another thread is on its way */
+    if ((op == OP_CLOSE || op == OP_ABORT) && (t->conn == NULL || px_conn_closing(t->conn)))
         goto out;
     c = usable_conn(t);
     if (c == NULL) {
@@ -142,11 +201,48 @@ out:
     return Py_XNewRef(result);
 }
 
-static PyObject *transport_send(PyObject *self, PyObject *data)
+/* From another thread, over the high-water mark: retry every millisecond,
+ * detached, until taken or `wait` seconds passed. True/False, or NULL. */
+static PyObject *send_waiting(PyObject *self, PyObject *data, double wait)
 {
+    struct timespec ms = {0, 1000000};
+    PyObject *r = control(self, OP_SEND, data);
+    uint64_t end = px_now_ns() + (uint64_t)(wait * 1e9);
+
+    while (r == Py_False && px_now_ns() < end) {
+        PyThreadState *ts;
+
+        Py_DECREF(r);
+        ts = PyEval_SaveThread();
+        nanosleep(&ms, NULL);
+        PyEval_RestoreThread(ts);
+        if (PyErr_CheckSignals() < 0)
+            return NULL;
+        r = control(self, OP_SEND, data);
+    }
+    return r;
+}
+
+static PyObject *transport_send(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"", "wait", NULL};
+    PyObject *data, *wait_obj = Py_None;
+    double wait = 0;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:send", kwlist, &data, &wait_obj))
+        return NULL;
+    if (wait_obj != Py_None) {
+        wait = PyFloat_AsDouble(wait_obj);
+        if (wait == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (!(wait >= 0 && wait <= 86400.0 * 365)) {
+            PyErr_SetString(PyExc_ValueError, "wait must be a number of seconds (0 to a year)");
+            return NULL;
+        }
+    }
     if (px_py_stm_refuse(PyType_GetModuleState(Py_TYPE(self)), "Transport.send()") < 0)
         return NULL;
-    return control(self, OP_SEND, data);
+    return send_waiting(self, data, wait);
 }
 
 static PyObject *transport_close(PyObject *self, PyObject *unused)
@@ -199,12 +295,20 @@ static PyObject *address(px_py_transport_t *t, bool peer)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
-    bool entered = on_own_worker(t) && px_py_engine_enter(t->worker);
-    int fd = t->conn ? px_conn_fd(t->conn) : -1;
+    int fd = t->fd;
+    bool is_open;
     int rc;
 
-    px_py_engine_leave(t->worker, entered);
-    if (fd < 0)
+    /* The owner knows the socket is open until the connection is freed
+     * (connection_lost still sees it); elsewhere only until it closes. */
+    if (on_own_worker(t)) {
+        bool entered = px_py_engine_enter(t->worker);
+        is_open = t->conn != NULL;
+        px_py_engine_leave(t->worker, entered);
+    } else {
+        is_open = !px_handle_closed(t->handle);
+    }
+    if (!is_open)
         Py_RETURN_NONE;
     /* The descriptor is the connection's until it is freed, which happens on
      * its worker after on_close; a transport used elsewhere may race that, as
@@ -252,37 +356,32 @@ static PyObject *get_protocol(PyObject *self, void *c)
     return Py_NewRef(((px_py_transport_t *)self)->protocol);
 }
 
+/* From any thread: the handle's view (a close posted counts as closed). */
 static PyObject *get_closed(PyObject *self, void *c)
 {
-    px_py_transport_t *t = (px_py_transport_t *)self;
-    bool entered = on_own_worker(t) && px_py_engine_enter(t->worker);
-    bool closed = t->conn == NULL || px_conn_closing(t->conn);
     (void)c;
-    px_py_engine_leave(t->worker, entered);
-    return PyBool_FromLong(closed);
+    return PyBool_FromLong(px_handle_closed(((px_py_transport_t *)self)->handle));
 }
 
+/* Bytes queued and not yet sent, posted ones included; from any thread (the
+ * figure the owning worker last published). */
 static PyObject *get_unsent(PyObject *self, void *c)
 {
-    px_py_transport_t *t = (px_py_transport_t *)self;
-    bool entered = on_own_worker(t) && px_py_engine_enter(t->worker);
-    size_t unsent = t->conn ? px_conn_unsent(t->conn) : 0;
     (void)c;
-    px_py_engine_leave(t->worker, entered);
-    return PyLong_FromSize_t(unsent);
+    return PyLong_FromSize_t(px_handle_queued(((px_py_transport_t *)self)->handle));
 }
 
 static PyObject *get_worker(PyObject *self, void *c)
 {
     (void)c;
-    return PyLong_FromLong(px_worker_index(((px_py_transport_t *)self)->worker));
+    return PyLong_FromLong(((px_py_transport_t *)self)->worker_index);
 }
 
 static PyObject *transport_repr(PyObject *self)
 {
     px_py_transport_t *t = (px_py_transport_t *)self;
     return PyUnicode_FromFormat("<Transport id=%llu worker=%d%s>", (unsigned long long)t->id,
-                                px_worker_index(t->worker), t->conn ? "" : " closed");
+                                t->worker_index, px_handle_closed(t->handle) ? " closed" : "");
 }
 
 static int transport_traverse(PyObject *self, visitproc visit, void *arg)
@@ -304,13 +403,19 @@ static void transport_dealloc(PyObject *self)
     PyObject_GC_UnTrack(self);
     transport_clear(self);
     PyMem_Free(((px_py_transport_t *)self)->linebuf);
+    px_handle_release(((px_py_transport_t *)self)->handle);
     tp->tp_free(self);
     Py_DECREF(tp);
 }
 
 static PyMethodDef transport_methods[] = {
-    {"send", transport_send, METH_O, "Queue data (any sendable) for sending."},
-    {"write", transport_send, METH_O, "Alias of send()."},
+    {"send", (PyCFunction)(void (*)(void))transport_send, METH_VARARGS | METH_KEYWORDS,
+     "send(data, wait=None): queue data (any sendable) for sending; any thread. True when "
+     "taken. From a thread other than the connection's worker: False (nothing taken) while "
+     "its output, posted bytes included, is over the high-water mark; wait=seconds retries "
+     "that long first."},
+    {"write", (PyCFunction)(void (*)(void))transport_send, METH_VARARGS | METH_KEYWORDS,
+     "Alias of send()."},
     {"close", transport_close, METH_NOARGS, "Close after queued data has been sent."},
     {"abort", transport_abort, METH_NOARGS, "Close now, dropping unsent data."},
     {"pause_reading", transport_pause, METH_NOARGS, "Stop receiving data."},
@@ -325,7 +430,8 @@ static PyGetSetDef transport_getset[] = {
     {"id", get_id, NULL, "connection id, unique in the process", NULL},
     {"protocol", get_protocol, NULL, "the protocol instance", NULL},
     {"closed", get_closed, NULL, "True once closing or closed", NULL},
-    {"unsent", get_unsent, NULL, "bytes queued and not yet sent", NULL},
+    {"unsent", get_unsent, NULL, "bytes queued (or posted from other threads) and not yet sent",
+     NULL},
     {"worker", get_worker, NULL, "index of the worker that owns the connection", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

@@ -3,10 +3,14 @@
 #define PX_PY_TRANSPORT_H
 
 #include "binding.h"
+#include "px/handle.h"
 
 typedef struct px_py_transport {
     PyObject_HEAD px_conn_t *conn; /* NULL once the connection is closed */
+    px_handle_t *handle;           /* the connection from other threads */
+    int fd;                        /* the socket, for its addresses */
     px_worker_t *worker;
+    int worker_index; /* kept: readable after the engine is gone */
     px_py_proto_spec_t *spec;
     PyObject *protocol;
     uint64_t id;

@@ -199,7 +199,7 @@ def test_context_socket_and_thread_ids_in_a_callback(app) -> None:
                 "send_queue", "recv_queue", "engine_unsent"):
         assert key in tcp, key
     assert tcp["engine_unsent"] == 0  # nothing queued yet: the report is the return value
-    assert report["elsewhere"].startswith("RuntimeError"), report["elsewhere"]
+    assert report["elsewhere"] == "ESTABLISHED"  # another thread may read it too
     assert report["other_thread_seq_id"] > 2  # above the two workers
 
 

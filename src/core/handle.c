@@ -1,0 +1,282 @@
+/*
+ * Connection handles (px/handle.h): calls from threads that do not own a
+ * connection, carried to its worker as messages.
+ *
+ * Lifetime: the connection holds one reference to its handle and drops it
+ * when it is freed, after clearing h->c; every message in flight holds one, so
+ * does every user. h->c is read and cleared only on the owning worker, which
+ * also runs the messages: a message finds the connection or finds NULL, never
+ * freed memory. What other threads read (closed, posted, unsent) is atomic.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "px/handle.h"
+
+enum handle_op {
+    HOP_SEND,
+    HOP_CLOSE,
+    HOP_ABORT,
+    HOP_PAUSE,
+    HOP_RESUME,
+    HOP_RUN,
+};
+
+typedef struct handle_msg {
+    px_msg_t msg;
+    px_handle_t *h;
+    enum handle_op op;
+    px_handle_fn *fn; /* HOP_RUN */
+    void *arg;
+    size_t len;
+    char data[];
+} handle_msg_t;
+
+px_handle_t *px_conn_handle(px_conn_t *c)
+{
+    px_handle_t *h = c->handle;
+
+    if (h != NULL) {
+        px_handle_ref(h);
+        return h;
+    }
+    h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return NULL;
+    atomic_init(&h->refs, 2); /* the connection's and the caller's */
+    atomic_init(&h->closed, px_conn_closing(c));
+    atomic_init(&h->gone, false);
+    atomic_init(&h->posted, 0);
+    atomic_init(&h->pending, 0);
+    atomic_init(&h->unsent, c->unsent);
+    h->w = c->w;
+    h->c = c;
+    h->id = c->id;
+    h->high_water = c->w->e->cfg.send_high_water;
+    c->handle = h;
+    return h;
+}
+
+void px_handle_ref(px_handle_t *h)
+{
+    atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+}
+
+void px_handle_release(px_handle_t *h)
+{
+    if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1)
+        free(h);
+}
+
+/* The connection is closing: later calls from other threads fail early. */
+void px__handle_closing(px_handle_t *h)
+{
+    atomic_store_explicit(&h->closed, true, memory_order_release);
+}
+
+/* The connection is being freed (its worker): messages still in flight find
+ * no connection. */
+void px__handle_detach(px_handle_t *h)
+{
+    h->c = NULL;
+    atomic_store_explicit(&h->unsent, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->gone, true, memory_order_release);
+    px__handle_closing(h);
+    px_handle_release(h);
+}
+
+static void apply(px_conn_t *c, handle_msg_t *m)
+{
+    struct iovec iov;
+
+    switch (m->op) {
+    case HOP_SEND:
+        iov.iov_base = m->data;
+        iov.iov_len = m->len;
+        /* Out of memory part-way, the stream would have a hole: end it. */
+        if (px_conn_send(c, &iov, 1) == -ENOMEM)
+            px_conn_abort(c);
+        break;
+    case HOP_CLOSE: px_conn_close(c); break;
+    case HOP_ABORT: px_conn_abort(c); break;
+    case HOP_PAUSE:
+        if (!px_conn_closing(c))
+            px_conn_pause(c);
+        break;
+    case HOP_RESUME:
+        if (!px_conn_closing(c))
+            px_conn_resume(c);
+        break;
+    case HOP_RUN: m->fn(c, m->arg); break;
+    }
+}
+
+static void msg_free(handle_msg_t *m)
+{
+    if (m->op == HOP_SEND)
+        atomic_fetch_sub_explicit(&m->h->posted, m->len, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&m->h->pending, 1, memory_order_release);
+    px_handle_release(m->h);
+    free(m);
+}
+
+static void msg_run(px_worker_t *w, px_msg_t *msg)
+{
+    handle_msg_t *m = PX_CONTAINER_OF(msg, handle_msg_t, msg);
+    px_conn_t *c = m->h->c;
+
+    (void)w;
+    if (c != NULL) {
+        c->busy++;
+        apply(c, m);
+        c->busy--;
+        /* Publish before the posted bytes go: the level never dips below
+         * what is really queued. */
+        atomic_store_explicit(&m->h->unsent, c->unsent, memory_order_relaxed);
+        msg_free(m);
+        px__conn_maybe_free(c);
+        return;
+    }
+    if (m->op == HOP_RUN)
+        m->fn(NULL, m->arg);
+    msg_free(m);
+}
+
+static void msg_drop(px_msg_t *msg)
+{
+    handle_msg_t *m = PX_CONTAINER_OF(msg, handle_msg_t, msg);
+
+    if (m->op == HOP_RUN)
+        m->fn(NULL, m->arg);
+    msg_free(m);
+}
+
+static int post(px_handle_t *h, handle_msg_t *m)
+{
+    int rc;
+
+    px_handle_ref(h);
+    atomic_fetch_add_explicit(&h->pending, 1, memory_order_relaxed);
+    m->h = h;
+    px_msg_init(&m->msg, msg_run, msg_drop);
+    rc = px_worker_submit(h->w, &m->msg);
+    if (rc < 0)
+        msg_free(m);
+    return rc;
+}
+
+static handle_msg_t *msg_new(enum handle_op op, size_t len)
+{
+    handle_msg_t *m = malloc(sizeof(*m) + len);
+
+    if (m != NULL) {
+        m->op = op;
+        m->len = len;
+    }
+    return m;
+}
+
+int px_handle_send(px_handle_t *h, const struct iovec *iov, int iovcnt, bool force)
+{
+    handle_msg_t *m;
+    size_t len = 0, off = 0;
+    int i;
+
+    if (px_handle_closed(h))
+        return -ENOTCONN;
+    if (!force && px_handle_queued(h) > h->high_water)
+        return -EAGAIN;
+    for (i = 0; i < iovcnt; i++)
+        len += iov[i].iov_len;
+    if (len == 0)
+        return 0;
+    m = msg_new(HOP_SEND, len);
+    if (m == NULL)
+        return -ENOMEM;
+    for (i = 0; i < iovcnt; i++) {
+        memcpy(m->data + off, iov[i].iov_base, iov[i].iov_len);
+        off += iov[i].iov_len;
+    }
+    /* Counted before the post: the worker subtracts it when it runs. */
+    atomic_fetch_add_explicit(&h->posted, len, memory_order_relaxed);
+    return post(h, m);
+}
+
+static int control(px_handle_t *h, enum handle_op op)
+{
+    handle_msg_t *m;
+
+    /* An abort still cuts short a close in progress; a close of a closing
+     * connection has nothing left to do. */
+    if (op == HOP_ABORT ? atomic_load_explicit(&h->gone, memory_order_acquire)
+                        : px_handle_closed(h))
+        return op == HOP_CLOSE || op == HOP_ABORT ? 0 : -ENOTCONN;
+    m = msg_new(op, 0);
+    if (m == NULL)
+        return -ENOMEM;
+    if (op == HOP_CLOSE || op == HOP_ABORT)
+        px__handle_closing(h); /* sends after this one are refused at once */
+    return post(h, m);
+}
+
+int px_handle_run(px_handle_t *h, px_handle_fn *fn, void *arg)
+{
+    handle_msg_t *m;
+
+    if (atomic_load_explicit(&h->gone, memory_order_acquire))
+        return -ENOTCONN;
+    m = msg_new(HOP_RUN, 0);
+    if (m == NULL)
+        return -ENOMEM;
+    m->fn = fn;
+    m->arg = arg;
+    return post(h, m);
+}
+
+int px_handle_close(px_handle_t *h)
+{
+    return control(h, HOP_CLOSE);
+}
+
+int px_handle_abort(px_handle_t *h)
+{
+    return control(h, HOP_ABORT);
+}
+
+int px_handle_pause(px_handle_t *h)
+{
+    return control(h, HOP_PAUSE);
+}
+
+int px_handle_resume(px_handle_t *h)
+{
+    return control(h, HOP_RESUME);
+}
+
+bool px_handle_pending(const px_handle_t *h)
+{
+    return atomic_load_explicit(&h->pending, memory_order_acquire) != 0;
+}
+
+bool px_handle_closed(const px_handle_t *h)
+{
+    return atomic_load_explicit(&h->closed, memory_order_acquire);
+}
+
+size_t px_handle_queued(const px_handle_t *h)
+{
+    return atomic_load_explicit(&h->posted, memory_order_relaxed) +
+           atomic_load_explicit(&h->unsent, memory_order_relaxed);
+}
+
+px_worker_t *px_handle_worker(const px_handle_t *h)
+{
+    return h->w;
+}
+
+uint64_t px_handle_id(const px_handle_t *h)
+{
+    return h->id;
+}
