@@ -127,6 +127,12 @@ static void probe_fn(px_conn_t *c, void *arg)
     atomic_store(&p->ran, 1);
 }
 
+static void noop_fn(px_conn_t *c, void *arg)
+{
+    (void)c;
+    (void)arg;
+}
+
 /* Every line of every sender, each sender's in order, then the end. */
 static void check_ordered_lines(int fd)
 {
@@ -184,6 +190,10 @@ static void ordered_sends_then_close(int port)
     close(fd);
     PX_WAIT_UNTIL(atomic_load(&closes) == 1, 10000);
     PX_CHECK_EQ(atomic_load(&closes), 1);
+    /* on_close runs just before the connection is freed, which is when the
+     * handle learns it is gone: wait for that (a call run meanwhile finds no
+     * connection, hence the no-op). */
+    PX_WAIT_UNTIL(px_handle_run(h, noop_fn, NULL) == -ENOTCONN, 10000);
     /* Gone: still answered, from the handle alone. */
     PX_CHECK_EQ(px_handle_queued(h), 0);
     PX_CHECK(!px_handle_pending(h));
