@@ -474,6 +474,9 @@ uint64_t px_conn_id(const px_conn_t *c);
 size_t px_conn_unsent(const px_conn_t *c);
 bool px_conn_is_client(const px_conn_t *c);
 bool px_conn_closing(const px_conn_t *c);
+/* The connection died because writing to it failed (a send, a sendfile, or
+ * the wait for room): its close error is that failure's. */
+bool px_conn_send_failed(const px_conn_t *c);
 /* The engine is shutting down: c closes once the exchange in progress is
  * answered (an HTTP answer says Connection: close). The owning worker's thread
  * (or c's handler). */

@@ -476,6 +476,10 @@ bool px_conn_closing(const px_conn_t *c)
 {
     return c->state & (PX_CONN_CLOSING | PX_CONN_DEAD);
 }
+bool px_conn_send_failed(const px_conn_t *c)
+{
+    return c->state & PX_CONN_SEND_FAILED;
+}
 bool px_conn_draining(const px_conn_t *c)
 {
     /* Set by px_engine_shutdown at once, before the worker gets to c. */

@@ -197,6 +197,15 @@ static void consume_output(px_conn_t *c, size_t n)
     }
 }
 
+/* Output could not be written: the connection dies with err, and the
+ * application can tell a failed send from a failed receive. */
+static void send_failed(px_conn_t *c, int err)
+{
+    if (!(c->state & PX_CONN_DEAD))
+        c->state |= PX_CONN_SEND_FAILED;
+    px__conn_kill(c, err);
+}
+
 static void send_file_seg(px_conn_t *c, px_seg_t *s)
 {
     size_t want = PX_MIN(s->fleft, c->w->e->cfg.turn_budget);
@@ -209,12 +218,12 @@ static void send_file_seg(px_conn_t *c, px_seg_t *s)
             if (rc < 0)
                 px__conn_kill(c, rc);
         } else {
-            px__conn_kill(c, err);
+            send_failed(c, err);
         }
         return;
     }
     if (n == 0) { /* the file shrank under us: the promised length cannot be met */
-        px__conn_kill(c, -EIO);
+        send_failed(c, -EIO);
         return;
     }
     PX_STAT_ADD(&c->w->stats, bytes_out, (uint64_t)n);
@@ -365,8 +374,10 @@ void px__conn_sent(px_conn_t *c, int res)
         goto out;
     }
     if (res < 0) {
-        if (!(c->state & PX_CONN_DEAD) && res != -ECANCELED)
+        if (!(c->state & PX_CONN_DEAD) && res != -ECANCELED) {
             PX_STAT_ADD(&c->w->stats, errors, 1);
+            c->state |= PX_CONN_SEND_FAILED;
+        }
         px__conn_kill(c, res == -ECANCELED ? 0 : res);
         goto out;
     }
@@ -389,7 +400,7 @@ void px__conn_writable(px_conn_t *c, int res)
     if (c->ops & PX_OP_CONNECT) {
         px__conn_connect_polled(c, res);
     } else if (res < 0 && res != -ECANCELED) {
-        px__conn_kill(c, res);
+        send_failed(c, res);
     } else if (!(c->state & PX_CONN_DEAD)) {
         px__worker_mark_dirty(c->w, c);
     }
