@@ -15,7 +15,8 @@ free-threaded CPython. The names follow PyParallel's ``async`` module::
     px.run()
 
 This module only gathers the API; each part lives in the module that owns it
-(the engine's life in ``_lifecycle``, statistics in ``_stats``, work, timers
+(the engine's life in ``_lifecycle``, statistics in ``_stats``, what is in
+flight in ``_activity``, work, timers
 and locks in :mod:`pyparallel.runtime`, transactions in :mod:`pyparallel.stm`,
 sharing in :mod:`pyparallel.sharing`).
 """
@@ -39,11 +40,15 @@ from ._lifecycle import (
     shutdown,
     transport,
 )
+from ._activity import active_contexts, active_count, active_hogs
 from ._metrics import metrics_text
 from ._stats import (
     context_stats,
+    cpu_count,
     debug,
     debug_enabled,
+    debugbreak,
+    gmtime,
     memory_stats,
     rdtsc,
     set_debug,
@@ -53,6 +58,7 @@ from ._stats import (
     thread_seq_id,
 )
 from .runtime import (
+    CriticalSection,
     ProtectedDict,
     ProtectedList,
     RWLock,
@@ -60,13 +66,23 @@ from .runtime import (
     Work,
     call_from_main_thread,
     call_from_main_thread_and_wait,
+    critical_section,
     protect,
     protected,
     read_lock,
+    read_unlock,
+    submit_io,
+    submit_timer,
+    submit_wait,
     submit_work,
+    synchronized,
+    thread,
     timer,
+    try_read_lock,
+    try_write_lock,
     unprotect,
     write_lock,
+    write_unlock,
 )
 from .sharing import share, share_stats
 from .stm import (
@@ -95,6 +111,11 @@ __all__ = [
     "protect", "unprotect", "protected", "read_lock", "write_lock",
     "Work", "Timer", "RWLock", "ProtectedDict", "ProtectedList",
     "share", "share_stats",
+    # the rest of PyParallel's names (docs/pyparallel-api.md)
+    "try_read_lock", "try_write_lock", "read_unlock", "write_unlock",
+    "critical_section", "synchronized", "CriticalSection", "thread",
+    "submit_timer", "submit_wait", "submit_io",
+    "cpu_count", "gmtime", "debugbreak", "active_count", "active_contexts", "active_hogs",
 ]
 __version__ = _core.__version__
 

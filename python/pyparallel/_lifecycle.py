@@ -44,6 +44,9 @@ _stop_requested = False   # SIGTERM/SIGINT before the engine ran
 _shutdown_timeout = 5.0
 _serving = False  # a server is registered: run() lasts until shutdown
 _saved_handlers: dict[int, Any] = {}
+# Work waiting off the workers (submit_wait, submit_io): run() serves while any is left.
+_outside_tasks = 0
+_outside_lock = threading.Lock()
 
 
 def gil_enabled() -> bool:
@@ -194,6 +197,15 @@ def _attach(eng: _core.Engine, endpoint: Server | Client, protocol: Any) -> None
     endpoint._release()
 
 
+def _server_started(endpoint: Server | Client, protocol: Any) -> None:
+    """PyParallel's server_started(server): once a server's workers serve it,
+    on a protocol instance made for the call (a factory is called), in the
+    thread that started serving; what it raises propagates there."""
+    if not isinstance(endpoint, Server) or getattr(protocol, "server_started", None) is None:
+        return
+    protocol().server_started(endpoint)
+
+
 def register(transport: Server | Client, protocol: Any, share: bool = True) -> Server | Client:
     """Attach a protocol to a server or client: a class (one instance per
     connection), or a callable returning a protocol instance (a factory,
@@ -221,6 +233,7 @@ def register(transport: Server | Client, protocol: Any, share: bool = True) -> S
             _serving = True
         if _engine is not None and _engine.started and not _engine.finished:
             _attach(_engine, transport, protocol)
+            _server_started(transport, protocol)
         else:
             _pending.append((transport, protocol))
     return transport
@@ -267,6 +280,8 @@ def _start(workers: int | None, options: dict[str, Any]) -> _core.Engine:
             for endpoint, protocol in pending:
                 _attach(eng, endpoint, protocol)
             eng.start()
+            for endpoint, protocol in pending:
+                _server_started(endpoint, protocol)
     return eng
 
 
@@ -311,7 +326,7 @@ def run(workers: int | None = None, shutdown_timeout: float = 5.0, share_main: b
         # Without servers, run() ends when the work does: look more often.
         if eng.wait(0.25 if _serving else 0.05):
             break
-        if not _serving and eng.clients == 0 and eng.tasks == 0:
+        if not _serving and eng.clients == 0 and eng.tasks == 0 and _outside_tasks == 0:
             eng.shutdown(shutdown_timeout)
     eng.join()
     _finish(eng)
@@ -418,6 +433,18 @@ def _engine_for_work() -> _core.Engine:
     if eng is not None:
         return eng
     return _start(None, {})
+
+
+def _outside_task(delta: int) -> None:
+    """Count work that waits off the workers (+1 when it starts waiting, -1 once
+    it was handed to a worker or failed): run() does not end meanwhile."""
+    global _outside_tasks
+    with _outside_lock:
+        _outside_tasks += delta
+
+
+def outside_tasks() -> int:
+    return _outside_tasks
 
 
 def _reported_engine() -> _core.Engine | None:

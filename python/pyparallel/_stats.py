@@ -25,7 +25,9 @@ import functools
 import os
 import platform
 import resource
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -34,6 +36,7 @@ from . import _core, _lifecycle, sharing
 __all__ = [
     "stats", "sys_stats", "memory_stats", "context_stats", "socket_stats",
     "thread_seq_id", "rdtsc", "debug", "set_debug", "debug_enabled",
+    "cpu_count", "gmtime", "debugbreak",
 ]
 
 # Counters of the engine that are levels, not running totals.
@@ -225,3 +228,51 @@ def context_stats() -> dict[str, Any]:
         "main_thread_seq_id": 0,
         "thread_seq_id": thread_seq_id(),
     }
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on (its affinity mask, which a container
+    or ``taskset`` narrows): what the engine starts one worker per by
+    default. The original counted the CPUs online."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_date_cache: tuple[int, str] = (-1, "")
+
+
+def gmtime() -> str:
+    """The current time as an HTTP date (RFC 9110 IMF-fixdate, e.g. ``Sun, 06
+    Nov 1994 08:49:37 GMT``), made once per second and shared by every
+    thread."""
+    global _date_cache
+    now = int(time.time())
+    cached = _date_cache  # one read: a (second, text) pair is never torn
+    if cached[0] == now:
+        return cached[1]
+    t = time.gmtime(now)
+    text = (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+    _date_cache = (now, text)
+    return text
+
+
+def _traced() -> bool:
+    return _proc_status().get("TracerPid", "0") not in ("", "0")
+
+
+def debugbreak() -> bool:
+    """Stop in the native debugger (gdb, lldb) attached to this process, at
+    the calling thread: SIGTRAP to this thread, as the original's ``int 3``.
+    Without a debugger the signal would kill the process, so then nothing
+    happens unless the program handles SIGTRAP itself; False when no signal
+    was sent. (For Python-level debugging use :func:`breakpoint` on the main
+    thread, or :func:`debug` lines from callbacks.)"""
+    if not _traced() and signal.getsignal(signal.SIGTRAP) in (signal.SIG_DFL, None):
+        return False
+    signal.pthread_kill(threading.get_ident(), signal.SIGTRAP)
+    return True

@@ -143,6 +143,10 @@ typedef struct px_py_proto_spec {
     unsigned idle_timeout_ms;
     bool is_client;                /* a client's own: freed when it closes or never connects */
     struct px_py_proto_spec *prev; /* a client's: the engine's list of clients' specs */
+    /* PyParallel's other callbacks: client_created(t) before connection_made,
+     * connection_closed(t) on a close without error, send_failed(t, exc) and
+     * recv_failed(t, exc) when writing or reading failed. */
+    bool has_created, has_closed, has_send_failed, has_recv_failed;
 } px_py_proto_spec_t;
 
 /* Build a spec from a protocol class or factory; NULL with an exception set

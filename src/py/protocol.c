@@ -75,6 +75,7 @@ static int seconds_attr(PyObject *cls, const char *name, unsigned *ms)
 static int on_open(px_conn_t *c);
 static int on_data(px_conn_t *c, const char *data, size_t len);
 static void on_drain(px_conn_t *c);
+static void on_eof(px_conn_t *c, int err);
 static void on_close(px_conn_t *c, int err);
 static void on_connect_failed(void *udata, int err);
 
@@ -99,6 +100,10 @@ int px_py_proto_spec_fill(px_py_proto_spec_t *spec, PyObject *cls, unsigned *soc
     spec->has_lost = has_attr(cls, "connection_lost");
     spec->has_handler = has_attr(cls, "exception_handler");
     spec->has_failed = has_attr(cls, "connection_failed");
+    spec->has_created = has_attr(cls, "client_created");
+    spec->has_closed = has_attr(cls, "connection_closed");
+    spec->has_send_failed = has_attr(cls, "send_failed");
+    spec->has_recv_failed = has_attr(cls, "recv_failed");
     spec->line_mode = truthy_attr(cls, "line_mode") || truthy_attr(cls, "lines_mode");
     if (spec->line_mode && !spec->has_lines) {
         PyErr_SetString(PyExc_TypeError, "a protocol with line_mode needs lines_received()");
@@ -132,6 +137,7 @@ int px_py_proto_spec_fill(px_py_proto_spec_t *spec, PyObject *cls, unsigned *soc
     spec->handler.on_open = on_open;
     spec->handler.on_data = on_data;
     spec->handler.on_drain = spec->has_complete ? on_drain : NULL;
+    spec->handler.on_eof = spec->has_recv_failed ? on_eof : NULL;
     spec->handler.on_close = on_close;
     spec->handler.on_connect_failed = on_connect_failed;
     spec->handler.on_connect_error = px_py_on_connect_error;
@@ -293,6 +299,26 @@ static int call_and_send(px_py_transport_t *t, const char *method, PyObject *arg
     return rc;
 }
 
+/* A callback whose result is not sent (there is nothing to answer). */
+static int call_only(px_py_transport_t *t, const char *method, PyObject *arg)
+{
+    bool released = px_py_release(t->worker);
+    PyObject *r = arg ? PyObject_CallMethod(t->protocol, method, "OO", (PyObject *)t, arg)
+                      : PyObject_CallMethod(t->protocol, method, "O", (PyObject *)t);
+
+    px_py_reacquire(t->worker, released);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+/* The exception a failed connection's callbacks get for -errno err. */
+static PyObject *lost_error(px_py_proto_spec_t *spec, int err)
+{
+    PyObject *exc = px_py_errno_error(px_py_engine_state(spec->engine), PyExc_ConnectionError, err,
+                                      NULL);
+    return exc ? exc : Py_NewRef(Py_None);
+}
+
 static int on_open(px_conn_t *c)
 {
     px_py_proto_spec_t *spec = px_conn_server_udata(c);
@@ -325,6 +351,8 @@ static int on_open(px_conn_t *c)
     }
     px_conn_set_udata(c, t); /* the connection holds the reference */
     px_py_transport_enter(t);
+    if (spec->has_created && call_only(t, "client_created", NULL) < 0)
+        goto error;
     if (spec->has_made && call_and_send(t, "connection_made", NULL) < 0)
         goto error;
     if (spec->initial_bytes) {
@@ -428,6 +456,25 @@ static void on_drain(px_conn_t *c)
     px_py_transport_leave(t);
 }
 
+/* Only set for a protocol with recv_failed: a receive failed (err < 0); the
+ * engine closes the connection next. The end of the stream (0) is not a
+ * failure. */
+static void on_eof(px_conn_t *c, int err)
+{
+    px_py_transport_t *t = transport_of(c);
+    PyObject *exc;
+
+    if (err >= 0 || t == NULL)
+        return;
+    px_py_attach(px_conn_worker(c));
+    px_py_transport_enter(t);
+    exc = lost_error(t->spec, err);
+    if (call_only(t, "recv_failed", exc) < 0)
+        px_py_report(t->spec, (PyObject *)t, "recv_failed");
+    Py_DECREF(exc);
+    px_py_transport_leave(t);
+}
+
 static void on_connect_failed(void *udata, int err)
 {
     px_py_proto_spec_t *spec = udata;
@@ -448,6 +495,7 @@ static void on_close(px_conn_t *c, int err)
 {
     px_py_proto_spec_t *spec;
     px_py_transport_t *t = transport_of(c);
+    bool failed;
 
     if (t == NULL) { /* on_open failed, or a client never connected */
         if (px_conn_is_client(c))
@@ -457,17 +505,18 @@ static void on_close(px_conn_t *c, int err)
     spec = t->spec;
     px_py_attach(px_conn_worker(c));
     px_py_transport_enter(t);
+    failed = err < 0 && err != -ECONNABORTED; /* ECONNABORTED: closed by this side */
+    if (failed && spec->has_send_failed && px_conn_send_failed(c)) {
+        PyObject *exc = lost_error(spec, err);
+        if (call_only(t, "send_failed", exc) < 0)
+            px_py_report(spec, (PyObject *)t, "send_failed");
+        Py_DECREF(exc);
+    }
+    if (!failed && spec->has_closed && call_only(t, "connection_closed", NULL) < 0)
+        px_py_report(spec, (PyObject *)t, "connection_closed");
     if (spec->has_lost) {
-        PyObject *exc = Py_None, *r;
+        PyObject *exc = failed ? lost_error(spec, err) : Py_NewRef(Py_None), *r;
         bool released;
-        if (err < 0 && err != -ECONNABORTED) {
-            exc = px_py_errno_error(px_py_engine_state(spec->engine), PyExc_ConnectionError, err,
-                                    NULL);
-            if (exc == NULL)
-                exc = Py_NewRef(Py_None);
-        } else {
-            Py_INCREF(exc);
-        }
         released = px_py_release(t->worker);
         r = PyObject_CallMethod(t->protocol, "connection_lost", "OO", (PyObject *)t, exc);
         px_py_reacquire(t->worker, released);

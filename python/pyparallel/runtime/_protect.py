@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 from .. import _core
 from ._containers import ProtectedDict, ProtectedList
 
-__all__ = ["RWLock", "protect", "unprotect", "protected", "read_lock", "write_lock"]
+__all__ = ["RWLock", "protect", "unprotect", "protected", "read_lock", "write_lock",
+           "try_read_lock", "try_write_lock", "read_unlock", "write_unlock"]
 
 _T = TypeVar("_T")
 
@@ -138,3 +139,30 @@ def write_lock(obj: Any) -> Any:
     if cls is ProtectedDict or cls is ProtectedList:
         return obj._px_w
     return _lock_or_raise(obj).writer
+
+
+def try_read_lock(obj: Any) -> bool:
+    """Take obj's read lock if that needs no wait: True when taken (release it
+    with :func:`read_unlock`), False when a writer holds or awaits it.
+    ValueError if obj is not protected."""
+    return bool(_lock_or_raise(obj).acquire_read(False))
+
+
+def try_write_lock(obj: Any) -> bool:
+    """Take obj's write lock if that needs no wait: True when taken (release it
+    with :func:`write_unlock`), False when anyone else holds it. A thread
+    holding only the read lock gets RuntimeError, as :func:`write_lock` does.
+    ValueError if obj is not protected."""
+    return bool(_lock_or_raise(obj).acquire_write(False))
+
+
+def read_unlock(obj: Any) -> None:
+    """Release a read lock of obj this thread took with :func:`try_read_lock`
+    (RuntimeError if it holds none)."""
+    _lock_or_raise(obj).release_read()
+
+
+def write_unlock(obj: Any) -> None:
+    """Release the write lock of obj this thread took with :func:`try_write_lock`
+    (RuntimeError if it holds none)."""
+    _lock_or_raise(obj).release_write()

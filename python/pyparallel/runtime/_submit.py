@@ -1,0 +1,320 @@
+"""PyParallel's other submit_* calls: :func:`submit_timer` (work after a
+delay), :func:`submit_wait` (work once a descriptor is readable) and
+:func:`submit_io` (a blocking call kept off the workers).
+
+Each returns a :class:`Work` (a Future) and, as :func:`submit_work`, runs the
+callback or errback on a worker; an exception nobody takes is re-raised by
+``run()``. ``run()`` serves until they are all done.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import heapq
+import itertools
+import os
+import selectors
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .. import _core, _lifecycle
+from ._work import Work
+
+__all__ = ["submit_timer", "submit_wait", "submit_io"]
+
+
+def _seconds(value: float | datetime.timedelta, what: str) -> float:
+    s = value.total_seconds() if isinstance(value, datetime.timedelta) else float(value)
+    if s < 0:
+        raise ValueError(f"{what} must not be negative")
+    return s
+
+
+class _LaterWork(Work):
+    """Work that something else starts (a timer, a wait, the I/O pool): never
+    run early, not even by a result() called on a worker (that waits, its
+    worker handed off meanwhile)."""
+
+    def _wait_here(self, timeout: float | None) -> None:
+        if _core.worker_index() is None:
+            super()._wait_here(timeout)
+
+
+class _TimedWork(_LaterWork):
+    _timer: _core.Timer | None = None
+
+    def cancel(self) -> bool:
+        done = super().cancel()
+        if done and self._timer is not None:
+            self._timer.cancel()
+        return done
+
+
+def submit_timer(duetime: float | datetime.timedelta, func: Callable[..., Any],
+                 args: tuple[Any, ...] = (), kwds: dict[str, Any] | None = None,
+                 callback: Callable[[Any], Any] | None = None,
+                 errback: Callable[[BaseException], Any] | None = None) -> Work:
+    """Run ``func(*args, **kwds)`` on a worker ``duetime`` seconds (a number or
+    a timedelta) from now, then its callback or errback, as
+    :func:`submit_work` does. ``cancel()`` on the returned :class:`Work`
+    succeeds until it has started. (A function called again and again is
+    :func:`pyparallel.timer`.)"""
+    _core._stm_refuse("submit_timer()")
+    delay = _seconds(duetime, "duetime")
+    work = _TimedWork(func, tuple(args), dict(kwds or {}), callback, errback)
+    eng = _lifecycle._engine_for_work()
+    work._engine = eng
+    work._timer = _core.Timer(eng, delay, work._run)
+    work.worker = work._timer.worker
+    return work
+
+
+# ---- waits -------------------------------------------------------------------------
+
+class _Wait:
+    __slots__ = ("fd", "work", "deadline", "done")
+
+    def __init__(self, fd: int, work: Work, deadline: float | None) -> None:
+        self.fd = fd
+        self.work = work
+        self.deadline = deadline
+        self.done = False
+
+
+class _WaitWork(_LaterWork):
+    """A pending wait: cancel() also stops waiting for the descriptor."""
+
+    _wait: _Wait | None = None
+
+    def cancel(self) -> bool:
+        done = super().cancel()
+        if done and self._wait is not None:
+            _the_waiter().remove(self._wait)
+        return done
+
+
+class _Waiter:
+    """One thread for every pending wait: epoll on their descriptors, a heap of
+    their deadlines. A wait that ends hands its Work to a worker."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sel = selectors.DefaultSelector()
+        self._by_fd: dict[int, list[_Wait]] = {}
+        self._deadlines: list[tuple[float, int, _Wait]] = []
+        self._seq = itertools.count()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._sel.register(self._wake_r, selectors.EVENT_READ)
+        self._thread = threading.Thread(target=self._loop, name="pyparallel-waits", daemon=True)
+        self._thread.start()
+
+    def add(self, w: _Wait) -> None:
+        with self._lock:
+            waits = self._by_fd.setdefault(w.fd, [])
+            if not waits:
+                try:
+                    self._sel.register(w.fd, selectors.EVENT_READ)
+                except (ValueError, OSError):
+                    del self._by_fd[w.fd]
+                    raise
+            waits.append(w)
+            if w.deadline is not None:
+                heapq.heappush(self._deadlines, (w.deadline, next(self._seq), w))
+        os.write(self._wake_w, b"x")
+
+    def remove(self, w: _Wait) -> None:
+        with self._lock:
+            if w.done:
+                return
+            w.done = True
+            self._forget(w)
+        _lifecycle._outside_task(-1)
+
+    def _forget(self, w: _Wait) -> None:
+        """Under the lock: w no longer waits for its descriptor."""
+        rest = [o for o in self._by_fd.get(w.fd, []) if o is not w]
+        if rest:
+            self._by_fd[w.fd] = rest
+        else:
+            self._drop_fd(w.fd)
+
+    def _finish(self, w: _Wait, exc: BaseException | None) -> None:
+        """Outside the lock: hand the work to a worker (or fail it)."""
+        work = w.work
+        try:
+            if exc is not None:
+                work._func = _raiser(exc)
+                work._args, work._kwds = (), {}
+            if work._engine is None or work._engine.finished:
+                raise _core.EngineError("the engine has finished")
+            work.worker = _core.submit(work._engine, work._run)
+        except BaseException as failure:
+            if work._claim():
+                work.set_exception(failure)
+        finally:
+            _lifecycle._outside_task(-1)
+
+    def _drop_fd(self, fd: int) -> list[_Wait]:
+        waits = self._by_fd.pop(fd, [])
+        try:
+            self._sel.unregister(fd)
+        except (KeyError, ValueError, OSError):
+            pass
+        return waits
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                timeout = None
+                if self._deadlines:
+                    timeout = max(0.0, self._deadlines[0][0] - time.monotonic())
+            events = self._sel.select(timeout)
+            ready: list[tuple[_Wait, BaseException | None]] = []
+            with self._lock:
+                for key, _ in events:
+                    if key.fd == self._wake_r:
+                        try:
+                            while os.read(self._wake_r, 4096):
+                                pass
+                        except BlockingIOError:
+                            pass
+                        continue
+                    for w in self._drop_fd(key.fd):
+                        w.done = True
+                        ready.append((w, None))
+                now = time.monotonic()
+                while self._deadlines and self._deadlines[0][0] <= now:
+                    w = heapq.heappop(self._deadlines)[2]
+                    if w.done:
+                        continue
+                    w.done = True
+                    self._forget(w)
+                    ready.append((w, TimeoutError(f"descriptor {w.fd} not readable in time")))
+            for w, exc in ready:
+                self._finish(w, exc)
+
+
+def _raiser(exc: BaseException) -> Callable[[], Any]:
+    def fail() -> Any:
+        raise exc
+    return fail
+
+
+_waiter: _Waiter | None = None
+_waiter_lock = threading.Lock()
+
+
+def _the_waiter() -> _Waiter:
+    global _waiter
+    with _waiter_lock:
+        if _waiter is None:
+            _waiter = _Waiter()
+        return _waiter
+
+
+def _fd_of(obj: Any) -> int:
+    if isinstance(obj, int):
+        return obj
+    fileno = getattr(obj, "fileno", None)
+    if fileno is None:
+        raise TypeError("submit_wait() waits for a file descriptor (an int or an object with "
+                        f"fileno()), not {type(obj).__name__}")
+    return int(fileno())
+
+
+def submit_wait(obj: Any, func: Callable[..., Any] | None = None, args: tuple[Any, ...] = (),
+                kwds: dict[str, Any] | None = None,
+                callback: Callable[[Any], Any] | None = None,
+                errback: Callable[[BaseException], Any] | None = None,
+                timeout: float | datetime.timedelta | None = None) -> Work:
+    """Once ``obj`` (a file descriptor, or an object with ``fileno()``) is
+    readable, run ``func(*args, **kwds)`` on a worker, then its callback or
+    errback, as :func:`submit_work` does; with no func the result is obj.
+    Linux's waitable things are descriptors: an ``os.eventfd`` for an event,
+    ``os.pidfd_open`` for a process, a pipe, a socket, a timerfd.
+
+    After ``timeout`` seconds (None: no limit) without it, the outcome is a
+    ``TimeoutError`` instead (the errback gets it). Nothing blocks a worker
+    while it waits: one thread of the package waits for every pending
+    descriptor (epoll)."""
+    _core._stm_refuse("submit_wait()")
+    fd = _fd_of(obj)
+    limit = None if timeout is None else _seconds(timeout, "timeout")
+    if func is None:
+        func, args, kwds = (lambda: obj), (), None
+    work = _WaitWork(func, tuple(args), dict(kwds or {}), callback, errback)
+    work._engine = _lifecycle._engine_for_work()
+    deadline = None if limit is None else time.monotonic() + limit
+    work._wait = _Wait(fd, work, deadline)
+    _lifecycle._outside_task(1)
+    try:
+        _the_waiter().add(work._wait)
+    except BaseException:
+        _lifecycle._outside_task(-1)
+        raise
+    return work
+
+
+# ---- blocking calls ------------------------------------------------------------------
+
+_io_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _io_pool
+    with _waiter_lock:
+        if _io_pool is None:
+            _io_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="pyparallel-io")
+        return _io_pool
+
+
+def _value(v: Any) -> Callable[[], Any]:
+    def give() -> Any:
+        return v
+    return give
+
+
+def submit_io(func: Callable[..., Any], args: tuple[Any, ...] = (),
+              kwds: dict[str, Any] | None = None,
+              callback: Callable[[Any], Any] | None = None,
+              errback: Callable[[BaseException], Any] | None = None) -> Work:
+    """Run a blocking call ``func(*args, **kwds)`` (reading a file, a database
+    driver, a library without non-blocking calls) on a thread of the
+    package's I/O pool, never on a worker; then ``callback(result)`` or
+    ``errback(exception)`` on a worker, as :func:`submit_work` does. Returns a
+    :class:`Work`; ``cancel()`` succeeds until the call has started."""
+    _core._stm_refuse("submit_io()")
+    work = _LaterWork(func, tuple(args), dict(kwds or {}), callback, errback)
+    work._engine = _lifecycle._engine_for_work()
+    call = (func, tuple(args), dict(kwds or {}))
+
+    def blocking() -> None:
+        try:
+            if not work._claim():
+                return  # cancelled
+            try:
+                outcome = _value(call[0](*call[1], **call[2]))
+            except BaseException as exc:
+                outcome = _raiser(exc)
+            work._func, work._args, work._kwds = outcome, (), {}
+            try:
+                eng = work._engine
+                if eng is None or eng.finished:
+                    raise _core.EngineError("the engine has finished")
+                work.worker = _core.submit(eng, lambda: work._execute(report=True))
+            except BaseException as failure:
+                work.set_exception(failure)
+        finally:
+            _lifecycle._outside_task(-1)
+
+    _lifecycle._outside_task(1)
+    try:
+        _pool().submit(blocking)
+    except BaseException:
+        _lifecycle._outside_task(-1)
+        raise
+    return work
