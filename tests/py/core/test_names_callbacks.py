@@ -1,0 +1,130 @@
+"""PyParallel's other protocol callbacks (servers/names_app.py, two workers):
+server_started once per server, client_created before connection_made,
+connection_closed on a close without error, recv_failed when a receive fails
+and send_failed when a send does (each with the errno), and the in-flight
+counters (active_hogs, active_count, active_contexts) read from a callback."""
+
+from __future__ import annotations
+
+import errno
+import json
+import socket
+import struct
+import time
+from typing import Any
+
+from helpers import connect, recv_exact, recv_until_line
+
+DEADLINE = 20.0
+
+
+def log(srv: Any) -> dict[str, list[str]]:
+    with connect(srv.ports["log"]) as s:
+        result: dict[str, list[str]] = json.loads(recv_until_line(s))
+        return result
+
+
+def wait_events(srv: Any, port: int | str, last: str) -> list[str]:
+    """The callbacks recorded for the client on `port` (or under another key),
+    once `last` (a prefix) is among them."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        events = log(srv).get(str(port), [])
+        if any(e.startswith(last) for e in events) or time.monotonic() > deadline:
+            return events
+        time.sleep(0.05)
+
+
+def reset(sock: socket.socket) -> None:
+    """Close with a reset (RST) rather than an orderly FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def test_server_started_once_per_server(spawn, backend: str) -> None:
+    srv = spawn("names_app.py", backend=backend)
+    # Called once the workers serve, which is just after the listening line.
+    deadline = time.monotonic() + DEADLINE
+    servers = log(srv).get("servers", [])
+    while len(servers) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        servers = log(srv).get("servers", [])
+    # Recorded and its subclass Stream have it: the events and stream servers.
+    assert sorted(servers) == sorted([f"server_started:{srv.ports['events']}",
+                                      f"server_started:{srv.ports['stream']}"])
+
+
+def test_orderly_close_calls_connection_closed(spawn, backend: str) -> None:
+    srv = spawn("names_app.py", backend=backend)
+    s = connect(srv.ports["events"])
+    port = s.getsockname()[1]
+    s.sendall(b"ping\n")
+    assert recv_exact(s, 5) == b"ping\n"
+    s.shutdown(socket.SHUT_WR)  # the server answers EOF by closing
+    assert s.recv(10) == b""
+    s.close()
+    events = wait_events(srv, port, "connection_lost")
+    assert events == ["client_created", "connection_made", "data_received",
+                      "connection_closed", "connection_lost:0"], events
+
+
+def test_reset_while_reading_calls_recv_failed(spawn, backend: str) -> None:
+    srv = spawn("names_app.py", backend=backend)
+    s = connect(srv.ports["events"])
+    port = s.getsockname()[1]
+    s.sendall(b"ping\n")
+    assert recv_exact(s, 5) == b"ping\n"
+    reset(s)
+    events = wait_events(srv, port, "connection_lost")
+    reset_errno = errno.ECONNRESET
+    assert events == ["client_created", "connection_made", "data_received",
+                      f"recv_failed:{reset_errno}", f"connection_lost:{reset_errno}"], events
+
+
+def test_reset_while_sending_calls_send_failed(spawn, backend: str) -> None:
+    srv = spawn("names_app.py", backend=backend)
+    s = connect(srv.ports["stream"], rcvbuf=4096)
+    port = s.getsockname()[1]
+    recv_exact(s, 4096)  # streaming has begun; the buffers fill as we stop reading
+    time.sleep(0.3)
+    reset(s)
+    events = wait_events(srv, port, "connection_lost")
+    assert events[:2] == ["client_created", "connection_made"], events
+    failed = [e for e in events if e.startswith(("send_failed", "recv_failed"))]
+    assert len(failed) == 1 and failed[0].startswith("send_failed:"), events
+    code = int(failed[0].split(":")[1])
+    assert code in (errno.ECONNRESET, errno.EPIPE), events
+    assert events[-1] == f"connection_lost:{code}", events
+    assert "connection_closed" not in events, events
+
+
+def activity(srv: Any) -> dict[str, Any]:
+    with connect(srv.ports["activity"]) as s:
+        result: dict[str, Any] = json.loads(recv_until_line(s))
+        return result
+
+
+def test_active_hogs_counts_a_blocked_callback(spawn, backend: str) -> None:
+    srv = spawn("names_app.py", backend=backend)
+    idle = activity(srv)
+    assert idle["active_hogs"] == 0, idle
+    assert idle["active_count"] == 0, idle  # no work, no outgoing connection
+    assert idle["active_contexts"] >= 1, idle  # the asking connection itself
+    hog = connect(srv.ports["hog"], timeout=40)
+    hog.sendall(b"go\n")
+    deadline = time.monotonic() + DEADLINE
+    busy = activity(srv)
+    while busy["active_hogs"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        busy = activity(srv)
+    assert busy["active_hogs"] == 1, busy
+    assert busy["active_contexts"] >= 2, busy  # the hog's connection and ours
+    with connect(srv.ports["release"]) as r:
+        assert r.recv(10) == b""
+    assert recv_until_line(hog) == b"done\n"
+    hog.close()
+    after = activity(srv)
+    while after["active_hogs"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+        after = activity(srv)
+    assert after["active_hogs"] == 0, after

@@ -1,0 +1,127 @@
+"""PyParallel's other protocol callbacks and the in-flight counters.
+
+    python names_app.py [--workers K]
+
+events    echoes; records, per client port, the callbacks it got:
+          ``server_started``, ``client_created``, ``connection_made``,
+          ``data_received``, ``connection_closed``, ``send_failed:ERRNO``,
+          ``recv_failed:ERRNO``, ``connection_lost:ERRNO`` (0: no error)
+stream    the same records; pauses reading and streams 64 KiB chunks from
+          send_complete (a slow or vanished reader makes sends wait or fail)
+log       answers the records as one JSON line and closes
+hog       a callback that blocks until ``release`` is connected to (or 30 s),
+          then answers ``done``
+release   lets the hog go
+activity  answers {active_hogs, active_count, active_contexts, gmtime,
+          cpu_count} as one JSON line and closes
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from _common import int_arg, serve
+
+import pyparallel as px
+
+_lock = threading.Lock()
+_events: dict[str, list[str]] = {}
+_release = threading.Event()
+
+
+def record(key: object, what: str) -> None:
+    with _lock:
+        _events.setdefault(str(key), []).append(what)
+
+
+def port_of(transport: px.Transport) -> int:
+    peer = transport.peername
+    return peer[1] if peer else -1
+
+
+def errno_of(exc: Any) -> int:
+    return int(getattr(exc, "errno", 0) or 0) if exc is not None else 0
+
+
+class Recorded:
+    """Records its callbacks under its client's port (taken in client_created:
+    peername is gone once the connection closed)."""
+
+    def __init__(self) -> None:
+        self.port = -1
+
+    def server_started(self, server: Any) -> None:
+        record("servers", f"server_started:{server.port}")
+
+    def client_created(self, transport: px.Transport) -> None:
+        self.port = port_of(transport)
+        record(self.port, "client_created")
+
+    def connection_made(self, transport: px.Transport) -> None:
+        record(self.port, "connection_made")
+
+    def data_received(self, transport: px.Transport, data: bytes) -> bytes:
+        record(self.port, "data_received")
+        return data
+
+    def connection_closed(self, transport: px.Transport) -> None:
+        record(self.port, "connection_closed")
+
+    def send_failed(self, transport: px.Transport, exc: BaseException) -> None:
+        record(self.port, f"send_failed:{errno_of(exc)}")
+
+    def recv_failed(self, transport: px.Transport, exc: BaseException) -> None:
+        record(self.port, f"recv_failed:{errno_of(exc)}")
+
+    def connection_lost(self, transport: px.Transport, exc: BaseException | None) -> None:
+        record(self.port, f"connection_lost:{errno_of(exc)}")
+
+
+CHUNK = b"x" * 65536
+
+
+class Stream(Recorded):
+    def connection_made(self, transport: px.Transport) -> bytes:
+        record(self.port, "connection_made")
+        transport.pause_reading()
+        return CHUNK
+
+    def send_complete(self, transport: px.Transport, send_id: int) -> bytes:
+        return CHUNK
+
+
+class Log:
+    def connection_made(self, transport: px.Transport) -> None:
+        with _lock:
+            text = json.dumps(_events)
+        transport.send(text.encode() + b"\n")
+        transport.close()
+
+
+class Hog:
+    def data_received(self, transport: px.Transport, data: bytes) -> bytes:
+        _release.wait(30)
+        return b"done\n"
+
+
+class Release:
+    def connection_made(self, transport: px.Transport) -> None:
+        _release.set()
+        transport.close()
+
+
+class Activity:
+    def connection_made(self, transport: px.Transport) -> None:
+        info = {"active_hogs": px.active_hogs(), "active_count": px.active_count(),
+                "active_contexts": px.active_contexts(), "gmtime": px.gmtime(),
+                "cpu_count": px.cpu_count()}
+        transport.send(json.dumps(info).encode() + b"\n")
+        transport.close()
+
+
+if __name__ == "__main__":
+    serve("names", {"events": Recorded, "stream": Stream, "log": Log, "hog": Hog,
+                    "release": Release, "activity": Activity},
+          workers=int_arg("--workers", 2))
