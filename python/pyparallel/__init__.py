@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _core
+from ._activity import active_contexts, active_count, active_hogs
 from ._core import Engine, EngineError, Transport, sendfile
 from ._lifecycle import (
     Client,
@@ -40,7 +41,6 @@ from ._lifecycle import (
     shutdown,
     transport,
 )
-from ._activity import active_contexts, active_count, active_hogs
 from ._metrics import metrics_text
 from ._stats import (
     context_stats,

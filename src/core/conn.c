@@ -478,7 +478,7 @@ bool px_conn_closing(const px_conn_t *c)
 }
 bool px_conn_send_failed(const px_conn_t *c)
 {
-    return c->state & PX_CONN_SEND_FAILED;
+    return c->state & PX_CONN_SEND_ERR;
 }
 bool px_conn_draining(const px_conn_t *c)
 {

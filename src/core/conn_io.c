@@ -202,7 +202,7 @@ static void consume_output(px_conn_t *c, size_t n)
 static void send_failed(px_conn_t *c, int err)
 {
     if (!(c->state & PX_CONN_DEAD))
-        c->state |= PX_CONN_SEND_FAILED;
+        c->state |= PX_CONN_SEND_ERR;
     px__conn_kill(c, err);
 }
 
@@ -376,7 +376,7 @@ void px__conn_sent(px_conn_t *c, int res)
     if (res < 0) {
         if (!(c->state & PX_CONN_DEAD) && res != -ECANCELED) {
             PX_STAT_ADD(&c->w->stats, errors, 1);
-            c->state |= PX_CONN_SEND_FAILED;
+            c->state |= PX_CONN_SEND_ERR;
         }
         px__conn_kill(c, res == -ECANCELED ? 0 : res);
         goto out;

@@ -75,7 +75,7 @@ enum {
     PX_CONN_STOP_AFTER = 1u << 18, /* shutdown: close once the running handler returns */
     PX_CONN_ATTEMPT = 1u << 19,    /* one connection attempt of a client (connect.c) */
     PX_CONN_WAIT_OUT = 1u << 20,   /* px_conn_wait_output: no file queued to resume */
-    PX_CONN_SEND_FAILED = 1u << 24, /* a send failed: close_err is its error */
+    PX_CONN_SEND_ERR = 1u << 24,   /* a send failed: close_err is its error */
 };
 
 typedef struct px_endpoint {
