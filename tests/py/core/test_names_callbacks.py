@@ -128,3 +128,33 @@ def test_active_hogs_counts_a_blocked_callback(spawn, backend: str) -> None:
         time.sleep(0.05)
         after = activity(srv)
     assert after["active_hogs"] == 0, after
+
+
+def tuning(srv: Any, name: str) -> dict[str, int]:
+    with connect(srv.ports[name]) as s:
+        result: dict[str, int] = json.loads(recv_until_line(s))
+        return result
+
+
+def test_socket_switches(spawn, backend: str) -> None:
+    srv = spawn("names_app.py", backend=backend)
+    plain = tuning(srv, "plain")
+    throughput = tuning(srv, "throughput")
+    concurrency = tuning(srv, "concurrency")
+    low_latency = tuning(srv, "low_latency")
+    assert plain["nodelay"] and low_latency["nodelay"] and concurrency["nodelay"]
+    assert not throughput["nodelay"]  # Nagle kept: bigger segments
+    # Fixed 1 MiB buffers (within the system's limits; the kernel reports
+    # twice what was set), no longer autotuned.
+    for key, limit in (("sndbuf", "wmem_max"), ("rcvbuf", "rmem_max")):
+        with open(f"/proc/sys/net/core/{limit}") as f:
+            assert throughput[key] == 2 * min(1 << 20, int(f.read())), throughput
+    assert concurrency["rcvbuf"] <= 2 * 4096 < plain["rcvbuf"]  # the smallest footprint
+
+
+def test_lines_mode_is_line_mode(spawn, backend: str) -> None:
+    srv = spawn("names_app.py", backend=backend)
+    with connect(srv.ports["lines"]) as s:
+        s.sendall(b"one\r\ntw")
+        s.sendall(b"o\n")
+        assert recv_exact(s, 10) == b"<one><two>"

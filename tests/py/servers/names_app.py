@@ -14,11 +14,17 @@ hog       a callback that blocks until ``release`` is connected to (or 30 s),
 release   lets the hog go
 activity  answers {active_hogs, active_count, active_contexts, gmtime,
           cpu_count} as one JSON line and closes
+plain, throughput, concurrency, low_latency
+          answer {nodelay, sndbuf, rcvbuf} of their socket (no switch, and
+          each of PyParallel's switches) as one JSON line and close
+lines     lines_mode: answers each line as <line>
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
 from typing import Any
 
@@ -121,7 +127,56 @@ class Activity:
         transport.close()
 
 
+def socket_of(transport: px.Transport) -> socket.socket:
+    """A duplicate of the transport's socket, found by its two addresses."""
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            s = socket.socket(fileno=os.dup(int(name)))
+        except OSError:
+            continue
+        try:
+            if (s.getsockname(), s.getpeername()) == (transport.sockname, transport.peername):
+                return s
+        except OSError:
+            pass
+        s.close()
+    raise LookupError("no descriptor of this connection")
+
+
+class Tuned:
+    """Answers how its socket was set up: TCP_NODELAY, SO_SNDBUF, SO_RCVBUF."""
+
+    def connection_made(self, transport: px.Transport) -> None:
+        with socket_of(transport) as s:
+            info = {"nodelay": s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+                    "sndbuf": s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
+                    "rcvbuf": s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)}
+        transport.send(json.dumps(info).encode() + b"\n")
+        transport.close()
+
+
+class Throughput(Tuned):
+    throughput = True
+
+
+class Concurrency(Tuned):
+    concurrency = True
+
+
+class LowLatency(Tuned):
+    low_latency = True
+
+
+class Lines:
+    lines_mode = True  # the original's spelling of line_mode
+
+    def lines_received(self, transport: px.Transport, lines: list[bytes]) -> bytes:
+        return b"".join(b"<%s>" % line for line in lines)
+
+
 if __name__ == "__main__":
     serve("names", {"events": Recorded, "stream": Stream, "log": Log, "hog": Hog,
-                    "release": Release, "activity": Activity},
+                    "release": Release, "activity": Activity, "plain": Tuned,
+                    "throughput": Throughput, "concurrency": Concurrency,
+                    "low_latency": LowLatency, "lines": Lines},
           workers=int_arg("--workers", 2))
