@@ -68,6 +68,16 @@ def test_orderly_close_calls_connection_closed(spawn, backend: str) -> None:
                       "connection_closed", "connection_lost:0"], events
 
 
+def test_outgoing_connections_get_the_same_callbacks(spawn, backend: str) -> None:
+    srv = spawn("names_app.py", backend=backend)
+    with connect(srv.ports["dial"]) as s:
+        s.sendall(b"%d\n" % srv.ports["events"])
+        assert s.recv(10) == b""
+    events = wait_events(srv, "outgoing", "connection_lost")
+    assert events == ["client_created", "connection_made", "connection_closed",
+                      "connection_lost:0"], events
+
+
 def test_reset_while_reading_calls_recv_failed(spawn, backend: str) -> None:
     srv = spawn("names_app.py", backend=backend)
     s = connect(srv.ports["events"])

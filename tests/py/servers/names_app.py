@@ -8,6 +8,8 @@ events    echoes; records, per client port, the callbacks it got:
           ``recv_failed:ERRNO``, ``connection_lost:ERRNO`` (0: no error)
 stream    the same records; pauses reading and streams 64 KiB chunks from
           send_complete (a slow or vanished reader makes sends wait or fail)
+dial      ``PORT``: makes an outgoing connection to PORT (its callbacks
+          recorded under ``outgoing``; it closes once connected), closes
 log       answers the records as one JSON line and closes
 hog       a callback that blocks until ``release`` is connected to (or 30 s),
           then answers ``done``
@@ -83,6 +85,27 @@ class Recorded:
 
     def connection_lost(self, transport: px.Transport, exc: BaseException | None) -> None:
         record(self.port, f"connection_lost:{errno_of(exc)}")
+
+
+class Outgoing(Recorded):
+    """An outgoing connection's callbacks, recorded under ``outgoing``; it
+    closes itself once connected."""
+
+    def client_created(self, transport: px.Transport) -> None:
+        self.port = "outgoing"  # type: ignore[assignment]
+        record(self.port, "client_created")
+
+    def connection_made(self, transport: px.Transport) -> None:
+        record(self.port, "connection_made")
+        transport.close()
+
+
+class Dial:
+    """``PORT``: makes an outgoing connection to that port, then closes."""
+
+    def data_received(self, transport: px.Transport, data: bytes) -> None:
+        px.client("127.0.0.1", int(data), protocol=Outgoing)
+        transport.close()
 
 
 CHUNK = b"x" * 65536
@@ -175,7 +198,7 @@ class Lines:
 
 
 if __name__ == "__main__":
-    serve("names", {"events": Recorded, "stream": Stream, "log": Log, "hog": Hog,
+    serve("names", {"events": Recorded, "dial": Dial, "stream": Stream, "log": Log, "hog": Hog,
                     "release": Release, "activity": Activity, "plain": Tuned,
                     "throughput": Throughput, "concurrency": Concurrency,
                     "low_latency": LowLatency, "lines": Lines},
