@@ -54,12 +54,17 @@ def test_server_started_once_per_server(spawn, backend: str) -> None:
                                       f"server_started:{srv.ports['stream']}"])
 
 
-def test_orderly_close_calls_connection_closed(spawn, backend: str) -> None:
-    srv = spawn("names_app.py", backend=backend)
+def echoed(srv: Any) -> tuple[socket.socket, int]:
+    """A client of the events server that had one echo; its socket and port."""
     s = connect(srv.ports["events"])
-    port = s.getsockname()[1]
     s.sendall(b"ping\n")
     assert recv_exact(s, 5) == b"ping\n"
+    return s, s.getsockname()[1]
+
+
+def test_orderly_close_calls_connection_closed(spawn, backend: str) -> None:
+    srv = spawn("names_app.py", backend=backend)
+    s, port = echoed(srv)
     s.shutdown(socket.SHUT_WR)  # the server answers EOF by closing
     assert s.recv(10) == b""
     s.close()
@@ -80,10 +85,7 @@ def test_outgoing_connections_get_the_same_callbacks(spawn, backend: str) -> Non
 
 def test_reset_while_reading_calls_recv_failed(spawn, backend: str) -> None:
     srv = spawn("names_app.py", backend=backend)
-    s = connect(srv.ports["events"])
-    port = s.getsockname()[1]
-    s.sendall(b"ping\n")
-    assert recv_exact(s, 5) == b"ping\n"
+    s, port = echoed(srv)
     reset(s)
     events = wait_events(srv, port, "connection_lost")
     reset_errno = errno.ECONNRESET
