@@ -443,7 +443,8 @@ def _outside_task(delta: int) -> None:
         _outside_tasks += delta
 
 
-def outside_tasks() -> int:
+def _outside_count() -> int:
+    """Work waiting off the workers now (see _outside_task)."""
     return _outside_tasks
 
 
