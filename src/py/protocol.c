@@ -325,6 +325,7 @@ static int on_open(px_conn_t *c)
     px_worker_t *w = px_conn_worker(c);
     px_py_transport_t *t;
     PyObject *proto;
+    const char *where = "connection_made";
     bool released;
 
     px_py_attach(w);
@@ -351,8 +352,10 @@ static int on_open(px_conn_t *c)
     }
     px_conn_set_udata(c, t); /* the connection holds the reference */
     px_py_transport_enter(t);
-    if (spec->has_created && call_only(t, "client_created", NULL) < 0)
+    if (spec->has_created && call_only(t, "client_created", NULL) < 0) {
+        where = "client_created";
         goto error;
+    }
     if (spec->has_made && call_and_send(t, "connection_made", NULL) < 0)
         goto error;
     if (spec->initial_bytes) {
@@ -366,7 +369,7 @@ static int on_open(px_conn_t *c)
     px_py_transport_leave(t);
     return 0;
 error:
-    px_py_report(spec, (PyObject *)t, "connection_made");
+    px_py_report(spec, (PyObject *)t, where);
     px_py_transport_leave(t);
     return -ECONNABORTED;
 }

@@ -46,12 +46,13 @@ def test_server_started_once_per_server(spawn, backend: str) -> None:
     # Called once the workers serve, which is just after the listening line.
     deadline = time.monotonic() + DEADLINE
     servers = log(srv).get("servers", [])
-    while len(servers) < 2 and time.monotonic() < deadline:
+    while len(servers) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
         servers = log(srv).get("servers", [])
-    # Recorded and its subclass Stream have it: the events and stream servers.
-    assert sorted(servers) == sorted([f"server_started:{srv.ports['events']}",
-                                      f"server_started:{srv.ports['stream']}"])
+    # Recorded and its subclasses have it: the events, stream and created_raises
+    # servers (Outgoing is a client's).
+    assert sorted(servers) == sorted(f"server_started:{srv.ports[name]}"
+                                     for name in ("events", "stream", "created_raises"))
 
 
 def echoed(srv: Any) -> tuple[socket.socket, int]:
@@ -80,6 +81,16 @@ def test_outgoing_connections_get_the_same_callbacks(spawn, backend: str) -> Non
         assert s.recv(10) == b""
     events = wait_events(srv, "outgoing", "connection_lost")
     assert events == ["client_created", "connection_made", "connection_closed",
+                      "connection_lost:0"], events
+
+
+def test_client_created_raising_reaches_the_exception_handler(spawn, backend: str) -> None:
+    srv = spawn("names_app.py", backend=backend)
+    with connect(srv.ports["created_raises"]) as s:
+        port = s.getsockname()[1]
+        assert s.recv(10) == b""  # the connection is closed
+    events = wait_events(srv, port, "connection_lost")
+    assert events == ["exception_handler:client_created:ValueError", "connection_closed",
                       "connection_lost:0"], events
 
 

@@ -20,6 +20,8 @@ plain, throughput, concurrency, low_latency
           answer {nodelay, sndbuf, rcvbuf} of their socket (no switch, and
           each of PyParallel's switches) as one JSON line and close
 lines     lines_mode: answers each line as <line>
+created_raises
+          client_created raises; records what exception_handler got
 """
 
 from __future__ import annotations
@@ -85,6 +87,18 @@ class Recorded:
 
     def connection_lost(self, transport: px.Transport, exc: BaseException | None) -> None:
         record(self.port, f"connection_lost:{errno_of(exc)}")
+
+
+class CreatedRaises(Recorded):
+    """client_created raises: its exception_handler is told so, and the
+    connection closes."""
+
+    def client_created(self, transport: px.Transport) -> None:
+        self.port = port_of(transport)
+        raise ValueError("no")
+
+    def exception_handler(self, transport: px.Transport, syscall: str, info: Any) -> None:
+        record(self.port, f"exception_handler:{syscall}:{info[0].__name__}")
 
 
 class Outgoing(Recorded):
@@ -201,5 +215,6 @@ if __name__ == "__main__":
     serve("names", {"events": Recorded, "dial": Dial, "stream": Stream, "log": Log, "hog": Hog,
                     "release": Release, "activity": Activity, "plain": Tuned,
                     "throughput": Throughput, "concurrency": Concurrency,
-                    "low_latency": LowLatency, "lines": Lines},
+                    "low_latency": LowLatency, "lines": Lines,
+                    "created_raises": CreatedRaises},
           workers=int_arg("--workers", 2))
