@@ -106,7 +106,7 @@ def test_slow_reader_is_dropped_others_keep_receiving(spawn, backend: str) -> No
         assert time.monotonic() < deadline, "the slow reader was never dropped"
         sender.sendall(b"".join(b"%d %s\n" % (sent + i, line) for i in range(batch)))
         sent += batch
-        readers.until_count(lambda s: sent)
+        readers.until_count(lambda s, want=sent: want)
     assert closed_by_peer(slow, timeout=10)  # its backlog was dropped: no wait for it
     # The others go on.
     sender.sendall(b"".join(b"%d %s\n" % (sent + i, line) for i in range(batch)))
