@@ -85,16 +85,17 @@ def broadcast(targets: tuple[px.Transport, ...], data: bytes, limits: type[Limit
     """Send data to every target, from any thread; how many took it. A target
     over its output limit is dropped (see the module's docstring)."""
     limit = limits.max_backlog
-    taken = 0
+    missed = 0  # counted on the rare path only: the loop runs once per receiver
     for target in targets:
         try:
             if target.send(data) and target.unsent <= limit:
-                taken += 1
                 continue
         except ConnectionError:
-            continue  # it left meanwhile
+            missed += 1  # it left meanwhile
+            continue
         drop(target, limits)
-    return taken
+        missed += 1
+    return len(targets) - missed
 
 
 def too_long(transport: px.Transport, exc: BaseException, prefix: bytes,
