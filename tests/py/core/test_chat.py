@@ -84,16 +84,29 @@ def test_notices_and_long_lines(spawn, backend: str) -> None:
         r.sock.close()
 
 
-def test_slow_reader_is_dropped_others_keep_receiving(spawn, backend: str) -> None:
+@pytest.mark.parametrize("sender_worker", ["same", "other"])
+def test_slow_reader_is_dropped_others_keep_receiving(spawn, backend: str,
+                                                      sender_worker: str) -> None:
+    """Sent to from its own worker (the send is taken, the backlog then
+    checked) or from the other (the send is refused over the limit)."""
     limit = 256 << 10
     srv = spawn(*example("chat", "--workers", "2", "--no-notices", "--max-backlog", str(limit)),
                 backend=backend)
     slow = connect(srv.port, rcvbuf=4096)
-    slow_id, _ = welcome(slow)
-    fast = [connect(srv.port) for _ in range(3)]
+    slow_id, slow_worker = welcome(slow)
+    fast = [connect(srv.port) for _ in range(2)]
     for s in fast:
         welcome(s)
-    sender = fast[0]
+    spare = []
+    while True:  # a sender on the worker the case asks for (the kernel picks)
+        sender = connect(srv.port)
+        if (welcome(sender)[1] == slow_worker) == (sender_worker == "same"):
+            break
+        spare.append(sender)
+        assert len(spare) < 100
+    for s in spare:
+        s.close()
+    fast.insert(0, sender)
     readers = Lines(fast[1:])
     line = b"m" * 1000
     batch = 16  # lines per round: the readers' backlog stays far below the limit
