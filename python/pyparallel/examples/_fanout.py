@@ -23,7 +23,8 @@ from typing import Any
 
 import pyparallel as px
 
-__all__ = ["Members", "Limits", "broadcast", "too_long", "add_arguments", "engine_options"]
+__all__ = ["Members", "Limits", "broadcast", "drop", "too_long", "add_arguments", "engine_options",
+           "DEFAULT_MAX_BACKLOG", "DEFAULT_MAX_LINE"]
 
 DEFAULT_MAX_BACKLOG = 1 << 20
 DEFAULT_MAX_LINE = 4096

@@ -28,7 +28,7 @@ import pyparallel as px
 from . import _fanout
 from ._cli import serve
 
-__all__ = ["Chat", "ROOM", "main"]
+__all__ = ["Chat", "Limits", "ROOM", "main"]
 
 ROOM = _fanout.Members()
 

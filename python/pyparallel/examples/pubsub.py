@@ -42,7 +42,7 @@ import pyparallel as px
 from . import _fanout
 from ._cli import serve
 
-__all__ = ["PubSub", "Topics", "TOPICS", "main"]
+__all__ = ["PubSub", "Limits", "Topics", "TOPICS", "main"]
 
 
 class Limits(_fanout.Limits):
