@@ -56,13 +56,16 @@ def test_every_line_reaches_every_client_in_order(spawn, backend: str, workers: 
 
 def test_notices_and_long_lines(spawn, backend: str) -> None:
     srv = spawn(*example("chat", "--workers", "2", "--max-line", "100"), backend=backend)
-    a, b = LineReader(connect(srv.port)), LineReader(connect(srv.port))
     ids = []
-    for r in (a, b):
+    readers = []
+    for _ in range(2):  # one after the other: b joins once a is in the room
+        r = LineReader(connect(srv.port))
+        readers.append(r)
         m = WELCOME.match(r.line())
         assert m is not None
         ids.append(int(m.group(1)))
         assert r.line() == b"* %d joined\n" % ids[-1]
+    a, b = readers
     a_id, b_id = ids
     assert a.line() == b"* %d joined\n" % b_id
     b.sock.sendall(b"x" * 100 + b"\r\n")  # at the limit: relayed (without the CR)
