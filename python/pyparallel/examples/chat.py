@@ -8,8 +8,10 @@ Lines end with LF (a CR before it is dropped) and are relayed as sent, the
 sender included. The server's own lines start with ``* ``: on connecting a
 client is told ``* welcome ID worker W`` (its connection id and the worker
 serving it), then, unless ``--no-notices``, everyone sees ``* ID joined`` and
-``* ID left``. A line longer than ``--max-line`` is answered ``* error: line
-longer than N bytes`` and the connection is closed. A client that does not
+``* ID left`` (of two clients joining at the same moment, at least one sees
+the other's notice: a client sees those who join after it is in the room).
+A line longer than ``--max-line`` is answered ``* error: line longer than N
+bytes`` and the connection is closed. A client that does not
 keep up with what is said is dropped (see ``_fanout``: ``--max-backlog``).
 
 Fan-out: the room is a tuple of transports replaced on join and leave, so a
