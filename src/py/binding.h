@@ -143,6 +143,8 @@ typedef struct px_py_proto_spec {
     unsigned idle_timeout_ms;
     bool is_client;                /* a client's own: freed when it closes or never connects */
     struct px_py_proto_spec *prev; /* a client's: the engine's list of clients' specs */
+    bool has_recv_shutdown;        /* the peer's end leaves the connection open for sending */
+    bool has_send_shutdown;
 } px_py_proto_spec_t;
 
 /* Build a spec from a protocol class or factory; NULL with an exception set

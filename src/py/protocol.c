@@ -76,6 +76,8 @@ static int on_open(px_conn_t *c);
 static int on_data(px_conn_t *c, const char *data, size_t len);
 static void on_drain(px_conn_t *c);
 static void on_close(px_conn_t *c, int err);
+static void on_eof(px_conn_t *c, int err);
+static void on_send_shut(px_conn_t *c);
 static void on_connect_failed(void *udata, int err);
 
 /* Read the protocol attributes of cls (a class, or the class of a factory's
@@ -99,6 +101,8 @@ int px_py_proto_spec_fill(px_py_proto_spec_t *spec, PyObject *cls, unsigned *soc
     spec->has_lost = has_attr(cls, "connection_lost");
     spec->has_handler = has_attr(cls, "exception_handler");
     spec->has_failed = has_attr(cls, "connection_failed");
+    spec->has_recv_shutdown = has_attr(cls, "recv_shutdown");
+    spec->has_send_shutdown = has_attr(cls, "send_shutdown");
     spec->line_mode = truthy_attr(cls, "line_mode") || truthy_attr(cls, "lines_mode");
     if (spec->line_mode && !spec->has_lines) {
         PyErr_SetString(PyExc_TypeError, "a protocol with line_mode needs lines_received()");
@@ -133,6 +137,9 @@ int px_py_proto_spec_fill(px_py_proto_spec_t *spec, PyObject *cls, unsigned *soc
     spec->handler.on_data = on_data;
     spec->handler.on_drain = spec->has_complete ? on_drain : NULL;
     spec->handler.on_close = on_close;
+    /* Always set: a factory's instances decide per connection. */
+    spec->handler.on_eof = on_eof;
+    spec->handler.on_send_shut = on_send_shut;
     spec->handler.on_connect_failed = on_connect_failed;
     spec->handler.on_connect_error = px_py_on_connect_error;
     return 0;
@@ -324,6 +331,8 @@ static int on_open(px_conn_t *c)
         return -ECONNABORTED;
     }
     px_conn_set_udata(c, t); /* the connection holds the reference */
+    if (spec->has_recv_shutdown)
+        px_conn_set_half_close(c, true);
     px_py_transport_enter(t);
     if (spec->has_made && call_and_send(t, "connection_made", NULL) < 0)
         goto error;
@@ -425,6 +434,49 @@ static void on_drain(px_conn_t *c)
         px_conn_close(c);
     }
     Py_XDECREF(id);
+    px_py_transport_leave(t);
+}
+
+/* The peer shut its sending side (err 0): recv_shutdown(transport), whose
+ * result is sent; the connection stays open for sending (half-close, set at
+ * on_open) until the protocol closes it or shuts its own side. A protocol
+ * without recv_shutdown is not called: the engine closes the connection. */
+static void on_eof(px_conn_t *c, int err)
+{
+    px_py_transport_t *t = transport_of(c);
+
+    if (err != 0 || t == NULL || !t->spec->has_recv_shutdown)
+        return;
+    px_py_attach(px_conn_worker(c));
+    px_py_transport_enter(t);
+    if (call_and_send(t, "recv_shutdown", NULL) < 0) {
+        px_py_report(t->spec, (PyObject *)t, "recv_shutdown");
+        px_conn_close(c);
+    }
+    px_py_transport_leave(t);
+}
+
+/* Our sending side is shut (shutdown_send, once what was queued before has
+ * left): send_shutdown(transport). Nothing can be sent any more, so what it
+ * returns is ignored. */
+static void on_send_shut(px_conn_t *c)
+{
+    px_py_transport_t *t = transport_of(c);
+    PyObject *r;
+    bool released;
+
+    if (t == NULL || !t->spec->has_send_shutdown)
+        return;
+    px_py_attach(px_conn_worker(c));
+    px_py_transport_enter(t);
+    released = px_py_release(t->worker);
+    r = PyObject_CallMethod(t->protocol, "send_shutdown", "O", (PyObject *)t);
+    px_py_reacquire(t->worker, released);
+    if (r == NULL) {
+        px_py_report(t->spec, (PyObject *)t, "send_shutdown");
+        px_conn_close(c);
+    }
+    Py_XDECREF(r);
     px_py_transport_leave(t);
 }
 
