@@ -169,6 +169,8 @@ px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls, unsign
     spec->is_factory = !PyType_Check(cls);
     if (px_py_proto_spec_fill(spec, cls, sock_flags, timeout_ms) < 0)
         goto fail;
+    if (spec->is_factory) /* the instance's class decides, per connection */
+        spec->handler.on_drain = on_drain;
     return spec;
 fail:
     px_py_proto_spec_free(spec);
@@ -426,6 +428,8 @@ static void on_drain(px_conn_t *c)
     px_py_transport_t *t = transport_of(c);
     PyObject *id;
 
+    if (!t->spec->has_complete)
+        return; /* a factory's instance without send_complete */
     px_py_attach(px_conn_worker(c));
     px_py_transport_enter(t);
     id = PyLong_FromUnsignedLongLong(++t->send_id);

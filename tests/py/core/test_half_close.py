@@ -3,7 +3,8 @@ workers): a protocol with recv_shutdown stays open for sending after the
 client's end and shuts its own side (the client reads all, then EOF); a
 protocol that shuts first keeps receiving, refuses sends, and closes once
 the client ends too; without recv_shutdown the client's end closes the
-connection; shutdown_send from a plain thread comes after what it sent."""
+connection; shutdown_send from a plain thread comes after what it sent; a
+factory's protocol gets send_complete and recv_shutdown as a class's does."""
 
 from __future__ import annotations
 
@@ -64,11 +65,25 @@ def test_shutdown_send_from_a_plain_thread(spawn, backend: str) -> None:
     for _ in range(ROUNDS):
         with connect(srv.ports["thread"]) as s:
             assert recv_until_eof(s) == b"posted"
+            start = len(srv.lines)
             s.sendall(b"x")  # still read: the side is only half shut
             s.shutdown(socket.SHUT_WR)
-            assert s.recv(1) == b""
+            srv.wait_line("^LOST thread None$", start=start)  # closed once both ends are over
     srv.finish().assert_clean()
     assert len(srv.matching("^THREAD-REFUSED BrokenPipeError$")) == ROUNDS
     assert len(srv.matching("^SENT-SHUT thread$")) == ROUNDS
     assert len(srv.matching("^EOF thread$")) == ROUNDS
     assert len(srv.matching("^LOST thread None$")) == ROUNDS
+
+
+def test_a_factorys_protocol_gets_drain_and_end(spawn, backend: str) -> None:
+    srv = spawn("half_close_app.py", backend=backend)
+    for _ in range(ROUNDS):
+        with connect(srv.ports["factory"]) as s:
+            assert s.recv(2) == b"hi"
+            s.shutdown(socket.SHUT_WR)
+            assert recv_until_eof(s) == b"bye"
+    srv.finish().assert_clean()
+    assert len(srv.matching("^COMPLETE$")) >= ROUNDS
+    assert len(srv.matching("^EOF factory$")) == ROUNDS
+    assert len(srv.matching("^LOST factory None$")) == ROUNDS

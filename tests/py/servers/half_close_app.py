@@ -10,6 +10,8 @@ first    sends ``data`` and shuts its side at once; a send after that
 plain    echoes, without recv_shutdown: the client's end closes it.
 thread   a plain thread sends ``posted`` and shuts the side, then tries
          to send again and prints ``THREAD-REFUSED Type``.
+factory  a factory's protocol: greets ``hi``, prints ``COMPLETE`` from
+         send_complete, and answers the client's end as ``answer`` does.
 
 Every protocol prints ``SENT-SHUT port`` from send_shutdown, ``EOF port``
 from recv_shutdown and ``LOST port exc`` from connection_lost.
@@ -39,7 +41,7 @@ class Answer(_Reporting):
         return data
 
     def recv_shutdown(self, transport: px.Transport) -> None:
-        say("EOF answer")
+        say(f"EOF {self.name}")
         transport.send(b"bye")
         transport.shutdown_send()
 
@@ -87,6 +89,17 @@ class Thread(_Reporting):
         say("EOF thread")
 
 
+class Made(Answer):
+    name = "factory"
+
+    def connection_made(self, transport: px.Transport) -> bytes:
+        return b"hi"
+
+    def send_complete(self, transport: px.Transport, send_id: int) -> None:
+        say("COMPLETE")
+
+
 if __name__ == "__main__":
-    serve("half_close", {"answer": Answer, "first": First, "plain": Plain, "thread": Thread},
+    serve("half_close", {"answer": Answer, "first": First, "plain": Plain, "thread": Thread,
+                         "factory": lambda: Made()},  # type: ignore[dict-item]
           workers=int_arg("--workers", 2))
