@@ -240,7 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     Client.upstream = args.upstream
     try:
         server = px.server(args.host, args.port)
-        px.engine(args.workers)
+        # 64 KiB receives (io_uring): a quarter of the callbacks of the default
+        # 16 KiB on bulk transfers, for the same buffer memory per worker.
+        px.engine(args.workers, recv_buffer_size=64 << 10, recv_buffers=256)
     except OSError as e:
         raise SystemExit(f"proxy: {e}") from None
     px.register(transport=server, protocol=Client)
