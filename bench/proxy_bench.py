@@ -103,7 +103,7 @@ def start_haproxy(p: Proxy, cfgdir: str, logfile: IO[bytes]) -> tuple[subprocess
         f.write(HAPROXY_CFG.format(port=port, upstream=p.argv[0]))
     proc = subprocess.Popen(pinned(p.server_cpus, ["haproxy", "-f", path, "-db"]),
                             stdout=logfile, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # a busy machine starts it slowly
     while time.monotonic() < deadline and proc.poll() is None:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -111,7 +111,8 @@ def start_haproxy(p: Proxy, cfgdir: str, logfile: IO[bytes]) -> tuple[subprocess
         except OSError:
             time.sleep(0.05)
     stop_server(proc)
-    raise RuntimeError("haproxy did not start")
+    logfile.seek(0)
+    raise RuntimeError("haproxy did not start:\n" + logfile.read().decode(errors="replace"))
 
 
 def run_once(p: Proxy, load_bin: str, kind: str, seconds: float, conns: int,
