@@ -36,7 +36,7 @@ __all__ = ["Client", "HIGH_WATER", "Upstream", "main"]
 # Unsent bytes on one side above which the other side stops reading.
 HIGH_WATER = 1 << 20
 
-log = logging.getLogger("pyparallel.examples.proxy")
+_log = logging.getLogger("pyparallel.examples.proxy")
 
 
 def _addr(addr: Any) -> str:
@@ -168,12 +168,12 @@ class Upstream:
             pair.client.resume_reading()
         except ConnectionError:
             pass  # closed meanwhile: its connection_lost closes this side
-        if log.isEnabledFor(logging.INFO):
-            log.info("proxy: %s (worker %d) -> %s (worker %d)", _addr(pair.client.peername),
+        if _log.isEnabledFor(logging.INFO):
+            _log.info("proxy: %s (worker %d) -> %s (worker %d)", _addr(pair.client.peername),
                      pair.client.worker, self.target, transport.worker)
 
     def connection_failed(self, exc: BaseException) -> None:
-        log.warning("proxy: client %s closed: upstream %s: %s: %s",
+        _log.warning("proxy: client %s closed: upstream %s: %s: %s",
                     _addr(self.pair.client.peername), self.target, type(exc).__name__, exc)
         self.pair.client.close()
 
