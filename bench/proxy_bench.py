@@ -34,8 +34,18 @@ from dataclasses import dataclass, field
 from typing import IO
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from echo_bench import (BENCH, PY_FT, PY_GIL, busy_fraction, build_load,  # noqa: E402
-                        ensure_uvloop, pinned, python_has, start_server, stop_server)
+from echo_bench import (  # noqa: E402
+    BENCH,
+    PY_FT,
+    PY_GIL,
+    build_load,
+    busy_fraction,
+    ensure_uvloop,
+    pinned,
+    python_has,
+    start_server,
+    stop_server,
+)
 
 UPSTREAM_SRC = os.path.join(BENCH, "echo_upstream.c")
 UPSTREAM_BIN = os.path.join(os.path.dirname(BENCH), "build", "bench", "echo_upstream")
@@ -155,7 +165,7 @@ def table(proxies: list[Proxy], kind: str, key: str, unit: str) -> str:
         m = p.median(kind, key)
         vals = [r[key] for r in rs]
 
-        def ratio(ref: Proxy | None) -> str:
+        def ratio(ref: Proxy | None, m: float = m) -> str:
             return f"{m / ref.median(kind, key):.2f}x" if ref and ref.median(kind, key) else "n/a"
         lines.append(f"| {p.name} | {m:,.1f} | {min(vals):,.1f}–{max(vals):,.1f} | {ratio(uv)} "
                      f"| {ratio(ha)} | {p.median(kind, 'cpu_us_per_roundtrip'):.1f} µs "
