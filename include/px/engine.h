@@ -137,8 +137,10 @@ typedef struct px_handler {
     int (*on_data)(px_conn_t *c, const char *data, size_t len);
     /* Everything queued so far has been written to the socket. */
     void (*on_drain)(px_conn_t *c);
-    /* The peer closed its side (0) or a receive failed (-errno); the engine then
-     * closes the connection unless the handler keeps sending (half-close). */
+    /* The peer closed its side (0) or a receive failed (-errno). After an
+     * error the connection is gone; after the end of stream it closes once its
+     * queued output has been sent, unless half-close is on
+     * (px_conn_set_half_close): then it stays open for sending. */
     void (*on_eof)(px_conn_t *c, int err);
     /* Final call: the connection is closed and c is invalid once this returns.
      * err is 0 for an orderly close, else -errno (-ETIMEDOUT: idle timeout). */
@@ -150,6 +152,9 @@ typedef struct px_handler {
      * shutdown), with the details; when set, called instead of
      * on_connect_failed for those. udata is the endpoint's. */
     void (*on_connect_error)(void *udata, const px_connect_error_t *err);
+    /* The sending side asked shut by px_conn_shutdown_send is shut: everything
+     * queued before has been sent, then the FIN. Input still arrives. */
+    void (*on_send_shut)(px_conn_t *c);
 } px_handler_t;
 
 /* Per-thread hooks for the embedding runtime (e.g. to attach an interpreter).
@@ -416,7 +421,8 @@ bool px_worker_reacquire(px_worker_t *w);
  * (px/handle.h). */
 
 /* Queue bytes (copied) for sending; they leave at the end of the loop turn,
- * gathered with whatever else is queued. 0, or -ENOTCONN once closing, -ENOMEM. */
+ * gathered with whatever else is queued. 0, or -ENOTCONN once closing, -EPIPE
+ * once the sending side is shut (px_conn_shutdown_send), -ENOMEM. */
 int px_conn_send(px_conn_t *c, const struct iovec *iov, int iovcnt);
 
 /* Queue count bytes of fd from offset, sent without copying through user space,
@@ -427,6 +433,19 @@ int px_conn_sendfile(px_conn_t *c, int fd, off_t offset, size_t count);
 void px_conn_close(px_conn_t *c);
 /* Close now, dropping unsent data. */
 void px_conn_abort(px_conn_t *c);
+
+/* Half-close (TCP's shutdown). With on set, the peer's end of stream (on_eof
+ * with 0) leaves c open for sending: c then closes when the application closes
+ * it, or once its own sending side is shut as well (px_conn_shutdown_send).
+ * Off (the default), the end of stream closes c after its queued output. */
+void px_conn_set_half_close(px_conn_t *c, bool on);
+
+/* Shut c's sending side: once everything queued so far has been sent, a FIN
+ * (shutdown SHUT_WR) tells the peer no more data comes, and on_send_shut runs.
+ * c keeps receiving; once the peer's end of stream has come too, c closes.
+ * Sends from now on fail with -EPIPE. 0 (also when already asked), -ENOTCONN
+ * once c is closing. */
+int px_conn_shutdown_send(px_conn_t *c);
 
 /* Stop / resume delivering on_data (best effort: bytes already read still arrive). */
 void px_conn_pause(px_conn_t *c);

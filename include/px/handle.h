@@ -47,8 +47,8 @@ void px_handle_release(px_handle_t *h);
 
 /* Queue the iovcnt pieces of iov (copied) on the connection. 0; -EAGAIN when
  * over the high-water mark and not forced (nothing taken); -ENOTCONN once the
- * connection is closing or gone; -ESHUTDOWN when the worker has stopped;
- * -ENOMEM. */
+ * connection is closing or gone; -EPIPE once its sending side is shut;
+ * -ESHUTDOWN when the worker has stopped; -ENOMEM. */
 int px_handle_send(px_handle_t *h, const struct iovec *iov, int iovcnt, bool force);
 
 /* Close after everything queued (and posted before) has been sent; abort:
@@ -56,6 +56,15 @@ int px_handle_send(px_handle_t *h, const struct iovec *iov, int iovcnt, bool for
  * do), -ENOMEM. */
 int px_handle_close(px_handle_t *h);
 int px_handle_abort(px_handle_t *h);
+
+/* Shut the sending side once everything queued (and posted before) has been
+ * sent (px_conn_shutdown_send); sends after it fail with -EPIPE. 0 (also
+ * when already asked, or closing or gone: nothing left to shut), -ESHUTDOWN,
+ * -ENOMEM. */
+int px_handle_shutdown_send(px_handle_t *h);
+
+/* True once the sending side is shut or asked to be (by anyone). */
+bool px_handle_send_shut(const px_handle_t *h);
 
 /* Stop or resume reading (px_conn_pause, px_conn_resume). 0, -ENOTCONN once
  * closing or gone, -ESHUTDOWN, -ENOMEM. */

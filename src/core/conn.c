@@ -124,7 +124,8 @@ void px__conn_handler_leave(px_conn_t *c, uint64_t t0)
 {
     callback_leave(c->w, t0);
     c->state &= ~PX_CONN_IN_HANDLER;
-    if ((c->in_head || (c->state & (PX_CONN_END_HELD | PX_CONN_DRAIN_HELD))) &&
+    if ((c->in_head || (c->state & (PX_CONN_END_HELD | PX_CONN_DRAIN_HELD)) ||
+         px__conn_fin_due(c)) &&
         !(c->state & PX_CONN_DEAD)) {
         c->state |= PX_CONN_DELIVER;
         px__worker_mark_dirty(c->w, c);
@@ -311,6 +312,48 @@ void px__conn_shut(px_conn_t *c)
     }
     px_timer_start(&c->w->wheel, &c->idle_timer, PX_LINGER_MS);
     px__conn_arm_recv(c);
+}
+
+/* Flush time, nothing queued or in flight: the FIN px_conn_shutdown_send asked
+ * for. A handler of c still running elsewhere makes it wait (its return marks
+ * c again), so that on_send_shut never runs beside it. */
+void px__conn_send_fin(px_conn_t *c)
+{
+    if (px__conn_in_handler(c) || (c->state & (PX_CONN_CLOSING | PX_CONN_DEAD)))
+        return;
+    c->state |= PX_CONN_FIN_SENT;
+    if (shutdown(c->fd, SHUT_WR) < 0) {
+        px__conn_kill(c, -errno);
+        return;
+    }
+    if (c->ep->handler.on_send_shut) {
+        uint64_t t0 = px__conn_handler_enter(c);
+        c->ep->handler.on_send_shut(c);
+        px__conn_handler_leave(c, t0);
+    }
+    if (c->state & PX_CONN_EOF)
+        px_conn_close(c); /* both directions are over */
+}
+
+int px_conn_shutdown_send(px_conn_t *c)
+{
+    if (c->state & (PX_CONN_CLOSING | PX_CONN_DEAD))
+        return -ENOTCONN;
+    if (c->state & PX_CONN_SEND_SHUT)
+        return 0;
+    c->state |= PX_CONN_SEND_SHUT;
+    if (c->handle)
+        atomic_store_explicit(&c->handle->send_shut, true, memory_order_release);
+    px__worker_mark_dirty(c->w, c);
+    return 0;
+}
+
+void px_conn_set_half_close(px_conn_t *c, bool on)
+{
+    if (on)
+        c->state |= PX_CONN_HALF_OPEN;
+    else
+        c->state &= ~PX_CONN_HALF_OPEN;
 }
 
 void px_conn_close(px_conn_t *c)

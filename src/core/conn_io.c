@@ -110,6 +110,8 @@ int px_conn_send(px_conn_t *c, const struct iovec *iov, int iovcnt)
 
     if (c->state & (PX_CONN_CLOSING | PX_CONN_DEAD))
         return -ENOTCONN;
+    if (c->state & PX_CONN_SEND_SHUT)
+        return -EPIPE;
     for (i = 0; i < iovcnt; i++) {
         const char *p = iov[i].iov_base;
         size_t left = iov[i].iov_len;
@@ -141,9 +143,11 @@ int px_conn_sendfile(px_conn_t *c, int fd, off_t offset, size_t count)
 {
     px_seg_t *s;
 
-    if (c->state & (PX_CONN_CLOSING | PX_CONN_DEAD)) {
+    if (c->state & (PX_CONN_CLOSING | PX_CONN_DEAD | PX_CONN_SEND_SHUT)) {
         close(fd);
-        return -ENOTCONN;
+        return c->state & PX_CONN_SEND_SHUT && !(c->state & (PX_CONN_CLOSING | PX_CONN_DEAD))
+                   ? -EPIPE
+                   : -ENOTCONN;
     }
     if (count == 0) {
         close(fd);
@@ -314,8 +318,13 @@ void px__conn_flush(px_conn_t *c)
         c->state &= ~PX_CONN_NEED_RECV;
         px__conn_arm_recv(c);
     }
-    if (c->ops & (PX_OP_SEND | PX_OP_POLL | PX_OP_CONNECT) || c->out_head == NULL)
+    if (c->ops & (PX_OP_SEND | PX_OP_POLL | PX_OP_CONNECT))
         return;
+    if (c->out_head == NULL) {
+        if (px__conn_fin_due(c))
+            px__conn_send_fin(c);
+        return;
+    }
     if (c->out_head->fd >= 0)
         send_file_seg(c, c->out_head);
     else
@@ -332,8 +341,8 @@ static void output_moved(px_conn_t *c)
     px__conn_touch(c);
     px__conn_publish_unsent(c);
     c->out_moved_ms = (uint32_t)c->w->wheel.now;
-    if (c->out_head) {
-        px__worker_mark_dirty(c->w, c); /* partial write or more queued */
+    if (c->out_head || px__conn_fin_due(c)) {
+        px__worker_mark_dirty(c->w, c); /* partial write, more queued, or the FIN */
     } else if (c->state & PX_CONN_CLOSING) {
         px__conn_shut(c);
         return;
@@ -515,7 +524,9 @@ static void conn_end(px_conn_t *c, int res)
                 c->ep->handler.on_eof(c, 0);
                 px__conn_handler_leave(c, t0);
             }
-            px_conn_close(c);
+            /* Half-open: c stays for sending until closed or its FIN is out. */
+            if (!(c->state & PX_CONN_HALF_OPEN) || (c->state & PX_CONN_FIN_SENT))
+                px_conn_close(c);
         }
     } else if (!(c->state & PX_CONN_DEAD)) {
         if (c->ep->handler.on_eof && !(c->state & PX_CONN_SHUT)) {

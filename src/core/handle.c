@@ -22,6 +22,7 @@ enum handle_op {
     HOP_PAUSE,
     HOP_RESUME,
     HOP_RUN,
+    HOP_SHUTDOWN_SEND,
 };
 
 typedef struct handle_msg {
@@ -48,6 +49,7 @@ px_handle_t *px_conn_handle(px_conn_t *c)
     atomic_init(&h->refs, 2); /* the connection's and the caller's */
     atomic_init(&h->closed, px_conn_closing(c));
     atomic_init(&h->gone, false);
+    atomic_init(&h->send_shut, (c->state & PX_CONN_SEND_SHUT) != 0);
     atomic_init(&h->posted, 0);
     atomic_init(&h->pending, 0);
     atomic_init(&h->unsent, c->unsent);
@@ -110,6 +112,7 @@ static void apply(px_conn_t *c, handle_msg_t *m)
             px_conn_resume(c);
         break;
     case HOP_RUN: m->fn(c, m->arg); break;
+    case HOP_SHUTDOWN_SEND: px_conn_shutdown_send(c); break;
     }
 }
 
@@ -186,6 +189,8 @@ int px_handle_send(px_handle_t *h, const struct iovec *iov, int iovcnt, bool for
 
     if (px_handle_closed(h))
         return -ENOTCONN;
+    if (atomic_load_explicit(&h->send_shut, memory_order_acquire))
+        return -EPIPE;
     if (!force && px_handle_queued(h) > h->high_water)
         return -EAGAIN;
     for (i = 0; i < iovcnt; i++)
@@ -243,6 +248,25 @@ int px_handle_close(px_handle_t *h)
 int px_handle_abort(px_handle_t *h)
 {
     return control(h, HOP_ABORT);
+}
+
+int px_handle_shutdown_send(px_handle_t *h)
+{
+    handle_msg_t *m;
+
+    if (px_handle_closed(h) || atomic_load_explicit(&h->send_shut, memory_order_acquire))
+        return 0;
+    m = msg_new(HOP_SHUTDOWN_SEND, 0);
+    if (m == NULL)
+        return -ENOMEM;
+    /* Sends after this one are refused at once; those posted before go first. */
+    atomic_store_explicit(&h->send_shut, true, memory_order_release);
+    return post(h, m);
+}
+
+bool px_handle_send_shut(const px_handle_t *h)
+{
+    return atomic_load_explicit(&h->send_shut, memory_order_acquire);
 }
 
 int px_handle_pause(px_handle_t *h)

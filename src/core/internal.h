@@ -76,6 +76,9 @@ enum {
     PX_CONN_ATTEMPT = 1u << 19,    /* one connection attempt of a client (connect.c) */
     PX_CONN_WAIT_OUT = 1u << 20,   /* px_conn_wait_output: no file queued to resume */
     PX_CONN_SEND_ERR = 1u << 24,   /* a send failed: close_err is its error */
+    PX_CONN_SEND_SHUT = 1u << 21,  /* px_conn_shutdown_send: FIN once the output drains */
+    PX_CONN_FIN_SENT = 1u << 22,   /* that FIN is out; input is still delivered */
+    PX_CONN_HALF_OPEN = 1u << 23,  /* the peer's end of stream leaves c open for sending */
 };
 
 typedef struct px_endpoint {
@@ -142,6 +145,7 @@ struct px_handle {
     _Atomic unsigned refs;
     _Atomic bool closed;      /* closing, or a close was posted: sends refused */
     _Atomic bool gone;        /* the connection was freed */
+    _Atomic bool send_shut;   /* its sending side is (to be) shut: sends refused */
     _Atomic size_t posted;    /* bytes posted, not yet queued on the connection */
     _Atomic unsigned pending; /* calls posted, not yet applied (or dropped) */
     _Atomic size_t unsent;    /* the connection's unsent output, as last published */
@@ -364,6 +368,8 @@ void px__conn_begin_shutdown(px_conn_t *c);
 void px__conn_kill(px_conn_t *c, int err);
 /* The output drained after a close request: FIN, then linger. */
 void px__conn_shut(px_conn_t *c);
+/* The output drained after px_conn_shutdown_send: send the FIN (flush time). */
+void px__conn_send_fin(px_conn_t *c);
 /* Arm a receive if c wants to read and has none; stop the armed one. */
 void px__conn_arm_recv(px_conn_t *c);
 void px__conn_stop_recv(px_conn_t *c);
@@ -380,6 +386,14 @@ void px__conn_handler_leave(px_conn_t *c, uint64_t t0);
 static inline bool px__conn_paused(const px_conn_t *c)
 {
     return c->state & (PX_CONN_PAUSED | PX_CONN_BACKPRESSURE);
+}
+
+/* The sending side is to be shut and its FIN is not out yet (a close in
+ * progress sends its own). */
+static inline bool px__conn_fin_due(const px_conn_t *c)
+{
+    return (c->state & (PX_CONN_SEND_SHUT | PX_CONN_FIN_SENT | PX_CONN_CLOSING | PX_CONN_DEAD)) ==
+           PX_CONN_SEND_SHUT;
 }
 
 /* A handler of c is on some thread's stack (maybe blocked, handed off). */

@@ -11,7 +11,8 @@
 static bool is_protocol(const px_py_proto_spec_t *s)
 {
     return s->has_made || s->has_data || s->has_lines || s->has_complete || s->has_lost ||
-           s->has_failed || s->initial_bytes || s->next_bytes;
+           s->has_failed || s->has_recv_shutdown || s->has_send_shutdown || s->initial_bytes ||
+           s->next_bytes;
 }
 
 static int refuse(px_py_proto_spec_t *spec, PyObject *instance)

@@ -75,8 +75,9 @@ static int seconds_attr(PyObject *cls, const char *name, unsigned *ms)
 static int on_open(px_conn_t *c);
 static int on_data(px_conn_t *c, const char *data, size_t len);
 static void on_drain(px_conn_t *c);
-static void on_eof(px_conn_t *c, int err);
 static void on_close(px_conn_t *c, int err);
+static void on_eof(px_conn_t *c, int err);
+static void on_send_shut(px_conn_t *c);
 static void on_connect_failed(void *udata, int err);
 
 /* Read the protocol attributes of cls (a class, or the class of a factory's
@@ -104,6 +105,8 @@ int px_py_proto_spec_fill(px_py_proto_spec_t *spec, PyObject *cls, unsigned *soc
     spec->has_closed = has_attr(cls, "connection_closed");
     spec->has_send_failed = has_attr(cls, "send_failed");
     spec->has_recv_failed = has_attr(cls, "recv_failed");
+    spec->has_recv_shutdown = has_attr(cls, "recv_shutdown");
+    spec->has_send_shutdown = has_attr(cls, "send_shutdown");
     spec->line_mode = truthy_attr(cls, "line_mode") || truthy_attr(cls, "lines_mode");
     if (spec->line_mode && !spec->has_lines) {
         PyErr_SetString(PyExc_TypeError, "a protocol with line_mode needs lines_received()");
@@ -137,8 +140,10 @@ int px_py_proto_spec_fill(px_py_proto_spec_t *spec, PyObject *cls, unsigned *soc
     spec->handler.on_open = on_open;
     spec->handler.on_data = on_data;
     spec->handler.on_drain = spec->has_complete ? on_drain : NULL;
-    spec->handler.on_eof = spec->has_recv_failed ? on_eof : NULL;
     spec->handler.on_close = on_close;
+    /* Always set: a factory's instances decide per connection. */
+    spec->handler.on_eof = on_eof;
+    spec->handler.on_send_shut = on_send_shut;
     spec->handler.on_connect_failed = on_connect_failed;
     spec->handler.on_connect_error = px_py_on_connect_error;
     return 0;
@@ -168,6 +173,8 @@ px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls, unsign
     spec->is_factory = !PyType_Check(cls);
     if (px_py_proto_spec_fill(spec, cls, sock_flags, timeout_ms) < 0)
         goto fail;
+    if (spec->is_factory) /* the instance's class decides, per connection */
+        spec->handler.on_drain = on_drain;
     return spec;
 fail:
     px_py_proto_spec_free(spec);
@@ -351,6 +358,8 @@ static int on_open(px_conn_t *c)
         return -ECONNABORTED;
     }
     px_conn_set_udata(c, t); /* the connection holds the reference */
+    if (spec->has_recv_shutdown)
+        px_conn_set_half_close(c, true);
     px_py_transport_enter(t);
     if (spec->has_created && call_only(t, "client_created", NULL) < 0) {
         where = "client_created";
@@ -448,6 +457,8 @@ static void on_drain(px_conn_t *c)
     px_py_transport_t *t = transport_of(c);
     PyObject *id;
 
+    if (!t->spec->has_complete)
+        return; /* a factory's instance without send_complete */
     px_py_attach(px_conn_worker(c));
     px_py_transport_enter(t);
     id = PyLong_FromUnsignedLongLong(++t->send_id);
@@ -459,22 +470,54 @@ static void on_drain(px_conn_t *c)
     px_py_transport_leave(t);
 }
 
-/* Only set for a protocol with recv_failed: a receive failed (err < 0); the
- * engine closes the connection next. The end of the stream (0) is not a
- * failure. */
+/* A receive failed (err < 0): recv_failed(transport, exc), then the engine
+ * closes the connection. The peer shut its sending side (err 0):
+ * recv_shutdown(transport), whose result is sent; the connection stays open
+ * for sending (half-close, set at on_open) until the protocol closes it or
+ * shuts its own side. A protocol without them is not called: the engine
+ * closes the connection. */
 static void on_eof(px_conn_t *c, int err)
 {
     px_py_transport_t *t = transport_of(c);
     PyObject *exc;
 
-    if (err >= 0 || t == NULL)
+    if (t == NULL || !(err < 0 ? t->spec->has_recv_failed : t->spec->has_recv_shutdown))
         return;
     px_py_attach(px_conn_worker(c));
     px_py_transport_enter(t);
-    exc = lost_error(t->spec, err);
-    if (call_only(t, "recv_failed", exc) < 0)
-        px_py_report(t->spec, (PyObject *)t, "recv_failed");
-    Py_DECREF(exc);
+    if (err < 0) {
+        exc = lost_error(t->spec, err);
+        if (call_only(t, "recv_failed", exc) < 0)
+            px_py_report(t->spec, (PyObject *)t, "recv_failed");
+        Py_DECREF(exc);
+    } else if (call_and_send(t, "recv_shutdown", NULL) < 0) {
+        px_py_report(t->spec, (PyObject *)t, "recv_shutdown");
+        px_conn_close(c);
+    }
+    px_py_transport_leave(t);
+}
+
+/* Our sending side is shut (shutdown_send, once what was queued before has
+ * left): send_shutdown(transport). Nothing can be sent any more, so what it
+ * returns is ignored. */
+static void on_send_shut(px_conn_t *c)
+{
+    px_py_transport_t *t = transport_of(c);
+    PyObject *r;
+    bool released;
+
+    if (t == NULL || !t->spec->has_send_shutdown)
+        return;
+    px_py_attach(px_conn_worker(c));
+    px_py_transport_enter(t);
+    released = px_py_release(t->worker);
+    r = PyObject_CallMethod(t->protocol, "send_shutdown", "O", (PyObject *)t);
+    px_py_reacquire(t->worker, released);
+    if (r == NULL) {
+        px_py_report(t->spec, (PyObject *)t, "send_shutdown");
+        px_conn_close(c);
+    }
+    Py_XDECREF(r);
     px_py_transport_leave(t);
 }
 

@@ -63,6 +63,10 @@ static int gather_flush(px_conn_t *c, gather_t *g)
         PyErr_SetString(PyExc_ConnectionError, "transport is closed");
         return -1;
     }
+    if (rc == -EPIPE) {
+        PyErr_SetString(PyExc_BrokenPipeError, "transport is shut for sending (shutdown_send)");
+        return -1;
+    }
     if (rc < 0) {
         px_py_raise_errno(g->st, rc, "send");
         return -1;

@@ -121,7 +121,8 @@ enum op {
     OP_CLOSE,
     OP_ABORT,
     OP_PAUSE,
-    OP_RESUME
+    OP_RESUME,
+    OP_SHUTDOWN_SEND
 };
 
 /* From a thread that does not own the connection, or from the owner while
@@ -142,6 +143,7 @@ static PyObject *control_posted(PyObject *self, enum op op, PyObject *data, bool
     case OP_ABORT: rc = px_handle_abort(t->handle); break;
     case OP_PAUSE: rc = px_handle_pause(t->handle); break;
     case OP_RESUME: rc = px_handle_resume(t->handle); break;
+    case OP_SHUTDOWN_SEND: rc = px_handle_shutdown_send(t->handle); break;
     }
     if ((op == OP_SEND && px_handle_closed(t->handle)) || rc == -ENOTCONN || rc == -ESHUTDOWN) {
         PyErr_SetString(PyExc_ConnectionError, "transport is closed");
@@ -177,9 +179,10 @@ static PyObject *control(PyObject *self, enum op op, PyObject *data)
     if (owner_must_post(t, op, data) && !px_handle_closed(t->handle))
         return control_posted(self, op, data, true);
     entered = px_py_engine_enter(t->worker);
-    if (op == OP_CLOSE && px_handle_closed(t->handle))
+    if ((op == OP_CLOSE || op == OP_SHUTDOWN_SEND) && px_handle_closed(t->handle))
         goto out; /* a close from another thread is on its way */
-    if ((op == OP_CLOSE || op == OP_ABORT) && (t->conn == NULL || px_conn_closing(t->conn)))
+    if ((op == OP_CLOSE || op == OP_ABORT || op == OP_SHUTDOWN_SEND) &&
+        (t->conn == NULL || px_conn_closing(t->conn)))
         goto out;
     c = usable_conn(t);
     if (c == NULL) {
@@ -195,6 +198,7 @@ static PyObject *control(PyObject *self, enum op op, PyObject *data)
     case OP_ABORT: px_conn_abort(c); break;
     case OP_PAUSE: px_conn_pause(c); break;
     case OP_RESUME: px_conn_resume(c); break;
+    case OP_SHUTDOWN_SEND: px_conn_shutdown_send(c); break;
     }
 out:
     px_py_engine_leave(t->worker, entered);
@@ -280,6 +284,14 @@ static PyObject *transport_abort(PyObject *self, PyObject *unused)
     if (px_py_stm_refuse(PyType_GetModuleState(Py_TYPE(self)), "Transport.abort()") < 0)
         return NULL;
     return control(self, OP_ABORT, NULL);
+}
+
+static PyObject *transport_shutdown_send(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (px_py_stm_refuse(PyType_GetModuleState(Py_TYPE(self)), "Transport.shutdown_send()") < 0)
+        return NULL;
+    return control(self, OP_SHUTDOWN_SEND, NULL);
 }
 
 static PyObject *transport_pause(PyObject *self, PyObject *unused)
@@ -439,6 +451,11 @@ static PyMethodDef transport_methods[] = {
      "Alias of send()."},
     {"close", transport_close, METH_NOARGS, "Close after queued data has been sent."},
     {"abort", transport_abort, METH_NOARGS, "Close now, dropping unsent data."},
+    {"shutdown_send", transport_shutdown_send, METH_NOARGS,
+     "Shut the sending side (TCP half-close) once queued data has been sent; any thread. "
+     "Receiving goes on; send_shutdown(transport) runs when done; later sends raise "
+     "BrokenPipeError. The connection closes once the peer has shut its side too. Does "
+     "nothing when closed or already shut."},
     {"pause_reading", transport_pause, METH_NOARGS, "Stop receiving data."},
     {"resume_reading", transport_resume, METH_NOARGS, "Receive data again."},
     {"get_extra_info", transport_get_extra_info, METH_VARARGS, "peername or sockname."},

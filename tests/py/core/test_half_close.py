@@ -1,0 +1,89 @@
+"""Half-close through the Python API (servers/half_close_app.py, two
+workers): a protocol with recv_shutdown stays open for sending after the
+client's end and shuts its own side (the client reads all, then EOF); a
+protocol that shuts first keeps receiving, refuses sends, and closes once
+the client ends too; without recv_shutdown the client's end closes the
+connection; shutdown_send from a plain thread comes after what it sent; a
+factory's protocol gets send_complete and recv_shutdown as a class's does."""
+
+from __future__ import annotations
+
+import socket
+
+from helpers import connect, recv_until_eof
+
+ROUNDS = 4  # connections per case: the kernel spreads them over both workers
+
+
+def test_answer_after_the_clients_end(spawn, backend: str) -> None:
+    srv = spawn("half_close_app.py", backend=backend)
+    for _ in range(ROUNDS):
+        with connect(srv.ports["answer"]) as s:
+            s.sendall(b"hello")
+            s.shutdown(socket.SHUT_WR)
+            assert recv_until_eof(s) == b"hellobye"
+    srv.wait_line("^LOST answer None$")
+    fin = srv.finish().assert_clean()
+    assert fin["connections"] == 0
+    assert len(srv.matching("^EOF answer$")) == ROUNDS
+    assert len(srv.matching("^SENT-SHUT answer$")) == ROUNDS
+    assert len(srv.matching("^LOST answer None$")) == ROUNDS
+
+
+def test_server_shuts_first_and_keeps_receiving(spawn, backend: str) -> None:
+    srv = spawn("half_close_app.py", backend=backend)
+    for i in range(ROUNDS):
+        with connect(srv.ports["first"]) as s:
+            assert recv_until_eof(s) == b"data"
+            start = len(srv.lines)
+            srv.wait_line("^SENT-SHUT first$", start=0)
+            s.sendall(b"more%d" % i)
+            srv.wait_line(f"^GOT more{i}$", start=start)
+            assert len(srv.matching("^LOST first")) == i  # open while the client sends
+            s.shutdown(socket.SHUT_WR)
+            srv.wait_line("^EOF first$", start=start)
+            assert s.recv(1) == b""
+    srv.finish().assert_clean()
+    assert len(srv.matching("^REFUSED BrokenPipeError$")) == ROUNDS
+    assert len(srv.matching("^LOST first None$")) == ROUNDS
+
+
+def test_without_recv_shutdown_the_end_closes(spawn, backend: str) -> None:
+    srv = spawn("half_close_app.py", backend=backend)
+    for _ in range(ROUNDS):
+        with connect(srv.ports["plain"]) as s:
+            s.sendall(b"hi")
+            s.shutdown(socket.SHUT_WR)
+            assert recv_until_eof(s) == b"hi"
+    srv.finish().assert_clean()
+    assert len(srv.matching("^LOST plain None$")) == ROUNDS
+    assert not srv.matching("^SENT-SHUT plain")
+
+
+def test_shutdown_send_from_a_plain_thread(spawn, backend: str) -> None:
+    srv = spawn("half_close_app.py", backend=backend)
+    for _ in range(ROUNDS):
+        with connect(srv.ports["thread"]) as s:
+            assert recv_until_eof(s) == b"posted"
+            start = len(srv.lines)
+            s.sendall(b"x")  # still read: the side is only half shut
+            s.shutdown(socket.SHUT_WR)
+            srv.wait_line("^LOST thread None$", start=start)  # closed once both ends are over
+    srv.finish().assert_clean()
+    assert len(srv.matching("^THREAD-REFUSED BrokenPipeError$")) == ROUNDS
+    assert len(srv.matching("^SENT-SHUT thread$")) == ROUNDS
+    assert len(srv.matching("^EOF thread$")) == ROUNDS
+    assert len(srv.matching("^LOST thread None$")) == ROUNDS
+
+
+def test_a_factorys_protocol_gets_drain_and_end(spawn, backend: str) -> None:
+    srv = spawn("half_close_app.py", backend=backend)
+    for _ in range(ROUNDS):
+        with connect(srv.ports["factory"]) as s:
+            assert s.recv(2) == b"hi"
+            s.shutdown(socket.SHUT_WR)
+            assert recv_until_eof(s) == b"bye"
+    srv.finish().assert_clean()
+    assert len(srv.matching("^COMPLETE$")) >= ROUNDS
+    assert len(srv.matching("^EOF factory$")) == ROUNDS
+    assert len(srv.matching("^LOST factory None$")) == ROUNDS

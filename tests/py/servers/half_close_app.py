@@ -1,0 +1,105 @@
+"""Half-close (shutdown_send, recv_shutdown, send_shutdown) on two workers.
+
+    python half_close_app.py [--workers K]
+
+answer   echoes; when the client shuts its side (recv_shutdown) answers
+         ``bye`` and shuts its own: the client reads everything, then EOF.
+first    sends ``data`` and shuts its side at once; a send after that
+         prints ``REFUSED Type``; keeps receiving (``GOT n`` per chunk)
+         until the client shuts its side too.
+plain    echoes, without recv_shutdown: the client's end closes it.
+thread   a plain thread sends ``posted`` and shuts the side, then tries
+         to send again and prints ``THREAD-REFUSED Type``.
+factory  a factory's protocol: greets ``hi``, prints ``COMPLETE`` from
+         send_complete, and answers the client's end as ``answer`` does.
+
+Every protocol prints ``SENT-SHUT port`` from send_shutdown, ``EOF port``
+from recv_shutdown and ``LOST port exc`` from connection_lost.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from _common import int_arg, say, serve
+
+import pyparallel as px
+
+
+class _Reporting:
+    def send_shutdown(self, transport: px.Transport) -> None:
+        say(f"SENT-SHUT {transport.protocol.name}")
+
+    def connection_lost(self, transport: px.Transport, exc: object) -> None:
+        say(f"LOST {transport.protocol.name} {exc}")
+
+
+class Answer(_Reporting):
+    name = "answer"
+
+    def data_received(self, transport: px.Transport, data: bytes) -> bytes:
+        return data
+
+    def recv_shutdown(self, transport: px.Transport) -> None:
+        say(f"EOF {self.name}")
+        transport.send(b"bye")
+        transport.shutdown_send()
+
+
+class First(_Reporting):
+    name = "first"
+
+    def connection_made(self, transport: px.Transport) -> None:
+        transport.send(b"data")
+        transport.shutdown_send()
+        transport.shutdown_send()  # twice: nothing more
+        try:
+            transport.send(b"late")
+        except ConnectionError as e:
+            say(f"REFUSED {type(e).__name__}")
+
+    def data_received(self, transport: px.Transport, data: bytes) -> None:
+        say(f"GOT {data.decode()}")
+
+    def recv_shutdown(self, transport: px.Transport) -> None:
+        say("EOF first")
+
+
+class Plain(_Reporting):
+    name = "plain"
+
+    def data_received(self, transport: px.Transport, data: bytes) -> bytes:
+        return data
+
+
+class Thread(_Reporting):
+    name = "thread"
+
+    def connection_made(self, transport: px.Transport) -> None:
+        def run() -> None:
+            transport.send(b"posted")
+            transport.shutdown_send()
+            try:
+                transport.send(b"late")
+            except ConnectionError as e:
+                say(f"THREAD-REFUSED {type(e).__name__}")
+        threading.Thread(target=run).start()
+
+    def recv_shutdown(self, transport: px.Transport) -> None:
+        say("EOF thread")
+
+
+class Made(Answer):
+    name = "factory"
+
+    def connection_made(self, transport: px.Transport) -> bytes:
+        return b"hi"
+
+    def send_complete(self, transport: px.Transport, send_id: int) -> None:
+        say("COMPLETE")
+
+
+if __name__ == "__main__":
+    serve("half_close", {"answer": Answer, "first": First, "plain": Plain, "thread": Thread,
+                         "factory": lambda: Made()},  # type: ignore[dict-item]
+          workers=int_arg("--workers", 2))
