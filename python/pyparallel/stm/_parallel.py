@@ -6,9 +6,8 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from .. import _core
+from .._core import TransactionError, atomic, in_transaction
 from ..runtime._map import map as _parallel_map
-from ._atomic import TransactionError, atomic
 
 __all__ = ["parallel_for"]
 
@@ -32,7 +31,7 @@ def parallel_for(iterable: Iterable[_T], func: Callable[[_T], Any],
     The iterations appear to run one at a time in some order (each is one
     transaction). An exception from an iteration is raised after all of them
     have ended; the other iterations' effects stay committed."""
-    if _core._stm_current() is not None:
+    if in_transaction():
         raise TransactionError("parallel_for() inside a transaction")
     items = list(iterable)
     outcomes = _parallel_map(functools.partial(_iteration, func), items, chunksize=chunksize)
