@@ -9,9 +9,9 @@
  * their versions are what a later re-insertion is validated against); a read
  * of a missing key inside a transaction makes one too, so that the read can be
  * validated like any other. */
-#include <structmember.h>
-
 #include "stm.h"
+
+#include <structmember.h>
 
 typedef struct table {
     size_t mask;

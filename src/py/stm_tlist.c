@@ -7,9 +7,9 @@
  * covers it, and the outgrown one is retired through the STM's epochs. A
  * committed length never exceeds the locations made, since a transaction
  * makes the location of every index it writes before it commits. */
-#include <structmember.h>
-
 #include "stm.h"
+
+#include <structmember.h>
 
 typedef struct slots {
     Py_ssize_t cap;

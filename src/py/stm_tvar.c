@@ -1,8 +1,8 @@
 /* tvar: one transactional value. Outside atomic(), get reads the last
  * committed value and set is a transaction of its own. */
-#include <structmember.h>
-
 #include "stm.h"
+
+#include <structmember.h>
 
 typedef struct tvar {
     PyObject_HEAD
