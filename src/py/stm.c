@@ -127,6 +127,12 @@ static int io_guard(const char *event, PyObject *args, void *error_type)
     return 0;
 }
 
+bool px_py_stm_is_container(PyObject *o)
+{
+    destructor d = Py_TYPE(o)->tp_dealloc;
+    return d == px__stm_tvar_dealloc || d == px__stm_td_dealloc || d == px__stm_tl_dealloc;
+}
+
 int px__stm_guard_io(void)
 {
     int expected = 0;

@@ -23,6 +23,11 @@ int px_py_stm_refuse(px_module_state_t *st, const char *what);
 /* True while a transaction runs on this thread. */
 bool px_py_stm_active(void);
 
+/* True for a tvar, tdict or tlist (not a Python subclass): share() makes them
+ * immortal without looking into them, as every transaction of every thread
+ * touches the containers' reference counts. */
+bool px_py_stm_is_container(PyObject *o);
+
 /* A location of a container: the core's, plus what names it in conflict
  * statistics (both owned). key is Py_None for a tvar and NULL for a
  * container's length. Made by px__stm_loc_new, freed through the core's
@@ -33,6 +38,8 @@ typedef struct px_py_tloc {
     PyObject *label;
     PyObject *key;
     Py_hash_t hash;
+    long long ival; /* tdict: the key's value when it is a small int (int_key) */
+    bool int_key;
 } px_py_tloc_t;
 
 px_py_tloc_t *px__stm_loc_new(PyObject *label, PyObject *key, Py_hash_t hash, PyObject *value);
@@ -70,6 +77,10 @@ PyObject *px__stm_atomic(PyObject *module, PyObject *const *args, Py_ssize_t nar
 int px__stm_run_init(PyObject *m);
 /* Install the I/O guard (once; cheap after): the first atomic() does. */
 int px__stm_guard_io(void);
+
+void px__stm_tvar_dealloc(PyObject *op);
+void px__stm_td_dealloc(PyObject *op);
+void px__stm_tl_dealloc(PyObject *op);
 
 extern PyType_Spec px__stm_tvar_spec, px__stm_tdict_spec, px__stm_tlist_spec;
 

@@ -86,6 +86,8 @@ px_py_tloc_t *px__stm_loc_new(PyObject *label, PyObject *key, Py_hash_t hash, Py
     t->label = Py_NewRef(label);
     t->key = Py_XNewRef(key);
     t->hash = hash;
+    t->ival = 0;
+    t->int_key = false;
     return t;
 }
 
@@ -189,8 +191,23 @@ static void count_conflict(px_stm_thread_t *th)
     Py_DECREF(where);
 }
 
-static PyObject *nested(px_stm_thread_t *th, PyObject *callable, PyObject *args,
-                        PyObject *kwargs)
+/* A call: vectorcall form (args, nargsf, kwnames) unless tuple is set, then
+ * tuple and dict (PyObject_Call form). */
+typedef struct call {
+    PyObject *callable;
+    PyObject *const *args;
+    size_t nargsf;
+    PyObject *kwnames, *tuple, *dict;
+} call_t;
+
+static PyObject *call(const call_t *c)
+{
+    if (c->tuple != NULL)
+        return PyObject_Call(c->callable, c->tuple, c->dict);
+    return PyObject_Vectorcall(c->callable, c->args, c->nargsf, c->kwnames);
+}
+
+static PyObject *nested(px_stm_thread_t *th, const call_t *c)
 {
     px_stm_savepoint_t sp;
     PyObject *r;
@@ -199,7 +216,7 @@ static PyObject *nested(px_stm_thread_t *th, PyObject *callable, PyObject *args,
         return NULL;
     }
     sp = px_stm_savepoint(th);
-    r = PyObject_Call(callable, args, kwargs);
+    r = call(c);
     if (r != NULL || tls.doomed)
         px_stm_keep(th, sp); /* a doomed transaction runs again whole */
     else
@@ -213,14 +230,14 @@ static void wait_for_serial(void)
     Py_END_ALLOW_THREADS
 }
 
-PyObject *px__stm_run(PyObject *callable, PyObject *args, PyObject *kwargs)
+static PyObject *run(const call_t *c)
 {
     px_stm_thread_t *th = px__stm_thread();
     int limit = atomic_load_explicit(&max_retries, memory_order_relaxed);
     if (th == NULL || px__stm_guard_io() < 0)
         return NULL;
     if (px_stm_active(th))
-        return nested(th, callable, args, kwargs);
+        return nested(th, c);
     for (unsigned attempt = 0;; attempt++) {
         bool serial = attempt > (unsigned)limit;
         PyObject *result;
@@ -236,7 +253,7 @@ PyObject *px__stm_run(PyObject *callable, PyObject *args, PyObject *kwargs)
             continue;
         }
         tls.doomed = false;
-        result = PyObject_Call(callable, args, kwargs);
+        result = call(c);
         if (result != NULL && !tls.doomed) {
             err = px_stm_commit(th);
             if (err >= 0) {
@@ -277,12 +294,20 @@ PyObject *px__stm_run(PyObject *callable, PyObject *args, PyObject *kwargs)
     }
 }
 
+PyObject *px__stm_run(PyObject *callable, PyObject *args, PyObject *kwargs)
+{
+    call_t c = {.callable = callable, .tuple = args, .dict = kwargs};
+    return run(&c);
+}
+
 PyObject *px__stm_run_method(PyObject *self, const char *name, PyObject *args)
 {
     PyObject *method = PyObject_GetAttrString(self, name), *r;
+    call_t c = {.args = &PyTuple_GET_ITEM(args, 0), .nargsf = (size_t)PyTuple_GET_SIZE(args)};
     if (method == NULL)
         return NULL;
-    r = px__stm_run(method, args, NULL);
+    c.callable = method;
+    r = run(&c);
     Py_DECREF(method);
     return r;
 }
@@ -290,32 +315,17 @@ PyObject *px__stm_run_method(PyObject *self, const char *name, PyObject *args)
 PyObject *px__stm_atomic(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
                          PyObject *kwnames)
 {
-    PyObject *pos, *kw = NULL, *r;
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    /* args[0] is the function: the call may use its slot (ARGUMENTS_OFFSET). */
+    call_t c = {.args = args + 1,
+                .nargsf = (size_t)(nargs - 1) | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                .kwnames = kwnames};
     (void)module;
     if (nargs < 1) {
         PyErr_SetString(PyExc_TypeError, "atomic() needs a function to run");
         return NULL;
     }
-    pos = PyTuple_New(nargs - 1);
-    if (pos == NULL)
-        return NULL;
-    for (Py_ssize_t i = 1; i < nargs; i++)
-        PyTuple_SET_ITEM(pos, i - 1, Py_NewRef(args[i]));
-    if (nkw > 0) {
-        kw = PyDict_New();
-        for (Py_ssize_t i = 0; kw != NULL && i < nkw; i++)
-            if (PyDict_SetItem(kw, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0)
-                Py_CLEAR(kw);
-        if (kw == NULL) {
-            Py_DECREF(pos);
-            return NULL;
-        }
-    }
-    r = px__stm_run(args[0], pos, kw);
-    Py_DECREF(pos);
-    Py_XDECREF(kw);
-    return r;
+    c.callable = args[0];
+    return run(&c);
 }
 
 /* ---- stm_stats(), stm_config() ------------------------------------------------------- */

@@ -41,20 +41,38 @@ static table_t *table_new(size_t n)
     return t;
 }
 
+/* A small int key's value, kept in its location so that a lookup compares
+ * without touching the key object (another cache line). */
+static bool small_int(PyObject *key, long long *value)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (PyLong_CheckExact(key) && PyUnstable_Long_IsCompact((PyLongObject *)key)) {
+        *value = (long long)PyUnstable_Long_CompactValue((PyLongObject *)key);
+        return true;
+    }
+#else
+    (void)key;
+    (void)value;
+#endif
+    return false;
+}
+
 /* 1 and *out when key has a location, 0 when not, -1 with an exception. The
  * caller is pinned (in a transaction or around a peek). */
 static int find(tdict_t *d, PyObject *key, Py_hash_t hash, px_py_tloc_t **out)
 {
     table_t *t = atomic_load_explicit(&d->table, memory_order_acquire);
+    long long ival = 0;
+    bool is_int = small_int(key, &ival);
     for (size_t i = (size_t)hash & t->mask;; i = (i + 1) & t->mask) {
         px_py_tloc_t *s = atomic_load_explicit(&t->slot[i], memory_order_acquire);
         if (s == NULL)
             return 0;
-        if (s->key == key) {
+        if (s->key == key || (is_int && s->int_key && s->ival == ival)) {
             *out = s;
             return 1;
         }
-        if (s->hash == hash) {
+        if (s->hash == hash && !(is_int && s->int_key)) {
             int eq = PyObject_RichCompareBool(s->key, key, Py_EQ);
             if (eq < 0)
                 return -1;
@@ -97,6 +115,7 @@ static px_py_tloc_t *loc_of(tdict_t *d, PyObject *key, Py_hash_t hash, PyObject 
     loc = px__stm_loc_new(d->label, key, hash, value);
     if (loc == NULL)
         goto out;
+    loc->int_key = small_int(key, &loc->ival);
     t = atomic_load_explicit(&d->table, memory_order_relaxed);
     if ((size_t)(atomic_load(&d->used) + 1) * 3 > (t->mask + 1) * 2) {
         table_t *bigger = table_new((t->mask + 1) * 2);
@@ -282,7 +301,7 @@ fail:
     return NULL;
 }
 
-static void td_dealloc(PyObject *op)
+void px__stm_td_dealloc(PyObject *op)
 {
     tdict_t *d = (tdict_t *)op;
     PyTypeObject *tp = Py_TYPE(op);
@@ -616,7 +635,7 @@ static PyType_Slot td_slots[] = {
                 "reads and writes it).\n\nOutside atomic() every operation is a transaction "
                 "of its own."},
     {Py_tp_new, td_new},
-    {Py_tp_dealloc, td_dealloc},
+    {Py_tp_dealloc, px__stm_td_dealloc},
     {Py_tp_repr, td_repr},
     {Py_tp_iter, td_iter},
     {Py_tp_methods, td_methods},

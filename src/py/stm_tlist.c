@@ -228,7 +228,7 @@ fail:
     return NULL;
 }
 
-static void tl_dealloc(PyObject *op)
+void px__stm_tl_dealloc(PyObject *op)
 {
     tlist_t *l = (tlist_t *)op;
     PyTypeObject *tp = Py_TYPE(op);
@@ -517,7 +517,7 @@ static PyType_Slot tl_slots[] = {
                 "index, and its length is a location of its own.\n\nOutside atomic() every "
                 "operation is a transaction of its own."},
     {Py_tp_new, tl_new},
-    {Py_tp_dealloc, tl_dealloc},
+    {Py_tp_dealloc, px__stm_tl_dealloc},
     {Py_tp_repr, tl_repr},
     {Py_tp_iter, tl_iter},
     {Py_tp_methods, tl_methods},

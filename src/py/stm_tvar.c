@@ -44,7 +44,7 @@ static PyObject *tvar_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
-static void tvar_dealloc(PyObject *op)
+void px__stm_tvar_dealloc(PyObject *op)
 {
     tvar_t *self = (tvar_t *)op;
     PyTypeObject *tp = Py_TYPE(op);
@@ -140,7 +140,7 @@ static PyType_Slot tvar_slots[] = {
                 "v.value.\n\nOutside atomic(), get reads the last committed value and set is a "
                 "transaction of its own."},
     {Py_tp_new, tvar_new},
-    {Py_tp_dealloc, tvar_dealloc},
+    {Py_tp_dealloc, px__stm_tvar_dealloc},
     {Py_tp_repr, tvar_repr},
     {Py_tp_methods, tvar_methods},
     {Py_tp_getset, tvar_getset},
