@@ -37,19 +37,19 @@ Everything but :func:`parallel_for` is in C: the transaction core
 
 from __future__ import annotations
 
-from .._core import (
-    IOInTransactionError,
-    TransactionError,
-    atomic,
-    in_transaction,
-    refuse_in_transaction,
-    stm_config,
-    stm_stats,
-    tdict,
-    tlist,
-    tvar,
-)
+from .. import _core
 from ._parallel import parallel_for
+
+IOInTransactionError = _core.IOInTransactionError
+TransactionError = _core.TransactionError
+atomic = _core.atomic
+in_transaction = _core.in_transaction
+refuse_in_transaction = _core.refuse_in_transaction
+stm_config = _core.stm_config
+stm_stats = _core.stm_stats
+tdict = _core.tdict
+tlist = _core.tlist
+tvar = _core.tvar
 
 __all__ = [
     "tvar", "tdict", "tlist", "atomic", "parallel_for", "stm_stats", "stm_config",
