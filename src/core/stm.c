@@ -146,8 +146,8 @@ px_stm_thread_t *px_stm_thread(void)
             break;
     }
     if (th == NULL) {
-        th = aligned_alloc(PX_CACHELINE, (sizeof *th + PX_CACHELINE - 1) / PX_CACHELINE *
-                                             PX_CACHELINE);
+        th = aligned_alloc(PX_CACHELINE,
+                           (sizeof *th + PX_CACHELINE - 1) / PX_CACHELINE * PX_CACHELINE);
         if (th == NULL)
             return NULL;
         memset(th, 0, sizeof *th);
@@ -234,8 +234,7 @@ static int retire(px_stm_thread_t *th, void *value, uint64_t epoch)
         th->limbo_head = 0;
         th->cap_limbo = cap;
     }
-    th->limbo[(th->limbo_head + th->nlimbo) & (th->cap_limbo - 1)] =
-        (limbo_entry_t){value, epoch};
+    th->limbo[(th->limbo_head + th->nlimbo) & (th->cap_limbo - 1)] = (limbo_entry_t){value, epoch};
     th->nlimbo++;
     return 0;
 }
@@ -271,7 +270,8 @@ static void reclaim(px_stm_thread_t *th)
     while (th->nlimbo > 0) {
         limbo_entry_t *e = &th->limbo[th->limbo_head];
         void *value = e->value;
-        if (defer_release && e->epoch != 0 && e->epoch + 2 > atomic_load_explicit(&epoch_, memory_order_acquire))
+        if (defer_release && e->epoch != 0 &&
+            e->epoch + 2 > atomic_load_explicit(&epoch_, memory_order_acquire))
             break;
         th->limbo_head = (th->limbo_head + 1) & (th->cap_limbo - 1);
         th->nlimbo--;

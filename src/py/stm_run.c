@@ -244,8 +244,7 @@ static PyObject *run(const call_t *c)
         int err;
         if (serial) {
             Py_BEGIN_ALLOW_THREADS px_stm_serial_enter(th);
-            Py_END_ALLOW_THREADS
-            px_stm_count(th, PX_STM_SERIAL);
+            Py_END_ALLOW_THREADS px_stm_count(th, PX_STM_SERIAL);
         }
         if (px_stm_begin(th, serial) == -EAGAIN) {
             wait_for_serial();
@@ -266,9 +265,8 @@ static PyObject *run(const call_t *c)
             tls.doomed = true;
         } else if (result != NULL) {
             Py_DECREF(result); /* it swallowed a conflict */
-        } else if (!tls.doomed ||
-                   !(PyErr_ExceptionMatches(conflict_type) ||
-                     PyErr_ExceptionMatches(PyExc_Exception))) {
+        } else if (!tls.doomed || !(PyErr_ExceptionMatches(conflict_type) ||
+                                    PyErr_ExceptionMatches(PyExc_Exception))) {
             /* Its own exception (or one like KeyboardInterrupt): no retry. */
             if (!tls.doomed)
                 px_stm_count(th, PX_STM_ABORT_EXCEPTION);
@@ -413,21 +411,20 @@ PyObject *px__stm_stats(PyObject *module, PyObject *args, PyObject *kwargs)
     Py_DECREF(merged);
     if (conflicts == NULL)
         return NULL;
-    result = Py_BuildValue(
-        "{s:K,s:K,s:K,s:K,s:K,s:K,s:N,s:i,s:{s:K,s:K,s:K,s:K},s:K}", "commits",
-        (unsigned long long)c[PX_STM_COMMITS], "read_only", (unsigned long long)c[PX_STM_READ_ONLY],
-        "aborts",
-        (unsigned long long)(c[PX_STM_ABORT_LOCKED] + c[PX_STM_ABORT_STALE] +
-                             c[PX_STM_ABORT_BUSY] + c[PX_STM_ABORT_EXCEPTION]),
-        "retries", (unsigned long long)c[PX_STM_RETRIES], "serial_fallbacks",
-        (unsigned long long)c[PX_STM_SERIAL], "exceptions",
-        (unsigned long long)c[PX_STM_ABORT_EXCEPTION], "conflicts", conflicts, "max_retries",
-        atomic_load(&max_retries), "aborts_by_cause", "read_locked",
-        (unsigned long long)c[PX_STM_ABORT_LOCKED], "stale_read",
-        (unsigned long long)c[PX_STM_ABORT_STALE], "commit_locked",
-        (unsigned long long)c[PX_STM_ABORT_BUSY], "exception",
-        (unsigned long long)c[PX_STM_ABORT_EXCEPTION], "snapshot_extensions",
-        (unsigned long long)c[PX_STM_EXTENSIONS]);
+    result = Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:N,s:i,s:{s:K,s:K,s:K,s:K},s:K}", "commits",
+                           (unsigned long long)c[PX_STM_COMMITS], "read_only",
+                           (unsigned long long)c[PX_STM_READ_ONLY], "aborts",
+                           (unsigned long long)(c[PX_STM_ABORT_LOCKED] + c[PX_STM_ABORT_STALE] +
+                                                c[PX_STM_ABORT_BUSY] + c[PX_STM_ABORT_EXCEPTION]),
+                           "retries", (unsigned long long)c[PX_STM_RETRIES], "serial_fallbacks",
+                           (unsigned long long)c[PX_STM_SERIAL], "exceptions",
+                           (unsigned long long)c[PX_STM_ABORT_EXCEPTION], "conflicts", conflicts,
+                           "max_retries", atomic_load(&max_retries), "aborts_by_cause",
+                           "read_locked", (unsigned long long)c[PX_STM_ABORT_LOCKED], "stale_read",
+                           (unsigned long long)c[PX_STM_ABORT_STALE], "commit_locked",
+                           (unsigned long long)c[PX_STM_ABORT_BUSY], "exception",
+                           (unsigned long long)c[PX_STM_ABORT_EXCEPTION], "snapshot_extensions",
+                           (unsigned long long)c[PX_STM_EXTENSIONS]);
     return result;
 }
 

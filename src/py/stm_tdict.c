@@ -19,8 +19,7 @@ typedef struct table {
 } table_t;
 
 typedef struct tdict {
-    PyObject_HEAD
-    _Atomic(table_t *) table;
+    PyObject_HEAD _Atomic(table_t *) table;
     _Atomic Py_ssize_t used; /* locations in the table */
     PyThread_type_lock lock; /* adding locations */
     px_py_tloc_t *size;
@@ -157,8 +156,7 @@ static int tx_get(px_stm_thread_t *th, tdict_t *d, PyObject *key, PyObject **val
 
 /* Set (value NULL: delete) key; *old (if not NULL) gets the value before. The
  * length changes with the set of keys. */
-static int tx_put(px_stm_thread_t *th, tdict_t *d, PyObject *key, PyObject *value,
-                  PyObject **old)
+static int tx_put(px_stm_thread_t *th, tdict_t *d, PyObject *key, PyObject *value, PyObject **old)
 {
     Py_hash_t hash = PyObject_Hash(key);
     px_py_tloc_t *loc;
@@ -241,8 +239,7 @@ static PyObject *td_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     px_stm_thread_t *th = px__stm_thread();
     tdict_t *d;
     Py_ssize_t n = 0;
-    if (th == NULL ||
-        !PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:tdict", names, &items, &name))
+    if (th == NULL || !PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:tdict", names, &items, &name))
         return NULL;
     d = (tdict_t *)type->tp_alloc(type, 0);
     if (d == NULL)
@@ -521,8 +518,8 @@ static PyObject *td_clear(PyObject *op, PyObject *unused)
     if (items == NULL)
         return NULL;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++)
-        if (tx_put(th, (tdict_t *)op, PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 0), NULL,
-                   NULL) < 0) {
+        if (tx_put(th, (tdict_t *)op, PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 0), NULL, NULL) <
+            0) {
             Py_DECREF(items);
             return NULL;
         }

@@ -17,8 +17,7 @@ typedef struct slots {
 } slots_t;
 
 typedef struct tlist {
-    PyObject_HEAD
-    _Atomic(slots_t *) slots;
+    PyObject_HEAD _Atomic(slots_t *) slots;
     _Atomic Py_ssize_t nlocs;
     PyThread_type_lock lock;
     px_py_tloc_t *size;
@@ -167,9 +166,9 @@ fail:
 /* ---- the type ----------------------------------------------------------------------- */
 
 /* Outside a transaction: run self.<name>(*args) as one. */
-#define OUTSIDE(op, name, args)                       \
-    do {                                              \
-        if (th == NULL)                               \
+#define OUTSIDE(op, name, args)                        \
+    do {                                               \
+        if (th == NULL)                                \
             return px__stm_run_method(op, name, args); \
     } while (0)
 
@@ -496,7 +495,8 @@ static PyMethodDef tl_methods[] = {
     {"extend", tl_extend, METH_VARARGS, "Append every value, as one transaction."},
     {"insert", tl_insert, METH_VARARGS, "Insert value before index i (clamped like list.insert)."},
     {"pop", tl_pop, METH_VARARGS, "Remove and return the item at index i (the last by default)."},
-    {"remove", tl_remove, METH_VARARGS, "Remove the first item equal to value (ValueError if none)."},
+    {"remove", tl_remove, METH_VARARGS,
+     "Remove the first item equal to value (ValueError if none)."},
     {"clear", tl_clear, METH_NOARGS, "Remove every item, as one transaction."},
     {"snapshot", tl_snapshot, METH_NOARGS, "A plain list of the contents (one snapshot)."},
     {"index", tl_index, METH_O, "Index of the first item equal to value (ValueError if none)."},

@@ -5,8 +5,7 @@
 #include <structmember.h>
 
 typedef struct tvar {
-    PyObject_HEAD
-    px_py_tloc_t *t;
+    PyObject_HEAD px_py_tloc_t *t;
     PyObject *name;
     PyObject *weakrefs;
 } tvar_t;

@@ -65,8 +65,7 @@ static int transfer(px_stm_thread_t *th, job_t *j)
     if ((err = px_stm_write(th, &j->bank->accounts[j->src],
                             new_box(((box_t *)a)->balance - j->amount))) < 0)
         return err;
-    return px_stm_write(th, &j->bank->accounts[j->dst],
-                        new_box(((box_t *)b)->balance + j->amount));
+    return px_stm_write(th, &j->bank->accounts[j->dst], new_box(((box_t *)b)->balance + j->amount));
 }
 
 static int sum_all(px_stm_thread_t *th, job_t *j)
@@ -167,15 +166,17 @@ static void run_bank(int accounts, int clients, int transfers, int max_retries)
     PX_CHECK_EQ(pthread_join(tids[clients], NULL), 0);
 
     px_stm_totals(totals, false);
-    PX_CHECK_EQ(totals[PX_STM_COMMITS], (uint64_t)(clients * transfers + atomic_load(&bank.observed)));
+    PX_CHECK_EQ(totals[PX_STM_COMMITS],
+                (uint64_t)(clients * transfers + atomic_load(&bank.observed)));
     printf("accounts %d, max_retries %d: commits %llu, read-only %llu, aborts locked %llu "
            "stale %llu busy %llu, retries %llu, serial %llu, extensions %llu\n",
            accounts, max_retries, (unsigned long long)totals[PX_STM_COMMITS],
            (unsigned long long)totals[PX_STM_READ_ONLY],
            (unsigned long long)totals[PX_STM_ABORT_LOCKED],
            (unsigned long long)totals[PX_STM_ABORT_STALE],
-           (unsigned long long)totals[PX_STM_ABORT_BUSY], (unsigned long long)totals[PX_STM_RETRIES],
-           (unsigned long long)totals[PX_STM_SERIAL], (unsigned long long)totals[PX_STM_EXTENSIONS]);
+           (unsigned long long)totals[PX_STM_ABORT_BUSY],
+           (unsigned long long)totals[PX_STM_RETRIES], (unsigned long long)totals[PX_STM_SERIAL],
+           (unsigned long long)totals[PX_STM_EXTENSIONS]);
     PX_CHECK_EQ(totals[PX_STM_RETRIES], totals[PX_STM_ABORT_LOCKED] + totals[PX_STM_ABORT_STALE] +
                                             totals[PX_STM_ABORT_BUSY]);
     for (int i = 0; i < accounts; i++) {

@@ -118,7 +118,7 @@ def test_replaced_values_are_released_after_their_readers() -> None:
     def writer(seed: int) -> None:
         for i in range(3000):
             p = Payload(i)
-            px.atomic(lambda p=p: (v.set(p), d.__setitem__((i + seed) % 4, p)))
+            px.atomic(lambda p=p, k=(i + seed) % 4: (v.set(p), d.__setitem__(k, p)))
 
     def reader() -> None:
         while not stop.is_set():
@@ -143,7 +143,8 @@ def test_replaced_values_are_released_after_their_readers() -> None:
         px.atomic(lambda: v.get())
     assert Payload.live == held
     assert ref() is not None
-    del v, d
+    v.set(None)   # replace what is left too
+    d.clear()
     deadline = time.monotonic() + 30
     w = px.tvar(0)
     while Payload.live > 0 and time.monotonic() < deadline:
