@@ -44,6 +44,10 @@ typedef struct px_py_tloc {
 
 px_py_tloc_t *px__stm_loc_new(PyObject *label, PyObject *key, Py_hash_t hash, PyObject *value);
 void px__stm_loc_retire(px_py_tloc_t *t);
+/* Garbage collection of the containers: visit t's value and key; drop its
+ * value (through the epochs). */
+int px__stm_loc_traverse(px_py_tloc_t *t, visitproc visit, void *arg);
+void px__stm_loc_clear(px_py_tloc_t *t);
 /* Memory readers may still walk (an outgrown table): freed after them. */
 void px__stm_mem_retire(void *p);
 

@@ -91,6 +91,26 @@ px_py_tloc_t *px__stm_loc_new(PyObject *label, PyObject *key, Py_hash_t hash, Py
     return t;
 }
 
+int px__stm_loc_traverse(px_py_tloc_t *t, visitproc visit, void *arg)
+{
+    /* The collector runs with the world stopped (or holding the GIL): no
+     * commit is half-way. Values still buffered in a transaction or waiting
+     * in a limbo are references it does not see: they keep objects alive. */
+    Py_VISIT((PyObject *)px_stm_loc_value(&t->loc));
+    Py_VISIT(t->key);
+    return 0;
+}
+
+void px__stm_loc_clear(px_py_tloc_t *t)
+{
+    /* Garbage: no transaction can reach the container any more, but one that
+     * wrote to it before may still publish; the value goes through the
+     * epochs like any replaced one. */
+    PyObject *old = atomic_exchange(&t->loc.value, NULL);
+    if (old != NULL)
+        retire_tagged(old);
+}
+
 void px__stm_loc_retire(px_py_tloc_t *t)
 {
     retire_tagged((void *)((uintptr_t)t | 1));

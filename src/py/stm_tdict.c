@@ -298,11 +298,39 @@ fail:
     return NULL;
 }
 
+static int td_traverse(PyObject *op, visitproc visit, void *arg)
+{
+    tdict_t *d = (tdict_t *)op;
+    table_t *t = atomic_load(&d->table);
+    Py_VISIT(Py_TYPE(op));
+    Py_VISIT(d->name);
+    for (size_t i = 0; t != NULL && i <= t->mask; i++) {
+        px_py_tloc_t *s = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
+        int rc = s != NULL ? px__stm_loc_traverse(s, visit, arg) : 0;
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int td_clear_refs(PyObject *op)
+{
+    tdict_t *d = (tdict_t *)op;
+    table_t *t = atomic_load(&d->table);
+    for (size_t i = 0; t != NULL && i <= t->mask; i++) {
+        px_py_tloc_t *s = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
+        if (s != NULL)
+            px__stm_loc_clear(s);
+    }
+    return 0;
+}
+
 void px__stm_td_dealloc(PyObject *op)
 {
     tdict_t *d = (tdict_t *)op;
     PyTypeObject *tp = Py_TYPE(op);
     table_t *t = atomic_load(&d->table);
+    PyObject_GC_UnTrack(op);
     if (d->weakrefs != NULL)
         PyObject_ClearWeakRefs(op);
     if (t != NULL) {
@@ -633,6 +661,8 @@ static PyType_Slot td_slots[] = {
                 "of its own."},
     {Py_tp_new, td_new},
     {Py_tp_dealloc, px__stm_td_dealloc},
+    {Py_tp_traverse, td_traverse},
+    {Py_tp_clear, td_clear_refs},
     {Py_tp_repr, td_repr},
     {Py_tp_iter, td_iter},
     {Py_tp_methods, td_methods},
@@ -647,6 +677,6 @@ static PyType_Slot td_slots[] = {
 PyType_Spec px__stm_tdict_spec = {
     .name = "pyparallel.tdict",
     .basicsize = sizeof(tdict_t),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = td_slots,
 };

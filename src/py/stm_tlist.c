@@ -227,11 +227,35 @@ fail:
     return NULL;
 }
 
+static int tl_traverse(PyObject *op, visitproc visit, void *arg)
+{
+    tlist_t *l = (tlist_t *)op;
+    slots_t *s = atomic_load(&l->slots);
+    Py_VISIT(Py_TYPE(op));
+    Py_VISIT(l->name);
+    for (Py_ssize_t i = 0; s != NULL && i < atomic_load(&l->nlocs); i++) {
+        int rc = px__stm_loc_traverse(s->slot[i], visit, arg);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int tl_clear_refs(PyObject *op)
+{
+    tlist_t *l = (tlist_t *)op;
+    slots_t *s = atomic_load(&l->slots);
+    for (Py_ssize_t i = 0; s != NULL && i < atomic_load(&l->nlocs); i++)
+        px__stm_loc_clear(s->slot[i]);
+    return 0;
+}
+
 void px__stm_tl_dealloc(PyObject *op)
 {
     tlist_t *l = (tlist_t *)op;
     PyTypeObject *tp = Py_TYPE(op);
     slots_t *s = atomic_load(&l->slots);
+    PyObject_GC_UnTrack(op);
     if (l->weakrefs != NULL)
         PyObject_ClearWeakRefs(op);
     if (s != NULL) {
@@ -518,6 +542,8 @@ static PyType_Slot tl_slots[] = {
                 "operation is a transaction of its own."},
     {Py_tp_new, tl_new},
     {Py_tp_dealloc, px__stm_tl_dealloc},
+    {Py_tp_traverse, tl_traverse},
+    {Py_tp_clear, tl_clear_refs},
     {Py_tp_repr, tl_repr},
     {Py_tp_iter, tl_iter},
     {Py_tp_methods, tl_methods},
@@ -532,6 +558,6 @@ static PyType_Slot tl_slots[] = {
 PyType_Spec px__stm_tlist_spec = {
     .name = "pyparallel.tlist",
     .basicsize = sizeof(tlist_t),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = tl_slots,
 };

@@ -43,10 +43,27 @@ static PyObject *tvar_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
+static int tvar_traverse(PyObject *op, visitproc visit, void *arg)
+{
+    tvar_t *self = (tvar_t *)op;
+    Py_VISIT(Py_TYPE(op));
+    Py_VISIT(self->name);
+    return self->t != NULL ? px__stm_loc_traverse(self->t, visit, arg) : 0;
+}
+
+static int tvar_clear(PyObject *op)
+{
+    tvar_t *self = (tvar_t *)op;
+    if (self->t != NULL)
+        px__stm_loc_clear(self->t);
+    return 0;
+}
+
 void px__stm_tvar_dealloc(PyObject *op)
 {
     tvar_t *self = (tvar_t *)op;
     PyTypeObject *tp = Py_TYPE(op);
+    PyObject_GC_UnTrack(op);
     if (self->weakrefs != NULL)
         PyObject_ClearWeakRefs(op);
     if (self->t != NULL)
@@ -140,6 +157,8 @@ static PyType_Slot tvar_slots[] = {
                 "transaction of its own."},
     {Py_tp_new, tvar_new},
     {Py_tp_dealloc, px__stm_tvar_dealloc},
+    {Py_tp_traverse, tvar_traverse},
+    {Py_tp_clear, tvar_clear},
     {Py_tp_repr, tvar_repr},
     {Py_tp_methods, tvar_methods},
     {Py_tp_getset, tvar_getset},
@@ -150,6 +169,6 @@ static PyType_Slot tvar_slots[] = {
 PyType_Spec px__stm_tvar_spec = {
     .name = "pyparallel.tvar",
     .basicsize = sizeof(tvar_t),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = tvar_slots,
 };

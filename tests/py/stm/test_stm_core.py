@@ -223,3 +223,22 @@ def test_exceptions_and_conflicts_are_counted_by_cause() -> None:
                                     "exception": 1}
     assert s["aborts"] == 2 and s["retries"] == 1 and s["exceptions"] == 1
     assert v.get() == 11
+
+
+def test_cycles_through_the_containers_are_collected() -> None:
+    class Node:
+        pass
+
+    node = Node()
+    node.d = px.tdict({"self": node})  # type: ignore[attr-defined]
+    node.v = px.tvar(node)             # type: ignore[attr-defined]
+    node.items = px.tlist([node])      # type: ignore[attr-defined]
+    ref = weakref.ref(node)
+    del node
+    w = px.tvar(0)
+    deadline = time.monotonic() + 30
+    while ref() is not None and time.monotonic() < deadline:
+        gc.collect()
+        for _ in range(100):   # values the collector dropped wait for the epochs
+            px.atomic(lambda: w.set(w.get() + 1))
+    assert ref() is None
