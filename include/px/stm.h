@@ -139,7 +139,8 @@ void px_stm_count(px_stm_thread_t *th, enum px_stm_counter c);
 
 /* Retire p, which the caller has just made unreachable to new readers: it
  * goes to the release function once no pinned reader can hold it. -ENOMEM:
- * not retired (the caller keeps it). */
+ * not retired (the caller keeps it). Outside transactions and pins, values
+ * that are due may be released here. */
 int px_stm_retire(px_stm_thread_t *th, void *p);
 
 /* A slot for the caller's per-thread data (kept with the record). */

@@ -281,9 +281,15 @@ static void reclaim(px_stm_thread_t *th)
 
 int px_stm_retire(px_stm_thread_t *th, void *p)
 {
+    int err;
     full_fence(); /* stamp after the unlinking stores */
     th->since_advance++;
-    return retire(th, p, atomic_load(&epoch_));
+    err = retire(th, p, atomic_load(&epoch_));
+    /* A thread that frees containers but runs no transactions must not pile
+     * up its limbo: release what is due here, when it holds nothing. */
+    if (th->pin_depth == 0 && th->nlimbo >= 4 * ADVANCE_EVERY)
+        reclaim(th);
+    return err;
 }
 
 /* ---- reads -------------------------------------------------------------------- */

@@ -189,6 +189,19 @@ static void run_bank(int accounts, int clients, int transfers, int max_retries)
     free(bank.accounts);
 }
 
+/* A thread that retires values without running transactions (one that frees
+ * containers) releases what is due as it goes. */
+static void *retire_outside(void *arg)
+{
+    px_stm_thread_t *th = px_stm_thread();
+    long before = atomic_load(&released);
+    (void)arg;
+    for (int i = 0; i < 2000; i++)
+        PX_CHECK_EQ(px_stm_retire(th, new_box(0)), 0);
+    PX_CHECK_GT(atomic_load(&released) - before, 1000);
+    return NULL;
+}
+
 /* Values retired by threads that have ended are taken over and released by a
  * thread that goes on running transactions (read-only ones suffice). */
 static void *drain_limbo(void *arg)
@@ -218,6 +231,8 @@ int main(void)
      * none leaked once the threads that retired them are gone. */
     {
         pthread_t t;
+        PX_CHECK_EQ(pthread_create(&t, NULL, retire_outside, NULL), 0);
+        PX_CHECK_EQ(pthread_join(t, NULL), 0);
         PX_CHECK_EQ(pthread_create(&t, NULL, drain_limbo, NULL), 0);
         PX_CHECK_EQ(pthread_join(t, NULL), 0);
     }
