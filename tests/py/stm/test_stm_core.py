@@ -13,41 +13,13 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from test_stm import default_config, run_threads  # noqa: F401 (an autouse fixture)
 
 import pyparallel as px
 from pyparallel import _core
-
-
-@pytest.fixture(autouse=True)
-def default_config() -> Iterator[None]:
-    saved = px.stm_config()["max_retries"]
-    px.stm_stats(reset=True)
-    yield
-    px.stm_config(max_retries=saved)
-
-
-def run_threads(targets: list[Callable[[], Any]], timeout: float = 60.0) -> None:
-    errors: list[BaseException] = []
-
-    def guard(f: Callable[[], Any]) -> None:
-        try:
-            f()
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=guard, args=(f,)) for f in targets]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + timeout
-    for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()))
-        assert not t.is_alive(), "a thread did not finish in time"
-    if errors:
-        raise errors[0]
 
 
 def test_the_containers_are_c_types() -> None:
