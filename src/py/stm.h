@@ -41,6 +41,7 @@ typedef struct px_py_tloc {
     long long ival; /* tdict: the key's value when it is a small int (int_key) */
     bool int_key;
 } px_py_tloc_t;
+_Static_assert(sizeof(px_py_tloc_t) <= PX_CACHELINE, "a location fits one cache line");
 
 px_py_tloc_t *px__stm_loc_new(PyObject *label, PyObject *key, Py_hash_t hash, PyObject *value);
 void px__stm_loc_retire(px_py_tloc_t *t);

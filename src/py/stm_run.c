@@ -8,6 +8,7 @@
  * stays doomed, so that code which swallows the exception cannot commit, and
  * every later transactional operation raises again. */
 #include <errno.h>
+#include <stdlib.h>
 
 #include "stm.h"
 
@@ -59,7 +60,7 @@ static void release(void *p)
         Py_XDECREF((PyObject *)px_stm_loc_value(&t->loc));
         Py_XDECREF(t->label);
         Py_XDECREF(t->key);
-        PyMem_RawFree(t);
+        free(t);
     } else {
         PyMem_RawFree(q);
     }
@@ -77,7 +78,9 @@ static void retire_tagged(void *p)
 
 px_py_tloc_t *px__stm_loc_new(PyObject *label, PyObject *key, Py_hash_t hash, PyObject *value)
 {
-    px_py_tloc_t *t = PyMem_RawMalloc(sizeof *t);
+    /* One cache line each: a lookup and a read touch one line, and a commit
+     * to one location never shares a line with another. */
+    px_py_tloc_t *t = aligned_alloc(PX_CACHELINE, PX_CACHELINE);
     if (t == NULL) {
         PyErr_NoMemory();
         return NULL;
@@ -177,12 +180,17 @@ PyObject *px__stm_peek(px_py_tloc_t *t)
 
 /* ---- atomic() -------------------------------------------------------------------- */
 
+/* The record's conflict dict: made by its thread, read by stm_stats() on
+ * others (hence the atomic accesses to the slot). */
 static PyObject *conflicts_of(px_stm_thread_t *th)
 {
     void **slot = px_stm_user(th);
-    if (*slot == NULL)
-        *slot = PyDict_New(); /* NULL: the conflict goes uncounted */
-    return *slot;
+    PyObject *d = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (d == NULL) {
+        d = PyDict_New(); /* NULL: the conflict goes uncounted */
+        __atomic_store_n(slot, d, __ATOMIC_RELEASE);
+    }
+    return d;
 }
 
 /* Count a conflict at the location the core names; before px_stm_end, while
@@ -352,7 +360,7 @@ static int merge_conflicts(PyObject *into, bool reset)
 {
     for (px_stm_thread_t *th = px_stm_threads_next(NULL); th != NULL;
          th = px_stm_threads_next(th)) {
-        PyObject *d = *px_stm_user(th), *copy, *k, *v;
+        PyObject *d = __atomic_load_n(px_stm_user(th), __ATOMIC_ACQUIRE), *copy, *k, *v;
         Py_ssize_t pos = 0;
         if (d == NULL)
             continue;
