@@ -16,7 +16,7 @@ import weakref
 from typing import Any
 
 import pytest
-from test_stm import default_config, run_threads  # noqa: F401 (an autouse fixture)
+from test_stm import conflict_once, default_config, run_threads  # noqa: F401 (autouse)
 
 import pyparallel as px
 from pyparallel import _core
@@ -174,16 +174,7 @@ def test_exceptions_and_conflicts_are_counted_by_cause() -> None:
     with pytest.raises(ZeroDivisionError):
         px.atomic(lambda: 1 // 0)
     hold, go = threading.Event(), threading.Event()
-    runs = [0]
-
-    def body() -> None:
-        runs[0] += 1
-        value = v.get()
-        if runs[0] == 1:
-            hold.set()
-            assert go.wait(10)
-        v.set(value + 1)
-
+    body = conflict_once(v, hold, go)
     t = threading.Thread(target=px.atomic, args=(body,))
     t.start()
     assert hold.wait(10)
@@ -194,7 +185,7 @@ def test_exceptions_and_conflicts_are_counted_by_cause() -> None:
     assert s["aborts_by_cause"] == {"read_locked": 0, "stale_read": 1, "commit_locked": 0,
                                     "exception": 1}
     assert s["aborts"] == 2 and s["retries"] == 1 and s["exceptions"] == 1
-    assert v.get() == 11
+    assert v.get() == 20   # 10, then the retried +10
 
 
 def test_cycles_through_the_containers_are_collected() -> None:
