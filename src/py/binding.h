@@ -75,9 +75,6 @@ typedef struct px_module_state {
     PyObject *http_error; /* pyparallel.http.HttpError: a status, not a 500 */
     PyObject *json_loads; /* json.loads, for Request.json() */
     PyObject *parse_qsl;  /* urllib.parse.parse_qsl: query arguments */
-    /* Transactions (stm.c): the version clock orders every commit. */
-    _Atomic unsigned long long stm_clock;
-    _Atomic int stm_io_guard_installed;
     /* Thread ids and debug lines (stats.c). */
     _Atomic int seq_floor;   /* largest worker count of any engine */
     _Atomic int seq_others;  /* other threads numbered so far */

@@ -22,6 +22,7 @@
  */
 #include "binding.h"
 #include "ptrset.h"
+#include "stm.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -193,7 +194,8 @@ static kind_t classify(walk_t *w, PyObject *o)
         PyLong_Check(o) || PyFloat_Check(o) || PyComplex_Check(o) || PyUnicode_Check(o) ||
         PyBytes_Check(o) || PyCFunction_Check(o) || Py_IS_TYPE(o, &PyMethodDescr_Type) ||
         Py_IS_TYPE(o, &PyClassMethodDescr_Type) || Py_IS_TYPE(o, &PyGetSetDescr_Type) ||
-        Py_IS_TYPE(o, &PyMemberDescr_Type) || Py_IS_TYPE(o, &PyWrapperDescr_Type))
+        Py_IS_TYPE(o, &PyMemberDescr_Type) || Py_IS_TYPE(o, &PyWrapperDescr_Type) ||
+        px_py_stm_is_container(o)) /* its contents are the STM's, not walked */
         return K_LEAF;
     if (PyDict_Check(o))
         return K_DICT;

@@ -1,24 +1,20 @@
-/* Transactions (AME): the parts that belong in C.
- *
- * The transactions themselves live in pyparallel/stm.py. What they need from C:
- * the version clock (one atomic counter in the module state, TL2-style), the
- * transaction that is running on this thread (a C thread-local, so that C code
- * such as Transport.send can ask cheaply), and the I/O guard: an audit hook
- * that refuses the operations a retried transaction would repeat (writes to
- * files, sockets, processes) while the calling thread is inside a transaction. */
+/* Transactions (AME): the module's functions and types, and the I/O guard: an
+ * audit hook that refuses the operations a retried transaction would repeat
+ * (writes to files, sockets, processes) while the calling thread is inside a
+ * transaction. The transactions themselves are the STM core (src/core/stm.c)
+ * run by stm_run.c. */
 #include "stm.h"
 
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <string.h>
 
-/* The running transaction of this thread (a strong reference), or NULL. The
- * version clock and the guard's flag are in the module state. */
-static _Thread_local PyObject *current_tx;
+static _Atomic int guard_installed;
+static PyObject *io_error; /* IOInTransactionError, for the hook, for good */
 
 static int refuse(PyObject *error_type, const char *what)
 {
-    if (current_tx == NULL)
+    if (!px_py_stm_active())
         return 0;
     PyErr_Format(error_type,
                  "%s inside an atomic transaction: a transaction may run several times, "
@@ -31,11 +27,6 @@ static int refuse(PyObject *error_type, const char *what)
 int px_py_stm_refuse(px_module_state_t *st, const char *what)
 {
     return refuse(st->stm_io_error, what);
-}
-
-bool px_py_stm_active(void)
-{
-    return current_tx != NULL;
 }
 
 /* Audit events that are I/O a retry would repeat. `open` is handled apart:
@@ -126,7 +117,7 @@ static bool opens_for_writing(PyObject *args)
  * audit hook cannot be removed, so it must not point into the module). */
 static int io_guard(const char *event, PyObject *args, void *error_type)
 {
-    if (current_tx == NULL) /* the common case costs one thread-local load */
+    if (!px_py_stm_active()) /* the common case: a thread-local load or two */
         return 0;
     if (strcmp(event, "open") == 0)
         return opens_for_writing(args) ? refuse(error_type, "opening a file for writing") : 0;
@@ -136,57 +127,45 @@ static int io_guard(const char *event, PyObject *args, void *error_type)
     return 0;
 }
 
-static PyObject *stm_now(PyObject *module, PyObject *unused)
+bool px_py_stm_is_container(PyObject *o)
 {
-    px_module_state_t *st = PyModule_GetState(module);
-    (void)unused;
-    return PyLong_FromUnsignedLongLong(atomic_load(&st->stm_clock));
+    destructor d = Py_TYPE(o)->tp_dealloc;
+    return d == px__stm_tvar_dealloc || d == px__stm_td_dealloc || d == px__stm_tl_dealloc;
 }
 
-static PyObject *stm_tick(PyObject *module, PyObject *unused)
+int px__stm_guard_io(void)
 {
-    px_module_state_t *st = PyModule_GetState(module);
-    (void)unused;
-    return PyLong_FromUnsignedLongLong(atomic_fetch_add(&st->stm_clock, 1) + 1);
-}
-
-static PyObject *stm_current(PyObject *module, PyObject *unused)
-{
-    (void)module;
-    (void)unused;
-    return Py_NewRef(current_tx != NULL ? current_tx : Py_None);
-}
-
-static PyObject *stm_set_current(PyObject *module, PyObject *tx)
-{
-    PyObject *old = current_tx;
-    (void)module;
-    current_tx = tx == Py_None ? NULL : Py_NewRef(tx);
-    Py_XDECREF(old);
-    Py_RETURN_NONE;
-}
-
-static PyObject *stm_guard_io(PyObject *module, PyObject *unused)
-{
-    px_module_state_t *st = PyModule_GetState(module);
     int expected = 0;
-    (void)unused;
-    if (atomic_compare_exchange_strong(&st->stm_io_guard_installed, &expected, 1)) {
-        PyObject *error_type = Py_NewRef(st->stm_io_error); /* the hook's, for good */
-        if (PySys_AddAuditHook(io_guard, error_type) < 0) {
-            Py_DECREF(error_type);
-            atomic_store(&st->stm_io_guard_installed, 0);
-            return NULL;
+    if (PX_LIKELY(atomic_load_explicit(&guard_installed, memory_order_relaxed)))
+        return 0;
+    if (atomic_compare_exchange_strong(&guard_installed, &expected, 1)) {
+        if (PySys_AddAuditHook(io_guard, io_error) < 0) {
+            atomic_store(&guard_installed, 0);
+            return -1;
         }
     }
-    Py_RETURN_NONE;
+    return 0;
+}
+
+static PyObject *stm_now(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return PyLong_FromUnsignedLongLong(px_stm_clock());
+}
+
+static PyObject *in_transaction(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return PyBool_FromLong(px_py_stm_active());
 }
 
 static PyObject *stm_refuse(PyObject *module, PyObject *what)
 {
     const char *s;
     if (!PyUnicode_Check(what)) {
-        PyErr_SetString(PyExc_TypeError, "_stm_refuse() needs a str");
+        PyErr_SetString(PyExc_TypeError, "refuse_in_transaction() needs a str");
         return NULL;
     }
     s = PyUnicode_AsUTF8(what);
@@ -196,15 +175,36 @@ static PyObject *stm_refuse(PyObject *module, PyObject *what)
 }
 
 static PyMethodDef stm_methods[] = {
+    {"atomic", (PyCFunction)(void (*)(void))px__stm_atomic, METH_FASTCALL | METH_KEYWORDS,
+     "atomic(func, /, *args, **kwargs): run func(*args, **kwargs) as one transaction and return "
+     "its result.\n\nIts reads and writes of tvar/tdict/tlist objects take effect as if no other "
+     "transaction ran at the same time; it may run several times (after conflicts), so it must "
+     "not perform I/O (refused with IOInTransactionError) or change non-transactional state it "
+     "depends on. An exception from func discards its writes and propagates. Inside a "
+     "transaction, atomic joins the running one (flat nesting): the inner block commits with "
+     "the outer, and an exception leaving the inner block undoes the inner block's writes "
+     "only. After max_retries lost conflicts (stm_config) it runs irrevocably: alone, so it "
+     "always finishes."},
+    {"in_transaction", in_transaction, METH_NOARGS,
+     "True while the calling thread runs inside atomic()."},
+    {"refuse_in_transaction", stm_refuse, METH_O,
+     "refuse_in_transaction(what): raise IOInTransactionError naming `what` if the calling "
+     "thread is inside a transaction; for APIs with effects a retry would repeat."},
+    {"stm_stats", (PyCFunction)(void (*)(void))px__stm_stats, METH_VARARGS | METH_KEYWORDS,
+     "stm_stats(reset=False, top=10): counters of all transactions since the start (or the "
+     "last reset), summed over the threads' own counters.\n\ncommits (read-only ones "
+     "included), read_only, aborts (runs rolled back: conflicts and exceptions), retries (runs "
+     "started again after a conflict), serial_fallbacks (transactions that ran irrevocably), "
+     "exceptions, aborts_by_cause (read_locked: a read met a location a committer held; "
+     "stale_read: something read had changed; commit_locked: commit could not lock a location; "
+     "exception), snapshot_extensions (snapshots moved forward instead of aborting), "
+     "max_retries, and conflicts: the top most conflicted locations as {container, key, count} "
+     "dicts (key None for a tvar, '<length>' for a container's length)."},
+    {"stm_config", (PyCFunction)(void (*)(void))px__stm_config, METH_VARARGS | METH_KEYWORDS,
+     "stm_config(max_retries=None): set (when given) and return the STM settings.\n\n"
+     "max_retries: conflicts a transaction may lose before it runs irrevocably."},
+    {"_stm_refuse", stm_refuse, METH_O, "refuse_in_transaction(), for the package's own calls."},
     {"_stm_now", stm_now, METH_NOARGS, "The version clock."},
-    {"_stm_tick", stm_tick, METH_NOARGS, "Advance the version clock; returns the new value."},
-    {"_stm_current", stm_current, METH_NOARGS, "This thread's running transaction, or None."},
-    {"_stm_set_current", stm_set_current, METH_O,
-     "Set (or clear, with None) this thread's transaction."},
-    {"_stm_guard_io", stm_guard_io, METH_NOARGS,
-     "Install the audit hook refusing I/O in transactions (once)."},
-    {"_stm_refuse", stm_refuse, METH_O,
-     "_stm_refuse(what): raise IOInTransactionError naming `what` if a transaction runs here."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -225,6 +225,21 @@ int px_py_stm_init(PyObject *m, px_module_state_t *st)
         return -1;
     if (PyModule_AddObjectRef(m, "TransactionError", st->stm_error) < 0 ||
         PyModule_AddObjectRef(m, "IOInTransactionError", st->stm_io_error) < 0)
+        return -1;
+    if (io_error == NULL)
+        io_error = Py_NewRef(st->stm_io_error); /* the audit hook's, which outlives m */
+    {
+        PyType_Spec *specs[] = {&px__stm_tvar_spec, &px__stm_tdict_spec, &px__stm_tlist_spec};
+        const char *names[] = {"tvar", "tdict", "tlist"};
+        for (size_t i = 0; i < PX_ARRAY_SIZE(specs); i++) {
+            PyObject *type = PyType_FromModuleAndSpec(m, specs[i], NULL);
+            int rc = type == NULL ? -1 : PyModule_AddObjectRef(m, names[i], type);
+            Py_XDECREF(type);
+            if (rc < 0)
+                return -1;
+        }
+    }
+    if (px__stm_run_init(m) < 0)
         return -1;
     return PyModule_AddFunctions(m, stm_methods);
 }

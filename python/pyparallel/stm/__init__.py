@@ -5,55 +5,51 @@
 time, in one global order, while they actually run in parallel on
 free-threaded CPython; a transaction that met a conflicting commit runs again.
 
-The algorithm is TL2 (transactional locking II) with snapshot extension:
+Everything but :func:`parallel_for` is in C: the transaction core
+(``src/core/stm.c``, no Python in it) and its binding (``src/py/stm*.c``).
 
-* every *location* — a tvar, one key of a tdict, one index of a tlist, and the
-  length of a tdict or tlist — holds an immutable ``(version, value)`` cell
-  and a lock of its own;
-* a transaction samples the global version clock when it starts (its read
-  version ``rv``); each read checks that the location is unlocked and not
-  newer than ``rv`` (when it is newer, the transaction tries to move its
-  snapshot forward by revalidating what it read so far), so a running
-  transaction only ever sees one consistent snapshot (opacity): a doomed
-  transaction cannot loop or fail on a state that never existed;
-* writes are buffered in the transaction; at commit it locks the locations it
-  writes, advances the clock (its write version), revalidates its reads, then
-  publishes the new cells and unlocks. Read-only transactions commit without
-  locking anything or touching the clock;
-* a transaction that has lost more than ``max_retries`` times runs
-  *irrevocably*: only one such transaction at a time; it locks every location
-  it touches as it goes (two-phase locking), transactions that start
-  meanwhile wait for it, and those that run into its locks abort and wait, so
-  it always finishes.
-
-Locations are locked one by one, never all at once: transactions over
-disjoint keys commit in parallel. Appends to a tlist that do not read its
-length are resolved at commit, so concurrent appenders do not conflict.
-
-The thread-local "current transaction", the version clock and the I/O guard
-are in C (``_core._stm_*``): the guard is an audit hook that refuses I/O a
-retry would repeat (opening files for writing, socket connect/bind/sendto,
-processes, file-system changes) and ``Transport.send``/``close``/``abort``
-refuse too, with :class:`IOInTransactionError`.
-
-One module per concern: ``_tx`` (locations, the transaction, commit),
-``_atomic`` (running transactions), ``_containers`` (tvar, tdict, tlist),
-``_stats`` and ``_parallel`` (parallel_for).
+* The algorithm is TL2 (transactional locking II). Every *location* — a tvar,
+  one key of a tdict, one index of a tlist, and the length of a tdict or
+  tlist — has a value and a versioned lock word of its own. A transaction
+  reads a consistent snapshot: a location newer than its snapshot moves the
+  snapshot forward if nothing read so far has changed, and otherwise the
+  transaction stops at once (opacity: a doomed transaction never sees a state
+  that never existed). Writes are buffered; commit locks the locations
+  written, validates the reads and publishes. Read-only transactions lock
+  nothing and write no shared memory.
+* The version clock is TL2's GV5 variant: a commit takes the clock plus one
+  without writing the clock, which moves only when a reader meets a newer
+  version; commits over disjoint locations share no written cache line.
+* A value replaced by a commit may still be in a reader's hands an instant
+  later, so it is released through epochs: each thread announces the epoch it
+  reads in, and a replaced value is released once every thread has moved on.
+* Contention: randomised exponential backoff; after ``max_retries`` lost
+  conflicts (:func:`stm_config`) a transaction runs *irrevocably*: it waits
+  until the running transactions end, new ones wait for it, and it cannot
+  lose, so every transaction finishes (counted in ``serial_fallbacks``).
+* Nesting is flat: an inner ``atomic`` joins the outer transaction, and an
+  exception leaving the inner block undoes its writes only.
+* I/O a retry would repeat is refused inside a transaction with
+  :class:`IOInTransactionError` (an audit hook, and ``Transport`` methods).
+* :func:`stm_stats` sums per-thread counters kept in C: commits, aborts by
+  cause, retries, serial fallbacks and the most conflicted locations.
 """
 
 from __future__ import annotations
 
-from ._atomic import (
-                      IOInTransactionError,
-                      TransactionError,
-                      atomic,
-                      in_transaction,
-                      refuse_in_transaction,
-)
-from ._containers import tdict, tlist, tvar
+from .. import _core
 from ._parallel import parallel_for
-from ._stats import stm_stats
-from ._tx import stm_config
+
+IOInTransactionError = _core.IOInTransactionError
+TransactionError = _core.TransactionError
+atomic = _core.atomic
+in_transaction = _core.in_transaction
+refuse_in_transaction = _core.refuse_in_transaction
+stm_config = _core.stm_config
+stm_stats = _core.stm_stats
+tdict = _core.tdict
+tlist = _core.tlist
+tvar = _core.tvar
 
 __all__ = [
     "tvar", "tdict", "tlist", "atomic", "parallel_for", "stm_stats", "stm_config",

@@ -8,7 +8,6 @@ from typing import Any, TypeVar
 
 from .. import _core
 from ..runtime._map import map as _parallel_map
-from ._atomic import TransactionError, atomic
 
 __all__ = ["parallel_for"]
 
@@ -19,7 +18,7 @@ def _iteration(func: Callable[[Any], Any], item: Any) -> tuple[bool, Any]:
     """One iteration as a transaction: (True, result) or (False, exception), so
     that one failing iteration does not stop the others."""
     try:
-        return True, atomic(func, item)
+        return True, _core.atomic(func, item)
     except Exception as exc:
         return False, exc
 
@@ -32,8 +31,8 @@ def parallel_for(iterable: Iterable[_T], func: Callable[[_T], Any],
     The iterations appear to run one at a time in some order (each is one
     transaction). An exception from an iteration is raised after all of them
     have ended; the other iterations' effects stay committed."""
-    if _core._stm_current() is not None:
-        raise TransactionError("parallel_for() inside a transaction")
+    if _core.in_transaction():
+        raise _core.TransactionError("parallel_for() inside a transaction")
     items = list(iterable)
     outcomes = _parallel_map(functools.partial(_iteration, func), items, chunksize=chunksize)
     for ok, value in outcomes:

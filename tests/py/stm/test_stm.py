@@ -574,7 +574,10 @@ def test_stm_stats_fields_and_reset() -> None:
     px.atomic(lambda: v.get())
     s = px.stm_stats()
     assert set(s) == {"commits", "read_only", "aborts", "retries", "serial_fallbacks",
-                      "exceptions", "conflicts", "max_retries"}
+                      "exceptions", "conflicts", "max_retries", "aborts_by_cause",
+                      "snapshot_extensions"}
+    assert s["aborts_by_cause"] == {"read_locked": 0, "stale_read": 0, "commit_locked": 0,
+                                    "exception": 0}
     assert (s["commits"], s["read_only"]) == (2, 1)
     assert s["max_retries"] == px.stm_config()["max_retries"]
     assert px.stm_stats(reset=True)["commits"] == 2
