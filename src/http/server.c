@@ -40,7 +40,8 @@ struct px_http_server {
     char **allow_lines;       /* by route id: "Allow: ...\r\n" for its 405 */
     bool *takes_body;         /* by route id: a method other than GET and HEAD */
     char *options_allow;      /* "Allow: ...\r\n" of OPTIONS *, built at listen */
-    px_http_conn_release_fn release_app_data; /* or NULL */
+    /* per-connection app state at close, or NULL */
+    px_http_conn_release_fn release_app_data;
 };
 
 /* Per-connection state, only while a request is incomplete or the body of an

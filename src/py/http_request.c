@@ -19,7 +19,7 @@ typedef struct px_py_request {
     Py_ssize_t *hdr; /* 4 per header: name off/len, value off/len */
     PyObject *headers_cache;
     PyObject *args_cache;
-    px_conn_t *conn; /* while its handler runs; NULL after */
+    px_conn_t *conn;       /* while its handler runs; NULL after */
     px_py_http_app_t *app; /* likewise */
     PyObject *transport;   /* the connection's context, once read */
     PyObject *range;       /* request.range once read or set */

@@ -9,7 +9,7 @@ import inspect
 import os
 import types
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, overload
 
 import pyparallel as px
 from pyparallel import _core
@@ -29,6 +29,11 @@ _HTML = "text/html; charset=utf-8"
 _JSON = "application/json"
 
 
+@overload
+def route(path: _F) -> _F: ...
+@overload
+def route(path: str | None = None, *, methods: tuple[str, ...] = ("GET", "HEAD", "POST"),
+          static: tuple[str, bytes] | None = None) -> Callable[[_F], _F]: ...
 def route(path: Any = None, *, methods: tuple[str, ...] = ("GET", "HEAD", "POST"),
           static: tuple[str, bytes] | None = None) -> Any:
     """Mark a method as the handler of ``path`` (default: ``/`` + its name).
@@ -99,7 +104,7 @@ def _class_routes(cls: type) -> list[tuple[str, str, tuple[str, ...]]]:
         if spec is None:
             continue
         path, methods = spec
-        if getattr(func, "__px_bare__", False):
+        if func is not None and getattr(func, "__px_bare__", False):
             exact_ok, takes_rest = _rest_param(func)
             if takes_rest:
                 others.setdefault(path + "/*", (name, methods))
@@ -353,6 +358,7 @@ class HttpServer:
 
 
 
-def _new_connection(cls: type[HttpServer] | None, listener: HttpListener, fd: int) -> HttpConnection:
+def _new_connection(cls: type[HttpServer] | None, listener: HttpListener,
+                    fd: int) -> HttpConnection:
     """The context of a new connection; with per_connection its own app."""
     return HttpConnection(fd, cls() if cls is not None else None, listener)

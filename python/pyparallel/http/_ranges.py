@@ -71,7 +71,9 @@ class RangedRequest:
         self.first_byte = first
         self.last_byte = last if first is not None else None
         self.suffix_length = last if first is None else None
-        self.offset = self.num_bytes_to_send = self.file_size = None
+        self.offset: int | None = None
+        self.num_bytes_to_send: int | None = None
+        self.file_size: int | None = None
         self.content_range: str | None = None
 
     def __repr__(self) -> str:
@@ -139,10 +141,6 @@ def header_range(request: Any) -> RangedRequest | None:
         return None
 
 
-def _unsatisfiable(size: int) -> Response:
-    return Response(None, 416, None, {"Content-Range": f"bytes */{size}"})
-
-
 def ranged_file_response(request: Any, path: str, ranged: RangedRequest, content_type: str,
                          size: int, headers: dict[str, str]) -> Response | None:
     """The answer to ranged for the file at path of size bytes: 206 with one
@@ -153,9 +151,7 @@ def ranged_file_response(request: Any, path: str, ranged: RangedRequest, content
     try:
         spans = ranged.spans(size)
     except RangeNotSatisfiable:
-        out = _unsatisfiable(size)
-        out.headers = {**headers, **out.headers}
-        return out
+        return Response(None, 416, None, {**headers, "Content-Range": f"bytes */{size}"})
     if len(spans) == 1:
         start, stop = spans[0]
         return Response(px.sendfile(path, start, stop - start), 206, content_type,

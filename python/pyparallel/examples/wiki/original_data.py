@@ -88,7 +88,7 @@ def write_files(directory: str, dump: str, index: WikiIndex) -> None:
     from .index import fingerprint
 
     starts, ends = sorted(index.starts), sorted(index.ends)
-    for end, nxt in zip(ends, starts[1:]):
+    for end, nxt in zip(ends, starts[1:], strict=False):
         if nxt - end != END_SHIFT - TITLE_SHIFT - 1:
             raise ValueError("pages are not laid out as in a MediaWiki export")
     os.makedirs(directory, exist_ok=True)
