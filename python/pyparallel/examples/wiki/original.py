@@ -11,8 +11,10 @@ Routes: /wiki/TITLE (the page's XML by a ranged sendfile, 206), /users and
 (a value kept per connection), /stats, /debug, /shutdown. The mail calls
 HttpServer, route, RangedRequest, json_serialization and the stats
 functions; pyparallel.http provides them with the original's meaning (see
-docs/http.md).
+the README's HTTP section).
 """
+
+__all__ = ["WikiServer", "main", "TITLES", "OFFSETS", "XML", "options", "port"]  # [added]
 
 # What differs from the mail's text, line by line:
 #

@@ -27,7 +27,8 @@ from typing import Any
 
 from .index import WikiIndex
 
-__all__ = ["datrie", "setup", "XML_NAME", "USERS"]
+__all__ = ["datrie", "setup", "write_files", "Trie", "XML_NAME", "USERS", "TITLE_SHIFT",
+           "END_SHIFT"]
 
 XML_NAME = "enwiki-20150205-pages-articles.xml"
 TITLE_SHIFT = 7   # offset - 7: the page's '<page>'
