@@ -337,41 +337,33 @@ static PyObject *python_field(PyObject *s, const char *fn)
     return v;
 }
 
+/* A field made in Python when first read, settable: its slot in the request
+ * and the pyparallel.http._original function that makes it. */
+typedef struct py_field {
+    size_t offset;
+    const char *maker;
+} py_field_t;
+
 /* request.range: the Range header parsed (a RangedRequest, or None when
  * absent or invalid) unless a handler set it. */
-static PyObject *req_range(PyObject *s, void *c)
-{
-    px_py_request_t *r = (px_py_request_t *)s;
-    (void)c;
-    if (r->range == NULL)
-        r->range = python_field(s, "header_range");
-    return Py_XNewRef(r->range);
-}
-
-static int req_set_range(PyObject *s, PyObject *v, void *c)
-{
-    px_py_request_t *r = (px_py_request_t *)s;
-    (void)c;
-    Py_XSETREF(r->range, Py_NewRef(v ? v : Py_None));
-    return 0;
-}
-
+static const py_field_t range_field = {offsetof(px_py_request_t, range), "header_range"};
 /* request.response: what the original's handlers filled in (content_type,
  * status, headers), honoured by sendfile and the response helpers. */
-static PyObject *req_response(PyObject *s, void *c)
+static const py_field_t response_field = {offsetof(px_py_request_t, response), "new_response"};
+
+static PyObject *req_py_field(PyObject *s, void *c)
 {
-    px_py_request_t *r = (px_py_request_t *)s;
-    (void)c;
-    if (r->response == NULL)
-        r->response = python_field(s, "new_response");
-    return Py_XNewRef(r->response);
+    const py_field_t *f = c;
+    PyObject **slot = (PyObject **)((char *)s + f->offset);
+    if (*slot == NULL)
+        *slot = python_field(s, f->maker);
+    return Py_XNewRef(*slot);
 }
 
-static int req_set_response(PyObject *s, PyObject *v, void *c)
+static int req_set_py_field(PyObject *s, PyObject *v, void *c)
 {
-    px_py_request_t *r = (px_py_request_t *)s;
-    (void)c;
-    Py_XSETREF(r->response, Py_NewRef(v ? v : Py_None));
+    const py_field_t *f = c;
+    Py_XSETREF(*(PyObject **)((char *)s + f->offset), Py_NewRef(v ? v : Py_None));
     return 0;
 }
 
@@ -413,10 +405,12 @@ static PyGetSetDef req_getset[] = {
     {"command", req_method, NULL, "request method (the original's name)", NULL},
     {"transport", req_transport, NULL,
      "the connection (pyparallel.http.HttpConnection): fileno(), elapsed(), parent, app", NULL},
-    {"range", req_range, req_set_range,
-     "the Range header as a RangedRequest (None: absent or invalid); settable", NULL},
-    {"response", req_response, req_set_response,
-     "a Response the handler may fill in (content_type, status, headers); settable", NULL},
+    {"range", req_py_field, req_set_py_field,
+     "the Range header as a RangedRequest (None: absent or invalid); settable",
+     (void *)&range_field},
+    {"response", req_py_field, req_set_py_field,
+     "a Response the handler may fill in (content_type, status, headers); settable",
+     (void *)&response_field},
     {"data", req_data, NULL, "the request as received: head, blank line, decoded body", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
