@@ -15,7 +15,7 @@ RangedRequest(SPEC), then sendfile).
 from __future__ import annotations
 
 import sys
-import weakref
+import threading
 
 from _common import serve
 
@@ -29,7 +29,15 @@ from pyparallel.http import (
 )
 
 FILE = sys.argv[sys.argv.index("--file") + 1]
-ALIVE: weakref.WeakSet[object] = weakref.WeakSet()
+# instances alive, by class name (made on workers, dropped on close: a lock
+# rather than a WeakSet, whose iteration is not safe against other threads)
+ALIVE: dict[str, int] = {}
+ALIVE_LOCK = threading.Lock()
+
+
+def count(name: str, delta: int) -> None:
+    with ALIVE_LOCK:
+        ALIVE[name] = ALIVE.get(name, 0) + delta
 
 
 class Shared(HttpServer):
@@ -37,7 +45,10 @@ class Shared(HttpServer):
 
     def __init__(self) -> None:
         super().__init__()
-        ALIVE.add(self)
+        count(type(self).__name__, 1)
+
+    def __del__(self) -> None:
+        count(type(self).__name__, -1)
 
     @route
     def set_name(self, request, name):
@@ -87,8 +98,9 @@ class Shared(HttpServer):
 
     @route
     def alive(self, request):
-        return json_serialization(request, {"alive": sum(1 for a in ALIVE
-                                                         if type(a) is type(self))})
+        with ALIVE_LOCK:
+            alive = ALIVE.get(type(self).__name__, 0)
+        return json_serialization(request, {"alive": alive})
 
     @route
     def file(self, request):
