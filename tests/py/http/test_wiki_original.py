@@ -5,6 +5,7 @@ sendfile byte for byte, state per connection, and /shutdown."""
 
 from __future__ import annotations
 
+import html
 import http.client
 import json
 import re
@@ -30,8 +31,13 @@ def test_the_mails_wiki_server_end_to_end(spawn, backend: str, tmp_path: Path) -
     dump = next(tmp_path.glob("*.xml"))
     data = dump.read_bytes()
     spans = [(m.start(), m.end()) for m in re.finditer(rb"<page>.*?</page>", data, re.S)]
-    titles = [re.search(rb"<title>(.*?)</title>", data[a:b]).group(1).decode() for a, b in spans]
-    picks = [i for i, t in enumerate(titles) if "&" not in t][::7] + [len(titles) - 1]
+    titles = [html.unescape(re.search(rb"<title>(.*?)</title>", data[a:b]).group(1).decode())
+              for a, b in spans]
+    # every 7th page, the last one, and titles with '/', '&' or non-ASCII
+    picks = list(range(0, len(titles), 7)) + [len(titles) - 1]
+    for odd in ("/", "&", '"'):
+        picks.append(next(i for i, t in enumerate(titles) if odd in t))
+    picks.append(next(i for i, t in enumerate(titles) if not t.isascii()))
     conn = http.client.HTTPConnection(HOST, srv.port, timeout=10)
     other = http.client.HTTPConnection(HOST, srv.port, timeout=10)
     try:
