@@ -31,8 +31,11 @@ __all__ = ["WikiServer", "main", "TITLES", "OFFSETS", "XML", "options", "port"] 
 #   from async import ...  -> from pyparallel import ... (the stats functions)
 #
 # [restored]: lines the archived copy of the mail lost (short lines such as
-#   `@route`, `try:`, `pass`, `}`, `)` and the end of main()), put back as the
-#   original project's wiki.py has them; the `options = setup()` line makes
+#   `@route`, `try:`, `pass`, `}`, `)`, the bodies of debug() and shutdown()
+#   the comments describe, the end of main()), put back by what the mail's
+#   comments say (the decorators as the original project's wiki.py has
+#   them; debugbreak() as a comment: it stops the process); the `options =
+#   setup()` line makes
 #   the data files the mail opens by name (titles.trie, offsets.npy, the
 #   dump), from any dump, and parses --port (the mail's `port`).
 # [fixed]: two slips of the mail: `ix-7` for `offset-7` (the shipped wiki.py
