@@ -10,6 +10,10 @@ with start-up and shutdown taken out (timers and collections still add noise:
 run several times and read the spread).
 
     python bench/http_instructions.py [--small 2000] [--large 8000] [--runs 2]
+                                      [--per-connection]
+
+--per-connection serves the same app with ``per_connection = True`` (one app
+instance per connection, made at its first request).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import pyparallel as px
 from pyparallel.http import HttpServer, route
 
 class App(HttpServer):
+    per_connection = sys.argv[2:] == ["per_connection"]
     static_routes = {"/plaintext-c": ("text/plain", b"Hello, World!")}
 
     @route("/json")
@@ -94,12 +99,12 @@ def total_instructions(out_prefix: str) -> int:
     return total
 
 
-def count(app: str, path: str, n: int, workdir: str) -> int:
+def count(app: str, path: str, n: int, workdir: str, extra: tuple[str, ...] = ()) -> int:
     port = free_port()
     prefix = os.path.join(workdir, f"cg-{port}")
     env = dict(os.environ, PX_BACKEND="epoll")
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}.%p",
-                             sys.executable, app, str(port)],
+                             sys.executable, app, str(port), *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         drive(port, path, n)
@@ -114,6 +119,8 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=2000)
     parser.add_argument("--large", type=int, default=8000)
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--per-connection", action="store_true",
+                        help="one app instance per connection (HttpServer.per_connection)")
     args = parser.parse_args()
     if args.large <= args.small:
         parser.error("--large must be more than --small")
@@ -121,13 +128,14 @@ def main() -> None:
         app = os.path.join(workdir, "app.py")
         with open(app, "w") as f:
             f.write(APP)
+        extra = ("per_connection",) if args.per_connection else ()
         print(f"instructions per request (callgrind, epoll, 1 worker, "
-              f"{args.large} - {args.small} requests)")
+              f"{args.large} - {args.small} requests{', per_connection' * bool(extra)})")
         for path in ENDPOINTS:
             per = []
             for _ in range(args.runs):
-                small = count(app, path, args.small, workdir)
-                large = count(app, path, args.large, workdir)
+                small = count(app, path, args.small, workdir, extra)
+                large = count(app, path, args.large, workdir, extra)
                 per.append((large - small) / (args.large - args.small))
             print(f"  {path:20} " + "  ".join(f"{p:8,.0f}" for p in per))
 

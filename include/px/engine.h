@@ -487,6 +487,11 @@ void px_conn_set_deadline(px_conn_t *c, unsigned ms);
 void *px_conn_udata(const px_conn_t *c);
 void px_conn_set_udata(px_conn_t *c, void *udata);
 void *px_conn_server_udata(const px_conn_t *c); /* the endpoint's udata */
+/* A second pointer for the application above a protocol layer that keeps
+ * udata for itself (an HTTP app's per-connection state); NULL at accept. The
+ * owning worker's thread. */
+void *px_conn_app_data(const px_conn_t *c);
+void px_conn_set_app_data(px_conn_t *c, void *data);
 px_worker_t *px_conn_worker(const px_conn_t *c);
 int px_conn_fd(const px_conn_t *c);
 uint64_t px_conn_id(const px_conn_t *c);

@@ -83,6 +83,13 @@ int px_http_route(px_http_server_t *s, const char *pattern, size_t len, const ch
 /* The server's route table, to read route names and parameters from. */
 const px_http_router_t *px_http_server_router(const px_http_server_t *s);
 
+/* Per-connection application state: what the app keeps with
+ * px_conn_set_app_data on a connection of this server is handed to fn (with
+ * the server's udata) when the connection closes, on its worker. Call before
+ * listening. */
+typedef void (*px_http_conn_release_fn)(px_conn_t *c, void *app_data, void *udata);
+void px_http_server_on_release(px_http_server_t *s, px_http_conn_release_fn fn);
+
 /* Listen with this server's protocol; returns the port or -errno. listen_fd:
  * as px_endpoint_config_t's (a socket the engine takes over), or -1. */
 int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int port, int listen_fd);

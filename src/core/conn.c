@@ -491,6 +491,14 @@ void px_conn_set_udata(px_conn_t *c, void *udata)
 {
     c->udata = udata;
 }
+void *px_conn_app_data(const px_conn_t *c)
+{
+    return c->app_data;
+}
+void px_conn_set_app_data(px_conn_t *c, void *data)
+{
+    c->app_data = data;
+}
 void *px_conn_server_udata(const px_conn_t *c)
 {
     return c->ep->udata;

@@ -138,6 +138,7 @@ struct px_conn {
     uint32_t ready_ops;          /* epoll: which completions */
     uint32_t epoll_events;       /* epoll: registered interest */
     struct px_handle *handle;    /* other threads' way to c (handle.c), or NULL */
+    void *app_data;              /* the protocol layer's app (px_conn_app_data) */
 };
 
 /* A connection as other threads hold it (px/handle.h, handle.c). */

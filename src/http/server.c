@@ -40,6 +40,8 @@ struct px_http_server {
     char **allow_lines;       /* by route id: "Allow: ...\r\n" for its 405 */
     bool *takes_body;         /* by route id: a method other than GET and HEAD */
     char *options_allow;      /* "Allow: ...\r\n" of OPTIONS *, built at listen */
+    /* per-connection app state at close, or NULL */
+    px_http_conn_release_fn release_app_data;
 };
 
 /* Per-connection state, only while a request is incomplete or the body of an
@@ -620,8 +622,20 @@ static int http_on_data(px_conn_t *c, const char *data, size_t len)
 
 static void http_on_close(px_conn_t *c, int err)
 {
+    px_http_server_t *s = px_conn_server_udata(c);
+    void *app_data = px_conn_app_data(c);
+
     (void)err;
     free_state(c);
+    if (app_data != NULL && s->release_app_data != NULL) {
+        px_conn_set_app_data(c, NULL);
+        s->release_app_data(c, app_data, s->udata);
+    }
+}
+
+void px_http_server_on_release(px_http_server_t *s, px_http_conn_release_fn fn)
+{
+    s->release_app_data = fn;
 }
 
 static const px_handler_t http_handler = {

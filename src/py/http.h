@@ -25,6 +25,11 @@ typedef struct px_py_http_app {
     PyObject *engine;        /* borrowed: the Engine owns this app */
     char *server_name;       /* owned: the server's config borrows it */
     px_http_server_t *srv;
+    PyObject *conn_factory; /* callable(fd) -> the context of a connection
+                               (request.transport; its .app in per_connection
+                               mode), kept until the connection closes */
+    bool per_connection;    /* handlers are functions called with the
+                               connection's own app instance */
 } px_py_http_app_t;
 
 /* A Request for the exchange x (http_request.c): the head and body copied
@@ -37,8 +42,14 @@ static inline px_module_state_t *px_py_request_state(PyObject *req)
 {
     return px_py_state_of_type(Py_TYPE(req));
 }
-/* Tie req to the connection while its handler runs (remote_addr); NULL after. */
-void px_py_request_set_conn(PyObject *req, px_conn_t *c);
+/* Tie req to the connection and app while its handler runs (remote_addr,
+ * transport); NULL after. */
+void px_py_request_set_conn(PyObject *req, px_conn_t *c, px_py_http_app_t *a);
+
+/* The context object of connection c (made by a->conn_factory on first use,
+ * released when c closes): new reference, or NULL with an exception. The
+ * owning worker, thread state attached. */
+PyObject *px_py_http_conn_context(px_py_http_app_t *a, px_conn_t *c);
 
 /* Answer x with a handler's result (http_result.c): 0, or -1 with an exception
  * set or x already answered. Thread state attached. */

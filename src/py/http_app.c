@@ -93,6 +93,48 @@ fail:
     return NULL;
 }
 
+/* The context of c, made on first use and kept in the connection until it
+ * closes (release_context). */
+PyObject *px_py_http_conn_context(px_py_http_app_t *a, px_conn_t *c)
+{
+    PyObject *ctx = px_conn_app_data(c);
+
+    if (ctx != NULL)
+        return Py_NewRef(ctx);
+    if (a->conn_factory == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "this server keeps no connection context");
+        return NULL;
+    }
+    ctx = PyObject_CallFunction(a->conn_factory, "i", px_conn_fd(c));
+    if (ctx != NULL)
+        px_conn_set_app_data(c, Py_NewRef(ctx));
+    return ctx;
+}
+
+/* c closed: its context (and per-connection app) goes. */
+static void release_context(px_conn_t *c, void *ctx, void *udata)
+{
+    (void)udata;
+    px_py_attach(px_conn_worker(c));
+    Py_DECREF((PyObject *)ctx);
+}
+
+/* Call handler(request, **kw), or handler(self, request, **kw) when self. */
+static PyObject *call_handler(PyObject *handler, PyObject *self, PyObject *req, PyObject *kw)
+{
+    PyObject *argv[2] = {self, req};
+    PyObject *const *args = self ? argv : argv + 1;
+    size_t nargs = self ? 2 : 1;
+    PyObject *tuple, *result;
+
+    if (kw == NULL)
+        return PyObject_Vectorcall(handler, args, nargs, NULL);
+    tuple = self ? PyTuple_Pack(2, self, req) : PyTuple_Pack(1, req);
+    result = tuple ? PyObject_Call(handler, tuple, kw) : NULL;
+    Py_XDECREF(tuple);
+    return result;
+}
+
 /* The handler runs with the worker released (a spare serves the other
  * connections if it blocks); its result is converted and queued owned. The
  * request was copied out of the receive buffer before. */
@@ -101,7 +143,7 @@ static void app_call(px_http_exchange_t *x, void *udata)
     px_py_http_app_t *a = udata;
     px_worker_t *w = px_conn_worker(x->conn);
     int route = x->match.route;
-    PyObject *req, *result = NULL, *kw = NULL;
+    PyObject *req, *result = NULL, *kw = NULL, *self = NULL;
     px_module_state_t *st;
 
     px_py_attach(w);
@@ -109,27 +151,31 @@ static void app_call(px_http_exchange_t *x, void *udata)
     req = px_py_request_new(st, x);
     if (req != NULL && route >= 0)
         kw = route_kwargs(st, a, x, req);
+    if (req != NULL && a->per_connection && !PyErr_Occurred()) {
+        /* this connection's own instance: the handlers are its class's functions */
+        PyObject *ctx = px_py_http_conn_context(a, x->conn);
+        self = ctx ? PyObject_GetAttrString(ctx, "app") : NULL;
+        Py_XDECREF(ctx);
+    }
     if (req != NULL && !PyErr_Occurred()) {
-        PyObject *handler = route >= 0 ? a->handlers[route] : a->app;
+        PyObject *app = self ? self : a->app;
         bool released;
 
-        px_py_request_set_conn(req, x->conn);
+        px_py_request_set_conn(req, x->conn, a);
         released = px_py_release(w);
-        if (kw != NULL) {
-            PyObject *args = PyTuple_Pack(1, req);
-            result = args ? PyObject_Call(handler, args, kw) : NULL;
-            Py_XDECREF(args);
-        } else {
-            result = PyObject_CallOneArg(handler, req);
-        }
+        if (route >= 0)
+            result = call_handler(a->handlers[route], self, req, kw);
+        else
+            result = PyObject_CallOneArg(app, req);
         if (result == NULL && st->http_error && PyErr_ExceptionMatches(st->http_error)) {
             PyObject *exc = PyErr_GetRaisedException();
-            result = PyObject_CallMethod(a->app, "_http_error", "OO", req, exc);
+            result = PyObject_CallMethod(app, "_http_error", "OO", req, exc);
             Py_DECREF(exc);
         }
         px_py_reacquire(w, released);
-        px_py_request_set_conn(req, NULL);
+        px_py_request_set_conn(req, NULL, NULL);
     }
+    Py_XDECREF(self);
     Py_XDECREF(kw);
     Py_XDECREF(req);
     if (px_conn_closing(x->conn)) {
@@ -353,14 +399,16 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
                              "fd",
                              "error_type",
                              "fallback_takes_body",
+                             "conn_factory",
+                             "per_connection",
                              NULL};
     px_module_state_t *st = px_py_engine_state(engine);
     px_http_config_t cfg;
     const char *host, *server_name;
     int port, rc, listen_fd = -1;
     PyObject *app, *statics = Py_None, *response_type = NULL, *json_default = NULL;
-    PyObject *routes = NULL, *error_type = NULL;
-    int fallback_takes_body = 1;
+    PyObject *routes = NULL, *error_type = NULL, *conn_factory = NULL;
+    int fallback_takes_body = 1, per_connection = 0;
     double ka, head_t, body_t;
     unsigned long long max_body;
     Py_ssize_t max_headers, max_line, max_head;
@@ -376,9 +424,10 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     max_line = (Py_ssize_t)cfg.limits.max_request_line;
     max_head = (Py_ssize_t)cfg.limits.max_header_bytes;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "siO|OdddKnnns$OOOiOp:listen_http", kwlist, &host, &port, &app, &statics,
+            args, kwds, "siO|OdddKnnns$OOOiOpOp:listen_http", kwlist, &host, &port, &app, &statics,
             &ka, &head_t, &body_t, &max_body, &max_headers, &max_line, &max_head, &server_name,
-            &response_type, &json_default, &routes, &listen_fd, &error_type, &fallback_takes_body))
+            &response_type, &json_default, &routes, &listen_fd, &error_type, &fallback_takes_body,
+            &conn_factory, &per_connection))
         return NULL;
     if (response_type && response_type != Py_None && !PyType_Check(response_type)) {
         PyErr_SetString(PyExc_TypeError, "response_type must be a class");
@@ -403,6 +452,13 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
         a->response_type = Py_NewRef(response_type);
     if (json_default && json_default != Py_None)
         a->json_default = Py_NewRef(json_default);
+    if (conn_factory && conn_factory != Py_None)
+        a->conn_factory = Py_NewRef(conn_factory);
+    a->per_connection = per_connection != 0;
+    if (a->per_connection && a->conn_factory == NULL) {
+        PyErr_SetString(PyExc_ValueError, "per_connection needs a conn_factory");
+        goto fail;
+    }
     a->server_name = PyMem_RawMalloc(strlen(server_name) + 1);
     if (a->server_name == NULL) {
         PyErr_NoMemory();
@@ -420,6 +476,8 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
         px_py_raise_errno(st, rc, "listen_http");
         goto fail;
     }
+    if (a->conn_factory != NULL)
+        px_http_server_on_release(a->srv, release_context);
     if ((routes && routes != Py_None && add_routes(a, routes) < 0) ||
         (statics != Py_None && add_static_routes(a, statics) < 0))
         goto fail;
@@ -444,6 +502,7 @@ void px_py_http_app_free(void *p)
     Py_XDECREF(a->app);
     Py_XDECREF(a->response_type);
     Py_XDECREF(a->json_default);
+    Py_XDECREF(a->conn_factory);
     for (size_t i = 0; i < a->nroutes; i++) {
         Py_XDECREF(a->handlers[i]);
         Py_XDECREF(a->param_names[i]);
@@ -465,6 +524,7 @@ int px_py_http_app_traverse(void *p, visitproc visit, void *arg)
     Py_VISIT(a->app);
     Py_VISIT(a->response_type);
     Py_VISIT(a->json_default);
+    Py_VISIT(a->conn_factory);
     for (size_t i = 0; i < a->nroutes; i++) {
         Py_VISIT(a->handlers[i]);
         Py_VISIT(a->param_names[i]);
@@ -481,6 +541,7 @@ void px_py_http_app_clear(void *p)
     Py_CLEAR(a->app);
     Py_CLEAR(a->response_type);
     Py_CLEAR(a->json_default);
+    Py_CLEAR(a->conn_factory);
     for (size_t i = 0; i < a->nroutes; i++) {
         Py_CLEAR(a->handlers[i]);
         Py_CLEAR(a->param_names[i]);

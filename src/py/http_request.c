@@ -19,7 +19,11 @@ typedef struct px_py_request {
     Py_ssize_t *hdr; /* 4 per header: name off/len, value off/len */
     PyObject *headers_cache;
     PyObject *args_cache;
-    px_conn_t *conn; /* while its handler runs; NULL after */
+    px_conn_t *conn;       /* while its handler runs; NULL after */
+    px_py_http_app_t *app; /* likewise */
+    PyObject *transport;   /* the connection's context, once read */
+    PyObject *range;       /* request.range once read or set */
+    PyObject *response;    /* request.response once read or set */
 } px_py_request_t;
 
 static PyObject *slice(px_py_request_t *r, const Py_ssize_t *span)
@@ -55,6 +59,10 @@ PyObject *px_py_request_new(px_module_state_t *st, const px_http_exchange_t *x)
     r->headers_cache = NULL;
     r->args_cache = NULL;
     r->conn = NULL;
+    r->app = NULL;
+    r->transport = NULL;
+    r->range = NULL;
+    r->response = NULL;
     r->nheaders = (Py_ssize_t)req->num_headers;
     if (r->head == NULL || r->body == NULL || r->hdr == NULL) {
         PyObject_GC_Track(r);
@@ -170,6 +178,9 @@ static int req_traverse(PyObject *s, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(s));
     Py_VISIT(((px_py_request_t *)s)->headers_cache);
     Py_VISIT(((px_py_request_t *)s)->args_cache);
+    Py_VISIT(((px_py_request_t *)s)->transport);
+    Py_VISIT(((px_py_request_t *)s)->range);
+    Py_VISIT(((px_py_request_t *)s)->response);
     return 0;
 }
 
@@ -180,6 +191,9 @@ static int req_clear(PyObject *s)
     Py_CLEAR(r->body);
     Py_CLEAR(r->headers_cache);
     Py_CLEAR(r->args_cache);
+    Py_CLEAR(r->transport);
+    Py_CLEAR(r->range);
+    Py_CLEAR(r->response);
     return 0;
 }
 
@@ -298,6 +312,77 @@ static PyObject *req_json(PyObject *s, PyObject *unused)
     return value;
 }
 
+/* request.transport: the connection's context (pyparallel.http.HttpConnection),
+ * made when first read while the handler runs; None when read later first. */
+static PyObject *req_transport(PyObject *s, void *c)
+{
+    px_py_request_t *r = (px_py_request_t *)s;
+    (void)c;
+    if (r->transport == NULL) {
+        if (r->conn == NULL || r->app == NULL)
+            Py_RETURN_NONE;
+        r->transport = px_py_http_conn_context(r->app, r->conn);
+    }
+    return Py_XNewRef(r->transport);
+}
+
+/* fn(request) of pyparallel.http._original, for the fields made in Python. */
+static PyObject *python_field(PyObject *s, const char *fn)
+{
+    PyObject *mod = PyImport_ImportModule("pyparallel.http._original"), *v;
+    if (mod == NULL)
+        return NULL;
+    v = PyObject_CallMethod(mod, fn, "O", s);
+    Py_DECREF(mod);
+    return v;
+}
+
+/* A field made in Python when first read, settable: its slot in the request
+ * and the pyparallel.http._original function that makes it. */
+typedef struct py_field {
+    size_t offset;
+    const char *maker;
+} py_field_t;
+
+/* request.range: the Range header parsed (a RangedRequest, or None when
+ * absent or invalid) unless a handler set it. */
+static const py_field_t range_field = {offsetof(px_py_request_t, range), "header_range"};
+/* request.response: what the original's handlers filled in (content_type,
+ * status, headers), honoured by sendfile and the response helpers. */
+static const py_field_t response_field = {offsetof(px_py_request_t, response), "new_response"};
+
+static PyObject *req_py_field(PyObject *s, void *c)
+{
+    const py_field_t *f = c;
+    PyObject **slot = (PyObject **)((char *)s + f->offset);
+    if (*slot == NULL)
+        *slot = python_field(s, f->maker);
+    return Py_XNewRef(*slot);
+}
+
+static int req_set_py_field(PyObject *s, PyObject *v, void *c)
+{
+    const py_field_t *f = c;
+    Py_XSETREF(*(PyObject **)((char *)s + f->offset), Py_NewRef(v ? v : Py_None));
+    return 0;
+}
+
+/* request.data: the request as received: head, blank line, (decoded) body. */
+static PyObject *req_data(PyObject *s, void *c)
+{
+    px_py_request_t *r = (px_py_request_t *)s;
+    Py_ssize_t hl = PyBytes_GET_SIZE(r->head), bl = PyBytes_GET_SIZE(r->body);
+    PyObject *d = PyBytes_FromStringAndSize(NULL, hl + 4 + bl);
+    (void)c;
+    if (d != NULL) {
+        char *p = PyBytes_AS_STRING(d);
+        memcpy(p, PyBytes_AS_STRING(r->head), (size_t)hl);
+        memcpy(p + hl, "\r\n\r\n", 4);
+        memcpy(p + hl + 4, PyBytes_AS_STRING(r->body), (size_t)bl);
+    }
+    return d;
+}
+
 static PyMethodDef req_methods[] = {
     {"header", (PyCFunction)(void (*)(void))req_header, METH_FASTCALL,
      "header(name, default=None): a header's value, the name in any case"},
@@ -317,6 +402,16 @@ static PyGetSetDef req_getset[] = {
     {"headers", req_headers, NULL, "dict of lower-cased header names", NULL},
     {"version", req_version, NULL, "'HTTP/1.0' or 'HTTP/1.1'", NULL},
     {"keep_alive", req_keep_alive, NULL, NULL, NULL},
+    {"command", req_method, NULL, "request method (the original's name)", NULL},
+    {"transport", req_transport, NULL,
+     "the connection (pyparallel.http.HttpConnection): fileno(), elapsed(), parent, app", NULL},
+    {"range", req_py_field, req_set_py_field,
+     "the Range header as a RangedRequest (None: absent or invalid); settable",
+     (void *)&range_field},
+    {"response", req_py_field, req_set_py_field,
+     "a Response the handler may fill in (content_type, status, headers); settable",
+     (void *)&response_field},
+    {"data", req_data, NULL, "the request as received: head, blank line, decoded body", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -338,7 +433,8 @@ PyType_Spec px_py_request_type_spec = {
     .slots = req_slots,
 };
 
-void px_py_request_set_conn(PyObject *req, px_conn_t *c)
+void px_py_request_set_conn(PyObject *req, px_conn_t *c, px_py_http_app_t *a)
 {
     ((px_py_request_t *)req)->conn = c;
+    ((px_py_request_t *)req)->app = a;
 }

@@ -25,16 +25,26 @@ Directories are served by :class:`StaticFiles` (see :mod:`pyparallel.http.static
 """
 
 from ._app import HttpServer, route
+from ._connection import HttpConnection, HttpListener
+from ._original import html_response, json_serialization, text_response
+from ._ranges import InvalidRangeRequest, RangedRequest
 from ._response import HttpError, Response
 from .monitor import mount_stats
 from .static import StaticFiles, send_file
 
 __all__ = [
+    "HttpConnection",
     "HttpError",
+    "HttpListener",
     "HttpServer",
+    "InvalidRangeRequest",
+    "RangedRequest",
     "Response",
     "StaticFiles",
+    "html_response",
+    "json_serialization",
     "mount_stats",
     "route",
     "send_file",
+    "text_response",
 ]

@@ -4,17 +4,21 @@ compiled and matched by the engine."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
+import types
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, overload
 
 import pyparallel as px
 from pyparallel import _core
 from pyparallel import sharing as _sharing
 
+from ._connection import HttpConnection, HttpListener
+from ._ranges import RangedRequest, ranged_file_response
 from ._response import HttpError, Response
-from .static import send_file
+from .static import _if_range_holds, guess_type, make_etag, send_file
 
 __all__ = ["HttpServer", "route"]
 
@@ -25,9 +29,22 @@ _HTML = "text/html; charset=utf-8"
 _JSON = "application/json"
 
 
+@overload
+def route(path: _F) -> _F: ...
+@overload
 def route(path: str | None = None, *, methods: tuple[str, ...] = ("GET", "HEAD", "POST"),
-          static: tuple[str, bytes] | None = None) -> Callable[[_F], _F]:
+          static: tuple[str, bytes] | None = None) -> Callable[[_F], _F]: ...
+def route(path: Any = None, *, methods: tuple[str, ...] = ("GET", "HEAD", "POST"),
+          static: tuple[str, bytes] | None = None) -> Any:
     """Mark a method as the handler of ``path`` (default: ``/`` + its name).
+
+    Bare, ``@route`` without parentheses, is the original PyParallel's: the
+    method answers ``/NAME`` and every path below it, the rest of the path
+    (percent-decoded, without its leading ``/``) passed as the positional
+    argument after the request (``def wiki(self, request, name)`` answers
+    ``/wiki/Python`` with ``name="Python"``); ``/NAME`` alone is answered
+    only when that argument may be left out (a default or ``*args``), paths
+    below it only when the method takes one.
 
     Query parameters are passed as keyword arguments to a handler that
     declares them (by name, or every one with ``**kwargs``; the first value
@@ -47,6 +64,11 @@ def route(path: str | None = None, *, methods: tuple[str, ...] = ("GET", "HEAD",
     body arrives. A route of only GET and HEAD takes no body: one sent is
     dropped unread and the handler sees ``b""``.
     """
+    if callable(path) and not isinstance(path, str):
+        func = route()(path)
+        func.__px_bare__ = True
+        return func
+
     def mark(func: _F) -> _F:
         wanted = tuple(m.upper() for m in methods)
         answers = getattr(func, "__px_methods__", None)
@@ -82,12 +104,64 @@ def _class_routes(cls: type) -> list[tuple[str, str, tuple[str, ...]]]:
         if spec is None:
             continue
         path, methods = spec
+        if func is not None and getattr(func, "__px_bare__", False):
+            exact_ok, takes_rest = _rest_param(func)
+            if takes_rest:
+                others.setdefault(path + "/*", (name, methods))
+            if not exact_ok:
+                continue
         if "{" in path or path.endswith("/*"):
             others.setdefault(path, (name, methods))
         else:
             exact[path] = (name, methods)
     return ([(path, name, methods) for path, (name, methods) in exact.items()] +
             [(path, name, methods) for path, (name, methods) in others.items()])
+
+
+def _rest_param(func: Callable[..., Any]) -> tuple[bool, bool]:
+    """Of a bare route's function (self, request, ...): whether it may be
+    called without the rest of the path, and whether it takes one."""
+    try:
+        params = list(inspect.signature(func).parameters.values())[2:]
+    except (TypeError, ValueError):
+        return True, False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if not params:
+        return True, False
+    first = params[0]
+    if first.kind is inspect.Parameter.VAR_POSITIONAL:
+        return True, True
+    if first.kind in positional:
+        return first.default is not inspect.Parameter.empty, True
+    return True, False
+
+
+def _rest_name(func: Callable[..., Any]) -> str | None:
+    """The name of the parameter a bare route passes the rest of the path in."""
+    params = list(inspect.signature(func).parameters.values())[2:]
+    if params and params[0].kind is not inspect.Parameter.VAR_POSITIONAL:
+        return params[0].name
+    return None
+
+
+def _with_rest(func: Callable[..., Any], exact_ok: bool) -> Callable[..., Any]:
+    """The handler of a bare route's ``/NAME/*``: the engine's ``rest``
+    passed on by position, as the original did."""
+    @functools.wraps(func)
+    def call(self: Any, request: Any, rest: str = "", **query: Any) -> Any:
+        if rest:
+            return func(self, request, rest, **query)
+        if exact_ok:
+            return func(self, request, **query)
+        return self.error(request, 404, "404 Not Found")
+    return call
+
+
+def _unbound(handler: Any) -> Callable[..., Any]:
+    """A handler object that is not a method, called with the instance first."""
+    def call(self: Any, request: Any, *args: Any, **kw: Any) -> Any:
+        return handler(request, *args, **kw)
+    return call
 
 
 #: what a handler takes from a query string: (the names it declares, None for
@@ -133,7 +207,15 @@ def _bound_names(handler: Callable[..., Any]) -> list[str]:
 
 
 class HttpServer:
-    """Base class of HTTP applications: one instance serves every connection."""
+    """Base class of HTTP applications.
+
+    By default one instance serves every connection: state kept on ``self``
+    is shared by all clients (and, on several workers, by requests running at
+    the same time). ``per_connection = True`` makes one instance per
+    connection instead, as the original's protocol instances were: what a
+    handler keeps on ``self`` lasts until that client disconnects and no
+    other client sees it; the instance is made at the connection's first
+    request and dropped when it closes."""
 
     #: {path: (content_type, body)} answered in C without entering Python.
     static_routes: ClassVar[dict[str, tuple[str, bytes]]] = {}
@@ -144,6 +226,8 @@ class HttpServer:
     limits: ClassVar[dict[str, Any]] = {}
     #: called by the JSON encoder for objects it cannot encode
     json_default: Callable[[Any], Any] | None = None
+    #: one instance per connection (True) or one for all (False)
+    per_connection: ClassVar[bool] = False
 
     _route_specs: list[tuple[str, str, tuple[str, ...]]] | None = None
 
@@ -153,7 +237,7 @@ class HttpServer:
             cls._route_specs = _class_routes(cls)
 
     # -- helpers for handlers ------------------------------------------------
-    def error(self, request: Any, status: int, message: str = "") -> Response:
+    def error(self, request: Any, status: int, message: str | None = None) -> Response:
         text = message or f"{status}"
         return Response(text + "\n", status=status, content_type=_TEXT)
 
@@ -172,16 +256,59 @@ class HttpServer:
         and conditional headers are honoured, with ``ETag`` and
         ``Last-Modified`` as :class:`StaticFiles` sends them. content_type:
         guessed from the name when None. A missing file is a 404.
+
+        ``request.range`` set by the handler (a :class:`RangedRequest`, as
+        the original's Wikipedia example does) is answered without looking at
+        the request's headers; a Range header of several ranges is answered
+        206 ``multipart/byteranges``. ``request.response.content_type``, when
+        set, is the content type.
         """
+        if content_type is None:
+            content_type = request.response.content_type
+        ranged = request.range if range is None else None
+        if isinstance(ranged, RangedRequest) and (not ranged.from_header or
+                                                  len(ranged.ranges) > 1):
+            answer = self._send_ranges(request, os.fspath(path), ranged, content_type)
+            if answer is not None:
+                return answer
         return send_file(request, path, range=range, content_type=content_type)
 
+    def _send_ranges(self, request: Any, path: str, ranged: RangedRequest,
+                     content_type: str | None) -> Response | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None  # send_file answers 404 or 403
+        validators = {"ETag": make_etag(st), "Accept-Ranges": "bytes"}
+        if ranged.from_header and not _if_range_holds(request.headers, validators["ETag"],
+                                                      int(st.st_mtime)):
+            return None
+        return ranged_file_response(request, path, ranged, content_type or guess_type(path),
+                                    st.st_size, validators)
+
     def _routes(self) -> list[tuple[str, Callable[..., Any], tuple[str, ...], _QueryParams]]:
-        """The engine's route table: [(pattern, bound handler, methods, the
-        query parameters it takes)], the route ids being the positions."""
+        """The engine's route table: [(pattern, handler, methods, the query
+        parameters it takes)], the route ids being the positions. Handlers
+        are bound to this instance, or with ``per_connection`` functions the
+        engine calls with the connection's instance first."""
+        cls = type(self)
         routes = []
-        for path, name, methods in type(self)._route_specs or ():
-            handler = getattr(self, name)
-            routes.append((path, handler, methods, _query_params(handler)))
+        for path, name, methods in cls._route_specs or ():
+            bound = getattr(self, name)
+            func = getattr(cls, name)
+            query = _query_params(bound)
+            handler: Callable[..., Any]
+            if getattr(func, "__px_bare__", False) and path.endswith("/*"):
+                rest = _rest_name(func)
+                if rest is not None and query[0] is not None:
+                    query = (query[0] - {rest}, query[1] | {rest})
+                func = _with_rest(func, _rest_param(func)[0])
+                handler = func if cls.per_connection else types.MethodType(func, self)
+            elif cls.per_connection:
+                handler = func if isinstance(func, types.FunctionType) else _unbound(bound)
+            else:
+                handler = bound
+            routes.append((path, handler, methods, query))
         return routes
 
     # -- dispatch --------------------------------------------------------------
@@ -203,15 +330,20 @@ class HttpServer:
         ``fd`` once this returns; the bound port is returned."""
         app = cls()
         routes = app._routes()
-        if not engine.started and _sharing._wants_sharing(cls):
+        if not engine.started and not cls.per_connection and _sharing._wants_sharing(cls):
             _sharing.share(app, routes)  # the one instance every request uses
+        listener = HttpListener(fd, host, port)
+        conn_factory = functools.partial(_new_connection, cls if cls.per_connection else None,
+                                         listener)
         port = engine.listen_http(host, port, app, dict(cls.static_routes),
                                   server_name=cls.server_name, response_type=Response,
                                   json_default=cls.json_default, routes=routes, fd=fd,
                                   error_type=HttpError,
                                   # the default fallback is a 404 that reads no body
                                   fallback_takes_body=cls.__call__ is not HttpServer.__call__,
+                                  conn_factory=conn_factory, per_connection=cls.per_connection,
                                   **cls.limits)
+        listener.port = int(port)
         return int(port)
 
     @classmethod
@@ -224,3 +356,9 @@ class HttpServer:
         px.run(workers=workers)
 
 
+
+
+def _new_connection(cls: type[HttpServer] | None, listener: HttpListener,
+                    fd: int) -> HttpConnection:
+    """The context of a new connection; with per_connection its own app."""
+    return HttpConnection(fd, cls() if cls is not None else None, listener)

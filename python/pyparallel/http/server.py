@@ -22,9 +22,19 @@ import threading
 import time
 
 import pyparallel as px
-from pyparallel.http import HttpServer, StaticFiles, route
+from pyparallel.http import (
+    HttpServer,
+    RangedRequest,
+    StaticFiles,
+    html_response,
+    json_serialization,
+    route,
+    text_response,
+)
 
-__all__ = ["make_app", "main"]
+# The original's module of these names (async.http.server) was this one.
+__all__ = ["make_app", "main", "HttpServer", "RangedRequest", "route", "json_serialization",
+           "text_response", "html_response"]
 
 
 def make_app(directory: str | os.PathLike[str], listing: bool = True) -> type[HttpServer]:

@@ -1,0 +1,197 @@
+"""The original PyParallel's HttpServer API (issue 12 item 6) through
+http.client on both backends: bare @route with the rest of the path, the
+response helpers, request.transport, request.range (one range, several as
+multipart/byteranges, unsatisfiable, set by the handler), and per_connection
+state: kept per connection, never shared, dropped when the connection closes.
+The mail's Wikipedia server itself is run end to end in test_wiki_original.py."""
+
+from __future__ import annotations
+
+import email.parser
+import http.client
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import HOST
+
+DATA = bytes(range(256)) * 40  # 10240 bytes
+
+
+@pytest.fixture
+def app(spawn, backend: str, tmp_path: Path):
+    path = tmp_path / "data.bin"
+    path.write_bytes(DATA)
+    return spawn("original_app.py", "--file", str(path), backend=backend)
+
+
+def get(conn: http.client.HTTPConnection, path: str,
+        headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    conn.request("GET", path, headers=headers or {})
+    resp = conn.getresponse()
+    body = resp.read()
+    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
+
+
+def client(port: int) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection(HOST, port, timeout=10)
+
+
+@pytest.mark.parametrize("which", ["shared", "per"])
+def test_bare_route_passes_the_rest_of_the_path(app, which: str) -> None:
+    conn = client(app.ports[which])
+    try:
+        assert json.loads(get(conn, "/args/a/b%20c?x=1&y=2")[2]) == \
+            {"args": ["a/b c"], "kwds": {"x": "1", "y": "2"}}
+        assert json.loads(get(conn, "/args")[2]) == {"args": [], "kwds": {}}
+        assert get(conn, "/need/part%2Fx")[2] == b"part/x"
+        # a handler that needs the rest: /need alone and /need/ are not its
+        assert get(conn, "/need")[0] == 404
+        assert get(conn, "/need/")[0] == 404
+        # one that takes none: nothing below it
+        assert get(conn, "/name/x")[0] == 404
+        assert get(conn, "/name")[0] == 200
+    finally:
+        conn.close()
+    app.finish().assert_clean()
+
+
+def test_response_helpers(app) -> None:
+    conn = client(app.ports["shared"])
+    try:
+        for path, ctype, body in (
+                ("/text", "text/plain; charset=utf-8", b"Hello, World!"),
+                ("/text2", "text/plain; charset=utf-8", b"two"),
+                ("/json", "application/json", b'{"message": "Hello, World!"}'),
+                ("/json2", "application/json", b'["a", 1, null]'),
+                ("/html", "text/html; charset=utf-8", b"<p>hi</p>")):
+            status, headers, got = get(conn, path)
+            assert (status, headers["content-type"], got) == (200, ctype, body), path
+        assert get(conn, "/text2")[1]["x-extra"] == "1"  # set on request.response
+    finally:
+        conn.close()
+    app.finish().assert_clean()
+
+
+@pytest.mark.parametrize("which", ["shared", "per"])
+def test_request_transport(app, which: str) -> None:
+    port = app.ports[which]
+    a, b = client(port), client(port)
+    try:
+        first = json.loads(get(a, "/transport")[2])
+        again = json.loads(get(a, "/transport")[2])
+        other = json.loads(get(b, "/transport")[2])
+        assert first["parent_port"] == port and first["same"]
+        assert first["fd"] == again["fd"] != other["fd"]
+        assert again["elapsed"] >= first["elapsed"] >= 0
+        assert first["own_app"] is (which == "per")
+        assert first["command"] == "GET"
+        assert first["data"].startswith("GET /transport HTTP/1.1\r\n")
+        assert first["data"].endswith("\r\n\r\n")
+    finally:
+        a.close()
+        b.close()
+    app.finish().assert_clean()
+
+
+def test_per_connection_state_is_per_connection(app) -> None:
+    a, b = client(app.ports["per"]), client(app.ports["per"])
+    try:
+        assert get(a, "/set_name/alice")[2] == b"ok"
+        assert json.loads(get(a, "/name")[2]) == {"name": "alice"}
+        assert json.loads(get(b, "/name")[2]) == {"name": None}
+        assert get(b, "/set_name/bob")[2] == b"ok"
+        assert json.loads(get(a, "/name")[2]) == {"name": "alice"}
+        assert json.loads(get(b, "/name")[2]) == {"name": "bob"}
+    finally:
+        a.close()
+        b.close()
+    c = client(app.ports["per"])  # a new connection starts afresh
+    try:
+        assert json.loads(get(c, "/name")[2]) == {"name": None}
+    finally:
+        c.close()
+    # the default: one instance that every connection sees
+    s1, s2 = client(app.ports["shared"]), client(app.ports["shared"])
+    try:
+        get(s1, "/set_name/carol")
+        assert json.loads(get(s2, "/name")[2]) == {"name": "carol"}
+    finally:
+        s1.close()
+        s2.close()
+    app.finish().assert_clean()
+
+
+def test_per_connection_instances_are_freed_at_close(app) -> None:
+    port = app.ports["per"]
+    watcher = client(port)
+    try:
+        # the watcher's instance, and the one made at registration
+        base = json.loads(get(watcher, "/alive")[2])["alive"]
+        conns = [client(port) for _ in range(20)]
+        for c in conns:
+            assert get(c, "/set_name/x")[0] == 200
+        assert json.loads(get(watcher, "/alive")[2])["alive"] == base + 20
+        for c in conns:
+            c.close()
+        deadline = time.monotonic() + 20
+        while True:
+            count = json.loads(get(watcher, "/alive")[2])["alive"]
+            if count == base or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert count == base, "per-connection instances outlived their connections"
+    finally:
+        watcher.close()
+    app.finish().assert_clean()
+
+
+def parts(headers: dict[str, str], body: bytes) -> list[tuple[str, str, bytes]]:
+    msg = email.parser.BytesParser().parsebytes(
+        b"Content-Type: " + headers["content-type"].encode() + b"\r\n\r\n" + body)
+    assert msg.is_multipart()
+    return [(p["Content-Type"], p["Content-Range"], p.get_payload(decode=True))
+            for p in msg.get_payload()]
+
+
+def test_ranges(app) -> None:
+    size = len(DATA)
+    conn = client(app.ports["shared"])
+    try:
+        status, headers, body = get(conn, "/file", {"Range": "bytes=10-19"})
+        assert (status, headers["content-range"], body) == (206, f"bytes 10-19/{size}", DATA[10:20])
+        status, headers, body = get(conn, "/file", {"Range": "bytes=-5"})
+        assert (status, body) == (206, DATA[-5:])
+        # several ranges: multipart/byteranges, each part with its Content-Range
+        status, headers, body = get(conn, "/file", {"Range": "bytes=0-3, 100-109, -4"})
+        assert status == 206 and headers["content-type"].startswith("multipart/byteranges")
+        assert parts(headers, body) == [
+            ("application/octet-stream", f"bytes 0-3/{size}", DATA[0:4]),
+            ("application/octet-stream", f"bytes 100-109/{size}", DATA[100:110]),
+            ("application/octet-stream", f"bytes {size - 4}-{size - 1}/{size}", DATA[-4:])]
+        # overlapping ones are merged into one
+        status, headers, body = get(conn, "/file", {"Range": "bytes=0-9,5-14"})
+        assert (status, headers["content-range"], body) == (206, f"bytes 0-14/{size}", DATA[:15])
+        # unsatisfiable: 416; one satisfiable among others: served
+        status, headers, body = get(conn, "/file", {"Range": f"bytes={size}-,{size + 5}-"})
+        assert (status, headers["content-range"]) == (416, f"bytes */{size}")
+        status, headers, body = get(conn, "/file", {"Range": f"bytes={size}-,0-1"})
+        assert (status, body) == (206, DATA[:2])
+        # invalid: ignored, the whole file
+        for value in ("bytes=abc", "items=0-1", "bytes=5-1", "0-5"):
+            status, headers, body = get(conn, "/file", {"Range": value})
+            assert (status, body) == (200, DATA), value
+        # If-Range that does not hold: the whole file
+        status, _, body = get(conn, "/file", {"Range": "bytes=0-1,4-5", "If-Range": '"nope"'})
+        assert (status, body) == (200, DATA)
+        # request.range set by the handler: the original's RangedRequest("a-b")
+        status, headers, body = get(conn, "/setrange/7-16")
+        assert (status, headers["content-range"], body) == (206, f"bytes 7-16/{size}", DATA[7:17])
+        assert headers["content-type"] == "text/x-part"
+        status, headers, _ = get(conn, f"/setrange/{size + 1}-{size + 2}")
+        assert (status, headers["content-range"]) == (416, f"bytes */{size}")
+    finally:
+        conn.close()
+    app.finish().assert_clean()
