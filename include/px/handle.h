@@ -81,7 +81,9 @@ bool px_handle_closed(const px_handle_t *h);
  * worker last published it: what the high-water mark is compared with. */
 size_t px_handle_queued(const px_handle_t *h);
 
-/* The engine's send_low_water: the level at which a refused writer may go on. */
+/* The engine's send_high_water (above it sends are refused) and
+ * send_low_water (the level at which a refused writer may go on). */
+size_t px_handle_high_water(const px_handle_t *h);
 size_t px_handle_low_water(const px_handle_t *h);
 
 /* Block until px_handle_queued(h) is at or below level, the connection is

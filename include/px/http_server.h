@@ -60,8 +60,8 @@ typedef struct px_http_exchange {
     bool keep_alive; /* cleared by a handler to close after the response */
     bool responded;
     px_http_server_t *srv;
-    px_http_match_t match; /* the route (px_http_route) the path matched, with
-                              its parameters; match.route -1: none did */
+    px_http_match_t match;            /* the route (px_http_route) the path matched, with
+                                         its parameters; match.route -1: none did */
     struct px_http_body *body_stream; /* the body still arriving (stream_bodies):
                                          read it with px_http_body_read; body is
                                          NULL then. NULL: body is the whole body */
