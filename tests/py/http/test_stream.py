@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Callable
 
-from helpers import MiB, ServerProcess
+from helpers import MiB, ServerProcess, example
 from http_helpers import Conn, request
 
 
@@ -151,3 +151,23 @@ def test_sse_real_client(spawn, backend):
     assert [e["data"] for e in events] == [f"tick {first + i}" for i in range(4)]
     client.close()
     wait_closed(srv.port, "sse")
+
+
+def test_sse_example(spawn, backend):
+    """python -m pyparallel.examples.sse: the clock (a generator) and the
+    broadcast thread's events, each read by a real client."""
+    srv = spawn(*example("sse", "--interval", "0.05", "--workers", "2"), backend=backend)
+    for path, event in (("/clock", "time"), ("/events", "tick")):
+        client = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        client.request("GET", path)
+        resp = client.getresponse()
+        assert resp.status == 200
+        assert resp.getheader("Content-Type") == "text/event-stream"
+        seen = 0
+        while seen < 3:
+            if resp.readline().decode().strip() == f"event: {event}":
+                seen += 1
+        client.close()
+    with Conn(srv.port) as c:
+        c.send(request("GET", "/"))
+        assert b"EventSource" in c.read_reply().body
