@@ -113,10 +113,16 @@ class Engine:
         fd: int = -1,
         error_type: type[BaseException] | None = None,
         fallback_takes_body: bool = True,
+        stream_bodies: bool = False,
+        body_buffer: int = 0,
     ) -> int:
         """Serve an HTTP application on host:port; returns the bound port.
         fallback_takes_body False: a request no route matches is answered
-        before its body arrives (the body is dropped unread)."""
+        before its body arrives (the body is dropped unread). stream_bodies:
+        the app is called at the head and reads the body as it arrives
+        (through body_buffer bytes, 0: 256 KiB) with the C API's
+        px_http_body_read; Request.body is then empty (for adapters such as
+        WSGI's wsgi.input)."""
     def start(self) -> None:
         """Start the worker threads (once; later calls do nothing)."""
     def shutdown(self, timeout: float = 5.0, /) -> None:

@@ -33,7 +33,7 @@ from pyparallel.http import (
 
 __all__ = ["Broadcast", "SseApp", "main"]
 
-PAGE = """<!doctype html>
+_PAGE = """<!doctype html>
 <meta charset="utf-8">
 <title>pyparallel Server-Sent Events</title>
 <p>clock: <span id="clock">-</span></p>
@@ -77,7 +77,7 @@ class Broadcast:
                         self.streams.discard(stream)
 
 
-BROADCAST = Broadcast(1.0)
+_BROADCAST = Broadcast(1.0)
 
 
 class SseApp(HttpServer):
@@ -87,7 +87,7 @@ class SseApp(HttpServer):
 
     @route("/")
     def index(self, request: Any) -> str:
-        return PAGE
+        return _PAGE
 
     @route("/clock")
     def clock(self, request: Any) -> StreamingResponse:
@@ -104,7 +104,7 @@ class SseApp(HttpServer):
     def events(self, request: Any) -> Any:
         stream = EventStream(request, heartbeat=15.0)
         stream.send("subscribed", event="hello")
-        BROADCAST.add(stream)
+        _BROADCAST.add(stream)
         return stream.stream
 
 
@@ -117,14 +117,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=1.0,
                         help="seconds between two clock ticks and two broadcasts")
     args = parser.parse_args(argv)
-    SseApp.interval = BROADCAST.interval = args.interval
+    SseApp.interval = _BROADCAST.interval = args.interval
     try:
         server = px.server(args.host, args.port)
         px.engine(args.workers)
     except OSError as e:
         raise SystemExit(f"sse: {e}") from None
     px.register(transport=server, protocol=SseApp)
-    threading.Thread(target=BROADCAST.run, name="sse-broadcast", daemon=True).start()
+    threading.Thread(target=_BROADCAST.run, name="sse-broadcast", daemon=True).start()
     print(f"sse: listening on {args.host}:{server.port}", flush=True)
     px.run(workers=args.workers)
 

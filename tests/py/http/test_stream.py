@@ -171,3 +171,20 @@ def test_sse_example(spawn, backend):
     with Conn(srv.port) as c:
         c.send(request("GET", "/"))
         assert b"EventSource" in c.read_reply().body
+
+
+def test_generator_raising_cuts_the_stream(spawn, backend):
+    """A generator that raises mid-body: the traceback goes to the log and the
+    client sees a chunked body without its last chunk, then the close."""
+    srv = start(spawn, backend)
+    srv.allow_tracebacks = True
+    with Conn(srv.port) as c:
+        c.send(request("GET", "/raise"))
+        reply = c.read_reply(head=True)
+        assert reply.headers["transfer-encoding"] == "chunked"
+        rest = c.read_to_eof()
+        assert rest == b"6\r\nbefore\r\n"  # no "0\r\n\r\n": not a complete body
+    deadline = time.monotonic() + 10
+    while "generator failed on purpose" not in srv.stderr_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
