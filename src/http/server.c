@@ -16,6 +16,8 @@
 
 #include "early.h"
 #include "respond.h"
+#include "conn_state.h"
+#include "stream.h"
 
 #define MAX_HEADERS_CAP 256
 
@@ -44,21 +46,10 @@ struct px_http_server {
     px_http_conn_release_fn release_app_data;
 };
 
-/* Per-connection state, only while a request is incomplete or the body of an
- * answered one is being dropped. */
-typedef struct http_conn {
-    char *buf;
-    size_t len, cap;
-    bool continue_sent;
-    bool deadline_armed;
-    bool in_body;     /* the head of the pending request is complete */
-    bool chunked;     /* decoding the body of the request at buf */
-    bool dropping;    /* the body of an answered request: read, never kept */
-    size_t body_done; /* chunked: decoded bytes after the head (the raw bytes
-                         they came from are gone) */
-    px_http_chunked_t dec;
-    px__http_drop_t drop; /* while dropping */
-} http_conn_t;
+static http_conn_t *state_of(px_conn_t *c)
+{
+    return px__http_state_of(c);
+}
 
 void px_http_config_default(px_http_config_t *cfg)
 {
@@ -250,13 +241,14 @@ static bool takes_body(const px_http_server_t *s, const px_http_request_t *req)
 }
 
 static void answer(px_conn_t *c, px_http_server_t *s, const px_http_request_t *req,
-                   const char *body, size_t body_len)
+                   const char *body, size_t body_len, px_http_body_t *body_stream)
 {
     px_http_exchange_t x = {
         .conn = c,
         .req = req,
         .body = body,
         .body_len = body_len,
+        .body_stream = body_stream,
         .head = is_head_method(req),
         .keep_alive = req->keep_alive,
         .srv = s,
@@ -278,10 +270,12 @@ static void answer(px_conn_t *c, px_http_server_t *s, const px_http_request_t *r
     } else if (s->app) {
         s->app(&x, s->udata);
     }
+    if (x.stream != NULL || body_stream != NULL)
+        px_conn_set_tap(c, NULL); /* the handler returned: its input as usual */
     if (!x.responded)
         px_http_respond(&x, 500, TEXT_PLAIN, NULL, 0, "500 Internal Server Error\n", 26);
-    if (!x.keep_alive)
-        px_conn_close(c);
+    if (!x.keep_alive && x.stream == NULL)
+        px_conn_close(c); /* a stream closes the connection at its end */
 }
 
 /* Answer one complete request, counted and timed: request latency runs from
@@ -289,28 +283,33 @@ static void answer(px_conn_t *c, px_http_server_t *s, const px_http_request_t *r
  * connection, so it measures the server (routing, handler, encoding), not the
  * network or the client. */
 static void dispatch(px_conn_t *c, px_http_server_t *s, const px_http_request_t *req,
-                     const char *body, size_t body_len)
+                     const char *body, size_t body_len, px_http_body_t *body_stream)
 {
     px_worker_t *w = px_conn_worker(c);
     uint64_t t0 = px_ticks();
 
-    answer(c, s, req, body, body_len);
+    answer(c, s, req, body, body_len, body_stream);
     PX_STAT_ADD(px_worker_stats(w), requests, 1);
     px_hist_record(px_worker_latency(w, PX_LATENCY_REQUEST),
                    px_ticks_ns((int64_t)(px_ticks() - t0)));
 }
 
-static http_conn_t *state_of(px_conn_t *c)
-{
-    return px_conn_udata(c);
-}
-
+/* Drop what the state holds for requests; the state itself goes unless a
+ * stream still occupies the connection. */
 static void free_state(px_conn_t *c)
 {
     http_conn_t *h = state_of(c);
     if (h) {
         px_conn_charge(c, -(int64_t)h->cap);
         free(h->buf);
+        if (h->stream != NULL || h->body != NULL) {
+            http_conn_t keep = {.stream = h->stream,
+                                .stream_paused = h->stream_paused,
+                                .body = h->body,
+                                .in_data = h->in_data};
+            *h = keep;
+            return;
+        }
         free(h);
         px_conn_set_udata(c, NULL);
     }
@@ -368,7 +367,7 @@ static ssize_t answer_early(px_conn_t *c, px_http_server_t *s, px_http_request_t
      * so the connection cannot go on after the answer. */
     if (req->expect_continue)
         req->keep_alive = false;
-    dispatch(c, s, req, NULL, 0);
+    dispatch(c, s, req, NULL, 0, NULL);
     if (px_conn_closing(c))
         return -1;
     px__http_drop_init(&d, req, s->cfg.limits.max_body);
@@ -450,11 +449,20 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
             if (took < 0)
                 return -1;
             off += (size_t)n + (size_t)took;
+            if (px__http_stream_holds(c, off < len))
+                break;
             continue;
         }
         if ((req.chunked || req.content_length > 0) && refuse_body(c, &req, off)) {
             fail(c, s, 503);
             return -1;
+        }
+        if ((req.chunked || req.content_length > 0) && px__http_streams_body(c, s)) {
+            /* everything after the head now belongs to the engine */
+            if (px__http_answer_streamed(c, s, &req, p + n, avail - (size_t)n) < 0)
+                return -1;
+            off = len;
+            break;
         }
         if (req.chunked) {
             http_conn_t *h = state_of(c);
@@ -488,8 +496,10 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
                 break;
             }
             h->chunked = false;
-            dispatch(c, s, &req, p + n, h->body_done);
+            dispatch(c, s, &req, p + n, h->body_done, NULL);
             off = (size_t)(raw + rawlen - (size_t)r - buf);
+            if (px__http_stream_holds(c, off < len))
+                break;
             continue;
         }
         body_len = req.content_length > 0 ? (size_t)req.content_length : 0;
@@ -498,8 +508,10 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
             *in_body = true;
             break;
         }
-        dispatch(c, s, &req, p + n, body_len);
+        dispatch(c, s, &req, p + n, body_len, NULL);
         off += (size_t)n + body_len;
+        if (px__http_stream_holds(c, off < len))
+            break;
     }
     return px_conn_closing(c) ? -1 : (ssize_t)off;
 }
@@ -517,7 +529,7 @@ static void start_dropping(px_conn_t *c, px_http_server_t *s, http_conn_t *h)
     px_conn_set_deadline(c, s->cfg.body_timeout_ms);
 }
 
-static int http_on_data(px_conn_t *c, const char *data, size_t len)
+int px__http_on_data(px_conn_t *c, const char *data, size_t len)
 {
     px_http_server_t *s = px_conn_server_udata(c);
     http_conn_t *h = state_of(c);
@@ -537,7 +549,11 @@ static int http_on_data(px_conn_t *c, const char *data, size_t len)
         px_conn_set_deadline(c, 0);
         data += used;
         len -= (size_t)used;
-        h = NULL;
+        if (px__http_held_for_stream(c, data, len))
+            return 0;
+        h = state_of(c);
+        if (h != NULL && h->buf == NULL)
+            h = NULL; /* what a stream keeps is no request state */
     }
     if (h == NULL) {
         /* Fast path: requests that arrive whole are parsed in the receive buffer. */
@@ -624,8 +640,10 @@ static void http_on_close(px_conn_t *c, int err)
 {
     px_http_server_t *s = px_conn_server_udata(c);
     void *app_data = px_conn_app_data(c);
+    http_conn_t *h = state_of(c);
 
-    (void)err;
+    if (h != NULL && h->stream != NULL)
+        px__http_stream_gone(h->stream, c, err);
     free_state(c);
     if (app_data != NULL && s->release_app_data != NULL) {
         px_conn_set_app_data(c, NULL);
@@ -639,7 +657,8 @@ void px_http_server_on_release(px_http_server_t *s, px_http_conn_release_fn fn)
 }
 
 static const px_handler_t http_handler = {
-    .on_data = http_on_data,
+    .on_data = px__http_stream_on_data,
+    .on_eof = px__http_on_eof,
     .on_close = http_on_close,
 };
 
@@ -658,4 +677,31 @@ int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int po
     if (s->options_allow == NULL)
         return -ENOMEM;
     return px_engine_listen(e, host, port, &ep, NULL);
+}
+
+const px_http_config_t *px__http_server_config(const px_http_server_t *s)
+{
+    return &s->cfg;
+}
+
+/* For server_stream.c (conn_state.h). */
+void px__http_fail(px_conn_t *c, px_http_server_t *s, int status)
+{
+    fail(c, s, status);
+}
+
+void px__http_dispatch(px_conn_t *c, px_http_server_t *s, const px_http_request_t *req,
+                       const char *body, size_t body_len, px_http_body_t *body_stream)
+{
+    dispatch(c, s, req, body, body_len, body_stream);
+}
+
+void px__http_free_state(px_conn_t *c)
+{
+    free_state(c);
+}
+
+http_conn_t *px__http_conn_state(px_conn_t *c)
+{
+    return conn_state(c);
 }

@@ -162,6 +162,7 @@ static void app_call(px_http_exchange_t *x, void *udata)
         bool released;
 
         px_py_request_set_conn(req, x->conn, a);
+        px_py_http_stream_enter(x, req);
         released = px_py_release(w);
         if (route >= 0)
             result = call_handler(a->handlers[route], self, req, kw);
@@ -173,6 +174,7 @@ static void app_call(px_http_exchange_t *x, void *udata)
             Py_DECREF(exc);
         }
         px_py_reacquire(w, released);
+        px_py_http_stream_leave();
         px_py_request_set_conn(req, NULL, NULL);
     }
     Py_XDECREF(self);
@@ -189,7 +191,9 @@ static void app_call(px_http_exchange_t *x, void *udata)
         PX_STAT_ADD(px_worker_stats(w), errors, 1);
         if (PyErr_Occurred())
             log_traceback();
-        x->responded = false; /* the engine answers 500 */
+        /* the engine answers 500, unless a stream already started the answer
+         * (its object, released unfinished, aborts it) */
+        x->responded = x->stream != NULL;
         x->keep_alive = false;
     }
     Py_XDECREF(result);
@@ -401,6 +405,8 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
                              "fallback_takes_body",
                              "conn_factory",
                              "per_connection",
+                             "stream_bodies",
+                             "body_buffer",
                              NULL};
     px_module_state_t *st = px_py_engine_state(engine);
     px_http_config_t cfg;
@@ -408,7 +414,8 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     int port, rc, listen_fd = -1;
     PyObject *app, *statics = Py_None, *response_type = NULL, *json_default = NULL;
     PyObject *routes = NULL, *error_type = NULL, *conn_factory = NULL;
-    int fallback_takes_body = 1, per_connection = 0;
+    int fallback_takes_body = 1, per_connection = 0, stream_bodies = 0;
+    Py_ssize_t body_buffer = 0;
     double ka, head_t, body_t;
     unsigned long long max_body;
     Py_ssize_t max_headers, max_line, max_head;
@@ -424,10 +431,10 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     max_line = (Py_ssize_t)cfg.limits.max_request_line;
     max_head = (Py_ssize_t)cfg.limits.max_header_bytes;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "siO|OdddKnnns$OOOiOpOp:listen_http", kwlist, &host, &port, &app, &statics,
-            &ka, &head_t, &body_t, &max_body, &max_headers, &max_line, &max_head, &server_name,
-            &response_type, &json_default, &routes, &listen_fd, &error_type, &fallback_takes_body,
-            &conn_factory, &per_connection))
+            args, kwds, "siO|OdddKnnns$OOOiOpOppn:listen_http", kwlist, &host, &port, &app,
+            &statics, &ka, &head_t, &body_t, &max_body, &max_headers, &max_line, &max_head,
+            &server_name, &response_type, &json_default, &routes, &listen_fd, &error_type,
+            &fallback_takes_body, &conn_factory, &per_connection, &stream_bodies, &body_buffer))
         return NULL;
     if (response_type && response_type != Py_None && !PyType_Check(response_type)) {
         PyErr_SetString(PyExc_TypeError, "response_type must be a class");
@@ -443,6 +450,9 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     cfg.limits.max_request_line = (size_t)max_line;
     cfg.limits.max_header_bytes = (size_t)max_head;
     cfg.fallback_takes_body = fallback_takes_body != 0;
+    /* the app reads bodies as they arrive (px_http_body_read): Request.body is empty */
+    cfg.stream_bodies = stream_bodies != 0;
+    cfg.body_buffer = body_buffer > 0 ? (size_t)body_buffer : 0;
     a = PyMem_RawCalloc(1, sizeof(*a));
     if (a == NULL)
         return PyErr_NoMemory();

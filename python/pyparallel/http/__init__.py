@@ -16,7 +16,10 @@
     App.serve(port=8080)
 
 Return values: bytes -> text/plain, str -> text/html, dict/list/tuple/int/float/
-bool/None -> JSON, :class:`Response` for full control, ``self.sendfile(...)``.
+bool/None -> JSON, :class:`Response` for full control, ``self.sendfile(...)``;
+a generator (or :class:`StreamingResponse`) is streamed as it produces, and
+:func:`stream` / :class:`EventStream` give a body any thread writes to later
+(see :mod:`pyparallel.http._stream`).
 
 Directories are served by :class:`StaticFiles` (see :mod:`pyparallel.http.static`)::
 
@@ -29,22 +32,28 @@ from ._connection import HttpConnection, HttpListener
 from ._original import html_response, json_serialization, text_response
 from ._ranges import InvalidRangeRequest, RangedRequest
 from ._response import HttpError, Response
+from ._stream import EventStream, HttpStream, StreamingResponse, format_event, stream
 from .monitor import mount_stats
 from .static import StaticFiles, send_file
 
 __all__ = [
+    "EventStream",
     "HttpConnection",
     "HttpError",
     "HttpListener",
     "HttpServer",
+    "HttpStream",
     "InvalidRangeRequest",
     "RangedRequest",
     "Response",
     "StaticFiles",
+    "StreamingResponse",
+    "format_event",
     "html_response",
     "json_serialization",
     "mount_stats",
     "route",
     "send_file",
+    "stream",
     "text_response",
 ]
