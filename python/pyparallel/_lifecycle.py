@@ -199,11 +199,18 @@ def _attach(eng: _core.Engine, endpoint: Server | Client, protocol: Any) -> None
 
 def _server_started(endpoint: Server | Client, protocol: Any) -> None:
     """PyParallel's server_started(server): once a server's workers serve it,
-    on a protocol instance made for the call (a factory is called), in the
-    thread that started serving; what it raises propagates there."""
-    if not isinstance(endpoint, Server) or getattr(protocol, "server_started", None) is None:
+    in the thread that started serving or registered it; what it raises
+    propagates there. A class's is called on an instance made for the call; a
+    factory's own ``server_started`` is called (the factory is not: it makes
+    one instance per connection, no more). Called outside the package's
+    lock: it may call anything of the package."""
+    if not isinstance(endpoint, Server):
         return
-    protocol().server_started(endpoint)
+    if isinstance(protocol, type):
+        if getattr(protocol, "server_started", None) is not None:
+            protocol().server_started(endpoint)
+    elif getattr(protocol, "server_started", None) is not None:
+        protocol.server_started(endpoint)
 
 
 def register(transport: Server | Client, protocol: Any, share: bool = True) -> Server | Client:
@@ -231,11 +238,14 @@ def register(transport: Server | Client, protocol: Any, share: bool = True) -> S
             _sharing._share_protocol(protocol)
         if isinstance(transport, Server):
             _serving = True
-        if _engine is not None and _engine.started and not _engine.finished:
+        serving_now = _engine is not None and _engine.started and not _engine.finished
+        if serving_now:
+            assert _engine is not None
             _attach(_engine, transport, protocol)
-            _server_started(transport, protocol)
         else:
             _pending.append((transport, protocol))
+    if serving_now:
+        _server_started(transport, protocol)
     return transport
 
 
@@ -268,6 +278,7 @@ def engine(workers: int | None = None, **options: Any) -> _core.Engine:
 def _start(workers: int | None, options: dict[str, Any]) -> _core.Engine:
     global _gil_warned
     eng = engine(workers, **options)
+    started: list[tuple[Any, Any]] = []
     with _lock:
         if not eng.started:
             if gil_enabled() and not _gil_warned:
@@ -280,8 +291,9 @@ def _start(workers: int | None, options: dict[str, Any]) -> _core.Engine:
             for endpoint, protocol in pending:
                 _attach(eng, endpoint, protocol)
             eng.start()
-            for endpoint, protocol in pending:
-                _server_started(endpoint, protocol)
+            started = pending
+    for endpoint, protocol in started:
+        _server_started(endpoint, protocol)
     return eng
 
 

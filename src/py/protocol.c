@@ -136,8 +136,10 @@ int px_py_proto_spec_fill(px_py_proto_spec_t *spec, PyObject *cls, unsigned *soc
         *sock_flags = PX_SOCK_NODELAY;
     spec->handler.on_open = on_open;
     spec->handler.on_data = on_data;
-    spec->handler.on_drain = spec->has_complete ? on_drain : NULL;
-    spec->handler.on_eof = spec->has_recv_failed ? on_eof : NULL;
+    /* A factory's instances decide per connection (their class's spec, met
+     * later): its endpoint gets both, and the callbacks check t->spec. */
+    spec->handler.on_drain = spec->has_complete || spec->is_factory ? on_drain : NULL;
+    spec->handler.on_eof = spec->has_recv_failed || spec->is_factory ? on_eof : NULL;
     spec->handler.on_close = on_close;
     spec->handler.on_connect_failed = on_connect_failed;
     spec->handler.on_connect_error = px_py_on_connect_error;
@@ -448,6 +450,8 @@ static void on_drain(px_conn_t *c)
     px_py_transport_t *t = transport_of(c);
     PyObject *id;
 
+    if (t == NULL || !t->spec->has_complete) /* a factory's instance without it */
+        return;
     px_py_attach(px_conn_worker(c));
     px_py_transport_enter(t);
     id = PyLong_FromUnsignedLongLong(++t->send_id);
@@ -459,22 +463,28 @@ static void on_drain(px_conn_t *c)
     px_py_transport_leave(t);
 }
 
-/* Only set for a protocol with recv_failed: a receive failed (err < 0); the
- * engine closes the connection next. The end of the stream (0) is not a
- * failure. */
-static void on_eof(px_conn_t *c, int err)
+/* A receive failed: recv_failed(exc); the engine closes the connection next. */
+static void receive_failed(px_py_transport_t *t, int err)
 {
-    px_py_transport_t *t = transport_of(c);
-    PyObject *exc;
+    PyObject *exc = lost_error(t->spec, err);
 
-    if (err >= 0 || t == NULL)
-        return;
-    px_py_attach(px_conn_worker(c));
-    px_py_transport_enter(t);
-    exc = lost_error(t->spec, err);
     if (call_only(t, "recv_failed", exc) < 0)
         px_py_report(t->spec, (PyObject *)t, "recv_failed");
     Py_DECREF(exc);
+}
+
+/* The peer's side of the stream ended: a receive failed (err < 0) or the
+ * peer closed its side (0, which needs nothing here yet). Set for a protocol
+ * with recv_failed and for every factory (its instance's class decides). */
+static void on_eof(px_conn_t *c, int err)
+{
+    px_py_transport_t *t = transport_of(c);
+
+    if (t == NULL || err >= 0 || !t->spec->has_recv_failed)
+        return;
+    px_py_attach(px_conn_worker(c));
+    px_py_transport_enter(t);
+    receive_failed(t, err);
     px_py_transport_leave(t);
 }
 

@@ -13,6 +13,8 @@ import struct
 import time
 from typing import Any
 
+import pytest
+
 from helpers import connect, recv_exact, recv_until_line
 
 DEADLINE = 20.0
@@ -46,18 +48,20 @@ def test_server_started_once_per_server(spawn, backend: str) -> None:
     # Called once the workers serve, which is just after the listening line.
     deadline = time.monotonic() + DEADLINE
     servers = log(srv).get("servers", [])
-    while len(servers) < 3 and time.monotonic() < deadline:
+    # Recorded and its subclasses have it: the events, stream and created_raises
+    # servers, and the factory object that has its own (Outgoing is a client's;
+    # factory_stream's factory, a function, has none).
+    names = ("events", "stream", "created_raises", "factory_events")
+    while len(servers) < len(names) and time.monotonic() < deadline:
         time.sleep(0.05)
         servers = log(srv).get("servers", [])
-    # Recorded and its subclasses have it: the events, stream and created_raises
-    # servers (Outgoing is a client's).
-    assert sorted(servers) == sorted(f"server_started:{srv.ports[name]}"
-                                     for name in ("events", "stream", "created_raises"))
+    assert sorted(servers) == sorted(f"server_started:{srv.ports[name]}" for name in names)
 
 
-def echoed(srv: Any) -> tuple[socket.socket, int]:
-    """A client of the events server that had one echo; its socket and port."""
-    s = connect(srv.ports["events"])
+def echoed(srv: Any, server: str = "events") -> tuple[socket.socket, int]:
+    """A client of the events server (or `server`) that had one echo; its
+    socket and port."""
+    s = connect(srv.ports[server])
     s.sendall(b"ping\n")
     assert recv_exact(s, 5) == b"ping\n"
     return s, s.getsockname()[1]
@@ -94,9 +98,10 @@ def test_client_created_raising_reaches_the_exception_handler(spawn, backend: st
                       "connection_lost:0"], events
 
 
-def test_reset_while_reading_calls_recv_failed(spawn, backend: str) -> None:
+@pytest.mark.parametrize("server", ["events", "factory_events"])
+def test_reset_while_reading_calls_recv_failed(spawn, backend: str, server: str) -> None:
     srv = spawn("names_app.py", backend=backend)
-    s, port = echoed(srv)
+    s, port = echoed(srv, server)
     reset(s)
     events = wait_events(srv, port, "connection_lost")
     reset_errno = errno.ECONNRESET
@@ -104,9 +109,10 @@ def test_reset_while_reading_calls_recv_failed(spawn, backend: str) -> None:
                       f"recv_failed:{reset_errno}", f"connection_lost:{reset_errno}"], events
 
 
-def test_reset_while_sending_calls_send_failed(spawn, backend: str) -> None:
+@pytest.mark.parametrize("server", ["stream", "factory_stream"])
+def test_reset_while_sending_calls_send_failed(spawn, backend: str, server: str) -> None:
     srv = spawn("names_app.py", backend=backend)
-    s = connect(srv.ports["stream"], rcvbuf=4096)
+    s = connect(srv.ports[server], rcvbuf=4096)
     port = s.getsockname()[1]
     recv_exact(s, 4096)  # streaming has begun; the buffers fill as we stop reading
     time.sleep(0.3)

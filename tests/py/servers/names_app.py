@@ -22,6 +22,10 @@ plain, throughput, concurrency, low_latency
 lines     lines_mode: answers each line as <line>
 created_raises
           client_created raises; records what exception_handler got
+factory_events, factory_stream
+          events and stream registered through factories (an object with
+          its own server_started, a function): the other callbacks are
+          the instance's
 """
 
 from __future__ import annotations
@@ -211,10 +215,25 @@ class Lines:
         return b"".join(b"<%s>" % line for line in lines)
 
 
+class EventsFactory:
+    """A factory object: its own server_started is called once per server."""
+
+    def server_started(self, server: Any) -> None:
+        record("servers", f"server_started:{server.port}")
+
+    def __call__(self) -> Recorded:
+        return Recorded()
+
+
+def stream_factory() -> Stream:
+    return Stream()
+
+
 if __name__ == "__main__":
     serve("names", {"events": Recorded, "dial": Dial, "stream": Stream, "log": Log, "hog": Hog,
                     "release": Release, "activity": Activity, "plain": Tuned,
                     "throughput": Throughput, "concurrency": Concurrency,
                     "low_latency": LowLatency, "lines": Lines,
-                    "created_raises": CreatedRaises},
+                    "created_raises": CreatedRaises, "factory_events": EventsFactory(),
+                    "factory_stream": stream_factory},
           workers=int_arg("--workers", 2))
