@@ -86,6 +86,17 @@ def test_thread_exception_without_handler_is_raised_by_run(backend: str) -> None
 
 # ---- in this process ------------------------------------------------------------------
 
+def test_thread_stopped_at_once_still_makes_its_first_call() -> None:
+    # stop() right after start() used to win the race now and then (before
+    # the new thread's first look at it), and the only call was never made.
+    for i in range(300):
+        calls: list[int] = []
+        t = px.thread(calls.append, (i,)).start()
+        assert t.stop(10), i
+        assert calls == [i] and t.count == 1 and t.data is None, (i, calls)
+
+
+
 def test_try_locks_take_without_waiting() -> None:
     shared = px.protect({"n": 0})
     assert px.try_read_lock(shared)
