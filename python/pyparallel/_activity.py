@@ -26,7 +26,7 @@ def active_count() -> int:
     eng = _lifecycle._running_engine()
     if eng is None:
         return 0
-    return int(eng.tasks) + int(eng.clients) + _lifecycle._outside_count()
+    return int(eng.tasks) + int(eng.clients)
 
 
 def active_contexts() -> int:
@@ -37,7 +37,7 @@ def active_contexts() -> int:
     if eng is None:
         return 0
     connections = sum(w["connections"] for w in eng.worker_stats())
-    return connections + int(eng.tasks) + _lifecycle._outside_count()
+    return connections + int(eng.tasks)
 
 
 def active_hogs() -> int:

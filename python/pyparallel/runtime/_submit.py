@@ -43,14 +43,42 @@ class _LaterWork(Work):
             super()._wait_here(timeout)
 
 
+_pending_lock = threading.Lock()
+_pending: set[_LaterWork] = set()  # timed work and blocking calls not yet started
+
+
+def _hold(eng: _core.Engine) -> None:
+    """Count pending work among eng's tasks: run() serves meanwhile."""
+    _core.tasks_hold(eng, 1)
+
+
+def _unhold(eng: _core.Engine | None) -> None:
+    """Undo _hold once the work was handed to a worker (which counts it) or
+    failed."""
+    if eng is None:
+        return
+    try:
+        _core.tasks_hold(eng, -1)
+    except _core.EngineError:
+        pass  # the engine is gone: nothing counts its tasks any more
+
+
 class _TimedWork(_LaterWork):
     _timer: _core.Timer | None = None
 
     def cancel(self) -> bool:
         done = super().cancel()
-        if done and self._timer is not None:
-            self._timer.cancel()
+        if done:
+            with _pending_lock:
+                _pending.discard(self)
+            if self._timer is not None:
+                self._timer.cancel()
         return done
+
+    def _run(self) -> None:
+        with _pending_lock:
+            _pending.discard(self)
+        super()._run()
 
 
 def submit_timer(duetime: float | datetime.timedelta, func: Callable[..., Any],
@@ -67,7 +95,14 @@ def submit_timer(duetime: float | datetime.timedelta, func: Callable[..., Any],
     work = _TimedWork(func, tuple(args), dict(kwds or {}), callback, errback)
     eng = _lifecycle._engine_for_work()
     work._engine = eng
-    work._timer = _core.Timer(eng, delay, work._run)
+    with _pending_lock:
+        _pending.add(work)
+    try:
+        work._timer = _core.Timer(eng, delay, work._run)
+    except BaseException:
+        with _pending_lock:
+            _pending.discard(work)
+        raise
     work.worker = work._timer.worker
     return work
 
@@ -131,7 +166,20 @@ class _Waiter:
                 return
             w.done = True
             self._forget(w)
-        _lifecycle._outside_task(-1)
+        _unhold(w.work._engine)
+
+    def engine_finished(self, eng: _core.Engine) -> None:
+        """Fail the waits of an engine that has finished (EngineError); their
+        descriptors are no longer watched."""
+        with self._lock:
+            gone = [w for waits in self._by_fd.values() for w in waits
+                    if w.work._engine is eng and not w.done]
+            for w in gone:
+                w.done = True
+                self._forget(w)
+        for w in gone:
+            if w.work._claim():
+                w.work.set_exception(_core.EngineError("the engine has finished"))
 
     def _forget(self, w: _Wait) -> None:
         """Under the lock: w no longer waits for its descriptor."""
@@ -155,7 +203,7 @@ class _Waiter:
             if work._claim():
                 work.set_exception(failure)
         finally:
-            _lifecycle._outside_task(-1)
+            _unhold(work._engine)
 
     def _drop_fd(self, fd: int) -> list[_Wait]:
         waits = self._by_fd.pop(fd, [])
@@ -246,14 +294,14 @@ def submit_wait(obj: Any, func: Callable[..., Any] | None = None, args: tuple[An
     if func is None:
         func, args, kwds = (lambda: obj), (), None
     work = _WaitWork(func, tuple(args), dict(kwds or {}), callback, errback)
-    work._engine = _lifecycle._engine_for_work()
+    eng = work._engine = _lifecycle._engine_for_work()
     deadline = None if limit is None else time.monotonic() + limit
     work._wait = _Wait(fd, work, deadline)
-    _lifecycle._outside_task(1)
+    _hold(eng)
     try:
         _the_waiter().add(work._wait)
     except BaseException:
-        _lifecycle._outside_task(-1)
+        _unhold(eng)
         raise
     return work
 
@@ -289,13 +337,15 @@ def submit_io(func: Callable[..., Any], args: tuple[Any, ...] = (),
     :class:`Work`; ``cancel()`` succeeds until the call has started."""
     _core._stm_refuse("submit_io()")
     work = _LaterWork(func, tuple(args), dict(kwds or {}), callback, errback)
-    work._engine = _lifecycle._engine_for_work()
+    eng = work._engine = _lifecycle._engine_for_work()
     call = (func, tuple(args), dict(kwds or {}))
 
     def blocking() -> None:
         try:
+            with _pending_lock:
+                _pending.discard(work)
             if not work._claim():
-                return  # cancelled
+                return  # cancelled, or its engine finished first
             try:
                 outcome = _value(call[0](*call[1], **call[2]))
             except BaseException as exc:
@@ -309,12 +359,36 @@ def submit_io(func: Callable[..., Any], args: tuple[Any, ...] = (),
             except BaseException as failure:
                 work.set_exception(failure)
         finally:
-            _lifecycle._outside_task(-1)
+            _unhold(eng)
 
-    _lifecycle._outside_task(1)
+    _hold(eng)
+    with _pending_lock:
+        _pending.add(work)
     try:
         _pool().submit(blocking)
     except BaseException:
-        _lifecycle._outside_task(-1)
+        with _pending_lock:
+            _pending.discard(work)
+        _unhold(eng)
         raise
     return work
+
+
+def _engine_finished(eng: _core.Engine) -> None:
+    """What waits off the workers for an engine that has finished fails with
+    EngineError: its waits (their descriptors no longer watched), its timed
+    work, its blocking calls not yet started. Nothing of it runs later."""
+    if _waiter is not None:
+        _waiter.engine_finished(eng)
+    with _pending_lock:
+        gone = [w for w in _pending if w._engine is eng]
+        _pending.difference_update(gone)
+    for work in gone:
+        if work._claim():
+            work.set_exception(_core.EngineError("the engine has finished"))
+        timer = getattr(work, "_timer", None)
+        if timer is not None:
+            timer.cancel()
+
+
+_lifecycle._on_engine_finished(_engine_finished)

@@ -84,6 +84,13 @@ def test_thread_exception_without_handler_is_raised_by_run(backend: str) -> None
     assert r["raised"] == ["KeyError: 'from the thread'"], r
 
 
+def test_pending_work_fails_when_its_engine_finishes(backend: str) -> None:
+    r = scenario("engine_finished", backend)
+    assert r["first"] == [] and r["second"] == [], r
+    assert r["failed"] == {"wait": "EngineError", "timed": "EngineError"}, r
+    assert r["later"] == 5 and r["took"] < 10 and r["ran"] == [], r
+
+
 # ---- in this process ------------------------------------------------------------------
 
 def test_thread_stopped_at_once_still_makes_its_first_call() -> None:

@@ -163,7 +163,37 @@ def thread_unhandled() -> None:
     result(raised=raised)
 
 
-CASES = {f.__name__: f for f in (timers, waits, blocking_io, threads, thread_unhandled)}
+def engine_finished() -> None:
+    """Waits and timed work still pending when their engine shuts down fail
+    with EngineError (the descriptor is no longer watched), and the next
+    run() is not held by them."""
+    srv = px.server("127.0.0.1", 0)
+
+    class Nothing:
+        pass
+
+    px.register(srv, Nothing)
+    r, w = os.pipe()
+    ran: list[str] = []
+    wait = px.submit_wait(r, lambda: ran.append("wait"))
+    timed = px.submit_timer(60, lambda: ran.append("timer"))
+    threading.Timer(0.3, px.shutdown).start()
+    first = run_collecting()
+    failed = {"wait": type(wait.exception(10)).__name__,
+              "timed": type(timed.exception(10)).__name__}
+    os.write(w, b"x")  # too late: nothing of the old engine may run now
+    later = px.submit_work(lambda: 5)
+    t0 = time.monotonic()
+    second = run_collecting()
+    took = time.monotonic() - t0
+    time.sleep(0.2)
+    result(first=first, second=second, failed=failed, later=later.result(0), took=took, ran=ran)
+    os.close(r)
+    os.close(w)
+
+
+CASES = {f.__name__: f for f in (timers, waits, blocking_io, threads, thread_unhandled,
+                                 engine_finished)}
 
 if __name__ == "__main__":
     CASES[sys.argv[1]]()
