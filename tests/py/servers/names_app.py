@@ -16,6 +16,8 @@ hog       a callback that blocks until ``release`` is connected to (or 30 s),
 release   lets the hog go
 activity  answers {active_hogs, active_count, active_contexts, gmtime,
           cpu_count} as one JSON line and closes
+slow_activity
+          the same, asked after 50 ms in the callback
 plain, throughput, concurrency, low_latency
           answer {nodelay, sndbuf, rcvbuf} of their socket (no switch, and
           each of PyParallel's switches) as one JSON line and close
@@ -34,6 +36,7 @@ import json
 import os
 import socket
 import threading
+import time
 from typing import Any
 
 from _common import int_arg, serve
@@ -168,6 +171,14 @@ class Activity:
         transport.close()
 
 
+class SlowActivity(Activity):
+    """Asks only after taking longer than a hand-off: it must not count itself."""
+
+    def connection_made(self, transport: px.Transport) -> None:
+        time.sleep(0.05)
+        super().connection_made(transport)
+
+
 def socket_of(transport: px.Transport) -> socket.socket:
     """A duplicate of the transport's socket, found by its two addresses."""
     for name in os.listdir("/proc/self/fd"):
@@ -231,7 +242,8 @@ def stream_factory() -> Stream:
 
 if __name__ == "__main__":
     serve("names", {"events": Recorded, "dial": Dial, "stream": Stream, "log": Log, "hog": Hog,
-                    "release": Release, "activity": Activity, "plain": Tuned,
+                    "release": Release, "activity": Activity, "slow_activity": SlowActivity,
+                    "plain": Tuned,
                     "throughput": Throughput, "concurrency": Concurrency,
                     "low_latency": LowLatency, "lines": Lines,
                     "created_raises": CreatedRaises, "factory_events": EventsFactory(),
