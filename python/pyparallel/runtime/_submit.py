@@ -158,7 +158,10 @@ class _Waiter:
             waits.append(w)
             if w.deadline is not None:
                 heapq.heappush(self._deadlines, (w.deadline, next(self._seq), w))
-        os.write(self._wake_w, b"x")
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass  # full: the loop is woken already, and w is registered
 
     def remove(self, w: _Wait) -> None:
         with self._lock:

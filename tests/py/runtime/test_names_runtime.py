@@ -104,6 +104,34 @@ def test_thread_stopped_at_once_still_makes_its_first_call() -> None:
 
 
 
+def test_a_wait_is_added_when_the_wake_up_pipe_is_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The wake-up byte only says "look again": a full pipe has said it
+    # already. It used to raise after the wait was registered, which
+    # submit_wait then uncounted a second time.
+    from pyparallel.runtime import _submit
+    waiter = _submit._Waiter()
+    real_write = os.write
+
+    def full(fd: int, data: bytes) -> int:
+        if fd == waiter._wake_w:
+            raise BlockingIOError(11, "full")
+        return real_write(fd, data)
+
+    r, w = os.pipe()
+    try:
+        work = _submit._WaitWork(lambda: None, (), {}, None, None)
+        wait = _submit._Wait(r, work, None)
+        monkeypatch.setattr(os, "write", full)
+        waiter.add(wait)
+        monkeypatch.undo()
+        assert waiter._by_fd[r] == [wait]
+        waiter.remove(wait)
+        assert r not in waiter._by_fd
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 def test_try_locks_take_without_waiting() -> None:
     shared = px.protect({"n": 0})
     assert px.try_read_lock(shared)
