@@ -110,9 +110,13 @@ def submit_timer(duetime: float | datetime.timedelta, func: Callable[..., Any],
 # ---- waits -------------------------------------------------------------------------
 
 class _Wait:
+    """One pending wait. Once done its work is dropped (work None): the
+    deadline heap may keep the wait until its deadline, never the Work and
+    what its closures hold."""
+
     __slots__ = ("fd", "work", "deadline", "done")
 
-    def __init__(self, fd: int, work: Work, deadline: float | None) -> None:
+    def __init__(self, fd: int, work: Work | None, deadline: float | None) -> None:
         self.fd = fd
         self.work = work
         self.deadline = deadline
@@ -168,33 +172,45 @@ class _Waiter:
             if w.done:
                 return
             w.done = True
+            work, w.work = w.work, None
             self._forget(w)
-        _unhold(w.work._engine)
+        _unhold(work._engine if work is not None else None)
 
     def engine_finished(self, eng: _core.Engine) -> None:
         """Fail the waits of an engine that has finished (EngineError); their
         descriptors are no longer watched."""
         with self._lock:
             gone = [w for waits in self._by_fd.values() for w in waits
-                    if w.work._engine is eng and not w.done]
+                    if w.work is not None and w.work._engine is eng and not w.done]
+            works = [w.work for w in gone]
             for w in gone:
                 w.done = True
+                w.work = None
                 self._forget(w)
-        for w in gone:
-            if w.work._claim():
-                w.work.set_exception(_core.EngineError("the engine has finished"))
+        for work in works:
+            if work is not None and work._claim():
+                work.set_exception(_core.EngineError("the engine has finished"))
 
     def _forget(self, w: _Wait) -> None:
-        """Under the lock: w no longer waits for its descriptor."""
+        """Under the lock: w no longer waits for its descriptor. The heap is
+        rebuilt when most of it is done waits (cancelled ones would stay
+        until their deadlines)."""
         rest = [o for o in self._by_fd.get(w.fd, []) if o is not w]
         if rest:
             self._by_fd[w.fd] = rest
         else:
             self._drop_fd(w.fd)
+        if len(self._deadlines) > 64:
+            live = [d for d in self._deadlines if not d[2].done]
+            if 2 * len(live) < len(self._deadlines):
+                heapq.heapify(live)
+                self._deadlines = live
 
     def _finish(self, w: _Wait, exc: BaseException | None) -> None:
         """Outside the lock: hand the work to a worker (or fail it)."""
-        work = w.work
+        work, w.work = w.work, None
+        if work is None:
+            return
         try:
             if exc is not None:
                 work._func = _raiser(exc)

@@ -132,6 +132,32 @@ def test_a_wait_is_added_when_the_wake_up_pipe_is_full(monkeypatch: pytest.Monke
         os.close(w)
 
 
+def test_a_cancelled_wait_keeps_nothing_until_its_deadline() -> None:
+    import gc
+    import weakref
+
+    from pyparallel.runtime import _submit
+
+    class Held:
+        pass
+
+    waiter = _submit._Waiter()
+    r, w = os.pipe()
+    try:
+        held = Held()
+        ref = weakref.ref(held)
+        work = _submit._WaitWork(lambda h: None, (held,), {}, None, None)
+        wait = _submit._Wait(r, work, time.monotonic() + 3600)
+        waiter.add(wait)
+        waiter.remove(wait)  # as cancel() does
+        del held, work
+        gc.collect()
+        assert ref() is None  # the heap keeps the wait till its deadline, not its work
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 def test_try_locks_take_without_waiting() -> None:
     shared = px.protect({"n": 0})
     assert px.try_read_lock(shared)
