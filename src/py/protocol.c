@@ -318,7 +318,12 @@ static PyObject *lost_error(px_py_proto_spec_t *spec, int err)
 {
     PyObject *exc = px_py_errno_error(px_py_engine_state(spec->engine), PyExc_ConnectionError, err,
                                       NULL);
-    return exc ? exc : Py_NewRef(Py_None);
+    if (exc != NULL)
+        return exc;
+    /* No memory for it: the callback still runs (with None), and the
+     * failure is not left set under the call. */
+    PyErr_WriteUnraisable(NULL);
+    return Py_NewRef(Py_None);
 }
 
 static int on_open(px_conn_t *c)
