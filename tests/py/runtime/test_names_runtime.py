@@ -46,7 +46,8 @@ def test_submit_timer_runs_on_a_worker_never_early(backend: str) -> None:
     assert all(s["worker"] is not None for s in by_tag.values()), r
     assert {"cb": "late"} in r["seen"], r
     assert (r["ok"], r["td"], r["cancelled"], r["is_cancelled"]) == ("late", "td", True, True)
-    assert r["raised"] == [] and r["active"] == 0, r
+    # The two timers left (the cancelled one until its worker has dropped it).
+    assert r["raised"] == [] and r["pending"] in (2, 3), r
 
 
 def test_submit_wait_runs_once_the_descriptor_is_readable(backend: str) -> None:
@@ -58,7 +59,7 @@ def test_submit_wait_runs_once_the_descriptor_is_readable(backend: str) -> None:
     assert not any("dropped" in s for s in seen), r  # cancelled: never ran
     assert (r["event"], r["pipe"], r["late"], r["cancelled"]) == (7, True, "TimeoutError", True)
     assert r["pending"] == 4, r  # active_count() counted the four waits
-    assert r["raised"] == [] and r["active"] == 0, r
+    assert r["raised"] == [], r
 
 
 def test_submit_io_runs_the_call_off_the_workers(backend: str) -> None:
@@ -68,7 +69,8 @@ def test_submit_io_runs_the_call_off_the_workers(backend: str) -> None:
     assert sorted(s["tag"] for s in calls) == ["0", "1", "2", "3"], r
     assert all(not s["on_worker"] and not s["main"] and s["cb_worker"] for s in calls), r
     assert {"errback": "bad read"} in seen and r["failed"] == "bad read", r
-    assert r["results"] == ["0", "1", "2", "3"] and r["raised"] == [] and r["active"] == 0, r
+    assert r["results"] == ["0", "1", "2", "3"] and r["raised"] == [], r
+    assert r["pending"] >= 4, r  # active_count() counted the calls not yet done
 
 
 def test_thread_repeats_keeps_data_and_stops(backend: str) -> None:
