@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import socket
 import struct
 import time
@@ -131,6 +132,13 @@ def activity(srv: Any, server: str = "activity") -> dict[str, Any]:
     with connect(srv.ports[server]) as s:
         result: dict[str, Any] = json.loads(recv_until_line(s))
         return result
+
+
+def test_cpu_count_and_gmtime_from_a_callback(spawn, backend: str) -> None:
+    srv = spawn("names_app.py", backend=backend)
+    info = activity(srv)
+    assert info["cpu_count"] == len(os.sched_getaffinity(0)), info  # the child's, inherited
+    assert info["gmtime"].endswith(" GMT") and len(info["gmtime"]) == 29, info
 
 
 def test_active_hogs_does_not_count_the_asking_callback(spawn, backend: str) -> None:
