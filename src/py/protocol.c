@@ -313,13 +313,20 @@ static int call_only(px_py_transport_t *t, const char *method, PyObject *arg)
     return r == NULL ? -1 : 0;
 }
 
-/* The exception a failed connection's callbacks get for -errno err. */
-static PyObject *lost_error(px_py_proto_spec_t *spec, int err)
+/* The exception a failed connection's callbacks get for -errno err: one
+ * object for the failure, made once and kept on t (send_failed or recv_failed
+ * and then connection_lost get the same). A new reference. */
+static PyObject *lost_error(px_py_transport_t *t, int err)
 {
-    PyObject *exc = px_py_errno_error(px_py_engine_state(spec->engine), PyExc_ConnectionError, err,
-                                      NULL);
-    if (exc != NULL)
+    PyObject *exc;
+
+    if (t->failure != NULL)
+        return Py_NewRef(t->failure);
+    exc = px_py_errno_error(px_py_engine_state(t->spec->engine), PyExc_ConnectionError, err, NULL);
+    if (exc != NULL) {
+        t->failure = Py_NewRef(exc);
         return exc;
+    }
     /* No memory for it: the callback still runs (with None), and the
      * failure is not left set under the call. */
     PyErr_WriteUnraisable(NULL);
@@ -471,7 +478,7 @@ static void on_drain(px_conn_t *c)
 /* A receive failed: recv_failed(exc); the engine closes the connection next. */
 static void receive_failed(px_py_transport_t *t, int err)
 {
-    PyObject *exc = lost_error(t->spec, err);
+    PyObject *exc = lost_error(t, err);
 
     if (call_only(t, "recv_failed", exc) < 0)
         px_py_report(t->spec, (PyObject *)t, "recv_failed");
@@ -525,7 +532,7 @@ static void on_close(px_conn_t *c, int err)
     px_py_transport_enter(t);
     failed = err < 0 && err != -ECONNABORTED; /* ECONNABORTED: closed by this side */
     if (failed && spec->has_send_failed && px_conn_send_failed(c)) {
-        PyObject *exc = lost_error(spec, err);
+        PyObject *exc = lost_error(t, err);
         if (call_only(t, "send_failed", exc) < 0)
             px_py_report(spec, (PyObject *)t, "send_failed");
         Py_DECREF(exc);
@@ -533,7 +540,7 @@ static void on_close(px_conn_t *c, int err)
     if (!failed && spec->has_closed && call_only(t, "connection_closed", NULL) < 0)
         px_py_report(spec, (PyObject *)t, "connection_closed");
     if (spec->has_lost) {
-        PyObject *exc = failed ? lost_error(spec, err) : Py_NewRef(Py_None), *r;
+        PyObject *exc = failed ? lost_error(t, err) : Py_NewRef(Py_None), *r;
         bool released;
         released = px_py_release(t->worker);
         r = PyObject_CallMethod(t->protocol, "connection_lost", "OO", (PyObject *)t, exc);

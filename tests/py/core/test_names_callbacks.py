@@ -108,6 +108,8 @@ def test_reset_while_reading_calls_recv_failed(spawn, backend: str, server: str)
     reset_errno = errno.ECONNRESET
     assert events == ["client_created", "connection_made", "data_received",
                       f"recv_failed:{reset_errno}", f"connection_lost:{reset_errno}"], events
+    # One exception object for both calls, as one failure.
+    assert log(srv).get(f"{port}:same") == ["True"]
 
 
 @pytest.mark.parametrize("server", ["stream", "factory_stream"])
@@ -126,6 +128,7 @@ def test_reset_while_sending_calls_send_failed(spawn, backend: str, server: str)
     assert code in (errno.ECONNRESET, errno.EPIPE), events
     assert events[-1] == f"connection_lost:{code}", events
     assert "connection_closed" not in events, events
+    assert log(srv).get(f"{port}:same") == ["True"]
 
 
 def activity(srv: Any, server: str = "activity") -> dict[str, Any]:

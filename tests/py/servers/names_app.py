@@ -68,6 +68,7 @@ class Recorded:
 
     def __init__(self) -> None:
         self.port = -1
+        self.failure: BaseException | None = None
 
     def server_started(self, server: Any) -> None:
         record("servers", f"server_started:{server.port}")
@@ -87,12 +88,16 @@ class Recorded:
         record(self.port, "connection_closed")
 
     def send_failed(self, transport: px.Transport, exc: BaseException) -> None:
+        self.failure = exc
         record(self.port, f"send_failed:{errno_of(exc)}")
 
     def recv_failed(self, transport: px.Transport, exc: BaseException) -> None:
+        self.failure = exc
         record(self.port, f"recv_failed:{errno_of(exc)}")
 
     def connection_lost(self, transport: px.Transport, exc: BaseException | None) -> None:
+        if self.failure is not None:  # under a key of its own: is it the same exception?
+            record(f"{self.port}:same", str(exc is self.failure))
         record(self.port, f"connection_lost:{errno_of(exc)}")
 
 
