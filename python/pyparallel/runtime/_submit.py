@@ -9,11 +9,11 @@ callback or errback on a worker; an exception nobody takes is re-raised by
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime
 import heapq
 import itertools
 import os
+import queue
 import selectors
 import threading
 import time
@@ -327,15 +327,52 @@ def submit_wait(obj: Any, func: Callable[..., Any] | None = None, args: tuple[An
 
 # ---- blocking calls ------------------------------------------------------------------
 
-_io_pool: concurrent.futures.ThreadPoolExecutor | None = None
+class _IoPool:
+    """Threads for blocking calls, started as needed up to a limit. Daemon
+    threads: a call that never returns must not keep the process from
+    exiting (a ThreadPoolExecutor's threads are joined at exit)."""
+
+    def __init__(self, limit: int) -> None:
+        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._limit = limit
+        self._threads = 0
+        self._idle = 0  # threads waiting for a call, none promised to them yet
+        self._backlog = 0  # calls queued for the next thread that is done
+
+    def submit(self, call: Callable[[], None]) -> None:
+        start = False
+        with self._lock:
+            if self._idle:
+                self._idle -= 1  # that one takes it
+            elif self._threads < self._limit:
+                self._threads += 1
+                start = True
+            else:
+                self._backlog += 1
+        self._calls.put(call)
+        if start:
+            threading.Thread(target=self._serve, daemon=True, name="pyparallel-io").start()
+
+    def _serve(self) -> None:
+        while True:
+            call = self._calls.get()
+            call()  # blocking() catches everything
+            with self._lock:
+                if self._backlog:
+                    self._backlog -= 1  # takes a queued call next
+                else:
+                    self._idle += 1
 
 
-def _pool() -> concurrent.futures.ThreadPoolExecutor:
+_io_pool: _IoPool | None = None
+
+
+def _pool() -> _IoPool:
     global _io_pool
     with _waiter_lock:
         if _io_pool is None:
-            _io_pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="pyparallel-io")
+            _io_pool = _IoPool(max(4, 2 * (os.cpu_count() or 1)))
         return _io_pool
 
 

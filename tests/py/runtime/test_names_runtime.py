@@ -93,6 +93,13 @@ def test_pending_work_fails_when_its_engine_finishes(backend: str) -> None:
     assert r["later"] == 5 and r["took"] < 10 and r["ran"] == [], r
 
 
+def test_a_stuck_blocking_call_does_not_keep_the_process(backend: str) -> None:
+    t0 = time.monotonic()
+    r = scenario("io_at_exit", backend)
+    assert r == {"raised": [], "stuck_done": False}, r
+    assert time.monotonic() - t0 < 30  # the call sleeps for an hour
+
+
 # ---- in this process ------------------------------------------------------------------
 
 def test_thread_stopped_at_once_still_makes_its_first_call() -> None:

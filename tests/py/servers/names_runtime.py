@@ -196,8 +196,23 @@ def engine_finished() -> None:
     os.close(w)
 
 
+def io_at_exit() -> None:
+    """A blocking call that never returns neither holds a run() that was shut
+    down nor keeps the process from exiting."""
+    srv = px.server("127.0.0.1", 0)
+
+    class Nothing:
+        pass
+
+    px.register(srv, Nothing)
+    stuck = px.submit_io(time.sleep, (3600,))
+    threading.Timer(0.3, px.shutdown).start()
+    raised = run_collecting()
+    result(raised=raised, stuck_done=stuck.done())
+
+
 CASES = {f.__name__: f for f in (timers, waits, blocking_io, threads, thread_unhandled,
-                                 engine_finished)}
+                                 engine_finished, io_at_exit)}
 
 if __name__ == "__main__":
     CASES[sys.argv[1]]()
