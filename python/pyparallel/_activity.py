@@ -26,7 +26,7 @@ def active_count() -> int:
     eng = _lifecycle._running_engine()
     if eng is None:
         return 0
-    return int(eng.tasks) + int(eng.clients) + _lifecycle._outside_count()
+    return int(eng.tasks) + int(eng.clients)
 
 
 def active_contexts() -> int:
@@ -37,7 +37,7 @@ def active_contexts() -> int:
     if eng is None:
         return 0
     connections = sum(w["connections"] for w in eng.worker_stats())
-    return connections + int(eng.tasks) + _lifecycle._outside_count()
+    return connections + int(eng.tasks)
 
 
 def active_hogs() -> int:
@@ -46,9 +46,13 @@ def active_hogs() -> int:
     callbacks that hog a worker right now. The original counted connections
     whose ``send_complete`` kept streaming; here a stream yields its worker
     between sends (the turn budget), and what can still hog a worker is a
-    callback that computes or blocks. 0 with no engine."""
+    callback that computes or blocks. The calling callback's own worker is not
+    counted. 0 with no engine."""
     eng = _lifecycle._running_engine()
     if eng is None:
         return 0
     limit_ns = (eng.handoff_ms or _DEFAULT_HOG_MS) * 1_000_000
-    return sum(1 for r in _core.worker_runtime(eng) if r["callback_running_ns"] > limit_ns)
+    # The asking callback is not counted: it is busy asking.
+    own = _core.worker_index() if _core.current_engine() is eng else None
+    return sum(1 for i, r in enumerate(_core.worker_runtime(eng))
+               if i != own and r["callback_running_ns"] > limit_ns)

@@ -333,6 +333,9 @@ def worker_index() -> int | None: ...
 def submit(engine: Engine, fn: Callable[[], object], worker: int = -1) -> int:
     """Call fn() on a worker (the least loaded unless one is given); returns its
     index. What fn raises is re-raised by the engine's wait()."""
+def tasks_hold(engine: Engine, delta: int, /) -> None:
+    """Count (1) or uncount (-1) work pending off the workers among the
+    engine's tasks."""
 def post_main(engine: Engine, fn: Callable[[], object], /) -> None:
     """The main thread calls fn() when it next waits in the engine."""
 def json_dumps(obj: object, *, default: Callable[[Any], object] | None = None) -> bytes: ...

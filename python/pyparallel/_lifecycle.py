@@ -25,6 +25,7 @@ import socket
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from . import _core, _mainqueue
@@ -44,9 +45,8 @@ _stop_requested = False   # SIGTERM/SIGINT before the engine ran
 _shutdown_timeout = 5.0
 _serving = False  # a server is registered: run() lasts until shutdown
 _saved_handlers: dict[int, Any] = {}
-# Work waiting off the workers (submit_wait, submit_io): run() serves while any is left.
-_outside_tasks = 0
-_outside_lock = threading.Lock()
+# Called with an engine once it has finished (see _on_engine_finished).
+_finish_hooks: list[Callable[[_core.Engine], None]] = []
 
 
 def gil_enabled() -> bool:
@@ -199,11 +199,18 @@ def _attach(eng: _core.Engine, endpoint: Server | Client, protocol: Any) -> None
 
 def _server_started(endpoint: Server | Client, protocol: Any) -> None:
     """PyParallel's server_started(server): once a server's workers serve it,
-    on a protocol instance made for the call (a factory is called), in the
-    thread that started serving; what it raises propagates there."""
-    if not isinstance(endpoint, Server) or getattr(protocol, "server_started", None) is None:
+    in the thread that started serving or registered it; what it raises
+    propagates there. A class's is called on an instance made for the call; a
+    factory's own ``server_started`` is called (the factory is not: it makes
+    one instance per connection, no more). Called outside the package's
+    lock: it may call anything of the package."""
+    if not isinstance(endpoint, Server):
         return
-    protocol().server_started(endpoint)
+    if isinstance(protocol, type):
+        if getattr(protocol, "server_started", None) is not None:
+            protocol().server_started(endpoint)
+    elif getattr(protocol, "server_started", None) is not None:
+        protocol.server_started(endpoint)
 
 
 def register(transport: Server | Client, protocol: Any, share: bool = True) -> Server | Client:
@@ -231,11 +238,14 @@ def register(transport: Server | Client, protocol: Any, share: bool = True) -> S
             _sharing._share_protocol(protocol)
         if isinstance(transport, Server):
             _serving = True
-        if _engine is not None and _engine.started and not _engine.finished:
+        serving_now = _engine is not None and _engine.started and not _engine.finished
+        if serving_now:
+            assert _engine is not None
             _attach(_engine, transport, protocol)
-            _server_started(transport, protocol)
         else:
             _pending.append((transport, protocol))
+    if serving_now:
+        _server_started(transport, protocol)
     return transport
 
 
@@ -268,6 +278,7 @@ def engine(workers: int | None = None, **options: Any) -> _core.Engine:
 def _start(workers: int | None, options: dict[str, Any]) -> _core.Engine:
     global _gil_warned
     eng = engine(workers, **options)
+    started: list[tuple[Any, Any]] = []
     with _lock:
         if not eng.started:
             if gil_enabled() and not _gil_warned:
@@ -280,8 +291,9 @@ def _start(workers: int | None, options: dict[str, Any]) -> _core.Engine:
             for endpoint, protocol in pending:
                 _attach(eng, endpoint, protocol)
             eng.start()
-            for endpoint, protocol in pending:
-                _server_started(endpoint, protocol)
+            started = pending
+    for endpoint, protocol in started:
+        _server_started(endpoint, protocol)
     return eng
 
 
@@ -326,7 +338,9 @@ def run(workers: int | None = None, shutdown_timeout: float = 5.0, share_main: b
         # Without servers, run() ends when the work does: look more often.
         if eng.wait(0.25 if _serving else 0.05):
             break
-        if not _serving and eng.clients == 0 and eng.tasks == 0 and _outside_tasks == 0:
+        # Work pending off the workers (submit_wait, submit_io) holds a task
+        # until it was handed to a worker: one counter, never 0 in between.
+        if not _serving and eng.tasks == 0 and eng.clients == 0:
             eng.shutdown(shutdown_timeout)
     eng.join()
     _finish(eng)
@@ -355,6 +369,8 @@ def _finish(eng: _core.Engine) -> None:
         _last_engine = eng  # px.stats() still reports its final counters
     _restore_signal_handlers()
     gc.unfreeze()
+    for hook in list(_finish_hooks):
+        hook(eng)
     _mainqueue._engine_finished(eng)  # last main-thread calls; fail callers still waiting
 
 
@@ -435,17 +451,10 @@ def _engine_for_work() -> _core.Engine:
     return _start(None, {})
 
 
-def _outside_task(delta: int) -> None:
-    """Count work that waits off the workers (+1 when it starts waiting, -1 once
-    it was handed to a worker or failed): run() does not end meanwhile."""
-    global _outside_tasks
-    with _outside_lock:
-        _outside_tasks += delta
-
-
-def _outside_count() -> int:
-    """Work waiting off the workers now (see _outside_task)."""
-    return _outside_tasks
+def _on_engine_finished(hook: Callable[[_core.Engine], None]) -> None:
+    """Call hook(engine) once an engine has finished (its workers joined):
+    what waits off the workers for it fails then."""
+    _finish_hooks.append(hook)
 
 
 def _reported_engine() -> _core.Engine | None:

@@ -270,8 +270,10 @@ def debugbreak() -> bool:
     the calling thread: SIGTRAP to this thread, as the original's ``int 3``.
     Without a debugger the signal would kill the process, so then nothing
     happens unless the program handles SIGTRAP itself; False when no signal
-    was sent. (For Python-level debugging use :func:`breakpoint` on the main
-    thread, or :func:`debug` lines from callbacks.)"""
+    was sent. Any tracer counts as a debugger (TracerPid): under strace, which
+    passes the signal on, an unhandled SIGTRAP kills the process. (For
+    Python-level debugging use :func:`breakpoint` on the main thread, or
+    :func:`debug` lines from callbacks.)"""
     if not _traced() and signal.getsignal(signal.SIGTRAP) in (signal.SIG_DFL, None):
         return False
     signal.pthread_kill(threading.get_ident(), signal.SIGTRAP)

@@ -202,10 +202,11 @@ static void consume_output(px_conn_t *c, size_t n)
 }
 
 /* Output could not be written: the connection dies with err, and the
- * application can tell a failed send from a failed receive. */
+ * application can tell a failed send from a failed receive. Only when err
+ * becomes the close error: an earlier error stays the cause. */
 static void send_failed(px_conn_t *c, int err)
 {
-    if (!(c->state & PX_CONN_DEAD))
+    if (!(c->state & PX_CONN_DEAD) && c->close_err == 0)
         c->state |= PX_CONN_SEND_ERR;
     px__conn_kill(c, err);
 }
@@ -387,7 +388,8 @@ void px__conn_sent(px_conn_t *c, int res)
     if (res < 0) {
         if (!(c->state & PX_CONN_DEAD) && res != -ECANCELED) {
             PX_STAT_ADD(&c->w->stats, errors, 1);
-            c->state |= PX_CONN_SEND_ERR;
+            if (c->close_err == 0)
+                c->state |= PX_CONN_SEND_ERR;
         }
         px__conn_kill(c, res == -ECANCELED ? 0 : res);
         goto out;

@@ -254,6 +254,7 @@ PyObject *px_py_rwlock_guard(PyObject *lock, bool write);
 
 /* Module functions of the runtime (work.c, mainthread.c). */
 PyObject *px_py_submit(PyObject *module, PyObject *args, PyObject *kwds);
+PyObject *px_py_tasks_hold(PyObject *module, PyObject *args);
 PyObject *px_py_current_engine_fn(PyObject *module, PyObject *unused);
 PyObject *px_py_post_main(PyObject *module, PyObject *args);
 

@@ -41,6 +41,9 @@ static PyMethodDef module_methods[] = {
     {"submit", (PyCFunction)(void (*)(void))px_py_submit, METH_VARARGS | METH_KEYWORDS,
      "submit(engine, fn, worker=-1) -> worker index: call fn() on a worker (the least\n"
      "loaded unless one is given); what it raises is re-raised by run()."},
+    {"tasks_hold", px_py_tasks_hold, METH_VARARGS,
+     "tasks_hold(engine, delta): count (1) or uncount (-1) work pending off the workers\n"
+     "among the engine's tasks."},
     {"current_engine", px_py_current_engine_fn, METH_NOARGS,
      "The Engine whose worker runs this code, or None."},
     {"post_main", px_py_post_main, METH_VARARGS,

@@ -139,7 +139,9 @@ int px_py_proto_spec_fill(px_py_proto_spec_t *spec, PyObject *cls, unsigned *soc
         *sock_flags = PX_SOCK_NODELAY;
     spec->handler.on_open = on_open;
     spec->handler.on_data = on_data;
-    spec->handler.on_drain = spec->has_complete ? on_drain : NULL;
+    /* A factory's instances decide per connection (their class's spec, met
+     * later): its endpoint gets on_drain, and the callbacks check t->spec. */
+    spec->handler.on_drain = spec->has_complete || spec->is_factory ? on_drain : NULL;
     spec->handler.on_close = on_close;
     /* Always set: a factory's instances decide per connection. */
     spec->handler.on_eof = on_eof;
@@ -173,8 +175,6 @@ px_py_proto_spec_t *px_py_proto_spec_new(PyObject *engine, PyObject *cls, unsign
     spec->is_factory = !PyType_Check(cls);
     if (px_py_proto_spec_fill(spec, cls, sock_flags, timeout_ms) < 0)
         goto fail;
-    if (spec->is_factory) /* the instance's class decides, per connection */
-        spec->handler.on_drain = on_drain;
     return spec;
 fail:
     px_py_proto_spec_free(spec);
@@ -318,12 +318,24 @@ static int call_only(px_py_transport_t *t, const char *method, PyObject *arg)
     return r == NULL ? -1 : 0;
 }
 
-/* The exception a failed connection's callbacks get for -errno err. */
-static PyObject *lost_error(px_py_proto_spec_t *spec, int err)
+/* The exception a failed connection's callbacks get for -errno err: one
+ * object for the failure, made once and kept on t (send_failed or recv_failed
+ * and then connection_lost get the same). A new reference. */
+static PyObject *lost_error(px_py_transport_t *t, int err)
 {
-    PyObject *exc = px_py_errno_error(px_py_engine_state(spec->engine), PyExc_ConnectionError, err,
-                                      NULL);
-    return exc ? exc : Py_NewRef(Py_None);
+    PyObject *exc;
+
+    if (t->failure != NULL)
+        return Py_NewRef(t->failure);
+    exc = px_py_errno_error(px_py_engine_state(t->spec->engine), PyExc_ConnectionError, err, NULL);
+    if (exc != NULL) {
+        t->failure = Py_NewRef(exc);
+        return exc;
+    }
+    /* No memory for it: the callback still runs (with None), and the
+     * failure is not left set under the call. */
+    PyErr_WriteUnraisable(NULL);
+    return Py_NewRef(Py_None);
 }
 
 static int on_open(px_conn_t *c)
@@ -457,8 +469,8 @@ static void on_drain(px_conn_t *c)
     px_py_transport_t *t = transport_of(c);
     PyObject *id;
 
-    if (!t->spec->has_complete)
-        return; /* a factory's instance without send_complete */
+    if (t == NULL || !t->spec->has_complete) /* a factory's instance without it */
+        return;
     px_py_attach(px_conn_worker(c));
     px_py_transport_enter(t);
     id = PyLong_FromUnsignedLongLong(++t->send_id);
@@ -470,26 +482,32 @@ static void on_drain(px_conn_t *c)
     px_py_transport_leave(t);
 }
 
-/* A receive failed (err < 0): recv_failed(transport, exc), then the engine
- * closes the connection. The peer shut its sending side (err 0):
- * recv_shutdown(transport), whose result is sent; the connection stays open
- * for sending (half-close, set at on_open) until the protocol closes it or
- * shuts its own side. A protocol without them is not called: the engine
- * closes the connection. */
+/* A receive failed: recv_failed(exc); the engine closes the connection next. */
+static void receive_failed(px_py_transport_t *t, int err)
+{
+    PyObject *exc = lost_error(t, err);
+
+    if (call_only(t, "recv_failed", exc) < 0)
+        px_py_report(t->spec, (PyObject *)t, "recv_failed");
+    Py_DECREF(exc);
+}
+
+/* The peer's side of the stream ended. A receive failed (err < 0):
+ * recv_failed(transport, exc), then the engine closes the connection. The
+ * peer shut its sending side (err 0): recv_shutdown(transport), whose result
+ * is sent; the connection stays open for sending (half-close, set at on_open)
+ * until the protocol closes it or shuts its own side. A protocol without them
+ * is not called: the engine closes the connection. */
 static void on_eof(px_conn_t *c, int err)
 {
     px_py_transport_t *t = transport_of(c);
-    PyObject *exc;
 
     if (t == NULL || !(err < 0 ? t->spec->has_recv_failed : t->spec->has_recv_shutdown))
         return;
     px_py_attach(px_conn_worker(c));
     px_py_transport_enter(t);
     if (err < 0) {
-        exc = lost_error(t->spec, err);
-        if (call_only(t, "recv_failed", exc) < 0)
-            px_py_report(t->spec, (PyObject *)t, "recv_failed");
-        Py_DECREF(exc);
+        receive_failed(t, err);
     } else if (call_and_send(t, "recv_shutdown", NULL) < 0) {
         px_py_report(t->spec, (PyObject *)t, "recv_shutdown");
         px_conn_close(c);
@@ -553,7 +571,7 @@ static void on_close(px_conn_t *c, int err)
     px_py_transport_enter(t);
     failed = err < 0 && err != -ECONNABORTED; /* ECONNABORTED: closed by this side */
     if (failed && spec->has_send_failed && px_conn_send_failed(c)) {
-        PyObject *exc = lost_error(spec, err);
+        PyObject *exc = lost_error(t, err);
         if (call_only(t, "send_failed", exc) < 0)
             px_py_report(spec, (PyObject *)t, "send_failed");
         Py_DECREF(exc);
@@ -561,7 +579,7 @@ static void on_close(px_conn_t *c, int err)
     if (!failed && spec->has_closed && call_only(t, "connection_closed", NULL) < 0)
         px_py_report(spec, (PyObject *)t, "connection_closed");
     if (spec->has_lost) {
-        PyObject *exc = failed ? lost_error(spec, err) : Py_NewRef(Py_None), *r;
+        PyObject *exc = failed ? lost_error(t, err) : Py_NewRef(Py_None), *r;
         bool released;
         released = px_py_release(t->worker);
         r = PyObject_CallMethod(t->protocol, "connection_lost", "OO", (PyObject *)t, exc);

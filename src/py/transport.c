@@ -65,6 +65,7 @@ px_py_transport_t *px_py_transport_new(px_conn_t *c, px_py_proto_spec_t *spec, P
     t->linebuf = NULL;
     t->linebuf_len = t->linebuf_cap = 0;
     t->saved_current = NULL;
+    t->failure = NULL;
     PyObject_GC_Track(t);
     return t;
 }
@@ -421,12 +422,14 @@ static int transport_traverse(PyObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(((px_py_transport_t *)self)->protocol);
+    Py_VISIT(((px_py_transport_t *)self)->failure);
     return 0;
 }
 
 static int transport_clear(PyObject *self)
 {
     Py_CLEAR(((px_py_transport_t *)self)->protocol);
+    Py_CLEAR(((px_py_transport_t *)self)->failure);
     return 0;
 }
 

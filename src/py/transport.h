@@ -18,6 +18,7 @@ typedef struct px_py_transport {
     char *linebuf; /* line mode: bytes after the last newline */
     size_t linebuf_len, linebuf_cap;
     PyObject *saved_current; /* the transport current before enter() */
+    PyObject *failure;       /* what send_failed/recv_failed got: connection_lost's */
 } px_py_transport_t;
 
 px_py_transport_t *px_py_transport_new(px_conn_t *c, px_py_proto_spec_t *spec, PyObject *protocol);

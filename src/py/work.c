@@ -114,3 +114,25 @@ PyObject *px_py_current_engine_fn(PyObject *module, PyObject *unused)
         Py_RETURN_NONE;
     return Py_NewRef(engine);
 }
+
+/* tasks_hold(engine, delta): work the package keeps off the workers (a wait
+ * for a descriptor, a blocking call) counts among the engine's tasks while it
+ * is pending (+1), until it was handed to a worker or failed (-1): run()'s
+ * one counter then never reads 0 between the two. */
+PyObject *px_py_tasks_hold(PyObject *module, PyObject *args)
+{
+    px_module_state_t *st = PyModule_GetState(module);
+    PyObject *engine;
+    int delta;
+
+    if (!PyArg_ParseTuple(args, "Oi:tasks_hold", &engine, &delta))
+        return NULL;
+    if (px_py_engine_of(st, engine) == NULL)
+        return NULL;
+    if (delta != 1 && delta != -1) {
+        PyErr_SetString(PyExc_ValueError, "tasks_hold() takes 1 or -1");
+        return NULL;
+    }
+    px_py_engine_tasks_add(engine, delta);
+    Py_RETURN_NONE;
+}

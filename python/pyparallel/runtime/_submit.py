@@ -9,11 +9,11 @@ callback or errback on a worker; an exception nobody takes is re-raised by
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime
 import heapq
 import itertools
 import os
+import queue
 import selectors
 import threading
 import time
@@ -43,14 +43,42 @@ class _LaterWork(Work):
             super()._wait_here(timeout)
 
 
+_pending_lock = threading.Lock()
+_pending: set[_LaterWork] = set()  # timed work and blocking calls not yet started
+
+
+def _hold(eng: _core.Engine) -> None:
+    """Count pending work among eng's tasks: run() serves meanwhile."""
+    _core.tasks_hold(eng, 1)
+
+
+def _unhold(eng: _core.Engine | None) -> None:
+    """Undo _hold once the work was handed to a worker (which counts it) or
+    failed."""
+    if eng is None:
+        return
+    try:
+        _core.tasks_hold(eng, -1)
+    except _core.EngineError:
+        pass  # the engine is gone: nothing counts its tasks any more
+
+
 class _TimedWork(_LaterWork):
     _timer: _core.Timer | None = None
 
     def cancel(self) -> bool:
         done = super().cancel()
-        if done and self._timer is not None:
-            self._timer.cancel()
+        if done:
+            with _pending_lock:
+                _pending.discard(self)
+            if self._timer is not None:
+                self._timer.cancel()
         return done
+
+    def _run(self) -> None:
+        with _pending_lock:
+            _pending.discard(self)
+        super()._run()
 
 
 def submit_timer(duetime: float | datetime.timedelta, func: Callable[..., Any],
@@ -67,7 +95,14 @@ def submit_timer(duetime: float | datetime.timedelta, func: Callable[..., Any],
     work = _TimedWork(func, tuple(args), dict(kwds or {}), callback, errback)
     eng = _lifecycle._engine_for_work()
     work._engine = eng
-    work._timer = _core.Timer(eng, delay, work._run)
+    with _pending_lock:
+        _pending.add(work)
+    try:
+        work._timer = _core.Timer(eng, delay, work._run)
+    except BaseException:
+        with _pending_lock:
+            _pending.discard(work)
+        raise
     work.worker = work._timer.worker
     return work
 
@@ -75,9 +110,13 @@ def submit_timer(duetime: float | datetime.timedelta, func: Callable[..., Any],
 # ---- waits -------------------------------------------------------------------------
 
 class _Wait:
+    """One pending wait. Once done its work is dropped (work None): the
+    deadline heap may keep the wait until its deadline, never the Work and
+    what its closures hold."""
+
     __slots__ = ("fd", "work", "deadline", "done")
 
-    def __init__(self, fd: int, work: Work, deadline: float | None) -> None:
+    def __init__(self, fd: int, work: Work | None, deadline: float | None) -> None:
         self.fd = fd
         self.work = work
         self.deadline = deadline
@@ -123,27 +162,55 @@ class _Waiter:
             waits.append(w)
             if w.deadline is not None:
                 heapq.heappush(self._deadlines, (w.deadline, next(self._seq), w))
-        os.write(self._wake_w, b"x")
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass  # full: the loop is woken already, and w is registered
 
     def remove(self, w: _Wait) -> None:
         with self._lock:
             if w.done:
                 return
             w.done = True
+            work, w.work = w.work, None
             self._forget(w)
-        _lifecycle._outside_task(-1)
+        _unhold(work._engine if work is not None else None)
+
+    def engine_finished(self, eng: _core.Engine) -> None:
+        """Fail the waits of an engine that has finished (EngineError); their
+        descriptors are no longer watched."""
+        with self._lock:
+            gone = [w for waits in self._by_fd.values() for w in waits
+                    if w.work is not None and w.work._engine is eng and not w.done]
+            works = [w.work for w in gone]
+            for w in gone:
+                w.done = True
+                w.work = None
+                self._forget(w)
+        for work in works:
+            if work is not None and work._claim():
+                work.set_exception(_core.EngineError("the engine has finished"))
 
     def _forget(self, w: _Wait) -> None:
-        """Under the lock: w no longer waits for its descriptor."""
+        """Under the lock: w no longer waits for its descriptor. The heap is
+        rebuilt when most of it is done waits (cancelled ones would stay
+        until their deadlines)."""
         rest = [o for o in self._by_fd.get(w.fd, []) if o is not w]
         if rest:
             self._by_fd[w.fd] = rest
         else:
             self._drop_fd(w.fd)
+        if len(self._deadlines) > 64:
+            live = [d for d in self._deadlines if not d[2].done]
+            if 2 * len(live) < len(self._deadlines):
+                heapq.heapify(live)
+                self._deadlines = live
 
     def _finish(self, w: _Wait, exc: BaseException | None) -> None:
         """Outside the lock: hand the work to a worker (or fail it)."""
-        work = w.work
+        work, w.work = w.work, None
+        if work is None:
+            return
         try:
             if exc is not None:
                 work._func = _raiser(exc)
@@ -155,7 +222,7 @@ class _Waiter:
             if work._claim():
                 work.set_exception(failure)
         finally:
-            _lifecycle._outside_task(-1)
+            _unhold(work._engine)
 
     def _drop_fd(self, fd: int) -> list[_Wait]:
         waits = self._by_fd.pop(fd, [])
@@ -246,29 +313,66 @@ def submit_wait(obj: Any, func: Callable[..., Any] | None = None, args: tuple[An
     if func is None:
         func, args, kwds = (lambda: obj), (), None
     work = _WaitWork(func, tuple(args), dict(kwds or {}), callback, errback)
-    work._engine = _lifecycle._engine_for_work()
+    eng = work._engine = _lifecycle._engine_for_work()
     deadline = None if limit is None else time.monotonic() + limit
     work._wait = _Wait(fd, work, deadline)
-    _lifecycle._outside_task(1)
+    _hold(eng)
     try:
         _the_waiter().add(work._wait)
     except BaseException:
-        _lifecycle._outside_task(-1)
+        _unhold(eng)
         raise
     return work
 
 
 # ---- blocking calls ------------------------------------------------------------------
 
-_io_pool: concurrent.futures.ThreadPoolExecutor | None = None
+class _IoPool:
+    """Threads for blocking calls, started as needed up to a limit. Daemon
+    threads: a call that never returns must not keep the process from
+    exiting (a ThreadPoolExecutor's threads are joined at exit)."""
+
+    def __init__(self, limit: int) -> None:
+        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._limit = limit
+        self._threads = 0
+        self._idle = 0  # threads waiting for a call, none promised to them yet
+        self._backlog = 0  # calls queued for the next thread that is done
+
+    def submit(self, call: Callable[[], None]) -> None:
+        start = False
+        with self._lock:
+            if self._idle:
+                self._idle -= 1  # that one takes it
+            elif self._threads < self._limit:
+                self._threads += 1
+                start = True
+            else:
+                self._backlog += 1
+        self._calls.put(call)
+        if start:
+            threading.Thread(target=self._serve, daemon=True, name="pyparallel-io").start()
+
+    def _serve(self) -> None:
+        while True:
+            call = self._calls.get()
+            call()  # blocking() catches everything
+            with self._lock:
+                if self._backlog:
+                    self._backlog -= 1  # takes a queued call next
+                else:
+                    self._idle += 1
 
 
-def _pool() -> concurrent.futures.ThreadPoolExecutor:
+_io_pool: _IoPool | None = None
+
+
+def _pool() -> _IoPool:
     global _io_pool
     with _waiter_lock:
         if _io_pool is None:
-            _io_pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="pyparallel-io")
+            _io_pool = _IoPool(max(4, 2 * (os.cpu_count() or 1)))
         return _io_pool
 
 
@@ -289,13 +393,15 @@ def submit_io(func: Callable[..., Any], args: tuple[Any, ...] = (),
     :class:`Work`; ``cancel()`` succeeds until the call has started."""
     _core._stm_refuse("submit_io()")
     work = _LaterWork(func, tuple(args), dict(kwds or {}), callback, errback)
-    work._engine = _lifecycle._engine_for_work()
+    eng = work._engine = _lifecycle._engine_for_work()
     call = (func, tuple(args), dict(kwds or {}))
 
     def blocking() -> None:
         try:
+            with _pending_lock:
+                _pending.discard(work)
             if not work._claim():
-                return  # cancelled
+                return  # cancelled, or its engine finished first
             try:
                 outcome = _value(call[0](*call[1], **call[2]))
             except BaseException as exc:
@@ -309,12 +415,36 @@ def submit_io(func: Callable[..., Any], args: tuple[Any, ...] = (),
             except BaseException as failure:
                 work.set_exception(failure)
         finally:
-            _lifecycle._outside_task(-1)
+            _unhold(eng)
 
-    _lifecycle._outside_task(1)
+    _hold(eng)
+    with _pending_lock:
+        _pending.add(work)
     try:
         _pool().submit(blocking)
     except BaseException:
-        _lifecycle._outside_task(-1)
+        with _pending_lock:
+            _pending.discard(work)
+        _unhold(eng)
         raise
     return work
+
+
+def _engine_finished(eng: _core.Engine) -> None:
+    """What waits off the workers for an engine that has finished fails with
+    EngineError: its waits (their descriptors no longer watched), its timed
+    work, its blocking calls not yet started. Nothing of it runs later."""
+    if _waiter is not None:
+        _waiter.engine_finished(eng)
+    with _pending_lock:
+        gone = [w for w in _pending if w._engine is eng]
+        _pending.difference_update(gone)
+    for work in gone:
+        if work._claim():
+            work.set_exception(_core.EngineError("the engine has finished"))
+        timer = getattr(work, "_timer", None)
+        if timer is not None:
+            timer.cancel()
+
+
+_lifecycle._on_engine_finished(_engine_finished)

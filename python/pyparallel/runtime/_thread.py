@@ -27,7 +27,8 @@ class thread:  # noqa: N801 - PyParallel's name
     ``start()`` runs ``func(*args, **kwds)`` on a new thread; with an
     ``interval`` (seconds, or a timedelta) it runs again that long after each
     call began (a fixed rate; a call that overruns is followed at once) until
-    ``stop()``. ``data`` is the last result, ``count`` the calls made.
+    ``stop()``. ``data`` is the last result, ``count`` the calls made. The
+    first call is made once started, even when ``stop()`` came first.
 
     An exception goes to ``exception_handler(thread, None, exc_info)`` when
     given (the calls go on), else it is re-raised by ``run()`` in the main
@@ -75,8 +76,9 @@ class thread:  # noqa: N801 - PyParallel's name
         return self
 
     def stop(self, timeout: float | None = None) -> bool:
-        """No more calls; wait up to timeout seconds (None: for ever) for the
-        running one to end. True once the thread has ended."""
+        """No more calls after the running (or, just after start(), the
+        first) one; wait up to timeout seconds (None: for ever) for the thread
+        to end. True once it has ended."""
         self._stop.set()
         t = self._thread
         if t is None:
@@ -86,8 +88,9 @@ class thread:  # noqa: N801 - PyParallel's name
         return not t.is_alive()
 
     def _main(self) -> None:
+        # The first call is made whenever stop() came: start() promised it.
         next_at = time.monotonic()
-        while not self._stop.is_set():
+        while True:
             next_at += self.interval
             try:
                 self.data = self.func(*self.args, **self.kwds)
@@ -100,7 +103,8 @@ class thread:  # noqa: N801 - PyParallel's name
             if delay < 0:
                 next_at = time.monotonic()
                 delay = 0
-            self._stop.wait(delay)
+            if self._stop.wait(delay):
+                return
 
     def _report(self, exc: BaseException) -> None:
         if self.exception_handler is not None:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import socket
 import struct
 import time
 from typing import Any
+
+import pytest
 
 from helpers import connect, recv_exact, recv_until_line
 
@@ -46,18 +49,20 @@ def test_server_started_once_per_server(spawn, backend: str) -> None:
     # Called once the workers serve, which is just after the listening line.
     deadline = time.monotonic() + DEADLINE
     servers = log(srv).get("servers", [])
-    while len(servers) < 3 and time.monotonic() < deadline:
+    # Recorded and its subclasses have it: the events, stream and created_raises
+    # servers, and the factory object that has its own (Outgoing is a client's;
+    # factory_stream's factory, a function, has none).
+    names = ("events", "stream", "created_raises", "factory_events")
+    while len(servers) < len(names) and time.monotonic() < deadline:
         time.sleep(0.05)
         servers = log(srv).get("servers", [])
-    # Recorded and its subclasses have it: the events, stream and created_raises
-    # servers (Outgoing is a client's).
-    assert sorted(servers) == sorted(f"server_started:{srv.ports[name]}"
-                                     for name in ("events", "stream", "created_raises"))
+    assert sorted(servers) == sorted(f"server_started:{srv.ports[name]}" for name in names)
 
 
-def echoed(srv: Any) -> tuple[socket.socket, int]:
-    """A client of the events server that had one echo; its socket and port."""
-    s = connect(srv.ports["events"])
+def echoed(srv: Any, server: str = "events") -> tuple[socket.socket, int]:
+    """A client of the events server (or `server`) that had one echo; its
+    socket and port."""
+    s = connect(srv.ports[server])
     s.sendall(b"ping\n")
     assert recv_exact(s, 5) == b"ping\n"
     return s, s.getsockname()[1]
@@ -94,19 +99,23 @@ def test_client_created_raising_reaches_the_exception_handler(spawn, backend: st
                       "connection_lost:0"], events
 
 
-def test_reset_while_reading_calls_recv_failed(spawn, backend: str) -> None:
+@pytest.mark.parametrize("server", ["events", "factory_events"])
+def test_reset_while_reading_calls_recv_failed(spawn, backend: str, server: str) -> None:
     srv = spawn("names_app.py", backend=backend)
-    s, port = echoed(srv)
+    s, port = echoed(srv, server)
     reset(s)
     events = wait_events(srv, port, "connection_lost")
     reset_errno = errno.ECONNRESET
     assert events == ["client_created", "connection_made", "data_received",
                       f"recv_failed:{reset_errno}", f"connection_lost:{reset_errno}"], events
+    # One exception object for both calls, as one failure.
+    assert log(srv).get(f"{port}:same") == ["True"]
 
 
-def test_reset_while_sending_calls_send_failed(spawn, backend: str) -> None:
+@pytest.mark.parametrize("server", ["stream", "factory_stream"])
+def test_reset_while_sending_calls_send_failed(spawn, backend: str, server: str) -> None:
     srv = spawn("names_app.py", backend=backend)
-    s = connect(srv.ports["stream"], rcvbuf=4096)
+    s = connect(srv.ports[server], rcvbuf=4096)
     port = s.getsockname()[1]
     recv_exact(s, 4096)  # streaming has begun; the buffers fill as we stop reading
     time.sleep(0.3)
@@ -119,23 +128,42 @@ def test_reset_while_sending_calls_send_failed(spawn, backend: str) -> None:
     assert code in (errno.ECONNRESET, errno.EPIPE), events
     assert events[-1] == f"connection_lost:{code}", events
     assert "connection_closed" not in events, events
+    assert log(srv).get(f"{port}:same") == ["True"]
 
 
-def activity(srv: Any) -> dict[str, Any]:
-    with connect(srv.ports["activity"]) as s:
+def activity(srv: Any, server: str = "activity") -> dict[str, Any]:
+    with connect(srv.ports[server]) as s:
         result: dict[str, Any] = json.loads(recv_until_line(s))
         return result
 
 
+def test_cpu_count_and_gmtime_from_a_callback(spawn, backend: str) -> None:
+    srv = spawn("names_app.py", backend=backend)
+    info = activity(srv)
+    assert info["cpu_count"] == len(os.sched_getaffinity(0)), info  # the child's, inherited
+    assert info["gmtime"].endswith(" GMT") and len(info["gmtime"]) == 29, info
+
+
+def test_active_hogs_does_not_count_the_asking_callback(spawn, backend: str) -> None:
+    srv = spawn("names_app.py", backend=backend)
+    # It has run for 50 ms when it asks, far over the 2 ms hand-off threshold.
+    for _ in range(3):
+        slow = activity(srv, "slow_activity")
+        assert slow["active_hogs"] == 0, slow
+
+
 def test_active_hogs_counts_a_blocked_callback(spawn, backend: str) -> None:
     srv = spawn("names_app.py", backend=backend)
+    deadline = time.monotonic() + DEADLINE
     idle = activity(srv)
+    while idle["active_hogs"] and time.monotonic() < deadline:  # a slow start's callbacks
+        time.sleep(0.05)
+        idle = activity(srv)
     assert idle["active_hogs"] == 0, idle
     assert idle["active_count"] == 0, idle  # no work, no outgoing connection
     assert idle["active_contexts"] >= 1, idle  # the asking connection itself
     hog = connect(srv.ports["hog"], timeout=40)
     hog.sendall(b"go\n")
-    deadline = time.monotonic() + DEADLINE
     busy = activity(srv)
     while busy["active_hogs"] < 1 and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -16,12 +16,18 @@ hog       a callback that blocks until ``release`` is connected to (or 30 s),
 release   lets the hog go
 activity  answers {active_hogs, active_count, active_contexts, gmtime,
           cpu_count} as one JSON line and closes
+slow_activity
+          the same, asked after 50 ms in the callback
 plain, throughput, concurrency, low_latency
           answer {nodelay, sndbuf, rcvbuf} of their socket (no switch, and
           each of PyParallel's switches) as one JSON line and close
 lines     lines_mode: answers each line as <line>
 created_raises
           client_created raises; records what exception_handler got
+factory_events, factory_stream
+          events and stream registered through factories (an object with
+          its own server_started, a function): the other callbacks are
+          the instance's
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import json
 import os
 import socket
 import threading
+import time
 from typing import Any
 
 from _common import int_arg, serve
@@ -61,6 +68,7 @@ class Recorded:
 
     def __init__(self) -> None:
         self.port = -1
+        self.failure: BaseException | None = None
 
     def server_started(self, server: Any) -> None:
         record("servers", f"server_started:{server.port}")
@@ -80,12 +88,16 @@ class Recorded:
         record(self.port, "connection_closed")
 
     def send_failed(self, transport: px.Transport, exc: BaseException) -> None:
+        self.failure = exc
         record(self.port, f"send_failed:{errno_of(exc)}")
 
     def recv_failed(self, transport: px.Transport, exc: BaseException) -> None:
+        self.failure = exc
         record(self.port, f"recv_failed:{errno_of(exc)}")
 
     def connection_lost(self, transport: px.Transport, exc: BaseException | None) -> None:
+        if self.failure is not None:  # under a key of its own: is it the same exception?
+            record(f"{self.port}:same", str(exc is self.failure))
         record(self.port, f"connection_lost:{errno_of(exc)}")
 
 
@@ -164,6 +176,14 @@ class Activity:
         transport.close()
 
 
+class SlowActivity(Activity):
+    """Asks only after taking longer than a hand-off: it must not count itself."""
+
+    def connection_made(self, transport: px.Transport) -> None:
+        time.sleep(0.05)
+        super().connection_made(transport)
+
+
 def socket_of(transport: px.Transport) -> socket.socket:
     """A duplicate of the transport's socket, found by its two addresses."""
     for name in os.listdir("/proc/self/fd"):
@@ -211,10 +231,26 @@ class Lines:
         return b"".join(b"<%s>" % line for line in lines)
 
 
+class EventsFactory:
+    """A factory object: its own server_started is called once per server."""
+
+    def server_started(self, server: Any) -> None:
+        record("servers", f"server_started:{server.port}")
+
+    def __call__(self) -> Recorded:
+        return Recorded()
+
+
+def stream_factory() -> Stream:
+    return Stream()
+
+
 if __name__ == "__main__":
     serve("names", {"events": Recorded, "dial": Dial, "stream": Stream, "log": Log, "hog": Hog,
-                    "release": Release, "activity": Activity, "plain": Tuned,
+                    "release": Release, "activity": Activity, "slow_activity": SlowActivity,
+                    "plain": Tuned,
                     "throughput": Throughput, "concurrency": Concurrency,
                     "low_latency": LowLatency, "lines": Lines,
-                    "created_raises": CreatedRaises},
+                    "created_raises": CreatedRaises, "factory_events": EventsFactory(),
+                    "factory_stream": stream_factory},
           workers=int_arg("--workers", 2))

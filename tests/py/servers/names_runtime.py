@@ -53,9 +53,10 @@ def timers() -> None:
     was_cancelled = cancelled.cancel()
     import datetime
     td = px.submit_timer(datetime.timedelta(milliseconds=100), func, ("td",))
+    pending = px.active_count()  # the two timers left keep run() serving
     raised = run_collecting()
     result(seen=list(seen), ok=ok.result(0), td=td.result(0), cancelled=was_cancelled,
-           is_cancelled=cancelled.cancelled(), raised=raised, active=px.active_count())
+           is_cancelled=cancelled.cancelled(), raised=raised, pending=pending)
 
 
 def waits() -> None:
@@ -80,7 +81,7 @@ def waits() -> None:
     raised = run_collecting()
     result(seen=sorted(json.dumps(x, sort_keys=True) for x in seen), event=ev.result(0),
            pipe=pipe.result(0) == r, late=type(late.exception(0)).__name__,
-           cancelled=was_cancelled, pending=pending, raised=raised, active=px.active_count())
+           cancelled=was_cancelled, pending=pending, raised=raised)
     for fd in (efd, r, w, never_r, never_w):
         os.close(fd)
 
@@ -103,10 +104,11 @@ def blocking_io() -> None:
                                                           px._core.worker_index() is not None}))
              for i in range(4)]
     failed = px.submit_io(boom, errback=lambda e: seen.append({"errback": str(e)}))
+    pending = px.active_count()  # the four sleeping calls at least
     raised = run_collecting()
     result(seen=sorted(json.dumps(x, sort_keys=True) for x in seen),
            results=[w.result(0)["tag"] for w in works], failed=str(failed.exception(0)),
-           raised=raised, active=px.active_count())
+           raised=raised, pending=pending)
 
 
 def threads() -> None:
@@ -152,10 +154,12 @@ def thread_unhandled() -> None:
     def fail() -> None:
         raise KeyError("from the thread")
 
+    serving = threading.Event()
+    px.submit_work(serving.set)  # runs once the engine does
+
     def later() -> None:
-        time.sleep(0.3)
-        px.thread(fail).start()
-        time.sleep(0.5)
+        serving.wait(20)
+        px.thread(fail).start().stop(20)  # its exception is posted to run() by now
         px.shutdown()
 
     threading.Thread(target=later).start()
@@ -163,7 +167,52 @@ def thread_unhandled() -> None:
     result(raised=raised)
 
 
-CASES = {f.__name__: f for f in (timers, waits, blocking_io, threads, thread_unhandled)}
+def engine_finished() -> None:
+    """Waits and timed work still pending when their engine shuts down fail
+    with EngineError (the descriptor is no longer watched), and the next
+    run() is not held by them."""
+    srv = px.server("127.0.0.1", 0)
+
+    class Nothing:
+        pass
+
+    px.register(srv, Nothing)
+    r, w = os.pipe()
+    ran: list[str] = []
+    wait = px.submit_wait(r, lambda: ran.append("wait"))
+    timed = px.submit_timer(60, lambda: ran.append("timer"))
+    threading.Timer(0.3, px.shutdown).start()
+    first = run_collecting()
+    failed = {"wait": type(wait.exception(10)).__name__,
+              "timed": type(timed.exception(10)).__name__}
+    os.write(w, b"x")  # too late: nothing of the old engine may run now
+    later = px.submit_work(lambda: 5)
+    t0 = time.monotonic()
+    second = run_collecting()
+    took = time.monotonic() - t0
+    time.sleep(0.2)
+    result(first=first, second=second, failed=failed, later=later.result(0), took=took, ran=ran)
+    os.close(r)
+    os.close(w)
+
+
+def io_at_exit() -> None:
+    """A blocking call that never returns neither holds a run() that was shut
+    down nor keeps the process from exiting."""
+    srv = px.server("127.0.0.1", 0)
+
+    class Nothing:
+        pass
+
+    px.register(srv, Nothing)
+    stuck = px.submit_io(time.sleep, (3600,))
+    threading.Timer(0.3, px.shutdown).start()
+    raised = run_collecting()
+    result(raised=raised, stuck_done=stuck.done())
+
+
+CASES = {f.__name__: f for f in (timers, waits, blocking_io, threads, thread_unhandled,
+                                 engine_finished, io_at_exit)}
 
 if __name__ == "__main__":
     CASES[sys.argv[1]]()
