@@ -25,6 +25,7 @@ typedef struct px_py_http_app {
     PyObject *engine;        /* borrowed: the Engine owns this app */
     char *server_name;       /* owned: the server's config borrows it */
     px_http_server_t *srv;
+    struct px_py_wsgi *wsgi; /* a WSGI app answers what no route took (wsgi.h), or NULL */
 } px_py_http_app_t;
 
 /* A Request for the exchange x (http_request.c): the head and body copied

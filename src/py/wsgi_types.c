@@ -1,0 +1,310 @@
+/*
+ * The objects a WSGI application is handed besides the environ's strings:
+ * wsgi.input over the request body, and start_response with the write()
+ * callable it returns, which keep the response (status, headers, body bytes
+ * written) for wsgi_call.c.
+ */
+#include "wsgi.h"
+
+/* ---- wsgi.input ------------------------------------------------------------- */
+
+typedef struct wsgi_input {
+    PyObject_HEAD PyObject *body; /* bytes */
+    Py_ssize_t pos;
+} wsgi_input_t;
+
+PyObject *px_py_wsgi_input_new(px_py_wsgi_t *g, const char *body, size_t len)
+{
+    wsgi_input_t *in = PyObject_New(wsgi_input_t, (PyTypeObject *)g->input_type);
+
+    if (in == NULL)
+        return NULL;
+    in->pos = 0;
+    in->body = PyBytes_FromStringAndSize(body, (Py_ssize_t)len);
+    if (in->body == NULL) {
+        Py_DECREF(in);
+        return NULL;
+    }
+    return (PyObject *)in;
+}
+
+static void input_dealloc(PyObject *s)
+{
+    PyTypeObject *tp = Py_TYPE(s);
+    Py_XDECREF(((wsgi_input_t *)s)->body);
+    PyObject_Free(s);
+    Py_DECREF(tp);
+}
+
+/* A size argument: None or negative means "all". */
+static int size_arg(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t *out)
+{
+    *out = -1;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "expected at most one argument (size)");
+        return -1;
+    }
+    if (nargs == 1 && args[0] != Py_None) {
+        *out = PyNumber_AsSsize_t(args[0], PyExc_OverflowError);
+        if (*out == -1 && PyErr_Occurred())
+            return -1;
+    }
+    return 0;
+}
+
+static Py_ssize_t left(wsgi_input_t *in)
+{
+    return PyBytes_GET_SIZE(in->body) - in->pos;
+}
+
+/* The next n bytes (the rest when n < 0 or beyond it). */
+static PyObject *take(wsgi_input_t *in, Py_ssize_t n)
+{
+    PyObject *out;
+
+    if (n < 0 || n > left(in))
+        n = left(in);
+    if (in->pos == 0 && n == PyBytes_GET_SIZE(in->body)) {
+        out = Py_NewRef(in->body);
+    } else {
+        out = PyBytes_FromStringAndSize(PyBytes_AS_STRING(in->body) + in->pos, n);
+    }
+    if (out != NULL)
+        in->pos += n;
+    return out;
+}
+
+static PyObject *input_read(PyObject *s, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t n;
+    return size_arg(args, nargs, &n) < 0 ? NULL : take((wsgi_input_t *)s, n);
+}
+
+static PyObject *readline(wsgi_input_t *in, Py_ssize_t limit)
+{
+    const char *p = PyBytes_AS_STRING(in->body) + in->pos;
+    Py_ssize_t n = left(in);
+    const char *nl;
+
+    if (limit >= 0 && limit < n)
+        n = limit;
+    nl = memchr(p, '\n', (size_t)n);
+    return take(in, nl ? (Py_ssize_t)(nl - p) + 1 : n);
+}
+
+static PyObject *input_readline(PyObject *s, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t n;
+    return size_arg(args, nargs, &n) < 0 ? NULL : readline((wsgi_input_t *)s, n);
+}
+
+/* readlines(hint): lines until their total reaches hint (all when hint <= 0). */
+static PyObject *input_readlines(PyObject *s, PyObject *const *args, Py_ssize_t nargs)
+{
+    wsgi_input_t *in = (wsgi_input_t *)s;
+    Py_ssize_t hint, total = 0;
+    PyObject *lines;
+
+    if (size_arg(args, nargs, &hint) < 0 || (lines = PyList_New(0)) == NULL)
+        return NULL;
+    while (left(in) > 0 && (hint <= 0 || total < hint)) {
+        PyObject *line = readline(in, -1);
+        if (line == NULL || PyList_Append(lines, line) < 0) {
+            Py_XDECREF(line);
+            Py_DECREF(lines);
+            return NULL;
+        }
+        total += PyBytes_GET_SIZE(line);
+        Py_DECREF(line);
+    }
+    return lines;
+}
+
+static PyObject *input_next(PyObject *s)
+{
+    wsgi_input_t *in = (wsgi_input_t *)s;
+    return left(in) > 0 ? readline(in, -1) : NULL; /* NULL, no exception: the end */
+}
+
+static PyMethodDef input_methods[] = {
+    {"read", (PyCFunction)(void (*)(void))input_read, METH_FASTCALL,
+     "read(size=-1) -> bytes: up to size bytes of the body; all that is left by default"},
+    {"readline", (PyCFunction)(void (*)(void))input_readline, METH_FASTCALL,
+     "readline(size=-1) -> bytes: the next line, with its b'\\n', at most size bytes"},
+    {"readlines", (PyCFunction)(void (*)(void))input_readlines, METH_FASTCALL,
+     "readlines(hint=-1) -> list of lines"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot input_slots[] = {
+    {Py_tp_doc, "wsgi.input: the request body (PEP 3333)"},
+    {Py_tp_methods, input_methods},
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, input_next},
+    {Py_tp_dealloc, input_dealloc},
+    {0, NULL},
+};
+
+PyType_Spec px_py_wsgi_input_spec = {
+    .name = "pyparallel.wsgi.Input",
+    .basicsize = sizeof(wsgi_input_t),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = input_slots,
+};
+
+/* ---- start_response and write() --------------------------------------------- */
+
+PyObject *px_py_wsgi_start_new(px_py_wsgi_t *g)
+{
+    px_py_start_response_t *r = PyObject_New(px_py_start_response_t, (PyTypeObject *)g->start_type);
+
+    if (r == NULL)
+        return NULL;
+    r->status = 0;
+    r->headers = NULL;
+    r->head_sent = false;
+    r->buf = NULL;
+    r->len = r->cap = 0;
+    return (PyObject *)r;
+}
+
+static void start_dealloc(PyObject *s)
+{
+    px_py_start_response_t *r = (px_py_start_response_t *)s;
+    PyTypeObject *tp = Py_TYPE(s);
+
+    Py_XDECREF(r->headers);
+    PyMem_RawFree(r->buf);
+    PyObject_Free(s);
+    Py_DECREF(tp);
+}
+
+int px_py_wsgi_body_append(px_py_start_response_t *r, const char *data, size_t len)
+{
+    if (len > r->cap - r->len) {
+        size_t cap = PX_MAX(r->cap * 2, r->len + len);
+        char *p = PyMem_RawRealloc(r->buf, PX_MAX(cap, (size_t)4096));
+        if (p == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        r->buf = p;
+        r->cap = PX_MAX(cap, (size_t)4096);
+    }
+    memcpy(r->buf + r->len, data, len);
+    r->len += len;
+    return 0;
+}
+
+/* The status line's code: three digits, then a space and a reason (or
+ * nothing). Final statuses only: 1xx are the server's business. */
+static int parse_status(PyObject *status)
+{
+    Py_ssize_t len;
+    const char *s;
+    int code;
+
+    if (!PyUnicode_Check(status)) {
+        PyErr_Format(PyExc_TypeError, "WSGI status must be str, not %.100s",
+                     Py_TYPE(status)->tp_name);
+        return -1;
+    }
+    s = PyUnicode_AsUTF8AndSize(status, &len);
+    if (s == NULL)
+        return -1;
+    if (len < 3 || s[0] < '1' || s[0] > '9' || s[1] < '0' || s[1] > '9' || s[2] < '0' ||
+        s[2] > '9' || (len > 3 && s[3] != ' ')) {
+        PyErr_Format(PyExc_ValueError, "WSGI status %R is not \"NNN Reason\"", status);
+        return -1;
+    }
+    code = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+    if (code < 200) {
+        PyErr_Format(PyExc_ValueError, "WSGI status %R: 1xx responses are the server's", status);
+        return -1;
+    }
+    return code;
+}
+
+static PyObject *start_write(PyObject *s, PyObject *data)
+{
+    px_py_start_response_t *r = (px_py_start_response_t *)s;
+    Py_buffer view;
+    int rc;
+
+    if (r->status == 0) {
+        PyErr_SetString(PyExc_RuntimeError, "write() before start_response()");
+        return NULL;
+    }
+    if (!PyBytes_Check(data)) {
+        PyErr_Format(PyExc_TypeError, "write() takes bytes, not %.100s", Py_TYPE(data)->tp_name);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    rc = px_py_wsgi_body_append(r, view.buf, (size_t)view.len);
+    if (view.len > 0)
+        r->head_sent = true;
+    PyBuffer_Release(&view);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef write_def = {"write", start_write, METH_O,
+                                "write(data: bytes): body bytes, before those of the iterable"};
+
+/* start_response(status, headers, exc_info=None) -> write */
+static PyObject *start_call(PyObject *s, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"status", "response_headers", "exc_info", NULL};
+    px_py_start_response_t *r = (px_py_start_response_t *)s;
+    PyObject *status, *headers, *exc_info = Py_None;
+    int code;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O:start_response", kwlist, &status, &headers,
+                                     &exc_info))
+        return NULL;
+    if (exc_info != Py_None) {
+        if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3) {
+            PyErr_SetString(PyExc_TypeError, "exc_info: a (type, value, traceback) tuple");
+            return NULL;
+        }
+        if (r->head_sent) {
+            /* Too late to change the response: the app's error goes on up (PEP 3333). */
+            PyObject *exc = PyTuple_GET_ITEM(exc_info, 1);
+            PyObject *tb = PyTuple_GET_ITEM(exc_info, 2);
+            if (tb != Py_None && PyTraceBack_Check(tb))
+                PyException_SetTraceback(exc, tb);
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            return NULL;
+        }
+    } else if (r->status != 0) {
+        PyErr_SetString(PyExc_AssertionError,
+                        "start_response() called again without exc_info (PEP 3333)");
+        return NULL;
+    }
+    if (!PyList_Check(headers)) {
+        PyErr_Format(PyExc_TypeError, "WSGI response headers must be a list, not %.100s",
+                     Py_TYPE(headers)->tp_name);
+        return NULL;
+    }
+    if ((code = parse_status(status)) < 0)
+        return NULL;
+    r->status = code;
+    Py_XSETREF(r->headers, Py_NewRef(headers));
+    return PyCFunction_New(&write_def, s);
+}
+
+static PyType_Slot start_slots[] = {
+    {Py_tp_doc, "start_response(status, response_headers, exc_info=None) -> write"},
+    {Py_tp_call, start_call},
+    {Py_tp_dealloc, start_dealloc},
+    {0, NULL},
+};
+
+PyType_Spec px_py_wsgi_start_spec = {
+    .name = "pyparallel.wsgi.StartResponse",
+    .basicsize = sizeof(px_py_start_response_t),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = start_slots,
+};
