@@ -277,8 +277,6 @@ static long long respond(px_http_exchange_t *x, px_py_start_response_t *r, answe
     h.extra = h.small;
     if (build_head(r->headers, &h) < 0)
         goto out;
-    if (ans->fd >= 0 && h.length >= 0 && (size_t)h.length < ans->count)
-        ans->count = (size_t)h.length; /* the app sends part of the file */
     if (ans->fd >= 0)
         len = ans->count;
     if (h.length >= 0 && (size_t)h.length != len) {

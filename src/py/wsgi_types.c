@@ -279,7 +279,7 @@ static PyObject *start_call(PyObject *s, PyObject *args, PyObject *kwds)
             return NULL;
         }
     } else if (r->status != 0) {
-        PyErr_SetString(PyExc_AssertionError,
+        PyErr_SetString(PyExc_RuntimeError,
                         "start_response() called again without exc_info (PEP 3333)");
         return NULL;
     }
