@@ -113,10 +113,14 @@ class Engine:
         fd: int = -1,
         error_type: type[BaseException] | None = None,
         fallback_takes_body: bool = True,
+        wsgi: Mapping[str, Any] | None = None,
     ) -> int:
         """Serve an HTTP application on host:port; returns the bound port.
         fallback_takes_body False: a request no route matches is answered
-        before its body arrives (the body is dropped unread)."""
+        before its body arrives (the body is dropped unread). wsgi: a WSGI
+        application answers what no route took (pyparallel.wsgi describes it:
+        app, errors, file_wrapper, root_path, scheme_header, server_name,
+        server_software, access_log)."""
     def start(self) -> None:
         """Start the worker threads (once; later calls do nothing)."""
     def shutdown(self, timeout: float = 5.0, /) -> None:
@@ -336,6 +340,9 @@ def http_path_decode(path: Buffer, /) -> bytes:
     malformed escape, a NUL or a backslash, a '..' segment or no leading '/')."""
 def http_defaults() -> _HttpDefaults:
     """listen_http's keyword defaults, as the engine defines them."""
+def wsgi_access_log_take() -> tuple[bytes, int]:
+    """The access log lines the workers buffered since the last call, and how
+    many lines were dropped (a writer that could not keep up)."""
 
 # ---- sharing -------------------------------------------------------------------------
 

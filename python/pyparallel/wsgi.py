@@ -127,7 +127,7 @@ class WSGIServer:
         from pyparallel.http import StaticFiles
         from pyparallel.http._app import _query_params
 
-        routes = []
+        routes: list[tuple[str, Any, tuple[str, ...], Any]] = []
         for prefix, directory in cls.static.items():
             files = StaticFiles(directory)
             pattern = prefix.rstrip("/") + "/*"

@@ -11,10 +11,10 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from http_helpers import wait_for
 from wsgi_helpers import APPS, served
 
 from helpers import ServerProcess
+from http_helpers import wait_for
 
 pytest.importorskip("flask", reason="Flask comes from tools/requirements-test.txt")
 

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from http_helpers import Conn, chunked, request, wait_for
 from wsgi_helpers import served
 
 from helpers import BACKENDS, ServerProcess
+from http_helpers import Conn, chunked, request, wait_for
 
 FILE_SIZE = 300_000 + 17
 
