@@ -30,6 +30,9 @@ static const char *const VALUE_NAMES[WV_COUNT] = {
     [WV_PORT80] = "80",       [WV_PORT443] = "443",
 };
 
+/* Bumped by every WSGI server made (see px_py_wsgi_peer). */
+static _Atomic uint64_t peer_generation = 1;
+
 static char *dup_utf8(PyObject *s, size_t *len)
 {
     Py_ssize_t n;
@@ -68,6 +71,7 @@ px_py_wsgi_t *px_py_wsgi_new(PyObject *spec)
     g = PyMem_RawCalloc(1, sizeof(*g));
     if (g == NULL)
         return (px_py_wsgi_t *)PyErr_NoMemory();
+    atomic_fetch_add(&peer_generation, 1); /* a new engine may reuse connection ids */
     if ((v = spec_item(spec, "app")) == NULL)
         goto fail;
     g->app = Py_NewRef(v);
@@ -167,12 +171,28 @@ int px_py_wsgi_set_port(px_py_wsgi_t *g, int port)
     return 0;
 }
 
+/* The peer of the last connections this thread served, by connection id
+ * (never reused within an engine; the generation changes with every WSGI
+ * server made, hence with every engine), so that a keep-alive connection
+ * asks the kernel once. */
+#define PEER_CACHE 64
+static _Thread_local struct {
+    uint64_t id, generation;
+    px_py_peer_t peer;
+} peer_cache[PEER_CACHE];
+
 void px_py_wsgi_peer(px_conn_t *c, px_py_peer_t *out)
 {
+    uint64_t id = px_conn_id(c), gen = atomic_load_explicit(&peer_generation, memory_order_relaxed);
+    unsigned slot = (unsigned)(id % PEER_CACHE);
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     const void *addr = NULL;
 
+    if (peer_cache[slot].id == id && peer_cache[slot].generation == gen) {
+        *out = peer_cache[slot].peer;
+        return;
+    }
     out->host[0] = '\0';
     out->port = 0;
     if (getpeername(px_conn_fd(c), (struct sockaddr *)&ss, &len) < 0)
@@ -186,6 +206,9 @@ void px_py_wsgi_peer(px_conn_t *c, px_py_peer_t *out)
     }
     if (addr == NULL || inet_ntop(ss.ss_family, addr, out->host, sizeof(out->host)) == NULL)
         out->host[0] = '\0';
+    peer_cache[slot].id = id;
+    peer_cache[slot].generation = gen;
+    peer_cache[slot].peer = *out;
 }
 
 /* Set d[key] to the latin-1 string of v; 0 or -1. */
@@ -195,6 +218,13 @@ static int set_view(PyObject *d, PyObject *key, const char *p, size_t len)
     int rc = s ? PyDict_SetItem(d, key, s) : -1;
     Py_XDECREF(s);
     return rc;
+}
+
+static int set_port(PyObject *d, PyObject *key, int port)
+{
+    char digits[16];
+    int n = snprintf(digits, sizeof(digits), "%d", port);
+    return set_view(d, key, digits, (size_t)n);
 }
 
 static bool view_is(px_view_t v, const char *lit, size_t n)
@@ -363,7 +393,7 @@ PyObject *px_py_wsgi_environ(px_py_wsgi_t *g, const px_http_exchange_t *x, const
         PyDict_SetItem(env, g->keys[WK_URL_SCHEME], g->values[https ? WV_HTTPS : WV_HTTP]) < 0 ||
         set_server(g, env, req, https) < 0 ||
         set_view(env, g->keys[WK_REMOTE_ADDR], peer->host, strlen(peer->host)) < 0 ||
-        set_owned(env, g->keys[WK_REMOTE_PORT], PyUnicode_FromFormat("%d", peer->port)) < 0 ||
+        set_port(env, g->keys[WK_REMOTE_PORT], peer->port) < 0 ||
         PyDict_SetItem(env, g->keys[WK_INPUT], input) < 0)
         goto fail;
     return env;
