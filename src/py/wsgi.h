@@ -103,6 +103,22 @@ PyObject *px_py_wsgi_start_new(px_py_wsgi_t *g);
 /* Append data to r's body; -1 with MemoryError. */
 int px_py_wsgi_body_append(px_py_start_response_t *r, const char *data, size_t len);
 
+/* The app's response headers for the engine (wsgi_call.c): Content-Type
+ * and Content-Length taken out (the engine writes them), Connection honoured
+ * and dropped with the other hop-by-hop ones. px_py_wsgi_head: 0, or -1 with
+ * a line on stderr when they are not WSGI's (no exception); free after
+ * either. */
+typedef struct px_py_wsgi_head {
+    char *extra; /* raw "Name: value\r\n" lines */
+    size_t len, cap;
+    const char *ctype; /* NUL-terminated, inside a header value object */
+    long long length;  /* the app's Content-Length, or -1 */
+    bool close;        /* Connection: close */
+    char small[1024];
+} px_py_wsgi_head_t;
+int px_py_wsgi_head(PyObject *headers, px_py_wsgi_head_t *h);
+void px_py_wsgi_head_free(px_py_wsgi_head_t *h);
+
 /* The type specs (wsgi_types.c). */
 extern PyType_Spec px_py_wsgi_input_spec;
 extern PyType_Spec px_py_wsgi_start_spec;

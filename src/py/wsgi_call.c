@@ -10,6 +10,7 @@
 #include "px/http_response.h"
 
 #include <fcntl.h>
+#include <stddef.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -171,18 +172,7 @@ static void run_app(px_py_wsgi_t *g, PyObject *env, px_py_start_response_t *r, a
     Py_DECREF(result);
 }
 
-/* Header lines for the engine: Content-Type and Content-Length taken out
- * (the engine writes them), Connection honoured and dropped (hop-by-hop). */
-typedef struct head {
-    char *extra;
-    size_t len, cap;
-    char small[1024];
-    const char *ctype; /* NUL-terminated, inside a header value object */
-    long long length;  /* the app's Content-Length, or -1 */
-    bool close;
-} head_t;
-
-static int head_put(head_t *h, const char *s, size_t n)
+static int head_put(px_py_wsgi_head_t *h, const char *s, size_t n)
 {
     if (n > h->cap - h->len) {
         size_t cap = PX_MAX(h->cap * 2, h->len + n + 256);
@@ -213,11 +203,14 @@ static bool is_name(const char *n, size_t len, const char *lit)
     return len == strlen(lit) && strncasecmp(n, lit, len) == 0;
 }
 
-/* The app's headers into h; -1 with a line on stderr when they are not WSGI's. */
-static int build_head(PyObject *headers, head_t *h)
+int px_py_wsgi_head(PyObject *headers, px_py_wsgi_head_t *h)
 {
     Py_ssize_t n = PyList_GET_SIZE(headers);
 
+    memset(h, 0, offsetof(px_py_wsgi_head_t, small));
+    h->extra = h->small;
+    h->cap = sizeof(h->small);
+    h->length = -1;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *pair = PyList_GET_ITEM(headers, i);
         const char *name, *value;
@@ -264,18 +257,24 @@ static int build_head(PyObject *headers, head_t *h)
     return 0;
 }
 
+void px_py_wsgi_head_free(px_py_wsgi_head_t *h)
+{
+    if (h->extra != h->small)
+        PyMem_RawFree(h->extra);
+    h->extra = h->small;
+}
+
 /* Queue the response; the worker is ours. The bytes of body sent, or -1
  * when x was left unanswered (the engine answers 500 and closes). */
 static long long respond(px_http_exchange_t *x, px_py_start_response_t *r, answer_t *ans)
 {
-    head_t h = {.cap = sizeof(h.small), .length = -1};
+    px_py_wsgi_head_t h;
     const char *body = ans->single ? PyBytes_AS_STRING(ans->single) : r->buf;
     size_t len = ans->single ? (size_t)PyBytes_GET_SIZE(ans->single) : r->len;
     long long sent = -1;
     int rc;
 
-    h.extra = h.small;
-    if (build_head(r->headers, &h) < 0)
+    if (px_py_wsgi_head(r->headers, &h) < 0)
         goto out;
     if (ans->fd >= 0)
         len = ans->count;
@@ -300,8 +299,7 @@ static long long respond(px_http_exchange_t *x, px_py_start_response_t *r, answe
     if (rc >= 0 || x->responded)
         sent = (long long)(x->head ? 0 : len);
 out:
-    if (h.extra != h.small)
-        PyMem_RawFree(h.extra);
+    px_py_wsgi_head_free(&h);
     return sent;
 }
 
