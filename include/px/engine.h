@@ -411,6 +411,14 @@ void px_worker_hrtimer_stop(px_worker_t *w, px_hrtimer_t *t);
 bool px_worker_release(px_worker_t *w);
 bool px_worker_reacquire(px_worker_t *w);
 
+/* True when the calling thread runs w's code now, owning it (not released):
+ * the thread on which px_conn_* calls on w's connections are allowed. */
+bool px_worker_owned(const px_worker_t *w);
+
+/* The engine's handoff_ms: 0 when a released worker is never taken over, so
+ * that code which waits for its own worker must not wait. */
+unsigned px_engine_handoff_ms(const px_engine_t *e);
+
 /* Connections. Call only on the owning worker (inside handlers, or from a
  * message posted to that worker); other threads use the connection's handle
  * (px/handle.h). */
@@ -456,6 +464,29 @@ void px_conn_charge(px_conn_t *c, int64_t delta);
 /* True when taking `more` bytes would put the process over its budget (an
  * estimate: workers publish their figures in steps of a fraction of it). */
 bool px_conn_over_budget(const px_conn_t *c, size_t more);
+
+/* Input for a handler that blocks (a request body its handler reads while it
+ * runs released on another thread). While a tap is set on c, the bytes
+ * received for c go to tap->on_data instead of the handler's on_data, on c's
+ * worker, also while a handler of c runs released: on_data returns the bytes
+ * it took; what it leaves is held, and reading stops, until
+ * px_conn_tap_resume. The end of c's input is told to tap->on_end, once:
+ * 0 when the peer closed its side, -errno when a receive failed or c is being
+ * closed or killed (the handler's on_eof still waits for the handler, as
+ * usual). Both run on c's worker, must not block, and may call px_conn_* on
+ * c. Set (tap borrowed until cleared) or clear (NULL) on the owning worker;
+ * once cleared, input held meanwhile goes to the handler's on_data, at the
+ * next flush after no handler of c runs. Pauses (px_conn_pause,
+ * backpressure) hold the tap's input as they hold on_data's. */
+typedef struct px_conn_tap {
+    size_t (*on_data)(px_conn_t *c, const char *data, size_t len, void *arg);
+    void (*on_end)(px_conn_t *c, int err, void *arg);
+    void *arg;
+} px_conn_tap_t;
+void px_conn_set_tap(px_conn_t *c, const px_conn_tap_t *tap);
+/* Offer the input held for the tap to it again; once it took all of it,
+ * read on. Owning worker (from a message: px_handle_run). */
+void px_conn_tap_resume(px_conn_t *c);
 
 void px_conn_set_idle_timeout(px_conn_t *c, unsigned ms);
 

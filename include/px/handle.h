@@ -81,6 +81,26 @@ bool px_handle_closed(const px_handle_t *h);
  * worker last published it: what the high-water mark is compared with. */
 size_t px_handle_queued(const px_handle_t *h);
 
+/* The engine's send_high_water (above it sends are refused) and
+ * send_low_water (the level at which a refused writer may go on). */
+size_t px_handle_high_water(const px_handle_t *h);
+size_t px_handle_low_water(const px_handle_t *h);
+
+/* Block until px_handle_queued(h) is at or below level, the connection is
+ * closing or gone, or timeout_ms passes (< 0: no limit). 0; -ENOTCONN;
+ * -ETIMEDOUT. Any thread but the owning worker's while it owns it (its output
+ * would never move): a released handler may wait. */
+int px_handle_wait_queued(px_handle_t *h, size_t level, int timeout_ms);
+
+/* Call fn(h, arg) once, the next time the connection's queued output falls
+ * to send_low_water or it closes: on the owning worker, inside the engine's
+ * send completion, or at once on the calling thread when the level already is
+ * there. So fn must not block and must not call px_conn_*: it posts
+ * (px_handle_run) or signals. One watch at a time: a second replaces the
+ * first. 0, -ENOTCONN once gone. Any thread. */
+typedef void px_handle_watch_fn(px_handle_t *h, void *arg);
+int px_handle_watch_low(px_handle_t *h, px_handle_watch_fn *fn, void *arg);
+
 /* The owning worker, and the connection's id (px_conn_id). */
 px_worker_t *px_handle_worker(const px_handle_t *h);
 uint64_t px_handle_id(const px_handle_t *h);

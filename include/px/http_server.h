@@ -36,10 +36,19 @@ typedef struct px_http_config {
                                       route matched (default); false: such a
                                       request is answered before its body, which
                                       is dropped unread */
+    bool stream_bodies;            /* call the app as soon as a request head is
+                                      in and let it read the body as it arrives
+                                      (px/http_stream.h); needs hand-off
+                                      (handoff_ms > 0), else bodies are buffered */
+    size_t body_buffer;            /* stream_bodies: bytes of body buffered per
+                                      request; 0: PX_HTTP_BODY_BUFFER */
 } px_http_config_t;
 
 /* Fill cfg with the defaults above and px_http_limits_default's. */
 void px_http_config_default(px_http_config_t *cfg);
+
+struct px_http_body;
+struct px_http_stream;
 
 /* One request being answered; valid during the handler call only. */
 typedef struct px_http_exchange {
@@ -51,8 +60,13 @@ typedef struct px_http_exchange {
     bool keep_alive; /* cleared by a handler to close after the response */
     bool responded;
     px_http_server_t *srv;
-    px_http_match_t match; /* the route (px_http_route) the path matched, with
-                              its parameters; match.route -1: none did */
+    px_http_match_t match;            /* the route (px_http_route) the path matched, with
+                                         its parameters; match.route -1: none did */
+    struct px_http_body *body_stream; /* the body still arriving (stream_bodies):
+                                         read it with px_http_body_read; body is
+                                         NULL then. NULL: body is the whole body */
+    size_t body_read;                 /* bytes of body px_http_body_read returned */
+    struct px_http_stream *stream;    /* the streamed response started on x, or NULL */
 } px_http_exchange_t;
 
 /* The application: answers every request no static route took and that was

@@ -288,6 +288,8 @@ void px__conn_kill(px_conn_t *c, int err)
     if (err && !c->close_err)
         c->close_err = err;
     c->state |= PX_CONN_DEAD;
+    if (c->tap)
+        px__tap_end(c, err < 0 ? err : -ECONNRESET);
     if (c->handle)
         px__handle_closing(c->handle);
     px__conn_free_output(c);
@@ -318,6 +320,8 @@ void px_conn_close(px_conn_t *c)
     if (c->state & (PX_CONN_CLOSING | PX_CONN_DEAD))
         return;
     c->state |= PX_CONN_CLOSING;
+    if (c->tap)
+        px__tap_end(c, -ECONNRESET); /* input is dropped from here on */
     if (c->handle)
         px__handle_closing(c->handle);
     if (!(c->state & PX_CONN_OPEN)) {

@@ -269,8 +269,10 @@ static void start_mem_send(px_conn_t *c)
  * held on_drain. A handler still running elsewhere keeps them waiting. */
 static void deliver_waiting(px_conn_t *c)
 {
-    if (px__conn_in_handler(c))
-        return; /* its return marks c again */
+    if (px__conn_in_handler(c)) {
+        px__tap_feed(c); /* a tap takes input while its handler runs */
+        return;          /* its return marks c again */
+    }
     c->state &= ~PX_CONN_DELIVER;
     deliver_held(c);
     /* Backpressure ends by itself: the end waits for the input held meanwhile. */
@@ -413,7 +415,7 @@ static void deliver(px_conn_t *c, const char *data, size_t len)
     }
 }
 
-static int hold_input(px_conn_t *c, const char *data, size_t len)
+int px__conn_hold_input(px_conn_t *c, const char *data, size_t len)
 {
     while (len > 0) {
         px_seg_t *s = c->in_tail;
@@ -479,13 +481,17 @@ int px_conn_unread(px_conn_t *c, const char *data, size_t len)
 /* Hand held input to the application until it pauses again (flush time). */
 static void deliver_held(px_conn_t *c)
 {
+    if (c->tap != NULL) {
+        px__tap_feed(c);
+        return;
+    }
     while (c->in_head && !px__conn_paused(c) && !px__conn_in_handler(c) &&
            !(c->state & (PX_CONN_CLOSING | PX_CONN_SHUT | PX_CONN_DEAD))) {
         px_seg_t *s = c->in_head;
         c->in_head = s->next;
         if (c->in_head == NULL)
             c->in_tail = NULL;
-        deliver(c, s->data, s->len);
+        deliver(c, s->data + s->off, s->len - s->off); /* off: what a tap took */
         px_pool_free(&c->w->chunk_pool, s);
     }
     if (c->state & (PX_CONN_CLOSING | PX_CONN_SHUT | PX_CONN_DEAD))
@@ -519,16 +525,23 @@ static void conn_end(px_conn_t *c, int res)
 void px__conn_received(px_conn_t *c, const char *data, int res, bool more)
 {
     c->busy++;
+    /* The end of the input reaches a tap at once (a body reader is waiting);
+     * the handler hears of it as before. Behind held input, it waits for it. */
+    if (res <= 0 && res != -ENOBUFS && res != -ECANCELED && c->tap != NULL && c->in_head == NULL &&
+        !(c->state & (PX_CONN_CLOSING | PX_CONN_SHUT | PX_CONN_DEAD)))
+        px__tap_end(c, res);
     if (res > 0) {
         PX_STAT_ADD(&c->w->stats, bytes_in, (uint64_t)res);
         PX_STAT_ADD(&c->w->stats, recvs, 1);
         if (!(c->state & (PX_CONN_CLOSING | PX_CONN_SHUT | PX_CONN_DEAD))) {
             px__conn_touch(c);
             count_turn(c, (size_t)res);
-            if (px__conn_paused(c) || c->in_head || px__conn_in_handler(c)) {
+            if (c->tap != NULL && !px__conn_paused(c) && c->in_head == NULL) {
+                px__tap_deliver(c, data, (size_t)res);
+            } else if (px__conn_paused(c) || c->in_head || px__conn_in_handler(c)) {
                 /* A multishot receive stops only when its cancellation is
                  * submitted: keep what it still read for the resume. */
-                if (hold_input(c, data, (size_t)res) < 0)
+                if (px__conn_hold_input(c, data, (size_t)res) < 0)
                     px__conn_kill(c, -ENOMEM);
                 else if (px__conn_in_handler(c))
                     px__conn_stop_recv(c); /* read no more while the handler is blocked */

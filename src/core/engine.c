@@ -340,6 +340,11 @@ const char *px_engine_backend_name(const px_engine_t *e)
 {
     return e->be->name;
 }
+unsigned px_engine_handoff_ms(const px_engine_t *e)
+{
+    return e->cfg.handoff_ms;
+}
+
 int px_engine_uring_error(const px_engine_t *e)
 {
     return e->uring_err;

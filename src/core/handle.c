@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 #include "px/handle.h"
@@ -55,6 +56,11 @@ px_handle_t *px_conn_handle(px_conn_t *c)
     h->c = c;
     h->id = c->id;
     h->high_water = c->w->e->cfg.send_high_water;
+    h->low_water = c->w->e->cfg.send_low_water;
+    atomic_init(&h->waiters, 0);
+    atomic_init(&h->watching, false);
+    pthread_mutex_init(&h->wait_lock, NULL);
+    pthread_cond_init(&h->wait_cond, NULL);
     c->handle = h;
     return h;
 }
@@ -66,14 +72,49 @@ void px_handle_ref(px_handle_t *h)
 
 void px_handle_release(px_handle_t *h)
 {
-    if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1)
+    if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1) {
+        pthread_mutex_destroy(&h->wait_lock);
+        pthread_cond_destroy(&h->wait_cond);
         free(h);
+    }
+}
+
+/* The output level moved (or the connection closes): wake the waiters, and
+ * fire the watch once the level is at low water. Whoever changed the level:
+ * the fence pairs with the waiter's registration (px_handle_wait_queued), so
+ * that either the waiter sees the new level or this sees the waiter. */
+void px__handle_moved(px_handle_t *h)
+{
+    px_handle_watch_fn *fn = NULL;
+    void *arg = NULL;
+    bool waiters, watching;
+
+    atomic_thread_fence(memory_order_seq_cst);
+    waiters = atomic_load_explicit(&h->waiters, memory_order_relaxed) != 0;
+    watching = atomic_load_explicit(&h->watching, memory_order_relaxed);
+    if (!waiters && !watching)
+        return;
+    if (watching && !px_handle_closed(h) && px_handle_queued(h) > h->low_water)
+        watching = false; /* not there yet */
+    pthread_mutex_lock(&h->wait_lock);
+    if (waiters)
+        pthread_cond_broadcast(&h->wait_cond);
+    if (watching && h->watch_fn != NULL) {
+        fn = h->watch_fn;
+        arg = h->watch_arg;
+        h->watch_fn = NULL;
+        atomic_store_explicit(&h->watching, false, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&h->wait_lock);
+    if (fn != NULL)
+        fn(h, arg);
 }
 
 /* The connection is closing: later calls from other threads fail early. */
 void px__handle_closing(px_handle_t *h)
 {
     atomic_store_explicit(&h->closed, true, memory_order_release);
+    px__handle_moved(h);
 }
 
 /* The connection is being freed (its worker): messages still in flight find
@@ -269,6 +310,70 @@ size_t px_handle_queued(const px_handle_t *h)
 {
     return atomic_load_explicit(&h->posted, memory_order_relaxed) +
            atomic_load_explicit(&h->unsent, memory_order_relaxed);
+}
+
+size_t px_handle_high_water(const px_handle_t *h)
+{
+    return h->high_water;
+}
+
+size_t px_handle_low_water(const px_handle_t *h)
+{
+    return h->low_water;
+}
+
+/* Waits in slices, so that a wake-up lost to a bug costs a slice, not a hang. */
+#define WAIT_SLICE_NS (50 * PX_NS_PER_MS)
+
+int px_handle_wait_queued(px_handle_t *h, size_t level, int timeout_ms)
+{
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
+                                       : px_now_ns() + (uint64_t)timeout_ms * PX_NS_PER_MS;
+    int rc;
+
+    pthread_mutex_lock(&h->wait_lock);
+    atomic_fetch_add(&h->waiters, 1); /* sequentially consistent: see px__handle_moved */
+    for (;;) {
+        uint64_t now = px_now_ns(), until;
+        struct timespec ts;
+
+        if (px_handle_closed(h)) {
+            rc = -ENOTCONN;
+            break;
+        }
+        if (px_handle_queued(h) <= level) {
+            rc = 0;
+            break;
+        }
+        if (now >= deadline) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        until = PX_MIN(deadline, now + WAIT_SLICE_NS);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        until = (uint64_t)ts.tv_sec * PX_NS_PER_SEC + (uint64_t)ts.tv_nsec + (until - now);
+        ts.tv_sec = (time_t)(until / PX_NS_PER_SEC);
+        ts.tv_nsec = (long)(until % PX_NS_PER_SEC);
+        pthread_cond_timedwait(&h->wait_cond, &h->wait_lock, &ts);
+    }
+    atomic_fetch_sub(&h->waiters, 1);
+    pthread_mutex_unlock(&h->wait_lock);
+    return rc;
+}
+
+int px_handle_watch_low(px_handle_t *h, px_handle_watch_fn *fn, void *arg)
+{
+    if (atomic_load_explicit(&h->gone, memory_order_acquire))
+        return -ENOTCONN;
+    pthread_mutex_lock(&h->wait_lock);
+    h->watch_fn = fn;
+    h->watch_arg = arg;
+    atomic_store(&h->watching, true);
+    pthread_mutex_unlock(&h->wait_lock);
+    /* Already there: nothing would move to fire it. */
+    if (px_handle_closed(h) || px_handle_queued(h) <= h->low_water)
+        px__handle_moved(h);
+    return 0;
 }
 
 px_worker_t *px_handle_worker(const px_handle_t *h)

@@ -75,6 +75,8 @@ enum {
     PX_CONN_STOP_AFTER = 1u << 18, /* shutdown: close once the running handler returns */
     PX_CONN_ATTEMPT = 1u << 19,    /* one connection attempt of a client (connect.c) */
     PX_CONN_WAIT_OUT = 1u << 20,   /* px_conn_wait_output: no file queued to resume */
+    PX_CONN_TAP_FULL = 1u << 21,   /* the tap left input: held until px_conn_tap_resume */
+    PX_CONN_TAP_ENDED = 1u << 22,  /* the tap was told the end of the input */
 };
 
 typedef struct px_endpoint {
@@ -134,6 +136,7 @@ struct px_conn {
     uint32_t ready_ops;          /* epoll: which completions */
     uint32_t epoll_events;       /* epoll: registered interest */
     struct px_handle *handle;    /* other threads' way to c (handle.c), or NULL */
+    const px_conn_tap_t *tap;    /* input for a blocked handler (tap.c), or NULL */
 };
 
 /* A connection as other threads hold it (px/handle.h, handle.c). */
@@ -148,6 +151,15 @@ struct px_handle {
     px_conn_t *c; /* the owning worker only: NULL once freed */
     uint64_t id;
     size_t high_water;
+    size_t low_water;
+    /* Threads waiting for the output to move (px_handle_wait_queued), and a
+     * watch for the low-water mark (px_handle_watch_low): wait_lock. */
+    _Atomic unsigned waiters;
+    _Atomic bool watching;
+    pthread_mutex_t wait_lock;
+    pthread_cond_t wait_cond;
+    void (*watch_fn)(struct px_handle *h, void *arg);
+    void *watch_arg;
 };
 
 typedef struct px_listener {
@@ -403,10 +415,13 @@ void px__handle_closing(struct px_handle *h);
 /* c is being freed: drop its reference. */
 void px__handle_detach(struct px_handle *h);
 /* Let other threads see c's output level (backpressure of px_handle_send). */
+void px__handle_moved(struct px_handle *h);
 static inline void px__conn_publish_unsent(px_conn_t *c)
 {
-    if (c->handle != NULL)
+    if (c->handle != NULL) {
         atomic_store_explicit(&c->handle->unsent, c->unsent, memory_order_relaxed);
+        px__handle_moved(c->handle);
+    }
 }
 
 /* Memory budget (budget.c). */
@@ -420,6 +435,16 @@ void px__budget_turn(px_worker_t *w);
  * deliver what waited for a handler or a pause. */
 void px__conn_flush(px_conn_t *c);
 void px__conn_free_input(px_conn_t *c);
+/* Keep data for later delivery (after what is held already). 0 or -ENOMEM. */
+int px__conn_hold_input(px_conn_t *c, const char *data, size_t len);
+
+/* The input tap (tap.c), on the owning worker. */
+/* Received bytes for the tap: what it leaves is held and reading stops. */
+void px__tap_deliver(px_conn_t *c, const char *data, size_t len);
+/* The held input to the tap, as far as it takes it (flush, resume). */
+void px__tap_feed(px_conn_t *c);
+/* The end of the input (0) or an error / close of c (-errno), told once. */
+void px__tap_end(px_conn_t *c, int err);
 void px__conn_free_output(px_conn_t *c);
 
 /* Engine threads and the hand-off (threads.c). */

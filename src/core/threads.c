@@ -131,6 +131,13 @@ static void wait_handback(px_thread_t *t, px_worker_t *w)
     pthread_mutex_unlock(&t->lock);
 }
 
+bool px_worker_owned(const px_worker_t *w)
+{
+    const px_thread_t *t = current_thread;
+
+    return t != NULL && t->w == w && t->owns;
+}
+
 bool px_worker_reacquire(px_worker_t *w)
 {
     px_thread_t *t = current_thread;

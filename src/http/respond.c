@@ -52,7 +52,7 @@ static void put_uint(head_buf_t *h, uint64_t v)
  * the extra lines and the final CRLF. The one writer of response heads: app
  * answers, static routes, errors and 405s all come through here. */
 static int write_head(px_http_exchange_t *x, char *out, size_t cap, int status,
-                      const char *content_type, size_t length)
+                      const char *content_type, px__http_framing_t framing, uint64_t length)
 {
     const px_http_request_t *req = x->req;
     head_buf_t h = {out, 0, cap, false};
@@ -77,9 +77,13 @@ static int write_head(px_http_exchange_t *x, char *out, size_t cap, int status,
     }
     /* 1xx, 204 and 304 carry no body and no length. */
     if (status >= 200 && status != 204 && status != 304) {
-        put(&h, "Content-Length: ", 16);
-        put_uint(&h, (uint64_t)length);
-        put(&h, "\r\n", 2);
+        if (framing == PX__HTTP_LENGTH) {
+            put(&h, "Content-Length: ", 16);
+            put_uint(&h, length);
+            put(&h, "\r\n", 2);
+        } else if (framing == PX__HTTP_CHUNKED) {
+            put(&h, "Transfer-Encoding: chunked\r\n", 28);
+        }
     }
     return h.full ? -ENOBUFS : (int)h.len;
 }
@@ -103,8 +107,8 @@ static int refuse_fields(px_http_exchange_t *x, const px_http_field_fault_t *f)
 }
 
 static int respond_common(px_http_exchange_t *x, int status, const char *content_type,
-                          const char *extra, size_t extra_len, size_t length, const void *body,
-                          size_t body_len)
+                          const char *extra, size_t extra_len, px__http_framing_t framing,
+                          uint64_t length, const void *body, size_t body_len)
 {
     char head[1024];
     struct iovec iov[4];
@@ -118,7 +122,9 @@ static int respond_common(px_http_exchange_t *x, int status, const char *content
         return refuse_fields(x, &fault);
     if (px_conn_draining(x->conn))
         x->keep_alive = false; /* shutting down: the last answer on this connection */
-    n = write_head(x, head, sizeof(head), status, content_type, length);
+    if (framing == PX__HTTP_UNTIL_CLOSE)
+        x->keep_alive = false; /* the close ends the body */
+    n = write_head(x, head, sizeof(head), status, content_type, framing, length);
     if (n < 0)
         return n; /* a head too long for the buffer: not answered, so a 500 goes instead */
     x->responded = true;
@@ -136,13 +142,15 @@ static int respond_common(px_http_exchange_t *x, int status, const char *content
 int px_http_respond(px_http_exchange_t *x, int status, const char *content_type, const char *extra,
                     size_t extra_len, const void *body, size_t len)
 {
-    return respond_common(x, status, content_type, extra, extra_len, len, body, len);
+    return respond_common(x, status, content_type, extra, extra_len, PX__HTTP_LENGTH, len, body,
+                          len);
 }
 
 int px_http_respond_file(px_http_exchange_t *x, int status, const char *content_type,
                          const char *extra, size_t extra_len, int fd, off_t offset, size_t count)
 {
-    int rc = respond_common(x, status, content_type, extra, extra_len, count, NULL, 0);
+    int rc = respond_common(x, status, content_type, extra, extra_len, PX__HTTP_LENGTH, count, NULL,
+                            0);
 
     if (rc < 0 || x->head || count == 0) {
         close(fd);
@@ -154,4 +162,11 @@ int px_http_respond_file(px_http_exchange_t *x, int status, const char *content_
     if (rc == 0)
         px_conn_wait_output(x->conn);
     return rc;
+}
+
+int px__http_send_head(px_http_exchange_t *x, int status, const char *content_type,
+                       const char *extra, size_t extra_len, px__http_framing_t framing,
+                       uint64_t length)
+{
+    return respond_common(x, status, content_type, extra, extra_len, framing, length, NULL, 0);
 }

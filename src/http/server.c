@@ -16,6 +16,7 @@
 
 #include "early.h"
 #include "respond.h"
+#include "stream.h"
 
 #define MAX_HEADERS_CAP 256
 
@@ -42,8 +43,9 @@ struct px_http_server {
     char *options_allow;      /* "Allow: ...\r\n" of OPTIONS *, built at listen */
 };
 
-/* Per-connection state, only while a request is incomplete or the body of an
- * answered one is being dropped. */
+/* Per-connection state, only while a request is incomplete, the body of an
+ * answered one is being dropped, or a streamed response occupies the
+ * connection. */
 typedef struct http_conn {
     char *buf;
     size_t len, cap;
@@ -55,7 +57,11 @@ typedef struct http_conn {
     size_t body_done; /* chunked: decoded bytes after the head (the raw bytes
                          they came from are gone) */
     px_http_chunked_t dec;
-    px__http_drop_t drop; /* while dropping */
+    px__http_drop_t drop;     /* while dropping */
+    px_http_stream_t *stream; /* a streamed response not over yet: the next
+                                 request waits for it */
+    bool stream_paused;       /* input held for after the stream */
+    bool in_data;             /* inside http_on_data (which frees the state) */
 } http_conn_t;
 
 void px_http_config_default(px_http_config_t *cfg)
@@ -276,10 +282,12 @@ static void answer(px_conn_t *c, px_http_server_t *s, const px_http_request_t *r
     } else if (s->app) {
         s->app(&x, s->udata);
     }
+    if (x.stream != NULL)
+        px_conn_set_tap(c, NULL); /* the handler returned: its input as usual */
     if (!x.responded)
         px_http_respond(&x, 500, TEXT_PLAIN, NULL, 0, "500 Internal Server Error\n", 26);
-    if (!x.keep_alive)
-        px_conn_close(c);
+    if (!x.keep_alive && x.stream == NULL)
+        px_conn_close(c); /* a stream closes the connection at its end */
 }
 
 /* Answer one complete request, counted and timed: request latency runs from
@@ -303,15 +311,95 @@ static http_conn_t *state_of(px_conn_t *c)
     return px_conn_udata(c);
 }
 
+static http_conn_t *conn_state(px_conn_t *c);
+
+/* Drop what the state holds for requests; the state itself goes unless a
+ * stream still occupies the connection. */
 static void free_state(px_conn_t *c)
 {
     http_conn_t *h = state_of(c);
     if (h) {
         px_conn_charge(c, -(int64_t)h->cap);
         free(h->buf);
+        if (h->stream != NULL) {
+            http_conn_t keep = {
+                .stream = h->stream, .stream_paused = h->stream_paused, .in_data = h->in_data};
+            *h = keep;
+            return;
+        }
         free(h);
         px_conn_set_udata(c, NULL);
     }
+}
+
+/* ---- streamed responses (stream.c) ------------------------------------------ */
+
+/* While a handler runs released, the input of its connection reaches the
+ * server only through the tap: the end of it (the client went away) for a
+ * stream; bytes of a next request wait. */
+static size_t tap_data(px_conn_t *c, const char *data, size_t len, void *arg)
+{
+    (void)c;
+    (void)data;
+    (void)len;
+    (void)arg;
+    return 0; /* held by the engine until the handler returns */
+}
+
+static void tap_end(px_conn_t *c, int err, void *arg)
+{
+    http_conn_t *h = state_of(c);
+
+    (void)arg;
+    if (h != NULL && h->stream != NULL)
+        px__http_stream_gone(h->stream, c, err);
+}
+
+static const px_conn_tap_t http_tap = {tap_data, tap_end, NULL};
+
+void px__http_server_stream_begin(px_conn_t *c, px_http_stream_t *st)
+{
+    http_conn_t *h = conn_state(c);
+
+    if (h == NULL) {
+        /* Without memory for the state the connection cannot wait for the
+         * stream: it closes after it. */
+        px_conn_close(c);
+        return;
+    }
+    h->stream = st;
+    px_conn_set_tap(c, &http_tap);
+}
+
+void px__http_server_stream_over(px_conn_t *c, px_http_stream_t *st)
+{
+    http_conn_t *h = state_of(c);
+
+    if (h == NULL || h->stream != st)
+        return;
+    h->stream = NULL;
+    if (h->stream_paused) {
+        h->stream_paused = false;
+        if (!px_conn_closing(c))
+            px_conn_resume(c); /* the requests held meanwhile, at the next flush */
+    }
+    if (!h->in_data && h->buf == NULL && !h->dropping)
+        free_state(c);
+}
+
+/* After an answer: a stream that occupies c holds back what follows (more:
+ * there is more input) and stops the parsing. */
+static bool stream_holds(px_conn_t *c, bool more)
+{
+    http_conn_t *h = state_of(c);
+
+    if (h == NULL || h->stream == NULL)
+        return false;
+    if (more && !h->stream_paused && !px_conn_closing(c)) {
+        px_conn_pause(c);
+        h->stream_paused = true;
+    }
+    return true;
 }
 
 /* The state of c, created when it has none; NULL without memory. */
@@ -448,6 +536,8 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
             if (took < 0)
                 return -1;
             off += (size_t)n + (size_t)took;
+            if (stream_holds(c, off < len))
+                break;
             continue;
         }
         if ((req.chunked || req.content_length > 0) && refuse_body(c, &req, off)) {
@@ -488,6 +578,8 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
             h->chunked = false;
             dispatch(c, s, &req, p + n, h->body_done);
             off = (size_t)(raw + rawlen - (size_t)r - buf);
+            if (stream_holds(c, off < len))
+                break;
             continue;
         }
         body_len = req.content_length > 0 ? (size_t)req.content_length : 0;
@@ -498,6 +590,8 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
         }
         dispatch(c, s, &req, p + n, body_len);
         off += (size_t)n + body_len;
+        if (stream_holds(c, off < len))
+            break;
     }
     return px_conn_closing(c) ? -1 : (ssize_t)off;
 }
@@ -515,7 +609,46 @@ static void start_dropping(px_conn_t *c, px_http_server_t *s, http_conn_t *h)
     px_conn_set_deadline(c, s->cfg.body_timeout_ms);
 }
 
+static int on_data(px_conn_t *c, const char *data, size_t len);
+
+/* While a stream occupies c, its next requests wait in the engine. */
+static bool held_for_stream(px_conn_t *c, const char *data, size_t len)
+{
+    http_conn_t *h = state_of(c);
+
+    if (h == NULL || h->stream == NULL || h->dropping)
+        return false;
+    if (len > 0) {
+        px_conn_pause(c);
+        h->stream_paused = true;
+        if (px_conn_unread(c, data, len) < 0)
+            px_conn_abort(c);
+    }
+    return true;
+}
+
 static int http_on_data(px_conn_t *c, const char *data, size_t len)
+{
+    http_conn_t *h = state_of(c);
+    int rc;
+
+    if (h != NULL && h->in_data)
+        return on_data(c, data, len); /* not reentered, but stay safe */
+    if (held_for_stream(c, data, len))
+        return 0;
+    if (h != NULL)
+        h->in_data = true;
+    rc = on_data(c, data, len);
+    h = state_of(c);
+    if (h != NULL) {
+        h->in_data = false;
+        if (h->stream == NULL && h->buf == NULL && !h->dropping && !h->in_body && h->len == 0)
+            free_state(c);
+    }
+    return rc;
+}
+
+static int on_data(px_conn_t *c, const char *data, size_t len)
 {
     px_http_server_t *s = px_conn_server_udata(c);
     http_conn_t *h = state_of(c);
@@ -535,7 +668,11 @@ static int http_on_data(px_conn_t *c, const char *data, size_t len)
         px_conn_set_deadline(c, 0);
         data += used;
         len -= (size_t)used;
-        h = NULL;
+        if (held_for_stream(c, data, len))
+            return 0;
+        h = state_of(c);
+        if (h != NULL && h->buf == NULL)
+            h = NULL; /* what a stream keeps is no request state */
     }
     if (h == NULL) {
         /* Fast path: requests that arrive whole are parsed in the receive buffer. */
@@ -618,14 +755,29 @@ static int http_on_data(px_conn_t *c, const char *data, size_t len)
     return 0;
 }
 
+/* The client closed its side or the connection failed: a stream it had is
+ * over (a client half-closing while it waits for an answer is taken as gone,
+ * as nginx takes it). */
+static void http_on_eof(px_conn_t *c, int err)
+{
+    http_conn_t *h = state_of(c);
+
+    if (h != NULL && h->stream != NULL)
+        px__http_stream_gone(h->stream, c, err);
+}
+
 static void http_on_close(px_conn_t *c, int err)
 {
-    (void)err;
+    http_conn_t *h = state_of(c);
+
+    if (h != NULL && h->stream != NULL)
+        px__http_stream_gone(h->stream, c, err);
     free_state(c);
 }
 
 static const px_handler_t http_handler = {
     .on_data = http_on_data,
+    .on_eof = http_on_eof,
     .on_close = http_on_close,
 };
 

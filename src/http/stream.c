@@ -1,0 +1,522 @@
+/*
+ * Streamed responses (px/http_stream.h): a head sent by the handler, a body
+ * written later from any thread, framed here (chunks, or a length that is
+ * enforced), and the end or the loss of the connection told to the owner.
+ *
+ * Threads: the stream's lock orders the writers and guards its state. A
+ * write of the thread that owns the worker goes straight to the connection
+ * (when nothing posted waits before it); any other goes through the
+ * connection's handle, ordered behind what was posted before. Nothing that
+ * can call back into the stream (closing the connection reaches the server's
+ * tap and close handlers) runs under the lock: the state is decided under
+ * it, the action taken after.
+ *
+ * Lifetime: refs counts the users (users), the server's hold while the
+ * stream occupies its connection, and messages in flight; users reaching 0
+ * on a stream not over aborts it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "px/clock.h"
+#include "px/handle.h"
+#include "px/http_stream.h"
+#include "px/timer.h"
+
+#include "respond.h"
+#include "stream.h"
+
+enum over {
+    OPEN = 0,
+    ENDED,   /* px_http_stream_end: the body is complete */
+    ABORTED, /* px_http_stream_abort, a length not met, released unfinished */
+    GONE,    /* the connection went away first */
+};
+
+struct px_http_stream {
+    _Atomic unsigned refs;
+    _Atomic unsigned users;
+    _Atomic int over; /* enum over; set under lock, read anywhere */
+    pthread_mutex_t lock;
+    px_handle_t *h;
+    px_worker_t *w;
+    px_conn_t *c;     /* owner only: NULL once the server let go of it */
+    bool chunked;     /* lock-free: fixed at start */
+    bool no_body;     /* HEAD, 204, 304: writes are dropped */
+    bool until_close; /* the close ends the body */
+    bool keep_alive;  /* the connection goes on after the end */
+    int64_t length;   /* announced, or PX_HTTP_LENGTH_UNKNOWN */
+    uint64_t written; /* lock */
+    bool watching;    /* lock: a WRITABLE event is due at low water */
+    int close_err;    /* owner: the reason CLOSED reports */
+    bool reported;    /* owner: CLOSED told */
+    px_http_stream_event_fn *on_event;
+    void *arg;
+    /* Heartbeat: owner's timer; interval and bytes under lock. */
+    px_timer_t hb_timer;
+    unsigned hb_ms;
+    char *hb_bytes;
+    size_t hb_len;
+    _Atomic uint64_t last_write_ms; /* px_now_ms() of the last write */
+};
+
+static void unref(px_http_stream_t *st)
+{
+    if (atomic_fetch_sub_explicit(&st->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    px_handle_release(st->h);
+    pthread_mutex_destroy(&st->lock);
+    free(st->hb_bytes);
+    free(st);
+}
+
+static bool owned_here(const px_http_stream_t *st)
+{
+    return px_worker_owned(st->w);
+}
+
+/* Run fn(c, st) on the owner after what was posted before, holding st. */
+static int post_run(px_http_stream_t *st, px_handle_fn *fn)
+{
+    int rc;
+
+    atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+    rc = px_handle_run(st->h, fn, st);
+    if (rc < 0)
+        unref(st);
+    return rc;
+}
+
+/* ---- the owner's side ---------------------------------------------------- */
+
+static void report_closed(px_http_stream_t *st, int err)
+{
+    if (st->reported)
+        return;
+    st->reported = true;
+    if (st->on_event != NULL)
+        st->on_event(st, PX_HTTP_STREAM_CLOSED, err, st->arg);
+}
+
+/* The server lets go of the stream: the timer stops, the hold goes. */
+static void detach(px_http_stream_t *st, px_conn_t *c)
+{
+    if (st->c == NULL)
+        return;
+    px_timer_stop(px_worker_wheel(st->w), &st->hb_timer);
+    st->c = NULL;
+    px__http_server_stream_over(c, st);
+    unref(st);
+}
+
+void px__http_stream_gone(px_http_stream_t *st, px_conn_t *c, int err)
+{
+    int over;
+
+    pthread_mutex_lock(&st->lock);
+    over = atomic_load_explicit(&st->over, memory_order_relaxed);
+    if (over == OPEN)
+        atomic_store_explicit(&st->over, GONE, memory_order_release);
+    pthread_mutex_unlock(&st->lock);
+    if (over == ENDED)
+        err = 0; /* until the close: the close was its end */
+    else if (over == ABORTED)
+        err = -ECONNABORTED;
+    else if (err != -ETIMEDOUT)
+        err = -EPIPE;
+    if (st->close_err == 0)
+        st->close_err = err;
+    report_closed(st, st->close_err); /* before the server's hold goes */
+    detach(st, c);
+}
+
+/* The end, applied on the owner after every write before it. */
+static void finish(px_conn_t *c, px_http_stream_t *st)
+{
+    if (c == NULL || st->c == NULL)
+        return; /* gone meanwhile: told by px__http_stream_gone */
+    if (st->until_close || !st->keep_alive) {
+        px_conn_close(c); /* on_close reports the end */
+        return;
+    }
+    report_closed(st, 0);
+    detach(st, c);
+}
+
+static void finish_run(px_conn_t *c, void *arg)
+{
+    px_http_stream_t *st = arg;
+
+    finish(c, st);
+    unref(st);
+}
+
+static void abort_run(px_conn_t *c, void *arg)
+{
+    px_http_stream_t *st = arg;
+
+    if (c != NULL && st->c != NULL)
+        px_conn_abort(c);
+    unref(st);
+}
+
+static void close_run(px_conn_t *c, void *arg)
+{
+    px_http_stream_t *st = arg;
+
+    if (c != NULL && st->c != NULL)
+        px_conn_close(c);
+    unref(st);
+}
+
+static void writable_run(px_conn_t *c, void *arg)
+{
+    px_http_stream_t *st = arg;
+    bool due;
+
+    pthread_mutex_lock(&st->lock);
+    due = st->watching && atomic_load_explicit(&st->over, memory_order_relaxed) == OPEN;
+    st->watching = false;
+    pthread_mutex_unlock(&st->lock);
+    if (c != NULL && due && st->on_event != NULL)
+        st->on_event(st, PX_HTTP_STREAM_WRITABLE, 0, st->arg);
+    unref(st);
+}
+
+/* The level fell (inside a send completion, or on a closing thread). */
+static void low_water(px_handle_t *h, void *arg)
+{
+    px_http_stream_t *st = arg;
+
+    (void)h;
+    post_run(st, writable_run);
+    unref(st); /* the watch's */
+}
+
+/* ---- start ---------------------------------------------------------------- */
+
+static void heartbeat_fire(px_timer_t *t);
+
+int px_http_stream_start(px_http_exchange_t *x, const px_http_stream_config_t *cfg,
+                         px_http_stream_t **out)
+{
+    const px_http_request_t *req = x->req;
+    px__http_framing_t framing;
+    px_http_stream_t *st;
+    int rc;
+
+    if (x->responded)
+        return -EALREADY;
+    if (px_conn_closing(x->conn))
+        return -ENOTCONN;
+    if (cfg->status < 200 || cfg->status > 999 || cfg->length < PX_HTTP_LENGTH_UNKNOWN)
+        return -EINVAL;
+    st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return -ENOMEM;
+    st->h = px_conn_handle(x->conn);
+    if (st->h == NULL) {
+        free(st);
+        return -ENOMEM;
+    }
+    if (cfg->length >= 0)
+        framing = PX__HTTP_LENGTH;
+    else if (req != NULL && req->minor_version >= 1)
+        framing = PX__HTTP_CHUNKED;
+    else
+        framing = PX__HTTP_UNTIL_CLOSE;
+    rc = px__http_send_head(x, cfg->status, cfg->content_type, cfg->extra, cfg->extra_len, framing,
+                            cfg->length >= 0 ? (uint64_t)cfg->length : 0);
+    if (rc < 0) {
+        px_handle_release(st->h);
+        free(st);
+        return rc;
+    }
+    atomic_init(&st->refs, 2); /* the caller's and the server's */
+    atomic_init(&st->users, 1);
+    atomic_init(&st->over, OPEN);
+    atomic_init(&st->last_write_ms, px_now_ms());
+    pthread_mutex_init(&st->lock, NULL);
+    st->w = px_conn_worker(x->conn);
+    st->c = x->conn;
+    st->no_body = x->head || cfg->status == 204 || cfg->status == 304;
+    st->chunked = framing == PX__HTTP_CHUNKED && !st->no_body;
+    st->until_close = framing == PX__HTTP_UNTIL_CLOSE;
+    st->keep_alive = x->keep_alive;
+    st->length = cfg->length;
+    st->on_event = cfg->on_event;
+    st->arg = cfg->arg;
+    px_timer_init(&st->hb_timer, heartbeat_fire);
+    x->stream = st;
+    px__http_server_stream_begin(x->conn, st);
+    *out = st;
+    return 0;
+}
+
+/* ---- writes ------------------------------------------------------------------ */
+
+/* Queue iov on the connection: straight when this thread owns the worker
+ * and nothing posted is waiting, else posted behind what was. Under lock. */
+static int queue(px_http_stream_t *st, const struct iovec *iov, int iovcnt)
+{
+    if (owned_here(st) && st->c != NULL && !px_handle_pending(st->h))
+        return px_conn_send(st->c, iov, iovcnt);
+    return px_handle_send(st->h, iov, iovcnt, true);
+}
+
+/* Over: decided under the lock; the connection closed after it (action). */
+static int give_up(px_http_stream_t *st, bool now)
+{
+    if (owned_here(st) && st->c != NULL && !px_handle_pending(st->h)) {
+        if (now)
+            px_conn_abort(st->c);
+        else
+            px_conn_close(st->c);
+        return 0;
+    }
+    return post_run(st, now ? abort_run : close_run);
+}
+
+#define MAX_PIECES 64
+
+int px_http_stream_write(px_http_stream_t *st, const struct iovec *iov, int iovcnt, unsigned flags)
+{
+    struct iovec framed[MAX_PIECES + 2];
+    char size_line[24];
+    size_t total = 0;
+    int n = 0, rc;
+
+    if (iovcnt < 0 || iovcnt > MAX_PIECES)
+        return -EINVAL;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    pthread_mutex_lock(&st->lock);
+    if (atomic_load_explicit(&st->over, memory_order_relaxed) != OPEN || px_handle_closed(st->h)) {
+        pthread_mutex_unlock(&st->lock);
+        return -EPIPE;
+    }
+    if (st->no_body || total == 0) {
+        st->written += st->no_body ? total : 0;
+        pthread_mutex_unlock(&st->lock);
+        return 0;
+    }
+    if (st->length >= 0 && st->written + total > (uint64_t)st->length) {
+        atomic_store_explicit(&st->over, ABORTED, memory_order_release);
+        pthread_mutex_unlock(&st->lock);
+        fprintf(stderr,
+                "pyparallel: streamed response longer than its Content-Length %lld: connection "
+                "closed\n",
+                (long long)st->length);
+        give_up(st, false);
+        return -EMSGSIZE;
+    }
+    if (!(flags & PX_HTTP_STREAM_FORCE) && px_handle_queued(st->h) > px_handle_high_water(st->h)) {
+        bool arm = st->on_event != NULL && !st->watching;
+        st->watching = st->watching || arm;
+        pthread_mutex_unlock(&st->lock);
+        if (arm) {
+            atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+            if (px_handle_watch_low(st->h, low_water, st) < 0)
+                unref(st);
+        }
+        return -EAGAIN;
+    }
+    if (st->chunked) {
+        int len = snprintf(size_line, sizeof(size_line), "%zx\r\n", total);
+        framed[n++] = (struct iovec){size_line, (size_t)len};
+    }
+    for (int i = 0; i < iovcnt; i++)
+        if (iov[i].iov_len)
+            framed[n++] = iov[i];
+    if (st->chunked)
+        framed[n++] = (struct iovec){(void *)"\r\n", 2};
+    rc = queue(st, framed, n);
+    if (rc == 0) {
+        st->written += total;
+        atomic_store_explicit(&st->last_write_ms, px_now_ms(), memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&st->lock);
+    return rc == -ENOTCONN || rc == -ESHUTDOWN ? -EPIPE : rc;
+}
+
+int px_http_stream_end(px_http_stream_t *st)
+{
+    static const struct iovec last = {(void *)"0\r\n\r\n", 5};
+    bool short_body;
+    int rc = 0;
+
+    pthread_mutex_lock(&st->lock);
+    if (atomic_load_explicit(&st->over, memory_order_relaxed) != OPEN) {
+        pthread_mutex_unlock(&st->lock);
+        return -EPIPE;
+    }
+    short_body = !st->no_body && st->length >= 0 && st->written < (uint64_t)st->length;
+    if (short_body) {
+        atomic_store_explicit(&st->over, ABORTED, memory_order_release);
+        pthread_mutex_unlock(&st->lock);
+        fprintf(stderr,
+                "pyparallel: streamed response ended at %llu of its Content-Length %lld bytes: "
+                "connection closed\n",
+                (unsigned long long)st->written, (long long)st->length);
+        give_up(st, false);
+        return -EBADMSG;
+    }
+    if (st->chunked)
+        rc = queue(st, &last, 1);
+    if (rc == 0)
+        atomic_store_explicit(&st->over, ENDED, memory_order_release);
+    if (rc == 0 && owned_here(st) && st->c != NULL && !px_handle_pending(st->h)) {
+        pthread_mutex_unlock(&st->lock);
+        finish(st->c, st);
+        return 0;
+    }
+    if (rc == 0)
+        rc = post_run(st, finish_run);
+    pthread_mutex_unlock(&st->lock);
+    return rc == -ENOTCONN || rc == -ESHUTDOWN ? -EPIPE : rc;
+}
+
+void px_http_stream_abort(px_http_stream_t *st)
+{
+    pthread_mutex_lock(&st->lock);
+    if (atomic_load_explicit(&st->over, memory_order_relaxed) != OPEN) {
+        pthread_mutex_unlock(&st->lock);
+        return;
+    }
+    atomic_store_explicit(&st->over, ABORTED, memory_order_release);
+    pthread_mutex_unlock(&st->lock);
+    give_up(st, true);
+}
+
+void px_http_stream_ref(px_http_stream_t *st)
+{
+    atomic_fetch_add_explicit(&st->users, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+}
+
+void px_http_stream_release(px_http_stream_t *st)
+{
+    if (atomic_fetch_sub_explicit(&st->users, 1, memory_order_acq_rel) == 1 &&
+        atomic_load_explicit(&st->over, memory_order_acquire) == OPEN) {
+        fprintf(stderr, "pyparallel: streamed response released unfinished: connection closed\n");
+        px_http_stream_abort(st);
+    }
+    unref(st);
+}
+
+int px_http_stream_wait(px_http_stream_t *st, int timeout_ms)
+{
+    bool released = false;
+    int rc;
+
+    if (atomic_load_explicit(&st->over, memory_order_acquire) != OPEN)
+        return -EPIPE;
+    if (owned_here(st)) {
+        if (px_engine_handoff_ms(px_worker_engine(st->w)) == 0 ||
+            !(released = px_worker_release(st->w)))
+            return -EDEADLK;
+    }
+    rc = px_handle_wait_queued(st->h, px_handle_low_water(st->h), timeout_ms);
+    if (released)
+        px_worker_reacquire(st->w);
+    if (rc == -ENOTCONN || atomic_load_explicit(&st->over, memory_order_acquire) != OPEN)
+        return -EPIPE;
+    return rc;
+}
+
+bool px_http_stream_closed(const px_http_stream_t *st)
+{
+    return atomic_load_explicit(&st->over, memory_order_acquire) != OPEN || px_handle_closed(st->h);
+}
+
+uint64_t px_http_stream_written(const px_http_stream_t *st)
+{
+    px_http_stream_t *s = (px_http_stream_t *)st;
+    uint64_t n;
+
+    pthread_mutex_lock(&s->lock);
+    n = s->written;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+/* ---- heartbeat --------------------------------------------------------------- */
+
+static void heartbeat_fire(px_timer_t *t)
+{
+    px_http_stream_t *st = PX_CONTAINER_OF(t, px_http_stream_t, hb_timer);
+    uint64_t now = px_now_ms(), last, idle;
+    unsigned ms;
+    char *bytes = NULL;
+    size_t len;
+
+    pthread_mutex_lock(&st->lock);
+    ms = st->hb_ms;
+    len = st->hb_len;
+    if (ms && len && (bytes = malloc(len)) != NULL)
+        memcpy(bytes, st->hb_bytes, len);
+    pthread_mutex_unlock(&st->lock);
+    if (bytes == NULL || st->c == NULL)
+        return;
+    last = atomic_load_explicit(&st->last_write_ms, memory_order_relaxed);
+    idle = now > last ? now - last : 0;
+    if (idle + 1 >= ms) {
+        struct iovec iov = {bytes, len};
+        px_http_stream_write(st, &iov, 1, PX_HTTP_STREAM_FORCE);
+        idle = 0;
+    }
+    free(bytes);
+    if (st->c != NULL && atomic_load_explicit(&st->over, memory_order_relaxed) == OPEN)
+        px_timer_start(px_worker_wheel(st->w), &st->hb_timer, ms - idle);
+}
+
+static void heartbeat_run(px_conn_t *c, void *arg)
+{
+    px_http_stream_t *st = arg;
+    unsigned ms;
+
+    pthread_mutex_lock(&st->lock);
+    ms = st->hb_ms;
+    pthread_mutex_unlock(&st->lock);
+    if (c != NULL && st->c != NULL) {
+        if (ms == 0)
+            px_timer_stop(px_worker_wheel(st->w), &st->hb_timer);
+        else
+            px_timer_start(px_worker_wheel(st->w), &st->hb_timer, ms);
+    }
+    unref(st);
+}
+
+int px_http_stream_heartbeat(px_http_stream_t *st, unsigned interval_ms, const void *bytes,
+                             size_t len)
+{
+    char *copy = NULL;
+
+    if (st->length >= 0 || (interval_ms && len == 0))
+        return -EINVAL;
+    if (interval_ms && (copy = malloc(len)) == NULL)
+        return -ENOMEM;
+    if (copy)
+        memcpy(copy, bytes, len);
+    pthread_mutex_lock(&st->lock);
+    if (atomic_load_explicit(&st->over, memory_order_relaxed) != OPEN) {
+        pthread_mutex_unlock(&st->lock);
+        free(copy);
+        return -EPIPE;
+    }
+    free(st->hb_bytes);
+    st->hb_bytes = copy;
+    st->hb_len = interval_ms ? len : 0;
+    st->hb_ms = interval_ms;
+    pthread_mutex_unlock(&st->lock);
+    if (owned_here(st) && st->c != NULL) {
+        atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+        heartbeat_run(st->c, st);
+        return 0;
+    }
+    return post_run(st, heartbeat_run) == 0 ? 0 : -EPIPE;
+}
