@@ -78,7 +78,7 @@ class ErrorStream:
         data = self._partial.pop(key, "") + text
         *lines, rest = data.split("\n")
         for line in lines:
-            self._logger.error("%s", line)
+            self._emit(line)
         if rest:
             self._partial[key] = rest
         return len(text)
@@ -91,7 +91,16 @@ class ErrorStream:
         import threading
         rest = self._partial.pop(threading.get_ident(), "")
         if rest:
-            self._logger.error("%s", rest)
+            self._emit(rest)
+
+    def _emit(self, line: str) -> None:
+        # Straight to the handlers: an app usually writes here from inside a
+        # logging handler of its own (Flask's), and Logger.handle drops what
+        # is logged from inside a handler on the same thread (3.13).
+        logger = self._logger
+        if not logger.disabled and logger.getEffectiveLevel() <= logging.ERROR:
+            logger.callHandlers(logger.makeRecord(logger.name, logging.ERROR, "(wsgi.errors)", 0,
+                                                  "%s", (line,), None))
 
 
 def _ensure_logging() -> None:
