@@ -92,12 +92,21 @@ PyObject *px_py_wsgi_environ(px_py_wsgi_t *g, const px_http_exchange_t *x, const
 PyObject *px_py_wsgi_input_new(px_py_wsgi_t *g, const char *body, size_t len);
 
 /* start_response and the response it describes (wsgi_types.c). */
+struct px_http_stream;
 typedef struct px_py_start_response {
     PyObject_HEAD int status; /* 0 until start_response was called */
     PyObject *headers;        /* the app's list of (name, value) */
+    long long length;         /* the app's Content-Length; -1 none */
     bool head_sent;           /* body bytes were produced: exc_info re-raises */
-    char *buf;                /* write() data, then the body when gathered */
+    char *buf;                /* the body gathered (a response not streamed) */
     size_t len, cap;
+    /* While the app runs (NULL after): its request, for write() and streaming. */
+    px_http_exchange_t *x;
+    px_worker_t *w;
+    struct px_http_stream *stream; /* the response streamed (wsgi_stream.c), or NULL */
+    bool streamed;                 /* a stream was started: the response is its */
+    bool gone;                     /* the client went away, or the stream failed */
+    unsigned long long sent;       /* body bytes streamed */
 } px_py_start_response_t;
 PyObject *px_py_wsgi_start_new(px_py_wsgi_t *g);
 /* Append data to r's body; -1 with MemoryError. */
@@ -118,6 +127,15 @@ typedef struct px_py_wsgi_head {
 } px_py_wsgi_head_t;
 int px_py_wsgi_head(PyObject *headers, px_py_wsgi_head_t *h);
 void px_py_wsgi_head_free(px_py_wsgi_head_t *h);
+
+/* Streamed responses (wsgi_stream.c), from the app's thread, worker
+ * released. begin: the head (0, or -1 with an exception); a connection
+ * closed meanwhile sets r->gone. send: 0 (a client gone sets r->gone; the
+ * caller stops producing). finish: the end of the body, or an abort when
+ * failed; releases the stream. */
+int px_py_wsgi_stream_begin(px_py_start_response_t *r);
+int px_py_wsgi_stream_send(px_py_start_response_t *r, const char *data, size_t len);
+void px_py_wsgi_stream_finish(px_py_start_response_t *r, bool failed);
 
 /* The type specs (wsgi_types.c). */
 extern PyType_Spec px_py_wsgi_input_spec;

@@ -90,13 +90,34 @@ static int take_file(px_py_wsgi_t *g, PyObject *result, answer_t *ans)
     return 1;
 }
 
-/* Consume the iterable into r's body (after any write() data). */
+/* Body bytes of the iterable: gathered while the response can be sent
+ * whole (a sequence, or a Content-Length up to BUFFER_MAX), else streamed
+ * from here on, the bytes gathered before first. */
+#define BUFFER_MAX ((long long)1 << 20)
+
+static int body_bytes(px_py_start_response_t *r, bool sequence, const char *p, size_t n)
+{
+    r->head_sent = true;
+    if (!r->streamed && !r->gone && !sequence && (r->length < 0 || r->length > BUFFER_MAX)) {
+        if (px_py_wsgi_stream_begin(r) < 0)
+            return -1;
+        if (r->len > 0 && px_py_wsgi_stream_send(r, r->buf, r->len) < 0)
+            return -1;
+        r->len = 0;
+    }
+    if (r->streamed || r->gone)
+        return r->gone ? 0 : px_py_wsgi_stream_send(r, p, n);
+    return px_py_wsgi_body_append(r, p, n);
+}
+
+/* Consume the iterable into r's body, or stream it. */
 static int gather(px_py_start_response_t *r, PyObject *result, answer_t *ans)
 {
     PyObject *it, *chunk;
 
-    if ((PyList_CheckExact(result) || PyTuple_CheckExact(result)) &&
-        PySequence_Fast_GET_SIZE(result) == 1 && r->len == 0 &&
+    bool sequence = PyList_CheckExact(result) || PyTuple_CheckExact(result);
+
+    if (sequence && !r->streamed && PySequence_Fast_GET_SIZE(result) == 1 &&
         PyBytes_CheckExact(PySequence_Fast_GET_ITEM(result, 0))) {
         /* the common [body]: no copy */
         if (r->status == 0) {
@@ -121,9 +142,8 @@ static int gather(px_py_start_response_t *r, PyObject *result, answer_t *ans)
                 PyErr_SetString(PyExc_RuntimeError, "body bytes before start_response()");
                 rc = -1;
             } else {
-                r->head_sent = true;
-                rc = px_py_wsgi_body_append(r, PyBytes_AS_STRING(chunk),
-                                            (size_t)PyBytes_GET_SIZE(chunk));
+                rc = body_bytes(r, sequence, PyBytes_AS_STRING(chunk),
+                                (size_t)PyBytes_GET_SIZE(chunk));
             }
         }
         Py_DECREF(chunk);
@@ -131,6 +151,8 @@ static int gather(px_py_start_response_t *r, PyObject *result, answer_t *ans)
             Py_DECREF(it);
             return -1;
         }
+        if (r->gone)
+            break; /* the client went away: stop producing (close() comes next) */
     }
     Py_DECREF(it);
     if (PyErr_Occurred())
@@ -152,9 +174,10 @@ static void run_app(px_py_wsgi_t *g, PyObject *env, px_py_start_response_t *r, a
     if (result == NULL) {
         ans->failed = true;
         log_exception();
+        px_py_wsgi_stream_finish(r, true); /* write() had begun: truncated, closed */
         return;
     }
-    rc = take_file(g, result, ans);
+    rc = r->streamed ? 0 : take_file(g, result, ans);
     if (rc == 0)
         rc = gather(r, result, ans);
     else if (rc > 0 && r->status == 0) {
@@ -170,6 +193,7 @@ static void run_app(px_py_wsgi_t *g, PyObject *env, px_py_start_response_t *r, a
         log_exception();
     }
     Py_DECREF(result);
+    px_py_wsgi_stream_finish(r, ans->failed);
 }
 
 static int head_put(px_py_wsgi_head_t *h, const char *s, size_t n)
@@ -322,10 +346,24 @@ void px_py_wsgi_call(px_py_wsgi_t *g, px_http_exchange_t *x)
         log_exception();
         ans.failed = true;
     } else {
-        bool released = px_py_release(w);
-        run_app(g, env, (px_py_start_response_t *)start, &ans);
+        px_py_start_response_t *r = (px_py_start_response_t *)start;
+        bool released;
+        r->x = x;
+        r->w = w;
+        released = px_py_release(w);
+        run_app(g, env, r, &ans);
+        r->x = NULL; /* a write() kept past the call fails */
         Py_DECREF(env);
         px_py_reacquire(w, released);
+    }
+    if (start != NULL && ((px_py_start_response_t *)start)->streamed) {
+        px_py_start_response_t *r = (px_py_start_response_t *)start;
+        if (g->access_log)
+            px_py_wsgi_log(w, &peer, x->req, r->status, (size_t)r->sent);
+        x->responded = true; /* the stream's (or closed: nobody to answer) */
+        Py_XDECREF(ans.single);
+        Py_DECREF(start);
+        return;
     }
     if (px_conn_closing(x->conn)) {
         x->responded = true; /* closed while the app ran: nobody to answer */

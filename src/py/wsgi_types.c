@@ -6,6 +6,8 @@
  */
 #include "wsgi.h"
 
+#include <strings.h>
+
 /* ---- wsgi.input ------------------------------------------------------------- */
 
 typedef struct wsgi_input {
@@ -162,6 +164,12 @@ PyObject *px_py_wsgi_start_new(px_py_wsgi_t *g)
         return NULL;
     r->status = 0;
     r->headers = NULL;
+    r->length = -1;
+    r->x = NULL;
+    r->w = NULL;
+    r->stream = NULL;
+    r->streamed = r->gone = false;
+    r->sent = 0;
     r->head_sent = false;
     r->buf = NULL;
     r->len = r->cap = 0;
@@ -235,15 +243,24 @@ static PyObject *start_write(PyObject *s, PyObject *data)
         PyErr_SetString(PyExc_RuntimeError, "write() before start_response()");
         return NULL;
     }
+    if (r->x == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "write() after the app returned");
+        return NULL;
+    }
     if (!PyBytes_Check(data)) {
         PyErr_Format(PyExc_TypeError, "write() takes bytes, not %.100s", Py_TYPE(data)->tp_name);
         return NULL;
     }
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    rc = px_py_wsgi_body_append(r, view.buf, (size_t)view.len);
-    if (view.len > 0)
-        r->head_sent = true;
+    rc = 0;
+    if (view.len > 0) {
+        /* unbuffered, as PEP 3333 asks: the head and these bytes go now */
+        if (!r->streamed && !r->gone)
+            rc = px_py_wsgi_stream_begin(r);
+        if (rc == 0 && r->stream != NULL)
+            rc = px_py_wsgi_stream_send(r, view.buf, (size_t)view.len);
+    }
     PyBuffer_Release(&view);
     if (rc < 0)
         return NULL;
@@ -252,6 +269,28 @@ static PyObject *start_write(PyObject *s, PyObject *data)
 
 static PyMethodDef write_def = {"write", start_write, METH_O,
                                 "write(data: bytes): body bytes, before those of the iterable"};
+
+/* The Content-Length among headers, or -1 (none, or not a length: the head
+ * is refused later with the reason). */
+static long long app_length(PyObject *headers)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
+        PyObject *pair = PyList_GET_ITEM(headers, i), *name, *value;
+        long long n;
+        char *end;
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+            !PyUnicode_Check(name = PyTuple_GET_ITEM(pair, 0)) ||
+            !PyUnicode_Check(value = PyTuple_GET_ITEM(pair, 1)) ||
+            PyUnicode_GET_LENGTH(name) != 14 || PyUnicode_KIND(name) != PyUnicode_1BYTE_KIND ||
+            strncasecmp((const char *)PyUnicode_1BYTE_DATA(name), "content-length", 14) != 0)
+            continue;
+        if (PyUnicode_KIND(value) != PyUnicode_1BYTE_KIND)
+            return -1;
+        n = strtoll((const char *)PyUnicode_1BYTE_DATA(value), &end, 10);
+        return *end == '\0' && n >= 0 ? n : -1;
+    }
+    return -1;
+}
 
 /* start_response(status, headers, exc_info=None) -> write */
 static PyObject *start_call(PyObject *s, PyObject *args, PyObject *kwds)
@@ -292,6 +331,7 @@ static PyObject *start_call(PyObject *s, PyObject *args, PyObject *kwds)
         return NULL;
     r->status = code;
     Py_XSETREF(r->headers, Py_NewRef(headers));
+    r->length = app_length(headers);
     return PyCFunction_New(&write_def, s);
 }
 

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from http_helpers import Conn, Reply
+
 from helpers import SERVERS, ServerProcess, child_env
 
 APPS = Path(__file__).resolve().parent / "apps"
@@ -37,3 +39,28 @@ def served(backend: str, target: str, *args: str, env: dict[str, str] | None = N
                 proc.finish(timeout=20).assert_clean(allow_tracebacks)
         finally:
             proc.close()
+
+
+def read_reply(c: Conn, head: bool = False) -> Reply:
+    """The next response on c, its body framed by Content-Length, chunked
+    (decoded; reply.chunked set) or the close."""
+    reply = c.read_reply(head=True)
+    reply.chunked = False  # type: ignore[attr-defined]
+    if head or reply.status in (204, 304) or reply.status < 200:
+        return reply
+    if reply.headers.get("transfer-encoding", "").lower() == "chunked":
+        reply.chunked = True  # type: ignore[attr-defined]
+        body = bytearray()
+        while True:
+            size = int(c.read_until(b"\r\n")[:-2].split(b";")[0], 16)
+            if size == 0:
+                assert c.read_until(b"\r\n") == b"\r\n"  # no trailers from us
+                break
+            body += c.read_exact(size)
+            assert c.read_exact(2) == b"\r\n"
+        reply.body = bytes(body)
+    elif "content-length" in reply.headers:
+        reply.body = c.read_exact(int(reply.headers["content-length"]))
+    else:
+        reply.body = c.read_to_eof()
+    return reply
