@@ -58,8 +58,9 @@ typedef struct px_http_stream px_http_stream_t;
 #define PX_HTTP_LENGTH_UNKNOWN (-1)
 
 /* Events the stream reports to its owner (px_http_stream_config_t.on_event),
- * on the connection's worker, never while a handler of the connection runs
- * released on another thread (they wait for it to return). */
+ * on the connection's worker (possibly while the handler that started the
+ * stream still runs, released, on another thread). on_event must not block;
+ * it may write to the stream. */
 enum {
     /* A write was refused with -EAGAIN and the output has fallen to the
      * engine's send_low_water since: write again. */
@@ -172,9 +173,12 @@ typedef struct px_http_body px_http_body_t;
  * and the response has not started. Returns the bytes read (> 0); 0 at the
  * end of the body; -ETIMEDOUT; -EBADMSG (a malformed chunked body: the
  * connection closes), -EFBIG (over max_body: the connection closes),
- * -ECONNRESET (the client went away or the connection closed). From the
- * handler of x (any thread, one at a time) until it returns. On the owning
- * worker the worker is released while it waits. */
+ * -ECONNRESET (the client went away or the connection closed); -EDEADLK
+ * (the owning worker could not be released). From the handler of x (any
+ * thread, one at a time) until it returns. On the owning worker the worker is
+ * released while it waits and taken back after, each time: a handler that
+ * reads a big body releases its worker first (px_worker_release), so that
+ * the thread that takes it over keeps receiving while it reads. */
 ssize_t px_http_body_read(px_http_exchange_t *x, void *buf, size_t len, int timeout_ms);
 
 /* The bytes of x's body not read yet that are already here (0 when none or

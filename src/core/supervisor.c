@@ -95,10 +95,15 @@ static bool looks_blocked(const watch_t *wt, uint64_t now)
     return (cpu - wt->cpu) * BLOCKED_SHARE < now - wt->since;
 }
 
+/* Messages count by their backlog, not only by the wake-up: one posted while
+ * the loop was acknowledging an earlier wake-up has none of its own, and a
+ * handler released to wait for a message on its own worker (a body reader's
+ * resume) would wait for ever. */
 static bool work_waits(px_worker_t *w, uint64_t word, uint64_t now)
 {
     return (word & PX_OWN_HINT) || atomic_load_explicit(&w->nwaiters, memory_order_relaxed) > 0 ||
            atomic_load_explicit(&w->wake_pending, memory_order_relaxed) ||
+           atomic_load_explicit(&w->backlog, memory_order_relaxed) > 0 ||
            now >= atomic_load_explicit(&w->timer_due, memory_order_relaxed) ||
            w->be->kernel_work(w);
 }

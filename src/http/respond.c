@@ -12,6 +12,7 @@
 #include "px/http_server.h"
 
 #include "respond.h"
+#include "stream.h"
 
 /* Appends for write_head: each checks the room left, so a head that does not
  * fit is -ENOBUFS instead of a truncated one. */
@@ -128,6 +129,8 @@ static int respond_common(px_http_exchange_t *x, int status, const char *content
     if (n < 0)
         return n; /* a head too long for the buffer: not answered, so a 500 goes instead */
     x->responded = true;
+    if (x->body_stream != NULL)
+        px__http_body_responding(x->body_stream);
     iov[cnt++] = (struct iovec){head, (size_t)n};
     if (extra && extra_len)
         iov[cnt++] = (struct iovec){(void *)extra, extra_len};

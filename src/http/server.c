@@ -16,6 +16,7 @@
 
 #include "early.h"
 #include "respond.h"
+#include "conn_state.h"
 #include "stream.h"
 
 #define MAX_HEADERS_CAP 256
@@ -42,27 +43,6 @@ struct px_http_server {
     bool *takes_body;         /* by route id: a method other than GET and HEAD */
     char *options_allow;      /* "Allow: ...\r\n" of OPTIONS *, built at listen */
 };
-
-/* Per-connection state, only while a request is incomplete, the body of an
- * answered one is being dropped, or a streamed response occupies the
- * connection. */
-typedef struct http_conn {
-    char *buf;
-    size_t len, cap;
-    bool continue_sent;
-    bool deadline_armed;
-    bool in_body;     /* the head of the pending request is complete */
-    bool chunked;     /* decoding the body of the request at buf */
-    bool dropping;    /* the body of an answered request: read, never kept */
-    size_t body_done; /* chunked: decoded bytes after the head (the raw bytes
-                         they came from are gone) */
-    px_http_chunked_t dec;
-    px__http_drop_t drop;     /* while dropping */
-    px_http_stream_t *stream; /* a streamed response not over yet: the next
-                                 request waits for it */
-    bool stream_paused;       /* input held for after the stream */
-    bool in_data;             /* inside http_on_data (which frees the state) */
-} http_conn_t;
 
 void px_http_config_default(px_http_config_t *cfg)
 {
@@ -196,7 +176,7 @@ const char *px__http_server_name(const px_http_server_t *s)
 }
 
 /* An error answer, then close (the rest of the input cannot be trusted). */
-static void fail(px_conn_t *c, px_http_server_t *s, int status)
+void px__http_fail(px_conn_t *c, px_http_server_t *s, int status)
 {
     px_http_exchange_t x = {.conn = c, .srv = s, .keep_alive = false};
     char body[64];
@@ -254,13 +234,14 @@ static bool takes_body(const px_http_server_t *s, const px_http_request_t *req)
 }
 
 static void answer(px_conn_t *c, px_http_server_t *s, const px_http_request_t *req,
-                   const char *body, size_t body_len)
+                   const char *body, size_t body_len, px_http_body_t *body_stream)
 {
     px_http_exchange_t x = {
         .conn = c,
         .req = req,
         .body = body,
         .body_len = body_len,
+        .body_stream = body_stream,
         .head = is_head_method(req),
         .keep_alive = req->keep_alive,
         .srv = s,
@@ -282,7 +263,7 @@ static void answer(px_conn_t *c, px_http_server_t *s, const px_http_request_t *r
     } else if (s->app) {
         s->app(&x, s->udata);
     }
-    if (x.stream != NULL)
+    if (x.stream != NULL || body_stream != NULL)
         px_conn_set_tap(c, NULL); /* the handler returned: its input as usual */
     if (!x.responded)
         px_http_respond(&x, 500, TEXT_PLAIN, NULL, 0, "500 Internal Server Error\n", 26);
@@ -294,36 +275,31 @@ static void answer(px_conn_t *c, px_http_server_t *s, const px_http_request_t *r
  * the complete request (head and body in hand) to its response queued on the
  * connection, so it measures the server (routing, handler, encoding), not the
  * network or the client. */
-static void dispatch(px_conn_t *c, px_http_server_t *s, const px_http_request_t *req,
-                     const char *body, size_t body_len)
+void px__http_dispatch(px_conn_t *c, px_http_server_t *s, const px_http_request_t *req,
+                       const char *body, size_t body_len, px_http_body_t *body_stream)
 {
     px_worker_t *w = px_conn_worker(c);
     uint64_t t0 = px_ticks();
 
-    answer(c, s, req, body, body_len);
+    answer(c, s, req, body, body_len, body_stream);
     PX_STAT_ADD(px_worker_stats(w), requests, 1);
     px_hist_record(px_worker_latency(w, PX_LATENCY_REQUEST),
                    px_ticks_ns((int64_t)(px_ticks() - t0)));
 }
 
-static http_conn_t *state_of(px_conn_t *c)
-{
-    return px_conn_udata(c);
-}
-
-static http_conn_t *conn_state(px_conn_t *c);
-
 /* Drop what the state holds for requests; the state itself goes unless a
  * stream still occupies the connection. */
-static void free_state(px_conn_t *c)
+void px__http_free_state(px_conn_t *c)
 {
-    http_conn_t *h = state_of(c);
+    http_conn_t *h = px__http_state_of(c);
     if (h) {
         px_conn_charge(c, -(int64_t)h->cap);
         free(h->buf);
-        if (h->stream != NULL) {
-            http_conn_t keep = {
-                .stream = h->stream, .stream_paused = h->stream_paused, .in_data = h->in_data};
+        if (h->stream != NULL || h->body != NULL) {
+            http_conn_t keep = {.stream = h->stream,
+                                .stream_paused = h->stream_paused,
+                                .body = h->body,
+                                .in_data = h->in_data};
             *h = keep;
             return;
         }
@@ -332,80 +308,10 @@ static void free_state(px_conn_t *c)
     }
 }
 
-/* ---- streamed responses (stream.c) ------------------------------------------ */
-
-/* While a handler runs released, the input of its connection reaches the
- * server only through the tap: the end of it (the client went away) for a
- * stream; bytes of a next request wait. */
-static size_t tap_data(px_conn_t *c, const char *data, size_t len, void *arg)
-{
-    (void)c;
-    (void)data;
-    (void)len;
-    (void)arg;
-    return 0; /* held by the engine until the handler returns */
-}
-
-static void tap_end(px_conn_t *c, int err, void *arg)
-{
-    http_conn_t *h = state_of(c);
-
-    (void)arg;
-    if (h != NULL && h->stream != NULL)
-        px__http_stream_gone(h->stream, c, err);
-}
-
-static const px_conn_tap_t http_tap = {tap_data, tap_end, NULL};
-
-void px__http_server_stream_begin(px_conn_t *c, px_http_stream_t *st)
-{
-    http_conn_t *h = conn_state(c);
-
-    if (h == NULL) {
-        /* Without memory for the state the connection cannot wait for the
-         * stream: it closes after it. */
-        px_conn_close(c);
-        return;
-    }
-    h->stream = st;
-    px_conn_set_tap(c, &http_tap);
-}
-
-void px__http_server_stream_over(px_conn_t *c, px_http_stream_t *st)
-{
-    http_conn_t *h = state_of(c);
-
-    if (h == NULL || h->stream != st)
-        return;
-    h->stream = NULL;
-    if (h->stream_paused) {
-        h->stream_paused = false;
-        if (!px_conn_closing(c))
-            px_conn_resume(c); /* the requests held meanwhile, at the next flush */
-    }
-    if (!h->in_data && h->buf == NULL && !h->dropping)
-        free_state(c);
-}
-
-/* After an answer: a stream that occupies c holds back what follows (more:
- * there is more input) and stops the parsing. */
-static bool stream_holds(px_conn_t *c, bool more)
-{
-    http_conn_t *h = state_of(c);
-
-    if (h == NULL || h->stream == NULL)
-        return false;
-    if (more && !h->stream_paused && !px_conn_closing(c)) {
-        px_conn_pause(c);
-        h->stream_paused = true;
-    }
-    return true;
-}
-
 /* The state of c, created when it has none; NULL without memory. */
-static http_conn_t *conn_state(px_conn_t *c)
+http_conn_t *px__http_conn_state(px_conn_t *c)
 {
-    http_conn_t *h = state_of(c);
+    http_conn_t *h = px__http_state_of(c);
 
     if (h == NULL) {
         h = calloc(1, sizeof(*h));
@@ -418,7 +324,7 @@ static http_conn_t *conn_state(px_conn_t *c)
 /* Keep buf[0..len) for the next receive. */
 static int save_rest(px_conn_t *c, const char *buf, size_t len)
 {
-    http_conn_t *h = conn_state(c);
+    http_conn_t *h = px__http_conn_state(c);
 
     if (h == NULL)
         return -ENOMEM;
@@ -454,13 +360,13 @@ static ssize_t answer_early(px_conn_t *c, px_http_server_t *s, px_http_request_t
      * so the connection cannot go on after the answer. */
     if (req->expect_continue)
         req->keep_alive = false;
-    dispatch(c, s, req, NULL, 0);
+    px__http_dispatch(c, s, req, NULL, 0, NULL);
     if (px_conn_closing(c))
         return -1;
     px__http_drop_init(&d, req, s->cfg.limits.max_body);
     took = px__http_drop(&d, body, avail, &done);
     if (took >= 0 && !done) {
-        h = conn_state(c);
+        h = px__http_conn_state(c);
         if (h == NULL) {
             took = -1;
         } else {
@@ -481,7 +387,7 @@ static ssize_t answer_early(px_conn_t *c, px_http_server_t *s, px_http_request_t
  * its head seen before) was admitted then and goes on. */
 static bool refuse_body(px_conn_t *c, const px_http_request_t *req, size_t off)
 {
-    const http_conn_t *h = state_of(c);
+    const http_conn_t *h = px__http_state_of(c);
     size_t more = req->chunked ? 0 : (size_t)req->content_length;
 
     if (off == 0 && h != NULL && (h->in_body || h->chunked))
@@ -528,7 +434,7 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
         if (n == PX_HTTP_INCOMPLETE)
             break;
         if (n == PX_HTTP_ERROR) {
-            fail(c, s, req.status ? req.status : 400);
+            px__http_fail(c, s, req.status ? req.status : 400);
             return -1;
         }
         if ((req.chunked || req.content_length > 0) && !takes_body(s, &req)) {
@@ -536,16 +442,23 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
             if (took < 0)
                 return -1;
             off += (size_t)n + (size_t)took;
-            if (stream_holds(c, off < len))
+            if (px__http_stream_holds(c, off < len))
                 break;
             continue;
         }
         if ((req.chunked || req.content_length > 0) && refuse_body(c, &req, off)) {
-            fail(c, s, 503);
+            px__http_fail(c, s, 503);
             return -1;
         }
+        if ((req.chunked || req.content_length > 0) && px__http_streams_body(c, s)) {
+            /* everything after the head now belongs to the engine */
+            if (px__http_answer_streamed(c, s, &req, p + n, avail - (size_t)n) < 0)
+                return -1;
+            off = len;
+            break;
+        }
         if (req.chunked) {
-            http_conn_t *h = state_of(c);
+            http_conn_t *h = px__http_state_of(c);
             char *raw;
             size_t rawlen, dlen;
             int r;
@@ -563,7 +476,7 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
             dlen = rawlen;
             r = px_http_chunked_decode(&h->dec, raw, &dlen);
             if (r == PX_HTTP_ERROR) {
-                fail(c, s, h->dec.status ? h->dec.status : 400);
+                px__http_fail(c, s, h->dec.status ? h->dec.status : 400);
                 return -1;
             }
             h->body_done += dlen;
@@ -576,9 +489,9 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
                 break;
             }
             h->chunked = false;
-            dispatch(c, s, &req, p + n, h->body_done);
+            px__http_dispatch(c, s, &req, p + n, h->body_done, NULL);
             off = (size_t)(raw + rawlen - (size_t)r - buf);
-            if (stream_holds(c, off < len))
+            if (px__http_stream_holds(c, off < len))
                 break;
             continue;
         }
@@ -588,9 +501,9 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
             *in_body = true;
             break;
         }
-        dispatch(c, s, &req, p + n, body_len);
+        px__http_dispatch(c, s, &req, p + n, body_len, NULL);
         off += (size_t)n + body_len;
-        if (stream_holds(c, off < len))
+        if (px__http_stream_holds(c, off < len))
             break;
     }
     return px_conn_closing(c) ? -1 : (ssize_t)off;
@@ -611,39 +524,23 @@ static void start_dropping(px_conn_t *c, px_http_server_t *s, http_conn_t *h)
 
 static int on_data(px_conn_t *c, const char *data, size_t len);
 
-/* While a stream occupies c, its next requests wait in the engine. */
-static bool held_for_stream(px_conn_t *c, const char *data, size_t len)
-{
-    http_conn_t *h = state_of(c);
-
-    if (h == NULL || h->stream == NULL || h->dropping)
-        return false;
-    if (len > 0) {
-        px_conn_pause(c);
-        h->stream_paused = true;
-        if (px_conn_unread(c, data, len) < 0)
-            px_conn_abort(c);
-    }
-    return true;
-}
-
 static int http_on_data(px_conn_t *c, const char *data, size_t len)
 {
-    http_conn_t *h = state_of(c);
+    http_conn_t *h = px__http_state_of(c);
     int rc;
 
     if (h != NULL && h->in_data)
         return on_data(c, data, len); /* not reentered, but stay safe */
-    if (held_for_stream(c, data, len))
+    if (px__http_held_for_stream(c, data, len))
         return 0;
     if (h != NULL)
         h->in_data = true;
     rc = on_data(c, data, len);
-    h = state_of(c);
+    h = px__http_state_of(c);
     if (h != NULL) {
         h->in_data = false;
         if (h->stream == NULL && h->buf == NULL && !h->dropping && !h->in_body && h->len == 0)
-            free_state(c);
+            px__http_free_state(c);
     }
     return rc;
 }
@@ -651,7 +548,7 @@ static int http_on_data(px_conn_t *c, const char *data, size_t len)
 static int on_data(px_conn_t *c, const char *data, size_t len)
 {
     px_http_server_t *s = px_conn_server_udata(c);
-    http_conn_t *h = state_of(c);
+    http_conn_t *h = px__http_state_of(c);
     bool want_continue, in_body;
     ssize_t used;
 
@@ -664,13 +561,13 @@ static int on_data(px_conn_t *c, const char *data, size_t len)
         }
         if (!done)
             return 0;
-        free_state(c); /* the body ended: on with the next request */
+        px__http_free_state(c); /* the body ended: on with the next request */
         px_conn_set_deadline(c, 0);
         data += used;
         len -= (size_t)used;
-        if (held_for_stream(c, data, len))
+        if (px__http_held_for_stream(c, data, len))
             return 0;
-        h = state_of(c);
+        h = px__http_state_of(c);
         if (h != NULL && h->buf == NULL)
             h = NULL; /* what a stream keeps is no request state */
     }
@@ -679,7 +576,7 @@ static int on_data(px_conn_t *c, const char *data, size_t len)
         used = process(c, s, (char *)data, len, false, &want_continue, &in_body);
         if (used < 0)
             return 0;
-        h = state_of(c);
+        h = px__http_state_of(c);
         if (h != NULL && h->dropping) {
             start_dropping(c, s, h);
             return 0;
@@ -688,11 +585,11 @@ static int on_data(px_conn_t *c, const char *data, size_t len)
             return 0;
         if (px_conn_paused(c) && !in_body) {
             if (px_conn_unread(c, data + used, len - (size_t)used) < 0)
-                fail(c, s, 500);
+                px__http_fail(c, s, 500);
             return 0;
         }
         if (save_rest(c, data + used, len - (size_t)used) < 0) {
-            fail(c, s, 500);
+            px__http_fail(c, s, 500);
             return 0;
         }
     } else {
@@ -700,7 +597,7 @@ static int on_data(px_conn_t *c, const char *data, size_t len)
             size_t cap = PX_MAX(h->cap * 2, h->len + len);
             char *p = realloc(h->buf, cap);
             if (p == NULL) {
-                fail(c, s, 500);
+                px__http_fail(c, s, 500);
                 return 0;
             }
             px_conn_charge(c, (int64_t)cap - (int64_t)h->cap);
@@ -710,7 +607,7 @@ static int on_data(px_conn_t *c, const char *data, size_t len)
         memcpy(h->buf + h->len, data, len);
         h->len += len;
     }
-    h = state_of(c);
+    h = px__http_state_of(c);
     used = process(c, s, h->buf, h->len, true, &want_continue, &in_body);
     if (used < 0)
         return 0;
@@ -719,17 +616,17 @@ static int on_data(px_conn_t *c, const char *data, size_t len)
         return 0;
     }
     if ((size_t)used == h->len) {
-        free_state(c); /* an idle connection keeps no HTTP state */
+        px__http_free_state(c); /* an idle connection keeps no HTTP state */
         px_conn_set_deadline(c, 0);
         return 0;
     }
     if (px_conn_paused(c) && !in_body) {
         /* Stopped between requests: the rest waits in the engine, whole. */
         if (px_conn_unread(c, h->buf + used, h->len - (size_t)used) < 0) {
-            fail(c, s, 500);
+            px__http_fail(c, s, 500);
             return 0;
         }
-        free_state(c);
+        px__http_free_state(c);
         px_conn_set_deadline(c, 0);
         return 0;
     }
@@ -755,29 +652,18 @@ static int on_data(px_conn_t *c, const char *data, size_t len)
     return 0;
 }
 
-/* The client closed its side or the connection failed: a stream it had is
- * over (a client half-closing while it waits for an answer is taken as gone,
- * as nginx takes it). */
-static void http_on_eof(px_conn_t *c, int err)
-{
-    http_conn_t *h = state_of(c);
-
-    if (h != NULL && h->stream != NULL)
-        px__http_stream_gone(h->stream, c, err);
-}
-
 static void http_on_close(px_conn_t *c, int err)
 {
-    http_conn_t *h = state_of(c);
+    http_conn_t *h = px__http_state_of(c);
 
     if (h != NULL && h->stream != NULL)
         px__http_stream_gone(h->stream, c, err);
-    free_state(c);
+    px__http_free_state(c);
 }
 
 static const px_handler_t http_handler = {
     .on_data = http_on_data,
-    .on_eof = http_on_eof,
+    .on_eof = px__http_on_eof,
     .on_close = http_on_close,
 };
 
@@ -796,4 +682,9 @@ int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int po
     if (s->options_allow == NULL)
         return -ENOMEM;
     return px_engine_listen(e, host, port, &ep, NULL);
+}
+
+const px_http_config_t *px__http_server_config(const px_http_server_t *s)
+{
+    return &s->cfg;
 }

@@ -68,6 +68,7 @@ typedef struct px_module_state {
     PyTypeObject *rwlock_guard_type;
     PyTypeObject *locked_dict_type;
     PyTypeObject *locked_list_type;
+    PyTypeObject *http_stream_type; /* HttpStream (http_stream.c) */
     PyObject *engine_error; /* pyparallel.EngineError (an OSError and a RuntimeError) */
     PyObject *stm_error;    /* pyparallel.TransactionError */
     PyObject *stm_io_error; /* pyparallel.IOInTransactionError */
@@ -255,6 +256,8 @@ PyObject *px_py_post_main(PyObject *module, PyObject *args);
 
 /* HTTP (http_*.c). */
 extern PyMethodDef px_py_http_methods[]; /* module functions, added at exec */
+extern PyMethodDef px_py_http_stream_methods[];
+extern PyType_Spec px_py_http_stream_type_spec;
 PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, PyObject *kwds,
                             void **owned);
 void px_py_http_app_free(void *app);

@@ -41,6 +41,22 @@ static inline px_module_state_t *px_py_request_state(PyObject *req)
 /* Tie req to the connection while its handler runs (remote_addr); NULL after. */
 void px_py_request_set_conn(PyObject *req, px_conn_t *c);
 
+/* Header lines "Name: value\r\n"... of headers (a dict, pairs, or None),
+ * checked, in *out (PyMem_RawMalloc'd, NULL when none). 0 or -1 with an
+ * exception (http_result.c). */
+int px_py_http_header_lines(PyObject *headers, char **out, size_t *len);
+
+/* Streamed responses (http_stream.c). The handler of x runs on this thread
+ * (with req) between enter and leave: pyparallel.http.stream() finds it. */
+void px_py_http_stream_enter(px_http_exchange_t *x, PyObject *req);
+void px_py_http_stream_leave(void);
+/* Answer x with the items of iterable as they come (chunked, or length
+ * bytes), consumed on this thread with the worker released; its close() is
+ * called at the end, also when the client went away. Thread owns the worker,
+ * state attached. 0, or -1 with an exception (nothing sent). */
+int px_py_http_stream_iter(px_http_exchange_t *x, int status, const char *ctype, const char *extra,
+                           size_t extra_len, int64_t length, PyObject *iterable);
+
 /* Answer x with a handler's result (http_result.c): 0, or -1 with an exception
  * set or x already answered. Thread state attached. */
 int px_py_http_send_result(px_py_http_app_t *a, px_http_exchange_t *x, PyObject *result);

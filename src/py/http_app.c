@@ -119,6 +119,7 @@ static void app_call(px_http_exchange_t *x, void *udata)
         bool released;
 
         px_py_request_set_conn(req, x->conn);
+        px_py_http_stream_enter(x, req);
         released = px_py_release(w);
         if (kw != NULL) {
             PyObject *args = PyTuple_Pack(1, req);
@@ -133,6 +134,7 @@ static void app_call(px_http_exchange_t *x, void *udata)
             Py_DECREF(exc);
         }
         px_py_reacquire(w, released);
+        px_py_http_stream_leave();
         px_py_request_set_conn(req, NULL);
     }
     Py_XDECREF(kw);
@@ -148,7 +150,9 @@ static void app_call(px_http_exchange_t *x, void *udata)
         PX_STAT_ADD(px_worker_stats(w), errors, 1);
         if (PyErr_Occurred())
             log_traceback();
-        x->responded = false; /* the engine answers 500 */
+        /* the engine answers 500, unless a stream already started the answer
+         * (its object, released unfinished, aborts it) */
+        x->responded = x->stream != NULL;
         x->keep_alive = false;
     }
     Py_XDECREF(result);

@@ -5,6 +5,7 @@
 #include "http.h"
 
 #include "px/http_response.h"
+#include "px/http_stream.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -185,6 +186,62 @@ static int append_headers(PyObject *headers)
     return rc < 0 || PyErr_Occurred() ? -1 : 0;
 }
 
+int px_py_http_header_lines(PyObject *headers, char **out, size_t *len)
+{
+    size_t mark = scratch.len;
+
+    *out = NULL;
+    *len = 0;
+    if (append_headers(headers) < 0) {
+        scratch.len = mark;
+        return -1;
+    }
+    *len = scratch.len - mark;
+    if (*len > 0) {
+        *out = PyMem_RawMalloc(*len);
+        if (*out == NULL) {
+            scratch.len = mark;
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(*out, scratch.data + mark, *len);
+    }
+    scratch.len = mark;
+    return 0;
+}
+
+/* The length a streamed Response announces (its `length`, None: unknown). */
+static int stream_length(PyObject *r, int64_t *out)
+{
+    PyObject *o = PyObject_GetAttrString(r, "length");
+    long long n;
+
+    *out = PX_HTTP_LENGTH_UNKNOWN;
+    if (o == NULL) {
+        PyErr_Clear(); /* a Response without one */
+        return 0;
+    }
+    if (o != Py_None) {
+        n = PyLong_AsLongLong(o);
+        if (n < 0) {
+            Py_DECREF(o);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "a response length must be >= 0 or None");
+            return -1;
+        }
+        *out = n;
+    }
+    Py_DECREF(o);
+    return 0;
+}
+
+/* A body sent as it is produced: an iterator (a generator), not bytes, str,
+ * JSON values or a file. */
+static bool streamed_body(PyObject *body)
+{
+    return PyIter_Check(body) && !PyBytes_Check(body) && !PyUnicode_Check(body);
+}
+
 /* A Response's content type as UTF-8 (NULL for None), checked whole: a NUL
  * would cut it short for the engine's own check of a C string. */
 static int content_type_of(PyObject *o, const char **out)
@@ -242,11 +299,19 @@ static int respond_response(px_py_http_app_t *a, px_http_exchange_t *x, PyObject
             PyErr_NoMemory();
             goto out;
         }
+        int64_t length;
         if (extra_len)
             memcpy(extra_copy, scratch.data, extra_len);
         scratch.len = 0;
-        rc = body == Py_None ? px_http_respond(x, status, ctype, extra_copy, extra_len, NULL, 0)
-                             : respond_body(a, x, status, ctype, extra_copy, extra_len, body);
+        if (streamed_body(body))
+            rc = stream_length(r, &length) < 0
+                     ? -1
+                     : px_py_http_stream_iter(x, status, ctype ? ctype : TEXT, extra_copy,
+                                              extra_len, length, body);
+        else
+            rc = body == Py_None
+                     ? px_http_respond(x, status, ctype, extra_copy, extra_len, NULL, 0)
+                     : respond_body(a, x, status, ctype, extra_copy, extra_len, body);
         PyMem_RawFree(extra_copy);
     }
 out:
@@ -260,6 +325,10 @@ out:
 
 int px_py_http_send_result(px_py_http_app_t *a, px_http_exchange_t *x, PyObject *result)
 {
+    if (x->stream != NULL)
+        return 0; /* the handler started a stream (pyparallel.http.stream): that is the answer */
+    if (streamed_body(result))
+        return px_py_http_stream_iter(x, 200, TEXT, NULL, 0, PX_HTTP_LENGTH_UNKNOWN, result);
     if (a->response_type && PyObject_TypeCheck(result, (PyTypeObject *)a->response_type))
         return respond_response(a, x, result);
     return respond_body(a, x, 200, NULL, NULL, 0, result) < 0 ? -1 : 0;
