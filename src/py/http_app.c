@@ -412,6 +412,8 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     a->engine = engine;
     if (wsgi && wsgi != Py_None && (a->wsgi = px_py_wsgi_new(wsgi)) == NULL)
         goto fail;
+    if (a->wsgi)
+        cfg.stream_bodies = true; /* wsgi.input reads the body as it arrives */
     if (response_type && response_type != Py_None)
         a->response_type = Py_NewRef(response_type);
     if (json_default && json_default != Py_None)

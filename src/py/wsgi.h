@@ -88,8 +88,12 @@ void px_py_wsgi_peer(px_conn_t *c, px_py_peer_t *out);
 PyObject *px_py_wsgi_environ(px_py_wsgi_t *g, const px_http_exchange_t *x, const px_py_peer_t *peer,
                              PyObject *input);
 
-/* wsgi.input over a buffered body (wsgi_types.c). */
+/* wsgi.input (wsgi_types.c) over a buffered body, or over one still
+ * arriving (read from x with px_http_body_read while the app runs; _done
+ * when the call is over: reads then return what was read ahead, then b""). */
 PyObject *px_py_wsgi_input_new(px_py_wsgi_t *g, const char *body, size_t len);
+PyObject *px_py_wsgi_input_stream(px_py_wsgi_t *g, px_http_exchange_t *x);
+void px_py_wsgi_input_done(PyObject *input);
 
 /* start_response and the response it describes (wsgi_types.c). */
 struct px_http_stream;

@@ -338,10 +338,10 @@ void px_py_wsgi_call(px_py_wsgi_t *g, px_http_exchange_t *x)
     px_py_attach(w);
     px_py_wsgi_peer(x->conn, &peer);
     start = px_py_wsgi_start_new(g);
-    input = px_py_wsgi_input_new(g, x->body, x->body_len);
+    input = x->body_stream ? px_py_wsgi_input_stream(g, x)
+                           : px_py_wsgi_input_new(g, x->body, x->body_len);
     if (start != NULL && input != NULL)
         env = px_py_wsgi_environ(g, x, &peer, input);
-    Py_XDECREF(input);
     if (env == NULL) {
         log_exception();
         ans.failed = true;
@@ -353,6 +353,7 @@ void px_py_wsgi_call(px_py_wsgi_t *g, px_http_exchange_t *x)
         released = px_py_release(w);
         run_app(g, env, r, &ans);
         r->x = NULL; /* a write() kept past the call fails */
+        px_py_wsgi_input_done(input);
         Py_DECREF(env);
         px_py_reacquire(w, released);
     }
@@ -362,6 +363,7 @@ void px_py_wsgi_call(px_py_wsgi_t *g, px_http_exchange_t *x)
             px_py_wsgi_log(w, &peer, x->req, r->status, (size_t)r->sent);
         x->responded = true; /* the stream's (or closed: nobody to answer) */
         Py_XDECREF(ans.single);
+        Py_XDECREF(input);
         Py_DECREF(start);
         return;
     }
@@ -381,5 +383,6 @@ void px_py_wsgi_call(px_py_wsgi_t *g, px_http_exchange_t *x)
     if (ans.fd >= 0)
         close(ans.fd);
     Py_XDECREF(ans.single);
+    Py_XDECREF(input);
     Py_XDECREF(start);
 }

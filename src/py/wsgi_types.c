@@ -6,14 +6,22 @@
  */
 #include "wsgi.h"
 
+#include <errno.h>
 #include <strings.h>
+
+#include "px/http_stream.h"
 
 /* ---- wsgi.input ------------------------------------------------------------- */
 
 typedef struct wsgi_input {
-    PyObject_HEAD PyObject *body; /* bytes */
+    PyObject_HEAD PyObject *body; /* bytes: the body, or what was read of it and not taken */
     Py_ssize_t pos;
+    px_http_exchange_t *x; /* a body still arriving: read from here while the app runs */
+    bool eof;
 } wsgi_input_t;
+
+/* Read-ahead of a streamed body: what one read asks the engine for. */
+#define INPUT_READ ((Py_ssize_t)64 << 10)
 
 PyObject *px_py_wsgi_input_new(px_py_wsgi_t *g, const char *body, size_t len)
 {
@@ -22,12 +30,31 @@ PyObject *px_py_wsgi_input_new(px_py_wsgi_t *g, const char *body, size_t len)
     if (in == NULL)
         return NULL;
     in->pos = 0;
+    in->x = NULL;
+    in->eof = true;
     in->body = PyBytes_FromStringAndSize(body, (Py_ssize_t)len);
     if (in->body == NULL) {
         Py_DECREF(in);
         return NULL;
     }
     return (PyObject *)in;
+}
+
+PyObject *px_py_wsgi_input_stream(px_py_wsgi_t *g, px_http_exchange_t *x)
+{
+    wsgi_input_t *in = (wsgi_input_t *)px_py_wsgi_input_new(g, NULL, 0);
+
+    if (in != NULL) {
+        in->x = x;
+        in->eof = false;
+    }
+    return (PyObject *)in;
+}
+
+void px_py_wsgi_input_done(PyObject *input)
+{
+    ((wsgi_input_t *)input)->x = NULL; /* the exchange ends with the app call */
+    ((wsgi_input_t *)input)->eof = true;
 }
 
 static void input_dealloc(PyObject *s)
@@ -59,6 +86,42 @@ static Py_ssize_t left(wsgi_input_t *in)
     return PyBytes_GET_SIZE(in->body) - in->pos;
 }
 
+/* Read from a body still arriving until `need` bytes are here or it ends:
+ * blocks with the thread state detached (the engine sends 100 Continue at
+ * the first read). 0, or -1 with OSError (the client went away, a body
+ * malformed or over max_body: the connection closes). */
+static int fill(wsgi_input_t *in, Py_ssize_t need)
+{
+    while (left(in) < need && !in->eof && in->x != NULL) {
+        Py_ssize_t have = left(in);
+        Py_ssize_t want = need - have < INPUT_READ ? INPUT_READ
+                                                   : PX_MIN(need - have, INPUT_READ * 16);
+        PyObject *grown = PyBytes_FromStringAndSize(NULL, have + want);
+        ssize_t n;
+
+        if (grown == NULL)
+            return -1;
+        memcpy(PyBytes_AS_STRING(grown), PyBytes_AS_STRING(in->body) + in->pos, (size_t)have);
+        Py_BEGIN_ALLOW_THREADS n = px_http_body_read(in->x, PyBytes_AS_STRING(grown) + have,
+                                                     (size_t)want, -1);
+        Py_END_ALLOW_THREADS if (n < 0)
+        {
+            Py_DECREF(grown);
+            in->eof = true;
+            errno = (int)-n;
+            PyErr_SetFromErrno(n == -ECONNRESET ? PyExc_ConnectionResetError : PyExc_OSError);
+            return -1;
+        }
+        if (n == 0)
+            in->eof = true;
+        if (_PyBytes_Resize(&grown, have + n) < 0)
+            return -1;
+        Py_SETREF(in->body, grown);
+        in->pos = 0;
+    }
+    return 0;
+}
+
 /* The next n bytes (the rest when n < 0 or beyond it). */
 static PyObject *take(wsgi_input_t *in, Py_ssize_t n)
 {
@@ -79,19 +142,29 @@ static PyObject *take(wsgi_input_t *in, Py_ssize_t n)
 static PyObject *input_read(PyObject *s, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_ssize_t n;
-    return size_arg(args, nargs, &n) < 0 ? NULL : take((wsgi_input_t *)s, n);
+    if (size_arg(args, nargs, &n) < 0 || fill((wsgi_input_t *)s, n < 0 ? PY_SSIZE_T_MAX : n) < 0)
+        return NULL;
+    return take((wsgi_input_t *)s, n);
 }
 
 static PyObject *readline(wsgi_input_t *in, Py_ssize_t limit)
 {
-    const char *p = PyBytes_AS_STRING(in->body) + in->pos;
-    Py_ssize_t n = left(in);
-    const char *nl;
+    Py_ssize_t searched = 0;
 
-    if (limit >= 0 && limit < n)
-        n = limit;
-    nl = memchr(p, '\n', (size_t)n);
-    return take(in, nl ? (Py_ssize_t)(nl - p) + 1 : n);
+    for (;;) {
+        const char *p = PyBytes_AS_STRING(in->body) + in->pos;
+        Py_ssize_t n = left(in);
+        const char *nl;
+
+        if (limit >= 0 && limit < n)
+            n = limit;
+        nl = memchr(p + searched, '\n', (size_t)(n - searched));
+        if (nl != NULL || in->eof || in->x == NULL || (limit >= 0 && n >= limit))
+            return take(in, nl ? (Py_ssize_t)(nl - p) + 1 : n);
+        searched = n;
+        if (fill(in, left(in) + 1) < 0)
+            return NULL;
+    }
 }
 
 static PyObject *input_readline(PyObject *s, PyObject *const *args, Py_ssize_t nargs)
@@ -109,8 +182,15 @@ static PyObject *input_readlines(PyObject *s, PyObject *const *args, Py_ssize_t 
 
     if (size_arg(args, nargs, &hint) < 0 || (lines = PyList_New(0)) == NULL)
         return NULL;
-    while (left(in) > 0 && (hint <= 0 || total < hint)) {
-        PyObject *line = readline(in, -1);
+    for (;;) {
+        PyObject *line;
+        if (fill(in, 1) < 0) {
+            Py_DECREF(lines);
+            return NULL;
+        }
+        if (left(in) == 0 || (hint > 0 && total >= hint))
+            break;
+        line = readline(in, -1);
         if (line == NULL || PyList_Append(lines, line) < 0) {
             Py_XDECREF(line);
             Py_DECREF(lines);
@@ -125,6 +205,8 @@ static PyObject *input_readlines(PyObject *s, PyObject *const *args, Py_ssize_t 
 static PyObject *input_next(PyObject *s)
 {
     wsgi_input_t *in = (wsgi_input_t *)s;
+    if (fill(in, 1) < 0)
+        return NULL;
     return left(in) > 0 ? readline(in, -1) : NULL; /* NULL, no exception: the end */
 }
 

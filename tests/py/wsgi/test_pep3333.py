@@ -120,7 +120,7 @@ def test_wsgi_input(server: ServerProcess, mode: str, expected: object) -> None:
     body = b"line one\nline two\nlast"
     r = get(server.port, f"/input?{mode}", method="POST", body=body)
     assert r.status == 200 and json.loads(r.body) == expected
-    # a chunked body: whole, with its length in CONTENT_LENGTH
+    # a chunked body: read as it arrives, to its end
     r = get(server.port, f"/input?{mode}", {"Transfer-Encoding": "chunked"}, method="POST",
             body=chunked(body, [5, 3]))
     assert r.status == 200 and json.loads(r.body) == expected

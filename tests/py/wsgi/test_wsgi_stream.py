@@ -11,10 +11,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from http_helpers import Conn, request, wait_for
 from wsgi_helpers import read_reply, served
 
 from helpers import BACKENDS, ServerProcess
+from http_helpers import Conn, request, wait_for
 
 MIB = 1 << 20
 

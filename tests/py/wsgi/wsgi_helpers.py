@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from http_helpers import Conn, Reply
-
 from helpers import SERVERS, ServerProcess, child_env
+from http_helpers import Conn, Reply
 
 APPS = Path(__file__).resolve().parent / "apps"
 

@@ -54,7 +54,8 @@ def _env(environ: dict[str, Any], start: StartResponse) -> list[bytes]:
 
 def _input(environ: dict[str, Any], start: StartResponse) -> list[bytes]:
     stream = environ["wsgi.input"]
-    length = int(environ.get("CONTENT_LENGTH") or 0)
+    # a chunked body has no length: read to its end (wsgi.input_terminated)
+    length = int(environ.get("CONTENT_LENGTH") or -1)
     mode = environ["QUERY_STRING"]
     if mode == "read":
         result: Any = stream.read(length).decode()
