@@ -15,10 +15,19 @@ or from the command line: ``pyparallel serve module:app``.
 The environ is built in C from the request the engine parsed; the callable
 runs on the worker that owns the connection, in parallel on a free-threaded
 interpreter, and an app that blocks (a database call, ``time.sleep``) is
-handed off so that the worker's other connections go on. Request bodies are
-read whole before the call (up to ``max_body``); a response is sent when the
-iterable is exhausted, with the Content-Length it has. ``wsgi.file_wrapper``
-bodies with a file descriptor are sent by the kernel.
+handed off so that the worker's other connections go on.
+
+Bodies both ways are streamed: ``wsgi.input`` reads the request body as it
+arrives (``Expect: 100-continue`` is answered at the first read; a chunked
+body has no ``CONTENT_LENGTH`` and ``wsgi.input_terminated`` is set). A
+response given as a list, or with a Content-Length up to 1 MiB, is sent whole
+once its iterable is exhausted; ``write()``, and an iterable without a length
+(or with a larger one), are sent as they come, chunked for HTTP/1.1 and until
+the close for HTTP/1.0, waiting while the client is slow to read; a client
+that goes away stops the iteration. ``close()`` is always called. A
+Content-Length the app sets and does not keep is an error in the log and a
+closed connection (a 500 when nothing was sent yet), never a corrupt stream.
+``wsgi.file_wrapper`` bodies with a file descriptor are sent by the kernel.
 """
 
 from __future__ import annotations
