@@ -126,6 +126,12 @@ int px_http_stream_end(px_http_stream_t *st);
  * when already over. */
 void px_http_stream_abort(px_http_stream_t *st);
 
+/* The body cannot be completed (its producer failed): the connection closes
+ * after what was written, without what would end the body (no last chunk, a
+ * length not met), so that the client sees a truncated response. Nothing
+ * when already over. */
+void px_http_stream_fail(px_http_stream_t *st);
+
 /* Block until a write would be taken (what is queued is at or below the
  * engine's send_low_water), the stream is over, or timeout_ms passes (< 0:
  * no limit). 0 writable; -EPIPE over; -ETIMEDOUT. On the owning worker the

@@ -113,14 +113,19 @@ class Engine:
         fd: int = -1,
         error_type: type[BaseException] | None = None,
         fallback_takes_body: bool = True,
+        stream_bodies: bool = False,
+        body_buffer: int = 0,
         wsgi: Mapping[str, Any] | None = None,
     ) -> int:
         """Serve an HTTP application on host:port; returns the bound port.
         fallback_takes_body False: a request no route matches is answered
-        before its body arrives (the body is dropped unread). wsgi: a WSGI
-        application answers what no route took (pyparallel.wsgi describes it:
-        app, errors, file_wrapper, root_path, scheme_header, server_name,
-        server_software, access_log)."""
+        before its body arrives (the body is dropped unread). stream_bodies:
+        the app is called at the head and reads the body as it arrives
+        (through body_buffer bytes, 0: 256 KiB) with the C API's
+        px_http_body_read; Request.body is then empty (for adapters such as
+        WSGI's wsgi.input). wsgi: a WSGI application answers what no route
+        took (pyparallel.wsgi describes it: app, errors, file_wrapper,
+        root_path, scheme_header, server_name, server_software, access_log)."""
     def start(self) -> None:
         """Start the worker threads (once; later calls do nothing)."""
     def shutdown(self, timeout: float = 5.0, /) -> None:
@@ -343,6 +348,27 @@ def http_defaults() -> _HttpDefaults:
 def wsgi_access_log_take() -> tuple[bytes, int]:
     """The access log lines the workers buffered since the last call, and how
     many lines were dropped (a writer that could not keep up)."""
+
+class HttpStream:
+    """A streamed response body that any thread may write to."""
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def written(self) -> int: ...
+    def write(self, data: Buffer | str, *, block: bool = True,
+              timeout: float | None = None) -> None: ...
+    def end(self) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    def wait_writable(self, timeout: float | None = None) -> bool: ...
+    def heartbeat(self, interval: float, data: bytes = b": \n\n") -> None: ...
+    def __enter__(self) -> HttpStream: ...
+    def __exit__(self, *exc: object) -> bool: ...
+
+def http_stream(request: object, status: int = 200, content_type: str | None = None,
+                headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+                length: int | None = None) -> HttpStream:
+    """Start request's response (inside its handler) with a body written later."""
 
 # ---- sharing -------------------------------------------------------------------------
 

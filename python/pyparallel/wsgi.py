@@ -174,7 +174,9 @@ class WSGIServer:
         }
         bound = engine.listen_http(host, port, cls.app, None, server_name=cls.server_name,
                                    response_type=Response, routes=cls._static_routes(), fd=fd,
-                                   error_type=HttpError, wsgi=spec, **dict(cls.limits))
+                                   error_type=HttpError, wsgi=spec,
+                                   stream_bodies=True,  # wsgi.input reads as the body arrives
+                                   **dict(cls.limits))
         return int(bound)
 
 

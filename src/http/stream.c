@@ -380,7 +380,7 @@ int px_http_stream_end(px_http_stream_t *st)
     return rc == -ENOTCONN || rc == -ESHUTDOWN ? -EPIPE : rc;
 }
 
-void px_http_stream_abort(px_http_stream_t *st)
+static void stop(px_http_stream_t *st, bool now)
 {
     pthread_mutex_lock(&st->lock);
     if (atomic_load_explicit(&st->over, memory_order_relaxed) != OPEN) {
@@ -389,7 +389,17 @@ void px_http_stream_abort(px_http_stream_t *st)
     }
     atomic_store_explicit(&st->over, ABORTED, memory_order_release);
     pthread_mutex_unlock(&st->lock);
-    give_up(st, true);
+    give_up(st, now);
+}
+
+void px_http_stream_abort(px_http_stream_t *st)
+{
+    stop(st, true);
+}
+
+void px_http_stream_fail(px_http_stream_t *st)
+{
+    stop(st, false);
 }
 
 void px_http_stream_ref(px_http_stream_t *st)

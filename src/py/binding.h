@@ -68,7 +68,7 @@ typedef struct px_module_state {
     PyTypeObject *rwlock_guard_type;
     PyTypeObject *locked_dict_type;
     PyTypeObject *locked_list_type;
-    PyTypeObject *http_stream_type; /* HttpStream (http_stream.c) */
+    PyTypeObject *http_stream_type;
     PyObject *engine_error; /* pyparallel.EngineError (an OSError and a RuntimeError) */
     PyObject *stm_error;    /* pyparallel.TransactionError */
     PyObject *stm_io_error; /* pyparallel.IOInTransactionError */

@@ -362,6 +362,8 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
                              "fd",
                              "error_type",
                              "fallback_takes_body",
+                             "stream_bodies",
+                             "body_buffer",
                              "wsgi",
                              NULL};
     px_module_state_t *st = px_py_engine_state(engine);
@@ -370,7 +372,8 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     int port, rc, listen_fd = -1;
     PyObject *app, *statics = Py_None, *response_type = NULL, *json_default = NULL;
     PyObject *routes = NULL, *error_type = NULL, *wsgi = NULL;
-    int fallback_takes_body = 1;
+    int fallback_takes_body = 1, stream_bodies = 0;
+    Py_ssize_t body_buffer = 0;
     double ka, head_t, body_t;
     unsigned long long max_body;
     Py_ssize_t max_headers, max_line, max_head;
@@ -385,11 +388,11 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     max_headers = (Py_ssize_t)cfg.limits.max_headers;
     max_line = (Py_ssize_t)cfg.limits.max_request_line;
     max_head = (Py_ssize_t)cfg.limits.max_header_bytes;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siO|OdddKnnns$OOOiOpO:listen_http", kwlist, &host,
-                                     &port, &app, &statics, &ka, &head_t, &body_t, &max_body,
-                                     &max_headers, &max_line, &max_head, &server_name,
-                                     &response_type, &json_default, &routes, &listen_fd,
-                                     &error_type, &fallback_takes_body, &wsgi))
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwds, "siO|OdddKnnns$OOOiOppnO:listen_http", kwlist, &host, &port, &app, &statics,
+            &ka, &head_t, &body_t, &max_body, &max_headers, &max_line, &max_head, &server_name,
+            &response_type, &json_default, &routes, &listen_fd, &error_type, &fallback_takes_body,
+            &stream_bodies, &body_buffer, &wsgi))
         return NULL;
     if (response_type && response_type != Py_None && !PyType_Check(response_type)) {
         PyErr_SetString(PyExc_TypeError, "response_type must be a class");
@@ -405,6 +408,9 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     cfg.limits.max_request_line = (size_t)max_line;
     cfg.limits.max_header_bytes = (size_t)max_head;
     cfg.fallback_takes_body = fallback_takes_body != 0;
+    /* the app reads bodies as they arrive (px_http_body_read): Request.body is empty */
+    cfg.stream_bodies = stream_bodies != 0;
+    cfg.body_buffer = body_buffer > 0 ? (size_t)body_buffer : 0;
     a = PyMem_RawCalloc(1, sizeof(*a));
     if (a == NULL)
         return PyErr_NoMemory();
@@ -412,8 +418,6 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     a->engine = engine;
     if (wsgi && wsgi != Py_None && (a->wsgi = px_py_wsgi_new(wsgi)) == NULL)
         goto fail;
-    if (a->wsgi)
-        cfg.stream_bodies = true; /* wsgi.input reads the body as it arrives */
     if (response_type && response_type != Py_None)
         a->response_type = Py_NewRef(response_type);
     if (json_default && json_default != Py_None)

@@ -309,9 +309,8 @@ static int respond_response(px_py_http_app_t *a, px_http_exchange_t *x, PyObject
                      : px_py_http_stream_iter(x, status, ctype ? ctype : TEXT, extra_copy,
                                               extra_len, length, body);
         else
-            rc = body == Py_None
-                     ? px_http_respond(x, status, ctype, extra_copy, extra_len, NULL, 0)
-                     : respond_body(a, x, status, ctype, extra_copy, extra_len, body);
+            rc = body == Py_None ? px_http_respond(x, status, ctype, extra_copy, extra_len, NULL, 0)
+                                 : respond_body(a, x, status, ctype, extra_copy, extra_len, body);
         PyMem_RawFree(extra_copy);
     }
 out:

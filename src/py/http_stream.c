@@ -408,7 +408,7 @@ int px_py_http_stream_iter(px_http_exchange_t *x, int status, const char *ctype,
         ok = false;
     }
     Py_BEGIN_ALLOW_THREADS if (ok) px_http_stream_end(st); /* a length not met is logged */
-    else px_http_stream_abort(st);
+    else px_http_stream_fail(st); /* what was produced goes, then the close */
     Py_END_ALLOW_THREADS call_close(iterable);
     Py_XDECREF(it);
     px_py_reacquire(w, released);

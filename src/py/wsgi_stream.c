@@ -88,7 +88,7 @@ void px_py_wsgi_stream_finish(px_py_start_response_t *r, bool failed)
         return;
     r->sent = px_http_stream_written(r->stream);
     if (failed) {
-        px_http_stream_abort(r->stream); /* the client sees a truncated body, never a whole one */
+        px_http_stream_fail(r->stream); /* a cut body, then the close: never a whole one */
     } else if ((rc = px_http_stream_end(r->stream)) == -EBADMSG) {
         fprintf(stderr,
                 "pyparallel.wsgi: the body (%llu bytes) is shorter than the app's "

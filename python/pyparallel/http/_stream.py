@@ -54,7 +54,7 @@ class StreamingResponse(Response):
 
 def stream(request: Any, status: int = 200,
            content_type: str | None = "text/plain; charset=utf-8",
-           headers: _Headers = None, length: int | None = None) -> Any:
+           headers: _Headers = None, length: int | None = None) -> HttpStream:
     """Start the response to ``request`` now (call it in its handler) and
     return the :class:`HttpStream` of its body, which any thread may write to
     until it calls ``end()``. Return the stream (or anything: it is ignored)
@@ -90,10 +90,10 @@ class EventStream:
 
     def __init__(self, request: Any, heartbeat: float = 15.0, headers: _Headers = None,
                  status: int = 200) -> None:
-        fields = [("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")]
+        fields: list[tuple[str, str]] = [("Cache-Control", "no-cache"),
+                                          ("X-Accel-Buffering", "no")]
         if headers:
-            items = headers.items() if isinstance(headers, Mapping) else headers
-            fields += list(items)
+            fields += list(headers.items() if isinstance(headers, Mapping) else headers)
         self.stream = stream(request, status, "text/event-stream", fields)
         if heartbeat > 0:
             self.stream.heartbeat(heartbeat)

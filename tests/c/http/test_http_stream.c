@@ -69,6 +69,11 @@ static void app(px_http_exchange_t *x, void *udata)
         PX_CHECK_EQ(px_http_stream_end(st), 0);
         PX_CHECK_EQ(px_http_stream_write(st, &(struct iovec){"x", 1}, 1, 0), -EPIPE);
         px_http_stream_release(st);
+    } else if (path_is(x, "/fail")) { /* the producer failed: a cut body, then the close */
+        write_str(st, "abc");
+        px_http_stream_fail(st);
+        PX_CHECK_EQ(px_http_stream_end(st), -EPIPE);
+        px_http_stream_release(st);
     } else if (path_is(x, "/len10")) {
         write_str(st, "12345");
         atomic_store(&rc_short, px_http_stream_end(st));
@@ -177,6 +182,12 @@ static void length_not_met(int port)
     body = strstr(buf, "\r\n\r\n");
     PX_CHECK_STR(body + 4, "12345");
     PX_CHECK_EQ(atomic_load(&rc_long), -EMSGSIZE);
+    close(fd);
+    fd = px_test_connect(port);
+    px_test_send_str(fd, "GET /fail HTTP/1.1\r\nHost: x\r\n\r\n");
+    px_test_read_until(fd, buf, sizeof(buf), NULL, 0);
+    body = strstr(buf, "\r\n\r\n");
+    PX_CHECK_STR(body + 4, "3\r\nabc\r\n");
     close(fd);
 }
 

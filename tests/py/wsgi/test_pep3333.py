@@ -139,6 +139,7 @@ def test_close_called_on_the_iterable(server: ServerProcess) -> None:
         # connection closes, the body never complete
         c.send(request("GET", "/closing-fails"))
         raw = c.read_to_eof()
+        assert raw.startswith(b"HTTP/1.1 200") and b"\r\n1\r\na\r\n" in raw  # what was made
         assert not raw.endswith(b"0\r\n\r\n")
     assert wait_for(lambda: int(get(server.port, "/close-count").body) == before + 2, 10)
     assert "iterable-failed-midway" in server.stderr_text()
