@@ -64,7 +64,13 @@ int px_py_wsgi_stream_send(px_py_start_response_t *r, const char *data, size_t l
     if (r->gone || len == 0)
         return 0;
     for (;;) {
+        /* Written with the worker taken back, so that the bytes go straight
+         * to the connection, ahead of whatever the server does when the app
+         * returns (a close after an unread body): a posted write could come
+         * after it. */
+        bool entered = px_py_engine_enter(r->w);
         rc = px_http_stream_write(r->stream, &iov, 1, flags);
+        px_py_engine_leave(r->w, entered);
         if (rc != -EAGAIN)
             break;
         Py_BEGIN_ALLOW_THREADS rc = px_http_stream_wait(r->stream, STREAM_WAIT_MS);
@@ -82,11 +88,13 @@ int px_py_wsgi_stream_send(px_py_start_response_t *r, const char *data, size_t l
 
 void px_py_wsgi_stream_finish(px_py_start_response_t *r, bool failed)
 {
+    bool entered;
     int rc;
 
     if (r->stream == NULL)
         return;
     r->sent = px_http_stream_written(r->stream);
+    entered = px_py_engine_enter(r->w); /* in order with the writes, as above */
     if (failed) {
         px_http_stream_fail(r->stream); /* a cut body, then the close: never a whole one */
     } else if ((rc = px_http_stream_end(r->stream)) == -EBADMSG) {
@@ -96,5 +104,6 @@ void px_py_wsgi_stream_finish(px_py_start_response_t *r, bool failed)
                 r->sent);
     }
     px_http_stream_release(r->stream);
+    px_py_engine_leave(r->w, entered);
     r->stream = NULL;
 }

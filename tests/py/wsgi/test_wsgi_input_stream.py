@@ -19,9 +19,11 @@ MIB = 1 << 20
 UPLOAD = 1024 * MIB  # the 1 GB upload
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=[(b, v) for b in BACKENDS for v in ("app", "validated")],
+                ids=lambda p: f"{p[0]}-{p[1]}")
 def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    with served(request.param, "upload_app:app", "--workers", "2",
+    backend, app = request.param  # also wrapped in wsgiref.validate
+    with served(backend, f"upload_app:{app}", "--workers", "2",
                 "--max-body", str(4 << 30)) as proc:
         yield proc
 
@@ -72,7 +74,8 @@ def test_100_continue_only_when_the_app_reads(server: ServerProcess) -> None:
         assert c.read_until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
         c.send(b"hello")
         assert read_reply(c).body.startswith(b"5 ")
-    with Conn(server.port) as c:
-        c.send(request("POST", "/no-read", {"Content-Length": "5", "Expect": "100-continue"}))
-        r = read_reply(c)  # the answer, never a 100 first
-        assert r.status == 403 and r.body == b"not reading that"
+    for path in ("/no-read", "/no-read-streamed"):
+        with Conn(server.port) as c:
+            c.send(request("POST", path, {"Content-Length": "5", "Expect": "100-continue"}))
+            r = read_reply(c)  # the answer, never a 100 first
+            assert r.status == 403 and r.body == b"not reading that", path

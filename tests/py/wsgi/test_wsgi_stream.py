@@ -19,9 +19,11 @@ from http_helpers import Conn, request, wait_for
 MIB = 1 << 20
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=[(b, v) for b in BACKENDS for v in ("app", "validated")],
+                ids=lambda p: f"{p[0]}-{p[1]}")
 def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    with served(request.param, "stream_app:app", "--workers", "2") as proc:
+    backend, app = request.param  # also wrapped in wsgiref.validate
+    with served(backend, f"stream_app:{app}", "--workers", "2") as proc:
         yield proc
 
 

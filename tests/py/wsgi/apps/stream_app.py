@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+from wsgiref.validate import validator
 
 TEXT = [("Content-Type", "text/plain")]
 CHUNK = b"x" * 65536
@@ -59,3 +60,6 @@ def app(environ: dict[str, Any], start: Callable[..., Any]) -> Any:
         return (CHUNK for _ in range(actual * MIB // len(CHUNK)))
     start("404 Not Found", TEXT)
     return [b"not found"]
+
+
+validated = validator(app)  # the same app checked by wsgiref.validate

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from typing import Any
+from wsgiref.validate import validator
 
 TEXT = [("Content-Type", "text/plain")]
 
@@ -20,10 +21,17 @@ def app(environ: dict[str, Any], start: Callable[..., Any]) -> list[bytes]:
                 break
             total += len(chunk)
             digest.update(chunk[:16])
-        start("200 OK", TEXT)
-        return [b"%d %s" % (total, digest.hexdigest().encode())]
+        body = b"%d %s" % (total, digest.hexdigest().encode())
+        start("200 OK", TEXT + [("Content-Length", str(len(body)))])
+        return [body]
     if path == "/no-read":
         start("403 Forbidden", TEXT)
         return [b"not reading that"]
+    if path == "/no-read-streamed":  # no length: streamed, chunked
+        start("403 Forbidden", TEXT)
+        return iter([b"not reading ", b"that"])
     start("404 Not Found", TEXT)
     return [b"not found"]
+
+
+validated = validator(app)  # the same app checked by wsgiref.validate
