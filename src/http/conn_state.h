@@ -49,6 +49,8 @@ void px__http_fail(px_conn_t *c, px_http_server_t *s, int status);
  * is read as it arrives. */
 void px__http_dispatch(px_conn_t *c, px_http_server_t *s, const px_http_request_t *req,
                        const char *body, size_t body_len, px_http_body_t *body_stream);
+/* server.c: parse and answer what arrived (the engine's on_data). */
+int px__http_on_data(px_conn_t *c, const char *data, size_t len);
 /* The server's configuration. */
 const px_http_config_t *px__http_server_config(const px_http_server_t *s);
 
@@ -65,5 +67,6 @@ bool px__http_streams_body(px_conn_t *c, const px_http_server_t *s);
 int px__http_answer_streamed(px_conn_t *c, px_http_server_t *s, const px_http_request_t *req,
                              const char *rest, size_t restlen);
 void px__http_on_eof(px_conn_t *c, int err);
+int px__http_stream_on_data(px_conn_t *c, const char *data, size_t len);
 
 #endif

@@ -44,6 +44,11 @@ struct px_http_server {
     char *options_allow;      /* "Allow: ...\r\n" of OPTIONS *, built at listen */
 };
 
+static http_conn_t *state_of(px_conn_t *c)
+{
+    return px__http_state_of(c);
+}
+
 void px_http_config_default(px_http_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -176,7 +181,7 @@ const char *px__http_server_name(const px_http_server_t *s)
 }
 
 /* An error answer, then close (the rest of the input cannot be trusted). */
-void px__http_fail(px_conn_t *c, px_http_server_t *s, int status)
+static void fail(px_conn_t *c, px_http_server_t *s, int status)
 {
     px_http_exchange_t x = {.conn = c, .srv = s, .keep_alive = false};
     char body[64];
@@ -275,8 +280,8 @@ static void answer(px_conn_t *c, px_http_server_t *s, const px_http_request_t *r
  * the complete request (head and body in hand) to its response queued on the
  * connection, so it measures the server (routing, handler, encoding), not the
  * network or the client. */
-void px__http_dispatch(px_conn_t *c, px_http_server_t *s, const px_http_request_t *req,
-                       const char *body, size_t body_len, px_http_body_t *body_stream)
+static void dispatch(px_conn_t *c, px_http_server_t *s, const px_http_request_t *req,
+                     const char *body, size_t body_len, px_http_body_t *body_stream)
 {
     px_worker_t *w = px_conn_worker(c);
     uint64_t t0 = px_ticks();
@@ -289,9 +294,9 @@ void px__http_dispatch(px_conn_t *c, px_http_server_t *s, const px_http_request_
 
 /* Drop what the state holds for requests; the state itself goes unless a
  * stream still occupies the connection. */
-void px__http_free_state(px_conn_t *c)
+static void free_state(px_conn_t *c)
 {
-    http_conn_t *h = px__http_state_of(c);
+    http_conn_t *h = state_of(c);
     if (h) {
         px_conn_charge(c, -(int64_t)h->cap);
         free(h->buf);
@@ -309,9 +314,9 @@ void px__http_free_state(px_conn_t *c)
 }
 
 /* The state of c, created when it has none; NULL without memory. */
-http_conn_t *px__http_conn_state(px_conn_t *c)
+static http_conn_t *conn_state(px_conn_t *c)
 {
-    http_conn_t *h = px__http_state_of(c);
+    http_conn_t *h = state_of(c);
 
     if (h == NULL) {
         h = calloc(1, sizeof(*h));
@@ -324,7 +329,7 @@ http_conn_t *px__http_conn_state(px_conn_t *c)
 /* Keep buf[0..len) for the next receive. */
 static int save_rest(px_conn_t *c, const char *buf, size_t len)
 {
-    http_conn_t *h = px__http_conn_state(c);
+    http_conn_t *h = conn_state(c);
 
     if (h == NULL)
         return -ENOMEM;
@@ -360,13 +365,13 @@ static ssize_t answer_early(px_conn_t *c, px_http_server_t *s, px_http_request_t
      * so the connection cannot go on after the answer. */
     if (req->expect_continue)
         req->keep_alive = false;
-    px__http_dispatch(c, s, req, NULL, 0, NULL);
+    dispatch(c, s, req, NULL, 0, NULL);
     if (px_conn_closing(c))
         return -1;
     px__http_drop_init(&d, req, s->cfg.limits.max_body);
     took = px__http_drop(&d, body, avail, &done);
     if (took >= 0 && !done) {
-        h = px__http_conn_state(c);
+        h = conn_state(c);
         if (h == NULL) {
             took = -1;
         } else {
@@ -387,7 +392,7 @@ static ssize_t answer_early(px_conn_t *c, px_http_server_t *s, px_http_request_t
  * its head seen before) was admitted then and goes on. */
 static bool refuse_body(px_conn_t *c, const px_http_request_t *req, size_t off)
 {
-    const http_conn_t *h = px__http_state_of(c);
+    const http_conn_t *h = state_of(c);
     size_t more = req->chunked ? 0 : (size_t)req->content_length;
 
     if (off == 0 && h != NULL && (h->in_body || h->chunked))
@@ -434,7 +439,7 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
         if (n == PX_HTTP_INCOMPLETE)
             break;
         if (n == PX_HTTP_ERROR) {
-            px__http_fail(c, s, req.status ? req.status : 400);
+            fail(c, s, req.status ? req.status : 400);
             return -1;
         }
         if ((req.chunked || req.content_length > 0) && !takes_body(s, &req)) {
@@ -447,7 +452,7 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
             continue;
         }
         if ((req.chunked || req.content_length > 0) && refuse_body(c, &req, off)) {
-            px__http_fail(c, s, 503);
+            fail(c, s, 503);
             return -1;
         }
         if ((req.chunked || req.content_length > 0) && px__http_streams_body(c, s)) {
@@ -458,7 +463,7 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
             break;
         }
         if (req.chunked) {
-            http_conn_t *h = px__http_state_of(c);
+            http_conn_t *h = state_of(c);
             char *raw;
             size_t rawlen, dlen;
             int r;
@@ -476,7 +481,7 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
             dlen = rawlen;
             r = px_http_chunked_decode(&h->dec, raw, &dlen);
             if (r == PX_HTTP_ERROR) {
-                px__http_fail(c, s, h->dec.status ? h->dec.status : 400);
+                fail(c, s, h->dec.status ? h->dec.status : 400);
                 return -1;
             }
             h->body_done += dlen;
@@ -489,7 +494,7 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
                 break;
             }
             h->chunked = false;
-            px__http_dispatch(c, s, &req, p + n, h->body_done, NULL);
+            dispatch(c, s, &req, p + n, h->body_done, NULL);
             off = (size_t)(raw + rawlen - (size_t)r - buf);
             if (px__http_stream_holds(c, off < len))
                 break;
@@ -501,7 +506,7 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
             *in_body = true;
             break;
         }
-        px__http_dispatch(c, s, &req, p + n, body_len, NULL);
+        dispatch(c, s, &req, p + n, body_len, NULL);
         off += (size_t)n + body_len;
         if (px__http_stream_holds(c, off < len))
             break;
@@ -522,33 +527,10 @@ static void start_dropping(px_conn_t *c, px_http_server_t *s, http_conn_t *h)
     px_conn_set_deadline(c, s->cfg.body_timeout_ms);
 }
 
-static int on_data(px_conn_t *c, const char *data, size_t len);
-
-static int http_on_data(px_conn_t *c, const char *data, size_t len)
-{
-    http_conn_t *h = px__http_state_of(c);
-    int rc;
-
-    if (h != NULL && h->in_data)
-        return on_data(c, data, len); /* not reentered, but stay safe */
-    if (px__http_held_for_stream(c, data, len))
-        return 0;
-    if (h != NULL)
-        h->in_data = true;
-    rc = on_data(c, data, len);
-    h = px__http_state_of(c);
-    if (h != NULL) {
-        h->in_data = false;
-        if (h->stream == NULL && h->buf == NULL && !h->dropping && !h->in_body && h->len == 0)
-            px__http_free_state(c);
-    }
-    return rc;
-}
-
-static int on_data(px_conn_t *c, const char *data, size_t len)
+int px__http_on_data(px_conn_t *c, const char *data, size_t len)
 {
     px_http_server_t *s = px_conn_server_udata(c);
-    http_conn_t *h = px__http_state_of(c);
+    http_conn_t *h = state_of(c);
     bool want_continue, in_body;
     ssize_t used;
 
@@ -561,13 +543,13 @@ static int on_data(px_conn_t *c, const char *data, size_t len)
         }
         if (!done)
             return 0;
-        px__http_free_state(c); /* the body ended: on with the next request */
+        free_state(c); /* the body ended: on with the next request */
         px_conn_set_deadline(c, 0);
         data += used;
         len -= (size_t)used;
         if (px__http_held_for_stream(c, data, len))
             return 0;
-        h = px__http_state_of(c);
+        h = state_of(c);
         if (h != NULL && h->buf == NULL)
             h = NULL; /* what a stream keeps is no request state */
     }
@@ -576,7 +558,7 @@ static int on_data(px_conn_t *c, const char *data, size_t len)
         used = process(c, s, (char *)data, len, false, &want_continue, &in_body);
         if (used < 0)
             return 0;
-        h = px__http_state_of(c);
+        h = state_of(c);
         if (h != NULL && h->dropping) {
             start_dropping(c, s, h);
             return 0;
@@ -585,11 +567,11 @@ static int on_data(px_conn_t *c, const char *data, size_t len)
             return 0;
         if (px_conn_paused(c) && !in_body) {
             if (px_conn_unread(c, data + used, len - (size_t)used) < 0)
-                px__http_fail(c, s, 500);
+                fail(c, s, 500);
             return 0;
         }
         if (save_rest(c, data + used, len - (size_t)used) < 0) {
-            px__http_fail(c, s, 500);
+            fail(c, s, 500);
             return 0;
         }
     } else {
@@ -597,7 +579,7 @@ static int on_data(px_conn_t *c, const char *data, size_t len)
             size_t cap = PX_MAX(h->cap * 2, h->len + len);
             char *p = realloc(h->buf, cap);
             if (p == NULL) {
-                px__http_fail(c, s, 500);
+                fail(c, s, 500);
                 return 0;
             }
             px_conn_charge(c, (int64_t)cap - (int64_t)h->cap);
@@ -607,7 +589,7 @@ static int on_data(px_conn_t *c, const char *data, size_t len)
         memcpy(h->buf + h->len, data, len);
         h->len += len;
     }
-    h = px__http_state_of(c);
+    h = state_of(c);
     used = process(c, s, h->buf, h->len, true, &want_continue, &in_body);
     if (used < 0)
         return 0;
@@ -616,17 +598,17 @@ static int on_data(px_conn_t *c, const char *data, size_t len)
         return 0;
     }
     if ((size_t)used == h->len) {
-        px__http_free_state(c); /* an idle connection keeps no HTTP state */
+        free_state(c); /* an idle connection keeps no HTTP state */
         px_conn_set_deadline(c, 0);
         return 0;
     }
     if (px_conn_paused(c) && !in_body) {
         /* Stopped between requests: the rest waits in the engine, whole. */
         if (px_conn_unread(c, h->buf + used, h->len - (size_t)used) < 0) {
-            px__http_fail(c, s, 500);
+            fail(c, s, 500);
             return 0;
         }
-        px__http_free_state(c);
+        free_state(c);
         px_conn_set_deadline(c, 0);
         return 0;
     }
@@ -654,15 +636,15 @@ static int on_data(px_conn_t *c, const char *data, size_t len)
 
 static void http_on_close(px_conn_t *c, int err)
 {
-    http_conn_t *h = px__http_state_of(c);
+    http_conn_t *h = state_of(c);
 
     if (h != NULL && h->stream != NULL)
         px__http_stream_gone(h->stream, c, err);
-    px__http_free_state(c);
+    free_state(c);
 }
 
 static const px_handler_t http_handler = {
-    .on_data = http_on_data,
+    .on_data = px__http_stream_on_data,
     .on_eof = px__http_on_eof,
     .on_close = http_on_close,
 };
@@ -687,4 +669,26 @@ int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int po
 const px_http_config_t *px__http_server_config(const px_http_server_t *s)
 {
     return &s->cfg;
+}
+
+/* For server_stream.c (conn_state.h). */
+void px__http_fail(px_conn_t *c, px_http_server_t *s, int status)
+{
+    fail(c, s, status);
+}
+
+void px__http_dispatch(px_conn_t *c, px_http_server_t *s, const px_http_request_t *req,
+                       const char *body, size_t body_len, px_http_body_t *body_stream)
+{
+    dispatch(c, s, req, body, body_len, body_stream);
+}
+
+void px__http_free_state(px_conn_t *c)
+{
+    free_state(c);
+}
+
+http_conn_t *px__http_conn_state(px_conn_t *c)
+{
+    return conn_state(c);
 }

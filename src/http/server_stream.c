@@ -113,6 +113,29 @@ void px__http_on_eof(px_conn_t *c, int err)
         px__http_stream_gone(h->stream, c, err);
 }
 
+/* The server's on_data: a connection a stream occupies holds its input; the
+ * state, once the data is taken, goes when it holds nothing. */
+int px__http_stream_on_data(px_conn_t *c, const char *data, size_t len)
+{
+    http_conn_t *h = px__http_state_of(c);
+    int rc;
+
+    if (h != NULL && h->in_data)
+        return px__http_on_data(c, data, len); /* not reentered, but stay safe */
+    if (px__http_held_for_stream(c, data, len))
+        return 0;
+    if (h != NULL)
+        h->in_data = true;
+    rc = px__http_on_data(c, data, len);
+    h = px__http_state_of(c);
+    if (h != NULL) {
+        h->in_data = false;
+        if (h->stream == NULL && h->buf == NULL && !h->dropping && !h->in_body && h->len == 0)
+            px__http_free_state(c);
+    }
+    return rc;
+}
+
 /* ---- bodies read as they arrive (body.c) --------------------------------------- */
 
 bool px__http_streams_body(px_conn_t *c, const px_http_server_t *s)
