@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import sys
 
-COMMANDS = {"serve": "run a WSGI app or an HttpServer on all cores"}
+__all__ = ["main"]
+
+_COMMANDS = {"serve": "run a WSGI app or an HttpServer on all cores"}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
-        usage = "\n".join(f"  {name:8} {what}" for name, what in COMMANDS.items())
+    if not args or args[0] in ("-h", "--help") or args[0] not in _COMMANDS:
+        usage = "\n".join(f"  {name:8} {what}" for name, what in _COMMANDS.items())
         stream = sys.stdout if args and args[0] in ("-h", "--help") else sys.stderr
         if args and args[0] not in ("-h", "--help"):
             print(f"pyparallel: unknown command {args[0]!r}", file=stream)

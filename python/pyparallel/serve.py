@@ -26,7 +26,7 @@ import traceback
 from collections.abc import Iterator
 from typing import IO, Any
 
-__all__ = ["load_app", "main"]
+__all__ = ["LoadError", "load_app", "main"]
 
 
 class LoadError(Exception):

@@ -41,7 +41,7 @@ import pyparallel as px
 from pyparallel import _core
 from pyparallel import sharing as _sharing
 
-__all__ = ["ErrorStream", "FileWrapper", "WSGIServer", "make_server", "serve"]
+__all__ = ["ErrorStream", "FileWrapper", "WSGIApp", "WSGIServer", "make_server", "serve"]
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
