@@ -126,6 +126,7 @@ class Engine:
         fallback_takes_body: bool = True,
         stream_bodies: bool = False,
         body_buffer: int = 0,
+        wsgi: Mapping[str, Any] | None = None,
     ) -> int:
         """Serve an HTTP application on host:port; returns the bound port.
         fallback_takes_body False: a request no route matches is answered
@@ -133,7 +134,9 @@ class Engine:
         the app is called at the head and reads the body as it arrives
         (through body_buffer bytes, 0: 256 KiB) with the C API's
         px_http_body_read; Request.body is then empty (for adapters such as
-        WSGI's wsgi.input)."""
+        WSGI's wsgi.input). wsgi: a WSGI application answers what no route
+        took (pyparallel.wsgi describes it: app, errors, file_wrapper,
+        root_path, scheme_header, server_name, server_software, access_log)."""
     def start(self) -> None:
         """Start the worker threads (once; later calls do nothing)."""
     def shutdown(self, timeout: float = 5.0, /) -> None:
@@ -357,6 +360,9 @@ def http_path_decode(path: Buffer, /) -> bytes:
     malformed escape, a NUL or a backslash, a '..' segment or no leading '/')."""
 def http_defaults() -> _HttpDefaults:
     """listen_http's keyword defaults, as the engine defines them."""
+def wsgi_access_log_take() -> tuple[bytes, int]:
+    """The access log lines the workers buffered since the last call, and how
+    many lines were dropped (a writer that could not keep up)."""
 
 class HttpStream:
     """A streamed response body that any thread may write to."""

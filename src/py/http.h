@@ -30,6 +30,7 @@ typedef struct px_py_http_app {
                                mode), kept until the connection closes */
     bool per_connection;    /* handlers are functions called with the
                                connection's own app instance */
+    struct px_py_wsgi *wsgi; /* a WSGI app answers what no route took (wsgi.h), or NULL */
 } px_py_http_app_t;
 
 /* A Request for the exchange x (http_request.c): the head and body copied

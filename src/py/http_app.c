@@ -5,6 +5,7 @@
  * the handler objects, indexed by route id, and the names of their parameters.
  */
 #include "http.h"
+#include "wsgi.h"
 
 #include "px/http_path.h"
 
@@ -146,6 +147,10 @@ static void app_call(px_http_exchange_t *x, void *udata)
     PyObject *req, *result = NULL, *kw = NULL, *self = NULL;
     px_module_state_t *st;
 
+    if (route < 0 && a->wsgi != NULL) {
+        px_py_wsgi_call(a->wsgi, x);
+        return;
+    }
     px_py_attach(w);
     st = px_py_engine_state(a->engine);
     req = px_py_request_new(st, x);
@@ -407,13 +412,14 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
                              "per_connection",
                              "stream_bodies",
                              "body_buffer",
+                             "wsgi",
                              NULL};
     px_module_state_t *st = px_py_engine_state(engine);
     px_http_config_t cfg;
     const char *host, *server_name;
     int port, rc, listen_fd = -1;
     PyObject *app, *statics = Py_None, *response_type = NULL, *json_default = NULL;
-    PyObject *routes = NULL, *error_type = NULL, *conn_factory = NULL;
+    PyObject *routes = NULL, *error_type = NULL, *conn_factory = NULL, *wsgi = NULL;
     int fallback_takes_body = 1, per_connection = 0, stream_bodies = 0;
     Py_ssize_t body_buffer = 0;
     double ka, head_t, body_t;
@@ -431,10 +437,11 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     max_line = (Py_ssize_t)cfg.limits.max_request_line;
     max_head = (Py_ssize_t)cfg.limits.max_header_bytes;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "siO|OdddKnnns$OOOiOpOppn:listen_http", kwlist, &host, &port, &app,
+            args, kwds, "siO|OdddKnnns$OOOiOpOppnO:listen_http", kwlist, &host, &port, &app,
             &statics, &ka, &head_t, &body_t, &max_body, &max_headers, &max_line, &max_head,
             &server_name, &response_type, &json_default, &routes, &listen_fd, &error_type,
-            &fallback_takes_body, &conn_factory, &per_connection, &stream_bodies, &body_buffer))
+            &fallback_takes_body, &conn_factory, &per_connection, &stream_bodies, &body_buffer,
+            &wsgi))
         return NULL;
     if (response_type && response_type != Py_None && !PyType_Check(response_type)) {
         PyErr_SetString(PyExc_TypeError, "response_type must be a class");
@@ -458,6 +465,8 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
         return PyErr_NoMemory();
     a->app = Py_NewRef(app);
     a->engine = engine;
+    if (wsgi && wsgi != Py_None && (a->wsgi = px_py_wsgi_new(wsgi)) == NULL)
+        goto fail;
     if (response_type && response_type != Py_None)
         a->response_type = Py_NewRef(response_type);
     if (json_default && json_default != Py_None)
@@ -497,6 +506,8 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
         px_py_raise_errno(st, rc, "listen_http");
         goto fail;
     }
+    if (a->wsgi && px_py_wsgi_set_port(a->wsgi, rc) < 0)
+        goto fail;
     *owned = a;
     return PyLong_FromLong(rc);
 fail:
@@ -509,6 +520,7 @@ void px_py_http_app_free(void *p)
     px_py_http_app_t *a = p;
 
     px_http_server_free(a->srv);
+    px_py_wsgi_free(a->wsgi);
     Py_XDECREF(a->app);
     Py_XDECREF(a->response_type);
     Py_XDECREF(a->json_default);
@@ -532,6 +544,8 @@ int px_py_http_app_traverse(void *p, visitproc visit, void *arg)
     px_py_http_app_t *a = p;
 
     Py_VISIT(a->app);
+    if (a->wsgi && px_py_wsgi_traverse(a->wsgi, visit, arg) < 0)
+        return -1;
     Py_VISIT(a->response_type);
     Py_VISIT(a->json_default);
     Py_VISIT(a->conn_factory);

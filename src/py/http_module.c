@@ -4,6 +4,7 @@
  * engine's HTTP defaults.
  */
 #include "http.h"
+#include "wsgi.h"
 
 #include "px/http_path.h"
 
@@ -62,5 +63,8 @@ PyMethodDef px_py_http_methods[] = {
      "path for use under a document root; ValueError when it is refused"},
     {"http_defaults", http_defaults, METH_NOARGS,
      "http_defaults() -> dict: the engine's HTTP limits, timeouts (s) and server name"},
+    {"wsgi_access_log_take", px_py_wsgi_log_take, METH_NOARGS,
+     "wsgi_access_log_take() -> (bytes, dropped): the access log lines buffered since the "
+     "last call, and how many lines were dropped"},
     {NULL, NULL, 0, NULL},
 };

@@ -1,0 +1,154 @@
+/*
+ * WSGI (PEP 3333) in the binding, private to src/py/wsgi*.c: the environ of a
+ * request built in C from the engine's parsed request (wsgi_environ.c), the
+ * start_response, wsgi.input and write() objects (wsgi_types.c), the call of
+ * the application and its response (wsgi_call.c), and the access log
+ * (wsgi_log.c). The engine frames, routes and writes heads as for every
+ * interface; an HTTP app with a `wsgi` description sends the requests no route
+ * took here instead of to a Request handler.
+ */
+#ifndef PX_PY_WSGI_H
+#define PX_PY_WSGI_H
+
+#include "http.h"
+
+/* The environ keys set per request, created once per application. */
+enum {
+    WK_REQUEST_METHOD,
+    WK_PATH_INFO,
+    WK_QUERY_STRING,
+    WK_CONTENT_TYPE,
+    WK_CONTENT_LENGTH,
+    WK_SERVER_NAME,
+    WK_SERVER_PORT,
+    WK_SERVER_PROTOCOL,
+    WK_REMOTE_ADDR,
+    WK_REMOTE_PORT,
+    WK_URL_SCHEME,
+    WK_INPUT,
+    WK_REQUEST_URI,
+    WK_COUNT
+};
+
+/* Values the environ shares between requests. */
+enum {
+    WV_GET,
+    WV_POST,
+    WV_HEAD,
+    WV_HTTP10,
+    WV_HTTP11,
+    WV_HTTP,
+    WV_HTTPS,
+    WV_EMPTY,
+    WV_PORT80,
+    WV_PORT443,
+    WV_COUNT
+};
+
+typedef struct px_py_wsgi {
+    PyObject *app;          /* the WSGI callable */
+    PyObject *base_environ; /* the keys that never change, copied per request */
+    PyObject *file_wrapper; /* wsgi.file_wrapper: a class whose .filelike is sent
+                               by the kernel when it has a fileno() */
+    PyObject *input_type;   /* wsgi.input */
+    PyObject *start_type;   /* start_response */
+    PyObject *server_name;  /* SERVER_NAME when the request names no host */
+    PyObject *server_port;  /* SERVER_PORT then: the bound port, set at listen */
+    PyObject *keys[WK_COUNT];
+    PyObject *values[WV_COUNT];
+    char *root_path; /* SCRIPT_NAME: the mount point ("" at the root), owned */
+    size_t root_len;
+    char *scheme_header; /* lower-case name of the trusted proxy's scheme header
+                            (X-Forwarded-Proto), or NULL: none is trusted */
+    size_t scheme_header_len;
+    bool access_log;
+} px_py_wsgi_t;
+
+/* The WSGI description of Engine.listen_http(wsgi={...}): app, errors,
+ * file_wrapper, root_path, scheme_header, server_name, access_log. NULL with
+ * an exception on error. Main thread. */
+px_py_wsgi_t *px_py_wsgi_new(PyObject *spec);
+void px_py_wsgi_free(px_py_wsgi_t *g);
+int px_py_wsgi_traverse(px_py_wsgi_t *g, visitproc visit, void *arg);
+/* The port the server listens on (SERVER_PORT of requests without a Host). */
+int px_py_wsgi_set_port(px_py_wsgi_t *g, int port);
+
+/* Answer x with the application (wsgi_call.c). Called from the HTTP app's
+ * handler on the connection's worker, thread state detached or attached. */
+void px_py_wsgi_call(px_py_wsgi_t *g, px_http_exchange_t *x);
+
+/* The peer of a connection, for REMOTE_ADDR and the access log. */
+typedef struct px_py_peer {
+    char host[48]; /* "" when unknown */
+    int port;
+} px_py_peer_t;
+void px_py_wsgi_peer(px_conn_t *c, px_py_peer_t *out);
+
+/* The environ of x (wsgi_environ.c); new reference or NULL with an exception. */
+PyObject *px_py_wsgi_environ(px_py_wsgi_t *g, const px_http_exchange_t *x, const px_py_peer_t *peer,
+                             PyObject *input);
+
+/* wsgi.input (wsgi_types.c) over a buffered body, or over one still
+ * arriving (read from x with px_http_body_read while the app runs; _done
+ * when the call is over: reads then return what was read ahead, then b""). */
+PyObject *px_py_wsgi_input_new(px_py_wsgi_t *g, const char *body, size_t len);
+PyObject *px_py_wsgi_input_stream(px_py_wsgi_t *g, px_http_exchange_t *x);
+void px_py_wsgi_input_done(PyObject *input);
+
+/* start_response and the response it describes (wsgi_types.c). */
+struct px_http_stream;
+typedef struct px_py_start_response {
+    PyObject_HEAD int status; /* 0 until start_response was called */
+    PyObject *headers;        /* the app's list of (name, value) */
+    long long length;         /* the app's Content-Length; -1 none */
+    bool head_sent;           /* body bytes were produced: exc_info re-raises */
+    char *buf;                /* the body gathered (a response not streamed) */
+    size_t len, cap;
+    /* While the app runs (NULL after): its request, for write() and streaming. */
+    px_http_exchange_t *x;
+    px_worker_t *w;
+    struct px_http_stream *stream; /* the response streamed (wsgi_stream.c), or NULL */
+    bool streamed;                 /* a stream was started: the response is its */
+    bool gone;                     /* the client went away, or the stream failed */
+    unsigned long long sent;       /* body bytes streamed */
+} px_py_start_response_t;
+PyObject *px_py_wsgi_start_new(px_py_wsgi_t *g);
+/* Append data to r's body; -1 with MemoryError. */
+int px_py_wsgi_body_append(px_py_start_response_t *r, const char *data, size_t len);
+
+/* The app's response headers for the engine (wsgi_call.c): Content-Type
+ * and Content-Length taken out (the engine writes them), Connection honoured
+ * and dropped with the other hop-by-hop ones. px_py_wsgi_head: 0, or -1 with
+ * a line on stderr when they are not WSGI's (no exception); free after
+ * either. */
+typedef struct px_py_wsgi_head {
+    char *extra; /* raw "Name: value\r\n" lines */
+    size_t len, cap;
+    const char *ctype; /* NUL-terminated, inside a header value object */
+    long long length;  /* the app's Content-Length, or -1 */
+    bool close;        /* Connection: close */
+    char small[1024];
+} px_py_wsgi_head_t;
+int px_py_wsgi_head(PyObject *headers, px_py_wsgi_head_t *h);
+void px_py_wsgi_head_free(px_py_wsgi_head_t *h);
+
+/* Streamed responses (wsgi_stream.c), from the app's thread, worker
+ * released. begin: the head (0, or -1 with an exception); a connection
+ * closed meanwhile sets r->gone. send: 0 (a client gone sets r->gone; the
+ * caller stops producing). finish: the end of the body, or an abort when
+ * failed; releases the stream. */
+int px_py_wsgi_stream_begin(px_py_start_response_t *r);
+int px_py_wsgi_stream_send(px_py_start_response_t *r, const char *data, size_t len);
+void px_py_wsgi_stream_finish(px_py_start_response_t *r, bool failed);
+
+/* The type specs (wsgi_types.c). */
+extern PyType_Spec px_py_wsgi_input_spec;
+extern PyType_Spec px_py_wsgi_start_spec;
+
+/* Access log (wsgi_log.c): one line in the common log format, buffered per
+ * worker; px_py_wsgi_log_take hands everything buffered to the writer thread. */
+void px_py_wsgi_log(px_worker_t *w, const px_py_peer_t *peer, const px_http_request_t *req,
+                    int status, size_t bytes);
+PyObject *px_py_wsgi_log_take(PyObject *module, PyObject *unused);
+
+#endif

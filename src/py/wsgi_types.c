@@ -1,0 +1,432 @@
+/*
+ * The objects a WSGI application is handed besides the environ's strings:
+ * wsgi.input over the request body, and start_response with the write()
+ * callable it returns, which keep the response (status, headers, body bytes
+ * written) for wsgi_call.c.
+ */
+#include "wsgi.h"
+
+#include <errno.h>
+#include <strings.h>
+
+#include "px/http_stream.h"
+
+/* ---- wsgi.input ------------------------------------------------------------- */
+
+typedef struct wsgi_input {
+    PyObject_HEAD PyObject *body; /* bytes: the body, or what was read of it and not taken */
+    Py_ssize_t pos;
+    px_http_exchange_t *x; /* a body still arriving: read from here while the app runs */
+    bool eof;
+} wsgi_input_t;
+
+/* Read-ahead of a streamed body: what one read asks the engine for. */
+#define INPUT_READ ((Py_ssize_t)64 << 10)
+
+PyObject *px_py_wsgi_input_new(px_py_wsgi_t *g, const char *body, size_t len)
+{
+    wsgi_input_t *in = PyObject_New(wsgi_input_t, (PyTypeObject *)g->input_type);
+
+    if (in == NULL)
+        return NULL;
+    in->pos = 0;
+    in->x = NULL;
+    in->eof = true;
+    in->body = PyBytes_FromStringAndSize(body, (Py_ssize_t)len);
+    if (in->body == NULL) {
+        Py_DECREF(in);
+        return NULL;
+    }
+    return (PyObject *)in;
+}
+
+PyObject *px_py_wsgi_input_stream(px_py_wsgi_t *g, px_http_exchange_t *x)
+{
+    wsgi_input_t *in = (wsgi_input_t *)px_py_wsgi_input_new(g, NULL, 0);
+
+    if (in != NULL) {
+        in->x = x;
+        in->eof = false;
+    }
+    return (PyObject *)in;
+}
+
+void px_py_wsgi_input_done(PyObject *input)
+{
+    ((wsgi_input_t *)input)->x = NULL; /* the exchange ends with the app call */
+    ((wsgi_input_t *)input)->eof = true;
+}
+
+static void input_dealloc(PyObject *s)
+{
+    PyTypeObject *tp = Py_TYPE(s);
+    Py_XDECREF(((wsgi_input_t *)s)->body);
+    PyObject_Free(s);
+    Py_DECREF(tp);
+}
+
+/* A size argument: None or negative means "all". */
+static int size_arg(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t *out)
+{
+    *out = -1;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "expected at most one argument (size)");
+        return -1;
+    }
+    if (nargs == 1 && args[0] != Py_None) {
+        *out = PyNumber_AsSsize_t(args[0], PyExc_OverflowError);
+        if (*out == -1 && PyErr_Occurred())
+            return -1;
+    }
+    return 0;
+}
+
+static Py_ssize_t left(wsgi_input_t *in)
+{
+    return PyBytes_GET_SIZE(in->body) - in->pos;
+}
+
+/* Read from a body still arriving until `need` bytes are here or it ends:
+ * blocks with the thread state detached (the engine sends 100 Continue at
+ * the first read). 0, or -1 with OSError (the client went away, a body
+ * malformed or over max_body: the connection closes). */
+static int fill(wsgi_input_t *in, Py_ssize_t need)
+{
+    while (left(in) < need && !in->eof && in->x != NULL) {
+        Py_ssize_t have = left(in);
+        Py_ssize_t want = need - have < INPUT_READ ? INPUT_READ
+                                                   : PX_MIN(need - have, INPUT_READ * 16);
+        PyObject *grown = PyBytes_FromStringAndSize(NULL, have + want);
+        ssize_t n;
+
+        if (grown == NULL)
+            return -1;
+        memcpy(PyBytes_AS_STRING(grown), PyBytes_AS_STRING(in->body) + in->pos, (size_t)have);
+        Py_BEGIN_ALLOW_THREADS n = px_http_body_read(in->x, PyBytes_AS_STRING(grown) + have,
+                                                     (size_t)want, -1);
+        Py_END_ALLOW_THREADS if (n < 0)
+        {
+            Py_DECREF(grown);
+            in->eof = true;
+            errno = (int)-n;
+            PyErr_SetFromErrno(n == -ECONNRESET ? PyExc_ConnectionResetError : PyExc_OSError);
+            return -1;
+        }
+        if (n == 0)
+            in->eof = true;
+        if (_PyBytes_Resize(&grown, have + n) < 0)
+            return -1;
+        Py_SETREF(in->body, grown);
+        in->pos = 0;
+    }
+    return 0;
+}
+
+/* The next n bytes (the rest when n < 0 or beyond it). */
+static PyObject *take(wsgi_input_t *in, Py_ssize_t n)
+{
+    PyObject *out;
+
+    if (n < 0 || n > left(in))
+        n = left(in);
+    if (in->pos == 0 && n == PyBytes_GET_SIZE(in->body)) {
+        out = Py_NewRef(in->body);
+    } else {
+        out = PyBytes_FromStringAndSize(PyBytes_AS_STRING(in->body) + in->pos, n);
+    }
+    if (out != NULL)
+        in->pos += n;
+    return out;
+}
+
+static PyObject *input_read(PyObject *s, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t n;
+    if (size_arg(args, nargs, &n) < 0 || fill((wsgi_input_t *)s, n < 0 ? PY_SSIZE_T_MAX : n) < 0)
+        return NULL;
+    return take((wsgi_input_t *)s, n);
+}
+
+static PyObject *readline(wsgi_input_t *in, Py_ssize_t limit)
+{
+    Py_ssize_t searched = 0;
+
+    for (;;) {
+        const char *p = PyBytes_AS_STRING(in->body) + in->pos;
+        Py_ssize_t n = left(in);
+        const char *nl;
+
+        if (limit >= 0 && limit < n)
+            n = limit;
+        nl = memchr(p + searched, '\n', (size_t)(n - searched));
+        if (nl != NULL || in->eof || in->x == NULL || (limit >= 0 && n >= limit))
+            return take(in, nl ? (Py_ssize_t)(nl - p) + 1 : n);
+        searched = n;
+        if (fill(in, left(in) + 1) < 0)
+            return NULL;
+    }
+}
+
+static PyObject *input_readline(PyObject *s, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t n;
+    return size_arg(args, nargs, &n) < 0 ? NULL : readline((wsgi_input_t *)s, n);
+}
+
+/* readlines(hint): lines until their total reaches hint (all when hint <= 0). */
+static PyObject *input_readlines(PyObject *s, PyObject *const *args, Py_ssize_t nargs)
+{
+    wsgi_input_t *in = (wsgi_input_t *)s;
+    Py_ssize_t hint, total = 0;
+    PyObject *lines;
+
+    if (size_arg(args, nargs, &hint) < 0 || (lines = PyList_New(0)) == NULL)
+        return NULL;
+    for (;;) {
+        PyObject *line;
+        if (fill(in, 1) < 0) {
+            Py_DECREF(lines);
+            return NULL;
+        }
+        if (left(in) == 0 || (hint > 0 && total >= hint))
+            break;
+        line = readline(in, -1);
+        if (line == NULL || PyList_Append(lines, line) < 0) {
+            Py_XDECREF(line);
+            Py_DECREF(lines);
+            return NULL;
+        }
+        total += PyBytes_GET_SIZE(line);
+        Py_DECREF(line);
+    }
+    return lines;
+}
+
+static PyObject *input_next(PyObject *s)
+{
+    wsgi_input_t *in = (wsgi_input_t *)s;
+    if (fill(in, 1) < 0)
+        return NULL;
+    return left(in) > 0 ? readline(in, -1) : NULL; /* NULL, no exception: the end */
+}
+
+static PyMethodDef input_methods[] = {
+    {"read", (PyCFunction)(void (*)(void))input_read, METH_FASTCALL,
+     "read(size=-1) -> bytes: up to size bytes of the body; all that is left by default"},
+    {"readline", (PyCFunction)(void (*)(void))input_readline, METH_FASTCALL,
+     "readline(size=-1) -> bytes: the next line, with its b'\\n', at most size bytes"},
+    {"readlines", (PyCFunction)(void (*)(void))input_readlines, METH_FASTCALL,
+     "readlines(hint=-1) -> list of lines"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot input_slots[] = {
+    {Py_tp_doc, "wsgi.input: the request body (PEP 3333)"},
+    {Py_tp_methods, input_methods},
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, input_next},
+    {Py_tp_dealloc, input_dealloc},
+    {0, NULL},
+};
+
+PyType_Spec px_py_wsgi_input_spec = {
+    .name = "pyparallel.wsgi.Input",
+    .basicsize = sizeof(wsgi_input_t),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = input_slots,
+};
+
+/* ---- start_response and write() --------------------------------------------- */
+
+PyObject *px_py_wsgi_start_new(px_py_wsgi_t *g)
+{
+    px_py_start_response_t *r = PyObject_New(px_py_start_response_t, (PyTypeObject *)g->start_type);
+
+    if (r == NULL)
+        return NULL;
+    r->status = 0;
+    r->headers = NULL;
+    r->length = -1;
+    r->x = NULL;
+    r->w = NULL;
+    r->stream = NULL;
+    r->streamed = r->gone = false;
+    r->sent = 0;
+    r->head_sent = false;
+    r->buf = NULL;
+    r->len = r->cap = 0;
+    return (PyObject *)r;
+}
+
+static void start_dealloc(PyObject *s)
+{
+    px_py_start_response_t *r = (px_py_start_response_t *)s;
+    PyTypeObject *tp = Py_TYPE(s);
+
+    Py_XDECREF(r->headers);
+    PyMem_RawFree(r->buf);
+    PyObject_Free(s);
+    Py_DECREF(tp);
+}
+
+int px_py_wsgi_body_append(px_py_start_response_t *r, const char *data, size_t len)
+{
+    if (len > r->cap - r->len) {
+        size_t cap = PX_MAX(r->cap * 2, r->len + len);
+        char *p = PyMem_RawRealloc(r->buf, PX_MAX(cap, (size_t)4096));
+        if (p == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        r->buf = p;
+        r->cap = PX_MAX(cap, (size_t)4096);
+    }
+    memcpy(r->buf + r->len, data, len);
+    r->len += len;
+    return 0;
+}
+
+/* The status line's code: three digits, then a space and a reason (or
+ * nothing). Final statuses only: 1xx are the server's business. */
+static int parse_status(PyObject *status)
+{
+    Py_ssize_t len;
+    const char *s;
+    int code;
+
+    if (!PyUnicode_Check(status)) {
+        PyErr_Format(PyExc_TypeError, "WSGI status must be str, not %.100s",
+                     Py_TYPE(status)->tp_name);
+        return -1;
+    }
+    s = PyUnicode_AsUTF8AndSize(status, &len);
+    if (s == NULL)
+        return -1;
+    if (len < 3 || s[0] < '1' || s[0] > '9' || s[1] < '0' || s[1] > '9' || s[2] < '0' ||
+        s[2] > '9' || (len > 3 && s[3] != ' ')) {
+        PyErr_Format(PyExc_ValueError, "WSGI status %R is not \"NNN Reason\"", status);
+        return -1;
+    }
+    code = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+    if (code < 200) {
+        PyErr_Format(PyExc_ValueError, "WSGI status %R: 1xx responses are the server's", status);
+        return -1;
+    }
+    return code;
+}
+
+static PyObject *start_write(PyObject *s, PyObject *data)
+{
+    px_py_start_response_t *r = (px_py_start_response_t *)s;
+    Py_buffer view;
+    int rc;
+
+    if (r->status == 0) {
+        PyErr_SetString(PyExc_RuntimeError, "write() before start_response()");
+        return NULL;
+    }
+    if (r->x == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "write() after the app returned");
+        return NULL;
+    }
+    if (!PyBytes_Check(data)) {
+        PyErr_Format(PyExc_TypeError, "write() takes bytes, not %.100s", Py_TYPE(data)->tp_name);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    rc = 0;
+    if (view.len > 0) {
+        /* unbuffered, as PEP 3333 asks: the head and these bytes go now */
+        if (!r->streamed && !r->gone)
+            rc = px_py_wsgi_stream_begin(r);
+        if (rc == 0 && r->stream != NULL)
+            rc = px_py_wsgi_stream_send(r, view.buf, (size_t)view.len);
+    }
+    PyBuffer_Release(&view);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef write_def = {"write", start_write, METH_O,
+                                "write(data: bytes): body bytes, before those of the iterable"};
+
+/* The Content-Length among headers, or -1 (none, or not a length: the head
+ * is refused later with the reason). */
+static long long app_length(PyObject *headers)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
+        PyObject *pair = PyList_GET_ITEM(headers, i), *name, *value;
+        long long n;
+        char *end;
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+            !PyUnicode_Check(name = PyTuple_GET_ITEM(pair, 0)) ||
+            !PyUnicode_Check(value = PyTuple_GET_ITEM(pair, 1)) ||
+            PyUnicode_GET_LENGTH(name) != 14 || PyUnicode_KIND(name) != PyUnicode_1BYTE_KIND ||
+            strncasecmp((const char *)PyUnicode_1BYTE_DATA(name), "content-length", 14) != 0)
+            continue;
+        if (PyUnicode_KIND(value) != PyUnicode_1BYTE_KIND)
+            return -1;
+        n = strtoll((const char *)PyUnicode_1BYTE_DATA(value), &end, 10);
+        return *end == '\0' && n >= 0 ? n : -1;
+    }
+    return -1;
+}
+
+/* start_response(status, headers, exc_info=None) -> write */
+static PyObject *start_call(PyObject *s, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"status", "response_headers", "exc_info", NULL};
+    px_py_start_response_t *r = (px_py_start_response_t *)s;
+    PyObject *status, *headers, *exc_info = Py_None;
+    int code;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O:start_response", kwlist, &status, &headers,
+                                     &exc_info))
+        return NULL;
+    if (exc_info != Py_None) {
+        if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3) {
+            PyErr_SetString(PyExc_TypeError, "exc_info: a (type, value, traceback) tuple");
+            return NULL;
+        }
+        if (r->head_sent) {
+            /* Too late to change the response: the app's error goes on up (PEP 3333). */
+            PyObject *exc = PyTuple_GET_ITEM(exc_info, 1);
+            PyObject *tb = PyTuple_GET_ITEM(exc_info, 2);
+            if (tb != Py_None && PyTraceBack_Check(tb))
+                PyException_SetTraceback(exc, tb);
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            return NULL;
+        }
+    } else if (r->status != 0) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "start_response() called again without exc_info (PEP 3333)");
+        return NULL;
+    }
+    if (!PyList_Check(headers)) {
+        PyErr_Format(PyExc_TypeError, "WSGI response headers must be a list, not %.100s",
+                     Py_TYPE(headers)->tp_name);
+        return NULL;
+    }
+    if ((code = parse_status(status)) < 0)
+        return NULL;
+    r->status = code;
+    Py_XSETREF(r->headers, Py_NewRef(headers));
+    r->length = app_length(headers);
+    return PyCFunction_New(&write_def, s);
+}
+
+static PyType_Slot start_slots[] = {
+    {Py_tp_doc, "start_response(status, response_headers, exc_info=None) -> write"},
+    {Py_tp_call, start_call},
+    {Py_tp_dealloc, start_dealloc},
+    {0, NULL},
+};
+
+PyType_Spec px_py_wsgi_start_spec = {
+    .name = "pyparallel.wsgi.StartResponse",
+    .basicsize = sizeof(px_py_start_response_t),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = start_slots,
+};

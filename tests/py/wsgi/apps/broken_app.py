@@ -1,0 +1,3 @@
+"""Fails on import, for the command-line tests."""
+
+raise RuntimeError("broken-app-import-failure")
