@@ -81,7 +81,8 @@ static void serve(int ep, struct conn *c)
 
 int main(int argc, char **argv)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(argc > 1 ? atoi(argv[1]) : 0)};
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons(argc > 1 ? atoi(argv[1]) : 0)};
     socklen_t salen = sizeof(sa);
     int one = 1, lfd, ep;
     struct epoll_event ev, events[256];

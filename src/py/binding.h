@@ -145,7 +145,7 @@ typedef struct px_py_proto_spec {
      * connection_closed(t) on a close without error, send_failed(t, exc) and
      * recv_failed(t, exc) when writing or reading failed. */
     bool has_created, has_closed, has_send_failed, has_recv_failed;
-    bool has_recv_shutdown;        /* the peer's end leaves the connection open for sending */
+    bool has_recv_shutdown; /* the peer's end leaves the connection open for sending */
     bool has_send_shutdown;
 } px_py_proto_spec_t;
 

@@ -25,11 +25,11 @@ typedef struct px_py_http_app {
     PyObject *engine;        /* borrowed: the Engine owns this app */
     char *server_name;       /* owned: the server's config borrows it */
     px_http_server_t *srv;
-    PyObject *conn_factory; /* callable(fd) -> the context of a connection
-                               (request.transport; its .app in per_connection
-                               mode), kept until the connection closes */
-    bool per_connection;    /* handlers are functions called with the
-                               connection's own app instance */
+    PyObject *conn_factory;  /* callable(fd) -> the context of a connection
+                                (request.transport; its .app in per_connection
+                                mode), kept until the connection closes */
+    bool per_connection;     /* handlers are functions called with the
+                                connection's own app instance */
     struct px_py_wsgi *wsgi; /* a WSGI app answers what no route took (wsgi.h), or NULL */
 } px_py_http_app_t;
 

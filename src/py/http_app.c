@@ -436,12 +436,12 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     max_headers = (Py_ssize_t)cfg.limits.max_headers;
     max_line = (Py_ssize_t)cfg.limits.max_request_line;
     max_head = (Py_ssize_t)cfg.limits.max_header_bytes;
-    if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "siO|OdddKnnns$OOOiOpOppnO:listen_http", kwlist, &host, &port, &app,
-            &statics, &ka, &head_t, &body_t, &max_body, &max_headers, &max_line, &max_head,
-            &server_name, &response_type, &json_default, &routes, &listen_fd, &error_type,
-            &fallback_takes_body, &conn_factory, &per_connection, &stream_bodies, &body_buffer,
-            &wsgi))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siO|OdddKnnns$OOOiOpOppnO:listen_http", kwlist,
+                                     &host, &port, &app, &statics, &ka, &head_t, &body_t, &max_body,
+                                     &max_headers, &max_line, &max_head, &server_name,
+                                     &response_type, &json_default, &routes, &listen_fd,
+                                     &error_type, &fallback_takes_body, &conn_factory,
+                                     &per_connection, &stream_bodies, &body_buffer, &wsgi))
         return NULL;
     if (response_type && response_type != Py_None && !PyType_Check(response_type)) {
         PyErr_SetString(PyExc_TypeError, "response_type must be a class");
