@@ -166,3 +166,43 @@ def test_clients_leaving_while_others_talk(spawn, backend: str) -> None:
     clients.close()
     talker.close()
     assert not srv.matching("dropped client")
+
+
+class _ClosedTransport:
+    """A member whose connection is closing: its sends raise, as a real
+    transport's do, and are counted."""
+
+    def __init__(self, ident: int) -> None:
+        self.id = ident
+        self.closed = True
+        self.unsent = 0
+        self.sends = 0
+
+    def send(self, data: bytes) -> bool:
+        self.sends += 1
+        raise ConnectionError("transport is closed")
+
+    def abort(self) -> None:
+        pass
+
+
+def test_everyone_leaving_at_once_costs_each_closed_member_one_send() -> None:
+    """At shutdown every member is closed before their connection_lost calls
+    run, and each of those broadcasts a leave notice. A closed member must be
+    forgotten at its first failed send, not met again by every later notice:
+    that was a quadratic number of raised exceptions (a server with a few
+    thousand clients took longer than the shutdown allows to exit)."""
+    from pyparallel.examples import chat
+
+    members = [_ClosedTransport(i) for i in range(300)]
+    saved = chat.ROOM.members
+    try:
+        for t in members:
+            chat.ROOM.add(t)  # type: ignore[arg-type]
+        protocol = chat.Chat()
+        for t in members:
+            protocol.connection_lost(t, None)  # type: ignore[arg-type]
+        assert len(chat.ROOM) == 0
+        assert sum(t.sends for t in members) <= 2 * len(members)
+    finally:
+        chat.ROOM.members = saved
