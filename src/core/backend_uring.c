@@ -375,7 +375,7 @@ static int uring_wait(px_worker_t *w, uint64_t timeout_ns)
 {
     uring_state_t *u = state_of(w);
     struct io_uring_cqe *cqe, copy;
-    unsigned count = 0;
+    unsigned count = 0, limit;
     int rc;
 
     if (timeout_ns == 0 || io_uring_cq_ready(&u->ring) > 0) {
@@ -390,10 +390,16 @@ static int uring_wait(px_worker_t *w, uint64_t timeout_ns)
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
         PX_STAT_ADD(&w->stats, errors, 1);
     px__worker_tick(w);
-    /* One at a time, consumed before it is dispatched: if the dispatch blocks
+    /* Only what is there now: completions keep coming while these run (a
+     * multishot accept under a stream of connects), and a turn that never
+     * ends never reads the inbox (the stop, other threads' sends) nor gives
+     * the worker back to a thread waiting for it. The rest is the next
+     * turn's, as with epoll's bounded batch.
+     * One at a time, consumed before it is dispatched: if the dispatch blocks
      * and another thread takes the ring over, that thread goes on with the
      * next entry, and this one, given the ring back, finds what is left. */
-    while (io_uring_peek_cqe(&u->ring, &cqe) == 0 && cqe != NULL) {
+    limit = io_uring_cq_ready(&u->ring);
+    while (count < limit && io_uring_peek_cqe(&u->ring, &cqe) == 0 && cqe != NULL) {
         copy = *cqe;
         io_uring_cqe_seen(&u->ring, cqe);
         dispatch(w, u, &copy);

@@ -19,6 +19,7 @@ import argparse
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import pyparallel as px
@@ -68,6 +69,12 @@ class Members:
                 self.members = tuple(t for t in self.members if t is not transport)
             return len(self.members)
 
+    def discard(self, transports: list[px.Transport]) -> None:
+        """Remove every one of transports that is present, in one copy."""
+        gone = set(transports)
+        with self._lock:
+            self.members = tuple(t for t in self.members if t not in gone)
+
     def __len__(self) -> int:
         return len(self.members)
 
@@ -82,20 +89,35 @@ def drop(transport: px.Transport, limits: type[Limits]) -> None:
           f"{limits.max_backlog} bytes", flush=True)
 
 
-def broadcast(targets: tuple[px.Transport, ...], data: bytes, limits: type[Limits]) -> int:
+def broadcast(targets: tuple[px.Transport, ...], data: bytes, limits: type[Limits],
+              forget: Callable[[list[px.Transport]], None] | None = None) -> int:
     """Send data to every target, from any thread; how many took it. A target
-    over its output limit is dropped (see the module's docstring)."""
+    over its output limit is dropped (see the module's docstring).
+
+    The targets found closed (gone, or dropped here) are passed to forget,
+    which should take them out of the set the targets came from: a closed
+    connection stays a member until its connection_lost runs, and until then
+    every broadcast would pay a raised exception for it again. When many close
+    at once (all of them, at shutdown) each one's leave broadcast would meet
+    all the others: a quadratic number of exceptions, seconds per thousand
+    members. Forgotten at the first miss, each closed member costs one."""
     limit = limits.max_backlog
     missed = 0  # counted on the rare path only: the loop runs once per receiver
+    closed: list[px.Transport] = []
     for target in targets:
         try:
             if target.send(data) and target.unsent <= limit:
                 continue
         except ConnectionError:
             missed += 1  # it left meanwhile
+            closed.append(target)
             continue
         drop(target, limits)
         missed += 1
+        if target.closed:
+            closed.append(target)
+    if closed and forget is not None:
+        forget(closed)
     return len(targets) - missed
 
 

@@ -50,16 +50,16 @@ class Chat:
         transport.send(b"* welcome %d worker %d\n" % (transport.id, transport.worker))
         ROOM.add(transport)
         if self.notices:
-            _fanout.broadcast(ROOM.members, b"* %d joined\n" % transport.id, Limits)
+            _fanout.broadcast(ROOM.members, b"* %d joined\n" % transport.id, Limits, ROOM.discard)
 
     def lines_received(self, transport: px.Transport, lines: list[bytes]) -> None:
         # One send per client for all the lines of this read, in their order.
-        _fanout.broadcast(ROOM.members, b"\n".join(lines) + b"\n", Limits)
+        _fanout.broadcast(ROOM.members, b"\n".join(lines) + b"\n", Limits, ROOM.discard)
 
     def connection_lost(self, transport: px.Transport, exc: BaseException | None) -> None:
         ROOM.remove(transport)
         if self.notices:
-            _fanout.broadcast(ROOM.members, b"* %d left\n" % transport.id, Limits)
+            _fanout.broadcast(ROOM.members, b"* %d left\n" % transport.id, Limits, ROOM.discard)
 
     def exception_handler(self, transport: px.Transport, syscall: str,
                           exc_info: tuple[type[BaseException], BaseException,

@@ -146,23 +146,78 @@ def test_clients_leaving_while_others_talk(spawn, backend: str) -> None:
     for s in (stay, talker):  # in the room once greeted (notices may follow: not needed)
         assert WELCOME.match(LineReader(s).line())
     stop = threading.Event()
+    came_and_went = [0]
 
     def churn() -> None:
+        # One client at a time, each gone once greeted: clients that did not
+        # wait for the server would pile up faster than a room of N takes
+        # them (each join and leave goes to all N) and the test would measure
+        # that overload instead.
         while not stop.is_set():
             with connect(srv.port) as s:
+                LineReader(s).line()
                 s.sendall(b"hi\n")
+            came_and_went[0] += 1
 
     t = threading.Thread(target=churn)
     t.start()
+    clients = Lines([stay])
     try:
-        talker.sendall(b"".join(b"line %d\n" % n for n in range(500)))
-        clients = Lines([stay])
+        # Ten lines at a time, a few clients coming and going between two.
+        for batch in range(50):
+            talker.sendall(b"".join(b"line %d\n" % n for n in range(batch * 10, batch * 10 + 10)))
+            want = came_and_went[0] + 4
+            deadline = time.monotonic() + 30
+            while came_and_went[0] < want:
+                assert t.is_alive() and time.monotonic() < deadline, "the clients stopped coming"
+                time.sleep(0.001)
         clients.until_count(lambda s: 500, match=lambda l: l.startswith(b"line "))
     finally:
         stop.set()
         t.join(30)
+    assert came_and_went[0] >= 200
     got = [l for l in clients.lines[stay] if l.startswith(b"line ")]
     assert got == [b"line %d" % n for n in range(500)]
     clients.close()
     talker.close()
     assert not srv.matching("dropped client")
+
+
+class _ClosedTransport:
+    """A member whose connection is closing: its sends raise, as a real
+    transport's do, and are counted."""
+
+    def __init__(self, ident: int) -> None:
+        self.id = ident
+        self.closed = True
+        self.unsent = 0
+        self.sends = 0
+
+    def send(self, data: bytes) -> bool:
+        self.sends += 1
+        raise ConnectionError("transport is closed")
+
+    def abort(self) -> None:
+        pass
+
+
+def test_everyone_leaving_at_once_costs_each_closed_member_one_send() -> None:
+    """At shutdown every member is closed before their connection_lost calls
+    run, and each of those broadcasts a leave notice. A closed member must be
+    forgotten at its first failed send, not met again by every later notice:
+    that was a quadratic number of raised exceptions (a server with a few
+    thousand clients took longer than the shutdown allows to exit)."""
+    from pyparallel.examples import chat
+
+    members = [_ClosedTransport(i) for i in range(300)]
+    saved = chat.ROOM.members
+    try:
+        for t in members:
+            chat.ROOM.add(t)  # type: ignore[arg-type]
+        protocol = chat.Chat()
+        for t in members:
+            protocol.connection_lost(t, None)  # type: ignore[arg-type]
+        assert len(chat.ROOM) == 0
+        assert sum(t.sends for t in members) <= 2 * len(members)
+    finally:
+        chat.ROOM.members = saved
