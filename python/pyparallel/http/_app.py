@@ -18,7 +18,14 @@ from pyparallel import sharing as _sharing
 from ._connection import HttpConnection, HttpListener
 from ._ranges import RangedRequest, ranged_file_response
 from ._response import HttpError, Response
-from .static import _if_range_holds, guess_type, make_etag, send_file
+from .static import (
+    _if_range_holds,
+    file_validators,
+    guess_type,
+    make_etag,
+    precondition_answer,
+    send_file,
+)
 
 __all__ = ["HttpServer", "route"]
 
@@ -279,12 +286,17 @@ class HttpServer:
             st = os.stat(path)
         except OSError:
             return None  # send_file answers 404 or 403
-        validators = {"ETag": make_etag(st), "Accept-Ranges": "bytes"}
-        if ranged.from_header and not _if_range_holds(request.headers, validators["ETag"],
-                                                      int(st.st_mtime)):
-            return None
+        etag, mtime = make_etag(st), int(st.st_mtime)
+        validators = file_validators(etag, mtime)
+        if ranged.from_header:
+            # the Range header's own: the preconditions before it, as send_file
+            early = precondition_answer(request, etag, mtime, validators)
+            if early is not None:
+                return early
+            if not _if_range_holds(request.headers, etag, mtime):
+                return None
         return ranged_file_response(request, path, ranged, content_type or guess_type(path),
-                                    st.st_size, validators)
+                                    st.st_size, {**validators, "Accept-Ranges": "bytes"})
 
     def _routes(self) -> list[tuple[str, Callable[..., Any], tuple[str, ...], _QueryParams]]:
         """The engine's route table: [(pattern, handler, methods, the query

@@ -195,3 +195,37 @@ def test_ranges(app) -> None:
     finally:
         conn.close()
     app.finish().assert_clean()
+
+
+def test_several_ranges_honour_preconditions(app) -> None:
+    """Several ranges go through the preconditions of a single one (RFC 9110
+    13.2.2: If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since,
+    then If-Range) and carry the same validators."""
+    several = {"Range": "bytes=0-1,4-5"}
+    conn = client(app.ports["shared"])
+    try:
+        status, headers, _ = get(conn, "/file")
+        etag, modified = headers["etag"], headers["last-modified"]
+        status, headers, _ = get(conn, "/file", several)
+        assert status == 206 and headers["content-type"].startswith("multipart/byteranges")
+        assert (headers["etag"], headers["last-modified"]) == (etag, modified)
+        status, headers, body = get(conn, "/file", {**several, "If-None-Match": etag})
+        assert (status, body, headers["etag"]) == (304, b"", etag)
+        status, _, _ = get(conn, "/file", {**several, "If-Modified-Since": modified})
+        assert status == 304
+        status, _, _ = get(conn, "/file", {**several, "If-Match": '"other"'})
+        assert status == 412
+        status, _, _ = get(conn, "/file", {**several,
+                                           "If-Unmodified-Since": "Mon, 01 Jan 1990 00:00:00 GMT"})
+        assert status == 412
+        # If-Match that holds, If-None-Match that does not: the parts
+        status, headers, _ = get(conn, "/file", {**several, "If-Match": etag,
+                                                 "If-None-Match": '"other"'})
+        assert status == 206 and headers["content-type"].startswith("multipart/byteranges")
+        # If-Match fails before If-None-Match is looked at
+        status, _, _ = get(conn, "/file", {**several, "If-Match": '"other"',
+                                           "If-None-Match": etag})
+        assert status == 412
+    finally:
+        conn.close()
+    app.finish().assert_clean()
