@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import stat as _stat
 import types
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar, overload
@@ -266,7 +267,8 @@ class HttpServer:
 
         ``request.range`` set by the handler (a :class:`RangedRequest`, as
         the original's Wikipedia example does) is answered without looking at
-        the request's headers; a Range header of several ranges is answered
+        the request's headers (over the limits of :mod:`._ranges`, the whole
+        file 200); a Range header of several ranges is answered
         206 ``multipart/byteranges``. ``request.response.content_type``, when
         set, is the content type.
         """
@@ -286,6 +288,8 @@ class HttpServer:
             st = os.stat(path)
         except OSError:
             return None  # send_file answers 404 or 403
+        if not _stat.S_ISREG(st.st_mode) or not os.access(path, os.R_OK):
+            return None
         etag, mtime = make_etag(st), int(st.st_mtime)
         validators = file_validators(etag, mtime)
         if ranged.from_header:
@@ -295,8 +299,14 @@ class HttpServer:
                 return early
             if not _if_range_holds(request.headers, etag, mtime):
                 return None
-        return ranged_file_response(request, path, ranged, content_type or guess_type(path),
-                                    st.st_size, {**validators, "Accept-Ranges": "bytes"})
+        ctype = content_type or guess_type(path)
+        headers = {**validators, "Accept-Ranges": "bytes"}
+        answer = ranged_file_response(request, path, ranged, ctype, st.st_size, headers)
+        if answer is None and not ranged.from_header:
+            # ranges set by the handler over the limits: the whole file, the
+            # request's own Range never consulted (send_file would)
+            return Response(px.sendfile(path, 0, st.st_size), 200, ctype, headers)
+        return answer
 
     def _routes(self) -> list[tuple[str, Callable[..., Any], tuple[str, ...], _QueryParams]]:
         """The engine's route table: [(pattern, handler, methods, the query

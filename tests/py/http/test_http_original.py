@@ -229,3 +229,18 @@ def test_several_ranges_honour_preconditions(app) -> None:
     finally:
         conn.close()
     app.finish().assert_clean()
+
+
+def test_handler_range_over_the_limits_is_the_whole_file(app) -> None:
+    """request.range set by the handler with more ranges than MAX_RANGES is
+    ignored for the whole file, the request's own Range header not looked at
+    (as the documentation of sendfile says)."""
+    spec = ",".join(f"{i * 10}-{i * 10 + 1}" for i in range(70))
+    conn = client(app.ports["shared"])
+    try:
+        status, headers, body = get(conn, f"/setrange/{spec}", {"Range": "bytes=0-1"})
+        assert (status, body) == (200, DATA)
+        assert "content-range" not in headers and headers["etag"]
+    finally:
+        conn.close()
+    app.finish().assert_clean()
