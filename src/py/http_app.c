@@ -151,23 +151,28 @@ static void app_call(px_http_exchange_t *x, void *udata)
     req = px_py_request_new(st, x);
     if (req != NULL && route >= 0)
         kw = route_kwargs(st, a, x, req);
-    if (req != NULL && a->per_connection && !PyErr_Occurred()) {
-        /* this connection's own instance: the handlers are its class's functions */
-        PyObject *ctx = px_py_http_conn_context(a, x->conn);
-        self = ctx ? PyObject_GetAttrString(ctx, "app") : NULL;
-        Py_XDECREF(ctx);
-    }
     if (req != NULL && !PyErr_Occurred()) {
-        PyObject *app = self ? self : a->app;
+        PyObject *app = a->app;
         bool released;
 
         px_py_request_set_conn(req, x->conn, a);
         released = px_py_release(w);
-        if (route >= 0)
+        if (a->per_connection) {
+            /* this connection's own instance, its handlers its class's
+             * functions; made released, as its __init__ may block too */
+            PyObject *ctx = px_py_http_conn_context(a, x->conn);
+            self = ctx ? PyObject_GetAttrString(ctx, "app") : NULL;
+            Py_XDECREF(ctx);
+            app = self;
+        }
+        if (app == NULL)
+            result = NULL;
+        else if (route >= 0)
             result = call_handler(a->handlers[route], self, req, kw);
         else
             result = PyObject_CallOneArg(app, req);
-        if (result == NULL && st->http_error && PyErr_ExceptionMatches(st->http_error)) {
+        if (result == NULL && app != NULL && st->http_error &&
+            PyErr_ExceptionMatches(st->http_error)) {
             PyObject *exc = PyErr_GetRaisedException();
             result = PyObject_CallMethod(app, "_http_error", "OO", req, exc);
             Py_DECREF(exc);

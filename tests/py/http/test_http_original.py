@@ -244,3 +244,24 @@ def test_handler_range_over_the_limits_is_the_whole_file(app) -> None:
     finally:
         conn.close()
     app.finish().assert_clean()
+
+
+def test_per_connection_init_runs_with_the_worker_handed_off(spawn, backend: str,
+                                                             tmp_path: Path) -> None:
+    """A per_connection app's __init__ that blocks (it waits for another
+    connection's request) runs like a handler: with one worker, the other
+    connection is still served meanwhile."""
+    path = tmp_path / "data.bin"
+    path.write_bytes(DATA)
+    srv = spawn("original_app.py", "--file", str(path), "--workers", "1", backend=backend)
+    waiting, other = client(srv.ports["slowinit"]), client(srv.ports["shared"])
+    try:
+        waiting.request("GET", "/waited")
+        time.sleep(0.2)  # let its __init__ start waiting (not needed for correctness)
+        assert get(other, "/release")[2] == b"released"
+        resp = waiting.getresponse()
+        assert json.loads(resp.read()) == {"released": True}
+    finally:
+        waiting.close()
+        other.close()
+    srv.finish().assert_clean()

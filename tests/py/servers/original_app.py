@@ -9,7 +9,11 @@ Routes (both ports): /set_name/NAME, /name, /args/... (args and query as
 JSON), /need/PART (no /need alone), /text, /text2, /json, /json2, /html,
 /transport, /alive (per-connection instances alive), /file (sendfile of
 --file, honouring request.range), /setrange/SPEC (request.range set to
-RangedRequest(SPEC), then sendfile).
+RangedRequest(SPEC), then sendfile), /release (lets a waiting SlowInit go).
+
+Port "slowinit": per_connection, whose __init__ (made by a connection's first
+request) waits for /release on another connection; /waited tells whether it
+was released rather than timed out.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from _common import serve
+from _common import int_arg, serve
 
 from pyparallel.http import (
     HttpServer,
@@ -33,6 +37,9 @@ FILE = sys.argv[sys.argv.index("--file") + 1]
 # rather than a WeakSet, whose iteration is not safe against other threads)
 ALIVE: dict[str, int] = {}
 ALIVE_LOCK = threading.Lock()
+# a SlowInit made for a connection waits for this (its class's own instance,
+# made at listen time, does not)
+RELEASE = threading.Event()
 
 
 def count(name: str, delta: int) -> None:
@@ -113,9 +120,31 @@ class Shared(HttpServer):
         return self.sendfile(request, FILE)
 
 
+    @route
+    def release(self, request):
+        RELEASE.set()
+        return text_response(request, "released")
+
+
 class PerConnection(Shared):
     per_connection = True
 
 
+class SlowInit(PerConnection):
+    """A blocking __init__ (a database connection, say): the worker must be
+    handed off while it runs, or /release could never be answered."""
+    made = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        SlowInit.made += 1
+        self.released = SlowInit.made == 1 or RELEASE.wait(10.0)
+
+    @route
+    def waited(self, request):
+        return json_serialization(request, {"released": self.released})
+
+
 if __name__ == "__main__":
-    serve("original_app", {"shared": Shared, "per": PerConnection}, workers=2)
+    serve("original_app", {"shared": Shared, "per": PerConnection, "slowinit": SlowInit},
+          workers=int_arg("--workers", 2))
