@@ -106,6 +106,11 @@ PyObject *px_py_http_conn_context(px_py_http_app_t *a, px_conn_t *c)
         return NULL;
     }
     ctx = PyObject_CallFunction(a->conn_factory, "i", px_conn_fd(c));
+    if (ctx != NULL && px_conn_app_data(c) != NULL) {
+        /* another reader of request.transport made one meanwhile: keep it */
+        Py_DECREF(ctx);
+        return Py_NewRef((PyObject *)px_conn_app_data(c));
+    }
     if (ctx != NULL)
         px_conn_set_app_data(c, Py_NewRef(ctx));
     return ctx;

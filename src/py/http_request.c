@@ -317,13 +317,25 @@ static PyObject *req_json(PyObject *s, PyObject *unused)
 static PyObject *req_transport(PyObject *s, void *c)
 {
     px_py_request_t *r = (px_py_request_t *)s;
+    PyObject *v = NULL;
+    bool failed = false;
     (void)c;
-    if (r->transport == NULL) {
-        if (r->conn == NULL || r->app == NULL)
-            Py_RETURN_NONE;
-        r->transport = px_py_http_conn_context(r->app, r->conn);
+    /* Other threads may read it at once: one context per connection, made
+     * under the request's lock (which the Python it runs may suspend, so the
+     * slots are looked at again before they are set). */
+    Py_BEGIN_CRITICAL_SECTION(s);
+    if (r->transport == NULL && r->conn != NULL && r->app != NULL) {
+        v = px_py_http_conn_context(r->app, r->conn);
+        if (v == NULL)
+            failed = true;
+        else if (r->transport == NULL)
+            r->transport = v;
+        else
+            Py_DECREF(v);
     }
-    return Py_XNewRef(r->transport);
+    v = failed ? NULL : Py_NewRef(r->transport ? r->transport : Py_None);
+    Py_END_CRITICAL_SECTION();
+    return v;
 }
 
 /* fn(request) of pyparallel.http._original, for the fields made in Python. */
@@ -351,19 +363,30 @@ static const py_field_t range_field = {offsetof(px_py_request_t, range), "header
  * status, headers), honoured by sendfile and the response helpers. */
 static const py_field_t response_field = {offsetof(px_py_request_t, response), "new_response"};
 
+/* Made once though several threads read it at once: the maker runs under the
+ * request's lock, which its Python may suspend, so the first made is kept. */
 static PyObject *req_py_field(PyObject *s, void *c)
 {
     const py_field_t *f = c;
-    PyObject **slot = (PyObject **)((char *)s + f->offset);
-    if (*slot == NULL)
-        *slot = python_field(s, f->maker);
-    return Py_XNewRef(*slot);
+    PyObject **slot = (PyObject **)((char *)s + f->offset), *v = NULL;
+    Py_BEGIN_CRITICAL_SECTION(s);
+    if (*slot == NULL) {
+        v = python_field(s, f->maker);
+        if (*slot == NULL)
+            *slot = Py_XNewRef(v);
+    }
+    Py_XDECREF(v);
+    v = Py_XNewRef(*slot);
+    Py_END_CRITICAL_SECTION();
+    return v;
 }
 
 static int req_set_py_field(PyObject *s, PyObject *v, void *c)
 {
     const py_field_t *f = c;
+    Py_BEGIN_CRITICAL_SECTION(s);
     Py_XSETREF(*(PyObject **)((char *)s + f->offset), Py_NewRef(v ? v : Py_None));
+    Py_END_CRITICAL_SECTION();
     return 0;
 }
 

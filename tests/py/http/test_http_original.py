@@ -265,3 +265,16 @@ def test_per_connection_init_runs_with_the_worker_handed_off(spawn, backend: str
         waiting.close()
         other.close()
     srv.finish().assert_clean()
+
+
+def test_lazy_request_fields_are_made_once(app) -> None:
+    """request.transport, .response and .range read by several threads at once
+    (free-threaded: truly at once) are made once: all see the same objects."""
+    for i in range(30):
+        conn = client(app.ports["shared" if i % 2 else "per"])
+        try:
+            status, _, body = get(conn, "/race", {"Range": "bytes=0-1"})
+            assert (status, json.loads(body)) == (200, {"same": True, "n": 6}), i
+        finally:
+            conn.close()
+    app.finish().assert_clean()

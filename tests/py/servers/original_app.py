@@ -121,6 +121,25 @@ class Shared(HttpServer):
 
 
     @route
+    def race(self, request):
+        """Threads reading request.transport/response/range at once: each
+        field must be made once, every thread seeing the same object."""
+        barrier = threading.Barrier(6)
+        seen: list[tuple[object, object, object]] = []
+
+        def read() -> None:
+            barrier.wait()
+            seen.append((request.transport, request.response, request.range))
+
+        threads = [threading.Thread(target=read) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        same = all(all(a is b for a, b in zip(fields, seen[0], strict=True)) for fields in seen)
+        return json_serialization(request, {"same": same, "n": len(seen)})
+
+    @route
     def release(self, request):
         RELEASE.set()
         return text_response(request, "released")
