@@ -380,6 +380,20 @@ static int request_helpers_init(px_module_state_t *st, PyObject *error_type)
             return -1;
         }
     }
+    if (st->header_range == NULL) {
+        /* the makers of request.range and request.response, looked up once */
+        PyObject *orig = PyImport_ImportModule("pyparallel.http._original");
+        if (orig != NULL) {
+            st->header_range = PyObject_GetAttrString(orig, "header_range");
+            st->new_response = PyObject_GetAttrString(orig, "new_response");
+            Py_DECREF(orig);
+        }
+        if (st->header_range == NULL || st->new_response == NULL) {
+            Py_CLEAR(st->header_range);
+            Py_CLEAR(st->new_response);
+            return -1;
+        }
+    }
     /* HttpError: a status for the client, not a 500 (Request.json() raises it) */
     if (st->http_error == NULL && error_type && error_type != Py_None)
         st->http_error = Py_NewRef(error_type);

@@ -272,9 +272,16 @@ class HttpServer:
         206 ``multipart/byteranges``. ``request.response.content_type``, when
         set, is the content type.
         """
-        if content_type is None:
-            content_type = request.response.content_type
-        ranged = request.range if range is None else None
+        # request.response and request.range only when the handler made them
+        # or the client sent a Range: most calls read neither
+        pending = getattr(request, "_response_if_set", None)
+        if content_type is None and pending is not None:
+            content_type = pending.content_type
+        ranged = None
+        if range is None:
+            ranged = getattr(request, "_range_if_set", None)
+            if ranged is None and "range" in request.headers:
+                ranged = request.range
         if isinstance(ranged, RangedRequest) and (not ranged.from_header or
                                                   len(ranged.ranges) > 1):
             answer = self._send_ranges(request, os.fspath(path), ranged, content_type)

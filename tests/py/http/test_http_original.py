@@ -278,3 +278,19 @@ def test_lazy_request_fields_are_made_once(app) -> None:
         finally:
             conn.close()
     app.finish().assert_clean()
+
+
+def test_sendfile_makes_range_and_response_only_when_needed(app) -> None:
+    """sendfile without a Range header and with nothing set by the handler
+    makes neither request.range nor request.response (a Python call each)."""
+    conn = client(app.ports["shared"])
+    try:
+        status, headers, body = get(conn, "/plainfile")
+        assert (status, body, headers["x-made"]) == (200, DATA, "none")
+        status, headers, body = get(conn, "/plainfile", {"Range": "bytes=0-1,4-5"})
+        assert (status, headers["x-made"]) == (206, "range")
+        status, headers, body = get(conn, "/plainfile", {"Range": "bytes=3-4"})
+        assert (status, body, headers["x-made"]) == (206, DATA[3:5], "range")
+    finally:
+        conn.close()
+    app.finish().assert_clean()

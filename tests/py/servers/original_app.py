@@ -114,6 +114,16 @@ class Shared(HttpServer):
         return self.sendfile(request, FILE)
 
     @route
+    def plainfile(self, request):
+        """sendfile with neither request.range nor .response made: X-Made
+        tells which sendfile made."""
+        answer = self.sendfile(request, FILE)
+        made = [name for name in ("range", "response")
+                if getattr(request, f"_{name}_if_set") is not None]
+        answer.headers["X-Made"] = ",".join(made) or "none"
+        return answer
+
+    @route
     def setrange(self, request, spec):
         request.range = RangedRequest(spec)
         request.response.content_type = "text/x-part"
