@@ -294,3 +294,26 @@ def test_sendfile_makes_range_and_response_only_when_needed(app) -> None:
     finally:
         conn.close()
     app.finish().assert_clean()
+
+
+def test_range_limits_count_ranges_as_asked_and_head(app) -> None:
+    """More than MAX_RANGES ranges are ignored even when they merge into one
+    (counted as asked, as nginx's max_ranges); several ranges to a HEAD are
+    answered with the length the GET's parts have."""
+    conn = client(app.ports["shared"])
+    try:
+        status, headers, body = get(conn, "/file", {"Range": "bytes=" + ",".join(["0-1"] * 65)})
+        assert (status, body) == (200, DATA)
+        status, headers, body = get(conn, "/file", {"Range": "bytes=" + ",".join(["0-1"] * 64)})
+        assert (status, body) == (206, DATA[:2])
+        several = {"Range": "bytes=0-3, 100-109, -4"}
+        status, headers, body = get(conn, "/file", several)
+        assert status == 206
+        conn.request("HEAD", "/file", headers=several)
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()) == (206, b"")
+        assert resp.getheader("Content-Length") == str(len(body))
+        assert resp.getheader("Content-Type").startswith("multipart/byteranges; boundary=")
+    finally:
+        conn.close()
+    app.finish().assert_clean()
