@@ -20,11 +20,11 @@ from ._connection import HttpConnection, HttpListener
 from ._ranges import RangedRequest, ranged_file_response
 from ._response import HttpError, Response
 from .static import (
+    _file_validators,
     _if_range_holds,
-    file_validators,
+    _precondition_answer,
     guess_type,
     make_etag,
-    precondition_answer,
     send_file,
 )
 
@@ -298,10 +298,10 @@ class HttpServer:
         if not _stat.S_ISREG(st.st_mode) or not os.access(path, os.R_OK):
             return None
         etag, mtime = make_etag(st), int(st.st_mtime)
-        validators = file_validators(etag, mtime)
+        validators = _file_validators(etag, mtime)
         if ranged.from_header:
             # the Range header's own: the preconditions before it, as send_file
-            early = precondition_answer(request, etag, mtime, validators)
+            early = _precondition_answer(request, etag, mtime, validators)
             if early is not None:
                 return early
             if not _if_range_holds(request.headers, etag, mtime):

@@ -227,10 +227,10 @@ def file_response(request: Any, path: str, st: os.stat_result | None = None,
 
     etag = make_etag(st, weak_etag)
     mtime = int(st.st_mtime)
-    validators = file_validators(etag, mtime)
+    validators = _file_validators(etag, mtime)
     headers = request.headers
     method = request.method
-    early = precondition_answer(request, etag, mtime, validators)
+    early = _precondition_answer(request, etag, mtime, validators)
     if early is not None:
         return early
 
@@ -250,12 +250,12 @@ def file_response(request: Any, path: str, st: os.stat_result | None = None,
     return Response(px.sendfile(path, 0, size), 200, ctype, out)
 
 
-def file_validators(etag: str, mtime: int) -> dict[str, str]:
+def _file_validators(etag: str, mtime: int) -> dict[str, str]:
     """The ETag and Last-Modified headers of a file."""
     return {"ETag": etag, "Last-Modified": email.utils.formatdate(mtime, usegmt=True)}
 
 
-def precondition_answer(request: Any, etag: str, mtime: int,
+def _precondition_answer(request: Any, etag: str, mtime: int,
                         validators: dict[str, str]) -> Response | None:
     """The 412 or 304 that request's preconditions ask for (RFC 9110 13.2.2:
     If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since), or None
