@@ -243,6 +243,17 @@ class Request:
     @overload
     def header(self, name: str, default: str, /) -> str: ...
     def json(self) -> Any: ...
+    @property
+    def command(self) -> str:
+        """The method (the original PyParallel's name)."""
+    @property
+    def data(self) -> bytes:
+        """The request as received: head, blank line, decoded body."""
+    @property
+    def transport(self) -> Any:
+        """The connection (pyparallel.http.HttpConnection) while the handler runs."""
+    range: Any
+    response: Any
 
 # ---- timers and locks -------------------------------------------------------------
 

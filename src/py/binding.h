@@ -73,9 +73,11 @@ typedef struct px_module_state {
     PyObject *stm_error;    /* pyparallel.TransactionError */
     PyObject *stm_io_error; /* pyparallel.IOInTransactionError */
     /* HTTP (src/py/http_*.c), set by the first listen_http: */
-    PyObject *http_error; /* pyparallel.http.HttpError: a status, not a 500 */
-    PyObject *json_loads; /* json.loads, for Request.json() */
-    PyObject *parse_qsl;  /* urllib.parse.parse_qsl: query arguments */
+    PyObject *http_error;   /* pyparallel.http.HttpError: a status, not a 500 */
+    PyObject *json_loads;   /* json.loads, for Request.json() */
+    PyObject *parse_qsl;    /* urllib.parse.parse_qsl: query arguments */
+    PyObject *header_range; /* pyparallel.http._original's: request.range */
+    PyObject *new_response; /* and request.response, when first read */
     /* Thread ids and debug lines (stats.c). */
     _Atomic int seq_floor;   /* largest worker count of any engine */
     _Atomic int seq_others;  /* other threads numbered so far */

@@ -107,6 +107,11 @@ PyObject *px_py_http_conn_context(px_py_http_app_t *a, px_conn_t *c)
         return NULL;
     }
     ctx = PyObject_CallFunction(a->conn_factory, "i", px_conn_fd(c));
+    if (ctx != NULL && px_conn_app_data(c) != NULL) {
+        /* another reader of request.transport made one meanwhile: keep it */
+        Py_DECREF(ctx);
+        return Py_NewRef((PyObject *)px_conn_app_data(c));
+    }
     if (ctx != NULL)
         px_conn_set_app_data(c, Py_NewRef(ctx));
     return ctx;
@@ -156,24 +161,29 @@ static void app_call(px_http_exchange_t *x, void *udata)
     req = px_py_request_new(st, x);
     if (req != NULL && route >= 0)
         kw = route_kwargs(st, a, x, req);
-    if (req != NULL && a->per_connection && !PyErr_Occurred()) {
-        /* this connection's own instance: the handlers are its class's functions */
-        PyObject *ctx = px_py_http_conn_context(a, x->conn);
-        self = ctx ? PyObject_GetAttrString(ctx, "app") : NULL;
-        Py_XDECREF(ctx);
-    }
     if (req != NULL && !PyErr_Occurred()) {
-        PyObject *app = self ? self : a->app;
+        PyObject *app = a->app;
         bool released;
 
         px_py_request_set_conn(req, x->conn, a);
         px_py_http_stream_enter(x, req);
         released = px_py_release(w);
-        if (route >= 0)
+        if (a->per_connection) {
+            /* this connection's own instance, its handlers its class's
+             * functions; made released, as its __init__ may block too */
+            PyObject *ctx = px_py_http_conn_context(a, x->conn);
+            self = ctx ? PyObject_GetAttrString(ctx, "app") : NULL;
+            Py_XDECREF(ctx);
+            app = self;
+        }
+        if (app == NULL)
+            result = NULL;
+        else if (route >= 0)
             result = call_handler(a->handlers[route], self, req, kw);
         else
             result = PyObject_CallOneArg(app, req);
-        if (result == NULL && st->http_error && PyErr_ExceptionMatches(st->http_error)) {
+        if (result == NULL && app != NULL && st->http_error &&
+            PyErr_ExceptionMatches(st->http_error)) {
             PyObject *exc = PyErr_GetRaisedException();
             result = PyObject_CallMethod(app, "_http_error", "OO", req, exc);
             Py_DECREF(exc);
@@ -376,6 +386,20 @@ static int request_helpers_init(px_module_state_t *st, PyObject *error_type)
         if (st->json_loads == NULL || st->parse_qsl == NULL) {
             Py_CLEAR(st->json_loads);
             Py_CLEAR(st->parse_qsl);
+            return -1;
+        }
+    }
+    if (st->header_range == NULL) {
+        /* the makers of request.range and request.response, looked up once */
+        PyObject *orig = PyImport_ImportModule("pyparallel.http._original");
+        if (orig != NULL) {
+            st->header_range = PyObject_GetAttrString(orig, "header_range");
+            st->new_response = PyObject_GetAttrString(orig, "new_response");
+            Py_DECREF(orig);
+        }
+        if (st->header_range == NULL || st->new_response == NULL) {
+            Py_CLEAR(st->header_range);
+            Py_CLEAR(st->new_response);
             return -1;
         }
     }

@@ -317,53 +317,84 @@ static PyObject *req_json(PyObject *s, PyObject *unused)
 static PyObject *req_transport(PyObject *s, void *c)
 {
     px_py_request_t *r = (px_py_request_t *)s;
+    PyObject *v = NULL;
+    bool failed = false;
     (void)c;
-    if (r->transport == NULL) {
-        if (r->conn == NULL || r->app == NULL)
-            Py_RETURN_NONE;
-        r->transport = px_py_http_conn_context(r->app, r->conn);
+    /* Other threads may read it at once: one context per connection, made
+     * under the request's lock (which the Python it runs may suspend, so the
+     * slots are looked at again before they are set). */
+    Py_BEGIN_CRITICAL_SECTION(s);
+    if (r->transport == NULL && r->conn != NULL && r->app != NULL) {
+        v = px_py_http_conn_context(r->app, r->conn);
+        if (v == NULL)
+            failed = true;
+        else if (r->transport == NULL)
+            r->transport = v;
+        else
+            Py_DECREF(v);
     }
-    return Py_XNewRef(r->transport);
-}
-
-/* fn(request) of pyparallel.http._original, for the fields made in Python. */
-static PyObject *python_field(PyObject *s, const char *fn)
-{
-    PyObject *mod = PyImport_ImportModule("pyparallel.http._original"), *v;
-    if (mod == NULL)
-        return NULL;
-    v = PyObject_CallMethod(mod, fn, "O", s);
-    Py_DECREF(mod);
+    v = failed ? NULL : Py_NewRef(r->transport ? r->transport : Py_None);
+    Py_END_CRITICAL_SECTION();
     return v;
 }
 
 /* A field made in Python when first read, settable: its slot in the request
- * and the pyparallel.http._original function that makes it. */
+ * and the function of the module state (pyparallel.http._original's, looked
+ * up by the first listen_http) that makes it. */
 typedef struct py_field {
     size_t offset;
-    const char *maker;
+    size_t maker;
 } py_field_t;
 
 /* request.range: the Range header parsed (a RangedRequest, or None when
  * absent or invalid) unless a handler set it. */
-static const py_field_t range_field = {offsetof(px_py_request_t, range), "header_range"};
+static const py_field_t range_field = {offsetof(px_py_request_t, range),
+                                       offsetof(px_module_state_t, header_range)};
 /* request.response: what the original's handlers filled in (content_type,
  * status, headers), honoured by sendfile and the response helpers. */
-static const py_field_t response_field = {offsetof(px_py_request_t, response), "new_response"};
+static const py_field_t response_field = {offsetof(px_py_request_t, response),
+                                          offsetof(px_module_state_t, new_response)};
 
+/* Made once though several threads read it at once: the maker runs under the
+ * request's lock, which its Python may suspend, so the first made is kept. */
 static PyObject *req_py_field(PyObject *s, void *c)
 {
     const py_field_t *f = c;
-    PyObject **slot = (PyObject **)((char *)s + f->offset);
-    if (*slot == NULL)
-        *slot = python_field(s, f->maker);
-    return Py_XNewRef(*slot);
+    PyObject **slot = (PyObject **)((char *)s + f->offset), *v = NULL;
+    PyObject *maker = *(PyObject **)((char *)px_py_request_state(s) + f->maker);
+    Py_BEGIN_CRITICAL_SECTION(s);
+    if (*slot == NULL) {
+        v = maker ? PyObject_CallOneArg(maker, s) : NULL;
+        if (maker == NULL)
+            PyErr_SetString(PyExc_RuntimeError, "no HTTP server made this request");
+        if (*slot == NULL)
+            *slot = Py_XNewRef(v);
+    }
+    Py_XDECREF(v);
+    v = Py_XNewRef(*slot);
+    Py_END_CRITICAL_SECTION();
+    return v;
+}
+
+/* request._range_if_set / _response_if_set: the field as read or set so far,
+ * None while nobody has (sendfile asks without making them). */
+static PyObject *req_py_field_if_set(PyObject *s, void *c)
+{
+    const py_field_t *f = c;
+    PyObject *v;
+    Py_BEGIN_CRITICAL_SECTION(s);
+    v = *(PyObject **)((char *)s + f->offset);
+    v = Py_NewRef(v ? v : Py_None);
+    Py_END_CRITICAL_SECTION();
+    return v;
 }
 
 static int req_set_py_field(PyObject *s, PyObject *v, void *c)
 {
     const py_field_t *f = c;
+    Py_BEGIN_CRITICAL_SECTION(s);
     Py_XSETREF(*(PyObject **)((char *)s + f->offset), Py_NewRef(v ? v : Py_None));
+    Py_END_CRITICAL_SECTION();
     return 0;
 }
 
@@ -410,6 +441,10 @@ static PyGetSetDef req_getset[] = {
      (void *)&range_field},
     {"response", req_py_field, req_set_py_field,
      "a Response the handler may fill in (content_type, status, headers); settable",
+     (void *)&response_field},
+    {"_range_if_set", req_py_field_if_set, NULL, "request.range if read or set, else None",
+     (void *)&range_field},
+    {"_response_if_set", req_py_field_if_set, NULL, "request.response if read or set, else None",
      (void *)&response_field},
     {"data", req_data, NULL, "the request as received: head, blank line, decoded body", NULL},
     {NULL, NULL, NULL, NULL, NULL},

@@ -123,6 +123,8 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->http_error);
     Py_VISIT(st->json_loads);
     Py_VISIT(st->parse_qsl);
+    Py_VISIT(st->header_range);
+    Py_VISIT(st->new_response);
     return 0;
 }
 
@@ -145,6 +147,8 @@ static int module_clear(PyObject *m)
     Py_CLEAR(st->http_error);
     Py_CLEAR(st->json_loads);
     Py_CLEAR(st->parse_qsl);
+    Py_CLEAR(st->header_range);
+    Py_CLEAR(st->new_response);
     return 0;
 }
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import stat as _stat
 import types
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar, overload
@@ -18,7 +19,14 @@ from pyparallel import sharing as _sharing
 from ._connection import HttpConnection, HttpListener
 from ._ranges import RangedRequest, ranged_file_response
 from ._response import HttpError, Response
-from .static import _if_range_holds, guess_type, make_etag, send_file
+from .static import (
+    _file_validators,
+    _if_range_holds,
+    _precondition_answer,
+    guess_type,
+    make_etag,
+    send_file,
+)
 
 __all__ = ["HttpServer", "route"]
 
@@ -259,13 +267,21 @@ class HttpServer:
 
         ``request.range`` set by the handler (a :class:`RangedRequest`, as
         the original's Wikipedia example does) is answered without looking at
-        the request's headers; a Range header of several ranges is answered
+        the request's headers (over the limits of :mod:`._ranges`, the whole
+        file 200); a Range header of several ranges is answered
         206 ``multipart/byteranges``. ``request.response.content_type``, when
         set, is the content type.
         """
-        if content_type is None:
-            content_type = request.response.content_type
-        ranged = request.range if range is None else None
+        # request.response and request.range only when the handler made them
+        # or the client sent a Range: most calls read neither
+        pending = getattr(request, "_response_if_set", None)
+        if content_type is None and pending is not None:
+            content_type = pending.content_type
+        ranged = None
+        if range is None:
+            ranged = getattr(request, "_range_if_set", None)
+            if ranged is None and "range" in request.headers:
+                ranged = request.range
         if isinstance(ranged, RangedRequest) and (not ranged.from_header or
                                                   len(ranged.ranges) > 1):
             answer = self._send_ranges(request, os.fspath(path), ranged, content_type)
@@ -279,12 +295,25 @@ class HttpServer:
             st = os.stat(path)
         except OSError:
             return None  # send_file answers 404 or 403
-        validators = {"ETag": make_etag(st), "Accept-Ranges": "bytes"}
-        if ranged.from_header and not _if_range_holds(request.headers, validators["ETag"],
-                                                      int(st.st_mtime)):
+        if not _stat.S_ISREG(st.st_mode) or not os.access(path, os.R_OK):
             return None
-        return ranged_file_response(request, path, ranged, content_type or guess_type(path),
-                                    st.st_size, validators)
+        etag, mtime = make_etag(st), int(st.st_mtime)
+        validators = _file_validators(etag, mtime)
+        if ranged.from_header:
+            # the Range header's own: the preconditions before it, as send_file
+            early = _precondition_answer(request, etag, mtime, validators)
+            if early is not None:
+                return early
+            if not _if_range_holds(request.headers, etag, mtime):
+                return None
+        ctype = content_type or guess_type(path)
+        headers = {**validators, "Accept-Ranges": "bytes"}
+        answer = ranged_file_response(request, path, ranged, ctype, st.st_size, headers)
+        if answer is None and not ranged.from_header:
+            # ranges set by the handler over the limits: the whole file, the
+            # request's own Range never consulted (send_file would)
+            return Response(px.sendfile(path, 0, st.st_size), 200, ctype, headers)
+        return answer
 
     def _routes(self) -> list[tuple[str, Callable[..., Any], tuple[str, ...], _QueryParams]]:
         """The engine's route table: [(pattern, handler, methods, the query

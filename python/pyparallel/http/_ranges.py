@@ -17,12 +17,14 @@ from .static import _SPEC, RangeNotSatisfiable, _number
 __all__ = ["RangedRequest", "InvalidRangeRequest", "header_range", "ranged_file_response",
            "MAX_RANGES", "MAX_MULTIPART_BYTES"]
 
-#: more ranges than this in one request are ignored (the whole file is sent),
-#: as nginx's max_ranges does, against requests for thousands of tiny parts
+#: more ranges than this in one request, counted as asked (before overlapping
+#: ones are merged), are ignored (the whole file is sent), as nginx's
+#: max_ranges does, against requests for thousands of tiny parts
 MAX_RANGES = 64
-#: several ranges are read into memory for the multipart body; more bytes than
-#: this in all are ignored as a Range (the whole file is sent by the kernel)
-MAX_MULTIPART_BYTES = 16 << 20
+#: several ranges are read into memory for the multipart body (a GET's; a
+#: HEAD's never are); more bytes than this in all are ignored as a Range (the
+#: whole file is sent by the kernel): one such request holds at most this much
+MAX_MULTIPART_BYTES = 1 << 20
 
 
 class InvalidRangeRequest(ValueError):
@@ -148,6 +150,8 @@ def ranged_file_response(request: Any, path: str, ranged: RangedRequest, content
     none is satisfiable; None when the ranges are to be ignored (too many, too
     many bytes for a multipart body) and the whole file sent. headers (the
     validators) are added to the answer."""
+    if len(ranged.ranges) > MAX_RANGES:
+        return None
     try:
         spans = ranged.spans(size)
     except RangeNotSatisfiable:
@@ -156,15 +160,24 @@ def ranged_file_response(request: Any, path: str, ranged: RangedRequest, content
         start, stop = spans[0]
         return Response(px.sendfile(path, start, stop - start), 206, content_type,
                         {**headers, "Content-Range": f"bytes {start}-{stop - 1}/{size}"})
-    if len(spans) > MAX_RANGES or sum(b - a for a, b in spans) > MAX_MULTIPART_BYTES:
+    if sum(b - a for a, b in spans) > MAX_MULTIPART_BYTES:
         return None
     boundary = secrets.token_hex(12)
+    ctype = f"multipart/byteranges; boundary={boundary}"
+    heads = [f"\r\n--{boundary}\r\nContent-Type: {content_type}\r\n"
+             f"Content-Range: bytes {start}-{stop - 1}/{size}\r\n\r\n".encode()
+             for start, stop in spans]
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    if request.method == "HEAD":
+        # the engine sends only a HEAD body's length: zeroed (calloc'd, never
+        # touched) bytes of the length the GET's parts would have
+        length = sum(map(len, heads)) + sum(b - a for a, b in spans) + len(tail)
+        return Response(bytes(length), 206, ctype, headers)
     parts = []
     with open(path, "rb") as f:
         fd = f.fileno()
-        for start, stop in spans:
-            parts.append(f"\r\n--{boundary}\r\nContent-Type: {content_type}\r\n"
-                         f"Content-Range: bytes {start}-{stop - 1}/{size}\r\n\r\n".encode())
+        for head, (start, stop) in zip(heads, spans, strict=True):
+            parts.append(head)
             parts.append(os.pread(fd, stop - start, start))
-    parts.append(f"\r\n--{boundary}--\r\n".encode())
-    return Response(b"".join(parts), 206, f"multipart/byteranges; boundary={boundary}", headers)
+    parts.append(tail)
+    return Response(b"".join(parts), 206, ctype, headers)

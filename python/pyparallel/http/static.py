@@ -227,11 +227,42 @@ def file_response(request: Any, path: str, st: os.stat_result | None = None,
 
     etag = make_etag(st, weak_etag)
     mtime = int(st.st_mtime)
-    last_modified = email.utils.formatdate(mtime, usegmt=True)
-    validators = {"ETag": etag, "Last-Modified": last_modified}
+    validators = _file_validators(etag, mtime)
     headers = request.headers
     method = request.method
+    early = _precondition_answer(request, etag, mtime, validators)
+    if early is not None:
+        return early
 
+    out = dict(validators)
+    out["Accept-Ranges"] = "bytes"
+    value = headers.get("range")
+    if value is not None and method in _GET_HEAD and _if_range_holds(headers, etag, mtime):
+        try:
+            span = parse_range(value, size)
+        except RangeNotSatisfiable:
+            out["Content-Range"] = f"bytes */{size}"
+            return Response(None, 416, None, out)
+        if span is not None:
+            start, stop = span
+            out["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+            return Response(px.sendfile(path, start, stop - start), 206, ctype, out)
+    return Response(px.sendfile(path, 0, size), 200, ctype, out)
+
+
+def _file_validators(etag: str, mtime: int) -> dict[str, str]:
+    """The ETag and Last-Modified headers of a file."""
+    return {"ETag": etag, "Last-Modified": email.utils.formatdate(mtime, usegmt=True)}
+
+
+def _precondition_answer(request: Any, etag: str, mtime: int,
+                        validators: dict[str, str]) -> Response | None:
+    """The 412 or 304 that request's preconditions ask for (RFC 9110 13.2.2:
+    If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since), or None
+    when the answer is to be the file (If-Range, which comes next, is the
+    caller's)."""
+    headers = request.headers
+    method = request.method
     value = headers.get("if-match")
     if value is not None:
         if not _etag_matches(value, etag, strong=True):
@@ -252,21 +283,7 @@ def file_response(request: Any, path: str, st: os.stat_result | None = None,
         date = None if value is None else _http_date(value)
         if date is not None and mtime <= date:
             return Response(None, 304, None, dict(validators))
-
-    out = dict(validators)
-    out["Accept-Ranges"] = "bytes"
-    value = headers.get("range")
-    if value is not None and method in _GET_HEAD and _if_range_holds(headers, etag, mtime):
-        try:
-            span = parse_range(value, size)
-        except RangeNotSatisfiable:
-            out["Content-Range"] = f"bytes */{size}"
-            return Response(None, 416, None, out)
-        if span is not None:
-            start, stop = span
-            out["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
-            return Response(px.sendfile(path, start, stop - start), 206, ctype, out)
-    return Response(px.sendfile(path, 0, size), 200, ctype, out)
+    return None
 
 
 def _if_range_holds(headers: dict[str, str], etag: str, mtime: int) -> bool:

@@ -195,3 +195,125 @@ def test_ranges(app) -> None:
     finally:
         conn.close()
     app.finish().assert_clean()
+
+
+def test_several_ranges_honour_preconditions(app) -> None:
+    """Several ranges go through the preconditions of a single one (RFC 9110
+    13.2.2: If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since,
+    then If-Range) and carry the same validators."""
+    several = {"Range": "bytes=0-1,4-5"}
+    conn = client(app.ports["shared"])
+    try:
+        status, headers, _ = get(conn, "/file")
+        etag, modified = headers["etag"], headers["last-modified"]
+        status, headers, _ = get(conn, "/file", several)
+        assert status == 206 and headers["content-type"].startswith("multipart/byteranges")
+        assert (headers["etag"], headers["last-modified"]) == (etag, modified)
+        status, headers, body = get(conn, "/file", {**several, "If-None-Match": etag})
+        assert (status, body, headers["etag"]) == (304, b"", etag)
+        status, _, _ = get(conn, "/file", {**several, "If-Modified-Since": modified})
+        assert status == 304
+        status, _, _ = get(conn, "/file", {**several, "If-Match": '"other"'})
+        assert status == 412
+        status, _, _ = get(conn, "/file", {**several,
+                                           "If-Unmodified-Since": "Mon, 01 Jan 1990 00:00:00 GMT"})
+        assert status == 412
+        # If-Match that holds, If-None-Match that does not: the parts
+        status, headers, _ = get(conn, "/file", {**several, "If-Match": etag,
+                                                 "If-None-Match": '"other"'})
+        assert status == 206 and headers["content-type"].startswith("multipart/byteranges")
+        # If-Match fails before If-None-Match is looked at
+        status, _, _ = get(conn, "/file", {**several, "If-Match": '"other"',
+                                           "If-None-Match": etag})
+        assert status == 412
+    finally:
+        conn.close()
+    app.finish().assert_clean()
+
+
+def test_handler_range_over_the_limits_is_the_whole_file(app) -> None:
+    """request.range set by the handler with more ranges than MAX_RANGES is
+    ignored for the whole file, the request's own Range header not looked at
+    (as the documentation of sendfile says)."""
+    spec = ",".join(f"{i * 10}-{i * 10 + 1}" for i in range(70))
+    conn = client(app.ports["shared"])
+    try:
+        status, headers, body = get(conn, f"/setrange/{spec}", {"Range": "bytes=0-1"})
+        assert (status, body) == (200, DATA)
+        assert "content-range" not in headers and headers["etag"]
+    finally:
+        conn.close()
+    app.finish().assert_clean()
+
+
+def test_per_connection_init_runs_with_the_worker_handed_off(spawn, backend: str,
+                                                             tmp_path: Path) -> None:
+    """A per_connection app's __init__ that blocks (it waits for another
+    connection's request) runs like a handler: with one worker, the other
+    connection is still served meanwhile."""
+    path = tmp_path / "data.bin"
+    path.write_bytes(DATA)
+    srv = spawn("original_app.py", "--file", str(path), "--workers", "1", backend=backend)
+    waiting, other = client(srv.ports["slowinit"]), client(srv.ports["shared"])
+    try:
+        waiting.request("GET", "/waited")
+        time.sleep(0.2)  # let its __init__ start waiting (not needed for correctness)
+        assert get(other, "/release")[2] == b"released"
+        resp = waiting.getresponse()
+        assert json.loads(resp.read()) == {"released": True}
+    finally:
+        waiting.close()
+        other.close()
+    srv.finish().assert_clean()
+
+
+def test_lazy_request_fields_are_made_once(app) -> None:
+    """request.transport, .response and .range read by several threads at once
+    (free-threaded: truly at once) are made once: all see the same objects."""
+    for i in range(30):
+        conn = client(app.ports["shared" if i % 2 else "per"])
+        try:
+            status, _, body = get(conn, "/race", {"Range": "bytes=0-1"})
+            assert (status, json.loads(body)) == (200, {"same": True, "n": 6}), i
+        finally:
+            conn.close()
+    app.finish().assert_clean()
+
+
+def test_sendfile_makes_range_and_response_only_when_needed(app) -> None:
+    """sendfile without a Range header and with nothing set by the handler
+    makes neither request.range nor request.response (a Python call each)."""
+    conn = client(app.ports["shared"])
+    try:
+        status, headers, body = get(conn, "/plainfile")
+        assert (status, body, headers["x-made"]) == (200, DATA, "none")
+        status, headers, body = get(conn, "/plainfile", {"Range": "bytes=0-1,4-5"})
+        assert (status, headers["x-made"]) == (206, "range")
+        status, headers, body = get(conn, "/plainfile", {"Range": "bytes=3-4"})
+        assert (status, body, headers["x-made"]) == (206, DATA[3:5], "range")
+    finally:
+        conn.close()
+    app.finish().assert_clean()
+
+
+def test_range_limits_count_ranges_as_asked_and_head(app) -> None:
+    """More than MAX_RANGES ranges are ignored even when they merge into one
+    (counted as asked, as nginx's max_ranges); several ranges to a HEAD are
+    answered with the length the GET's parts have."""
+    conn = client(app.ports["shared"])
+    try:
+        status, headers, body = get(conn, "/file", {"Range": "bytes=" + ",".join(["0-1"] * 65)})
+        assert (status, body) == (200, DATA)
+        status, headers, body = get(conn, "/file", {"Range": "bytes=" + ",".join(["0-1"] * 64)})
+        assert (status, body) == (206, DATA[:2])
+        several = {"Range": "bytes=0-3, 100-109, -4"}
+        status, headers, body = get(conn, "/file", several)
+        assert status == 206
+        conn.request("HEAD", "/file", headers=several)
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()) == (206, b"")
+        assert resp.getheader("Content-Length") == str(len(body))
+        assert resp.getheader("Content-Type").startswith("multipart/byteranges; boundary=")
+    finally:
+        conn.close()
+    app.finish().assert_clean()
