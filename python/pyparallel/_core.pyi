@@ -343,6 +343,7 @@ def http_path_decode(path: Buffer, /) -> bytes:
 def http_defaults() -> _HttpDefaults:
     """listen_http's keyword defaults, as the engine defines them."""
 
+@final
 class HttpStream:
     """A streamed response body that any thread may write to."""
     @property
