@@ -166,7 +166,8 @@ int px_http_stream_heartbeat(px_http_stream_t *st, unsigned interval_ms, const v
  * whole body. A body the app did not read to its end when its handler
  * returns is read and dropped (the connection goes on), unless the client
  * waits for 100 Continue that was never sent: then the connection closes
- * after the response.
+ * after the response (a streamed one after all that was written to it and
+ * its end, even when that comes after the handler returned).
  *
  * px_http_body_read works on buffered bodies too (x->body), so an app can
  * read every body the same way.

@@ -375,6 +375,7 @@ def wsgi_access_log_take() -> tuple[bytes, int]:
     """The access log lines the workers buffered since the last call, and how
     many lines were dropped (a writer that could not keep up)."""
 
+@final
 class HttpStream:
     """A streamed response body that any thread may write to."""
     @property

@@ -174,8 +174,13 @@ int px__http_answer_streamed(px_conn_t *c, px_http_server_t *s, const px_http_re
         if (!px_conn_closing(c))
             px_conn_set_deadline(c, 0);
     } else if (px_conn_closing(c) || left.err || left.unasked) {
-        /* a broken body, or a client waiting for a 100 Continue never sent */
-        px_conn_close(c); /* after the answer */
+        /* A broken body, or a client waiting for a 100 Continue never sent:
+         * closed after the answer. A stream's writes may still be posted (or
+         * not made yet): closing now would cut them, so it closes at its end. */
+        if (h->stream != NULL && !px_conn_closing(c))
+            px__http_stream_close_after(h->stream);
+        else
+            px_conn_close(c);
     } else {
         h->dropping = true; /* the rest is read and dropped as it comes */
         h->drop.chunked = left.chunked;

@@ -48,7 +48,7 @@ struct px_http_stream {
     bool chunked;     /* lock-free: fixed at start */
     bool no_body;     /* HEAD, 204, 304: writes are dropped */
     bool until_close; /* the close ends the body */
-    bool keep_alive;  /* the connection goes on after the end */
+    bool keep_alive;  /* owner: the connection goes on after the end */
     int64_t length;   /* announced, or PX_HTTP_LENGTH_UNKNOWN */
     uint64_t written; /* lock */
     bool watching;    /* lock: a WRITABLE event is due at low water */
@@ -145,6 +145,11 @@ static void finish(px_conn_t *c, px_http_stream_t *st)
     }
     report_closed(st, 0);
     detach(st, c);
+}
+
+void px__http_stream_close_after(px_http_stream_t *st)
+{
+    st->keep_alive = false; /* read by finish, on this owner, after the writes */
 }
 
 static void finish_run(px_conn_t *c, void *arg)

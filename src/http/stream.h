@@ -14,6 +14,9 @@ void px__http_server_stream_begin(px_conn_t *c, px_http_stream_t *st);
  * is closing. */
 void px__http_server_stream_over(px_conn_t *c, px_http_stream_t *st);
 
+/* stream.c: c cannot go on after st: it closes once st is over, after
+ * everything written to st (posted writes included) and its end. */
+void px__http_stream_close_after(px_http_stream_t *st);
 /* stream.c: c went away (closing, closed, end of its input) under st. */
 void px__http_stream_gone(px_http_stream_t *st, px_conn_t *c, int err);
 

@@ -5,8 +5,10 @@
  * first), with Content-Length and chunked bodies; a 1 GiB upload (64 MiB
  * under TSan) with flat RSS; 100 Continue sent only when the app reads; a
  * body left unread is dropped and the next pipelined request answered (or
- * the connection closed when the client waits for a 100 Continue); a client
- * that goes away and a malformed chunked body end the reader's wait. */
+ * the connection closed when the client waits for a 100 Continue, after all
+ * of a streamed response written through the connection's handle, by the
+ * released handler or by a thread after it returned); a client that goes
+ * away and a malformed chunked body end the reader's wait. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -46,6 +48,57 @@ static bool path_is(const px_http_exchange_t *x, const char *p)
     return x->req->path.len == strlen(p) && memcmp(x->req->path.base, p, x->req->path.len) == 0;
 }
 
+#define PIECES 64
+#define PIECE 4000
+
+/* Write the streamed response's pieces ("piece NN" and filler), then end it. */
+static void write_pieces(px_http_stream_t *st)
+{
+    char piece[PIECE];
+
+    memset(piece, 'x', sizeof(piece));
+    for (int i = 0; i < PIECES; i++) {
+        struct iovec iov = {piece, sizeof(piece)};
+        char label[16];
+        int len = snprintf(label, sizeof(label), "piece %02d", i);
+        memcpy(piece, label, (size_t)len); /* no NUL inside the body */
+        PX_CHECK_EQ(px_http_stream_write(st, &iov, 1, PX_HTTP_STREAM_FORCE), 0);
+    }
+    PX_CHECK_EQ(px_http_stream_end(st), 0);
+}
+
+static void *write_later(void *arg)
+{
+    px_http_stream_t *st = arg;
+
+    usleep(100000); /* the handler has returned */
+    write_pieces(st);
+    px_http_stream_release(st);
+    return NULL;
+}
+
+/* A streamed response, its body unread: written by the handler after it
+ * released its worker (every write posted), or by a thread after it returns. */
+static void stream_unread(px_http_exchange_t *x)
+{
+    px_http_stream_config_t sc = {
+        .status = 200, .content_type = "text/x", .length = PX_HTTP_LENGTH_UNKNOWN};
+    px_worker_t *w = px_conn_worker(x->conn);
+    px_http_stream_t *st;
+    pthread_t tid;
+
+    PX_CHECK_EQ(px_http_stream_start(x, &sc, &st), 0);
+    if (path_is(x, "/stream-later")) {
+        PX_CHECK_EQ(pthread_create(&tid, NULL, write_later, st), 0);
+        pthread_detach(tid);
+        return;
+    }
+    PX_CHECK(px_worker_release(w));
+    write_pieces(st);
+    px_http_stream_release(st);
+    px_worker_reacquire(w);
+}
+
 /* Read the whole body in pieces of random sizes: its length and a sum that
  * depends on every byte and its place. */
 static void app(px_http_exchange_t *x, void *udata)
@@ -66,6 +119,10 @@ static void app(px_http_exchange_t *x, void *udata)
     }
     PX_CHECK(x->body_stream != NULL);
     PX_CHECK(x->body == NULL);
+    if (path_is(x, "/stream-released") || path_is(x, "/stream-later")) {
+        stream_unread(x);
+        return;
+    }
     if (path_is(x, "/late")) /* the client must not get 100 Continue before the read */
         usleep(300000);
     if (path_is(x, "/released"))
@@ -230,6 +287,31 @@ static void unread_body(int port)
     close(fd);
 }
 
+/* The client waits for a 100 Continue the handler never asked for: the
+ * connection closes, but only after the whole streamed response. */
+static void unread_body_streamed(int port, const char *path)
+{
+    static char resp[PIECES * (PIECE + 16) + 4096];
+    char head[256], want[16];
+    int fd = px_test_connect(port);
+    size_t n;
+
+    snprintf(head, sizeof(head),
+             "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+             "Expect: 100-continue\r\n\r\n",
+             path);
+    px_test_send_str(fd, head);
+    n = px_test_read_until(fd, resp, sizeof(resp), NULL, 0); /* until the close */
+    PX_CHECK_GT(n, 0);
+    PX_CHECK(strstr(resp, "HTTP/1.1 200 OK\r\n") == resp);
+    PX_CHECK(strstr(resp, "Transfer-Encoding: chunked\r\n") != NULL);
+    PX_CHECK(strstr(resp, "100 Continue") == NULL);
+    snprintf(want, sizeof(want), "piece %02d", PIECES - 1);
+    PX_CHECK(strstr(resp, want) != NULL);
+    PX_CHECK(n > 5 && memcmp(resp + n - 5, "0\r\n\r\n", 5) == 0);
+    close(fd);
+}
+
 static void broken_bodies(int port)
 {
     int fd = px_test_connect(port);
@@ -282,6 +364,8 @@ static void run(px_backend_kind_t kind)
     upload(port, "/released", 3 * MB + 17, true);
     continue_on_read(port);
     unread_body(port);
+    unread_body_streamed(port, "/stream-released");
+    unread_body_streamed(port, "/stream-later");
     broken_bodies(port);
     /* big ones by a handler that released its worker first: one that owns it
      * hands it over at each wait (px_http_body_read) */
