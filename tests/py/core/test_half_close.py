@@ -9,6 +9,7 @@ factory's protocol gets send_complete and recv_shutdown as a class's does."""
 from __future__ import annotations
 
 import socket
+import time
 
 from helpers import connect, recv_until_eof
 
@@ -87,3 +88,21 @@ def test_a_factorys_protocol_gets_drain_and_end(spawn, backend: str) -> None:
     assert len(srv.matching("^COMPLETE$")) >= ROUNDS
     assert len(srv.matching("^EOF factory$")) == ROUNDS
     assert len(srv.matching("^LOST factory None$")) == ROUNDS
+
+
+def test_the_peers_end_while_reading_is_paused_after_ours(spawn, backend: str) -> None:
+    # Both directions are over while nothing reads: the unread input and the
+    # end wait for the resumed read instead of being reported as a reset.
+    srv = spawn("half_close_app.py", backend=backend)
+    payload = 64 << 10
+    for _ in range(ROUNDS):
+        with connect(srv.ports["held"]) as s:
+            assert recv_until_eof(s) == b""  # the server's end is out
+            s.sendall(b"x" * payload)
+            s.shutdown(socket.SHUT_WR)
+    deadline = time.monotonic() + 30
+    while len(srv.matching("^LOST held ")) < ROUNDS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    srv.finish().assert_clean()
+    assert len(srv.matching(f"^HELD {payload}$")) == ROUNDS
+    assert len(srv.matching("^LOST held None$")) == ROUNDS

@@ -10,6 +10,9 @@ first    sends ``data`` and shuts its side at once; a send after that
 plain    echoes, without recv_shutdown: the client's end closes it.
 thread   a plain thread sends ``posted`` and shuts the side, then tries
          to send again and prints ``THREAD-REFUSED Type``.
+held     reads nothing for its first second (paused) and shuts its side at
+         once; then takes all the client sent and its end: prints
+         ``HELD n`` with the bytes it got, and closes.
 factory  a factory's protocol: greets ``hi``, prints ``COMPLETE`` from
          send_complete, and answers the client's end as ``answer`` does.
 
@@ -89,6 +92,23 @@ class Thread(_Reporting):
         say("EOF thread")
 
 
+class Held(_Reporting):
+    name = "held"
+
+    def connection_made(self, transport: px.Transport) -> None:
+        self.got = 0
+        transport.pause_reading()
+        transport.shutdown_send()
+        threading.Timer(1.0, transport.resume_reading).start()
+
+    def data_received(self, transport: px.Transport, data: bytes) -> None:
+        self.got += len(data)
+
+    def recv_shutdown(self, transport: px.Transport) -> None:
+        say(f"HELD {self.got}")
+        transport.close()
+
+
 class Made(Answer):
     name = "factory"
 
@@ -101,5 +121,5 @@ class Made(Answer):
 
 if __name__ == "__main__":
     serve("half_close", {"answer": Answer, "first": First, "plain": Plain, "thread": Thread,
-                         "factory": lambda: Made()},  # type: ignore[dict-item]
+                         "held": Held, "factory": lambda: Made()},  # type: ignore[dict-item]
           workers=int_arg("--workers", 2))
