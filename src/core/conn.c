@@ -331,8 +331,10 @@ void px__conn_send_fin(px_conn_t *c)
         c->ep->handler.on_send_shut(c);
         px__conn_handler_leave(c, t0);
     }
-    if (c->state & PX_CONN_EOF)
-        px_conn_close(c); /* both directions are over */
+    /* Both directions are over, unless the end (and input before it) is only
+     * held: its delivery closes c then, after the input. */
+    if ((c->state & (PX_CONN_EOF | PX_CONN_END_HELD)) == PX_CONN_EOF)
+        px_conn_close(c);
 }
 
 int px_conn_shutdown_send(px_conn_t *c)

@@ -108,3 +108,24 @@ def test_the_peers_end_while_reading_is_paused_after_ours(spawn, backend: str) -
     srv.finish().assert_clean()
     assert len(srv.matching(f"^HELD {payload}$")) == ROUNDS
     assert len(srv.matching("^LOST held None$")) == ROUNDS
+
+
+def test_the_end_read_while_paused_waits_for_the_input(spawn, backend: str) -> None:
+    # The input and the end read past a pause are held; our FIN, out once the
+    # client reads the answer, must not close the connection over them.
+    srv = spawn("half_close_app.py", backend=backend)
+    payload = 64 << 10
+    for _ in range(ROUNDS):
+        with connect(srv.ports["lagging"]) as s:
+            s.sendall(b"x")
+            time.sleep(0.05)  # the first input alone
+            s.sendall(b"x" * (payload - 1))
+            s.shutdown(socket.SHUT_WR)
+            time.sleep(0.5)  # the server holds the end meanwhile
+            assert recv_until_eof(s) == b"y" * (16 << 20)
+    deadline = time.monotonic() + 30
+    while len(srv.matching("^LOST lagging ")) < ROUNDS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    srv.finish().assert_clean()
+    assert len(srv.matching(f"^HELD {payload}$")) == ROUNDS
+    assert len(srv.matching("^LOST lagging None$")) == ROUNDS

@@ -13,6 +13,9 @@ thread   a plain thread sends ``posted`` and shuts the side, then tries
 held     reads nothing for its first second (paused) and shuts its side at
          once; then takes all the client sent and its end: prints
          ``HELD n`` with the bytes it got, and closes.
+lagging  on its first input waits 0.3 s (the rest and the client's end
+         arrive meanwhile), pauses reading, sends 16 MiB and shuts its
+         side, resumes 2 s later; prints ``HELD n`` as ``held`` does.
 factory  a factory's protocol: greets ``hi``, prints ``COMPLETE`` from
          send_complete, and answers the client's end as ``answer`` does.
 
@@ -23,6 +26,7 @@ from recv_shutdown and ``LOST port exc`` from connection_lost.
 from __future__ import annotations
 
 import threading
+import time
 
 from _common import int_arg, say, serve
 
@@ -109,6 +113,22 @@ class Held(_Reporting):
         transport.close()
 
 
+class Lagging(Held):
+    name = "lagging"
+
+    def connection_made(self, transport: px.Transport) -> None:
+        self.got = 0
+
+    def data_received(self, transport: px.Transport, data: bytes) -> None:
+        if self.got == 0:
+            time.sleep(0.3)
+            transport.pause_reading()
+            transport.send(b"y" * (16 << 20))
+            transport.shutdown_send()
+            threading.Timer(2.0, transport.resume_reading).start()
+        self.got += len(data)
+
+
 class Made(Answer):
     name = "factory"
 
@@ -121,5 +141,6 @@ class Made(Answer):
 
 if __name__ == "__main__":
     serve("half_close", {"answer": Answer, "first": First, "plain": Plain, "thread": Thread,
-                         "held": Held, "factory": lambda: Made()},  # type: ignore[dict-item]
+                         "held": Held, "lagging": Lagging,
+                         "factory": lambda: Made()},  # type: ignore[dict-item]
           workers=int_arg("--workers", 2))
