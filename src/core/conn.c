@@ -358,6 +358,14 @@ void px_conn_set_half_close(px_conn_t *c, bool on)
         c->state &= ~PX_CONN_HALF_OPEN;
 }
 
+void px_conn_set_output_backpressure(px_conn_t *c, bool on)
+{
+    if (on)
+        c->state &= ~PX_CONN_OWN_OUTPUT;
+    else
+        c->state |= PX_CONN_OWN_OUTPUT;
+}
+
 void px_conn_close(px_conn_t *c)
 {
     if (c->state & (PX_CONN_CLOSING | PX_CONN_DEAD))

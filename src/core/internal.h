@@ -78,6 +78,7 @@ enum {
     PX_CONN_SEND_SHUT = 1u << 21,  /* px_conn_shutdown_send: FIN once the output drains */
     PX_CONN_FIN_SENT = 1u << 22,   /* that FIN is out; input is still delivered */
     PX_CONN_HALF_OPEN = 1u << 23,  /* the peer's end of stream leaves c open for sending */
+    PX_CONN_OWN_OUTPUT = 1u << 24, /* c's own unsent output never stops its reading */
 };
 
 typedef struct px_endpoint {

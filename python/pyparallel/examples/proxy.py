@@ -13,7 +13,10 @@ Backpressure, both ways: when the side bytes go to holds more than
 transport over its high-water mark does), the side they come from stops
 reading; the full side's ``send_complete`` (its output drained) sends what was
 held back and resumes the reader. A slow reader on either side thus holds at
-most about ``HIGH_WATER`` plus one receive per direction in the proxy.
+most about ``HIGH_WATER`` plus one receive per direction in the proxy. Both
+protocols set ``output_backpressure = False``: the engine's own pause (a
+connection over its high-water mark stops reading) would tie the directions
+together, so that a download the client does not read yet stops its upload.
 
 Half-close, both ways: a side that ends its stream (``recv_shutdown``) has
 the other side's sending shut (``shutdown_send``) once what it sent before
@@ -151,6 +154,8 @@ class _Pair:
 class Upstream:
     """The proxy's connection to the upstream, for one client."""
 
+    output_backpressure = False  # _Flow pauses the side the bytes come from
+
     def __init__(self, pair: _Pair, target: str) -> None:
         self.pair = pair
         self.target = target
@@ -194,6 +199,7 @@ class Client:
     """A client of the proxy: connects to ``upstream`` (host, port) and relays."""
 
     upstream: tuple[str, int] = ("127.0.0.1", 0)
+    output_backpressure = False  # _Flow pauses the side the bytes come from
 
     def connection_made(self, transport: px.Transport) -> None:
         self.pair = pair = _Pair(transport)

@@ -1,8 +1,9 @@
 """The proxy example (python -m pyparallel.examples.proxy) at 2 and 4 workers,
 its connections spread until every worker holds client sides and upstream
 sides (and some pair crosses workers): data both ways to an echo upstream;
-200 MB each way through slow readers on both ends, every byte checked
-against a deterministic pattern while the proxy's RSS stays bounded;
+200 MB each way through slow readers on both ends, every
+byte checked against a deterministic pattern while the proxy's RSS stays
+bounded; a download the client does not read yet does not stop its upload;
 half-close carried through in both directions; an upstream that refuses
 closes the client with a logged reason. The upstream runs in this process."""
 
@@ -239,6 +240,35 @@ def test_200mb_both_ways_slow_readers(spawn, backend: str, upstreams, workers: i
           f"{growth / MiB:.1f} MiB peak")
     bound = RSS_FIXED + RSS_PER_CONN * count
     assert growth < bound, f"proxy RSS grew by {growth / MiB:.0f} MiB (bound {bound / MiB:.0f})"
+    srv.finish().assert_clean()
+
+
+# ---- directions are independent -------------------------------------------
+
+@pytest.mark.parametrize("workers", WORKERS)
+def test_an_unread_download_does_not_stop_the_upload(spawn, backend: str, upstreams,
+                                                     workers: int) -> None:
+    """The upstream streams 8 MiB while the client, reading nothing yet,
+    uploads 8 MiB first: works directly, so must work through the proxy (its
+    client side's unsent download must not stop reading the client)."""
+    size = 8 * MiB
+    a, b = pattern(3), pattern(4)
+
+    def upstream(conn: socket.socket) -> None:
+        t = threading.Thread(target=send_pattern, args=(conn, b, size), daemon=True)
+        t.start()
+        read_pattern(conn, a, size, float("inf"))
+        t.join(60)
+        assert conn.recv(1) == b""
+
+    up = upstreams(upstream)
+    srv = start_proxy(spawn, backend, workers, up.port)
+    with connect(srv.port, timeout=30) as s:
+        time.sleep(1.5)  # the download piles up in the proxy meanwhile
+        send_pattern(s, a, size)  # times out if the proxy stopped reading
+        read_pattern(s, b, size, float("inf"))
+        s.shutdown(socket.SHUT_WR)
+        assert recv_until_eof(s) == b""
     srv.finish().assert_clean()
 
 
