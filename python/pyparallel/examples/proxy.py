@@ -120,9 +120,19 @@ class _Flow:
             self.held = []
 
     def connected(self, dst: px.Transport) -> None:
+        """dst is there: send what src read meanwhile, then let src read
+        (src was paused until now) unless dst is already full."""
         with self.lock:
             self.dst = dst
             self._flush()
+            if self.held or dst.unsent > HIGH_WATER:
+                self.paused = True  # src stays paused: dst's drain resumes it
+                return
+            if self.src is not None and not self.paused:
+                try:
+                    self.src.resume_reading()
+                except ConnectionError:
+                    pass  # closed meanwhile: its connection_lost closes dst
 
     def src_ended(self) -> None:
         with self.lock:
@@ -163,16 +173,12 @@ class Upstream:
     def connection_made(self, transport: px.Transport) -> None:
         pair = self.pair
         pair.down.src = transport
-        pair.up.connected(transport)
+        pair.up.connected(transport)  # resumes the client unless the upstream is full
         with pair.lock:
             gone = pair.client_gone
         if gone:
             transport.close()
             return
-        try:
-            pair.client.resume_reading()
-        except ConnectionError:
-            pass  # closed meanwhile: its connection_lost closes this side
         if _log.isEnabledFor(logging.INFO):
             _log.info("proxy: %s (worker %d) -> %s (worker %d)", _addr(pair.client.peername),
                      pair.client.worker, self.target, transport.worker)

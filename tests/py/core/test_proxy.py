@@ -3,7 +3,8 @@ its connections spread until every worker holds client sides and upstream
 sides (and some pair crosses workers): data both ways to an echo upstream;
 200 MB each way (at 2 workers) through slow readers on both ends, every
 byte checked against a deterministic pattern while the proxy's RSS stays
-bounded; a download the client does not read yet does not stop its upload;
+bounded; a download the client does not read yet does not stop its upload; a
+client stays paused while its upstream is full at connect;
 half-close carried through in both directions; an upstream that refuses
 closes the client with a logged reason. The upstream runs in this process."""
 
@@ -344,3 +345,43 @@ def test_upstream_argument_is_checked() -> None:
     from pyparallel.examples import proxy
     with pytest.raises(SystemExit):
         proxy.main(["--upstream", "no-port-here"])
+
+
+class _FakeTransport:
+    """What the proxy's flows use of a transport, recorded."""
+
+    def __init__(self, unsent_after_send: int = 0) -> None:
+        self.calls: list[str] = []
+        self.unsent = 0
+        self.unsent_after_send = unsent_after_send
+        self.peername = (HOST, 1)
+        self.worker = 0
+
+    def send(self, data: object) -> bool:
+        self.calls.append("send")
+        self.unsent = self.unsent_after_send
+        return True
+
+    def pause_reading(self) -> None:
+        self.calls.append("pause")
+
+    def resume_reading(self) -> None:
+        self.calls.append("resume")
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+def test_a_full_upstream_at_connect_keeps_the_client_paused() -> None:
+    """What the client sent before the upstream was there fills the upstream
+    over the high-water mark: the client stays paused until it drains."""
+    from pyparallel.examples import proxy
+    client, upstream = _FakeTransport(), _FakeTransport(proxy.HIGH_WATER + 1)
+    pair = proxy._Pair(client)  # type: ignore[arg-type]
+    pair.up.forward(b"read before the upstream was there")
+    proxy.Upstream(pair, "upstream").connection_made(upstream)  # type: ignore[arg-type]
+    assert upstream.calls == ["send"]
+    assert "resume" not in client.calls
+    upstream.unsent = 0
+    pair.up.drained()
+    assert client.calls == ["resume"]
