@@ -129,3 +129,20 @@ def test_the_end_read_while_paused_waits_for_the_input(spawn, backend: str) -> N
     srv.finish().assert_clean()
     assert len(srv.matching(f"^HELD {payload}$")) == ROUNDS
     assert len(srv.matching("^LOST lagging None$")) == ROUNDS
+
+
+def test_a_file_does_not_overtake_a_posted_shutdown(spawn, backend: str) -> None:
+    # The owner sends a file (sent directly, never posted) while another
+    # thread's shutdown_send waits on the worker: refused, not sent first.
+    srv = spawn("half_close_app.py", backend=backend)
+    for _ in range(ROUNDS):
+        with connect(srv.ports["filerace"]) as s:
+            s.sendall(b"go")
+            assert recv_until_eof(s) == b""
+            s.shutdown(socket.SHUT_WR)
+    deadline = time.monotonic() + 30
+    while len(srv.matching("^LOST filerace ")) < ROUNDS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    srv.finish().assert_clean()
+    assert len(srv.matching("^FILE-REFUSED BrokenPipeError$")) == ROUNDS
+    assert len(srv.matching("^LOST filerace None$")) == ROUNDS

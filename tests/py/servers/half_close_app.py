@@ -16,6 +16,9 @@ held     reads nothing for its first second (paused) and shuts its side at
 lagging  on its first input waits 0.3 s (the rest and the client's end
          arrive meanwhile), pauses reading, sends 16 MiB and shuts its
          side, resumes 2 s later; prints ``HELD n`` as ``held`` does.
+filerace on its first input has a plain thread shut its side while the
+         callback waits, then sends a file: ``FILE-REFUSED Type`` (the
+         file must not overtake the shutdown); closes at the client's end.
 factory  a factory's protocol: greets ``hi``, prints ``COMPLETE`` from
          send_complete, and answers the client's end as ``answer`` does.
 
@@ -129,6 +132,26 @@ class Lagging(Held):
         self.got += len(data)
 
 
+class FileRace(_Reporting):
+    name = "filerace"
+
+    def data_received(self, transport: px.Transport, data: bytes) -> None:
+        asked = threading.Event()
+
+        def other() -> None:
+            transport.shutdown_send()  # posted: waits for this callback
+            asked.set()
+        threading.Thread(target=other).start()
+        asked.wait(10)
+        try:
+            transport.send(px.sendfile(__file__))
+        except ConnectionError as e:
+            say(f"FILE-REFUSED {type(e).__name__}")
+
+    def recv_shutdown(self, transport: px.Transport) -> None:
+        transport.close()
+
+
 class Made(Answer):
     name = "factory"
 
@@ -141,6 +164,6 @@ class Made(Answer):
 
 if __name__ == "__main__":
     serve("half_close", {"answer": Answer, "first": First, "plain": Plain, "thread": Thread,
-                         "held": Held, "lagging": Lagging,
+                         "held": Held, "lagging": Lagging, "filerace": FileRace,
                          "factory": lambda: Made()},  # type: ignore[dict-item]
           workers=int_arg("--workers", 2))
