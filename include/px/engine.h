@@ -448,6 +448,14 @@ void px_conn_abort(px_conn_t *c);
  * Off (the default), the end of stream closes c after its queued output. */
 void px_conn_set_half_close(px_conn_t *c, bool on);
 
+/* With on (the default), the engine stops reading c while c's unsent output
+ * is over send_high_water, and reads again below send_low_water. Off, c's
+ * output never stops its reading: for a relay, whose output on c comes from
+ * another connection and whose reader on c feeds a third side, so it pauses
+ * the right reader itself (a download c does not read yet must not stop its
+ * upload). */
+void px_conn_set_output_backpressure(px_conn_t *c, bool on);
+
 /* Shut c's sending side: once everything queued so far has been sent, a FIN
  * (shutdown SHUT_WR) tells the peer no more data comes, and on_send_shut runs.
  * c keeps receiving; once the peer's end of stream has come too, c closes.

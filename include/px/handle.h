@@ -47,8 +47,11 @@ void px_handle_release(px_handle_t *h);
 
 /* Queue the iovcnt pieces of iov (copied) on the connection. 0; -EAGAIN when
  * over the high-water mark and not forced (nothing taken); -ENOTCONN once the
- * connection is closing or gone; -EPIPE once its sending side is shut;
- * -ESHUTDOWN when the worker has stopped; -ENOMEM. */
+ * connection is closing or gone; -EPIPE once its sending side is shut or
+ * asked to be; -ESHUTDOWN when the worker has stopped; -ENOMEM. A send racing
+ * a px_handle_shutdown_send from another thread (no order between the two
+ * threads) may be taken (0) and then dropped: the worker applies it after the
+ * shutdown. Order the threads to have it sent. */
 int px_handle_send(px_handle_t *h, const struct iovec *iov, int iovcnt, bool force);
 
 /* Close after everything queued (and posted before) has been sent; abort:

@@ -95,11 +95,11 @@ static void epoll_unlisten(px_worker_t *w, px_listener_t *l)
 
 static int epoll_open(px_worker_t *w, px_conn_t *c)
 {
-    struct epoll_event ev = {.events = 0, .data.u64 = PX_TAGGED(c, PX_TAG_RECV)};
+    struct epoll_event ev = {.events = EPOLLET, .data.u64 = PX_TAGGED(c, PX_TAG_RECV)};
 
     if (epoll_ctl(state_of(w)->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
         return -errno;
-    c->epoll_events = 0;
+    c->epoll_events = EPOLLET;
     return 0;
 }
 
@@ -114,6 +114,8 @@ static void update_interest(px_worker_t *w, px_conn_t *c)
         want |= EPOLLIN | EPOLLRDHUP;
     if ((c->ops & PX_OP_POLL) || ((c->ops & PX_OP_SEND) && !(c->ready_ops & PX_OP_SEND)))
         want |= EPOLLOUT;
+    if (want == 0)
+        want = EPOLLET; /* a hang-up while nothing is armed wakes once, not every turn */
     if (want == c->epoll_events)
         return;
     ev.events = want;
@@ -242,6 +244,30 @@ static void do_reads(px_worker_t *w, px_conn_t *c)
     }
 }
 
+static int socket_error(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return errno;
+    return err;
+}
+
+/* Nothing armed, yet the socket hung up. A hang-up without an error is both
+ * ends shut in order (our FIN, then the peer's while reading was paused): the
+ * unread input and the end wait for the next armed read, and the descriptor
+ * stays quiet meanwhile (edge-triggered while nothing is wanted). Only a
+ * failure is reported, once. */
+static void hangup_unarmed(px_conn_t *c, uint32_t events)
+{
+    int err = socket_error(c->fd);
+
+    if (err == 0 && !(events & EPOLLERR))
+        return;
+    px__conn_received(c, NULL, err != 0 ? -err : -ECONNRESET, false);
+}
+
 static void on_conn_event(px_worker_t *w, px_conn_t *c, uint32_t events)
 {
     c->busy++;
@@ -259,8 +285,7 @@ static void on_conn_event(px_worker_t *w, px_conn_t *c, uint32_t events)
             do_reads(w, c);
         else if ((events & (EPOLLHUP | EPOLLERR)) && !(c->state & PX_CONN_DEAD) &&
                  !(c->ops & (PX_OP_SEND | PX_OP_POLL)))
-            /* Nothing armed, but the socket failed: report it once. */
-            px__conn_received(c, NULL, -ECONNRESET, false);
+            hangup_unarmed(c, events);
     }
     if (!(c->state & PX_CONN_DEAD))
         update_interest(w, c);

@@ -333,8 +333,10 @@ void px__conn_send_fin(px_conn_t *c)
         c->ep->handler.on_send_shut(c);
         px__conn_handler_leave(c, t0);
     }
-    if (c->state & PX_CONN_EOF)
-        px_conn_close(c); /* both directions are over */
+    /* Both directions are over, unless the end (and input before it) is only
+     * held: its delivery closes c then, after the input. */
+    if ((c->state & (PX_CONN_EOF | PX_CONN_END_HELD)) == PX_CONN_EOF)
+        px_conn_close(c);
 }
 
 int px_conn_shutdown_send(px_conn_t *c)
@@ -356,6 +358,14 @@ void px_conn_set_half_close(px_conn_t *c, bool on)
         c->state |= PX_CONN_HALF_OPEN;
     else
         c->state &= ~PX_CONN_HALF_OPEN;
+}
+
+void px_conn_set_output_backpressure(px_conn_t *c, bool on)
+{
+    if (on)
+        c->state &= ~PX_CONN_OWN_OUTPUT;
+    else
+        c->state |= PX_CONN_OWN_OUTPUT;
 }
 
 void px_conn_close(px_conn_t *c)

@@ -78,7 +78,8 @@ static void after_queue(px_conn_t *c)
 {
     px__worker_mark_dirty(c->w, c);
     px__conn_publish_unsent(c);
-    if (c->unsent > c->w->e->cfg.send_high_water && !(c->state & PX_CONN_BACKPRESSURE)) {
+    if (c->unsent > c->w->e->cfg.send_high_water &&
+        !(c->state & (PX_CONN_BACKPRESSURE | PX_CONN_OWN_OUTPUT))) {
         c->state |= PX_CONN_BACKPRESSURE | PX_CONN_CAREFUL;
         PX_STAT_ADD(&c->w->stats, paused, 1);
         px__conn_hold_deadline(c);

@@ -81,6 +81,7 @@ enum {
     PX_CONN_SEND_ERR = 1u << 24,   /* a send failed: close_err is its error */
     PX_CONN_TAP_FULL = 1u << 25,   /* the tap left input: held until px_conn_tap_resume */
     PX_CONN_TAP_ENDED = 1u << 26,  /* the tap was told the end of the input */
+    PX_CONN_OWN_OUTPUT = 1u << 27, /* c's own unsent output never stops its reading */
 };
 
 typedef struct px_endpoint {

@@ -149,6 +149,7 @@ typedef struct px_py_proto_spec {
     bool has_created, has_closed, has_send_failed, has_recv_failed;
     bool has_recv_shutdown; /* the peer's end leaves the connection open for sending */
     bool has_send_shutdown;
+    bool no_output_backpressure; /* output_backpressure = False: the protocol pauses itself */
 } px_py_proto_spec_t;
 
 /* Build a spec from a protocol class or factory; NULL with an exception set

@@ -107,6 +107,8 @@ int px_py_proto_spec_fill(px_py_proto_spec_t *spec, PyObject *cls, unsigned *soc
     spec->has_recv_failed = has_attr(cls, "recv_failed");
     spec->has_recv_shutdown = has_attr(cls, "recv_shutdown");
     spec->has_send_shutdown = has_attr(cls, "send_shutdown");
+    spec->no_output_backpressure = has_attr(cls, "output_backpressure") &&
+                                   !truthy_attr(cls, "output_backpressure");
     spec->line_mode = truthy_attr(cls, "line_mode") || truthy_attr(cls, "lines_mode");
     if (spec->line_mode && !spec->has_lines) {
         PyErr_SetString(PyExc_TypeError, "a protocol with line_mode needs lines_received()");
@@ -372,6 +374,8 @@ static int on_open(px_conn_t *c)
     px_conn_set_udata(c, t); /* the connection holds the reference */
     if (spec->has_recv_shutdown)
         px_conn_set_half_close(c, true);
+    if (spec->no_output_backpressure)
+        px_conn_set_output_backpressure(c, false);
     px_py_transport_enter(t);
     if (spec->has_created && call_only(t, "client_created", NULL) < 0) {
         where = "client_created";

@@ -177,6 +177,12 @@ static PyObject *control(PyObject *self, enum op op, PyObject *data)
 
     if (!on_own_worker(t))
         return control_posted(self, op, data, false);
+    if (op == OP_SEND && px_handle_send_shut(t->handle) && !px_handle_closed(t->handle)) {
+        /* A shutdown another thread asked for may still wait on the worker: a
+         * file, sent directly, would overtake it. Refused as after it. */
+        PyErr_SetString(PyExc_BrokenPipeError, "transport is shut for sending (shutdown_send)");
+        return NULL;
+    }
     if (owner_must_post(t, op, data) && !px_handle_closed(t->handle))
         return control_posted(self, op, data, true);
     entered = px_py_engine_enter(t->worker);

@@ -13,7 +13,10 @@ Backpressure, both ways: when the side bytes go to holds more than
 transport over its high-water mark does), the side they come from stops
 reading; the full side's ``send_complete`` (its output drained) sends what was
 held back and resumes the reader. A slow reader on either side thus holds at
-most about ``HIGH_WATER`` plus one receive per direction in the proxy.
+most about ``HIGH_WATER`` plus one receive per direction in the proxy. Both
+protocols set ``output_backpressure = False``: the engine's own pause (a
+connection over its high-water mark stops reading) would tie the directions
+together, so that a download the client does not read yet stops its upload.
 
 Half-close, both ways: a side that ends its stream (``recv_shutdown``) has
 the other side's sending shut (``shutdown_send``) once what it sent before
@@ -117,9 +120,19 @@ class _Flow:
             self.held = []
 
     def connected(self, dst: px.Transport) -> None:
+        """dst is there: send what src read meanwhile, then let src read
+        (src was paused until now) unless dst is already full."""
         with self.lock:
             self.dst = dst
             self._flush()
+            if self.held or dst.unsent > HIGH_WATER:
+                self.paused = True  # src stays paused: dst's drain resumes it
+                return
+            if self.src is not None and not self.paused:
+                try:
+                    self.src.resume_reading()
+                except ConnectionError:
+                    pass  # closed meanwhile: its connection_lost closes dst
 
     def src_ended(self) -> None:
         with self.lock:
@@ -151,6 +164,8 @@ class _Pair:
 class Upstream:
     """The proxy's connection to the upstream, for one client."""
 
+    output_backpressure = False  # _Flow pauses the side the bytes come from
+
     def __init__(self, pair: _Pair, target: str) -> None:
         self.pair = pair
         self.target = target
@@ -158,16 +173,12 @@ class Upstream:
     def connection_made(self, transport: px.Transport) -> None:
         pair = self.pair
         pair.down.src = transport
-        pair.up.connected(transport)
+        pair.up.connected(transport)  # resumes the client unless the upstream is full
         with pair.lock:
             gone = pair.client_gone
         if gone:
             transport.close()
             return
-        try:
-            pair.client.resume_reading()
-        except ConnectionError:
-            pass  # closed meanwhile: its connection_lost closes this side
         if _log.isEnabledFor(logging.INFO):
             _log.info("proxy: %s (worker %d) -> %s (worker %d)", _addr(pair.client.peername),
                      pair.client.worker, self.target, transport.worker)
@@ -194,6 +205,7 @@ class Client:
     """A client of the proxy: connects to ``upstream`` (host, port) and relays."""
 
     upstream: tuple[str, int] = ("127.0.0.1", 0)
+    output_backpressure = False  # _Flow pauses the side the bytes come from
 
     def connection_made(self, transport: px.Transport) -> None:
         self.pair = pair = _Pair(transport)

@@ -9,8 +9,9 @@ factory's protocol gets send_complete and recv_shutdown as a class's does."""
 from __future__ import annotations
 
 import socket
+import time
 
-from helpers import connect, recv_until_eof
+from helpers import connect, recv_exact, recv_until_eof
 
 ROUNDS = 4  # connections per case: the kernel spreads them over both workers
 
@@ -22,7 +23,9 @@ def test_answer_after_the_clients_end(spawn, backend: str) -> None:
             s.sendall(b"hello")
             s.shutdown(socket.SHUT_WR)
             assert recv_until_eof(s) == b"hellobye"
-    srv.wait_line("^LOST answer None$")
+    deadline = time.monotonic() + 30
+    while len(srv.matching("^LOST answer None$")) < ROUNDS and time.monotonic() < deadline:
+        time.sleep(0.05)
     fin = srv.finish().assert_clean()
     assert fin["connections"] == 0
     assert len(srv.matching("^EOF answer$")) == ROUNDS
@@ -80,10 +83,66 @@ def test_a_factorys_protocol_gets_drain_and_end(spawn, backend: str) -> None:
     srv = spawn("half_close_app.py", backend=backend)
     for _ in range(ROUNDS):
         with connect(srv.ports["factory"]) as s:
-            assert s.recv(2) == b"hi"
+            assert recv_exact(s, 2) == b"hi"
             s.shutdown(socket.SHUT_WR)
             assert recv_until_eof(s) == b"bye"
     srv.finish().assert_clean()
     assert len(srv.matching("^COMPLETE$")) >= ROUNDS
     assert len(srv.matching("^EOF factory$")) == ROUNDS
     assert len(srv.matching("^LOST factory None$")) == ROUNDS
+
+
+def test_the_peers_end_while_reading_is_paused_after_ours(spawn, backend: str) -> None:
+    # Both directions are over while nothing reads: the unread input and the
+    # end wait for the resumed read instead of being reported as a reset.
+    srv = spawn("half_close_app.py", backend=backend)
+    payload = 64 << 10
+    for _ in range(ROUNDS):
+        with connect(srv.ports["held"]) as s:
+            assert recv_until_eof(s) == b""  # the server's end is out
+            s.sendall(b"x" * payload)
+            s.shutdown(socket.SHUT_WR)
+    deadline = time.monotonic() + 30
+    while len(srv.matching("^LOST held ")) < ROUNDS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    srv.finish().assert_clean()
+    assert len(srv.matching(f"^HELD {payload}$")) == ROUNDS
+    assert len(srv.matching("^LOST held None$")) == ROUNDS
+
+
+def test_the_end_read_while_paused_waits_for_the_input(spawn, backend: str) -> None:
+    # The input and the end read past a pause are held; our FIN, out once the
+    # client reads the answer, must not close the connection over them.
+    srv = spawn("half_close_app.py", backend=backend)
+    payload = 64 << 10
+    for _ in range(ROUNDS):
+        with connect(srv.ports["lagging"]) as s:
+            s.sendall(b"x")
+            time.sleep(0.05)  # the first input alone
+            s.sendall(b"x" * (payload - 1))
+            s.shutdown(socket.SHUT_WR)
+            time.sleep(0.5)  # the server holds the end meanwhile
+            assert recv_until_eof(s) == b"y" * (16 << 20)
+    deadline = time.monotonic() + 30
+    while len(srv.matching("^LOST lagging ")) < ROUNDS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    srv.finish().assert_clean()
+    assert len(srv.matching(f"^HELD {payload}$")) == ROUNDS
+    assert len(srv.matching("^LOST lagging None$")) == ROUNDS
+
+
+def test_a_file_does_not_overtake_a_posted_shutdown(spawn, backend: str) -> None:
+    # The owner sends a file (sent directly, never posted) while another
+    # thread's shutdown_send waits on the worker: refused, not sent first.
+    srv = spawn("half_close_app.py", backend=backend)
+    for _ in range(ROUNDS):
+        with connect(srv.ports["filerace"]) as s:
+            s.sendall(b"go")
+            assert recv_until_eof(s) == b""
+            s.shutdown(socket.SHUT_WR)
+    deadline = time.monotonic() + 30
+    while len(srv.matching("^LOST filerace ")) < ROUNDS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    srv.finish().assert_clean()
+    assert len(srv.matching("^FILE-REFUSED BrokenPipeError$")) == ROUNDS
+    assert len(srv.matching("^LOST filerace None$")) == ROUNDS

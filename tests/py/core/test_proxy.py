@@ -1,8 +1,10 @@
 """The proxy example (python -m pyparallel.examples.proxy) at 2 and 4 workers,
 its connections spread until every worker holds client sides and upstream
 sides (and some pair crosses workers): data both ways to an echo upstream;
-200 MB each way through slow readers on both ends, every byte checked
-against a deterministic pattern while the proxy's RSS stays bounded;
+200 MB each way (at 2 workers) through slow readers on both ends, every
+byte checked against a deterministic pattern while the proxy's RSS stays
+bounded; a download the client does not read yet does not stop its upload; a
+client stays paused while its upstream is full at connect;
 half-close carried through in both directions; an upstream that refuses
 closes the client with a logged reason. The upstream runs in this process."""
 
@@ -175,8 +177,8 @@ def read_pattern(sock: socket.socket, pat: bytes, size: int, rate: float) -> Non
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("workers", WORKERS)
-def test_200mb_both_ways_slow_readers(spawn, backend: str, upstreams, workers: int) -> None:
+def test_200mb_both_ways_slow_readers(spawn, backend: str, upstreams) -> None:
+    workers = 2  # one count: 400 MB per backend is enough; the spread covers crossing pairs
     a, b = pattern(1), pattern(2)  # client -> upstream, upstream -> client
     state: dict[str, int] = {"per_conn": 0}
     ready = threading.Event()
@@ -239,6 +241,35 @@ def test_200mb_both_ways_slow_readers(spawn, backend: str, upstreams, workers: i
           f"{growth / MiB:.1f} MiB peak")
     bound = RSS_FIXED + RSS_PER_CONN * count
     assert growth < bound, f"proxy RSS grew by {growth / MiB:.0f} MiB (bound {bound / MiB:.0f})"
+    srv.finish().assert_clean()
+
+
+# ---- directions are independent -------------------------------------------
+
+@pytest.mark.parametrize("workers", WORKERS)
+def test_an_unread_download_does_not_stop_the_upload(spawn, backend: str, upstreams,
+                                                     workers: int) -> None:
+    """The upstream streams 8 MiB while the client, reading nothing yet,
+    uploads 8 MiB first: works directly, so must work through the proxy (its
+    client side's unsent download must not stop reading the client)."""
+    size = 8 * MiB
+    a, b = pattern(3), pattern(4)
+
+    def upstream(conn: socket.socket) -> None:
+        t = threading.Thread(target=send_pattern, args=(conn, b, size), daemon=True)
+        t.start()
+        read_pattern(conn, a, size, float("inf"))
+        t.join(60)
+        assert conn.recv(1) == b""
+
+    up = upstreams(upstream)
+    srv = start_proxy(spawn, backend, workers, up.port)
+    with connect(srv.port, timeout=30) as s:
+        time.sleep(1.5)  # the download piles up in the proxy meanwhile
+        send_pattern(s, a, size)  # times out if the proxy stopped reading
+        read_pattern(s, b, size, float("inf"))
+        s.shutdown(socket.SHUT_WR)
+        assert recv_until_eof(s) == b""
     srv.finish().assert_clean()
 
 
@@ -314,3 +345,43 @@ def test_upstream_argument_is_checked() -> None:
     from pyparallel.examples import proxy
     with pytest.raises(SystemExit):
         proxy.main(["--upstream", "no-port-here"])
+
+
+class _FakeTransport:
+    """What the proxy's flows use of a transport, recorded."""
+
+    def __init__(self, unsent_after_send: int = 0) -> None:
+        self.calls: list[str] = []
+        self.unsent = 0
+        self.unsent_after_send = unsent_after_send
+        self.peername = (HOST, 1)
+        self.worker = 0
+
+    def send(self, data: object) -> bool:
+        self.calls.append("send")
+        self.unsent = self.unsent_after_send
+        return True
+
+    def pause_reading(self) -> None:
+        self.calls.append("pause")
+
+    def resume_reading(self) -> None:
+        self.calls.append("resume")
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+def test_a_full_upstream_at_connect_keeps_the_client_paused() -> None:
+    """What the client sent before the upstream was there fills the upstream
+    over the high-water mark: the client stays paused until it drains."""
+    from pyparallel.examples import proxy
+    client, upstream = _FakeTransport(), _FakeTransport(proxy.HIGH_WATER + 1)
+    pair = proxy._Pair(client)  # type: ignore[arg-type]
+    pair.up.forward(b"read before the upstream was there")
+    proxy.Upstream(pair, "upstream").connection_made(upstream)  # type: ignore[arg-type]
+    assert upstream.calls == ["send"]
+    assert "resume" not in client.calls
+    upstream.unsent = 0
+    pair.up.drained()
+    assert client.calls == ["resume"]

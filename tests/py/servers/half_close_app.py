@@ -10,6 +10,15 @@ first    sends ``data`` and shuts its side at once; a send after that
 plain    echoes, without recv_shutdown: the client's end closes it.
 thread   a plain thread sends ``posted`` and shuts the side, then tries
          to send again and prints ``THREAD-REFUSED Type``.
+held     reads nothing for its first second (paused) and shuts its side at
+         once; then takes all the client sent and its end: prints
+         ``HELD n`` with the bytes it got, and closes.
+lagging  on its first input waits 0.3 s (the rest and the client's end
+         arrive meanwhile), pauses reading, sends 16 MiB and shuts its
+         side, resumes 2 s later; prints ``HELD n`` as ``held`` does.
+filerace on its first input has a plain thread shut its side while the
+         callback waits, then sends a file: ``FILE-REFUSED Type`` (the
+         file must not overtake the shutdown); closes at the client's end.
 factory  a factory's protocol: greets ``hi``, prints ``COMPLETE`` from
          send_complete, and answers the client's end as ``answer`` does.
 
@@ -20,6 +29,7 @@ from recv_shutdown and ``LOST port exc`` from connection_lost.
 from __future__ import annotations
 
 import threading
+import time
 
 from _common import int_arg, say, serve
 
@@ -89,6 +99,59 @@ class Thread(_Reporting):
         say("EOF thread")
 
 
+class Held(_Reporting):
+    name = "held"
+
+    def connection_made(self, transport: px.Transport) -> None:
+        self.got = 0
+        transport.pause_reading()
+        transport.shutdown_send()
+        threading.Timer(1.0, transport.resume_reading).start()
+
+    def data_received(self, transport: px.Transport, data: bytes) -> None:
+        self.got += len(data)
+
+    def recv_shutdown(self, transport: px.Transport) -> None:
+        say(f"HELD {self.got}")
+        transport.close()
+
+
+class Lagging(Held):
+    name = "lagging"
+
+    def connection_made(self, transport: px.Transport) -> None:
+        self.got = 0
+
+    def data_received(self, transport: px.Transport, data: bytes) -> None:
+        if self.got == 0:
+            time.sleep(0.3)
+            transport.pause_reading()
+            transport.send(b"y" * (16 << 20))
+            transport.shutdown_send()
+            threading.Timer(2.0, transport.resume_reading).start()
+        self.got += len(data)
+
+
+class FileRace(_Reporting):
+    name = "filerace"
+
+    def data_received(self, transport: px.Transport, data: bytes) -> None:
+        asked = threading.Event()
+
+        def other() -> None:
+            transport.shutdown_send()  # posted: waits for this callback
+            asked.set()
+        threading.Thread(target=other).start()
+        asked.wait(10)
+        try:
+            transport.send(px.sendfile(__file__))
+        except ConnectionError as e:
+            say(f"FILE-REFUSED {type(e).__name__}")
+
+    def recv_shutdown(self, transport: px.Transport) -> None:
+        transport.close()
+
+
 class Made(Answer):
     name = "factory"
 
@@ -101,5 +164,6 @@ class Made(Answer):
 
 if __name__ == "__main__":
     serve("half_close", {"answer": Answer, "first": First, "plain": Plain, "thread": Thread,
+                         "held": Held, "lagging": Lagging, "filerace": FileRace,
                          "factory": lambda: Made()},  # type: ignore[dict-item]
           workers=int_arg("--workers", 2))
