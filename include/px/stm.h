@@ -119,9 +119,14 @@ void px_stm_rollback(px_stm_thread_t *th, px_stm_savepoint_t sp);
 int px_stm_commit(px_stm_thread_t *th);
 
 /* End the transaction (committed or not): unlock, drop unpublished writes,
- * leave the epoch, release what may be released. The release function runs
- * here, possibly starting transactions of its own. */
+ * leave the epoch. Releases nothing: see px_stm_reclaim. */
 void px_stm_end(px_stm_thread_t *th);
+
+/* Release what may be released, outside any transaction: after px_stm_end
+ * and after px_stm_serial_exit, because the release function may start
+ * transactions of its own (a finalizer), which would wait for the
+ * irrevocable mode this thread still held. */
+void px_stm_reclaim(px_stm_thread_t *th);
 
 /* The location the last abort of this thread happened at (NULL: none). */
 px_stm_loc_t *px_stm_conflict(const px_stm_thread_t *th);

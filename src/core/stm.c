@@ -637,7 +637,12 @@ void px_stm_end(px_stm_thread_t *th)
     th->serial = false;
     px_stm_unpin(th);
     atomic_store_explicit(&th->in_tx, false, memory_order_release);
-    reclaim(th);
+}
+
+void px_stm_reclaim(px_stm_thread_t *th)
+{
+    if (!px_stm_active(th))
+        reclaim(th);
 }
 
 /* ---- the irrevocable mode, backoff ------------------------------------------------ */

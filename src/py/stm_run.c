@@ -258,6 +258,17 @@ static void wait_for_serial(void)
     Py_END_ALLOW_THREADS
 }
 
+/* End the transaction, leave the irrevocable mode, then release old values:
+ * their finalizers may run transactions, which must not find this thread's
+ * own irrevocable mode still held. */
+static void finish(px_stm_thread_t *th, bool serial)
+{
+    px_stm_end(th);
+    if (serial)
+        px_stm_serial_exit(th);
+    px_stm_reclaim(th);
+}
+
 static PyObject *run(const call_t *c)
 {
     px_stm_thread_t *th = px__stm_thread();
@@ -284,9 +295,7 @@ static PyObject *run(const call_t *c)
         if (result != NULL && !tls.doomed) {
             err = px_stm_commit(th);
             if (err >= 0) {
-                px_stm_end(th);
-                if (serial)
-                    px_stm_serial_exit(th);
+                finish(th, serial);
                 return result;
             }
             Py_DECREF(result);
@@ -299,9 +308,7 @@ static PyObject *run(const call_t *c)
             if (!tls.doomed)
                 px_stm_count(th, PX_STM_ABORT_EXCEPTION);
             tls.doomed = false;
-            px_stm_end(th);
-            if (serial)
-                px_stm_serial_exit(th);
+            finish(th, serial);
             return NULL;
         } else {
             /* A conflict, or an exception raised while one unwound. */
@@ -309,9 +316,7 @@ static PyObject *run(const call_t *c)
         }
         count_conflict(th);
         tls.doomed = false;
-        px_stm_end(th);
-        if (serial)
-            px_stm_serial_exit(th);
+        finish(th, serial);
         px_stm_count(th, PX_STM_RETRIES);
         if (PyErr_CheckSignals() < 0)
             return NULL;

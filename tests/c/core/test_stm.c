@@ -108,6 +108,7 @@ static void run_tx(px_stm_thread_t *th, int max_retries, int (*fn)(px_stm_thread
             px_stm_serial_exit(th);
             PX_CHECK_GE(err, 0); /* the irrevocable mode cannot lose */
         }
+        px_stm_reclaim(th);
         if (err >= 0)
             return;
         PX_CHECK(err == -EBUSY || err == -ESTALE);
@@ -217,6 +218,7 @@ static void *drain_limbo(void *arg)
         PX_CHECK_EQ(px_stm_read(th, &loc, &v), 0);
         PX_CHECK_EQ(px_stm_commit(th), 1);
         px_stm_end(th);
+        px_stm_reclaim(th);
     }
     release_box(px_stm_loc_value(&loc));
     return NULL;
