@@ -294,16 +294,17 @@ int px_stm_retire(px_stm_thread_t *th, void *p)
 
 /* ---- reads -------------------------------------------------------------------- */
 
-void *px_stm_peek(px_stm_loc_t *loc)
+int px_stm_peek(px_stm_loc_t *loc, void **value)
 {
-    for (unsigned spins = 0;; spins++) {
+    for (unsigned spins = 0; spins < 2 * READ_SPINS; spins++) {
         uint64_t v1 = atomic_load_explicit(&loc->vlock, memory_order_acquire);
-        void *value = atomic_load_explicit(&loc->value, memory_order_acquire);
+        *value = atomic_load_explicit(&loc->value, memory_order_acquire);
         if (!(v1 & LOCKED) && atomic_load_explicit(&loc->vlock, memory_order_acquire) == v1)
-            return value;
+            return 0;
         if (spins > READ_SPINS)
             sched_yield(); /* a committer was preempted while it held loc */
     }
+    return -EBUSY;
 }
 
 static void grow(void **array, uint32_t *cap, size_t size, int *err)
@@ -579,6 +580,13 @@ static int lock_writes(px_stm_thread_t *th, uint64_t *wv)
     return 0;
 }
 
+static void unlock_writes(px_stm_thread_t *th)
+{
+    for (uint32_t i = 0; i < th->nlocked; i++)
+        atomic_store_explicit(&th->writes[i].loc->vlock, th->writes[i].old, memory_order_release);
+    th->nlocked = 0;
+}
+
 int px_stm_commit(px_stm_thread_t *th)
 {
     px_stm_loc_t *bad;
@@ -591,13 +599,17 @@ int px_stm_commit(px_stm_thread_t *th)
         return 1;
     }
     err = lock_writes(th, &wv);
-    if (err < 0)
-        return err;
-    if (!validate(th, &bad)) {
+    if (err >= 0 && !validate(th, &bad)) {
         th->doomed = true;
         th->conflict = bad;
         bump(&th->count[PX_STM_ABORT_STALE]);
-        return -ESTALE;
+        err = -ESTALE;
+    }
+    if (err < 0) {
+        /* Unlock before returning: the caller runs code (a finalizer, a
+         * stop-the-world) that may wait for a thread reading these. */
+        unlock_writes(th);
+        return err;
     }
     for (uint32_t i = 0; i < th->nwrites; i++) {
         write_entry_t *w = &th->writes[i];
@@ -626,9 +638,7 @@ int px_stm_commit(px_stm_thread_t *th)
 
 void px_stm_end(px_stm_thread_t *th)
 {
-    for (uint32_t i = 0; i < th->nlocked; i++)
-        atomic_store_explicit(&th->writes[i].loc->vlock, th->writes[i].old, memory_order_release);
-    th->nlocked = 0;
+    unlock_writes(th);
     for (uint32_t i = 0; i < th->nwrites; i++)
         (void)retire(th, th->writes[i].value, 0);
     for (uint32_t i = 0; i < th->nundo; i++)

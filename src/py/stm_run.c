@@ -8,6 +8,7 @@
  * stays doomed, so that code which swallows the exception cannot commit, and
  * every later transactional operation raises again. */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 
 #include "stm.h"
@@ -170,10 +171,17 @@ PyObject *px__stm_peek(px_py_tloc_t *t)
 {
     px_stm_thread_t *th = px__stm_thread();
     PyObject *v;
+    void *value;
     if (th == NULL)
         return NULL;
     px_stm_pin(th);
-    v = Py_XNewRef((PyObject *)px_stm_peek(&t->loc));
+    while (px_stm_peek(&t->loc, &value) < 0) {
+        /* A committer holds it: wait detached, never stall a stop-the-world
+         * or the GIL holder on it. */
+        Py_BEGIN_ALLOW_THREADS sched_yield();
+        Py_END_ALLOW_THREADS
+    }
+    v = Py_XNewRef((PyObject *)value);
     px_stm_unpin(th);
     return v;
 }
@@ -193,8 +201,8 @@ static PyObject *conflicts_of(px_stm_thread_t *th)
     return d;
 }
 
-/* Count a conflict at the location the core names; before px_stm_end, while
- * the location cannot be freed. */
+/* Count a conflict at the location the core names; pinned, while the location
+ * cannot be freed. */
 static void count_conflict(px_stm_thread_t *th)
 {
     px_stm_loc_t *loc = px_stm_conflict(th);
@@ -298,10 +306,9 @@ static PyObject *run(const call_t *c)
                 finish(th, serial);
                 return result;
             }
-            Py_DECREF(result);
             tls.doomed = true;
         } else if (result != NULL) {
-            Py_DECREF(result); /* it swallowed a conflict */
+            /* It swallowed a conflict. */
         } else if (!tls.doomed || !(PyErr_ExceptionMatches(conflict_type) ||
                                     PyErr_ExceptionMatches(PyExc_Exception))) {
             /* Its own exception (or one like KeyboardInterrupt): no retry. */
@@ -314,9 +321,15 @@ static PyObject *run(const call_t *c)
             /* A conflict, or an exception raised while one unwound. */
             PyErr_Clear();
         }
-        count_conflict(th);
+        /* Counting the conflict and dropping the result run Python code (a
+         * hash, a finalizer): after the transaction, never inside it. The
+         * pin keeps the conflict's location alive for the count. */
         tls.doomed = false;
+        px_stm_pin(th);
         finish(th, serial);
+        count_conflict(th);
+        px_stm_unpin(th);
+        Py_XDECREF(result);
         px_stm_count(th, PX_STM_RETRIES);
         if (PyErr_CheckSignals() < 0)
             return NULL;
