@@ -613,11 +613,12 @@ int px_stm_commit(px_stm_thread_t *th)
     }
     for (uint32_t i = 0; i < th->nwrites; i++) {
         write_entry_t *w = &th->writes[i];
-        /* The old value goes to limbo; the location owns the new one. */
-        w->old = (uint64_t)(uintptr_t)atomic_load_explicit(&w->loc->value, memory_order_relaxed);
-        atomic_store_explicit(&w->loc->value, w->value, memory_order_release);
+        /* The old value goes to limbo; the location owns the new one. One
+         * exchange: a clear of the location (the collector's, which takes
+         * no lock) must not retire the same old value a second time. */
+        void *old = atomic_exchange_explicit(&w->loc->value, w->value, memory_order_acq_rel);
         atomic_store_explicit(&w->loc->vlock, wv << 1, memory_order_release);
-        w->value = (void *)(uintptr_t)w->old;
+        w->value = old;
     }
     th->nlocked = 0;
     /* Stamp after the new values are visible: a reader pinned in a later
