@@ -205,3 +205,21 @@ def test_cycles_through_the_containers_are_collected() -> None:
         for _ in range(100):   # values the collector dropped wait for the epochs
             px.atomic(lambda: w.set(w.get() + 1))
     assert ref() is None
+
+
+def test_unnamed_containers_are_told_apart_in_the_conflict_stats() -> None:
+    # Each unnamed container is labelled with its type and address; two of
+    # them must not share one entry in the stats.
+    a, b = px.tvar(0), px.tvar(0)
+    for v in (a, b):
+        hold, go = threading.Event(), threading.Event()
+        body = conflict_once(v, hold, go)
+        t = threading.Thread(target=px.atomic, args=(body,))
+        t.start()
+        assert hold.wait(10)
+        v.set(10)
+        go.set()
+        t.join(10)
+    containers = [c["container"] for c in px.stm_stats()["conflicts"]]
+    assert len(containers) == 2 and len(set(containers)) == 2, containers
+    assert all(c.startswith("pyparallel.tvar@0x") for c in containers), containers
