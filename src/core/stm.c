@@ -518,10 +518,12 @@ void px_stm_rollback(px_stm_thread_t *th, px_stm_savepoint_t sp)
 
 int px_stm_begin(px_stm_thread_t *th, bool serial)
 {
-    atomic_store_explicit(&th->in_tx, true, memory_order_relaxed);
+    /* in_tx before the flag is read; the irrevocable mode sets the flag
+     * before it looks at in_tx (all sequentially consistent). Not left to
+     * px_stm_pin's fence: a nested pin (a transaction begun by a finalizer
+     * while its thread is pinned) does not fence. */
+    atomic_store(&th->in_tx, true);
     px_stm_pin(th);
-    /* Pinned and in_tx before the flag is read; the irrevocable mode sets the
-     * flag before it looks at in_tx (both sequentially consistent). */
     if (!serial && PX_UNLIKELY(atomic_load(&serial_flag))) {
         atomic_store(&th->in_tx, false);
         px_stm_unpin(th);
