@@ -36,6 +36,14 @@ px_stm_thread_t *px__stm_thread(void)
     return tls.th;
 }
 
+px_stm_thread_t *px__stm_walk_pin(void)
+{
+    px_stm_thread_t *th = tls.th != NULL ? tls.th : (tls.th = px_stm_thread());
+    if (th != NULL)
+        px_stm_pin(th);
+    return th;
+}
+
 px_stm_thread_t *px__stm_tx(void)
 {
     return tls.th != NULL && px_stm_active(tls.th) ? tls.th : NULL;

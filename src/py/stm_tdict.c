@@ -301,16 +301,20 @@ fail:
 static int td_traverse(PyObject *op, visitproc visit, void *arg)
 {
     tdict_t *d = (tdict_t *)op;
-    table_t *t = atomic_load(&d->table);
+    px_stm_thread_t *th;
+    table_t *t;
+    int rc = 0;
     Py_VISIT(Py_TYPE(op));
     Py_VISIT(d->name);
-    for (size_t i = 0; t != NULL && i <= t->mask; i++) {
+    if ((th = px__stm_walk_pin()) == NULL)
+        return 0;
+    t = atomic_load(&d->table);
+    for (size_t i = 0; t != NULL && i <= t->mask && rc == 0; i++) {
         px_py_tloc_t *s = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
-        int rc = s != NULL ? px__stm_loc_traverse(s, visit, arg) : 0;
-        if (rc != 0)
-            return rc;
+        rc = s != NULL ? px__stm_loc_traverse(s, visit, arg) : 0;
     }
-    return 0;
+    px_stm_unpin(th);
+    return rc;
 }
 
 static int td_clear_refs(PyObject *op)
