@@ -104,13 +104,21 @@ static px_py_tloc_t *loc_of(tdict_t *d, PyObject *key, Py_hash_t hash, PyObject 
 {
     px_py_tloc_t *loc = NULL;
     table_t *t;
-    int found = find(d, key, hash, &loc);
-    if (found != 0)
-        return found > 0 ? loc : NULL;
-    lock(d);
-    found = find(d, key, hash, &loc);
-    if (found != 0)
-        goto out;
+    /* find() runs the keys' __eq__, which may use this tdict: never under the
+     * lock. Locations are only added under it, and used only grows: if it
+     * has not moved since before the probe, the key is still absent. (An
+     * __eq__ that adds a new key to this tdict on every call would probe
+     * forever.) */
+    for (;;) {
+        Py_ssize_t seen = atomic_load(&d->used);
+        int found = find(d, key, hash, &loc);
+        if (found != 0)
+            return found > 0 ? loc : NULL;
+        lock(d);
+        if (atomic_load(&d->used) == seen)
+            break;
+        PyThread_release_lock(d->lock);
+    }
     loc = px__stm_loc_new(d->label, key, hash, value);
     if (loc == NULL)
         goto out;

@@ -1,4 +1,5 @@
-"""Finalizers that run transactions while the STM core releases old values.
+"""Python code the STM core runs at awkward moments (a finalizer releasing an
+old value, a key's __eq__ during a lookup) that uses transactions itself.
 
 Each scenario runs in a child process with a deadline: the failure these
 guard against is a deadlock, which must fail the test rather than hang it.
@@ -64,3 +65,36 @@ def test_a_finalizer_running_a_transaction_after_an_irrevocable_one_does_not_dea
     assert done.returncode == 0, done.stderr
     finalized = int(done.stdout.split()[-1])
     assert finalized > 0   # the finalizers ran, and their transactions committed
+
+
+EQ_USES_THE_TDICT = textwrap.dedent(
+    """
+    import pyparallel as px
+
+    d = px.tdict(name="d")
+    calls = [0]
+
+    class Key:
+        def __init__(self, n):
+            self.n = n
+        def __hash__(self):
+            return 1               # every Key collides: lookups compare
+        def __eq__(self, other):
+            calls[0] += 1          # a lookup in the same tdict, of a key
+            d.get(("probe", calls[0] % 3))   # absent the first time
+            return isinstance(other, Key) and other.n == self.n
+
+    d[Key(1)] = 1
+    px.atomic(lambda: d.__setitem__(Key(2), 2))
+    assert d[Key(1)] == 1 and d[Key(2)] == 2
+    print("ok")
+    """
+)
+
+
+def test_a_key_whose_eq_uses_the_same_tdict_does_not_deadlock() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", EQ_USES_THE_TDICT], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ok"]
