@@ -128,9 +128,34 @@ static void thread_exit(void *arg)
     atomic_store(&th->in_use, false); /* its counters and limbo go to the next user */
 }
 
+/* In a child of fork only the forking thread lives on: the others' records
+ * are let go (no longer pinned, in a transaction or in use), and the mutexes
+ * they may have held are made anew. A location a committer held locked at
+ * the fork stays locked in the child: fork outside transactions. */
+static void after_fork_child(void)
+{
+    px_stm_thread_t *me = this_thread;
+    bool serial = me != NULL && me->serial;
+    (void)pthread_mutex_init(&registry_mutex, NULL);
+    (void)pthread_mutex_init(&serial_mutex, NULL);
+    atomic_store(&serial_flag, serial);
+    if (serial)
+        (void)pthread_mutex_lock(&serial_mutex);
+    for (px_stm_thread_t *th = atomic_load(&registry); th != NULL; th = th->next) {
+        if (th == me)
+            continue;
+        th->pin_depth = 0;
+        th->nlocked = 0;
+        atomic_store(&th->active, 0);
+        atomic_store(&th->in_tx, false);
+        atomic_store(&th->in_use, false);
+    }
+}
+
 static void make_key(void)
 {
     (void)pthread_key_create(&thread_key, thread_exit);
+    (void)pthread_atfork(NULL, NULL, after_fork_child);
 }
 
 px_stm_thread_t *px_stm_thread(void)
