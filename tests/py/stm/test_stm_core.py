@@ -16,7 +16,7 @@ import weakref
 from typing import Any
 
 import pytest
-from test_stm import conflict_once, default_config, run_threads  # noqa: F401 (autouse)
+from test_stm import default_config, lose_once, run_threads  # noqa: F401 (autouse)
 
 import pyparallel as px
 from pyparallel import _core
@@ -201,14 +201,7 @@ def test_exceptions_and_conflicts_are_counted_by_cause() -> None:
     v = px.tvar(0, name="cause")
     with pytest.raises(ZeroDivisionError):
         px.atomic(lambda: 1 // 0)
-    hold, go = threading.Event(), threading.Event()
-    body = conflict_once(v, hold, go)
-    t = threading.Thread(target=px.atomic, args=(body,))
-    t.start()
-    assert hold.wait(10)
-    v.set(10)
-    go.set()
-    t.join(10)
+    lose_once(v, 10)
     s = px.stm_stats()
     assert s["aborts_by_cause"] == {"read_locked": 0, "stale_read": 1, "commit_locked": 0,
                                     "exception": 1}
@@ -240,14 +233,7 @@ def test_unnamed_containers_are_told_apart_in_the_conflict_stats() -> None:
     # them must not share one entry in the stats.
     a, b = px.tvar(0), px.tvar(0)
     for v in (a, b):
-        hold, go = threading.Event(), threading.Event()
-        body = conflict_once(v, hold, go)
-        t = threading.Thread(target=px.atomic, args=(body,))
-        t.start()
-        assert hold.wait(10)
-        v.set(10)
-        go.set()
-        t.join(10)
+        lose_once(v, 10)
     containers = [c["container"] for c in px.stm_stats()["conflicts"]]
     assert len(containers) == 2 and len(set(containers)) == 2, containers
     assert all(c.startswith("pyparallel.tvar@0x") for c in containers), containers
