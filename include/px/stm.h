@@ -79,12 +79,13 @@ void px_stm_setup(void (*release)(void *value), bool defer);
  * outlives the thread and is reused by a later one, counters included. */
 px_stm_thread_t *px_stm_thread(void);
 
-/* Reads outside transactions: between pin and unpin, px_stm_peek returns the
+/* Reads outside transactions: between pin and unpin, px_stm_peek gives the
  * last committed value, valid (not released) until unpin. Pins nest, and a
- * transaction pins too. */
+ * transaction pins too. -EBUSY: a committer held loc for a while (bounded
+ * spin); the caller may wait elsewhere (release its interpreter) and retry. */
 void px_stm_pin(px_stm_thread_t *th);
 void px_stm_unpin(px_stm_thread_t *th);
-void *px_stm_peek(px_stm_loc_t *loc);
+int px_stm_peek(px_stm_loc_t *loc, void **value);
 
 /* Start a transaction. -EAGAIN: an irrevocable one runs; px_stm_wait_serial()
  * and begin again. serial: the caller holds the irrevocable mode
@@ -115,13 +116,19 @@ void px_stm_keep(px_stm_thread_t *th, px_stm_savepoint_t sp);
 void px_stm_rollback(px_stm_thread_t *th, px_stm_savepoint_t sp);
 
 /* Commit: 0 published, 1 read-only (nothing to publish), -EBUSY/-ESTALE
- * aborted (as for px_stm_read). px_stm_end follows in every case. */
+ * aborted (as for px_stm_read; no location is left locked). px_stm_end
+ * follows in every case. */
 int px_stm_commit(px_stm_thread_t *th);
 
 /* End the transaction (committed or not): unlock, drop unpublished writes,
- * leave the epoch, release what may be released. The release function runs
- * here, possibly starting transactions of its own. */
+ * leave the epoch. Releases nothing: see px_stm_reclaim. */
 void px_stm_end(px_stm_thread_t *th);
+
+/* Release what may be released, outside any transaction: after px_stm_end
+ * and after px_stm_serial_exit, because the release function may start
+ * transactions of its own (a finalizer), which would wait for the
+ * irrevocable mode this thread still held. */
+void px_stm_reclaim(px_stm_thread_t *th);
 
 /* The location the last abort of this thread happened at (NULL: none). */
 px_stm_loc_t *px_stm_conflict(const px_stm_thread_t *th);

@@ -2,6 +2,8 @@
  * epoch-based reclamation and an irrevocable mode (see px/stm.h). */
 #include "px/stm.h"
 
+#include "stm_thread.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -17,57 +19,6 @@
 #define LOCK_SPINS 128
 /* Retired values gathered before a thread tries to move the epoch. */
 #define ADVANCE_EVERY 32
-
-typedef struct read_entry {
-    px_stm_loc_t *loc;
-    uint64_t version;
-} read_entry_t;
-
-typedef struct write_entry {
-    px_stm_loc_t *loc;
-    void *value;
-    uint64_t old; /* the lock word before this commit locked it */
-} write_entry_t;
-
-typedef struct undo_entry {
-    uint32_t index;
-    void *value;
-} undo_entry_t;
-
-typedef struct limbo_entry {
-    void *value;
-    uint64_t epoch;
-} limbo_entry_t;
-
-struct px_stm_thread {
-    /* Written by this thread at every transaction, read by reclaimers and the
-     * irrevocable mode: alone on its cache line. */
-    _Alignas(PX_CACHELINE) _Atomic uint64_t active; /* epoch while pinned, else 0 */
-    _Atomic bool in_tx;
-    _Alignas(PX_CACHELINE) _Atomic uint64_t count[PX_STM_NCOUNTERS];
-    uint64_t baseline[PX_STM_NCOUNTERS]; /* at the last reset; under registry_mutex */
-    struct px_stm_thread *next;          /* registry, immutable once published */
-    _Atomic bool in_use;
-    void *user;
-    uint32_t pin_depth;
-    /* The transaction: only this thread touches what follows. */
-    uint64_t rv;
-    bool serial, doomed;
-    px_stm_loc_t *conflict;
-    read_entry_t *reads;
-    uint32_t nreads, cap_reads;
-    write_entry_t *writes;
-    uint32_t nwrites, cap_writes;
-    uint32_t *index; /* open addressing: write entry + 1, or 0 */
-    uint32_t index_mask;
-    undo_entry_t *undo;
-    uint32_t nundo, cap_undo;
-    uint32_t sp_writes; /* writes older than the innermost savepoint */
-    uint32_t nlocked;
-    limbo_entry_t *limbo; /* a ring */
-    uint32_t limbo_head, nlimbo, cap_limbo, since_advance;
-    uint64_t seed;
-};
 
 static _Atomic uint64_t clock_;
 static _Atomic uint64_t epoch_ = 1;
@@ -128,9 +79,34 @@ static void thread_exit(void *arg)
     atomic_store(&th->in_use, false); /* its counters and limbo go to the next user */
 }
 
+/* In a child of fork only the forking thread lives on: the others' records
+ * are let go (no longer pinned, in a transaction or in use), and the mutexes
+ * they may have held are made anew. A location a committer held locked at
+ * the fork stays locked in the child: fork outside transactions. */
+static void after_fork_child(void)
+{
+    px_stm_thread_t *me = this_thread;
+    bool serial = me != NULL && me->serial;
+    (void)pthread_mutex_init(&registry_mutex, NULL);
+    (void)pthread_mutex_init(&serial_mutex, NULL);
+    atomic_store(&serial_flag, serial);
+    if (serial)
+        (void)pthread_mutex_lock(&serial_mutex);
+    for (px_stm_thread_t *th = atomic_load(&registry); th != NULL; th = th->next) {
+        if (th == me)
+            continue;
+        th->pin_depth = 0;
+        th->nlocked = 0;
+        atomic_store(&th->active, 0);
+        atomic_store(&th->in_tx, false);
+        atomic_store(&th->in_use, false);
+    }
+}
+
 static void make_key(void)
 {
     (void)pthread_key_create(&thread_key, thread_exit);
+    (void)pthread_atfork(NULL, NULL, after_fork_child);
 }
 
 px_stm_thread_t *px_stm_thread(void)
@@ -294,16 +270,17 @@ int px_stm_retire(px_stm_thread_t *th, void *p)
 
 /* ---- reads -------------------------------------------------------------------- */
 
-void *px_stm_peek(px_stm_loc_t *loc)
+int px_stm_peek(px_stm_loc_t *loc, void **value)
 {
-    for (unsigned spins = 0;; spins++) {
+    for (unsigned spins = 0; spins < 2 * READ_SPINS; spins++) {
         uint64_t v1 = atomic_load_explicit(&loc->vlock, memory_order_acquire);
-        void *value = atomic_load_explicit(&loc->value, memory_order_acquire);
+        *value = atomic_load_explicit(&loc->value, memory_order_acquire);
         if (!(v1 & LOCKED) && atomic_load_explicit(&loc->vlock, memory_order_acquire) == v1)
-            return value;
+            return 0;
         if (spins > READ_SPINS)
             sched_yield(); /* a committer was preempted while it held loc */
     }
+    return -EBUSY;
 }
 
 static void grow(void **array, uint32_t *cap, size_t size, int *err)
@@ -517,10 +494,12 @@ void px_stm_rollback(px_stm_thread_t *th, px_stm_savepoint_t sp)
 
 int px_stm_begin(px_stm_thread_t *th, bool serial)
 {
-    atomic_store_explicit(&th->in_tx, true, memory_order_relaxed);
+    /* in_tx before the flag is read; the irrevocable mode sets the flag
+     * before it looks at in_tx (all sequentially consistent). Not left to
+     * px_stm_pin's fence: a nested pin (a transaction begun by a finalizer
+     * while its thread is pinned) does not fence. */
+    atomic_store(&th->in_tx, true);
     px_stm_pin(th);
-    /* Pinned and in_tx before the flag is read; the irrevocable mode sets the
-     * flag before it looks at in_tx (both sequentially consistent). */
     if (!serial && PX_UNLIKELY(atomic_load(&serial_flag))) {
         atomic_store(&th->in_tx, false);
         px_stm_unpin(th);
@@ -579,6 +558,13 @@ static int lock_writes(px_stm_thread_t *th, uint64_t *wv)
     return 0;
 }
 
+static void unlock_writes(px_stm_thread_t *th)
+{
+    for (uint32_t i = 0; i < th->nlocked; i++)
+        atomic_store_explicit(&th->writes[i].loc->vlock, th->writes[i].old, memory_order_release);
+    th->nlocked = 0;
+}
+
 int px_stm_commit(px_stm_thread_t *th)
 {
     px_stm_loc_t *bad;
@@ -591,21 +577,26 @@ int px_stm_commit(px_stm_thread_t *th)
         return 1;
     }
     err = lock_writes(th, &wv);
-    if (err < 0)
-        return err;
-    if (!validate(th, &bad)) {
+    if (err >= 0 && !validate(th, &bad)) {
         th->doomed = true;
         th->conflict = bad;
         bump(&th->count[PX_STM_ABORT_STALE]);
-        return -ESTALE;
+        err = -ESTALE;
+    }
+    if (err < 0) {
+        /* Unlock before returning: the caller runs code (a finalizer, a
+         * stop-the-world) that may wait for a thread reading these. */
+        unlock_writes(th);
+        return err;
     }
     for (uint32_t i = 0; i < th->nwrites; i++) {
         write_entry_t *w = &th->writes[i];
-        /* The old value goes to limbo; the location owns the new one. */
-        w->old = (uint64_t)(uintptr_t)atomic_load_explicit(&w->loc->value, memory_order_relaxed);
-        atomic_store_explicit(&w->loc->value, w->value, memory_order_release);
+        /* The old value goes to limbo; the location owns the new one. One
+         * exchange: a clear of the location (the collector's, which takes
+         * no lock) must not retire the same old value a second time. */
+        void *old = atomic_exchange_explicit(&w->loc->value, w->value, memory_order_acq_rel);
         atomic_store_explicit(&w->loc->vlock, wv << 1, memory_order_release);
-        w->value = (void *)(uintptr_t)w->old;
+        w->value = old;
     }
     th->nlocked = 0;
     /* Stamp after the new values are visible: a reader pinned in a later
@@ -626,9 +617,7 @@ int px_stm_commit(px_stm_thread_t *th)
 
 void px_stm_end(px_stm_thread_t *th)
 {
-    for (uint32_t i = 0; i < th->nlocked; i++)
-        atomic_store_explicit(&th->writes[i].loc->vlock, th->writes[i].old, memory_order_release);
-    th->nlocked = 0;
+    unlock_writes(th);
     for (uint32_t i = 0; i < th->nwrites; i++)
         (void)retire(th, th->writes[i].value, 0);
     for (uint32_t i = 0; i < th->nundo; i++)
@@ -637,7 +626,12 @@ void px_stm_end(px_stm_thread_t *th)
     th->serial = false;
     px_stm_unpin(th);
     atomic_store_explicit(&th->in_tx, false, memory_order_release);
-    reclaim(th);
+}
+
+void px_stm_reclaim(px_stm_thread_t *th)
+{
+    if (!px_stm_active(th))
+        reclaim(th);
 }
 
 /* ---- the irrevocable mode, backoff ------------------------------------------------ */

@@ -54,6 +54,12 @@ void px__stm_mem_retire(void *p);
 
 /* This thread's record; NULL with MemoryError. */
 px_stm_thread_t *px__stm_thread(void);
+
+/* Pin the calling thread for a walk of a container's table (tp_traverse,
+ * which gc.get_referents runs outside the collector, beside commits that
+ * replace tables); unpin with px_stm_unpin. NULL (out of memory, no error
+ * set): the walk is skipped, which only keeps objects alive. */
+px_stm_thread_t *px__stm_walk_pin(void);
 /* The record when a transaction runs on this thread, else NULL. */
 px_stm_thread_t *px__stm_tx(void);
 

@@ -8,6 +8,7 @@
  * stays doomed, so that code which swallows the exception cannot commit, and
  * every later transactional operation raises again. */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 
 #include "stm.h"
@@ -33,6 +34,14 @@ px_stm_thread_t *px__stm_thread(void)
     if (tls.th == NULL)
         PyErr_NoMemory();
     return tls.th;
+}
+
+px_stm_thread_t *px__stm_walk_pin(void)
+{
+    px_stm_thread_t *th = tls.th != NULL ? tls.th : (tls.th = px_stm_thread());
+    if (th != NULL)
+        px_stm_pin(th);
+    return th;
 }
 
 px_stm_thread_t *px__stm_tx(void)
@@ -170,10 +179,17 @@ PyObject *px__stm_peek(px_py_tloc_t *t)
 {
     px_stm_thread_t *th = px__stm_thread();
     PyObject *v;
+    void *value;
     if (th == NULL)
         return NULL;
     px_stm_pin(th);
-    v = Py_XNewRef((PyObject *)px_stm_peek(&t->loc));
+    while (px_stm_peek(&t->loc, &value) < 0) {
+        /* A committer holds it: wait detached, never stall a stop-the-world
+         * or the GIL holder on it. */
+        Py_BEGIN_ALLOW_THREADS sched_yield();
+        Py_END_ALLOW_THREADS
+    }
+    v = Py_XNewRef((PyObject *)value);
     px_stm_unpin(th);
     return v;
 }
@@ -193,8 +209,8 @@ static PyObject *conflicts_of(px_stm_thread_t *th)
     return d;
 }
 
-/* Count a conflict at the location the core names; before px_stm_end, while
- * the location cannot be freed. */
+/* Count a conflict at the location the core names; pinned, while the location
+ * cannot be freed. */
 static void count_conflict(px_stm_thread_t *th)
 {
     px_stm_loc_t *loc = px_stm_conflict(th);
@@ -258,6 +274,17 @@ static void wait_for_serial(void)
     Py_END_ALLOW_THREADS
 }
 
+/* End the transaction, leave the irrevocable mode, then release old values:
+ * their finalizers may run transactions, which must not find this thread's
+ * own irrevocable mode still held. */
+static void finish(px_stm_thread_t *th, bool serial)
+{
+    px_stm_end(th);
+    if (serial)
+        px_stm_serial_exit(th);
+    px_stm_reclaim(th);
+}
+
 static PyObject *run(const call_t *c)
 {
     px_stm_thread_t *th = px__stm_thread();
@@ -284,34 +311,33 @@ static PyObject *run(const call_t *c)
         if (result != NULL && !tls.doomed) {
             err = px_stm_commit(th);
             if (err >= 0) {
-                px_stm_end(th);
-                if (serial)
-                    px_stm_serial_exit(th);
+                finish(th, serial);
                 return result;
             }
-            Py_DECREF(result);
             tls.doomed = true;
         } else if (result != NULL) {
-            Py_DECREF(result); /* it swallowed a conflict */
+            /* It swallowed a conflict. */
         } else if (!tls.doomed || !(PyErr_ExceptionMatches(conflict_type) ||
                                     PyErr_ExceptionMatches(PyExc_Exception))) {
             /* Its own exception (or one like KeyboardInterrupt): no retry. */
             if (!tls.doomed)
                 px_stm_count(th, PX_STM_ABORT_EXCEPTION);
             tls.doomed = false;
-            px_stm_end(th);
-            if (serial)
-                px_stm_serial_exit(th);
+            finish(th, serial);
             return NULL;
         } else {
             /* A conflict, or an exception raised while one unwound. */
             PyErr_Clear();
         }
-        count_conflict(th);
+        /* Counting the conflict and dropping the result run Python code (a
+         * hash, a finalizer): after the transaction, never inside it. The
+         * pin keeps the conflict's location alive for the count. */
         tls.doomed = false;
-        px_stm_end(th);
-        if (serial)
-            px_stm_serial_exit(th);
+        px_stm_pin(th);
+        finish(th, serial);
+        count_conflict(th);
+        px_stm_unpin(th);
+        Py_XDECREF(result);
         px_stm_count(th, PX_STM_RETRIES);
         if (PyErr_CheckSignals() < 0)
             return NULL;

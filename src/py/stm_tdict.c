@@ -104,13 +104,21 @@ static px_py_tloc_t *loc_of(tdict_t *d, PyObject *key, Py_hash_t hash, PyObject 
 {
     px_py_tloc_t *loc = NULL;
     table_t *t;
-    int found = find(d, key, hash, &loc);
-    if (found != 0)
-        return found > 0 ? loc : NULL;
-    lock(d);
-    found = find(d, key, hash, &loc);
-    if (found != 0)
-        goto out;
+    /* find() runs the keys' __eq__, which may use this tdict: never under the
+     * lock. Locations are only added under it, and used only grows: if it
+     * has not moved since before the probe, the key is still absent. (An
+     * __eq__ that adds a new key to this tdict on every call would probe
+     * forever.) */
+    for (;;) {
+        Py_ssize_t seen = atomic_load(&d->used);
+        int found = find(d, key, hash, &loc);
+        if (found != 0)
+            return found > 0 ? loc : NULL;
+        lock(d);
+        if (atomic_load(&d->used) == seen)
+            break;
+        PyThread_release_lock(d->lock);
+    }
     loc = px__stm_loc_new(d->label, key, hash, value);
     if (loc == NULL)
         goto out;
@@ -301,16 +309,20 @@ fail:
 static int td_traverse(PyObject *op, visitproc visit, void *arg)
 {
     tdict_t *d = (tdict_t *)op;
-    table_t *t = atomic_load(&d->table);
+    px_stm_thread_t *th;
+    table_t *t;
+    int rc = 0;
     Py_VISIT(Py_TYPE(op));
     Py_VISIT(d->name);
-    for (size_t i = 0; t != NULL && i <= t->mask; i++) {
+    if ((th = px__stm_walk_pin()) == NULL)
+        return 0;
+    t = atomic_load(&d->table);
+    for (size_t i = 0; t != NULL && i <= t->mask && rc == 0; i++) {
         px_py_tloc_t *s = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
-        int rc = s != NULL ? px__stm_loc_traverse(s, visit, arg) : 0;
-        if (rc != 0)
-            return rc;
+        rc = s != NULL ? px__stm_loc_traverse(s, visit, arg) : 0;
     }
-    return 0;
+    px_stm_unpin(th);
+    return rc;
 }
 
 static int td_clear_refs(PyObject *op)

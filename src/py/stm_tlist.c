@@ -230,15 +230,18 @@ fail:
 static int tl_traverse(PyObject *op, visitproc visit, void *arg)
 {
     tlist_t *l = (tlist_t *)op;
-    slots_t *s = atomic_load(&l->slots);
+    px_stm_thread_t *th;
+    slots_t *s;
+    int rc = 0;
     Py_VISIT(Py_TYPE(op));
     Py_VISIT(l->name);
-    for (Py_ssize_t i = 0; s != NULL && i < atomic_load(&l->nlocs); i++) {
-        int rc = px__stm_loc_traverse(s->slot[i], visit, arg);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
+    if ((th = px__stm_walk_pin()) == NULL)
+        return 0;
+    s = atomic_load(&l->slots);
+    for (Py_ssize_t i = 0; s != NULL && i < s->cap && i < atomic_load(&l->nlocs) && rc == 0; i++)
+        rc = px__stm_loc_traverse(s->slot[i], visit, arg);
+    px_stm_unpin(th);
+    return rc;
 }
 
 static int tl_clear_refs(PyObject *op)

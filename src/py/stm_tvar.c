@@ -14,8 +14,8 @@ PyObject *px__stm_label(PyObject *self, PyObject *name)
 {
     if (name != NULL && name != Py_None)
         return PyObject_Str(name);
-    return PyUnicode_FromFormat("%s@%llx", Py_TYPE(self)->tp_name,
-                                (unsigned long long)(uintptr_t)self);
+    /* %p: 3.11's PyUnicode_FromFormat knows no %llx. */
+    return PyUnicode_FromFormat("%s@%p", Py_TYPE(self)->tp_name, (void *)self);
 }
 
 static PyObject *tvar_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)

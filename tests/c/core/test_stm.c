@@ -108,6 +108,7 @@ static void run_tx(px_stm_thread_t *th, int max_retries, int (*fn)(px_stm_thread
             px_stm_serial_exit(th);
             PX_CHECK_GE(err, 0); /* the irrevocable mode cannot lose */
         }
+        px_stm_reclaim(th);
         if (err >= 0)
             return;
         PX_CHECK(err == -EBUSY || err == -ESTALE);
@@ -217,8 +218,52 @@ static void *drain_limbo(void *arg)
         PX_CHECK_EQ(px_stm_read(th, &loc, &v), 0);
         PX_CHECK_EQ(px_stm_commit(th), 1);
         px_stm_end(th);
+        px_stm_reclaim(th);
     }
     release_box(px_stm_loc_value(&loc));
+    return NULL;
+}
+
+static void *commit_to(void *arg)
+{
+    px_stm_loc_t *loc = arg;
+    px_stm_thread_t *th = px_stm_thread();
+    void *v;
+    PX_CHECK_EQ(px_stm_begin(th, false), 0);
+    PX_CHECK_EQ(px_stm_read(th, loc, &v), 0);
+    PX_CHECK_EQ(px_stm_write(th, loc, new_box(1)), 0);
+    PX_CHECK_EQ(px_stm_commit(th), 0);
+    px_stm_end(th);
+    px_stm_reclaim(th);
+    return NULL;
+}
+
+/* A commit that fails validation leaves nothing locked: its caller runs code
+ * (a finalizer, a stop-the-world) before px_stm_end, which may wait for a
+ * reader of what it wrote. */
+static void *failed_commit_unlocks(void *arg)
+{
+    px_stm_thread_t *th = px_stm_thread();
+    px_stm_loc_t read, written;
+    pthread_t t;
+    void *v;
+    px_stm_loc_init(&read, new_box(0));
+    px_stm_loc_init(&written, new_box(0));
+    PX_CHECK_EQ(px_stm_begin(th, false), 0);
+    PX_CHECK_EQ(px_stm_read(th, &read, &v), 0);
+    PX_CHECK_EQ(px_stm_write(th, &written, new_box(2)), 0);
+    PX_CHECK_EQ(pthread_create(&t, NULL, commit_to, &read), 0);
+    PX_CHECK_EQ(pthread_join(t, NULL), 0);
+    PX_CHECK_EQ(px_stm_commit(th), -ESTALE);
+    px_stm_pin(th);
+    PX_CHECK_EQ(px_stm_peek(&written, &v), 0);
+    PX_CHECK_EQ(((box_t *)v)->balance, 0);
+    px_stm_unpin(th);
+    px_stm_end(th);
+    px_stm_reclaim(th);
+    release_box(px_stm_loc_value(&read));
+    release_box(px_stm_loc_value(&written));
+    (void)arg;
     return NULL;
 }
 
@@ -231,6 +276,10 @@ int main(void)
      * none leaked once the threads that retired them are gone. */
     {
         pthread_t t;
+        /* On threads of their own: a thread that ends leaves its limbo to
+         * be adopted; the main thread's would stay with it. */
+        PX_CHECK_EQ(pthread_create(&t, NULL, failed_commit_unlocks, NULL), 0);
+        PX_CHECK_EQ(pthread_join(t, NULL), 0);
         PX_CHECK_EQ(pthread_create(&t, NULL, retire_outside, NULL), 0);
         PX_CHECK_EQ(pthread_join(t, NULL), 0);
         PX_CHECK_EQ(pthread_create(&t, NULL, drain_limbo, NULL), 0);

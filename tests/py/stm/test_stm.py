@@ -76,6 +76,19 @@ def conflict_once(v: px.tvar, hold: threading.Event, go: threading.Event) -> Cal
     return body
 
 
+def lose_once(v: px.tvar, value: int) -> None:
+    """Run conflict_once's body on a thread while this one sets v to value:
+    the body conflicts once, then commits (v ends at value + 10)."""
+    hold, go = threading.Event(), threading.Event()
+    t = threading.Thread(target=px.atomic, args=(conflict_once(v, hold, go),))
+    t.start()
+    assert hold.wait(10)
+    v.set(value)
+    go.set()
+    t.join(10)
+    assert not t.is_alive()
+
+
 # ---- the bank: money is never created or lost --------------------------------
 
 def test_transfers_keep_the_total_at_every_observation() -> None:

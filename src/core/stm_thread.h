@@ -1,0 +1,59 @@
+/* The STM core's per-thread record and its logs, shared by the files of the
+ * core only (never by its users, who see px_stm_thread_t as opaque). */
+#ifndef PX_CORE_STM_THREAD_H
+#define PX_CORE_STM_THREAD_H
+
+#include "px/stm.h"
+
+typedef struct read_entry {
+    px_stm_loc_t *loc;
+    uint64_t version;
+} read_entry_t;
+
+typedef struct write_entry {
+    px_stm_loc_t *loc;
+    void *value;
+    uint64_t old; /* the lock word before this commit locked it */
+} write_entry_t;
+
+typedef struct undo_entry {
+    uint32_t index;
+    void *value;
+} undo_entry_t;
+
+typedef struct limbo_entry {
+    void *value;
+    uint64_t epoch;
+} limbo_entry_t;
+
+struct px_stm_thread {
+    /* Written by this thread at every transaction, read by reclaimers and the
+     * irrevocable mode: alone on its cache line. */
+    _Alignas(PX_CACHELINE) _Atomic uint64_t active; /* epoch while pinned, else 0 */
+    _Atomic bool in_tx;
+    _Alignas(PX_CACHELINE) _Atomic uint64_t count[PX_STM_NCOUNTERS];
+    uint64_t baseline[PX_STM_NCOUNTERS]; /* at the last reset; under registry_mutex */
+    struct px_stm_thread *next;          /* registry, immutable once published */
+    _Atomic bool in_use;
+    void *user;
+    uint32_t pin_depth;
+    /* The transaction: only this thread touches what follows. */
+    uint64_t rv;
+    bool serial, doomed;
+    px_stm_loc_t *conflict;
+    read_entry_t *reads;
+    uint32_t nreads, cap_reads;
+    write_entry_t *writes;
+    uint32_t nwrites, cap_writes;
+    uint32_t *index; /* open addressing: write entry + 1, or 0 */
+    uint32_t index_mask;
+    undo_entry_t *undo;
+    uint32_t nundo, cap_undo;
+    uint32_t sp_writes; /* writes older than the innermost savepoint */
+    uint32_t nlocked;
+    limbo_entry_t *limbo; /* a ring */
+    uint32_t limbo_head, nlimbo, cap_limbo, since_advance;
+    uint64_t seed;
+};
+
+#endif
