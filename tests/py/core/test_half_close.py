@@ -46,6 +46,8 @@ def test_server_shuts_first_and_keeps_receiving(spawn, backend: str) -> None:
             s.shutdown(socket.SHUT_WR)
             srv.wait_line("^EOF first$", start=start)
             assert s.recv(1) == b""
+        # both sides shut: the server closes it (before the next round counts)
+        srv.wait_line("^LOST first", start=start)
     srv.finish().assert_clean()
     assert len(srv.matching("^REFUSED BrokenPipeError$")) == ROUNDS
     assert len(srv.matching("^LOST first None$")) == ROUNDS
