@@ -250,7 +250,7 @@ PyObject *px_py_wsgi_start_new(px_py_wsgi_t *g)
     r->x = NULL;
     r->w = NULL;
     r->stream = NULL;
-    r->streamed = r->gone = false;
+    r->streamed = r->gone = r->failed = false;
     r->sent = 0;
     r->head_sent = false;
     r->buf = NULL;
