@@ -8,6 +8,7 @@
 #include "wsgi.h"
 
 #include "px/http_response.h"
+#include "px/http_stream.h"
 
 #include <fcntl.h>
 #include <stddef.h>
@@ -288,6 +289,28 @@ void px_py_wsgi_head_free(px_py_wsgi_head_t *h)
     h->extra = h->small;
 }
 
+/* The head of a response that has no body (HEAD, 304) with the app's
+ * Content-Length, whatever body the app gave: a stream ended at once, whose
+ * writes would be dropped and whose length is not checked. */
+static int respond_head(px_http_exchange_t *x, int status, const px_py_wsgi_head_t *h)
+{
+    px_http_stream_config_t cfg = {0};
+    px_http_stream_t *st;
+    int rc;
+
+    cfg.status = status;
+    cfg.content_type = h->ctype;
+    cfg.extra = h->extra;
+    cfg.extra_len = h->len;
+    cfg.length = h->length;
+    rc = px_http_stream_start(x, &cfg, &st);
+    if (rc < 0)
+        return rc;
+    rc = px_http_stream_end(st);
+    px_http_stream_release(st);
+    return rc;
+}
+
 /* Queue the response; the worker is ours. The bytes of body sent, or -1
  * when x was left unanswered (the engine answers 500 and closes). */
 static long long respond(px_http_exchange_t *x, px_py_start_response_t *r, answer_t *ans)
@@ -296,12 +319,20 @@ static long long respond(px_http_exchange_t *x, px_py_start_response_t *r, answe
     const char *body = ans->single ? PyBytes_AS_STRING(ans->single) : r->buf;
     size_t len = ans->single ? (size_t)PyBytes_GET_SIZE(ans->single) : r->len;
     long long sent = -1;
+    bool no_body = x->head || r->status == 304; /* the app's length tells of a body not sent */
     int rc;
 
     if (px_py_wsgi_head(r->headers, &h) < 0)
         goto out;
     if (ans->fd >= 0)
         len = ans->count;
+    if (no_body && h.length >= 0 && (size_t)h.length != len) {
+        if (h.close)
+            x->keep_alive = false;
+        if (respond_head(x, r->status, &h) >= 0 || x->responded)
+            sent = 0;
+        goto out;
+    }
     if (h.length >= 0 && (size_t)h.length != len) {
         /* Never a corrupt stream: the app's length is not what it gave. */
         fprintf(stderr,
