@@ -49,19 +49,21 @@ int px_py_wsgi_stream_begin(px_py_start_response_t *r)
     rc = px_http_stream_start(r->x, &cfg, &r->stream);
     px_py_engine_leave(r->w, entered);
     px_py_wsgi_head_free(&h);
-    r->head_sent = true;
-    r->streamed = true;
     if (rc == -ENOTCONN || rc == -EALREADY) {
+        r->head_sent = r->streamed = true;
         r->gone = true; /* closed meanwhile (a shutdown, a deadline): nobody to answer */
         r->stream = NULL;
         return 0;
     }
     if (rc < 0) {
+        /* x stays unanswered (a field refused, a head too long, no memory):
+         * not streamed, so that the app's failure gets the 500 */
         r->stream = NULL;
         PyErr_Format(PyExc_ValueError, "the response head was refused (%s; see the log)",
                      strerror(-rc));
         return -1;
     }
+    r->head_sent = r->streamed = true;
     return 0;
 }
 

@@ -45,3 +45,10 @@ def test_not_modified_with_the_apps_length(server: ServerProcess) -> None:
         r = read_reply(c)
         assert r.status == 304 and r.headers["etag"] == '"v1"' and r.body == b""
         assert read_reply(c).body == b"xxx"
+
+
+def test_refused_streamed_head_gets_500(server: ServerProcess) -> None:
+    with Conn(server.port, timeout=20) as c:
+        c.send(request("GET", "/long-type-streamed"))
+        r = read_reply(c)  # an answer, not a wait for one that never comes
+        assert r.status == 500

@@ -19,8 +19,8 @@ def app(environ: dict[str, Any], start: Callable[..., Any]) -> Any:
     if path == "/not-modified":
         start("304 Not Modified", [("ETag", '"v1"'), ("Content-Length", query)])
         return []
-    if path == "/bad-header-streamed":  # no length: streamed; a control byte in a value
-        start("200 OK", TEXT + [("X-Bad", "a\x01b")])
+    if path == "/long-type-streamed":  # no length: streamed; a head the engine cannot build
+        start("200 OK", [("Content-Type", "text/plain; x=" + "a" * 4000)])
         return iter([b"never", b" sent"])
     if path == "/file-read":  # k bytes read through the buffer, then the rest sent
         f = open(os.environ["FIX_APP_FILE"], "rb")  # noqa: SIM115 (closed by the wrapper)
