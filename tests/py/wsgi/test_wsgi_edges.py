@@ -52,3 +52,17 @@ def test_refused_streamed_head_gets_500(server: ServerProcess) -> None:
         c.send(request("GET", "/long-type-streamed"))
         r = read_reply(c)  # an answer, not a wait for one that never comes
         assert r.status == 500
+
+
+def test_file_wrapper_sends_from_the_python_position(server: ServerProcess,
+                                                     data_file: Path) -> None:
+    data = data_file.read_bytes()
+    with Conn(server.port) as c:
+        # read(10) through the buffer left the descriptor's offset further on
+        c.send(request("GET", "/file-read?10"))
+        r = read_reply(c)
+        assert r.status == 200 and r.body == data[10:]
+        # the app's Content-Length, shorter than the file: only that much
+        c.send(request("GET", "/file-read?10,100"))
+        r = read_reply(c)
+        assert r.status == 200 and r.body == data[10:110]
