@@ -233,8 +233,8 @@ static bool view_is(px_view_t v, const char *lit, size_t n)
 }
 
 /* A header as CGI names it: HTTP_ + upper case, '-' as '_'; repeated headers
- * joined by ", ". Names with '_' are dropped, as nginx and gunicorn do, so
- * that X_Forwarded_For cannot pass for X-Forwarded-For. */
+ * joined by ", " (Cookie by "; "). Names with '_' are dropped, as nginx and
+ * gunicorn do, so that X_Forwarded_For cannot pass for X-Forwarded-For. */
 static int set_header(PyObject *env, const px_http_header_t *h)
 {
     char small[128], *key;
@@ -262,7 +262,9 @@ static int set_header(PyObject *env, const px_http_header_t *h)
     old = PyDict_GetItemWithError(env, k); /* borrowed */
     if (old != NULL) {
         PyObject *v = PyUnicode_DecodeLatin1(h->value.base, (Py_ssize_t)h->value.len, NULL);
-        PyObject *joined = v ? PyUnicode_FromFormat("%U, %U", old, v) : NULL;
+        /* Cookie pairs are separated by "; " (RFC 6265 5.4), other lists by ", " */
+        const char *sep = view_is(h->name, "cookie", 6) ? "; " : ", ";
+        PyObject *joined = v ? PyUnicode_FromFormat("%U%s%U", old, sep, v) : NULL;
         rc = joined ? PyDict_SetItem(env, k, joined) : -1;
         Py_XDECREF(v);
         Py_XDECREF(joined);
