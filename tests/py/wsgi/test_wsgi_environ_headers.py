@@ -1,5 +1,6 @@
 """Request headers in the environ on both backends: repeated Cookie headers
-joined by "; " (RFC 6265: a list of them is not comma-separated)."""
+joined by "; " (RFC 6265: a list of them is not comma-separated), and a
+trusted X-Forwarded-Proto read by its first element (the client's side)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,14 @@ def test_repeated_cookies_joined_by_semicolon(server: ServerProcess) -> None:
     assert env["HTTP_COOKIE"] == "a=1; b=2; c=3"
     env = environ(server.port, "Accept: text/html", "Accept: text/plain")
     assert env["HTTP_ACCEPT"] == "text/html, text/plain"  # other lists keep the comma
+
+
+@pytest.mark.parametrize("headers,scheme", [
+    (["X-Forwarded-Proto: https, http"], "https"),
+    (["X-Forwarded-Proto: http, https"], "http"),
+    (["X-Forwarded-Proto: https", "X-Forwarded-Proto: http"], "https"),
+    (["X-Forwarded-Proto:  HTTPS "], "https"),
+])
+def test_forwarded_proto_first_element(server: ServerProcess, headers: list[str],
+                                       scheme: str) -> None:
+    assert environ(server.port, *headers)["wsgi.url_scheme"] == scheme
