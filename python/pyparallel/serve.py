@@ -42,7 +42,9 @@ def load_app(target: str, factory: bool = False) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
-        if e.name is not None and module_name.startswith(e.name):
+        # the module asked for, or a package on its way: not one it imports
+        if e.name is not None and (module_name == e.name or
+                                   module_name.startswith(e.name + ".")):
             raise LoadError(f"cannot import {module_name!r}: no module named {e.name!r} "
                             f"(searched from {os.getcwd()}; --app-dir adds a directory)") from e
         raise LoadError(f"importing {module_name!r} failed:\n{traceback.format_exc()}") from e

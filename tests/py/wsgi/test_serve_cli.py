@@ -122,3 +122,11 @@ def test_reload_abbreviation_is_refused(tmp_path: Path) -> None:
         proc.communicate()
         raise AssertionError("--rel was taken for --reload") from None
     assert proc.returncode == 2 and "--rel" in err
+
+
+def test_missing_dependency_named_like_a_prefix_shows_why() -> None:
+    # "absent" is a prefix of "absent_dep_app", but not the module asked for
+    r = run_cli("absent_dep_app:app")
+    assert r.returncode == 2
+    assert "importing 'absent_dep_app' failed" in r.stderr
+    assert "No module named 'absent'" in r.stderr
