@@ -109,7 +109,8 @@ int px_handle_wait_queued(px_handle_t *h, size_t level, int timeout_ms);
  * send completion, or at once on the calling thread when the level already is
  * there. So fn must not block and must not call px_conn_*: it posts
  * (px_handle_run) or signals. One watch at a time: a second replaces the
- * first. 0, -ENOTCONN once gone. Any thread. */
+ * first, which is called then, early, on the calling thread (so that an arg
+ * holding a reference is never lost). 0, -ENOTCONN once gone. Any thread. */
 typedef void px_handle_watch_fn(px_handle_t *h, void *arg);
 int px_handle_watch_low(px_handle_t *h, px_handle_watch_fn *fn, void *arg);
 

@@ -42,7 +42,9 @@ def load_app(target: str, factory: bool = False) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
-        if e.name is not None and module_name.startswith(e.name):
+        # the module asked for, or a package on its way: not one it imports
+        if e.name is not None and (module_name == e.name or
+                                   module_name.startswith(e.name + ".")):
             raise LoadError(f"cannot import {module_name!r}: no module named {e.name!r} "
                             f"(searched from {os.getcwd()}; --app-dir adds a directory)") from e
         raise LoadError(f"importing {module_name!r} failed:\n{traceback.format_exc()}") from e
@@ -71,7 +73,8 @@ def load_app(target: str, factory: bool = False) -> Any:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pyparallel serve",
+    # No abbreviations: the reloader's child must not read "--rel" as --reload.
+    p = argparse.ArgumentParser(prog="pyparallel serve", allow_abbrev=False,
                                 description="Serve a WSGI app or an HttpServer on all cores.")
     p.add_argument("target", help="module:attribute, e.g. mysite.wsgi:application")
     p.add_argument("--interface", choices=("auto", "wsgi", "http"), default="auto",
@@ -233,6 +236,9 @@ def _snapshot(root: str) -> dict[str, float]:
     return out
 
 
+_RELOADER_CHILD = "PX_SERVE_RELOADER_CHILD"  # set in the child: it never reloads itself
+
+
 def _reload(argv: list[str], root: str) -> int:
     """Run the server in a child; restart it when a source file changes."""
     child_argv = [sys.executable, "-m", "pyparallel", "serve"] + [a for a in argv
@@ -246,7 +252,7 @@ def _reload(argv: list[str], root: str) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     while True:
         before = _snapshot(root)
-        child = subprocess.Popen(child_argv)
+        child = subprocess.Popen(child_argv, env={**os.environ, _RELOADER_CHILD: "1"})
         changed = False
         while not stop.is_set() and child.poll() is None:
             stop.wait(0.5)
@@ -276,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.reload:
+    if args.reload and not os.environ.get(_RELOADER_CHILD):
         return _reload(argv, os.path.abspath(args.app_dir))
     return _serve(args, parser)
 

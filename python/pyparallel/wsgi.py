@@ -50,9 +50,10 @@ _log = logging.getLogger("pyparallel.wsgi")
 
 class FileWrapper:
     """``wsgi.file_wrapper``: a file the server sends with sendfile from its
-    current position when it has a ``fileno()`` of a regular file (the app's
-    Content-Length, when shorter, sends only that much); otherwise iterated in
-    blocks of ``blksize``. ``close()`` closes the file."""
+    position (``tell()``) when it has a ``fileno()`` of a regular file, never
+    more than the app's Content-Length when that is shorter (PEP 3333; a
+    longer one than the file holds is a 500); otherwise iterated in blocks of
+    ``blksize``, as any other body. ``close()`` closes the file."""
 
     def __init__(self, filelike: Any, blksize: int = 8192) -> None:
         self.filelike = filelike

@@ -387,13 +387,22 @@ int px_handle_wait_queued(px_handle_t *h, size_t level, int timeout_ms)
 
 int px_handle_watch_low(px_handle_t *h, px_handle_watch_fn *fn, void *arg)
 {
+    px_handle_watch_fn *replaced;
+    void *replaced_arg;
+
     if (atomic_load_explicit(&h->gone, memory_order_acquire))
         return -ENOTCONN;
     pthread_mutex_lock(&h->wait_lock);
+    replaced = h->watch_fn;
+    replaced_arg = h->watch_arg;
     h->watch_fn = fn;
     h->watch_arg = arg;
     atomic_store(&h->watching, true);
     pthread_mutex_unlock(&h->wait_lock);
+    /* Fired early rather than lost: its owner may hold a reference for it
+     * (a stream over whose watch outlived it, on a kept-alive connection). */
+    if (replaced != NULL)
+        replaced(h, replaced_arg);
     /* Already there: nothing would move to fire it. */
     if (px_handle_closed(h) || px_handle_queued(h) <= h->low_water)
         px__handle_moved(h);

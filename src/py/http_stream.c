@@ -378,7 +378,7 @@ int px_py_http_stream_iter(px_http_exchange_t *x, int status, const char *ctype,
     px_http_stream_t *st;
     PyObject *it = NULL, *item;
     bool released, ok = true;
-    int rc;
+    int rc, errors = 0; /* counted once the worker is ours again (stats are its own) */
 
     if (start(x, status, ctype, extra, extra_len, length, &st) < 0) {
         call_close(iterable);
@@ -396,7 +396,7 @@ int px_py_http_stream_iter(px_http_exchange_t *x, int status, const char *ctype,
                 PyErr_Clear(); /* the client went away: close() tells the iterator */
             } else {
                 px_py_display_exception(PyErr_GetRaisedException());
-                PX_STAT_ADD(px_worker_stats(w), errors, 1);
+                errors++;
             }
             ok = false;
             break;
@@ -404,7 +404,7 @@ int px_py_http_stream_iter(px_http_exchange_t *x, int status, const char *ctype,
     }
     if (PyErr_Occurred()) { /* the iterator raised: the client sees a cut body */
         px_py_display_exception(PyErr_GetRaisedException());
-        PX_STAT_ADD(px_worker_stats(w), errors, 1);
+        errors++;
         ok = false;
     }
     Py_BEGIN_ALLOW_THREADS if (ok) px_http_stream_end(st); /* a length not met is logged */
@@ -412,6 +412,8 @@ int px_py_http_stream_iter(px_http_exchange_t *x, int status, const char *ctype,
     Py_END_ALLOW_THREADS call_close(iterable);
     Py_XDECREF(it);
     px_py_reacquire(w, released);
+    if (errors > 0)
+        PX_STAT_ADD(px_worker_stats(w), errors, (uint64_t)errors);
     px_http_stream_release(st);
     return 0;
 }

@@ -110,6 +110,7 @@ typedef struct px_py_start_response {
     struct px_http_stream *stream; /* the response streamed (wsgi_stream.c), or NULL */
     bool streamed;                 /* a stream was started: the response is its */
     bool gone;                     /* the client went away, or the stream failed */
+    bool failed;                   /* a write failed otherwise than -EPIPE: the body is cut */
     unsigned long long sent;       /* body bytes streamed */
 } px_py_start_response_t;
 PyObject *px_py_wsgi_start_new(px_py_wsgi_t *g);

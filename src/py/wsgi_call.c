@@ -8,6 +8,7 @@
 #include "wsgi.h"
 
 #include "px/http_response.h"
+#include "px/http_stream.h"
 
 #include <fcntl.h>
 #include <stddef.h>
@@ -50,13 +51,34 @@ static int close_result(PyObject *result)
     return r ? 0 : -1;
 }
 
+/* Where the app left the file: its tell() (a buffered file's descriptor is
+ * at the end of what it read ahead), else the descriptor's offset. */
+static off_t file_position(PyObject *filelike, int fd)
+{
+    PyObject *tell = PyObject_CallMethod(filelike, "tell", NULL);
+    long long pos;
+
+    if (tell == NULL) {
+        PyErr_Clear();
+        return lseek(fd, 0, SEEK_CUR);
+    }
+    pos = PyLong_AsLongLong(tell);
+    Py_DECREF(tell);
+    if (pos == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    return (off_t)pos;
+}
+
 /* A wsgi.file_wrapper whose file has a descriptor of a regular file: sent
- * from its current position by the kernel. 1 when taken, 0 to iterate it. */
-static int take_file(px_py_wsgi_t *g, PyObject *result, answer_t *ans)
+ * from its current position by the kernel, never more than the app's
+ * Content-Length (PEP 3333). 1 when taken, 0 to iterate it. */
+static int take_file(px_py_wsgi_t *g, px_py_start_response_t *r, PyObject *result, answer_t *ans)
 {
     PyObject *filelike, *fileno;
     struct stat sb;
-    off_t pos;
+    off_t pos = -1;
     long fd;
 
     if (!Py_IS_TYPE(result, (PyTypeObject *)g->file_wrapper))
@@ -65,20 +87,22 @@ static int take_file(px_py_wsgi_t *g, PyObject *result, answer_t *ans)
     if (filelike == NULL)
         return -1;
     fileno = PyObject_CallMethod(filelike, "fileno", NULL);
-    Py_DECREF(filelike);
     if (fileno == NULL) {
+        Py_DECREF(filelike);
         PyErr_Clear(); /* no descriptor (BytesIO): iterate it */
         return 0;
     }
     fd = PyLong_AsLong(fileno);
     Py_DECREF(fileno);
     if (fd < 0) {
+        Py_DECREF(filelike);
         PyErr_Clear();
         return 0;
     }
-    /* Flush what Python buffered of the position: tell() is where the app left it. */
-    if (fstat((int)fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
-        (pos = lseek((int)fd, 0, SEEK_CUR)) < 0 || pos > sb.st_size)
+    if (fstat((int)fd, &sb) == 0 && S_ISREG(sb.st_mode))
+        pos = file_position(filelike, (int)fd);
+    Py_DECREF(filelike);
+    if (pos < 0 || pos > sb.st_size)
         return 0;
     ans->fd = fcntl((int)fd, F_DUPFD_CLOEXEC, 0);
     if (ans->fd < 0) {
@@ -87,6 +111,8 @@ static int take_file(px_py_wsgi_t *g, PyObject *result, answer_t *ans)
     }
     ans->offset = pos;
     ans->count = (size_t)(sb.st_size - pos);
+    if (r->status != 0 && r->length >= 0 && (unsigned long long)r->length < ans->count)
+        ans->count = (size_t)r->length;
     return 1;
 }
 
@@ -177,7 +203,7 @@ static void run_app(px_py_wsgi_t *g, PyObject *env, px_py_start_response_t *r, a
         px_py_wsgi_stream_finish(r, true); /* write() had begun: truncated, closed */
         return;
     }
-    rc = r->streamed ? 0 : take_file(g, result, ans);
+    rc = r->streamed ? 0 : take_file(g, r, result, ans);
     if (rc == 0)
         rc = gather(r, result, ans);
     else if (rc > 0 && r->status == 0) {
@@ -288,6 +314,28 @@ void px_py_wsgi_head_free(px_py_wsgi_head_t *h)
     h->extra = h->small;
 }
 
+/* The head of a response that has no body (HEAD, 304) with the app's
+ * Content-Length, whatever body the app gave: a stream ended at once, whose
+ * writes would be dropped and whose length is not checked. */
+static int respond_head(px_http_exchange_t *x, int status, const px_py_wsgi_head_t *h)
+{
+    px_http_stream_config_t cfg = {0};
+    px_http_stream_t *st;
+    int rc;
+
+    cfg.status = status;
+    cfg.content_type = h->ctype;
+    cfg.extra = h->extra;
+    cfg.extra_len = h->len;
+    cfg.length = h->length;
+    rc = px_http_stream_start(x, &cfg, &st);
+    if (rc < 0)
+        return rc;
+    rc = px_http_stream_end(st);
+    px_http_stream_release(st);
+    return rc;
+}
+
 /* Queue the response; the worker is ours. The bytes of body sent, or -1
  * when x was left unanswered (the engine answers 500 and closes). */
 static long long respond(px_http_exchange_t *x, px_py_start_response_t *r, answer_t *ans)
@@ -296,12 +344,20 @@ static long long respond(px_http_exchange_t *x, px_py_start_response_t *r, answe
     const char *body = ans->single ? PyBytes_AS_STRING(ans->single) : r->buf;
     size_t len = ans->single ? (size_t)PyBytes_GET_SIZE(ans->single) : r->len;
     long long sent = -1;
+    bool no_body = x->head || r->status == 304; /* the app's length tells of a body not sent */
     int rc;
 
     if (px_py_wsgi_head(r->headers, &h) < 0)
         goto out;
     if (ans->fd >= 0)
         len = ans->count;
+    if (no_body && h.length >= 0 && (size_t)h.length != len) {
+        if (h.close)
+            x->keep_alive = false;
+        if (respond_head(x, r->status, &h) >= 0 || x->responded)
+            sent = 0;
+        goto out;
+    }
     if (h.length >= 0 && (size_t)h.length != len) {
         /* Never a corrupt stream: the app's length is not what it gave. */
         fprintf(stderr,

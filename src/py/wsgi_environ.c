@@ -232,9 +232,24 @@ static bool view_is(px_view_t v, const char *lit, size_t n)
     return v.len == n && strncasecmp(v.base, lit, n) == 0;
 }
 
+/* The first element of a comma-separated list, without its whitespace. */
+static px_view_t first_element(px_view_t v)
+{
+    const char *comma = memchr(v.base, ',', v.len);
+    size_t n = comma != NULL ? (size_t)(comma - v.base) : v.len;
+
+    while (n > 0 && (v.base[n - 1] == ' ' || v.base[n - 1] == '\t'))
+        n--;
+    while (n > 0 && (v.base[0] == ' ' || v.base[0] == '\t')) {
+        v.base++;
+        n--;
+    }
+    return (px_view_t){v.base, n};
+}
+
 /* A header as CGI names it: HTTP_ + upper case, '-' as '_'; repeated headers
- * joined by ", ". Names with '_' are dropped, as nginx and gunicorn do, so
- * that X_Forwarded_For cannot pass for X-Forwarded-For. */
+ * joined by ", " (Cookie by "; "). Names with '_' are dropped, as nginx and
+ * gunicorn do, so that X_Forwarded_For cannot pass for X-Forwarded-For. */
 static int set_header(PyObject *env, const px_http_header_t *h)
 {
     char small[128], *key;
@@ -262,7 +277,9 @@ static int set_header(PyObject *env, const px_http_header_t *h)
     old = PyDict_GetItemWithError(env, k); /* borrowed */
     if (old != NULL) {
         PyObject *v = PyUnicode_DecodeLatin1(h->value.base, (Py_ssize_t)h->value.len, NULL);
-        PyObject *joined = v ? PyUnicode_FromFormat("%U, %U", old, v) : NULL;
+        /* Cookie pairs are separated by "; " (RFC 6265 5.4), other lists by ", " */
+        const char *sep = view_is(h->name, "cookie", 6) ? "; " : ", ";
+        PyObject *joined = v ? PyUnicode_FromFormat("%U%s%U", old, sep, v) : NULL;
         rc = joined ? PyDict_SetItem(env, k, joined) : -1;
         Py_XDECREF(v);
         Py_XDECREF(joined);
@@ -361,7 +378,7 @@ PyObject *px_py_wsgi_environ(px_py_wsgi_t *g, const px_http_exchange_t *x, const
 {
     const px_http_request_t *req = x->req;
     PyObject *env = PyDict_Copy(g->base_environ);
-    bool https = false, has_length = false;
+    bool https = false, has_length = false, scheme_seen = false;
 
     if (env == NULL)
         return NULL;
@@ -374,8 +391,11 @@ PyObject *px_py_wsgi_environ(px_py_wsgi_t *g, const px_http_exchange_t *x, const
             has_length = true;
             rc = set_view(env, g->keys[WK_CONTENT_LENGTH], h->value.base, h->value.len);
         } else {
-            if (g->scheme_header && view_is(h->name, g->scheme_header, g->scheme_header_len))
-                https = view_is(h->value, "https", 5);
+            if (g->scheme_header && !scheme_seen &&
+                view_is(h->name, g->scheme_header, g->scheme_header_len)) {
+                https = view_is(first_element(h->value), "https", 5);
+                scheme_seen = true; /* the first element of the list: the client's side */
+            }
             rc = set_header(env, h);
         }
         if (rc < 0)

@@ -11,10 +11,20 @@
 #include "px/http_stream.h"
 
 #include <errno.h>
+#include <stdlib.h>
 
 /* How long a write waits for a client that reads nothing; the engine's own
- * timeouts usually close such a connection first. */
+ * timeouts usually close such a connection first. PX_WSGI_STREAM_WAIT_MS
+ * (internal, for tests) shortens it. */
 #define STREAM_WAIT_MS 60000
+
+static int stream_wait_ms(void)
+{
+    const char *env = getenv("PX_WSGI_STREAM_WAIT_MS");
+    long ms = env != NULL ? strtol(env, NULL, 10) : 0;
+
+    return ms > 0 && ms <= STREAM_WAIT_MS ? (int)ms : STREAM_WAIT_MS;
+}
 
 int px_py_wsgi_stream_begin(px_py_start_response_t *r)
 {
@@ -39,19 +49,21 @@ int px_py_wsgi_stream_begin(px_py_start_response_t *r)
     rc = px_http_stream_start(r->x, &cfg, &r->stream);
     px_py_engine_leave(r->w, entered);
     px_py_wsgi_head_free(&h);
-    r->head_sent = true;
-    r->streamed = true;
     if (rc == -ENOTCONN || rc == -EALREADY) {
+        r->head_sent = r->streamed = true;
         r->gone = true; /* closed meanwhile (a shutdown, a deadline): nobody to answer */
         r->stream = NULL;
         return 0;
     }
     if (rc < 0) {
+        /* x stays unanswered (a field refused, a head too long, no memory):
+         * not streamed, so that the app's failure gets the 500 */
         r->stream = NULL;
         PyErr_Format(PyExc_ValueError, "the response head was refused (%s; see the log)",
                      strerror(-rc));
         return -1;
     }
+    r->head_sent = r->streamed = true;
     return 0;
 }
 
@@ -73,7 +85,7 @@ int px_py_wsgi_stream_send(px_py_start_response_t *r, const char *data, size_t l
         px_py_engine_leave(r->w, entered);
         if (rc != -EAGAIN)
             break;
-        Py_BEGIN_ALLOW_THREADS rc = px_http_stream_wait(r->stream, STREAM_WAIT_MS);
+        Py_BEGIN_ALLOW_THREADS rc = px_http_stream_wait(r->stream, stream_wait_ms());
         Py_END_ALLOW_THREADS if (rc == -EDEADLK) flags = PX_HTTP_STREAM_FORCE; /* no hand-off */
         else if (rc < 0) break;
     }
@@ -81,8 +93,14 @@ int px_py_wsgi_stream_send(px_py_start_response_t *r, const char *data, size_t l
         fprintf(stderr,
                 "pyparallel.wsgi: the body goes past the app's Content-Length: the connection "
                 "closed after it\n");
-    if (rc < 0)
-        r->gone = true; /* -EPIPE: the client went away; the app's close() still comes */
+    if (rc < 0) {
+        /* -EPIPE: the client went away; anything else (a reader too slow,
+         * no memory) cuts a stream still open: it must end failed, never
+         * with a terminator that makes it look whole. The app's close()
+         * still comes. */
+        r->gone = true;
+        r->failed = rc != -EPIPE;
+    }
     return 0;
 }
 
@@ -95,7 +113,7 @@ void px_py_wsgi_stream_finish(px_py_start_response_t *r, bool failed)
         return;
     r->sent = px_http_stream_written(r->stream);
     entered = px_py_engine_enter(r->w); /* in order with the writes, as above */
-    if (failed) {
+    if (failed || r->failed || r->gone) {
         px_http_stream_fail(r->stream); /* a cut body, then the close: never a whole one */
     } else if ((rc = px_http_stream_end(r->stream)) == -EBADMSG) {
         fprintf(stderr,

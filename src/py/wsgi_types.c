@@ -16,6 +16,7 @@
 typedef struct wsgi_input {
     PyObject_HEAD PyObject *body; /* bytes: the body, or what was read of it and not taken */
     Py_ssize_t pos;
+    Py_ssize_t len;        /* bytes of body filled: past them is room for the next reads */
     px_http_exchange_t *x; /* a body still arriving: read from here while the app runs */
     bool eof;
 } wsgi_input_t;
@@ -32,6 +33,7 @@ PyObject *px_py_wsgi_input_new(px_py_wsgi_t *g, const char *body, size_t len)
     in->pos = 0;
     in->x = NULL;
     in->eof = true;
+    in->len = (Py_ssize_t)len;
     in->body = PyBytes_FromStringAndSize(body, (Py_ssize_t)len);
     if (in->body == NULL) {
         Py_DECREF(in);
@@ -83,7 +85,33 @@ static int size_arg(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t *out)
 
 static Py_ssize_t left(wsgi_input_t *in)
 {
-    return PyBytes_GET_SIZE(in->body) - in->pos;
+    return in->len - in->pos;
+}
+
+/* Room for `want` more bytes after those not taken: a new buffer when
+ * short, twice what it keeps (no more than a read needs when it asks for
+ * more than `want`), so that a large read or a long line copies each byte
+ * a bounded number of times, not once per step. */
+static int make_room(wsgi_input_t *in, Py_ssize_t want, Py_ssize_t need)
+{
+    Py_ssize_t have = left(in), size;
+    PyObject *grown;
+
+    if (PyBytes_GET_SIZE(in->body) - in->len >= want)
+        return 0;
+    size = have > PY_SSIZE_T_MAX / 2 ? have : 2 * have;
+    if (need - have > want && size > need)
+        size = need;
+    if (size < have + want)
+        size = have + want;
+    grown = PyBytes_FromStringAndSize(NULL, size);
+    if (grown == NULL)
+        return -1;
+    memcpy(PyBytes_AS_STRING(grown), PyBytes_AS_STRING(in->body) + in->pos, (size_t)have);
+    Py_SETREF(in->body, grown);
+    in->pos = 0;
+    in->len = have;
+    return 0;
 }
 
 /* Read from a body still arriving until `need` bytes are here or it ends:
@@ -96,17 +124,14 @@ static int fill(wsgi_input_t *in, Py_ssize_t need)
         Py_ssize_t have = left(in);
         Py_ssize_t want = need - have < INPUT_READ ? INPUT_READ
                                                    : PX_MIN(need - have, INPUT_READ * 16);
-        PyObject *grown = PyBytes_FromStringAndSize(NULL, have + want);
         ssize_t n;
 
-        if (grown == NULL)
+        if (make_room(in, want, need) < 0)
             return -1;
-        memcpy(PyBytes_AS_STRING(grown), PyBytes_AS_STRING(in->body) + in->pos, (size_t)have);
-        Py_BEGIN_ALLOW_THREADS n = px_http_body_read(in->x, PyBytes_AS_STRING(grown) + have,
+        Py_BEGIN_ALLOW_THREADS n = px_http_body_read(in->x, PyBytes_AS_STRING(in->body) + in->len,
                                                      (size_t)want, -1);
         Py_END_ALLOW_THREADS if (n < 0)
         {
-            Py_DECREF(grown);
             in->eof = true;
             errno = (int)-n;
             PyErr_SetFromErrno(n == -ECONNRESET ? PyExc_ConnectionResetError : PyExc_OSError);
@@ -114,10 +139,7 @@ static int fill(wsgi_input_t *in, Py_ssize_t need)
         }
         if (n == 0)
             in->eof = true;
-        if (_PyBytes_Resize(&grown, have + n) < 0)
-            return -1;
-        Py_SETREF(in->body, grown);
-        in->pos = 0;
+        in->len += n;
     }
     return 0;
 }
@@ -129,7 +151,7 @@ static PyObject *take(wsgi_input_t *in, Py_ssize_t n)
 
     if (n < 0 || n > left(in))
         n = left(in);
-    if (in->pos == 0 && n == PyBytes_GET_SIZE(in->body)) {
+    if (in->pos == 0 && n == PyBytes_GET_SIZE(in->body)) { /* all filled, shared: never refilled */
         out = Py_NewRef(in->body);
     } else {
         out = PyBytes_FromStringAndSize(PyBytes_AS_STRING(in->body) + in->pos, n);
@@ -250,7 +272,7 @@ PyObject *px_py_wsgi_start_new(px_py_wsgi_t *g)
     r->x = NULL;
     r->w = NULL;
     r->stream = NULL;
-    r->streamed = r->gone = false;
+    r->streamed = r->gone = r->failed = false;
     r->sent = 0;
     r->head_sent = false;
     r->buf = NULL;

@@ -78,7 +78,9 @@ def format_event(data: str | bytes | None = None, event: str | None = None,
         out.append(f"retry: {int(retry)}")
     if data is not None:
         text = data.decode() if isinstance(data, bytes) else data
-        out += [f"data: {line}" for line in text.replace("\r\n", "\n").split("\n")]
+        # CRLF, LF and a lone CR all end a line for the client (the SSE grammar)
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        out += [f"data: {line}" for line in lines]
     return ("\n".join(out) + "\n\n").encode()
 
 

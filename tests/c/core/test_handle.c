@@ -5,7 +5,9 @@
  * before it; after the close sends fail and close is a no-op; a connection
  * freed (reset by its peer, aborted by another thread, or at shutdown) while
  * other threads keep posting costs neither a crash nor a leak; a peer that
- * does not read makes sends fail with -EAGAIN until it reads again.
+ * does not read makes sends fail with -EAGAIN until it reads again; a second
+ * low-water watch fires the one it replaces (whose owner holds a reference
+ * for it), and both fire once.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -276,6 +278,56 @@ static void backpressure(int port)
     px_handle_release(h);
 }
 
+static void count_watch(px_handle_t *h, void *arg)
+{
+    (void)h;
+    atomic_fetch_add((_Atomic int *)arg, 1);
+}
+
+/* Two watches armed over the mark, one after the other (two streamed
+ * responses on one kept-alive connection): the first is not lost (its owner
+ * took a reference for it); each fires once. */
+static void second_watch(int port)
+{
+    char chunk[16 * 1024];
+    struct iovec iov = {chunk, sizeof(chunk)};
+    _Atomic int first = 0, second = 0;
+    px_handle_t *h;
+    int fd, rc, small = 4096;
+    uint64_t end = px_test_now_ms() + 20000;
+
+    memset(chunk, 'w', sizeof(chunk));
+    h = open_conn(port, &fd);
+    PX_CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    while ((rc = px_handle_send(h, &iov, 1, false)) == 0 && px_test_now_ms() < end)
+        ;
+    PX_CHECK_EQ(rc, -EAGAIN);
+    /* force the level well over low water so that neither fires at once */
+    for (int i = 0; i < 8; i++)
+        PX_CHECK_EQ(px_handle_send(h, &iov, 1, true), 0);
+    PX_CHECK_EQ(px_handle_watch_low(h, count_watch, &first), 0);
+    PX_CHECK_EQ(px_handle_watch_low(h, count_watch, &second), 0);
+    PX_CHECK_EQ(atomic_load(&first), 1); /* replaced: fired (early) then */
+    PX_CHECK_EQ(atomic_load(&second), 0);
+    for (;;) { /* read until the level falls: the second fires */
+        ssize_t n = recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+        if (atomic_load(&second) != 0)
+            break;
+        if (n <= 0 && !(n < 0 && (errno == EINTR || errno == EAGAIN)))
+            PX_FAIL_("recv: %zd (%s)", n, strerror(errno));
+        if (n < 0)
+            usleep(1000);
+        if (px_test_now_ms() > end + 20000)
+            PX_FAIL_("the second watch never fired");
+    }
+    usleep(10 * 1000);
+    PX_CHECK_EQ(atomic_load(&first), 1);
+    PX_CHECK_EQ(atomic_load(&second), 1);
+    PX_CHECK_EQ(px_handle_close(h), 0);
+    close(fd);
+    px_handle_release(h);
+}
+
 /* The engine shuts down while a thread posts: what never runs is dropped. */
 static void shutdown_while_posting(px_engine_t *e, int port)
 {
@@ -317,6 +369,7 @@ static void run(px_backend_kind_t kind)
     freed_while_posting(port, true);
     freed_while_posting(port, false);
     backpressure(port);
+    second_watch(port);
     printf("%s: ok\n", px_engine_backend_name(e));
     shutdown_while_posting(e, port);
 }

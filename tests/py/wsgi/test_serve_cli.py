@@ -3,6 +3,8 @@ module entry point and console script, the access log, --reload."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -104,3 +106,27 @@ def test_reload_restarts_on_change(tmp_path: Path) -> None:
         assert proc.finish().rc == 0
     finally:
         proc.close()
+
+
+def test_reload_abbreviation_is_refused(tmp_path: Path) -> None:
+    # "--rel" once meant --reload to argparse, but the child's argv (without
+    # "--reload") kept it: each child a reloader of its own, without end
+    proc = subprocess.Popen([sys.executable, "-m", "pyparallel", "serve", "pep_app:app",
+                             "--port", "0", "--rel"], cwd=APPS, env=child_env(None),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole chain, whatever it became
+        proc.communicate()
+        raise AssertionError("--rel was taken for --reload") from None
+    assert proc.returncode == 2 and "--rel" in err
+
+
+def test_missing_dependency_named_like_a_prefix_shows_why() -> None:
+    # "absent" is a prefix of "absent_dep_app", but not the module asked for
+    r = run_cli("absent_dep_app:app")
+    assert r.returncode == 2
+    assert "importing 'absent_dep_app' failed" in r.stderr
+    assert "No module named 'absent'" in r.stderr

@@ -55,6 +55,7 @@ def test_large_upload_flat_memory(server: ServerProcess) -> None:
     assert reply.startswith(b"HTTP/1.1 200")
     total, _, hexdigest = reply.split(b"\r\n\r\n", 1)[1].partition(b" ")
     assert int(total) == UPLOAD
+    assert hexdigest.decode() == digest.hexdigest()  # the bytes the app read, in order
     grown = peak[0] - rss0
     assert grown < 64 * MIB, f"RSS grew {grown / MIB:.0f} MiB for a {UPLOAD // MIB} MiB upload"
 
