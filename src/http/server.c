@@ -13,7 +13,6 @@
 #include "px/clock.h"
 #include "px/http_response.h"
 #include "px/http_server.h"
-
 #include "early.h"
 #include "respond.h"
 #include "conn_state.h"
@@ -38,18 +37,12 @@ struct px_http_server {
     px_http_app_fn app;
     void *udata;
     static_route_t *statics;
-    px_http_router_t *router; /* the app's routes */
-    char **allow_lines;       /* by route id: "Allow: ...\r\n" for its 405 */
-    bool *takes_body;         /* by route id: a method other than GET and HEAD */
-    char *options_allow;      /* "Allow: ...\r\n" of OPTIONS *, built at listen */
-    /* per-connection app state at close, or NULL */
-    px_http_conn_release_fn release_app_data;
+    px_http_router_t *router;                 /* the app's routes */
+    char **allow_lines;                       /* by route id: "Allow: ...\r\n" for its 405 */
+    bool *takes_body;                         /* by route id: a method other than GET and HEAD */
+    char *options_allow;                      /* "Allow: ...\r\n" of OPTIONS *, built at listen */
+    px_http_conn_release_fn release_app_data; /* app state at close, or NULL */
 };
-
-static http_conn_t *state_of(px_conn_t *c)
-{
-    return px__http_state_of(c);
-}
 
 void px_http_config_default(px_http_config_t *cfg)
 {
@@ -298,7 +291,7 @@ static void dispatch(px_conn_t *c, px_http_server_t *s, const px_http_request_t 
  * stream still occupies the connection. */
 static void free_state(px_conn_t *c)
 {
-    http_conn_t *h = state_of(c);
+    http_conn_t *h = px__http_state_of(c);
     if (h) {
         px_conn_charge(c, -(int64_t)h->cap);
         free(h->buf);
@@ -318,7 +311,7 @@ static void free_state(px_conn_t *c)
 /* The state of c, created when it has none; NULL without memory. */
 static http_conn_t *conn_state(px_conn_t *c)
 {
-    http_conn_t *h = state_of(c);
+    http_conn_t *h = px__http_state_of(c);
 
     if (h == NULL) {
         h = calloc(1, sizeof(*h));
@@ -394,7 +387,7 @@ static ssize_t answer_early(px_conn_t *c, px_http_server_t *s, px_http_request_t
  * its head seen before) was admitted then and goes on. */
 static bool refuse_body(px_conn_t *c, const px_http_request_t *req, size_t off)
 {
-    const http_conn_t *h = state_of(c);
+    const http_conn_t *h = px__http_state_of(c);
     size_t more = req->chunked ? 0 : (size_t)req->content_length;
 
     if (off == 0 && h != NULL && (h->in_body || h->chunked))
@@ -465,7 +458,7 @@ static ssize_t process(px_conn_t *c, px_http_server_t *s, char *buf, size_t len,
             break;
         }
         if (req.chunked) {
-            http_conn_t *h = state_of(c);
+            http_conn_t *h = px__http_state_of(c);
             char *raw;
             size_t rawlen, dlen;
             int r;
@@ -532,7 +525,7 @@ static void start_dropping(px_conn_t *c, px_http_server_t *s, http_conn_t *h)
 int px__http_on_data(px_conn_t *c, const char *data, size_t len)
 {
     px_http_server_t *s = px_conn_server_udata(c);
-    http_conn_t *h = state_of(c);
+    http_conn_t *h = px__http_state_of(c);
     bool want_continue, in_body;
     ssize_t used;
 
@@ -551,7 +544,7 @@ int px__http_on_data(px_conn_t *c, const char *data, size_t len)
         len -= (size_t)used;
         if (px__http_held_for_stream(c, data, len))
             return 0;
-        h = state_of(c);
+        h = px__http_state_of(c);
         if (h != NULL && h->buf == NULL)
             h = NULL; /* what a stream keeps is no request state */
     }
@@ -560,7 +553,7 @@ int px__http_on_data(px_conn_t *c, const char *data, size_t len)
         used = process(c, s, (char *)data, len, false, &want_continue, &in_body);
         if (used < 0)
             return 0;
-        h = state_of(c);
+        h = px__http_state_of(c);
         if (h != NULL && h->dropping) {
             start_dropping(c, s, h);
             return 0;
@@ -591,7 +584,7 @@ int px__http_on_data(px_conn_t *c, const char *data, size_t len)
         memcpy(h->buf + h->len, data, len);
         h->len += len;
     }
-    h = state_of(c);
+    h = px__http_state_of(c);
     used = process(c, s, h->buf, h->len, true, &want_continue, &in_body);
     if (used < 0)
         return 0;
@@ -640,7 +633,7 @@ static void http_on_close(px_conn_t *c, int err)
 {
     px_http_server_t *s = px_conn_server_udata(c);
     void *app_data = px_conn_app_data(c);
-    http_conn_t *h = state_of(c);
+    http_conn_t *h = px__http_state_of(c);
 
     if (h != NULL && h->stream != NULL)
         px__http_stream_gone(h->stream, c, err);

@@ -57,7 +57,7 @@ PyObject *px_py_http_conn_context(px_py_http_app_t *a, px_conn_t *c);
  * exception (http_result.c). */
 int px_py_http_header_lines(PyObject *headers, char **out, size_t *len);
 
-/* Streamed responses (http_stream.c). The handler of x runs on this thread
+/* Streamed responses (http_streaming.c). The handler of x runs on this thread
  * (with req) between enter and leave: pyparallel.http.stream() finds it. */
 void px_py_http_stream_enter(px_http_exchange_t *x, PyObject *req);
 void px_py_http_stream_leave(void);
