@@ -6,7 +6,7 @@ PY_GIL    := $(VENV_GIL)/bin/python
 PORT      ?= 8080
 PIP_BUILD := -m pip install -q --no-build-isolation --no-deps
 
-.PHONY: all bootstrap build build-gil run lint test test-c test-py bench soak sanitize tsan fuzz clean
+.PHONY: all bootstrap build build-gil run lint test test-c test-py bench soak sanitize tsan fuzz clean db db-stop
 
 all: build
 
@@ -57,5 +57,16 @@ tsan: bootstrap
 fuzz: bootstrap
 	./tools/fuzz $(or $(FUZZ_SECONDS),120)
 
+# A PostgreSQL with TechEmpower's database for development (tools/pg-cluster), in
+# $(DB_DIR); a second `make db` only prints its DSN. `make db-stop` removes it.
+DB_DIR ?= build/db
+db:
+	@dsn=$$(./tools/pg-cluster start $(DB_DIR)) && echo "PostgreSQL in $(DB_DIR): $$dsn" \
+		&& echo "stop it (and drop its data) with: make db-stop"
+
+db-stop:
+	./tools/pg-cluster stop $(DB_DIR)
+
 clean:
+	@[ ! -f $(DB_DIR)/cluster.json ] || ./tools/pg-cluster stop $(DB_DIR)
 	rm -rf build
