@@ -7,9 +7,9 @@ Run as root (CI does), the cluster belongs to an unprivileged user: PX_PG_USER,
 else Debian's ``postgres`` account, else ``nobody``; DIR must then be reachable
 by that user (a directory under /tmp always is).
 
-Tuned for a test or benchmark box, not for data anyone wants back: fsync,
-full_page_writes and synchronous_commit are off, so a crash of the machine (not
-of PostgreSQL) can lose or corrupt the data. Dynamic shared memory is mmap'd
+Tuned for a test or benchmark box, not for data anyone wants back: fsync and
+full_page_writes are off, so a crash of the machine can lose or corrupt the
+data; a crash of PostgreSQL alone (kill()) loses nothing committed. Dynamic shared memory is mmap'd
 files inside the data directory, so nothing is left in /dev/shm; stopping
 removes the System V segment of a server that was killed.
 
@@ -54,8 +54,9 @@ max_connections = 300
 shared_buffers = 64MB
 work_mem = 4MB
 # Durability off: this data is regenerated, never recovered after a machine crash.
+# A crash of PostgreSQL alone loses nothing committed (synchronous_commit stays on:
+# without fsync a commit costs one write), which tests that kill it rely on.
 fsync = off
-synchronous_commit = off
 full_page_writes = off
 wal_level = minimal
 max_wal_senders = 0

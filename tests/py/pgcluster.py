@@ -1,0 +1,86 @@
+"""pytest fixtures: throwaway PostgreSQL clusters with TechEmpower's database.
+
+``pg_dsn`` (session): the DSN of one cluster for the whole session, started
+the first time a test asks for it (a session whose tests need no database
+starts none) and removed at the end. Tests share it: they may change World's
+random numbers, never the schema.
+
+``pg_cluster`` (function): a fresh cluster of the test's own, a
+``pg_cluster.Cluster`` (tools/pg_cluster.py): ``dsn()``, ``stop()``,
+``start()`` (same port, same data), ``kill()`` (SIGKILL to the server and all
+its processes, as a crash), ``pid()``, ``running()``; removed at teardown.
+
+Clusters live in a new directory under the temporary directory (short enough
+for the Unix socket, reachable by the account the server runs as when the
+tests run as root). Without PostgreSQL installed, tests that ask for a cluster
+are skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import tempfile
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from helpers import TOOLS
+
+
+def _load_tool() -> ModuleType:
+    """tools/pg_cluster.py as the module ``pg_cluster`` (one implementation for
+    the command line and the tests)."""
+    if "pg_cluster" in sys.modules:
+        return sys.modules["pg_cluster"]
+    spec = importlib.util.spec_from_file_location("pg_cluster", TOOLS / "pg_cluster.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["pg_cluster"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+pg = _load_tool()
+
+# The session's cluster once a test asked for it (None until then).
+_session: Any = None
+
+
+def new_cluster() -> Any:
+    """A started cluster in a new temporary directory; the caller destroys it."""
+    try:
+        pg.find_bindir()
+    except pg.ClusterError as e:
+        pytest.skip(f"no PostgreSQL to test against: {e}")
+    cluster = pg.Cluster(tempfile.mkdtemp(prefix="px-pg-"))
+    try:
+        cluster.start()
+    except BaseException:
+        cluster.destroy()
+        raise
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """The DSN of the session's cluster (TCP on loopback, role benchmarkdbuser)."""
+    global _session
+    _session = new_cluster()
+    try:
+        yield str(_session.dsn())
+    finally:
+        _session.destroy()
+        _session = None
+
+
+@pytest.fixture
+def pg_cluster() -> Iterator[Any]:
+    """A fresh cluster for this test alone, to stop, kill and restart at will."""
+    cluster = new_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
