@@ -141,7 +141,7 @@ def _proc_table() -> dict[int, tuple[int, str]]:
     return out
 
 
-def _tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
     """pid and every process below it."""
     table = _proc_table()
     found, todo = [], [pid]
@@ -231,7 +231,7 @@ class Cluster:
         pid = self.pid()
         if pid is None:
             return
-        procs = _tree(pid)
+        procs = process_tree(pid)
         for p in procs:
             try:
                 os.kill(p, signal.SIGKILL)
