@@ -4,10 +4,10 @@ The echo benchmark (bench/echo_bench.py) and the HTTP benchmark
 (bench/http_bench.py), to which the arguments are passed on (e.g.
 ``python bench/run.py --runs 5 --seconds 10``), then, with their own defaults,
 fixed-rate latency, sharing, the HTTP handler over shared data, px.map (without
-and with sharing), transactions, hand-off, the Wikipedia example and the
-chat broadcast.
+and with sharing), transactions, hand-off, the Wikipedia example, the
+chat broadcast and TechEmpower's database tests on PostgreSQL.
 ``--only NAME[,NAME...]`` runs just those (echo, http, latency, share,
-share_http, map, stm, handoff, wiki, instructions, broadcast).
+share_http, map, stm, handoff, wiki, instructions, broadcast, db).
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ OTHERS = [
     ("wiki", "wiki_bench.py", []),
     ("instructions", "http_instructions.py", []),
     ("broadcast", "broadcast_bench.py", []),
+    ("db", "db_bench.py", []),
 ]
 
 

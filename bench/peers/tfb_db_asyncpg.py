@@ -11,14 +11,31 @@ statement cache; the updates go through executemany, as asyncpg recommends.
 import json
 
 import asyncpg
-from tfb_db_common import DSN, POOL_SIZE, count, random_id, render_fortunes
+from tfb_db_common import (
+    DSN,
+    HTML_ASGI,
+    JSON_ASGI,
+    POOL_SIZE,
+    count,
+    lifespan,
+    random_id,
+    render_fortunes,
+    respond,
+)
 
 SELECT_WORLD = "SELECT id, randomNumber FROM World WHERE id = $1"
 SELECT_FORTUNES = "SELECT id, message FROM Fortune"
 UPDATE_WORLD = "UPDATE World SET randomNumber = $1 WHERE id = $2"
-JSON = [(b"content-type", b"application/json")]
-HTML = [(b"content-type", b"text/html; charset=utf-8")]
 pool = None
+
+
+async def open_pool():
+    global pool
+    pool = await asyncpg.create_pool(DSN, min_size=POOL_SIZE, max_size=POOL_SIZE)
+
+
+async def close_pool():
+    await pool.close()
 
 
 async def worlds(conn, n):
@@ -30,42 +47,26 @@ async def worlds(conn, n):
     return out
 
 
-async def lifespan(receive, send):
-    global pool
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            pool = await asyncpg.create_pool(DSN, min_size=POOL_SIZE, max_size=POOL_SIZE)
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await pool.close()
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        return await lifespan(receive, send)
+        return await lifespan(receive, send, open_pool, close_pool)
     path = scope["path"]
     query = scope["query_string"].decode()
     async with pool.acquire() as conn:
         if path == "/db":
             row = await conn.fetchrow(SELECT_WORLD, random_id())
-            body, headers = json.dumps({"id": row[0], "randomNumber": row[1]}).encode(), JSON
+            body, headers = json.dumps({"id": row[0], "randomNumber": row[1]}).encode(), JSON_ASGI
         elif path == "/queries":
-            body, headers = json.dumps(await worlds(conn, count(query))).encode(), JSON
+            body, headers = json.dumps(await worlds(conn, count(query))).encode(), JSON_ASGI
         elif path == "/fortunes":
-            body, headers = render_fortunes(await conn.fetch(SELECT_FORTUNES)), HTML
+            body, headers = render_fortunes(await conn.fetch(SELECT_FORTUNES)), HTML_ASGI
         elif path == "/updates":
             rows = await worlds(conn, count(query))
             for r in rows:
                 r["randomNumber"] = random_id()
             await conn.executemany(UPDATE_WORLD,
                                    sorted((r["randomNumber"], r["id"]) for r in rows))
-            body, headers = json.dumps(rows).encode(), JSON
+            body, headers = json.dumps(rows).encode(), JSON_ASGI
         else:
             body, headers = b"", []
-    status = 200 if headers else 404
-    await send({"type": "http.response.start", "status": status,
-                "headers": headers + [(b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+    await respond(send, body, headers)

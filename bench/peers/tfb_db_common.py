@@ -47,3 +47,27 @@ def render_fortunes(rows) -> bytes:
     fortunes.append((0, EXTRA_FORTUNE))
     fortunes.sort(key=lambda f: f[1])
     return FORTUNES.render(fortunes=fortunes).encode()
+
+
+JSON_ASGI = [(b"content-type", b"application/json")]
+HTML_ASGI = [(b"content-type", b"text/html; charset=utf-8")]
+
+
+async def lifespan(receive, send, startup, shutdown):
+    """ASGI lifespan: await startup() before the first request, shutdown() at exit."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await startup()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await shutdown()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def respond(send, body, headers):
+    """The ASGI answer: 200 with HEADERS, or 404 when there are none."""
+    await send({"type": "http.response.start", "status": 200 if headers else 404,
+                "headers": headers + [(b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
