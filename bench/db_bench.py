@@ -9,7 +9,7 @@ whole run. The server under test is pinned to the first CPU; PostgreSQL (every
 one of its processes, and so the backends it forks) and wrk (``-t1 -cCONNS``)
 share the second, as a one-core server beside its database would. For each
 server and endpoint (``/db``, ``/queries?queries=20``, ``/fortunes``,
-``/updates?queries=20``): a 1 s warm-up, then SECONDS measured; RUNS rounds
+``/updates?queries=20``): a 2 s warm-up, then SECONDS measured; RUNS rounds
 (a fresh server per round), medians. Server CPU per request is the server's
 utime + stime (all its processes and threads) over the measured run divided by
 the requests answered; PostgreSQL's CPU per request is measured the same way.
@@ -138,7 +138,7 @@ def pin_tree(pid: int, cpus: list[int]) -> None:
 
 def measure(run: hb.Running, path: str, seconds: float, conns: int, wrk_cpus: list[int],
             pg_pid: int | None) -> dict:
-    hb.run_wrk(run.port, path, 1, conns, wrk_cpus)  # warm-up (wrk counts whole seconds)
+    hb.run_wrk(run.port, path, 2, conns, wrk_cpus)  # warm-up: pools filled, statements prepared
     pids = run.pids()
     db_pids = pg_cluster.process_tree(pg_pid) if pg_pid else []
     b0, t0, d0 = hb.busy_ticks(), hb.cpu_ticks(pids), hb.cpu_ticks(db_pids)
