@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from helpers import BACKENDS, SERVERS, TOOLS, ServerProcess, child_env
-from pgcluster import pg_cluster, pg_dsn  # noqa: F401  (fixtures: PostgreSQL clusters)
+from pgcluster import pg_cluster, pg_dsn, pg_template  # noqa: F401  (fixtures: PostgreSQL clusters)
 
 # Default per-test limit: no test may hang the suite.
 DEFAULT_TIMEOUT = 90

@@ -9,6 +9,7 @@ random numbers, never the schema.
 ``pg_cluster.Cluster`` (tools/pg_cluster.py): ``dsn()``, ``stop()``,
 ``start()`` (same port, same data), ``kill()`` (SIGKILL to the server and all
 its processes, as a crash), ``pid()``, ``running()``; removed at teardown.
+It starts as a copy of a template cluster made once per session.
 
 Clusters live in a new directory under the temporary directory (short enough
 for the Unix socket, reachable by the account the server runs as when the
@@ -49,19 +50,32 @@ pg = _load_tool()
 _session: Any = None
 
 
-def new_cluster() -> Any:
-    """A started cluster in a new temporary directory; the caller destroys it."""
+def new_cluster(template: Any = None) -> Any:
+    """A started cluster in a new temporary directory (a copy of the stopped
+    cluster TEMPLATE when given); the caller destroys it."""
     try:
         pg.find_bindir()
     except pg.ClusterError as e:
         pytest.skip(f"no PostgreSQL to test against: {e}")
     cluster = pg.Cluster(tempfile.mkdtemp(prefix="px-pg-"))
     try:
-        cluster.start()
+        cluster.start(template)
     except BaseException:
         cluster.destroy()
         raise
     return cluster
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[Any]:
+    """A loaded, stopped cluster that pg_cluster copies (quicker than initdb
+    and loading the data for each test); made when a test first needs it."""
+    template = new_cluster()
+    try:
+        template.stop()
+        yield template
+    finally:
+        template.destroy()
 
 
 @pytest.fixture(scope="session")
@@ -77,9 +91,9 @@ def pg_dsn() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_cluster() -> Iterator[Any]:
+def pg_cluster(pg_template: Any) -> Iterator[Any]:
     """A fresh cluster for this test alone, to stop, kill and restart at will."""
-    cluster = new_cluster()
+    cluster = new_cluster(pg_template)
     try:
         yield cluster
     finally:
