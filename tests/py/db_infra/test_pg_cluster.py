@@ -188,3 +188,31 @@ def test_session_cluster_starts_only_when_a_test_asks(tmp_path: Path) -> None:
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "2 passed" in res.stdout, res.stdout
+
+
+def test_make_db_starts_once_prints_the_dsn_and_db_stop_removes_it() -> None:
+    top = TOOLS.parent
+    parent = tempfile.mkdtemp(prefix="px-pg-make-")
+    os.chmod(parent, 0o755)  # the server's own account must reach DB_DIR inside it
+    directory = Path(parent) / "db"
+
+    def make(target: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["make", "-s", "-C", str(top), target, f"DB_DIR={directory}"],
+                              capture_output=True, text=True, timeout=120)
+
+    try:
+        first = make("db")
+        assert first.returncode == 0, first.stdout + first.stderr
+        dsn = first.stdout.split(": ", 1)[1].splitlines()[0]
+        assert dsn.startswith("postgresql://benchmarkdbuser:benchmarkdbpass@127.0.0.1:")
+        assert "make db-stop" in first.stdout
+        again = make("db")
+        assert again.returncode == 0 and again.stdout == first.stdout, again.stderr
+        assert query(dsn, "SELECT count(*) FROM Fortune") == [(12,)]
+        stopped = make("db-stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert not directory.exists()
+        assert processes_in(directory) == []
+    finally:
+        run_tool("stop", str(directory))
+        os.rmdir(parent)
