@@ -50,7 +50,10 @@ ENDPOINTS = ["/db", "/queries?queries=20", "/fortunes", "/updates?queries=20"]
 TARGETS = {"/db": 1.5, "/queries?queries=20": 2.0, "/fortunes": 1.5, "/updates?queries=20": 2.0}
 DRIVERS = ["psycopg", "psycopg_pool", "asyncpg", "jinja2", "granian", "uvicorn", "uvloop",
            "httptools"]
-GRANIAN_THREADS = 16  # granian WSGI's blocking threads: one per pooled connection
+# Connections in each peer's pool; granian WSGI's backpressure (its docs: for a
+# database with a limited number of connections, set backpressure to it and
+# leave the blocking threads at their default, half of it).
+POOL = 16
 
 
 def log(msg: str) -> None:
@@ -58,7 +61,7 @@ def log(msg: str) -> None:
 
 
 def servers(px_python: str, dsn: str) -> list[hb.Server]:
-    env = {"TFB_DB_DSN": dsn, "TFB_DB_POOL": str(GRANIAN_THREADS)}
+    env = {"TFB_DB_DSN": dsn, "TFB_DB_POOL": str(POOL)}
     out = [hb.Server("px", "pyparallel tfb --db (io_uring)", "3.13t, 1 worker",
                      lambda port, _d: [px_python, "-m", "pyparallel.examples.tfb", "--host", HOST,
                                        "--port", str(port), "--workers", "1", "--db", dsn],
@@ -66,9 +69,9 @@ def servers(px_python: str, dsn: str) -> list[hb.Server]:
     if os.path.exists(hb.GRANIAN):
         out.append(hb.Server(
             "granian-wsgi", "granian WSGI + psycopg_pool", "3.11, 1 worker, "
-            f"{GRANIAN_THREADS} threads",
+            f"backpressure {POOL}",
             lambda port, _d: [hb.GRANIAN, "--interface", "wsgi", "--workers", "1",
-                              "--blocking-threads", str(GRANIAN_THREADS), "--http", "1",
+                              "--backpressure", str(POOL), "--http", "1",
                               "--no-ws", "--log-level", "warning", "--host", HOST, "--port",
                               str(port), "--working-dir", hb.PEERS, "tfb_db_wsgi:app"],
             ENDPOINTS, env))

@@ -1,12 +1,16 @@
 """TechEmpower's database tests as a plain WSGI app on psycopg 3 and its
 connection pool (psycopg_pool.ConnectionPool), for granian's WSGI interface:
 
-    TFB_DB_DSN=... granian --interface wsgi --blocking-threads 16 \\
+    TFB_DB_DSN=... granian --interface wsgi --backpressure 16 \\
         --working-dir bench/peers tfb_db_wsgi:app
 
-Each blocking thread takes a connection from the pool per request; batches of
-reads go through pipeline mode and the updates through executemany (pipelined
-by psycopg), as psycopg's documentation recommends for many statements.
+(granian's docs: with a database's limited connections, set the backpressure
+to their number and leave the blocking threads at their default.)
+
+Each of granian's blocking threads takes a connection from the pool per
+request; batches of reads go through pipeline mode and the updates through
+executemany (pipelined by psycopg), as psycopg's documentation recommends for
+many statements.
 """
 
 import json
