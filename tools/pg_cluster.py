@@ -196,6 +196,14 @@ class Cluster:
             pid = int(first)
         except (OSError, ValueError):
             return None
+        # After a crash the pid may have been reused: only a postmaster of this
+        # data directory counts (kill() must never reach another process).
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return None
+        if str(self.data).encode() not in cmdline:
+            return None
         return pid if _alive(pid) else None
 
     def running(self) -> bool:
@@ -379,9 +387,24 @@ class Cluster:
             return
         lines = pidfile.read_text().splitlines()
         if len(lines) >= 7 and len(lines[6].split()) == 2:
-            shmid = lines[6].split()[1]
-            subprocess.run(["ipcrm", "-m", shmid], capture_output=True)
+            key, shmid = lines[6].split()
+            if self._orphaned_segment(int(key), shmid):
+                subprocess.run(["ipcrm", "-m", shmid], capture_output=True)
         pidfile.unlink()
+
+    def _orphaned_segment(self, key: int, shmid: str) -> bool:
+        """Whether segment SHMID is this server's (its key, its owner) and no
+        process holds it any more: never remove anyone else's."""
+        uid = self.user.pw_uid if self.user is not None else os.geteuid()
+        try:
+            rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+        except OSError:
+            return False
+        for row in rows:
+            f = row.split()
+            if f[1] == shmid:
+                return key != 0 and int(f[0]) == key and f[6] == "0" and int(f[7]) == uid
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:

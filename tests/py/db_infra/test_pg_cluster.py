@@ -216,3 +216,15 @@ def test_make_db_starts_once_prints_the_dsn_and_db_stop_removes_it() -> None:
     finally:
         run_tool("stop", str(directory))
         os.rmdir(parent)
+
+
+def test_a_stale_pid_file_naming_another_process_is_not_the_server(pg_cluster: Any) -> None:
+    pg_cluster.stop()
+    # As after a crash whose pid was reused since: this very test's process.
+    pidfile = pg_cluster.data / "postmaster.pid"
+    pidfile.write_text(f"{os.getpid()}\n{pg_cluster.data}\n0\n{pg_cluster.port}\n"
+                       f"{pg_cluster.dir}\n127.0.0.1\n  0  0\nstopped\n")
+    assert not pg_cluster.running()
+    pg_cluster.kill()  # nothing to kill: this process survives
+    pg_cluster.start()
+    assert query(pg_cluster.dsn(), "SELECT count(*) FROM Fortune") == [(12,)]
