@@ -136,7 +136,12 @@ def run_tool(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[st
                           timeout=timeout)
 
 
-def test_command_line_start_is_idempotent_and_stop_removes_the_directory() -> None:
+def make(target: str, directory: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["make", "-s", "-C", str(TOOLS.parent), target, f"DB_DIR={directory}"],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_command_line_and_make_db_start_once_and_stop_removes_the_directory() -> None:
     parent = tempfile.mkdtemp(prefix="px-pg-cli-")
     os.chmod(parent, 0o755)  # the server's own account must reach DIR inside it
     directory = Path(parent) / "db"
@@ -152,7 +157,12 @@ def test_command_line_start_is_idempotent_and_stop_removes_the_directory() -> No
         sock = run_tool("dsn", str(directory), "--socket")
         assert query(sock.stdout.strip(), "SELECT count(*) FROM Fortune") == [(12,)]
         assert query(dsn, "SELECT count(*) FROM World") == [(10000,)]
-        stopped = run_tool("stop", str(directory))
+        # `make db` on a running cluster: its DSN and how to stop it.
+        dev = make("db", directory)
+        assert dev.returncode == 0, dev.stdout + dev.stderr
+        assert dev.stdout.startswith(f"PostgreSQL in {directory}: {dsn}\n")
+        assert "make db-stop" in dev.stdout
+        stopped = make("db-stop", directory)
         assert stopped.returncode == 0, stopped.stderr
         assert not directory.exists()
         assert processes_in(directory) == []
@@ -188,34 +198,6 @@ def test_session_cluster_starts_only_when_a_test_asks(tmp_path: Path) -> None:
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "2 passed" in res.stdout, res.stdout
-
-
-def test_make_db_starts_once_prints_the_dsn_and_db_stop_removes_it() -> None:
-    top = TOOLS.parent
-    parent = tempfile.mkdtemp(prefix="px-pg-make-")
-    os.chmod(parent, 0o755)  # the server's own account must reach DB_DIR inside it
-    directory = Path(parent) / "db"
-
-    def make(target: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["make", "-s", "-C", str(top), target, f"DB_DIR={directory}"],
-                              capture_output=True, text=True, timeout=120)
-
-    try:
-        first = make("db")
-        assert first.returncode == 0, first.stdout + first.stderr
-        dsn = first.stdout.split(": ", 1)[1].splitlines()[0]
-        assert dsn.startswith("postgresql://benchmarkdbuser:benchmarkdbpass@127.0.0.1:")
-        assert "make db-stop" in first.stdout
-        again = make("db")
-        assert again.returncode == 0 and again.stdout == first.stdout, again.stderr
-        assert query(dsn, "SELECT count(*) FROM Fortune") == [(12,)]
-        stopped = make("db-stop")
-        assert stopped.returncode == 0, stopped.stderr
-        assert not directory.exists()
-        assert processes_in(directory) == []
-    finally:
-        run_tool("stop", str(directory))
-        os.rmdir(parent)
 
 
 def test_a_stale_pid_file_naming_another_process_is_not_the_server(pg_cluster: Any) -> None:
