@@ -183,11 +183,15 @@ class Cluster:
 
     # --- what clients need -------------------------------------------------------
 
-    def dsn(self, unix_socket: bool = False) -> str:
-        if unix_socket:
-            return (f"postgresql://{ROLE}:{PASSWORD}@/{DATABASE}"
-                    f"?host={self.dir}&port={self.port}")
+    @property
+    def dsn(self) -> str:
+        """Over TCP on loopback, as the role benchmarkdbuser."""
         return f"postgresql://{ROLE}:{PASSWORD}@127.0.0.1:{self.port}/{DATABASE}"
+
+    @property
+    def socket_dsn(self) -> str:
+        """Over the Unix socket in DIR."""
+        return f"postgresql://{ROLE}:{PASSWORD}@/{DATABASE}?host={self.dir}&port={self.port}"
 
     def pid(self) -> int | None:
         """The postmaster's pid when it runs."""
@@ -222,7 +226,7 @@ class Cluster:
         if not self._state().get("loaded"):
             self._load()
             self._save(loaded=True)
-        return self.dsn()
+        return self.dsn
 
     def stop(self) -> None:
         """Fast shutdown (clients disconnected, no recovery needed at the next start)."""
@@ -439,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
             c = Cluster(args.dir)
             if not c.port:
                 raise ClusterError(f"no cluster in {args.dir}")
-            print(c.dsn(args.socket))
+            print(c.socket_dsn if args.socket else c.dsn)
         else:
             c = Cluster(args.dir)
             print("running" if c.running() else "stopped")

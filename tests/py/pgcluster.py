@@ -6,10 +6,11 @@ starts none) and removed at the end. Tests share it: they may change World's
 random numbers, never the schema.
 
 ``pg_cluster`` (function): a fresh cluster of the test's own, a
-``pg_cluster.Cluster`` (tools/pg_cluster.py): ``dsn()``, ``stop()``,
-``start()`` (same port, same data), ``kill()`` (SIGKILL to the server and all
-its processes, as a crash), ``pid()``, ``running()``; removed at teardown.
-It starts as a copy of a template cluster made once per session.
+``pg_cluster.Cluster`` (tools/pg_cluster.py): ``dsn`` (TCP; ``socket_dsn``
+over the Unix socket), ``stop()``, ``start()`` (same port, same data),
+``kill()`` (SIGKILL to the server and all its processes, as a crash),
+``pid()``, ``running()``; removed at teardown. It starts as a copy of a
+template cluster made once per session.
 
 Clusters live in a new directory under the temporary directory (short enough
 for the Unix socket, reachable by the account the server runs as when the
@@ -84,7 +85,7 @@ def pg_dsn() -> Iterator[str]:
     global _session
     _session = new_cluster()
     try:
-        yield str(_session.dsn())
+        yield str(_session.dsn)
     finally:
         _session.destroy()
         _session = None

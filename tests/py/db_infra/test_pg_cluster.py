@@ -82,17 +82,17 @@ def test_cluster_runs_unprivileged_tuned_and_over_its_socket(pg_cluster: Any) ->
     assert pid is not None
     if os.geteuid() == 0:
         assert server_uid(pid) != 0, "the server runs as root"
-    settings = dict(query(pg_cluster.dsn(), "SELECT name, setting FROM pg_settings WHERE name IN "
+    settings = dict(query(pg_cluster.dsn, "SELECT name, setting FROM pg_settings WHERE name IN "
                                             "('fsync', 'dynamic_shared_memory_type', "
                                             "'listen_addresses', 'unix_socket_directories')"))
     assert settings == {"fsync": "off", "dynamic_shared_memory_type": "mmap",
                         "listen_addresses": "127.0.0.1",
                         "unix_socket_directories": str(pg_cluster.dir)}
-    assert query(pg_cluster.dsn(unix_socket=True), "SELECT count(*) FROM Fortune") == [(12,)]
+    assert query(pg_cluster.socket_dsn, "SELECT count(*) FROM Fortune") == [(12,)]
 
 
 def test_kill_then_start_recovers_on_the_same_port(pg_cluster: Any) -> None:
-    dsn = pg_cluster.dsn()
+    dsn = pg_cluster.dsn
     conn = psycopg.connect(dsn, autocommit=True, connect_timeout=20)
     conn.execute("UPDATE World SET randomNumber = 4242 WHERE id = 7")
     pg_cluster.kill()
@@ -103,7 +103,7 @@ def test_kill_then_start_recovers_on_the_same_port(pg_cluster: Any) -> None:
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(dsn, connect_timeout=5)
     pg_cluster.start()
-    assert pg_cluster.dsn() == dsn
+    assert pg_cluster.dsn == dsn
     # Crash recovery kept the committed update.
     assert query(dsn, "SELECT randomNumber FROM World WHERE id = 7") == [(4242,)]
     pg_cluster.stop()
@@ -118,7 +118,7 @@ def test_destroy_after_a_kill_leaves_nothing_behind() -> None:
         lines = (cluster.data / "postmaster.pid").read_text().splitlines()
         shmid = lines[6].split()[1]
         assert shmid in shm_ids()
-        conn = psycopg.connect(cluster.dsn(), connect_timeout=20)
+        conn = psycopg.connect(cluster.dsn, connect_timeout=20)
         conn.execute("SELECT count(*) FROM World")
         cluster.kill()
         conn.close()
@@ -189,7 +189,7 @@ def test_session_cluster_starts_only_when_a_test_asks(tmp_path: Path) -> None:
 
         def test_with_database(pg_dsn):
             assert pgcluster._session is not None and pgcluster._session.running()
-            assert pg_dsn == pgcluster._session.dsn()
+            assert pg_dsn == pgcluster._session.dsn
     """))
     here = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=str(here))
@@ -209,4 +209,4 @@ def test_a_stale_pid_file_naming_another_process_is_not_the_server(pg_cluster: A
     assert not pg_cluster.running()
     pg_cluster.kill()  # nothing to kill: this process survives
     pg_cluster.start()
-    assert query(pg_cluster.dsn(), "SELECT count(*) FROM Fortune") == [(12,)]
+    assert query(pg_cluster.dsn, "SELECT count(*) FROM Fortune") == [(12,)]
