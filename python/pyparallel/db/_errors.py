@@ -15,11 +15,13 @@ class DatabaseUnavailable(HttpError):
     psycopg error is its ``__cause__``. The pool replaces the connection by
     itself; nothing needs to be reset by the caller."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(503, message)
+    def __init__(self, detail: str) -> None:
+        # The client learns that the database is away, not where it lives.
+        super().__init__(503, "503 Service Unavailable: database unavailable")
+        self.detail = detail
 
     def __str__(self) -> str:
-        return self.message
+        return self.detail
 
 
 class PoolTimeout(DatabaseUnavailable):
