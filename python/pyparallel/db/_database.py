@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 
+from . import _fast
 from ._errors import DatabaseUnavailable
 from ._pool import PoolSet, WorkerPool, _one_line
 
@@ -51,6 +52,9 @@ class Database:
         if max_per_worker < 1:
             raise ValueError("max_per_worker must be at least 1")
         self.dsn = dsn
+        # Statements prepared by pyparallel.db itself (see _fast), unless
+        # preparing is off.
+        self._fast = prepare_threshold is not None
         self._pools = PoolSet(dsn, max_per_worker=max_per_worker, pool_timeout=pool_timeout,
                               connect_timeout=connect_timeout, retry_interval=retry_interval,
                               prepare_threshold=prepare_threshold,
@@ -86,13 +90,11 @@ class Database:
 
         Reads are retried once on a fresh connection when a pooled connection
         turns out to be dead (the server restarted since it was last used)."""
-        return self._read(lambda cur: cur.execute(query, params, prepare=self._prepare)
-                          .fetchone())
+        return self._read(lambda conn: _fetch(conn, query, params, True, self._fast))
 
     def fetchall(self, query: str, params: Sequence[Any] | None = None) -> list[Any]:
         """Every row of a read, as tuples (retried once like fetchone)."""
-        return self._read(lambda cur: cur.execute(query, params, prepare=self._prepare)
-                          .fetchall())
+        return self._read(lambda conn: _fetch(conn, query, params, False, self._fast))
 
     def execute(self, query: str, params: Sequence[Any] | None = None) -> int:
         """Run a statement (never retried: it may have changed data); the
@@ -107,7 +109,13 @@ class Database:
         sent before the first answer comes back, one round trip for the
         batch — and return each statement's first row (None when it had
         none), in order. Retried once like fetchone."""
-        def run(cur: psycopg.Cursor[Any]) -> list[Any]:
+        def run(conn: psycopg.Connection[Any]) -> list[Any]:
+            if self._fast:
+                try:
+                    return _fast.fetch_batch(conn, query, params_seq)
+                except _fast.Unsupported:
+                    pass
+            cur = conn.cursor()
             cur.executemany(query, params_seq, returning=True)
             rows = []
             while True:
@@ -163,13 +171,13 @@ class Database:
     # -- internals ----------------------------------------------------------------------
     _prepare: bool | None = None  # psycopg decides by prepare_threshold
 
-    def _read(self, fn: Callable[[psycopg.Cursor[Any]], T]) -> T:
+    def _read(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
         pool = self._pools.current()
         for attempt in (0, 1):
             conn = pool.take()
             fresh = attempt == 1
             try:
-                result = fn(conn.cursor())
+                result = fn(conn)
             except psycopg.Error as e:
                 if not (conn.broken or conn.closed):
                     pool.give(conn)
@@ -186,6 +194,17 @@ class Database:
             pool.give(conn)
             return result
         raise AssertionError("unreachable")
+
+
+def _fetch(conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | None,
+           one: bool, fast: bool) -> Any:
+    if fast:
+        try:
+            return _fast.fetch(conn, query, params, one)
+        except _fast.Unsupported:
+            pass
+    cur = conn.execute(query, params)
+    return cur.fetchone() if one else cur.fetchall()
 
 
 def _drop_stale(pool: WorkerPool, conn: psycopg.Connection[Any]) -> None:
