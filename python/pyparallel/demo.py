@@ -15,7 +15,7 @@ import pyparallel as px
 from pyparallel.examples.chargen import Chargen
 from pyparallel.examples.echo import Echo
 from pyparallel.examples.tfb import DSN_ENV, Tfb
-from pyparallel.http import mount_stats
+from pyparallel.http import HttpServer, mount_stats
 
 __all__ = ["Demo", "main"]
 
@@ -28,7 +28,7 @@ _DB_PATHS = ("/db", "/queries?queries=20", "/fortunes", "/updates?queries=20",
              "/cached-queries?count=20")
 
 
-def _with_database(dsn: str | None) -> tuple[type[Tfb], str]:
+def _with_database(dsn: str | None) -> tuple[type[HttpServer], str]:
     """The demo's HTTP app, with the database tests when dsn reaches a
     database; and the line that says which."""
     if not dsn:
@@ -39,14 +39,13 @@ def _with_database(dsn: str | None) -> tuple[type[Tfb], str]:
     logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     logging.getLogger("pyparallel.db").setLevel(logging.CRITICAL)  # the line below says it
     try:
-        app = app_class(dsn)
+        app = app_class(dsn, base=Demo)
     except DatabaseUnavailable as e:
         return Demo, (f"  (database tests off: {e}; `make db` starts a throwaway PostgreSQL "
                       f"and prints the DSN to put in {DSN_ENV})")
     finally:
         logging.getLogger("pyparallel.db").setLevel(logging.NOTSET)
-    demo = mount_stats(dashboard="/")(type("Demo", (app,), {"__module__": __name__}))
-    return demo, ""
+    return app, ""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,8 +63,8 @@ def main(argv: list[str] | None = None) -> None:
                              f"default ${DSN_ENV}")
     args = parser.parse_args(argv)
     free = not args.port  # --port 0: every service on a free port
-    app, db_note = _with_database(args.db)
-    http = px.register(transport=px.server(args.host, args.port), protocol=app)
+    http_app, db_note = _with_database(args.db)
+    http = px.register(transport=px.server(args.host, args.port), protocol=http_app)
     echo = px.register(transport=px.server(args.host, 0 if free else args.port + 1),
                        protocol=Echo)
     chargen = px.register(transport=px.server(args.host, 0 if free else args.port + 2),

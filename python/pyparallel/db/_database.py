@@ -101,7 +101,7 @@ class Database:
         number of rows it affected."""
         with self.connection() as conn:
             cur = conn.execute(query, params, prepare=self._prepare)
-            return cur.rowcount
+            return int(cur.rowcount)
 
     # -- batches --------------------------------------------------------------------
     def fetch_many(self, query: str, params_seq: Sequence[Sequence[Any]]) -> list[Any]:

@@ -81,7 +81,7 @@ def _state(conn: psycopg.Connection[Any]) -> _State:
     st: _State | None = getattr(conn, "_px_fast", None)
     if st is None:
         st = _State(conn)
-        conn._px_fast = st  # type: ignore[attr-defined]
+        setattr(conn, "_px_fast", st)  # noqa: B010 (psycopg declares no such attribute)
     return st
 
 
@@ -117,7 +117,8 @@ def fetch(conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | Non
     values = _encode(params)
     st = _state(conn)
     name = _prepared(conn, st, query)
-    res = _check(conn, conn.pgconn.exec_prepared(name, values))
+    # None is a NULL to libpq (psycopg's stubs leave it out of the type).
+    res = _check(conn, conn.pgconn.exec_prepared(name, values))  # type: ignore[arg-type,unused-ignore]
     try:
         tx = st.tx
         tx.set_pgresult(res)
@@ -143,7 +144,7 @@ def fetch_batch(conn: psycopg.Connection[Any], query: str,
     pgconn.enter_pipeline_mode()
     try:
         for values in encoded:
-            pgconn.send_query_prepared(name, values)
+            pgconn.send_query_prepared(name, values)  # type: ignore[arg-type,unused-ignore]
         pgconn.pipeline_sync()
         for _ in encoded:
             res = pgconn.get_result()

@@ -16,7 +16,7 @@ from typing import Any
 import pyparallel as px
 from pyparallel.http import HttpServer, route
 
-__all__ = ["Tfb", "main"]
+__all__ = ["DSN_ENV", "Tfb", "main"]
 
 _HELLO = b"Hello, World!"
 #: the environment variable naming the database of the database test types
@@ -47,11 +47,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="PostgreSQL connection string (libpq DSN or URL) of a database "
                              f"with TechEmpower's tables; default ${DSN_ENV}")
     args = parser.parse_args(argv)
-    app: type[Tfb] = Tfb
+    app: type[HttpServer] = Tfb
     if args.db:
         from .tfb_db import app_class
         logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-        app = app_class(args.db)
+        app = app_class(args.db, base=Tfb)
     server = px.register(transport=px.server(args.host, args.port), protocol=app)
     print(f"tfb: listening on {args.host}:{server.port}", flush=True)
     px.run(workers=args.workers)

@@ -19,11 +19,10 @@ import jinja2
 
 import pyparallel as px
 from pyparallel.db import Database
-from pyparallel.http import Response, route
+from pyparallel.http import HttpServer, Response, route
 
-from .tfb import Tfb
-
-__all__ = ["TfbDb", "app_class", "clamp_count"]
+__all__ = ["EXTRA_FORTUNE", "HTML", "MAX_QUERIES", "WORLD_ROWS", "TfbDb", "app_class",
+           "clamp_count"]
 
 WORLD_ROWS = 10_000
 MAX_QUERIES = 500
@@ -59,9 +58,9 @@ def _random_id() -> int:
     return random.randint(1, WORLD_ROWS)
 
 
-class TfbDb(Tfb):
-    """The TechEmpower test types, database ones included (``db`` set by
-    :func:`app_class`)."""
+class TfbDb(HttpServer):
+    """The TechEmpower database test types (``db`` and ``cache`` set by
+    :func:`app_class`, which adds them to an app class)."""
 
     db: Database
     #: World rows by id (index 0 unused), {"id", "randomNumber"} dicts
@@ -110,9 +109,11 @@ def _message(row: tuple[int, str]) -> str:
     return row[1]
 
 
-def app_class(dsn: str, **options: Any) -> type[TfbDb]:
-    """A TfbDb subclass bound to the database at dsn, its World cache loaded
-    (on this thread, before serving) and shared with every worker.
+def app_class(dsn: str, base: type[HttpServer] = HttpServer, **options: Any) -> type[TfbDb]:
+    """A subclass of TfbDb and base (base's routes kept) bound to the
+    database at dsn (``options`` go to :class:`~pyparallel.db.Database`), its
+    World cache loaded (on this thread, before serving) and shared with
+    every worker.
 
     Raises :class:`~pyparallel.db.DatabaseUnavailable` when the database
     cannot be reached."""
@@ -122,4 +123,5 @@ def app_class(dsn: str, **options: Any) -> type[TfbDb]:
         if 0 < wid <= WORLD_ROWS:
             cache[wid] = {"id": wid, "randomNumber": number}
     px.share(cache)
-    return type("TfbDb", (TfbDb,), {"db": db, "cache": cache, "__module__": __name__})
+    return type(base.__name__, (TfbDb, base), {"db": db, "cache": cache,
+                                                "__module__": base.__module__})

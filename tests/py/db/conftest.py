@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import pytest
-
 import _throwaway_pg
+import pytest
 
 
 def _need_postgres() -> None:

@@ -9,8 +9,8 @@ import time
 from typing import Any
 
 import psycopg
-
 from _burst import Answer, burst, percentile
+
 from http_helpers import wait_for
 
 N = 200

@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 from _throwaway_pg import Cluster
+
 from http_helpers import Conn, request
 
 TARGETS = ("/db", "/queries?queries=5", "/fortunes", "/updates?queries=5")

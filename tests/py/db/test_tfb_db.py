@@ -11,8 +11,8 @@ import re
 from typing import Any
 
 import psycopg
-
 from _throwaway_pg import FORTUNES
+
 from helpers import example
 from http_helpers import Conn, Reply, request
 
