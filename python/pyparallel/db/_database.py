@@ -159,8 +159,10 @@ class Database:
 
     # -- lifecycle --------------------------------------------------------------------
     def close(self) -> None:
-        """Close the idle connections of every worker (connections in use are
-        closed when they come back)."""
+        """Close the connections of every worker (those in use when they come
+        back). The Database stays usable: a later call opens a connection and
+        closes it after use."""
+        self._pools.closed = True
         for pool in self._pools.all():
             pool.close()
 

@@ -41,6 +41,7 @@ class WorkerPool:
         self.opened = 0          # connections open now (idle + lent)
         self.down_until = 0.0    # monotonic time before which connects are not tried
         self.down = False        # an outage was logged and its end not yet
+        self.opening = False     # a spare connection is being opened
         self.cond = threading.Condition(threading.Lock())
 
     # -- lending ---------------------------------------------------------------
@@ -48,9 +49,13 @@ class WorkerPool:
         """An open connection for this thread's exclusive use until give()."""
         idle = self.idle
         try:
-            return idle.pop()  # lock-free fast path: list.pop is atomic
+            conn = idle.pop()  # lock-free fast path: list.pop is atomic
         except IndexError:
             pass
+        else:
+            if not idle:
+                self._open_spare()
+            return conn
         owner = self.owner
         deadline = time.monotonic() + owner.pool_timeout
         with self.cond:
@@ -74,9 +79,39 @@ class WorkerPool:
                 self.cond.notify()
             raise
 
+    def _open_spare(self) -> None:
+        """Open one more connection in the background when the last idle one
+        was just lent: the thread that takes this worker over when a query
+        blocks it (the hand-off) then finds one ready instead of waiting for
+        a connect, and a burst after a quiet spell waits for none."""
+        if self.opening or time.monotonic() < self.down_until:
+            return
+        with self.cond:
+            if self.opening or self.opened >= self.owner.max_per_worker:
+                return
+            self.opening = True
+            self.opened += 1
+        threading.Thread(target=self._spare, name="pyparallel.db connect", daemon=True).start()
+
+    def _spare(self) -> None:
+        try:
+            conn = self._connect()
+        except Exception:  # DatabaseUnavailable, logged by _connect
+            with self.cond:
+                self.opened -= 1
+                self.opening = False
+                self.cond.notify()
+            return
+        self.opening = False
+        self.give(conn)
+        with self.cond:
+            self.cond.notify()
+
     def give(self, conn: psycopg.Connection[Any]) -> None:
-        """Return a connection; a broken or mid-transaction one is closed."""
-        if conn.closed or conn.broken or conn.info.transaction_status != 0:
+        """Return a connection; a broken or mid-transaction one is closed, and
+        every one once the pools are closed."""
+        if (conn.closed or conn.broken or conn.info.transaction_status != 0
+                or self.owner.closed):
             self.discard(conn)
             return
         self.idle.append(conn)
@@ -156,6 +191,7 @@ class PoolSet:
         self._pools: dict[int, WorkerPool] = {}
         self._other = WorkerPool(self, -1)
         self._lock = threading.Lock()  # only to create a worker's pool, once
+        self.closed = False
 
     def current(self) -> WorkerPool:
         """The pool of the worker this thread serves."""
