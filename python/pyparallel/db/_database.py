@@ -96,12 +96,23 @@ class Database:
         """Every row of a read, as tuples (retried once like fetchone)."""
         return self._read(lambda conn: _fetch(conn, query, params, False, self._fast))
 
-    def execute(self, query: str, params: Sequence[Any] | None = None) -> int:
-        """Run a statement (never retried: it may have changed data); the
-        number of rows it affected."""
-        with self.connection() as conn:
-            cur = conn.execute(query, params, prepare=self._prepare)
-            return int(cur.rowcount)
+    def execute(self, query: str, params: Sequence[Any] | None = None, *,
+                retries: int = 0) -> int:
+        """Run one statement (its own transaction); the number of rows it
+        affected. A lost connection is not retried (the statement may have
+        run); a serialization failure or deadlock, which PostgreSQL rolled
+        back, is run again up to ``retries`` times."""
+        attempt = 0
+        while True:
+            try:
+                with self.connection() as conn:
+                    cur = conn.execute(query, params, prepare=self._prepare)
+                    return int(cur.rowcount)
+            except RETRYABLE:
+                if attempt >= retries:
+                    raise
+                attempt += 1
+                _backoff(attempt)
 
     # -- batches --------------------------------------------------------------------
     def fetch_many(self, query: str, params_seq: Sequence[Sequence[Any]]) -> list[Any]:
@@ -155,7 +166,7 @@ class Database:
                 if attempt >= retries:
                     raise
                 attempt += 1
-                time.sleep(random.uniform(0, 0.002 * (1 << attempt)))
+                _backoff(attempt)
 
     # -- lifecycle --------------------------------------------------------------------
     def close(self) -> None:
@@ -196,6 +207,11 @@ class Database:
             pool.give(conn)
             return result
         raise AssertionError("unreachable")
+
+
+def _backoff(attempt: int) -> None:
+    # Random, growing: two transactions that deadlocked should not meet again.
+    time.sleep(random.uniform(0, 0.002 * (1 << attempt)))
 
 
 def _fetch(conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | None,

@@ -102,8 +102,8 @@ class WorkerPool:
                 self.opening = False
                 self.cond.notify()
             return
+        self.give(conn)  # first: a take between the two must not start another
         self.opening = False
-        self.give(conn)
         with self.cond:
             self.cond.notify()
 
