@@ -1,17 +1,21 @@
 """The demo that ``make run`` starts: TechEmpower endpoints over HTTP with the
 live dashboard at ``/``, ``/stats`` and ``/metrics``, plus the echo and chargen
 services on the next two ports and the Wikipedia example (a generated dump) on
-the third (``--port 0``: free ports)."""
+the third (``--port 0``: free ports). With a PostgreSQL database (``--db DSN``
+or ``PX_DB_DSN``) it serves TechEmpower's database tests too; without one it
+says how to get one."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 
 import pyparallel as px
 from pyparallel.examples.chargen import Chargen
 from pyparallel.examples.echo import Echo
-from pyparallel.examples.tfb import Tfb
-from pyparallel.http import mount_stats
+from pyparallel.examples.tfb import DSN_ENV, Tfb
+from pyparallel.http import HttpServer, mount_stats
 
 __all__ = ["Demo", "main"]
 
@@ -19,6 +23,29 @@ __all__ = ["Demo", "main"]
 @mount_stats(dashboard="/")
 class Demo(Tfb):
     """/json, /plaintext, /plaintext-c, and the statistics routes."""
+
+_DB_PATHS = ("/db", "/queries?queries=20", "/fortunes", "/updates?queries=20",
+             "/cached-queries?count=20")
+
+
+def _with_database(dsn: str | None) -> tuple[type[HttpServer], str]:
+    """The demo's HTTP app, with the database tests when dsn reaches a
+    database; and the line that says which."""
+    if not dsn:
+        return Demo, (f"  (database tests off: set {DSN_ENV} or --db to a PostgreSQL DSN; "
+                      "`make db` starts a throwaway one and prints its DSN)")
+    from pyparallel.db import DatabaseUnavailable
+    from pyparallel.examples.tfb_db import app_class
+    logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    logging.getLogger("pyparallel.db").setLevel(logging.CRITICAL)  # the line below says it
+    try:
+        app = app_class(dsn, base=Demo)
+    except DatabaseUnavailable as e:
+        return Demo, (f"  (database tests off: {e}; `make db` starts a throwaway PostgreSQL "
+                      f"and prints the DSN to put in {DSN_ENV})")
+    finally:
+        logging.getLogger("pyparallel.db").setLevel(logging.NOTSET)
+    return app, ""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,9 +57,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wiki-pages", type=int, default=2000,
                         help="pages of the generated dump the Wikipedia example serves on "
                              "port+3 (0: no Wikipedia example)")
+    parser.add_argument("--db", default=os.environ.get(DSN_ENV) or None, metavar="DSN",
+                        help="PostgreSQL DSN of a database with TechEmpower's tables, for "
+                             f"/db, /queries, /fortunes, /updates, /cached-queries; "
+                             f"default ${DSN_ENV}")
     args = parser.parse_args(argv)
     free = not args.port  # --port 0: every service on a free port
-    http = px.register(transport=px.server(args.host, args.port), protocol=Demo)
+    http_app, db_note = _with_database(args.db)
+    http = px.register(transport=px.server(args.host, args.port), protocol=http_app)
     echo = px.register(transport=px.server(args.host, 0 if free else args.port + 1),
                        protocol=Echo)
     chargen = px.register(transport=px.server(args.host, 0 if free else args.port + 2),
@@ -52,6 +84,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  metrics    {base}/metrics")
     for path in ("/json", "/plaintext", "/plaintext-c"):
         print(f"  tfb        {base}{path}")
+    if db_note:
+        print(db_note)
+    else:
+        for path in _DB_PATHS:
+            print(f"  tfb        {base}{path}")
     print(f"  echo       {args.host}:{echo.port}")
     print(f"  chargen    {args.host}:{chargen.port}")
     if wiki is not None:

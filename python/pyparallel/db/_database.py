@@ -1,0 +1,240 @@
+"""Database: PostgreSQL from every worker through psycopg 3.
+
+Queries block the calling thread while PostgreSQL answers; a callback that
+waits longer than the engine's hand-off threshold (``handoff_ms``, 2 ms by
+default) has its worker taken over by a spare thread, so one slow query never
+stalls the other connections of its worker (tests/py/db/test_db_isolation.py).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from . import _fast
+from ._errors import DatabaseUnavailable
+from ._pool import PoolSet, WorkerPool, _one_line
+
+__all__ = ["Database", "RETRYABLE"]
+
+T = TypeVar("T")
+
+#: Errors after which a transaction is retried from its start: PostgreSQL
+#: rolled it back and asks for exactly that (SQLSTATE 40001 and 40P01).
+RETRYABLE: tuple[type[Exception], ...] = (pg_errors.SerializationFailure,
+                                          pg_errors.DeadlockDetected)
+
+
+class Database:
+    """A PostgreSQL database used from handlers on every worker.
+
+    ``Database(dsn)`` opens nothing yet: each worker opens its own connections
+    (at most ``max_per_worker``) on first use and keeps them for the next
+    request. Connections are in autocommit mode; statements are prepared on
+    the server from their first execution (``prepare_threshold=0``; ``None``
+    turns preparing off, as poolers such as PgBouncer in transaction mode
+    need). A database that cannot be reached raises
+    :class:`DatabaseUnavailable` (HTTP 503 when raised through a handler).
+
+    Every method may be called from any thread: a worker's callback, a
+    handed-off callback, the main thread.
+    """
+
+    def __init__(self, dsn: str, *, max_per_worker: int = 16, pool_timeout: float = 5.0,
+                 connect_timeout: float = 5.0, retry_interval: float = 0.5,
+                 prepare_threshold: int | None = 0, **connect_kwargs: Any) -> None:
+        if max_per_worker < 1:
+            raise ValueError("max_per_worker must be at least 1")
+        self.dsn = dsn
+        # Statements prepared by pyparallel.db itself (see _fast), unless
+        # preparing is off.
+        self._fast = prepare_threshold is not None
+        self._pools = PoolSet(dsn, max_per_worker=max_per_worker, pool_timeout=pool_timeout,
+                              connect_timeout=connect_timeout, retry_interval=retry_interval,
+                              prepare_threshold=prepare_threshold,
+                              connect_kwargs=connect_kwargs)
+
+    # -- connections -------------------------------------------------------------
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of this worker's pool for the block (autocommit).
+
+        A connection error inside the block becomes DatabaseUnavailable and
+        the connection is replaced; other errors pass through unchanged and
+        the connection goes back to the pool (rolled back if a transaction
+        was left open)."""
+        pool = self._pools.current()
+        conn = pool.take()
+        try:
+            yield conn
+        except psycopg.Error as e:
+            if conn.broken or conn.closed:
+                pool.lost(conn, e)
+                raise DatabaseUnavailable(f"database connection lost: {_one_line(e)}") from e
+            pool.give(conn)
+            raise
+        except BaseException:
+            pool.give(conn)
+            raise
+        pool.give(conn)
+
+    # -- one statement ------------------------------------------------------------
+    def fetchone(self, query: str, params: Sequence[Any] | None = None) -> Any:
+        """The first row of a read (a tuple), or None.
+
+        Reads are retried once on a fresh connection when a pooled connection
+        turns out to be dead (the server restarted since it was last used)."""
+        return self._read(lambda conn: _fetch(conn, query, params, True, self._fast))
+
+    def fetchall(self, query: str, params: Sequence[Any] | None = None) -> list[Any]:
+        """Every row of a read, as tuples (retried once like fetchone)."""
+        return self._read(lambda conn: _fetch(conn, query, params, False, self._fast))
+
+    def execute(self, query: str, params: Sequence[Any] | None = None, *,
+                retries: int = 0) -> int:
+        """Run one statement (its own transaction); the number of rows it
+        affected. A lost connection is not retried (the statement may have
+        run); a serialization failure or deadlock, which PostgreSQL rolled
+        back, is run again up to ``retries`` times."""
+        attempt = 0
+        while True:
+            try:
+                with self.connection() as conn:
+                    cur = conn.execute(query, params, prepare=self._prepare)
+                    return int(cur.rowcount)
+            except RETRYABLE:
+                if attempt >= retries:
+                    raise
+                attempt += 1
+                _backoff(attempt)
+
+    # -- batches --------------------------------------------------------------------
+    def fetch_many(self, query: str, params_seq: Sequence[Sequence[Any]]) -> list[Any]:
+        """Run one read per parameter tuple in pipeline mode — every statement
+        sent before the first answer comes back, one round trip for the
+        batch — and return each statement's first row (None when it had
+        none), in order. Retried once like fetchone."""
+        def run(conn: psycopg.Connection[Any]) -> list[Any]:
+            if self._fast:
+                try:
+                    return _fast.fetch_batch(conn, query, params_seq)
+                except _fast.Unsupported:
+                    pass
+            cur = conn.cursor()
+            cur.executemany(query, params_seq, returning=True)
+            rows = []
+            while True:
+                rows.append(cur.fetchone())
+                if not cur.nextset():
+                    return rows
+        if not params_seq:
+            return []
+        return self._read(run)
+
+    def execute_many(self, query: str, params_seq: Sequence[Sequence[Any]]) -> None:
+        """Run a statement once per parameter tuple, pipelined (one round trip),
+        in one transaction: all or nothing."""
+        def run(conn: psycopg.Connection[Any]) -> None:
+            conn.cursor().executemany(query, params_seq)
+        self.transaction(run)
+
+    # -- transactions ---------------------------------------------------------------
+    def transaction(self, fn: Callable[[psycopg.Connection[Any]], T], *, retries: int = 5,
+                    isolation: psycopg.IsolationLevel | None = None) -> T:
+        """fn(conn) inside one transaction, committed when fn returns.
+
+        A serialization failure or a deadlock (PostgreSQL rolled the
+        transaction back) runs fn again from the start, up to ``retries`` more
+        times, after a short random pause that grows with each attempt; fn must
+        therefore be safe to run again. ``isolation`` sets the level for this
+        transaction (e.g. ``psycopg.IsolationLevel.SERIALIZABLE``)."""
+        attempt = 0
+        while True:
+            try:
+                with self.connection() as conn:
+                    with conn.transaction():
+                        if isolation is not None:
+                            conn.execute(_ISOLATION[isolation])
+                        return fn(conn)
+            except RETRYABLE:
+                if attempt >= retries:
+                    raise
+                attempt += 1
+                _backoff(attempt)
+
+    # -- lifecycle --------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connections of every worker (those in use when they come
+        back). The Database stays usable: a later call opens a connection and
+        closes it after use."""
+        self._pools.closed = True
+        for pool in self._pools.all():
+            pool.close()
+
+    def stats(self) -> dict[str, int]:
+        """{"open": connections open now, "idle": of which idle}, all workers."""
+        return self._pools.stats()
+
+    # -- internals ----------------------------------------------------------------------
+    _prepare: bool | None = None  # psycopg decides by prepare_threshold
+
+    def _read(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+        pool = self._pools.current()
+        for attempt in (0, 1):
+            conn = pool.take()
+            fresh = attempt == 1
+            try:
+                result = fn(conn)
+            except psycopg.Error as e:
+                if not (conn.broken or conn.closed):
+                    pool.give(conn)
+                    raise
+                if not fresh:
+                    _drop_stale(pool, conn)
+                    continue
+                pool.lost(conn, e)
+                raise DatabaseUnavailable(
+                    f"database connection lost: {_one_line(e)}") from e
+            except BaseException:
+                pool.give(conn)
+                raise
+            pool.give(conn)
+            return result
+        raise AssertionError("unreachable")
+
+
+def _backoff(attempt: int) -> None:
+    # Random, growing: two transactions that deadlocked should not meet again.
+    time.sleep(random.uniform(0, 0.002 * (1 << attempt)))
+
+
+def _fetch(conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | None,
+           one: bool, fast: bool) -> Any:
+    if fast:
+        try:
+            return _fast.fetch(conn, query, params, one)
+        except _fast.Unsupported:
+            pass
+    cur = conn.execute(query, params)
+    return cur.fetchone() if one else cur.fetchall()
+
+
+def _drop_stale(pool: WorkerPool, conn: psycopg.Connection[Any]) -> None:
+    # A pooled connection died while idle (a server restart): its siblings
+    # probably did too; the retry opens a fresh one.
+    pool.discard(conn)
+    pool.drop_idle()
+
+
+_ISOLATION = {
+    psycopg.IsolationLevel.READ_UNCOMMITTED: "SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED",
+    psycopg.IsolationLevel.READ_COMMITTED: "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+    psycopg.IsolationLevel.REPEATABLE_READ: "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+    psycopg.IsolationLevel.SERIALIZABLE: "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+}

@@ -1,0 +1,218 @@
+"""Connections kept per engine worker: no lock is shared between workers.
+
+Each worker (``pyparallel._core.worker_index()``) has its own idle list and
+counters; threads that are not workers (the main thread, the package's I/O
+threads) share one more. Within a worker two threads may meet — the thread
+whose callback blocked and was handed off, and the spare that took the
+worker's ring over — so a worker's pool has a lock of its own, uncontended
+in the common case and never touched by another worker.
+
+A connection that broke (the server went away, the socket reset) is closed
+and forgotten; the next checkout opens a fresh one. While the server cannot
+be reached the worker answers at once with :class:`DatabaseUnavailable` for
+``retry_interval`` seconds rather than making every request wait for a
+refused connect, then tries again: recovery needs nothing from anybody.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import psycopg
+
+from .. import _core
+from ._errors import DatabaseUnavailable, PoolTimeout
+
+__all__ = ["WorkerPool", "PoolSet"]
+
+log = logging.getLogger("pyparallel.db")
+
+
+class WorkerPool:
+    """The connections of one worker."""
+
+    def __init__(self, owner: PoolSet, index: int) -> None:
+        self.owner = owner
+        self.index = index
+        self.idle: list[psycopg.Connection[Any]] = []
+        self.opened = 0          # connections open now (idle + lent)
+        self.down_until = 0.0    # monotonic time before which connects are not tried
+        self.down = False        # an outage was logged and its end not yet
+        self.opening = False     # a spare connection is being opened
+        self.cond = threading.Condition(threading.Lock())
+
+    # -- lending ---------------------------------------------------------------
+    def take(self) -> psycopg.Connection[Any]:
+        """An open connection for this thread's exclusive use until give()."""
+        idle = self.idle
+        try:
+            conn = idle.pop()  # lock-free fast path: list.pop is atomic
+        except IndexError:
+            pass
+        else:
+            if not idle:
+                self._open_spare()
+            return conn
+        owner = self.owner
+        deadline = time.monotonic() + owner.pool_timeout
+        with self.cond:
+            while True:
+                if idle:
+                    return idle.pop()
+                if self.opened < owner.max_per_worker:
+                    self.opened += 1
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise PoolTimeout(
+                        f"database: all {owner.max_per_worker} connections of worker "
+                        f"{self.index} stayed busy for {owner.pool_timeout} s")
+                self.cond.wait(left)
+        try:
+            return self._connect()
+        except BaseException:
+            with self.cond:
+                self.opened -= 1
+                self.cond.notify()
+            raise
+
+    def _open_spare(self) -> None:
+        """Open one more connection in the background when the last idle one
+        was just lent: the thread that takes this worker over when a query
+        blocks it (the hand-off) then finds one ready instead of waiting for
+        a connect, and a burst after a quiet spell waits for none."""
+        if self.opening or time.monotonic() < self.down_until:
+            return
+        with self.cond:
+            if self.opening or self.opened >= self.owner.max_per_worker:
+                return
+            self.opening = True
+            self.opened += 1
+        threading.Thread(target=self._spare, name="pyparallel.db connect", daemon=True).start()
+
+    def _spare(self) -> None:
+        try:
+            conn = self._connect()
+        except Exception:  # DatabaseUnavailable, logged by _connect
+            with self.cond:
+                self.opened -= 1
+                self.opening = False
+                self.cond.notify()
+            return
+        self.give(conn)  # first: a take between the two must not start another
+        self.opening = False
+        with self.cond:
+            self.cond.notify()
+
+    def give(self, conn: psycopg.Connection[Any]) -> None:
+        """Return a connection; a broken or mid-transaction one is closed, and
+        every one once the pools are closed."""
+        if (conn.closed or conn.broken or conn.info.transaction_status != 0
+                or self.owner.closed):
+            self.discard(conn)
+            return
+        self.idle.append(conn)
+        if self.opened >= self.owner.max_per_worker:
+            with self.cond:
+                self.cond.notify()
+
+    def discard(self, conn: psycopg.Connection[Any]) -> None:
+        try:
+            conn.close()
+        except Exception:  # a broken socket may refuse even a close
+            pass
+        with self.cond:
+            self.opened -= 1
+            self.cond.notify()
+
+    def lost(self, conn: psycopg.Connection[Any], exc: BaseException) -> None:
+        """conn broke mid-use: drop it and the idle ones (the same outage
+        most likely took them too), and log the loss once per outage."""
+        self.discard(conn)
+        self.drop_idle()
+        self._outage(f"database connection lost on worker {self.index}: "
+                     f"{_one_line(exc)}; answering 503 until it is back")
+
+    def drop_idle(self) -> None:
+        while True:
+            try:
+                conn = self.idle.pop()
+            except IndexError:
+                return
+            self.discard(conn)
+
+    def close(self) -> None:
+        self.drop_idle()
+
+    # -- connecting ------------------------------------------------------------
+    def _connect(self) -> psycopg.Connection[Any]:
+        owner = self.owner
+        now = time.monotonic()
+        if now < self.down_until:
+            raise DatabaseUnavailable("database unavailable (reconnecting; the last "
+                                      "attempt failed less than "
+                                      f"{owner.retry_interval} s ago)")
+        try:
+            conn = psycopg.Connection.connect(
+                owner.dsn, autocommit=True, prepare_threshold=owner.prepare_threshold,
+                connect_timeout=owner.connect_timeout, **owner.connect_kwargs)
+        except psycopg.OperationalError as e:
+            self.down_until = time.monotonic() + owner.retry_interval
+            self._outage(f"database unreachable from worker {self.index}: {_one_line(e)}; "
+                         f"answering 503, retrying every {owner.retry_interval} s")
+            raise DatabaseUnavailable(f"database unavailable: {_one_line(e)}") from e
+        if self.down:
+            self.down = False
+            log.warning("database reachable again from worker %d", self.index)
+        return conn
+
+    def _outage(self, message: str) -> None:
+        if not self.down:
+            self.down = True
+            log.error("%s", message)
+
+
+class PoolSet:
+    """One WorkerPool per worker, plus one for threads that are not workers."""
+
+    def __init__(self, dsn: str, *, max_per_worker: int, pool_timeout: float,
+                 connect_timeout: float, retry_interval: float,
+                 prepare_threshold: int | None, connect_kwargs: dict[str, Any]) -> None:
+        self.dsn = dsn
+        self.max_per_worker = max_per_worker
+        self.pool_timeout = pool_timeout
+        self.connect_timeout = max(1, round(connect_timeout))
+        self.retry_interval = retry_interval
+        self.prepare_threshold = prepare_threshold
+        self.connect_kwargs = connect_kwargs
+        self._pools: dict[int, WorkerPool] = {}
+        self._other = WorkerPool(self, -1)
+        self._lock = threading.Lock()  # only to create a worker's pool, once
+        self.closed = False
+
+    def current(self) -> WorkerPool:
+        """The pool of the worker this thread serves."""
+        index = _core.worker_index()
+        if index is None:
+            return self._other
+        pool = self._pools.get(index)
+        if pool is None:
+            with self._lock:
+                pool = self._pools.setdefault(index, WorkerPool(self, index))
+        return pool
+
+    def all(self) -> list[WorkerPool]:
+        with self._lock:
+            return [self._other, *self._pools.values()]
+
+    def stats(self) -> dict[str, int]:
+        pools = self.all()
+        return {"open": sum(p.opened for p in pools), "idle": sum(len(p.idle) for p in pools)}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
