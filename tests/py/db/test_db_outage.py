@@ -9,8 +9,6 @@ import time
 from collections import Counter
 from typing import Any
 
-from _throwaway_pg import Cluster
-
 from http_helpers import Conn, request
 
 TARGETS = ("/db", "/queries?queries=5", "/fortunes", "/updates?queries=5")
@@ -64,7 +62,7 @@ class Load:
 
 
 def test_killed_database_gives_503_and_recovers_by_itself(spawn: Any, backend: str,
-                                                          pg_cluster: Cluster) -> None:
+                                                          pg_cluster: Any) -> None:
     srv = spawn("tfb_db_app.py", "--db", pg_cluster.dsn, "--workers", "2", backend=backend)
     with Load(srv.ports["http"]) as load:
         assert load.wait_for("before", 200, 100, 30), (load.counts, load.errors)

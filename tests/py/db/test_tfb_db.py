@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 import psycopg
-from _throwaway_pg import FORTUNES
+from _tfb_data import FORTUNES
 
 from helpers import example
 from http_helpers import Conn, Reply, request
