@@ -511,3 +511,12 @@ class tlist(Generic[_T]):
     def snapshot(self) -> list[_T]: ...
     def index(self, value: _T, /) -> int: ...
     def count(self, value: _T, /) -> int: ...
+
+# ---- ASGI (asgi_request.c) -------------------------------------------------------------
+
+def asgi_request(request: Request, /) -> tuple[str, str, bytes, bytes, list[tuple[bytes, bytes]],
+                                               tuple[str, int] | None, bool]:
+    """(method, http_version, raw_path, query_string, headers, client, has_body) of the
+    request whose handler runs on this thread."""
+def asgi_body_read(request: Request, size: int, timeout_ms: int, /) -> tuple[bytes, bool]:
+    """(bytes, more): up to size bytes of the request body as it arrives; b"" at its end."""

@@ -99,7 +99,8 @@ static int module_exec(PyObject *m)
     if (PyModule_AddStringConstant(m, "__version__", PX_VERSION) < 0 ||
         PyModule_AddFunctions(m, px_py_stats_methods) < 0 ||
         PyModule_AddFunctions(m, px_py_http_methods) < 0 ||
-        PyModule_AddFunctions(m, px_py_http_stream_methods) < 0)
+        PyModule_AddFunctions(m, px_py_http_stream_methods) < 0 ||
+        PyModule_AddFunctions(m, px_py_asgi_methods) < 0)
         return -1;
     return 0;
 }
