@@ -4,14 +4,16 @@ send() with whole and streamed responses, HEAD, Content-Length kept."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from asgi_helpers import APPS, read_reply, served_asgi
 
 from helpers import child_env
-from http_helpers import Conn, request
+from http_helpers import Conn, request, wait_for
 
 BACKENDS = ["uring", "epoll"]
 
@@ -126,3 +128,28 @@ def test_help_lists_asgi() -> None:
     r = subprocess.run([sys.executable, "-m", "pyparallel", "serve", "--help"],
                        capture_output=True, text=True, timeout=60, env=child_env(None))
     assert "asgi" in r.stdout and "--lifespan" in r.stdout
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_send_waits_for_a_slow_client(backend: str) -> None:
+    total = 128 << 20
+    with served_asgi(backend, "asgi_apps:app") as proc:
+        s = socket.create_connection(("127.0.0.1", proc.port), timeout=20)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+        s.sendall(request("GET", "/big"))
+        sent = [-1]
+
+        def settled() -> bool:  # send() stopped taking bytes: it waits
+            before = sent[0]
+            time.sleep(0.3)
+            sent[0] = int(get(proc.port, "/big-sent")[2])
+            return sent[0] > 0 and sent[0] == before
+        assert wait_for(settled, 30)
+        assert sent[0] < 48 << 20, sent[0]  # bounded by the output limit, not the body
+        got = 0
+        while got < total:  # then the client reads: all of it comes
+            data = s.recv(1 << 20)
+            assert data, f"closed after {got} bytes"
+            got += len(data)
+        s.close()
+        proc.wait_line("BIG DONE", 30)

@@ -8,6 +8,9 @@ import json
 from typing import Any
 
 INFLIGHT = 0  # streams being produced right now (a leak keeps this above 0)
+BIG_SENT = 0  # bytes /big has got through send() so far
+BIG_CHUNK = 256 * 1024
+BIG_TOTAL = 128 * 1024 * 1024
 
 
 def say(line: str) -> None:
@@ -105,6 +108,19 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         finally:
             watcher.cancel()
             INFLIGHT -= 1
+    elif path == "/big":  # far more than a client that does not read can take
+        global BIG_SENT
+        BIG_SENT = 0
+        await _start(send, 200, [(b"content-length", str(BIG_TOTAL).encode())])
+        chunk = b"b" * BIG_CHUNK
+        for _ in range(BIG_TOTAL // BIG_CHUNK):
+            await _body(send, chunk, True)
+            BIG_SENT += len(chunk)
+        await _body(send, b"")
+        say("BIG DONE")
+    elif path == "/big-sent":
+        await _start(send, 200)
+        await _body(send, str(BIG_SENT).encode())
     elif path == "/inflight":
         await _start(send, 200)
         await _body(send, str(INFLIGHT).encode())
