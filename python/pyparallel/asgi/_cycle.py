@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
 import time
@@ -51,7 +52,7 @@ _HOP_BY_HOP = frozenset((b"transfer-encoding", b"connection", b"keep-alive", b"t
                          b"upgrade", b"te", b"proxy-connection"))
 
 # What the loop asks of the handler thread.
-_READ, _RESPOND, _START, _DONE = range(4)
+_READ, _RESPOND, _FILE, _START, _DONE = range(5)
 
 
 class Settings:
@@ -100,6 +101,7 @@ def _scope(settings: Settings, request: Any) -> tuple[Scope, bool]:
         "client": client,
         "server": settings.server,
         "state": settings.state.copy(),
+        "extensions": {"http.response.pathsend": {}},
     }
     return scope, has_body
 
@@ -231,6 +233,14 @@ class _Cycle:
                 raise RuntimeError("ASGI: http.response.start sent twice")
             self.head = _response_head(message)
             return
+        if kind == "http.response.pathsend":
+            if self.head is None or self.stream is not None or self.complete:
+                raise RuntimeError("ASGI: http.response.pathsend must follow "
+                                   "http.response.start alone")
+            self.complete = True
+            if not self._ask(_FILE, os.fspath(message["path"])):
+                self.disconnected = True
+            return
         if kind != "http.response.body":
             raise RuntimeError(f"ASGI: unexpected message {kind!r} on an http scope")
         if self.head is None:
@@ -298,6 +308,8 @@ class _Cycle:
                     return self._leave(self.stream)
             elif what == _RESPOND:
                 return self._leave(self._whole(arg))
+            elif what == _FILE:
+                return self._leave(self._file(arg))
             elif what == _START:
                 self._start(arg)
                 if self.stream is not None and not self.body_more:
@@ -348,6 +360,22 @@ class _Cycle:
                        "500", self.scope["method"], self.scope["path"], length, len(body))
             return _error_response()
         return Response(body, status, ctype, pairs)
+
+    def _file(self, path: str) -> Any:
+        """http.response.pathsend: the file, sent by the kernel."""
+        assert self.head is not None
+        status, pairs, ctype, length = self.head
+        try:
+            size = os.stat(path).st_size
+        except OSError as e:
+            _log.error("ASGI app %s %s: http.response.pathsend: %s: 500", self.scope["method"],
+                       self.scope["path"], e)
+            return _error_response()
+        if length is not None and length != size:
+            _log.error("ASGI app %s %s: its Content-Length is %d but its file has %d bytes: "
+                       "500", self.scope["method"], self.scope["path"], length, size)
+            return _error_response()
+        return Response(_core.sendfile(path, 0, size), status, ctype, pairs)
 
     def _timed_out(self) -> Any:
         _log.error("ASGI app %s %s sent no response in %g s: 500, and the app cancelled",

@@ -50,6 +50,7 @@ def test_scope(backend: str) -> None:
         assert scope["client"][0] == "127.0.0.1" and scope["client"][1] > 0
         assert scope["server"] == ["127.0.0.1", proc.port]
         assert scope["state"] == {}
+        assert scope["extensions"] == {"http.response.pathsend": {}}  # no trailers offered
         # untrusted without the option; a path a proxy stripped gets the mount point back
         status, _, body = get(proc.port, "/other", {"X-Forwarded-Proto": "ftp"})
         scope = json.loads(body)
@@ -66,6 +67,9 @@ def test_responses(backend: str) -> None:
         assert status == 200 and body == b'{"message":"Hello, World!"}'
         assert headers["content-length"] == str(len(body))  # one message: sent whole
         assert headers["content-type"] == "application/json"
+        status, headers, body = get(proc.port, "/file")  # http.response.pathsend
+        assert status == 200 and body == (APPS / "asgi_apps.py").read_bytes()
+        assert headers["content-type"] == "text/x-python"
         status, headers, body = get(proc.port, "/chunks")
         assert headers.get("transfer-encoding") == "chunked" and body == b"part0;part1;part2;"
         status, headers, body = get(proc.port, "/length")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from asgi_helpers import read_reply, served_asgi
+from asgi_helpers import APPS, read_reply, served_asgi
 
 from http_helpers import Conn, request
 
@@ -75,6 +75,9 @@ def test_starlette(backend: str) -> None:
         assert js(port, "POST", "/echo", {"a": [1, 2]}) == (200, {"got": {"a": [1, 2]}})
         status, headers, body = call(port, "GET", "/chunks")
         assert body == b"c0|c1|c2|c3|" and headers.get("transfer-encoding") == "chunked"
+        status, headers, body = call(port, "GET", "/source")
+        assert status == 200 and body == (APPS / "starlette_app.py").read_bytes()
+        assert headers["content-length"] == str(len(body))
         assert js(port, "GET", "/sub/where") == (200, {"root_path": "/sub",
                                                        "path": "/sub/where"})
     with served_asgi(backend, "starlette_app:app", "--root-path", "/api",

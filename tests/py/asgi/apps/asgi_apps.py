@@ -121,6 +121,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif path == "/big-sent":
         await _start(send, 200)
         await _body(send, str(BIG_SENT).encode())
+    elif path == "/file":  # this file, by http.response.pathsend
+        assert "http.response.pathsend" in scope["extensions"]
+        await _start(send, 200, [(b"content-type", b"text/x-python")])
+        await send({"type": "http.response.pathsend", "path": __file__})
     elif path == "/inflight":
         await _start(send, 200)
         await _body(send, str(INFLIGHT).encode())

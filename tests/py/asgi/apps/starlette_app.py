@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Mount, Route
 
 
@@ -33,6 +33,10 @@ async def chunks(request: Request) -> StreamingResponse:
     return StreamingResponse(gen(), media_type="text/plain")
 
 
+async def source(request: Request) -> FileResponse:
+    return FileResponse(__file__)  # by http.response.pathsend, which the server offers
+
+
 async def sub(request: Request) -> JSONResponse:
     return JSONResponse({"root_path": request.scope["root_path"],
                          "path": request.scope["path"]})
@@ -43,5 +47,6 @@ app = Starlette(routes=[
     Route("/users/{name}", user),
     Route("/echo", echo, methods=["POST"]),
     Route("/chunks", chunks),
+    Route("/source", source),
     Mount("/sub", routes=[Route("/where", sub)]),
 ])
