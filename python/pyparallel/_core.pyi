@@ -523,3 +523,5 @@ def asgi_request(request: Request, /) -> tuple[str, str, bytes, bytes, list[tupl
     request whose handler runs on this thread."""
 def asgi_body_read(request: Request, size: int, timeout_ms: int, /) -> tuple[bytes, bool]:
     """(bytes, more): up to size bytes of the request body as it arrives; b"" at its end."""
+def asgi_client_gone(request: Request, /) -> bool:
+    """True when the client of the request whose handler runs here has gone."""

@@ -10,6 +10,9 @@
 
 #include "px/http_stream.h"
 
+#include <errno.h>
+#include <sys/socket.h>
+
 static px_http_exchange_t *exchange_of(PyObject *req)
 {
     px_http_exchange_t *x = px_py_http_current(req);
@@ -147,11 +150,36 @@ static PyObject *asgi_body_read(PyObject *module, PyObject *const *args, Py_ssiz
     return Py_BuildValue("(NO)", buf, rc > 0 && px_http_body_ready(x) != -1 ? Py_True : Py_False);
 }
 
+/* asgi_client_gone(request) -> bool: the client closed its side or the
+ * connection is closing, as far as can be told without reading: a peek at
+ * the socket finds its end (a request with a body still arriving is the
+ * body reader's to tell). For a response not started yet. */
+static PyObject *asgi_client_gone(PyObject *module, PyObject *req)
+{
+    px_http_exchange_t *x = exchange_of(req);
+    char byte;
+    ssize_t n;
+
+    (void)module;
+    if (x == NULL)
+        return NULL;
+    if (px_conn_closing(x->conn))
+        Py_RETURN_TRUE;
+    if (x->body_stream != NULL)
+        Py_RETURN_FALSE;
+    n = recv(px_conn_fd(x->conn), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        Py_RETURN_TRUE;
+    Py_RETURN_FALSE;
+}
+
 PyMethodDef px_py_asgi_methods[] = {
     {"asgi_request", asgi_request, METH_O,
      "(method, http_version, raw_path, query_string, headers, client, has_body) of the "
      "request whose handler runs on this thread"},
     {"asgi_body_read", (PyCFunction)(void (*)(void))asgi_body_read, METH_FASTCALL,
      "(bytes, more): up to size bytes of the request body as it arrives"},
+    {"asgi_client_gone", asgi_client_gone, METH_O,
+     "True when the client of the request whose handler runs here has gone"},
     {NULL, NULL, 0, NULL},
 };

@@ -183,7 +183,7 @@ class _Cycle:
                 _log.error("ASGI app %s %s returned without completing its response: "
                            "connection closed", self.scope["method"], self.scope["path"])
                 self._cut()
-            elif self.head is None and not self.cancelled:
+            elif self.head is None and not self.cancelled and not self.disconnected:
                 _log.error("ASGI app %s %s returned without starting a response: 500",
                            self.scope["method"], self.scope["path"])
         finally:
@@ -294,14 +294,22 @@ class _Cycle:
     def serve(self) -> Any:
         """Do what the app asks until the request is answered; the handler's result."""
         deadline = time.monotonic() + self.settings.response_timeout
+        gone = False
         while True:
             try:
                 if self.stream is None:
-                    what, arg = self.cmds.get(timeout=max(0.0, deadline - time.monotonic()))
+                    # until the start: a look at the client now and then
+                    left = deadline - time.monotonic()
+                    what, arg = self.cmds.get(timeout=max(0.0, min(left, _DISCONNECT_POLL)))
                 else:
                     what, arg = self.cmds.get()
             except queue.Empty:
-                return self._timed_out()
+                if time.monotonic() >= deadline:
+                    return self._timed_out()
+                if not gone and _core.asgi_client_gone(self.request):
+                    gone = True
+                    self.loop.call_soon_threadsafe(self._client_gone)
+                continue
             if what == _READ:
                 self._read(arg)
                 if self.stream is not None and not self.body_more:
@@ -318,6 +326,9 @@ class _Cycle:
                 if self.stream is not None:
                     return self._leave(self.stream)
                 return self._leave(_error_response())
+
+    def _client_gone(self) -> None:  # on the loop
+        self.disconnected = True
 
     def _reply(self, fut: asyncio.Future[Any], result: Any = None,
                error: BaseException | None = None) -> None:

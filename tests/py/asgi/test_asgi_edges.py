@@ -66,6 +66,17 @@ def test_disconnect_during_request_body(backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_disconnect_before_response_start(backend: str) -> None:
+    with served_asgi(backend, "asgi_apps:app") as proc:
+        s = socket.create_connection(("127.0.0.1", proc.port), timeout=10)
+        s.sendall(request("GET", "/long-poll"))
+        time.sleep(0.3)
+        s.close()
+        proc.wait_line("LONG POLL http.disconnect", 20)
+        assert get(proc.port, "/json")[0] == 200
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_app_that_never_answers(backend: str) -> None:
     with served_asgi(backend, "asgi_apps:app", "--timeout-response", "1") as proc:
         t0 = time.monotonic()

@@ -144,6 +144,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _start(send, 201, [(b"set-cookie", b"a=1"), (b"set-cookie", b"b=2"),
                                  (b"x-thing", b"yes"), (b"content-type", b"text/plain")])
         await _body(send, b"made")
+    elif path == "/long-poll":  # waits for news, or for the client to go
+        m = await receive()
+        m = await receive()
+        say(f"LONG POLL {m['type']}")
     elif path == "/never":  # never answers
         await asyncio.sleep(3600)
     elif path == "/raise-before":
