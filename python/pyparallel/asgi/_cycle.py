@@ -81,7 +81,9 @@ def _scheme(settings: Settings, headers: list[tuple[bytes, bytes]]) -> str:
 
 def _scope(settings: Settings, request: Any) -> tuple[Scope, bool]:
     method, version, raw_path, query, headers, client, has_body = _core.asgi_request(request)
-    path = unquote(raw_path.decode("latin-1"), "utf-8", "surrogateescape")
+    path = raw_path.decode("latin-1")
+    if "%" in path:
+        path = unquote(path, "utf-8", "surrogateescape")
     root = settings.root_path
     if root and not (path == root or path.startswith(root + "/")):
         # a proxy took the mount point off: the path the app sees has it (ASGI)
@@ -132,6 +134,10 @@ def _response_head(message: Message) -> tuple[int, list[tuple[str, str]], str | 
 class _Cycle:
     """The app's side (loop thread) and the handler's side (worker thread)
     of one request."""
+
+    __slots__ = ("answered", "body_more", "cancelled", "cmds", "complete", "disconnected",
+                 "empty_body_given", "head", "lock", "loop", "request", "scope", "settings",
+                 "stream", "task")
 
     def __init__(self, settings: Settings, request: Any, scope: Scope, has_body: bool,
                  loop: asyncio.AbstractEventLoop) -> None:
