@@ -38,8 +38,8 @@ def log(msg: str) -> None:
     print(f"asgi_bench: {msg}", file=sys.stderr, flush=True)
 
 
-def pyparallel(target: str):
-    return lambda port, _d: [hb.PY_FT, "-m", "pyparallel", "serve", target, "--interface",
+def pyparallel(target: str, python: str = hb.PY_FT):
+    return lambda port, _d: [python, "-m", "pyparallel", "serve", target, "--interface",
                              "asgi", "--app-dir", PEERS, "--host", HOST, "--port", str(port),
                              "--workers", "1"]
 
@@ -61,6 +61,10 @@ def servers() -> list[tuple[str, hb.Server]]:
     """(group, server) for every configuration that can run here."""
     out = [("bare", hb.Server("px", "pyparallel ASGI (io_uring)", "3.13t, 1 worker",
                               pyparallel("asgi_app:app"), ENDPOINTS, {"PX_BACKEND": "uring"}))]
+    if hb.python_has(hb.PY_GIL, "pyparallel"):  # the same server on the GIL interpreter
+        out.append(("bare", hb.Server("px-gil", "pyparallel ASGI (io_uring)", "3.11, 1 worker",
+                                      pyparallel("asgi_app:app", hb.PY_GIL), ENDPOINTS,
+                                      {"PX_BACKEND": "uring"})))
     if hb.python_has(hb.PY_GIL, "uvicorn"):
         out.append(("bare", hb.Server("uvicorn", "uvicorn + uvloop + httptools",
                                       "3.11, 1 worker", uvicorn("asgi_app:app"), ENDPOINTS)))
@@ -72,6 +76,11 @@ def servers() -> list[tuple[str, hb.Server]]:
                                          "3.13t, 1 worker", pyparallel("fastapi_hello:app"),
                                          ENDPOINTS, {"PX_BACKEND": "uring"})))
     if hb.python_has(hb.PY_GIL, "fastapi"):
+        if hb.python_has(hb.PY_GIL, "pyparallel"):
+            out.append(("fastapi", hb.Server("px-gil-fastapi", "pyparallel ASGI + FastAPI",
+                                             "3.11, 1 worker",
+                                             pyparallel("fastapi_hello:app", hb.PY_GIL),
+                                             ENDPOINTS, {"PX_BACKEND": "uring"})))
         if hb.python_has(hb.PY_GIL, "uvicorn"):
             out.append(("fastapi", hb.Server("uvicorn-fastapi", "uvicorn + FastAPI",
                                              "3.11, 1 worker", uvicorn("fastapi_hello:app"),

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -50,6 +51,9 @@ _ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
 # The server frames the body and the connection: the app's say is ignored.
 _HOP_BY_HOP = frozenset((b"transfer-encoding", b"connection", b"keep-alive", b"trailer",
                          b"upgrade", b"te", b"proxy-connection"))
+
+# asyncio.Task(eager_start=True) where there is one (3.12)
+_EAGER: dict[str, Any] = {"eager_start": True} if sys.version_info >= (3, 12) else {}
 
 # What the loop asks of the handler thread.
 _READ, _RESPOND, _FILE, _START, _DONE = range(5)
@@ -161,7 +165,10 @@ class _Cycle:
 
     def begin(self) -> None:
         if not self.cancelled:
-            self.task = self.loop.create_task(self.run())
+            if _EAGER:  # the app's first steps now, not one loop pass later
+                self.task = asyncio.Task(self.run(), loop=self.loop, **_EAGER)
+            else:
+                self.task = self.loop.create_task(self.run())
 
     def cancel(self) -> None:
         self.cancelled = True
