@@ -157,3 +157,21 @@ def test_send_waits_for_a_slow_client(backend: str) -> None:
             got += len(data)
         s.close()
         proc.wait_line("BIG DONE", 30)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_big_upload_in_bounded_memory(backend: str) -> None:
+    total = 256 << 20
+    block = b"u" * (1 << 20)
+    with served_asgi(backend, "asgi_apps:app", "--max-body", str(total)) as proc:
+        assert get(proc.port, "/count", method="POST", body=b"warm")[2] == b"4"
+        before = proc.rss()
+        with Conn(proc.port, timeout=60) as c:
+            c.send(f"POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: {total}\r\n\r\n"
+                   .encode())
+            for _ in range(total // len(block)):
+                c.send(block)
+            r = read_reply(c)
+            assert r.status == 200 and r.body == str(total).encode()
+        grown = proc.rss() - before
+        assert grown < 64 << 20, f"RSS grew {grown >> 20} MiB for a {total >> 20} MiB body"

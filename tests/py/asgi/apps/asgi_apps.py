@@ -87,6 +87,15 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             return
         await _start(send, 200)
         await _body(send, f"{len(body)} {max(sizes)}".encode())
+    elif path == "/count":  # the body's length, nothing of it kept
+        n = 0
+        while True:
+            m = await receive()
+            n += len(m.get("body", b""))
+            if not m.get("more_body"):
+                break
+        await _start(send, 200)
+        await _body(send, str(n).encode())
     elif path == "/stream":  # a body streamed until the client goes away
         INFLIGHT += 1
         seen = asyncio.Event()
