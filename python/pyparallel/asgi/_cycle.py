@@ -411,11 +411,8 @@ class _Cycle:
         """The handler returns result: what the app asks later is refused."""
         with self.lock:
             self.answered = True
-        while True:
-            try:
-                what, arg = self.cmds.get_nowait()
-            except queue.Empty:
-                break
+        while not self.cmds.empty():  # this thread is its only reader
+            what, arg = self.cmds.get_nowait()
             if what in (_READ, _START):
                 self._reply(arg, error=BrokenPipeError("the request was answered"))
         return result
