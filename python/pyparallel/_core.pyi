@@ -525,3 +525,25 @@ def asgi_body_read(request: Request, size: int, timeout_ms: int, /) -> tuple[byt
     """(bytes, more): up to size bytes of the request body as it arrives; b"" at its end."""
 def asgi_client_gone(request: Request, /) -> bool:
     """True when the client of the request whose handler runs here has gone."""
+
+# ---- asyncio on the workers (pyparallel.asyncio) ------------------------------------
+
+@final
+class AioWaker:
+    """The pump of a worker's asyncio loop: calls ``loop._px_pump()`` on the worker."""
+
+    def arm(self, when: float, /) -> None:
+        """Pump at monotonic time ``when`` (0: right after this batch); worker only."""
+    def disarm(self) -> None: ...
+    def wake(self) -> None:
+        """Pump soon; any thread."""
+    def claim(self) -> bool: ...
+    def unclaim(self) -> None: ...
+    @property
+    def loop(self) -> Any: ...
+    @property
+    def worker(self) -> int: ...
+    @property
+    def armed(self) -> float | None: ...
+
+def aio_worker_waker(make_loop: Callable[[AioWaker], Any], /) -> AioWaker | None: ...
