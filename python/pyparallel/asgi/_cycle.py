@@ -1,13 +1,14 @@
 """One HTTP request of an ASGI app: its scope, built from the request the
 engine parsed, and ``receive``/``send`` over the engine's streamed bodies.
 
-Two threads meet here. The request's handler runs on its engine worker (with
-the worker released, so a spare serves the worker's other connections while
-it waits): it posts the app to the worker's loop (:func:`worker_loop`), then
-serves what only it may do, on the app's behalf: read the request body as it
-arrives and start the response. It returns once the response has started
-and the body has been read, or the app is over. Body bytes after the start
-are written to the engine's stream straight from the loop (any thread may).
+The request's handler runs on its engine worker, released (a spare thread
+serves the worker's other connections, and runs its loop, while the handler
+waits). It starts the app on the worker's loop (:mod:`._loops`), its first
+step right there when it can, then serves what only it may do, on the app's
+behalf: read the request body as it arrives and start the response. It
+returns once the response has started and the body has been read, or the app
+is over. Body bytes after the start are written to the engine's stream from
+the loop (any thread may).
 
 A response whose first body message is its last is sent whole, with a
 Content-Length; one sent in several goes as it comes (chunked when the app
@@ -33,7 +34,7 @@ from pyparallel import _core
 from pyparallel.http import Response
 from pyparallel.http import stream as start_stream
 
-from ._loops import worker_loop
+from . import _loops
 
 __all__ = ["Settings", "handle"]
 
@@ -308,6 +309,8 @@ class _Cycle:
         """Do what the app asks until the request is answered; the handler's result."""
         deadline = time.monotonic() + self.settings.response_timeout
         gone = False
+        if self.cmds.empty():  # the app waits on something: the worker goes on meanwhile
+            _loops.handing_over(self.loop)
         while True:
             try:
                 if self.stream is None:
@@ -425,7 +428,7 @@ def _error_response() -> Response:
 def handle(settings: Settings, request: Any) -> Any:
     """Run the ASGI app for request; called as the HTTP handler on its worker."""
     scope, has_body = _scope(settings, request)
-    loop = worker_loop()
+    loop = _loops.worker_loop()
     cycle = _Cycle(settings, request, scope, has_body, loop)
-    loop.call_soon_threadsafe(cycle.begin)
+    _loops.start(loop, cycle.begin)
     return cycle.serve()

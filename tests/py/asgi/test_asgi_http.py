@@ -51,6 +51,7 @@ def test_scope(backend: str) -> None:
         assert scope["server"] == ["127.0.0.1", proc.port]
         assert scope["state"] == {}
         assert scope["extensions"] == {"http.response.pathsend": {}}  # no trailers offered
+        assert scope["loop"] == "WorkerLoop"  # the worker's own loop (pyparallel.asyncio)
         # untrusted without the option; a path a proxy stripped gets the mount point back
         status, _, body = get(proc.port, "/other", {"X-Forwarded-Proto": "ftp"})
         scope = json.loads(body)
@@ -58,6 +59,14 @@ def test_scope(backend: str) -> None:
     with served_asgi(backend, "asgi_apps:scope_echo") as proc:
         _, _, body = get(proc.port, "/p", {"X-Forwarded-Proto": "https"})
         assert json.loads(body)["scheme"] == "http"  # no header trusted by default
+
+
+def test_without_handoff_a_companion_loop() -> None:
+    # nobody would run the worker's loop while a handler waits: a loop of its own
+    with served_asgi("epoll", "asgi_apps:scope_echo", "--handoff-ms", "0") as proc:
+        status, _, body = get(proc.port, "/x", method="POST", body=b"abc")
+        scope = json.loads(body)
+        assert status == 200 and scope["body_len"] == 3 and scope["loop"] != "WorkerLoop"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -55,6 +55,7 @@ async def scope_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return v
     out = plain({k: v for k, v in scope.items()})
     out["body_len"] = len(body)
+    out["loop"] = type(asyncio.get_running_loop()).__name__
     await _start(send, 200, [(b"content-type", b"application/json")])
     await _body(send, json.dumps(out).encode())
 
