@@ -164,12 +164,13 @@ class _Cycle:
 
     # ---- the loop's side ---------------------------------------------------------
 
-    def begin(self) -> None:
+    def begin(self) -> asyncio.Task[None] | None:
         if not self.cancelled:
             if _EAGER:  # the app's first steps now, not one loop pass later
                 self.task = asyncio.Task(self.run(), loop=self.loop, **_EAGER)
             else:
                 self.task = self.loop.create_task(self.run())
+        return self.task
 
     def cancel(self) -> None:
         self.cancelled = True

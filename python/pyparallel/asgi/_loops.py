@@ -39,15 +39,21 @@ def worker_loop() -> asyncio.AbstractEventLoop:
     return _companion_loop()
 
 
-def start(loop: asyncio.AbstractEventLoop, begin: Callable[[], None]) -> None:
-    """Call begin (which makes the app's task) on loop, from a request's
-    handler: right here when this thread can claim the loop, else posted."""
+def start(loop: asyncio.AbstractEventLoop,
+          begin: Callable[[], asyncio.Task[None] | None]) -> None:
+    """Call begin (which makes the app's task, eager where asyncio has that)
+    on loop, from a request's handler: right here when this thread can claim
+    the loop, else posted. Here, the task's first step runs here too."""
     waker = getattr(loop, "_px_waker", None)
     if waker is not None and waker.claim():
         prev = events._get_running_loop()
         events._set_running_loop(loop)
         try:
-            begin()
+            task = begin()
+            ready = getattr(loop, "_ready", None)
+            if task is not None and ready and getattr(ready[-1]._callback, "__self__",
+                                                      None) is task:
+                ready.pop()._run()  # no eager tasks (3.11): its first step now
         finally:
             events._set_running_loop(prev)
             waker.unclaim()
