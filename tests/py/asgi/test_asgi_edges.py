@@ -135,3 +135,15 @@ def test_app_without_lifespan(backend: str) -> None:
         assert get(proc.port, "/") == (200, b"served")
     with served_asgi(backend, "asgi_apps:lifespan_fails", "--lifespan", "off") as proc:
         assert get(proc.port, "/") == (200, b"should not serve")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_streamed_body_past_its_length(backend: str) -> None:
+    with served_asgi(backend, "asgi_apps:app", allow_tracebacks=True) as proc:
+        with Conn(proc.port) as c:
+            c.send(request("GET", "/length-long"))
+            head = c.read_reply(head=True)
+            assert head.status == 200 and head.headers["content-length"] == "6"
+            assert len(c.read_to_eof()) < 6  # closed short: never a corrupt response
+        proc.wait_line("LENGTH REFUSED", 20)
+        assert get(proc.port, "/json")[0] == 200

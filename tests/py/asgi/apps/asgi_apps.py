@@ -150,6 +150,14 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif path == "/length-short":  # a Content-Length the body does not meet
         await _start(send, 200, [(b"content-length", b"100")])
         await _body(send, b"short")
+    elif path == "/length-long":  # streamed past its Content-Length: send() raises
+        await _start(send, 200, [(b"content-length", b"6")])
+        await _body(send, b"0123", True)
+        try:
+            await _body(send, b"4567", True)
+        except ValueError as e:
+            say(f"LENGTH REFUSED {e}")
+            raise
     elif path == "/headers":  # repeated headers, as given
         await _start(send, 201, [(b"set-cookie", b"a=1"), (b"set-cookie", b"b=2"),
                                  (b"x-thing", b"yes"), (b"content-type", b"text/plain")])
