@@ -184,3 +184,11 @@ def test_big_upload_in_bounded_memory(backend: str) -> None:
             assert r.status == 200 and r.body == str(total).encode()
         grown = proc.rss() - before
         assert grown < 64 << 20, f"RSS grew {grown >> 20} MiB for a {total >> 20} MiB body"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_static_prefix_before_the_app(backend: str) -> None:
+    with served_asgi(backend, "asgi_apps:app", "--static", f"/static={APPS}") as proc:
+        status, _, body = get(proc.port, "/static/starlette_app.py")
+        assert status == 200 and body == (APPS / "starlette_app.py").read_bytes()
+        assert get(proc.port, "/json")[2] == b'{"message":"Hello, World!"}'
