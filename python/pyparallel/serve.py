@@ -7,8 +7,10 @@
     python -m pyparallel serve app:create_app --factory --reload
 
 ``--interface wsgi`` (a PEP 3333 callable; the default for anything that is
-not a class) or ``http`` (an :class:`~pyparallel.http.HttpServer` subclass or
-a protocol class; the default for classes). Once the sockets accept
+not a class), ``asgi`` (an ASGI 3 app: the default for an ``async def``
+callable of three parameters) or ``http`` (an
+:class:`~pyparallel.http.HttpServer` subclass or a protocol class; the
+default for classes). Once the sockets accept
 connections it prints ``pyparallel: listening on HOST:PORT``; SIGINT or
 SIGTERM stop it gracefully.
 """
@@ -77,9 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyparallel serve", allow_abbrev=False,
                                 description="Serve a WSGI app or an HttpServer on all cores.")
     p.add_argument("target", help="module:attribute, e.g. mysite.wsgi:application")
-    p.add_argument("--interface", choices=("auto", "wsgi", "http"), default="auto",
-                   help="wsgi: a PEP 3333 callable; http: an HttpServer subclass or a protocol "
-                        "class (auto: http for classes, wsgi otherwise)")
+    p.add_argument("--interface", choices=("auto", "wsgi", "http", "asgi"), default="auto",
+                   help="wsgi: a PEP 3333 callable; asgi: an ASGI 3 app; http: an HttpServer "
+                        "subclass or a protocol class (auto: http for classes, asgi for an "
+                        "async callable of three parameters, wsgi otherwise)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", "-p", type=int, default=8000, help="port (0: any free one)")
     p.add_argument("--workers", type=int, default=None,
@@ -107,6 +110,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--app-dir", default=".", help="directory added to sys.path (default: .)")
     p.add_argument("--reload", action="store_true",
                    help="restart when a .py file under --app-dir changes (development)")
+    p.add_argument("--lifespan", choices=("auto", "on", "off"), default="auto",
+                   help="asgi: run the app's lifespan startup/shutdown (auto: unless it does "
+                        "not support it)")
+    p.add_argument("--timeout-response", type=float, default=60.0, metavar="SECONDS",
+                   help="asgi: an app that has not started its response by then is cancelled "
+                        "and the client answered 500 (default 60)")
     return p
 
 
@@ -157,27 +166,44 @@ class _AccessLogWriter(threading.Thread):
 
 
 def _protocol(parser: argparse.ArgumentParser, args: argparse.Namespace, obj: Any) -> Any:
+    from pyparallel.asgi import is_asgi_app
     from pyparallel.http import HttpServer
 
     interface = args.interface
     if interface == "auto":
-        interface = "http" if isinstance(obj, type) else "wsgi"
+        interface = ("http" if isinstance(obj, type) else
+                     "asgi" if is_asgi_app(obj) else "wsgi")
     if interface == "http":
         if not isinstance(obj, type):
             parser.error(f"--interface http: {args.target!r} is not a class (an HttpServer "
                          "subclass or a protocol class)")
         if args.static or args.root_path or args.access_log or args.url_scheme_header:
             parser.error("--static, --root-path, --access-log and --url-scheme-header are for "
-                         "--interface wsgi (an HttpServer routes StaticFiles itself)")
+                         "--interface wsgi and asgi (an HttpServer routes StaticFiles itself)")
         if issubclass(obj, HttpServer) and _limits(args):
             obj = type(obj.__name__, (obj,), {"limits": {**obj.limits, **_limits(args)}})
         return obj
+    if interface == "asgi":
+        return _asgi_server(parser, args, obj)
     from pyparallel.wsgi import make_server
     if not callable(obj):
         parser.error(f"{args.target!r} is not callable: not a WSGI application")
     return make_server(obj, root_path=args.root_path, url_scheme_header=args.url_scheme_header,
                        static=_statics(parser, args.static), access_log=bool(args.access_log),
                        **_limits(args))
+
+
+def _asgi_server(parser: argparse.ArgumentParser, args: argparse.Namespace, obj: Any) -> Any:
+    from pyparallel.asgi import make_server as make_asgi_server
+
+    if not callable(obj):
+        parser.error(f"{args.target!r} is not callable: not an ASGI application")
+    if args.access_log:
+        parser.error("--access-log is for --interface wsgi")
+    return make_asgi_server(obj, root_path=args.root_path,
+                            url_scheme_header=args.url_scheme_header,
+                            static=_statics(parser, args.static), lifespan=args.lifespan,
+                            response_timeout=args.timeout_response, **_limits(args))
 
 
 def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -197,6 +223,15 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except OSError as e:
         print(f"pyparallel serve: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
         return 1
+    from pyparallel.asgi import ASGIServer, LifespanError
+
+    asgi = isinstance(protocol, type) and issubclass(protocol, ASGIServer)
+    if asgi:  # the lifespan startup, before the app gets requests
+        try:
+            protocol.startup()
+        except LifespanError as e:
+            print(f"pyparallel serve: {e}; not starting", file=sys.stderr, flush=True)
+            return 3
     px.register(transport=server, protocol=protocol)
     writer = None
     if args.access_log:
@@ -208,6 +243,8 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         px.run(workers=args.workers)
     finally:
+        if asgi:
+            protocol.shutdown()
         if writer is not None:
             writer.stopping.set()
             writer.join(2)

@@ -83,8 +83,11 @@ typedef struct px_module_state {
     _Atomic int seq_others;  /* other threads numbered so far */
     _Atomic int debug_state; /* -1: PX_DEBUG not read yet, 0 off, 1 on */
     _Atomic unsigned long long debug_epoch;
-    _Atomic unsigned work_rotor; /* work.c: where ties between workers go */
-    struct px_py_share *share;   /* share.c; NULL until module exec */
+    _Atomic unsigned work_rotor;            /* work.c: where ties between workers go */
+    struct px_py_share *share;              /* share.c; NULL until module exec */
+    PyTypeObject *aio_waker_type;           /* aio_waker.c */
+    _Atomic(PyObject *) aio_drive_protocol; /* pyparallel.asyncio's drivers of awaitables */
+    _Atomic(PyObject *) aio_drive_http;     /* returned by callbacks (aio_drive.c) */
 } px_module_state_t;
 
 /* The module definition: types reach their module (and its state) through it. */
@@ -265,6 +268,7 @@ PyObject *px_py_post_main(PyObject *module, PyObject *args);
 extern PyMethodDef px_py_http_methods[]; /* module functions, added at exec */
 extern PyMethodDef px_py_http_stream_methods[];
 extern PyType_Spec px_py_http_stream_type_spec;
+extern PyMethodDef px_py_asgi_methods[]; /* asgi_request.c */
 PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, PyObject *kwds,
                             void **owned);
 void px_py_http_app_free(void *app);
@@ -292,5 +296,23 @@ void px_py_share_free(px_module_state_t *st);
 PyObject *px_py_share(PyObject *module, PyObject *roots); /* share(*objs) */
 PyObject *px_py_share_stats(PyObject *module, PyObject *unused);
 PyObject *px_py_share_info(PyObject *module, PyObject *unused);
+
+/* asyncio on the workers (aio_*.c). */
+extern PyType_Spec px_py_aio_waker_type_spec;
+extern PyMethodDef px_py_aio_methods[];
+/* The engine is joined: forget the worker's pump (its timer died with the
+ * worker), tell its loop, drop it. Main thread. */
+void px_py_aio_worker_done(_Atomic(PyObject *) *slot);
+/* r is an awaitable a callback returned (a coroutine, a future...), which
+ * pyparallel.asyncio drives on the worker's loop. */
+bool px_py_aio_awaitable(PyObject *r);
+/* Drive the awaitable r a protocol callback returned as a task on the worker's
+ * loop; its result is sent on transport when it is done. Owned. 0, or -1
+ * with an exception set. */
+int px_py_aio_drive_protocol(px_module_state_t *st, PyObject *transport, PyObject *r);
+/* The response of an async HttpServer handler: r (stolen) driven on the
+ * worker's loop, waited for (released) when it suspends; a new reference to
+ * its result, or NULL with an exception set. */
+PyObject *px_py_aio_drive_http(px_module_state_t *st, PyObject *r, PyObject *req);
 
 #endif

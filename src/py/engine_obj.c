@@ -388,8 +388,10 @@ static void do_join(px_py_engine_obj_t *self)
         return;
     Py_BEGIN_ALLOW_THREADS px_engine_join(self->e);
     Py_END_ALLOW_THREADS self->joined = true;
-    for (int i = 0; i < self->nworkers; i++) /* timers die with their wheel */
+    for (int i = 0; i < self->nworkers; i++) { /* timers die with their wheel */
         px_py_timers_release(&self->wpy[i].live_timers);
+        px_py_aio_worker_done(&self->wpy[i].aio_waker);
+    }
 }
 
 static PyObject *engine_join(PyObject *op, PyObject *unused)

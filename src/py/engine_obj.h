@@ -16,6 +16,7 @@ typedef struct px_py_engine_obj px_py_engine_obj_t;
 typedef struct worker_py {
     px_py_engine_obj_t *owner; /* borrowed: the engine joins its workers before it dies */
     struct px_py_timer *live_timers;
+    _Atomic(PyObject *) aio_waker; /* pyparallel.asyncio's pump of this worker (aio_waker.c) */
 } worker_py_t;
 
 struct px_py_engine_obj {

@@ -182,6 +182,8 @@ static void app_call(px_http_exchange_t *x, void *udata)
             result = call_handler(a->handlers[route], self, req, kw);
         else
             result = PyObject_CallOneArg(app, req);
+        if (result != NULL && px_py_aio_awaitable(result)) /* async def: run on the loop */
+            result = px_py_aio_drive_http(st, result, req);
         if (result == NULL && app != NULL && st->http_error &&
             PyErr_ExceptionMatches(st->http_error)) {
             PyObject *exc = PyErr_GetRaisedException();

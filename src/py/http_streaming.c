@@ -31,6 +31,11 @@ void px_py_http_stream_leave(void)
     current_req = NULL;
 }
 
+px_http_exchange_t *px_py_http_current(PyObject *req)
+{
+    return req == current_req ? current_x : NULL;
+}
+
 typedef struct {
     PyObject_HEAD px_http_stream_t *st;
 } stream_obj_t;
@@ -152,6 +157,13 @@ static PyObject *stream_abort(stream_obj_t *self, PyObject *unused)
     Py_END_ALLOW_THREADS Py_RETURN_NONE;
 }
 
+static PyObject *stream_fail(stream_obj_t *self, PyObject *unused)
+{
+    (void)unused;
+    Py_BEGIN_ALLOW_THREADS px_http_stream_fail(self->st);
+    Py_END_ALLOW_THREADS Py_RETURN_NONE;
+}
+
 static PyObject *stream_wait_writable(stream_obj_t *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"timeout", NULL};
@@ -240,6 +252,9 @@ static PyMethodDef stream_methods[] = {
     {"close", (PyCFunction)stream_close, METH_NOARGS, "close(): end() unless already over"},
     {"abort", (PyCFunction)stream_abort, METH_NOARGS,
      "abort(): close the connection now, the response incomplete"},
+    {"fail", (PyCFunction)stream_fail, METH_NOARGS,
+     "fail(): the body cannot be completed: the connection closes after what was written, "
+     "without what would end the body (the client sees it truncated)"},
     {"wait_writable", (PyCFunction)(void (*)(void))stream_wait_writable,
      METH_VARARGS | METH_KEYWORDS,
      "wait_writable(timeout=None) -> bool: wait until a write would be taken; False when the "

@@ -89,7 +89,8 @@ static int module_exec(PyObject *m)
         add_type(m, &px_py_rwlock_guard_type_spec, &st->rwlock_guard_type) < 0 ||
         add_subtype(m, &px_py_locked_dict_type_spec, &PyDict_Type, &st->locked_dict_type) < 0 ||
         add_subtype(m, &px_py_locked_list_type_spec, &PyList_Type, &st->locked_list_type) < 0 ||
-        add_type(m, &px_py_http_stream_type_spec, &st->http_stream_type) < 0)
+        add_type(m, &px_py_http_stream_type_spec, &st->http_stream_type) < 0 ||
+        add_type(m, &px_py_aio_waker_type_spec, &st->aio_waker_type) < 0)
         return -1;
     atomic_store(&st->debug_state, -1);
     if (px_py_errors_init(m, st) < 0 || px_py_stm_init(m, st) < 0)
@@ -99,7 +100,9 @@ static int module_exec(PyObject *m)
     if (PyModule_AddStringConstant(m, "__version__", PX_VERSION) < 0 ||
         PyModule_AddFunctions(m, px_py_stats_methods) < 0 ||
         PyModule_AddFunctions(m, px_py_http_methods) < 0 ||
-        PyModule_AddFunctions(m, px_py_http_stream_methods) < 0)
+        PyModule_AddFunctions(m, px_py_http_stream_methods) < 0 ||
+        PyModule_AddFunctions(m, px_py_asgi_methods) < 0 ||
+        PyModule_AddFunctions(m, px_py_aio_methods) < 0)
         return -1;
     return 0;
 }
@@ -125,6 +128,9 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->parse_qsl);
     Py_VISIT(st->header_range);
     Py_VISIT(st->new_response);
+    Py_VISIT(st->aio_waker_type);
+    Py_VISIT(atomic_load(&st->aio_drive_protocol));
+    Py_VISIT(atomic_load(&st->aio_drive_http));
     return 0;
 }
 
@@ -149,6 +155,9 @@ static int module_clear(PyObject *m)
     Py_CLEAR(st->parse_qsl);
     Py_CLEAR(st->header_range);
     Py_CLEAR(st->new_response);
+    Py_CLEAR(st->aio_waker_type);
+    Py_XDECREF(atomic_exchange(&st->aio_drive_protocol, NULL));
+    Py_XDECREF(atomic_exchange(&st->aio_drive_http, NULL));
     return 0;
 }
 

@@ -273,6 +273,8 @@ static int send_result(px_py_transport_t *t, PyObject *r)
 
     if (r == Py_None || t->conn == NULL || px_conn_closing(t->conn) || px_handle_closed(t->handle))
         return 0;
+    if (px_py_aio_awaitable(r)) /* an async def callback: its result is sent when done */
+        return px_py_aio_drive_protocol(st, (PyObject *)t, r);
     /* Behind what other threads posted and the worker has not applied yet. */
     if (px_handle_pending(t->handle) && !px_py_sendable_has_file(st, r))
         return px_py_send_posted(st, t->handle, r, true) < 0 ? -1 : 0;

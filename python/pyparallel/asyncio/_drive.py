@@ -1,0 +1,110 @@
+"""Awaitables returned by the project's own callbacks, driven on the worker's loop.
+
+An ``async def`` protocol callback (``data_received``, ``connection_made``...)
+returns a coroutine: it runs as a task on the loop of the worker that owns the
+connection, and what it returns is sent, as a plain callback's return value is.
+An ``async def`` HttpServer handler's coroutine takes its first step at once,
+on the handler's thread; when it finishes there, its result is the response
+with no task switch at all. When it suspends, the handler's thread waits for
+the task (released: the worker is handed to a spare thread, which keeps
+serving the worker's other connections and runs the loop meanwhile).
+"""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import sys
+from asyncio import events
+from collections.abc import Awaitable, Coroutine
+from typing import Any
+
+from .. import _core
+from ._worker import WorkerLoop, worker_loop
+
+_EAGER = sys.version_info >= (3, 12)
+
+
+def _as_task(loop: WorkerLoop, aw: Awaitable[Any]) -> asyncio.Future[Any]:
+    if asyncio.iscoroutine(aw):
+        return loop.create_task(aw)
+    return asyncio.ensure_future(aw, loop=loop)
+
+
+def drive_protocol(transport: _core.Transport, aw: Awaitable[Any]) -> None:
+    """Run aw on the worker's loop; send its result on transport when done."""
+    loop = worker_loop()
+    task = _as_task(loop, aw)
+    task.add_done_callback(lambda t: _protocol_done(transport, t))
+
+
+def _protocol_done(transport: _core.Transport, task: asyncio.Future[Any]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is None:
+        result = task.result()
+        if result is not None and not transport.closed:
+            try:
+                transport.send(result)
+            except ConnectionError:
+                pass  # closed meanwhile: nobody to answer, as for a plain callback
+        return
+    # As a plain callback's exception: the protocol's exception_handler, else
+    # logged; the connection closes.
+    handler = getattr(transport.protocol, "exception_handler", None)
+    try:
+        if handler is not None:
+            handler(transport, "await", (type(exc), exc, exc.__traceback__))
+        else:
+            task.get_loop().call_exception_handler({
+                "message": f"{type(transport.protocol).__qualname__}: an async callback "
+                           "raised and no exception_handler took it: the connection is closed",
+                "exception": exc,
+                "transport": transport,
+                "protocol": transport.protocol,
+            })
+    finally:
+        transport.close()
+
+
+def _step_here(loop: WorkerLoop, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """A task of coro whose first step has run on this thread (claimed)."""
+    prev = events._get_running_loop()
+    events._set_running_loop(loop)
+    try:
+        if _EAGER:
+            return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+        task = loop.create_task(coro)
+        ready = loop._ready
+        if ready and getattr(ready[-1]._callback, "__self__", None) is task:  # type: ignore[attr-defined]
+            ready.pop()._run()
+        return task
+    finally:
+        events._set_running_loop(prev)
+
+
+def drive_http(aw: Awaitable[Any], request: object) -> Any:
+    """The response of an async handler (called released, on the handler's thread)."""
+    loop = worker_loop()
+    waker = loop._px_waker
+    task: asyncio.Future[Any]
+    if asyncio.iscoroutine(aw) and waker.claim():
+        try:
+            task = _step_here(loop, aw)
+        finally:
+            waker.unclaim()
+    else:
+        task = _as_task(loop, aw)
+    if not task.done():
+        engine = _core.current_engine()
+        if engine is None or engine.handoff_ms == 0:
+            task.cancel()
+            raise RuntimeError("an async handler that awaits needs hand-off "
+                               "(an engine with handoff_ms > 0)")
+        done = _thread.allocate_lock()
+        done.acquire()
+        task.add_done_callback(lambda _t: done.release())
+        waker.wake()  # queued work: the worker goes to a spare while we wait
+        done.acquire()
+    return task.result()
