@@ -248,6 +248,21 @@ int px_engine_start(px_engine_t *e);
  * (a handler still running then has its answer dropped). Any thread. */
 void px_engine_shutdown(px_engine_t *e, unsigned timeout_ms);
 
+/* Begin a graceful hand-over to another process that serves the same
+ * listening sockets (a zero-downtime restart): stop accepting without
+ * disturbing the sockets (no shutdown(2): the other process accepts their
+ * queued connections), and serve the open connections on for grace_ms:
+ * px_conn_draining is true, so an HTTP server answers each request with
+ * Connection: close and closes. Then as px_engine_shutdown with timeout_ms.
+ * A worker with no connection left finishes early. Any thread. */
+void px_engine_drain(px_engine_t *e, unsigned grace_ms, unsigned timeout_ms);
+
+/* The listening sockets of every server, oldest server first, each server's
+ * in listener order (what a new process needs to serve the same ports).
+ * Writes at most max descriptors, which stay the engine's. Returns the count
+ * or -ENOSPC. Any thread. */
+int px_engine_listen_fds(px_engine_t *e, int *out, int max);
+
 /* True once every worker has finished. Any thread. */
 bool px_engine_finished(px_engine_t *e);
 

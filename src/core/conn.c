@@ -424,7 +424,9 @@ void px__conn_accepted(px_listener_t *l, int fd)
     px_engine_t *e = w->e;
     px_conn_t *c;
 
-    if (w->stopping || l->closed) {
+    /* Accepted after the stop: closed, unless the worker still serves (a
+     * hand-over's grace: this client reached us, not the next process). */
+    if ((w->stopping || l->closed) && w->drain_until == 0) {
         close(fd);
         return;
     }

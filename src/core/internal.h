@@ -176,6 +176,7 @@ typedef struct px_listener {
     int fd;
     bool armed;
     bool closed;
+    bool inherited;           /* the socket outlives this process (px/listen_fds.h): never shut */
     px_timer_t backoff_timer; /* out of descriptors: accepting again when it fires */
 } px_listener_t;
 
@@ -183,7 +184,8 @@ struct px_server {
     px_endpoint_t ep;
     px_engine_t *e;
     int port;
-    px_listener_t *listeners; /* one per worker */
+    px_listener_t *listeners; /* one per worker, or per inherited socket if more */
+    int nlisteners;
     px_server_t *next;
 };
 
@@ -256,6 +258,9 @@ struct px_worker {
     _Atomic unsigned stop_timeout_ms;
     _Atomic bool stop_requested;
     uint64_t stop_deadline;
+    _Atomic unsigned drain_grace_ms; /* px_engine_drain: serve on this long */
+    _Atomic bool handover;           /* px_engine_drain: the sockets live on elsewhere */
+    uint64_t drain_until;            /* while stopping: still serving until then; 0: not */
     _Atomic bool finished;
     uint64_t next_id;
     bool defer_free;      /* inside an epoll batch */
@@ -370,6 +375,8 @@ void px__listener_rearm(px_timer_t *t); /* the callback of backoff_timer */
 int px__worker_create(px_engine_t *e, int index, px_worker_t **out);
 void px__worker_destroy(px_worker_t *w);
 void px__worker_stop(px_worker_t *w, unsigned timeout_ms);
+/* px__worker_stop for a hand-over: serve on for grace_ms first (px_engine_drain). */
+void px__worker_drain(px_worker_t *w, unsigned grace_ms, unsigned timeout_ms);
 /* Connections, their life (conn.c). All on the owning worker. */
 px_conn_t *px__conn_new(px_worker_t *w, px_endpoint_t *ep, int fd);
 /* Hand a registered socket to the application (on_open), then read. */
