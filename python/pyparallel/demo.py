@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wiki-pages", type=int, default=2000,
                         help="pages of the generated dump the Wikipedia example serves on "
                              "port+3 (0: no Wikipedia example)")
+    parser.add_argument("--pid-file", metavar="FILE", default=None,
+                        help="keep FILE naming the serving process (written when ready; SIGHUP restarts)")
     args = parser.parse_args(argv)
     free = not args.port  # --port 0: every service on a free port
     http = px.register(transport=px.server(args.host, args.port), protocol=Demo)
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     if wiki is not None:
         print(f"  wikipedia  http://{args.host}:{wiki.port}/ ({args.wiki_pages} generated pages)")
     print("Ctrl-C stops it.", flush=True)
-    px.run(workers=args.workers)
+    px.run(workers=args.workers, pid_file=args.pid_file)
     print("stopped.", flush=True)
 
 

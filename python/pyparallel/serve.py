@@ -10,7 +10,8 @@
 not a class) or ``http`` (an :class:`~pyparallel.http.HttpServer` subclass or
 a protocol class; the default for classes). Once the sockets accept
 connections it prints ``pyparallel: listening on HOST:PORT``; SIGINT or
-SIGTERM stop it gracefully.
+SIGTERM stop it gracefully; SIGHUP restarts it with no connection lost
+(``--pid-file`` names the serving process; see docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -107,6 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--app-dir", default=".", help="directory added to sys.path (default: .)")
     p.add_argument("--reload", action="store_true",
                    help="restart when a .py file under --app-dir changes (development)")
+    p.add_argument("--pid-file", metavar="FILE", default=None,
+                   help="keep FILE naming the serving process (written when ready; SIGHUP restarts)")
     return p
 
 
@@ -206,7 +209,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         writer.start()
     print(f"pyparallel: listening on {args.host}:{server.port}", flush=True)
     try:
-        px.run(workers=args.workers)
+        px.run(workers=args.workers, pid_file=args.pid_file)
     finally:
         if writer is not None:
             writer.stopping.set()
