@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="pages of the generated dump the Wikipedia example serves on "
                              "port+3 (0: no Wikipedia example)")
     parser.add_argument("--pid-file", metavar="FILE", default=None,
-                        help="keep FILE naming the serving process (written when ready; SIGHUP restarts)")
+                        help="keep FILE naming the serving process (SIGHUP restarts it)")
     args = parser.parse_args(argv)
     free = not args.port  # --port 0: every service on a free port
     http = px.register(transport=px.server(args.host, args.port), protocol=Demo)

@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reload", action="store_true",
                    help="restart when a .py file under --app-dir changes (development)")
     p.add_argument("--pid-file", metavar="FILE", default=None,
-                   help="keep FILE naming the serving process (written when ready; SIGHUP restarts)")
+                   help="keep FILE naming the serving process (SIGHUP restarts it)")
     return p
 
 

@@ -25,7 +25,7 @@ def serve(name: str, protocol: type, default_port: int, argv: list[str] | None =
     parser.add_argument("--workers", type=int, default=None,
                         help="worker threads (default: PX_WORKERS or one per CPU)")
     parser.add_argument("--pid-file", metavar="FILE", default=None,
-                        help="keep FILE naming the serving process (written when ready; SIGHUP restarts)")
+                        help="keep FILE naming the serving process (SIGHUP restarts it)")
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-listing", action="store_true",
                         help="answer directories without an index.html with 404")
     parser.add_argument("--pid-file", metavar="FILE", default=None,
-                        help="keep FILE naming the serving process (written when ready; SIGHUP restarts)")
+                        help="keep FILE naming the serving process (SIGHUP restarts it)")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.directory):
         parser.error(f"not a directory: {args.directory}")

@@ -98,7 +98,7 @@ def test_failed_restart_keeps_the_old_process_serving(backend: str, how: str) ->
                                {"OPS_APP_FAIL": str(fail), "PX_RESTART_TIMEOUT": "3"})
         with reaping(pid_file):
             fail.write_text(how)
-                    os.kill(proc.pid, signal.SIGHUP)
+            os.kill(proc.pid, signal.SIGHUP)
             wait_for(lambda: "restart failed" in proc.stderr_text(), 30, "restart failed")
             assert proc.proc.poll() is None
             assert read_pid(pid_file) == proc.pid
