@@ -108,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--app-dir", default=".", help="directory added to sys.path (default: .)")
     p.add_argument("--reload", action="store_true",
                    help="restart when a .py file under --app-dir changes (development)")
+    p.add_argument("--health-path", metavar="PATH", default=None,
+                   help="answer GET PATH in the server: 200 ok, 503 draining while stopping "
+                        "or restarting (for a load balancer's checks)")
     p.add_argument("--pid-file", metavar="FILE", default=None,
                    help="keep FILE naming the serving process (SIGHUP restarts it)")
     return p
@@ -115,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _limits(args: argparse.Namespace) -> dict[str, Any]:
     limits: dict[str, Any] = {}
+    if args.health_path is not None:
+        limits["health_path"] = args.health_path
     if args.max_body is not None:
         limits["max_body"] = args.max_body
     for name, key in (("timeout_keep_alive", "keepalive_timeout"),

@@ -7,13 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "px/clock.h"
 #include "px/http_response.h"
 #include "px/http_server.h"
 #include "early.h"
+#include "health.h"
 #include "respond.h"
 #include "conn_state.h"
 #include "stream.h"
@@ -281,7 +280,8 @@ static void dispatch(px_conn_t *c, px_http_server_t *s, const px_http_request_t 
     px_worker_t *w = px_conn_worker(c);
     uint64_t t0 = px_ticks();
 
-    answer(c, s, req, body, body_len, body_stream);
+    if (!px__http_answer_health(c, s, req, body_stream ? NULL : s->cfg.health_path))
+        answer(c, s, req, body, body_len, body_stream);
     PX_STAT_ADD(px_worker_stats(w), requests, 1);
     px_hist_record(px_worker_latency(w, PX_LATENCY_REQUEST),
                    px_ticks_ns((int64_t)(px_ticks() - t0)));

@@ -437,10 +437,11 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
                              "stream_bodies",
                              "body_buffer",
                              "wsgi",
+                             "health_path",
                              NULL};
     px_module_state_t *st = px_py_engine_state(engine);
     px_http_config_t cfg;
-    const char *host, *server_name;
+    const char *host, *server_name, *health_path = NULL;
     int port, rc, listen_fd = -1;
     PyObject *app, *statics = Py_None, *response_type = NULL, *json_default = NULL;
     PyObject *routes = NULL, *error_type = NULL, *conn_factory = NULL, *wsgi = NULL;
@@ -460,12 +461,12 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     max_headers = (Py_ssize_t)cfg.limits.max_headers;
     max_line = (Py_ssize_t)cfg.limits.max_request_line;
     max_head = (Py_ssize_t)cfg.limits.max_header_bytes;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siO|OdddKnnns$OOOiOpOppnO:listen_http", kwlist,
-                                     &host, &port, &app, &statics, &ka, &head_t, &body_t, &max_body,
-                                     &max_headers, &max_line, &max_head, &server_name,
-                                     &response_type, &json_default, &routes, &listen_fd,
-                                     &error_type, &fallback_takes_body, &conn_factory,
-                                     &per_connection, &stream_bodies, &body_buffer, &wsgi))
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwds, "siO|OdddKnnns$OOOiOpOppnOz:listen_http", kwlist, &host, &port, &app,
+            &statics, &ka, &head_t, &body_t, &max_body, &max_headers, &max_line, &max_head,
+            &server_name, &response_type, &json_default, &routes, &listen_fd, &error_type,
+            &fallback_takes_body, &conn_factory, &per_connection, &stream_bodies, &body_buffer,
+            &wsgi, &health_path))
         return NULL;
     if (response_type && response_type != Py_None && !PyType_Check(response_type)) {
         PyErr_SetString(PyExc_TypeError, "response_type must be a class");
@@ -509,6 +510,19 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     }
     strcpy(a->server_name, server_name);
     cfg.server_name = a->server_name;
+    if (health_path != NULL) {
+        if (health_path[0] != '/') {
+            PyErr_SetString(PyExc_ValueError, "health_path must start with '/'");
+            goto fail;
+        }
+        a->health_path = PyMem_RawMalloc(strlen(health_path) + 1);
+        if (a->health_path == NULL) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        strcpy(a->health_path, health_path);
+        cfg.health_path = a->health_path;
+    }
     rc = px_http_server_new(&cfg, app_call, a, &a->srv);
     if (rc == -EINVAL) {
         PyErr_SetString(PyExc_ValueError,
@@ -560,6 +574,7 @@ void px_py_http_app_free(void *p)
     PyMem_RawFree(a->query_names);
     PyMem_RawFree(a->query_reserved);
     PyMem_RawFree(a->server_name);
+    PyMem_RawFree(a->health_path);
     PyMem_RawFree(a);
 }
 
