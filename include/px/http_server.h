@@ -45,6 +45,8 @@ typedef struct px_http_config {
     const char *health_path;       /* GET/HEAD of this path answered by the server:
                                       200 "ok", 503 "draining" while stopping
                                       (borrowed: must outlive the server); NULL: none */
+    bool proxy_protocol;           /* each connection starts with a PROXY protocol
+                                      header (px_endpoint_config_t.proxy_protocol) */
 } px_http_config_t;
 
 /* Fill cfg with the defaults above and px_http_limits_default's. */

@@ -111,6 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--health-path", metavar="PATH", default=None,
                    help="answer GET PATH in the server: 200 ok, 503 draining while stopping "
                         "or restarting (for a load balancer's checks)")
+    p.add_argument("--proxy-protocol", action="store_true",
+                   help="each connection starts with a PROXY protocol header (v1 or v2) from "
+                        "a load balancer: REMOTE_ADDR is the client it names")
     p.add_argument("--pid-file", metavar="FILE", default=None,
                    help="keep FILE naming the serving process (SIGHUP restarts it)")
     return p
@@ -120,6 +123,8 @@ def _limits(args: argparse.Namespace) -> dict[str, Any]:
     limits: dict[str, Any] = {}
     if args.health_path is not None:
         limits["health_path"] = args.health_path
+    if args.proxy_protocol:
+        limits["proxy_protocol"] = True
     if args.max_body is not None:
         limits["max_body"] = args.max_body
     for name, key in (("timeout_keep_alive", "keepalive_timeout"),

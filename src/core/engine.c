@@ -200,6 +200,9 @@ int px_engine_listen(px_engine_t *e, const char *host, int port, const px_endpoi
     s->ep.udata = cfg->udata;
     s->ep.sock_flags = cfg->sock_flags;
     s->ep.idle_timeout_ms = cfg->idle_timeout_ms;
+    if (cfg->proxy_protocol)
+        s->ep.proxy_timeout_ms = cfg->proxy_timeout_ms ? cfg->proxy_timeout_ms
+                                                       : PX_DEFAULT_PROXY_TIMEOUT_MS;
     /* An inherited socket (px/listen_fds.h): its group serves, nothing binds. */
     if (cfg->listen_fd >= 0) {
         ngroup = px_listen_fds_group(cfg->listen_fd, group, PX_LISTEN_GROUP_MAX);

@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "health.h"
+#include "early.h"
 
 #define NO_STORE "Cache-Control: no-store\r\n"
 

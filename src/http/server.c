@@ -12,7 +12,6 @@
 #include "px/http_response.h"
 #include "px/http_server.h"
 #include "early.h"
-#include "health.h"
 #include "respond.h"
 #include "conn_state.h"
 #include "stream.h"
@@ -663,6 +662,7 @@ int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int po
         .udata = s,
         .sock_flags = PX_SOCK_NODELAY,
         .idle_timeout_ms = s->cfg.keepalive_timeout_ms,
+        .proxy_protocol = s->cfg.proxy_protocol,
     };
 
     free(s->options_allow);

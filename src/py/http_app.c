@@ -438,6 +438,7 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
                              "body_buffer",
                              "wsgi",
                              "health_path",
+                             "proxy_protocol",
                              NULL};
     px_module_state_t *st = px_py_engine_state(engine);
     px_http_config_t cfg;
@@ -445,7 +446,7 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     int port, rc, listen_fd = -1;
     PyObject *app, *statics = Py_None, *response_type = NULL, *json_default = NULL;
     PyObject *routes = NULL, *error_type = NULL, *conn_factory = NULL, *wsgi = NULL;
-    int fallback_takes_body = 1, per_connection = 0, stream_bodies = 0;
+    int fallback_takes_body = 1, per_connection = 0, stream_bodies = 0, proxy_protocol = 0;
     Py_ssize_t body_buffer = 0;
     double ka, head_t, body_t;
     unsigned long long max_body;
@@ -462,11 +463,11 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     max_line = (Py_ssize_t)cfg.limits.max_request_line;
     max_head = (Py_ssize_t)cfg.limits.max_header_bytes;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "siO|OdddKnnns$OOOiOpOppnOz:listen_http", kwlist, &host, &port, &app,
+            args, kwds, "siO|OdddKnnns$OOOiOpOppnOzp:listen_http", kwlist, &host, &port, &app,
             &statics, &ka, &head_t, &body_t, &max_body, &max_headers, &max_line, &max_head,
             &server_name, &response_type, &json_default, &routes, &listen_fd, &error_type,
             &fallback_takes_body, &conn_factory, &per_connection, &stream_bodies, &body_buffer,
-            &wsgi, &health_path))
+            &wsgi, &health_path, &proxy_protocol))
         return NULL;
     if (response_type && response_type != Py_None && !PyType_Check(response_type)) {
         PyErr_SetString(PyExc_TypeError, "response_type must be a class");
@@ -485,6 +486,7 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     /* the app reads bodies as they arrive (px_http_body_read): Request.body is empty */
     cfg.stream_bodies = stream_bodies != 0;
     cfg.body_buffer = body_buffer > 0 ? (size_t)body_buffer : 0;
+    cfg.proxy_protocol = proxy_protocol != 0;
     a = PyMem_RawCalloc(1, sizeof(*a));
     if (a == NULL)
         return PyErr_NoMemory();
