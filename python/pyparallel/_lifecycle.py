@@ -67,14 +67,17 @@ class Server:
     def __init__(self, host: str, port: int, reuse_port: bool = False) -> None:
         self.host = host
         self.protocol: Any = None
+        self._reservation: socket.socket | None
+        self.port: int
         inherited = _restart.claim(host, port)
         if inherited is not None:  # handed to this process: serve it, bind nothing
-            self._reservation = socket.socket(fileno=os.dup(inherited[0]))
-            self._reservation.setblocking(False)
-            self.port = self._reservation.getsockname()[1]
+            sock = socket.socket(fileno=os.dup(inherited[0]))
+            sock.setblocking(False)
+            self._reservation = sock
+            self.port = sock.getsockname()[1]
             return
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._reservation: socket.socket | None = socket.socket(family, socket.SOCK_STREAM)
+        self._reservation = socket.socket(family, socket.SOCK_STREAM)
         sock = self._reservation
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -96,7 +99,7 @@ class Server:
         except OSError:
             sock.close()
             raise
-        self.port: int = self._reservation.getsockname()[1]
+        self.port = sock.getsockname()[1]
 
     def _take_fd(self) -> int:
         """A duplicate of the listening socket for the engine, which owns it."""
