@@ -35,8 +35,8 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["claim", "notify", "ready", "stopping", "set_pid_file", "restart",
-           "RESTART_TIMEOUT", "DRAIN_GRACE"]
+__all__ = ["claim", "inherited", "notify", "ready", "stopping", "set_pid_file",
+           "remove_pid_file", "restart", "READY_FD_ENV", "RESTART_TIMEOUT", "DRAIN_GRACE"]
 
 READY_FD_ENV = "PX_READY_FD"  # the old process's end: where the new one says READY=1
 RESTART_TIMEOUT = 60.0  # seconds a new process has to become ready (PX_RESTART_TIMEOUT)
