@@ -409,6 +409,16 @@ static int request_helpers_init(px_module_state_t *st, PyObject *error_type)
     return 0;
 }
 
+/* A copy the server's config can borrow for as long as the app lives. */
+static char *raw_strdup(const char *s)
+{
+    char *copy = PyMem_RawMalloc(strlen(s) + 1);
+
+    if (copy != NULL)
+        strcpy(copy, s);
+    return copy;
+}
+
 /* Engine.listen_http(host, port, app, static, limits..., routes=, fd=): every
  * default not given is the engine's (px_http_config_default). */
 PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, PyObject *kwds,
@@ -505,26 +515,18 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
         PyErr_SetString(PyExc_ValueError, "per_connection needs a conn_factory");
         goto fail;
     }
-    a->server_name = PyMem_RawMalloc(strlen(server_name) + 1);
-    if (a->server_name == NULL) {
+    if (health_path != NULL && health_path[0] != '/') {
+        PyErr_SetString(PyExc_ValueError, "health_path must start with '/'");
+        goto fail;
+    }
+    a->server_name = raw_strdup(server_name);
+    a->health_path = health_path ? raw_strdup(health_path) : NULL;
+    if (a->server_name == NULL || (health_path && a->health_path == NULL)) {
         PyErr_NoMemory();
         goto fail;
     }
-    strcpy(a->server_name, server_name);
     cfg.server_name = a->server_name;
-    if (health_path != NULL) {
-        if (health_path[0] != '/') {
-            PyErr_SetString(PyExc_ValueError, "health_path must start with '/'");
-            goto fail;
-        }
-        a->health_path = PyMem_RawMalloc(strlen(health_path) + 1);
-        if (a->health_path == NULL) {
-            PyErr_NoMemory();
-            goto fail;
-        }
-        strcpy(a->health_path, health_path);
-        cfg.health_path = a->health_path;
-    }
+    cfg.health_path = a->health_path;
     rc = px_http_server_new(&cfg, app_call, a, &a->srv);
     if (rc == -EINVAL) {
         PyErr_SetString(PyExc_ValueError,

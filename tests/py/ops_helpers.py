@@ -116,6 +116,19 @@ def stop_pid(pid: int, timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
+def restart(pid_file: Path, timeout: float = 60.0) -> int:
+    """SIGHUP the process the pid file names; the new one's pid once the old
+    one has exited."""
+    old = read_pid(pid_file)
+    assert old is not None
+    os.kill(old, signal.SIGHUP)
+    wait_for(lambda: read_pid(pid_file) not in (None, old), timeout, "a new pid in the pid file")
+    wait_for(lambda: not alive(old), timeout, f"the old process {old} exits")
+    new = read_pid(pid_file)
+    assert new is not None and new != old and alive(new)
+    return new
+
+
 @contextlib.contextmanager
 def reaping(pid_file: Path) -> Iterator[None]:
     """At the end, stop whatever process the pid file names."""

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from helpers import HOST, SERVERS, ServerProcess, child_env
-from ops_helpers import SERVE, alive, get, read_pid, reaping, stop_pid, wait_for
+from ops_helpers import SERVE, get, read_pid, reaping, restart, stop_pid, wait_for
 
 
 def start(backend: str, tmp: Path, target: str = "ops_app:App",
@@ -34,19 +34,6 @@ def start(backend: str, tmp: Path, target: str = "ops_app:App",
     proc.wait_ready(30)
     wait_for(lambda: read_pid(pid_file) == proc.pid, 10, "the pid file names the server")
     return proc, pid_file
-
-
-def restart(pid_file: Path, timeout: float = 60.0) -> int:
-    """SIGHUP the process the pid file names; the new one's pid once the old
-    one has exited."""
-    old = read_pid(pid_file)
-    assert old is not None
-    os.kill(old, signal.SIGHUP)
-    wait_for(lambda: read_pid(pid_file) not in (None, old), timeout, "a new pid in the pid file")
-    wait_for(lambda: not alive(old), timeout, f"the old process {old} exits")
-    new = read_pid(pid_file)
-    assert new is not None and alive(new)
-    return new
 
 
 @pytest.mark.timeout(240)
