@@ -43,7 +43,7 @@ RESTART_TIMEOUT = 60.0  # seconds a new process has to become ready (PX_RESTART_
 DRAIN_GRACE = 1.0  # seconds the old process serves its open connections on (PX_DRAIN_GRACE)
 
 _START_CWD = os.getcwd()  # where a restart starts the new process
-_lock = threading.Lock()
+_lock = threading.RLock()  # the SIGHUP handler may run while its thread holds it
 _inherited: list[dict[str, Any]] | None = None  # parsed once; entries gain "claimed"
 _ready_fd: int | None = None
 _pid_file: str | None = None
@@ -206,11 +206,25 @@ def remove_pid_file() -> None:
         pass
 
 
+def _close_unclaimed() -> None:
+    """Inherited sockets no server asked for (a port the new configuration
+    dropped): closed, so that their clients are refused rather than left
+    waiting in a backlog nobody accepts from."""
+    with _lock:
+        for s in inherited():
+            if not s["claimed"]:
+                s["claimed"] = True
+                _log(f"inherited socket {s['addr'][0]}:{s['addr'][1]} is served by no "
+                     "server: closed")
+                with contextlib.suppress(OSError):
+                    os.close(int(s["fd"]))
+
+
 def ready() -> None:
-    """The process serves: pid file, then the old process of a restart, else
-    the service manager."""
+    """The process serves: unclaimed inherited sockets closed, pid file, then
+    the old process of a restart, else the service manager."""
     global _ready_fd
-    inherited()  # the variables are read before anything else may start a process
+    _close_unclaimed()
     _write_pid_file()
     fd, _ready_fd = _ready_fd, None
     if fd is not None:
@@ -324,3 +338,9 @@ def restart(eng: Any, shutdown_timeout: float) -> bool:
     threading.Thread(target=_run_restart, args=(eng, timeout, grace, shutdown_timeout),
                      name="pyparallel-restart", daemon=True).start()
     return True
+
+
+# Read when the package is imported: the descriptors become close-on-exec and
+# the variables leave the environment before the application may start a
+# process of its own.
+inherited()

@@ -20,6 +20,7 @@ from ops_helpers import (
     listening_socket,
     process_sockets,
     socket_inode,
+    wait_for,
 )
 
 TARGETS = pytest.mark.parametrize("target", ["ops_app:App", "ops_app:wsgi_app"],
@@ -34,7 +35,7 @@ def serve_argv(target: str, port: int, *extra: str) -> list[str]:
 @TARGETS
 def test_serves_inherited_socket_and_binds_nothing(backend: str, target: str) -> None:
     lsock = listening_socket()
-    other = listening_socket()  # handed over too, asked for by nobody: left alone
+    other = listening_socket()  # handed over too, asked for by nobody: closed by the server
     port = lsock.getsockname()[1]
     before = listening_inodes()
     proc = activated([other, lsock], serve_argv(target, port), backend)
@@ -49,7 +50,9 @@ def test_serves_inherited_socket_and_binds_nothing(backend: str, target: str) ->
         new_listeners = (listening_inodes() - before) & held
         assert new_listeners == set(), "the server bound a listening socket of its own"
         assert socket_inode(lsock) in held
-        proc.finish().stderr  # noqa: B018
+        wait_for(lambda: socket_inode(other) not in process_sockets(proc.pid), 10,
+                 "the server closes the socket nobody asked for")
+        proc.finish()
         assert proc.finished is not None and proc.finished.rc == 0, proc.finished.describe()
         assert mine <= listening_inodes()  # still the test's, still listening
     finally:

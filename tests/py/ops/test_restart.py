@@ -119,7 +119,7 @@ def test_in_flight_request_finishes_with_connection_close(backend: str) -> None:
             out: dict[str, object] = {}
 
             def slow() -> None:
-                conn.request("GET", "/slow?ms=1500")
+                conn.request("GET", "/slow?ms=5000")  # outlasts the restart
                 r = conn.getresponse()
                 out.update(status=r.status, body=r.read().decode(),
                            connection=r.getheader("Connection"))
