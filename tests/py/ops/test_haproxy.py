@@ -44,14 +44,23 @@ class Site:
         self.tmp = tmp
         self.instances: list[ServerProcess] = []
         self.pid_files: list[Path] = []
+        self.haproxy: subprocess.Popen[bytes] | None = None
+        try:
+            self._start(backend, tmp)
+        except BaseException:
+            self.close()  # what did start must not outlive the test
+            raise
+
+    def _start(self, backend: str, tmp: Path) -> None:
         for name in ("a", "b"):
             pid_file = tmp / f"{name}.pid"
             argv = [*SERVE, "ops_app:App", "--app-dir", str(SERVERS), "--host", HOST,
                     "--port", "0", "--workers", "1", "--health-path", "/healthz",
                     "--proxy-protocol", "--pid-file", str(pid_file)]
-            proc = ServerProcess(argv, child_env(backend), ready=True, ready_timeout=30)
-            self.instances.append(proc)
             self.pid_files.append(pid_file)
+            proc = ServerProcess(argv, child_env(backend), ready=False)
+            self.instances.append(proc)
+            proc.wait_ready(30)
             wait_for(lambda p=proc, f=pid_file: read_pid(f) == p.pid, 10, "pid file")
         self.port = free_port()
         self.stats_socket = str(tmp / "haproxy.sock")
@@ -61,7 +70,7 @@ class Site:
             port_a=self.instances[0].port, port_b=self.instances[1].port))
         self.haproxy = subprocess.Popen(["haproxy", "-f", str(cfg), "-db"],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for(lambda: self.status() == {"a": "UP", "b": "UP"}, 20, "both servers UP")
+        wait_for(lambda: self.status() == {"a": "UP", "b": "UP"}, 60, "both servers UP")
 
     def status(self) -> dict[str, str]:
         """Each server's state as HAProxy sees it (its stats socket)."""
@@ -90,7 +99,7 @@ class Site:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def close(self) -> None:
-        if self.haproxy.poll() is None:
+        if self.haproxy is not None and self.haproxy.poll() is None:
             self.haproxy.terminate()
             try:
                 self.haproxy.wait(10)
@@ -156,7 +165,7 @@ def test_hard_kill_loses_at_most_in_flight(backend: str) -> None:
                 assert victim is not None and survivor is not None
                 killed_at = time.monotonic()
                 os.kill(victim, signal.SIGKILL)
-                wait_for(lambda: site.status().get("b") == "DOWN", 10, "b marked DOWN")
+                wait_for(lambda: site.status().get("b") == "DOWN", 30, "b marked DOWN")
                 down_after = time.monotonic() - killed_at
                 time.sleep(1.0)
             finally:
