@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                 proxies.append(Proxy("HAProxy (TCP mode, 1 thread)", "", [str(up_port)], one,
                                      other))
             else:
-                log("no haproxy (tools/bench-deps installs it): skipping it")
+                log("no haproxy (tools/bootstrap-python installs it): skipping it")
             busy = busy_fraction()
             if busy > 0.10:
                 log(f"warning: the machine was {busy:.0%} busy before the runs: noisy numbers")

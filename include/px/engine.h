@@ -102,6 +102,7 @@ unsigned px_uring_mask_parse(const char *s);
 #define PX_DEFAULT_HANDOFF_MS 2u
 #define PX_DEFAULT_POOL_IDLE_MS 10000u       /* long enough that a steady load keeps its memory */
 #define PX_DEFAULT_BACKLOG 4096              /* px_endpoint_config_t.backlog 0 */
+#define PX_DEFAULT_PROXY_TIMEOUT_MS 5000     /* px_endpoint_config_t.proxy_timeout_ms 0 */
 #define PX_DEFAULT_CONNECT_TIMEOUT_MS 30000u /* a client's whole connect, all addresses */
 #define PX_DEFAULT_CONNECT_DELAY_MS 250u     /* RFC 8305 connection attempt delay */
 
@@ -195,6 +196,12 @@ typedef struct px_endpoint_config {
                                     other processes (SO_REUSEPORT from the start:
                                     the kernel splits the connections); false: a
                                     port another socket holds is -EADDRINUSE */
+    bool proxy_protocol;         /* listeners only: each connection starts with a
+                                    PROXY protocol header (v1 or v2) from a load
+                                    balancer; the connection opens once it is in
+                                    (px_conn_peer_addr: the client it names) and
+                                    is closed unopened on anything else */
+    unsigned proxy_timeout_ms;   /* for that header; 0: PX_DEFAULT_PROXY_TIMEOUT_MS */
 } px_endpoint_config_t;
 
 /* Create an engine (threads are not started). *out owned by the caller.
@@ -247,6 +254,21 @@ int px_engine_start(px_engine_t *e);
  * queued sends finish before each close. After timeout_ms abort what is left
  * (a handler still running then has its answer dropped). Any thread. */
 void px_engine_shutdown(px_engine_t *e, unsigned timeout_ms);
+
+/* Begin a graceful hand-over to another process that serves the same
+ * listening sockets (a zero-downtime restart): stop accepting without
+ * disturbing the sockets (no shutdown(2): the other process accepts their
+ * queued connections), and serve the open connections on for grace_ms:
+ * px_conn_draining is true, so an HTTP server answers each request with
+ * Connection: close and closes. Then as px_engine_shutdown with timeout_ms.
+ * A worker with no connection left finishes early. Any thread. */
+void px_engine_drain(px_engine_t *e, unsigned grace_ms, unsigned timeout_ms);
+
+/* The listening sockets of every server, oldest server first, each server's
+ * in listener order (what a new process needs to serve the same ports).
+ * Writes at most max descriptors, which stay the engine's. Returns the count
+ * or -ENOSPC. Any thread. */
+int px_engine_listen_fds(px_engine_t *e, int *out, int max);
 
 /* True once every worker has finished. Any thread. */
 bool px_engine_finished(px_engine_t *e);
@@ -544,5 +566,8 @@ bool px_conn_send_failed(const px_conn_t *c);
  * answered (an HTTP answer says Connection: close). The owning worker's thread
  * (or c's handler). */
 bool px_conn_draining(const px_conn_t *c);
+/* The client's address: the one a PROXY protocol header named, else the
+ * socket's peer (getpeername). 0 or -errno. The owning worker. */
+int px_conn_peer_addr(const px_conn_t *c, struct sockaddr_storage *ss, socklen_t *len);
 
 #endif

@@ -42,6 +42,11 @@ typedef struct px_http_config {
                                       (handoff_ms > 0), else bodies are buffered */
     size_t body_buffer;            /* stream_bodies: bytes of body buffered per
                                       request; 0: PX_HTTP_BODY_BUFFER */
+    const char *health_path;       /* GET/HEAD of this path answered by the server:
+                                      200 "ok", 503 "draining" while stopping
+                                      (borrowed: must outlive the server); NULL: none */
+    bool proxy_protocol;           /* each connection starts with a PROXY protocol
+                                      header (px_endpoint_config_t.proxy_protocol) */
 } px_http_config_t;
 
 /* Fill cfg with the defaults above and px_http_limits_default's. */

@@ -37,7 +37,8 @@
     X(pipeline_waits)   /* pipelined requests left waiting for the output to drain */          \
     X(budget_held)      /* bytes of request bodies and unsent output held now */               \
     X(budget_refused)   /* request bodies refused (503) over the memory budget */              \
-    X(budget_closed)    /* slow readers closed to get back under the budget */
+    X(budget_closed)    /* slow readers closed to get back under the budget */                 \
+    X(proxy_refused)    /* connections closed for a missing or malformed PROXY header */
 
 typedef struct px_worker_stats {
 #define PX_STATS_DECL(name) _Atomic uint64_t name;

@@ -7,7 +7,7 @@ package (and a ``mypy --strict`` user reaching for the extension) can call.
 
 
 import socket
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from os import PathLike
 from types import GenericAlias, TracebackType
 from typing import (
@@ -127,6 +127,8 @@ class Engine:
         stream_bodies: bool = False,
         body_buffer: int = 0,
         wsgi: Mapping[str, Any] | None = None,
+        health_path: str | None = None,
+        proxy_protocol: bool = False,
     ) -> int:
         """Serve an HTTP application on host:port; returns the bound port.
         fallback_takes_body False: a request no route matches is answered
@@ -136,9 +138,18 @@ class Engine:
         px_http_body_read; Request.body is then empty (for adapters such as
         WSGI's wsgi.input). wsgi: a WSGI application answers what no route
         took (pyparallel.wsgi describes it: app, errors, file_wrapper,
-        root_path, scheme_header, server_name, server_software, access_log)."""
+        root_path, scheme_header, server_name, server_software, access_log).
+        health_path: GET/HEAD of it answered by the server (200 ok, 503
+        draining while stopping). proxy_protocol: each connection starts
+        with a PROXY protocol header, whose client is remote_addr."""
     def start(self) -> None:
         """Start the worker threads (once; later calls do nothing)."""
+    def drain(self, grace: float = 1.0, timeout: float = 5.0, /) -> None:
+        """Hand over to another process serving the same sockets: stop accepting
+        (the sockets stay open), serve the open connections for grace seconds
+        (HTTP answers with Connection: close), then shut down."""
+    def listen_fds(self) -> list[int]:
+        """The servers' listening descriptors (the engine's), oldest server first."""
     def shutdown(self, timeout: float = 5.0, /) -> None:
         """Stop accepting, drain sends, close; abort what is left after timeout."""
     def join(self) -> None:
@@ -347,6 +358,9 @@ class LockedList(list[Any]):
 
 # ---- the runtime's helpers -----------------------------------------------------------
 
+def adopt_listeners(fds: Sequence[int], /) -> None:
+    """Inherited listening sockets bound to one address: a listen given one
+    of them serves them all and binds nothing."""
 def current_transport() -> Transport | None: ...
 def current_engine() -> Engine | None: ...
 def worker_index() -> int | None: ...

@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from . import _core, _mainqueue
+from . import _core, _mainqueue, _restart
 from . import sharing as _sharing
 
 __all__ = [
@@ -66,8 +66,18 @@ class Server:
 
     def __init__(self, host: str, port: int, reuse_port: bool = False) -> None:
         self.host = host
+        self.protocol: Any = None
+        self._reservation: socket.socket | None
+        self.port: int
+        inherited = _restart.claim(host, port)
+        if inherited is not None:  # handed to this process: serve it, bind nothing
+            sock = socket.socket(fileno=os.dup(inherited[0]))
+            sock.setblocking(False)
+            self._reservation = sock
+            self.port = sock.getsockname()[1]
+            return
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._reservation: socket.socket | None = socket.socket(family, socket.SOCK_STREAM)
+        self._reservation = socket.socket(family, socket.SOCK_STREAM)
         sock = self._reservation
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -89,8 +99,7 @@ class Server:
         except OSError:
             sock.close()
             raise
-        self.port: int = self._reservation.getsockname()[1]
-        self.protocol: Any = None
+        self.port = sock.getsockname()[1]
 
     def _take_fd(self) -> int:
         """A duplicate of the listening socket for the engine, which owns it."""
@@ -298,7 +307,7 @@ def _start(workers: int | None, options: dict[str, Any]) -> _core.Engine:
 
 
 def run(workers: int | None = None, shutdown_timeout: float = 5.0, share_main: bool = False,
-        raise_errors: bool = False, **options: Any) -> None:
+        raise_errors: bool = False, pid_file: str | None = None, **options: Any) -> None:
     """Serve until :func:`shutdown`, SIGINT or SIGTERM (graceful: in-flight
     callbacks and sends finish within ``shutdown_timeout``), or, with no server
     registered, until the clients have all closed and no work, timer or
@@ -320,6 +329,14 @@ def run(workers: int | None = None, shutdown_timeout: float = 5.0, share_main: b
 
     ``share_main``: before serving starts, share what ``__main__``'s globals
     hold (:func:`pyparallel.sharing.share_main`).
+
+    In production (see docs/deploy.md): listening sockets handed to the
+    process (``LISTEN_FDS``) are served instead of binding; once serving, the
+    process tells the service manager (``NOTIFY_SOCKET``) it is ready and
+    writes ``pid_file`` (default: ``PX_PID_FILE``) atomically; SIGHUP restarts
+    it with no connection lost (a new process with the same command line takes
+    the sockets over; this one drains and returns from ``run()`` once the new
+    one is ready, or serves on when it fails to start).
     """
     global _shutdown_timeout
     _shutdown_timeout = shutdown_timeout
@@ -329,10 +346,14 @@ def run(workers: int | None = None, shutdown_timeout: float = 5.0, share_main: b
     # callback leaves run(): a signal before run() is called again still shuts
     # down gracefully.
     _install_signal_handlers((signal.SIGINT, signal.SIGTERM))
+    _install_signal_handlers((signal.SIGHUP,), _on_sighup)
+    _restart.set_pid_file(pid_file)
     eng = _start(workers, options)
     eng.raise_errors = raise_errors
     if _stop_requested:  # a signal came before the engine ran
         eng.shutdown(shutdown_timeout)
+    elif _serving:
+        _restart.ready()
     gc.freeze()  # collections during serving walk only what requests create
     while True:
         # Without servers, run() ends when the work does: look more often.
@@ -368,6 +389,7 @@ def _finish(eng: _core.Engine) -> None:
             _stop_requested = False
         _last_engine = eng  # px.stats() still reports its final counters
     _restore_signal_handlers()
+    _restart.remove_pid_file()
     gc.unfreeze()
     for hook in list(_finish_hooks):
         hook(eng)
@@ -390,18 +412,26 @@ def transport() -> _core.Transport | None:
 def _on_signal(signum: int, frame: Any) -> None:
     global _stop_requested
     eng = _engine
+    _restart.stopping()
     if eng is not None and eng.started:
         eng.shutdown(_shutdown_timeout)
     else:
         _stop_requested = True  # run() stops at once when it gets there
 
 
-def _install_signal_handlers(signals: tuple[int, ...]) -> None:
+def _on_sighup(signum: int, frame: Any) -> None:
+    eng = _engine
+    if eng is not None and eng.started and not eng.finished:
+        _restart.restart(eng, _shutdown_timeout)
+
+
+def _install_signal_handlers(signals: tuple[int, ...],
+                             handler: Callable[[int, Any], None] = _on_signal) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     for sig in signals:
         if sig not in _saved_handlers:
-            _saved_handlers[sig] = signal.signal(sig, _on_signal)
+            _saved_handlers[sig] = signal.signal(sig, handler)
 
 
 def _restore_signal_handlers() -> None:

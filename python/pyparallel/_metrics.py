@@ -53,6 +53,8 @@ _COUNTERS: dict[str, tuple[str, str]] = {
                        "HTTP request bodies refused (503) over the memory budget."),
     "budget_closed": ("pyparallel_budget_closed_total",
                       "Slow readers closed to get back under the memory budget."),
+    "proxy_refused": ("pyparallel_proxy_refused_total",
+                      "Connections closed for a missing or malformed PROXY protocol header."),
 }
 _GAUGES: dict[str, tuple[str, str]] = {
     "connections": ("pyparallel_connections", "Open connections."),

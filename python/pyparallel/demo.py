@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="PostgreSQL DSN of a database with TechEmpower's tables, for "
                              f"/db, /queries, /fortunes, /updates, /cached-queries; "
                              f"default ${DSN_ENV}")
+    parser.add_argument("--pid-file", metavar="FILE", default=None,
+                        help="keep FILE naming the serving process (SIGHUP restarts it)")
     args = parser.parse_args(argv)
     free = not args.port  # --port 0: every service on a free port
     http_app, db_note = _with_database(args.db)
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     if wiki is not None:
         print(f"  wikipedia  http://{args.host}:{wiki.port}/ ({args.wiki_pages} generated pages)")
     print("Ctrl-C stops it.", flush=True)
-    px.run(workers=args.workers)
+    px.run(workers=args.workers, pid_file=args.pid_file)
     print("stopped.", flush=True)
 
 

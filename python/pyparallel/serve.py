@@ -12,7 +12,8 @@ callable of three parameters) or ``http`` (an
 :class:`~pyparallel.http.HttpServer` subclass or a protocol class; the
 default for classes). Once the sockets accept
 connections it prints ``pyparallel: listening on HOST:PORT``; SIGINT or
-SIGTERM stop it gracefully.
+SIGTERM stop it gracefully; SIGHUP restarts it with no connection lost
+(``--pid-file`` names the serving process; see docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -116,11 +117,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout-response", type=float, default=60.0, metavar="SECONDS",
                    help="asgi: an app that has not started its response by then is cancelled "
                         "and the client answered 500 (default 60)")
+    p.add_argument("--health-path", metavar="PATH", default=None,
+                   help="answer GET PATH in the server: 200 ok, 503 draining while stopping "
+                        "or restarting (for a load balancer's checks)")
+    p.add_argument("--proxy-protocol", action="store_true",
+                   help="each connection starts with a PROXY protocol header (v1 or v2) from "
+                        "a load balancer: REMOTE_ADDR is the client it names")
+    p.add_argument("--pid-file", metavar="FILE", default=None,
+                   help="keep FILE naming the serving process (SIGHUP restarts it)")
     return p
 
 
 def _limits(args: argparse.Namespace) -> dict[str, Any]:
     limits: dict[str, Any] = {}
+    if args.health_path is not None:
+        limits["health_path"] = args.health_path
+    if args.proxy_protocol:
+        limits["proxy_protocol"] = True
     if args.max_body is not None:
         limits["max_body"] = args.max_body
     for name, key in (("timeout_keep_alive", "keepalive_timeout"),
@@ -241,7 +254,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         writer.start()
     print(f"pyparallel: listening on {args.host}:{server.port}", flush=True)
     try:
-        px.run(workers=args.workers)
+        px.run(workers=args.workers, pid_file=args.pid_file)
     finally:
         if asgi:
             protocol.shutdown()

@@ -61,7 +61,7 @@ static bool wants_read(const px_conn_t *c)
         return false;
     if (c->state & PX_CONN_SHUT)
         return true; /* lingering: drain whatever the peer still sends */
-    if (!(c->state & PX_CONN_OPEN))
+    if (!(c->state & (PX_CONN_OPEN | PX_CONN_PROXY_WAIT)))
         return false;
     return !(c->state & (PX_CONN_PAUSED | PX_CONN_BACKPRESSURE | PX_CONN_CLOSING)) &&
            c->in_head == NULL;
@@ -231,6 +231,7 @@ void px__conn_free(px_conn_t *c)
     px_timer_stop(&w->wheel, &c->deadline_timer);
     px__conn_free_output(c);
     px__conn_free_input(c);
+    px__proxy_free(c);
     if (c->sendop)
         px_pool_free(&w->sendop_pool, c->sendop);
     if (c->fd >= 0)
@@ -261,7 +262,8 @@ void px__conn_maybe_free(px_conn_t *c)
         return;
     c->busy++;
     t0 = px__conn_handler_enter(c);
-    if (c->ep->handler.on_close)
+    /* One whose PROXY header never came was never the application's. */
+    if (c->ep->handler.on_close && !(c->state & PX_CONN_PROXY_WAIT))
         c->ep->handler.on_close(c, c->close_err);
     callback_leave(w, t0);
     c->state &= ~PX_CONN_IN_HANDLER;
@@ -424,7 +426,9 @@ void px__conn_accepted(px_listener_t *l, int fd)
     px_engine_t *e = w->e;
     px_conn_t *c;
 
-    if (w->stopping || l->closed) {
+    /* Accepted after the stop: closed, unless the worker still serves (a
+     * hand-over's grace: this client reached us, not the next process). */
+    if ((w->stopping || l->closed) && w->drain_until == 0) {
         close(fd);
         return;
     }
@@ -450,7 +454,10 @@ void px__conn_accepted(px_listener_t *l, int fd)
         px__conn_maybe_free(c);
         return;
     }
-    px__conn_start(c);
+    if (c->ep->proxy_timeout_ms)
+        px__proxy_start(c);
+    else
+        px__conn_start(c);
 }
 
 /* ---- small accessors and controls ----------------------------------------- */

@@ -550,6 +550,11 @@ static void conn_end(px_conn_t *c, int res)
 void px__conn_received(px_conn_t *c, const char *data, int res, bool more)
 {
     c->busy++;
+    if ((c->state & PX_CONN_PROXY_WAIT) && res != -ENOBUFS && res != -ECANCELED) {
+        if (!(c->state & PX_CONN_DEAD))
+            px__proxy_received(c, data, res);
+        goto rearm;
+    }
     /* The end of the input reaches a tap at once (a body reader is waiting);
      * the handler hears of it as before. Behind held input, it waits for it. */
     if (res <= 0 && res != -ENOBUFS && res != -ECANCELED && c->tap != NULL && c->in_head == NULL &&
@@ -599,6 +604,7 @@ void px__conn_received(px_conn_t *c, const char *data, int res, bool more)
     } else {
         conn_end(c, res);
     }
+rearm:
     if (!more) {
         c->ops &= ~PX_OP_RECV;
         if (!(c->state & PX_CONN_NEED_RECV))

@@ -3,6 +3,7 @@
  * thread's queue, and shutdown (clients: connect.c).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "px/listen_fds.h"
 
 void px_engine_config_default(px_engine_config_t *cfg)
 {
@@ -159,6 +161,13 @@ fail:
     return rc;
 }
 
+static int dup_listener(int fd)
+{
+    int rc = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+
+    return rc < 0 ? -errno : rc;
+}
+
 static void arm_listener(px_worker_t *w, px_msg_t *m)
 {
     px_listener_t *l = PX_CONTAINER_OF(m, px_listener_t, arm_msg);
@@ -177,7 +186,8 @@ int px_engine_listen(px_engine_t *e, const char *host, int port, const px_endpoi
     struct sockaddr_storage ss;
     socklen_t len;
     px_server_t *s;
-    int i, rc;
+    int group[PX_LISTEN_GROUP_MAX];
+    int i, rc, ngroup = 0;
 
     rc = px__resolve(host, port, &ss, &len, true);
     if (rc < 0)
@@ -190,17 +200,31 @@ int px_engine_listen(px_engine_t *e, const char *host, int port, const px_endpoi
     s->ep.udata = cfg->udata;
     s->ep.sock_flags = cfg->sock_flags;
     s->ep.idle_timeout_ms = cfg->idle_timeout_ms;
-    s->listeners = calloc((size_t)e->nworkers, sizeof(*s->listeners));
+    if (cfg->proxy_protocol)
+        s->ep.proxy_timeout_ms = cfg->proxy_timeout_ms ? cfg->proxy_timeout_ms
+                                                       : PX_DEFAULT_PROXY_TIMEOUT_MS;
+    /* An inherited socket (px/listen_fds.h): its group serves, nothing binds. */
+    if (cfg->listen_fd >= 0) {
+        ngroup = px_listen_fds_group(cfg->listen_fd, group, PX_LISTEN_GROUP_MAX);
+        if (ngroup < 0)
+            ngroup = 0;
+    }
+    s->nlisteners = ngroup > e->nworkers ? ngroup : e->nworkers;
+    s->listeners = calloc((size_t)s->nlisteners, sizeof(*s->listeners));
     if (s->listeners == NULL) {
         free(s);
         return -ENOMEM;
     }
-    for (i = 0; i < e->nworkers; i++)
+    for (i = 0; i < s->nlisteners; i++)
         s->listeners[i].fd = -1;
-    for (i = 0; i < e->nworkers; i++) {
+    for (i = 0; i < s->nlisteners; i++) {
         /* Port 0: the first socket picks a port, the others join it. The
-         * first owns the port unless sharing it was asked for. */
-        if (i == 0 && cfg->listen_fd >= 0)
+         * first owns the port unless sharing it was asked for. Inherited
+         * sockets are shared by several workers when fewer than workers, and
+         * a worker serves several when more: none is left unserved. */
+        if (ngroup > 0)
+            rc = dup_listener(group[i % ngroup]);
+        else if (i == 0 && cfg->listen_fd >= 0)
             rc = cfg->listen_fd;
         else
             rc = px__listen_socket((struct sockaddr *)&ss, len,
@@ -209,6 +233,7 @@ int px_engine_listen(px_engine_t *e, const char *host, int port, const px_endpoi
         if (rc < 0)
             goto fail;
         s->listeners[i].fd = rc;
+        s->listeners[i].inherited = ngroup > 0;
         if (i == 0) {
             rc = px__socket_port(s->listeners[0].fd);
             if (rc < 0)
@@ -219,22 +244,24 @@ int px_engine_listen(px_engine_t *e, const char *host, int port, const px_endpoi
             else
                 ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)rc);
         }
-        s->listeners[i].w = e->workers[i];
+        s->listeners[i].w = e->workers[i % e->nworkers];
         s->listeners[i].server = s;
         px_msg_init(&s->listeners[i].arm_msg, arm_listener, NULL);
         px_timer_init(&s->listeners[i].backoff_timer, px__listener_rearm);
     }
+    if (ngroup > 0)
+        close(cfg->listen_fd); /* taken: the listeners hold the group's duplicates */
     pthread_mutex_lock(&e->lock);
     s->next = e->servers;
     e->servers = s;
     pthread_mutex_unlock(&e->lock);
-    for (i = 0; i < e->nworkers; i++)
-        px_worker_post(e->workers[i], &s->listeners[i].arm_msg);
+    for (i = 0; i < s->nlisteners; i++)
+        px_worker_post(s->listeners[i].w, &s->listeners[i].arm_msg);
     if (out)
         *out = s;
     return s->port;
 fail:
-    for (i = 0; i < e->nworkers; i++)
+    for (i = 0; i < s->nlisteners; i++)
         if (s->listeners[i].fd >= 0 && (i > 0 || s->listeners[i].fd != cfg->listen_fd))
             close(s->listeners[i].fd);
     free(s->listeners);
@@ -276,6 +303,40 @@ void px_engine_shutdown(px_engine_t *e, unsigned timeout_ms)
         px__worker_stop(e->workers[i], timeout_ms);
 }
 
+void px_engine_drain(px_engine_t *e, unsigned grace_ms, unsigned timeout_ms)
+{
+    int i;
+
+    for (i = 0; i < e->nworkers; i++)
+        px__worker_drain(e->workers[i], grace_ms, timeout_ms);
+}
+
+int px_engine_listen_fds(px_engine_t *e, int *out, int max)
+{
+    px_server_t *s, *order[64];
+    int i, n = 0, nservers = 0;
+
+    pthread_mutex_lock(&e->lock);
+    for (s = e->servers; s && nservers < 64; s = s->next)
+        order[nservers++] = s;
+    /* Oldest server first: the order the next process listens in. */
+    while (nservers-- > 0) {
+        s = order[nservers];
+        for (i = 0; i < s->nlisteners; i++) {
+            if (s->listeners[i].fd < 0 || s->listeners[i].closed)
+                continue;
+            if (n == max) {
+                n = -ENOSPC;
+                goto out;
+            }
+            out[n++] = s->listeners[i].fd;
+        }
+    }
+out:
+    pthread_mutex_unlock(&e->lock);
+    return n;
+}
+
 bool px_engine_finished(px_engine_t *e)
 {
     return atomic_load(&e->running_workers) == 0;
@@ -309,7 +370,7 @@ void px_engine_destroy(px_engine_t *e)
     }
     for (s = e->servers; s; s = next) {
         next = s->next;
-        for (i = 0; i < e->nworkers; i++)
+        for (i = 0; i < s->nlisteners; i++)
             if (s->listeners[i].fd >= 0)
                 close(s->listeners[i].fd);
         free(s->listeners);

@@ -82,6 +82,7 @@ enum {
     PX_CONN_TAP_FULL = 1u << 25,   /* the tap left input: held until px_conn_tap_resume */
     PX_CONN_TAP_ENDED = 1u << 26,  /* the tap was told the end of the input */
     PX_CONN_OWN_OUTPUT = 1u << 27, /* c's own unsent output never stops its reading */
+    PX_CONN_PROXY_WAIT = 1u << 28, /* its PROXY header is awaited (proxy.c): not open yet */
 };
 
 typedef struct px_endpoint {
@@ -89,7 +90,10 @@ typedef struct px_endpoint {
     void *udata;
     unsigned sock_flags;
     unsigned idle_timeout_ms;
+    unsigned proxy_timeout_ms; /* listeners: a PROXY header first, within this; 0: none */
 } px_endpoint_t;
+
+typedef struct px_proxy_state px_proxy_state_t;
 
 /* One piece of the output queue: bytes in a pooled chunk, or a file range. */
 typedef struct px_seg {
@@ -143,6 +147,7 @@ struct px_conn {
     struct px_handle *handle;    /* other threads' way to c (handle.c), or NULL */
     void *app_data;              /* the protocol layer's app (px_conn_app_data) */
     const px_conn_tap_t *tap;    /* input for a blocked handler (tap.c), or NULL */
+    px_proxy_state_t *proxy;     /* PROXY protocol (proxy.c): header, then client, or NULL */
 };
 
 /* A connection as other threads hold it (px/handle.h, handle.c). */
@@ -176,6 +181,7 @@ typedef struct px_listener {
     int fd;
     bool armed;
     bool closed;
+    bool inherited;           /* the socket outlives this process (px/listen_fds.h): never shut */
     px_timer_t backoff_timer; /* out of descriptors: accepting again when it fires */
 } px_listener_t;
 
@@ -183,7 +189,8 @@ struct px_server {
     px_endpoint_t ep;
     px_engine_t *e;
     int port;
-    px_listener_t *listeners; /* one per worker */
+    px_listener_t *listeners; /* one per worker, or per inherited socket if more */
+    int nlisteners;
     px_server_t *next;
 };
 
@@ -256,6 +263,9 @@ struct px_worker {
     _Atomic unsigned stop_timeout_ms;
     _Atomic bool stop_requested;
     uint64_t stop_deadline;
+    _Atomic unsigned drain_grace_ms; /* px_engine_drain: serve on this long */
+    _Atomic bool handover;           /* px_engine_drain: the sockets live on elsewhere */
+    uint64_t drain_until;            /* while stopping: still serving until then; 0: not */
     _Atomic bool finished;
     uint64_t next_id;
     bool defer_free;      /* inside an epoll batch */
@@ -370,6 +380,14 @@ void px__listener_rearm(px_timer_t *t); /* the callback of backoff_timer */
 int px__worker_create(px_engine_t *e, int index, px_worker_t **out);
 void px__worker_destroy(px_worker_t *w);
 void px__worker_stop(px_worker_t *w, unsigned timeout_ms);
+/* PROXY protocol (proxy.c): await the header of a new connection instead of
+ * opening it; the bytes received meanwhile (res as px__conn_received's); the
+ * state freed with the connection. */
+void px__proxy_start(px_conn_t *c);
+void px__proxy_received(px_conn_t *c, const char *data, int res);
+void px__proxy_free(px_conn_t *c);
+/* px__worker_stop for a hand-over: serve on for grace_ms first (px_engine_drain). */
+void px__worker_drain(px_worker_t *w, unsigned grace_ms, unsigned timeout_ms);
 /* Connections, their life (conn.c). All on the owning worker. */
 px_conn_t *px__conn_new(px_worker_t *w, px_endpoint_t *ep, int fd);
 /* Hand a registered socket to the application (on_open), then read. */

@@ -256,19 +256,26 @@ static bool listeners_closed(px_worker_t *w)
 
     pthread_mutex_lock(&w->e->lock);
     for (s = w->e->servers; s; s = s->next) {
-        px_listener_t *l = &s->listeners[w->index];
-        if (!l->closed) {
-            l->closed = true;
-            /* The port stops taking connections now, not once the backend
-             * has let go of the socket (io_uring: when the cancelled accept
-             * completes; it fails with EINVAL from here on). */
+        for (int i = 0; i < s->nlisteners; i++) {
+            px_listener_t *l = &s->listeners[i];
+            if (l->w != w)
+                continue;
+            if (!l->closed) {
+                l->closed = true;
+                /* The port stops taking connections now, not once the backend
+                 * has let go of the socket (io_uring: when the cancelled accept
+                 * completes; it fails with EINVAL from here on). Not in a
+                 * hand-over nor for an inherited socket: the socket is the next
+                 * process's (or the service manager's) too, and a shut socket
+                 * would refuse its connections. */
+                if (l->fd >= 0 && !l->inherited && !atomic_load(&w->handover))
+                    shutdown(l->fd, SHUT_RD);
+                px_timer_stop(&w->wheel, &l->backoff_timer);
+                w->be->unlisten(w, l);
+            }
             if (l->fd >= 0)
-                shutdown(l->fd, SHUT_RD);
-            px_timer_stop(&w->wheel, &l->backoff_timer);
-            w->be->unlisten(w, l);
+                closed = false;
         }
-        if (l->fd >= 0)
-            closed = false;
     }
     pthread_mutex_unlock(&w->e->lock);
     return closed;
@@ -320,6 +327,10 @@ static void abort_all(px_worker_t *w)
 static bool stop_step(px_worker_t *w)
 {
     bool closed = listeners_closed(w);
+    if (w->drain_until && px_now_ms() >= w->drain_until) {
+        w->drain_until = 0;
+        begin_stop(w);
+    }
     if (px_now_ms() >= w->stop_deadline)
         abort_all(w);
     return closed && w->conns.next == &w->conns;
@@ -411,6 +422,14 @@ static void stop_msg(px_worker_t *w, px_msg_t *m)
     w->stopping = true;
     w->stop_deadline = px_now_ms() + atomic_load(&w->stop_timeout_ms);
     listeners_closed(w); /* first: no connection arrives while the others close */
+    if (atomic_load(&w->handover)) {
+        unsigned grace = atomic_load(&w->drain_grace_ms);
+        /* Connections go on being served (an HTTP server closes each after
+         * its next answer) before the others close. */
+        w->drain_until = px_now_ms() + (grace ? grace : 1);
+        w->stop_deadline += grace;
+        return;
+    }
     begin_stop(w);
 }
 
@@ -422,6 +441,15 @@ void px__worker_stop(px_worker_t *w, unsigned timeout_ms)
     atomic_store(&w->stop_timeout_ms, timeout_ms);
     px_msg_init(&w->stop_msg, stop_msg, NULL);
     px_worker_post(w, &w->stop_msg);
+}
+
+void px__worker_drain(px_worker_t *w, unsigned grace_ms, unsigned timeout_ms)
+{
+    if (atomic_load(&w->stop_requested))
+        return;
+    atomic_store(&w->drain_grace_ms, grace_ms);
+    atomic_store(&w->handover, true);
+    px__worker_stop(w, timeout_ms);
 }
 
 int px__worker_create(px_engine_t *e, int index, px_worker_t **out)

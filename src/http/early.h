@@ -1,7 +1,8 @@
 /*
  * Requests answered before their body (private to src/http): the bodies that
  * nothing takes, read and dropped as they arrive, and the Allow line of
- * OPTIONS *, answered by the server itself.
+ * OPTIONS *, answered by the server itself; and the health endpoint
+ * (health.c), answered before the application.
  */
 #ifndef PX_HTTP_EARLY_H
 #define PX_HTTP_EARLY_H
@@ -10,6 +11,7 @@
 
 #include "px/http_parser.h"
 #include "px/http_router.h"
+#include "px/http_server.h"
 
 /* A body being dropped: Content-Length bytes to come, or a chunked body whose
  * decoded bytes are thrown away. */
@@ -36,5 +38,12 @@ bool px__http_methods_take_body(const char *const *methods, size_t n);
 /* "Allow: M1, M2...\r\n" listing every method the routes of r take, GET and
  * HEAD when there are static routes, and OPTIONS; malloc'd (NULL: no memory). */
 char *px__http_options_allow(const px_http_router_t *r, bool statics);
+
+/* When req is a GET or HEAD of exactly path (NULL: no endpoint), answer it:
+ * 200 "ok" while serving, 503 "draining" once the process is stopping or
+ * handing over to a new one (px_conn_draining), so that a balancer sends new
+ * requests elsewhere before the connections close. True when answered. */
+bool px__http_answer_health(px_conn_t *c, px_http_server_t *s, const px_http_request_t *req,
+                            const char *path);
 
 #endif

@@ -7,8 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "px/clock.h"
 #include "px/http_response.h"
@@ -281,7 +279,8 @@ static void dispatch(px_conn_t *c, px_http_server_t *s, const px_http_request_t 
     px_worker_t *w = px_conn_worker(c);
     uint64_t t0 = px_ticks();
 
-    answer(c, s, req, body, body_len, body_stream);
+    if (!px__http_answer_health(c, s, req, body_stream ? NULL : s->cfg.health_path))
+        answer(c, s, req, body, body_len, body_stream);
     PX_STAT_ADD(px_worker_stats(w), requests, 1);
     px_hist_record(px_worker_latency(w, PX_LATENCY_REQUEST),
                    px_ticks_ns((int64_t)(px_ticks() - t0)));
@@ -663,6 +662,7 @@ int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int po
         .udata = s,
         .sock_flags = PX_SOCK_NODELAY,
         .idle_timeout_ms = s->cfg.keepalive_timeout_ms,
+        .proxy_protocol = s->cfg.proxy_protocol,
     };
 
     free(s->options_allow);

@@ -4,6 +4,7 @@
  * (threadstate.c), and pumps the main thread's queue.
  */
 #include "binding.h"
+#include "px/listen_fds.h"
 #include "engine_obj.h"
 
 #include <errno.h>
@@ -382,6 +383,38 @@ static PyObject *engine_shutdown(PyObject *op, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *engine_drain(PyObject *op, PyObject *args)
+{
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
+    double grace = 1.0, timeout = 5.0;
+
+    if (!PyArg_ParseTuple(args, "|dd:drain", &grace, &timeout))
+        return NULL;
+    if (self->e && !self->joined)
+        px_engine_drain(self->e, (unsigned)(grace > 0 ? grace * 1000.0 : 0),
+                        (unsigned)(timeout > 0 ? timeout * 1000.0 : 0));
+    Py_RETURN_NONE;
+}
+
+static PyObject *engine_listen_fds(PyObject *op, PyObject *unused)
+{
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
+    int fds[PX_LISTEN_GROUP_MAX];
+    PyObject *out;
+    int i, n;
+
+    (void)unused;
+    if (live_engine(self) == NULL)
+        return NULL;
+    n = px_engine_listen_fds(self->e, fds, PX_LISTEN_GROUP_MAX);
+    if (n < 0)
+        return px_py_raise_errno(px_py_engine_state(op), n, "listen_fds");
+    out = PyList_New(n);
+    for (i = 0; out != NULL && i < n; i++)
+        PyList_SET_ITEM(out, i, PyLong_FromLong(fds[i]));
+    return out;
+}
+
 static void do_join(px_py_engine_obj_t *self)
 {
     if (self->e == NULL || self->joined)
@@ -591,6 +624,11 @@ static PyMethodDef engine_methods[] = {
     {"start", engine_start, METH_NOARGS, "Start the worker threads."},
     {"shutdown", engine_shutdown, METH_VARARGS,
      "shutdown(timeout=5.0): stop accepting, drain sends, close; abort after timeout."},
+    {"drain", engine_drain, METH_VARARGS,
+     "drain(grace=1.0, timeout=5.0): hand over to another process serving the same\n"
+     "sockets: stop accepting, serve open connections for grace s, then shut down."},
+    {"listen_fds", engine_listen_fds, METH_NOARGS,
+     "listen_fds() -> the servers' listening descriptors (the engine's), oldest first"},
     {"join", engine_join, METH_NOARGS, "Wait for the workers to exit."},
     {"wait", engine_wait, METH_VARARGS,
      "wait(timeout=0.0) -> finished: run main-thread work, re-raise worker exceptions."},

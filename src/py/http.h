@@ -31,6 +31,7 @@ typedef struct px_py_http_app {
     bool per_connection;     /* handlers are functions called with the
                                 connection's own app instance */
     struct px_py_wsgi *wsgi; /* a WSGI app answers what no route took (wsgi.h), or NULL */
+    char *health_path;       /* owned, or NULL: the server's config borrows it */
 } px_py_http_app_t;
 
 /* A Request for the exchange x (http_request.c): the head and body copied

@@ -411,6 +411,16 @@ static int request_helpers_init(px_module_state_t *st, PyObject *error_type)
     return 0;
 }
 
+/* A copy the server's config can borrow for as long as the app lives. */
+static char *raw_strdup(const char *s)
+{
+    char *copy = PyMem_RawMalloc(strlen(s) + 1);
+
+    if (copy != NULL)
+        strcpy(copy, s);
+    return copy;
+}
+
 /* Engine.listen_http(host, port, app, static, limits..., routes=, fd=): every
  * default not given is the engine's (px_http_config_default). */
 PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, PyObject *kwds,
@@ -439,14 +449,16 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
                              "stream_bodies",
                              "body_buffer",
                              "wsgi",
+                             "health_path",
+                             "proxy_protocol",
                              NULL};
     px_module_state_t *st = px_py_engine_state(engine);
     px_http_config_t cfg;
-    const char *host, *server_name;
+    const char *host, *server_name, *health_path = NULL;
     int port, rc, listen_fd = -1;
     PyObject *app, *statics = Py_None, *response_type = NULL, *json_default = NULL;
     PyObject *routes = NULL, *error_type = NULL, *conn_factory = NULL, *wsgi = NULL;
-    int fallback_takes_body = 1, per_connection = 0, stream_bodies = 0;
+    int fallback_takes_body = 1, per_connection = 0, stream_bodies = 0, proxy_protocol = 0;
     Py_ssize_t body_buffer = 0;
     double ka, head_t, body_t;
     unsigned long long max_body;
@@ -462,12 +474,12 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     max_headers = (Py_ssize_t)cfg.limits.max_headers;
     max_line = (Py_ssize_t)cfg.limits.max_request_line;
     max_head = (Py_ssize_t)cfg.limits.max_header_bytes;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siO|OdddKnnns$OOOiOpOppnO:listen_http", kwlist,
-                                     &host, &port, &app, &statics, &ka, &head_t, &body_t, &max_body,
-                                     &max_headers, &max_line, &max_head, &server_name,
-                                     &response_type, &json_default, &routes, &listen_fd,
-                                     &error_type, &fallback_takes_body, &conn_factory,
-                                     &per_connection, &stream_bodies, &body_buffer, &wsgi))
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwds, "siO|OdddKnnns$OOOiOpOppnOzp:listen_http", kwlist, &host, &port, &app,
+            &statics, &ka, &head_t, &body_t, &max_body, &max_headers, &max_line, &max_head,
+            &server_name, &response_type, &json_default, &routes, &listen_fd, &error_type,
+            &fallback_takes_body, &conn_factory, &per_connection, &stream_bodies, &body_buffer,
+            &wsgi, &health_path, &proxy_protocol))
         return NULL;
     if (response_type && response_type != Py_None && !PyType_Check(response_type)) {
         PyErr_SetString(PyExc_TypeError, "response_type must be a class");
@@ -486,6 +498,7 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     /* the app reads bodies as they arrive (px_http_body_read): Request.body is empty */
     cfg.stream_bodies = stream_bodies != 0;
     cfg.body_buffer = body_buffer > 0 ? (size_t)body_buffer : 0;
+    cfg.proxy_protocol = proxy_protocol != 0;
     a = PyMem_RawCalloc(1, sizeof(*a));
     if (a == NULL)
         return PyErr_NoMemory();
@@ -504,13 +517,18 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
         PyErr_SetString(PyExc_ValueError, "per_connection needs a conn_factory");
         goto fail;
     }
-    a->server_name = PyMem_RawMalloc(strlen(server_name) + 1);
-    if (a->server_name == NULL) {
+    if (health_path != NULL && health_path[0] != '/') {
+        PyErr_SetString(PyExc_ValueError, "health_path must start with '/'");
+        goto fail;
+    }
+    a->server_name = raw_strdup(server_name);
+    a->health_path = health_path ? raw_strdup(health_path) : NULL;
+    if (a->server_name == NULL || (health_path && a->health_path == NULL)) {
         PyErr_NoMemory();
         goto fail;
     }
-    strcpy(a->server_name, server_name);
     cfg.server_name = a->server_name;
+    cfg.health_path = a->health_path;
     rc = px_http_server_new(&cfg, app_call, a, &a->srv);
     if (rc == -EINVAL) {
         PyErr_SetString(PyExc_ValueError,
@@ -562,6 +580,7 @@ void px_py_http_app_free(void *p)
     PyMem_RawFree(a->query_names);
     PyMem_RawFree(a->query_reserved);
     PyMem_RawFree(a->server_name);
+    PyMem_RawFree(a->health_path);
     PyMem_RawFree(a);
 }
 

@@ -248,7 +248,7 @@ static PyObject *req_remote_addr(PyObject *s, void *c)
     const void *addr;
     int port;
     (void)c;
-    if (r->conn == NULL || getpeername(px_conn_fd(r->conn), (struct sockaddr *)&ss, &len) < 0)
+    if (r->conn == NULL || px_conn_peer_addr(r->conn, &ss, &len) < 0)
         Py_RETURN_NONE;
     if (ss.ss_family == AF_INET) {
         addr = &((struct sockaddr_in *)&ss)->sin_addr;

@@ -1,8 +1,10 @@
 /* pyparallel._core: module definition and state. */
 #include "binding.h"
 #include "stm.h"
+#include "px/listen_fds.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 
 px_module_state_t *px_py_state_of_type(PyTypeObject *tp)
@@ -31,7 +33,43 @@ static PyObject *worker_index(PyObject *module, PyObject *unused)
     return PyLong_FromLong(px_worker_index(w));
 }
 
+/* adopt_listeners(fds): one group of inherited sockets (px/listen_fds.h). */
+static PyObject *adopt_listeners(PyObject *module, PyObject *seq)
+{
+    int fds[PX_LISTEN_GROUP_MAX];
+    Py_ssize_t i, n;
+    int rc;
+
+    PyObject *fast = PySequence_Fast(seq, "adopt_listeners() needs a sequence of descriptors");
+    if (fast == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(fast);
+    if (n < 1 || n > PX_LISTEN_GROUP_MAX) {
+        Py_DECREF(fast);
+        PyErr_SetString(PyExc_ValueError, "adopt_listeners(): 1 to 256 descriptors");
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        long fd = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
+        fds[i] = fd < 0 || fd > INT_MAX ? -1 : (int)fd;
+        if (fds[i] == -1) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "adopt_listeners(): not a descriptor");
+            Py_DECREF(fast);
+            return NULL;
+        }
+    }
+    Py_DECREF(fast);
+    rc = px_listen_fds_adopt(fds, (int)n);
+    if (rc < 0)
+        return px_py_raise_errno(PyModule_GetState(module), rc, "adopt_listeners");
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"adopt_listeners", adopt_listeners, METH_O,
+     "adopt_listeners(fds): inherited listening sockets bound to one address; a listen\n"
+     "given one of them serves them all and binds nothing"},
     {"current_transport", current_transport, METH_NOARGS,
      "The transport of the running protocol callback, or None."},
     {"worker_index", worker_index, METH_NOARGS,

@@ -195,7 +195,7 @@ void px_py_wsgi_peer(px_conn_t *c, px_py_peer_t *out)
     }
     out->host[0] = '\0';
     out->port = 0;
-    if (getpeername(px_conn_fd(c), (struct sockaddr *)&ss, &len) < 0)
+    if (px_conn_peer_addr(c, &ss, &len) < 0) /* the PROXY header's client, if any */
         return;
     if (ss.ss_family == AF_INET) {
         addr = &((struct sockaddr_in *)&ss)->sin_addr;

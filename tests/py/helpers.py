@@ -144,11 +144,11 @@ class ServerProcess:
     """A server subprocess whose stdout is read line by line in the background."""
 
     def __init__(self, argv: list[str], env: dict[str, str], ready: bool = True,
-                 ready_timeout: float = 20.0) -> None:
+                 ready_timeout: float = 20.0, pass_fds: tuple[int, ...] = ()) -> None:
         self.argv = argv
         self._stderr = tempfile.TemporaryFile(mode="w+b")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self._stderr, env=env)
+                                     stderr=self._stderr, env=env, pass_fds=pass_fds)
         self.lines: list[str] = []
         self._cond = threading.Condition()
         self._eof = False

@@ -24,6 +24,8 @@ def serve(name: str, protocol: type, default_port: int, argv: list[str] | None =
     parser.add_argument("--port", type=int, default=default_port)
     parser.add_argument("--workers", type=int, default=None,
                         help="worker threads (default: PX_WORKERS or one per CPU)")
+    parser.add_argument("--pid-file", metavar="FILE", default=None,
+                        help="keep FILE naming the serving process (SIGHUP restarts it)")
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
@@ -36,4 +38,4 @@ def serve(name: str, protocol: type, default_port: int, argv: list[str] | None =
         raise SystemExit(f"{name}: {e}") from None
     px.register(transport=server, protocol=protocol)
     print(f"{name}: listening on {args.host}:{server.port}", flush=True)
-    px.run(workers=args.workers)
+    px.run(workers=args.workers, pid_file=args.pid_file)

@@ -7,7 +7,8 @@
 DIR defaults to the current directory, the port to 8000 (0 picks a free one),
 the host to 127.0.0.1 (``--host 0.0.0.0`` to serve other machines), the workers
 to one per usable CPU. Once connections are accepted it prints
-``serving DIR on http://HOST:PORT/``; SIGINT or SIGTERM stop it gracefully.
+``serving DIR on http://HOST:PORT/``; SIGINT or SIGTERM stop it gracefully,
+SIGHUP restarts it with no connection lost.
 Everything :class:`~pyparallel.http.StaticFiles` does applies: directory
 index and listings, MIME types, validators, conditional GET, single ranges,
 no path traversal.
@@ -72,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="worker threads (default: one per usable CPU)")
     parser.add_argument("--no-listing", action="store_true",
                         help="answer directories without an index.html with 404")
+    parser.add_argument("--pid-file", metavar="FILE", default=None,
+                        help="keep FILE naming the serving process (SIGHUP restarts it)")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.directory):
         parser.error(f"not a directory: {args.directory}")
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     eng = px.engine(args.workers)
     line = f"serving {app.root} on http://{_url_host(args.host)}:{endpoint.port}/"  # type: ignore[attr-defined]
     threading.Thread(target=_announce_when_ready, args=(eng, line), daemon=True).start()
-    px.run(workers=args.workers)
+    px.run(workers=args.workers, pid_file=args.pid_file)
     return 0
 
 
