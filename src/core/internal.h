@@ -210,6 +210,9 @@ struct px_thread {
     char *scratch;       /* epoll receive buffer, allocated on first use */
     clockid_t cpu_clock; /* this thread's CPU-time clock (set at its start) */
     bool has_cpu_clock;
+    pid_t ktid;           /* the kernel's id of this thread (its /proc state) */
+    uint64_t eager_ns;    /* when its last release handed w off at once, else 0 */
+    uint64_t eager_cpu;   /* its CPU time then, ns */
     px_thread_t *next;      /* e->threads */
     px_thread_t *next_wait; /* e->idle, or the waiters of a worker */
 };
@@ -269,6 +272,9 @@ struct px_worker {
     pthread_mutex_t hand_lock;
     px_thread_t *waiters; /* hand_lock */
     unsigned displaced;   /* hand_lock: threads inside w's code that do not own it */
+    /* Until this px_now_ms(), callbacks on w are known to block: a release
+     * with work waiting hands w to a spare at once (threads.c). */
+    _Atomic uint64_t eager_until;
 };
 
 typedef struct px_resolver px_resolver_t;
@@ -300,6 +306,7 @@ struct px_engine {
     pthread_mutex_t threads_lock;
     px_thread_t *threads; /* threads_lock: every thread ever started */
     px_thread_t *idle;    /* threads_lock: parked spares */
+    _Atomic unsigned nidle; /* how many (written under threads_lock) */
     unsigned nthreads;    /* threads_lock */
     unsigned spawning;    /* threads_lock: spares started, not yet parked */
     bool exiting;         /* threads_lock: every worker has finished */
@@ -468,8 +475,14 @@ void px__conn_free_output(px_conn_t *c);
 px_thread_t *px__thread_current(void);
 /* Start a thread that runs w at once (w NULL: a spare that parks). */
 int px__thread_spawn(px_engine_t *e, px_worker_t *w);
-/* Start a spare unless one is starting or the cap is reached: 0 or -errno. */
-int px__thread_spawn_spare(px_engine_t *e);
+/* Start a spare unless at_once are starting or the cap is reached: 0 or -errno. */
+int px__thread_spawn_spare(px_engine_t *e, unsigned at_once);
+/* Take w from the release observed as `seen` and give it to a thread waiting
+ * for it back, else to a parked spare: 1 when taken, 0 when reacquired
+ * meanwhile, -EAGAIN when no thread was free (a spare is being started). */
+int px__worker_take(px_engine_t *e, px_worker_t *w, uint64_t seen);
+/* Callbacks on w block: hand it off at release for a while (threads.c). */
+void px__worker_blocking(px_worker_t *w);
 /* Give w to t (a parked spare or a waiter), which runs it from then on. */
 void px__thread_give(px_thread_t *t, px_worker_t *w);
 /* A parked spare (threads_lock taken inside), or NULL; put one back. */

@@ -6,7 +6,11 @@
  * (completions, timers, messages, queued output, a thread that wants it back)
  * and the callback's thread is blocked rather than running (it used under a
  * fifth of that time on a CPU), it takes the worker and gives it to a thread
- * that waits for it back, else to a spare (threads.c; started on demand). A
+ * that waits for it back, else to a spare (threads.c; started on demand), and
+ * from then on for a while that worker's releases hand it off at once when
+ * work waits (threads.c: a burst of blocking callbacks queued on one worker
+ * would otherwise cost handoff_ms each, one after the other). A callback that
+ * waits for a CPU (runnable, in the kernel's words) is not blocked. A
  * callback that keeps its CPU busy holds its core like any running thread
  * (the IOCP rule: another thread is released only when one blocks), until
  * SPIN_MS: then its worker's other clients have waited long enough and it is
@@ -17,9 +21,13 @@
  * (px__supervisor_wake).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -84,15 +92,41 @@ static uint64_t cpu_ns(px_thread_t *t)
     return ns_of(&ts);
 }
 
-/* Blocked (asleep, waiting) rather than running its callback? Unknown counts
- * as blocked. */
+/* Runnable (running, or waiting for a CPU) as the kernel says: a callback
+ * that merely waits for a CPU on a busy machine uses little CPU time too, but
+ * another thread would only compete with it for the same CPUs. */
+static bool runnable(const px_thread_t *t)
+{
+    char path[64], buf[256];
+    const char *paren;
+    ssize_t n;
+    int fd;
+
+    if (t->ktid <= 0)
+        return false;
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)t->ktid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    /* "tid (name) S ...": the name may hold anything, the state follows the last ')' */
+    paren = strrchr(buf, ')');
+    return paren != NULL && paren[1] == ' ' && paren[2] == 'R';
+}
+
+/* Blocked (asleep, waiting) rather than running its callback or waiting for a
+ * CPU? Unknown counts as blocked. */
 static bool looks_blocked(const watch_t *wt, uint64_t now)
 {
     uint64_t cpu = wt->cpu ? cpu_ns(wt->thread) : 0;
 
     if (wt->cpu == 0 || cpu == 0)
         return true;
-    return (cpu - wt->cpu) * BLOCKED_SHARE < now - wt->since;
+    return (cpu - wt->cpu) * BLOCKED_SHARE < now - wt->since && !runnable(wt->thread);
 }
 
 /* Messages count by their backlog, not only by the wake-up: one posted while
@@ -106,43 +140,6 @@ static bool work_waits(px_worker_t *w, uint64_t word, uint64_t now)
            atomic_load_explicit(&w->backlog, memory_order_relaxed) > 0 ||
            now >= atomic_load_explicit(&w->timer_due, memory_order_relaxed) ||
            w->be->kernel_work(w);
-}
-
-/* Take w from the release observed as `seen` and give it to a waiter, else to
- * a spare; start a spare for a later tick when there is none. */
-static void take_over(px_engine_t *e, px_worker_t *w, uint64_t seen)
-{
-    px_thread_t *t;
-    bool waiter, taken = false;
-
-    pthread_mutex_lock(&w->hand_lock);
-    t = w->waiters;
-    waiter = t != NULL;
-    if (t == NULL)
-        t = px__thread_pop_idle(e);
-    if (t != NULL && px__own_take(&w->own, seen)) {
-        taken = true;
-        if (waiter) {
-            w->waiters = t->next_wait;
-            atomic_fetch_sub(&w->nwaiters, 1);
-        } else {
-            w->displaced++; /* the thread that released; a waiter was one already */
-        }
-    } else if (t != NULL && !waiter) {
-        px__thread_push_idle(e, t);
-    }
-    pthread_mutex_unlock(&w->hand_lock);
-    if (taken) {
-        /* Between the take and the give nobody else touches w. */
-        w->takeovers++;
-        PX_STAT_ADD(&w->stats, handoffs, 1);
-        px__thread_give(t, w);
-        return;
-    }
-    if (t != NULL)
-        return; /* reacquired meanwhile */
-    if (px__thread_spawn_spare(e) < 0)
-        PX_STAT_ADD(&w->stats, errors, 1);
 }
 
 /* One look at every worker; true when some worker was released. */
@@ -175,9 +172,15 @@ static bool scan(px_engine_t *e, watch_t *watch)
         }
         if (now - watch[i].since < after)
             continue;
-        if ((now - watch[i].since >= spin || looks_blocked(&watch[i], now)) &&
-            work_waits(w, word, now_ms))
-            take_over(e, w, word);
+        if (!work_waits(w, word, now_ms))
+            continue;
+        if (looks_blocked(&watch[i], now)) {
+            /* Its next callbacks are likely to block too: hand them off at once. */
+            if (px__worker_take(e, w, word) > 0)
+                px__worker_blocking(w);
+        } else if (now - watch[i].since >= spin) {
+            px__worker_take(e, w, word);
+        }
     }
     return any;
 }

@@ -18,11 +18,19 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
-#define MAX_SPARES 256 /* threads beyond one per worker, at most */
+/* After a callback of a worker was found blocked, its releases hand it off
+ * at once (no handoff_ms wait) for this long, renewed by every callback found
+ * blocked: a burst of blocking requests then costs a thread switch each
+ * rather than handoff_ms each, queued one behind the other. */
+#define EAGER_MS 1000
+#define BLOCKED_SHARE 5 /* blocked: used less than 1/5 of the time on a CPU */
+#define RESERVE_AT_ONCE 4 /* spares starting at once for eager hand-offs */
 
 static _Thread_local px_thread_t *current_thread;
 
@@ -52,6 +60,7 @@ int px__handoff_worker_init(px_worker_t *w)
     atomic_init(&w->own, 0);
     atomic_init(&w->nwaiters, 0);
     atomic_init(&w->timer_due, UINT64_MAX);
+    atomic_init(&w->eager_until, 0);
     return -pthread_mutex_init(&w->hand_lock, NULL);
 }
 
@@ -86,6 +95,60 @@ static void before_wait(px_engine_t *e, px_worker_t *w)
         e->hooks.before_wait(w, e->hooks.arg);
 }
 
+/* ---- eager hand-off -------------------------------------------------------- */
+
+static uint64_t clock_ns(clockid_t clock)
+{
+    struct timespec ts;
+
+    if (clock_gettime(clock, &ts) < 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * PX_NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+void px__worker_blocking(px_worker_t *w)
+{
+    atomic_store_explicit(&w->eager_until, px_now_ms() + EAGER_MS, memory_order_relaxed);
+}
+
+/* Callbacks on w were found blocking lately and work waits behind this one. */
+static bool eager(px_worker_t *w, bool hint)
+{
+    uint64_t until = atomic_load_explicit(&w->eager_until, memory_order_relaxed);
+
+    if (until == 0 || px_now_ms() >= until)
+        return false;
+    return hint || atomic_load_explicit(&w->nwaiters, memory_order_relaxed) > 0 ||
+           atomic_load_explicit(&w->wake_pending, memory_order_relaxed) ||
+           atomic_load_explicit(&w->backlog, memory_order_relaxed) > 0 || w->be->kernel_work(w);
+}
+
+/* The releasing thread hands w to a spare itself, and keeps one spare in
+ * reserve for the next release; with none free the supervisor takes over. */
+static void hand_off_now(px_engine_t *e, px_worker_t *w, px_thread_t *t)
+{
+    int rc;
+
+    t->eager_ns = clock_ns(CLOCK_MONOTONIC);
+    t->eager_cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    rc = px__worker_take(e, w, t->token);
+    if (rc == -EAGAIN || (rc > 0 && atomic_load_explicit(&e->nidle, memory_order_relaxed) == 0))
+        px__thread_spawn_spare(e, RESERVE_AT_ONCE);
+    if (rc == -EAGAIN && atomic_load_explicit(&e->sup_parked, memory_order_relaxed))
+        px__supervisor_wake(e);
+}
+
+/* A callback handed off at its release ended: was it a blocking one? */
+static void eager_ended(px_worker_t *w, px_thread_t *t)
+{
+    uint64_t wall = clock_ns(CLOCK_MONOTONIC) - t->eager_ns;
+    uint64_t cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - t->eager_cpu;
+
+    t->eager_ns = 0;
+    if (wall >= (uint64_t)w->e->cfg.handoff_ms * PX_NS_PER_MS && cpu * BLOCKED_SHARE < wall)
+        px__worker_blocking(w);
+}
+
 /* ---- release and reacquire -------------------------------------------------- */
 
 bool px_worker_release(px_worker_t *w)
@@ -104,9 +167,12 @@ bool px_worker_release(px_worker_t *w)
     t->owns = false;
     atomic_store_explicit(&w->releaser, t, memory_order_relaxed); /* published by the release */
     t->token = px__own_release(&w->own, hint);
+    t->eager_ns = 0;
+    if (eager(w, hint))
+        hand_off_now(e, w, t);
     /* Relaxed: a wake-up missed in a race with the supervisor falling asleep
      * costs it one long sleep. */
-    if (atomic_load_explicit(&e->sup_parked, memory_order_relaxed))
+    else if (atomic_load_explicit(&e->sup_parked, memory_order_relaxed))
         px__supervisor_wake(e);
     return true;
 }
@@ -144,6 +210,8 @@ bool px_worker_reacquire(px_worker_t *w)
 
     if (t == NULL || t->w != w || t->owns)
         return false;
+    if (t->eager_ns)
+        eager_ended(w, t);
     if (!px__own_reclaim(&w->own, t->token))
         wait_handback(t, w);
     t->owns = true;
@@ -236,6 +304,7 @@ static px_worker_t *park(px_thread_t *t)
     if (!over) {
         t->next_wait = e->idle;
         e->idle = t;
+        atomic_fetch_add_explicit(&e->nidle, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&e->threads_lock);
     if (over)
@@ -261,6 +330,7 @@ static void *thread_main(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     current_thread = t;
+    t->ktid = (pid_t)syscall(SYS_gettid);
     t->has_cpu_clock = pthread_getcpuclockid(pthread_self(), &t->cpu_clock) == 0;
     pthread_mutex_lock(&t->lock);
     w = t->given;
@@ -318,8 +388,10 @@ px_thread_t *px__thread_pop_idle(px_engine_t *e)
 
     pthread_mutex_lock(&e->threads_lock);
     t = e->idle;
-    if (t != NULL)
+    if (t != NULL) {
         e->idle = t->next_wait;
+        atomic_fetch_sub_explicit(&e->nidle, 1, memory_order_relaxed);
+    }
     pthread_mutex_unlock(&e->threads_lock);
     return t;
 }
@@ -329,21 +401,59 @@ void px__thread_push_idle(px_engine_t *e, px_thread_t *t)
     pthread_mutex_lock(&e->threads_lock);
     t->next_wait = e->idle;
     e->idle = t;
+    atomic_fetch_add_explicit(&e->nidle, 1, memory_order_relaxed);
     pthread_mutex_unlock(&e->threads_lock);
 }
 
-/* A spare for the supervisor, unless one is starting already (one start at a
- * time) or there are MAX_SPARES. */
-int px__thread_spawn_spare(px_engine_t *e)
+/* A spare, unless at_once are starting already or the cap is reached: the
+ * cap bounds the memory of a burst of blocked handlers (a stack each). */
+int px__thread_spawn_spare(px_engine_t *e, unsigned at_once)
 {
+    unsigned cap = e->cfg.handoff_threads ? e->cfg.handoff_threads : PX_DEFAULT_HANDOFF_THREADS;
     unsigned nthreads;
 
     pthread_mutex_lock(&e->threads_lock);
-    nthreads = e->spawning ? UINT_MAX : e->nthreads;
+    nthreads = e->spawning >= at_once ? UINT_MAX : e->nthreads;
     pthread_mutex_unlock(&e->threads_lock);
-    if (nthreads >= (unsigned)e->nworkers + MAX_SPARES)
+    if (nthreads >= (unsigned)e->nworkers + cap)
         return 0;
     return px__thread_spawn(e, NULL);
+}
+
+int px__worker_take(px_engine_t *e, px_worker_t *w, uint64_t seen)
+{
+    px_thread_t *t;
+    bool waiter, taken = false;
+
+    pthread_mutex_lock(&w->hand_lock);
+    t = w->waiters;
+    waiter = t != NULL;
+    if (t == NULL)
+        t = px__thread_pop_idle(e);
+    if (t != NULL && px__own_take(&w->own, seen)) {
+        taken = true;
+        if (waiter) {
+            w->waiters = t->next_wait;
+            atomic_fetch_sub(&w->nwaiters, 1);
+        } else {
+            w->displaced++; /* the thread that released; a waiter was one already */
+        }
+    } else if (t != NULL && !waiter) {
+        px__thread_push_idle(e, t);
+    }
+    pthread_mutex_unlock(&w->hand_lock);
+    if (taken) {
+        /* Between the take and the give nobody else touches w. */
+        w->takeovers++;
+        PX_STAT_ADD(&w->stats, handoffs, 1);
+        px__thread_give(t, w);
+        return 1;
+    }
+    if (t != NULL)
+        return 0; /* reacquired meanwhile */
+    if (px__thread_spawn_spare(e, 1) < 0)
+        PX_STAT_ADD(&w->stats, errors, 1);
+    return -EAGAIN;
 }
 
 /* The supervisor first (it starts threads), then every thread. Threads exit
