@@ -212,7 +212,7 @@ struct px_thread {
     bool has_cpu_clock;
     pid_t ktid;           /* the kernel's id of this thread (its /proc state) */
     uint64_t eager_ns;    /* when its last release handed w off at once, else 0 */
-    uint64_t eager_cpu;   /* its CPU time then, ns */
+    uint64_t eager_sched; /* its time on or waiting for a CPU then, ns */
     px_thread_t *next;      /* e->threads */
     px_thread_t *next_wait; /* e->idle, or the waiters of a worker */
 };

@@ -10,7 +10,10 @@
  * from then on for a while that worker's releases hand it off at once when
  * work waits (threads.c: a burst of blocking callbacks queued on one worker
  * would otherwise cost handoff_ms each, one after the other). A callback that
- * waits for a CPU (runnable, in the kernel's words) is not blocked. A
+ * waits for a CPU (runnable, in the kernel's words) is not blocked; one that
+ * waits on a futex is mostly in the runtime's own short waits (with two
+ * workers, 3.13t's stop-the-world collector pauses the other one for 2-4 ms a
+ * few dozen times a second) and is handed off after LOCK_MS only. A
  * callback that keeps its CPU busy holds its core like any running thread
  * (the IOCP rule: another thread is released only when one blocks), until
  * SPIN_MS: then its worker's other clients have waited long enough and it is
@@ -26,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +40,7 @@
 #define SUP_MAX_TICK_MS 10 /* the longest tick, whatever handoff_ms is */
 #define SPIN_MS 100        /* a busy callback is handed off after this long */
 #define BLOCKED_SHARE 5    /* blocked: used less than 1/5 of the time on a CPU */
+#define LOCK_MS 20         /* a callback waiting on a futex is handed off after this */
 
 static void cond_init_monotonic(pthread_cond_t *cond)
 {
@@ -92,41 +97,62 @@ static uint64_t cpu_ns(px_thread_t *t)
     return ns_of(&ts);
 }
 
-/* Runnable (running, or waiting for a CPU) as the kernel says: a callback
- * that merely waits for a CPU on a busy machine uses little CPU time too, but
- * another thread would only compete with it for the same CPUs. */
-static bool runnable(const px_thread_t *t)
+/* What the kernel says the callback's thread does. */
+typedef enum {
+    RUNS,    /* running, or runnable waiting for a CPU: another thread would only
+                compete with it for the same CPUs */
+    LOCKED,  /* waiting on a futex: mostly the runtime's own short waits (a
+                stop-the-world pause of the collector, a contended lock) */
+    BLOCKED, /* asleep elsewhere: a sleep, a socket, a pipe, a disk */
+} thread_state_t;
+
+static ssize_t read_proc(const px_thread_t *t, const char *what, char *buf, size_t size)
 {
-    char path[64], buf[256];
-    const char *paren;
+    char path[64];
     ssize_t n;
     int fd;
 
-    if (t->ktid <= 0)
-        return false;
-    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)t->ktid);
+    snprintf(path, sizeof(path), "/proc/self/task/%d/%s", (int)t->ktid, what);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return false;
-    n = read(fd, buf, sizeof(buf) - 1);
+        return -1;
+    n = read(fd, buf, size - 1);
     close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
+    if (n >= 0)
+        buf[n] = '\0';
+    return n;
+}
+
+/* Unknown counts as blocked. */
+static thread_state_t thread_state(const px_thread_t *t)
+{
+    char buf[256];
+    const char *paren;
+
+    if (t->ktid <= 0 || read_proc(t, "stat", buf, sizeof(buf)) <= 0)
+        return BLOCKED;
     /* "tid (name) S ...": the name may hold anything, the state follows the last ')' */
     paren = strrchr(buf, ')');
-    return paren != NULL && paren[1] == ' ' && paren[2] == 'R';
+    if (paren != NULL && paren[1] == ' ' && paren[2] == 'R')
+        return RUNS;
+    /* "202 ...": the number of the system call it sleeps in */
+    if (read_proc(t, "syscall", buf, sizeof(buf)) > 0 && atoi(buf) == SYS_futex)
+        return LOCKED;
+    return BLOCKED;
 }
 
 /* Blocked (asleep, waiting) rather than running its callback or waiting for a
- * CPU? Unknown counts as blocked. */
-static bool looks_blocked(const watch_t *wt, uint64_t now)
+ * CPU: RUNS when it used a fifth of the time or more on a CPU, else what the
+ * kernel says. Unknown counts as blocked. */
+static thread_state_t callback_state(const watch_t *wt, uint64_t now)
 {
     uint64_t cpu = wt->cpu ? cpu_ns(wt->thread) : 0;
 
     if (wt->cpu == 0 || cpu == 0)
-        return true;
-    return (cpu - wt->cpu) * BLOCKED_SHARE < now - wt->since && !runnable(wt->thread);
+        return BLOCKED;
+    if ((cpu - wt->cpu) * BLOCKED_SHARE >= now - wt->since)
+        return RUNS;
+    return thread_state(wt->thread);
 }
 
 /* Messages count by their backlog, not only by the wake-up: one posted while
@@ -148,6 +174,8 @@ static bool scan(px_engine_t *e, watch_t *watch)
     uint64_t now_ms = px_now_ms(), now = now_ns();
     uint64_t after = (uint64_t)e->cfg.handoff_ms * PX_NS_PER_MS;
     uint64_t spin = (uint64_t)PX_MAX(SPIN_MS, e->cfg.handoff_ms) * PX_NS_PER_MS;
+    uint64_t lock = (uint64_t)PX_MAX(LOCK_MS, e->cfg.handoff_ms) * PX_NS_PER_MS;
+    thread_state_t state;
     bool any = false;
     int i;
 
@@ -174,11 +202,12 @@ static bool scan(px_engine_t *e, watch_t *watch)
             continue;
         if (!work_waits(w, word, now_ms))
             continue;
-        if (looks_blocked(&watch[i], now)) {
+        state = callback_state(&watch[i], now);
+        if (state == BLOCKED) {
             /* Its next callbacks are likely to block too: hand them off at once. */
             if (px__worker_take(e, w, word) > 0)
                 px__worker_blocking(w);
-        } else if (now - watch[i].since >= spin) {
+        } else if (now - watch[i].since >= (state == LOCKED ? lock : spin)) {
             px__worker_take(e, w, word);
         }
     }

@@ -14,8 +14,10 @@
  * most one thread per worker runs callbacks, except the blocked ones.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -29,7 +31,6 @@
  * blocked: a burst of blocking requests then costs a thread switch each
  * rather than handoff_ms each, queued one behind the other. */
 #define EAGER_MS 1000
-#define BLOCKED_SHARE 5 /* blocked: used less than 1/5 of the time on a CPU */
 #define RESERVE_AT_ONCE 16 /* spares starting at once for eager hand-offs */
 #define RESERVE_IDLE 4 /* parked spares kept ready while hand-offs are eager */
 
@@ -107,6 +108,27 @@ static uint64_t clock_ns(clockid_t clock)
     return (uint64_t)ts.tv_sec * PX_NS_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
+/* Time the calling thread spent on a CPU or waiting for one, ns: what is left
+ * of the wall time is time it slept. 0 when unknown. */
+static uint64_t scheduled_ns(void)
+{
+    unsigned long long run, wait;
+    char buf[96];
+    ssize_t n;
+    int fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    if (sscanf(buf, "%llu %llu", &run, &wait) != 2)
+        return 0;
+    return (uint64_t)(run + wait);
+}
+
 void px__worker_blocking(px_worker_t *w)
 {
     atomic_store_explicit(&w->eager_until, px_now_ms() + EAGER_MS, memory_order_relaxed);
@@ -131,7 +153,7 @@ static void hand_off_now(px_engine_t *e, px_worker_t *w, px_thread_t *t)
     int rc;
 
     t->eager_ns = clock_ns(CLOCK_MONOTONIC);
-    t->eager_cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    t->eager_sched = scheduled_ns();
     rc = px__worker_take(e, w, t->token);
     if (rc == -EAGAIN || (rc > 0 && atomic_load_explicit(&e->nidle, memory_order_relaxed) < RESERVE_IDLE))
         px__thread_spawn_spare(e, RESERVE_AT_ONCE);
@@ -139,14 +161,19 @@ static void hand_off_now(px_engine_t *e, px_worker_t *w, px_thread_t *t)
         px__supervisor_wake(e);
 }
 
-/* A callback handed off at its release ended: was it a blocking one? */
+/* A callback handed off at its release ended: did it sleep for handoff_ms?
+ * Time spent waiting for a CPU does not count: on a busy machine a callback
+ * that only computes takes long too, and handing those off would only put
+ * more threads on the same CPUs. */
 static void eager_ended(px_worker_t *w, px_thread_t *t)
 {
     uint64_t wall = clock_ns(CLOCK_MONOTONIC) - t->eager_ns;
-    uint64_t cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - t->eager_cpu;
+    uint64_t sched = scheduled_ns();
 
+    if (t->eager_sched && sched >= t->eager_sched)
+        wall = wall > sched - t->eager_sched ? wall - (sched - t->eager_sched) : 0;
     t->eager_ns = 0;
-    if (wall >= (uint64_t)w->e->cfg.handoff_ms * PX_NS_PER_MS && cpu * BLOCKED_SHARE < wall)
+    if (wall >= (uint64_t)w->e->cfg.handoff_ms * PX_NS_PER_MS)
         px__worker_blocking(w);
 }
 
