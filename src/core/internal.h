@@ -210,9 +210,9 @@ struct px_thread {
     char *scratch;       /* epoll receive buffer, allocated on first use */
     clockid_t cpu_clock; /* this thread's CPU-time clock (set at its start) */
     bool has_cpu_clock;
-    pid_t ktid;           /* the kernel's id of this thread (its /proc state) */
-    uint64_t eager_ns;    /* when its last release handed w off at once, else 0 */
-    uint64_t eager_sched; /* its time on or waiting for a CPU then, ns */
+    pid_t ktid;             /* the kernel's id of this thread (its /proc state) */
+    uint64_t eager_ns;      /* when its last release handed w off at once, else 0 */
+    uint64_t eager_sched;   /* its time on or waiting for a CPU then, ns */
     px_thread_t *next;      /* e->threads */
     px_thread_t *next_wait; /* e->idle, or the waiters of a worker */
 };
@@ -304,12 +304,12 @@ struct px_engine {
     _Atomic int main_wake_pending;
     /* Threads (threads.c): */
     pthread_mutex_t threads_lock;
-    px_thread_t *threads; /* threads_lock: every thread ever started */
-    px_thread_t *idle;    /* threads_lock: parked spares */
+    px_thread_t *threads;   /* threads_lock: every thread ever started */
+    px_thread_t *idle;      /* threads_lock: parked spares */
     _Atomic unsigned nidle; /* how many (written under threads_lock) */
-    unsigned nthreads;    /* threads_lock */
-    unsigned spawning;    /* threads_lock: spares started, not yet parked */
-    bool exiting;         /* threads_lock: every worker has finished */
+    unsigned nthreads;      /* threads_lock */
+    unsigned spawning;      /* threads_lock: spares started, not yet parked */
+    bool exiting;           /* threads_lock: every worker has finished */
     /* The supervisor (supervisor.c): */
     pthread_t sup_thread;
     bool sup_started;

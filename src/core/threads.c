@@ -32,7 +32,7 @@
  * rather than handoff_ms each, queued one behind the other. */
 #define EAGER_MS 1000
 #define RESERVE_AT_ONCE 16 /* spares starting at once for eager hand-offs */
-#define RESERVE_IDLE 4 /* parked spares kept ready while hand-offs are eager */
+#define RESERVE_IDLE 4     /* parked spares kept ready while hand-offs are eager */
 
 static _Thread_local px_thread_t *current_thread;
 
@@ -155,7 +155,8 @@ static void hand_off_now(px_engine_t *e, px_worker_t *w, px_thread_t *t)
     t->eager_ns = clock_ns(CLOCK_MONOTONIC);
     t->eager_sched = scheduled_ns();
     rc = px__worker_take(e, w, t->token);
-    if (rc == -EAGAIN || (rc > 0 && atomic_load_explicit(&e->nidle, memory_order_relaxed) < RESERVE_IDLE))
+    if (rc == -EAGAIN ||
+        (rc > 0 && atomic_load_explicit(&e->nidle, memory_order_relaxed) < RESERVE_IDLE))
         px__thread_spawn_spare(e, RESERVE_AT_ONCE);
     if (rc == -EAGAIN && atomic_load_explicit(&e->sup_parked, memory_order_relaxed))
         px__supervisor_wake(e);

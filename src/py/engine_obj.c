@@ -152,10 +152,18 @@ static int ms_option(PyObject *value, double max, const char *message, unsigned 
 static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     px_module_state_t *st = PyType_GetModuleState(type); /* Engine has no subclasses */
-    static char *kwlist[] = {"workers",          "backend",       "max_connections",
-                             "recv_buffer_size", "recv_buffers",  "send_high_water",
-                             "send_low_water",   "turn_budget",   "handoff_ms",
-                             "pool_idle_ms",     "memory_budget", "handoff_threads",
+    static char *kwlist[] = {"workers",
+                             "backend",
+                             "max_connections",
+                             "recv_buffer_size",
+                             "recv_buffers",
+                             "send_high_water",
+                             "send_low_water",
+                             "turn_budget",
+                             "handoff_ms",
+                             "pool_idle_ms",
+                             "memory_budget",
+                             "handoff_threads",
                              NULL};
     px_engine_config_t cfg;
     const char *backend = "auto";
@@ -167,10 +175,10 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     int rc, i;
 
     px_engine_config_default(&cfg);
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$isIIIKKKOOKi:Engine", kwlist, &workers, &backend,
-                                     &cfg.max_connections, &cfg.recv_buffer_size, &cfg.recv_buffers,
-                                     &high, &low, &budget, &handoff, &pool_idle, &memory_budget,
-                                     &handoff_threads))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$isIIIKKKOOKi:Engine", kwlist, &workers,
+                                     &backend, &cfg.max_connections, &cfg.recv_buffer_size,
+                                     &cfg.recv_buffers, &high, &low, &budget, &handoff, &pool_idle,
+                                     &memory_budget, &handoff_threads))
         return NULL;
     if (handoff_threads < 0 || handoff_threads > 65536) {
         PyErr_SetString(PyExc_ValueError,
