@@ -198,6 +198,7 @@ struct px_thread {
     pthread_t tid;
     bool started;  /* e->threads_lock, like the two below */
     bool spawning; /* a spare not yet parked once */
+    bool retired;  /* an idle spare that ended, to be joined */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     px_worker_t *given; /* lock: a worker handed to this thread */

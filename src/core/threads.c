@@ -310,7 +310,71 @@ static void serve(px_thread_t *t, px_worker_t *w)
         engine_over(w->e);
 }
 
-/* Park until given a worker; NULL when the engine is over. */
+/* Wait on t->cond (t->lock held); false when the spare stayed idle for
+ * pool_idle_ms, the engine's "memory unused this long goes back" rule. */
+static bool idle_wait(px_thread_t *t)
+{
+    unsigned ms = t->e->cfg.pool_idle_ms;
+    struct timespec ts;
+
+    if (ms == 0) {
+        pthread_cond_wait(&t->cond, &t->lock);
+        return true;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / PX_MS_PER_SEC;
+    ts.tv_nsec += (long)(ms % PX_MS_PER_SEC) * (long)PX_NS_PER_MS;
+    if (ts.tv_nsec >= (long)PX_NS_PER_SEC) {
+        ts.tv_sec++;
+        ts.tv_nsec -= (long)PX_NS_PER_SEC;
+    }
+    return pthread_cond_timedwait(&t->cond, &t->lock, &ts) != ETIMEDOUT;
+}
+
+/* An idle spare ends (its stack and interpreter state go back to the system)
+ * unless it is among the last RESERVE_IDLE or was handed a worker meanwhile
+ * (then it is no longer on the idle list). Its thread is joined later
+ * (reap_retired). */
+static bool retire(px_thread_t *t)
+{
+    px_engine_t *e = t->e;
+    px_thread_t **p;
+    bool retired = false;
+
+    pthread_mutex_lock(&e->threads_lock);
+    if (!e->exiting && atomic_load_explicit(&e->nidle, memory_order_relaxed) > RESERVE_IDLE) {
+        for (p = &e->idle; *p != NULL && *p != t; p = &(*p)->next_wait)
+            ;
+        if (*p == t) {
+            *p = t->next_wait;
+            atomic_fetch_sub_explicit(&e->nidle, 1, memory_order_relaxed);
+            e->nthreads--;
+            t->retired = retired = true;
+        }
+    }
+    pthread_mutex_unlock(&e->threads_lock);
+    return retired;
+}
+
+/* Join and free the spares that retired and have ended (threads_lock held). */
+static void reap_retired(px_engine_t *e)
+{
+    px_thread_t **p = &e->threads, *t;
+
+    while ((t = *p) != NULL) {
+        if (t->retired && t->started && pthread_tryjoin_np(t->tid, NULL) == 0) {
+            *p = t->next;
+            pthread_cond_destroy(&t->cond);
+            pthread_mutex_destroy(&t->lock);
+            free(t);
+        } else {
+            p = &t->next;
+        }
+    }
+}
+
+/* Park until given a worker; NULL when the engine is over or the spare
+ * retired. */
 static px_worker_t *park(px_thread_t *t)
 {
     px_engine_t *e = t->e;
@@ -339,13 +403,18 @@ static px_worker_t *park(px_thread_t *t)
     if (over)
         return NULL;
     before_wait(e, NULL);
-    pthread_mutex_lock(&t->lock);
-    while (t->given == NULL && !t->quit)
-        pthread_cond_wait(&t->cond, &t->lock);
-    w = t->given;
-    t->given = NULL;
-    pthread_mutex_unlock(&t->lock);
-    return w;
+    for (;;) {
+        pthread_mutex_lock(&t->lock);
+        while (t->given == NULL && !t->quit)
+            if (!idle_wait(t))
+                break;
+        w = t->given;
+        t->given = NULL;
+        over = t->quit;
+        pthread_mutex_unlock(&t->lock);
+        if (w != NULL || over || retire(t))
+            return w;
+    }
 }
 
 static void *thread_main(void *arg)
@@ -380,6 +449,16 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+static void cond_init_monotonic(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
 int px__thread_spawn(px_engine_t *e, px_worker_t *w)
 {
     px_thread_t *t = calloc(1, sizeof(*t));
@@ -390,8 +469,9 @@ int px__thread_spawn(px_engine_t *e, px_worker_t *w)
     t->e = e;
     t->given = t->first = w;
     pthread_mutex_init(&t->lock, NULL);
-    pthread_cond_init(&t->cond, NULL);
+    cond_init_monotonic(&t->cond);
     pthread_mutex_lock(&e->threads_lock);
+    reap_retired(e);
     rc = e->exiting ? ESHUTDOWN : pthread_create(&t->tid, NULL, thread_main, t);
     if (rc == 0) {
         t->started = true;
