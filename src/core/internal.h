@@ -500,6 +500,10 @@ bool px__worker_displaced(px_worker_t *w);
 char *px__thread_scratch(void);
 
 /* The supervisor (supervisor.c). */
+/* A condition variable on CLOCK_MONOTONIC, and a wait on one: false when ms
+ * passed without a signal. */
+void px__cond_init_monotonic(pthread_cond_t *cond);
+bool px__cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, unsigned ms);
 void px__supervisor_init(px_engine_t *e);
 int px__supervisor_start(px_engine_t *e); /* only when handoff_ms > 0 */
 /* A worker was released while the supervisor sleeps: wake it. Any thread. */

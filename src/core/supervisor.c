@@ -42,7 +42,7 @@
 #define BLOCKED_SHARE 5    /* blocked: used less than 1/5 of the time on a CPU */
 #define LOCK_MS 20         /* a callback waiting on a futex is handed off after this */
 
-static void cond_init_monotonic(pthread_cond_t *cond)
+void px__cond_init_monotonic(pthread_cond_t *cond)
 {
     pthread_condattr_t attr;
 
@@ -52,7 +52,7 @@ static void cond_init_monotonic(pthread_cond_t *cond)
     pthread_condattr_destroy(&attr);
 }
 
-static void timed_wait(pthread_cond_t *cond, pthread_mutex_t *lock, unsigned ms)
+bool px__cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, unsigned ms)
 {
     struct timespec ts;
 
@@ -63,7 +63,7 @@ static void timed_wait(pthread_cond_t *cond, pthread_mutex_t *lock, unsigned ms)
         ts.tv_sec++;
         ts.tv_nsec -= (long)PX_NS_PER_SEC;
     }
-    pthread_cond_timedwait(cond, lock, &ts);
+    return pthread_cond_timedwait(cond, lock, &ts) != ETIMEDOUT;
 }
 
 typedef struct watch {
@@ -229,11 +229,11 @@ static void *supervisor_main(void *arg)
         if (idle >= SUP_IDLE_TICKS) {
             /* Asleep until a release (or a while, for one missed in a race). */
             atomic_store(&e->sup_parked, 1);
-            timed_wait(&e->sup_cond, &e->sup_lock, SUP_SLEEP_MS);
+            px__cond_wait_ms(&e->sup_cond, &e->sup_lock, SUP_SLEEP_MS);
             atomic_store(&e->sup_parked, 0);
             idle = 0;
         } else {
-            timed_wait(&e->sup_cond, &e->sup_lock, tick);
+            px__cond_wait_ms(&e->sup_cond, &e->sup_lock, tick);
         }
         if (e->sup_stop)
             break;
@@ -290,7 +290,7 @@ void px__supervisor_join(px_engine_t *e)
 void px__supervisor_init(px_engine_t *e)
 {
     pthread_mutex_init(&e->sup_lock, NULL);
-    cond_init_monotonic(&e->sup_cond);
+    px__cond_init_monotonic(&e->sup_cond);
     atomic_init(&e->sup_parked, 0);
 }
 

@@ -315,20 +315,12 @@ static void serve(px_thread_t *t, px_worker_t *w)
 static bool idle_wait(px_thread_t *t)
 {
     unsigned ms = t->e->cfg.pool_idle_ms;
-    struct timespec ts;
 
     if (ms == 0) {
         pthread_cond_wait(&t->cond, &t->lock);
         return true;
     }
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / PX_MS_PER_SEC;
-    ts.tv_nsec += (long)(ms % PX_MS_PER_SEC) * (long)PX_NS_PER_MS;
-    if (ts.tv_nsec >= (long)PX_NS_PER_SEC) {
-        ts.tv_sec++;
-        ts.tv_nsec -= (long)PX_NS_PER_SEC;
-    }
-    return pthread_cond_timedwait(&t->cond, &t->lock, &ts) != ETIMEDOUT;
+    return px__cond_wait_ms(&t->cond, &t->lock, ms);
 }
 
 /* An idle spare ends (its stack and interpreter state go back to the system)
@@ -449,16 +441,6 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-static void cond_init_monotonic(pthread_cond_t *cond)
-{
-    pthread_condattr_t attr;
-
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(cond, &attr);
-    pthread_condattr_destroy(&attr);
-}
-
 int px__thread_spawn(px_engine_t *e, px_worker_t *w)
 {
     px_thread_t *t = calloc(1, sizeof(*t));
@@ -469,7 +451,7 @@ int px__thread_spawn(px_engine_t *e, px_worker_t *w)
     t->e = e;
     t->given = t->first = w;
     pthread_mutex_init(&t->lock, NULL);
-    cond_init_monotonic(&t->cond);
+    px__cond_init_monotonic(&t->cond);
     pthread_mutex_lock(&e->threads_lock);
     reap_retired(e);
     rc = e->exiting ? ESHUTDOWN : pthread_create(&t->tid, NULL, thread_main, t);

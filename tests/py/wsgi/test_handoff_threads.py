@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from test_flask_handoff import _get
 from wsgi_helpers import served
 
 pytest.importorskip("flask", reason="Flask comes from tools/requirements-test.txt")
@@ -22,16 +23,6 @@ SLEEPERS = 40
 def _threads(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         return int(re.search(r"Threads:\s+(\d+)", f.read()).group(1))  # type: ignore[union-attr]
-
-
-async def _get(port: int, path: str) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
-        await writer.drain()
-        return await reader.read()
-    finally:
-        writer.close()
 
 
 async def _burst(port: int, n: int) -> list[bytes]:
