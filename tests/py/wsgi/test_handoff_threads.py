@@ -55,3 +55,11 @@ def test_handoff_threads_cap(backend: str) -> None:
     # The workers' own threads were there before; at most CAP more, whatever
     # the number of sleeping views.
     assert peak - before <= CAP, (before, peak)
+
+
+def test_handoff_threads_bounds() -> None:
+    from pyparallel import _core
+
+    for bad in (-1, 65537):
+        with pytest.raises(ValueError, match="handoff_threads"):
+            _core.Engine(workers=1, handoff_threads=bad)
