@@ -20,6 +20,7 @@ fresh server each round; medians. The whole run stops starting servers
 after BUDGET seconds (default 170) so it stays within 3 minutes.
 
     python bench/wsgi_scale.py [--runs 3] [--seconds 3] [--only px1,px2,...]
+                               [--baseline OTHER/bin/python]
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ def log(msg: str) -> None:
     print(f"wsgi_scale: {msg}", file=sys.stderr, flush=True)
 
 
-def pyparallel(workers: int):
-    return lambda port, _d: [hb.PY_FT, "-m", "pyparallel", "serve", "flask_work:app",
+def pyparallel(workers: int, python: str = hb.PY_FT):
+    return lambda port, _d: [python, "-m", "pyparallel", "serve", "flask_work:app",
                              "--app-dir", PEERS, "--host", HOST, "--port", str(port),
                              "--workers", str(workers)]
 
@@ -60,7 +61,7 @@ def gunicorn(worker: str):
                              "warning", "--backlog", "4096", "flask_work:app"]
 
 
-def servers(cpus: list[int]) -> list[tuple[hb.Server, list[int]]]:
+def servers(cpus: list[int], baseline: str | None = None) -> list[tuple[hb.Server, list[int]]]:
     """(server, the CPUs it may use) for every configuration that can run here."""
     one, both = cpus[:1], cpus[:2]
     uring = {"PX_BACKEND": "uring"}
@@ -68,6 +69,11 @@ def servers(cpus: list[int]) -> list[tuple[hb.Server, list[int]]]:
                       [PATH], uring), one),
            (hb.Server("px2", "pyparallel serve", "3.13t, 2 worker threads", pyparallel(2),
                       [PATH], uring), both)]
+    if baseline:  # another build, in the same rounds
+        out += [(hb.Server("px1-base", "pyparallel serve (baseline)", "3.13t, 1 worker thread",
+                           pyparallel(1, baseline), [PATH], uring), one),
+                (hb.Server("px2-base", "pyparallel serve (baseline)", "3.13t, 2 worker threads",
+                           pyparallel(2, baseline), [PATH], uring), both)]
     if os.path.exists(GUNICORN) and hb.python_has(hb.PY_GIL, "flask"):
         out.append((hb.Server("gunicorn-sync", "gunicorn sync", "3.11, 2 processes",
                               gunicorn("sync"), [PATH]), both))
@@ -190,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=170.0, help="seconds; no new server after")
     ap.add_argument("--only", help="comma-separated server keys")
     ap.add_argument("--json", help="write the raw results here")
+    ap.add_argument("--baseline", help="another interpreter with pyparallel (another build): "
+                    "its px1-base and px2-base run in the same rounds")
     args = ap.parse_args(argv)
     if shutil.which("wrk") is None:
         log("wrk is not installed")
@@ -201,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         log("needs 2 CPUs")
         return 1
     wrk_cpus = cpus[1:2]
-    configs = servers(cpus)
+    configs = servers(cpus, args.baseline)
     if args.only:
         keep = set(args.only.split(","))
         configs = [c for c in configs if c[0].key in keep]
@@ -251,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     best = max(gun, key=lambda k: med(results[k], "rps")) if gun else None
     print(f"pyparallel 2 workers / 1 worker: {ratio('px2', 'px1', 'rps')} req/s, "
           f"{ratio('px2', 'px1', 'req_per_cpu_s')} req per CPU-s.")
+    if results.get("px2-base"):
+        print(f"baseline 2 workers / 1 worker: {ratio('px2-base', 'px1-base', 'rps')} req/s, "
+              f"{ratio('px2-base', 'px1-base', 'req_per_cpu_s')} req per CPU-s.")
     if best:
         print(f"pyparallel 2 workers / {best} (the faster gunicorn): "
               f"{ratio('px2', best, 'rps')} req/s, {ratio('px2', best, 'req_per_cpu_s')} "

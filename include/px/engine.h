@@ -59,6 +59,9 @@ typedef struct px_engine_config {
                                   unsent output; past it new bodies are refused
                                   and the slowest readers closed. 0: the default
                                   (px_memory_budget_default) */
+    unsigned handoff_threads;  /* most threads beyond one per worker that take
+                                  over blocked workers; 0: the default,
+                                  PX_DEFAULT_HANDOFF_THREADS */
 } px_engine_config_t;
 
 /* The io_uring features the engine uses, as the probe at px_engine_create
@@ -100,6 +103,9 @@ unsigned px_uring_mask_parse(const char *s);
 #define PX_DEFAULT_TURN_BUDGET ((size_t)256 << 10)
 #define PX_DEFAULT_RING_ENTRIES 4096u
 #define PX_DEFAULT_HANDOFF_MS 2u
+/* Enough for a thousand handlers blocked at once (a slow upstream under a
+ * burst); each costs the stack pages it touched (tens of KiB) while it lives. */
+#define PX_DEFAULT_HANDOFF_THREADS 1024u
 #define PX_DEFAULT_POOL_IDLE_MS 10000u       /* long enough that a steady load keeps its memory */
 #define PX_DEFAULT_BACKLOG 4096              /* px_endpoint_config_t.backlog 0 */
 #define PX_DEFAULT_PROXY_TIMEOUT_MS 5000     /* px_endpoint_config_t.proxy_timeout_ms 0 */

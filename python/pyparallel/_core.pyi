@@ -92,6 +92,7 @@ class Engine:
         handoff_ms: float | None = None,
         pool_idle_ms: float | None = None,  # memory unused this long is returned; 0: kept
         memory_budget: int = 0,  # bytes; 0: a quarter of the memory available
+        handoff_threads: int = 0,  # spare threads for blocked workers, at most; 0: 1024
     ) -> Engine: ...
     def listen(self, host: str, port: int, protocol: _Protocol, fd: int = -1, /) -> int:
         """Serve protocol on host:port (0: a free port); returns the bound port.

@@ -271,7 +271,8 @@ def engine(workers: int | None = None, **options: Any) -> _core.Engine:
     ``workers`` (or ``PX_WORKERS``) sets the worker count, one per usable CPU by
     default; ``PX_BACKEND=uring|epoll`` picks the I/O backend. ``handoff_ms``
     (default 2, 0: never) is how long a callback may block its worker while
-    other work waits before a spare thread takes the worker over.
+    other work waits before a spare thread takes the worker over;
+    ``handoff_threads`` (default 1024) caps those spare threads.
     ``pool_idle_ms`` (default 10000, 0: never) is how long memory the engine
     reserved for a load (pool slabs, io_uring receive buffers) may stay unused
     before it goes back to the system.

@@ -106,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--handoff-ms", type=int, default=None,
                    help="a worker blocked this long in an app hands its other connections to "
                         "a spare thread (default 2)")
+    p.add_argument("--handoff-threads", type=int, default=None,
+                   help="most threads serving workers whose apps block, beyond one per worker "
+                        "(default 1024; each costs the stack it touched)")
     p.add_argument("--factory", action="store_true",
                    help="the target is a callable that returns the app")
     p.add_argument("--app-dir", default=".", help="directory added to sys.path (default: .)")
@@ -230,6 +233,8 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 2
     protocol = _protocol(parser, args, obj)
     options = {} if args.handoff_ms is None else {"handoff_ms": args.handoff_ms}
+    if args.handoff_threads is not None:
+        options["handoff_threads"] = args.handoff_threads
     try:
         server = px.server(args.host, args.port)
         px.engine(args.workers, **options)

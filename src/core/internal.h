@@ -205,6 +205,7 @@ struct px_thread {
     pthread_t tid;
     bool started;  /* e->threads_lock, like the two below */
     bool spawning; /* a spare not yet parked once */
+    bool retired;  /* an idle spare that ended, to be joined */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     px_worker_t *given; /* lock: a worker handed to this thread */
@@ -217,6 +218,9 @@ struct px_thread {
     char *scratch;       /* epoll receive buffer, allocated on first use */
     clockid_t cpu_clock; /* this thread's CPU-time clock (set at its start) */
     bool has_cpu_clock;
+    pid_t ktid;             /* the kernel's id of this thread (its /proc state) */
+    uint64_t eager_ns;      /* when its last release handed w off at once, else 0 */
+    uint64_t eager_sched;   /* its time on or waiting for a CPU then, ns */
     px_thread_t *next;      /* e->threads */
     px_thread_t *next_wait; /* e->idle, or the waiters of a worker */
 };
@@ -279,6 +283,9 @@ struct px_worker {
     pthread_mutex_t hand_lock;
     px_thread_t *waiters; /* hand_lock */
     unsigned displaced;   /* hand_lock: threads inside w's code that do not own it */
+    /* Until this px_now_ms(), callbacks on w are known to block: a release
+     * with work waiting hands w to a spare at once (threads.c). */
+    _Atomic uint64_t eager_until;
 };
 
 typedef struct px_resolver px_resolver_t;
@@ -308,11 +315,12 @@ struct px_engine {
     _Atomic int main_wake_pending;
     /* Threads (threads.c): */
     pthread_mutex_t threads_lock;
-    px_thread_t *threads; /* threads_lock: every thread ever started */
-    px_thread_t *idle;    /* threads_lock: parked spares */
-    unsigned nthreads;    /* threads_lock */
-    unsigned spawning;    /* threads_lock: spares started, not yet parked */
-    bool exiting;         /* threads_lock: every worker has finished */
+    px_thread_t *threads;   /* threads_lock: every thread ever started */
+    px_thread_t *idle;      /* threads_lock: parked spares */
+    _Atomic unsigned nidle; /* how many (written under threads_lock) */
+    unsigned nthreads;      /* threads_lock */
+    unsigned spawning;      /* threads_lock: spares started, not yet parked */
+    bool exiting;           /* threads_lock: every worker has finished */
     /* The supervisor (supervisor.c): */
     pthread_t sup_thread;
     bool sup_started;
@@ -486,8 +494,14 @@ void px__conn_free_output(px_conn_t *c);
 px_thread_t *px__thread_current(void);
 /* Start a thread that runs w at once (w NULL: a spare that parks). */
 int px__thread_spawn(px_engine_t *e, px_worker_t *w);
-/* Start a spare unless one is starting or the cap is reached: 0 or -errno. */
-int px__thread_spawn_spare(px_engine_t *e);
+/* Start a spare unless at_once are starting or the cap is reached: 0 or -errno. */
+int px__thread_spawn_spare(px_engine_t *e, unsigned at_once);
+/* Take w from the release observed as `seen` and give it to a thread waiting
+ * for it back, else to a parked spare: 1 when taken, 0 when reacquired
+ * meanwhile, -EAGAIN when no thread was free (a spare is being started). */
+int px__worker_take(px_engine_t *e, px_worker_t *w, uint64_t seen);
+/* Callbacks on w block: hand it off at release for a while (threads.c). */
+void px__worker_blocking(px_worker_t *w);
 /* Give w to t (a parked spare or a waiter), which runs it from then on. */
 void px__thread_give(px_thread_t *t, px_worker_t *w);
 /* A parked spare (threads_lock taken inside), or NULL; put one back. */
@@ -504,6 +518,10 @@ bool px__worker_displaced(px_worker_t *w);
 char *px__thread_scratch(void);
 
 /* The supervisor (supervisor.c). */
+/* A condition variable on CLOCK_MONOTONIC, and a wait on one: false when ms
+ * passed without a signal. */
+void px__cond_init_monotonic(pthread_cond_t *cond);
+bool px__cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, unsigned ms);
 void px__supervisor_init(px_engine_t *e);
 int px__supervisor_start(px_engine_t *e); /* only when handoff_ms > 0 */
 /* A worker was released while the supervisor sleeps: wake it. Any thread. */

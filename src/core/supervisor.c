@@ -6,7 +6,14 @@
  * (completions, timers, messages, queued output, a thread that wants it back)
  * and the callback's thread is blocked rather than running (it used under a
  * fifth of that time on a CPU), it takes the worker and gives it to a thread
- * that waits for it back, else to a spare (threads.c; started on demand). A
+ * that waits for it back, else to a spare (threads.c; started on demand), and
+ * from then on for a while that worker's releases hand it off at once when
+ * work waits (threads.c: a burst of blocking callbacks queued on one worker
+ * would otherwise cost handoff_ms each, one after the other). A callback that
+ * waits for a CPU (runnable, in the kernel's words) is not blocked; one that
+ * waits on a futex is mostly in the runtime's own short waits (with two
+ * workers, 3.13t's stop-the-world collector pauses the other one for 2-4 ms a
+ * few dozen times a second) and is handed off after LOCK_MS only. A
  * callback that keeps its CPU busy holds its core like any running thread
  * (the IOCP rule: another thread is released only when one blocks), until
  * SPIN_MS: then its worker's other clients have waited long enough and it is
@@ -17,9 +24,14 @@
  * (px__supervisor_wake).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -28,8 +40,9 @@
 #define SUP_MAX_TICK_MS 10 /* the longest tick, whatever handoff_ms is */
 #define SPIN_MS 100        /* a busy callback is handed off after this long */
 #define BLOCKED_SHARE 5    /* blocked: used less than 1/5 of the time on a CPU */
+#define LOCK_MS 20         /* a callback waiting on a futex is handed off after this */
 
-static void cond_init_monotonic(pthread_cond_t *cond)
+void px__cond_init_monotonic(pthread_cond_t *cond)
 {
     pthread_condattr_t attr;
 
@@ -39,7 +52,7 @@ static void cond_init_monotonic(pthread_cond_t *cond)
     pthread_condattr_destroy(&attr);
 }
 
-static void timed_wait(pthread_cond_t *cond, pthread_mutex_t *lock, unsigned ms)
+bool px__cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, unsigned ms)
 {
     struct timespec ts;
 
@@ -50,7 +63,7 @@ static void timed_wait(pthread_cond_t *cond, pthread_mutex_t *lock, unsigned ms)
         ts.tv_sec++;
         ts.tv_nsec -= (long)PX_NS_PER_SEC;
     }
-    pthread_cond_timedwait(cond, lock, &ts);
+    return pthread_cond_timedwait(cond, lock, &ts) != ETIMEDOUT;
 }
 
 typedef struct watch {
@@ -84,15 +97,62 @@ static uint64_t cpu_ns(px_thread_t *t)
     return ns_of(&ts);
 }
 
-/* Blocked (asleep, waiting) rather than running its callback? Unknown counts
- * as blocked. */
-static bool looks_blocked(const watch_t *wt, uint64_t now)
+/* What the kernel says the callback's thread does. */
+typedef enum {
+    RUNS,    /* running, or runnable waiting for a CPU: another thread would only
+                compete with it for the same CPUs */
+    LOCKED,  /* waiting on a futex: mostly the runtime's own short waits (a
+                stop-the-world pause of the collector, a contended lock) */
+    BLOCKED, /* asleep elsewhere: a sleep, a socket, a pipe, a disk */
+} thread_state_t;
+
+static ssize_t read_proc(const px_thread_t *t, const char *what, char *buf, size_t size)
+{
+    char path[64];
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/self/task/%d/%s", (int)t->ktid, what);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    n = read(fd, buf, size - 1);
+    close(fd);
+    if (n >= 0)
+        buf[n] = '\0';
+    return n;
+}
+
+/* Unknown counts as blocked. */
+static thread_state_t thread_state(const px_thread_t *t)
+{
+    char buf[256];
+    const char *paren;
+
+    if (t->ktid <= 0 || read_proc(t, "stat", buf, sizeof(buf)) <= 0)
+        return BLOCKED;
+    /* "tid (name) S ...": the name may hold anything, the state follows the last ')' */
+    paren = strrchr(buf, ')');
+    if (paren != NULL && paren[1] == ' ' && paren[2] == 'R')
+        return RUNS;
+    /* "202 ...": the number of the system call it sleeps in */
+    if (read_proc(t, "syscall", buf, sizeof(buf)) > 0 && atoi(buf) == SYS_futex)
+        return LOCKED;
+    return BLOCKED;
+}
+
+/* Blocked (asleep, waiting) rather than running its callback or waiting for a
+ * CPU: RUNS when it used a fifth of the time or more on a CPU, else what the
+ * kernel says. Unknown counts as blocked. */
+static thread_state_t callback_state(const watch_t *wt, uint64_t now)
 {
     uint64_t cpu = wt->cpu ? cpu_ns(wt->thread) : 0;
 
     if (wt->cpu == 0 || cpu == 0)
-        return true;
-    return (cpu - wt->cpu) * BLOCKED_SHARE < now - wt->since;
+        return BLOCKED;
+    if ((cpu - wt->cpu) * BLOCKED_SHARE >= now - wt->since)
+        return RUNS;
+    return thread_state(wt->thread);
 }
 
 /* Messages count by their backlog, not only by the wake-up: one posted while
@@ -108,49 +168,14 @@ static bool work_waits(px_worker_t *w, uint64_t word, uint64_t now)
            w->be->kernel_work(w);
 }
 
-/* Take w from the release observed as `seen` and give it to a waiter, else to
- * a spare; start a spare for a later tick when there is none. */
-static void take_over(px_engine_t *e, px_worker_t *w, uint64_t seen)
-{
-    px_thread_t *t;
-    bool waiter, taken = false;
-
-    pthread_mutex_lock(&w->hand_lock);
-    t = w->waiters;
-    waiter = t != NULL;
-    if (t == NULL)
-        t = px__thread_pop_idle(e);
-    if (t != NULL && px__own_take(&w->own, seen)) {
-        taken = true;
-        if (waiter) {
-            w->waiters = t->next_wait;
-            atomic_fetch_sub(&w->nwaiters, 1);
-        } else {
-            w->displaced++; /* the thread that released; a waiter was one already */
-        }
-    } else if (t != NULL && !waiter) {
-        px__thread_push_idle(e, t);
-    }
-    pthread_mutex_unlock(&w->hand_lock);
-    if (taken) {
-        /* Between the take and the give nobody else touches w. */
-        w->takeovers++;
-        PX_STAT_ADD(&w->stats, handoffs, 1);
-        px__thread_give(t, w);
-        return;
-    }
-    if (t != NULL)
-        return; /* reacquired meanwhile */
-    if (px__thread_spawn_spare(e) < 0)
-        PX_STAT_ADD(&w->stats, errors, 1);
-}
-
 /* One look at every worker; true when some worker was released. */
 static bool scan(px_engine_t *e, watch_t *watch)
 {
     uint64_t now_ms = px_now_ms(), now = now_ns();
     uint64_t after = (uint64_t)e->cfg.handoff_ms * PX_NS_PER_MS;
     uint64_t spin = (uint64_t)PX_MAX(SPIN_MS, e->cfg.handoff_ms) * PX_NS_PER_MS;
+    uint64_t lock = (uint64_t)PX_MAX(LOCK_MS, e->cfg.handoff_ms) * PX_NS_PER_MS;
+    thread_state_t state;
     bool any = false;
     int i;
 
@@ -175,9 +200,16 @@ static bool scan(px_engine_t *e, watch_t *watch)
         }
         if (now - watch[i].since < after)
             continue;
-        if ((now - watch[i].since >= spin || looks_blocked(&watch[i], now)) &&
-            work_waits(w, word, now_ms))
-            take_over(e, w, word);
+        if (!work_waits(w, word, now_ms))
+            continue;
+        state = callback_state(&watch[i], now);
+        if (state == BLOCKED) {
+            /* Its next callbacks are likely to block too: hand them off at once. */
+            if (px__worker_take(e, w, word) > 0)
+                px__worker_blocking(w);
+        } else if (now - watch[i].since >= (state == LOCKED ? lock : spin)) {
+            px__worker_take(e, w, word);
+        }
     }
     return any;
 }
@@ -197,11 +229,11 @@ static void *supervisor_main(void *arg)
         if (idle >= SUP_IDLE_TICKS) {
             /* Asleep until a release (or a while, for one missed in a race). */
             atomic_store(&e->sup_parked, 1);
-            timed_wait(&e->sup_cond, &e->sup_lock, SUP_SLEEP_MS);
+            px__cond_wait_ms(&e->sup_cond, &e->sup_lock, SUP_SLEEP_MS);
             atomic_store(&e->sup_parked, 0);
             idle = 0;
         } else {
-            timed_wait(&e->sup_cond, &e->sup_lock, tick);
+            px__cond_wait_ms(&e->sup_cond, &e->sup_lock, tick);
         }
         if (e->sup_stop)
             break;
@@ -258,7 +290,7 @@ void px__supervisor_join(px_engine_t *e)
 void px__supervisor_init(px_engine_t *e)
 {
     pthread_mutex_init(&e->sup_lock, NULL);
-    cond_init_monotonic(&e->sup_cond);
+    px__cond_init_monotonic(&e->sup_cond);
     atomic_init(&e->sup_parked, 0);
 }
 

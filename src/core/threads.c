@@ -14,15 +14,25 @@
  * most one thread per worker runs callbacks, except the blocked ones.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
-#define MAX_SPARES 256 /* threads beyond one per worker, at most */
+/* After a callback of a worker was found blocked, its releases hand it off
+ * at once (no handoff_ms wait) for this long, renewed by every callback found
+ * blocked: a burst of blocking requests then costs a thread switch each
+ * rather than handoff_ms each, queued one behind the other. */
+#define EAGER_MS 1000
+#define RESERVE_AT_ONCE 16 /* spares starting at once for eager hand-offs */
+#define RESERVE_IDLE 4     /* parked spares kept ready while hand-offs are eager */
 
 static _Thread_local px_thread_t *current_thread;
 
@@ -52,6 +62,7 @@ int px__handoff_worker_init(px_worker_t *w)
     atomic_init(&w->own, 0);
     atomic_init(&w->nwaiters, 0);
     atomic_init(&w->timer_due, UINT64_MAX);
+    atomic_init(&w->eager_until, 0);
     return -pthread_mutex_init(&w->hand_lock, NULL);
 }
 
@@ -86,6 +97,87 @@ static void before_wait(px_engine_t *e, px_worker_t *w)
         e->hooks.before_wait(w, e->hooks.arg);
 }
 
+/* ---- eager hand-off -------------------------------------------------------- */
+
+static uint64_t clock_ns(clockid_t clock)
+{
+    struct timespec ts;
+
+    if (clock_gettime(clock, &ts) < 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * PX_NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+/* Time the calling thread spent on a CPU or waiting for one, ns: what is left
+ * of the wall time is time it slept. 0 when unknown. */
+static uint64_t scheduled_ns(void)
+{
+    unsigned long long run, wait;
+    char buf[96];
+    ssize_t n;
+    int fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    if (sscanf(buf, "%llu %llu", &run, &wait) != 2)
+        return 0;
+    return (uint64_t)(run + wait);
+}
+
+void px__worker_blocking(px_worker_t *w)
+{
+    atomic_store_explicit(&w->eager_until, px_now_ms() + EAGER_MS, memory_order_relaxed);
+}
+
+/* Callbacks on w were found blocking lately and work waits behind this one. */
+static bool eager(px_worker_t *w, bool hint)
+{
+    uint64_t until = atomic_load_explicit(&w->eager_until, memory_order_relaxed);
+
+    if (until == 0 || px_now_ms() >= until)
+        return false;
+    return hint || atomic_load_explicit(&w->nwaiters, memory_order_relaxed) > 0 ||
+           atomic_load_explicit(&w->wake_pending, memory_order_relaxed) ||
+           atomic_load_explicit(&w->backlog, memory_order_relaxed) > 0 || w->be->kernel_work(w);
+}
+
+/* The releasing thread hands w to a spare itself, and keeps one spare in
+ * reserve for the next release; with none free the supervisor takes over. */
+static void hand_off_now(px_engine_t *e, px_worker_t *w, px_thread_t *t)
+{
+    int rc;
+
+    t->eager_ns = clock_ns(CLOCK_MONOTONIC);
+    t->eager_sched = scheduled_ns();
+    rc = px__worker_take(e, w, t->token);
+    if (rc == -EAGAIN ||
+        (rc > 0 && atomic_load_explicit(&e->nidle, memory_order_relaxed) < RESERVE_IDLE))
+        px__thread_spawn_spare(e, RESERVE_AT_ONCE);
+    if (rc == -EAGAIN && atomic_load_explicit(&e->sup_parked, memory_order_relaxed))
+        px__supervisor_wake(e);
+}
+
+/* A callback handed off at its release ended: did it sleep for handoff_ms?
+ * Time spent waiting for a CPU does not count: on a busy machine a callback
+ * that only computes takes long too, and handing those off would only put
+ * more threads on the same CPUs. */
+static void eager_ended(px_worker_t *w, px_thread_t *t)
+{
+    uint64_t wall = clock_ns(CLOCK_MONOTONIC) - t->eager_ns;
+    uint64_t sched = scheduled_ns();
+
+    if (t->eager_sched && sched >= t->eager_sched)
+        wall = wall > sched - t->eager_sched ? wall - (sched - t->eager_sched) : 0;
+    t->eager_ns = 0;
+    if (wall >= (uint64_t)w->e->cfg.handoff_ms * PX_NS_PER_MS)
+        px__worker_blocking(w);
+}
+
 /* ---- release and reacquire -------------------------------------------------- */
 
 bool px_worker_release(px_worker_t *w)
@@ -104,9 +196,12 @@ bool px_worker_release(px_worker_t *w)
     t->owns = false;
     atomic_store_explicit(&w->releaser, t, memory_order_relaxed); /* published by the release */
     t->token = px__own_release(&w->own, hint);
+    t->eager_ns = 0;
+    if (eager(w, hint))
+        hand_off_now(e, w, t);
     /* Relaxed: a wake-up missed in a race with the supervisor falling asleep
      * costs it one long sleep. */
-    if (atomic_load_explicit(&e->sup_parked, memory_order_relaxed))
+    else if (atomic_load_explicit(&e->sup_parked, memory_order_relaxed))
         px__supervisor_wake(e);
     return true;
 }
@@ -144,6 +239,8 @@ bool px_worker_reacquire(px_worker_t *w)
 
     if (t == NULL || t->w != w || t->owns)
         return false;
+    if (t->eager_ns)
+        eager_ended(w, t);
     if (!px__own_reclaim(&w->own, t->token))
         wait_handback(t, w);
     t->owns = true;
@@ -213,7 +310,63 @@ static void serve(px_thread_t *t, px_worker_t *w)
         engine_over(w->e);
 }
 
-/* Park until given a worker; NULL when the engine is over. */
+/* Wait on t->cond (t->lock held); false when the spare stayed idle for
+ * pool_idle_ms, the engine's "memory unused this long goes back" rule. */
+static bool idle_wait(px_thread_t *t)
+{
+    unsigned ms = t->e->cfg.pool_idle_ms;
+
+    if (ms == 0) {
+        pthread_cond_wait(&t->cond, &t->lock);
+        return true;
+    }
+    return px__cond_wait_ms(&t->cond, &t->lock, ms);
+}
+
+/* An idle spare ends (its stack and interpreter state go back to the system)
+ * unless it is among the last RESERVE_IDLE or was handed a worker meanwhile
+ * (then it is no longer on the idle list). Its thread is joined later
+ * (reap_retired). */
+static bool retire(px_thread_t *t)
+{
+    px_engine_t *e = t->e;
+    px_thread_t **p;
+    bool retired = false;
+
+    pthread_mutex_lock(&e->threads_lock);
+    if (!e->exiting && atomic_load_explicit(&e->nidle, memory_order_relaxed) > RESERVE_IDLE) {
+        for (p = &e->idle; *p != NULL && *p != t; p = &(*p)->next_wait)
+            ;
+        if (*p == t) {
+            *p = t->next_wait;
+            atomic_fetch_sub_explicit(&e->nidle, 1, memory_order_relaxed);
+            e->nthreads--;
+            t->retired = retired = true;
+        }
+    }
+    pthread_mutex_unlock(&e->threads_lock);
+    return retired;
+}
+
+/* Join and free the spares that retired and have ended (threads_lock held). */
+static void reap_retired(px_engine_t *e)
+{
+    px_thread_t **p = &e->threads, *t;
+
+    while ((t = *p) != NULL) {
+        if (t->retired && t->started && pthread_tryjoin_np(t->tid, NULL) == 0) {
+            *p = t->next;
+            pthread_cond_destroy(&t->cond);
+            pthread_mutex_destroy(&t->lock);
+            free(t);
+        } else {
+            p = &t->next;
+        }
+    }
+}
+
+/* Park until given a worker; NULL when the engine is over or the spare
+ * retired. */
 static px_worker_t *park(px_thread_t *t)
 {
     px_engine_t *e = t->e;
@@ -236,18 +389,24 @@ static px_worker_t *park(px_thread_t *t)
     if (!over) {
         t->next_wait = e->idle;
         e->idle = t;
+        atomic_fetch_add_explicit(&e->nidle, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&e->threads_lock);
     if (over)
         return NULL;
     before_wait(e, NULL);
-    pthread_mutex_lock(&t->lock);
-    while (t->given == NULL && !t->quit)
-        pthread_cond_wait(&t->cond, &t->lock);
-    w = t->given;
-    t->given = NULL;
-    pthread_mutex_unlock(&t->lock);
-    return w;
+    for (;;) {
+        pthread_mutex_lock(&t->lock);
+        while (t->given == NULL && !t->quit)
+            if (!idle_wait(t))
+                break;
+        w = t->given;
+        t->given = NULL;
+        over = t->quit;
+        pthread_mutex_unlock(&t->lock);
+        if (w != NULL || over || retire(t))
+            return w;
+    }
 }
 
 static void *thread_main(void *arg)
@@ -261,6 +420,7 @@ static void *thread_main(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     current_thread = t;
+    t->ktid = (pid_t)syscall(SYS_gettid);
     t->has_cpu_clock = pthread_getcpuclockid(pthread_self(), &t->cpu_clock) == 0;
     pthread_mutex_lock(&t->lock);
     w = t->given;
@@ -291,8 +451,9 @@ int px__thread_spawn(px_engine_t *e, px_worker_t *w)
     t->e = e;
     t->given = t->first = w;
     pthread_mutex_init(&t->lock, NULL);
-    pthread_cond_init(&t->cond, NULL);
+    px__cond_init_monotonic(&t->cond);
     pthread_mutex_lock(&e->threads_lock);
+    reap_retired(e);
     rc = e->exiting ? ESHUTDOWN : pthread_create(&t->tid, NULL, thread_main, t);
     if (rc == 0) {
         t->started = true;
@@ -318,8 +479,10 @@ px_thread_t *px__thread_pop_idle(px_engine_t *e)
 
     pthread_mutex_lock(&e->threads_lock);
     t = e->idle;
-    if (t != NULL)
+    if (t != NULL) {
         e->idle = t->next_wait;
+        atomic_fetch_sub_explicit(&e->nidle, 1, memory_order_relaxed);
+    }
     pthread_mutex_unlock(&e->threads_lock);
     return t;
 }
@@ -329,21 +492,59 @@ void px__thread_push_idle(px_engine_t *e, px_thread_t *t)
     pthread_mutex_lock(&e->threads_lock);
     t->next_wait = e->idle;
     e->idle = t;
+    atomic_fetch_add_explicit(&e->nidle, 1, memory_order_relaxed);
     pthread_mutex_unlock(&e->threads_lock);
 }
 
-/* A spare for the supervisor, unless one is starting already (one start at a
- * time) or there are MAX_SPARES. */
-int px__thread_spawn_spare(px_engine_t *e)
+/* A spare, unless at_once are starting already or the cap is reached: the
+ * cap bounds the memory of a burst of blocked handlers (a stack each). */
+int px__thread_spawn_spare(px_engine_t *e, unsigned at_once)
 {
+    unsigned cap = e->cfg.handoff_threads ? e->cfg.handoff_threads : PX_DEFAULT_HANDOFF_THREADS;
     unsigned nthreads;
 
     pthread_mutex_lock(&e->threads_lock);
-    nthreads = e->spawning ? UINT_MAX : e->nthreads;
+    nthreads = e->spawning >= at_once ? UINT_MAX : e->nthreads;
     pthread_mutex_unlock(&e->threads_lock);
-    if (nthreads >= (unsigned)e->nworkers + MAX_SPARES)
+    if (nthreads >= (unsigned)e->nworkers + cap)
         return 0;
     return px__thread_spawn(e, NULL);
+}
+
+int px__worker_take(px_engine_t *e, px_worker_t *w, uint64_t seen)
+{
+    px_thread_t *t;
+    bool waiter, taken = false;
+
+    pthread_mutex_lock(&w->hand_lock);
+    t = w->waiters;
+    waiter = t != NULL;
+    if (t == NULL)
+        t = px__thread_pop_idle(e);
+    if (t != NULL && px__own_take(&w->own, seen)) {
+        taken = true;
+        if (waiter) {
+            w->waiters = t->next_wait;
+            atomic_fetch_sub(&w->nwaiters, 1);
+        } else {
+            w->displaced++; /* the thread that released; a waiter was one already */
+        }
+    } else if (t != NULL && !waiter) {
+        px__thread_push_idle(e, t);
+    }
+    pthread_mutex_unlock(&w->hand_lock);
+    if (taken) {
+        /* Between the take and the give nobody else touches w. */
+        w->takeovers++;
+        PX_STAT_ADD(&w->stats, handoffs, 1);
+        px__thread_give(t, w);
+        return 1;
+    }
+    if (t != NULL)
+        return 0; /* reacquired meanwhile */
+    if (px__thread_spawn_spare(e, 1) < 0)
+        PX_STAT_ADD(&w->stats, errors, 1);
+    return -EAGAIN;
 }
 
 /* The supervisor first (it starts threads), then every thread. Threads exit

@@ -153,13 +153,22 @@ static int ms_option(PyObject *value, double max, const char *message, unsigned 
 static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     px_module_state_t *st = PyType_GetModuleState(type); /* Engine has no subclasses */
-    static char *kwlist[] = {"workers",          "backend",       "max_connections",
-                             "recv_buffer_size", "recv_buffers",  "send_high_water",
-                             "send_low_water",   "turn_budget",   "handoff_ms",
-                             "pool_idle_ms",     "memory_budget", NULL};
+    static char *kwlist[] = {"workers",
+                             "backend",
+                             "max_connections",
+                             "recv_buffer_size",
+                             "recv_buffers",
+                             "send_high_water",
+                             "send_low_water",
+                             "turn_budget",
+                             "handoff_ms",
+                             "pool_idle_ms",
+                             "memory_budget",
+                             "handoff_threads",
+                             NULL};
     px_engine_config_t cfg;
     const char *backend = "auto";
-    int workers = 0;
+    int workers = 0, handoff_threads = 0;
     unsigned long long high = 0, low = 0, budget = 0, memory_budget = 0;
     PyObject *handoff = NULL, *pool_idle = NULL;
     px_thread_hooks_t hooks;
@@ -167,10 +176,17 @@ static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     int rc, i;
 
     px_engine_config_default(&cfg);
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$isIIIKKKOOK:Engine", kwlist, &workers, &backend,
-                                     &cfg.max_connections, &cfg.recv_buffer_size, &cfg.recv_buffers,
-                                     &high, &low, &budget, &handoff, &pool_idle, &memory_budget))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$isIIIKKKOOKi:Engine", kwlist, &workers,
+                                     &backend, &cfg.max_connections, &cfg.recv_buffer_size,
+                                     &cfg.recv_buffers, &high, &low, &budget, &handoff, &pool_idle,
+                                     &memory_budget, &handoff_threads))
         return NULL;
+    if (handoff_threads < 0 || handoff_threads > 65536) {
+        PyErr_SetString(PyExc_ValueError,
+                        "handoff_threads must be between 0 (the default) and 65536");
+        return NULL;
+    }
+    cfg.handoff_threads = (unsigned)handoff_threads;
     if ((handoff != NULL &&
          ms_option(handoff, 3600e3, "handoff_ms must be between 0 (no hand-off) and 3600000",
                    &cfg.handoff_ms) < 0) ||

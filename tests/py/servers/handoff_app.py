@@ -1,6 +1,6 @@
 """Callbacks that block, for the hand-off suite: an HTTP app and a line protocol.
 
-    python handoff_app.py [--workers K] [--handoff-ms N]
+    python handoff_app.py [--workers K] [--handoff-ms N] [--pool-idle-ms N]
 
 HTTP (port ``http``): ``/req/{i}`` answers ``req {i}``, after sleeping
 ``SLOW_SECONDS`` when i is a multiple of 10; ``/fast`` answers ``fast``.
@@ -92,5 +92,6 @@ class Lines:
 
 
 if __name__ == "__main__":
+    idle = int_arg("--pool-idle-ms", None)
     serve("handoff", {"http": App, "lines": Lines}, workers=int_arg("--workers", 1),
-          handoff_ms=int_arg("--handoff-ms", 2))
+          handoff_ms=int_arg("--handoff-ms", 2), **({} if idle is None else {"pool_idle_ms": idle}))

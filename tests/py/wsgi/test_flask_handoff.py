@@ -1,16 +1,21 @@
 """1,000 concurrent requests to a Flask view that sleeps 100 ms finish in
 the time of a few batches, because a blocked worker is handed to a spare
-thread (at most 256 spares beyond the workers: about four batches of 100 ms),
-while a fast view beside them is not held up by the sleeps (its latency is
-printed: a fast request still waits about handoff_ms for each sleeping view
-queued before it on its worker, and, past the spare limit, for a sleep to
-end)."""
+thread, while a fast view beside them is not held up by the sleeps.
+
+Once one view of a worker was found blocked, the worker's next releases hand
+it to a spare at once rather than after handoff_ms each: a burst of sleepers
+queued on one worker then costs a thread switch each, not 2-3 ms each one
+behind the other (which held a fast request queued behind 500 of them for a
+second). The figures are printed; bench/handoff_flask.py measures them on
+pinned CPUs. The bounds asserted are loose enough for a loaded machine and
+still fail with hand-offs decided by the supervisor one at a time."""
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
 import sys
+import sysconfig
 import time
 
 import pytest
@@ -19,8 +24,8 @@ from wsgi_helpers import served
 pytest.importorskip("flask", reason="Flask comes from tools/requirements-test.txt")
 
 SLEEPERS = 1000
-# Sleepers that the engine's spare threads (256 beyond the workers) all cover:
-# past that a request waits for a thread to come back from a sleep.
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+# A smaller burst, after the first: the spares made for the first serve it.
 WITHIN_SPARES = 200
 
 
@@ -83,15 +88,24 @@ def _p99(latencies: list[float]) -> float:
 def test_sleeping_views_are_handed_off(backend: str) -> None:
     with served(backend, "flask_app:app", "--workers", "2") as proc:
         elapsed, crowded = _probed(proc.port, SLEEPERS, 1.5)
-        # the spares made for the first wave serve the second, within the limit
+        # the spares made for the first wave serve the second
         _, latencies = _probed(proc.port, WITHIN_SPARES, 1.0)
     print(f"\n{SLEEPERS} sleeping requests in {elapsed:.2f} s (fast view p99 "
           f"{_p99(crowded) * 1000:.1f} ms meanwhile); beside {WITHIN_SPARES} sleeping: fast "
           f"view p99 {_p99(latencies) * 1000:.1f} ms over {len(latencies)} requests")
-    # Without the hand-off: 1000 x 100 ms over 2 workers = 50 s. With it: a
-    # few batches; the margin is for a loaded machine, not a speed claim.
+    # Without the hand-off: 1000 x 100 ms over 2 workers = 50 s.
     assert elapsed < 15
-    # Without the hand-off a fast request waits for every sleeping view queued
-    # before it on its worker (100 of them: 10 s); with it, for each of them
-    # to be detected as blocked (handoff_ms, 2 ms) and handed to a spare.
+    # Without it a fast request waits for every sleeping view queued before
+    # it on its worker (100 of them: 10 s).
     assert latencies and _p99(latencies) < 1.0
+    if not FREE_THREADED:
+        return  # with the GIL every view's Python takes turns: bounds above only
+    # Hand-offs decided by the supervisor one per handoff_ms per worker took
+    # 2.0-2.6 s for the 1,000; eager hand-offs 0.6-1.3 s on a loaded 2-CPU
+    # machine (cold: the spares are started during the burst).
+    assert elapsed < 1.8
+    # The fast view's p99 among the 1,000 was 0.7-1.7 s, and 0.08-0.6 s with
+    # eager hand-offs on a loaded machine; the 20 ms the issue asks for is
+    # measured by bench/handoff_flask.py, not asserted on a shared machine.
+    assert crowded and _p99(crowded) < 1.0
+    assert _p99(latencies) < 0.2
