@@ -30,6 +30,10 @@ enum {
     WK_COUNT
 };
 
+/* Request headers common enough that their environ key (HTTP_HOST...) is
+ * made once per application rather than per request. */
+#define WSGI_KNOWN_HEADERS 40
+
 /* Values the environ shares between requests. */
 enum {
     WV_GET,
@@ -47,7 +51,11 @@ enum {
 
 typedef struct px_py_wsgi {
     PyObject *app;          /* the WSGI callable */
-    PyObject *base_environ; /* the keys that never change, copied per request */
+    PyObject *base_environ; /* every key of every request but the headers and
+                               CONTENT_*: those that never change with their
+                               values, the others with placeholders (a dict
+                               sized for the headers to come), copied per
+                               request and its placeholders replaced */
     PyObject *file_wrapper; /* wsgi.file_wrapper: a class whose .filelike is sent
                                by the kernel when it has a fileno() */
     PyObject *input_type;   /* wsgi.input */
@@ -56,6 +64,7 @@ typedef struct px_py_wsgi {
     PyObject *server_port;  /* SERVER_PORT then: the bound port, set at listen */
     PyObject *keys[WK_COUNT];
     PyObject *values[WV_COUNT];
+    PyObject *header_keys[WSGI_KNOWN_HEADERS]; /* HTTP_* of wsgi_known_headers */
     char *root_path; /* SCRIPT_NAME: the mount point ("" at the root), owned */
     size_t root_len;
     char *scheme_header; /* lower-case name of the trusted proxy's scheme header
