@@ -107,7 +107,8 @@ void px_py_wsgi_input_done(PyObject *input);
 /* start_response and the response it describes (wsgi_types.c). */
 struct px_http_stream;
 typedef struct px_py_start_response {
-    PyObject_HEAD int status; /* 0 until start_response was called */
+    PyObject_HEAD vectorcallfunc vectorcall; /* start_response(...) */
+    int status;               /* 0 until start_response was called */
     PyObject *headers;        /* the app's list of (name, value) */
     long long length;         /* the app's Content-Length; -1 none */
     bool head_sent;           /* body bytes were produced: exc_info re-raises */
