@@ -108,11 +108,13 @@ void px_py_wsgi_input_done(PyObject *input);
 struct px_http_stream;
 typedef struct px_py_start_response {
     PyObject_HEAD vectorcallfunc vectorcall; /* start_response(...) */
-    int status;               /* 0 until start_response was called */
-    PyObject *headers;        /* the app's list of (name, value) */
-    long long length;         /* the app's Content-Length; -1 none */
-    bool head_sent;           /* body bytes were produced: exc_info re-raises */
-    char *buf;                /* the body gathered (a response not streamed) */
+    int status;                              /* 0 until start_response was called */
+    PyObject *status_line;                   /* the app's status str, which reason points into */
+    const char *reason; /* its reason phrase (latin-1, NUL-terminated), or NULL */
+    PyObject *headers;  /* the app's list of (name, value) */
+    long long length;   /* the app's Content-Length; -1 none */
+    bool head_sent;     /* body bytes were produced: exc_info re-raises */
+    char *buf;          /* the body gathered (a response not streamed) */
     size_t len, cap;
     /* While the app runs (NULL after): its request, for write() and streaming. */
     px_http_exchange_t *x;

@@ -31,7 +31,10 @@ static const char *const VALUE_NAMES[WV_COUNT] = {
 };
 
 /* Lower case, as compared; at most WSGI_KNOWN_HEADERS. */
-#define KNOWN(s) {s, sizeof(s) - 1}
+#define KNOWN(s)         \
+    {                    \
+        s, sizeof(s) - 1 \
+    }
 static const struct {
     const char *name;
     size_t len;
@@ -341,8 +344,7 @@ static int known_header(px_view_t name)
 /* A header as CGI names it: HTTP_ + upper case, '-' as '_'; repeated headers
  * joined by ", " (Cookie by "; "). Names with '_' are dropped, as nginx and
  * gunicorn do, so that X_Forwarded_For cannot pass for X-Forwarded-For. */
-static int set_header(px_py_wsgi_t *g, PyObject *env, const px_http_header_t *h,
-                      uint64_t *seen)
+static int set_header(px_py_wsgi_t *g, PyObject *env, const px_http_header_t *h, uint64_t *seen)
 {
     char small[128], *key;
     size_t n = h->name.len + 5;

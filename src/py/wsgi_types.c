@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <structmember.h>
 
+#include "px/http_response.h"
 #include "px/http_stream.h"
 
 /* ---- wsgi.input ------------------------------------------------------------- */
@@ -273,6 +274,8 @@ PyObject *px_py_wsgi_start_new(px_py_wsgi_t *g)
         return NULL;
     r->vectorcall = start_vectorcall;
     r->status = 0;
+    r->status_line = NULL;
+    r->reason = NULL;
     r->headers = NULL;
     r->length = -1;
     r->x = NULL;
@@ -292,6 +295,7 @@ static void start_dealloc(PyObject *s)
     PyTypeObject *tp = Py_TYPE(s);
 
     Py_XDECREF(r->headers);
+    Py_XDECREF(r->status_line);
     PyMem_RawFree(r->buf);
     PyObject_Free(s);
     Py_DECREF(tp);
@@ -315,11 +319,14 @@ int px_py_wsgi_body_append(px_py_start_response_t *r, const char *data, size_t l
 }
 
 /* The status line's code: three digits, then a space and a reason (or
- * nothing). Final statuses only: 1xx are the server's business. */
-static int parse_status(PyObject *status)
+ * nothing). Final statuses only: 1xx are the server's business. The reason
+ * (latin-1, as PEP 3333 wants, sent as the app wrote it) in *reason, NULL
+ * when there is none. */
+static int parse_status(PyObject *status, const char **reason)
 {
     Py_ssize_t len;
     const char *s;
+    size_t bad;
     int code;
 
     if (!PyUnicode_Check(status)) {
@@ -327,9 +334,12 @@ static int parse_status(PyObject *status)
                      Py_TYPE(status)->tp_name);
         return -1;
     }
-    s = PyUnicode_AsUTF8AndSize(status, &len);
-    if (s == NULL)
+    if (PyUnicode_KIND(status) != PyUnicode_1BYTE_KIND) {
+        PyErr_Format(PyExc_ValueError, "WSGI status %R is not latin-1", status);
         return -1;
+    }
+    s = (const char *)PyUnicode_1BYTE_DATA(status);
+    len = PyUnicode_GET_LENGTH(status);
     if (len < 3 || s[0] < '1' || s[0] > '9' || s[1] < '0' || s[1] > '9' || s[2] < '0' ||
         s[2] > '9' || (len > 3 && s[3] != ' ')) {
         PyErr_Format(PyExc_ValueError, "WSGI status %R is not \"NNN Reason\"", status);
@@ -338,6 +348,12 @@ static int parse_status(PyObject *status)
     code = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
     if (code < 200) {
         PyErr_Format(PyExc_ValueError, "WSGI status %R: 1xx responses are the server's", status);
+        return -1;
+    }
+    *reason = len > 4 ? s + 4 : NULL;
+    if (*reason != NULL && !px_http_field_value_ok(*reason, (size_t)len - 4, &bad)) {
+        PyErr_Format(PyExc_ValueError, "WSGI status %R: a control byte in the reason phrase",
+                     status);
         return -1;
     }
     return code;
@@ -412,6 +428,7 @@ static PyObject *start_vectorcall(PyObject *s, PyObject *const *args, size_t nar
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *argv[3] = {NULL, NULL, Py_None};
     PyObject *status, *headers, *exc_info;
+    const char *reason;
     int code;
 
     if (nargs > 3) {
@@ -465,9 +482,11 @@ static PyObject *start_vectorcall(PyObject *s, PyObject *const *args, size_t nar
                      Py_TYPE(headers)->tp_name);
         return NULL;
     }
-    if ((code = parse_status(status)) < 0)
+    if ((code = parse_status(status, &reason)) < 0)
         return NULL;
     r->status = code;
+    Py_XSETREF(r->status_line, Py_NewRef(status));
+    r->reason = reason;
     Py_XSETREF(r->headers, Py_NewRef(headers));
     r->length = app_length(headers);
     return PyCFunction_New(&write_def, s);
