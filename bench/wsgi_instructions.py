@@ -21,7 +21,7 @@ PEERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers")
 
 WSGI = """
 import sys
-sys.path.insert(0, %r)
+sys.path.insert(0, {peers!r})
 from pyparallel import wsgi
 import wsgi_app
 
@@ -34,7 +34,7 @@ def constant(environ, start_response):
 
 app = constant if sys.argv[2:] == ["constant"] else wsgi_app.app
 wsgi.serve(app, "127.0.0.1", int(sys.argv[1]), workers=1)
-""" % PEERS
+""".replace("{peers!r}", repr(PEERS))
 
 CASES = (
     ("WSGI wsgi_app /json", "wsgi", "/json", ()),

@@ -39,10 +39,10 @@ class App(HttpServer):
     @route("/late")
     def late(self, request):
         try:
-            kept.pop().body
+            body = kept.pop().body
         except RuntimeError as e:
             return f"RuntimeError: {e}".encode()
-        return b"no error"
+        return b"no error: %d bytes" % len(body)
 
 
 if __name__ == "__main__":
