@@ -90,8 +90,11 @@ void px_py_wsgi_call(px_py_wsgi_t *g, px_http_exchange_t *x);
 typedef struct px_py_peer {
     char host[48]; /* "" when unknown */
     int port;
+    /* REMOTE_ADDR and REMOTE_PORT made once per connection (borrowed from the
+       calling thread's cache, good until its next px_py_wsgi_peer), or NULL */
+    PyObject *addr_str, *port_str;
 } px_py_peer_t;
-void px_py_wsgi_peer(px_conn_t *c, px_py_peer_t *out);
+void px_py_wsgi_peer(px_conn_t *c, px_py_peer_t *out); /* thread state attached */
 
 /* The environ of x (wsgi_environ.c); new reference or NULL with an exception. */
 PyObject *px_py_wsgi_environ(px_py_wsgi_t *g, const px_http_exchange_t *x, const px_py_peer_t *peer,

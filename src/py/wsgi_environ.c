@@ -256,8 +256,11 @@ int px_py_wsgi_set_port(px_py_wsgi_t *g, int port)
 #define PEER_CACHE 64
 static _Thread_local struct {
     uint64_t id, generation;
-    px_py_peer_t peer;
+    px_py_peer_t peer; /* with its strings, owned here (left behind when the
+                          thread ends: a few small strings per thread) */
 } peer_cache[PEER_CACHE];
+
+static PyObject *decimal(int v);
 
 void px_py_wsgi_peer(px_conn_t *c, px_py_peer_t *out)
 {
@@ -273,6 +276,7 @@ void px_py_wsgi_peer(px_conn_t *c, px_py_peer_t *out)
     }
     out->host[0] = '\0';
     out->port = 0;
+    out->addr_str = out->port_str = NULL;
     if (getpeername(px_conn_fd(c), (struct sockaddr *)&ss, &len) < 0)
         return;
     if (ss.ss_family == AF_INET) {
@@ -284,6 +288,15 @@ void px_py_wsgi_peer(px_conn_t *c, px_py_peer_t *out)
     }
     if (addr == NULL || inet_ntop(ss.ss_family, addr, out->host, sizeof(out->host)) == NULL)
         out->host[0] = '\0';
+    out->addr_str = PyUnicode_DecodeLatin1(out->host, (Py_ssize_t)strlen(out->host), NULL);
+    out->port_str = decimal(out->port);
+    if (out->addr_str == NULL || out->port_str == NULL) {
+        PyErr_Clear(); /* made per request instead */
+        Py_CLEAR(out->addr_str);
+        Py_CLEAR(out->port_str);
+    }
+    Py_XDECREF(peer_cache[slot].peer.addr_str);
+    Py_XDECREF(peer_cache[slot].peer.port_str);
     peer_cache[slot].id = id;
     peer_cache[slot].generation = gen;
     peer_cache[slot].peer = *out;
@@ -298,17 +311,18 @@ static int set_view(PyObject *d, PyObject *key, const char *p, size_t len)
     return rc;
 }
 
-static int set_port(PyObject *d, PyObject *key, int port)
+/* The decimal string of v >= 0; new reference or NULL with an exception. */
+static PyObject *decimal(int v)
 {
     char digits[16];
     size_t i = sizeof(digits);
-    unsigned v = port > 0 ? (unsigned)port : 0;
+    unsigned u = v > 0 ? (unsigned)v : 0;
 
     do {
-        digits[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return set_view(d, key, digits + i, sizeof(digits) - i);
+        digits[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    return PyUnicode_DecodeLatin1(digits + i, (Py_ssize_t)(sizeof(digits) - i), NULL);
 }
 
 static bool view_is(px_view_t v, const char *lit, size_t n)
@@ -530,8 +544,11 @@ PyObject *px_py_wsgi_environ(px_py_wsgi_t *g, const px_http_exchange_t *x, const
                        g->values[req->minor_version == 0 ? WV_HTTP10 : WV_HTTP11]) < 0 ||
         PyDict_SetItem(env, g->keys[WK_URL_SCHEME], g->values[https ? WV_HTTPS : WV_HTTP]) < 0 ||
         set_server(g, env, req, https) < 0 ||
-        set_view(env, g->keys[WK_REMOTE_ADDR], peer->host, strlen(peer->host)) < 0 ||
-        set_port(env, g->keys[WK_REMOTE_PORT], peer->port) < 0 ||
+        (peer->addr_str
+             ? PyDict_SetItem(env, g->keys[WK_REMOTE_ADDR], peer->addr_str)
+             : set_view(env, g->keys[WK_REMOTE_ADDR], peer->host, strlen(peer->host))) < 0 ||
+        (peer->port_str ? PyDict_SetItem(env, g->keys[WK_REMOTE_PORT], peer->port_str)
+                        : set_owned(env, g->keys[WK_REMOTE_PORT], decimal(peer->port))) < 0 ||
         PyDict_SetItem(env, g->keys[WK_INPUT], input) < 0)
         goto fail;
     return env;
