@@ -72,6 +72,9 @@ typedef struct px_http_exchange {
                                          NULL then. NULL: body is the whole body */
     size_t body_read;                 /* bytes of body px_http_body_read returned */
     struct px_http_stream *stream;    /* the streamed response started on x, or NULL */
+    const char *reason;               /* the status line's reason phrase (NUL-terminated,
+                                         the handler's, valid until it responds), or
+                                         NULL: the standard one (px_http_reason) */
 } px_http_exchange_t;
 
 /* The application: answers every request no static route took and that was

@@ -136,8 +136,11 @@ class Engine:
         before its body arrives (the body is dropped unread). stream_bodies:
         the app is called at the head and reads the body as it arrives
         (through body_buffer bytes, 0: 256 KiB) with the C API's
-        px_http_body_read; Request.body is then empty (for adapters such as
-        WSGI's wsgi.input). wsgi: a WSGI application answers what no route
+        px_http_body_read (for adapters such as WSGI's wsgi.input);
+        Request.body (and .json(), .data) then reads the rest of the body
+        whole at its first use in the handler, bounded by max_body
+        (HttpError 413 past it), and raises RuntimeError after the handler
+        returned. wsgi: a WSGI application answers what no route
         took (pyparallel.wsgi describes it: app, errors, file_wrapper,
         root_path, scheme_header, server_name, server_software, access_log).
         health_path: GET/HEAD of it answered by the server (200 ok, 503

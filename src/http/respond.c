@@ -61,7 +61,7 @@ static int write_head(px_http_exchange_t *x, char *out, size_t cap, int status,
     put(&h, "HTTP/1.1 ", 9);
     put_uint(&h, (uint64_t)status);
     put(&h, " ", 1);
-    put_str(&h, px_http_reason(status));
+    put_str(&h, x->reason ? x->reason : px_http_reason(status));
     put(&h, "\r\nServer: ", 10);
     put_str(&h, px__http_server_name(x->srv));
     put(&h, "\r\nDate: ", 8);
@@ -118,8 +118,8 @@ static int respond_common(px_http_exchange_t *x, int status, const char *content
 
     if (x->responded)
         return -EALREADY;
-    if (px_http_check_response_fields(status, px_http_reason(status), content_type, extra,
-                                      extra_len, &fault) < 0)
+    if (px_http_check_response_fields(status, x->reason ? x->reason : px_http_reason(status),
+                                      content_type, extra, extra_len, &fault) < 0)
         return refuse_fields(x, &fault);
     if (px_conn_draining(x->conn))
         x->keep_alive = false; /* shutting down: the last answer on this connection */

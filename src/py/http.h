@@ -47,6 +47,9 @@ static inline px_module_state_t *px_py_request_state(PyObject *req)
 /* Tie req to the connection and app while its handler runs (remote_addr,
  * transport); NULL after. */
 void px_py_request_set_conn(PyObject *req, px_conn_t *c, px_py_http_app_t *a);
+/* Likewise the exchange, from which Request.body reads a body still
+ * arriving (stream_bodies) at its first use; NULL after. */
+void px_py_request_set_exchange(PyObject *req, px_http_exchange_t *x);
 
 /* The context object of connection c (made by a->conn_factory on first use,
  * released when c closes): new reference, or NULL with an exception. The

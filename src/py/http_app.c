@@ -166,6 +166,7 @@ static void app_call(px_http_exchange_t *x, void *udata)
         bool released;
 
         px_py_request_set_conn(req, x->conn, a);
+        px_py_request_set_exchange(req, x);
         px_py_http_stream_enter(x, req);
         released = px_py_release(w);
         if (a->per_connection) {
@@ -193,6 +194,7 @@ static void app_call(px_http_exchange_t *x, void *udata)
         px_py_reacquire(w, released);
         px_py_http_stream_leave();
         px_py_request_set_conn(req, NULL, NULL);
+        px_py_request_set_exchange(req, NULL);
     }
     Py_XDECREF(self);
     Py_XDECREF(kw);

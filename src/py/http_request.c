@@ -5,7 +5,10 @@
  */
 #include "http.h"
 
+#include "px/http_stream.h"
+
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -24,6 +27,10 @@ typedef struct px_py_request {
     PyObject *transport;   /* the connection's context, once read */
     PyObject *range;       /* request.range once read or set */
     PyObject *response;    /* request.response once read or set */
+    px_http_exchange_t *x; /* while its handler runs (a body still arriving is read
+                              from it); NULL after */
+    bool body_pending;     /* the body was streamed (stream_bodies), not read yet */
+    bool body_reading;     /* a thread is reading it */
 } px_py_request_t;
 
 static PyObject *slice(px_py_request_t *r, const Py_ssize_t *span)
@@ -63,6 +70,9 @@ PyObject *px_py_request_new(px_module_state_t *st, const px_http_exchange_t *x)
     r->transport = NULL;
     r->range = NULL;
     r->response = NULL;
+    r->x = NULL;
+    r->body_pending = x->body_stream != NULL;
+    r->body_reading = false;
     r->nheaders = (Py_ssize_t)req->num_headers;
     if (r->head == NULL || r->body == NULL || r->hdr == NULL) {
         PyObject_GC_Track(r);
@@ -102,9 +112,78 @@ static PyObject *req_target(PyObject *s, void *c)
     (void)c;
     return slice((px_py_request_t *)s, ((px_py_request_t *)s)->target);
 }
+/* A body still arriving (stream_bodies) is read whole at its first use, by
+ * the handler (blocking, thread state detached): as nginx's $request_body
+ * once read, bounded by max_body like a buffered one. After the handler
+ * returned the engine has dropped it: an error then, never a silent b"". */
+static int body_fill(px_py_request_t *r)
+{
+    px_module_state_t *st;
+    size_t len = 0, cap = 64 << 10;
+    char *buf;
+    ssize_t n = 0;
+
+    if (!r->body_pending)
+        return 0;
+    if (r->x == NULL || r->body_reading) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        r->x == NULL ? "Request.body: the body was streamed (stream_bodies) and "
+                                       "is read only while the handler runs"
+                                     : "Request.body: another thread is reading the body");
+        return -1;
+    }
+    if ((buf = PyMem_RawMalloc(cap)) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    r->body_reading = true;
+    for (;;) {
+        if (len == cap) {
+            char *p = PyMem_RawRealloc(buf, cap * 2);
+            if (p == NULL) {
+                n = -ENOMEM;
+                break;
+            }
+            buf = p;
+            cap *= 2;
+        }
+        Py_BEGIN_ALLOW_THREADS n = px_http_body_read(r->x, buf + len, cap - len, -1);
+        Py_END_ALLOW_THREADS if (n <= 0) break;
+        len += (size_t)n;
+    }
+    r->body_reading = false;
+    if (n == 0) {
+        PyObject *body = PyBytes_FromStringAndSize(buf, (Py_ssize_t)len);
+        PyMem_RawFree(buf);
+        if (body == NULL)
+            return -1;
+        Py_SETREF(r->body, body);
+        r->body_pending = false;
+        return 0;
+    }
+    PyMem_RawFree(buf);
+    st = px_py_request_state((PyObject *)r);
+    if ((n == -EFBIG || n == -EBADMSG) && st != NULL && st->http_error) {
+        PyObject *err = n == -EFBIG ? PyObject_CallFunction(st->http_error, "is", 413,
+                                                            "413 Content Too Large")
+                                    : PyObject_CallFunction(st->http_error, "is", 400,
+                                                            "400 Bad Request: a malformed body");
+        if (err != NULL) {
+            PyErr_SetObject(st->http_error, err);
+            Py_DECREF(err);
+        }
+        return -1;
+    }
+    errno = (int)-n;
+    PyErr_SetFromErrno(n == -ECONNRESET ? PyExc_ConnectionResetError : PyExc_OSError);
+    return -1;
+}
+
 static PyObject *req_body(PyObject *s, void *c)
 {
     (void)c;
+    if (body_fill((px_py_request_t *)s) < 0)
+        return NULL;
     return Py_NewRef(((px_py_request_t *)s)->body);
 }
 static PyObject *req_keep_alive(PyObject *s, void *c)
@@ -294,7 +373,7 @@ static PyObject *req_json(PyObject *s, PyObject *unused)
     px_module_state_t *st = px_py_request_state(s);
     PyObject *value;
     (void)unused;
-    if (st == NULL)
+    if (st == NULL || body_fill((px_py_request_t *)s) < 0)
         return NULL;
     value = PyObject_CallOneArg(st->json_loads, ((px_py_request_t *)s)->body);
     if (value == NULL && st->http_error && PyErr_ExceptionMatches(PyExc_ValueError)) {
@@ -402,9 +481,14 @@ static int req_set_py_field(PyObject *s, PyObject *v, void *c)
 static PyObject *req_data(PyObject *s, void *c)
 {
     px_py_request_t *r = (px_py_request_t *)s;
-    Py_ssize_t hl = PyBytes_GET_SIZE(r->head), bl = PyBytes_GET_SIZE(r->body);
-    PyObject *d = PyBytes_FromStringAndSize(NULL, hl + 4 + bl);
+    Py_ssize_t hl, bl;
+    PyObject *d;
     (void)c;
+    if (body_fill(r) < 0)
+        return NULL;
+    hl = PyBytes_GET_SIZE(r->head);
+    bl = PyBytes_GET_SIZE(r->body);
+    d = PyBytes_FromStringAndSize(NULL, hl + 4 + bl);
     if (d != NULL) {
         char *p = PyBytes_AS_STRING(d);
         memcpy(p, PyBytes_AS_STRING(r->head), (size_t)hl);
@@ -472,4 +556,9 @@ void px_py_request_set_conn(PyObject *req, px_conn_t *c, px_py_http_app_t *a)
 {
     ((px_py_request_t *)req)->conn = c;
     ((px_py_request_t *)req)->app = a;
+}
+
+void px_py_request_set_exchange(PyObject *req, px_http_exchange_t *x)
+{
+    ((px_py_request_t *)req)->x = x;
 }

@@ -30,6 +30,10 @@ enum {
     WK_COUNT
 };
 
+/* Request headers common enough that their environ key (HTTP_HOST...) is
+ * made once per application rather than per request. */
+#define WSGI_KNOWN_HEADERS 40
+
 /* Values the environ shares between requests. */
 enum {
     WV_GET,
@@ -47,7 +51,11 @@ enum {
 
 typedef struct px_py_wsgi {
     PyObject *app;          /* the WSGI callable */
-    PyObject *base_environ; /* the keys that never change, copied per request */
+    PyObject *base_environ; /* every key of every request but the headers and
+                               CONTENT_*: those that never change with their
+                               values, the others with placeholders (a dict
+                               sized for the headers to come), copied per
+                               request and its placeholders replaced */
     PyObject *file_wrapper; /* wsgi.file_wrapper: a class whose .filelike is sent
                                by the kernel when it has a fileno() */
     PyObject *input_type;   /* wsgi.input */
@@ -56,6 +64,7 @@ typedef struct px_py_wsgi {
     PyObject *server_port;  /* SERVER_PORT then: the bound port, set at listen */
     PyObject *keys[WK_COUNT];
     PyObject *values[WV_COUNT];
+    PyObject *header_keys[WSGI_KNOWN_HEADERS]; /* HTTP_* of wsgi_known_headers */
     char *root_path; /* SCRIPT_NAME: the mount point ("" at the root), owned */
     size_t root_len;
     char *scheme_header; /* lower-case name of the trusted proxy's scheme header
@@ -81,8 +90,11 @@ void px_py_wsgi_call(px_py_wsgi_t *g, px_http_exchange_t *x);
 typedef struct px_py_peer {
     char host[48]; /* "" when unknown */
     int port;
+    /* REMOTE_ADDR and REMOTE_PORT made once per connection (borrowed from the
+       calling thread's cache, good until its next px_py_wsgi_peer), or NULL */
+    PyObject *addr_str, *port_str;
 } px_py_peer_t;
-void px_py_wsgi_peer(px_conn_t *c, px_py_peer_t *out);
+void px_py_wsgi_peer(px_conn_t *c, px_py_peer_t *out); /* thread state attached */
 
 /* The environ of x (wsgi_environ.c); new reference or NULL with an exception. */
 PyObject *px_py_wsgi_environ(px_py_wsgi_t *g, const px_http_exchange_t *x, const px_py_peer_t *peer,
@@ -98,11 +110,14 @@ void px_py_wsgi_input_done(PyObject *input);
 /* start_response and the response it describes (wsgi_types.c). */
 struct px_http_stream;
 typedef struct px_py_start_response {
-    PyObject_HEAD int status; /* 0 until start_response was called */
-    PyObject *headers;        /* the app's list of (name, value) */
-    long long length;         /* the app's Content-Length; -1 none */
-    bool head_sent;           /* body bytes were produced: exc_info re-raises */
-    char *buf;                /* the body gathered (a response not streamed) */
+    PyObject_HEAD vectorcallfunc vectorcall; /* start_response(...) */
+    int status;                              /* 0 until start_response was called */
+    PyObject *status_line;                   /* the app's status str, which reason points into */
+    const char *reason; /* its reason phrase (latin-1, NUL-terminated), or NULL */
+    PyObject *headers;  /* the app's list of (name, value) */
+    long long length;   /* the app's Content-Length; -1 none */
+    bool head_sent;     /* body bytes were produced: exc_info re-raises */
+    char *buf;          /* the body gathered (a response not streamed) */
     size_t len, cap;
     /* While the app runs (NULL after): its request, for write() and streaming. */
     px_http_exchange_t *x;

@@ -329,6 +329,7 @@ static int respond_head(px_http_exchange_t *x, int status, const px_py_wsgi_head
     cfg.extra_len = h->len;
     cfg.length = h->length;
     rc = px_http_stream_start(x, &cfg, &st);
+    x->reason = NULL;
     if (rc < 0)
         return rc;
     rc = px_http_stream_end(st);
@@ -351,6 +352,7 @@ static long long respond(px_http_exchange_t *x, px_py_start_response_t *r, answe
         goto out;
     if (ans->fd >= 0)
         len = ans->count;
+    x->reason = r->reason; /* the app's own phrase goes on the wire ("200 Super") */
     if (no_body && h.length >= 0 && (size_t)h.length != len) {
         if (h.close)
             x->keep_alive = false;
@@ -379,6 +381,7 @@ static long long respond(px_http_exchange_t *x, px_py_start_response_t *r, answe
     if (rc >= 0 || x->responded)
         sent = (long long)(x->head ? 0 : len);
 out:
+    x->reason = NULL; /* the status object goes with r; a 500 has its own */
     px_py_wsgi_head_free(&h);
     return sent;
 }

@@ -30,6 +30,69 @@ static const char *const VALUE_NAMES[WV_COUNT] = {
     [WV_PORT80] = "80",       [WV_PORT443] = "443",
 };
 
+/* Lower case, as compared; at most WSGI_KNOWN_HEADERS. */
+#define KNOWN(s)         \
+    {                    \
+        s, sizeof(s) - 1 \
+    }
+static const struct {
+    const char *name;
+    size_t len;
+} KNOWN_HEADERS[] = {
+    KNOWN("host"),
+    KNOWN("user-agent"),
+    KNOWN("accept"),
+    KNOWN("accept-encoding"),
+    KNOWN("accept-language"),
+    KNOWN("accept-charset"),
+    KNOWN("connection"),
+    KNOWN("cookie"),
+    KNOWN("referer"),
+    KNOWN("origin"),
+    KNOWN("cache-control"),
+    KNOWN("pragma"),
+    KNOWN("upgrade-insecure-requests"),
+    KNOWN("authorization"),
+    KNOWN("if-none-match"),
+    KNOWN("if-modified-since"),
+    KNOWN("if-match"),
+    KNOWN("if-unmodified-since"),
+    KNOWN("if-range"),
+    KNOWN("range"),
+    KNOWN("x-forwarded-for"),
+    KNOWN("x-forwarded-proto"),
+    KNOWN("x-forwarded-host"),
+    KNOWN("x-forwarded-port"),
+    KNOWN("x-real-ip"),
+    KNOWN("x-requested-with"),
+    KNOWN("x-request-id"),
+    KNOWN("forwarded"),
+    KNOWN("dnt"),
+    KNOWN("te"),
+    KNOWN("upgrade"),
+    KNOWN("sec-fetch-dest"),
+    KNOWN("sec-fetch-mode"),
+    KNOWN("sec-fetch-site"),
+    KNOWN("sec-fetch-user"),
+    KNOWN("sec-ch-ua"),
+    KNOWN("sec-ch-ua-mobile"),
+    KNOWN("sec-ch-ua-platform"),
+    KNOWN("priority"),
+    KNOWN("expect"),
+};
+_Static_assert(sizeof(KNOWN_HEADERS) / sizeof(KNOWN_HEADERS[0]) == WSGI_KNOWN_HEADERS,
+               "one key per known header");
+
+/* HTTP_ + the name upper case, '-' as '_', into key (n + 5 bytes). */
+static void cgi_name(const char *name, size_t n, char *key)
+{
+    memcpy(key, "HTTP_", 5);
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        key[5 + i] = ch == '-' ? '_' : (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
+    }
+}
+
 /* Bumped by every WSGI server made (see px_py_wsgi_peer). */
 static _Atomic uint64_t peer_generation = 1;
 
@@ -106,7 +169,8 @@ px_py_wsgi_t *px_py_wsgi_new(PyObject *spec)
             goto fail;
     g->input_type = PyType_FromSpec(&px_py_wsgi_input_spec);
     g->start_type = PyType_FromSpec(&px_py_wsgi_start_spec);
-    g->base_environ = PyDict_New();
+    /* room for the request's headers too, so that a copy never grows */
+    g->base_environ = _PyDict_NewPresized(WK_COUNT + 9 + 24);
     if (g->input_type == NULL || g->start_type == NULL || g->base_environ == NULL)
         goto fail;
     {
@@ -126,6 +190,18 @@ px_py_wsgi_t *px_py_wsgi_new(PyObject *spec)
         Py_XDECREF(version);
         Py_XDECREF(script);
         if (bad || v == NULL)
+            goto fail;
+    }
+    /* every request sets these: placeholders in the copy, replaced in place */
+    for (int i = 0; i < WK_COUNT; i++)
+        if (i != WK_CONTENT_TYPE && i != WK_CONTENT_LENGTH &&
+            PyDict_SetItem(g->base_environ, g->keys[i], Py_None) < 0)
+            goto fail;
+    for (int i = 0; i < WSGI_KNOWN_HEADERS; i++) {
+        char key[64];
+        cgi_name(KNOWN_HEADERS[i].name, KNOWN_HEADERS[i].len, key);
+        key[KNOWN_HEADERS[i].len + 5] = '\0';
+        if ((g->header_keys[i] = PyUnicode_InternFromString(key)) == NULL)
             goto fail;
     }
     return g;
@@ -149,6 +225,8 @@ void px_py_wsgi_free(px_py_wsgi_t *g)
         Py_XDECREF(g->keys[i]);
     for (int i = 0; i < WV_COUNT; i++)
         Py_XDECREF(g->values[i]);
+    for (int i = 0; i < WSGI_KNOWN_HEADERS; i++)
+        Py_XDECREF(g->header_keys[i]);
     PyMem_RawFree(g->root_path);
     PyMem_RawFree(g->scheme_header);
     PyMem_RawFree(g);
@@ -178,8 +256,11 @@ int px_py_wsgi_set_port(px_py_wsgi_t *g, int port)
 #define PEER_CACHE 64
 static _Thread_local struct {
     uint64_t id, generation;
-    px_py_peer_t peer;
+    px_py_peer_t peer; /* with its strings, owned here (left behind when the
+                          thread ends: a few small strings per thread) */
 } peer_cache[PEER_CACHE];
+
+static PyObject *decimal(int v);
 
 void px_py_wsgi_peer(px_conn_t *c, px_py_peer_t *out)
 {
@@ -195,6 +276,7 @@ void px_py_wsgi_peer(px_conn_t *c, px_py_peer_t *out)
     }
     out->host[0] = '\0';
     out->port = 0;
+    out->addr_str = out->port_str = NULL;
     if (px_conn_peer_addr(c, &ss, &len) < 0) /* the PROXY header's client, if any */
         return;
     if (ss.ss_family == AF_INET) {
@@ -206,6 +288,15 @@ void px_py_wsgi_peer(px_conn_t *c, px_py_peer_t *out)
     }
     if (addr == NULL || inet_ntop(ss.ss_family, addr, out->host, sizeof(out->host)) == NULL)
         out->host[0] = '\0';
+    out->addr_str = PyUnicode_DecodeLatin1(out->host, (Py_ssize_t)strlen(out->host), NULL);
+    out->port_str = decimal(out->port);
+    if (out->addr_str == NULL || out->port_str == NULL) {
+        PyErr_Clear(); /* made per request instead */
+        Py_CLEAR(out->addr_str);
+        Py_CLEAR(out->port_str);
+    }
+    Py_XDECREF(peer_cache[slot].peer.addr_str);
+    Py_XDECREF(peer_cache[slot].peer.port_str);
     peer_cache[slot].id = id;
     peer_cache[slot].generation = gen;
     peer_cache[slot].peer = *out;
@@ -220,11 +311,18 @@ static int set_view(PyObject *d, PyObject *key, const char *p, size_t len)
     return rc;
 }
 
-static int set_port(PyObject *d, PyObject *key, int port)
+/* The decimal string of v >= 0; new reference or NULL with an exception. */
+static PyObject *decimal(int v)
 {
     char digits[16];
-    int n = snprintf(digits, sizeof(digits), "%d", port);
-    return set_view(d, key, digits, (size_t)n);
+    size_t i = sizeof(digits);
+    unsigned u = v > 0 ? (unsigned)v : 0;
+
+    do {
+        digits[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    return PyUnicode_DecodeLatin1(digits + i, (Py_ssize_t)(sizeof(digits) - i), NULL);
 }
 
 static bool view_is(px_view_t v, const char *lit, size_t n)
@@ -247,34 +345,51 @@ static px_view_t first_element(px_view_t v)
     return (px_view_t){v.base, n};
 }
 
+/* The index of a known header, or -1. */
+static int known_header(px_view_t name)
+{
+    for (int i = 0; i < WSGI_KNOWN_HEADERS; i++)
+        if (KNOWN_HEADERS[i].len == name.len &&
+            strncasecmp(KNOWN_HEADERS[i].name, name.base, name.len) == 0)
+            return i;
+    return -1;
+}
+
 /* A header as CGI names it: HTTP_ + upper case, '-' as '_'; repeated headers
  * joined by ", " (Cookie by "; "). Names with '_' are dropped, as nginx and
  * gunicorn do, so that X_Forwarded_For cannot pass for X-Forwarded-For. */
-static int set_header(PyObject *env, const px_http_header_t *h)
+static int set_header(px_py_wsgi_t *g, PyObject *env, const px_http_header_t *h, uint64_t *seen)
 {
     char small[128], *key;
     size_t n = h->name.len + 5;
-    PyObject *k, *old;
+    int known = known_header(h->name);
+    PyObject *k, *old = NULL;
     int rc;
 
-    if (memchr(h->name.base, '_', h->name.len) != NULL)
-        return 0;
-    key = n <= sizeof(small) ? small : PyMem_Malloc(n);
-    if (key == NULL) {
-        PyErr_NoMemory();
-        return -1;
+    if (known >= 0) {
+        k = Py_NewRef(g->header_keys[known]);
+        /* only a repeated header needs the lookup of the value before */
+        if (!(*seen & ((uint64_t)1 << known))) {
+            *seen |= (uint64_t)1 << known;
+            goto fresh;
+        }
+    } else {
+        if (memchr(h->name.base, '_', h->name.len) != NULL)
+            return 0;
+        key = n <= sizeof(small) ? small : PyMem_Malloc(n);
+        if (key == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        cgi_name(h->name.base, h->name.len, key);
+        k = PyUnicode_FromStringAndSize(key, (Py_ssize_t)n); /* a token: ASCII */
+        if (key != small)
+            PyMem_Free(key);
+        if (k == NULL)
+            return -1;
     }
-    memcpy(key, "HTTP_", 5);
-    for (size_t i = 0; i < h->name.len; i++) {
-        char ch = h->name.base[i];
-        key[5 + i] = ch == '-' ? '_' : (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
-    }
-    k = PyUnicode_FromStringAndSize(key, (Py_ssize_t)n); /* a token: ASCII */
-    if (key != small)
-        PyMem_Free(key);
-    if (k == NULL)
-        return -1;
     old = PyDict_GetItemWithError(env, k); /* borrowed */
+fresh:
     if (old != NULL) {
         PyObject *v = PyUnicode_DecodeLatin1(h->value.base, (Py_ssize_t)h->value.len, NULL);
         /* Cookie pairs are separated by "; " (RFC 6265 5.4), other lists by ", " */
@@ -324,35 +439,37 @@ static int set_server(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *r
 
 /* PATH_INFO: the percent-decoded path (bytes as latin-1, PEP 3333), less the
  * mount point when it starts with it at a segment boundary (a proxy that
- * passes the prefix); a path without it (a proxy that strips it) is whole. */
-static int set_path(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req)
+ * passes the prefix); a path without it (a proxy that strips it) is whole.
+ * New reference, or NULL with an exception. */
+static PyObject *path_info(px_py_wsgi_t *g, const px_http_request_t *req)
 {
-    char small[512], *buf;
+    char small[512], *buf = small;
     const char *p = req->path.base;
     size_t len = req->path.len, cap = len ? len : 1;
-    int n, rc;
+    PyObject *s;
 
-    buf = cap <= sizeof(small) ? small : PyMem_Malloc(cap);
-    if (buf == NULL) {
-        PyErr_NoMemory();
-        return -1;
+    if (memchr(p, '%', len) != NULL) { /* most paths have nothing to decode */
+        int n;
+        buf = cap <= sizeof(small) ? small : PyMem_Malloc(cap);
+        if (buf == NULL)
+            return PyErr_NoMemory();
+        n = px_http_unquote(p, len, buf, cap);
+        if (n < 0) {
+            memcpy(buf, p, len); /* over INT_MAX cannot happen under the head limit */
+            n = (int)len;
+        }
+        p = buf;
+        len = (size_t)n;
     }
-    n = px_http_unquote(p, len, buf, cap);
-    if (n < 0) {
-        memcpy(buf, p, len); /* over INT_MAX cannot happen under the head limit */
-        n = (int)len;
-    }
-    p = buf;
-    len = (size_t)n;
     if (g->root_len && len >= g->root_len && memcmp(p, g->root_path, g->root_len) == 0 &&
         (len == g->root_len || p[g->root_len] == '/')) {
         p += g->root_len;
         len -= g->root_len;
     }
-    rc = set_view(env, g->keys[WK_PATH_INFO], p, len);
+    s = PyUnicode_DecodeLatin1(p, (Py_ssize_t)len, NULL);
     if (buf != small)
         PyMem_Free(buf);
-    return rc;
+    return s;
 }
 
 static PyObject *method_value(px_py_wsgi_t *g, px_view_t m)
@@ -377,8 +494,10 @@ PyObject *px_py_wsgi_environ(px_py_wsgi_t *g, const px_http_exchange_t *x, const
                              PyObject *input)
 {
     const px_http_request_t *req = x->req;
-    PyObject *env = PyDict_Copy(g->base_environ);
+    PyObject *env = PyDict_Copy(g->base_environ); /* every fixed key: no resize below */
+    PyObject *path;
     bool https = false, has_length = false, scheme_seen = false;
+    uint64_t seen = 0;
 
     if (env == NULL)
         return NULL;
@@ -396,7 +515,7 @@ PyObject *px_py_wsgi_environ(px_py_wsgi_t *g, const px_http_exchange_t *x, const
                 https = view_is(first_element(h->value), "https", 5);
                 scheme_seen = true; /* the first element of the list: the client's side */
             }
-            rc = set_header(env, h);
+            rc = set_header(g, env, h, &seen);
         }
         if (rc < 0)
             goto fail;
@@ -404,16 +523,32 @@ PyObject *px_py_wsgi_environ(px_py_wsgi_t *g, const px_http_exchange_t *x, const
     if (!has_length && x->body_len > 0 &&
         set_owned(env, g->keys[WK_CONTENT_LENGTH], PyUnicode_FromFormat("%zu", x->body_len)) < 0)
         goto fail; /* a chunked body, whole here: its length */
+    if ((path = path_info(g, req)) == NULL)
+        goto fail;
+    /* the target is often the path itself: one string for both */
+    if (PyDict_SetItem(env, g->keys[WK_PATH_INFO], path) < 0 ||
+        (req->target.len == (size_t)PyUnicode_GET_LENGTH(path) && req->query.len == 0 &&
+                 req->target.base == req->path.base &&
+                 memcmp(req->target.base, PyUnicode_1BYTE_DATA(path), req->target.len) == 0
+             ? PyDict_SetItem(env, g->keys[WK_REQUEST_URI], path)
+             : set_view(env, g->keys[WK_REQUEST_URI], req->target.base, req->target.len)) < 0) {
+        Py_DECREF(path);
+        goto fail;
+    }
+    Py_DECREF(path);
     if (set_owned(env, g->keys[WK_REQUEST_METHOD], method_value(g, req->method)) < 0 ||
-        set_path(g, env, req) < 0 ||
-        set_view(env, g->keys[WK_QUERY_STRING], req->query.base, req->query.len) < 0 ||
-        set_view(env, g->keys[WK_REQUEST_URI], req->target.base, req->target.len) < 0 ||
+        (req->query.len == 0
+             ? PyDict_SetItem(env, g->keys[WK_QUERY_STRING], g->values[WV_EMPTY])
+             : set_view(env, g->keys[WK_QUERY_STRING], req->query.base, req->query.len)) < 0 ||
         PyDict_SetItem(env, g->keys[WK_SERVER_PROTOCOL],
                        g->values[req->minor_version == 0 ? WV_HTTP10 : WV_HTTP11]) < 0 ||
         PyDict_SetItem(env, g->keys[WK_URL_SCHEME], g->values[https ? WV_HTTPS : WV_HTTP]) < 0 ||
         set_server(g, env, req, https) < 0 ||
-        set_view(env, g->keys[WK_REMOTE_ADDR], peer->host, strlen(peer->host)) < 0 ||
-        set_port(env, g->keys[WK_REMOTE_PORT], peer->port) < 0 ||
+        (peer->addr_str
+             ? PyDict_SetItem(env, g->keys[WK_REMOTE_ADDR], peer->addr_str)
+             : set_view(env, g->keys[WK_REMOTE_ADDR], peer->host, strlen(peer->host))) < 0 ||
+        (peer->port_str ? PyDict_SetItem(env, g->keys[WK_REMOTE_PORT], peer->port_str)
+                        : set_owned(env, g->keys[WK_REMOTE_PORT], decimal(peer->port))) < 0 ||
         PyDict_SetItem(env, g->keys[WK_INPUT], input) < 0)
         goto fail;
     return env;

@@ -46,7 +46,9 @@ int px_py_wsgi_stream_begin(px_py_start_response_t *r)
     entered = px_py_engine_enter(r->w);
     if (h.close)
         r->x->keep_alive = false;
+    r->x->reason = r->reason;
     rc = px_http_stream_start(r->x, &cfg, &r->stream);
+    r->x->reason = NULL;
     px_py_engine_leave(r->w, entered);
     px_py_wsgi_head_free(&h);
     if (rc == -ENOTCONN || rc == -EALREADY) {

@@ -7,8 +7,11 @@
 #include "wsgi.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <strings.h>
+#include <structmember.h>
 
+#include "px/http_response.h"
 #include "px/http_stream.h"
 
 /* ---- wsgi.input ------------------------------------------------------------- */
@@ -260,13 +263,19 @@ PyType_Spec px_py_wsgi_input_spec = {
 
 /* ---- start_response and write() --------------------------------------------- */
 
+static PyObject *start_vectorcall(PyObject *s, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames);
+
 PyObject *px_py_wsgi_start_new(px_py_wsgi_t *g)
 {
     px_py_start_response_t *r = PyObject_New(px_py_start_response_t, (PyTypeObject *)g->start_type);
 
     if (r == NULL)
         return NULL;
+    r->vectorcall = start_vectorcall;
     r->status = 0;
+    r->status_line = NULL;
+    r->reason = NULL;
     r->headers = NULL;
     r->length = -1;
     r->x = NULL;
@@ -286,6 +295,7 @@ static void start_dealloc(PyObject *s)
     PyTypeObject *tp = Py_TYPE(s);
 
     Py_XDECREF(r->headers);
+    Py_XDECREF(r->status_line);
     PyMem_RawFree(r->buf);
     PyObject_Free(s);
     Py_DECREF(tp);
@@ -309,11 +319,14 @@ int px_py_wsgi_body_append(px_py_start_response_t *r, const char *data, size_t l
 }
 
 /* The status line's code: three digits, then a space and a reason (or
- * nothing). Final statuses only: 1xx are the server's business. */
-static int parse_status(PyObject *status)
+ * nothing). Final statuses only: 1xx are the server's business. The reason
+ * (latin-1, as PEP 3333 wants, sent as the app wrote it) in *reason, NULL
+ * when there is none. */
+static int parse_status(PyObject *status, const char **reason)
 {
     Py_ssize_t len;
     const char *s;
+    size_t bad;
     int code;
 
     if (!PyUnicode_Check(status)) {
@@ -321,9 +334,12 @@ static int parse_status(PyObject *status)
                      Py_TYPE(status)->tp_name);
         return -1;
     }
-    s = PyUnicode_AsUTF8AndSize(status, &len);
-    if (s == NULL)
+    if (PyUnicode_KIND(status) != PyUnicode_1BYTE_KIND) {
+        PyErr_Format(PyExc_ValueError, "WSGI status %R is not latin-1", status);
         return -1;
+    }
+    s = (const char *)PyUnicode_1BYTE_DATA(status);
+    len = PyUnicode_GET_LENGTH(status);
     if (len < 3 || s[0] < '1' || s[0] > '9' || s[1] < '0' || s[1] > '9' || s[2] < '0' ||
         s[2] > '9' || (len > 3 && s[3] != ' ')) {
         PyErr_Format(PyExc_ValueError, "WSGI status %R is not \"NNN Reason\"", status);
@@ -332,6 +348,12 @@ static int parse_status(PyObject *status)
     code = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
     if (code < 200) {
         PyErr_Format(PyExc_ValueError, "WSGI status %R: 1xx responses are the server's", status);
+        return -1;
+    }
+    *reason = len > 4 ? s + 4 : NULL;
+    if (*reason != NULL && !px_http_field_value_ok(*reason, (size_t)len - 4, &bad)) {
+        PyErr_Format(PyExc_ValueError, "WSGI status %R: a control byte in the reason phrase",
+                     status);
         return -1;
     }
     return code;
@@ -396,17 +418,46 @@ static long long app_length(PyObject *headers)
     return -1;
 }
 
-/* start_response(status, headers, exc_info=None) -> write */
-static PyObject *start_call(PyObject *s, PyObject *args, PyObject *kwds)
+/* start_response(status, headers, exc_info=None) -> write; called by vector
+ * (no argument tuple, no keyword parsing for the usual positional call). */
+static PyObject *start_vectorcall(PyObject *s, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames)
 {
-    static char *kwlist[] = {"status", "response_headers", "exc_info", NULL};
+    static const char *const names[] = {"status", "response_headers", "exc_info"};
     px_py_start_response_t *r = (px_py_start_response_t *)s;
-    PyObject *status, *headers, *exc_info = Py_None;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *argv[3] = {NULL, NULL, Py_None};
+    PyObject *status, *headers, *exc_info;
+    const char *reason;
     int code;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O:start_response", kwlist, &status, &headers,
-                                     &exc_info))
+    if (nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "start_response() takes at most 3 arguments (%zd given)",
+                     nargs);
         return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        argv[i] = args[i];
+    for (Py_ssize_t k = 0; kwnames != NULL && k < PyTuple_GET_SIZE(kwnames); k++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, k);
+        int i = 0;
+        while (i < 3 && PyUnicode_CompareWithASCIIString(name, names[i]) != 0)
+            i++;
+        if (i == 3 || i < nargs) {
+            PyErr_Format(PyExc_TypeError, "start_response() got %s argument %R",
+                         i == 3 ? "an unexpected keyword" : "multiple values for", name);
+            return NULL;
+        }
+        argv[i] = args[nargs + k];
+    }
+    if (argv[0] == NULL || argv[1] == NULL) {
+        PyErr_Format(PyExc_TypeError, "start_response() missing required argument '%s'",
+                     argv[0] == NULL ? names[0] : names[1]);
+        return NULL;
+    }
+    status = argv[0];
+    headers = argv[1];
+    exc_info = argv[2];
     if (exc_info != Py_None) {
         if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3) {
             PyErr_SetString(PyExc_TypeError, "exc_info: a (type, value, traceback) tuple");
@@ -431,17 +482,26 @@ static PyObject *start_call(PyObject *s, PyObject *args, PyObject *kwds)
                      Py_TYPE(headers)->tp_name);
         return NULL;
     }
-    if ((code = parse_status(status)) < 0)
+    if ((code = parse_status(status, &reason)) < 0)
         return NULL;
     r->status = code;
+    Py_XSETREF(r->status_line, Py_NewRef(status));
+    r->reason = reason;
     Py_XSETREF(r->headers, Py_NewRef(headers));
     r->length = app_length(headers);
     return PyCFunction_New(&write_def, s);
 }
 
+static PyMemberDef start_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(px_py_start_response_t, vectorcall), READONLY,
+     NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyType_Slot start_slots[] = {
     {Py_tp_doc, "start_response(status, response_headers, exc_info=None) -> write"},
-    {Py_tp_call, start_call},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_members, start_members},
     {Py_tp_dealloc, start_dealloc},
     {0, NULL},
 };
@@ -449,6 +509,7 @@ static PyType_Slot start_slots[] = {
 PyType_Spec px_py_wsgi_start_spec = {
     .name = "pyparallel.wsgi.StartResponse",
     .basicsize = sizeof(px_py_start_response_t),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION |
+             Py_TPFLAGS_HAVE_VECTORCALL,
     .slots = start_slots,
 };
