@@ -67,6 +67,8 @@ typedef struct px_http_exchange {
                                          NULL then. NULL: body is the whole body */
     size_t body_read;                 /* bytes of body px_http_body_read returned */
     struct px_http_stream *stream;    /* the streamed response started on x, or NULL */
+    struct px_ws *ws;                 /* the WebSocket x was upgraded to (px/ws_server.h),
+                                         or NULL */
 } px_http_exchange_t;
 
 /* The application: answers every request no static route took and that was
