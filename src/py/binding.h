@@ -85,6 +85,7 @@ typedef struct px_module_state {
     _Atomic unsigned long long debug_epoch;
     _Atomic unsigned work_rotor; /* work.c: where ties between workers go */
     struct px_py_share *share;   /* share.c; NULL until module exec */
+    PyTypeObject *websocket_type; /* websocket.c */
 } px_module_state_t;
 
 /* The module definition: types reach their module (and its state) through it. */
@@ -265,6 +266,8 @@ PyObject *px_py_post_main(PyObject *module, PyObject *args);
 extern PyMethodDef px_py_http_methods[]; /* module functions, added at exec */
 extern PyMethodDef px_py_http_stream_methods[];
 extern PyType_Spec px_py_http_stream_type_spec;
+extern PyMethodDef px_py_websocket_methods[];
+extern PyType_Spec px_py_websocket_type_spec;
 PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, PyObject *kwds,
                             void **owned);
 void px_py_http_app_free(void *app);

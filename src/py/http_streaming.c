@@ -31,6 +31,11 @@ void px_py_http_stream_leave(void)
     current_req = NULL;
 }
 
+px_http_exchange_t *px_py_http_current(PyObject *req)
+{
+    return req != NULL && req == current_req ? current_x : NULL;
+}
+
 typedef struct {
     PyObject_HEAD px_http_stream_t *st;
 } stream_obj_t;
