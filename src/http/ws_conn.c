@@ -110,6 +110,17 @@ static int frame_out(px_ws_t *ws, int opcode, const void *data, size_t len)
     return px_conn_send(ws->conn, iov, len ? 2 : 1);
 }
 
+/* Close TCP after what is queued, behind what other threads posted. */
+static void close_conn(px_ws_t *ws)
+{
+    if (ws->conn == NULL)
+        return;
+    if (px_handle_pending(ws->handle))
+        px_handle_close(ws->handle);
+    else
+        px_conn_close(ws->conn);
+}
+
 /* Send our close frame and remember what on_close will say. */
 static void send_close(px_ws_t *ws, unsigned code, const uint8_t *reason, size_t len)
 {
@@ -131,8 +142,7 @@ static void fail(px_ws_t *ws, unsigned code, const char *why)
         send_close(ws, code, (const uint8_t *)why, strlen(why));
     ws->state = WS_DONE;
     arm(ws, 0);
-    if (ws->conn != NULL)
-        px_conn_close(ws->conn);
+    close_conn(ws);
 }
 
 static void deliver(px_ws_t *ws, int opcode, const char *data, size_t len)
@@ -208,7 +218,7 @@ static int on_control(void *arg, int opcode, const char *data, size_t len, unsig
     }
     ws->state = WS_DONE;
     arm(ws, 0);
-    px_conn_close(ws->conn);
+    close_conn(ws);
     return -ECANCELED;
 }
 
@@ -260,7 +270,7 @@ static void on_timer(px_timer_t *t)
         ws->code = PX_WS_CLOSE_ABNORMAL; /* the peer never answered our close */
         ws->reason_len = 0;
         ws->state = WS_DONE;
-        px_conn_close(ws->conn);
+        close_conn(ws);
     } else if (ws->state == WS_OPEN && ws->awaiting_pong) {
         fail(ws, PX_WS_CLOSE_INTERNAL, "keepalive ping timeout");
     } else if (ws->state == WS_OPEN) {

@@ -282,12 +282,13 @@ static void on_message(px_ws_t *ws, int opcode, const char *data, size_t len, vo
     if (msg != NULL && o->on_message != NULL) {
         released = px_py_release(o->w);
         result = PyObject_CallFunctionObjArgs(o->on_message, (PyObject *)o, msg, NULL);
+        px_py_reacquire(o->w, released);
+        /* the answer, sent owning the worker: straight onto the connection */
         if (result != NULL && result != Py_None && send_obj(o, result, 0) < 0) {
             if (PyErr_ExceptionMatches(PyExc_ConnectionError))
                 PyErr_Clear(); /* closed meanwhile: nobody to answer */
             Py_CLEAR(result);
         }
-        px_py_reacquire(o->w, released);
     }
     Py_XDECREF(msg);
     if (result == NULL && PyErr_Occurred()) {
