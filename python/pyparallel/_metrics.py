@@ -53,6 +53,11 @@ _COUNTERS: dict[str, tuple[str, str]] = {
                        "HTTP request bodies refused (503) over the memory budget."),
     "budget_closed": ("pyparallel_budget_closed_total",
                       "Slow readers closed to get back under the memory budget."),
+    "ws_upgrades": ("pyparallel_websocket_upgrades_total",
+                    "Connections that became WebSockets."),
+    "ws_messages_in": ("pyparallel_websocket_messages_received_total",
+                       "WebSocket messages received whole."),
+    "ws_messages_out": ("pyparallel_websocket_messages_sent_total", "WebSocket messages sent."),
 }
 _GAUGES: dict[str, tuple[str, str]] = {
     "connections": ("pyparallel_connections", "Open connections."),
