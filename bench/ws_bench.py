@@ -126,7 +126,7 @@ def main() -> None:
             results[name].append(run_one(name, args))
     print(f"WebSocket echo, {args.conns} connections, {args.size}-byte text messages, "
           f"server on CPU 0, load on CPU 1, median of {args.runs} x {args.seconds:g} s")
-    print(f"| server | messages/s | server CPU per message | vs pyparallel |")
+    print("| server | messages/s | server CPU per message | vs pyparallel |")
     print("|---|---:|---:|---:|")
     base = statistics.median(r for r, _ in results["pyparallel"]) if "pyparallel" in results else 0
     for name in names:

@@ -37,9 +37,9 @@
     X(pipeline_waits)   /* pipelined requests left waiting for the output to drain */          \
     X(budget_held)      /* bytes of request bodies and unsent output held now */               \
     X(budget_refused)   /* request bodies refused (503) over the memory budget */              \
-    X(budget_closed)    /* slow readers closed to get back under the budget */             \
-    X(ws_upgrades)      /* connections that became WebSockets */                           \
-    X(ws_messages_in)   /* WebSocket messages received whole */                            \
+    X(budget_closed)    /* slow readers closed to get back under the budget */                 \
+    X(ws_upgrades)      /* connections that became WebSockets */                               \
+    X(ws_messages_in)   /* WebSocket messages received whole */                                \
     X(ws_messages_out)  /* WebSocket messages sent (any thread) */
 
 typedef struct px_worker_stats {

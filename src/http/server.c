@@ -298,7 +298,8 @@ static void free_state(px_conn_t *c)
         if (h->stream != NULL || h->body != NULL || h->ws != NULL) {
             http_conn_t keep = {.stream = h->stream,
                                 .stream_paused = h->stream_paused,
-                                .body = h->body, .ws = h->ws,
+                                .body = h->body,
+                                .ws = h->ws,
                                 .in_data = h->in_data};
             *h = keep;
             return;

@@ -85,7 +85,8 @@ typedef struct px_module_state {
     _Atomic unsigned long long debug_epoch;
     _Atomic unsigned work_rotor; /* work.c: where ties between workers go */
     struct px_py_share *share;   /* share.c; NULL until module exec */
-    PyTypeObject *websocket_type; /* websocket.c */
+    /* websocket.c */
+    PyTypeObject *websocket_type;
 } px_module_state_t;
 
 /* The module definition: types reach their module (and its state) through it. */
