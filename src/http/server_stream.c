@@ -149,12 +149,12 @@ void px__http_conn_gone(px_conn_t *c, http_conn_t *h, int err)
 
     if (h == NULL)
         return;
+    ws = h->ws; /* read first: the stream's end may free h */
+    h->ws = NULL;
     if (h->stream != NULL)
         px__http_stream_gone(h->stream, c, err);
-    if ((ws = h->ws) != NULL) {
-        h->ws = NULL;
+    if (ws != NULL)
         px__ws_gone(ws, c, err);
-    }
 }
 
 /* ---- bodies read as they arrive (body.c) --------------------------------------- */
