@@ -19,7 +19,7 @@ from pyparallel import sharing as _sharing
 from ._connection import HttpConnection, HttpListener
 from ._ranges import RangedRequest, ranged_file_response
 from ._response import HttpError, Response
-from ._websocket import upgrade_handler
+from ._websocket import _upgrade_handler
 from .static import (
     _file_validators,
     _if_range_holds,
@@ -330,7 +330,7 @@ class HttpServer:
             query = _query_params(bound)
             handler: Callable[..., Any]
             if getattr(func, "__px_websocket__", None) is not None:
-                upgrade = upgrade_handler(func)
+                upgrade = _upgrade_handler(func)
                 handler = upgrade if cls.per_connection else types.MethodType(upgrade, self)
                 query = (frozenset(), frozenset())
             elif getattr(func, "__px_bare__", False) and path.endswith("/*"):

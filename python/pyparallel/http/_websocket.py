@@ -114,7 +114,7 @@ def _offered(request: Any) -> list[str]:
     return [p.strip() for p in values.split(",") if p.strip()]
 
 
-def upgrade_handler(func: Callable[..., Any]) -> Callable[..., Any]:
+def _upgrade_handler(func: Callable[..., Any]) -> Callable[..., Any]:
     """The HTTP handler ``(self, request)`` of a WebSocket route: refuse what
     is not a valid upgrade, run on_connect, answer 101 with the callbacks
     bound to the app instance, run on_open."""
