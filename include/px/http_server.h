@@ -75,6 +75,8 @@ typedef struct px_http_exchange {
     const char *reason;               /* the status line's reason phrase (NUL-terminated,
                                          the handler's, valid until it responds), or
                                          NULL: the standard one (px_http_reason) */
+    struct px_ws *ws;                 /* the WebSocket x was upgraded to (px/ws_server.h),
+                                         or NULL */
 } px_http_exchange_t;
 
 /* The application: answers every request no static route took and that was

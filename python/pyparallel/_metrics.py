@@ -55,6 +55,11 @@ _COUNTERS: dict[str, tuple[str, str]] = {
                       "Slow readers closed to get back under the memory budget."),
     "proxy_refused": ("pyparallel_proxy_refused_total",
                       "Connections closed for a missing or malformed PROXY protocol header."),
+    "ws_upgrades": ("pyparallel_websocket_upgrades_total",
+                    "Connections that became WebSockets."),
+    "ws_messages_in": ("pyparallel_websocket_messages_received_total",
+                       "WebSocket messages received whole."),
+    "ws_messages_out": ("pyparallel_websocket_messages_sent_total", "WebSocket messages sent."),
 }
 _GAUGES: dict[str, tuple[str, str]] = {
     "connections": ("pyparallel_connections", "Open connections."),

@@ -31,6 +31,7 @@ typedef struct http_conn {
     bool stream_paused;       /* input held for after the stream */
     px_http_body_t *body;     /* a body its handler reads as it arrives */
     bool in_data;             /* inside http_on_data (which frees the state) */
+    struct px_ws *ws;         /* the connection is a WebSocket (ws_conn.c) */
 } http_conn_t;
 
 static inline http_conn_t *px__http_state_of(px_conn_t *c)
@@ -68,5 +69,11 @@ int px__http_answer_streamed(px_conn_t *c, px_http_server_t *s, const px_http_re
                              const char *rest, size_t restlen);
 void px__http_on_eof(px_conn_t *c, int err);
 int px__http_stream_on_data(px_conn_t *c, const char *data, size_t len);
+/* The connection closed: what occupies it (a stream, a WebSocket) is told. */
+void px__http_conn_gone(px_conn_t *c, http_conn_t *h, int err);
+
+/* ws_conn.c: frames arrived on a WebSocket connection; it is gone. */
+int px__ws_on_data(struct px_ws *ws, px_conn_t *c, const char *data, size_t len);
+void px__ws_gone(struct px_ws *ws, px_conn_t *c, int err);
 
 #endif

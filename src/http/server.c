@@ -294,10 +294,11 @@ static void free_state(px_conn_t *c)
     if (h) {
         px_conn_charge(c, -(int64_t)h->cap);
         free(h->buf);
-        if (h->stream != NULL || h->body != NULL) {
+        if (h->stream != NULL || h->body != NULL || h->ws != NULL) {
             http_conn_t keep = {.stream = h->stream,
                                 .stream_paused = h->stream_paused,
                                 .body = h->body,
+                                .ws = h->ws,
                                 .in_data = h->in_data};
             *h = keep;
             return;
@@ -634,8 +635,7 @@ static void http_on_close(px_conn_t *c, int err)
     void *app_data = px_conn_app_data(c);
     http_conn_t *h = px__http_state_of(c);
 
-    if (h != NULL && h->stream != NULL)
-        px__http_stream_gone(h->stream, c, err);
+    px__http_conn_gone(c, h, err);
     free_state(c);
     if (app_data != NULL && s->release_app_data != NULL) {
         px_conn_set_app_data(c, NULL);

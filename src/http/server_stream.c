@@ -120,6 +120,8 @@ int px__http_stream_on_data(px_conn_t *c, const char *data, size_t len)
     http_conn_t *h = px__http_state_of(c);
     int rc;
 
+    if (h != NULL && h->ws != NULL)
+        return px__ws_on_data(h->ws, c, data, len);
     if (h != NULL && h->in_data)
         return px__http_on_data(c, data, len); /* not reentered, but stay safe */
     if (px__http_held_for_stream(c, data, len))
@@ -130,10 +132,29 @@ int px__http_stream_on_data(px_conn_t *c, const char *data, size_t len)
     h = px__http_state_of(c);
     if (h != NULL) {
         h->in_data = false;
-        if (h->stream == NULL && h->buf == NULL && !h->dropping && !h->in_body && h->len == 0)
+        if (h->ws != NULL && h->stream_paused) {
+            h->stream_paused = false; /* what followed the upgrade: frames */
+            px_conn_resume(c);
+        }
+        if (h->stream == NULL && h->ws == NULL && h->buf == NULL && !h->dropping && !h->in_body &&
+            h->len == 0)
             px__http_free_state(c);
     }
     return rc;
+}
+
+void px__http_conn_gone(px_conn_t *c, http_conn_t *h, int err)
+{
+    struct px_ws *ws;
+
+    if (h == NULL)
+        return;
+    ws = h->ws; /* read first: the stream's end may free h */
+    h->ws = NULL;
+    if (h->stream != NULL)
+        px__http_stream_gone(h->stream, c, err);
+    if (ws != NULL)
+        px__ws_gone(ws, c, err);
 }
 
 /* ---- bodies read as they arrive (body.c) --------------------------------------- */

@@ -88,6 +88,8 @@ typedef struct px_module_state {
     PyTypeObject *aio_waker_type;           /* aio_waker.c */
     _Atomic(PyObject *) aio_drive_protocol; /* pyparallel.asyncio's drivers of awaitables */
     _Atomic(PyObject *) aio_drive_http;     /* returned by callbacks (aio_drive.c) */
+    /* websocket.c */
+    PyTypeObject *websocket_type;
 } px_module_state_t;
 
 /* The module definition: types reach their module (and its state) through it. */
@@ -269,6 +271,8 @@ extern PyMethodDef px_py_http_methods[]; /* module functions, added at exec */
 extern PyMethodDef px_py_http_stream_methods[];
 extern PyType_Spec px_py_http_stream_type_spec;
 extern PyMethodDef px_py_asgi_methods[]; /* asgi_request.c */
+extern PyMethodDef px_py_websocket_methods[];
+extern PyType_Spec px_py_websocket_type_spec;
 PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, PyObject *kwds,
                             void **owned);
 void px_py_http_app_free(void *app);

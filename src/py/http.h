@@ -65,7 +65,7 @@ int px_py_http_header_lines(PyObject *headers, char **out, size_t *len);
  * (with req) between enter and leave: pyparallel.http.stream() finds it. */
 void px_py_http_stream_enter(px_http_exchange_t *x, PyObject *req);
 void px_py_http_stream_leave(void);
-/* The exchange whose handler runs on this thread with req, or NULL. */
+/* The exchange of req when its handler runs on this thread, else NULL. */
 px_http_exchange_t *px_py_http_current(PyObject *req);
 /* Answer x with the items of iterable as they come (chunked, or length
  * bytes), consumed on this thread with the worker released; its close() is

@@ -212,7 +212,7 @@ static void app_call(px_http_exchange_t *x, void *udata)
             log_traceback();
         /* the engine answers 500, unless a stream already started the answer
          * (its object, released unfinished, aborts it) */
-        x->responded = x->stream != NULL;
+        x->responded = x->stream != NULL || x->ws != NULL;
         x->keep_alive = false;
     }
     Py_XDECREF(result);

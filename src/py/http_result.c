@@ -324,8 +324,8 @@ out:
 
 int px_py_http_send_result(px_py_http_app_t *a, px_http_exchange_t *x, PyObject *result)
 {
-    if (x->stream != NULL)
-        return 0; /* the handler started a stream (pyparallel.http.stream): that is the answer */
+    if (x->stream != NULL || x->ws != NULL)
+        return 0; /* the handler started a stream or a WebSocket: that is the answer */
     if (streamed_body(result))
         return px_py_http_stream_iter(x, 200, TEXT, NULL, 0, PX_HTTP_LENGTH_UNKNOWN, result);
     if (a->response_type && PyObject_TypeCheck(result, (PyTypeObject *)a->response_type))

@@ -33,7 +33,7 @@ void px_py_http_stream_leave(void)
 
 px_http_exchange_t *px_py_http_current(PyObject *req)
 {
-    return req == current_req ? current_x : NULL;
+    return req != NULL && req == current_req ? current_x : NULL;
 }
 
 typedef struct {

@@ -21,6 +21,8 @@ a generator (or :class:`StreamingResponse`) is streamed as it produces, and
 :func:`stream` / :class:`EventStream` give a body any thread writes to later
 (see :mod:`pyparallel.http._stream`).
 
+WebSocket routes: :func:`websocket` (see :mod:`pyparallel.http._websocket`).
+
 Directories are served by :class:`StaticFiles` (see :mod:`pyparallel.http.static`)::
 
     class Site(HttpServer):
@@ -33,6 +35,7 @@ from ._original import html_response, json_serialization, text_response
 from ._ranges import InvalidRangeRequest, RangedRequest
 from ._response import HttpError, Response
 from ._stream import EventStream, HttpStream, StreamingResponse, format_event, stream
+from ._websocket import WebSocket, websocket
 from .monitor import mount_stats
 from .static import StaticFiles, send_file
 
@@ -56,4 +59,6 @@ __all__ = [
     "send_file",
     "stream",
     "text_response",
+    "websocket",
+    "WebSocket",
 ]

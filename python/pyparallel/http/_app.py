@@ -19,6 +19,7 @@ from pyparallel import sharing as _sharing
 from ._connection import HttpConnection, HttpListener
 from ._ranges import RangedRequest, ranged_file_response
 from ._response import HttpError, Response
+from ._websocket import _upgrade_handler
 from .static import (
     _file_validators,
     _if_range_holds,
@@ -106,7 +107,8 @@ def _class_routes(cls: type) -> list[tuple[str, str, tuple[str, ...]]]:
     for name in dir(cls):
         func = getattr(cls, name, None)
         spec = getattr(func, "__px_route__", None)
-        if spec is None and _method_route(cls, name, func):
+        if spec is None and _method_route(cls, name, func) and \
+                not getattr(func, "__px_ws_hook__", False):
             # PyParallel-style: a public method of the subclass answers /name.
             spec = ("/" + name, ("GET", "HEAD"))
         if spec is None:
@@ -327,7 +329,11 @@ class HttpServer:
             func = getattr(cls, name)
             query = _query_params(bound)
             handler: Callable[..., Any]
-            if getattr(func, "__px_bare__", False) and path.endswith("/*"):
+            if getattr(func, "__px_websocket__", None) is not None:
+                upgrade = _upgrade_handler(func)
+                handler = upgrade if cls.per_connection else types.MethodType(upgrade, self)
+                query = (frozenset(), frozenset())
+            elif getattr(func, "__px_bare__", False) and path.endswith("/*"):
                 rest = _rest_name(func)
                 if rest is not None and query[0] is not None:
                     query = (query[0] - {rest}, query[1] | {rest})

@@ -1,0 +1,125 @@
+"""An HttpServer with WebSocket routes for the WebSocket suites
+(tests/py/websocket).
+
+    python ws_app.py [--workers K]
+
+Routes: /echo (every message back; 2 MiB messages), /limited (messages of
+at most 1000 bytes, frames of 500), /proto (subprotocols chat.v2, chat.v1),
+/refuse (on_connect answers 403 unless ?ok=1), /ping (pings every 0.2 s, 0.4 s
+to answer), /idle (closes after 0.4 s without input), /push (on_open starts a
+thread that sends 20 messages and closes with 4001), /cmd (text commands:
+"close" -> close(4000, "bye"), "raise" -> an exception, "quick" -> a close
+whose answer is awaited 0.3 s), /closes (HTTP: the close codes the server
+saw, as JSON), /opened (HTTP: how many WebSockets are open).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+from _common import int_arg, serve
+
+from pyparallel.http import HttpServer, Response, route, websocket
+
+_lock = threading.Lock()
+_closes: Counter[str] = Counter()
+_open = [0]
+
+
+def _closed(code: int) -> None:
+    with _lock:
+        _closes[str(code)] += 1
+        _open[0] -= 1
+
+
+def _opened() -> None:
+    with _lock:
+        _open[0] += 1
+
+
+class App(HttpServer):
+    @websocket("/echo", max_message=2 << 20, ping_interval=None)
+    def echo(self, ws: Any, message: str | bytes) -> str | bytes:
+        return message
+
+    @echo.on_open
+    def echo_open(self, ws: Any, request: Any) -> None:
+        _opened()
+
+    @echo.on_close
+    def echo_close(self, ws: Any, code: int, reason: str) -> None:
+        _closed(code)
+
+    @websocket("/limited", max_message=1000, max_frame=500)
+    def limited(self, ws: Any, message: str | bytes) -> str | bytes:
+        return message
+
+    @websocket("/proto", subprotocols=("chat.v2", "chat.v1"))
+    def proto(self, ws: Any, message: str | bytes) -> str:
+        return str(ws.subprotocol)
+
+    @websocket("/refuse")
+    def refuse(self, ws: Any, message: str | bytes) -> str | bytes:
+        return message
+
+    @refuse.on_connect
+    def refuse_connect(self, request: Any) -> Response | None:
+        if request.args.get("ok") == "1":
+            return None
+        return Response("go away\n", status=403)
+
+    @websocket("/ping", ping_interval=0.2, ping_timeout=0.4)
+    def ping(self, ws: Any, message: str | bytes) -> str | bytes:
+        return message
+
+    @websocket("/idle", idle_timeout=0.4, ping_interval=None)
+    def idle(self, ws: Any, message: str | bytes) -> str | bytes:
+        return message
+
+    @websocket("/push")
+    def push(self, ws: Any, message: str | bytes) -> None:
+        return None
+
+    @push.on_open
+    def push_open(self, ws: Any, request: Any) -> None:
+        def run() -> None:
+            for i in range(20):
+                ws.send(f"push {i}")
+            ws.close(4001, "pushed")
+        threading.Thread(target=run).start()
+
+    @websocket("/cmd", close_timeout=0.3)
+    def cmd(self, ws: Any, message: str | bytes) -> str | None:
+        if message == "close":
+            ws.close(4000, "bye")
+        elif message == "raise":
+            raise RuntimeError("on purpose")
+        elif message == "sendafter":
+            ws.close()
+            try:
+                ws.send("too late")
+            except ConnectionError:
+                return None
+            return None
+        return None
+
+    @cmd.on_close
+    def cmd_close(self, ws: Any, code: int, reason: str) -> None:
+        with _lock:
+            _closes["cmd " + str(code)] += 1
+
+    @route("/closes")
+    def closes(self, request: Any) -> dict[str, int]:
+        with _lock:
+            return dict(_closes)
+
+    @route("/opened")
+    def opened(self, request: Any) -> int:
+        with _lock:
+            return _open[0]
+
+
+if __name__ == "__main__":
+    serve("ws", {"http": App}, workers=int_arg("--workers", 2))
