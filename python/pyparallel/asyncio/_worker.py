@@ -25,6 +25,7 @@ from contextvars import Context
 from typing import Any, TypeVar
 
 from .. import _core
+from ._net import EngineNet
 
 _T = TypeVar("_T")
 
@@ -33,8 +34,13 @@ _T = TypeVar("_T")
 _COMPACT_MIN = 100
 
 
-class WorkerLoop(asyncio.BaseEventLoop):
+class WorkerLoop(EngineNet, asyncio.BaseEventLoop):  # type: ignore[misc]
     """The asyncio event loop of one engine worker (see the module docstring)."""
+
+    # Engine callbacks call asyncio protocols at once (the loop always runs).
+    _px_direct = True
+    # create_server: each worker's connections go to that worker's loop.
+    _px_per_worker = True
 
     _ready: collections.deque[asyncio.Handle]
     _scheduled: list[Any]  # TimerHandle, with the private fields typeshed omits
@@ -44,12 +50,14 @@ class WorkerLoop(asyncio.BaseEventLoop):
     _debug: bool
     _current_handle: asyncio.Handle | None
     _closed: bool
+    _stopping: bool
 
     def __init__(self, waker: Any) -> None:
         super().__init__()
         self._px_waker = waker
         self._px_arm: Callable[[float], None] = waker.arm
         self._px_soon = False  # armed for "right after this batch", or pumping
+        self._px_eng = _core.current_engine()
         # Running for the engine's whole life: is_running() is True and
         # asyncio calls that want a running loop accept this one.
         self._thread_id = threading.get_ident()
@@ -62,6 +70,12 @@ class WorkerLoop(asyncio.BaseEventLoop):
     def worker(self) -> int:
         """Index of the worker that runs this loop."""
         return int(self._px_waker.worker)
+
+    def _px_engine(self) -> Any:
+        return self._px_eng
+
+    def _px_connect_worker(self) -> object:
+        return "caller"
 
     # ---- scheduling ------------------------------------------------------------
 
