@@ -22,11 +22,13 @@ class Server(asyncio.AbstractServer):
     (a standalone loop: the loop) is closed; a closed server refuses (aborts)
     the connections that still arrive."""
 
-    def __init__(self, loop: Any, sockets: list[socket.socket]) -> None:
+    def __init__(self, loop: Any, sockets: list[socket.socket],
+                 listen: Callable[[], None]) -> None:
         self._loop = loop
-        self._sockets = sockets
+        self._sockets: list[socket.socket] | None = sockets
         self._px_closed = False
-        self._serving = True
+        self._px_listen: Callable[[], None] | None = listen
+        self._serving = False
         self._transports: set[EngineTransport] = set()
         self._waiters: list[asyncio.Future[None]] | None = []
 
@@ -49,15 +51,17 @@ class Server(asyncio.AbstractServer):
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
-        return tuple(self._sockets)
+        return tuple(self._sockets or ())
 
     def close(self) -> None:
         if self._px_closed:
             return
         self._px_closed = True
         self._serving = False
-        for s in self._sockets:
+        self._px_listen = None
+        for s in self._sockets or ():
             s.close()
+        self._sockets = None
         if not self._transports:
             self._wakeup()
 
@@ -76,12 +80,19 @@ class Server(asyncio.AbstractServer):
     def is_serving(self) -> bool:
         return self._serving
 
+    def _px_start(self) -> None:
+        listen, self._px_listen = self._px_listen, None
+        if listen is not None:
+            listen()
+            self._serving = True
+
     async def start_serving(self) -> None:
-        """The engine accepts from the start."""
+        self._px_start()
 
     async def serve_forever(self) -> None:
         if self._px_closed:
             raise RuntimeError(f"server {self!r} is closed")
+        self._px_start()
         try:
             await self._loop.create_future()
         finally:
@@ -154,11 +165,15 @@ class EngineNet:
                 for s in socks:
                     s.close()
                 raise
-        server = Server(self, socks)
-        conn_factory = _ServerConnFactory(self, protocol_factory, server)
-        for s in socks:
-            addr = s.getsockname()
-            engine.listen(addr[0], addr[1], conn_factory, s.dup().detach())
+        def listen() -> None:
+            conn_factory = _ServerConnFactory(self, protocol_factory, server)
+            for s in socks:
+                addr = s.getsockname()
+                engine.listen(addr[0], addr[1], conn_factory, s.dup().detach())
+
+        server = Server(self, socks, listen)
+        if start_serving:
+            server._px_start()
         return server
 
     async def create_connection(

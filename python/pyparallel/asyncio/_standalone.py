@@ -35,6 +35,7 @@ class Loop(WorkerLoop):
         asyncio.BaseEventLoop.__init__(self)
         self._px_waker: Any = None
         self._px_arm = self._px_arm_any
+        self._px_wake = self._px_wake_any
         self._px_soon = False
         self._px_direct = False  # instance: True only while running
         self._px_eng: Any = None
@@ -87,6 +88,11 @@ class Loop(WorkerLoop):
             self._px_waker.arm(when)
         elif self._px_direct:
             self._px_waker.wake()  # running: the worker looks at what is due
+
+    def _px_wake_any(self) -> None:
+        if self._px_direct:
+            self._px_waker.wake()
+        # else: not running (or no engine yet): run_forever wakes the worker
 
     def _px_pump(self) -> None:
         if not self._px_direct:
@@ -141,6 +147,7 @@ class Loop(WorkerLoop):
         for sig in list(self._px_signals):
             self.remove_signal_handler(sig)
         asyncio.BaseEventLoop.close(self)
+        self._px_watch_close()
         eng, self._px_eng = self._px_eng, None
         if eng is not None:
             eng.shutdown(1.0)

@@ -248,6 +248,10 @@ class _Conn:
         if tr is None or self.proto is None:
             return
         tr._closing = True
+        if type(exc) is ConnectionError and exc.errno:
+            # The errno's own class, as asyncio's transports give it
+            # (BrokenPipeError, ConnectionResetError...).
+            exc = OSError(exc.errno, exc.strerror)
         server = getattr(self.factory, "_px_server", None)
         if server is not None:
             server._px_detach(tr)

@@ -25,6 +25,7 @@ from contextvars import Context
 from typing import Any, TypeVar
 
 from .. import _core
+from ._fdwatch import FdWatch
 from ._net import EngineNet
 
 _T = TypeVar("_T")
@@ -34,7 +35,7 @@ _T = TypeVar("_T")
 _COMPACT_MIN = 100
 
 
-class WorkerLoop(EngineNet, asyncio.BaseEventLoop):  # type: ignore[misc]
+class WorkerLoop(FdWatch, EngineNet, asyncio.BaseEventLoop):  # type: ignore[misc]
     """The asyncio event loop of one engine worker (see the module docstring)."""
 
     # Engine callbacks call asyncio protocols at once (the loop always runs).
@@ -56,6 +57,7 @@ class WorkerLoop(EngineNet, asyncio.BaseEventLoop):  # type: ignore[misc]
         super().__init__()
         self._px_waker = waker
         self._px_arm: Callable[[float], None] = waker.arm
+        self._px_wake: Callable[[], None] = waker.wake
         self._px_soon = False  # armed for "right after this batch", or pumping
         self._px_eng = _core.current_engine()
         # Running for the engine's whole life: is_running() is True and
@@ -103,11 +105,11 @@ class WorkerLoop(EngineNet, asyncio.BaseEventLoop):  # type: ignore[misc]
             self._check_callback(callback, "call_soon_threadsafe")  # type: ignore[attr-defined]
         handle = asyncio.Handle(callback, args, self, context)
         self._ready.append(handle)
-        self._px_waker.wake()
+        self._px_wake()
         return handle
 
     def _write_to_self(self) -> None:
-        self._px_waker.wake()
+        self._px_wake()
 
     # ---- the pump (called by the worker) ---------------------------------------
 
@@ -183,6 +185,7 @@ class WorkerLoop(EngineNet, asyncio.BaseEventLoop):  # type: ignore[misc]
     def _px_worker_done(self) -> None:
         """The engine is joined (main thread): nothing will pump this loop again."""
         self._thread_id = None
+        self._px_watch_close()
         if not self._closed:
             self.close()
 
