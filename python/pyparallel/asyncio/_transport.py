@@ -10,8 +10,9 @@ loop, with no hop through the ready queue.
 Writes go to the engine's output queue (copied, sent at the end of the
 worker's turn, gathered with what else is queued). Write flow control is
 asyncio's: above the high-water mark ``pause_writing()``, and
-``resume_writing()`` once the queue has drained (the engine reports an empty
-queue, at or below any low-water mark).
+``resume_writing()`` once the queue is at or below the low-water mark, which a
+paused transport checks every millisecond (only while paused: the hot path
+takes no drain callback from the engine).
 """
 
 from __future__ import annotations
@@ -40,17 +41,22 @@ def _call(loop: Any, conn: _Conn, fn: Callable[..., object], *args: Any) -> None
     except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException as exc:
-        loop.call_exception_handler({
-            "message": f"Fatal error: protocol.{getattr(fn, '__name__', fn)}() call failed.",
-            "exception": exc,
-            "transport": conn.tr,
-            "protocol": conn.proto,
-        })
-        if conn.tr is not None:
-            conn.tr.abort()
+        _failed(loop, conn, fn, exc)
     finally:
         if prev is not loop:
             events._set_running_loop(prev)
+
+
+def _failed(loop: Any, conn: _Conn, fn: Callable[..., object], exc: BaseException) -> None:
+    """A protocol method raised: asyncio's fatal error (logged, transport aborted)."""
+    loop.call_exception_handler({
+        "message": f"Fatal error: protocol.{getattr(fn, '__name__', fn)}() call failed.",
+        "exception": exc,
+        "transport": conn.tr,
+        "protocol": conn.proto,
+    })
+    if conn.tr is not None:
+        conn.tr.abort()
 
 
 class EngineTransport(asyncio.Transport):
@@ -89,8 +95,7 @@ class EngineTransport(asyncio.Transport):
         except ConnectionError:
             return  # gone: connection_lost tells the protocol
         if not self._writing_paused and t.unsent > self._high:
-            self._writing_paused = True
-            self._conn.call(self._conn.proto.pause_writing)
+            self._conn.maybe_pause()
 
     def writelines(self, list_of_data: Any) -> None:
         items = [bytes(d) if not isinstance(d, bytes) else d for d in list_of_data]
@@ -200,6 +205,8 @@ class _Conn:
         elif tr._writing_paused and unsent <= tr._low:
             tr._writing_paused = False
             self.call(self.proto.resume_writing)
+        if tr._writing_paused and not tr._closing:
+            self.loop.call_later(0.001, self.maybe_pause)
 
     # ---- the engine's callbacks ------------------------------------------------------
 
@@ -225,8 +232,18 @@ class _Conn:
 
     def data_received(self, t: _core.Transport, data: bytes) -> None:
         proto = self.proto
-        if proto is not None:
-            _call(self.loop, self, proto.data_received, data)
+        loop = self.loop
+        if proto is None:
+            return
+        if loop._px_direct and events._get_running_loop() is loop:
+            try:  # the hot path: the loop is this thread's and runs
+                proto.data_received(data)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                _failed(loop, self, proto.data_received, exc)
+            return
+        _call(loop, self, proto.data_received, data)
 
     def recv_shutdown(self, t: _core.Transport) -> None:
         if self.proto is not None:
@@ -236,12 +253,6 @@ class _Conn:
         keep_open = self.proto.eof_received()
         if not keep_open and self.tr is not None:
             self.tr.close()
-
-    def send_complete(self, t: _core.Transport, send_id: int) -> None:
-        tr = self.tr
-        if tr is not None and tr._writing_paused:
-            tr._writing_paused = False
-            self.call(self.proto.resume_writing)
 
     def connection_lost(self, t: _core.Transport, exc: BaseException | None) -> None:
         tr = self.tr

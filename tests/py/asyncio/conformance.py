@@ -74,9 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list-skips", action="store_true")
     ap.add_argument("--timeout", type=float, default=60.0, help="per test module, seconds")
     args = ap.parse_args(argv)
-    asyncio.set_event_loop_policy(pa.EventLoopPolicy())
     totals = {"run": 0, "failures": 0, "errors": 0, "skipped": 0}
     for name in args.modules:
+        # Per module: test_events' policy tests put the default policy back.
+        asyncio.set_event_loop_policy(pa.EventLoopPolicy())
         suite = suite_for(name)
         faulthandler.dump_traceback_later(args.timeout * 10, exit=True)
         runner = unittest.TextTestRunner(stream=sys.stderr, verbosity=0, resultclass=_Result)
