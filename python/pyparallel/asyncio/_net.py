@@ -208,7 +208,12 @@ class EngineNet:
         if happy_eyeballs_delay is not None:
             kwargs["attempt_delay"] = happy_eyeballs_delay
         self._px_engine().connect(host, int(port), factory, **kwargs)
-        conn = await done
+        try:
+            conn = await done
+        finally:
+            # The error's traceback holds this frame: no cycle through the future.
+            del factory
+            done = None  # type: ignore[assignment]
         assert conn.tr is not None
         return conn.tr, conn.proto
 

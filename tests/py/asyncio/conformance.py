@@ -18,11 +18,14 @@ import argparse
 import asyncio
 import faulthandler
 import importlib
+import re
 import sys
 import unittest
 from typing import Any
 
 import pyparallel.asyncio as pa
+
+_EXC_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b")
 
 MODULES = ["test_events", "test_futures", "test_tasks", "test_streams", "test_sock_lowlevel",
            "test_server", "test_protocols", "test_transports"]
@@ -84,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         result = runner.run(suite)
         faulthandler.cancel_dump_traceback_later()
         for test, tb in result.failures + result.errors:
-            last = tb.strip().splitlines()[-1]
-            print(f"FAIL {test.id()}: {last}")
+            lines = tb.strip().splitlines()
+            why = [ln for ln in lines if _EXC_LINE.match(ln)] or lines
+            print(f"FAIL {test.id()}: {why[-1]}")
         if args.list_skips:
             for test, reason in result.skipped:
                 print(f"SKIP {test.id()}: {reason}")
