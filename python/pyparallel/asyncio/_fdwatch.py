@@ -184,6 +184,12 @@ class FdWatch:
         r: tuple[bytes, Any] = await self._px_wait(sock, False, lambda: sock.recvfrom(bufsize))
         return r
 
+    async def sock_recvfrom_into(self, sock: socket.socket, buf: Any,
+                                 nbytes: int = 0) -> tuple[int, Any]:
+        r: tuple[int, Any] = await self._px_wait(
+            sock, False, lambda: sock.recvfrom_into(buf, nbytes or len(buf)))
+        return r
+
     async def sock_sendto(self, sock: socket.socket, data: Any, address: Any) -> int:
         n: int = await self._px_wait(sock, True, lambda: sock.sendto(data, address))
         return n

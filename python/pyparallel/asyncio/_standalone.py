@@ -163,6 +163,7 @@ class Loop(WorkerLoop):
         if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
         self._check_closed()  # type: ignore[attr-defined]
+        _check_signal(sig)
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             raise RuntimeError(f"sig {sig} cannot be caught")
         handle = asyncio.Handle(callback, args, self, None)
@@ -170,6 +171,7 @@ class Loop(WorkerLoop):
         self._px_signals[sig] = handle
 
     def remove_signal_handler(self, sig: int) -> bool:
+        _check_signal(sig)
         if self._px_signals.pop(sig, None) is None:
             return False
         handler = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
@@ -205,6 +207,13 @@ class Loop(WorkerLoop):
         handle = self._px_signals.get(sig)
         if handle is not None and not handle._cancelled:
             self.call_soon_threadsafe(handle._run)
+
+
+def _check_signal(sig: object) -> None:
+    if not isinstance(sig, int):
+        raise TypeError(f"sig must be an int, not {sig!r}")
+    if sig not in signal.valid_signals():
+        raise ValueError(f"invalid signal number {sig}")
 
 
 def _nothing() -> None:

@@ -84,6 +84,8 @@ class WorkerLoop(FdWatch, EngineNet, asyncio.BaseEventLoop):  # type: ignore[mis
     def _call_soon(self, callback: Callable[..., object], args: Any,
                    context: Context | None) -> asyncio.Handle:
         handle = asyncio.Handle(callback, args, self, context)
+        if handle._source_traceback:  # type: ignore[attr-defined]
+            del handle._source_traceback[-1]  # type: ignore[attr-defined]
         self._ready.append(handle)
         if not self._px_soon:
             self._px_arm(0.0)
@@ -93,6 +95,8 @@ class WorkerLoop(FdWatch, EngineNet, asyncio.BaseEventLoop):  # type: ignore[mis
     def call_at(self, when: float, callback: Callable[..., object], *args: Any,  # type: ignore[override]
                 context: Context | None = None) -> asyncio.TimerHandle:
         timer = super().call_at(when, callback, *args, context=context)
+        if timer._source_traceback:  # type: ignore[attr-defined]
+            del timer._source_traceback[-1]  # type: ignore[attr-defined]
         if not self._px_soon and self._scheduled[0] is timer:
             self._px_arm(when)
         return timer
@@ -104,6 +108,8 @@ class WorkerLoop(FdWatch, EngineNet, asyncio.BaseEventLoop):  # type: ignore[mis
         if self._debug:
             self._check_callback(callback, "call_soon_threadsafe")  # type: ignore[attr-defined]
         handle = asyncio.Handle(callback, args, self, context)
+        if handle._source_traceback:  # type: ignore[attr-defined]
+            del handle._source_traceback[-1]  # type: ignore[attr-defined]
         self._ready.append(handle)
         self._px_wake()
         return handle
