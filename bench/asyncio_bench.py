@@ -1,8 +1,8 @@
 """Echo round trips per second of one asyncio echo server (the same code) on
 pyparallel.asyncio, uvloop and asyncio's own loop.
 
-The server is an ``asyncio.Protocol`` whose ``data_received`` writes the data
-back (``--serve KIND`` below); only the loop differs. It runs pinned to the
+The server is echo_bench.py's ``asyncio.Protocol`` whose ``data_received``
+writes the data back (``--serve KIND``); only the loop differs. It runs pinned to the
 first CPU, and the C load generator of echo_bench.py (``echo_load.c``) to the
 second: CONNS connections, each with one SIZE-byte message in flight, for
 SECONDS after a warm-up, RUNS times interleaved; the table gives the median,
@@ -22,45 +22,12 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import echo_bench as eb  # noqa: E402  (the harness: load generator, pinning, runs)
-
-
-def serve(loop_kind: str, host: str, port: int) -> None:
-    """The echo server, on the loop named."""
-    import asyncio
-
-    class Echo(asyncio.Protocol):
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            self.transport = transport
-
-        def data_received(self, data: bytes) -> None:
-            self.transport.write(data)  # type: ignore[attr-defined]
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(Echo, host, port, backlog=1024)
-        bound = server.sockets[0].getsockname()[1]
-        print(f"{loop_kind}: listening on {host}:{bound}", flush=True)
-        stop = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        async with server:
-            await stop.wait()
-
-    if loop_kind == "uvloop":
-        import uvloop
-        uvloop.run(main())
-    elif loop_kind == "pyparallel":
-        import pyparallel.asyncio
-        pyparallel.asyncio.run(main())
-    else:
-        asyncio.run(main())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve:
-        serve(args.serve, args.host, args.port)
+        eb.serve(args.serve, args.host, args.port)
         return 0
 
     load = eb.build_load()
