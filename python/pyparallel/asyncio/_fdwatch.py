@@ -140,6 +140,19 @@ class FdWatch:
     def remove_writer(self, fd: Any) -> bool:
         return self._px_watch(_fd_of(fd), 1, None)
 
+    # The names asyncio's own pipe and subprocess transports call.
+    def _add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
+        self.add_reader(fd, callback, *args)
+
+    def _remove_reader(self, fd: Any) -> bool:
+        return self.remove_reader(fd)
+
+    def _add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
+        self.add_writer(fd, callback, *args)
+
+    def _remove_writer(self, fd: Any) -> bool:
+        return self.remove_writer(fd)
+
     # ---- sock_* ----------------------------------------------------------------------
 
     async def _px_wait(self, sock: socket.socket, write: bool, attempt: Callable[[], Any]) -> Any:

@@ -16,7 +16,7 @@ import asyncio
 import signal
 import sys
 import threading
-from asyncio import events
+from asyncio import events, unix_events
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -138,6 +138,16 @@ class Loop(WorkerLoop):
 
     run_until_complete = asyncio.BaseEventLoop.run_until_complete
     stop = asyncio.BaseEventLoop.stop
+
+    # Pipes and subprocesses: asyncio's own Unix transports, on this loop's
+    # add_reader/add_writer (the delegation the standard library allows).
+    _unix: Any = unix_events._UnixSelectorEventLoop
+    _make_read_pipe_transport = _unix._make_read_pipe_transport
+    _make_write_pipe_transport = _unix._make_write_pipe_transport
+    _make_subprocess_transport = _unix._make_subprocess_transport
+    if hasattr(_unix, "_child_watcher_callback"):
+        _child_watcher_callback = _unix._child_watcher_callback
+    del _unix
 
     def close(self) -> None:
         if self.is_running():

@@ -22,7 +22,6 @@ NOT_SERVED = {
     "test_open_unix_connection_error": "Unix domain sockets are not served by the engine",
     "test_open_unix_connection_no_loop_ssl": "Unix domain sockets are not served by the engine",
     "test_start_unix_server": "Unix domain sockets are not served by the engine",
-    "test_read_all_from_pipe_reader": "pipe transports (connect_read_pipe) are not served yet",
 }
 
 # Gaps found by CPython 3.13's suite (the 3.11 suite has neither test), each

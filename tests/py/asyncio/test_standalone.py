@@ -272,3 +272,26 @@ def test_protocol_semantics() -> None:
     assert exc is None
     assert rest == b"bye"
     assert tail == ["eof", "lost"][-2:] or tail[-2:] == ["eof", "lost"]
+
+
+def test_subprocess_and_pipes() -> None:
+    async def main() -> list[Any]:
+        import sys
+        p = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "import sys; print(sys.stdin.read().upper())",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        out, _ = await p.communicate(b"hello")
+        q = await asyncio.create_subprocess_shell("exit 3")
+        rc = await q.wait()
+        loop = asyncio.get_running_loop()
+        r, w = os.pipe()
+        reader = asyncio.StreamReader()
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(r, "rb", 0))
+        os.write(w, b"through a pipe")
+        os.close(w)
+        piped = await reader.read()
+        transport.close()
+        return [out, p.returncode, rc, piped]
+
+    assert pa.run(main()) == [b"HELLO\n", 0, 3, b"through a pipe"]
