@@ -14,6 +14,7 @@ import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .. import _core
 from ._transport import EngineTransport, _Conn
 
 
@@ -233,11 +234,13 @@ class _ServerConnFactory:
         return _Conn(self._loop_here(), f)
 
     def _loop_here(self) -> Any:
-        # On a multi-worker engine each worker's connections go to its loop.
-        from ._worker import worker_loop
+        # On a multi-worker engine each worker's connections go to its loop
+        # (made like the server's own, on the worker that accepted).
         loop = self.loop
         if getattr(loop, "_px_per_worker", False):
-            return worker_loop()
+            waker = _core.aio_worker_waker(type(loop))
+            assert waker is not None  # the engine calls this on a worker
+            return waker.loop
         return loop
 
 
