@@ -51,7 +51,8 @@ LISTENING = re.compile(rb"listening on \S*:(\d+)")
 # --- the asyncio / uvloop server (run in the GIL interpreter) ---------------------
 
 def serve(loop_kind: str, host: str, port: int) -> None:
-    """Protocol-based echo server on asyncio's default loop or uvloop's."""
+    """Protocol-based echo server on asyncio's default loop, uvloop's or
+    pyparallel.asyncio's (bench/asyncio_bench.py)."""
     import asyncio
 
     class Echo(asyncio.Protocol):
@@ -75,6 +76,9 @@ def serve(loop_kind: str, host: str, port: int) -> None:
     if loop_kind == "uvloop":
         import uvloop
         uvloop.run(main())
+    elif loop_kind == "pyparallel":
+        import pyparallel.asyncio
+        pyparallel.asyncio.run(main())
     else:
         asyncio.run(main())
 

@@ -12,10 +12,22 @@ handlers run on it::
         async def data_received(self, transport, data):
             await asyncio.sleep(0.01)
             return data            # sent when the coroutine returns
+
+Standalone, like uvloop: ``pyparallel.asyncio.run(main())``, or
+``asyncio.Runner(loop_factory=pyparallel.asyncio.new_event_loop)``, or the
+policy :class:`EventLoopPolicy`; the loop's I/O, timers and wake-ups are a
+one-worker engine's, and its coroutines run on that worker's thread.
 """
 
 from __future__ import annotations
 
+from ._net import Server
+from ._standalone import EventLoopPolicy, Loop, new_event_loop, run
+from ._transport import EngineTransport
 from ._worker import WorkerLoop, worker_loop
 
-__all__ = ["WorkerLoop", "worker_loop"]
+#: For asyncio.Runner(loop_factory=...) and asyncio.run(..., loop_factory=...).
+loop_factory = new_event_loop
+
+__all__ = ["WorkerLoop", "worker_loop", "Loop", "new_event_loop", "loop_factory", "run",
+           "EventLoopPolicy", "EngineTransport", "Server"]

@@ -25,6 +25,8 @@ from contextvars import Context
 from typing import Any, TypeVar
 
 from .. import _core
+from ._fdwatch import FdWatch
+from ._net import EngineNet
 
 _T = TypeVar("_T")
 
@@ -33,8 +35,13 @@ _T = TypeVar("_T")
 _COMPACT_MIN = 100
 
 
-class WorkerLoop(asyncio.BaseEventLoop):
+class WorkerLoop(FdWatch, EngineNet, asyncio.BaseEventLoop):  # type: ignore[misc]
     """The asyncio event loop of one engine worker (see the module docstring)."""
+
+    # Engine callbacks call asyncio protocols at once (the loop always runs).
+    _px_direct = True
+    # create_server: each worker's connections go to that worker's loop.
+    _px_per_worker = True
 
     _ready: collections.deque[asyncio.Handle]
     _scheduled: list[Any]  # TimerHandle, with the private fields typeshed omits
@@ -44,12 +51,15 @@ class WorkerLoop(asyncio.BaseEventLoop):
     _debug: bool
     _current_handle: asyncio.Handle | None
     _closed: bool
+    _stopping: bool
 
     def __init__(self, waker: Any) -> None:
         super().__init__()
         self._px_waker = waker
         self._px_arm: Callable[[float], None] = waker.arm
+        self._px_wake: Callable[[], None] = waker.wake
         self._px_soon = False  # armed for "right after this batch", or pumping
+        self._px_eng = _core.current_engine()
         # Running for the engine's whole life: is_running() is True and
         # asyncio calls that want a running loop accept this one.
         self._thread_id = threading.get_ident()
@@ -63,11 +73,19 @@ class WorkerLoop(asyncio.BaseEventLoop):
         """Index of the worker that runs this loop."""
         return int(self._px_waker.worker)
 
+    def _px_engine(self) -> Any:
+        return self._px_eng
+
+    def _px_connect_worker(self) -> object:
+        return "caller"
+
     # ---- scheduling ------------------------------------------------------------
 
     def _call_soon(self, callback: Callable[..., object], args: Any,
                    context: Context | None) -> asyncio.Handle:
         handle = asyncio.Handle(callback, args, self, context)
+        if handle._source_traceback:  # type: ignore[attr-defined]
+            del handle._source_traceback[-1]  # type: ignore[attr-defined]
         self._ready.append(handle)
         if not self._px_soon:
             self._px_arm(0.0)
@@ -77,6 +95,8 @@ class WorkerLoop(asyncio.BaseEventLoop):
     def call_at(self, when: float, callback: Callable[..., object], *args: Any,  # type: ignore[override]
                 context: Context | None = None) -> asyncio.TimerHandle:
         timer = super().call_at(when, callback, *args, context=context)
+        if timer._source_traceback:  # type: ignore[attr-defined]
+            del timer._source_traceback[-1]  # type: ignore[attr-defined]
         if not self._px_soon and self._scheduled[0] is timer:
             self._px_arm(when)
         return timer
@@ -88,12 +108,14 @@ class WorkerLoop(asyncio.BaseEventLoop):
         if self._debug:
             self._check_callback(callback, "call_soon_threadsafe")  # type: ignore[attr-defined]
         handle = asyncio.Handle(callback, args, self, context)
+        if handle._source_traceback:  # type: ignore[attr-defined]
+            del handle._source_traceback[-1]  # type: ignore[attr-defined]
         self._ready.append(handle)
-        self._px_waker.wake()
+        self._px_wake()
         return handle
 
     def _write_to_self(self) -> None:
-        self._px_waker.wake()
+        self._px_wake()
 
     # ---- the pump (called by the worker) ---------------------------------------
 
@@ -169,6 +191,7 @@ class WorkerLoop(asyncio.BaseEventLoop):
     def _px_worker_done(self) -> None:
         """The engine is joined (main thread): nothing will pump this loop again."""
         self._thread_id = None
+        self._px_watch_close()
         if not self._closed:
             self.close()
 

@@ -1,0 +1,60 @@
+"""CPython's own stream, protocol and transport tests (test.test_asyncio) pass
+against pyparallel.asyncio (conformance.py runs them with our loop), except
+the features listed below, which pyparallel.asyncio does not serve yet: each
+such test must fail only because of that (NotImplementedError, or start_tls
+refusing an engine transport), so that a regression anywhere else fails here.
+The wider run (event loop, futures, tasks, sockets) is docs/asyncio.md's."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RUNNER = Path(__file__).with_name("conformance.py")
+
+NOT_SERVED = {
+    "test_open_connection_no_loop_ssl": "TLS is not served yet",
+    "test_start_tls": "TLS is not served yet (start_tls needs a selector transport)",
+    "test_open_unix_connection": "Unix domain sockets are not served by the engine",
+    "test_open_unix_connection_error": "Unix domain sockets are not served by the engine",
+    "test_open_unix_connection_no_loop_ssl": "Unix domain sockets are not served by the engine",
+    "test_start_unix_server": "Unix domain sockets are not served by the engine",
+}
+
+# Gaps found by CPython 3.13's suite (the 3.11 suite has neither test), each
+# failing only as described until fixed:
+KNOWN_GAPS = {
+    # the refused connect's exception is still referenced by its future (a
+    # cycle the collector takes, which the test forbids)
+    "test_open_connection_happy_eyeball_refcycles": "Future finished exception=",
+    # a second ResourceWarning besides the StreamWriter's when it is collected
+    "test_unclosed_resource_warnings": "AssertionError: 2 != 1",
+}
+
+
+@pytest.mark.timeout(300)
+def test_stream_protocol_transport_suites(backend: str) -> None:
+    env = {"PX_BACKEND": backend}
+    import os
+    env = {**os.environ, **env}
+    out = subprocess.run([sys.executable, str(RUNNER), "test_streams", "test_protocols",
+                          "test_transports"], capture_output=True, text=True, timeout=280,
+                         env=env)
+    failed = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("FAIL "):
+            name, _, why = line[5:].partition(": ")
+            failed[name.rsplit(".", 1)[-1]] = why
+    assert "TOTAL run=" in out.stdout, out.stdout + out.stderr[-3000:]
+    unexpected = {n: why for n, why in failed.items()
+                  if n not in NOT_SERVED and n not in KNOWN_GAPS}
+    assert not unexpected, unexpected
+    for name, why in failed.items():
+        if name in KNOWN_GAPS:
+            assert KNOWN_GAPS[name] in why or KNOWN_GAPS[name] in out.stdout, (name, why)
+        else:
+            assert "NotImplementedError" in why or "is not supported by start_tls" in why, \
+                (name, why)
