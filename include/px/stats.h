@@ -38,7 +38,7 @@
     X(budget_held)      /* bytes of request bodies and unsent output held now */               \
     X(budget_refused)   /* request bodies refused (503) over the memory budget */              \
     X(budget_closed)    /* slow readers closed to get back under the budget */                 \
-    X(proxy_refused)    /* connections closed for a missing or malformed PROXY header */ \
+    X(proxy_refused)    /* connections closed for a missing or malformed PROXY header */       \
     X(ws_upgrades)      /* connections that became WebSockets */                               \
     X(ws_messages_in)   /* WebSocket messages received whole */                                \
     X(ws_messages_out)  /* WebSocket messages sent (any thread) */
