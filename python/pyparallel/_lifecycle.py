@@ -413,7 +413,8 @@ def transport() -> _core.Transport | None:
 def _on_signal(signum: int, frame: Any) -> None:
     global _stop_requested
     eng = _engine
-    _restart.stopping()
+    if _restart.stopping():
+        return  # a new process took over: the drain under way stops this one
     if eng is not None and eng.started:
         eng.shutdown(_shutdown_timeout)
     else:

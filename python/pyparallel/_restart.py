@@ -48,6 +48,8 @@ _inherited: list[dict[str, Any]] | None = None  # parsed once; entries gain "cla
 _ready_fd: int | None = None
 _pid_file: str | None = None
 _restarting = False
+_child: int | None = None  # a new process started and not yet ready (under _lock)
+_handing_over = False  # the new process is ready: this one drains (under _lock)
 
 
 def _log(msg: str) -> None:
@@ -238,8 +240,28 @@ def ready() -> None:
     notify(f"READY=1\nMAINPID={os.getpid()}")
 
 
-def stopping() -> None:
+def stopping() -> bool:
+    """This process is told to stop (SIGTERM/SIGINT). A new process still
+    starting is stopped with it (it holds the listening sockets too, which the
+    stop is about to shut down). True when a hand-over is under way instead:
+    the drain stops this process and the caller must leave the sockets alone."""
+    global _child
     notify("STOPPING=1")
+    with _lock:
+        pid, _child = _child, None
+        if _handing_over:
+            return True
+    if pid is not None:
+        _log(f"stopping: new process {pid} was not ready yet; stopping it too")
+        _kill_and_reap(pid)
+    return False
+
+
+def _kill_and_reap(pid: int) -> None:
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 # -- SIGHUP: start the new process, hand over --------------------------------
@@ -269,29 +291,33 @@ def _await_ready(pid: int, r: int, timeout: float) -> str | None:
     """None once pid said READY=1 on r, else why not."""
     deadline = time.monotonic() + timeout
     got = b""
+    poller = select.poll()
+    poller.register(r, select.POLLIN)
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            _kill_and_reap(pid)
             return f"not ready within {timeout:g} s (killed)"
-        readable, _, _ = select.select([r], [], [], min(left, 0.5))
-        if readable:
+        # poll, not select: on a busy server the pipe's descriptor is past 1024.
+        if poller.poll(min(left, 0.5) * 1000):
             data = os.read(r, 256)
             got += data
             if b"READY=1" in got:
                 return None
             if not data:  # the new process closed its end without READY
                 break
-    _, status = os.waitpid(pid, 0)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:  # reaped by stopping(): this process stops too
+        return "stopped with this process"
     if os.WIFSIGNALED(status):
         return f"exited on signal {os.WTERMSIG(status)} before it was ready"
     return f"exited with status {os.waitstatus_to_exitcode(status)} before it was ready"
 
 
 def _run_restart(eng: Any, timeout: float, grace: float, shutdown_timeout: float) -> None:
-    global _restarting
+    global _restarting, _child, _handing_over
+    pid: int | None = None
     try:
         fds = eng.listen_fds()
         if not fds:
@@ -306,11 +332,20 @@ def _run_restart(eng: Any, timeout: float, grace: float, shutdown_timeout: float
             return
         finally:
             os.close(w)
+        with _lock:
+            _child = pid
         _log(f"SIGHUP: started new process {pid}")
         try:
             why = _await_ready(pid, r, timeout)
         finally:
             os.close(r)
+        with _lock:
+            if _child != pid:  # stopping() took it: this process is stopping
+                pid = None
+                return
+            _child = None
+            if why is None:
+                _handing_over = True
         if why is not None:
             _log(f"restart failed: new process {pid} {why}; still serving")
             return
@@ -318,6 +353,15 @@ def _run_restart(eng: Any, timeout: float, grace: float, shutdown_timeout: float
         notify(f"MAINPID={pid}")
         eng.drain(grace, shutdown_timeout)
     except Exception as e:  # a restart that fails must never stop the server
+        with _lock:
+            if _handing_over:
+                pid = None  # the new process serves; it stays
+            elif _child == pid:
+                _child = None
+            else:
+                pid = None
+        if pid is not None:
+            _kill_and_reap(pid)
         _log(f"restart failed: {e!r}; still serving")
     finally:
         with _lock:
