@@ -154,6 +154,9 @@ class Engine:
         (HTTP answers with Connection: close), then shut down."""
     def listen_fds(self) -> list[int]:
         """The servers' listening descriptors (the engine's), oldest server first."""
+    def announce_stop(self) -> None:
+        """Serve on, but HTTP health answers 503 draining and every answer says
+        Connection: close (a stop's drain grace)."""
     def shutdown(self, timeout: float = 5.0, /) -> None:
         """Stop accepting, drain sends, close; abort what is left after timeout."""
     def join(self) -> None:

@@ -58,6 +58,9 @@ def test_health_ok_then_draining(backend: str, target: str) -> None:
                 assert proc.proc.wait(30) == 0
                 new = read_pid(pid_file)
                 assert new is not None
+                # PX_DRAIN_GRACE is the new one's stop grace too: a second
+                # signal ends it at once.
+                os.kill(new, signal.SIGINT)
                 stop_pid(new)
         finally:
             proc.close()
