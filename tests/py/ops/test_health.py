@@ -18,7 +18,8 @@ from helpers import HOST, SERVERS, ServerProcess, child_env
 from ops_helpers import SERVE, get, read_pid, reaping, stop_pid, wait_for
 
 
-@pytest.mark.parametrize("target", ["ops_app:App", "ops_app:wsgi_app"], ids=["http", "wsgi"])
+@pytest.mark.parametrize("target", ["ops_app:App", "ops_app:wsgi_app", "ops_app:asgi_app"],
+                         ids=["http", "wsgi", "asgi"])
 def test_health_ok_then_draining(backend: str, target: str) -> None:
     with tempfile.TemporaryDirectory() as t:
         pid_file = Path(t) / "server.pid"

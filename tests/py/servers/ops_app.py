@@ -1,5 +1,5 @@
 """The application of the production tests (tests/py/ops), served by
-``pyparallel serve ops_app:App`` or ``ops_app:wsgi_app``.
+``pyparallel serve ops_app:App``, ``ops_app:wsgi_app`` or ``ops_app:asgi_app``.
 
 /pid answers the serving process's pid; /addr it and the client's address
 (REMOTE_ADDR, REMOTE_PORT: what the WSGI app, and asgi_app from its scope, answer on
