@@ -131,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
                         "503 draining, before stopping; a restart's old process serves its "
                         "connections that long (default: PX_DRAIN_GRACE, else 0 for a stop, "
                         "1 for a restart)")
+    p.add_argument("--proxy-timeout", type=float, default=None, metavar="SECONDS",
+                   help="--proxy-protocol: a connection whose header is not in within "
+                        "SECONDS is closed (default 5)")
     p.add_argument("--pid-file", metavar="FILE", default=None,
                    help="keep FILE naming the serving process (SIGHUP restarts it)")
     return p
@@ -142,6 +145,8 @@ def _limits(args: argparse.Namespace) -> dict[str, Any]:
         limits["health_path"] = args.health_path
     if args.proxy_protocol:
         limits["proxy_protocol"] = True
+    if args.proxy_timeout is not None:
+        limits["proxy_timeout"] = args.proxy_timeout
     if args.max_body is not None:
         limits["max_body"] = args.max_body
     for name, key in (("timeout_keep_alive", "keepalive_timeout"),
