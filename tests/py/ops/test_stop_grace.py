@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import sys
 import time
 
 import pytest
@@ -84,5 +85,23 @@ def test_no_grace_stops_at_once(backend: str) -> None:
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.proc.wait(30) == 0
         assert "draining" not in proc.stderr_text()
+    finally:
+        proc.close()
+
+
+def test_run_keyword(backend: str) -> None:
+    proc = ServerProcess([sys.executable, str(SERVERS / "grace_run.py"), "60"],
+                         child_env(backend), ready=True, ready_timeout=30)
+    try:
+        assert get(proc.port, "/healthz")[:2] == (200, "ok\n")
+        os.kill(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while (answer := get(proc.port, "/healthz"))[0] == 200:
+            assert time.monotonic() < deadline, "never draining"
+            time.sleep(0.05)
+        assert answer[:2] == (503, "draining\n")
+        assert proc.proc.poll() is None
+        os.kill(proc.pid, signal.SIGINT)
+        assert proc.proc.wait(30) == 0
     finally:
         proc.close()
