@@ -270,6 +270,13 @@ void px_engine_shutdown(px_engine_t *e, unsigned timeout_ms);
  * A worker with no connection left finishes early. Any thread. */
 void px_engine_drain(px_engine_t *e, unsigned grace_ms, unsigned timeout_ms);
 
+/* Announce a coming stop while serving on (a stop's drain grace, so that a
+ * load balancer takes the process out before its connections close): from
+ * now on px_conn_draining is true on every connection, so an HTTP server's
+ * health endpoint answers 503 and each answer says Connection: close; the
+ * listeners go on accepting. px_engine_shutdown ends it. Any thread. */
+void px_engine_announce_stop(px_engine_t *e);
+
 /* The listening sockets of every server, oldest server first, each server's
  * in listener order (what a new process needs to serve the same ports).
  * Writes at most max descriptors, which stay the engine's. Returns the count

@@ -47,6 +47,7 @@ typedef struct px_http_config {
                                       (borrowed: must outlive the server); NULL: none */
     bool proxy_protocol;           /* each connection starts with a PROXY protocol
                                       header (px_endpoint_config_t.proxy_protocol) */
+    unsigned proxy_timeout_ms;     /* for that header; 0: PX_DEFAULT_PROXY_TIMEOUT_MS */
 } px_http_config_t;
 
 /* Fill cfg with the defaults above and px_http_limits_default's. */

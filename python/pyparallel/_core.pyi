@@ -130,6 +130,7 @@ class Engine:
         wsgi: Mapping[str, Any] | None = None,
         health_path: str | None = None,
         proxy_protocol: bool = False,
+        proxy_timeout: float = 0.0,
     ) -> int:
         """Serve an HTTP application on host:port; returns the bound port.
         fallback_takes_body False: a request no route matches is answered
@@ -145,7 +146,9 @@ class Engine:
         root_path, scheme_header, server_name, server_software, access_log).
         health_path: GET/HEAD of it answered by the server (200 ok, 503
         draining while stopping). proxy_protocol: each connection starts
-        with a PROXY protocol header, whose client is remote_addr."""
+        with a PROXY protocol header, whose client is remote_addr;
+        proxy_timeout: seconds to receive it, else the connection is closed
+        (0: 5 s)."""
     def start(self) -> None:
         """Start the worker threads (once; later calls do nothing)."""
     def drain(self, grace: float = 1.0, timeout: float = 5.0, /) -> None:
@@ -154,6 +157,9 @@ class Engine:
         (HTTP answers with Connection: close), then shut down."""
     def listen_fds(self) -> list[int]:
         """The servers' listening descriptors (the engine's), oldest server first."""
+    def announce_stop(self) -> None:
+        """Serve on, but HTTP health answers 503 draining and every answer says
+        Connection: close (a stop's drain grace)."""
     def shutdown(self, timeout: float = 5.0, /) -> None:
         """Stop accepting, drain sends, close; abort what is left after timeout."""
     def join(self) -> None:

@@ -24,6 +24,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +44,8 @@ _gil_warned = False
 _last_engine: _core.Engine | None = None
 _stop_requested = False   # SIGTERM/SIGINT before the engine ran
 _shutdown_timeout = 5.0
+_drain_grace: float | None = None  # run(drain_grace=); None: PX_DRAIN_GRACE or none
+_stop_at: float | None = None  # SIGTERM/SIGINT in its drain grace: shut down then
 _serving = False  # a server is registered: run() lasts until shutdown
 _saved_handlers: dict[int, Any] = {}
 # Called with an engine once it has finished (see _on_engine_finished).
@@ -308,7 +311,8 @@ def _start(workers: int | None, options: dict[str, Any]) -> _core.Engine:
 
 
 def run(workers: int | None = None, shutdown_timeout: float = 5.0, share_main: bool = False,
-        raise_errors: bool = False, pid_file: str | None = None, **options: Any) -> None:
+        raise_errors: bool = False, pid_file: str | None = None,
+        drain_grace: float | None = None, **options: Any) -> None:
     """Serve until :func:`shutdown`, SIGINT or SIGTERM (graceful: in-flight
     callbacks and sends finish within ``shutdown_timeout``), or, with no server
     registered, until the clients have all closed and no work, timer or
@@ -338,9 +342,18 @@ def run(workers: int | None = None, shutdown_timeout: float = 5.0, share_main: b
     it with no connection lost (a new process with the same command line takes
     the sockets over; this one drains and returns from ``run()`` once the new
     one is ready, or serves on when it fails to start).
+
+    ``drain_grace`` (seconds; default ``PX_DRAIN_GRACE``, else 0 for a stop
+    and 1 for a restart): on SIGTERM or SIGINT the process first serves on,
+    still accepting, for that long while an HTTP health endpoint answers 503
+    "draining" and every answer says ``Connection: close``, so a load
+    balancer takes it out before connections are refused; then it stops as
+    above. A second signal stops it at once. A restart's old process serves
+    its open connections that long.
     """
-    global _shutdown_timeout
+    global _shutdown_timeout, _drain_grace
     _shutdown_timeout = shutdown_timeout
+    _drain_grace = drain_grace
     if share_main and not (_engine is not None and _engine.started):
         _sharing.share_main()
     # The handlers stay while the engine runs, also when an exception from a
@@ -360,6 +373,8 @@ def run(workers: int | None = None, shutdown_timeout: float = 5.0, share_main: b
         # Without servers, run() ends when the work does: look more often.
         if eng.wait(0.25 if _serving else 0.05):
             break
+        if _stop_at is not None and time.monotonic() >= _stop_at:
+            eng.shutdown(shutdown_timeout)  # the drain grace is over
         # Work pending off the workers (submit_wait, submit_io) holds a task
         # until it was handed to a worker: one counter, never 0 in between.
         if not _serving and eng.tasks == 0 and eng.clients == 0:
@@ -382,12 +397,13 @@ def run_once(timeout: float = 0.0, raise_errors: bool = False) -> bool:
 
 
 def _finish(eng: _core.Engine) -> None:
-    global _engine, _serving, _last_engine, _stop_requested
+    global _engine, _serving, _last_engine, _stop_requested, _stop_at
     with _lock:
         if _engine is eng:
             _engine = None
             _serving = False
             _stop_requested = False
+            _stop_at = None
         _last_engine = eng  # px.stats() still reports its final counters
     _restore_signal_handlers()
     _restart.remove_pid_file()
@@ -411,20 +427,29 @@ def transport() -> _core.Transport | None:
 
 
 def _on_signal(signum: int, frame: Any) -> None:
-    global _stop_requested
+    global _stop_requested, _stop_at
     eng = _engine
     if _restart.stopping():
         return  # a new process took over: the drain under way stops this one
     if eng is not None and eng.started:
-        eng.shutdown(_shutdown_timeout)
+        grace = _restart.drain_grace(_drain_grace) or 0.0
+        if grace > 0 and _stop_at is None and not eng.finished:
+            # Serve on while the health check says draining: the balancer
+            # takes this process out before its connections are refused.
+            _restart.log(f"{signal.Signals(signum).name}: draining for {grace:g} s, "
+                         "then stopping")
+            eng.announce_stop()
+            _stop_at = time.monotonic() + grace
+            return
+        eng.shutdown(_shutdown_timeout)  # no grace, or a second signal: now
     else:
         _stop_requested = True  # run() stops at once when it gets there
 
 
 def _on_sighup(signum: int, frame: Any) -> None:
     eng = _engine
-    if eng is not None and eng.started and not eng.finished:
-        _restart.restart(eng, _shutdown_timeout)
+    if eng is not None and eng.started and not eng.finished and _stop_at is None:
+        _restart.restart(eng, _shutdown_timeout, _drain_grace)
 
 
 def _install_signal_handlers(signals: tuple[int, ...],

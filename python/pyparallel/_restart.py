@@ -36,7 +36,8 @@ import time
 from typing import Any
 
 __all__ = ["claim", "inherited", "notify", "ready", "stopping", "set_pid_file",
-           "remove_pid_file", "restart", "READY_FD_ENV", "RESTART_TIMEOUT", "DRAIN_GRACE"]
+           "remove_pid_file", "restart", "drain_grace", "log", "READY_FD_ENV",
+           "RESTART_TIMEOUT", "DRAIN_GRACE"]
 
 READY_FD_ENV = "PX_READY_FD"  # the old process's end: where the new one says READY=1
 RESTART_TIMEOUT = 60.0  # seconds a new process has to become ready (PX_RESTART_TIMEOUT)
@@ -54,6 +55,20 @@ _handing_over = False  # the new process is ready: this one drains (under _lock)
 
 def _log(msg: str) -> None:
     print(f"pyparallel[{os.getpid()}]: {msg}", file=sys.stderr, flush=True)
+
+
+log = _log
+
+
+def drain_grace(explicit: float | None) -> float | None:
+    """The drain grace configured: explicit (``run(drain_grace=)``,
+    ``--drain-grace``), else PX_DRAIN_GRACE, else None (each use its default:
+    a restart drains DRAIN_GRACE, a stop none)."""
+    if explicit is not None:
+        return max(0.0, explicit)
+    if os.environ.get("PX_DRAIN_GRACE") is None:
+        return None
+    return max(0.0, _env_float("PX_DRAIN_GRACE", 0.0))
 
 
 def _env_float(name: str, default: float) -> float:
@@ -368,9 +383,10 @@ def _run_restart(eng: Any, timeout: float, grace: float, shutdown_timeout: float
             _restarting = False
 
 
-def restart(eng: Any, shutdown_timeout: float) -> bool:
+def restart(eng: Any, shutdown_timeout: float, grace: float | None = None) -> bool:
     """Begin a zero-downtime restart of this process serving with eng (from
-    the SIGHUP handler). False when one is already under way."""
+    the SIGHUP handler); grace as drain_grace. False when one is already
+    under way."""
     global _restarting
     with _lock:
         if _restarting:
@@ -378,7 +394,8 @@ def restart(eng: Any, shutdown_timeout: float) -> bool:
             return False
         _restarting = True
     timeout = _env_float("PX_RESTART_TIMEOUT", RESTART_TIMEOUT)
-    grace = _env_float("PX_DRAIN_GRACE", DRAIN_GRACE)
+    configured = drain_grace(grace)
+    grace = DRAIN_GRACE if configured is None else configured
     threading.Thread(target=_run_restart, args=(eng, timeout, grace, shutdown_timeout),
                      name="pyparallel-restart", daemon=True).start()
     return True

@@ -126,6 +126,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--proxy-protocol", action="store_true",
                    help="each connection starts with a PROXY protocol header (v1 or v2) from "
                         "a load balancer: REMOTE_ADDR is the client it names")
+    p.add_argument("--drain-grace", type=float, default=None, metavar="SECONDS",
+                   help="on SIGTERM/SIGINT serve on that long, the health path answering "
+                        "503 draining, before stopping; a restart's old process serves its "
+                        "connections that long (default: PX_DRAIN_GRACE, else 0 for a stop, "
+                        "1 for a restart)")
+    p.add_argument("--proxy-timeout", type=float, default=None, metavar="SECONDS",
+                   help="--proxy-protocol: a connection whose header is not in within "
+                        "SECONDS is closed (default 5)")
     p.add_argument("--pid-file", metavar="FILE", default=None,
                    help="keep FILE naming the serving process (SIGHUP restarts it)")
     return p
@@ -137,6 +145,8 @@ def _limits(args: argparse.Namespace) -> dict[str, Any]:
         limits["health_path"] = args.health_path
     if args.proxy_protocol:
         limits["proxy_protocol"] = True
+    if args.proxy_timeout is not None:
+        limits["proxy_timeout"] = args.proxy_timeout
     if args.max_body is not None:
         limits["max_body"] = args.max_body
     for name, key in (("timeout_keep_alive", "keepalive_timeout"),
@@ -259,7 +269,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         writer.start()
     print(f"pyparallel: listening on {args.host}:{server.port}", flush=True)
     try:
-        px.run(workers=args.workers, pid_file=args.pid_file)
+        px.run(workers=args.workers, pid_file=args.pid_file, drain_grace=args.drain_grace)
     finally:
         if asgi:
             protocol.shutdown()

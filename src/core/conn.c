@@ -559,5 +559,6 @@ bool px_conn_draining(const px_conn_t *c)
 {
     /* Set by px_engine_shutdown at once, before the worker gets to c. */
     return atomic_load_explicit(&c->w->stop_requested, memory_order_relaxed) ||
+           atomic_load_explicit(&c->w->e->announce_stop, memory_order_relaxed) ||
            (c->state & PX_CONN_STOP_AFTER);
 }

@@ -311,6 +311,11 @@ void px_engine_drain(px_engine_t *e, unsigned grace_ms, unsigned timeout_ms)
         px__worker_drain(e->workers[i], grace_ms, timeout_ms);
 }
 
+void px_engine_announce_stop(px_engine_t *e)
+{
+    atomic_store(&e->announce_stop, true);
+}
+
 int px_engine_listen_fds(px_engine_t *e, int *out, int max)
 {
     px_server_t *s, *order[64];

@@ -329,6 +329,9 @@ struct px_engine {
     bool sup_stop;           /* sup_lock */
     _Atomic int sup_parked;  /* the supervisor sleeps until a worker releases */
     px_resolver_t *resolver; /* name lookups of clients (resolver.c) */
+
+    /* px_engine_announce_stop: connections drain, the listeners accept on. */
+    _Atomic bool announce_stop;
 };
 
 /* The I/O backend: completion-style operations over io_uring or epoll. */

@@ -619,8 +619,7 @@ int px__http_on_data(px_conn_t *c, const char *data, size_t len)
         px_conn_send(c, &iov, 1);
         h->continue_sent = true;
     }
-    /* The head deadline runs from the request's first byte; once the head is
-     * complete the body gets its own deadline. */
+    /* The head deadline runs from the request's first byte; the body has its own. */
     if (!h->deadline_armed || (in_body && !h->in_body)) {
         h->deadline_armed = true;
         px_conn_set_deadline(c, in_body ? s->cfg.body_timeout_ms : s->cfg.head_timeout_ms);
@@ -663,6 +662,7 @@ int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int po
         .sock_flags = PX_SOCK_NODELAY,
         .idle_timeout_ms = s->cfg.keepalive_timeout_ms,
         .proxy_protocol = s->cfg.proxy_protocol,
+        .proxy_timeout_ms = s->cfg.proxy_timeout_ms,
     };
 
     free(s->options_allow);

@@ -412,6 +412,16 @@ static PyObject *engine_drain(PyObject *op, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *engine_announce_stop(PyObject *op, PyObject *unused)
+{
+    px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
+
+    (void)unused;
+    if (self->e && !self->joined)
+        px_engine_announce_stop(self->e);
+    Py_RETURN_NONE;
+}
+
 static PyObject *engine_listen_fds(PyObject *op, PyObject *unused)
 {
     px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
@@ -643,6 +653,9 @@ static PyMethodDef engine_methods[] = {
     {"drain", engine_drain, METH_VARARGS,
      "drain(grace=1.0, timeout=5.0): hand over to another process serving the same\n"
      "sockets: stop accepting, serve open connections for grace s, then shut down."},
+    {"announce_stop", engine_announce_stop, METH_NOARGS,
+     "announce_stop(): serve on, but HTTP health answers 503 draining and every\n"
+     "answer says Connection: close (a stop's drain grace)."},
     {"listen_fds", engine_listen_fds, METH_NOARGS,
      "listen_fds() -> the servers' listening descriptors (the engine's), oldest first"},
     {"join", engine_join, METH_NOARGS, "Wait for the workers to exit."},

@@ -453,6 +453,7 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
                              "wsgi",
                              "health_path",
                              "proxy_protocol",
+                             "proxy_timeout",
                              NULL};
     px_module_state_t *st = px_py_engine_state(engine);
     px_http_config_t cfg;
@@ -462,7 +463,7 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     PyObject *routes = NULL, *error_type = NULL, *conn_factory = NULL, *wsgi = NULL;
     int fallback_takes_body = 1, per_connection = 0, stream_bodies = 0, proxy_protocol = 0;
     Py_ssize_t body_buffer = 0;
-    double ka, head_t, body_t;
+    double ka, head_t, body_t, proxy_t = 0;
     unsigned long long max_body;
     Py_ssize_t max_headers, max_line, max_head;
     px_py_http_app_t *a;
@@ -477,11 +478,11 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     max_line = (Py_ssize_t)cfg.limits.max_request_line;
     max_head = (Py_ssize_t)cfg.limits.max_header_bytes;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "siO|OdddKnnns$OOOiOpOppnOzp:listen_http", kwlist, &host, &port, &app,
+            args, kwds, "siO|OdddKnnns$OOOiOpOppnOzpd:listen_http", kwlist, &host, &port, &app,
             &statics, &ka, &head_t, &body_t, &max_body, &max_headers, &max_line, &max_head,
             &server_name, &response_type, &json_default, &routes, &listen_fd, &error_type,
             &fallback_takes_body, &conn_factory, &per_connection, &stream_bodies, &body_buffer,
-            &wsgi, &health_path, &proxy_protocol))
+            &wsgi, &health_path, &proxy_protocol, &proxy_t))
         return NULL;
     if (response_type && response_type != Py_None && !PyType_Check(response_type)) {
         PyErr_SetString(PyExc_TypeError, "response_type must be a class");
@@ -501,6 +502,12 @@ PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, Py
     cfg.stream_bodies = stream_bodies != 0;
     cfg.body_buffer = body_buffer > 0 ? (size_t)body_buffer : 0;
     cfg.proxy_protocol = proxy_protocol != 0;
+    if (!(proxy_t >= 0 && proxy_t <= 86400)) {
+        PyErr_SetString(PyExc_ValueError, "proxy_timeout must be between 0 and 86400 seconds");
+        return NULL;
+    }
+    /* 0: the default; anything shorter than 1 ms is 1 ms, not the default */
+    cfg.proxy_timeout_ms = proxy_t > 0 && proxy_t < 0.001 ? 1 : (unsigned)(proxy_t * 1000);
     a = PyMem_RawCalloc(1, sizeof(*a));
     if (a == NULL)
         return PyErr_NoMemory();

@@ -18,7 +18,8 @@ from helpers import HOST, SERVERS, ServerProcess, child_env
 from ops_helpers import SERVE, get, read_pid, reaping, stop_pid, wait_for
 
 
-@pytest.mark.parametrize("target", ["ops_app:App", "ops_app:wsgi_app"], ids=["http", "wsgi"])
+@pytest.mark.parametrize("target", ["ops_app:App", "ops_app:wsgi_app", "ops_app:asgi_app"],
+                         ids=["http", "wsgi", "asgi"])
 def test_health_ok_then_draining(backend: str, target: str) -> None:
     with tempfile.TemporaryDirectory() as t:
         pid_file = Path(t) / "server.pid"
@@ -58,6 +59,9 @@ def test_health_ok_then_draining(backend: str, target: str) -> None:
                 assert proc.proc.wait(30) == 0
                 new = read_pid(pid_file)
                 assert new is not None
+                # PX_DRAIN_GRACE is the new one's stop grace too: a second
+                # signal ends it at once.
+                os.kill(new, signal.SIGINT)
                 stop_pid(new)
         finally:
             proc.close()

@@ -23,8 +23,8 @@ from ops_helpers import (
     wait_for,
 )
 
-TARGETS = pytest.mark.parametrize("target", ["ops_app:App", "ops_app:wsgi_app"],
-                                  ids=["http", "wsgi"])
+TARGETS = pytest.mark.parametrize("target", ["ops_app:App", "ops_app:wsgi_app",
+                                             "ops_app:asgi_app"], ids=["http", "wsgi", "asgi"])
 
 
 def serve_argv(target: str, port: int, *extra: str) -> list[str]:

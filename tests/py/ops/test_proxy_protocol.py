@@ -17,8 +17,9 @@ from ops_helpers import SERVE
 
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 TARGETS = pytest.mark.parametrize("target,path", [("ops_app:App", "/addr"),
-                                                  ("ops_app:wsgi_app", "/")],
-                                  ids=["http", "wsgi"])
+                                                  ("ops_app:wsgi_app", "/"),
+                                                  ("ops_app:asgi_app", "/")],
+                                  ids=["http", "wsgi", "asgi"])
 
 
 def v2(src: str, dst: str, sport: int, dport: int, local: bool = False) -> bytes:

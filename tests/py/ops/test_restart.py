@@ -37,7 +37,8 @@ def start(backend: str, tmp: Path, target: str = "ops_app:App",
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("target", ["ops_app:App", "ops_app:wsgi_app"], ids=["http", "wsgi"])
+@pytest.mark.parametrize("target", ["ops_app:App", "ops_app:wsgi_app", "ops_app:asgi_app"],
+                         ids=["http", "wsgi", "asgi"])
 def test_five_restarts_under_load_lose_nothing(backend: str, target: str) -> None:
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)

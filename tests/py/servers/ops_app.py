@@ -1,8 +1,9 @@
 """The application of the production tests (tests/py/ops), served by
-``pyparallel serve ops_app:App`` or ``ops_app:wsgi_app``.
+``pyparallel serve ops_app:App``, ``ops_app:wsgi_app`` or ``ops_app:asgi_app``.
 
 /pid answers the serving process's pid; /addr it and the client's address
-(REMOTE_ADDR, REMOTE_PORT: what the WSGI app answers on any path); /slow?ms=N answers after N ms. When
+(REMOTE_ADDR, REMOTE_PORT: what the WSGI app, and asgi_app from its scope, answer on
+any path); /slow?ms=N answers after N ms. When
 the file named by OPS_APP_FAIL exists, importing fails (its content "hang":
 the import never ends): a restart that cannot start."""
 
@@ -46,3 +47,18 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain"),
                               ("Content-Length", str(len(body)))])
     return [body]
+
+
+async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            kind = message["type"].rsplit(".", 1)[-1]  # startup / shutdown
+            await send({"type": f"lifespan.{kind}.complete"})
+            if kind == "shutdown":
+                return
+    host, port = scope.get("client") or ("", "")
+    body = f"{os.getpid()} {host} {port}".encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": body})
