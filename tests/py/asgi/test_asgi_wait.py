@@ -39,3 +39,11 @@ def test_await_hands_the_worker_off_at_once(backend: str) -> None:
         got = [gap for gap, _ in answers(proc.port, 50)]
         assert statistics.median(got) < BOUND_MS, sorted(got)
 
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_asyncio_debug_mode(backend: str) -> None:
+    # call_soon's thread check: the first step runs on the handler's thread,
+    # after a spare ran the loop
+    with served_asgi(backend, "asgi_wait:app", "--workers", "1",
+                     env={"PYTHONASYNCIODEBUG": "1"}) as proc:
+        assert all(owner for _, owner in answers(proc.port, 20))
