@@ -23,3 +23,11 @@ def test_suspended_handler_hands_the_worker_off_at_once(spawn, backend: str) -> 
         assert status == 200
         got.append(float(body))
     assert statistics.median(got) < BOUND_MS, sorted(got)
+
+
+def test_suspended_handler_in_asyncio_debug_mode(spawn, backend: str) -> None:
+    # call_soon's thread check: the first step runs on the handler's thread,
+    # after a spare ran the loop
+    srv = spawn("aio_app.py", backend=backend, env={"PYTHONASYNCIODEBUG": "1"})
+    for _ in range(20):
+        assert http_get(srv.ports["http"], "/yield")[0] == 200
