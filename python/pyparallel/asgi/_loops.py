@@ -48,6 +48,9 @@ def start(loop: asyncio.AbstractEventLoop,
     if waker is not None and waker.claim():
         prev = events._get_running_loop()
         events._set_running_loop(loop)
+        # debug mode's call_soon checks this: it names the spare that last ran the loop
+        prev_thread = getattr(loop, "_thread_id", None)
+        loop._thread_id = threading.get_ident()  # type: ignore[attr-defined]
         try:
             task = begin()
             ready = getattr(loop, "_ready", None)
@@ -55,6 +58,7 @@ def start(loop: asyncio.AbstractEventLoop,
                                                       None) is task:
                 ready.pop()._run()  # no eager tasks (3.11): its first step now
         finally:
+            loop._thread_id = prev_thread  # type: ignore[attr-defined]
             events._set_running_loop(prev)
             waker.unclaim()
     else:
@@ -67,6 +71,7 @@ def handing_over(loop: asyncio.AbstractEventLoop) -> None:
     waker = getattr(loop, "_px_waker", None)
     if waker is not None:
         waker.wake()
+        _core.worker_waiting()  # the wait looks like a short lock wait to the engine
 
 
 def _companion_loop() -> asyncio.AbstractEventLoop:

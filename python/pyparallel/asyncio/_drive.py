@@ -72,6 +72,9 @@ def _step_here(loop: WorkerLoop, coro: Coroutine[Any, Any, Any]) -> asyncio.Task
     """A task of coro whose first step has run on this thread (claimed)."""
     prev = events._get_running_loop()
     events._set_running_loop(loop)
+    # debug mode's call_soon checks this: it names the spare that last ran the loop
+    prev_thread = loop._thread_id
+    loop._thread_id = _thread.get_ident()
     try:
         if _EAGER:
             return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
@@ -81,6 +84,7 @@ def _step_here(loop: WorkerLoop, coro: Coroutine[Any, Any, Any]) -> asyncio.Task
             ready.pop()._run()
         return task
     finally:
+        loop._thread_id = prev_thread
         events._set_running_loop(prev)
 
 
@@ -106,5 +110,6 @@ def drive_http(aw: Awaitable[Any], request: object) -> Any:
         done.acquire()
         task.add_done_callback(lambda _t: done.release())
         waker.wake()  # queued work: the worker goes to a spare while we wait
+        _core.worker_waiting()  # at once: the wait looks like a short lock wait
         done.acquire()
     return task.result()

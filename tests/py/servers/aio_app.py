@@ -17,7 +17,8 @@ Ports:
           cancel     a cancelled call_later never runs
           worker     the worker's index (coroutines stay on their worker)
   http    /fast (async, no await), /sleep (awaits 50 ms), /boom (raises after
-          an await), /sync (a plain handler next to them)
+          an await), /sync (a plain handler next to them), /yield (how long
+          one await's resumption took, ms)
 """
 
 from __future__ import annotations
@@ -126,6 +127,17 @@ class App(HttpServer):
     async def sleep(self, request: Any) -> bytes:
         await asyncio.sleep(0.05)
         return b"slept"
+
+    @route("/yield")
+    async def yield_once(self, request: Any) -> bytes:
+        # how long the task waited to resume: the handler's wait must hand
+        # the worker (and its loop) off at once
+        loop = asyncio.get_running_loop()
+        woken = loop.create_future()
+        loop.call_soon(woken.set_result, None)  # resumed only by a turn of the loop
+        t0 = time.monotonic()
+        await woken
+        return b"%.3f" % ((time.monotonic() - t0) * 1000)
 
     @route("/boom")
     async def boom(self, request: Any) -> bytes:
