@@ -158,10 +158,15 @@ class Database:
         while True:
             try:
                 with self.connection() as conn:
-                    with conn.transaction():
-                        if isolation is not None:
-                            conn.execute(_ISOLATION[isolation])
-                        return fn(conn)
+                    try:
+                        with conn.transaction():
+                            if isolation is not None:
+                                conn.execute(_ISOLATION[isolation])
+                            return fn(conn)
+                    except BaseException:
+                        if self._fast:
+                            _fast.forget(conn)  # rolled back: psycopg may have deallocated
+                        raise
             except RETRYABLE:
                 if attempt >= retries:
                     raise

@@ -18,15 +18,17 @@ blocking call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import pq
 from psycopg.adapt import Transformer
 
-__all__ = ["Unsupported", "to_dollar", "fetch", "fetch_batch"]
+__all__ = ["Unsupported", "to_dollar", "fetch", "fetch_batch", "forget"]
+
+T = TypeVar("T")
 
 _OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
 
@@ -70,11 +72,23 @@ def _encode(params: Sequence[Any] | None) -> list[bytes | None]:
 class _State:
     """What this module keeps on a connection: its statement names and loaders."""
 
-    __slots__ = ("names", "tx")
+    __slots__ = ("names", "tx", "serial")
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.names: dict[str, bytes] = {}
         self.tx = Transformer(conn)
+        self.serial = 0  # never reused: a name forgotten here may live on the server
+
+
+def forget(conn: psycopg.Connection[Any]) -> None:
+    """Forget the statements prepared on conn, and deallocate them: after a
+    rollback psycopg deallocates every statement when it had prepared one
+    itself, else nothing; afterwards neither side has any."""
+    st: _State | None = getattr(conn, "_px_fast", None)
+    if st is None or not st.names or conn.closed or conn.broken:
+        return
+    st.names.clear()
+    conn.execute("DEALLOCATE ALL", prepare=False)
 
 
 def _state(conn: psycopg.Connection[Any]) -> _State:
@@ -91,7 +105,8 @@ def _prepared(conn: psycopg.Connection[Any], st: _State, query: str) -> bytes:
         sql = to_dollar(query)
         if sql is None:
             raise Unsupported("placeholders")
-        name = f"_px_{len(st.names)}".encode()
+        name = f"_px_{st.serial}".encode()
+        st.serial += 1
         _check(conn, conn.pgconn.prepare(name, sql.encode()))
         st.names[query] = name
     return name
@@ -111,9 +126,26 @@ def _check(conn: psycopg.Connection[Any], res: pq.abc.PGresult | None) -> pq.abc
     return res
 
 
+def _redo_once(run: Callable[[], T], conn: psycopg.Connection[Any]) -> T:
+    """run(); once more after forgetting every statement when the server had
+    none of ours (SQLSTATE 26000): psycopg sends DEALLOCATE ALL after a
+    rollback and after DROP, ALTER, DISCARD ALL or DEALLOCATE ALL. The
+    statement did not run, so running it again is safe."""
+    try:
+        return run()
+    except pg_errors.InvalidSqlStatementName:
+        _state(conn).names.clear()
+        return run()
+
+
 def fetch(conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | None,
           one: bool) -> Any:
     """The first row (one) or every row of query, as tuples."""
+    return _redo_once(lambda: _fetch(conn, query, params, one), conn)
+
+
+def _fetch(conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | None,
+           one: bool) -> Any:
     values = _encode(params)
     st = _state(conn)
     name = _prepared(conn, st, query)
@@ -134,6 +166,11 @@ def fetch_batch(conn: psycopg.Connection[Any], query: str,
                 params_seq: Sequence[Sequence[Any]]) -> list[Any]:
     """query once per parameter tuple in one libpq pipeline (one round
     trip); the first row of each (None when it had none)."""
+    return _redo_once(lambda: _fetch_batch(conn, query, params_seq), conn)
+
+
+def _fetch_batch(conn: psycopg.Connection[Any], query: str,
+                 params_seq: Sequence[Sequence[Any]]) -> list[Any]:
     encoded = [_encode(p) for p in params_seq]
     st = _state(conn)
     name = _prepared(conn, st, query)
