@@ -8,7 +8,7 @@ call through ``psycopg.pq`` and psycopg's own row loaders cost about 60 us;
 a pipelined batch of 20 drops from ~1.3 ms to ~0.4 ms. So fetchone/fetchall/
 fetch_many prepare each statement once per connection under a name of their
 own and run it here; statements this module cannot encode (named
-placeholders, parameters other than None/bool/int/float/str/bytes) go
+placeholders, parameters other than None/bool/int/float/str) go
 through the cursor as usual.
 
 ctypes calls release the GIL, and the wait inside libpq blocks only the
@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import pq
-from psycopg.adapt import Transformer
+from psycopg.adapt import PyFormat, Transformer
 
 __all__ = ["Unsupported", "to_dollar", "fetch", "fetch_batch", "forget"]
 
@@ -50,23 +50,23 @@ def to_dollar(query: str) -> str | None:
     return "".join(out)
 
 
-def _encode(params: Sequence[Any] | None) -> list[bytes | None]:
+_SIMPLE = (int, float, str, bool, type(None))
+
+
+def _encode(tx: Transformer, params: Sequence[Any] | None) -> tuple[list[Any], tuple[int, ...]]:
+    """params as psycopg's own dumpers encode them (text format): the same
+    types (so ``SELECT %s`` answers as psycopg's cursor does), the
+    connection's client encoding, DataError on a NUL in a string (libpq
+    would cut the string there)."""
     if not params:
-        return []
-    out: list[bytes | None] = []
+        return [], ()
+    if type(params) is not tuple and type(params) is not list:
+        raise Unsupported(type(params).__name__)  # a mapping: named placeholders
     for v in params:
-        t = type(v)
-        if t is int or t is float:
-            out.append(repr(v).encode())
-        elif t is str:
-            out.append(v.encode())
-        elif v is None:
-            out.append(None)
-        elif t is bool:
-            out.append(b"t" if v else b"f")
-        else:
-            raise Unsupported(t.__name__)
-    return out
+        if type(v) not in _SIMPLE:
+            raise Unsupported(type(v).__name__)
+    values = list(tx.dump_sequence(params, [PyFormat.TEXT] * len(params)))
+    return values, tuple(tx.types)
 
 
 class _State:
@@ -75,7 +75,7 @@ class _State:
     __slots__ = ("names", "tx", "serial")
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self.names: dict[str, bytes] = {}
+        self.names: dict[tuple[str, tuple[int, ...]], bytes] = {}
         self.tx = Transformer(conn)
         self.serial = 0  # never reused: a name forgotten here may live on the server
 
@@ -99,16 +99,18 @@ def _state(conn: psycopg.Connection[Any]) -> _State:
     return st
 
 
-def _prepared(conn: psycopg.Connection[Any], st: _State, query: str) -> bytes:
-    name = st.names.get(query)
+def _prepared(conn: psycopg.Connection[Any], st: _State, query: str,
+              types: tuple[int, ...]) -> bytes:
+    key = (query, types)
+    name = st.names.get(key)
     if name is None:
         sql = to_dollar(query)
         if sql is None:
             raise Unsupported("placeholders")
         name = f"_px_{st.serial}".encode()
         st.serial += 1
-        _check(conn, conn.pgconn.prepare(name, sql.encode()))
-        st.names[query] = name
+        _check(conn, conn.pgconn.prepare(name, sql.encode(), types))
+        st.names[key] = name
     return name
 
 
@@ -146,9 +148,9 @@ def fetch(conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | Non
 
 def _fetch(conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | None,
            one: bool) -> Any:
-    values = _encode(params)
     st = _state(conn)
-    name = _prepared(conn, st, query)
+    values, types = _encode(st.tx, params)
+    name = _prepared(conn, st, query, types)
     # None is a NULL to libpq (psycopg's stubs leave it out of the type).
     res = _check(conn, conn.pgconn.exec_prepared(name, values))  # type: ignore[arg-type,unused-ignore]
     try:
@@ -171,9 +173,16 @@ def fetch_batch(conn: psycopg.Connection[Any], query: str,
 
 def _fetch_batch(conn: psycopg.Connection[Any], query: str,
                  params_seq: Sequence[Sequence[Any]]) -> list[Any]:
-    encoded = [_encode(p) for p in params_seq]
     st = _state(conn)
-    name = _prepared(conn, st, query)
+    encoded = []
+    types: tuple[int, ...] | None = None
+    for p in params_seq:
+        values, row_types = _encode(st.tx, p)
+        if types is not None and row_types != types:
+            raise Unsupported("parameter types differ between rows")
+        types = row_types
+        encoded.append(values)
+    name = _prepared(conn, st, query, types or ())
     pgconn = conn.pgconn
     tx = st.tx
     rows: list[Any] = []
