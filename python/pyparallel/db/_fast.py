@@ -32,6 +32,11 @@ T = TypeVar("T")
 
 _OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
 
+#: Statements prepared per connection at most (psycopg keeps 100 too):
+#: queries built with f-strings would otherwise grow the table, here and on
+#: the server, without bound. Past it a new query takes the cursor path.
+MAX_PREPARED = 100
+
 
 class Unsupported(Exception):
     """This statement or its parameters need the cursor path."""
@@ -107,6 +112,8 @@ def _prepared(conn: psycopg.Connection[Any], st: _State, query: str,
         sql = to_dollar(query)
         if sql is None:
             raise Unsupported("placeholders")
+        if len(st.names) >= MAX_PREPARED:
+            raise Unsupported("statement table full")
         name = f"_px_{st.serial}".encode()
         st.serial += 1
         _check(conn, conn.pgconn.prepare(name, sql.encode(), types))
