@@ -252,7 +252,7 @@ def _died_while_idle(conn: psycopg.Connection[Any]) -> bool:
             wait = 0.1
     except (OSError, psycopg.Error):
         return True
-    return pgconn.status == pq.ConnStatus.BAD
+    return bool(pgconn.status == pq.ConnStatus.BAD)
 
 
 def _drop_stale(pool: WorkerPool, conn: psycopg.Connection[Any]) -> None:
