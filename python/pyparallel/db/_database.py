@@ -246,7 +246,10 @@ def _died_while_idle(conn: psycopg.Connection[Any]) -> bool:
         for _ in range(4):
             if pgconn.status == pq.ConnStatus.BAD:
                 return True
-            if not select.select([pgconn.socket], [], [], wait)[0]:
+            # poll, not select: a busy server's descriptors pass 1024.
+            poller = select.poll()
+            poller.register(pgconn.socket, select.POLLIN)
+            if not poller.poll(wait * 1000):
                 return False
             pgconn.consume_input()
             wait = 0.1
