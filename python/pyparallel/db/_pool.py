@@ -62,8 +62,10 @@ class WorkerPool:
         while True:
             with self.cond:
                 while True:
-                    if idle:
-                        return idle.pop()
+                    try:
+                        return idle.pop()  # the fast path pops without the lock
+                    except IndexError:
+                        pass
                     now = time.monotonic()
                     if self.opened < owner.max_per_worker and (
                             self.opened == 0 or now >= self.full_until):
