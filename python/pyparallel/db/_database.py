@@ -9,6 +9,7 @@ stalls the other connections of its worker (tests/py/db/test_db_isolation.py).
 from __future__ import annotations
 
 import random
+import select
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import pq
 
 from . import _fast
 from ._errors import DatabaseUnavailable
@@ -88,12 +90,13 @@ class Database:
     def fetchone(self, query: str, params: Sequence[Any] | None = None) -> Any:
         """The first row of a read (a tuple), or None.
 
-        Reads are retried once on a fresh connection when a pooled connection
-        turns out to be dead (the server restarted since it was last used)."""
+        A pooled connection found dead before the query is sent (the server
+        restarted since it was last used) is replaced; one lost after it was
+        sent raises DatabaseUnavailable (the statement may have run)."""
         return self._read(lambda conn: _fetch(conn, query, params, True, self._fast))
 
     def fetchall(self, query: str, params: Sequence[Any] | None = None) -> list[Any]:
-        """Every row of a read, as tuples (retried once like fetchone)."""
+        """Every row of a read, as tuples (a dead connection replaced like fetchone)."""
         return self._read(lambda conn: _fetch(conn, query, params, False, self._fast))
 
     def execute(self, query: str, params: Sequence[Any] | None = None, *,
@@ -119,7 +122,7 @@ class Database:
         """Run one read per parameter tuple in pipeline mode — every statement
         sent before the first answer comes back, one round trip for the
         batch — and return each statement's first row (None when it had
-        none), in order. Retried once like fetchone."""
+        none), in order. A dead connection is replaced like fetchone."""
         def run(conn: psycopg.Connection[Any]) -> list[Any]:
             if self._fast:
                 try:
@@ -158,10 +161,15 @@ class Database:
         while True:
             try:
                 with self.connection() as conn:
-                    with conn.transaction():
-                        if isolation is not None:
-                            conn.execute(_ISOLATION[isolation])
-                        return fn(conn)
+                    try:
+                        with conn.transaction():
+                            if isolation is not None:
+                                conn.execute(_ISOLATION[isolation])
+                            return fn(conn)
+                    except BaseException:
+                        if self._fast:
+                            _fast.forget(conn)  # rolled back: psycopg may have deallocated
+                        raise
             except RETRYABLE:
                 if attempt >= retries:
                     raise
@@ -186,18 +194,19 @@ class Database:
 
     def _read(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
         pool = self._pools.current()
-        for attempt in (0, 1):
+        while True:  # each turn closes one dead connection: a bounded number
             conn = pool.take()
-            fresh = attempt == 1
+            if _died_while_idle(conn):
+                _drop_stale(pool, conn)
+                continue
             try:
                 result = fn(conn)
             except psycopg.Error as e:
                 if not (conn.broken or conn.closed):
                     pool.give(conn)
                     raise
-                if not fresh:
-                    _drop_stale(pool, conn)
-                    continue
+                # Lost after the query was sent: it may have written
+                # (INSERT ... RETURNING), so it is not run again.
                 pool.lost(conn, e)
                 raise DatabaseUnavailable(
                     f"database connection lost: {_one_line(e)}") from e
@@ -206,7 +215,6 @@ class Database:
                 raise
             pool.give(conn)
             return result
-        raise AssertionError("unreachable")
 
 
 def _backoff(attempt: int) -> None:
@@ -223,6 +231,31 @@ def _fetch(conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | No
             pass
     cur = conn.execute(query, params)
     return cur.fetchone() if one else cur.fetchall()
+
+
+def _died_while_idle(conn: psycopg.Connection[Any]) -> bool:
+    """Whether an idle connection was closed by the server (a restart, a
+    terminated backend): its socket has something to read — the FATAL
+    message and the end of the stream — while nothing was asked."""
+    pgconn = conn.pgconn
+    wait = 0.0
+    try:
+        # The FATAL message and the end of the stream may take a read each,
+        # and the end may come a moment after the message: once anything
+        # came unasked (rare: a NOTIFY, a setting, a shutdown), wait a little.
+        for _ in range(4):
+            if pgconn.status == pq.ConnStatus.BAD:
+                return True
+            # poll, not select: a busy server's descriptors pass 1024.
+            poller = select.poll()
+            poller.register(pgconn.socket, select.POLLIN)
+            if not poller.poll(wait * 1000):
+                return False
+            pgconn.consume_input()
+            wait = 0.1
+    except (OSError, psycopg.Error):
+        return True
+    return bool(pgconn.status == pq.ConnStatus.BAD)
 
 
 def _drop_stale(pool: WorkerPool, conn: psycopg.Connection[Any]) -> None:

@@ -8,7 +8,7 @@ call through ``psycopg.pq`` and psycopg's own row loaders cost about 60 us;
 a pipelined batch of 20 drops from ~1.3 ms to ~0.4 ms. So fetchone/fetchall/
 fetch_many prepare each statement once per connection under a name of their
 own and run it here; statements this module cannot encode (named
-placeholders, parameters other than None/bool/int/float/str/bytes) go
+placeholders, parameters other than None/bool/int/float/str) go
 through the cursor as usual.
 
 ctypes calls release the GIL, and the wait inside libpq blocks only the
@@ -18,17 +18,24 @@ blocking call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import pq
-from psycopg.adapt import Transformer
+from psycopg.adapt import PyFormat, Transformer
 
-__all__ = ["Unsupported", "to_dollar", "fetch", "fetch_batch"]
+__all__ = ["Unsupported", "to_dollar", "fetch", "fetch_batch", "forget"]
+
+T = TypeVar("T")
 
 _OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
+
+#: Statements prepared per connection at most (psycopg keeps 100 too):
+#: queries built with f-strings would otherwise grow the table, here and on
+#: the server, without bound. Past it a new query takes the cursor path.
+MAX_PREPARED = 100
 
 
 class Unsupported(Exception):
@@ -48,33 +55,45 @@ def to_dollar(query: str) -> str | None:
     return "".join(out)
 
 
-def _encode(params: Sequence[Any] | None) -> list[bytes | None]:
+_SIMPLE = (int, float, str, bool, type(None))
+
+
+def _encode(tx: Transformer, params: Sequence[Any] | None) -> tuple[list[Any], tuple[int, ...]]:
+    """params as psycopg's own dumpers encode them (text format): the same
+    types (so ``SELECT %s`` answers as psycopg's cursor does), the
+    connection's client encoding, DataError on a NUL in a string (libpq
+    would cut the string there)."""
     if not params:
-        return []
-    out: list[bytes | None] = []
+        return [], ()
+    if type(params) is not tuple and type(params) is not list:
+        raise Unsupported(type(params).__name__)  # a mapping: named placeholders
     for v in params:
-        t = type(v)
-        if t is int or t is float:
-            out.append(repr(v).encode())
-        elif t is str:
-            out.append(v.encode())
-        elif v is None:
-            out.append(None)
-        elif t is bool:
-            out.append(b"t" if v else b"f")
-        else:
-            raise Unsupported(t.__name__)
-    return out
+        if type(v) not in _SIMPLE:
+            raise Unsupported(type(v).__name__)
+    values = list(tx.dump_sequence(params, [PyFormat.TEXT] * len(params)))
+    return values, tuple(tx.types)
 
 
 class _State:
     """What this module keeps on a connection: its statement names and loaders."""
 
-    __slots__ = ("names", "tx")
+    __slots__ = ("names", "tx", "serial")
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self.names: dict[str, bytes] = {}
+        self.names: dict[tuple[str, tuple[int, ...]], bytes] = {}
         self.tx = Transformer(conn)
+        self.serial = 0  # never reused: a name forgotten here may live on the server
+
+
+def forget(conn: psycopg.Connection[Any]) -> None:
+    """Forget the statements prepared on conn, and deallocate them: after a
+    rollback psycopg deallocates every statement when it had prepared one
+    itself, else nothing; afterwards neither side has any."""
+    st: _State | None = getattr(conn, "_px_fast", None)
+    if st is None or not st.names or conn.closed or conn.broken:
+        return
+    st.names.clear()
+    conn.execute("DEALLOCATE ALL", prepare=False)
 
 
 def _state(conn: psycopg.Connection[Any]) -> _State:
@@ -85,15 +104,20 @@ def _state(conn: psycopg.Connection[Any]) -> _State:
     return st
 
 
-def _prepared(conn: psycopg.Connection[Any], st: _State, query: str) -> bytes:
-    name = st.names.get(query)
+def _prepared(conn: psycopg.Connection[Any], st: _State, query: str,
+              types: tuple[int, ...]) -> bytes:
+    key = (query, types)
+    name = st.names.get(key)
     if name is None:
         sql = to_dollar(query)
         if sql is None:
             raise Unsupported("placeholders")
-        name = f"_px_{len(st.names)}".encode()
-        _check(conn, conn.pgconn.prepare(name, sql.encode()))
-        st.names[query] = name
+        if len(st.names) >= MAX_PREPARED:
+            raise Unsupported("statement table full")
+        name = f"_px_{st.serial}".encode()
+        st.serial += 1
+        _check(conn, conn.pgconn.prepare(name, sql.encode(), types))
+        st.names[key] = name
     return name
 
 
@@ -111,12 +135,29 @@ def _check(conn: psycopg.Connection[Any], res: pq.abc.PGresult | None) -> pq.abc
     return res
 
 
+def _redo_once(run: Callable[[], T], conn: psycopg.Connection[Any]) -> T:
+    """run(); once more after forgetting every statement when the server had
+    none of ours (SQLSTATE 26000): psycopg sends DEALLOCATE ALL after a
+    rollback and after DROP, ALTER, DISCARD ALL or DEALLOCATE ALL. The
+    statement did not run, so running it again is safe."""
+    try:
+        return run()
+    except pg_errors.InvalidSqlStatementName:
+        _state(conn).names.clear()
+        return run()
+
+
 def fetch(conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | None,
           one: bool) -> Any:
     """The first row (one) or every row of query, as tuples."""
-    values = _encode(params)
+    return _redo_once(lambda: _fetch(conn, query, params, one), conn)
+
+
+def _fetch(conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | None,
+           one: bool) -> Any:
     st = _state(conn)
-    name = _prepared(conn, st, query)
+    values, types = _encode(st.tx, params)
+    name = _prepared(conn, st, query, types)
     # None is a NULL to libpq (psycopg's stubs leave it out of the type).
     res = _check(conn, conn.pgconn.exec_prepared(name, values))  # type: ignore[arg-type,unused-ignore]
     try:
@@ -134,9 +175,21 @@ def fetch_batch(conn: psycopg.Connection[Any], query: str,
                 params_seq: Sequence[Sequence[Any]]) -> list[Any]:
     """query once per parameter tuple in one libpq pipeline (one round
     trip); the first row of each (None when it had none)."""
-    encoded = [_encode(p) for p in params_seq]
+    return _redo_once(lambda: _fetch_batch(conn, query, params_seq), conn)
+
+
+def _fetch_batch(conn: psycopg.Connection[Any], query: str,
+                 params_seq: Sequence[Sequence[Any]]) -> list[Any]:
     st = _state(conn)
-    name = _prepared(conn, st, query)
+    encoded = []
+    types: tuple[int, ...] | None = None
+    for p in params_seq:
+        values, row_types = _encode(st.tx, p)
+        if types is not None and row_types != types:
+            raise Unsupported("parameter types differ between rows")
+        types = row_types
+        encoded.append(values)
+    name = _prepared(conn, st, query, types or ())
     pgconn = conn.pgconn
     tx = st.tx
     rows: list[Any] = []

@@ -42,6 +42,7 @@ class WorkerPool:
         self.down_until = 0.0    # monotonic time before which connects are not tried
         self.down = False        # an outage was logged and its end not yet
         self.opening = False     # a spare connection is being opened
+        self.full_until = 0.0    # before it, no connect while some are open (server full)
         self.cond = threading.Condition(threading.Lock())
 
     # -- lending ---------------------------------------------------------------
@@ -58,33 +59,48 @@ class WorkerPool:
             return conn
         owner = self.owner
         deadline = time.monotonic() + owner.pool_timeout
-        with self.cond:
-            while True:
-                if idle:
-                    return idle.pop()
-                if self.opened < owner.max_per_worker:
-                    self.opened += 1
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise PoolTimeout(
-                        f"database: all {owner.max_per_worker} connections of worker "
-                        f"{self.index} stayed busy for {owner.pool_timeout} s")
-                self.cond.wait(left)
-        try:
-            return self._connect()
-        except BaseException:
+        while True:
             with self.cond:
-                self.opened -= 1
-                self.cond.notify()
-            raise
+                while True:
+                    try:
+                        return idle.pop()  # the fast path pops without the lock
+                    except IndexError:
+                        pass
+                    now = time.monotonic()
+                    if self.opened < owner.max_per_worker and (
+                            self.opened == 0 or now >= self.full_until):
+                        self.opened += 1
+                        break
+                    left = deadline - now
+                    if left <= 0:
+                        raise PoolTimeout(
+                            f"database: all {self.opened} connections of worker "
+                            f"{self.index} stayed busy for {owner.pool_timeout} s")
+                    if now < self.full_until:  # try a connect again when it ends
+                        left = min(left, self.full_until - now)
+                    self.cond.wait(left)
+            try:
+                return self._connect()
+            except _NoRoom:
+                with self.cond:
+                    self.opened -= 1
+                    self.cond.notify()
+                    if self.opened == 0:
+                        raise
+                # Wait for a lent connection instead (the cap is lowered).
+            except BaseException:
+                with self.cond:
+                    self.opened -= 1
+                    self.cond.notify()
+                raise
 
     def _open_spare(self) -> None:
         """Open one more connection in the background when the last idle one
         was just lent: the thread that takes this worker over when a query
         blocks it (the hand-off) then finds one ready instead of waiting for
         a connect, and a burst after a quiet spell waits for none."""
-        if self.opening or time.monotonic() < self.down_until:
+        now = time.monotonic()
+        if self.opening or now < self.down_until or now < self.full_until:
             return
         with self.cond:
             if self.opening or self.opened >= self.owner.max_per_worker:
@@ -95,8 +111,8 @@ class WorkerPool:
 
     def _spare(self) -> None:
         try:
-            conn = self._connect()
-        except Exception:  # DatabaseUnavailable, logged by _connect
+            conn = self._connect(spare=True)
+        except Exception:  # nobody waits for it: no outage is declared
             with self.cond:
                 self.opened -= 1
                 self.opening = False
@@ -148,7 +164,12 @@ class WorkerPool:
         self.drop_idle()
 
     # -- connecting ------------------------------------------------------------
-    def _connect(self) -> psycopg.Connection[Any]:
+    def _connect(self, spare: bool = False) -> psycopg.Connection[Any]:
+        """A new connection. A refused connect marks this worker down for
+        retry_interval — unless the server is only full (SQLSTATE 53300),
+        this worker still has connections open (the lent ones come back:
+        _NoRoom lowers the cap for a while), or it was the background spare
+        that failed (nobody waited for it)."""
         owner = self.owner
         now = time.monotonic()
         if now < self.down_until:
@@ -160,10 +181,17 @@ class WorkerPool:
                 owner.dsn, autocommit=True, prepare_threshold=owner.prepare_threshold,
                 connect_timeout=owner.connect_timeout, **owner.connect_kwargs)
         except psycopg.OperationalError as e:
+            detail = f"database unavailable: {_one_line(e)}"
+            if spare:
+                log.debug("spare connection of worker %d: %s", self.index, detail)
+                raise DatabaseUnavailable(detail) from e
+            if _server_full(e) or self.opened > 1:
+                self.full_until = time.monotonic() + owner.retry_interval
+                raise _NoRoom(detail) from e
             self.down_until = time.monotonic() + owner.retry_interval
             self._outage(f"database unreachable from worker {self.index}: {_one_line(e)}; "
                          f"answering 503, retrying every {owner.retry_interval} s")
-            raise DatabaseUnavailable(f"database unavailable: {_one_line(e)}") from e
+            raise DatabaseUnavailable(detail) from e
         if self.down:
             self.down = False
             log.warning("database reachable again from worker %d", self.index)
@@ -211,6 +239,20 @@ class PoolSet:
     def stats(self) -> dict[str, int]:
         pools = self.all()
         return {"open": sum(p.opened for p in pools), "idle": sum(len(p.idle) for p in pools)}
+
+
+class _NoRoom(DatabaseUnavailable):
+    """A connect refused while this worker can wait for a lent connection,
+    or the server is full: no outage."""
+
+
+def _server_full(exc: psycopg.OperationalError) -> bool:
+    # Errors at connect carry no SQLSTATE in psycopg: the server's message
+    # (English unless lc_messages says otherwise) tells 53300 apart.
+    if exc.sqlstate == "53300":
+        return True
+    text = str(exc)
+    return "too many clients" in text or "connection slots are reserved" in text
 
 
 def _one_line(exc: BaseException) -> str:

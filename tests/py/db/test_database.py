@@ -21,6 +21,7 @@ from http_helpers import wait_for
 from pyparallel.db import Database, DatabaseUnavailable
 
 WORLD = "SELECT id, randomNumber FROM World WHERE id = %s"
+GONE = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
 KILL_ALL = ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE application_name = %s")
 
@@ -118,7 +119,9 @@ def test_a_killed_connection_is_replaced(db: Database, pg_dsn: str) -> None:
     before = {db.fetchone("SELECT pg_backend_pid()") for _ in range(3)}
     _settled(db, 2)
     assert _direct(pg_dsn, KILL_ALL, (_name(db),)) == db.stats()["open"]
-    # A read finds its pooled connection dead and runs again on a new one.
+    # Once the server closed them (dead while idle: the query is not sent),
+    # a read finds its pooled connection dead and runs on a new one.
+    assert wait_for(lambda: _direct(pg_dsn, GONE, (_name(db),)) == 0, 10)
     after = db.fetchone("SELECT pg_backend_pid()")
     assert after is not None and after not in before
     # A write is not repeated: the caller learns that the connection was lost.

@@ -1,0 +1,49 @@
+"""Fast-path parameters are encoded as psycopg encodes them: NUL refused,
+types sent, the connection's client encoding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+from _one_conn import one_connection
+
+from pyparallel.db import Database
+
+db = pytest.fixture(one_connection, name="db")
+
+
+def test_nul_in_a_text_parameter_is_refused_as_psycopg_does(db: Database) -> None:
+    with pytest.raises(psycopg.DataError):
+        db.fetchone("SELECT %s::text", ("admin\x00evil",))
+    with pytest.raises(psycopg.DataError):
+        db.fetch_many("SELECT %s::text", [("admin\x00evil",)])
+    assert db.fetchone("SELECT 1") == (1,)
+
+
+@pytest.mark.parametrize("query, params", [
+    ("SELECT %s", (1,)),
+    ("SELECT %s + %s", (1, 2)),
+    ("SELECT %s", (1.5,)),
+    ("SELECT %s", (True,)),
+    ("SELECT %s", ("x",)),
+    ("SELECT %s, %s", (None, 2**40)),
+    ("SELECT %s * 2", (2**70,)),
+])
+def test_untyped_parameters_answer_as_psycopg(db: Database, pg_dsn: str, query: str,
+                                             params: tuple[Any, ...]) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        expected = conn.execute(query, params).fetchone()
+    assert db.fetchone(query, params) == expected
+    assert db.fetchall(query, params) == [expected]
+    assert db.fetch_many(query, [params]) == [expected]
+
+
+def test_client_encoding_is_used(pg_dsn: str) -> None:
+    database = Database(pg_dsn, max_per_worker=1, options="-c client_encoding=LATIN1")
+    try:
+        assert database.fetchone("SELECT %s::text", ("h\u00e9",)) == ("h\u00e9",)
+        assert database.fetchone("SELECT length(%s::text)", ("h\u00e9",)) == (2,)
+    finally:
+        database.close()
