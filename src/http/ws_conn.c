@@ -186,8 +186,9 @@ static int on_data(void *arg, int opcode, const char *data, size_t len, bool fin
             ws->msg_cap = 0;
         }
     }
-    /* the application closed meanwhile: the rest of the input is not read */
-    return ws->state == WS_OPEN && ws->conn != NULL && !px_conn_closing(ws->conn) ? 0 : -ECANCELED;
+    /* A close sent meanwhile keeps the parser going: the peer's answer is
+     * read (its data dropped above); only a connection that ends stops it. */
+    return ws->state != WS_DONE && ws->conn != NULL && !px_conn_closing(ws->conn) ? 0 : -ECANCELED;
 }
 
 static int on_control(void *arg, int opcode, const char *data, size_t len, unsigned code)
@@ -212,10 +213,11 @@ static int on_control(void *arg, int opcode, const char *data, size_t len, unsig
 
         atomic_store_explicit(&ws->closing, true, memory_order_release);
         frame_out(ws, PX_WS_CLOSE, echo, code ? 2 : 0);
-        ws->code = code ? code : PX_WS_CLOSE_NO_STATUS;
-        ws->reason_len = len > 2 ? len - 2 : 0;
-        memcpy(ws->reason, data + 2, ws->reason_len);
     }
+    /* the close code is the one received, also as an answer (section 7.1.5) */
+    ws->code = code ? code : PX_WS_CLOSE_NO_STATUS;
+    ws->reason_len = len > 2 ? len - 2 : 0;
+    memcpy(ws->reason, data + 2, ws->reason_len);
     ws->state = WS_DONE;
     arm(ws, 0);
     close_conn(ws);
