@@ -301,9 +301,9 @@ void px__conn_kill(px_conn_t *c, int err)
     px_timer_stop(&c->w->wheel, &c->resume_timer);
     px_timer_stop(&c->w->wheel, &c->deadline_timer);
     if (c->ops)
-        c->w->be->cancel(c->w, c);
-    else /* nothing in flight will come back for it (killed from a timer, a
-          * message): the next flush frees it */
+        c->w->be->cancel(c->w, c); /* epoll's may leave nothing in flight */
+    if (!c->ops)                   /* nothing in flight will come back for it (killed from a
+                                    * timer, a message): the next flush frees it */
         px__worker_mark_dirty(c->w, c);
 }
 

@@ -128,8 +128,9 @@ static int parse_v2(const unsigned char *b, size_t len, px_proxy_header_t *out)
     total = 16 + ((size_t)b[14] << 8 | b[15]);
     if (cmd > 1 || total > PX_PROXY_V2_MAX)
         return PX_PROXY_ERROR;
-    /* Datagrams are not what a stream listener was sent. */
-    if ((fam & 0x0f) == 2)
+    /* Datagrams are not what a stream listener was sent; LOCAL's family is
+     * ignored (the spec), so only PROXY's is checked. */
+    if (cmd == 1 && (fam & 0x0f) == 2)
         return PX_PROXY_ERROR;
     if (len < total)
         return PX_PROXY_INCOMPLETE;

@@ -121,6 +121,18 @@ static void close_conn(px_ws_t *ws)
         px_conn_close(ws->conn);
 }
 
+/* Close TCP now, dropping what is queued: for a peer that stopped reading,
+ * whose output would never drain for a graceful close. */
+static void abort_conn(px_ws_t *ws)
+{
+    if (ws->conn == NULL)
+        return;
+    if (px_handle_pending(ws->handle))
+        px_handle_abort(ws->handle);
+    else
+        px_conn_abort(ws->conn);
+}
+
 /* Send our close frame and remember what on_close will say. */
 static void send_close(px_ws_t *ws, unsigned code, const uint8_t *reason, size_t len)
 {
@@ -186,8 +198,9 @@ static int on_data(void *arg, int opcode, const char *data, size_t len, bool fin
             ws->msg_cap = 0;
         }
     }
-    /* the application closed meanwhile: the rest of the input is not read */
-    return ws->state == WS_OPEN && ws->conn != NULL && !px_conn_closing(ws->conn) ? 0 : -ECANCELED;
+    /* A close sent meanwhile keeps the parser going: the peer's answer is
+     * read (its data dropped above); only a connection that ends stops it. */
+    return ws->state != WS_DONE && ws->conn != NULL && !px_conn_closing(ws->conn) ? 0 : -ECANCELED;
 }
 
 static int on_control(void *arg, int opcode, const char *data, size_t len, unsigned code)
@@ -212,10 +225,11 @@ static int on_control(void *arg, int opcode, const char *data, size_t len, unsig
 
         atomic_store_explicit(&ws->closing, true, memory_order_release);
         frame_out(ws, PX_WS_CLOSE, echo, code ? 2 : 0);
-        ws->code = code ? code : PX_WS_CLOSE_NO_STATUS;
-        ws->reason_len = len > 2 ? len - 2 : 0;
-        memcpy(ws->reason, data + 2, ws->reason_len);
     }
+    /* the close code is the one received, also as an answer (section 7.1.5) */
+    ws->code = code ? code : PX_WS_CLOSE_NO_STATUS;
+    ws->reason_len = len > 2 ? len - 2 : 0;
+    memcpy(ws->reason, data + 2, ws->reason_len);
     ws->state = WS_DONE;
     arm(ws, 0);
     close_conn(ws);
@@ -266,13 +280,31 @@ static void on_timer(px_timer_t *t)
 
     if (ws->conn == NULL)
         return;
-    if (ws->state == WS_CLOSE_SENT) {
-        ws->code = PX_WS_CLOSE_ABNORMAL; /* the peer never answered our close */
-        ws->reason_len = 0;
-        ws->state = WS_DONE;
-        close_conn(ws);
-    } else if (ws->state == WS_OPEN && ws->awaiting_pong) {
-        fail(ws, PX_WS_CLOSE_INTERNAL, "keepalive ping timeout");
+    if (ws->state == WS_DONE) {
+        abort_conn(ws); /* a timed-out close still draining after close_timeout */
+    } else if (ws->state == WS_CLOSE_SENT || ws->awaiting_pong) {
+        /* The peer never answered our close, or our ping. Output still
+         * queued means it stopped reading too: nothing more will reach it. */
+        bool stuck = px_conn_unsent(ws->conn) > 0 || px_handle_pending(ws->handle);
+
+        if (ws->state == WS_CLOSE_SENT) {
+            ws->code = PX_WS_CLOSE_ABNORMAL;
+            ws->reason_len = 0;
+            ws->state = WS_DONE;
+        }
+        if (stuck) {
+            if (ws->state == WS_OPEN)
+                ws->code = PX_WS_CLOSE_ABNORMAL;
+            ws->state = WS_DONE;
+            abort_conn(ws);
+            return;
+        }
+        if (ws->state == WS_OPEN)
+            fail(ws, PX_WS_CLOSE_INTERNAL, "keepalive ping timeout");
+        else
+            close_conn(ws);
+        /* the kernel's buffer may be what is full: bound the drain too */
+        arm(ws, ws->cfg.close_timeout_ms);
     } else if (ws->state == WS_OPEN) {
         ws->awaiting_pong = true;
         frame_out(ws, PX_WS_PING, "px", 2);

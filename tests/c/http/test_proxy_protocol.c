@@ -174,6 +174,9 @@ static void test_v2(void)
     n = v2(buf, 0x20, 0x11, a4, 12);
     PX_CHECK_EQ(parse(buf, n, &h), 28);
     PX_CHECK(h.local);
+    n = v2(buf, 0x20, 0x12, a4, 12); /* LOCAL: its family, a datagram one too, is ignored */
+    PX_CHECK_EQ(parse(buf, n, &h), 28);
+    PX_CHECK(h.local);
     n = v2(buf, 0x21, 0x00, a4, 0);
     PX_CHECK_EQ(parse(buf, n, &h), 16);
     PX_CHECK(h.local);

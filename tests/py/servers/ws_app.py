@@ -9,7 +9,9 @@ at most 1000 bytes, frames of 500), /proto (subprotocols chat.v2, chat.v1),
 to answer), /idle (closes after 0.4 s without input), /push (on_open starts a
 thread that sends 20 messages and closes with 4001), /cmd (text commands:
 "close" -> close(4000, "bye"), "raise" -> an exception, "quick" -> a close
-whose answer is awaited 0.3 s), /closes (HTTP: the close codes the server
+whose answer is awaited 0.3 s), /raise (every message raises, "close" after
+close(4000); 5 s to answer a close), /flood (pings every 0.2 s, 0.4 s to
+answer, for clients that stop reading), /closes (HTTP: the close codes the server
 saw, as JSON), /opened (HTTP: how many WebSockets are open).
 """
 
@@ -109,6 +111,26 @@ class App(HttpServer):
     def cmd_close(self, ws: Any, code: int, reason: str) -> None:
         with _lock:
             _closes["cmd " + str(code)] += 1
+
+    @websocket("/raise", close_timeout=5.0)
+    def raise_(self, ws: Any, message: str | bytes) -> None:
+        if message == "close":
+            ws.close(4000, "bye")
+        raise RuntimeError("on purpose")
+
+    @raise_.on_close
+    def raise_close(self, ws: Any, code: int, reason: str) -> None:
+        with _lock:
+            _closes["raise " + str(code)] += 1
+
+    @websocket("/flood", ping_interval=0.2, ping_timeout=0.4)
+    def flood(self, ws: Any, message: str | bytes) -> None:
+        return None
+
+    @flood.on_close
+    def flood_close(self, ws: Any, code: int, reason: str) -> None:
+        with _lock:
+            _closes["flood"] += 1
 
     @route("/closes")
     def closes(self, request: Any) -> dict[str, int]:
