@@ -362,8 +362,10 @@ def run(workers: int | None = None, shutdown_timeout: float = 5.0, share_main: b
     _install_signal_handlers((signal.SIGINT, signal.SIGTERM))
     _install_signal_handlers((signal.SIGHUP,), _on_sighup)
     _restart.set_pid_file(pid_file)
+    # Set before the engine starts: a client already in the listen backlog may
+    # reach a callback the moment it does.
+    engine(workers, **options).raise_errors = raise_errors
     eng = _start(workers, options)
-    eng.raise_errors = raise_errors
     if _stop_requested:  # a signal came before the engine ran
         eng.shutdown(shutdown_timeout)
     elif _serving:
