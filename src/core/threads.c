@@ -194,7 +194,6 @@ bool px_worker_release(px_worker_t *w)
      * see it from outside, so the release says so. */
     hint = w->dirty != NULL || w->flushing != NULL || w->be->local_work(w);
     t->owns = false;
-    atomic_store_explicit(&t->waits, false, memory_order_relaxed);
     atomic_store_explicit(&w->releaser, t, memory_order_relaxed); /* published by the release */
     t->token = px__own_release(&w->own, hint);
     t->eager_ns = 0;
@@ -204,18 +203,6 @@ bool px_worker_release(px_worker_t *w)
      * costs it one long sleep. */
     else if (atomic_load_explicit(&e->sup_parked, memory_order_relaxed))
         px__supervisor_wake(e);
-    return true;
-}
-
-bool px_worker_waiting(px_worker_t *w)
-{
-    px_thread_t *t = current_thread;
-
-    if (t == NULL || t->w != w || t->owns || t->eager_ns)
-        return false;
-    /* Before the take: a supervisor that finds no spare free hands off at once too. */
-    atomic_store_explicit(&t->waits, true, memory_order_relaxed);
-    hand_off_now(w->e, w, t);
     return true;
 }
 

@@ -71,7 +71,6 @@ def handing_over(loop: asyncio.AbstractEventLoop) -> None:
     waker = getattr(loop, "_px_waker", None)
     if waker is not None:
         waker.wake()
-        _core.worker_waiting()  # the wait looks like a short lock wait to the engine
 
 
 def _companion_loop() -> asyncio.AbstractEventLoop:
