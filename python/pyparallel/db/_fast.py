@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg import abc as pg_abc
 from psycopg import errors as pg_errors
 from psycopg import pq
 from psycopg.adapt import PyFormat, Transformer
@@ -58,7 +59,8 @@ def to_dollar(query: str) -> str | None:
 _SIMPLE = (int, float, str, bool, type(None))
 
 
-def _encode(tx: Transformer, params: Sequence[Any] | None) -> tuple[list[Any], tuple[int, ...]]:
+def _encode(tx: pg_abc.Transformer,
+            params: Sequence[Any] | None) -> tuple[list[Any], tuple[int, ...]]:
     """params as psycopg's own dumpers encode them (text format): the same
     types (so ``SELECT %s`` answers as psycopg's cursor does), the
     connection's client encoding, DataError on a NUL in a string (libpq
@@ -71,7 +73,7 @@ def _encode(tx: Transformer, params: Sequence[Any] | None) -> tuple[list[Any], t
         if type(v) not in _SIMPLE:
             raise Unsupported(type(v).__name__)
     values = list(tx.dump_sequence(params, [PyFormat.TEXT] * len(params)))
-    return values, tuple(tx.types)
+    return values, tuple(tx.types or ())
 
 
 class _State:
@@ -81,7 +83,7 @@ class _State:
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.names: dict[tuple[str, tuple[int, ...]], bytes] = {}
-        self.tx = Transformer(conn)
+        self.tx: pg_abc.Transformer = Transformer(conn)
         self.serial = 0  # never reused: a name forgotten here may live on the server
 
 
