@@ -39,6 +39,14 @@ class Drinker(threading.Thread):
             self.sock.close()
 
 
+def wait_for_bytes_in(srv: ServerProcess, expected: int, timeout: float = 30.0) -> None:
+    """Until the server has read `expected` bytes (its bytes_in counter)."""
+    deadline = time.monotonic() + timeout
+    while (got := srv.stats()["total"]["bytes_in"]) < expected:
+        assert time.monotonic() < deadline, f"the server read {got} of {expected} bytes"
+        time.sleep(0.05)
+
+
 def read_in_thread(sock: socket.socket, out: dict[str, bytes | str], key: str) -> threading.Thread:
     def run() -> None:
         try:
@@ -67,7 +75,10 @@ def test_signal_under_load_completes_inflight_sends(spawn, backend: str, sig: in
     bulk = connect(srv.ports["bulk"], timeout=15)
     bulk.sendall(b"%d\n" % (16 * MiB))
     head = recv_exact(bulk, 64 * 1024)
-    time.sleep(0.3)  # the server has read every request; the replies are in flight
+    # The signal must find every request read and its reply in flight: data the
+    # server has not read yet is not in flight, and a loaded machine can take
+    # longer than any fixed pause to read 2 MiB.
+    wait_for_bytes_in(srv, len(echoes) * len(payload) + len(b"%d\n" % (16 * MiB)))
     assert all(d.received > 0 for d in drinkers)
 
     signaled = srv.send_signal(sig)
