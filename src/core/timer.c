@@ -3,6 +3,7 @@
  * slot may hold timers of several revolutions; each is fired only once the
  * wheel's clock reaches its own deadline.
  */
+#include <string.h>
 #include <time.h>
 
 #include "px/clock.h"
@@ -10,8 +11,8 @@
 
 #define SLOT_MASK ((uint64_t)PX_WHEEL_SLOTS - 1)
 
-_Static_assert((PX_WHEEL_SLOTS & (PX_WHEEL_SLOTS - 1)) == 0,
-               "PX_WHEEL_SLOTS must be a power of two");
+_Static_assert((PX_WHEEL_SLOTS & (PX_WHEEL_SLOTS - 1)) == 0 && PX_WHEEL_SLOTS % 64 == 0,
+               "PX_WHEEL_SLOTS must be a power of two, a multiple of 64");
 
 static void list_init(px_timer_t *head)
 {
@@ -40,6 +41,36 @@ static void list_unlink(px_timer_t *t)
     t->_prev = NULL;
 }
 
+static void mark(px_wheel_t *w, uint64_t slot)
+{
+    w->_occupied[slot / 64] |= UINT64_C(1) << (slot % 64);
+}
+
+/* Clears the slot's bit once its list is empty (the bit mirrors emptiness). */
+static void unmark_if_empty(px_wheel_t *w, uint64_t slot)
+{
+    if (list_empty(&w->_slots[slot]))
+        w->_occupied[slot / 64] &= ~(UINT64_C(1) << (slot % 64));
+}
+
+/* The distance 1..limit from `from` to the next occupied slot, going round; 0 if none. */
+static uint64_t next_occupied(const px_wheel_t *w, uint64_t from, uint64_t limit)
+{
+    uint64_t i = 1;
+
+    while (i <= limit) {
+        uint64_t slot = (from + i) & SLOT_MASK;
+        uint64_t bits = w->_occupied[slot / 64] >> (slot % 64);
+
+        if (bits != 0) {
+            uint64_t d = i + (uint64_t)__builtin_ctzll(bits);
+            return d <= limit ? d : 0;
+        }
+        i += 64 - slot % 64; /* to the next word */
+    }
+    return 0;
+}
+
 uint64_t px_now_ms(void)
 {
     struct timespec ts;
@@ -53,6 +84,7 @@ void px_wheel_init(px_wheel_t *w, uint64_t now_ms)
 {
     w->now = now_ms;
     w->count = 0;
+    memset(w->_occupied, 0, sizeof(w->_occupied));
     list_init(&w->_due);
     w->_due._deadline = UINT64_MAX;
     w->_due.cb = NULL;
@@ -80,6 +112,7 @@ void px_timer_start(px_wheel_t *w, px_timer_t *t, uint64_t delay_ms)
     px_timer_stop(w, t);
     t->_deadline = deadline;
     list_append(&w->_slots[deadline & SLOT_MASK], t);
+    mark(w, deadline & SLOT_MASK);
     w->count++;
 }
 
@@ -89,6 +122,7 @@ void px_timer_stop(px_wheel_t *w, px_timer_t *t)
         return;
     /* Works whether t sits in a slot or in advance's list of due timers. */
     list_unlink(t);
+    unmark_if_empty(w, t->_deadline & SLOT_MASK);
     w->count--;
 }
 
@@ -96,6 +130,7 @@ uint64_t px_wheel_timeout(const px_wheel_t *w, uint64_t cap_ms)
 {
     uint64_t limit = PX_MIN(cap_ms, (uint64_t)PX_WHEEL_SLOTS - 1);
     const px_timer_t *head, *t;
+    uint64_t next;
 
     if (w->count == 0 || cap_ms == 0)
         return cap_ms;
@@ -107,9 +142,8 @@ uint64_t px_wheel_timeout(const px_wheel_t *w, uint64_t cap_ms)
     for (t = head->_next; t != head; t = t->_next)
         if (t->_deadline <= w->now)
             return 0;
-    for (uint64_t i = 1; i <= limit; i++)
-        if (!list_empty(&w->_slots[(w->now + i) & SLOT_MASK]))
-            return i;
+    if ((next = next_occupied(w, w->now, limit)) != 0)
+        return next;
     /* Only later rounds of the current slot remain. */
     return PX_MIN(cap_ms, (uint64_t)PX_WHEEL_SLOTS);
 }
@@ -141,8 +175,12 @@ size_t px_wheel_advance(px_wheel_t *w, uint64_t now_ms)
      * the last advance sit there. Past one revolution every slot is visited
      * once, whatever the size of the jump. */
     ticks = PX_MIN(now_ms - w->now + 1, (uint64_t)PX_WHEEL_SLOTS);
-    for (uint64_t i = 0; i < ticks; i++)
-        collect(&w->_slots[(w->now + i) & SLOT_MASK], now_ms, due);
+    for (uint64_t i = 0; i < ticks; i++) {
+        uint64_t slot = (w->now + i) & SLOT_MASK;
+
+        collect(&w->_slots[slot], now_ms, due);
+        unmark_if_empty(w, slot);
+    }
     /* Callbacks see the new time, so what they start is relative to it and
      * cannot become due during this advance. */
     w->now = now_ms;

@@ -328,6 +328,28 @@ static uint32_t rnd(void)
     return px_test_rand32(&rng_state);
 }
 
+/* What the hint must be, slot by slot: 0 for a due timer, else the distance
+ * to the nearest occupied slot, a full revolution for the current slot's later
+ * rounds; capped. Catches a hint that is early without cause. */
+static uint64_t expected_timeout(const px_wheel_t *w, struct tt *x, size_t n, uint64_t cap)
+{
+    uint64_t best = UINT64_MAX;
+
+    if (cap == 0 || w->count == 0)
+        return cap;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t d;
+
+        if (!px_timer_armed(&x[i].timer))
+            continue;
+        d = x[i].deadline <= w->now ? 0 : (x[i].deadline - w->now) % PX_WHEEL_SLOTS;
+        if (d == 0 && x[i].deadline > w->now)
+            d = PX_WHEEL_SLOTS;
+        best = PX_MIN(best, d);
+    }
+    return PX_MIN(best, cap);
+}
+
 static void check_timeout(px_wheel_t *w, struct tt *x, size_t n, uint64_t cap)
 {
     uint64_t min = earliest(x, n), got = px_wheel_timeout(w, cap);
@@ -335,6 +357,7 @@ static void check_timeout(px_wheel_t *w, struct tt *x, size_t n, uint64_t cap)
     PX_CHECK_LE(got, cap);
     if (min != UINT64_MAX)
         PX_CHECK_LE(got, min - w->now);
+    PX_CHECK_EQ(got, expected_timeout(w, x, n, cap));
 }
 
 static void test_timeout(void)
