@@ -441,7 +441,10 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-int px__thread_spawn(px_engine_t *e, px_worker_t *w)
+/* Starts a thread for w (a spare when w is NULL). A spare is not started
+ * while at_once are starting already or max_threads run: checked under the
+ * lock that counts them, so concurrent callers cannot pass the cap together. */
+static int spawn(px_engine_t *e, px_worker_t *w, unsigned max_threads, unsigned at_once)
 {
     px_thread_t *t = calloc(1, sizeof(*t));
     int rc;
@@ -454,7 +457,12 @@ int px__thread_spawn(px_engine_t *e, px_worker_t *w)
     px__cond_init_monotonic(&t->cond);
     pthread_mutex_lock(&e->threads_lock);
     reap_retired(e);
-    rc = e->exiting ? ESHUTDOWN : pthread_create(&t->tid, NULL, thread_main, t);
+    if (e->exiting)
+        rc = ESHUTDOWN;
+    else if (w == NULL && (e->spawning >= at_once || e->nthreads >= max_threads))
+        rc = -1; /* enough already: not an error */
+    else
+        rc = pthread_create(&t->tid, NULL, thread_main, t);
     if (rc == 0) {
         t->started = true;
         t->spawning = w == NULL;
@@ -468,9 +476,14 @@ int px__thread_spawn(px_engine_t *e, px_worker_t *w)
         pthread_cond_destroy(&t->cond);
         pthread_mutex_destroy(&t->lock);
         free(t);
-        return -rc;
+        return rc < 0 ? 0 : -rc;
     }
     return 0;
+}
+
+int px__thread_spawn(px_engine_t *e, px_worker_t *w)
+{
+    return spawn(e, w, UINT_MAX, UINT_MAX);
 }
 
 px_thread_t *px__thread_pop_idle(px_engine_t *e)
@@ -501,14 +514,8 @@ void px__thread_push_idle(px_engine_t *e, px_thread_t *t)
 int px__thread_spawn_spare(px_engine_t *e, unsigned at_once)
 {
     unsigned cap = e->cfg.handoff_threads ? e->cfg.handoff_threads : PX_DEFAULT_HANDOFF_THREADS;
-    unsigned nthreads;
 
-    pthread_mutex_lock(&e->threads_lock);
-    nthreads = e->spawning >= at_once ? UINT_MAX : e->nthreads;
-    pthread_mutex_unlock(&e->threads_lock);
-    if (nthreads >= (unsigned)e->nworkers + cap)
-        return 0;
-    return px__thread_spawn(e, NULL);
+    return spawn(e, NULL, (unsigned)e->nworkers + cap, at_once);
 }
 
 int px__worker_take(px_engine_t *e, px_worker_t *w, uint64_t seen)
