@@ -309,19 +309,22 @@ def _reload(argv: list[str], root: str) -> int:
     child_argv = [sys.executable, "-m", "pyparallel", "serve"] + [a for a in argv
                                                                   if a != "--reload"]
     stop = threading.Event()
+    hangup = threading.Event()  # SIGHUP restarts the child, as a source change does
 
     def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
+        (hangup if signum == signal.SIGHUP else stop).set()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
     while True:
         before = _snapshot(root)
         child = subprocess.Popen(child_argv, env={**os.environ, _RELOADER_CHILD: "1"})
         changed = False
         while not stop.is_set() and child.poll() is None:
             stop.wait(0.5)
-            if _snapshot(root) != before:
+            if hangup.is_set() or _snapshot(root) != before:
+                hangup.clear()
                 changed = True
                 break
         if child.poll() is None:

@@ -108,6 +108,31 @@ def test_reload_restarts_on_change(tmp_path: Path) -> None:
         proc.close()
 
 
+def test_reload_restarts_on_sighup(tmp_path: Path) -> None:
+    """Under --reload, SIGHUP to the reloader restarts the server (the default
+    action would kill the reloader and orphan its server)."""
+    (tmp_path / "hup.py").write_text(
+        "import os\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [str(os.getpid()).encode()]\n")
+    proc = ServerProcess([sys.executable, "-m", "pyparallel", "serve", "hup:app",
+                          "--port", "0", "--app-dir", str(tmp_path), "--reload"],
+                         child_env(None))
+    try:
+        first = body(proc.port, "/")
+        proc.send_signal(signal.SIGHUP)
+        proc.wait_line(r"listening on", timeout=30, start=len(proc.lines))
+        line = proc.matching(r"listening on")[-1]
+        port = int(line.rsplit(":", 1)[1])
+        assert proc.proc.poll() is None, "the reloader died of SIGHUP"
+        second = body(port, "/")
+        assert second.isdigit() and second != first
+        assert proc.finish().rc == 0
+    finally:
+        proc.close()
+
+
 def test_reload_abbreviation_is_refused(tmp_path: Path) -> None:
     # "--rel" once meant --reload to argparse, but the child's argv (without
     # "--reload") kept it: each child a reloader of its own, without end
