@@ -31,13 +31,16 @@ struct px_stm_thread {
      * irrevocable mode: alone on its cache line. */
     _Alignas(PX_CACHELINE) _Atomic uint64_t active; /* epoch while pinned, else 0 */
     _Atomic bool in_tx;
-    _Alignas(PX_CACHELINE) _Atomic uint64_t count[PX_STM_NCOUNTERS];
-    uint64_t baseline[PX_STM_NCOUNTERS]; /* at the last reset; under registry_mutex */
-    struct px_stm_thread *next;          /* registry, immutable once published */
+    /* Read by other threads (the registry walks, stm_stats), rarely written. */
+    _Alignas(PX_CACHELINE) struct px_stm_thread *next; /* immutable once published */
     _Atomic bool in_use;
     void *user;
-    uint32_t pin_depth;
-    /* The transaction: only this thread touches what follows. */
+    uint64_t baseline[PX_STM_NCOUNTERS]; /* at the last reset; under registry_mutex */
+    /* Written by this thread only, read by stm_stats. */
+    _Alignas(PX_CACHELINE) _Atomic uint64_t count[PX_STM_NCOUNTERS];
+    /* The transaction: only this thread touches what follows (on lines of
+     * their own, which another thread's walk of the registry never reads). */
+    _Alignas(PX_CACHELINE) uint32_t pin_depth;
     uint64_t rv;
     bool serial, doomed;
     px_stm_loc_t *conflict;
