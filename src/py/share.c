@@ -435,9 +435,11 @@ static int make_immortal(PyObject *o)
 }
 #endif
 
+#if PX_SHARE_WRITES_FIELDS
 /* Set at module exec when the layout check passed (the fields written below
  * are the ones this file was compiled against). */
 static _Atomic bool counts_writable;
+#endif
 
 void px_py_share_hand_over(PyObject *o)
 {
