@@ -11,7 +11,9 @@ SECONDS, on 1 or 2 threads, in one of three ways:
 
 Many accounts (``--accounts-low``, 10,000) means few conflicts, a few
 (``--accounts-high``, 4) many. The (source, destination, amount) triples are
-drawn before the clock starts, so that what is measured is the transfer. Every
+drawn before the clock starts, by the thread that uses them (objects made by
+another thread would be reference-counted atomically), so that what is
+measured is the transfer. Every
 configuration runs RUNS times, interleaved; the table gives the median
 transfers per second (wall clock), the CPU time per transfer summed over the
 threads (``time.thread_time``: it shows what the wall clock on a shared machine
@@ -100,18 +102,18 @@ WORKLOADS = {"stm": stm_workload, "lock": lock_workload, "locks": locks_workload
 def measure(kind: str, accounts: int, threads: int, seconds: float) -> dict[str, float]:
     """One run: transfers per second, CPU per transfer, and the STM counters."""
     step, total = WORKLOADS[kind](accounts)
-    draws = []
-    for i in range(threads):
-        rnd = random.Random(i)
-        draws.append([(rnd.randrange(accounts), rnd.randrange(accounts), rnd.randrange(1, 100))
-                      for _ in range(DRAWS)])
     counts = [0] * threads
     cpu = [0.0] * threads
     start = threading.Barrier(threads + 1)
     stop = threading.Event()
 
     def worker(i: int) -> None:
-        mine = draws[i]
+        # Drawn by the thread that uses them: on free-threaded CPython objects
+        # made by another thread are counted with atomic operations, which
+        # would be measured as part of every transfer.
+        rnd = random.Random(i)
+        mine = [(rnd.randrange(accounts), rnd.randrange(accounts), rnd.randrange(1, 100))
+                for _ in range(DRAWS)]
         n = 0
         start.wait()
         c0 = time.thread_time()
