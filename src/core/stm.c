@@ -417,19 +417,6 @@ int px_stm_read(px_stm_thread_t *th, px_stm_loc_t *loc, void **value)
 
 /* ---- writes ------------------------------------------------------------------- */
 
-/* Ask for loc's line in the exclusive state now: the read before the write
- * brought it shared (from the core that committed to it last), and commit's
- * lock would otherwise wait for a second trip between the cores. */
-static inline void prefetch_for_write(const void *p)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    /* prefetchw (0F 0D /1): a no-op hint on processors without it. */
-    __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
-#else
-    __builtin_prefetch(p, 1, 3);
-#endif
-}
-
 static int reindex(px_stm_thread_t *th)
 {
     uint32_t size = 16;

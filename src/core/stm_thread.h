@@ -1,5 +1,5 @@
-/* The STM core's per-thread record and its logs, shared by the files of the
- * core only (never by its users, who see px_stm_thread_t as opaque). */
+/* The STM core's per-thread record, its logs and a helper, shared by the files
+ * of the core only (never by its users, who see px_stm_thread_t as opaque). */
 #ifndef PX_CORE_STM_THREAD_H
 #define PX_CORE_STM_THREAD_H
 
@@ -58,5 +58,18 @@ struct px_stm_thread {
     uint32_t limbo_head, nlimbo, cap_limbo, since_advance;
     uint64_t seed;
 };
+
+/* Ask for a written location's line in the exclusive state: the read before
+ * the write brought it shared (from the core that committed to it last), and
+ * commit's lock would otherwise wait for a second trip between the cores. */
+static inline void prefetch_for_write(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    /* prefetchw (0F 0D /1): a no-op hint on processors without it. */
+    __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+#else
+    __builtin_prefetch(p, 1, 3);
+#endif
+}
 
 #endif
