@@ -17,11 +17,23 @@
  * a few hundred nanoseconds, a retry costs a whole run. */
 #define READ_SPINS 64
 #define LOCK_SPINS 128
-/* Retired values gathered before a thread tries to move the epoch. */
-#define ADVANCE_EVERY 32
+/* Retired values gathered before a thread tries to move the epoch: a try
+ * reads every thread's announcement and moves a line every thread reads, so
+ * it must stay rare next to commits (a transfer retires two values). */
+#define ADVANCE_EVERY 128
+/* A thread outside transactions releases what is due once it holds this many. */
+#define LIMBO_OUTSIDE 128
 
-static _Atomic uint64_t clock_;
-static _Atomic uint64_t epoch_ = 1;
+/* The version clock and the epoch are read by every transaction and written
+ * now and then: each on a line of its own, so that a write to one does not
+ * move the other, or a neighbour, away from the readers. */
+typedef struct own_line {
+    _Alignas(PX_CACHELINE) _Atomic uint64_t value;
+} own_line_t;
+static own_line_t clock_line, epoch_line = {1};
+#define clock_ (clock_line.value)
+#define epoch_ (epoch_line.value)
+
 static _Atomic(px_stm_thread_t *) registry;
 static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
 static void (*release_fn)(void *);
@@ -263,7 +275,7 @@ int px_stm_retire(px_stm_thread_t *th, void *p)
     err = retire(th, p, atomic_load(&epoch_));
     /* A thread that frees containers but runs no transactions must not pile
      * up its limbo: release what is due here, when it holds nothing. */
-    if (th->pin_depth == 0 && th->nlimbo >= 4 * ADVANCE_EVERY)
+    if (th->pin_depth == 0 && th->nlimbo >= LIMBO_OUTSIDE)
         reclaim(th);
     return err;
 }
@@ -453,6 +465,7 @@ int px_stm_write(px_stm_thread_t *th, px_stm_loc_t *loc, void *value)
             return err;
     }
     th->writes[th->nwrites++] = (write_entry_t){loc, value, 0};
+    prefetch_for_write(&loc->vlock);
     if (th->nwrites > 8 && (th->nwrites * 2 + 2 > th->index_mask + 1 || th->nwrites == 9))
         return reindex(th) < 0 ? (th->nwrites--, -ENOMEM) : 0;
     if (th->nwrites > 8) {

@@ -1,5 +1,5 @@
-/* The STM core's per-thread record and its logs, shared by the files of the
- * core only (never by its users, who see px_stm_thread_t as opaque). */
+/* The STM core's per-thread record, its logs and a helper, shared by the files
+ * of the core only (never by its users, who see px_stm_thread_t as opaque). */
 #ifndef PX_CORE_STM_THREAD_H
 #define PX_CORE_STM_THREAD_H
 
@@ -31,13 +31,16 @@ struct px_stm_thread {
      * irrevocable mode: alone on its cache line. */
     _Alignas(PX_CACHELINE) _Atomic uint64_t active; /* epoch while pinned, else 0 */
     _Atomic bool in_tx;
-    _Alignas(PX_CACHELINE) _Atomic uint64_t count[PX_STM_NCOUNTERS];
-    uint64_t baseline[PX_STM_NCOUNTERS]; /* at the last reset; under registry_mutex */
-    struct px_stm_thread *next;          /* registry, immutable once published */
+    /* Read by other threads (the registry walks, stm_stats), rarely written. */
+    _Alignas(PX_CACHELINE) struct px_stm_thread *next; /* immutable once published */
     _Atomic bool in_use;
     void *user;
-    uint32_t pin_depth;
-    /* The transaction: only this thread touches what follows. */
+    uint64_t baseline[PX_STM_NCOUNTERS]; /* at the last reset; under registry_mutex */
+    /* Written by this thread only, read by stm_stats. */
+    _Alignas(PX_CACHELINE) _Atomic uint64_t count[PX_STM_NCOUNTERS];
+    /* The transaction: only this thread touches what follows (on lines of
+     * their own, which another thread's walk of the registry never reads). */
+    _Alignas(PX_CACHELINE) uint32_t pin_depth;
     uint64_t rv;
     bool serial, doomed;
     px_stm_loc_t *conflict;
@@ -55,5 +58,18 @@ struct px_stm_thread {
     uint32_t limbo_head, nlimbo, cap_limbo, since_advance;
     uint64_t seed;
 };
+
+/* Ask for a written location's line in the exclusive state: the read before
+ * the write brought it shared (from the core that committed to it last), and
+ * commit's lock would otherwise wait for a second trip between the cores. */
+static inline void prefetch_for_write(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    /* prefetchw (0F 0D /1): a no-op hint on processors without it. */
+    __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+#else
+    __builtin_prefetch(p, 1, 3);
+#endif
+}
 
 #endif

@@ -300,6 +300,11 @@ void px_py_share_free(px_module_state_t *st);
 PyObject *px_py_share(PyObject *module, PyObject *roots); /* share(*objs) */
 PyObject *px_py_share_stats(PyObject *module, PyObject *unused);
 PyObject *px_py_share_info(PyObject *module, PyObject *unused);
+/* Give o, owned by the calling thread, shared reference counting for the rest
+ * of its life (on the interpreters where share() writes the fields; a no-op
+ * elsewhere): for a value other threads will read and release, which would
+ * otherwise queue each release to this thread to merge. Any thread. */
+void px_py_share_hand_over(PyObject *o);
 
 /* asyncio on the workers (aio_*.c). */
 extern PyType_Spec px_py_aio_waker_type_spec;

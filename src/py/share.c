@@ -435,6 +435,39 @@ static int make_immortal(PyObject *o)
 }
 #endif
 
+#if PX_SHARE_WRITES_FIELDS
+/* Set at module exec when the layout check passed (the fields written below
+ * are the ones this file was compiled against). */
+static _Atomic bool counts_writable;
+#endif
+
+void px_py_share_hand_over(PyObject *o)
+{
+#if PX_SHARE_WRITES_FIELDS
+    /* What CPython does to a thread's objects when the thread ends: the local
+     * count joins the shared one, flagged merged, and the object has no owner.
+     * Only the owner may, and only the owner writes the local count; the
+     * exchange keeps other threads' concurrent changes to the shared count.
+     * An object waiting in the owner's merge queue (or one with deferred
+     * counting, which carries the same flag) is left as it is. */
+    Py_ssize_t shared, merged;
+    if (o == NULL || !atomic_load_explicit(&counts_writable, memory_order_relaxed) ||
+        !_Py_IsOwnedByCurrentThread(o) || _Py_IsImmortal(o))
+        return;
+    shared = _Py_atomic_load_ssize_relaxed(&o->ob_ref_shared);
+    do {
+        if ((shared & _Py_REF_SHARED_FLAG_MASK) == _Py_REF_QUEUED)
+            return;
+        merged = _Py_REF_SHARED((shared >> _Py_REF_SHARED_SHIFT) + (Py_ssize_t)o->ob_ref_local,
+                                _Py_REF_MERGED);
+    } while (!_Py_atomic_compare_exchange_ssize(&o->ob_ref_shared, &shared, merged));
+    _Py_atomic_store_uint32_relaxed(&o->ob_ref_local, 0);
+    _Py_atomic_store_uintptr_relaxed(&o->ob_tid, 0);
+#else
+    (void)o;
+#endif
+}
+
 /* 1: o is newly shared; 0: it already was; -1: refused; -2: out of memory. */
 static int take(struct px_py_share *sh, PyObject *o)
 {
@@ -625,6 +658,7 @@ int px_py_share_init(px_module_state_t *st)
 #if PX_SHARE_WRITES_FIELDS
     const char *problem = layout_problem();
     sh->writes_fields = problem == NULL;
+    atomic_store(&counts_writable, sh->writes_fields);
     sh->no_write_reason = problem ? problem : "";
 #elif defined(Py_GIL_DISABLED)
     sh->no_write_reason = "no test covers the object layout of this interpreter version";

@@ -94,6 +94,7 @@ px_py_tloc_t *px__stm_loc_new(PyObject *label, PyObject *key, Py_hash_t hash, Py
         PyErr_NoMemory();
         return NULL;
     }
+    px_py_share_hand_over(value); /* as px__stm_set does */
     px_stm_loc_init(&t->loc, Py_XNewRef(value));
     t->label = Py_NewRef(label);
     t->key = Py_XNewRef(key);
@@ -167,6 +168,10 @@ int px__stm_set(px_stm_thread_t *th, px_py_tloc_t *t, PyObject *value)
     int err;
     if (PX_UNLIKELY(tls.doomed))
         return raise_conflict();
+    /* A value in a container is read and released by other threads: with an
+     * owner, each release by another thread would be queued to the owner to
+     * merge (a lock and a wake-up, lines bouncing between cores). */
+    px_py_share_hand_over(value);
     err = px_stm_write(th, &t->loc, Py_XNewRef(value));
     if (PX_UNLIKELY(err < 0)) {
         Py_XDECREF(value);

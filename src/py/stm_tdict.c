@@ -284,6 +284,7 @@ static PyObject *td_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
             Py_DECREF(pair);
             break;
         }
+        px_py_share_hand_over(v); /* as px__stm_loc_new does */
         old = atomic_exchange(&loc->loc.value, Py_NewRef(v));
         n += old == NULL;
         Py_XDECREF(old);
