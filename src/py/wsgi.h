@@ -71,6 +71,7 @@ typedef struct px_py_wsgi {
                             (X-Forwarded-Proto), or NULL: none is trusted */
     size_t scheme_header_len;
     bool access_log;
+    uint64_t id; /* names g among every WSGI server made (thread templates) */
 } px_py_wsgi_t;
 
 /* The WSGI description of Engine.listen_http(wsgi={...}): app, errors,
@@ -96,9 +97,31 @@ typedef struct px_py_peer {
 } px_py_peer_t;
 void px_py_wsgi_peer(px_conn_t *c, px_py_peer_t *out); /* thread state attached */
 
-/* The environ of x (wsgi_environ.c); new reference or NULL with an exception. */
+/* The environ of x (wsgi_template.c): a copy of the calling thread's
+ * environ of an earlier request with the same headers, its other values
+ * brought up to date, else built anew. input NULL: x has no body (the
+ * environ's wsgi.input reads b""). New reference or NULL with an exception. */
 PyObject *px_py_wsgi_environ(px_py_wsgi_t *g, const px_http_exchange_t *x, const px_py_peer_t *peer,
                              PyObject *input);
+/* The template environs of the calling thread let go (thread state attached). */
+void px_py_wsgi_thread_exit(void);
+
+/* The parts of an environ (wsgi_environ.c), set in env, a copy of
+ * g->base_environ: 0, or -1 with an exception. _fill sets every key of a
+ * request but the CONTENT_LENGTH of a chunked body (set_length) and says
+ * what it found in the headers. */
+typedef struct px_py_wsgi_fill {
+    bool https;      /* the trusted scheme header said https */
+    bool has_length; /* a Content-Length header */
+} px_py_wsgi_fill_t;
+int px_py_wsgi_environ_fill(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req,
+                            const px_py_peer_t *peer, PyObject *input, px_py_wsgi_fill_t *out);
+int px_py_wsgi_set_target(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req);
+int px_py_wsgi_set_method(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req);
+int px_py_wsgi_set_protocol(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req);
+int px_py_wsgi_set_server(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req, bool https);
+int px_py_wsgi_set_peer(px_py_wsgi_t *g, PyObject *env, const px_py_peer_t *peer);
+int px_py_wsgi_set_length(px_py_wsgi_t *g, PyObject *env, size_t len);
 
 /* wsgi.input (wsgi_types.c) over a buffered body, or over one still
  * arriving (read from x with px_http_body_read while the app runs; _done

@@ -397,9 +397,11 @@ void px_py_wsgi_call(px_py_wsgi_t *g, px_http_exchange_t *x)
     px_py_attach(w);
     px_py_wsgi_peer(x->conn, &peer);
     start = px_py_wsgi_start_new(g);
+    /* no body: the environ's own wsgi.input, which reads b"" */
     input = x->body_stream ? px_py_wsgi_input_stream(g, x)
-                           : px_py_wsgi_input_new(g, x->body, x->body_len);
-    if (start != NULL && input != NULL)
+            : x->body_len  ? px_py_wsgi_input_new(g, x->body, x->body_len)
+                           : NULL;
+    if (start != NULL && (input != NULL || (!x->body_stream && !x->body_len)))
         env = px_py_wsgi_environ(g, x, &peer, input);
     if (env == NULL) {
         log_exception();
@@ -412,7 +414,8 @@ void px_py_wsgi_call(px_py_wsgi_t *g, px_http_exchange_t *x)
         released = px_py_release(w);
         run_app(g, env, r, &ans);
         r->x = NULL; /* a write() kept past the call fails */
-        px_py_wsgi_input_done(input);
+        if (input != NULL)
+            px_py_wsgi_input_done(input);
         Py_DECREF(env);
         px_py_reacquire(w, released);
     }
