@@ -60,6 +60,7 @@ typedef struct px_py_wsgi {
                                by the kernel when it has a fileno() */
     PyObject *input_type;   /* wsgi.input */
     PyObject *start_type;   /* start_response */
+    PyObject *write_type;   /* the write() start_response returns */
     PyObject *server_name;  /* SERVER_NAME when the request names no host */
     PyObject *server_port;  /* SERVER_PORT then: the bound port, set at listen */
     PyObject *keys[WK_COUNT];
@@ -150,8 +151,14 @@ typedef struct px_py_start_response {
     bool gone;                     /* the client went away, or the stream failed */
     bool failed;                   /* a write failed otherwise than -EPIPE: the body is cut */
     unsigned long long sent;       /* body bytes streamed */
+    PyObject *write;               /* the write() returned while the app ran, or NULL */
+    PyTypeObject *write_type;
 } px_py_start_response_t;
+/* A start_response for a request (the thread's spare when it has one);
+ * _done when the request is over, instead of a Py_DECREF. */
 PyObject *px_py_wsgi_start_new(px_py_wsgi_t *g);
+void px_py_wsgi_start_done(px_py_wsgi_t *g, PyObject *start);
+void px_py_wsgi_start_thread_exit(void);
 /* Append data to r's body; -1 with MemoryError. */
 int px_py_wsgi_body_append(px_py_start_response_t *r, const char *data, size_t len);
 
@@ -183,6 +190,7 @@ void px_py_wsgi_stream_finish(px_py_start_response_t *r, bool failed);
 /* The type specs (wsgi_types.c). */
 extern PyType_Spec px_py_wsgi_input_spec;
 extern PyType_Spec px_py_wsgi_start_spec;
+extern PyType_Spec px_py_wsgi_write_spec;
 
 /* Access log (wsgi_log.c): one line in the common log format, buffered per
  * worker; px_py_wsgi_log_take hands everything buffered to the writer thread. */

@@ -426,7 +426,7 @@ void px_py_wsgi_call(px_py_wsgi_t *g, px_http_exchange_t *x)
         x->responded = true; /* the stream's (or closed: nobody to answer) */
         Py_XDECREF(ans.single);
         Py_XDECREF(input);
-        Py_DECREF(start);
+        px_py_wsgi_start_done(g, start);
         return;
     }
     if (px_conn_closing(x->conn)) {
@@ -446,5 +446,6 @@ void px_py_wsgi_call(px_py_wsgi_t *g, px_http_exchange_t *x)
         close(ans.fd);
     Py_XDECREF(ans.single);
     Py_XDECREF(input);
-    Py_XDECREF(start);
+    if (start != NULL)
+        px_py_wsgi_start_done(g, start);
 }

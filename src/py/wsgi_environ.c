@@ -170,9 +170,11 @@ px_py_wsgi_t *px_py_wsgi_new(PyObject *spec)
             goto fail;
     g->input_type = PyType_FromSpec(&px_py_wsgi_input_spec);
     g->start_type = PyType_FromSpec(&px_py_wsgi_start_spec);
+    g->write_type = PyType_FromSpec(&px_py_wsgi_write_spec);
     /* room for the request's headers too, so that a copy never grows */
     g->base_environ = _PyDict_NewPresized(WK_COUNT + 9 + 24);
-    if (g->input_type == NULL || g->start_type == NULL || g->base_environ == NULL)
+    if (g->input_type == NULL || g->start_type == NULL || g->write_type == NULL ||
+        g->base_environ == NULL)
         goto fail;
     {
         PyObject *version = Py_BuildValue("(ii)", 1, 0);
@@ -220,6 +222,7 @@ void px_py_wsgi_free(px_py_wsgi_t *g)
     Py_XDECREF(g->file_wrapper);
     Py_XDECREF(g->input_type);
     Py_XDECREF(g->start_type);
+    Py_XDECREF(g->write_type);
     Py_XDECREF(g->server_name);
     Py_XDECREF(g->server_port);
     for (int i = 0; i < WK_COUNT; i++)

@@ -127,3 +127,20 @@ def test_identical_requests_share_strings(server: ServerProcess) -> None:
     with Conn(server.port) as c:
         ask(c, "GET /one HTTP/1.1")
         assert ask(c, "GET /two HTTP/1.1")["host_shared"] is True
+
+
+def test_start_response_kept_past_its_request(server: ServerProcess) -> None:
+    """start_response and write() are reused by the next request only when the
+    app kept neither: kept ones stay bound to their own (finished) request."""
+    with Conn(server.port) as c:
+        for _ in range(2):
+            c.send(b"GET /keep HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_reply(c).body == b"kept"
+            for _ in range(2):
+                c.send(b"GET /stale HTTP/1.1\r\nHost: x\r\n\r\n")
+                r = read_reply(c)
+                assert r.status == 200
+                assert r.body == (b"own:write: write() after the app returned|start: "
+                                  b"start_response() called again without exc_info (PEP 3333)")
+        env = ask(c, "GET /after HTTP/1.1")
+        assert env["PATH_INFO"] == "/after"

@@ -12,9 +12,32 @@ from wsgiref.validate import validator
 
 StartResponse = Callable[..., Any]
 previous: dict[str, Any] = {}  # the last request's HTTP_HOST, for the sharing test
+kept: dict[str, Any] = {}  # a start_response and a write() kept past their request
+
+
+def _stale(environ: dict[str, Any], start: StartResponse) -> list[bytes]:
+    """/keep keeps its start_response and write(); /stale calls them in a
+    later request: each fails, and this request's own answer is whole."""
+    if environ["PATH_INFO"] == "/keep":
+        kept["start"] = start
+        kept["write"] = start("200 OK", [("Content-Type", "text/plain")])
+        return [b"kept"]
+    errors = []
+    for name, call in (("write", lambda: kept["write"](b"intruder")),
+                       ("start", lambda: kept["start"]("200 OK", [("Content-Type", "text/plain")]))):
+        try:
+            call()
+            errors.append(f"{name}: no error")
+        except RuntimeError as e:
+            errors.append(f"{name}: {e}")
+    write = start("200 OK", [("Content-Type", "text/plain")])
+    write(b"own:")
+    return ["|".join(errors).encode()]
 
 
 def app(environ: dict[str, Any], start: StartResponse) -> list[bytes]:
+    if environ["PATH_INFO"] in ("/keep", "/stale"):
+        return _stale(environ, start)
     host = environ.get("HTTP_HOST")
     shared = host is not None and host is previous.get("host")
     previous["host"] = host
