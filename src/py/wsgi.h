@@ -187,6 +187,44 @@ int px_py_wsgi_stream_begin(px_py_start_response_t *r);
 int px_py_wsgi_stream_send(px_py_start_response_t *r, const char *data, size_t len);
 void px_py_wsgi_stream_finish(px_py_start_response_t *r, bool failed);
 
+/* n bytes at s are lit (lit_len bytes of lower-case letters and '-') in any
+ * case. s is a token (or not WSGI's: then refused anyway), where only
+ * letters change under | 0x20; compared 8 bytes at a time, inline, as the
+ * response headers are on every request. */
+static inline bool px_py_wsgi_name_is(const char *s, size_t n, const char *lit, size_t lit_len)
+{
+    size_t i = 0;
+
+    if (n != lit_len)
+        return false;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, s + i, 8);
+        memcpy(&b, lit + i, 8);
+        if ((a | 0x2020202020202020ULL) != b)
+            return false;
+    }
+    for (; i < n; i++)
+        if (((unsigned char)s[i] | 0x20) != (unsigned char)lit[i])
+            return false;
+    return true;
+}
+
+/* A Content-Length value: decimal digits (blanks before them allowed, as
+ * strtoll does), at most 18 of them; -1 otherwise. Inline: strtoll costs
+ * more than the rest of a header's checks. */
+static inline long long px_py_wsgi_length(const char *s, size_t n)
+{
+    long long v = 0;
+    size_t i = 0, digits = 0;
+
+    while (i < n && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++, digits++)
+        v = v * 10 + (s[i] - '0');
+    return i == n && digits > 0 && digits <= 18 ? v : -1;
+}
+
 /* The type specs (wsgi_types.c). */
 extern PyType_Spec px_py_wsgi_input_spec;
 extern PyType_Spec px_py_wsgi_start_spec;

@@ -248,10 +248,7 @@ static const char *latin1(PyObject *s, size_t *len)
     return (const char *)PyUnicode_1BYTE_DATA(s);
 }
 
-static bool is_name(const char *n, size_t len, const char *lit)
-{
-    return len == strlen(lit) && strncasecmp(n, lit, len) == 0;
-}
+#define is_name(n, len, lit) px_py_wsgi_name_is(n, len, lit, sizeof(lit) - 1)
 
 int px_py_wsgi_head(PyObject *headers, px_py_wsgi_head_t *h)
 {
@@ -285,9 +282,8 @@ int px_py_wsgi_head(PyObject *headers, px_py_wsgi_head_t *h)
         if (is_name(name, nl, "content-type")) {
             h->ctype = value;
         } else if (is_name(name, nl, "content-length")) {
-            char *end;
-            h->length = vl ? strtoll(value, &end, 10) : -1;
-            if (vl == 0 || *end != '\0' || h->length < 0 || value[0] == '-' || value[0] == '+') {
+            h->length = px_py_wsgi_length(value, vl);
+            if (h->length < 0) {
                 fprintf(stderr,
                         "pyparallel.wsgi: Content-Length %.*s is not a length: 500 "
                         "instead\n",
@@ -295,7 +291,7 @@ int px_py_wsgi_head(PyObject *headers, px_py_wsgi_head_t *h)
                 return -1;
             }
         } else if (is_name(name, nl, "connection")) {
-            h->close = h->close || (vl == 5 && strncasecmp(value, "close", 5) == 0);
+            h->close = h->close || is_name(value, vl, "close");
         } else if (is_name(name, nl, "transfer-encoding") || is_name(name, nl, "keep-alive")) {
             continue; /* hop-by-hop: the server frames the body */
         } else if (head_put(h, name, nl) < 0 || head_put(h, ": ", 2) < 0 ||

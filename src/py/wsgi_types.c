@@ -518,18 +518,17 @@ static long long app_length(PyObject *headers)
 {
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
         PyObject *pair = PyList_GET_ITEM(headers, i), *name, *value;
-        long long n;
-        char *end;
         if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
             !PyUnicode_Check(name = PyTuple_GET_ITEM(pair, 0)) ||
             !PyUnicode_Check(value = PyTuple_GET_ITEM(pair, 1)) ||
-            PyUnicode_GET_LENGTH(name) != 14 || PyUnicode_KIND(name) != PyUnicode_1BYTE_KIND ||
-            strncasecmp((const char *)PyUnicode_1BYTE_DATA(name), "content-length", 14) != 0)
+            PyUnicode_KIND(name) != PyUnicode_1BYTE_KIND ||
+            !px_py_wsgi_name_is((const char *)PyUnicode_1BYTE_DATA(name),
+                                (size_t)PyUnicode_GET_LENGTH(name), "content-length", 14))
             continue;
         if (PyUnicode_KIND(value) != PyUnicode_1BYTE_KIND)
             return -1;
-        n = strtoll((const char *)PyUnicode_1BYTE_DATA(value), &end, 10);
-        return *end == '\0' && n >= 0 ? n : -1;
+        return px_py_wsgi_length((const char *)PyUnicode_1BYTE_DATA(value),
+                                 (size_t)PyUnicode_GET_LENGTH(value));
     }
     return -1;
 }

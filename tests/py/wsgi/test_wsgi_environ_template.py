@@ -27,6 +27,16 @@ def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
         yield proc
 
 
+@pytest.fixture(scope="module", params=[(b, t) for b in BACKENDS
+                                        for t in ("template_app:app", "template_app:validated")],
+                ids=lambda p: f"{p[0]}-{p[1].split(':')[1]}")
+def lenient(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    """The same, where an app's error (a Content-Length refused) is expected in the log."""
+    backend, target = request.param
+    with served(backend, target, "--workers", "1", allow_tracebacks=True) as proc:
+        yield proc
+
+
 HEADERS = "Host: example.org:8080\r\nAccept: */*\r\nCookie: a=1\r\nCookie: b=2\r\n"
 
 
@@ -144,3 +154,21 @@ def test_start_response_kept_past_its_request(server: ServerProcess) -> None:
                                   b"start_response() called again without exc_info (PEP 3333)")
         env = ask(c, "GET /after HTTP/1.1")
         assert env["PATH_INFO"] == "/after"
+
+
+@pytest.mark.parametrize("length,ok", [
+    ("5", True), ("05", True), ("%205", True),  # blanks before: as strtoll
+    ("+5", False), ("-5", False), ("5%20", False), ("5x", False), ("0x5", False), ("", False),
+    ("1" * 19, False),
+])
+def test_app_content_length_parsed(lenient: ServerProcess, length: str, ok: bool) -> None:
+    """The app's Content-Length: digits (after blanks), else a 500 and the
+    connection closed, never a corrupt stream."""
+    with Conn(lenient.port) as c:
+        c.send(f"GET /length?{length} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        r = read_reply(c)
+        if ok:
+            assert (r.status, r.body, r.headers["content-length"]) == (200, b"12345", "5")
+        else:
+            assert r.status == 500 and r.headers.get("connection") == "close"
+            assert c.read_to_eof() == b""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 from wsgiref.validate import validator
 
 StartResponse = Callable[..., Any]
@@ -38,6 +39,10 @@ def _stale(environ: dict[str, Any], start: StartResponse) -> list[bytes]:
 def app(environ: dict[str, Any], start: StartResponse) -> list[bytes]:
     if environ["PATH_INFO"] in ("/keep", "/stale"):
         return _stale(environ, start)
+    if environ["PATH_INFO"] == "/length":  # the query, decoded, as the Content-Length
+        length = unquote(environ["QUERY_STRING"])
+        start("200 OK", [("Content-Type", "text/plain"), ("Content-Length", length)])
+        return [b"12345"]
     host = environ.get("HTTP_HOST")
     shared = host is not None and host is previous.get("host")
     previous["host"] = host
