@@ -121,7 +121,8 @@ int px_py_wsgi_set_target(px_py_wsgi_t *g, PyObject *env, const px_http_request_
 int px_py_wsgi_set_method(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req);
 int px_py_wsgi_set_protocol(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req);
 int px_py_wsgi_set_server(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req, bool https);
-int px_py_wsgi_set_peer(px_py_wsgi_t *g, PyObject *env, const px_py_peer_t *peer);
+int px_py_wsgi_set_peer(px_py_wsgi_t *g, PyObject *env, const px_py_peer_t *peer, bool addr,
+                        bool port);
 int px_py_wsgi_set_length(px_py_wsgi_t *g, PyObject *env, size_t len);
 
 /* wsgi.input (wsgi_types.c) over a buffered body, or over one still

@@ -529,12 +529,15 @@ int px_py_wsgi_set_protocol(px_py_wsgi_t *g, PyObject *env, const px_http_reques
                           g->values[req->minor_version == 0 ? WV_HTTP10 : WV_HTTP11]);
 }
 
-int px_py_wsgi_set_peer(px_py_wsgi_t *g, PyObject *env, const px_py_peer_t *peer)
+int px_py_wsgi_set_peer(px_py_wsgi_t *g, PyObject *env, const px_py_peer_t *peer, bool addr,
+                        bool port)
 {
-    if ((peer->addr_str
-             ? PyDict_SetItem(env, g->keys[WK_REMOTE_ADDR], peer->addr_str)
-             : set_view(env, g->keys[WK_REMOTE_ADDR], peer->host, strlen(peer->host))) < 0)
+    if (addr && (peer->addr_str
+                     ? PyDict_SetItem(env, g->keys[WK_REMOTE_ADDR], peer->addr_str)
+                     : set_view(env, g->keys[WK_REMOTE_ADDR], peer->host, strlen(peer->host))) < 0)
         return -1;
+    if (!port)
+        return 0;
     return peer->port_str ? PyDict_SetItem(env, g->keys[WK_REMOTE_PORT], peer->port_str)
                           : set_owned(env, g->keys[WK_REMOTE_PORT], decimal(peer->port));
 }
@@ -575,7 +578,8 @@ int px_py_wsgi_environ_fill(px_py_wsgi_t *g, PyObject *env, const px_http_reques
         PyDict_SetItem(env, g->keys[WK_URL_SCHEME], g->values[out->https ? WV_HTTPS : WV_HTTP]) <
             0 ||
         px_py_wsgi_set_server(g, env, req, out->https) < 0 ||
-        px_py_wsgi_set_peer(g, env, peer) < 0 || PyDict_SetItem(env, g->keys[WK_INPUT], input) < 0)
+        px_py_wsgi_set_peer(g, env, peer, true, true) < 0 ||
+        PyDict_SetItem(env, g->keys[WK_INPUT], input) < 0)
         return -1;
     return 0;
 }

@@ -142,12 +142,25 @@ static bool heads_are(const bytes_t *b, const px_http_request_t *req)
     return p == end;
 }
 
+/* a and b (latin-1 strings, b maybe NULL) have the same characters */
+static bool same_str(PyObject *a, PyObject *b)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
+
+    return a == b || (b != NULL && PyUnicode_GET_LENGTH(b) == n &&
+                      PyUnicode_KIND(a) == PyUnicode_1BYTE_KIND &&
+                      PyUnicode_KIND(b) == PyUnicode_1BYTE_KIND &&
+                      memcmp(PyUnicode_1BYTE_DATA(a), PyUnicode_1BYTE_DATA(b), (size_t)n) == 0);
+}
+
 /* The values of the template's environ that are not the headers' brought
  * to those of req; 0, or -1 with an exception (the template is then
  * dropped: some of its values may be another request's). */
 static int refresh(px_py_wsgi_t *g, template_t *t, const px_http_request_t *req,
                    const px_py_peer_t *peer)
 {
+    bool addr, port;
+
     if (!bytes_is(&t->target, req->target) &&
         (px_py_wsgi_set_target(g, t->env, req) < 0 ||
          bytes_set(&t->target, req->target.base, req->target.len) < 0))
@@ -164,13 +177,15 @@ static int refresh(px_py_wsgi_t *g, template_t *t, const px_http_request_t *req,
     if (!bytes_is(&t->host, req->host) && (px_py_wsgi_set_server(g, t->env, req, t->https) < 0 ||
                                            bytes_set(&t->host, req->host.base, req->host.len) < 0))
         return -1;
-    if (peer->addr_str == NULL || peer->port_str == NULL || peer->addr_str != t->addr ||
-        peer->port_str != t->port) {
-        if (px_py_wsgi_set_peer(g, t->env, peer) < 0)
-            return -1;
+    /* each connection has its strings; many share an address (a proxy's) */
+    addr = peer->addr_str == NULL || !same_str(peer->addr_str, t->addr);
+    port = peer->port_str == NULL || peer->port_str != t->port;
+    if ((addr || port) && px_py_wsgi_set_peer(g, t->env, peer, addr, port) < 0)
+        return -1;
+    if (addr)
         Py_XSETREF(t->addr, Py_XNewRef(peer->addr_str));
+    if (port)
         Py_XSETREF(t->port, Py_XNewRef(peer->port_str));
-    }
     return 0;
 }
 
