@@ -38,17 +38,25 @@ template_t;
 static _Thread_local template_t templates[TEMPLATES];
 static _Thread_local unsigned victim;
 
+static int bytes_reserve(bytes_t *b, size_t len)
+{
+    char *q;
+
+    if (len <= b->cap)
+        return 0;
+    if ((q = PyMem_RawRealloc(b->p, len)) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->p = q;
+    b->cap = len;
+    return 0;
+}
+
 static int bytes_set(bytes_t *b, const char *p, size_t len)
 {
-    if (len > b->cap) {
-        char *q = PyMem_RawRealloc(b->p, len);
-        if (q == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        b->p = q;
-        b->cap = len;
-    }
+    if (bytes_reserve(b, len) < 0)
+        return -1;
     if (len)
         memcpy(b->p, p, len);
     b->len = len;
@@ -98,15 +106,8 @@ static int heads_set(bytes_t *b, const px_http_request_t *req)
         len += sizeof(head_lens_t) + req->headers[i].name.len + req->headers[i].value.len;
     if (len > HEADS_MAX)
         return 1;
-    if (len > b->cap) {
-        char *q = PyMem_RawRealloc(b->p, len);
-        if (q == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        b->p = q;
-        b->cap = len;
-    }
+    if (bytes_reserve(b, len) < 0)
+        return -1;
     p = b->p;
     for (size_t i = 0; i < req->num_headers; i++) {
         const px_http_header_t *h = &req->headers[i];
