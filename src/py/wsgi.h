@@ -177,6 +177,7 @@ typedef struct px_py_wsgi_head {
     char small[1024];
 } px_py_wsgi_head_t;
 int px_py_wsgi_head(PyObject *headers, px_py_wsgi_head_t *h);
+void px_py_wsgi_names_thread_exit(void); /* the names px_py_wsgi_head keeps, let go */
 void px_py_wsgi_head_free(px_py_wsgi_head_t *h);
 
 /* Streamed responses (wsgi_stream.c), from the app's thread, worker

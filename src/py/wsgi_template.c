@@ -80,6 +80,7 @@ static void slot_clear(template_t *t)
 void px_py_wsgi_thread_exit(void)
 {
     px_py_wsgi_start_thread_exit();
+    px_py_wsgi_names_thread_exit();
     for (int i = 0; i < TEMPLATES; i++) {
         template_t *t = &templates[i];
         slot_clear(t);

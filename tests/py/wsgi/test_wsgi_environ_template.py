@@ -172,3 +172,24 @@ def test_app_content_length_parsed(lenient: ServerProcess, length: str, ok: bool
         else:
             assert r.status == 500 and r.headers.get("connection") == "close"
             assert c.read_to_eof() == b""
+
+
+def test_header_names_every_time(lenient: ServerProcess) -> None:
+    """The same header name objects request after request: each is what it is
+    every time (Content-Length taken out, Connection honoured, a name that is
+    not a token refused)."""
+    for _ in range(3):
+        with Conn(lenient.port) as c:
+            for _ in range(2):
+                c.send(b"GET /headers?plain HTTP/1.1\r\nHost: x\r\n\r\n")
+                r = read_reply(c)
+                assert (r.status, r.body, r.headers["x-custom"]) == (200, b"12345", "yes")
+                assert r.headers["content-length"] == "5" and r.headers["content-type"] == "text/plain"
+            c.send(b"GET /headers?close HTTP/1.1\r\nHost: x\r\n\r\n")
+            r = read_reply(c)
+            assert (r.status, r.headers["x-custom"], r.headers.get("connection")) == \
+                (200, "closing", "close")
+            assert c.read_to_eof() == b""
+        with Conn(lenient.port) as c:
+            c.send(b"GET /headers?bad HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_reply(c).status == 500

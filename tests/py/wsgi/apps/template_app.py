@@ -36,7 +36,18 @@ def _stale(environ: dict[str, Any], start: StartResponse) -> list[bytes]:
     return ["|".join(errors).encode()]
 
 
+CT, CL, CONN, CUSTOM, BAD = "Content-Type", "content-LENGTH", "Connection", "X-Custom", "Bad Name"
+HEADER_SETS = {  # the same name objects every request: the server keeps what each is
+    "plain": [(CT, "text/plain"), (CL, "5"), (CUSTOM, "yes")],
+    "close": [(CT, "text/plain"), (CONN, "Close"), (CUSTOM, "closing")],
+    "bad": [(CT, "text/plain"), (BAD, "x")],
+}
+
+
 def app(environ: dict[str, Any], start: StartResponse) -> list[bytes]:
+    if environ["PATH_INFO"] == "/headers":
+        start("200 OK", list(HEADER_SETS[environ["QUERY_STRING"]]))
+        return [b"12345"]
     if environ["PATH_INFO"] in ("/keep", "/stale"):
         return _stale(environ, start)
     if environ["PATH_INFO"] == "/length":  # the query, decoded, as the Content-Length
