@@ -58,21 +58,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def drive(port: int, path: str, n: int, timeout: float = 120.0) -> None:
-    """n requests one after another on one keep-alive connection."""
+def drive(port: int, path: str, n: int, timeout: float = 120.0, conns: int = 1) -> None:
+    """n requests one after another over `conns` keep-alive connections
+    taking turns (one by default)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            conn = socket.create_connection((HOST, port), timeout=timeout)
+            socks = [socket.create_connection((HOST, port), timeout=timeout)]
             break
         except OSError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+    socks += [socket.create_connection((HOST, port), timeout=timeout) for _ in range(conns - 1)]
     request = f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
-    buf = b""
-    with conn:
-        for _ in range(n):
+    bufs = [b""] * len(socks)
+    try:
+        for i in range(n):
+            k = i % len(socks)
+            conn, buf = socks[k], bufs[k]
             conn.sendall(request)
             while True:
                 end = buf.find(b"\r\n\r\n")
@@ -86,6 +90,10 @@ def drive(port: int, path: str, n: int, timeout: float = 120.0) -> None:
                 if not chunk:
                     raise ConnectionError("the server closed the connection")
                 buf += chunk
+            bufs[k] = buf
+    finally:
+        for conn in socks:
+            conn.close()
 
 
 def total_instructions(out_prefix: str) -> int:
@@ -99,7 +107,10 @@ def total_instructions(out_prefix: str) -> int:
     return total
 
 
-def count(app: str, path: str, n: int, workdir: str, extra: tuple[str, ...] = ()) -> int:
+def count(app: str, path: str, n: int, workdir: str, extra: tuple[str, ...] = (),
+          conns: int = 1) -> int:
+    """Instructions of the server answering n requests (over conns
+    connections); its callgrind files stay in workdir as cg-PORT.PID."""
     port = free_port()
     prefix = os.path.join(workdir, f"cg-{port}")
     env = dict(os.environ, PX_BACKEND="epoll")
@@ -107,7 +118,7 @@ def count(app: str, path: str, n: int, workdir: str, extra: tuple[str, ...] = ()
                              sys.executable, app, str(port), *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        drive(port, path, n)
+        drive(port, path, n, conns=conns)
     finally:
         proc.terminate()
         proc.wait(120)

@@ -281,6 +281,7 @@ void px_py_http_app_free(void *app);
 int px_py_http_app_traverse(void *app, visitproc visit, void *arg);
 void px_py_http_app_clear(void *app);
 void px_py_http_thread_exit(void); /* free this thread's HTTP scratch memory */
+void px_py_wsgi_thread_exit(void); /* let go of this thread's WSGI environ templates */
 
 /* Stats (stats.c): module functions, added at module exec. */
 extern PyMethodDef px_py_stats_methods[];

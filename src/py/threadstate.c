@@ -65,6 +65,7 @@ static void hook_thread_stop(px_worker_t *w, void *arg)
     (void)arg;
     px_py_attach(w);
     px_py_http_thread_exit();
+    px_py_wsgi_thread_exit();
     tp->attached = false;
     tp->ts = NULL;
     PyGILState_Release(tp->gil_state);

@@ -60,6 +60,7 @@ typedef struct px_py_wsgi {
                                by the kernel when it has a fileno() */
     PyObject *input_type;   /* wsgi.input */
     PyObject *start_type;   /* start_response */
+    PyObject *write_type;   /* the write() start_response returns */
     PyObject *server_name;  /* SERVER_NAME when the request names no host */
     PyObject *server_port;  /* SERVER_PORT then: the bound port, set at listen */
     PyObject *keys[WK_COUNT];
@@ -71,6 +72,7 @@ typedef struct px_py_wsgi {
                             (X-Forwarded-Proto), or NULL: none is trusted */
     size_t scheme_header_len;
     bool access_log;
+    uint64_t id; /* names g among every WSGI server made (thread templates) */
 } px_py_wsgi_t;
 
 /* The WSGI description of Engine.listen_http(wsgi={...}): app, errors,
@@ -96,9 +98,32 @@ typedef struct px_py_peer {
 } px_py_peer_t;
 void px_py_wsgi_peer(px_conn_t *c, px_py_peer_t *out); /* thread state attached */
 
-/* The environ of x (wsgi_environ.c); new reference or NULL with an exception. */
+/* The environ of x (wsgi_template.c): a copy of the calling thread's
+ * environ of an earlier request with the same headers, its other values
+ * brought up to date, else built anew. input NULL: x has no body (the
+ * environ's wsgi.input reads b""). New reference or NULL with an exception. */
 PyObject *px_py_wsgi_environ(px_py_wsgi_t *g, const px_http_exchange_t *x, const px_py_peer_t *peer,
                              PyObject *input);
+/* The template environs of the calling thread let go (thread state attached). */
+void px_py_wsgi_thread_exit(void);
+
+/* The parts of an environ (wsgi_environ.c), set in env, a copy of
+ * g->base_environ: 0, or -1 with an exception. _fill sets every key of a
+ * request but the CONTENT_LENGTH of a chunked body (set_length) and says
+ * what it found in the headers. */
+typedef struct px_py_wsgi_fill {
+    bool https;      /* the trusted scheme header said https */
+    bool has_length; /* a Content-Length header */
+} px_py_wsgi_fill_t;
+int px_py_wsgi_environ_fill(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req,
+                            const px_py_peer_t *peer, PyObject *input, px_py_wsgi_fill_t *out);
+int px_py_wsgi_set_target(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req);
+int px_py_wsgi_set_method(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req);
+int px_py_wsgi_set_protocol(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req);
+int px_py_wsgi_set_server(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req, bool https);
+int px_py_wsgi_set_peer(px_py_wsgi_t *g, PyObject *env, const px_py_peer_t *peer, bool addr,
+                        bool port);
+int px_py_wsgi_set_length(px_py_wsgi_t *g, PyObject *env, size_t len);
 
 /* wsgi.input (wsgi_types.c) over a buffered body, or over one still
  * arriving (read from x with px_http_body_read while the app runs; _done
@@ -127,8 +152,14 @@ typedef struct px_py_start_response {
     bool gone;                     /* the client went away, or the stream failed */
     bool failed;                   /* a write failed otherwise than -EPIPE: the body is cut */
     unsigned long long sent;       /* body bytes streamed */
+    PyObject *write;               /* the write() returned while the app ran, or NULL */
+    PyTypeObject *write_type;
 } px_py_start_response_t;
+/* A start_response for a request (the thread's spare when it has one);
+ * _done when the request is over, instead of a Py_DECREF. */
 PyObject *px_py_wsgi_start_new(px_py_wsgi_t *g);
+void px_py_wsgi_start_done(px_py_wsgi_t *g, PyObject *start);
+void px_py_wsgi_start_thread_exit(void);
 /* Append data to r's body; -1 with MemoryError. */
 int px_py_wsgi_body_append(px_py_start_response_t *r, const char *data, size_t len);
 
@@ -146,6 +177,7 @@ typedef struct px_py_wsgi_head {
     char small[1024];
 } px_py_wsgi_head_t;
 int px_py_wsgi_head(PyObject *headers, px_py_wsgi_head_t *h);
+void px_py_wsgi_names_thread_exit(void); /* the names px_py_wsgi_head keeps, let go */
 void px_py_wsgi_head_free(px_py_wsgi_head_t *h);
 
 /* Streamed responses (wsgi_stream.c), from the app's thread, worker
@@ -157,9 +189,48 @@ int px_py_wsgi_stream_begin(px_py_start_response_t *r);
 int px_py_wsgi_stream_send(px_py_start_response_t *r, const char *data, size_t len);
 void px_py_wsgi_stream_finish(px_py_start_response_t *r, bool failed);
 
+/* n bytes at s are lit (lit_len bytes of lower-case letters and '-') in any
+ * case. s is a token (or not WSGI's: then refused anyway), where only
+ * letters change under | 0x20; compared 8 bytes at a time, inline, as the
+ * response headers are on every request. */
+static inline bool px_py_wsgi_name_is(const char *s, size_t n, const char *lit, size_t lit_len)
+{
+    size_t i = 0;
+
+    if (n != lit_len)
+        return false;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, s + i, 8);
+        memcpy(&b, lit + i, 8);
+        if ((a | 0x2020202020202020ULL) != b)
+            return false;
+    }
+    for (; i < n; i++)
+        if (((unsigned char)s[i] | 0x20) != (unsigned char)lit[i])
+            return false;
+    return true;
+}
+
+/* A Content-Length value: decimal digits (blanks before them allowed, as
+ * strtoll does), at most 18 of them; -1 otherwise. Inline: strtoll costs
+ * more than the rest of a header's checks. */
+static inline long long px_py_wsgi_length(const char *s, size_t n)
+{
+    long long v = 0;
+    size_t i = 0, digits = 0;
+
+    while (i < n && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++, digits++)
+        v = v * 10 + (s[i] - '0');
+    return i == n && digits > 0 && digits <= 18 ? v : -1;
+}
+
 /* The type specs (wsgi_types.c). */
 extern PyType_Spec px_py_wsgi_input_spec;
 extern PyType_Spec px_py_wsgi_start_spec;
+extern PyType_Spec px_py_wsgi_write_spec;
 
 /* Access log (wsgi_log.c): one line in the common log format, buffered per
  * worker; px_py_wsgi_log_take hands everything buffered to the writer thread. */

@@ -248,9 +248,52 @@ static const char *latin1(PyObject *s, size_t *len)
     return (const char *)PyUnicode_1BYTE_DATA(s);
 }
 
-static bool is_name(const char *n, size_t len, const char *lit)
+#define is_name(n, len, lit) px_py_wsgi_name_is(n, len, lit, sizeof(lit) - 1)
+
+/* Response header names seen last on this thread, by object: apps pass the
+ * same constant strings request after request, so what a name is (and that
+ * it is a token) is found once. The strings are held, so that an address
+ * is never another string's. */
+enum {
+    NAME_OTHER,
+    NAME_CTYPE,
+    NAME_LENGTH,
+    NAME_CONNECTION,
+    NAME_HOP
+};
+#define NAMES_KEPT 8
+static _Thread_local struct {
+    PyObject *name;
+    int kind;
+} names_kept[NAMES_KEPT];
+static _Thread_local unsigned names_next;
+
+void px_py_wsgi_names_thread_exit(void)
 {
-    return len == strlen(lit) && strncasecmp(n, lit, len) == 0;
+    for (int i = 0; i < NAMES_KEPT; i++)
+        Py_CLEAR(names_kept[i].name);
+}
+
+/* What the header name obj (latin-1 name[0..nl)) is; -1: not a token. */
+static int name_kind(PyObject *obj, const char *name, size_t nl)
+{
+    int kind;
+
+    for (int i = 0; i < NAMES_KEPT; i++)
+        if (names_kept[i].name == obj)
+            return names_kept[i].kind;
+    if (!px_http_token_ok(name, nl))
+        return -1;
+    kind = is_name(name, nl, "content-type")        ? NAME_CTYPE
+           : is_name(name, nl, "content-length")    ? NAME_LENGTH
+           : is_name(name, nl, "connection")        ? NAME_CONNECTION
+           : is_name(name, nl, "transfer-encoding") ? NAME_HOP
+           : is_name(name, nl, "keep-alive")        ? NAME_HOP
+                                                    : NAME_OTHER;
+    names_next = (names_next + 1) % NAMES_KEPT;
+    Py_XSETREF(names_kept[names_next].name, Py_NewRef(obj));
+    names_kept[names_next].kind = kind;
+    return kind;
 }
 
 int px_py_wsgi_head(PyObject *headers, px_py_wsgi_head_t *h)
@@ -265,6 +308,7 @@ int px_py_wsgi_head(PyObject *headers, px_py_wsgi_head_t *h)
         PyObject *pair = PyList_GET_ITEM(headers, i);
         const char *name, *value;
         size_t nl, vl, bad;
+        int kind;
 
         if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
             (name = latin1(PyTuple_GET_ITEM(pair, 0), &nl)) == NULL ||
@@ -275,28 +319,28 @@ int px_py_wsgi_head(PyObject *headers, px_py_wsgi_head_t *h)
                     i);
             return -1;
         }
-        if (!px_http_token_ok(name, nl) || !px_http_field_value_ok(value, vl, &bad)) {
+        kind = name_kind(PyTuple_GET_ITEM(pair, 0), name, nl);
+        if (kind < 0 || !px_http_field_value_ok(value, vl, &bad)) {
             fprintf(stderr,
                     "pyparallel.wsgi: response header %.*s: not a token, or a control "
                     "byte in its value: 500 instead\n",
                     (int)PX_MIN(nl, 64), name);
             return -1;
         }
-        if (is_name(name, nl, "content-type")) {
+        if (kind == NAME_CTYPE) {
             h->ctype = value;
-        } else if (is_name(name, nl, "content-length")) {
-            char *end;
-            h->length = vl ? strtoll(value, &end, 10) : -1;
-            if (vl == 0 || *end != '\0' || h->length < 0 || value[0] == '-' || value[0] == '+') {
+        } else if (kind == NAME_LENGTH) {
+            h->length = px_py_wsgi_length(value, vl);
+            if (h->length < 0) {
                 fprintf(stderr,
                         "pyparallel.wsgi: Content-Length %.*s is not a length: 500 "
                         "instead\n",
                         (int)PX_MIN(vl, 64), value);
                 return -1;
             }
-        } else if (is_name(name, nl, "connection")) {
-            h->close = h->close || (vl == 5 && strncasecmp(value, "close", 5) == 0);
-        } else if (is_name(name, nl, "transfer-encoding") || is_name(name, nl, "keep-alive")) {
+        } else if (kind == NAME_CONNECTION) {
+            h->close = h->close || is_name(value, vl, "close");
+        } else if (kind == NAME_HOP) {
             continue; /* hop-by-hop: the server frames the body */
         } else if (head_put(h, name, nl) < 0 || head_put(h, ": ", 2) < 0 ||
                    head_put(h, value, vl) < 0 || head_put(h, "\r\n", 2) < 0) {
@@ -397,9 +441,11 @@ void px_py_wsgi_call(px_py_wsgi_t *g, px_http_exchange_t *x)
     px_py_attach(w);
     px_py_wsgi_peer(x->conn, &peer);
     start = px_py_wsgi_start_new(g);
+    /* no body: the environ's own wsgi.input, which reads b"" */
     input = x->body_stream ? px_py_wsgi_input_stream(g, x)
-                           : px_py_wsgi_input_new(g, x->body, x->body_len);
-    if (start != NULL && input != NULL)
+            : x->body_len  ? px_py_wsgi_input_new(g, x->body, x->body_len)
+                           : NULL;
+    if (start != NULL && (input != NULL || (!x->body_stream && !x->body_len)))
         env = px_py_wsgi_environ(g, x, &peer, input);
     if (env == NULL) {
         log_exception();
@@ -412,7 +458,8 @@ void px_py_wsgi_call(px_py_wsgi_t *g, px_http_exchange_t *x)
         released = px_py_release(w);
         run_app(g, env, r, &ans);
         r->x = NULL; /* a write() kept past the call fails */
-        px_py_wsgi_input_done(input);
+        if (input != NULL)
+            px_py_wsgi_input_done(input);
         Py_DECREF(env);
         px_py_reacquire(w, released);
     }
@@ -423,7 +470,7 @@ void px_py_wsgi_call(px_py_wsgi_t *g, px_http_exchange_t *x)
         x->responded = true; /* the stream's (or closed: nobody to answer) */
         Py_XDECREF(ans.single);
         Py_XDECREF(input);
-        Py_DECREF(start);
+        px_py_wsgi_start_done(g, start);
         return;
     }
     if (px_conn_closing(x->conn)) {
@@ -443,5 +490,6 @@ void px_py_wsgi_call(px_py_wsgi_t *g, px_http_exchange_t *x)
         close(ans.fd);
     Py_XDECREF(ans.single);
     Py_XDECREF(input);
-    Py_XDECREF(start);
+    if (start != NULL)
+        px_py_wsgi_start_done(g, start);
 }

@@ -134,7 +134,8 @@ px_py_wsgi_t *px_py_wsgi_new(PyObject *spec)
     g = PyMem_RawCalloc(1, sizeof(*g));
     if (g == NULL)
         return (px_py_wsgi_t *)PyErr_NoMemory();
-    atomic_fetch_add(&peer_generation, 1); /* a new engine may reuse connection ids */
+    /* a new engine may reuse connection ids; the generation also names g */
+    g->id = atomic_fetch_add(&peer_generation, 1) + 1;
     if ((v = spec_item(spec, "app")) == NULL)
         goto fail;
     g->app = Py_NewRef(v);
@@ -169,9 +170,11 @@ px_py_wsgi_t *px_py_wsgi_new(PyObject *spec)
             goto fail;
     g->input_type = PyType_FromSpec(&px_py_wsgi_input_spec);
     g->start_type = PyType_FromSpec(&px_py_wsgi_start_spec);
+    g->write_type = PyType_FromSpec(&px_py_wsgi_write_spec);
     /* room for the request's headers too, so that a copy never grows */
     g->base_environ = _PyDict_NewPresized(WK_COUNT + 9 + 24);
-    if (g->input_type == NULL || g->start_type == NULL || g->base_environ == NULL)
+    if (g->input_type == NULL || g->start_type == NULL || g->write_type == NULL ||
+        g->base_environ == NULL)
         goto fail;
     {
         PyObject *version = Py_BuildValue("(ii)", 1, 0);
@@ -219,6 +222,7 @@ void px_py_wsgi_free(px_py_wsgi_t *g)
     Py_XDECREF(g->file_wrapper);
     Py_XDECREF(g->input_type);
     Py_XDECREF(g->start_type);
+    Py_XDECREF(g->write_type);
     Py_XDECREF(g->server_name);
     Py_XDECREF(g->server_port);
     for (int i = 0; i < WK_COUNT; i++)
@@ -394,10 +398,10 @@ fresh:
         PyObject *v = PyUnicode_DecodeLatin1(h->value.base, (Py_ssize_t)h->value.len, NULL);
         /* Cookie pairs are separated by "; " (RFC 6265 5.4), other lists by ", " */
         const char *sep = view_is(h->name, "cookie", 6) ? "; " : ", ";
-        PyObject *joined = v ? PyUnicode_FromFormat("%U%s%U", old, sep, v) : NULL;
-        rc = joined ? PyDict_SetItem(env, k, joined) : -1;
+        PyObject *both = v ? PyUnicode_FromFormat("%U%s%U", old, sep, v) : NULL;
+        rc = both ? PyDict_SetItem(env, k, both) : -1;
         Py_XDECREF(v);
-        Py_XDECREF(joined);
+        Py_XDECREF(both);
     } else {
         rc = PyErr_Occurred() ? -1 : set_view(env, k, h->value.base, h->value.len);
     }
@@ -407,7 +411,7 @@ fresh:
 
 /* SERVER_NAME and SERVER_PORT from the Host (or the absolute target's
  * authority), else the listening address. */
-static int set_server(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req, bool https)
+int px_py_wsgi_set_server(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req, bool https)
 {
     px_view_t host = req->host;
     const char *colon = NULL;
@@ -490,69 +494,92 @@ static int set_owned(PyObject *env, PyObject *key, PyObject *value)
     return rc;
 }
 
-PyObject *px_py_wsgi_environ(px_py_wsgi_t *g, const px_http_exchange_t *x, const px_py_peer_t *peer,
-                             PyObject *input)
+int px_py_wsgi_set_target(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req)
 {
-    const px_http_request_t *req = x->req;
-    PyObject *env = PyDict_Copy(g->base_environ); /* every fixed key: no resize below */
-    PyObject *path;
-    bool https = false, has_length = false, scheme_seen = false;
+    PyObject *path = path_info(g, req);
+    bool same;
+    int rc;
+
+    if (path == NULL)
+        return -1;
+    /* the target is often the path itself: one string for both */
+    same = req->target.len == (size_t)PyUnicode_GET_LENGTH(path) && req->query.len == 0 &&
+           req->target.base == req->path.base &&
+           memcmp(req->target.base, PyUnicode_1BYTE_DATA(path), req->target.len) == 0;
+    rc = PyDict_SetItem(env, g->keys[WK_PATH_INFO], path);
+    if (rc == 0)
+        rc = same ? PyDict_SetItem(env, g->keys[WK_REQUEST_URI], path)
+                  : set_view(env, g->keys[WK_REQUEST_URI], req->target.base, req->target.len);
+    Py_DECREF(path);
+    if (rc == 0)
+        rc = req->query.len == 0
+                 ? PyDict_SetItem(env, g->keys[WK_QUERY_STRING], g->values[WV_EMPTY])
+                 : set_view(env, g->keys[WK_QUERY_STRING], req->query.base, req->query.len);
+    return rc;
+}
+
+int px_py_wsgi_set_method(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req)
+{
+    return set_owned(env, g->keys[WK_REQUEST_METHOD], method_value(g, req->method));
+}
+
+int px_py_wsgi_set_protocol(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req)
+{
+    return PyDict_SetItem(env, g->keys[WK_SERVER_PROTOCOL],
+                          g->values[req->minor_version == 0 ? WV_HTTP10 : WV_HTTP11]);
+}
+
+int px_py_wsgi_set_peer(px_py_wsgi_t *g, PyObject *env, const px_py_peer_t *peer, bool addr,
+                        bool port)
+{
+    if (addr && (peer->addr_str
+                     ? PyDict_SetItem(env, g->keys[WK_REMOTE_ADDR], peer->addr_str)
+                     : set_view(env, g->keys[WK_REMOTE_ADDR], peer->host, strlen(peer->host))) < 0)
+        return -1;
+    if (!port)
+        return 0;
+    return peer->port_str ? PyDict_SetItem(env, g->keys[WK_REMOTE_PORT], peer->port_str)
+                          : set_owned(env, g->keys[WK_REMOTE_PORT], decimal(peer->port));
+}
+
+int px_py_wsgi_set_length(px_py_wsgi_t *g, PyObject *env, size_t len)
+{
+    return set_owned(env, g->keys[WK_CONTENT_LENGTH], PyUnicode_FromFormat("%zu", len));
+}
+
+int px_py_wsgi_environ_fill(px_py_wsgi_t *g, PyObject *env, const px_http_request_t *req,
+                            const px_py_peer_t *peer, PyObject *input, px_py_wsgi_fill_t *out)
+{
+    bool scheme_seen = false;
     uint64_t seen = 0;
 
-    if (env == NULL)
-        return NULL;
+    out->https = out->has_length = false;
     for (size_t i = 0; i < req->num_headers; i++) {
         const px_http_header_t *h = &req->headers[i];
         int rc;
         if (view_is(h->name, "content-type", 12)) {
             rc = set_view(env, g->keys[WK_CONTENT_TYPE], h->value.base, h->value.len);
         } else if (view_is(h->name, "content-length", 14)) {
-            has_length = true;
+            out->has_length = true;
             rc = set_view(env, g->keys[WK_CONTENT_LENGTH], h->value.base, h->value.len);
         } else {
             if (g->scheme_header && !scheme_seen &&
                 view_is(h->name, g->scheme_header, g->scheme_header_len)) {
-                https = view_is(first_element(h->value), "https", 5);
+                out->https = view_is(first_element(h->value), "https", 5);
                 scheme_seen = true; /* the first element of the list: the client's side */
             }
             rc = set_header(g, env, h, &seen);
         }
         if (rc < 0)
-            goto fail;
+            return -1;
     }
-    if (!has_length && x->body_len > 0 &&
-        set_owned(env, g->keys[WK_CONTENT_LENGTH], PyUnicode_FromFormat("%zu", x->body_len)) < 0)
-        goto fail; /* a chunked body, whole here: its length */
-    if ((path = path_info(g, req)) == NULL)
-        goto fail;
-    /* the target is often the path itself: one string for both */
-    if (PyDict_SetItem(env, g->keys[WK_PATH_INFO], path) < 0 ||
-        (req->target.len == (size_t)PyUnicode_GET_LENGTH(path) && req->query.len == 0 &&
-                 req->target.base == req->path.base &&
-                 memcmp(req->target.base, PyUnicode_1BYTE_DATA(path), req->target.len) == 0
-             ? PyDict_SetItem(env, g->keys[WK_REQUEST_URI], path)
-             : set_view(env, g->keys[WK_REQUEST_URI], req->target.base, req->target.len)) < 0) {
-        Py_DECREF(path);
-        goto fail;
-    }
-    Py_DECREF(path);
-    if (set_owned(env, g->keys[WK_REQUEST_METHOD], method_value(g, req->method)) < 0 ||
-        (req->query.len == 0
-             ? PyDict_SetItem(env, g->keys[WK_QUERY_STRING], g->values[WV_EMPTY])
-             : set_view(env, g->keys[WK_QUERY_STRING], req->query.base, req->query.len)) < 0 ||
-        PyDict_SetItem(env, g->keys[WK_SERVER_PROTOCOL],
-                       g->values[req->minor_version == 0 ? WV_HTTP10 : WV_HTTP11]) < 0 ||
-        PyDict_SetItem(env, g->keys[WK_URL_SCHEME], g->values[https ? WV_HTTPS : WV_HTTP]) < 0 ||
-        set_server(g, env, req, https) < 0 ||
-        (peer->addr_str
-             ? PyDict_SetItem(env, g->keys[WK_REMOTE_ADDR], peer->addr_str)
-             : set_view(env, g->keys[WK_REMOTE_ADDR], peer->host, strlen(peer->host))) < 0 ||
-        (peer->port_str ? PyDict_SetItem(env, g->keys[WK_REMOTE_PORT], peer->port_str)
-                        : set_owned(env, g->keys[WK_REMOTE_PORT], decimal(peer->port))) < 0 ||
+    if (px_py_wsgi_set_target(g, env, req) < 0 || px_py_wsgi_set_method(g, env, req) < 0 ||
+        px_py_wsgi_set_protocol(g, env, req) < 0 ||
+        PyDict_SetItem(env, g->keys[WK_URL_SCHEME], g->values[out->https ? WV_HTTPS : WV_HTTP]) <
+            0 ||
+        px_py_wsgi_set_server(g, env, req, out->https) < 0 ||
+        px_py_wsgi_set_peer(g, env, peer, true, true) < 0 ||
         PyDict_SetItem(env, g->keys[WK_INPUT], input) < 0)
-        goto fail;
-    return env;
-fail:
-    Py_DECREF(env);
-    return NULL;
+        return -1;
+    return 0;
 }

@@ -266,17 +266,20 @@ PyType_Spec px_py_wsgi_input_spec = {
 static PyObject *start_vectorcall(PyObject *s, PyObject *const *args, size_t nargsf,
                                   PyObject *kwnames);
 
-PyObject *px_py_wsgi_start_new(px_py_wsgi_t *g)
-{
-    px_py_start_response_t *r = PyObject_New(px_py_start_response_t, (PyTypeObject *)g->start_type);
+/* Each thread keeps the start_response of its last request when nothing
+ * else holds it (nor its write()), to be the next request's: made and
+ * freed once rather than per request. */
+static _Thread_local struct {
+    uint64_t app; /* the px_py_wsgi_t's id */
+    px_py_start_response_t *start;
+} spare;
 
-    if (r == NULL)
-        return NULL;
-    r->vectorcall = start_vectorcall;
+static void start_reset(px_py_start_response_t *r)
+{
     r->status = 0;
-    r->status_line = NULL;
+    Py_CLEAR(r->status_line);
     r->reason = NULL;
-    r->headers = NULL;
+    Py_CLEAR(r->headers);
     r->length = -1;
     r->x = NULL;
     r->w = NULL;
@@ -284,9 +287,61 @@ PyObject *px_py_wsgi_start_new(px_py_wsgi_t *g)
     r->streamed = r->gone = r->failed = false;
     r->sent = 0;
     r->head_sent = false;
+    r->len = 0;
+}
+
+PyObject *px_py_wsgi_start_new(px_py_wsgi_t *g)
+{
+    px_py_start_response_t *r = spare.start;
+
+    if (r != NULL && spare.app == g->id) {
+        spare.start = NULL;
+        return (PyObject *)r;
+    }
+    r = PyObject_New(px_py_start_response_t, (PyTypeObject *)g->start_type);
+    if (r == NULL)
+        return NULL;
+    r->vectorcall = start_vectorcall;
+    r->write_type = (PyTypeObject *)Py_NewRef(g->write_type);
+    r->write = NULL;
+    r->status_line = NULL;
+    r->headers = NULL;
     r->buf = NULL;
-    r->len = r->cap = 0;
+    r->cap = 0;
+    start_reset(r);
     return (PyObject *)r;
+}
+
+/* Let go of r: r and its write() as the thread's spare when nobody else
+ * holds either (a start_response the app kept must stay as it was). */
+static void start_drop(px_py_start_response_t *r)
+{
+    Py_CLEAR(r->write); /* r <-> write: broken */
+    Py_DECREF(r);
+}
+
+void px_py_wsgi_start_done(px_py_wsgi_t *g, PyObject *start)
+{
+    px_py_start_response_t *r = (px_py_start_response_t *)start;
+    Py_ssize_t ours = r->write != NULL ? 2 : 1; /* the caller's and the write()'s */
+
+    if (Py_REFCNT(start) != ours || (r->write != NULL && Py_REFCNT(r->write) != 1) || r->streamed ||
+        r->stream != NULL || r->cap > ((size_t)64 << 10)) {
+        start_drop(r);
+        return;
+    }
+    start_reset(r);
+    if (spare.start != NULL)
+        start_drop(spare.start);
+    spare.app = g->id;
+    spare.start = r;
+}
+
+void px_py_wsgi_start_thread_exit(void)
+{
+    if (spare.start != NULL)
+        start_drop(spare.start);
+    spare.start = NULL;
 }
 
 static void start_dealloc(PyObject *s)
@@ -296,6 +351,7 @@ static void start_dealloc(PyObject *s)
 
     Py_XDECREF(r->headers);
     Py_XDECREF(r->status_line);
+    Py_XDECREF(r->write_type);
     PyMem_RawFree(r->buf);
     PyObject_Free(s);
     Py_DECREF(tp);
@@ -359,12 +415,28 @@ static int parse_status(PyObject *status, const char **reason)
     return code;
 }
 
-static PyObject *start_write(PyObject *s, PyObject *data)
+/* write(data), the callable start_response returns: a small object of its
+ * own (not a bound builtin), kept with its start_response between requests. */
+typedef struct wsgi_write {
+    PyObject_HEAD vectorcallfunc vectorcall;
+    px_py_start_response_t *r;
+} wsgi_write_t;
+
+static PyObject *write_vectorcall(PyObject *s, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames)
 {
-    px_py_start_response_t *r = (px_py_start_response_t *)s;
+    px_py_start_response_t *r = ((wsgi_write_t *)s)->r;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *data;
     Py_buffer view;
     int rc;
 
+    if (nargs != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0)) {
+        PyErr_Format(PyExc_TypeError, "write() takes exactly one argument (%zd given)",
+                     nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0));
+        return NULL;
+    }
+    data = args[0];
     if (r->status == 0) {
         PyErr_SetString(PyExc_RuntimeError, "write() before start_response()");
         return NULL;
@@ -393,8 +465,52 @@ static PyObject *start_write(PyObject *s, PyObject *data)
     Py_RETURN_NONE;
 }
 
-static PyMethodDef write_def = {"write", start_write, METH_O,
-                                "write(data: bytes): body bytes, before those of the iterable"};
+static void write_dealloc(PyObject *s)
+{
+    PyTypeObject *tp = Py_TYPE(s);
+    Py_DECREF(((wsgi_write_t *)s)->r);
+    PyObject_Free(s);
+    Py_DECREF(tp);
+}
+
+static PyMemberDef write_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(wsgi_write_t, vectorcall), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot write_slots[] = {
+    {Py_tp_doc, "write(data: bytes): body bytes, before those of the iterable"},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_members, write_members},
+    {Py_tp_dealloc, write_dealloc},
+    {0, NULL},
+};
+
+PyType_Spec px_py_wsgi_write_spec = {
+    .name = "pyparallel.wsgi.Write",
+    .basicsize = sizeof(wsgi_write_t),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION |
+             Py_TPFLAGS_HAVE_VECTORCALL,
+    .slots = write_slots,
+};
+
+/* r's write(): kept with r while the app runs (r is then reused with it),
+ * made anew for a call after the app returned (not kept: it would hold r). */
+static PyObject *start_write_callable(px_py_start_response_t *r)
+{
+    wsgi_write_t *w;
+
+    if (r->write != NULL)
+        return Py_NewRef(r->write);
+    w = PyObject_New(wsgi_write_t, r->write_type);
+    if (w == NULL)
+        return NULL;
+    w->vectorcall = write_vectorcall;
+    w->r = (px_py_start_response_t *)Py_NewRef(r);
+    if (r->x != NULL)
+        r->write = Py_NewRef((PyObject *)w);
+    return (PyObject *)w;
+}
 
 /* The Content-Length among headers, or -1 (none, or not a length: the head
  * is refused later with the reason). */
@@ -402,18 +518,17 @@ static long long app_length(PyObject *headers)
 {
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
         PyObject *pair = PyList_GET_ITEM(headers, i), *name, *value;
-        long long n;
-        char *end;
         if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
             !PyUnicode_Check(name = PyTuple_GET_ITEM(pair, 0)) ||
             !PyUnicode_Check(value = PyTuple_GET_ITEM(pair, 1)) ||
-            PyUnicode_GET_LENGTH(name) != 14 || PyUnicode_KIND(name) != PyUnicode_1BYTE_KIND ||
-            strncasecmp((const char *)PyUnicode_1BYTE_DATA(name), "content-length", 14) != 0)
+            PyUnicode_KIND(name) != PyUnicode_1BYTE_KIND ||
+            !px_py_wsgi_name_is((const char *)PyUnicode_1BYTE_DATA(name),
+                                (size_t)PyUnicode_GET_LENGTH(name), "content-length", 14))
             continue;
         if (PyUnicode_KIND(value) != PyUnicode_1BYTE_KIND)
             return -1;
-        n = strtoll((const char *)PyUnicode_1BYTE_DATA(value), &end, 10);
-        return *end == '\0' && n >= 0 ? n : -1;
+        return px_py_wsgi_length((const char *)PyUnicode_1BYTE_DATA(value),
+                                 (size_t)PyUnicode_GET_LENGTH(value));
     }
     return -1;
 }
@@ -489,7 +604,7 @@ static PyObject *start_vectorcall(PyObject *s, PyObject *const *args, size_t nar
     r->reason = reason;
     Py_XSETREF(r->headers, Py_NewRef(headers));
     r->length = app_length(headers);
-    return PyCFunction_New(&write_def, s);
+    return start_write_callable(r);
 }
 
 static PyMemberDef start_members[] = {
