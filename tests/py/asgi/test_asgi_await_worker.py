@@ -94,3 +94,17 @@ def test_stopped_while_an_app_awaits(backend: str) -> None:
     assert proc.matching("NEVER CANCELLED")
     assert "Task was destroyed but it is pending" not in proc.finished.stderr
 
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_task_left_by_an_app_is_cancelled_at_the_stop(backend: str) -> None:
+    """A task an app started and left awaiting is cancelled when the server
+    stops, as asyncio.run does, and runs its cleanup; none is destroyed
+    pending."""
+    with served_asgi(backend, "asgi_wait:app", "--workers", "1") as proc:
+        with Conn(proc.port) as c:
+            c.send(request("GET", "/background"))
+            assert read_reply(c).body == b"started"
+        proc.finish(timeout=20)
+    assert proc.finished is not None
+    assert proc.matching("BACKGROUND CANCELLED")
+    assert "Task was destroyed but it is pending" not in proc.finished.stderr

@@ -4,7 +4,9 @@
 (ms) and whether the loop knew which thread ran it. ``/brief`` awaits 1 ms
 (a fast database or cache call). ``/hold`` awaits 1 s, saying HOLDING on
 stdout as it starts. ``/never`` awaits for ever (for --timeout-response),
-saying NEVER on stdout as it starts and NEVER CANCELLED when cancelled."""
+saying NEVER on stdout as it starts and NEVER CANCELLED when cancelled.
+``/background`` answers at once and leaves a task awaiting for ever, which
+says BACKGROUND CANCELLED when cancelled (at the server's stop)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,17 @@ async def _answer(send: Any, body: bytes) -> None:
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": body})
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+async def _forever() -> None:
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        print("BACKGROUND CANCELLED", flush=True)
+        raise
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -37,6 +50,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         print("HOLDING", flush=True)
         await asyncio.sleep(1.0)
         await _answer(send, b"held")
+        return
+    if path == "/background":
+        _background.add(asyncio.get_running_loop().create_task(_forever()))
+        await _answer(send, b"started")
         return
     if path == "/never":
         print("NEVER", flush=True)
