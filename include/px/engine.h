@@ -451,6 +451,15 @@ void px_worker_hrtimer_stop(px_worker_t *w, px_hrtimer_t *t);
 bool px_worker_release(px_worker_t *w);
 bool px_worker_reacquire(px_worker_t *w);
 
+/* Released code that is about to wait (a lock, a queue) for work which runs on
+ * w itself, such as a task of w's event loop: hand w to a spare thread now.
+ * The engine cannot tell that wait from a runtime's short lock waits, which
+ * it hands off only after a while (and such a wait does not make w's later
+ * releases hand off eagerly). True when it did something; false when the
+ * thread does not hold w released, w went off at the release already, or w
+ * has finished. */
+bool px_worker_waiting(px_worker_t *w);
+
 /* True when the calling thread runs w's code now, owning it (not released):
  * the thread on which px_conn_* calls on w's connections are allowed. */
 bool px_worker_owned(const px_worker_t *w);

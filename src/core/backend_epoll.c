@@ -348,11 +348,14 @@ static int epoll_wait_turn(px_worker_t *w, uint64_t timeout_ns)
         timeout_ns = 0;
     }
     n = wait_events(s->epfd, events, timeout_ns);
+    /* Counted before the tick: a timer's callback that blocks there may be
+     * taken over, and the thread that ran w meanwhile may have freed
+     * connections of this batch, which lives on this stack. */
+    takeovers = w->takeovers;
     /* A handler, or a timer firing in the tick, may close another connection
      * of this batch: keep the structs until the batch is done. */
     w->defer_free = true;
     px__worker_tick(w);
-    takeovers = w->takeovers;
     for (i = 0; i < n && w->takeovers == takeovers; i++) {
         uint64_t data = events[i].data.u64;
         void *p = PX_UNTAG(data);

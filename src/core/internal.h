@@ -221,6 +221,7 @@ struct px_thread {
     pid_t ktid;             /* the kernel's id of this thread (its /proc state) */
     uint64_t eager_ns;      /* when its last release handed w off at once, else 0 */
     uint64_t eager_sched;   /* its time on or waiting for a CPU then, ns */
+    atomic_bool waits;      /* released and said it waits (px_worker_waiting) */
     px_thread_t *next;      /* e->threads */
     px_thread_t *next_wait; /* e->idle, or the waiters of a worker */
 };

@@ -148,7 +148,7 @@ static thread_state_t callback_state(const watch_t *wt, uint64_t now)
 {
     uint64_t cpu = wt->cpu ? cpu_ns(wt->thread) : 0;
 
-    if (wt->cpu == 0 || cpu == 0)
+    if (wt->cpu == 0 || cpu == 0 || atomic_load_explicit(&wt->thread->waits, memory_order_relaxed))
         return BLOCKED;
     if ((cpu - wt->cpu) * BLOCKED_SHARE >= now - wt->since)
         return RUNS;

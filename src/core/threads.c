@@ -194,6 +194,7 @@ bool px_worker_release(px_worker_t *w)
      * see it from outside, so the release says so. */
     hint = w->dirty != NULL || w->flushing != NULL || w->be->local_work(w);
     t->owns = false;
+    atomic_store_explicit(&t->waits, false, memory_order_relaxed);
     atomic_store_explicit(&w->releaser, t, memory_order_relaxed); /* published by the release */
     t->token = px__own_release(&w->own, hint);
     t->eager_ns = 0;
@@ -203,6 +204,19 @@ bool px_worker_release(px_worker_t *w)
      * costs it one long sleep. */
     else if (atomic_load_explicit(&e->sup_parked, memory_order_relaxed))
         px__supervisor_wake(e);
+    return true;
+}
+
+bool px_worker_waiting(px_worker_t *w)
+{
+    px_thread_t *t = current_thread;
+
+    /* As the supervisor: a finished worker is taken by nobody. */
+    if (t == NULL || t->w != w || t->owns || t->eager_ns || atomic_load(&w->finished))
+        return false;
+    /* Before the take: a supervisor that finds no spare free hands off at once too. */
+    atomic_store_explicit(&t->waits, true, memory_order_relaxed);
+    hand_off_now(w->e, w, t);
     return true;
 }
 
@@ -239,8 +253,11 @@ bool px_worker_reacquire(px_worker_t *w)
 
     if (t == NULL || t->w != w || t->owns)
         return false;
-    if (t->eager_ns)
+    /* A wait for w's own loop (px_worker_waiting) is no blocking callback: it
+     * hands w off by itself each time, eager hand-off need not. */
+    if (t->eager_ns && !atomic_load_explicit(&t->waits, memory_order_relaxed))
         eager_ended(w, t);
+    t->eager_ns = 0;
     if (!px__own_reclaim(&w->own, t->token))
         wait_handback(t, w);
     t->owns = true;

@@ -33,6 +33,16 @@ static PyObject *worker_index(PyObject *module, PyObject *unused)
     return PyLong_FromLong(px_worker_index(w));
 }
 
+/* worker_waiting(): released handler code is about to wait for its own
+ * worker's loop; the worker goes to a spare at once (px_worker_waiting). */
+static PyObject *worker_waiting(PyObject *module, PyObject *unused)
+{
+    px_worker_t *w = px_worker_current();
+    (void)module;
+    (void)unused;
+    return PyBool_FromLong(w != NULL && px_worker_waiting(w));
+}
+
 /* adopt_listeners(fds): one group of inherited sockets (px/listen_fds.h). */
 static PyObject *adopt_listeners(PyObject *module, PyObject *seq)
 {
@@ -74,6 +84,9 @@ static PyMethodDef module_methods[] = {
      "The transport of the running protocol callback, or None."},
     {"worker_index", worker_index, METH_NOARGS,
      "Index of the worker running this code, or None outside workers."},
+    {"worker_waiting", worker_waiting, METH_NOARGS,
+     "worker_waiting() -> bool: released code is about to wait for work of its own\n"
+     "worker; hand the worker to a spare thread now."},
     {"json_dumps", (PyCFunction)(void (*)(void))px_py_json_dumps, METH_VARARGS | METH_KEYWORDS,
      "json_dumps(obj, *, default=None) -> bytes: compact UTF-8 JSON."},
     {"submit", (PyCFunction)(void (*)(void))px_py_submit, METH_VARARGS | METH_KEYWORDS,

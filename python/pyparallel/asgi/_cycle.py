@@ -313,6 +313,10 @@ class _Cycle:
         if self.cmds.empty():  # the app waits on something: the worker goes on meanwhile
             _loops.handing_over(self.loop)
         while True:
+            if self.cmds.empty():
+                # waiting for the loop: its worker goes on at once, also after
+                # an engine call of ours (a body read) took the worker back
+                _core.worker_waiting()
             try:
                 if self.stream is None:
                     # until the start: a look at the client now and then

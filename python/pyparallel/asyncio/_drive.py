@@ -110,5 +110,6 @@ def drive_http(aw: Awaitable[Any], request: object) -> Any:
         done.acquire()
         task.add_done_callback(lambda _t: done.release())
         waker.wake()  # queued work: the worker goes to a spare while we wait
+        _core.worker_waiting()  # at once: the wait looks like a short lock wait
         done.acquire()
     return task.result()

@@ -37,7 +37,11 @@ class Loop(WorkerLoop):
         self._px_arm = self._px_arm_any
         self._px_wake = self._px_wake_any
         self._px_soon = False
-        self._px_direct = False  # instance: True only while running
+        # Instance: True only while running. Set by the worker's first pump of
+        # a run, never by the thread that calls run_forever: the protocol calls
+        # queued while the loop was stopped run in that pump, before any input
+        # the worker receives later goes to its protocol directly.
+        self._px_direct = False
         self._px_eng: Any = None
         self._px_ident: int | None = None
         self._px_halted = True
@@ -86,18 +90,20 @@ class Loop(WorkerLoop):
     def _px_arm_any(self, when: float) -> None:
         if threading.get_ident() == self._px_ident:
             self._px_waker.arm(when)
-        elif self._px_direct:
+        elif not self._px_halted:
             self._px_waker.wake()  # running: the worker looks at what is due
 
     def _px_wake_any(self) -> None:
-        if self._px_direct:
+        if not self._px_halted:
             self._px_waker.wake()
         # else: not running (or no engine yet): run_forever wakes the worker
 
     def _px_pump(self) -> None:
         if not self._px_direct:
-            self._px_soon = False  # not running: run_forever wakes it
-            return
+            if self._px_halted:
+                self._px_soon = False  # not running: run_forever wakes it
+                return
+            self._px_direct = True  # the run starts here, on the worker
         super()._px_pump()
         if self._stopping:
             self._stopping = False
@@ -119,8 +125,7 @@ class Loop(WorkerLoop):
         self._px_main_runs = threading.current_thread() is threading.main_thread()
         self._thread_id = self._px_ident
         self._px_soon = False
-        self._px_direct = True
-        self._px_waker.wake()
+        self._px_waker.wake()  # its pump starts the run (_px_direct)
         try:
             while not self._px_halted:
                 eng.wait(1.0)

@@ -33,6 +33,9 @@ _T = TypeVar("_T")
 # Compact the timer heap when this many handles are cancelled and they are
 # more than half of it (cancelled handles otherwise leave as they come due).
 _COMPACT_MIN = 100
+# Passes of the ready queue that run the cancellation of the tasks left at the
+# engine's end (each pass runs what the one before made ready).
+_DRAIN_PASSES = 100
 
 
 class WorkerLoop(FdWatch, EngineNet, asyncio.BaseEventLoop):  # type: ignore[misc]
@@ -193,7 +196,36 @@ class WorkerLoop(FdWatch, EngineNet, asyncio.BaseEventLoop):  # type: ignore[mis
         self._thread_id = None
         self._px_watch_close()
         if not self._closed:
+            self._px_cancel_tasks()
             self.close()
+
+    def _px_cancel_tasks(self) -> None:
+        """As asyncio.run ends: the tasks still pending are cancelled and their
+        cancellation run, what was queued for them included (a cancel posted
+        by a handler that timed out as the worker ended). With the engine gone,
+        one whose cleanup waits on I/O or a timer stays unfinished."""
+        tasks = [t for t in asyncio.all_tasks(self) if not t.done()]
+        if not tasks and not self._ready:
+            return
+        self._px_soon = True  # run here: the worker's timer heap is gone
+        for task in tasks:
+            task.cancel()
+        prev = events._get_running_loop()
+        events._set_running_loop(self)
+        try:
+            for _ in range(_DRAIN_PASSES):
+                self._px_run_due()
+                if not self._ready:
+                    break
+        finally:
+            events._set_running_loop(prev)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                self.call_exception_handler({
+                    "message": "unhandled exception in a task cancelled at the engine's end",
+                    "exception": task.exception(),
+                    "task": task,
+                })
 
     # ---- what a worker's loop does not do --------------------------------------
 

@@ -32,12 +32,6 @@ KNOWN_GAPS = {
     "test_open_connection_happy_eyeball_refcycles": "Future finished exception=",
     # a second ResourceWarning besides the StreamWriter's when it is collected
     "test_unclosed_resource_warnings": "AssertionError: 2 != 1",
-    # Intermittent (about one run in three on the GIL build, not seen on
-    # 3.13t): a stream read to its end on a standalone loop sometimes misses
-    # the last bytes the server sent before closing. A real bug, not found yet
-    # (docs/asyncio.md, "Known gaps"); the other stream tests pass.
-    "test_open_connection": "AssertionError: False is not true",
-    "test_wait_closed_on_close": "AssertionError: False is not true",
 }
 
 

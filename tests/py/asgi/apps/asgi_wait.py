@@ -1,5 +1,12 @@
-"""An ASGI app that awaits once before it answers: the body says how long
-the resumption took (ms) and whether the loop knew which thread ran it."""
+"""An ASGI app that awaits before it answers.
+
+``/`` awaits one turn of the loop: the body says how long the resumption took
+(ms) and whether the loop knew which thread ran it. ``/brief`` awaits 1 ms
+(a fast database or cache call). ``/hold`` awaits 1 s, saying HOLDING on
+stdout as it starts. ``/never`` awaits for ever (for --timeout-response),
+saying NEVER on stdout as it starts and NEVER CANCELLED when cancelled.
+``/background`` answers at once and leaves a task awaiting for ever, which
+says BACKGROUND CANCELLED when cancelled (at the server's stop)."""
 
 from __future__ import annotations
 
@@ -7,6 +14,23 @@ import asyncio
 import threading
 import time
 from typing import Any
+
+
+async def _answer(send: Any, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+async def _forever() -> None:
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        print("BACKGROUND CANCELLED", flush=True)
+        raise
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -17,6 +41,28 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send({"type": f"lifespan.{kind}.complete"})
             if kind == "shutdown":
                 return
+    path = scope["path"]
+    if path == "/brief":
+        await asyncio.sleep(0.001)
+        await _answer(send, b"brief")
+        return
+    if path == "/hold":
+        print("HOLDING", flush=True)
+        await asyncio.sleep(1.0)
+        await _answer(send, b"held")
+        return
+    if path == "/background":
+        _background.add(asyncio.get_running_loop().create_task(_forever()))
+        await _answer(send, b"started")
+        return
+    if path == "/never":
+        print("NEVER", flush=True)
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            print("NEVER CANCELLED", flush=True)
+            raise
+        return
     loop = asyncio.get_running_loop()
     # asyncio's debug mode checks this on every call_soon
     owner = getattr(loop, "_thread_id", None) == threading.get_ident()
@@ -26,6 +72,4 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     loop.call_soon(woken.set_result, None)
     await woken
     gap_ms = (time.monotonic() - t0) * 1000
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain")]})
-    await send({"type": "http.response.body", "body": b"%.3f %d" % (gap_ms, owner)})
+    await _answer(send, b"%.3f %d" % (gap_ms, owner))
