@@ -26,7 +26,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -64,13 +64,16 @@ class Settings:
     """What every request of one ASGI server shares."""
 
     def __init__(self, app: ASGIApp, root_path: str = "", scheme_header: str | None = None,
-                 state: dict[str, Any] | None = None, response_timeout: float = 60.0) -> None:
+                 state: dict[str, Any] | None = None, response_timeout: float = 60.0,
+                 ws_options: Mapping[str, Any] | None = None) -> None:
         self.app = app
         self.root_path = root_path.rstrip("/")
         self.scheme_header = scheme_header.lower().encode("latin-1") if scheme_header else None
         self.state: dict[str, Any] = state if state is not None else {}
         self.response_timeout = response_timeout
         self.server: tuple[str, int] | None = None  # set once listening
+        #: websocket scopes' settings over _websocket.WS_DEFAULTS
+        self.ws_options: Mapping[str, Any] = dict(ws_options or {})
 
 
 def _scheme(settings: Settings, headers: list[tuple[bytes, bytes]]) -> str:
@@ -422,6 +425,14 @@ class _Cycle:
         return result
 
 
+def _wants_websocket(headers: list[tuple[bytes, bytes]]) -> bool:
+    """True when the request asks for a WebSocket (``Upgrade: websocket``)."""
+    for name, value in headers:
+        if name == b"upgrade":
+            return b"websocket" in value.lower()
+    return False
+
+
 def _error_response() -> Response:
     return Response(b"Internal Server Error", 500, "text/plain; charset=utf-8")
 
@@ -429,6 +440,9 @@ def _error_response() -> Response:
 def handle(settings: Settings, request: Any) -> Any:
     """Run the ASGI app for request; called as the HTTP handler on its worker."""
     scope, has_body = _scope(settings, request)
+    if not has_body and _wants_websocket(scope["headers"]):
+        from ._websocket import handle_websocket  # imports this module
+        return handle_websocket(settings, request, scope)
     loop = _loops.worker_loop()
     cycle = _Cycle(settings, request, scope, has_body, loop)
     _loops.start(loop, cycle.begin)
