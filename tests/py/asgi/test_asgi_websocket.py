@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +25,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from helpers import ServerProcess
 from http_helpers import Conn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "websocket"))
+
+from ws_raw import PING, Raw  # noqa: E402
 
 BACKENDS = ["uring", "epoll"]
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -104,6 +110,7 @@ def test_client_gone_and_denials(backend: str) -> None:
             assert r.headers["www-authenticate"] == "Token" and bytes(r.body) == b"no token"
         run(go())
         proc.wait_line(r"^DISCONNECT dropped 1006$", 20)
+        proc.wait_line(r"^SEND AFTER CLOSE ClientDisconnected$", 20)
         # not a valid upgrade: answered by the server, the app never called
         with Conn(proc.port) as c:
             c.send(b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
@@ -250,3 +257,54 @@ def test_raw_socket_denial_is_plain_http() -> None:
             assert c.read_reply().status == 403
             c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             assert c.read_reply().body == b"plain http"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_slow_app_holds_the_client_back(backend: str) -> None:
+    """An app that does not receive: at most --ws-max-queue messages wait for
+    it in the server; the client's sends wait in the TCP buffers behind them
+    rather than in the server's memory."""
+    msg, n = 256 * 1024, 120  # 30 MiB sent while the app sleeps
+    with served_asgi(backend, "asgi_ws_apps:app", "--ws-max-queue", "4") as proc:
+        async def go() -> None:
+            async with connect(url(proc, "/hold?4"), max_size=None) as ws:
+                base = proc.rss()
+                sender = asyncio.ensure_future(
+                    asyncio.gather(*(ws.send(bytes([i]) * msg) for i in range(n))))
+                await asyncio.sleep(2.0)  # the app still sleeps
+                grown = proc.rss() - base
+                assert grown < 12 * 1024 * 1024, f"{grown / 2**20:.1f} MiB held for the app"
+                await sender
+                await ws.send("end")
+                assert await ws.recv() == f"{n} {n * msg}"  # nothing lost
+        run(go())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_keepalive_ping_timeout(backend: str) -> None:
+    """The engine pings; a client that never answers is closed with 1011,
+    which the app hears as websocket.disconnect."""
+    with served_asgi(backend, "asgi_ws_apps:app", "--ws-ping-interval", "0.3",
+                     "--ws-ping-timeout", "0.3") as proc:
+        with Raw(proc.port, "/echo?silent") as raw:
+            assert raw.status == 101
+            op, _, _ = raw.recv_frame()
+            assert op == PING
+            assert raw.expect_close(1011, 15) == b"keepalive ping timeout"
+        proc.wait_line(r"^DISCONNECT silent 1011$", 20)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_without_handoff(backend: str) -> None:
+    """--handoff-ms 0: the apps run on a companion loop per worker."""
+    with served_asgi(backend, "asgi_ws_apps:app", "--handoff-ms", "0") as proc:
+        async def go() -> None:
+            async with connect(url(proc, "/echo?companion")) as ws:
+                for i in range(20):
+                    await ws.send(f"m{i}")
+                    assert await ws.recv() == f"m{i}"
+            with pytest.raises(InvalidStatus) as e:
+                await connect(url(proc, "/deny"))
+            assert e.value.response.status_code == 403
+        run(go())
+        proc.wait_line(r"^DISCONNECT companion 1000$", 20)

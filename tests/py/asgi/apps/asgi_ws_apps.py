@@ -3,6 +3,7 @@ the app hears at the end of a connection is printed for the test to see."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -41,6 +42,10 @@ async def echo(scope: Scope, receive: Any, send: Any) -> None:
         message = await receive()
         if message["type"] == "websocket.disconnect":
             print(f"DISCONNECT {scope['query_string'].decode()} {message['code']}", flush=True)
+            try:
+                await send({"type": "websocket.send", "text": "too late"})
+            except OSError as e:  # ASGI 2.4: a send on a closed WebSocket raises
+                print(f"SEND AFTER CLOSE {type(e).__name__}", flush=True)
             return
         text = message.get("text")
         if text is not None and text.startswith("close "):
@@ -107,5 +112,22 @@ async def done(scope: Scope, receive: Any, send: Any) -> None:
     await send({"type": "websocket.send", "text": "hello"})
 
 
+async def hold(scope: Scope, receive: Any, send: Any) -> None:
+    """Receive nothing for a while (query: seconds), then count what came."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    await asyncio.sleep(float(scope["query_string"]))
+    count = total = 0
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") == "end":
+            await send({"type": "websocket.send", "text": f"{count} {total}"})
+            continue
+        count += 1
+        total += len(message["bytes"])
+
+
 ROUTES = {"/echo": echo, "/info": info, "/deny": deny, "/custom": custom_denial,
-          "/boom": boom, "/boom-early": boom_early, "/done": done}
+          "/boom": boom, "/boom-early": boom_early, "/done": done, "/hold": hold}
