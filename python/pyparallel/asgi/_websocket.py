@@ -129,6 +129,9 @@ class _WebSocketCycle:
             if not self.cancelled:
                 _log.error("ASGI app %s: cancelled", self._where())
             self._fail()
+        except GeneratorExit:  # its loop closed with the engine: not the app's error
+            self._fail()
+            raise
         except BaseException:
             if self.state == _CONNECTING:
                 _log.exception("Exception in ASGI application (%s) before it accepted: 500",

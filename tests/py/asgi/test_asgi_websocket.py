@@ -125,7 +125,8 @@ def test_client_gone_and_denials(backend: str) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_scope_subprotocol_and_headers(backend: str) -> None:
-    with served_asgi(backend, "asgi_ws_apps:app", "--root-path", "/api") as proc:
+    with served_asgi(backend, "asgi_ws_apps:app", "--root-path", "/api",
+                     "--url-scheme-header", "X-Forwarded-Proto") as proc:
         async def go() -> None:
             async with connect(url(proc, "/api/info?x=1"),
                                subprotocols=["chat.v1", "chat.v2"]) as ws:  # type: ignore[list-item]
@@ -143,9 +144,11 @@ def test_scope_subprotocol_and_headers(backend: str) -> None:
             assert scope["state"] == {"started": "yes"}  # from the lifespan
             assert scope["extensions"] == ["websocket.http.response"]
             assert scope["headers"]["sec-websocket-protocol"] == "chat.v1, chat.v2"
-            async with connect(url(proc, "/api/info")) as ws:  # none offered: none chosen
+            async with connect(url(proc, "/api/info"),  # none offered: none chosen
+                               additional_headers={"X-Forwarded-Proto": "https"}) as ws:
                 assert ws.subprotocol is None
-                assert json.loads(await ws.recv())["subprotocols"] == []
+                scope = json.loads(await ws.recv())
+                assert scope["subprotocols"] == [] and scope["scheme"] == "wss"
         run(go())
 
 
