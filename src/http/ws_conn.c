@@ -274,6 +274,16 @@ void px__ws_gone(px_ws_t *ws, px_conn_t *c, int err)
     px_ws_release(ws); /* the connection's reference */
 }
 
+void px__ws_going_away(px_ws_t *ws)
+{
+    static const char why[] = "server shutting down";
+
+    if (ws->state == WS_OPEN)
+        send_close(ws, PX_WS_CLOSE_GOING_AWAY, (const uint8_t *)why, sizeof(why) - 1);
+    ws->state = WS_DONE;
+    arm(ws, 0);
+}
+
 static void on_timer(px_timer_t *t)
 {
     px_ws_t *ws = PX_CONTAINER_OF(t, px_ws_t, timer);
