@@ -311,3 +311,26 @@ def test_without_handoff(backend: str) -> None:
             assert e.value.response.status_code == 403
         run(go())
         proc.wait_line(r"^DISCONNECT companion 1000$", 20)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_shutdown_says_going_away(backend: str) -> None:
+    """SIGTERM with WebSockets open: each gets a close frame 1001 before its
+    TCP close, and the app hears websocket.disconnect before the process
+    exits (its worker's loop runs what the close set off)."""
+    with served_asgi(backend, "asgi_ws_apps:app", "--workers", "2") as proc:
+        async def go() -> None:
+            socks = [await connect(url(proc, f"/echo?stop{i}")) for i in range(3)]
+            for ws in socks:
+                await ws.send("up")
+                assert await ws.recv() == "up"
+            finished = await asyncio.to_thread(proc.finish)
+            assert finished.rc == 0
+            for ws in socks:
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+                assert ws.close_code == 1001 and ws.close_reason == "server shutting down"
+        run(go())
+        for i in range(3):
+            assert proc.finished is not None
+            assert f"DISCONNECT stop{i} 1001" in proc.finished.stdout, proc.finished.describe()

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from typing import Any
+
+
+def say(line: str) -> None:
+    """One write a line: lines of several threads never interleave."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
 
 Scope = dict[str, Any]
 
@@ -41,18 +49,18 @@ async def echo(scope: Scope, receive: Any, send: Any) -> None:
     while True:
         message = await receive()
         if message["type"] == "websocket.disconnect":
-            print(f"DISCONNECT {scope['query_string'].decode()} {message['code']}", flush=True)
+            say(f"DISCONNECT {scope['query_string'].decode()} {message['code']}")
             try:
                 await send({"type": "websocket.send", "text": "too late"})
             except OSError as e:  # ASGI 2.4: a send on a closed WebSocket raises
-                print(f"SEND AFTER CLOSE {type(e).__name__}", flush=True)
+                say(f"SEND AFTER CLOSE {type(e).__name__}")
             return
         text = message.get("text")
         if text is not None and text.startswith("close "):
             _, code, reason = text.split(" ", 2)
             await send({"type": "websocket.close", "code": int(code), "reason": reason})
             after = await receive()
-            print(f"AFTER CLOSE {after['type']} {after.get('code')}", flush=True)
+            say(f"AFTER CLOSE {after['type']} {after.get('code')}")
             return
         if text is not None:
             await send({"type": "websocket.send", "text": text})

@@ -3,12 +3,19 @@ for test_asgi_websocket.py."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.endpoints import WebSocketEndpoint
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
+
+
+def say(line: str) -> None:
+    """One write a line: lines of several threads never interleave."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 class Echo(WebSocketEndpoint):
@@ -24,7 +31,7 @@ class Echo(WebSocketEndpoint):
         await websocket.send_text(f"echo: {data}")
 
     async def on_disconnect(self, websocket: WebSocket, close_code: int) -> None:
-        print(f"STARLETTE DISCONNECT {close_code}", flush=True)
+        say(f"STARLETTE DISCONNECT {close_code}")
 
 
 class Sizes(WebSocketEndpoint):
