@@ -32,7 +32,9 @@ an error in the log and a closed connection. A client that goes away makes
 ``receive()`` return ``http.disconnect``. An app that raises before
 ``http.response.start`` is a 500 with its traceback in the log, after it a
 closed connection; one that sends no response within ``response_timeout``
-seconds is cancelled and answered 500. Lifespan runs once per process
+seconds is cancelled and answered 500. WebSocket upgrades are ``websocket``
+scopes on the engine's WebSocket layer (:mod:`._websocket`: frames, limits
+and pings in C; the app sees whole messages). Lifespan runs once per process
 (``--lifespan auto|on|off``); a failed startup stops the server before it
 listens.
 """
