@@ -139,33 +139,23 @@ def _response_head(message: Message) -> tuple[int, list[tuple[str, str]], str | 
     return status, pairs, ctype, length
 
 
-class _Cycle:
-    """The app's side (loop thread) and the handler's side (worker thread)
-    of one request."""
+class AppTask:
+    """What the app's task (on the loop) and the request's handler (on its
+    worker) share, for an http and a websocket scope: the task, begun eagerly,
+    and the queue of what the app asks of the handler until it answers."""
 
-    __slots__ = ("answered", "body_more", "cancelled", "cmds", "complete", "disconnected",
-                 "empty_body_given", "head", "lock", "loop", "request", "scope", "settings",
-                 "stream", "task")
+    __slots__ = ("answered", "cancelled", "cmds", "lock", "loop", "task")
 
-    def __init__(self, settings: Settings, request: Any, scope: Scope, has_body: bool,
-                 loop: asyncio.AbstractEventLoop) -> None:
-        self.settings = settings
-        self.request = request
-        self.scope = scope
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.cmds: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
         self.lock = threading.Lock()
         self.answered = False  # the handler returned: it serves nothing more
-        self.body_more = has_body  # request body still to receive
-        self.empty_body_given = False
-        self.head: tuple[int, list[tuple[str, str]], str | None, int | None] | None = None
-        self.stream: Any = None  # the engine's response stream once started
-        self.complete = False  # the app sent its last body message
-        self.disconnected = False
         self.task: asyncio.Task[None] | None = None
         self.cancelled = False
 
-    # ---- the loop's side ---------------------------------------------------------
+    async def run(self) -> None:
+        raise NotImplementedError
 
     def begin(self) -> asyncio.Task[None] | None:
         if not self.cancelled:
@@ -179,6 +169,37 @@ class _Cycle:
         self.cancelled = True
         if self.task is not None:
             self.task.cancel()
+
+    def _ask(self, what: int, arg: Any) -> bool:
+        """Post to the handler; False once it has answered (and left)."""
+        with self.lock:
+            if self.answered:
+                return False
+            self.cmds.put((what, arg))
+            return True
+
+
+class _Cycle(AppTask):
+    """The app's side (loop thread) and the handler's side (worker thread)
+    of one request."""
+
+    __slots__ = ("body_more", "complete", "disconnected", "empty_body_given", "head", "request",
+                 "scope", "settings", "stream")
+
+    def __init__(self, settings: Settings, request: Any, scope: Scope, has_body: bool,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.settings = settings
+        self.request = request
+        self.scope = scope
+        self.body_more = has_body  # request body still to receive
+        self.empty_body_given = False
+        self.head: tuple[int, list[tuple[str, str]], str | None, int | None] | None = None
+        self.stream: Any = None  # the engine's response stream once started
+        self.complete = False  # the app sent its last body message
+        self.disconnected = False
+
+    # ---- the loop's side ---------------------------------------------------------
 
     async def run(self) -> None:
         try:
@@ -210,14 +231,6 @@ class _Cycle:
     def _cut(self) -> None:
         if self.stream is not None and not self.complete:
             self.stream.fail()  # the client sees a truncated body, never a whole one
-
-    def _ask(self, what: int, arg: Any) -> bool:
-        """Post to the handler; False once it has answered (and left)."""
-        with self.lock:
-            if self.answered:
-                return False
-            self.cmds.put((what, arg))
-            return True
 
     async def receive(self) -> Message:
         if self.body_more:

@@ -30,7 +30,7 @@ from pyparallel import _core
 from pyparallel.http import Response
 
 from . import _loops
-from ._cycle import _EAGER, Message, Scope, Settings, _error_response, _response_head
+from ._cycle import AppTask, Message, Scope, Settings, _error_response, _response_head
 
 __all__ = ["WS_DEFAULTS", "ClientDisconnected", "handle_websocket"]
 
@@ -75,28 +75,23 @@ def _ws_scope(scope: Scope) -> Scope:
     return scope
 
 
-class _WebSocketCycle:
+class _WebSocketCycle(AppTask):
     """The app's side (loop thread), the handler's side (worker thread, until
     the answer to the handshake) and the engine's callbacks (worker thread,
     once open) of one WebSocket."""
 
     def __init__(self, settings: Settings, request: Any, scope: Scope,
                  loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
         self.settings = settings
         self.options = {**WS_DEFAULTS, **settings.ws_options}
         self.request = request
         self.scope = scope
-        self.loop = loop
-        self.cmds: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
-        self.lock = threading.Lock()
-        self.answered = False  # the handler returned: it serves nothing more
         self.state = _CONNECTING
         self.connect_given = False
         self.head: tuple[int, list[tuple[str, str]], str | None, int | None] | None = None
         self.body: list[bytes] = []
         self.ws: Any = None
-        self.task: asyncio.Task[None] | None = None
-        self.cancelled = False
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.disconnect: Message | None = None  # once the connection is over
         # flow control of the engine's callback against the app's receive()
@@ -108,19 +103,6 @@ class _WebSocketCycle:
         return f"websocket {self.scope['path']}"
 
     # ---- the loop's side ---------------------------------------------------------
-
-    def begin(self) -> asyncio.Task[None] | None:
-        if not self.cancelled:
-            if _EAGER:
-                self.task = asyncio.Task(self.run(), loop=self.loop, **_EAGER)
-            else:
-                self.task = self.loop.create_task(self.run())
-        return self.task
-
-    def cancel(self) -> None:
-        self.cancelled = True
-        if self.task is not None:
-            self.task.cancel()
 
     async def run(self) -> None:
         try:
@@ -162,14 +144,6 @@ class _WebSocketCycle:
             self.ws.close(code, reason)
         except ConnectionError:
             pass
-
-    def _ask(self, what: int, arg: Any) -> bool:
-        """Post to the handler; False once it has answered (and left)."""
-        with self.lock:
-            if self.answered:
-                return False
-            self.cmds.put((what, arg))
-            return True
 
     async def receive(self) -> Message:
         if not self.connect_given:
