@@ -80,11 +80,14 @@ class _WebSocketCycle(AppTask):
     the answer to the handshake) and the engine's callbacks (worker thread,
     once open) of one WebSocket."""
 
+    __slots__ = ("body", "connect_given", "disconnect", "flow", "head", "inbox", "max_queue",
+                 "over", "queued", "request", "scope", "settings", "state", "ws")
+
     def __init__(self, settings: Settings, request: Any, scope: Scope,
                  loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop)
         self.settings = settings
-        self.options = {**WS_DEFAULTS, **settings.ws_options}
+        self.max_queue = int(settings.ws_options.get("max_queue", WS_DEFAULTS["max_queue"]))
         self.request = request
         self.scope = scope
         self.state = _CONNECTING
@@ -247,10 +250,10 @@ class _WebSocketCycle(AppTask):
         with self.flow:
             self.queued += 1
             self.loop.call_soon_threadsafe(self.inbox.put_nowait, event)
-            if self.queued >= self.options["max_queue"] and not self.over:
+            if self.queued >= self.max_queue and not self.over:
                 # the app is behind: hold the connection's next frames meanwhile
                 _loops.handing_over(self.loop)
-                while self.queued >= self.options["max_queue"] and not self.over:
+                while self.queued >= self.max_queue and not self.over:
                     self.flow.wait()
 
     def _on_close(self, ws: Any, code: int, reason: str) -> None:
@@ -292,7 +295,7 @@ class _WebSocketCycle(AppTask):
 
     def _accept_now(self, subprotocol: str | None, headers: list[tuple[bytes, bytes]],
                     fut: asyncio.Future[Any]) -> Any:
-        opts = self.options
+        opts = {**WS_DEFAULTS, **self.settings.ws_options}
         try:
             ws = _core.ws_accept(self.request, self._on_message, self._on_close,
                                  subprotocol=subprotocol, headers=headers,
@@ -332,6 +335,7 @@ class _WebSocketCycle(AppTask):
         """The handler returns result: what the app asks later is refused."""
         with self.lock:
             self.answered = True
+        self.request = None  # its exchange is over: nothing of it held while open
         while not self.cmds.empty():  # this thread is its only reader
             what, arg = self.cmds.get_nowait()
             if what == _ACCEPT:
