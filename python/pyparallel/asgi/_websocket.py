@@ -81,7 +81,7 @@ class _WebSocketCycle(AppTask):
     once open) of one WebSocket."""
 
     __slots__ = ("body", "connect_given", "disconnect", "flow", "head", "inbox", "max_queue",
-                 "over", "queued", "request", "scope", "settings", "state", "ws")
+                 "over", "posted", "queued", "request", "scope", "settings", "state", "ws")
 
     def __init__(self, settings: Settings, request: Any, scope: Scope,
                  loop: asyncio.AbstractEventLoop) -> None:
@@ -100,6 +100,7 @@ class _WebSocketCycle(AppTask):
         # flow control of the engine's callback against the app's receive()
         self.flow = threading.Condition()
         self.queued = 0
+        self.posted = 0  # deliveries posted to the loop, not run yet
         self.over = False  # the app or the connection has ended: nobody waits
 
     def _where(self) -> str:
@@ -249,12 +250,28 @@ class _WebSocketCycle(AppTask):
                           else {"type": "websocket.receive", "bytes": message})
         with self.flow:
             self.queued += 1
-            self.loop.call_soon_threadsafe(self.inbox.put_nowait, event)
+            here = self.posted == 0  # else after those posted, in order
+        if not (here and _loops.run_here(self.loop, lambda: self._deliver(event))):
+            with self.flow:
+                self.posted += 1
+            self.loop.call_soon_threadsafe(self._deliver_posted, event)
+        with self.flow:
             if self.queued >= self.max_queue and not self.over:
                 # the app is behind: hold the connection's next frames meanwhile
                 _loops.handing_over(self.loop)
                 while self.queued >= self.max_queue and not self.over:
                     self.flow.wait()
+
+    def _deliver(self, event: Message) -> asyncio.Task[None] | None:
+        """On the loop, claimed by the engine's callback: the app's receive()
+        woken, and its step run right there (run_here)."""
+        self.inbox.put_nowait(event)
+        return self.task
+
+    def _deliver_posted(self, event: Message) -> None:  # on the loop
+        with self.flow:
+            self.posted -= 1
+        self.inbox.put_nowait(event)
 
     def _on_close(self, ws: Any, code: int, reason: str) -> None:
         with self.flow:

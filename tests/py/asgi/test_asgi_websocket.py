@@ -72,6 +72,10 @@ def test_raw_app_echo_and_close_codes(backend: str) -> None:
                 await ws.send(big)
                 assert await ws.recv() == big
                 await (await ws.ping(b"hi"))  # answered by the engine
+                for i in range(300):  # many in flight: echoed in order, none lost
+                    await ws.send(f"n{i}")
+                for i in range(300):
+                    assert await ws.recv() == f"n{i}"
             assert ws.close_code == 1000
             # the client's close code reaches the app as websocket.disconnect
             ws = await connect(url(proc, "/echo?custom"))
