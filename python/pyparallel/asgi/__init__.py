@@ -52,6 +52,7 @@ import pyparallel as px
 from . import _loops
 from ._cycle import ASGIApp, Settings, handle
 from ._lifespan import Lifespan, LifespanError
+from ._websocket import WS_DEFAULTS, handle_websocket
 
 __all__ = ["ASGIApp", "ASGIServer", "LifespanError", "is_asgi_app", "make_server", "serve"]
 
@@ -153,7 +154,7 @@ class ASGIServer:
         settings = cls.settings()
 
         def handler(request: Any) -> Any:
-            return handle(settings, request)
+            return handle(settings, request, handle_websocket)
 
         routes = WSGIServer.__dict__["_static_routes"].__func__(cls)
         bound = engine.listen_http(host, port, handler, None, server_name=cls.server_name,
@@ -195,8 +196,6 @@ def make_server(app: ASGIApp, *, root_path: str = "", url_scheme_header: str | N
 
 
 def _ws_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
-    from ._websocket import WS_DEFAULTS
-
     unknown = set(options or ()) - set(WS_DEFAULTS)
     if unknown:
         raise TypeError(f"websocket: unknown options {sorted(unknown)}; "

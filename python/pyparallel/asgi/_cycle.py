@@ -450,12 +450,13 @@ def _error_response() -> Response:
     return Response(b"Internal Server Error", 500, "text/plain; charset=utf-8")
 
 
-def handle(settings: Settings, request: Any) -> Any:
-    """Run the ASGI app for request; called as the HTTP handler on its worker."""
+def handle(settings: Settings, request: Any,
+           websocket: Callable[[Settings, Any, Scope], Any] | None = None) -> Any:
+    """Run the ASGI app for request; called as the HTTP handler on its worker.
+    websocket(settings, request, http scope) serves a WebSocket upgrade."""
     scope, has_body = _scope(settings, request)
-    if not has_body and _wants_websocket(scope["headers"]):
-        from ._websocket import handle_websocket  # imports this module
-        return handle_websocket(settings, request, scope)
+    if websocket is not None and not has_body and _wants_websocket(scope["headers"]):
+        return websocket(settings, request, scope)
     loop = _loops.worker_loop()
     cycle = _Cycle(settings, request, scope, has_body, loop)
     _loops.start(loop, cycle.begin)
