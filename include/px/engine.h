@@ -162,6 +162,11 @@ typedef struct px_handler {
     /* The sending side asked shut by px_conn_shutdown_send is shut: everything
      * queued before has been sent, then the FIN. Input still arrives. */
     void (*on_send_shut)(px_conn_t *c);
+    /* The worker is stopping and closes c (outside its handlers; no more
+     * input): the protocol's last word (a WebSocket's close frame), then
+     * px_conn_close. NULL: px_conn_close. The stop timeout still aborts what
+     * is left. */
+    void (*on_shutdown)(px_conn_t *c);
 } px_handler_t;
 
 /* Per-thread hooks for the embedding runtime (e.g. to attach an interpreter).

@@ -38,6 +38,9 @@ typedef struct px_ws_config {
                                   awaited before the TCP close; 0: default */
     const char *subprotocol;   /* the one chosen (Sec-WebSocket-Protocol of the
                                   101), or NULL; copied */
+    const char *headers;       /* more header lines of the 101, each "Name:
+                                  value\r\n" (the caller checked them), or
+                                  NULL; used during px_ws_accept only */
 } px_ws_config_t;
 
 /* What the application hears, on the connection's worker. */

@@ -120,6 +120,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout-response", type=float, default=60.0, metavar="SECONDS",
                    help="asgi: an app that has not started its response by then is cancelled "
                         "and the client answered 500 (default 60)")
+    p.add_argument("--ws-max-size", type=int, default=16 * 1024 * 1024, metavar="BYTES",
+                   help="asgi: the largest WebSocket message; a bigger one closes with 1009 "
+                        "(default 16 MiB)")
+    p.add_argument("--ws-ping-interval", type=float, default=20.0, metavar="SECONDS",
+                   help="asgi: a WebSocket ping whenever this long passed since the last "
+                        "pong; 0: none (default 20)")
+    p.add_argument("--ws-ping-timeout", type=float, default=20.0, metavar="SECONDS",
+                   help="asgi: an unanswered ping closes the WebSocket with 1011 after this "
+                        "long (default 20)")
+    p.add_argument("--ws-max-queue", type=int, default=32, metavar="MESSAGES",
+                   help="asgi: WebSocket messages the app has not received yet before the "
+                        "connection's next ones wait (default 32)")
     p.add_argument("--health-path", metavar="PATH", default=None,
                    help="answer GET PATH in the server: 200 ok, 503 draining while stopping "
                         "or restarting (for a load balancer's checks)")
@@ -229,7 +241,12 @@ def _asgi_server(parser: argparse.ArgumentParser, args: argparse.Namespace, obj:
     return make_asgi_server(obj, root_path=args.root_path,
                             url_scheme_header=args.url_scheme_header,
                             static=_statics(parser, args.static), lifespan=args.lifespan,
-                            response_timeout=args.timeout_response, **_limits(args))
+                            response_timeout=args.timeout_response,
+                            websocket={"max_size": args.ws_max_size,
+                                       "ping_interval": args.ws_ping_interval,
+                                       "ping_timeout": args.ws_ping_timeout,
+                                       "max_queue": args.ws_max_queue},
+                            **_limits(args))
 
 
 def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

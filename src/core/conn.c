@@ -118,6 +118,15 @@ uint64_t px__conn_handler_enter(px_conn_t *c)
     return callback_enter(c->w);
 }
 
+/* The worker stops: c closes, its protocol's way when it has one. */
+static void close_for_shutdown(px_conn_t *c)
+{
+    if (c->ep->handler.on_shutdown != NULL)
+        c->ep->handler.on_shutdown(c);
+    else
+        px_conn_close(c);
+}
+
 /* What waited for the handler is delivered at the next flush; a shutdown that
  * waited for it closes c now that its answer is queued. */
 void px__conn_handler_leave(px_conn_t *c, uint64_t t0)
@@ -132,7 +141,7 @@ void px__conn_handler_leave(px_conn_t *c, uint64_t t0)
     }
     if (c->state & PX_CONN_STOP_AFTER) {
         c->state &= ~PX_CONN_STOP_AFTER;
-        px_conn_close(c);
+        close_for_shutdown(c);
     }
 }
 
@@ -404,7 +413,7 @@ void px__conn_begin_shutdown(px_conn_t *c)
     if (px__conn_in_handler(c) && !(c->state & (PX_CONN_CLOSING | PX_CONN_DEAD)))
         c->state |= PX_CONN_STOP_AFTER;
     else
-        px_conn_close(c);
+        close_for_shutdown(c);
     c->busy--;
     px__conn_maybe_free(c);
 }

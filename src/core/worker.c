@@ -323,7 +323,10 @@ static void abort_all(px_worker_t *w)
     for_each_conn(w, abort_conn);
 }
 
-/* True when the worker may exit: stopping, nothing open, listeners closed. */
+/* True when the worker may exit: stopping, nothing open, listeners closed,
+ * and, before the stop timeout, no message waiting and no precise timer due
+ * now: what the last closes set off (an asyncio loop's wake-up and ready
+ * callbacks: an app told its client is gone) runs first. */
 static bool stop_step(px_worker_t *w)
 {
     bool closed = listeners_closed(w);
@@ -333,7 +336,10 @@ static bool stop_step(px_worker_t *w)
     }
     if (px_now_ms() >= w->stop_deadline)
         abort_all(w);
-    return closed && w->conns.next == &w->conns;
+    if (!closed || w->conns.next != &w->conns)
+        return false;
+    return px_now_ms() >= w->stop_deadline ||
+           (px_worker_backlog(w) == 0 && px_hrtimers_next(&w->hrtimers) > px_now_ns());
 }
 
 static void update_pool_stats(px_worker_t *w)

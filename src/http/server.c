@@ -647,10 +647,21 @@ void px_http_server_on_release(px_http_server_t *s, px_http_conn_release_fn fn)
     s->release_app_data = fn;
 }
 
+/* The server stops: a WebSocket says goodbye (1001) before its TCP close. */
+static void http_on_shutdown(px_conn_t *c)
+{
+    http_conn_t *h = px__http_state_of(c);
+
+    if (h != NULL && h->ws != NULL)
+        px__ws_going_away(h->ws);
+    px_conn_close(c);
+}
+
 static const px_handler_t http_handler = {
     .on_data = px__http_stream_on_data,
     .on_eof = px__http_on_eof,
     .on_close = http_on_close,
+    .on_shutdown = http_on_shutdown,
 };
 
 int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int port, int listen_fd)

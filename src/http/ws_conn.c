@@ -274,6 +274,16 @@ void px__ws_gone(px_ws_t *ws, px_conn_t *c, int err)
     px_ws_release(ws); /* the connection's reference */
 }
 
+void px__ws_going_away(px_ws_t *ws)
+{
+    static const char why[] = "server shutting down";
+
+    if (ws->state == WS_OPEN)
+        send_close(ws, PX_WS_CLOSE_GOING_AWAY, (const uint8_t *)why, sizeof(why) - 1);
+    ws->state = WS_DONE;
+    arm(ws, 0);
+}
+
 static void on_timer(px_timer_t *t)
 {
     px_ws_t *ws = PX_CONTAINER_OF(t, px_ws_t, timer);
@@ -327,23 +337,32 @@ static void close_on_worker(px_conn_t *c, void *arg)
 
 /* ---- accept ------------------------------------------------------------------- */
 
-static int answer_101(px_http_exchange_t *x, const px_ws_handshake_t *hs, const char *proto)
+static int answer_101(px_http_exchange_t *x, const px_ws_handshake_t *hs, const char *proto,
+                      const char *headers)
 {
-    char accept[PX_WS_ACCEPT_LEN + 1], head[512];
+    char accept[PX_WS_ACCEPT_LEN + 1], *head;
+    size_t cap = 256 + (proto ? strlen(proto) : 0) + (headers ? strlen(headers) : 0);
     struct iovec iov;
-    int n;
+    int n, rc;
 
+    head = malloc(cap);
+    if (head == NULL)
+        return -ENOMEM;
     px_ws_accept_key(hs->key, accept);
-    n = snprintf(head, sizeof(head),
+    n = snprintf(head, cap,
                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s%s\r\n",
                  accept, proto ? "Sec-WebSocket-Protocol: " : "", proto ? proto : "",
-                 proto ? "\r\n" : "");
-    if (n < 0 || (size_t)n >= sizeof(head))
+                 proto ? "\r\n" : "", headers ? headers : "");
+    if (n < 0 || (size_t)n >= cap) {
+        free(head);
         return -EINVAL;
+    }
     iov.iov_base = head;
     iov.iov_len = (size_t)n;
-    return px_conn_send(x->conn, &iov, 1);
+    rc = px_conn_send(x->conn, &iov, 1);
+    free(head);
+    return rc;
 }
 
 static bool token_ok(const char *s)
@@ -385,6 +404,7 @@ int px_ws_accept(px_http_exchange_t *x, const px_ws_config_t *cfg, const px_ws_h
     if (ws->cfg.close_timeout_ms == 0)
         ws->cfg.close_timeout_ms = PX_WS_CLOSE_TIMEOUT_MS;
     ws->cfg.subprotocol = NULL;
+    ws->cfg.headers = NULL;
     ws->subprotocol = cfg->subprotocol ? strdup(cfg->subprotocol) : NULL;
     ws->handle = px_conn_handle(c);
     hc = px__http_conn_state(c);
@@ -392,7 +412,7 @@ int px_ws_accept(px_http_exchange_t *x, const px_ws_config_t *cfg, const px_ws_h
         rc = -ENOMEM;
         goto fail;
     }
-    rc = answer_101(x, &hs, ws->subprotocol);
+    rc = answer_101(x, &hs, ws->subprotocol, cfg->headers);
     if (rc < 0)
         goto fail;
     x->responded = true;

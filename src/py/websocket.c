@@ -103,6 +103,47 @@ static PyObject *ws_send_bytes(ws_obj_t *self, PyObject *data)
     return send_obj(self, data, PX_WS_BINARY) < 0 ? NULL : Py_NewRef(Py_None);
 }
 
+/* send_nowait(data): as send, but BlockingIOError instead of waiting over
+ * the high-water mark (an event loop's sender awaits wait_writable elsewhere). */
+static PyObject *ws_send_nowait(ws_obj_t *self, PyObject *data)
+{
+    Py_buffer view;
+    const char *s;
+    Py_ssize_t n;
+    int rc;
+
+    if (PyUnicode_Check(data)) {
+        if ((s = PyUnicode_AsUTF8AndSize(data, &n)) == NULL)
+            return NULL;
+        rc = px_ws_send(self->ws, PX_WS_TEXT, s, (size_t)n, 0);
+    } else if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) == 0) {
+        rc = px_ws_send(self->ws, PX_WS_BINARY, view.buf, (size_t)view.len, 0);
+        PyBuffer_Release(&view);
+    } else {
+        return NULL;
+    }
+    return rc < 0 ? raise_ws(rc, "send") : Py_NewRef(Py_None);
+}
+
+/* wait_writable(timeout=None): until a send would be taken; ConnectionError
+ * once closed, TimeoutError. */
+static PyObject *ws_wait_writable(ws_obj_t *self, PyObject *args)
+{
+    PyObject *timeout = Py_None;
+    int ms = -1, rc;
+
+    if (!PyArg_ParseTuple(args, "|O:wait_writable", &timeout))
+        return NULL;
+    if (timeout != Py_None) {
+        double t = PyFloat_AsDouble(timeout);
+        if (t == -1.0 && PyErr_Occurred())
+            return NULL;
+        ms = t <= 0 ? 0 : t > 2e6 ? 2000000000 : (int)(t * 1000 + 0.5);
+    }
+    Py_BEGIN_ALLOW_THREADS rc = px_ws_wait_writable(self->ws, ms);
+    Py_END_ALLOW_THREADS return rc < 0 ? raise_ws(rc, "wait_writable") : Py_NewRef(Py_None);
+}
+
 static PyObject *ws_ping(ws_obj_t *self, PyObject *args)
 {
     Py_buffer data = {0};
@@ -218,6 +259,12 @@ static PyMethodDef ws_methods[] = {
      "reads slower than it is sent to; ConnectionError once closed"},
     {"send_text", (PyCFunction)ws_send_text, METH_O, "send_text(str): a text message"},
     {"send_bytes", (PyCFunction)ws_send_bytes, METH_O, "send_bytes(data): a binary message"},
+    {"send_nowait", (PyCFunction)ws_send_nowait, METH_O,
+     "send_nowait(data): as send, but BlockingIOError over the high-water mark instead of "
+     "waiting (nothing sent)"},
+    {"wait_writable", (PyCFunction)ws_wait_writable, METH_VARARGS,
+     "wait_writable(timeout=None): block until a send would be taken; ConnectionError once "
+     "closed, TimeoutError"},
     {"ping", (PyCFunction)ws_ping, METH_VARARGS, "ping(data=b''): a ping (at most 125 bytes)"},
     {"close", (PyCFunction)(void (*)(void))ws_close, METH_VARARGS | METH_KEYWORDS,
      "close(code=1000, reason=''): start the close handshake (nothing when already closing)"},
@@ -356,6 +403,87 @@ static PyObject *ws_refusal(PyObject *module, PyObject *req)
     return Py_BuildValue("(i{})", hs.status);
 }
 
+static bool header_name_ok(const char *s, Py_ssize_t n)
+{
+    if (n == 0)
+        return false;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (s[i] <= ' ' || s[i] >= 127 || strchr("()<>@,;:\\\"/[]?={}", s[i]) != NULL)
+            return false;
+    return true;
+}
+
+/* The str or bytes o as a view (a str as UTF-8); -1 with TypeError. */
+static int text_of(PyObject *o, const char **s, Py_ssize_t *n)
+{
+    if (PyBytes_Check(o)) {
+        *s = PyBytes_AS_STRING(o);
+        *n = PyBytes_GET_SIZE(o);
+        return 0;
+    }
+    if (PyUnicode_Check(o))
+        return (*s = PyUnicode_AsUTF8AndSize(o, n)) == NULL ? -1 : 0;
+    PyErr_Format(PyExc_TypeError, "a header name or value must be str or bytes, not %.100s",
+                 Py_TYPE(o)->tp_name);
+    return -1;
+}
+
+/* headers, an iterable of (name, value) pairs, as "Name: value\r\n" lines
+ * in a new bytes object (NULL for None); NULL with ValueError for a name
+ * that is not a token or a value with CR, LF or NUL. */
+static PyObject *header_lines(PyObject *headers, bool *failed)
+{
+    PyObject *seq, *out = NULL, *parts = NULL;
+
+    *failed = false;
+    if (headers == Py_None)
+        return NULL;
+    seq = PySequence_Fast(headers, "headers must be a sequence of (name, value) pairs");
+    if (seq == NULL || (parts = PyList_New(0)) == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(seq, i), *line;
+        const char *name, *value;
+        Py_ssize_t nlen, vlen;
+
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_TypeError, "headers must be (name, value) pairs");
+            goto fail;
+        }
+        if (text_of(PyTuple_GET_ITEM(pair, 0), &name, &nlen) < 0 ||
+            text_of(PyTuple_GET_ITEM(pair, 1), &value, &vlen) < 0)
+            goto fail;
+        if (!header_name_ok(name, nlen) || memchr(value, '\r', (size_t)vlen) ||
+            memchr(value, '\n', (size_t)vlen) || memchr(value, '\0', (size_t)vlen)) {
+            PyErr_Format(PyExc_ValueError, "invalid header %.*s", (int)PX_MIN(nlen, 100), name);
+            goto fail;
+        }
+        line = PyBytes_FromStringAndSize(NULL, nlen + vlen + 4);
+        if (line != NULL) {
+            char *p = PyBytes_AS_STRING(line);
+            memcpy(p, name, (size_t)nlen);
+            memcpy(p + nlen, ": ", 2);
+            memcpy(p + nlen + 2, value, (size_t)vlen);
+            memcpy(p + nlen + 2 + vlen, "\r\n", 2);
+        }
+        if (line == NULL || PyList_Append(parts, line) < 0) {
+            Py_XDECREF(line);
+            goto fail;
+        }
+        Py_DECREF(line);
+    }
+    {
+        PyObject *empty = PyBytes_FromStringAndSize("", 0);
+        out = empty ? PyObject_CallMethod(empty, "join", "O", parts) : NULL;
+        Py_XDECREF(empty);
+    }
+fail:
+    Py_XDECREF(seq);
+    Py_XDECREF(parts);
+    *failed = out == NULL;
+    return out;
+}
+
 static unsigned ms_of(double seconds)
 {
     return seconds <= 0 ? 0 : seconds > 2e6 ? 2000000000u : (unsigned)(seconds * 1000 + 0.5);
@@ -363,33 +491,38 @@ static unsigned ms_of(double seconds)
 
 /* ws_accept(request, on_message, on_close=None, *, subprotocol=None,
  * max_message=0, max_frame=0, ping_interval=0.0, ping_timeout=0.0,
- * idle_timeout=0.0, close_timeout=0.0) -> WebSocket */
+ * idle_timeout=0.0, close_timeout=0.0, headers=None) -> WebSocket: headers,
+ * (name, value) pairs of str or bytes, go into the 101 answer */
 static PyObject *ws_accept(PyObject *module, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {
-        "request",   "on_message",    "on_close",     "subprotocol",  "max_message",
-        "max_frame", "ping_interval", "ping_timeout", "idle_timeout", "close_timeout",
-        NULL};
+    static char *kwlist[] = {"request",      "on_message",    "on_close",      "subprotocol",
+                             "max_message",  "max_frame",     "ping_interval", "ping_timeout",
+                             "idle_timeout", "close_timeout", "headers",       NULL};
     px_module_state_t *st = PyModule_GetState(module);
-    PyObject *req, *on_msg, *on_cl = Py_None;
+    PyObject *req, *on_msg, *on_cl = Py_None, *headers = Py_None, *lines;
     const char *proto = NULL;
     unsigned long long max_message = 0, max_frame = 0;
     double ping_interval = 0, ping_timeout = 0, idle = 0, close_t = 0;
     px_http_exchange_t *x;
     px_ws_config_t cfg;
     ws_obj_t *o;
-    bool entered;
+    bool entered, failed;
     int rc;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O$zKKdddd:ws_accept", kwlist, &req, &on_msg,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O$zKKddddO:ws_accept", kwlist, &req, &on_msg,
                                      &on_cl, &proto, &max_message, &max_frame, &ping_interval,
-                                     &ping_timeout, &idle, &close_t))
+                                     &ping_timeout, &idle, &close_t, &headers))
         return NULL;
     if ((x = exchange_of(req)) == NULL)
         return NULL;
-    o = PyObject_GC_New(ws_obj_t, st->websocket_type);
-    if (o == NULL)
+    lines = header_lines(headers, &failed);
+    if (failed)
         return NULL;
+    o = PyObject_GC_New(ws_obj_t, st->websocket_type);
+    if (o == NULL) {
+        Py_XDECREF(lines);
+        return NULL;
+    }
     o->ws = NULL;
     o->w = px_conn_worker(x->conn);
     o->on_message = Py_NewRef(on_msg);
@@ -401,6 +534,7 @@ static PyObject *ws_accept(PyObject *module, PyObject *args, PyObject *kwds)
     o->path = PyUnicode_DecodeUTF8(x->req->path.base, (Py_ssize_t)x->req->path.len, "replace");
     PyObject_GC_Track(o);
     if (o->path == NULL) {
+        Py_XDECREF(lines);
         Py_DECREF(o);
         return NULL;
     }
@@ -412,11 +546,13 @@ static PyObject *ws_accept(PyObject *module, PyObject *args, PyObject *kwds)
         .idle_timeout_ms = ms_of(idle),
         .close_timeout_ms = ms_of(close_t),
         .subprotocol = proto,
+        .headers = lines ? PyBytes_AS_STRING(lines) : NULL,
     };
     o->self_ref = Py_NewRef(o);
     entered = px_py_engine_enter(o->w);
     rc = px_ws_accept(x, &cfg, &ws_handler, o, &o->ws);
     px_py_engine_leave(o->w, entered);
+    Py_XDECREF(lines);
     if (rc < 0) {
         Py_CLEAR(o->self_ref);
         Py_DECREF(o);
@@ -436,8 +572,8 @@ PyMethodDef px_py_websocket_methods[] = {
      "headers) to refuse it with"},
     {"ws_accept", (PyCFunction)(void (*)(void))ws_accept, METH_VARARGS | METH_KEYWORDS,
      "ws_accept(request, on_message, on_close=None, *, subprotocol=None, max_message=0, "
-     "max_frame=0, ping_interval=0.0, ping_timeout=0.0, idle_timeout=0.0, close_timeout=0.0) "
-     "-> WebSocket: answer 101 and make the connection a WebSocket (inside the handler of "
+     "max_frame=0, ping_interval=0.0, ping_timeout=0.0, idle_timeout=0.0, close_timeout=0.0, "
+     "headers=None) -> WebSocket: answer 101 and make the connection a WebSocket (inside the handler of "
      "request); see pyparallel.http.websocket"},
     {NULL, NULL, 0, NULL},
 };

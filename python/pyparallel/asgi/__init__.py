@@ -32,7 +32,9 @@ an error in the log and a closed connection. A client that goes away makes
 ``receive()`` return ``http.disconnect``. An app that raises before
 ``http.response.start`` is a 500 with its traceback in the log, after it a
 closed connection; one that sends no response within ``response_timeout``
-seconds is cancelled and answered 500. Lifespan runs once per process
+seconds is cancelled and answered 500. WebSocket upgrades are ``websocket``
+scopes on the engine's WebSocket layer (:mod:`._websocket`: frames, limits
+and pings in C; the app sees whole messages). Lifespan runs once per process
 (``--lifespan auto|on|off``); a failed startup stops the server before it
 listens.
 """
@@ -50,6 +52,7 @@ import pyparallel as px
 from . import _loops
 from ._cycle import ASGIApp, Settings, handle
 from ._lifespan import Lifespan, LifespanError
+from ._websocket import WS_DEFAULTS, handle_websocket
 
 __all__ = ["ASGIApp", "ASGIServer", "LifespanError", "is_asgi_app", "make_server", "serve"]
 
@@ -101,6 +104,11 @@ class ASGIServer:
     #: seconds an app has to send http.response.start before it is cancelled
     #: and the client answered 500
     response_timeout: float = 60.0
+    #: websocket scopes: max_size (bytes of a message), ping_interval,
+    #: ping_timeout (s; 0: no pings), max_queue (messages the app has not
+    #: received before the connection's next ones wait); see
+    #: pyparallel.asgi._websocket.WS_DEFAULTS
+    websocket: Mapping[str, Any] = {}
     #: "auto", "on" or "off" (see pyparallel.asgi._lifespan)
     lifespan: str = "auto"
     #: listen_http limits and timeouts (max_body, keepalive_timeout, ...)
@@ -115,7 +123,7 @@ class ASGIServer:
                 raise TypeError("ASGIServer: no app (use make_server(app))")
             state = cls._lifespan.state if cls._lifespan is not None else {}
             cls._settings = Settings(cls.app, cls.root_path, cls.url_scheme_header, state,
-                                     cls.response_timeout)
+                                     cls.response_timeout, cls.websocket)
         assert cls._settings is not None
         return cls._settings
 
@@ -146,7 +154,7 @@ class ASGIServer:
         settings = cls.settings()
 
         def handler(request: Any) -> Any:
-            return handle(settings, request)
+            return handle(settings, request, handle_websocket)
 
         routes = WSGIServer.__dict__["_static_routes"].__func__(cls)
         bound = engine.listen_http(host, port, handler, None, server_name=cls.server_name,
@@ -160,10 +168,12 @@ class ASGIServer:
 
 def make_server(app: ASGIApp, *, root_path: str = "", url_scheme_header: str | None = None,
                 static: Mapping[str, str] | None = None, lifespan: str = "auto",
-                response_timeout: float = 60.0, **limits: Any) -> type[ASGIServer]:
+                response_timeout: float = 60.0, websocket: Mapping[str, Any] | None = None,
+                **limits: Any) -> type[ASGIServer]:
     """An ASGIServer class serving app, for :func:`pyparallel.register`; its
     ``startup()`` runs the lifespan startup (call it before serving) and
-    ``shutdown()`` the shutdown. Options as :class:`ASGIServer`'s attributes;
+    ``shutdown()`` the shutdown. Options as :class:`ASGIServer`'s attributes
+    (``websocket``: keys of ``WS_DEFAULTS``);
     ``limits`` as :meth:`pyparallel.Engine.listen_http` takes them."""
     if not callable(app):
         raise TypeError(f"an ASGI application must be callable, not {type(app).__name__}")
@@ -179,9 +189,21 @@ def make_server(app: ASGIApp, *, root_path: str = "", url_scheme_header: str | N
         "static": dict(static or {}),
         "lifespan": lifespan,
         "response_timeout": response_timeout,
+        "websocket": _ws_options(websocket),
         "limits": limits,
     }
     return type("ASGIApp", (ASGIServer,), attrs)
+
+
+def _ws_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    unknown = set(options or ()) - set(WS_DEFAULTS)
+    if unknown:
+        raise TypeError(f"websocket: unknown options {sorted(unknown)}; "
+                        f"known: {sorted(WS_DEFAULTS)}")
+    out = {**WS_DEFAULTS, **(options or {})}
+    if out["max_size"] <= 0 or out["max_queue"] <= 0:
+        raise ValueError("websocket: max_size and max_queue must be positive")
+    return out
 
 
 def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 8080, workers: int | None = None,

@@ -26,7 +26,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -64,13 +64,16 @@ class Settings:
     """What every request of one ASGI server shares."""
 
     def __init__(self, app: ASGIApp, root_path: str = "", scheme_header: str | None = None,
-                 state: dict[str, Any] | None = None, response_timeout: float = 60.0) -> None:
+                 state: dict[str, Any] | None = None, response_timeout: float = 60.0,
+                 ws_options: Mapping[str, Any] | None = None) -> None:
         self.app = app
         self.root_path = root_path.rstrip("/")
         self.scheme_header = scheme_header.lower().encode("latin-1") if scheme_header else None
         self.state: dict[str, Any] = state if state is not None else {}
         self.response_timeout = response_timeout
         self.server: tuple[str, int] | None = None  # set once listening
+        #: websocket scopes' settings over _websocket.WS_DEFAULTS
+        self.ws_options: Mapping[str, Any] = dict(ws_options or {})
 
 
 def _scheme(settings: Settings, headers: list[tuple[bytes, bytes]]) -> str:
@@ -136,33 +139,23 @@ def _response_head(message: Message) -> tuple[int, list[tuple[str, str]], str | 
     return status, pairs, ctype, length
 
 
-class _Cycle:
-    """The app's side (loop thread) and the handler's side (worker thread)
-    of one request."""
+class AppTask:
+    """What the app's task (on the loop) and the request's handler (on its
+    worker) share, for an http and a websocket scope: the task, begun eagerly,
+    and the queue of what the app asks of the handler until it answers."""
 
-    __slots__ = ("answered", "body_more", "cancelled", "cmds", "complete", "disconnected",
-                 "empty_body_given", "head", "lock", "loop", "request", "scope", "settings",
-                 "stream", "task")
+    __slots__ = ("answered", "cancelled", "cmds", "lock", "loop", "task")
 
-    def __init__(self, settings: Settings, request: Any, scope: Scope, has_body: bool,
-                 loop: asyncio.AbstractEventLoop) -> None:
-        self.settings = settings
-        self.request = request
-        self.scope = scope
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.cmds: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
         self.lock = threading.Lock()
         self.answered = False  # the handler returned: it serves nothing more
-        self.body_more = has_body  # request body still to receive
-        self.empty_body_given = False
-        self.head: tuple[int, list[tuple[str, str]], str | None, int | None] | None = None
-        self.stream: Any = None  # the engine's response stream once started
-        self.complete = False  # the app sent its last body message
-        self.disconnected = False
         self.task: asyncio.Task[None] | None = None
         self.cancelled = False
 
-    # ---- the loop's side ---------------------------------------------------------
+    async def run(self) -> None:
+        raise NotImplementedError
 
     def begin(self) -> asyncio.Task[None] | None:
         if not self.cancelled:
@@ -176,6 +169,37 @@ class _Cycle:
         self.cancelled = True
         if self.task is not None:
             self.task.cancel()
+
+    def _ask(self, what: int, arg: Any) -> bool:
+        """Post to the handler; False once it has answered (and left)."""
+        with self.lock:
+            if self.answered:
+                return False
+            self.cmds.put((what, arg))
+            return True
+
+
+class _Cycle(AppTask):
+    """The app's side (loop thread) and the handler's side (worker thread)
+    of one request."""
+
+    __slots__ = ("body_more", "complete", "disconnected", "empty_body_given", "head", "request",
+                 "scope", "settings", "stream")
+
+    def __init__(self, settings: Settings, request: Any, scope: Scope, has_body: bool,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.settings = settings
+        self.request = request
+        self.scope = scope
+        self.body_more = has_body  # request body still to receive
+        self.empty_body_given = False
+        self.head: tuple[int, list[tuple[str, str]], str | None, int | None] | None = None
+        self.stream: Any = None  # the engine's response stream once started
+        self.complete = False  # the app sent its last body message
+        self.disconnected = False
+
+    # ---- the loop's side ---------------------------------------------------------
 
     async def run(self) -> None:
         try:
@@ -207,14 +231,6 @@ class _Cycle:
     def _cut(self) -> None:
         if self.stream is not None and not self.complete:
             self.stream.fail()  # the client sees a truncated body, never a whole one
-
-    def _ask(self, what: int, arg: Any) -> bool:
-        """Post to the handler; False once it has answered (and left)."""
-        with self.lock:
-            if self.answered:
-                return False
-            self.cmds.put((what, arg))
-            return True
 
     async def receive(self) -> Message:
         if self.body_more:
@@ -426,13 +442,25 @@ class _Cycle:
         return result
 
 
+def _wants_websocket(headers: list[tuple[bytes, bytes]]) -> bool:
+    """True when the request asks for a WebSocket (``Upgrade: websocket``)."""
+    for name, value in headers:
+        if name == b"upgrade":
+            return b"websocket" in value.lower()
+    return False
+
+
 def _error_response() -> Response:
     return Response(b"Internal Server Error", 500, "text/plain; charset=utf-8")
 
 
-def handle(settings: Settings, request: Any) -> Any:
-    """Run the ASGI app for request; called as the HTTP handler on its worker."""
+def handle(settings: Settings, request: Any,
+           websocket: Callable[[Settings, Any, Scope], Any] | None = None) -> Any:
+    """Run the ASGI app for request; called as the HTTP handler on its worker.
+    websocket(settings, request, http scope) serves a WebSocket upgrade."""
     scope, has_body = _scope(settings, request)
+    if websocket is not None and not has_body and _wants_websocket(scope["headers"]):
+        return websocket(settings, request, scope)
     loop = _loops.worker_loop()
     cycle = _Cycle(settings, request, scope, has_body, loop)
     _loops.start(loop, cycle.begin)

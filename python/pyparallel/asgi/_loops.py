@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from pyparallel import _core
 
-__all__ = ["handing_over", "start", "stop_all", "worker_loop"]
+__all__ = ["handing_over", "run_here", "start", "stop_all", "worker_loop"]
 
 _lock = threading.Lock()
 _companions: dict[int, tuple[asyncio.AbstractEventLoop, threading.Thread]] = {}
@@ -44,25 +44,35 @@ def start(loop: asyncio.AbstractEventLoop,
     """Call begin (which makes the app's task, eager where asyncio has that)
     on loop, from a request's handler: right here when this thread can claim
     the loop, else posted. Here, the task's first step runs here too."""
-    waker = getattr(loop, "_px_waker", None)
-    if waker is not None and waker.claim():
-        prev = events._get_running_loop()
-        events._set_running_loop(loop)
-        # debug mode's call_soon checks this: it names the spare that last ran the loop
-        prev_thread = getattr(loop, "_thread_id", None)
-        loop._thread_id = threading.get_ident()  # type: ignore[attr-defined]
-        try:
-            task = begin()
-            ready = getattr(loop, "_ready", None)
-            if task is not None and ready and getattr(ready[-1]._callback, "__self__",
-                                                      None) is task:
-                ready.pop()._run()  # no eager tasks (3.11): its first step now
-        finally:
-            loop._thread_id = prev_thread  # type: ignore[attr-defined]
-            events._set_running_loop(prev)
-            waker.unclaim()
-    else:
+    if not run_here(loop, begin):
         loop.call_soon_threadsafe(begin)
+
+
+def run_here(loop: asyncio.AbstractEventLoop,
+             step: Callable[[], asyncio.Task[None] | None]) -> bool:
+    """Call step (which makes or wakes a task and returns it) on loop from a
+    worker's thread, when this thread can claim the loop: the task's next step
+    runs here too, so that an app answers with no thread switch. False,
+    nothing called, when the loop is not this thread's to run now."""
+    waker = getattr(loop, "_px_waker", None)
+    if waker is None or not waker.claim():
+        return False
+    prev = events._get_running_loop()
+    events._set_running_loop(loop)
+    # debug mode's call_soon checks this: it names the spare that last ran the loop
+    prev_thread = getattr(loop, "_thread_id", None)
+    loop._thread_id = threading.get_ident()  # type: ignore[attr-defined]
+    try:
+        task = step()
+        ready = getattr(loop, "_ready", None)
+        if task is not None and ready and getattr(ready[-1]._callback, "__self__",
+                                                  None) is task:
+            ready.pop()._run()  # its step now (a first one: no eager tasks in 3.11)
+    finally:
+        loop._thread_id = prev_thread  # type: ignore[attr-defined]
+        events._set_running_loop(prev)
+        waker.unclaim()
+    return True
 
 
 def handing_over(loop: asyncio.AbstractEventLoop) -> None:

@@ -1,5 +1,5 @@
 """A FastAPI app: path and query validation, dependency injection, a
-background task, lifespan state, a streaming response."""
+background task, lifespan state, a streaming response, a WebSocket endpoint."""
 
 from __future__ import annotations
 
@@ -9,7 +9,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import BackgroundTasks, Depends, FastAPI, Query, Request
+from fastapi import (
+    BackgroundTasks,
+    Depends,
+    FastAPI,
+    Query,
+    Request,
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketException,
+    status,
+)
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -92,3 +102,25 @@ async def stream(n: int = 3) -> StreamingResponse:
 @app.get("/sync")
 def sync_view() -> dict[str, str]:  # a plain def: FastAPI runs it in its thread pool
     return {"sync": "yes"}
+
+
+@app.websocket("/ws/{room}")
+async def room_socket(websocket: WebSocket, room: str,
+                      settings: Annotated[Settings, Depends(get_settings)],
+                      token: str | None = None) -> None:
+    """JSON in, JSON out; no token: refused before the handshake (403)."""
+    if token is None:
+        raise WebSocketException(code=status.WS_1008_POLICY_VIOLATION)
+    offered = websocket.scope["subprotocols"]
+    await websocket.accept(subprotocol="json.v1" if "json.v1" in offered else None)
+    await websocket.send_json({"room": room, "prefix": settings.prefix,
+                               "greeting": websocket.state.greeting})
+    try:
+        while True:
+            data = await websocket.receive_json()
+            if data.get("bye"):
+                await websocket.close(code=4000, reason="bye")
+                return
+            await websocket.send_json({"room": room, "echo": data})
+    except WebSocketDisconnect as e:
+        print(f"FASTAPI WS DISCONNECT {room} {e.code}", flush=True)
