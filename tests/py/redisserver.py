@@ -10,29 +10,13 @@ are skipped, saying so.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
-from types import ModuleType
 
 import pytest
 
-from helpers import TOOLS
+from helpers import load_tool
 
-
-def _load_tool() -> ModuleType:
-    """tools/redis_server.py as the module ``redis_server``."""
-    if "redis_server" in sys.modules:
-        return sys.modules["redis_server"]
-    spec = importlib.util.spec_from_file_location("redis_server", TOOLS / "redis_server.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["redis_server"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-rs = _load_tool()
+rs = load_tool("redis_server")
 
 
 @pytest.fixture(scope="session")
