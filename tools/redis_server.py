@@ -5,7 +5,10 @@ directory the server would write snapshots to. It writes none: no RDB save
 points, no append-only file, so stopping it leaves nothing worth keeping and
 the directory is removed. It listens on one loopback port, never anywhere
 else, and runs in the foreground as a child of the caller (as root too:
-redis-server needs no account of its own), so nothing outlives a stop().
+redis-server needs no account of its own), so nothing outlives a stop(); it
+is also sent SIGTERM when the thread that started it dies (a test run killed
+by a timeout leaves no server behind), so start it from a thread that lives
+as long as it should.
 
     server = RedisServer()          # a new directory under the temporary directory
     server.start()                  # returns the URL, redis://127.0.0.1:PORT/0
@@ -15,6 +18,7 @@ redis-server needs no account of its own), so nothing outlives a stop().
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -39,6 +43,14 @@ def find_server() -> str:
         raise RedisError("no redis-server found: install Debian's `redis-server` package "
                          "(make bootstrap does) or set PX_REDIS_SERVER")
     return path
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent (thread) dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def free_port() -> int:
@@ -88,7 +100,7 @@ class RedisServer:
             port = free_port()
             proc = subprocess.Popen(self.argv(port), stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    cwd=self.dir)
+                                    cwd=self.dir, preexec_fn=_die_with_parent)
             deadline = time.monotonic() + timeout
             while proc.poll() is None and time.monotonic() < deadline:
                 if ping(port):

@@ -7,14 +7,16 @@ calling a loopback HTTP server, under the standalone ``pyparallel.asyncio.run``
 from __future__ import annotations
 
 import asyncio
-import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import pyparallel.asyncio as pa
+from helpers import TOOLS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from clients_checks import check_clients  # noqa: E402
@@ -77,7 +79,15 @@ def test_clients_in_async_http_handlers(spawn, backend: str, redis_url: str,
     check_clients(srv.ports["http"], f"httpserver-{backend}")
 
 
-def test_throwaway_redis_leaves_nothing_behind() -> None:
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_throwaway_redis_leaves_nothing_behind(tmp_path: Path) -> None:
     import redis_server  # loaded by the redis_url fixture's module
 
     server = redis_server.RedisServer()
@@ -87,5 +97,19 @@ def test_throwaway_redis_leaves_nothing_behind() -> None:
     assert url == f"redis://127.0.0.1:{server.port}/0"
     server.stop()
     assert not server.dir.exists()
-    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    assert _gone(pid)
     assert not redis_server.ping(server.port)
+
+    # A test run killed without its teardown: the server goes with it.
+    script = ("import os, sys; sys.path.insert(0, sys.argv[1]); import redis_server\n"
+              "s = redis_server.RedisServer(sys.argv[2]); s.start()\n"
+              "print(s.proc.pid, s.port, flush=True); os._exit(0)\n")
+    out = subprocess.run([sys.executable, "-c", script, str(TOOLS), str(tmp_path / "r")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    pid, port = map(int, out.stdout.split())
+    deadline = time.monotonic() + 20
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(pid)
+    assert not redis_server.ping(port)
