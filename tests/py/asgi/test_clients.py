@@ -25,8 +25,9 @@ FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
 # Known bug, not found yet: on the free-threaded build with io_uring, about one
 # run in two, one request of the ASGI app waits on a Redis (or upstream) reply
 # that never reaches its task: redis-py's read times out, the request is a 500.
-# Not seen with epoll, on the GIL build, in async HttpServer handlers or on the
-# standalone loop (test_real_clients.py). Tracked for the ASGI hand-off work.
+# Rarely (once in ~10 loaded runs) seen in async HttpServer handlers on the GIL
+# build too (test_real_clients.py); never on the standalone loop. See
+# docs/asyncio.md, "Real clients".
 _FT_URING_GAP = pytest.mark.xfail(
     FREE_THREADED, strict=False,
     reason="free-threaded + io_uring: an ASGI task sometimes never sees its client's reply")
