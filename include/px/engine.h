@@ -256,6 +256,15 @@ int px_engine_connect(px_engine_t *e, const char *host, int port, const px_endpo
 int px_worker_connect(px_worker_t *w, const struct sockaddr *addr, socklen_t len,
                       const px_endpoint_config_t *cfg);
 
+/* Serve fd, a stream socket already connected (by other code: asyncio's
+ * create_connection(sock=...)), as a client connection of worker w (NULL: one
+ * chosen round-robin): it opens on w as a connect that succeeded does
+ * (on_open, then reads). fd is the engine's from this call on, whatever the
+ * outcome: made non-blocking and close-on-exec here, closed on failure. Any
+ * thread. 0, or -EINVAL (not a stream socket), -ENOTSOCK, -EBADF, -ENOMEM;
+ * later failures report on_connect_failed on w. */
+int px_engine_adopt_on(px_engine_t *e, px_worker_t *w, int fd, const px_endpoint_config_t *cfg);
+
 /* Start the worker threads. */
 int px_engine_start(px_engine_t *e);
 

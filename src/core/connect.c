@@ -9,6 +9,10 @@
  * comes to be reports on_connect_failed (no socket, no memory) or on_close
  * with -errno (the connect failed).
  *
+ * px_engine_adopt_on (a socket someone else connected, as asyncio's
+ * create_connection(sock=...) hands over): the same message, carrying the
+ * descriptor instead of an address; on the worker it opens at once.
+ *
  * px_engine_connect_on (a name, maybe several addresses): a race (RFC 8305).
  * The name is resolved off the workers (resolver.c); on the worker, each
  * address gets an attempt, a connection of its own whose endpoint is the
@@ -19,6 +23,7 @@
  * attempt. The race is freed when it is decided and its last attempt closed.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <netdb.h>
 #include <string.h>
@@ -32,11 +37,14 @@ typedef struct connect_msg {
     struct sockaddr_storage ss;
     socklen_t len;
     px_endpoint_t *ep;
+    int fd; /* adopted, already connected; -1: connect to ss */
 } connect_msg_t;
 
 static void connect_msg_drop(px_msg_t *m)
 {
     connect_msg_t *cm = PX_CONTAINER_OF(m, connect_msg_t, msg);
+    if (cm->fd >= 0)
+        close(cm->fd);
     free(cm->ep);
     free(cm);
 }
@@ -73,7 +81,7 @@ static void connect_msg_fn(px_worker_t *w, px_msg_t *m)
     connect_msg_t *cm = PX_CONTAINER_OF(m, connect_msg_t, msg);
     px_endpoint_t *ep = cm->ep;
     px_conn_t *c;
-    bool pending = false;
+    bool pending = false, adopted = cm->fd >= 0;
     int fd, rc;
 
     /* The worker's loop is over (its last messages run as it exits): nobody
@@ -82,7 +90,8 @@ static void connect_msg_fn(px_worker_t *w, px_msg_t *m)
         connect_msg_drop(m);
         return;
     }
-    fd = socket(cm->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = adopted ? cm->fd : socket(cm->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    cm->fd = -1;
     if (fd < 0) {
         rc = -errno;
         goto fail;
@@ -99,7 +108,7 @@ static void connect_msg_fn(px_worker_t *w, px_msg_t *m)
     c->state |= PX_CONN_CLIENT | PX_CONN_OWNS_EP;
     c->busy++;
     rc = w->be->open(w, c);
-    if (rc == 0)
+    if (rc == 0 && !adopted)
         rc = start_connect(c, (struct sockaddr *)&cm->ss, cm->len, &pending);
     if (rc < 0 || !pending)
         px__conn_connected(c, rc);
@@ -130,6 +139,7 @@ static connect_msg_t *connect_msg_new(const px_endpoint_config_t *cfg)
     cm->ep->udata = cfg->udata;
     cm->ep->sock_flags = cfg->sock_flags;
     cm->ep->idle_timeout_ms = cfg->idle_timeout_ms;
+    cm->fd = -1;
     px_msg_init(&cm->msg, connect_msg_fn, connect_msg_drop);
     return cm;
 }
@@ -146,6 +156,33 @@ int px_worker_connect(px_worker_t *w, const struct sockaddr *addr, socklen_t len
         return -ENOMEM;
     memcpy(&cm->ss, addr, len);
     cm->len = len;
+    px_worker_post(w, &cm->msg);
+    return 0;
+}
+
+int px_engine_adopt_on(px_engine_t *e, px_worker_t *w, int fd, const px_endpoint_config_t *cfg)
+{
+    connect_msg_t *cm = NULL;
+    int type = 0, flags, rc = 0;
+    socklen_t len = sizeof(type);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+        rc = -errno;
+    else if (type != SOCK_STREAM)
+        rc = -EINVAL;
+    /* The engine's sockets never block (epoll) and never leak into children. */
+    else if ((flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+             fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        rc = -errno;
+    else if ((cm = connect_msg_new(cfg)) == NULL)
+        rc = -ENOMEM;
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    cm->fd = fd;
+    if (w == NULL)
+        w = e->workers[atomic_fetch_add(&e->next_client_worker, 1) % (unsigned)e->nworkers];
     px_worker_post(w, &cm->msg);
     return 0;
 }

@@ -234,9 +234,10 @@ struct px_worker {
     px_wheel_t wheel;
     px_hrtimers_t hrtimers; /* precise timers; cut the sleep short */
     px_pool_t conn_pool, chunk_pool, sendop_pool;
-    px_conn_t conns;     /* list sentinel */
-    px_conn_t *dirty;    /* connections to flush next */
-    px_conn_t *flushing; /* being flushed (a list any owner carries on) */
+    px_conn_t conns;       /* list sentinel */
+    px_conn_t *dirty;      /* connections to flush next */
+    px_conn_t *dirty_last; /* its tail (when dirty is not NULL) */
+    px_conn_t *flushing;   /* being flushed (a list any owner carries on) */
     uint64_t turn;
     px_mpsc_t inbox;
     int wake_fd;

@@ -49,8 +49,15 @@ void px__worker_mark_dirty(px_worker_t *w, px_conn_t *c)
     if (c->state & PX_CONN_DIRTY)
         return;
     c->state |= PX_CONN_DIRTY;
-    c->dirty_next = w->dirty;
-    w->dirty = c;
+    /* Flushed in the order written: what a callback writes to one peer and
+     * then another reaches them in that order (a subscribe before the
+     * publish another connection sends), as asyncio's immediate writes do. */
+    c->dirty_next = NULL;
+    if (w->dirty == NULL)
+        w->dirty = c;
+    else
+        w->dirty_last->dirty_next = c;
+    w->dirty_last = c;
 }
 
 static void flush_dirty(px_worker_t *w)

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 typedef struct exc_msg {
     px_msg_t msg;
@@ -327,25 +328,25 @@ static PyObject *engine_listen_http(PyObject *op, PyObject *args, PyObject *kwds
 static PyObject *engine_connect(PyObject *op, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"host",          "port",   "protocol", "timeout",
-                             "attempt_delay", "worker", NULL};
+                             "attempt_delay", "worker", "sock",     NULL};
     px_py_engine_obj_t *self = (px_py_engine_obj_t *)op;
     px_endpoint_config_t ep = {.listen_fd = -1};
     px_py_proto_spec_t *spec;
     PyObject *protocol, *timeout = NULL, *delay = NULL, *worker = NULL;
     const char *host;
     px_worker_t *w;
-    int port, rc;
+    int port, rc, sock = -1;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siO|$OOO:connect", kwlist, &host, &port,
-                                     &protocol, &timeout, &delay, &worker))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "siO|$OOOi:connect", kwlist, &host, &port,
+                                     &protocol, &timeout, &delay, &worker, &sock))
         return NULL;
     if (live_engine(self) == NULL ||
         px_py_connect_options(self->e, timeout, delay, worker, &ep, &w) < 0)
-        return NULL;
+        goto refused;
     /* The client's own spec, freed once it is over (client.c). */
     spec = px_py_proto_spec_new(op, protocol, &ep.sock_flags, &ep.idle_timeout_ms);
     if (spec == NULL)
-        return NULL;
+        goto refused;
     spec->is_client = true;
     pthread_mutex_lock(&self->clients_lock);
     spec->next = self->client_specs;
@@ -357,13 +358,18 @@ static PyObject *engine_connect(PyObject *op, PyObject *args, PyObject *kwds)
     ep.udata = spec;
     atomic_fetch_add(&self->clients, 1);
     /* Never blocks: a name is looked up on the engine's resolver threads. */
-    rc = px_engine_connect_on(self->e, w, host, port, &ep);
+    rc = sock >= 0 ? px_engine_adopt_on(self->e, w, sock, &ep)
+                   : px_engine_connect_on(self->e, w, host, port, &ep);
     if (rc < 0) {
         atomic_fetch_sub(&self->clients, 1);
         px_py_client_spec_done(spec);
         return px_py_raise_errno(px_py_engine_state(op), rc, "connect");
     }
     Py_RETURN_NONE;
+refused:
+    if (sock >= 0)
+        close(sock); /* the engine's from the call on, as px_engine_adopt_on says */
+    return NULL;
 }
 
 static PyObject *engine_start(PyObject *op, PyObject *unused)
@@ -644,7 +650,9 @@ static PyMethodDef engine_methods[] = {
      "listen(host, port, protocol, fd=-1) -> bound port; fd: a listening socket the\n"
      "engine takes over as the first worker's listener"},
     {"connect", (PyCFunction)(void (*)(void))engine_connect, METH_VARARGS | METH_KEYWORDS,
-     "connect(host, port, protocol, *, timeout=None, attempt_delay=None, worker=None)"},
+     "connect(host, port, protocol, *, timeout=None, attempt_delay=None, worker=None,\n"
+     "sock=-1); sock: a connected stream socket's descriptor the engine takes over\n"
+     "(closes on failure) instead of connecting to host:port"},
     {"listen_http", (PyCFunction)(void (*)(void))engine_listen_http, METH_VARARGS | METH_KEYWORDS,
      "listen_http(host, port, app, static=None, **limits) -> bound port"},
     {"start", engine_start, METH_NOARGS, "Start the worker threads."},

@@ -20,6 +20,8 @@ import pytest
 
 from helpers import BACKENDS, SERVERS, TOOLS, ServerProcess, child_env
 from pgcluster import pg_cluster, pg_dsn, pg_template  # noqa: F401  (fixtures: PostgreSQL clusters)
+from redisserver import redis_url  # noqa: F401  (fixture: a throwaway Redis)
+from upstream import upstream  # noqa: F401  (fixture: a loopback HTTP server)
 
 # Default per-test limit: no test may hang the suite.
 DEFAULT_TIMEOUT = 90

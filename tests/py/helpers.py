@@ -8,21 +8,37 @@ counters at exit with ``STATS {...}``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SERVERS = HERE / "servers"
 TOOLS = HERE.parent.parent / "tools"
+
+
+def load_tool(name: str) -> ModuleType:
+    """tools/NAME.py as the module NAME (one implementation for the command
+    line and the tests)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
 HOST = "127.0.0.1"
 MiB = 1 << 20
 BACKENDS = ("uring", "epoll")

@@ -20,32 +20,15 @@ are skipped, saying so.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import tempfile
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from helpers import TOOLS
+from helpers import load_tool
 
-
-def _load_tool() -> ModuleType:
-    """tools/pg_cluster.py as the module ``pg_cluster`` (one implementation for
-    the command line and the tests)."""
-    if "pg_cluster" in sys.modules:
-        return sys.modules["pg_cluster"]
-    spec = importlib.util.spec_from_file_location("pg_cluster", TOOLS / "pg_cluster.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["pg_cluster"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-pg = _load_tool()
+pg = load_tool("pg_cluster")
 
 # The session's cluster once a test asked for it (None until then).
 _session: Any = None

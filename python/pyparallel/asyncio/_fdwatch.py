@@ -155,14 +155,17 @@ class FdWatch:
 
     # ---- sock_* ----------------------------------------------------------------------
 
-    async def _px_wait(self, sock: socket.socket, write: bool, attempt: Callable[[], Any]) -> Any:
-        """attempt() until it stops raising BlockingIOError, on readiness."""
+    async def _px_wait(self, sock: socket.socket, write: bool, attempt: Callable[[], Any],
+                       now: bool = True) -> Any:
+        """attempt() until it stops raising BlockingIOError, on readiness (and
+        first at once, when now)."""
         if sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
-        try:
-            return attempt()
-        except (BlockingIOError, InterruptedError):
-            pass
+        if now:
+            try:
+                return attempt()
+            except (BlockingIOError, InterruptedError):
+                pass
         loop: Any = self
         fut: asyncio.Future[Any] = loop.create_future()
         fd = sock.fileno()
@@ -248,4 +251,5 @@ class FdWatch:
             if e:
                 raise OSError(e, f"Connect call failed {address}")
 
-        await self._px_wait(sock, True, attempt)
+        # Not before the socket is writable: SO_ERROR is 0 while the connect is pending.
+        await self._px_wait(sock, True, attempt, now=False)

@@ -188,10 +188,23 @@ class EngineNet:
             all_errors: bool = False) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
         if ssl is not None:
             raise NotImplementedError("TLS is not served by pyparallel.asyncio yet")
-        if sock is not None or local_addr is not None:
-            raise NotImplementedError("create_connection(sock=..., local_addr=...) is not "
+        if local_addr is not None:
+            raise NotImplementedError("create_connection(local_addr=...) is not "
                                       "served by pyparallel.asyncio yet")
-        if host is None or port is None:
+        kwargs: dict[str, Any] = {"worker": self._px_connect_worker()}
+        if sock is not None:
+            # A socket connected by the caller (aiohttp connects its own, with
+            # happy eyeballs): the engine takes its descriptor over.
+            if host is not None or port is not None:
+                raise ValueError("host/port and sock can not be specified at the same time")
+            if sock.type != socket.SOCK_STREAM:
+                raise ValueError(f"A Stream Socket was expected, got {sock!r}")
+            if sock.family not in (socket.AF_INET, socket.AF_INET6):
+                raise NotImplementedError("create_connection(sock=...) of a non-IP socket is "
+                                          "not served by pyparallel.asyncio yet")
+            host, port = sock.getpeername()[:2]  # OSError when it is not connected
+            kwargs["sock"] = sock.detach()
+        elif host is None or port is None:
             raise ValueError("host and port was not specified and no sock specified")
         loop: Any = self
         done: asyncio.Future[_Conn] = loop.create_future()
@@ -205,7 +218,6 @@ class EngineNet:
                 done.set_exception(exc)
 
         factory = functools.partial(_Conn, loop, protocol_factory, made, failed)
-        kwargs: dict[str, Any] = {"worker": self._px_connect_worker()}
         if happy_eyeballs_delay is not None:
             kwargs["attempt_delay"] = happy_eyeballs_delay
         self._px_engine().connect(host, int(port), factory, **kwargs)

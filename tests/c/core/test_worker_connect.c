@@ -2,11 +2,16 @@
  * px_worker_connect on each backend: clients connected from a chosen worker
  * open, exchange bytes and close on that worker; a refused address reaches
  * on_close with -ECONNREFUSED on that worker; a bad address length is -EINVAL.
+ * px_engine_adopt_on: sockets the caller connected open on the chosen worker
+ * (or one chosen round-robin) as well; what is not a connected stream socket
+ * is refused and its descriptor closed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "px/engine.h"
@@ -37,7 +42,7 @@ static client_t *client_of(px_conn_t *c)
 
 static void check_worker(client_t *cl)
 {
-    if (px_worker_current() != cl->want)
+    if (cl->want != NULL && px_worker_current() != cl->want)
         cl->wrong_worker = true;
 }
 
@@ -88,6 +93,51 @@ static void wait_closed(client_t *cl, int n)
     PX_CHECK(all_closed(cl, n));
 }
 
+/* A blocking connect to 127.0.0.1:port, done before the engine sees it. */
+static int connected_socket(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                             .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    PX_CHECK(fd >= 0);
+    PX_CHECK_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+static void adopt(px_engine_t *e, int port)
+{
+    px_endpoint_config_t cc = {.handler = &client, .listen_fd = -1};
+    client_t clients[3 * PER_WORKER];
+    int i, fd, pipefd[2];
+
+    memset(clients, 0, sizeof(clients));
+    /* On worker 1, on worker 0, then wherever the engine puts them. */
+    for (i = 0; i < 3 * PER_WORKER; i++) {
+        clients[i].want = i < 2 * PER_WORKER ? px_engine_worker(e, i < PER_WORKER ? 1 : 0) : NULL;
+        cc.udata = &clients[i];
+        PX_CHECK_EQ(px_engine_adopt_on(e, clients[i].want, connected_socket(port), &cc), 0);
+    }
+    wait_closed(clients, 3 * PER_WORKER);
+    for (i = 0; i < 3 * PER_WORKER; i++) {
+        PX_CHECK(clients[i].opened);
+        PX_CHECK(clients[i].echoed);
+        PX_CHECK(!clients[i].wrong_worker);
+        PX_CHECK_EQ(clients[i].err, 0);
+    }
+    /* Refused, and the descriptor is closed all the same. */
+    cc.udata = NULL;
+    fd = socket(AF_INET, SOCK_DGRAM, 0);
+    PX_CHECK_EQ(px_engine_adopt_on(e, NULL, fd, &cc), -EINVAL);
+    PX_CHECK_EQ(fcntl(fd, F_GETFD), -1);
+    PX_CHECK_EQ(pipe(pipefd), 0);
+    PX_CHECK_EQ(px_engine_adopt_on(e, NULL, pipefd[0], &cc), -ENOTSOCK);
+    PX_CHECK_EQ(fcntl(pipefd[0], F_GETFD), -1);
+    close(pipefd[1]);
+    PX_CHECK_EQ(px_engine_adopt_on(e, NULL, -1, &cc), -EBADF);
+}
+
 static void run(px_backend_kind_t kind)
 {
     px_engine_config_t cfg;
@@ -105,6 +155,7 @@ static void run(px_backend_kind_t kind)
     if (!px_test_engine_create(&cfg, NULL, &e))
         return;
     port = px_test_listen_start(e, &ep);
+    adopt(e, port);
     sa.sin_port = htons((uint16_t)port);
     /* All on worker 1 first, then all on worker 0: not round-robin. */
     for (i = 0; i < 2 * PER_WORKER; i++) {
