@@ -75,8 +75,8 @@ void px__http_conn_gone(px_conn_t *c, http_conn_t *h, int err);
 /* ws_conn.c: frames arrived on a WebSocket connection; it is gone. */
 int px__ws_on_data(struct px_ws *ws, px_conn_t *c, const char *data, size_t len);
 void px__ws_gone(struct px_ws *ws, px_conn_t *c, int err);
-/* The server stops: our close frame (1001, unless one was sent), the peer's
- * answer not awaited; the caller closes the connection. */
-void px__ws_going_away(struct px_ws *ws);
+/* The server stops: a WebSocket sends its close frame (1001, unless one was
+ * sent; the peer's answer not awaited), then the connection closes. */
+void px__http_on_shutdown(px_conn_t *c);
 
 #endif

@@ -269,10 +269,9 @@ static void answer(px_conn_t *c, px_http_server_t *s, const px_http_request_t *r
         px_conn_close(c); /* a stream closes the connection at its end */
 }
 
-/* Answer one complete request, counted and timed: request latency runs from
- * the complete request (head and body in hand) to its response queued on the
- * connection, so it measures the server (routing, handler, encoding), not the
- * network or the client. */
+/* Answer one complete request, counted and timed: latency runs from the whole
+ * request in hand to its response queued, so it measures the server (routing,
+ * handler, encoding), not the network or the client. */
 static void dispatch(px_conn_t *c, px_http_server_t *s, const px_http_request_t *req,
                      const char *body, size_t body_len, px_http_body_t *body_stream)
 {
@@ -647,21 +646,11 @@ void px_http_server_on_release(px_http_server_t *s, px_http_conn_release_fn fn)
     s->release_app_data = fn;
 }
 
-/* The server stops: a WebSocket says goodbye (1001) before its TCP close. */
-static void http_on_shutdown(px_conn_t *c)
-{
-    http_conn_t *h = px__http_state_of(c);
-
-    if (h != NULL && h->ws != NULL)
-        px__ws_going_away(h->ws);
-    px_conn_close(c);
-}
-
 static const px_handler_t http_handler = {
     .on_data = px__http_stream_on_data,
     .on_eof = px__http_on_eof,
     .on_close = http_on_close,
-    .on_shutdown = http_on_shutdown,
+    .on_shutdown = px__http_on_shutdown,
 };
 
 int px_http_listen(px_engine_t *e, px_http_server_t *s, const char *host, int port, int listen_fd)

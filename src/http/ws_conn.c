@@ -274,14 +274,19 @@ void px__ws_gone(px_ws_t *ws, px_conn_t *c, int err)
     px_ws_release(ws); /* the connection's reference */
 }
 
-void px__ws_going_away(px_ws_t *ws)
+void px__http_on_shutdown(px_conn_t *c)
 {
     static const char why[] = "server shutting down";
+    http_conn_t *h = px__http_state_of(c);
+    px_ws_t *ws = h != NULL ? h->ws : NULL;
 
-    if (ws->state == WS_OPEN)
-        send_close(ws, PX_WS_CLOSE_GOING_AWAY, (const uint8_t *)why, sizeof(why) - 1);
-    ws->state = WS_DONE;
-    arm(ws, 0);
+    if (ws != NULL) {
+        if (ws->state == WS_OPEN)
+            send_close(ws, PX_WS_CLOSE_GOING_AWAY, (const uint8_t *)why, sizeof(why) - 1);
+        ws->state = WS_DONE;
+        arm(ws, 0);
+    }
+    px_conn_close(c);
 }
 
 static void on_timer(px_timer_t *t)
