@@ -72,6 +72,8 @@ def test_aiohttp_standalone(backend: str, upstream: str,
     assert pa.run(main()) == [(200, {"path": f"/standalone/{i}"}) for i in range(30)]
 
 
+@pytest.mark.xfail(strict=False, reason="known bug: a handler's task sometimes never sees its "
+                   "client's reply (docs/asyncio.md, 'Real clients')")
 def test_clients_in_async_http_handlers(spawn, backend: str, redis_url: str,
                                         upstream: str) -> None:
     srv = spawn("clients_app.py", "--workers", "2", backend=backend,
