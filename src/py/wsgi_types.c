@@ -91,13 +91,24 @@ static Py_ssize_t left(wsgi_input_t *in)
     return in->len - in->pos;
 }
 
+/* Bytes of the body still to come, as far as its Content-Length tells:
+ * PY_SSIZE_T_MAX when it is chunked (unknown). */
+static Py_ssize_t to_come(wsgi_input_t *in)
+{
+    int64_t length = in->x->req->content_length;
+
+    return length < 0 ? PY_SSIZE_T_MAX : (Py_ssize_t)((uint64_t)length - in->x->body_read);
+}
+
 /* Room for `want` more bytes after those not taken: a new buffer when
  * short, twice what it keeps (no more than a read needs when it asks for
- * more than `want`), so that a large read or a long line copies each byte
- * a bounded number of times, not once per step. */
+ * more than `want`, nor than the body can still bring), so that a large
+ * read or a long line copies each byte a bounded number of times, not once
+ * per step, and a read of a whole Content-Length body ends in a buffer of
+ * its exact size, handed over without a last copy. */
 static int make_room(wsgi_input_t *in, Py_ssize_t want, Py_ssize_t need)
 {
-    Py_ssize_t have = left(in), size;
+    Py_ssize_t have = left(in), size, most = to_come(in);
     PyObject *grown;
 
     if (PyBytes_GET_SIZE(in->body) - in->len >= want)
@@ -105,6 +116,8 @@ static int make_room(wsgi_input_t *in, Py_ssize_t want, Py_ssize_t need)
     size = have > PY_SSIZE_T_MAX / 2 ? have : 2 * have;
     if (need - have > want && size > need)
         size = need;
+    if (most < PY_SSIZE_T_MAX - have && size > have + most)
+        size = have + most;
     if (size < have + want)
         size = have + want;
     grown = PyBytes_FromStringAndSize(NULL, size);
@@ -128,6 +141,8 @@ static int fill(wsgi_input_t *in, Py_ssize_t need)
         Py_ssize_t want = need - have < INPUT_READ ? INPUT_READ
                                                    : PX_MIN(need - have, INPUT_READ * 16);
         ssize_t n;
+
+        want = PX_MIN(want, to_come(in)); /* 0 at the end: the read says so */
 
         if (make_room(in, want, need) < 0)
             return -1;
@@ -154,6 +169,14 @@ static PyObject *take(wsgi_input_t *in, Py_ssize_t n)
 
     if (n < 0 || n > left(in))
         n = left(in);
+    if (in->pos == 0 && n == in->len && in->eof && n < PyBytes_GET_SIZE(in->body) &&
+        Py_REFCNT(in->body) == 1) { /* the rest of a body of unknown length: trimmed in place */
+        if (_PyBytes_Resize(&in->body, n) < 0) {
+            in->body = PyBytes_FromStringAndSize(NULL, 0); /* the resize let go of it */
+            in->pos = in->len = 0;
+            return NULL;
+        }
+    }
     if (in->pos == 0 && n == PyBytes_GET_SIZE(in->body)) { /* all filled, shared: never refilled */
         out = Py_NewRef(in->body);
     } else {
