@@ -127,7 +127,10 @@ static bool on_worker(px_py_aio_waker_t *k)
 
 /* arm(when): pump at loop time `when` (seconds of the monotonic clock; 0:
  * right after the current batch). Earlier than what is armed moves it;
- * later changes nothing (the pump re-arms for what is left). */
+ * later changes nothing (the pump re-arms for what is left). What is armed
+ * is read once the worker is ours: a released caller (a handler's first
+ * step) that looked before could move a pump the worker armed meanwhile
+ * for work queued behind it (on_msg) to its own later deadline. */
 static PyObject *waker_arm(PyObject *op, PyObject *arg)
 {
     px_py_aio_waker_t *k = (px_py_aio_waker_t *)op;
@@ -141,10 +144,8 @@ static PyObject *waker_arm(PyObject *op, PyObject *arg)
     if (!on_worker(k))
         return NULL;
     deadline = !(when > 0) ? 0 : when >= 1.8e10 ? UINT64_MAX - 1 : (uint64_t)ceil(when * 1e9);
-    if (k->armed && k->deadline <= deadline)
-        Py_RETURN_NONE;
     entered = px_py_engine_enter(k->w);
-    rc = arm_owned(k, deadline);
+    rc = k->armed && k->deadline <= deadline ? 0 : arm_owned(k, deadline);
     px_py_engine_leave(k->w, entered);
     if (rc < 0)
         return PyErr_NoMemory();

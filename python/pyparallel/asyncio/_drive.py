@@ -92,24 +92,37 @@ def drive_http(aw: Awaitable[Any], request: object) -> Any:
     """The response of an async handler (called released, on the handler's thread)."""
     loop = worker_loop()
     waker = loop._px_waker
-    task: asyncio.Future[Any]
+    engine = _core.current_engine()
+    handoff = engine is not None and engine.handoff_ms > 0
+    done = _thread.allocate_lock()
+    done.acquire()
+    box: list[asyncio.Future[Any]] = []
+
+    def watch(task: asyncio.Future[Any]) -> None:
+        box.append(task)
+        task.add_done_callback(lambda _t: done.release())
+
     if asyncio.iscoroutine(aw) and waker.claim():
         try:
             task = _step_here(loop, aw)
+            if task.done():
+                return task.result()
+            if not handoff:
+                task.cancel()
+            else:
+                watch(task)  # still claimed: no pump runs the task meanwhile
         finally:
             waker.unclaim()
-    else:
-        task = _as_task(loop, aw)
-    if not task.done():
-        engine = _core.current_engine()
-        if engine is None or engine.handoff_ms == 0:
-            task.cancel()
-            raise RuntimeError("an async handler that awaits needs hand-off "
-                               "(an engine with handoff_ms > 0)")
-        done = _thread.allocate_lock()
-        done.acquire()
-        task.add_done_callback(lambda _t: done.release())
-        waker.wake()  # queued work: the worker goes to a spare while we wait
-        _core.worker_waiting()  # at once: the wait looks like a short lock wait
-        done.acquire()
-    return task.result()
+    elif handoff:
+        # The loop runs on another thread (a pump, another handler's first
+        # step): the task is made there, at the loop's next pump.
+        loop.call_soon_threadsafe(lambda: watch(_as_task(loop, aw)))
+    elif asyncio.iscoroutine(aw):
+        aw.close()  # never started: no "never awaited" warning for it
+    if not handoff:
+        raise RuntimeError("an async handler that awaits needs hand-off "
+                           "(an engine with handoff_ms > 0)")
+    waker.wake()  # queued work: the worker goes to a spare while we wait
+    _core.worker_waiting()  # at once: the wait looks like a short lock wait
+    done.acquire()
+    return box[0].result()

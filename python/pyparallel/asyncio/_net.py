@@ -129,6 +129,10 @@ def _listen_socket(host: str, port: int, family: int, backlog: int) -> socket.so
 class EngineNet:
     """create_server/create_connection for a loop whose I/O is an engine's."""
 
+    # Whether threads other than the worker's may run the loop's code
+    # (hand-off): the engine's callbacks claim it first (_transport._Conn).
+    _px_shared = False
+
     def _px_engine(self) -> Any:
         raise NotImplementedError
 

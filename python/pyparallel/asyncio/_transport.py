@@ -7,6 +7,14 @@ on the worker that owns the connection, which is where the loop runs, so the
 asyncio protocol's methods are called directly, with that loop as the running
 loop, with no hop through the ready queue.
 
+With hand-off, the loop's code may be running on another thread when the
+engine calls: a handler's first step on its own thread, or a pump released
+and blocked while a spare serves the worker. A worker loop's code runs on one
+thread at a time (the waker's claim); an engine callback that cannot claim
+the loop is queued behind this connection's earlier ones and run by the
+loop's next pump, so a protocol never runs beside the loop's other code and
+sees its events in order.
+
 Writes go to the engine's output queue (copied, sent at the end of the
 worker's turn, gathered with what else is queued). Write flow control is
 asyncio's: above the high-water mark ``pause_writing()``, and
@@ -18,6 +26,7 @@ takes no drain callback from the engine).
 from __future__ import annotations
 
 import asyncio
+import collections
 from asyncio import events
 from collections.abc import Callable
 from typing import Any
@@ -190,9 +199,39 @@ class _Conn:
         self.tr: EngineTransport | None = None
         self.made = made
         self.failed = failed
+        # Engine callbacks queued while another thread ran the loop (_enter).
+        self.backlog: collections.deque[tuple[Callable[..., object], tuple[Any, ...]]] = \
+            collections.deque()
 
     def call(self, fn: Callable[..., object], *args: Any) -> None:
         _call(self.loop, self, fn, *args)
+
+    def _enter(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run the engine callback fn(*args) as the loop's own code: here when
+        no other thread runs the loop (claimed meanwhile), else queued, in
+        order, for its next pump. Only the thread serving the connection's
+        worker calls this, so the backlog has one writer."""
+        loop = self.loop
+        if not loop._px_shared:  # one thread runs this loop: nothing to claim
+            fn(*args)
+            return
+        waker = loop._px_waker
+        if self.backlog or not waker.claim():
+            self.backlog.append((fn, args))
+            loop._ready.append(asyncio.Handle(self._run_queued, (), loop, None))
+            loop._px_wake()
+            return
+        prev = events._get_running_loop()
+        events._set_running_loop(loop)
+        try:
+            fn(*args)
+        finally:
+            events._set_running_loop(prev)
+            waker.unclaim()
+
+    def _run_queued(self) -> None:
+        fn, args = self.backlog.popleft()
+        fn(*args)
 
     def maybe_pause(self) -> None:
         tr = self.tr
@@ -211,6 +250,9 @@ class _Conn:
     # ---- the engine's callbacks ------------------------------------------------------
 
     def connection_made(self, t: _core.Transport) -> None:
+        self._enter(self._made, t)
+
+    def _made(self, t: _core.Transport) -> None:
         server = getattr(self.factory, "_px_server", None)
         if server is not None and server._px_closed:
             t.abort()  # the server was closed: its port takes no more connections
@@ -231,6 +273,12 @@ class _Conn:
             self.made(self)
 
     def data_received(self, t: _core.Transport, data: bytes) -> None:
+        if self.loop._px_shared:
+            self._enter(self._data, data)
+        else:
+            self._data(data)
+
+    def _data(self, data: bytes) -> None:
         proto = self.proto
         loop = self.loop
         if proto is None:
@@ -246,6 +294,9 @@ class _Conn:
         _call(loop, self, proto.data_received, data)
 
     def recv_shutdown(self, t: _core.Transport) -> None:
+        self._enter(self._shut)
+
+    def _shut(self) -> None:
         if self.proto is not None:
             self.call(self._eof)
 
@@ -255,6 +306,9 @@ class _Conn:
             self.tr.close()
 
     def connection_lost(self, t: _core.Transport, exc: BaseException | None) -> None:
+        self._enter(self._lost, exc)
+
+    def _lost(self, exc: BaseException | None) -> None:
         tr = self.tr
         if tr is None or self.proto is None:
             return
@@ -269,5 +323,8 @@ class _Conn:
         self.call(self.proto.connection_lost, exc)
 
     def connection_failed(self, exc: BaseException) -> None:
+        self._enter(self._connect_failed, exc)
+
+    def _connect_failed(self, exc: BaseException) -> None:
         if self.failed is not None:
             self.failed(exc)

@@ -63,6 +63,10 @@ class WorkerLoop(FdWatch, EngineNet, asyncio.BaseEventLoop):  # type: ignore[mis
         self._px_wake: Callable[[], None] = waker.wake
         self._px_soon = False  # armed for "right after this batch", or pumping
         self._px_eng = _core.current_engine()
+        # With hand-off another thread may run this loop's code while this
+        # worker's thread serves its connections: the engine's callbacks
+        # claim the loop first (_transport._Conn._enter).
+        self._px_shared = self._px_eng is not None and self._px_eng.handoff_ms > 0
         # Running for the engine's whole life: is_running() is True and
         # asyncio calls that want a running loop accept this one.
         self._thread_id = threading.get_ident()

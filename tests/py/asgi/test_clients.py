@@ -29,13 +29,7 @@ FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
 # build too (test_real_clients.py); never on the standalone loop. See
 # docs/asyncio.md, "Real clients".
 # A clean-clone CI run then saw it on epoll too, so every backend is marked.
-_FT_URING_GAP = pytest.mark.xfail(
-    strict=False,
-    reason="known bug: a handler's task sometimes never sees its client's reply (docs/asyncio.md)")
-
-
 @pytest.mark.parametrize("target", ["clients_asgi:app", "clients_fastapi:app"])
-@_FT_URING_GAP
 @pytest.mark.parametrize("backend", ["uring", "epoll"])
 def test_clients_in_asgi_handlers(backend: str, target: str, redis_url: str,
                                   upstream: str) -> None:

@@ -64,6 +64,10 @@ async def redis_pubsub(channel: str) -> dict[str, Any]:
     r = redis_client()
     async with r.pubsub() as ps:
         await ps.subscribe(channel)
+        # Redis confirms the subscription (subscribe() only sends it): a
+        # publish on another connection before that could reach nobody.
+        while await ps.get_message(timeout=5.0) is None:
+            pass
         receivers = await r.publish(channel, f"hello {channel}")
         msg = None
         while msg is None:
