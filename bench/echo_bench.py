@@ -175,22 +175,37 @@ def stop_server(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+WARMUP = 0.5  # seconds the generator runs before it counts
+
+
 def run_once(cfg: Config, load: str, seconds: float, conns: int, size: int) -> dict:
+    import http_bench as hb  # its /proc readers; imported here: it imports nothing of ours
+
     with tempfile.TemporaryFile() as logfile:
         proc, port = start_server(cfg, logfile)
         try:
-            out = subprocess.run(
+            gen = subprocess.Popen(
                 pinned(cfg.load_cpus, [load, "127.0.0.1", str(port), str(conns),
-                                       str(seconds), str(size), "0.5"]),
-                capture_output=True, text=True, timeout=seconds + 30)
+                                       str(seconds), str(size), str(WARMUP)]),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            # The server's CPU over the counted part: from the end of the
+            # warm-up to the generator's exit (the server idles after it).
+            time.sleep(WARMUP)
+            pids = hb.descendants(proc.pid)
+            ticks0 = hb.cpu_ticks(pids)
+            stdout, stderr = gen.communicate(timeout=seconds + 30)
+            ticks1 = hb.cpu_ticks(pids)
         finally:
             stop_server(proc)
-    if out.returncode != 0:
-        raise RuntimeError(f"{cfg.name}: load generator failed: {out.stderr.strip()}")
-    fields = dict(kv.split("=", 1) for kv in out.stdout.split())
+    if gen.returncode != 0:
+        raise RuntimeError(f"{cfg.name}: load generator failed: {stderr.strip()}")
+    fields = dict(kv.split("=", 1) for kv in stdout.split())
+    roundtrips = int(fields["roundtrips"])
+    server_s = (ticks1 - ticks0) / os.sysconf("SC_CLK_TCK")
     return {"roundtrips_per_sec": float(fields["roundtrips_per_sec"]),
-            "roundtrips": int(fields["roundtrips"]), "seconds": float(fields["seconds"]),
-            "load_cpu": float(fields["cpu"])}
+            "roundtrips": roundtrips, "seconds": float(fields["seconds"]),
+            "load_cpu": float(fields["cpu"]),
+            "server_us_per_roundtrip": server_s / roundtrips * 1e6 if roundtrips else 0.0}
 
 
 def cpu_text(cpus: list[int]) -> str:
@@ -199,16 +214,18 @@ def cpu_text(cpus: list[int]) -> str:
 
 def table(configs: list[Config], ref: Config | None) -> str:
     lines = ["| server | interpreter | server CPUs | generator CPU | round trips/s (median) "
-             "| range | vs uvloop | generator CPU load |",
-             "|---|---|---|---|---:|---|---:|---:|"]
+             "| range | vs uvloop | generator CPU load | server µs CPU per round trip |",
+             "|---|---|---|---|---:|---|---:|---:|---:|"]
     for c in configs:
         rates = [r["roundtrips_per_sec"] for r in c.results]
         load = statistics.median(r["load_cpu"] for r in c.results)
+        server_us = statistics.median(r["server_us_per_roundtrip"] for r in c.results)
         ratio = f"{c.median / ref.median:.2f}x" if ref and ref.results else "n/a"
         interp = "free-threaded" if c.interpreter == PY_FT else "GIL"
         lines.append(f"| {c.name} | {interp} | {cpu_text(c.server_cpus)} | "
                      f"{cpu_text(c.load_cpus)} | {c.median:,.0f} | "
-                     f"{min(rates):,.0f}–{max(rates):,.0f} | {ratio} | {load:.2f} |")
+                     f"{min(rates):,.0f}–{max(rates):,.0f} | {ratio} | {load:.2f} | "
+                     f"{server_us:.2f} |")
     return "\n".join(lines)
 
 
