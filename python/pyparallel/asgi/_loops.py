@@ -23,6 +23,7 @@ from asyncio import events
 from collections.abc import Callable
 
 from pyparallel import _core
+from pyparallel.asyncio._drive import run_step_now
 
 __all__ = ["handing_over", "run_here", "start", "stop_all", "worker_loop"]
 
@@ -65,9 +66,8 @@ def run_here(loop: asyncio.AbstractEventLoop,
     try:
         task = step()
         ready = getattr(loop, "_ready", None)
-        if task is not None and ready and getattr(ready[-1]._callback, "__self__",
-                                                  None) is task:
-            ready.pop()._run()  # its step now (a first one: no eager tasks in 3.11)
+        if task is not None and ready is not None:
+            run_step_now(ready, task)  # its step now (a first one: no eager tasks in 3.11)
     finally:
         loop._thread_id = prev_thread  # type: ignore[attr-defined]
         events._set_running_loop(prev)

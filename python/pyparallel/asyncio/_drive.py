@@ -32,10 +32,21 @@ def _as_task(loop: WorkerLoop, aw: Awaitable[Any]) -> asyncio.Future[Any]:
 
 
 def drive_protocol(transport: _core.Transport, aw: Awaitable[Any]) -> None:
-    """Run aw on the worker's loop; send its result on transport when done."""
+    """Run aw on the worker's loop; send its result on transport when done.
+
+    Called by the thread serving the worker, which does not hold the loop
+    while another thread may run it (hand-off): the task is then made by the
+    loop's next pump, posted in the order the callbacks came."""
     loop = worker_loop()
-    task = _as_task(loop, aw)
-    task.add_done_callback(lambda t: _protocol_done(transport, t))
+
+    def start() -> None:
+        task = _as_task(loop, aw)
+        task.add_done_callback(lambda t: _protocol_done(transport, t))
+
+    if loop._px_shared:
+        loop.call_soon_threadsafe(start)
+    else:
+        start()
 
 
 def _protocol_done(transport: _core.Transport, task: asyncio.Future[Any]) -> None:
@@ -68,6 +79,18 @@ def _protocol_done(transport: _core.Transport, task: asyncio.Future[Any]) -> Non
         transport.close()
 
 
+def run_step_now(ready: Any, task: object) -> None:
+    """Run task's step, just queued last on ready, here and now (claimed).
+    Other threads may append to ready meanwhile (posted calls), so the step
+    is taken out by identity, not popped from the end; when something came
+    after it, it is left to the pump."""
+    if ready:
+        last = ready[-1]
+        if getattr(last._callback, "__self__", None) is task:
+            ready.remove(last)
+            last._run()
+
+
 def _step_here(loop: WorkerLoop, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
     """A task of coro whose first step has run on this thread (claimed)."""
     prev = events._get_running_loop()
@@ -79,9 +102,7 @@ def _step_here(loop: WorkerLoop, coro: Coroutine[Any, Any, Any]) -> asyncio.Task
         if _EAGER:
             return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
         task = loop.create_task(coro)
-        ready = loop._ready
-        if ready and getattr(ready[-1]._callback, "__self__", None) is task:  # type: ignore[attr-defined]
-            ready.pop()._run()
+        run_step_now(loop._ready, task)
         return task
     finally:
         loop._thread_id = prev_thread
@@ -97,6 +118,7 @@ def drive_http(aw: Awaitable[Any], request: object) -> Any:
     done = _thread.allocate_lock()
     done.acquire()
     box: list[asyncio.Future[Any]] = []
+    failed: list[BaseException] = []
 
     def watch(task: asyncio.Future[Any]) -> None:
         box.append(task)
@@ -116,7 +138,16 @@ def drive_http(aw: Awaitable[Any], request: object) -> Any:
     elif handoff:
         # The loop runs on another thread (a pump, another handler's first
         # step): the task is made there, at the loop's next pump.
-        loop.call_soon_threadsafe(lambda: watch(_as_task(loop, aw)))
+        def begin() -> None:
+            try:
+                watch(_as_task(loop, aw))
+            except BaseException as exc:  # to the handler: a 500, not a wait forever
+                failed.append(exc)
+                done.release()
+
+        loop.call_soon_threadsafe(begin)
+    elif asyncio.isfuture(aw) and aw.done():
+        return aw.result()
     elif asyncio.iscoroutine(aw):
         aw.close()  # never started: no "never awaited" warning for it
     if not handoff:
@@ -125,4 +156,6 @@ def drive_http(aw: Awaitable[Any], request: object) -> Any:
     waker.wake()  # queued work: the worker goes to a spare while we wait
     _core.worker_waiting()  # at once: the wait looks like a short lock wait
     done.acquire()
+    if failed:
+        raise failed[0]
     return box[0].result()

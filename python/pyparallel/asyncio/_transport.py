@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import threading
 from asyncio import events
 from collections.abc import Callable
 from typing import Any
@@ -223,9 +224,15 @@ class _Conn:
             return
         prev = events._get_running_loop()
         events._set_running_loop(loop)
+        debug = loop._debug
+        if debug:  # debug mode's call_soon checks the thread that runs the loop
+            prev_thread = loop._thread_id
+            loop._thread_id = threading.get_ident()
         try:
             fn(*args)
         finally:
+            if debug:
+                loop._thread_id = prev_thread
             events._set_running_loop(prev)
             waker.unclaim()
 

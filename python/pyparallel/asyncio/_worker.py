@@ -219,6 +219,13 @@ class WorkerLoop(FdWatch, EngineNet, asyncio.BaseEventLoop):  # type: ignore[mis
         try:
             for _ in range(_DRAIN_PASSES):
                 self._px_run_due()
+                # A task the queue made meanwhile (a handler's, posted) is
+                # cancelled too: nothing else would end it.
+                known = set(map(id, tasks))
+                new = [t for t in asyncio.all_tasks(self) if not t.done() and id(t) not in known]
+                for task in new:
+                    task.cancel()
+                tasks += new
                 if not self._ready:
                     break
         finally:
