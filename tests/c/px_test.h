@@ -130,6 +130,18 @@ static inline int px_test_connect(int port)
     return fd;
 }
 
+/* recv, retried when interrupted: a socket with a receive timeout (as
+ * px_test_connect makes) sees EINTR when io_uring task work of this process
+ * lands on the calling thread. */
+static inline ssize_t px_test_recv(int fd, void *buf, size_t n)
+{
+    ssize_t r;
+
+    while ((r = recv(fd, buf, n, 0)) < 0 && errno == EINTR)
+        ;
+    return r;
+}
+
 /* Send all n bytes of p (the peer may have closed: no SIGPIPE, a failure). */
 static inline void px_test_send_all(int fd, const char *p, size_t n)
 {
@@ -154,9 +166,7 @@ static inline size_t px_test_read_until(int fd, char *buf, size_t cap, const cha
     size_t len = 0;
 
     for (;;) {
-        ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
-        if (r < 0 && errno == EINTR)
-            continue; /* interrupted: seen after an io_uring engine of this process ended */
+        ssize_t r = px_test_recv(fd, buf + len, cap - len - 1);
         if (r <= 0)
             break;
         len += (size_t)r;

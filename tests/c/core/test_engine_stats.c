@@ -44,7 +44,7 @@ static void *client(void *arg)
         size_t len = 0;
         PX_CHECK_EQ(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
         while (len < 4 || memcmp(buf + len - 2, "ok", 2) != 0) { /* the body ends it */
-            ssize_t r = recv(fd, buf + len, sizeof(buf) - len, 0);
+            ssize_t r = px_test_recv(fd, buf + len, sizeof(buf) - len);
             PX_CHECK_GT(r, 0);
             len += (size_t)r;
         }

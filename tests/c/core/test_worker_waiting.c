@@ -2,7 +2,8 @@
  * work of its own worker (here a condition that another connection's handler
  * on the same worker signals) hands the worker to a parked spare at once, in
  * the call (the handoffs stat counts it before the wait), rather than after
- * the supervisor's delay for futex waits; the other connection is then served
+ * the supervisor's delay for futex waits (or the release did, when the worker
+ * was found blocking lately); the other connection is then served
  * and the wait ends. It does nothing for a worker the caller owns, and at most
  * once per release. */
 #include <pthread.h>
@@ -35,11 +36,14 @@ static int on_data(px_conn_t *c, const char *data, size_t len)
         uint64_t before;
 
         PX_CHECK(!px_worker_waiting(w)); /* owned: nothing to hand off */
+        before = handoffs(w);
         released = px_worker_release(w);
         PX_CHECK(released);
-        before = handoffs(w);
-        if (px_worker_waiting(w))
-            atomic_store(&taken_at_once, handoffs(w) == before + 1);
+        /* After a blocked round the worker is eager: the release itself may
+         * have handed it off, and then px_worker_waiting has nothing left to
+         * do. Either way it is gone before the wait starts. */
+        px_worker_waiting(w);
+        atomic_store(&taken_at_once, handoffs(w) == before + 1);
         PX_CHECK(!px_worker_waiting(w)); /* gone already */
         atomic_store(&waiting, 1);
         pthread_mutex_lock(&lock);
@@ -70,7 +74,7 @@ static void expect_line(int fd, const char *line)
     size_t n = strlen(line), got = 0;
 
     while (got < n) {
-        ssize_t r = recv(fd, buf + got, n - got, 0);
+        ssize_t r = px_test_recv(fd, buf + got, n - got);
         PX_CHECK_GT(r, 0);
         got += (size_t)r;
     }
