@@ -173,3 +173,36 @@ def test_threads_of_one_pool_never_share_a_connection(db: Database) -> None:
         t.join(30)
     assert len(set(pids)) == 4
     assert _settled(db, 5)["open"] >= 4
+
+
+@pytest.mark.parametrize("call", ["fetchone", "fetchall", "fetch_many", "execute"])
+def test_a_waiting_query_lets_other_threads_run(db: Database, call: str) -> None:
+    """While a query waits for PostgreSQL (pg_sleep), the interpreter is not
+    held: another thread keeps running Python. A wait inside libpq with the
+    GIL held (or, free-threaded, attached) would stop it, or stall every
+    thread at the next stop-the-world pause."""
+    sleep = "SELECT pg_sleep(%s)::text"
+    run = {"fetchone": lambda: db.fetchone(sleep, (0.4,)),
+           "fetchall": lambda: db.fetchall(sleep, (0.4,)),
+           "fetch_many": lambda: db.fetch_many(sleep, [(0.2,), (0.2,)]),
+           "execute": lambda: db.execute(sleep, (0.4,))}[call]
+    run()  # prepared, and the pool's connections open, before the count
+    ticks: list[float] = []
+    done = threading.Event()
+
+    def count() -> None:
+        while not done.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.005)
+
+    counter = threading.Thread(target=count)
+    started = time.monotonic()
+    counter.start()
+    try:
+        run()
+    finally:
+        done.set()
+        counter.join(5)
+    during = [t for t in ticks if started + 0.05 < t < started + 0.35]
+    # Every 5 ms, about 60 ticks; a held interpreter gives none or one.
+    assert len(during) >= 20, (call, len(during))
