@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import _core
+from ._tls import TlsOptions, check_client, check_server, stack_factory
 from ._transport import EngineTransport, _Conn
 
 
@@ -149,8 +150,7 @@ class EngineNet:
             ssl_handshake_timeout: float | None = None,
             ssl_shutdown_timeout: float | None = None,
             start_serving: bool = True) -> Server:
-        if ssl is not None:
-            raise NotImplementedError("TLS is not served by pyparallel.asyncio yet")
+        tls = check_server(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         engine = self._px_engine()
         if sock is not None:
             if host is not None or port is not None:
@@ -171,7 +171,7 @@ class EngineNet:
                     s.close()
                 raise
         def listen() -> None:
-            conn_factory = _ServerConnFactory(self, protocol_factory, server)
+            conn_factory = _ServerConnFactory(self, protocol_factory, server, tls)
             for s in socks:
                 addr = s.getsockname()
                 engine.listen(addr[0], addr[1], conn_factory, s.dup().detach())
@@ -190,26 +190,98 @@ class EngineNet:
             ssl_shutdown_timeout: float | None = None,
             happy_eyeballs_delay: float | None = None, interleave: int | None = None,
             all_errors: bool = False) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
-        if ssl is not None:
-            raise NotImplementedError("TLS is not served by pyparallel.asyncio yet")
-        if local_addr is not None:
-            raise NotImplementedError("create_connection(local_addr=...) is not "
-                                      "served by pyparallel.asyncio yet")
-        kwargs: dict[str, Any] = {"worker": self._px_connect_worker()}
+        tls = check_client(ssl, host, server_hostname, ssl_handshake_timeout,
+                           ssl_shutdown_timeout)
+        if sock is None and local_addr is not None:
+            if host is None or port is None:
+                raise ValueError("host and port was not specified and no sock specified")
+            # bound here, connected here, then the engine's
+            sock = await self._px_bound_connect(host, port, family, proto, flags, local_addr)
+            try:
+                return await self._px_take_socket(protocol_factory, sock, tls, False)
+            finally:
+                sock.close()  # detached when adopted: closes nothing then
         if sock is not None:
             # A socket connected by the caller (aiohttp connects its own, with
             # happy eyeballs): the engine takes its descriptor over.
             if host is not None or port is not None:
                 raise ValueError("host/port and sock can not be specified at the same time")
-            if sock.type != socket.SOCK_STREAM:
-                raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-            if sock.family not in (socket.AF_INET, socket.AF_INET6):
-                raise NotImplementedError("create_connection(sock=...) of a non-IP socket is "
-                                          "not served by pyparallel.asyncio yet")
-            host, port = sock.getpeername()[:2]  # OSError when it is not connected
-            kwargs["sock"] = sock.detach()
-        elif host is None or port is None:
+            return await self._px_take_socket(protocol_factory, sock, tls, False)
+        if host is None or port is None:
             raise ValueError("host and port was not specified and no sock specified")
+        kwargs: dict[str, Any] = {"worker": self._px_connect_worker()}
+        if happy_eyeballs_delay is not None:
+            kwargs["attempt_delay"] = happy_eyeballs_delay
+        return await self._px_open(protocol_factory, host, int(port), kwargs, tls, False)
+
+    async def connect_accepted_socket(
+            self, protocol_factory: Callable[[], asyncio.BaseProtocol], sock: socket.socket,
+            *, ssl: Any = None, ssl_handshake_timeout: float | None = None,
+            ssl_shutdown_timeout: float | None = None,
+    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        """A connection accepted elsewhere, served by the engine (the server
+        side of the TLS handshake with ssl)."""
+        tls = check_server(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        return await self._px_take_socket(protocol_factory, sock, tls, True)
+
+    async def _px_take_socket(self, protocol_factory: Callable[[], asyncio.BaseProtocol],
+                        sock: socket.socket, tls: TlsOptions | None,
+                        server_side: bool) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        """A connected socket's descriptor taken over by the engine."""
+        if sock.type != socket.SOCK_STREAM:
+            raise ValueError(f"A Stream Socket was expected, got {sock!r}")
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            raise NotImplementedError("a non-IP socket is not served by pyparallel.asyncio yet")
+        host, port = sock.getpeername()[:2]  # OSError when it is not connected
+        kwargs = {"worker": self._px_connect_worker(), "sock": sock.detach()}
+        return await self._px_open(protocol_factory, host, port, kwargs, tls, server_side)
+
+    async def _px_bound_connect(self, host: str, port: int, family: int, proto: int,
+                                flags: int, local_addr: Any) -> socket.socket:
+        """A socket bound to local_addr and connected to host:port, trying
+        each address pair of one family in turn (as asyncio does)."""
+        loop: Any = self
+        kind = socket.SOCK_STREAM
+        infos = await loop.getaddrinfo(host, port, family=family, type=kind, proto=proto,
+                                       flags=flags)
+        local = await loop.getaddrinfo(*local_addr, family=family, type=kind, proto=proto,
+                                       flags=flags)
+        if not infos or not local:
+            raise OSError("getaddrinfo() returned empty list")
+        errors: list[OSError] = []
+        for af, _, pr, _, addr in infos:
+            for laf, _, _, _, laddr in local:
+                if laf != af:
+                    continue
+                s = socket.socket(af, kind, pr)
+                try:
+                    s.setblocking(False)
+                    try:
+                        s.bind(laddr)
+                    except OSError as exc:
+                        errors.append(OSError(exc.errno, f"error while attempting to bind on "
+                                              f"address {laddr!r}: {(exc.strerror or '').lower()}"))
+                        s.close()
+                        continue
+                    await loop.sock_connect(s, addr)
+                    return s
+                except OSError as exc:
+                    errors.append(exc)
+                    s.close()
+                except BaseException:
+                    s.close()
+                    raise
+        if not errors:
+            raise OSError(f"no matching local address with family={family} found")
+        if len(errors) == 1:
+            raise errors[0]
+        raise OSError("Multiple exceptions: {}".format(", ".join(str(e) for e in errors)))
+
+    async def _px_open(self, protocol_factory: Callable[[], asyncio.BaseProtocol], host: str,
+                       port: int, kwargs: dict[str, Any], tls: TlsOptions | None,
+                       server_side: bool) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        """The engine's connection to host:port (or of kwargs' sock) carrying
+        protocol_factory's protocol, under TLS when tls says so."""
         loop: Any = self
         done: asyncio.Future[_Conn] = loop.create_future()
 
@@ -221,10 +293,14 @@ class EngineNet:
             if not done.done():
                 done.set_exception(exc)
 
+        handshake: asyncio.Future[None] | None = None
+        stacked: list[Any] = []
+        if tls is not None:  # the engine's connection carries the SSL protocol
+            handshake = loop.create_future()
+            protocol_factory, stacked = stack_factory(tls, loop, protocol_factory, handshake,
+                                                      server_side)
         factory = functools.partial(_Conn, loop, protocol_factory, made, failed)
-        if happy_eyeballs_delay is not None:
-            kwargs["attempt_delay"] = happy_eyeballs_delay
-        self._px_engine().connect(host, int(port), factory, **kwargs)
+        self._px_engine().connect(host, port, factory, **kwargs)
         try:
             conn = await done
         finally:
@@ -232,7 +308,15 @@ class EngineNet:
             del factory
             done = None  # type: ignore[assignment]
         assert conn.tr is not None
-        return conn.tr, conn.proto
+        if handshake is None:
+            return conn.tr, conn.proto
+        try:
+            await handshake
+        except BaseException:
+            conn.tr.close()
+            raise
+        ssl_proto, app = stacked
+        return ssl_proto._app_transport, app
 
 
 class _ServerConnFactory:
@@ -240,14 +324,17 @@ class _ServerConnFactory:
 
     output_backpressure = False
 
-    def __init__(self, loop: Any, factory: Callable[[], Any], server: Server) -> None:
+    def __init__(self, loop: Any, factory: Callable[[], Any], server: Server,
+                 tls: TlsOptions | None = None) -> None:
         self.loop = loop
         self.factory = factory
         self.server = server
+        self.tls = tls
 
     def __call__(self) -> _Conn:
-        f = _ServerProto(self.factory, self.server)
-        return _Conn(self._loop_here(), f)
+        loop = self._loop_here()
+        f = _ServerProto(self.factory, self.server, loop, self.tls)
+        return _Conn(loop, f)
 
     def _loop_here(self) -> Any:
         # On a multi-worker engine each worker's connections go to its loop
@@ -261,11 +348,17 @@ class _ServerConnFactory:
 
 
 class _ServerProto:
-    """protocol_factory with its server, for _Conn."""
+    """protocol_factory with its server, for _Conn; with TLS, the app's
+    protocol is carried by an SSL protocol (the server side of the handshake)."""
 
-    def __init__(self, factory: Callable[[], Any], server: Server) -> None:
+    def __init__(self, factory: Callable[[], Any], server: Server, loop: Any,
+                 tls: TlsOptions | None) -> None:
         self.factory = factory
         self._px_server = server
+        self.loop = loop
+        self.tls = tls
 
     def __call__(self) -> Any:
-        return self.factory()
+        if self.tls is None:
+            return self.factory()
+        return self.tls.protocol(self.loop, self.factory(), None, server_side=True)

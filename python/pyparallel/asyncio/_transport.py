@@ -57,6 +57,11 @@ def _call(loop: Any, conn: _Conn, fn: Callable[..., object], *args: Any) -> None
             events._set_running_loop(prev)
 
 
+def _feed_buffered(proto: asyncio.BufferedProtocol, data: bytes) -> None:
+    """data_received for a buffered protocol: copied into its buffers."""
+    asyncio.protocols._feed_data_to_buffered_proto(proto, data)  # type: ignore[attr-defined]
+
+
 def _failed(loop: Any, conn: _Conn, fn: Callable[..., object], exc: BaseException) -> None:
     """A protocol method raised: asyncio's fatal error (logged, transport aborted)."""
     loop.call_exception_handler({
@@ -72,6 +77,10 @@ def _failed(loop: Any, conn: _Conn, fn: Callable[..., object], exc: BaseExceptio
 class EngineTransport(asyncio.Transport):
     """An asyncio.Transport over an engine connection."""
 
+    # loop.start_tls() may stack an SSL protocol on it (set_protocol, pause
+    # and resume reading, _force_close: all served here)
+    _start_tls_compatible = True
+
     def __init__(self, loop: Any, t: _core.Transport, conn: _Conn) -> None:
         self._px_extra = {"peername": t.peername, "sockname": t.sockname}
         super().__init__(self._px_extra)
@@ -84,6 +93,11 @@ class EngineTransport(asyncio.Transport):
         self._low = _HIGH // 4
         self._writing_paused = False
         self._eof = False
+        self._px_forced: BaseException | None = None  # _force_close's reason
+        # close() of a protocol paused for writing resumes it first: what it
+        # held back (the SSL protocol's records and close_notify) is written,
+        # then sent before the engine closes; asyncio sends such writes too
+        self._px_close_pending = False
 
     def __repr__(self) -> str:
         state = "closing" if self._closing else "open"
@@ -97,7 +111,7 @@ class EngineTransport(asyncio.Transport):
                             f"not {type(data).__name__!r}")
         if self._eof:
             raise RuntimeError("Cannot call write() after write_eof()")
-        if self._closing or not data:
+        if (self._closing and not self._px_close_pending) or not data:
             return
         t = self._t
         try:
@@ -160,7 +174,12 @@ class EngineTransport(asyncio.Transport):
     # ---- the rest ------------------------------------------------------------------
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._conn.proto = protocol
+        self._conn.set_proto(protocol)
+        if self._writing_paused:
+            # the old protocol was paused: the new one is told afresh, so
+            # that its resume_writing follows its own pause_writing
+            self._writing_paused = False
+            self._conn.maybe_pause()
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         proto: asyncio.BaseProtocol = self._conn.proto
@@ -173,11 +192,25 @@ class EngineTransport(asyncio.Transport):
         if self._closing:
             return
         self._closing = True
+        if self._writing_paused and self._conn.proto is not None:
+            self._writing_paused = False
+            self._px_close_pending = True  # its last writes are taken
+            try:
+                self._conn.call(self._conn.proto.resume_writing)
+            finally:
+                self._px_close_pending = False
         self._t.close()
 
     def abort(self) -> None:
         self._closing = True
         self._t.abort()
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        """Abort, the protocol's connection_lost given exc (asyncio's SSL
+        protocol calls this on a fatal error or a shutdown timeout)."""
+        if self._px_forced is None:
+            self._px_forced = exc
+        self.abort()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "socket":
@@ -196,6 +229,7 @@ class _Conn:
                  failed: Callable[[BaseException], None] | None = None) -> None:
         self.loop = loop
         self.proto: Any = None
+        self.buffered = False  # proto is an asyncio.BufferedProtocol
         self.factory = factory
         self.tr: EngineTransport | None = None
         self.made = made
@@ -206,6 +240,10 @@ class _Conn:
 
     def call(self, fn: Callable[..., object], *args: Any) -> None:
         _call(self.loop, self, fn, *args)
+
+    def set_proto(self, proto: Any) -> None:
+        self.proto = proto
+        self.buffered = isinstance(proto, asyncio.BufferedProtocol)
 
     def _enter(self, fn: Callable[..., object], *args: Any) -> None:
         """Run the engine callback fn(*args) as the loop's own code: here when
@@ -266,7 +304,7 @@ class _Conn:
             return
         self.tr = EngineTransport(self.loop, t, self)
         try:
-            self.proto = self.factory()
+            self.set_proto(self.factory())
         except BaseException as exc:
             t.abort()
             if self.failed is not None:
@@ -289,6 +327,9 @@ class _Conn:
         proto = self.proto
         loop = self.loop
         if proto is None:
+            return
+        if self.buffered:  # get_buffer/buffer_updated (asyncio's SSL protocol)
+            _call(loop, self, _feed_buffered, proto, data)
             return
         if loop._px_direct and events._get_running_loop() is loop:
             try:  # the hot path: the loop is this thread's and runs
@@ -320,7 +361,9 @@ class _Conn:
         if tr is None or self.proto is None:
             return
         tr._closing = True
-        if type(exc) is ConnectionError and exc.errno:
+        if exc is None:
+            exc = tr._px_forced
+        elif type(exc) is ConnectionError and exc.errno:
             # The errno's own class, as asyncio's transports give it
             # (BrokenPipeError, ConnectionResetError...).
             exc = OSError(exc.errno, exc.strerror)

@@ -28,7 +28,7 @@ import pyparallel.asyncio as pa
 _EXC_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b")
 
 MODULES = ["test_events", "test_futures", "test_tasks", "test_streams", "test_sock_lowlevel",
-           "test_server", "test_protocols", "test_transports"]
+           "test_server", "test_protocols", "test_transports", "test_sslproto", "test_ssl"]
 
 
 def _px_loop_class(mixin: type, base: type) -> type:
@@ -63,8 +63,27 @@ def suite_for(name: str) -> unittest.TestSuite:
                            {"new_loop": lambda self: pa.new_event_loop()})
                 suite.addTests(loader.loadTestsFromTestCase(cls))
         return suite
+    if name in ("test_sslproto", "test_ssl"):
+        # TLS over real sockets, with our loop; test_sslproto's other classes
+        # drive the SSL protocol with mocks on a test loop (not ours).
+        n = "BaseStartTLS" if name == "test_sslproto" else "TestSSL"
+        cls = type(f"Px{n}", (getattr(mod, n), unittest.TestCase),
+                   {"new_loop": lambda self: pa.new_event_loop()})
+        suite.addTests(loader.loadTestsFromTestCase(cls))
+        return suite
     # Everything else: its own classes, with our policy making the loops.
     return loader.loadTestsFromModule(mod)
+
+
+def _without(suite: unittest.TestSuite, names: set[str]) -> unittest.TestSuite:
+    """suite less the test methods named in names."""
+    out = unittest.TestSuite()
+    for test in suite:
+        if isinstance(test, unittest.TestSuite):
+            out.addTest(_without(test, names))
+        elif test.id().rsplit(".", 1)[-1] not in names:
+            out.addTest(test)
+    return out
 
 
 class _Result(unittest.TextTestResult):
@@ -76,12 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("modules", nargs="*", default=MODULES)
     ap.add_argument("--list-skips", action="store_true")
     ap.add_argument("--timeout", type=float, default=60.0, help="per test module, seconds")
+    ap.add_argument("--skip", action="append", default=[], metavar="TEST",
+                    help="a test method not to run (its name), e.g. one that "
+                         "patches a selector loop's private parts")
     args = ap.parse_args(argv)
     totals = {"run": 0, "failures": 0, "errors": 0, "skipped": 0}
     for name in args.modules:
         # Per module: test_events' policy tests put the default policy back.
         asyncio.set_event_loop_policy(pa.EventLoopPolicy())
-        suite = suite_for(name)
+        suite = _without(suite_for(name), set(args.skip))
         faulthandler.dump_traceback_later(args.timeout * 10, exit=True)
         runner = unittest.TextTestRunner(stream=sys.stderr, verbosity=0, resultclass=_Result)
         result = runner.run(suite)
