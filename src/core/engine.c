@@ -168,6 +168,16 @@ static int dup_listener(int fd)
     return rc < 0 ? -errno : rc;
 }
 
+/* A Unix domain socket: no worker can bind a twin of it (SO_REUSEPORT is
+ * for ports), so every worker accepts on a duplicate of the one given. */
+static bool is_local_socket(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    return getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_UNIX;
+}
+
 static void arm_listener(px_worker_t *w, px_msg_t *m)
 {
     px_listener_t *l = PX_CONTAINER_OF(m, px_listener_t, arm_msg);
@@ -183,13 +193,14 @@ static void arm_listener(px_worker_t *w, px_msg_t *m)
 int px_engine_listen(px_engine_t *e, const char *host, int port, const px_endpoint_config_t *cfg,
                      px_server_t **out)
 {
-    struct sockaddr_storage ss;
-    socklen_t len;
+    struct sockaddr_storage ss = {0};
+    socklen_t len = 0;
     px_server_t *s;
     int group[PX_LISTEN_GROUP_MAX];
     int i, rc, ngroup = 0;
+    bool local = cfg->listen_fd >= 0 && is_local_socket(cfg->listen_fd);
 
-    rc = px__resolve(host, port, &ss, &len, true);
+    rc = local ? 0 : px__resolve(host, port, &ss, &len, true);
     if (rc < 0)
         return rc;
     s = calloc(1, sizeof(*s));
@@ -208,6 +219,10 @@ int px_engine_listen(px_engine_t *e, const char *host, int port, const px_endpoi
         ngroup = px_listen_fds_group(cfg->listen_fd, group, PX_LISTEN_GROUP_MAX);
         if (ngroup < 0)
             ngroup = 0;
+        if (ngroup == 0 && local) {
+            group[0] = cfg->listen_fd;
+            ngroup = 1;
+        }
     }
     s->nlisteners = ngroup > e->nworkers ? ngroup : e->nworkers;
     s->listeners = calloc((size_t)s->nlisteners, sizeof(*s->listeners));
@@ -234,7 +249,7 @@ int px_engine_listen(px_engine_t *e, const char *host, int port, const px_endpoi
             goto fail;
         s->listeners[i].fd = rc;
         s->listeners[i].inherited = ngroup > 0;
-        if (i == 0) {
+        if (i == 0 && !local) {
             rc = px__socket_port(s->listeners[0].fd);
             if (rc < 0)
                 goto fail;

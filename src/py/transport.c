@@ -18,7 +18,10 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stddef.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 
 static _Thread_local PyObject *current_transport;
@@ -313,7 +316,22 @@ static PyObject *transport_resume(PyObject *self, PyObject *unused)
     return control(self, OP_RESUME, NULL);
 }
 
-static PyObject *sockaddr_to_tuple(const struct sockaddr_storage *ss)
+/* A Unix domain socket's address as Python's socket module gives it: the
+ * path (str), an abstract name (bytes, from its leading NUL), or '' unnamed. */
+static PyObject *local_address(const struct sockaddr_un *a, socklen_t len)
+{
+    size_t n = len > offsetof(struct sockaddr_un, sun_path)
+                   ? (size_t)len - offsetof(struct sockaddr_un, sun_path)
+                   : 0;
+
+    if (n > sizeof(a->sun_path))
+        n = sizeof(a->sun_path);
+    if (n > 0 && a->sun_path[0] == '\0')
+        return PyBytes_FromStringAndSize(a->sun_path, (Py_ssize_t)n);
+    return PyUnicode_DecodeFSDefaultAndSize(a->sun_path, (Py_ssize_t)strnlen(a->sun_path, n));
+}
+
+static PyObject *sockaddr_to_tuple(const struct sockaddr_storage *ss, socklen_t len)
 {
     char host[INET6_ADDRSTRLEN];
 
@@ -328,6 +346,8 @@ static PyObject *sockaddr_to_tuple(const struct sockaddr_storage *ss)
         return Py_BuildValue("(siII)", host, ntohs(a->sin6_port), ntohl(a->sin6_flowinfo),
                              a->sin6_scope_id);
     }
+    if (ss->ss_family == AF_UNIX)
+        return local_address((const struct sockaddr_un *)ss, len);
     Py_RETURN_NONE;
 }
 
@@ -357,7 +377,7 @@ static PyObject *address(px_py_transport_t *t, bool peer)
               : getsockname(fd, (struct sockaddr *)&ss, &len);
     if (rc < 0)
         Py_RETURN_NONE;
-    return sockaddr_to_tuple(&ss);
+    return sockaddr_to_tuple(&ss, len);
 }
 
 static PyObject *transport_get_extra_info(PyObject *self, PyObject *args)

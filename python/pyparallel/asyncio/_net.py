@@ -25,11 +25,13 @@ class Server(asyncio.AbstractServer):
     the connections that still arrive."""
 
     def __init__(self, loop: Any, sockets: list[socket.socket],
-                 listen: Callable[[], None]) -> None:
+                 listen: Callable[[Server], None],
+                 on_close: Callable[[], None] | None = None) -> None:
         self._loop = loop
         self._sockets: list[socket.socket] | None = sockets
         self._px_closed = False
-        self._px_listen: Callable[[], None] | None = listen
+        self._px_listen: Callable[[Server], None] | None = listen
+        self._px_on_close = on_close  # a Unix server's path removed
         self._serving = False
         self._transports: set[EngineTransport] = set()
         self._waiters: list[asyncio.Future[None]] | None = []
@@ -64,6 +66,8 @@ class Server(asyncio.AbstractServer):
         for s in self._sockets or ():
             s.close()
         self._sockets = None
+        if self._px_on_close is not None:
+            self._px_on_close()
         if not self._transports:
             self._wakeup()
 
@@ -85,7 +89,7 @@ class Server(asyncio.AbstractServer):
     def _px_start(self) -> None:
         listen, self._px_listen = self._px_listen, None
         if listen is not None:
-            listen()
+            listen(self)
             self._serving = True
 
     async def start_serving(self) -> None:
@@ -170,13 +174,7 @@ class EngineNet:
                 for s in socks:
                     s.close()
                 raise
-        def listen() -> None:
-            conn_factory = _ServerConnFactory(self, protocol_factory, server, tls)
-            for s in socks:
-                addr = s.getsockname()
-                engine.listen(addr[0], addr[1], conn_factory, s.dup().detach())
-
-        server = Server(self, socks, listen)
+        server = Server(self, socks, _listener(engine, self, protocol_factory, socks, tls))
         if start_serving:
             server._px_start()
         return server
@@ -230,9 +228,9 @@ class EngineNet:
         """A connected socket's descriptor taken over by the engine."""
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-        if sock.family not in (socket.AF_INET, socket.AF_INET6):
-            raise NotImplementedError("a non-IP socket is not served by pyparallel.asyncio yet")
-        host, port = sock.getpeername()[:2]  # OSError when it is not connected
+        peer = sock.getpeername()  # OSError when it is not connected
+        # (the engine adopts any stream socket; the address only names it)
+        host, port = peer[:2] if sock.family != socket.AF_UNIX else ("", 0)
         kwargs = {"worker": self._px_connect_worker(), "sock": sock.detach()}
         return await self._px_open(protocol_factory, host, port, kwargs, tls, server_side)
 
@@ -317,6 +315,19 @@ class EngineNet:
             raise
         ssl_proto, app = stacked
         return ssl_proto._app_transport, app
+
+
+def _listener(engine: Any, loop: Any, protocol_factory: Callable[[], Any],
+              socks: list[socket.socket], tls: TlsOptions | None) -> Callable[[Server], None]:
+    """What starts a server: its listening sockets handed to the engine (a
+    duplicate each; a Unix socket's is shared by every worker)."""
+    def listen(server: Server) -> None:
+        conn_factory = _ServerConnFactory(loop, protocol_factory, server, tls)
+        for s in socks:
+            addr = s.getsockname()
+            host, port = addr[:2] if s.family != socket.AF_UNIX else ("", 0)
+            engine.listen(host, port, conn_factory, s.dup().detach())
+    return listen
 
 
 class _ServerConnFactory:

@@ -62,6 +62,11 @@ def suite_for(name: str) -> unittest.TestSuite:
                 cls = type(f"Px{n}", (base, unittest.TestCase),
                            {"new_loop": lambda self: pa.new_event_loop()})
                 suite.addTests(loader.loadTestsFromTestCase(cls))
+        # asyncio test cases whose loops our policy makes (3.12+)
+        for n in ("TestServer2", "UnixServerCleanupTests"):
+            case = getattr(mod, n, None)
+            if isinstance(case, type) and issubclass(case, unittest.TestCase):
+                suite.addTests(loader.loadTestsFromTestCase(case))
         return suite
     if name in ("test_sslproto", "test_ssl"):
         # TLS over real sockets, with our loop; test_sslproto's other classes

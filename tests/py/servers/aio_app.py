@@ -16,6 +16,9 @@ Ports:
           handler    an exception in a callback goes to the loop's exception handler
           cancel     a cancelled call_later never runs
           worker     the worker's index (coroutines stay on their worker)
+          unix       starts (once) a Unix socket server on this worker's loop,
+                     answers its path; each of its connections answers a line
+                     with the index of the worker whose loop serves it
   http    /fast (async, no await), /sleep (awaits 50 ms), /boom (raises after
           an await), /sync (a plain handler next to them), /yield (how long
           one await's resumption took, ms)
@@ -24,7 +27,9 @@ Ports:
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import tempfile
 import threading
 import time
 from typing import Any
@@ -105,7 +110,28 @@ async def check(cmd: str) -> str:
         return str(ran)
     if cmd == "worker":
         return str(worker_loop().worker)
+    if cmd == "unix":
+        return await _unix_server(loop)
     return "unknown"
+
+
+_unix_path: list[str] = []
+
+
+class _WhichWorker(asyncio.Protocol):
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(b"%d\n" % worker_loop().worker)
+
+
+async def _unix_server(loop: asyncio.AbstractEventLoop) -> str:
+    if not _unix_path:
+        path = os.path.join(tempfile.mkdtemp(prefix="px-unix-"), "s.sock")
+        await loop.create_unix_server(_WhichWorker, path)
+        _unix_path.append(path)
+    return _unix_path[0]
 
 
 class LoopChecks:
