@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
+from asyncio import trsock
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -55,7 +56,8 @@ class Server(asyncio.AbstractServer):
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
-        return tuple(self._sockets or ())
+        # wrapped as asyncio wraps them: no closing or blocking from outside
+        return tuple(trsock.TransportSocket(s) for s in self._sockets or ())  # type: ignore[misc]
 
     def close(self) -> None:
         if self._px_closed:

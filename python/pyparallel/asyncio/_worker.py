@@ -25,6 +25,7 @@ from contextvars import Context
 from typing import Any, TypeVar
 
 from .. import _core
+from ._datagram import DatagramNet
 from ._fdwatch import FdWatch
 from ._net import EngineNet
 from ._unix import UnixNet
@@ -39,7 +40,7 @@ _COMPACT_MIN = 100
 _DRAIN_PASSES = 100
 
 
-class WorkerLoop(FdWatch, EngineNet, UnixNet, asyncio.BaseEventLoop):  # type: ignore[misc]
+class WorkerLoop(FdWatch, EngineNet, UnixNet, DatagramNet, asyncio.BaseEventLoop):  # type: ignore[misc]
     """The asyncio event loop of one engine worker (see the module docstring)."""
 
     # Engine callbacks call asyncio protocols at once (the loop always runs).
