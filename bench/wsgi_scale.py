@@ -1,6 +1,9 @@
 """A Flask view doing ~200 µs of pure Python per request, on 1 and 2 workers:
 pyparallel serve with 1 and with 2 worker threads (one process, free-threaded
 3.13t) against gunicorn with 2 worker processes, sync and gthread (3.11).
+``--app fastapi``: the same work in a FastAPI view (peers/fastapi_work.py,
+``async def``) under ``pyparallel serve --interface asgi`` with 1 and 2
+workers against uvicorn with 2 worker processes (3.11).
 
 The view is peers/flask_work.py (``/work``: a fixed loop of integer
 arithmetic, no sleep, no I/O). For each server: requests per second, server
@@ -20,7 +23,7 @@ fresh server each round; medians. The whole run stops starting servers
 after BUDGET seconds (default 170) so it stays within 3 minutes.
 
     python bench/wsgi_scale.py [--runs 3] [--seconds 3] [--only px1,px2,...]
-                               [--baseline OTHER/bin/python]
+                               [--baseline OTHER/bin/python] [--app flask|fastapi]
 """
 
 from __future__ import annotations
@@ -41,7 +44,11 @@ import http_bench as hb  # noqa: E402  (the wrk, CPU and process helpers)
 HOST = hb.HOST
 PEERS = hb.PEERS
 GUNICORN = os.path.join(hb.TOP, ".venv-gil", "bin", "gunicorn")
+UVICORN = os.path.join(hb.TOP, ".venv-gil", "bin", "uvicorn")
 PATH = "/work"
+# the app under test: its module, and pyparallel serve's interface for it
+APPS = {"flask": ("flask_work:app", "wsgi"), "fastapi": ("fastapi_work:app", "asgi")}
+APP = APPS["flask"]
 
 
 def log(msg: str) -> None:
@@ -49,9 +56,14 @@ def log(msg: str) -> None:
 
 
 def pyparallel(workers: int, python: str = hb.PY_FT):
-    return lambda port, _d: [python, "-m", "pyparallel", "serve", "flask_work:app",
+    return lambda port, _d: [python, "-m", "pyparallel", "serve", APP[0], "--interface", APP[1],
                              "--app-dir", PEERS, "--host", HOST, "--port", str(port),
                              "--workers", str(workers)]
+
+
+def uvicorn(port: int, _d: object) -> list[str]:
+    return [UVICORN, "--app-dir", PEERS, "--host", HOST, "--port", str(port), "--workers", "2",
+            "--log-level", "warning", "--no-access-log", "--backlog", "4096", APP[0]]
 
 
 def gunicorn(worker: str):
@@ -74,7 +86,13 @@ def servers(cpus: list[int], baseline: str | None = None) -> list[tuple[hb.Serve
                            pyparallel(1, baseline), [PATH], uring), one),
                 (hb.Server("px2-base", "pyparallel serve (baseline)", "3.13t, 2 worker threads",
                            pyparallel(2, baseline), [PATH], uring), both)]
-    if os.path.exists(GUNICORN) and hb.python_has(hb.PY_GIL, "flask"):
+    if APP[1] == "asgi":
+        if os.path.exists(UVICORN) and hb.python_has(hb.PY_GIL, "fastapi"):
+            out.append((hb.Server("uvicorn", "uvicorn", "3.11, 2 processes", uvicorn, [PATH]),
+                        both))
+        else:
+            log("no uvicorn or FastAPI in .venv-gil: uvicorn skipped")
+    elif os.path.exists(GUNICORN) and hb.python_has(hb.PY_GIL, "flask"):
         out.append((hb.Server("gunicorn-sync", "gunicorn sync", "3.11, 2 processes",
                               gunicorn("sync"), [PATH]), both))
         out.append((hb.Server("gunicorn-gthread", "gunicorn gthread",
@@ -198,7 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the raw results here")
     ap.add_argument("--baseline", help="another interpreter with pyparallel (another build): "
                     "its px1-base and px2-base run in the same rounds")
+    ap.add_argument("--app", choices=sorted(APPS), default="flask")
     args = ap.parse_args(argv)
+    global APP
+    APP = APPS[args.app]
     if shutil.which("wrk") is None:
         log("wrk is not installed")
         return 1
@@ -241,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"MiB, PSS {(r['pss_kib'] or 0) / 1024:.0f} MiB, {r['errors']} errors, "
                 f"machine busy {r['busy_cpus']:.2f} CPUs, load {r['loadavg']:.1f}")
     elapsed = time.monotonic() - t_start
-    print(f"### Flask view with ~200 µs of Python per request ({args.runs} rounds × "
+    print(f"### {args.app} view with ~200 µs of Python per request ({args.runs} rounds × "
           f"{args.seconds} s, wrk -t1 -c{args.conns} on CPU {wrk_cpus[0]}, medians; "
           f"{elapsed:.0f} s in all)\n")
     print(f"In-process, µs per call (work() alone / the whole Flask app called as WSGI): "
@@ -255,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             return "n/a"
         return f"{med(ra, key) / med(rb, key):.2f}x"
 
-    gun = [k for k in ("gunicorn-sync", "gunicorn-gthread") if results.get(k)]
+    gun = [k for k in ("gunicorn-sync", "gunicorn-gthread", "uvicorn") if results.get(k)]
     best = max(gun, key=lambda k: med(results[k], "rps")) if gun else None
     print(f"pyparallel 2 workers / 1 worker: {ratio('px2', 'px1', 'rps')} req/s, "
           f"{ratio('px2', 'px1', 'req_per_cpu_s')} req per CPU-s.")
@@ -263,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"baseline 2 workers / 1 worker: {ratio('px2-base', 'px1-base', 'rps')} req/s, "
               f"{ratio('px2-base', 'px1-base', 'req_per_cpu_s')} req per CPU-s.")
     if best:
-        print(f"pyparallel 2 workers / {best} (the faster gunicorn): "
+        print(f"pyparallel 2 workers / {best} (the faster peer): "
               f"{ratio('px2', best, 'rps')} req/s, {ratio('px2', best, 'req_per_cpu_s')} "
               f"req per CPU-s, {ratio('px2', best, 'pss_kib')} PSS, "
               f"{ratio('px2', best, 'rss_kib')} RSS.")

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from asyncio import events
 from collections.abc import Callable
 
 from pyparallel import _core
-from pyparallel.asyncio._drive import run_step_now
+from pyparallel.asyncio._drive import handing_over, run_here
 
 __all__ = ["handing_over", "run_here", "start", "stop_all", "worker_loop"]
 
@@ -47,40 +46,6 @@ def start(loop: asyncio.AbstractEventLoop,
     the loop, else posted. Here, the task's first step runs here too."""
     if not run_here(loop, begin):
         loop.call_soon_threadsafe(begin)
-
-
-def run_here(loop: asyncio.AbstractEventLoop,
-             step: Callable[[], asyncio.Task[None] | None]) -> bool:
-    """Call step (which makes or wakes a task and returns it) on loop from a
-    worker's thread, when this thread can claim the loop: the task's next step
-    runs here too, so that an app answers with no thread switch. False,
-    nothing called, when the loop is not this thread's to run now."""
-    waker = getattr(loop, "_px_waker", None)
-    if waker is None or not waker.claim():
-        return False
-    prev = events._get_running_loop()
-    events._set_running_loop(loop)
-    # debug mode's call_soon checks this: it names the spare that last ran the loop
-    prev_thread = getattr(loop, "_thread_id", None)
-    loop._thread_id = threading.get_ident()  # type: ignore[attr-defined]
-    try:
-        task = step()
-        ready = getattr(loop, "_ready", None)
-        if task is not None and ready is not None:
-            run_step_now(ready, task)  # its step now (a first one: no eager tasks in 3.11)
-    finally:
-        loop._thread_id = prev_thread  # type: ignore[attr-defined]
-        events._set_running_loop(prev)
-        waker.unclaim()
-    return True
-
-
-def handing_over(loop: asyncio.AbstractEventLoop) -> None:
-    """The handler is about to block on the app: let its worker (and loop) go
-    to a spare thread meanwhile."""
-    waker = getattr(loop, "_px_waker", None)
-    if waker is not None:
-        waker.wake()
 
 
 def _companion_loop() -> asyncio.AbstractEventLoop:

@@ -21,13 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from pyparallel import _core
+from pyparallel.asyncio._inbox import Inbox
 from pyparallel.http import Response
+from pyparallel.http._ws_async import send_when_writable
 
 from . import _loops
 from ._cycle import AppTask, Message, Scope, Settings, _error_response, _response_head
@@ -80,14 +81,13 @@ class _WebSocketCycle(AppTask):
     the answer to the handshake) and the engine's callbacks (worker thread,
     once open) of one WebSocket."""
 
-    __slots__ = ("body", "connect_given", "disconnect", "flow", "head", "inbox", "max_queue",
-                 "over", "posted", "queued", "request", "scope", "settings", "state", "ws")
+    __slots__ = ("body", "connect_given", "disconnect", "head", "inbox", "request", "scope",
+                 "settings", "state", "ws")
 
     def __init__(self, settings: Settings, request: Any, scope: Scope,
                  loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop)
         self.settings = settings
-        self.max_queue = int(settings.ws_options.get("max_queue", WS_DEFAULTS["max_queue"]))
         self.request = request
         self.scope = scope
         self.state = _CONNECTING
@@ -95,13 +95,10 @@ class _WebSocketCycle(AppTask):
         self.head: tuple[int, list[tuple[str, str]], str | None, int | None] | None = None
         self.body: list[bytes] = []
         self.ws: Any = None
-        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        # the engine's callback to the app's receive(), at most max_queue unread
+        self.inbox = Inbox(loop, int(settings.ws_options.get("max_queue",
+                                                             WS_DEFAULTS["max_queue"])))
         self.disconnect: Message | None = None  # once the connection is over
-        # flow control of the engine's callback against the app's receive()
-        self.flow = threading.Condition()
-        self.queued = 0
-        self.posted = 0  # deliveries posted to the loop, not run yet
-        self.over = False  # the app or the connection has ended: nobody waits
 
     def _where(self) -> str:
         return f"websocket {self.scope['path']}"
@@ -133,9 +130,7 @@ class _WebSocketCycle(AppTask):
             elif self.state == _OPEN:
                 self._close(1000, "")  # the app is over: so is its WebSocket
         finally:
-            with self.flow:
-                self.over = True
-                self.flow.notify_all()
+            self.inbox.stop()
             self._ask(_DONE, None)
 
     def _fail(self) -> None:
@@ -155,11 +150,7 @@ class _WebSocketCycle(AppTask):
             return {"type": "websocket.connect"}
         if self.disconnect is not None and self.inbox.empty():
             return self.disconnect  # asked again: the same answer
-        message = await self.inbox.get()
-        if message["type"] == "websocket.receive":
-            with self.flow:
-                self.queued -= 1
-                self.flow.notify()
+        message: Message = await self.inbox.get()
         return message
 
     async def send(self, message: Message) -> None:
@@ -216,21 +207,7 @@ class _WebSocketCycle(AppTask):
         self.state = _OPEN
 
     async def _send(self, payload: Any) -> None:
-        ws = self.ws
-        while True:
-            try:
-                ws.send_nowait(payload)
-                return
-            except BlockingIOError:
-                # over the connection's high-water mark: wait off the loop
-                try:
-                    await self.loop.run_in_executor(None, ws.wait_writable, 30.0)
-                except TimeoutError:
-                    continue
-                except ConnectionError:
-                    pass
-            except ConnectionError:
-                pass
+        if not await send_when_writable(self.loop, self.ws, payload):
             self.state = _CLOSED
             raise ClientDisconnected(f"{self._where()}: the WebSocket is closed")
 
@@ -240,7 +217,7 @@ class _WebSocketCycle(AppTask):
         if self.state == _OPEN:
             self.state = _CLOSED
         self.disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
-        self.inbox.put_nowait(self.disconnect)
+        self.inbox.put_last(self.disconnect)
 
     # ---- the engine's callbacks (the worker's thread, released) -------------------
 
@@ -248,35 +225,10 @@ class _WebSocketCycle(AppTask):
         event: Message = ({"type": "websocket.receive", "text": message}
                           if isinstance(message, str)
                           else {"type": "websocket.receive", "bytes": message})
-        with self.flow:
-            self.queued += 1
-            here = self.posted == 0  # else after those posted, in order
-        if not (here and _loops.run_here(self.loop, lambda: self._deliver(event))):
-            with self.flow:
-                self.posted += 1
-            self.loop.call_soon_threadsafe(self._deliver_posted, event)
-        with self.flow:
-            if self.queued >= self.max_queue and not self.over:
-                # the app is behind: hold the connection's next frames meanwhile
-                _loops.handing_over(self.loop)
-                while self.queued >= self.max_queue and not self.over:
-                    self.flow.wait()
-
-    def _deliver(self, event: Message) -> asyncio.Task[None] | None:
-        """On the loop, claimed by the engine's callback: the app's receive()
-        woken, and its step run right there (run_here)."""
-        self.inbox.put_nowait(event)
-        return self.task
-
-    def _deliver_posted(self, event: Message) -> None:  # on the loop
-        with self.flow:
-            self.posted -= 1
-        self.inbox.put_nowait(event)
+        self.inbox.put(event, lambda: self.task)
 
     def _on_close(self, ws: Any, code: int, reason: str) -> None:
-        with self.flow:
-            self.over = True
-            self.flow.notify_all()
+        self.inbox.stop()
         self.loop.call_soon_threadsafe(self._gone, code, reason or "")
 
     # ---- the handler's side (the worker's thread) ---------------------------------

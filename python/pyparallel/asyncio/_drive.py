@@ -16,7 +16,7 @@ import _thread
 import asyncio
 import sys
 from asyncio import events
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from .. import _core
@@ -159,3 +159,37 @@ def drive_http(aw: Awaitable[Any], request: object) -> Any:
     if failed:
         raise failed[0]
     return box[0].result()
+
+
+def run_here(loop: asyncio.AbstractEventLoop,
+             step: Callable[[], asyncio.Task[None] | None]) -> bool:
+    """Call step (which makes or wakes a task and returns it) on loop from a
+    worker's thread, when this thread can claim the loop: the task's next step
+    runs here too, so that an app answers with no thread switch. False,
+    nothing called, when the loop is not this thread's to run now."""
+    waker = getattr(loop, "_px_waker", None)
+    if waker is None or not waker.claim():
+        return False
+    prev = events._get_running_loop()
+    events._set_running_loop(loop)
+    # debug mode's call_soon checks this: it names the spare that last ran the loop
+    prev_thread = getattr(loop, "_thread_id", None)
+    loop._thread_id = _thread.get_ident()  # type: ignore[attr-defined]
+    try:
+        task = step()
+        ready = getattr(loop, "_ready", None)
+        if task is not None and ready is not None:
+            run_step_now(ready, task)  # its step now (a first one: no eager tasks in 3.11)
+    finally:
+        loop._thread_id = prev_thread  # type: ignore[attr-defined]
+        events._set_running_loop(prev)
+        waker.unclaim()
+    return True
+
+
+def handing_over(loop: asyncio.AbstractEventLoop) -> None:
+    """The handler is about to block on the app: let its worker (and loop) go
+    to a spare thread meanwhile."""
+    waker = getattr(loop, "_px_waker", None)
+    if waker is not None:
+        waker.wake()

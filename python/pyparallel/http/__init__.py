@@ -21,7 +21,8 @@ a generator (or :class:`StreamingResponse`) is streamed as it produces, and
 :func:`stream` / :class:`EventStream` give a body any thread writes to later
 (see :mod:`pyparallel.http._stream`).
 
-WebSocket routes: :func:`websocket` (see :mod:`pyparallel.http._websocket`).
+WebSocket routes: :func:`websocket` (see :mod:`pyparallel.http._websocket`;
+``async def`` routes, with an awaitable ``receive()``: :mod:`pyparallel.http._ws_async`).
 
 Directories are served by :class:`StaticFiles` (see :mod:`pyparallel.http.static`)::
 
@@ -36,6 +37,7 @@ from ._ranges import InvalidRangeRequest, RangedRequest
 from ._response import HttpError, Response
 from ._stream import EventStream, HttpStream, StreamingResponse, format_event, stream
 from ._websocket import WebSocket, websocket
+from ._ws_async import AsyncWebSocket, WebSocketClosed
 from .monitor import mount_stats
 from .static import StaticFiles, send_file
 
@@ -61,4 +63,6 @@ __all__ = [
     "text_response",
     "websocket",
     "WebSocket",
+    "AsyncWebSocket",
+    "WebSocketClosed",
 ]

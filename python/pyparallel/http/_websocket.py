@@ -37,8 +37,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pyparallel import _core
+from pyparallel.asyncio import worker_loop
 
 from ._response import HttpError, Response
+from ._ws_async import AsyncWebSocket, async_shape, engine_handoff, start
 
 __all__ = ["WebSocket", "websocket"]
 
@@ -57,6 +59,7 @@ class _Options:
     ping_timeout: float
     idle_timeout: float
     close_timeout: float
+    max_queue: int = 32
     on_connect: Callable[..., Any] | None = None
     on_open: Callable[..., Any] | None = None
     on_close: Callable[..., Any] | None = None
@@ -65,7 +68,7 @@ class _Options:
 def websocket(path: str, *, subprotocols: tuple[str, ...] = (), max_message: int = 1 << 20,
               max_frame: int | None = None, ping_interval: float | None = 20.0,
               ping_timeout: float | None = 20.0, idle_timeout: float | None = None,
-              close_timeout: float = 5.0) -> Callable[[_F], _F]:
+              close_timeout: float = 5.0, max_queue: int = 32) -> Callable[[_F], _F]:
     """Mark a method ``(self, ws, message)`` as the message handler of the
     WebSocket route ``path`` (patterns as :func:`route`'s; a ``{name}`` part
     is not passed: read ``ws.path``).
@@ -78,7 +81,8 @@ def websocket(path: str, *, subprotocols: tuple[str, ...] = (), max_message: int
     ``ping_timeout`` to answer it, else the connection closes with 1011
     (None: no pings). ``idle_timeout``: nothing received this long closes the
     connection (None: never). ``close_timeout``: how long the client's close
-    frame is awaited after ours.
+    frame is awaited after ours. ``max_queue``: messages an ``async def``
+    route has not taken yet before the connection's next ones wait.
 
     The method's return value, when not None, is sent back (str: text,
     bytes: binary). Hooks are registered on the decorated method:
@@ -86,13 +90,14 @@ def websocket(path: str, *, subprotocols: tuple[str, ...] = (), max_message: int
     ``(self, ws, request)`` and ``@name.on_close`` ``(self, ws, code,
     reason)``; they are not routes themselves.
     """
-    if max_message <= 0 or (max_frame is not None and max_frame <= 0):
-        raise ValueError("max_message and max_frame must be positive")
+    if max_message <= 0 or (max_frame is not None and max_frame <= 0) or max_queue <= 0:
+        raise ValueError("max_message, max_frame and max_queue must be positive")
     opts = _Options(tuple(subprotocols), max_message, max_frame or max_message,
                     ping_interval or 0.0, ping_timeout or 0.0, idle_timeout or 0.0,
-                    close_timeout)
+                    close_timeout, max_queue)
 
     def mark(func: _F) -> _F:
+        async_shape(func)  # TypeError now for an async route of the wrong shape
         func.__px_route__ = (path, ("GET",))  # type: ignore[attr-defined]
         func.__px_websocket__ = opts  # type: ignore[attr-defined]
         for hook in ("on_connect", "on_open", "on_close"):
@@ -109,6 +114,17 @@ def _hook_setter(opts: _Options, name: str) -> Callable[[_F], _F]:
     return register
 
 
+def _closing(aws: AsyncWebSocket,
+             hook: Callable[..., Any] | None) -> Callable[[Any, int, str], None]:
+    """The engine's on_close of an async route: its receive() ends, then the
+    route's own on_close hook runs."""
+    def on_close(ws: Any, code: int, reason: str) -> None:
+        aws.on_close(ws, code, reason)
+        if hook is not None:
+            hook(ws, code, reason)
+    return on_close
+
+
 def _offered(request: Any) -> list[str]:
     values = request.headers.get("sec-websocket-protocol") or ""
     return [p.strip() for p in values.split(",") if p.strip()]
@@ -119,6 +135,7 @@ def _upgrade_handler(func: Callable[..., Any]) -> Callable[..., Any]:
     is not a valid upgrade, run on_connect, answer 101 with the callbacks
     bound to the app instance, run on_open."""
     opts: _Options = func.__px_websocket__  # type: ignore[attr-defined]
+    shape = async_shape(func)
 
     def upgrade(self: Any, request: Any, **_params: Any) -> Any:
         refusal = _core.ws_refusal(request)
@@ -141,15 +158,23 @@ def _upgrade_handler(func: Callable[..., Any]) -> Callable[..., Any]:
         elif proto not in offered:
             raise ValueError(f"subprotocol {proto!r} was not offered by the client")
         on_close = opts.on_close
+        hook = (lambda ws, code, reason: on_close(self, ws, code, reason)) if on_close else None
+        aws: AsyncWebSocket | None = None
+        if shape is None:
+            on_message: Callable[..., Any] = lambda ws, message: func(self, ws, message)  # noqa: E731
+        else:
+            aws = AsyncWebSocket(None, worker_loop(), opts.max_queue if engine_handoff() else 0)
+            on_message, hook = aws.on_message, _closing(aws, hook)
         ws = _core.ws_accept(
-            request,
-            lambda ws, message: func(self, ws, message),
-            (lambda ws, code, reason: on_close(self, ws, code, reason)) if on_close else None,
+            request, on_message, hook,
             subprotocol=proto, max_message=opts.max_message, max_frame=opts.max_frame,
             ping_interval=opts.ping_interval, ping_timeout=opts.ping_timeout,
             idle_timeout=opts.idle_timeout, close_timeout=opts.close_timeout)
         if opts.on_open is not None:
             opts.on_open(self, ws, request)
+        if aws is not None and shape is not None:
+            aws.ws = ws
+            start(func, shape, self, aws)
         return None
     upgrade.__name__ = getattr(func, "__name__", "websocket")
     return upgrade

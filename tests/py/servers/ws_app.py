@@ -13,21 +13,29 @@ whose answer is awaited 0.3 s), /raise (every message raises, "close" after
 close(4000); 5 s to answer a close), /flood (pings every 0.2 s, 0.4 s to
 answer, for clients that stop reading), /closes (HTTP: the close codes the server
 saw, as JSON), /opened (HTTP: how many WebSockets are open).
+Async routes: /aecho (async def per message: awaits, then returns it),
+/session (async def per connection: greets, answers each message upper-cased
+with its number, "bye" returns (close 1000), "boom" raises (1011); records
+the close code it saw in receive()), /slow (a session that takes a message
+every 50 ms, max_queue=4: the client must be slowed, nothing lost),
+/sessions (HTTP: the close codes sessions saw).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter
 from typing import Any
 
 from _common import int_arg, serve
 
-from pyparallel.http import HttpServer, Response, route, websocket
+from pyparallel.http import HttpServer, Response, WebSocketClosed, route, websocket
 
 _lock = threading.Lock()
 _closes: Counter[str] = Counter()
 _open = [0]
+_session_closes: Counter[str] = Counter()
 
 
 def _closed(code: int) -> None:
@@ -131,6 +139,42 @@ class App(HttpServer):
     def flood_close(self, ws: Any, code: int, reason: str) -> None:
         with _lock:
             _closes["flood"] += 1
+
+    @websocket("/aecho", ping_interval=None)
+    async def aecho(self, ws: Any, message: str | bytes) -> str | bytes:
+        await asyncio.sleep(0.001)
+        return message
+
+    @websocket("/session", ping_interval=None)
+    async def session(self, ws: Any) -> None:
+        await ws.send("hello " + ws.path)
+        n = 0
+        try:
+            while True:
+                message = await ws.receive()
+                n += 1
+                if message == "bye":
+                    return
+                if message == "boom":
+                    raise RuntimeError("session boom")
+                text = message if isinstance(message, str) else message.decode()
+                await ws.send(f"{n}:{text.upper()}")
+        except WebSocketClosed as e:
+            with _lock:
+                _session_closes[str(e.code)] += 1
+
+    @websocket("/slow", ping_interval=None, max_queue=4)
+    async def slow(self, ws: Any) -> None:
+        total = 0
+        async for message in ws:
+            await asyncio.sleep(0.05)
+            total += len(message)
+            await ws.send(str(total))
+
+    @route("/sessions")
+    def sessions(self, request: Any) -> dict[str, int]:
+        with _lock:
+            return dict(_session_closes)
 
     @route("/closes")
     def closes(self, request: Any) -> dict[str, int]:
