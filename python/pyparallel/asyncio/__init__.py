@@ -17,6 +17,10 @@ Standalone, like uvloop: ``pyparallel.asyncio.run(main())``, or
 ``asyncio.Runner(loop_factory=pyparallel.asyncio.new_event_loop)``, or the
 policy :class:`EventLoopPolicy`; the loop's I/O, timers and wake-ups are a
 one-worker engine's, and its coroutines run on that worker's thread.
+
+Both carry TCP and Unix-socket servers and connections on the engine, TLS on
+either (asyncio's own SSL protocol stacked on the engine's connection,
+``start_tls`` too), and datagram endpoints (on the loop's descriptor watcher).
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
 
     def _read_ready(self) -> None:
         for _ in range(_READS_PER_WAKE):
-            if self._lost:
+            if self._lost or self._closing:
                 return
             try:
                 data, addr = self._sock.recvfrom(_MAX_SIZE)
@@ -142,6 +142,8 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
             self._queue.popleft()
             self._queued -= len(data) + _HEADER
         self._maybe_resume()
+        if self._queue:
+            return  # resume_writing queued more: the writer stays armed
         self._loop.remove_writer(self._fd)
         if self._closing:
             self._lost_soon(None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
+import ssl as _ssl
 from asyncio import trsock
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -221,13 +222,16 @@ class EngineNet:
     ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
         """A connection accepted elsewhere, served by the engine (the server
         side of the TLS handshake with ssl)."""
-        tls = check_server(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        # (ssl=False is plain here, as in asyncio; create_server refuses a bool)
+        tls = check_server(ssl or None, ssl_handshake_timeout, ssl_shutdown_timeout)
         return await self._px_take_socket(protocol_factory, sock, tls, True)
 
     async def _px_take_socket(self, protocol_factory: Callable[[], asyncio.BaseProtocol],
                         sock: socket.socket, tls: TlsOptions | None,
                         server_side: bool) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
         """A connected socket's descriptor taken over by the engine."""
+        if isinstance(sock, _ssl.SSLSocket):
+            raise TypeError("Socket cannot be of type SSLSocket")
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
         peer = sock.getpeername()  # OSError when it is not connected
@@ -286,11 +290,15 @@ class EngineNet:
         done: asyncio.Future[_Conn] = loop.create_future()
 
         def made(conn: _Conn) -> None:
-            if not done.done():
-                done.set_result(conn)
+            if done is None or done.done():
+                # the caller gave up (cancelled) while connecting: nobody owns it
+                if conn.tr is not None:
+                    conn.tr.abort()
+                return
+            done.set_result(conn)
 
         def failed(exc: BaseException) -> None:
-            if not done.done():
+            if done is not None and not done.done():
                 done.set_exception(exc)
 
         handshake: asyncio.Future[None] | None = None

@@ -99,17 +99,17 @@ class UnixNet:
             raise ValueError("path was not specified, and no sock specified")
         else:
             _check_unix_stream(sock)
+        net: Any = self
         try:
             sock.listen(backlog)
             sock.setblocking(False)
+            engine = net._px_engine()
+            on_close = _unlinker(sock) if cleanup_socket else None
+            server = Server(self, [sock],
+                            _listener(engine, self, protocol_factory, [sock], tls), on_close)
         except BaseException:
             sock.close()
             raise
-        net: Any = self
-        engine = net._px_engine()
-        on_close = _unlinker(sock) if cleanup_socket else None
-        server = Server(self, [sock], _listener(engine, self, protocol_factory, [sock], tls),
-                        on_close)
         if start_serving:
             server._px_start()
         return server
@@ -141,6 +141,9 @@ class UnixNet:
         else:
             _check_unix_stream(sock)
             sock.setblocking(False)
-        result: tuple[asyncio.Transport, asyncio.BaseProtocol] = \
-            await net._px_take_socket(protocol_factory, sock, tls, False)
+        try:
+            result: tuple[asyncio.Transport, asyncio.BaseProtocol] = \
+                await net._px_take_socket(protocol_factory, sock, tls, False)
+        finally:
+            sock.close()  # detached once the engine has it: closes nothing then
         return result

@@ -32,6 +32,7 @@ handshake is answered and may refuse it (return a :class:`Response`, raise
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -47,6 +48,7 @@ __all__ = ["WebSocket", "websocket"]
 WebSocket = _core.WebSocket
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_log = logging.getLogger("pyparallel.http")
 _TEXT = "text/plain; charset=utf-8"
 
 
@@ -170,10 +172,19 @@ def _upgrade_handler(func: Callable[..., Any]) -> Callable[..., Any]:
             subprotocol=proto, max_message=opts.max_message, max_frame=opts.max_frame,
             ping_interval=opts.ping_interval, ping_timeout=opts.ping_timeout,
             idle_timeout=opts.idle_timeout, close_timeout=opts.close_timeout)
-        if opts.on_open is not None:
-            opts.on_open(self, ws, request)
-        if aws is not None and shape is not None:
+        if aws is not None:
             aws.ws = ws
+        try:
+            if opts.on_open is not None:
+                opts.on_open(self, ws, request)
+        except Exception:
+            # the 101 is sent: the WebSocket is closed as a failing route's is
+            _log.exception("WebSocket %s: on_open raised: closing with 1011", ws.path)
+            if aws is not None:  # no route will read: nothing may wait for it
+                aws.inbox.stop()
+            ws.close(1011, "")
+            return None
+        if aws is not None and shape is not None:
             start(func, shape, self, aws)
         return None
     upgrade.__name__ = getattr(func, "__name__", "websocket")

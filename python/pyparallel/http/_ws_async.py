@@ -100,7 +100,7 @@ class AsyncWebSocket:
         """The next message (str: text, bytes: binary); WebSocketClosed once
         the connection is over."""
         if self._closed is not None and self.inbox.empty():
-            raise self._closed
+            raise WebSocketClosed(self._closed.code, self._closed.reason)
         item = await self.inbox.get()
         if isinstance(item, WebSocketClosed):
             self._closed = item

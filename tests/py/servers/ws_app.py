@@ -18,7 +18,8 @@ Async routes: /aecho (async def per message: awaits, then returns it),
 with its number, "bye" returns (close 1000), "boom" raises (1011); records
 the close code it saw in receive()), /slow (a session that takes a message
 every 50 ms, max_queue=4: the client must be slowed, nothing lost),
-/sessions (HTTP: the close codes sessions saw).
+/sessions (HTTP: the close codes sessions saw), /abadopen (an async session
+whose on_open raises: closed with 1011, nothing left waiting).
 """
 
 from __future__ import annotations
@@ -170,6 +171,15 @@ class App(HttpServer):
             await asyncio.sleep(0.05)
             total += len(message)
             await ws.send(str(total))
+
+    @websocket("/abadopen", ping_interval=None, max_queue=2)
+    async def abadopen(self, ws: Any) -> None:
+        async for _message in ws:
+            pass
+
+    @abadopen.on_open
+    def abadopen_open(self, ws: Any, request: Any) -> None:
+        raise RuntimeError("on_open boom")
 
     @route("/sessions")
     def sessions(self, request: Any) -> dict[str, int]:

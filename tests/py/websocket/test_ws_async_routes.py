@@ -113,6 +113,27 @@ def test_slow_session_behind_a_full_inbox_loses_nothing(srv):
     assert run(go()) == [str(100 * (i + 1)) for i in range(20)]  # every one, in turn
 
 
+def test_async_route_whose_on_open_raises_is_closed(srv):
+    srv.allow_tracebacks = True
+
+    async def go() -> int | None:
+        async with connect(url(srv, "/abadopen")) as ws:
+            for i in range(10):  # more than its inbox holds: nothing may wait for a reader
+                try:
+                    await ws.send(f"m{i}")
+                except ConnectionClosed:
+                    break
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+        return ws.close_code
+
+    assert run(go()) == 1011
+    async def after() -> str:  # the worker serves on
+        async with connect(url(srv, "/session")) as ws:
+            return str(await ws.recv())
+    assert run(after()) == "hello /session"
+
+
 def test_many_sessions_on_two_workers(srv):
     async def one(i: int) -> str:
         async with connect(url(srv, "/session")) as ws:
