@@ -34,7 +34,8 @@ from typing import Any
 
 from pyparallel import _core
 
-__all__ = ["AsyncWebSocket", "WebSocketClosed", "async_shape", "send_when_writable", "start"]
+__all__ = ["AsyncWebSocket", "WebSocketClosed", "async_shape", "engine_handoff",
+           "send_when_writable", "start"]
 
 _log = logging.getLogger("pyparallel.http")
 
