@@ -25,6 +25,10 @@ enum {
     PX_WS_PONG = 0xa,
 };
 
+/* Or'ed into an opcode for px_ws_frame_header: the frame's RSV1 bit, which
+ * marks a compressed message's first frame under permessage-deflate. */
+#define PX_WS_RSV1 0x40
+
 /* Close codes (section 7.4.1) the server sends. */
 enum {
     PX_WS_CLOSE_NORMAL = 1000,
@@ -87,7 +91,10 @@ typedef struct px_ws_parser_cb {
     /* len payload bytes of the message being received (opcode: its first
      * frame's, TEXT or BINARY); fin: the message ends with them. A message's
      * total never passes max_message; its text is valid UTF-8 so far (whole
-     * at fin). < 0 stops the parser with that return. */
+     * at fin), unless it is compressed (the parser's compressed: the
+     * callback inflates and checks it). < 0 stops the parser with that
+     * return, and its close code follows it: -EMSGSIZE 1009, -EILSEQ 1007,
+     * -EPROTO 1002, anything else 1011. */
     int (*on_data)(void *arg, int opcode, const char *data, size_t len, bool fin);
     /* A complete control frame (CLOSE, PING, PONG), payload <= 125 bytes; a
      * CLOSE's code and reason checked (code 0: none). < 0 stops the parser. */
@@ -100,12 +107,15 @@ typedef struct px_ws_parser {
     uint64_t max_message; /* payload of one message (all its frames); 1009 */
     bool client;          /* parse a server's frames (unmasked); false: a
                              client's, which must be masked */
+    bool deflate;         /* permessage-deflate was agreed: RSV1 may mark a
+                             message's first frame (set after init) */
     /* results */
     unsigned close_code; /* after an error: the close code to send */
+    bool compressed;     /* the message being received had RSV1 */
     /* private */
     uint8_t _hdr[PX_WS_MAX_HEADER];
     uint8_t _hdr_len, _hdr_need, _len_end;
-    uint8_t _opcode, _fin;
+    uint8_t _opcode, _fin, _rsv1;
     uint8_t _mask[4];
     bool _in_frame;   /* header read, payload follows */
     bool _in_message; /* a fragmented message awaits continuations */
@@ -134,7 +144,8 @@ void px_ws_parser_init(px_ws_parser_t *p, uint64_t max_frame, uint64_t max_messa
 ssize_t px_ws_parse(px_ws_parser_t *p, const char *data, size_t len, const px_ws_parser_cb_t *cb,
                     void *arg);
 
-/* Write the header of a frame of len payload bytes (fin, opcode; mask: NULL
+/* Write the header of a frame of len payload bytes (fin, opcode, which may
+ * carry PX_WS_RSV1; mask: NULL
  * for a server's frame, else the 4 bytes it is masked with) into out. Returns
  * its length (2..14). The payload follows it as is (masking it is the
  * caller's: px_ws_mask). */

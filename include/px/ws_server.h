@@ -41,6 +41,14 @@ typedef struct px_ws_config {
     const char *headers;       /* more header lines of the 101, each "Name:
                                   value\r\n" (the caller checked them), or
                                   NULL; used during px_ws_accept only */
+    /* permessage-deflate (px/ws_deflate.h), when the client offers it */
+    bool deflate;                 /* take an offer */
+    bool deflate_client_context;  /* let the client keep its context: an
+                                     inflater per connection for its life */
+    unsigned deflate_window_bits; /* the client's window when it lets us
+                                     choose: 9..15; 0: 15 */
+    int deflate_level;            /* 1..9; 0: zlib's default (6) */
+    size_t deflate_min_size;      /* shorter messages are sent uncompressed */
 } px_ws_config_t;
 
 /* What the application hears, on the connection's worker. */
@@ -94,6 +102,9 @@ int px_ws_close(px_ws_t *ws, unsigned code, const char *reason, size_t len);
 
 /* True once the connection is closing or closed (no more sends). */
 bool px_ws_closed(const px_ws_t *ws);
+
+/* True when permessage-deflate was agreed at accept. */
+bool px_ws_deflating(const px_ws_t *ws);
 
 /* The subprotocol chosen at accept, or NULL. */
 const char *px_ws_subprotocol(const px_ws_t *ws);

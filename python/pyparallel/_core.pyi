@@ -582,6 +582,8 @@ class WebSocket:
     @property
     def subprotocol(self) -> str | None: ...
     @property
+    def compression(self) -> str | None: ...
+    @property
     def close_code(self) -> int | None: ...
     @property
     def close_reason(self) -> str | None: ...
@@ -602,5 +604,6 @@ def ws_accept(request: object, on_message: Callable[[WebSocket, str | bytes], ob
               subprotocol: str | None = None, max_message: int = 0, max_frame: int = 0,
               ping_interval: float = 0.0, ping_timeout: float = 0.0, idle_timeout: float = 0.0,
               close_timeout: float = 0.0,
-              headers: Sequence[tuple[str | bytes, str | bytes]] | None = None) -> WebSocket:
+              headers: Sequence[tuple[str | bytes, str | bytes]] | None = None,
+              deflate: tuple[int, int, bool, int] | None = None) -> WebSocket:
     """Answer 101 and make request's connection a WebSocket (inside its handler)."""

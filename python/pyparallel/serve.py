@@ -132,6 +132,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ws-max-queue", type=int, default=32, metavar="MESSAGES",
                    help="asgi: WebSocket messages the app has not received yet before the "
                         "connection's next ones wait (default 32)")
+    p.add_argument("--ws-per-message-deflate", action=argparse.BooleanOptionalAction,
+                   default=True,
+                   help="asgi: take a client's permessage-deflate offer (default: on; the "
+                        "server keeps no zlib state on idle connections)")
     p.add_argument("--health-path", metavar="PATH", default=None,
                    help="answer GET PATH in the server: 200 ok, 503 draining while stopping "
                         "or restarting (for a load balancer's checks)")
@@ -245,7 +249,8 @@ def _asgi_server(parser: argparse.ArgumentParser, args: argparse.Namespace, obj:
                             websocket={"max_size": args.ws_max_size,
                                        "ping_interval": args.ws_ping_interval,
                                        "ping_timeout": args.ws_ping_timeout,
-                                       "max_queue": args.ws_max_queue},
+                                       "max_queue": args.ws_max_queue,
+                                       "per_message_deflate": args.ws_per_message_deflate},
                             **_limits(args))
 
 

@@ -178,7 +178,9 @@ static ssize_t header_start(px_ws_parser_t *p)
     unsigned op = b0 & 0x0f, len7 = b1 & 0x7f;
     bool masked = (b1 & 0x80) != 0;
 
-    if (b0 & 0x70) /* RSV1-3: no extension was negotiated */
+    /* RSV2-3: no extension defines them; RSV1 only on a message's first
+     * frame, when permessage-deflate was agreed (RFC 7692 section 6) */
+    if ((b0 & 0x30) || ((b0 & 0x40) && !(p->deflate && (op == PX_WS_TEXT || op == PX_WS_BINARY))))
         return fail(p, -EPROTO, PX_WS_CLOSE_PROTOCOL);
     if (!(op <= PX_WS_BINARY || (op >= PX_WS_CLOSE && op <= PX_WS_PONG)))
         return fail(p, -EPROTO, PX_WS_CLOSE_PROTOCOL);
@@ -191,6 +193,7 @@ static ssize_t header_start(px_ws_parser_t *p)
         return fail(p, -EPROTO, PX_WS_CLOSE_PROTOCOL);
     p->_opcode = (uint8_t)op;
     p->_fin = (b0 & 0x80) != 0;
+    p->_rsv1 = (b0 & 0x40) != 0;
     p->_len_end = (uint8_t)(2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0));
     p->_hdr_need = (uint8_t)(p->_len_end + (masked ? 4 : 0));
     return 0;
@@ -234,11 +237,21 @@ static void header_end(px_ws_parser_t *p)
         p->_in_message = true;
         p->_msg_opcode = p->_opcode;
         p->_msg_len = 0;
+        p->compressed = p->_rsv1;
         px_utf8_init(&p->_utf8);
     }
     p->_ctl_len = 0;
     p->_off = 0;
     p->_in_frame = true;
+}
+
+/* The close code of a callback's error. */
+static unsigned callback_code(int rc)
+{
+    return rc == -EMSGSIZE ? PX_WS_CLOSE_TOO_BIG
+           : rc == -EILSEQ ? PX_WS_CLOSE_INVALID_DATA
+           : rc == -EPROTO ? PX_WS_CLOSE_PROTOCOL
+                           : PX_WS_CLOSE_INTERNAL;
 }
 
 /* Data payload bytes: unmasked in pieces, checked, handed over. */
@@ -258,14 +271,14 @@ static ssize_t data_bytes(px_ws_parser_t *p, const uint8_t *s, size_t n,
         p->_off += k;
         p->_left -= k;
         p->_msg_len += k;
-        if (p->_msg_opcode == PX_WS_TEXT &&
+        if (p->_msg_opcode == PX_WS_TEXT && !p->compressed &&
             (px_utf8_feed(&p->_utf8, buf, k) < 0 || (fin && !px_utf8_complete(&p->_utf8))))
             return fail(p, -EILSEQ, PX_WS_CLOSE_INVALID_DATA);
         if (fin)
             p->_in_message = false;
         if ((k > 0 || fin) &&
             (rc = cb->on_data(arg, p->_msg_opcode, (const char *)buf, k, fin)) < 0)
-            return fail(p, rc, PX_WS_CLOSE_INTERNAL);
+            return fail(p, rc, callback_code(rc));
         s += k;
         n -= k;
     } while (n > 0);
@@ -291,7 +304,7 @@ static ssize_t control_end(px_ws_parser_t *p, const px_ws_parser_cb_t *cb, void 
             return fail(p, -EILSEQ, PX_WS_CLOSE_INVALID_DATA);
     }
     rc = cb->on_control(arg, p->_opcode, (const char *)p->_ctl, p->_ctl_len, code);
-    return rc < 0 ? fail(p, rc, PX_WS_CLOSE_INTERNAL) : 0;
+    return rc < 0 ? fail(p, rc, callback_code(rc)) : 0;
 }
 
 ssize_t px_ws_parse(px_ws_parser_t *p, const char *data, size_t len, const px_ws_parser_cb_t *cb,
@@ -364,7 +377,7 @@ size_t px_ws_frame_header(uint8_t out[PX_WS_MAX_HEADER], bool fin, int opcode, u
 {
     size_t n = 2;
 
-    out[0] = (uint8_t)((fin ? 0x80 : 0) | (opcode & 0x0f));
+    out[0] = (uint8_t)((fin ? 0x80 : 0) | (opcode & (0x0f | PX_WS_RSV1)));
     if (len < 126) {
         out[1] = (uint8_t)len;
     } else if (len <= 0xffff) {

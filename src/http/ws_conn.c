@@ -16,6 +16,7 @@
 
 #include "px/handle.h"
 #include "px/timer.h"
+#include "px/ws_deflate.h"
 #include "px/ws_server.h"
 
 #include "conn_state.h"
@@ -52,6 +53,13 @@ struct px_ws {
     px_ws_parser_t parser;
     char *msg; /* a fragmented message or one that came in pieces */
     size_t msg_len, msg_cap;
+    bool deflate;                   /* permessage-deflate agreed */
+    px_ws_deflate_params_t dparams; /* what was agreed */
+    px_ws_inflater_t *inflater;     /* while a compressed message arrives */
+    size_t inflater_charge;         /* what it costs the connection's budget */
+    px_utf8_t utf8;                 /* a compressed text's check, inflated */
+    bool inflating_text;            /* the compressed message is text */
+    const char *why;                /* a callback's error, for the close */
 };
 
 void px_ws_ref(px_ws_t *ws)
@@ -65,8 +73,14 @@ void px_ws_release(px_ws_t *ws)
         return;
     free(ws->msg);
     free(ws->subprotocol);
+    px_ws_inflater_free(ws->inflater);
     px_handle_release(ws->handle);
     free(ws);
+}
+
+bool px_ws_deflating(const px_ws_t *ws)
+{
+    return ws->deflate;
 }
 
 bool px_ws_closed(const px_ws_t *ws)
@@ -164,39 +178,124 @@ static void deliver(px_ws_t *ws, int opcode, const char *data, size_t len)
         ws->h.on_message(ws, opcode, data, len, ws->arg);
 }
 
-static int on_data(void *arg, int opcode, const char *data, size_t len, bool fin)
+/* Add to the message being assembled, charged to the connection. */
+static int append(px_ws_t *ws, const char *data, size_t len)
+{
+    if (ws->msg_len + len > ws->msg_cap) {
+        size_t cap = PX_MAX(ws->msg_len + len, PX_MAX(ws->msg_cap * 2, (size_t)1024));
+        char *p = realloc(ws->msg, cap);
+
+        if (p == NULL)
+            return -ENOMEM;
+        if (ws->conn != NULL)
+            px_conn_charge(ws->conn, (int64_t)cap - (int64_t)ws->msg_cap);
+        ws->msg = p;
+        ws->msg_cap = cap;
+    }
+    memcpy(ws->msg + ws->msg_len, data, len);
+    ws->msg_len += len;
+    return 0;
+}
+
+/* The assembled message is whole: delivered, its buffer kept only small. */
+static void deliver_assembled(px_ws_t *ws, int opcode)
+{
+    deliver(ws, opcode, ws->msg, ws->msg_len);
+    ws->msg_len = 0;
+    if (ws->msg_cap > KEEP_BUFFER) {
+        if (ws->conn != NULL)
+            px_conn_charge(ws->conn, -(int64_t)ws->msg_cap);
+        free(ws->msg);
+        ws->msg = NULL;
+        ws->msg_cap = 0;
+    }
+}
+
+/* Inflated bytes of a compressed message: the limit the parser keeps on
+ * plain ones (a compression bomb stops here), the text's check. */
+static int on_inflated(void *arg, const char *data, size_t len)
 {
     px_ws_t *ws = arg;
 
+    if (len > ws->cfg.max_message - ws->msg_len) {
+        ws->why = "message too big";
+        return -EMSGSIZE;
+    }
+    if (ws->inflating_text && px_utf8_feed(&ws->utf8, data, len) < 0) {
+        ws->why = "invalid UTF-8";
+        return -EILSEQ;
+    }
+    return append(ws, data, len);
+}
+
+/* The inflater stays for the connection's life only when the client keeps
+ * its context; otherwise it serves one message and goes back to the thread. */
+static void inflater_done(px_ws_t *ws, bool drop)
+{
+    if (ws->inflater == NULL || (ws->dparams.client_context && !drop))
+        return;
+    if (ws->conn != NULL && ws->inflater_charge > 0)
+        px_conn_charge(ws->conn, -(int64_t)ws->inflater_charge);
+    ws->inflater_charge = 0;
+    if (drop)
+        px_ws_inflater_free(ws->inflater);
+    else
+        px_ws_inflater_put(ws->inflater);
+    ws->inflater = NULL;
+}
+
+static int on_compressed(px_ws_t *ws, int opcode, const char *data, size_t len, bool fin)
+{
+    int rc;
+
+    if (ws->inflater == NULL) {
+        if ((ws->inflater = px_ws_inflater_get(ws->dparams.inflate_bits)) == NULL)
+            return -ENOMEM;
+        ws->inflater_charge = px_ws_inflater_size(ws->dparams.inflate_bits);
+        if (ws->conn != NULL)
+            px_conn_charge(ws->conn, (int64_t)ws->inflater_charge);
+    }
+    if (ws->msg_len == 0)
+        px_utf8_init(&ws->utf8);
+    ws->inflating_text = opcode == PX_WS_TEXT;
+    rc = px_ws_inflate(ws->inflater, ws->dparams.client_context, data, len, fin, on_inflated, ws);
+    if (rc == 0 && fin && opcode == PX_WS_TEXT && !px_utf8_complete(&ws->utf8)) {
+        ws->why = "invalid UTF-8";
+        rc = -EILSEQ;
+    }
+    if (rc < 0) {
+        if (rc == -EPROTO) { /* not deflate data: the payload is not what it says */
+            ws->why = "invalid compressed data";
+            rc = -EILSEQ;
+        }
+        inflater_done(ws, true);
+        return rc;
+    }
+    if (fin) {
+        inflater_done(ws, false);
+        deliver_assembled(ws, opcode);
+    }
+    return 0;
+}
+
+static int on_data(void *arg, int opcode, const char *data, size_t len, bool fin)
+{
+    px_ws_t *ws = arg;
+    int rc;
+
     if (ws->state != WS_OPEN)
         return 0; /* after our close: dropped (section 5.5.1) */
-    if (fin && ws->msg_len == 0) {
+    if (ws->parser.compressed) {
+        if ((rc = on_compressed(ws, opcode, data, len, fin)) < 0)
+            return rc;
+    } else if (fin && ws->msg_len == 0) {
         deliver(ws, opcode, data, len); /* came whole: no copy */
     } else {
-        if (ws->msg_len + len > ws->msg_cap) {
-            size_t cap = PX_MAX(ws->msg_len + len, PX_MAX(ws->msg_cap * 2, (size_t)1024));
-            char *p = realloc(ws->msg, cap);
-
-            if (p == NULL)
-                return -ENOMEM;
-            if (ws->conn != NULL)
-                px_conn_charge(ws->conn, (int64_t)cap - (int64_t)ws->msg_cap);
-            ws->msg = p;
-            ws->msg_cap = cap;
-        }
-        memcpy(ws->msg + ws->msg_len, data, len);
-        ws->msg_len += len;
+        if ((rc = append(ws, data, len)) < 0)
+            return rc;
         if (!fin)
             return 0;
-        deliver(ws, opcode, ws->msg, ws->msg_len);
-        ws->msg_len = 0;
-        if (ws->msg_cap > KEEP_BUFFER) {
-            if (ws->conn != NULL)
-                px_conn_charge(ws->conn, -(int64_t)ws->msg_cap);
-            free(ws->msg);
-            ws->msg = NULL;
-            ws->msg_cap = 0;
-        }
+        deliver_assembled(ws, opcode);
     }
     /* A close sent meanwhile keeps the parser going: the peer's answer is
      * read (its data dropped above); only a connection that ends stops it. */
@@ -249,9 +348,10 @@ int px__ws_on_data(px_ws_t *ws, px_conn_t *c, const char *data, size_t len)
         fail(ws, PX_WS_CLOSE_INTERNAL, "out of memory");
     else if (rc < 0 && rc != -ECANCELED)
         fail(ws, ws->parser.close_code,
-             rc == -EMSGSIZE ? "message too big"
-             : rc == -EILSEQ ? "invalid UTF-8"
-                             : "protocol error");
+             ws->why != NULL   ? ws->why
+             : rc == -EMSGSIZE ? "message too big"
+             : rc == -EILSEQ   ? "invalid UTF-8"
+                               : "protocol error");
     return 0;
 }
 
@@ -268,6 +368,7 @@ void px__ws_gone(px_ws_t *ws, px_conn_t *c, int err)
         ws->msg = NULL;
         ws->msg_cap = ws->msg_len = 0;
     }
+    inflater_done(ws, true);
     ws->conn = NULL;
     if (ws->h.on_close != NULL)
         ws->h.on_close(ws, ws->code, (const char *)ws->reason, ws->reason_len, ws->arg);
@@ -343,10 +444,11 @@ static void close_on_worker(px_conn_t *c, void *arg)
 /* ---- accept ------------------------------------------------------------------- */
 
 static int answer_101(px_http_exchange_t *x, const px_ws_handshake_t *hs, const char *proto,
-                      const char *headers)
+                      const char *extensions, const char *headers)
 {
     char accept[PX_WS_ACCEPT_LEN + 1], *head;
-    size_t cap = 256 + (proto ? strlen(proto) : 0) + (headers ? strlen(headers) : 0);
+    size_t cap = 256 + PX_WS_DEFLATE_ANSWER + (proto ? strlen(proto) : 0) +
+                 (headers ? strlen(headers) : 0);
     struct iovec iov;
     int n, rc;
 
@@ -356,9 +458,10 @@ static int answer_101(px_http_exchange_t *x, const px_ws_handshake_t *hs, const 
     px_ws_accept_key(hs->key, accept);
     n = snprintf(head, cap,
                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s%s\r\n",
+                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s%s%s%s%s\r\n",
                  accept, proto ? "Sec-WebSocket-Protocol: " : "", proto ? proto : "",
-                 proto ? "\r\n" : "", headers ? headers : "");
+                 proto ? "\r\n" : "", extensions ? "Sec-WebSocket-Extensions: " : "",
+                 extensions ? extensions : "", extensions ? "\r\n" : "", headers ? headers : "");
     if (n < 0 || (size_t)n >= cap) {
         free(head);
         return -EINVAL;
@@ -385,6 +488,7 @@ int px_ws_accept(px_http_exchange_t *x, const px_ws_config_t *cfg, const px_ws_h
 {
     px_conn_t *c = x->conn;
     px_ws_handshake_t hs;
+    char extensions[PX_WS_DEFLATE_ANSWER];
     http_conn_t *hc;
     px_ws_t *ws;
     int rc;
@@ -417,7 +521,11 @@ int px_ws_accept(px_http_exchange_t *x, const px_ws_config_t *cfg, const px_ws_h
         rc = -ENOMEM;
         goto fail;
     }
-    rc = answer_101(x, &hs, ws->subprotocol, cfg->headers);
+    if (cfg->deflate) {
+        px_ws_deflate_policy_t policy = {cfg->deflate_client_context, cfg->deflate_window_bits};
+        ws->deflate = px_ws_deflate_negotiate(x->req, &policy, &ws->dparams, extensions) == 1;
+    }
+    rc = answer_101(x, &hs, ws->subprotocol, ws->deflate ? extensions : NULL, cfg->headers);
     if (rc < 0)
         goto fail;
     x->responded = true;
@@ -430,6 +538,7 @@ int px_ws_accept(px_http_exchange_t *x, const px_ws_config_t *cfg, const px_ws_h
     ws->code = PX_WS_CLOSE_ABNORMAL;
     atomic_init(&ws->refs, 2); /* the caller's and the connection's */
     px_ws_parser_init(&ws->parser, ws->cfg.max_frame, ws->cfg.max_message, false);
+    ws->parser.deflate = ws->deflate;
     px_timer_init(&ws->timer, on_timer);
     hc->ws = ws;
     px_conn_set_deadline(c, 0);
@@ -457,7 +566,7 @@ int px_ws_send(px_ws_t *ws, int opcode, const void *data, size_t len, unsigned f
     uint8_t hdr[PX_WS_MAX_HEADER];
     struct iovec iov[2];
     bool force = (flags & PX_WS_SEND_FORCE) != 0;
-    int rc;
+    int rc, wire_op = opcode;
 
     if (!(opcode == PX_WS_TEXT || opcode == PX_WS_BINARY || opcode == PX_WS_PING ||
           opcode == PX_WS_PONG) ||
@@ -465,8 +574,20 @@ int px_ws_send(px_ws_t *ws, int opcode, const void *data, size_t len, unsigned f
         return -EINVAL;
     if (px_ws_closed(ws))
         return -ENOTCONN;
+    if (ws->deflate && opcode < PX_WS_CLOSE && len >= ws->cfg.deflate_min_size) {
+        /* this thread's compressor, fresh for each message (we said
+         * server_no_context_takeover); sent as is when it does not shrink */
+        const uint8_t *z;
+        ssize_t n = px_ws_deflate(ws->dparams.server_bits, ws->cfg.deflate_level, data, len, &z);
+
+        if (n >= 0 && (size_t)n < len) {
+            data = z;
+            len = (size_t)n;
+            wire_op = opcode | PX_WS_RSV1;
+        }
+    }
     iov[0].iov_base = hdr;
-    iov[0].iov_len = px_ws_frame_header(hdr, true, opcode, len, NULL);
+    iov[0].iov_len = px_ws_frame_header(hdr, true, wire_op, len, NULL);
     iov[1].iov_base = (void *)data;
     iov[1].iov_len = len;
     if (px_worker_owned(ws->w) && !px_handle_pending(ws->handle)) {

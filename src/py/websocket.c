@@ -271,7 +271,15 @@ static PyMethodDef ws_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyObject *ws_get_compression(ws_obj_t *self, void *unused)
+{
+    (void)unused;
+    return px_ws_deflating(self->ws) ? PyUnicode_FromString("deflate") : Py_NewRef(Py_None);
+}
+
 static PyGetSetDef ws_getset[] = {
+    {"compression", (getter)ws_get_compression, NULL,
+     "'deflate' when permessage-deflate was agreed, else None", NULL},
     {"closed", (getter)ws_get_closed, NULL, "True once closing or closed: sends fail", NULL},
     {"subprotocol", (getter)ws_get_subprotocol, NULL, "the subprotocol chosen, or None", NULL},
     {"close_code", (getter)ws_get_close_code, NULL,
@@ -491,15 +499,30 @@ static unsigned ms_of(double seconds)
 
 /* ws_accept(request, on_message, on_close=None, *, subprotocol=None,
  * max_message=0, max_frame=0, ping_interval=0.0, ping_timeout=0.0,
- * idle_timeout=0.0, close_timeout=0.0, headers=None) -> WebSocket: headers,
- * (name, value) pairs of str or bytes, go into the 101 answer */
+ * idle_timeout=0.0, close_timeout=0.0, headers=None, deflate=None) ->
+ * WebSocket: headers, (name, value) pairs of str or bytes, go into the 101
+ * answer; deflate: None (uncompressed), or (level, min_size, client_context,
+ * window_bits) to take a permessage-deflate offer with */
 static PyObject *ws_accept(PyObject *module, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"request",      "on_message",    "on_close",      "subprotocol",
-                             "max_message",  "max_frame",     "ping_interval", "ping_timeout",
-                             "idle_timeout", "close_timeout", "headers",       NULL};
+    static char *kwlist[] = {"request",
+                             "on_message",
+                             "on_close",
+                             "subprotocol",
+                             "max_message",
+                             "max_frame",
+                             "ping_interval",
+                             "ping_timeout",
+                             "idle_timeout",
+                             "close_timeout",
+                             "headers",
+                             "deflate",
+                             NULL};
     px_module_state_t *st = PyModule_GetState(module);
-    PyObject *req, *on_msg, *on_cl = Py_None, *headers = Py_None, *lines;
+    PyObject *req, *on_msg, *on_cl = Py_None, *headers = Py_None, *deflate = Py_None, *lines;
+    int level = 0, client_context = 0;
+    unsigned long long min_size = 0;
+    unsigned window_bits = 0;
     const char *proto = NULL;
     unsigned long long max_message = 0, max_frame = 0;
     double ping_interval = 0, ping_timeout = 0, idle = 0, close_t = 0;
@@ -509,10 +532,17 @@ static PyObject *ws_accept(PyObject *module, PyObject *args, PyObject *kwds)
     bool entered, failed;
     int rc;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O$zKKddddO:ws_accept", kwlist, &req, &on_msg,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O$zKKddddOO:ws_accept", kwlist, &req, &on_msg,
                                      &on_cl, &proto, &max_message, &max_frame, &ping_interval,
-                                     &ping_timeout, &idle, &close_t, &headers))
+                                     &ping_timeout, &idle, &close_t, &headers, &deflate))
         return NULL;
+    if (deflate != Py_None && !PyArg_ParseTuple(deflate, "iKpI:deflate", &level, &min_size,
+                                                &client_context, &window_bits))
+        return NULL;
+    if (deflate != Py_None &&
+        (level < 0 || level > 9 || (window_bits != 0 && (window_bits < 9 || window_bits > 15))))
+        return PyErr_Format(PyExc_ValueError,
+                            "deflate: level 1..9 (0: default), window bits 9..15 (0: 15)");
     if ((x = exchange_of(req)) == NULL)
         return NULL;
     lines = header_lines(headers, &failed);
@@ -547,6 +577,11 @@ static PyObject *ws_accept(PyObject *module, PyObject *args, PyObject *kwds)
         .close_timeout_ms = ms_of(close_t),
         .subprotocol = proto,
         .headers = lines ? PyBytes_AS_STRING(lines) : NULL,
+        .deflate = deflate != Py_None,
+        .deflate_client_context = client_context != 0,
+        .deflate_window_bits = window_bits,
+        .deflate_level = level,
+        .deflate_min_size = (size_t)min_size,
     };
     o->self_ref = Py_NewRef(o);
     entered = px_py_engine_enter(o->w);
@@ -573,7 +608,7 @@ PyMethodDef px_py_websocket_methods[] = {
     {"ws_accept", (PyCFunction)(void (*)(void))ws_accept, METH_VARARGS | METH_KEYWORDS,
      "ws_accept(request, on_message, on_close=None, *, subprotocol=None, max_message=0, "
      "max_frame=0, ping_interval=0.0, ping_timeout=0.0, idle_timeout=0.0, close_timeout=0.0, "
-     "headers=None) -> WebSocket: answer 101 and make the connection a WebSocket (inside the handler of "
+     "headers=None, deflate=None) -> WebSocket: answer 101 and make the connection a WebSocket (inside the handler of "
      "request); see pyparallel.http.websocket"},
     {NULL, NULL, 0, NULL},
 };

@@ -106,7 +106,9 @@ class ASGIServer:
     response_timeout: float = 60.0
     #: websocket scopes: max_size (bytes of a message), ping_interval,
     #: ping_timeout (s; 0: no pings), max_queue (messages the app has not
-    #: received before the connection's next ones wait); see
+    #: received before the connection's next ones wait), per_message_deflate
+    #: (take a client's offer; True) and deflate_options
+    #: (pyparallel.http.DEFLATE_DEFAULTS); see
     #: pyparallel.asgi._websocket.WS_DEFAULTS
     websocket: Mapping[str, Any] = {}
     #: "auto", "on" or "off" (see pyparallel.asgi._lifespan)

@@ -29,6 +29,7 @@ from pyparallel import _core
 from pyparallel.asyncio._inbox import Inbox
 from pyparallel.http import Response
 from pyparallel.http._ws_async import send_when_writable
+from pyparallel.http._ws_compression import deflate_setting
 
 from . import _loops
 from ._cycle import AppTask, Message, Scope, Settings, _error_response, _response_head
@@ -41,7 +42,8 @@ _POLL = 0.1  # s between two looks at the client while the app decides
 #: what a websocket scope's connection gets unless the server says otherwise
 #: (uvicorn's defaults: 16 MiB messages, a ping every 20 s, 32 queued)
 WS_DEFAULTS: Mapping[str, Any] = {"max_size": 16 * 1024 * 1024, "ping_interval": 20.0,
-                                  "ping_timeout": 20.0, "max_queue": 32}
+                                  "ping_timeout": 20.0, "max_queue": 32,
+                                  "per_message_deflate": True, "deflate_options": {}}
 # The engine writes these into the 101 itself.
 _OWN_HEADERS = frozenset((b"upgrade", b"connection", b"sec-websocket-accept",
                           b"sec-websocket-protocol", b"sec-websocket-extensions",
@@ -270,7 +272,10 @@ class _WebSocketCycle(AppTask):
                                  subprotocol=subprotocol, headers=headers,
                                  max_message=int(opts["max_size"]),
                                  ping_interval=float(opts["ping_interval"] or 0.0),
-                                 ping_timeout=float(opts["ping_timeout"] or 0.0))
+                                 ping_timeout=float(opts["ping_timeout"] or 0.0),
+                                 deflate=deflate_setting(
+                                     "deflate" if opts["per_message_deflate"] else None,
+                                     opts["deflate_options"]))
         except ConnectionError as e:
             self._reply(fut, None, ClientDisconnected(str(e)))
             return _error_response()

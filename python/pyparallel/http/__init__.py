@@ -38,6 +38,7 @@ from ._response import HttpError, Response
 from ._stream import EventStream, HttpStream, StreamingResponse, format_event, stream
 from ._websocket import WebSocket, websocket
 from ._ws_async import AsyncWebSocket, WebSocketClosed
+from ._ws_compression import DEFLATE_DEFAULTS
 from .monitor import mount_stats
 from .static import StaticFiles, send_file
 
@@ -65,4 +66,5 @@ __all__ = [
     "WebSocket",
     "AsyncWebSocket",
     "WebSocketClosed",
+    "DEFLATE_DEFAULTS",
 ]

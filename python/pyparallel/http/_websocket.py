@@ -33,7 +33,7 @@ handshake is answered and may refuse it (return a :class:`Response`, raise
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -42,6 +42,7 @@ from pyparallel.asyncio import worker_loop
 
 from ._response import HttpError, Response
 from ._ws_async import AsyncWebSocket, async_shape, engine_handoff, start
+from ._ws_compression import deflate_setting
 
 __all__ = ["WebSocket", "websocket"]
 
@@ -62,6 +63,7 @@ class _Options:
     idle_timeout: float
     close_timeout: float
     max_queue: int = 32
+    deflate: tuple[int, int, bool, int] | None = None
     on_connect: Callable[..., Any] | None = None
     on_open: Callable[..., Any] | None = None
     on_close: Callable[..., Any] | None = None
@@ -70,7 +72,9 @@ class _Options:
 def websocket(path: str, *, subprotocols: tuple[str, ...] = (), max_message: int = 1 << 20,
               max_frame: int | None = None, ping_interval: float | None = 20.0,
               ping_timeout: float | None = 20.0, idle_timeout: float | None = None,
-              close_timeout: float = 5.0, max_queue: int = 32) -> Callable[[_F], _F]:
+              close_timeout: float = 5.0, max_queue: int = 32,
+              compression: str | None = "deflate",
+              compression_options: Mapping[str, Any] | None = None) -> Callable[[_F], _F]:
     """Mark a method ``(self, ws, message)`` as the message handler of the
     WebSocket route ``path`` (patterns as :func:`route`'s; a ``{name}`` part
     is not passed: read ``ws.path``).
@@ -85,6 +89,10 @@ def websocket(path: str, *, subprotocols: tuple[str, ...] = (), max_message: int
     connection (None: never). ``close_timeout``: how long the client's close
     frame is awaited after ours. ``max_queue``: messages an ``async def``
     route has not taken yet before the connection's next ones wait.
+    ``compression``: ``"deflate"`` takes a client's permessage-deflate offer,
+    None refuses it; ``compression_options``: see
+    :data:`pyparallel.http.DEFLATE_DEFAULTS` (level, min_size,
+    client_context, window_bits).
 
     The method's return value, when not None, is sent back (str: text,
     bytes: binary). Hooks are registered on the decorated method:
@@ -96,7 +104,7 @@ def websocket(path: str, *, subprotocols: tuple[str, ...] = (), max_message: int
         raise ValueError("max_message, max_frame and max_queue must be positive")
     opts = _Options(tuple(subprotocols), max_message, max_frame or max_message,
                     ping_interval or 0.0, ping_timeout or 0.0, idle_timeout or 0.0,
-                    close_timeout, max_queue)
+                    close_timeout, max_queue, deflate_setting(compression, compression_options))
 
     def mark(func: _F) -> _F:
         async_shape(func)  # TypeError now for an async route of the wrong shape
@@ -171,7 +179,8 @@ def _upgrade_handler(func: Callable[..., Any]) -> Callable[..., Any]:
             request, on_message, hook,
             subprotocol=proto, max_message=opts.max_message, max_frame=opts.max_frame,
             ping_interval=opts.ping_interval, ping_timeout=opts.ping_timeout,
-            idle_timeout=opts.idle_timeout, close_timeout=opts.close_timeout)
+            idle_timeout=opts.idle_timeout, close_timeout=opts.close_timeout,
+            deflate=opts.deflate)
         if aws is not None:
             aws.ws = ws
         try:

@@ -20,6 +20,11 @@ the close code it saw in receive()), /slow (a session that takes a message
 every 50 ms, max_queue=4: the client must be slowed, nothing lost),
 /sessions (HTTP: the close codes sessions saw), /abadopen (an async session
 whose on_open raises: closed with 1011, nothing left waiting).
+Compression: /echo takes permessage-deflate offers with the defaults;
+/plain (echo, compression=None), /ctx (echo; the client keeps its context,
+windows of 2**10), /zall (echo; every message compressed, min_size 0),
+/zlimited (echo, 1000-byte messages, for inflation bombs), /compression
+(text: the WebSocket's compression attribute).
 """
 
 from __future__ import annotations
@@ -62,6 +67,27 @@ class App(HttpServer):
     @echo.on_close
     def echo_close(self, ws: Any, code: int, reason: str) -> None:
         _closed(code)
+
+    @websocket("/plain", compression=None, ping_interval=None)
+    def plain(self, ws: Any, message: str | bytes) -> str | bytes:
+        return message
+
+    @websocket("/ctx", ping_interval=None,
+               compression_options={"client_context": True, "window_bits": 10})
+    def ctx(self, ws: Any, message: str | bytes) -> str | bytes:
+        return message
+
+    @websocket("/zall", ping_interval=None, compression_options={"min_size": 0, "level": 9})
+    def zall(self, ws: Any, message: str | bytes) -> str | bytes:
+        return message
+
+    @websocket("/zlimited", max_message=1000, ping_interval=None)
+    def zlimited(self, ws: Any, message: str | bytes) -> str | bytes:
+        return message
+
+    @websocket("/compression", ping_interval=None)
+    def compression(self, ws: Any, message: str | bytes) -> str:
+        return str(ws.compression)
 
     @websocket("/limited", max_message=1000, max_frame=500)
     def limited(self, ws: Any, message: str | bytes) -> str | bytes:
