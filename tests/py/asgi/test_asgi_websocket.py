@@ -181,6 +181,26 @@ def test_exceptions_and_app_return(backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_per_message_deflate(backend: str) -> None:
+    """The client's permessage-deflate offer is taken (the engine compresses
+    and inflates; the app sees plain messages), and refused with
+    --no-ws-per-message-deflate."""
+    text, data = '{"k": "' + "value " * 5000 + '"}', bytes(range(16)) * 8192
+
+    async def roundtrip(proc: ServerProcess, agreed: bool) -> None:
+        async with connect(url(proc, "/echo?deflate"), max_size=None) as ws:
+            ext = ws.response.headers.get("Sec-WebSocket-Extensions")
+            assert (ext is not None and ext.startswith("permessage-deflate")) == agreed, ext
+            for m in (text, data, "short", ["frag " * 100, "ment " * 100]):
+                await ws.send(m)
+                assert await ws.recv() == (m if not isinstance(m, list) else "".join(m))
+    with served_asgi(backend, "asgi_ws_apps:app") as proc:
+        run(roundtrip(proc, True))
+    with served_asgi(backend, "asgi_ws_apps:app", "--no-ws-per-message-deflate") as proc:
+        run(roundtrip(proc, False))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_message_limit(backend: str) -> None:
     with served_asgi(backend, "asgi_ws_apps:app", "--ws-max-size", "1000") as proc:
         async def go() -> None:

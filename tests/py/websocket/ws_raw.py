@@ -1,7 +1,9 @@
 """A raw WebSocket client for the malformed-frame cases: the handshake by
 hand, frames built byte by byte (masked or not, any bits, any length
 encoding), sent whole or in pieces, and what the server answers read back
-frame by frame until it closes the TCP connection."""
+frame by frame until it closes the TCP connection. When the server agreed
+to permessage-deflate its compressed messages are inflated (each afresh:
+it answers server_no_context_takeover)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import os
 import socket
 import struct
 import time
+import zlib
 
 TEXT, BINARY, CLOSE, PING, PONG, CONT = 1, 2, 8, 9, 10, 0
 
@@ -50,6 +53,8 @@ class Raw:
         head = self._until(b"\r\n\r\n")
         self.status = int(head.split(b" ", 2)[1])
         self.head = head.decode()
+        self.deflate = "permessage-deflate" in self.head.lower()
+        self.compressed = False  # the last message received had RSV1
 
     def _until(self, end: bytes) -> bytes:
         while end not in self.buf:
@@ -80,7 +85,10 @@ class Raw:
     def recv_frame(self) -> tuple[int, bool, bytes]:
         b0, b1 = self._exact(2)
         assert b1 & 0x80 == 0, "a server frame must not be masked"
-        assert b0 & 0x70 == 0, "no RSV bits from the server"
+        assert b0 & 0x30 == 0, "no RSV2/RSV3 from the server"
+        assert b0 & 0x40 == 0 or (self.deflate and b0 & 0x0F in (TEXT, BINARY)), \
+            "RSV1 only on a data frame, once permessage-deflate was agreed"
+        self.rsv1 = bool(b0 & 0x40)
         n = b1 & 0x7F
         if n == 126:
             n = struct.unpack(">H", self._exact(2))[0]
@@ -91,9 +99,13 @@ class Raw:
     def recv_message(self) -> tuple[int, bytes]:
         """The next data message (pings answered are skipped? no: returned as is)."""
         op, fin, data = self.recv_frame()
+        self.compressed = self.rsv1
         while not fin:
             _, fin, more = self.recv_frame()
             data += more
+        if self.compressed:
+            d = zlib.decompressobj(-15)
+            data = d.decompress(data + b"\x00\x00\xff\xff") + d.flush()
         return op, data
 
     def expect_close(self, code: int | None, timeout: float = 10.0) -> bytes:
