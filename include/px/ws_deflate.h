@@ -22,8 +22,9 @@
 
 #include "px/http_parser.h"
 
-/* The longest answer px_ws_deflate_negotiate writes, with its NUL. */
-#define PX_WS_DEFLATE_ANSWER 128
+/* Room for the answer px_ws_deflate_negotiate writes (its longest, every
+ * parameter with two digits, is 128 bytes and its NUL). */
+#define PX_WS_DEFLATE_ANSWER 144
 
 /* What the server accepts of the client's offers. */
 typedef struct px_ws_deflate_policy {

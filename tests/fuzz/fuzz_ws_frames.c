@@ -1,8 +1,9 @@
 /*
  * libFuzzer target for the WebSocket frame parser (include/px/websocket.h).
  *
- * The first byte of an input picks the side (client or server frames) and
- * the limits; the rest is fed to the parser in pieces whose sizes come from
+ * The first byte of an input picks the side (client or server frames),
+ * the limits and whether permessage-deflate was agreed (RSV1 allowed on a
+ * message's first frame, whose text is then not the parser's to check); the rest is fed to the parser in pieces whose sizes come from
  * the second byte, so that every header and payload split is reached. What
  * the parser hands over must keep its promises: a message never passes
  * max_message, a text message is valid UTF-8 when it ends, a control payload
@@ -29,6 +30,7 @@ typedef struct {
     int msg_op;
     px_utf8_t utf8;
     bool in_message;
+    const px_ws_parser_t *p;
 } state_t;
 
 static int on_data(void *arg, int op, const char *d, size_t n, bool fin)
@@ -45,10 +47,10 @@ static int on_data(void *arg, int op, const char *d, size_t n, bool fin)
     CHECK(op == s->msg_op);
     s->msg_len += n;
     CHECK(s->msg_len <= s->max_message);
-    if (op == PX_WS_TEXT)
+    if (op == PX_WS_TEXT && !s->p->compressed)
         CHECK(px_utf8_feed(&s->utf8, d, n) == 0);
     if (fin) {
-        if (op == PX_WS_TEXT)
+        if (op == PX_WS_TEXT && !s->p->compressed)
             CHECK(px_utf8_complete(&s->utf8));
         s->in_message = false;
     }
@@ -81,6 +83,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s.max_message = (data[0] & 2) ? 200 : 70000;
     piece = data[1] ? data[1] : 1;
     px_ws_parser_init(&p, (data[0] & 4) ? 100 : 0, s.max_message, client);
+    p.deflate = (data[0] & 8) != 0;
+    s.p = &p;
     while (off < size) {
         size_t n = piece < size - off ? piece : size - off;
         ssize_t rc = px_ws_parse(&p, (const char *)data + off, n, &CB, &s);

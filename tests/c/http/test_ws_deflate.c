@@ -64,6 +64,14 @@ static void test_negotiation(void)
                 1);
     PX_CHECK_EQ(p.server_bits, 10);
     PX_CHECK(strstr(a, "server_max_window_bits=10") != NULL);
+    /* the longest answer, every parameter in it (a fuzzer found it cut) */
+    PX_CHECK_EQ(negotiate("permessage-deflate; client_max_window_bits=10; "
+                          "server_max_window_bits=12",
+                          NULL, false, 0, &p, a),
+                1);
+    PX_CHECK(strcmp(a, "permessage-deflate; server_no_context_takeover; "
+                       "client_no_context_takeover; server_max_window_bits=12; "
+                       "client_max_window_bits=10") == 0);
     /* 8 bits cannot be made: that offer is declined, the fallback taken */
     PX_CHECK_EQ(negotiate("permessage-deflate; server_max_window_bits=8, permessage-deflate", NULL,
                           false, 0, &p, a),

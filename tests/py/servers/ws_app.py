@@ -24,7 +24,8 @@ Compression: /echo takes permessage-deflate offers with the defaults;
 /plain (echo, compression=None), /ctx (echo; the client keeps its context,
 windows of 2**10), /zall (echo; every message compressed, min_size 0),
 /zlimited (echo, 1000-byte messages, for inflation bombs), /compression
-(text: the WebSocket's compression attribute).
+(text: the WebSocket's compression attribute), /zfanout ("go N": four
+threads each send N compressed messages at once, then "done").
 """
 
 from __future__ import annotations
@@ -84,6 +85,20 @@ class App(HttpServer):
     @websocket("/zlimited", max_message=1000, ping_interval=None)
     def zlimited(self, ws: Any, message: str | bytes) -> str | bytes:
         return message
+
+    @websocket("/zfanout", ping_interval=None)
+    def zfanout(self, ws: Any, message: str | bytes) -> None:
+        n = int(str(message).split()[1])
+
+        def sender(t: int) -> None:
+            for i in range(n):
+                ws.send(f"thread {t} message {i} " + "payload " * (50 + i % 50))
+        threads = [threading.Thread(target=sender, args=(t,)) for t in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        ws.send("done")
 
     @websocket("/compression", ping_interval=None)
     def compression(self, ws: Any, message: str | bytes) -> str:

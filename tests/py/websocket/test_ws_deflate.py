@@ -91,6 +91,23 @@ def test_websockets_client_both_ways(srv):
     run(go())
 
 
+def test_compressed_sends_from_many_threads(srv):
+    """Four threads send compressed messages on one WebSocket at once (each
+    with its own compressor, no lock): every message arrives whole, and
+    each thread's in its order."""
+    async def go() -> None:
+        async with connect(f"ws://127.0.0.1:{srv.port}/zfanout") as ws:
+            await ws.send("go 300")
+            nxt = [0, 0, 0, 0]
+            while (m := await ws.recv()) != "done":
+                assert isinstance(m, str)
+                t, i = int(m.split()[1]), int(m.split()[3])
+                assert i == nxt[t] and m.endswith("payload " * (50 + i % 50)), m[:40]
+                nxt[t] += 1
+            assert nxt == [300] * 4
+    run(go())
+
+
 def answer(srv: ServerProcess, offer: str) -> str | None:
     with Raw(srv.port, "/echo", extra=f"Sec-WebSocket-Extensions: {offer}\r\n") as ws:
         assert ws.status == 101
