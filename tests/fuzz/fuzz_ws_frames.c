@@ -1,14 +1,15 @@
 /*
  * libFuzzer target for the WebSocket frame parser (include/px/websocket.h).
  *
- * The first byte of an input picks the side (client or server frames),
- * the limits and whether permessage-deflate was agreed (RSV1 allowed on a
- * message's first frame, whose text is then not the parser's to check); the rest is fed to the parser in pieces whose sizes come from
- * the second byte, so that every header and payload split is reached. What
- * the parser hands over must keep its promises: a message never passes
- * max_message, a text message is valid UTF-8 when it ends, a control payload
- * holds at most 125 bytes, a close code is valid, an error has its close code
- * and stays, and the bytes consumed never pass the input. Any violation calls
+ * The first byte of an input picks the side (client or server frames), the
+ * limits and whether permessage-deflate was agreed (RSV1 allowed on a
+ * message's first frame, whose text is then not the parser's to check); the
+ * rest is fed to the parser in pieces whose sizes come from the second byte,
+ * so that every header and payload split is reached. What the parser hands
+ * over must keep its promises: a message never passes max_message, a text
+ * message is valid UTF-8 when it ends, a control payload holds at most 125
+ * bytes, a close code is valid, an error has its close code and stays, and
+ * the bytes consumed never pass the input. Any violation calls
  * __builtin_trap().
  */
 #include <errno.h>
