@@ -10,7 +10,13 @@ system time over the whole run (/proc/PID/stat) divided by the messages
 echoed in it. Every configuration runs RUNS times, interleaved; the table
 reports medians.
 
-    python bench/ws_bench.py [--runs 3] [--seconds 5] [--conns 64] [--size 32]
+    python bench/ws_bench.py [--runs 3] [--seconds 5] [--conns 64] [--size 32] [--deflate]
+
+``--deflate``: every server agrees to permessage-deflate (pyparallel and
+uvicorn by default, socketify with its shared compressor) and the load
+sends a JSON-like message of SIZE bytes (say 1000) compressed, as a
+browser's client would; the servers inflate each message and compress each
+echo.
 
 pyparallel runs on the free-threaded interpreter (.venv), the peers on the
 GIL one (.venv-gil, where uvicorn, websockets and socketify are installed
@@ -46,13 +52,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def servers(port: int) -> dict[str, list[str]]:
+def servers(port: int, deflate: bool = False) -> dict[str, list[str]]:
     return {
         "pyparallel": [PY_FT, os.path.join(PEERS, "ws_echo_pyparallel.py"), str(port), "1"],
         "uvicorn+websockets": [PY_GIL, "-m", "uvicorn", "--app-dir", PEERS, "--host",
                                "127.0.0.1", "--port", str(port), "--ws", "websockets",
                                "--log-level", "warning", "--no-access-log", "ws_echo_asgi:app"],
-        "socketify": [PY_GIL, os.path.join(PEERS, "ws_echo_socketify.py"), str(port)],
+        "socketify": [PY_GIL, os.path.join(PEERS, "ws_echo_socketify.py"), str(port),
+                      *(["deflate"] if deflate else [])],
     }
 
 
@@ -84,14 +91,15 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -
 
 def run_one(name: str, args: argparse.Namespace) -> tuple[float, float]:
     port = free_port()
-    argv = servers(port)[name]
+    argv = servers(port, args.deflate)[name]
     proc = subprocess.Popen(["taskset", "-c", "0", *argv], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         wait_port(port, proc)
         c0 = cpu_seconds(proc.pid)
         out = subprocess.run(["taskset", "-c", "1", LOAD_BIN, str(port), "/", str(args.conns),
-                              str(args.seconds), str(args.size)],
+                              str(args.seconds), str(args.size),
+                              *(["deflate"] if args.deflate else [])],
                              capture_output=True, text=True, timeout=args.seconds + 60)
         c1 = cpu_seconds(proc.pid)
         m = re.search(r"MESSAGES (\d+) SECONDS ([\d.]+) TOTAL (\d+)", out.stdout)
@@ -115,16 +123,19 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--conns", type=int, default=64)
     ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--deflate", action="store_true",
+                    help="permessage-deflate agreed, compressed JSON-like messages")
     args = ap.parse_args()
     os.makedirs(os.path.dirname(LOAD_BIN), exist_ok=True)
-    subprocess.run(["cc", "-O2", "-o", LOAD_BIN, LOAD_SRC], check=True)
+    subprocess.run(["cc", "-O2", "-o", LOAD_BIN, LOAD_SRC, "-lz"], check=True)
     names = [n for n in servers(0) if available(n)]
     missing = [n for n in servers(0) if n not in names]
     results: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
     for _ in range(args.runs):
         for name in names:
             results[name].append(run_one(name, args))
-    print(f"WebSocket echo, {args.conns} connections, {args.size}-byte text messages, "
+    print(f"WebSocket echo, {args.conns} connections, {args.size}-byte text messages"
+          f"{' (permessage-deflate)' if args.deflate else ''}, "
           f"server on CPU 0, load on CPU 1, median of {args.runs} x {args.seconds:g} s")
     print("| server | messages/s | server CPU per message | vs pyparallel |")
     print("|---|---:|---:|---:|")

@@ -1,6 +1,9 @@
 """WebSocket echo on socketify (bench/ws_bench.py).
 
-    python ws_echo_socketify.py PORT
+    python ws_echo_socketify.py PORT [deflate]
+
+deflate: permessage-deflate with socketify's shared compressor (no context
+kept between messages, as pyparallel answers).
 """
 
 import sys
@@ -15,6 +18,8 @@ def message(ws, data, opcode):
     ws.send(data, OpCode.TEXT if isinstance(data, str) else OpCode.BINARY)
 
 
-app.ws("/*", {"compression": CompressOptions.DISABLED, "message": message})
+compression = (CompressOptions.SHARED_COMPRESSOR if sys.argv[2:] == ["deflate"]
+               else CompressOptions.DISABLED)
+app.ws("/*", {"compression": compression, "message": message})
 app.listen(port, lambda config: print(f"listening on 127.0.0.1:{port}", flush=True))
 app.run()
