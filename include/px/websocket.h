@@ -41,6 +41,7 @@ enum {
     PX_WS_CLOSE_POLICY = 1008,
     PX_WS_CLOSE_TOO_BIG = 1009,
     PX_WS_CLOSE_INTERNAL = 1011,
+    PX_WS_CLOSE_TRY_AGAIN = 1013, /* over the server's memory budget */
 };
 
 /* The longest payload of a control frame (section 5.5). */
@@ -94,7 +95,7 @@ typedef struct px_ws_parser_cb {
      * at fin), unless it is compressed (the parser's compressed: the
      * callback inflates and checks it). < 0 stops the parser with that
      * return, and its close code follows it: -EMSGSIZE 1009, -EILSEQ 1007,
-     * -EPROTO 1002, anything else 1011. */
+     * -EPROTO 1002, -ENOBUFS 1013, anything else 1011. */
     int (*on_data)(void *arg, int opcode, const char *data, size_t len, bool fin);
     /* A complete control frame (CLOSE, PING, PONG), payload <= 125 bytes; a
      * CLOSE's code and reason checked (code 0: none). < 0 stops the parser. */

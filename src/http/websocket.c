@@ -248,10 +248,11 @@ static void header_end(px_ws_parser_t *p)
 /* The close code of a callback's error. */
 static unsigned callback_code(int rc)
 {
-    return rc == -EMSGSIZE ? PX_WS_CLOSE_TOO_BIG
-           : rc == -EILSEQ ? PX_WS_CLOSE_INVALID_DATA
-           : rc == -EPROTO ? PX_WS_CLOSE_PROTOCOL
-                           : PX_WS_CLOSE_INTERNAL;
+    return rc == -EMSGSIZE  ? PX_WS_CLOSE_TOO_BIG
+           : rc == -EILSEQ  ? PX_WS_CLOSE_INVALID_DATA
+           : rc == -EPROTO  ? PX_WS_CLOSE_PROTOCOL
+           : rc == -ENOBUFS ? PX_WS_CLOSE_TRY_AGAIN
+                            : PX_WS_CLOSE_INTERNAL;
 }
 
 /* Data payload bytes: unmasked in pieces, checked, handed over. */

@@ -178,14 +178,21 @@ static void deliver(px_ws_t *ws, int opcode, const char *data, size_t len)
         ws->h.on_message(ws, opcode, data, len, ws->arg);
 }
 
-/* Add to the message being assembled, charged to the connection. */
+/* Add to the message being assembled, charged to the connection. A growth
+ * that would take the process over its memory budget fails the connection
+ * (1013): a compressed message may ask for max_message with a thousandth of
+ * it on the wire, so many such clients must not add up unbounded. */
 static int append(px_ws_t *ws, const char *data, size_t len)
 {
     if (ws->msg_len + len > ws->msg_cap) {
         size_t cap = PX_MAX(ws->msg_len + len, PX_MAX(ws->msg_cap * 2, (size_t)1024));
-        char *p = realloc(ws->msg, cap);
+        char *p;
 
-        if (p == NULL)
+        if (ws->conn != NULL && px_conn_over_budget(ws->conn, cap - ws->msg_cap)) {
+            ws->why = "server over its memory budget";
+            return -ENOBUFS;
+        }
+        if ((p = realloc(ws->msg, cap)) == NULL)
             return -ENOMEM;
         if (ws->conn != NULL)
             px_conn_charge(ws->conn, (int64_t)cap - (int64_t)ws->msg_cap);
@@ -574,6 +581,13 @@ int px_ws_send(px_ws_t *ws, int opcode, const void *data, size_t len, unsigned f
         return -EINVAL;
     if (px_ws_closed(ws))
         return -ENOTCONN;
+    /* refused before compressing, so that a writer retrying over the
+     * high-water mark does not compress each time */
+    if (!force &&
+        (px_worker_owned(ws->w) && !px_handle_pending(ws->handle)
+             ? ws->conn != NULL && px_conn_unsent(ws->conn) > px_handle_high_water(ws->handle)
+             : px_handle_queued(ws->handle) > px_handle_high_water(ws->handle)))
+        return -EAGAIN;
     if (ws->deflate && opcode < PX_WS_CLOSE && len >= ws->cfg.deflate_min_size) {
         /* this thread's compressor, fresh for each message (we said
          * server_no_context_takeover); sent as is when it does not shrink */

@@ -24,6 +24,11 @@
 
 /* ---- negotiation (section 7.1) ------------------------------------------------- */
 
+static unsigned clamp_bits(unsigned bits)
+{
+    return bits < MIN_BITS ? MIN_BITS : bits > MAX_BITS ? MAX_BITS : bits;
+}
+
 typedef struct {
     const char *p, *end;
 } cursor_t;
@@ -47,35 +52,33 @@ static size_t read_token(cursor_t *c, const char **start)
     return (size_t)(c->p - *start);
 }
 
-/* A parameter's value, a token or a quoted-string (unescaped into buf).
- * Its length, or -1: malformed or longer than cap. */
-static int read_value(cursor_t *c, char *buf, size_t cap)
+/* A parameter's value, a token or a quoted-string, unescaped: its first cap
+ * bytes into buf. Its whole length (more than cap: the caller's to refuse),
+ * or -1 when malformed. */
+static long read_value(cursor_t *c, char *buf, size_t cap)
 {
     size_t n = 0;
 
     if (c->p < c->end && *c->p == '"') {
-        for (c->p++; c->p < c->end && *c->p != '"'; c->p++) {
+        for (c->p++; c->p < c->end && *c->p != '"'; c->p++, n++) {
             if (*c->p == '\\' && ++c->p == c->end)
                 return -1;
-            if (n == cap)
-                return -1;
-            buf[n++] = *c->p;
+            if (n < cap)
+                buf[n] = *c->p;
         }
         if (c->p == c->end)
             return -1;
         c->p++;
-        return (int)n;
+        return (long)n;
     }
-    while (c->p < c->end && is_tchar(*c->p)) {
-        if (n == cap)
-            return -1;
-        buf[n++] = *c->p++;
-    }
-    return n > 0 ? (int)n : -1;
+    for (; c->p < c->end && is_tchar(*c->p); c->p++, n++)
+        if (n < cap)
+            buf[n] = *c->p;
+    return n > 0 ? (long)n : -1;
 }
 
 /* A window size 8..15 written without leading zeros; -1 otherwise. */
-static int window_bits(const char *s, int n)
+static int window_bits(const char *s, long n)
 {
     if (n == 1 && s[0] >= '8' && s[0] <= '9')
         return s[0] - '0';
@@ -105,7 +108,8 @@ typedef struct {
 static int offer_param(cursor_t *c, const char *name, size_t len, offer_t *o)
 {
     char value[16];
-    int i, n = -2, bits = -1;
+    long n = -2;
+    int i, bits = -1;
 
     skip_space(c);
     if (c->p < c->end && *c->p == '=') {
@@ -113,6 +117,8 @@ static int offer_param(cursor_t *c, const char *name, size_t len, offer_t *o)
         skip_space(c);
         if ((n = read_value(c, value, sizeof(value))) < 0)
             return -1;
+        if (n > (long)sizeof(value))
+            n = (long)sizeof(value); /* no valid value is that long */
     }
     for (i = 0; i < P_COUNT; i++)
         if (strlen(PARAM_NAMES[i]) == len && strncasecmp(PARAM_NAMES[i], name, len) == 0)
@@ -161,10 +167,9 @@ static int list_element(cursor_t *c, offer_t *o)
                 return -1;
             ok = ok && rc == 1;
         } else {
-            char skip[256];
             skip_space(c);
             if (c->p < c->end && *c->p == '=' && (c->p++, skip_space(c), 1) &&
-                read_value(c, skip, sizeof(skip)) < 0)
+                read_value(c, NULL, 0) < 0)
                 return -1;
         }
     }
@@ -176,7 +181,7 @@ static int list_element(cursor_t *c, offer_t *o)
 static void answer_of(const offer_t *o, const px_ws_deflate_policy_t *policy,
                       px_ws_deflate_params_t *out, char *answer)
 {
-    unsigned policy_bits = policy->window_bits ? policy->window_bits : MAX_BITS;
+    unsigned policy_bits = policy->window_bits ? clamp_bits(policy->window_bits) : MAX_BITS;
     int n;
 
     out->client_context = policy->client_context && !o->seen[P_CLIENT_NCT];
@@ -234,41 +239,56 @@ struct px_ws_inflater {
     bool ended; /* the stream's final block is in: only our tail may follow */
 };
 
+/* What a thread keeps: one idle inflater, one compressor (about 256 KiB at
+ * 15 bits; remade in the rare case a client asks for another window) and
+ * its output buffer. Freed when the thread ends (idle hand-off threads end
+ * after pool_idle_ms). */
 typedef struct {
     px_ws_inflater_t *idle;
-    z_stream *deflaters[MAX_BITS - MIN_BITS + 1];
-    int levels[MAX_BITS - MIN_BITS + 1];
+    z_stream *deflater;
+    unsigned deflater_bits;
+    int deflater_level;
     uint8_t *out;
     size_t out_cap;
 } thread_zlib_t;
 
 static pthread_key_t zlib_key;
+static bool zlib_key_ok;
 static pthread_once_t zlib_once = PTHREAD_ONCE_INIT;
+
+static void deflater_free(thread_zlib_t *t)
+{
+    if (t->deflater != NULL) {
+        deflateEnd(t->deflater);
+        free(t->deflater);
+        t->deflater = NULL;
+    }
+}
 
 static void thread_zlib_free(void *arg)
 {
     thread_zlib_t *t = arg;
 
     px_ws_inflater_free(t->idle);
-    for (size_t i = 0; i < PX_ARRAY_SIZE(t->deflaters); i++)
-        if (t->deflaters[i] != NULL) {
-            deflateEnd(t->deflaters[i]);
-            free(t->deflaters[i]);
-        }
+    deflater_free(t);
     free(t->out);
     free(t);
 }
 
 static void make_key(void)
 {
-    pthread_key_create(&zlib_key, thread_zlib_free);
+    zlib_key_ok = pthread_key_create(&zlib_key, thread_zlib_free) == 0;
 }
 
+/* This thread's state; NULL without memory (then nothing is kept: each
+ * message gets a fresh inflater and goes out uncompressed). */
 static thread_zlib_t *thread_zlib(void)
 {
     thread_zlib_t *t;
 
     pthread_once(&zlib_once, make_key);
+    if (!zlib_key_ok)
+        return NULL;
     t = pthread_getspecific(zlib_key);
     if (t == NULL && (t = calloc(1, sizeof(*t))) != NULL && pthread_setspecific(zlib_key, t) != 0) {
         free(t);
@@ -278,11 +298,6 @@ static thread_zlib_t *thread_zlib(void)
 }
 
 /* ---- inflating ------------------------------------------------------------------- */
-
-static unsigned clamp_bits(unsigned bits)
-{
-    return bits < MIN_BITS ? MIN_BITS : bits > MAX_BITS ? MAX_BITS : bits;
-}
 
 px_ws_inflater_t *px_ws_inflater_get(unsigned bits)
 {
@@ -387,9 +402,15 @@ int px_ws_inflate(px_ws_inflater_t *inf, bool keep_context, const void *in, size
     }
     if (rc == 0 && fin)
         rc = inflate_some(inf, tail, sizeof(tail), true, sink, arg);
+    /* The tail completes an empty stored block: after it inflate must stand
+     * between blocks (zlib's data_type 128), or the message was cut inside
+     * one and the tail became part of its data. */
+    if (rc == 0 && fin && !inf->ended && !(inf->z.data_type & 128))
+        rc = -EPROTO;
     if (rc < 0 || (fin && (!keep_context || inf->ended))) {
-        /* a new message starts a new stream; after an error the stream is
-         * dropped by the caller anyway */
+        /* a new message starts a new stream (also after a final block, even
+         * with the context kept: the client has ended its stream); after an
+         * error the stream is dropped by the caller anyway */
         if (inflateReset(&inf->z) != Z_OK && rc == 0)
             rc = -ENOMEM;
         inf->ended = false;
@@ -401,26 +422,28 @@ int px_ws_inflate(px_ws_inflater_t *inf, bool keep_context, const void *in, size
 
 static z_stream *thread_deflater(thread_zlib_t *t, unsigned bits, int level)
 {
-    size_t i = bits - MIN_BITS;
-    z_stream *z = t->deflaters[i];
+    z_stream *z = t->deflater;
 
-    if (z == NULL) {
+    if (z != NULL && t->deflater_bits != bits)
+        deflater_free(t);
+    if ((z = t->deflater) == NULL) {
         if ((z = calloc(1, sizeof(*z))) == NULL)
             return NULL;
         if (deflateInit2(z, level, Z_DEFLATED, -(int)bits, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
             free(z);
             return NULL;
         }
-        t->deflaters[i] = z;
-        t->levels[i] = level;
+        t->deflater = z;
+        t->deflater_bits = bits;
+        t->deflater_level = level;
         return z;
     }
     if (deflateReset(z) != Z_OK)
         return NULL;
-    if (t->levels[i] != level) {
+    if (t->deflater_level != level) {
         if (deflateParams(z, level, Z_DEFAULT_STRATEGY) != Z_OK)
             return NULL;
-        t->levels[i] = level;
+        t->deflater_level = level;
     }
     return z;
 }
@@ -431,7 +454,8 @@ ssize_t px_ws_deflate(unsigned bits, int level, const void *in, size_t len, cons
     z_stream *z;
     size_t need;
 
-    if (t == NULL)
+    /* zlib counts in 32 bits: longer messages go out uncompressed */
+    if (t == NULL || len > UINT32_MAX / 2)
         return -ENOMEM;
     level = level >= 1 && level <= 9 ? level : Z_DEFAULT_COMPRESSION;
     if ((z = thread_deflater(t, clamp_bits(bits), level)) == NULL)
@@ -450,9 +474,8 @@ ssize_t px_ws_deflate(unsigned bits, int level, const void *in, size_t len, cons
     z->next_in = in;
     z->avail_in = (uInt)len;
     z->next_out = t->out;
-    z->avail_out = (uInt)t->out_cap;
-    if (len > UINT32_MAX / 2 || deflate(z, Z_SYNC_FLUSH) != Z_OK || z->avail_in != 0 ||
-        z->avail_out == 0)
+    z->avail_out = (uInt)PX_MIN(t->out_cap, (size_t)UINT32_MAX);
+    if (deflate(z, Z_SYNC_FLUSH) != Z_OK || z->avail_in != 0 || z->avail_out == 0)
         return -ENOMEM;
     need = t->out_cap - z->avail_out;
     *out = t->out;

@@ -536,6 +536,9 @@ static PyObject *ws_accept(PyObject *module, PyObject *args, PyObject *kwds)
                                      &on_cl, &proto, &max_message, &max_frame, &ping_interval,
                                      &ping_timeout, &idle, &close_t, &headers, &deflate))
         return NULL;
+    if (deflate != Py_None && !PyTuple_Check(deflate))
+        return PyErr_Format(PyExc_TypeError, "deflate: None or a tuple, not %.100s",
+                            Py_TYPE(deflate)->tp_name);
     if (deflate != Py_None && !PyArg_ParseTuple(deflate, "iKpI:deflate", &level, &min_size,
                                                 &client_context, &window_bits))
         return NULL;

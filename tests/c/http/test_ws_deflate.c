@@ -81,6 +81,17 @@ static void test_negotiation(void)
     /* another extension first, the offer in a second header */
     PX_CHECK_EQ(
         negotiate("x-webkit-deflate-frame; max=\"a,b\"", "permessage-deflate", false, 0, &p, a), 1);
+    /* a long value of another parameter declines that offer only */
+    PX_CHECK_EQ(negotiate("permessage-deflate; x=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, "
+                          "permessage-deflate",
+                          NULL, false, 0, &p, a),
+                1);
+    PX_CHECK_EQ(negotiate("permessage-deflate; client_max_window_bits=100000000000000000015", NULL,
+                          false, 0, &p, a),
+                0);
+    /* a policy out of range is brought into it */
+    PX_CHECK_EQ(negotiate("permessage-deflate; client_max_window_bits", NULL, true, 5, &p, a), 1);
+    PX_CHECK(strstr(a, "client_max_window_bits=9") != NULL);
     /* declined: unknown, repeated, valueless or out-of-range parameters */
     PX_CHECK_EQ(negotiate("permessage-deflate; foo", NULL, false, 0, &p, a), 0);
     PX_CHECK_EQ(negotiate("permessage-deflate; server_no_context_takeover; "
@@ -160,6 +171,12 @@ static void test_rfc_examples(void)
         more[sizeof(final) + 1] = 0x34;
         PX_CHECK_EQ(px_ws_inflate(inf, false, more, sizeof(more), true, sink, s), -EPROTO);
     }
+    /* cut inside a stored block: the tail must not become its data */
+    PX_CHECK_EQ(px_ws_inflate(inf, false,
+                              "\x00\x0a\x00\xf5\xff"
+                              "abc",
+                              8, true, sink, s),
+                -EPROTO);
     /* not deflate data at all (a reserved block type) */
     PX_CHECK_EQ(px_ws_inflate(inf, false, "\xff\xff\xff", 3, true, sink, s), -EPROTO);
     px_ws_inflater_put(inf);

@@ -1,7 +1,7 @@
 """An HttpServer with WebSocket routes for the WebSocket suites
 (tests/py/websocket).
 
-    python ws_app.py [--workers K]
+    python ws_app.py [--workers K] [--memory-budget BYTES]
 
 Routes: /echo (every message back; 2 MiB messages), /limited (messages of
 at most 1000 bytes, frames of 500), /proto (subprotocols chat.v2, chat.v1),
@@ -25,7 +25,8 @@ Compression: /echo takes permessage-deflate offers with the defaults;
 windows of 2**10), /zall (echo; every message compressed, min_size 0),
 /zlimited (echo, 1000-byte messages, for inflation bombs), /compression
 (text: the WebSocket's compression attribute), /zfanout ("go N": four
-threads each send N compressed messages at once, then "done").
+threads each send N compressed messages at once, then "done"), /zbig (echo,
+32 MiB messages: for the memory budget).
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ class App(HttpServer):
 
     @websocket("/zall", ping_interval=None, compression_options={"min_size": 0, "level": 9})
     def zall(self, ws: Any, message: str | bytes) -> str | bytes:
+        return message
+
+    @websocket("/zbig", max_message=32 << 20, ping_interval=None)
+    def zbig(self, ws: Any, message: str | bytes) -> str | bytes:
         return message
 
     @websocket("/zlimited", max_message=1000, ping_interval=None)
@@ -239,4 +244,6 @@ class App(HttpServer):
 
 
 if __name__ == "__main__":
-    serve("ws", {"http": App}, workers=int_arg("--workers", 2))
+    budget = int_arg("--memory-budget", None)
+    serve("ws", {"http": App}, workers=int_arg("--workers", 2),
+          **({"memory_budget": budget} if budget else {}))

@@ -235,3 +235,24 @@ def test_inflation_bombs(srv):
     assert echo(srv.port, zframe(BINARY, deflate(b"\x01" * 1000)), path="/zlimited")[:2] == \
         (BINARY, b"\x01" * 1000)
     assert echo(srv.port, zframe(TEXT, deflate(b"next"))) == (TEXT, b"next", False)
+
+
+def test_cut_compressed_data(srv):
+    """A message cut inside a deflate block (a stored block announcing 10
+    bytes and carrying 3): 1007, not the tail taken as data."""
+    stored = b"\x00\x0a\x00\xf5\xff" + b"abc"
+    assert fails(srv.port, zframe(BINARY, stored), 1007) == b"invalid compressed data"
+
+
+def test_inflated_messages_keep_the_memory_budget(spawn, backend):
+    """A compressed message asks for up to max_message (32 MiB here) with a
+    thousandth of it on the wire: an unfinished one that would take the
+    process over its memory budget (24 MiB) closes with 1013, and the
+    server serves the next client."""
+    srv = spawn("ws_app.py", "--memory-budget", str(24 << 20), backend=backend)
+    part = deflate(b"\x00" * (30 << 20))
+    with Raw(srv.port, "/zbig", extra=OFFER) as ws:
+        ws.send(zframe(BINARY, part, fin=False))  # never finished
+        assert ws.expect_close(1013) == b"server over its memory budget"
+    assert echo(srv.port, zframe(TEXT, deflate(b"after" * 100)), path="/zbig") == \
+        (TEXT, b"after" * 100, True)
