@@ -271,6 +271,16 @@ static PyMethodDef ws_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* A send would be taken now (or the WebSocket is closed: the send says
+ * so): what an event loop polls instead of blocking in wait_writable. */
+static PyObject *ws_get_writable(ws_obj_t *self, void *unused)
+{
+    px_handle_t *h = px_ws_handle(self->ws);
+
+    (void)unused;
+    return PyBool_FromLong(px_ws_closed(self->ws) || px_handle_queued(h) <= px_handle_low_water(h));
+}
+
 static PyObject *ws_get_compression(ws_obj_t *self, void *unused)
 {
     (void)unused;
@@ -278,6 +288,8 @@ static PyObject *ws_get_compression(ws_obj_t *self, void *unused)
 }
 
 static PyGetSetDef ws_getset[] = {
+    {"writable", (getter)ws_get_writable, NULL,
+     "True when a send would be taken now, or once closed (a send then raises)", NULL},
     {"compression", (getter)ws_get_compression, NULL,
      "'deflate' when permessage-deflate was agreed, else None", NULL},
     {"closed", (getter)ws_get_closed, NULL, "True once closing or closed: sends fail", NULL},

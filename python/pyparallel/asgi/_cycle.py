@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from pyparallel import _core
+from pyparallel.asyncio._flow import until_writable
 from pyparallel.http import Response
 from pyparallel.http import stream as start_stream
 
@@ -315,8 +316,9 @@ class _Cycle(AppTask):
                 stream.write(data, block=False)
                 return
             except BlockingIOError:
-                # over the connection's high-water mark: wait off the loop
-                await self.loop.run_in_executor(None, stream.wait_writable, 30.0)
+                # over the connection's high-water mark: wait on the loop,
+                # no executor thread held while the client reads slowly
+                await until_writable(lambda: stream.closed or stream.wait_writable(0))
             except BrokenPipeError:
                 self.disconnected = True
 

@@ -51,19 +51,17 @@ class WebSocketClosed(ConnectionError):
 
 
 async def send_when_writable(loop: asyncio.AbstractEventLoop, ws: Any, payload: Any) -> bool:
-    """Send payload (str: text, bytes: binary) on ws, waiting off the loop
-    while the connection is over its high-water mark; False once closed."""
+    """Send payload (str: text, bytes: binary) on ws, waiting on the loop (no
+    thread held) while the connection is over its high-water mark; False once
+    closed."""
+    from pyparallel.asyncio._flow import until_writable
+
     while True:
         try:
             ws.send_nowait(payload)
             return True
         except BlockingIOError:
-            try:
-                await loop.run_in_executor(None, ws.wait_writable, 30.0)
-            except TimeoutError:
-                continue
-            except ConnectionError:
-                return False
+            await until_writable(lambda: bool(ws.writable))
         except ConnectionError:
             return False
 

@@ -169,6 +169,28 @@ def test_send_waits_for_a_slow_client(backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_slow_readers_hold_no_executor_thread(backend: str) -> None:
+    """Twelve clients that do not read a streamed body: the app's sends wait
+    on the loop, not in its default executor (six threads here), so another
+    request's executor job runs at once."""
+    with served_asgi(backend, "asgi_apps:app", "--workers", "1") as proc:
+        slow = []
+        try:
+            for _ in range(12):
+                s = socket.create_connection(("127.0.0.1", proc.port), timeout=20)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+                s.sendall(request("GET", "/big"))
+                slow.append(s)
+            time.sleep(1.0)  # every sender is over the mark by now
+            t0 = time.monotonic()
+            assert get(proc.port, "/executor")[2] == b"executor ok"
+            assert time.monotonic() - t0 < 5
+        finally:
+            for s in slow:
+                s.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_big_upload_in_bounded_memory(backend: str) -> None:
     total = 256 << 20
     block = b"u" * (1 << 20)

@@ -308,6 +308,32 @@ def test_slow_app_holds_the_client_back(backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_slow_clients_hold_no_executor_thread(backend: str) -> None:
+    """Twelve clients that never read, each with the app sending to it over
+    the high-water mark: their sends wait on the loop, not in the loop's
+    default executor (six threads here), so another connection's executor
+    job still runs at once; when they go, each sender hears it."""
+    with served_asgi(backend, "asgi_ws_apps:app", "--workers", "1") as proc:
+        hoses = [Raw(proc.port, "/firehose") for _ in range(12)]
+        try:
+            time.sleep(1.0)  # every sender is over the mark by now
+
+            async def go() -> None:
+                async with connect(url(proc, "/executor")) as ws:
+                    assert await asyncio.wait_for(ws.recv(), 5) == "executor ok"
+            t0 = time.monotonic()
+            run(go())
+            assert time.monotonic() - t0 < 5
+        finally:
+            for h in hoses:
+                h.close()
+        deadline = time.monotonic() + 20
+        while sum(line.strip() == "FIREHOSE GONE" for line in proc.lines) < 12:
+            assert time.monotonic() < deadline, proc.lines[-5:]
+            time.sleep(0.05)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_keepalive_ping_timeout(backend: str) -> None:
     """The engine pings; a client that never answers is closed with 1011,
     which the app hears as websocket.disconnect."""

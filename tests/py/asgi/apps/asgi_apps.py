@@ -128,6 +128,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             BIG_SENT += len(chunk)
         await _body(send, b"")
         say("BIG DONE")
+    elif path == "/executor":  # a job on the loop's default executor
+        result = await asyncio.get_running_loop().run_in_executor(None, lambda: b"executor ok")
+        await _start(send, 200)
+        await _body(send, result)
     elif path == "/big-sent":
         await _start(send, 200)
         await _body(send, str(BIG_SENT).encode())

@@ -137,5 +137,25 @@ async def hold(scope: Scope, receive: Any, send: Any) -> None:
         total += len(message["bytes"])
 
 
-ROUTES = {"/echo": echo, "/info": info, "/deny": deny, "/custom": custom_denial,
+async def firehose(scope: Scope, receive: Any, send: Any) -> None:
+    """Send 64 KiB messages until the client goes (it never reads)."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    chunk = b"\xa5" * 65536
+    try:
+        while True:
+            await send({"type": "websocket.send", "bytes": chunk})
+    except OSError:
+        say("FIREHOSE GONE")
+
+
+async def executor(scope: Scope, receive: Any, send: Any) -> None:
+    """Accept, run a job on the loop's default executor, say so."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    result = await asyncio.get_running_loop().run_in_executor(None, lambda: "executor ok")
+    await send({"type": "websocket.send", "text": result})
+
+
+ROUTES = {"/firehose": firehose, "/executor": executor, "/echo": echo, "/info": info, "/deny": deny, "/custom": custom_denial,
           "/boom": boom, "/boom-early": boom_early, "/done": done, "/hold": hold}
