@@ -82,7 +82,9 @@ int px_ws_inflate(px_ws_inflater_t *inf, bool keep_context, const void *in, size
 /* Compress the message in[0..len) with this thread's compressor of the
  * given window (9..15) and level (1..9; 0: zlib's default), ready to send
  * (its end's empty block removed). *out points into this thread's buffer,
- * valid until its next call. The length; -ENOMEM. */
+ * valid until its next call. The same message again (up to 64 KiB; a
+ * broadcast to many connections from one thread) is not compressed again.
+ * The length; -ENOMEM. */
 ssize_t px_ws_deflate(unsigned bits, int level, const void *in, size_t len, const uint8_t **out);
 
 #endif

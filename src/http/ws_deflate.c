@@ -21,6 +21,10 @@
 /* A thread's output buffer above this is given back once a smaller
  * message comes: one big message does not pin its size for good. */
 #define KEEP_OUT (256u * 1024)
+/* Messages up to this size are remembered with their compressed form: the
+ * same message sent again by the thread (a broadcast) is not compressed
+ * again. */
+#define MEMO_MAX (64u * 1024)
 
 /* ---- negotiation (section 7.1) ------------------------------------------------- */
 
@@ -250,6 +254,12 @@ typedef struct {
     int deflater_level;
     uint8_t *out;
     size_t out_cap;
+    uint8_t *memo;      /* the last message compressed (<= MEMO_MAX) */
+    size_t memo_len;    /* its length; its compressed form is in out */
+    size_t memo_out;    /* the compressed length */
+    unsigned memo_bits; /* the window and level it was compressed with */
+    int memo_level;
+    bool memo_valid;
 } thread_zlib_t;
 
 static pthread_key_t zlib_key;
@@ -272,6 +282,7 @@ static void thread_zlib_free(void *arg)
     px_ws_inflater_free(t->idle);
     deflater_free(t);
     free(t->out);
+    free(t->memo);
     free(t);
 }
 
@@ -448,6 +459,22 @@ static z_stream *thread_deflater(thread_zlib_t *t, unsigned bits, int level)
     return z;
 }
 
+/* Keep a copy of a short message beside its compressed form in t->out. */
+static void remember(thread_zlib_t *t, const void *in, size_t len, unsigned bits, int level,
+                     size_t out_len)
+{
+    if (len > MEMO_MAX)
+        return;
+    if (t->memo == NULL && (t->memo = malloc(MEMO_MAX)) == NULL)
+        return;
+    memcpy(t->memo, in, len);
+    t->memo_len = len;
+    t->memo_out = out_len;
+    t->memo_bits = bits;
+    t->memo_level = level;
+    t->memo_valid = true;
+}
+
 ssize_t px_ws_deflate(unsigned bits, int level, const void *in, size_t len, const uint8_t **out)
 {
     thread_zlib_t *t = thread_zlib();
@@ -458,7 +485,16 @@ ssize_t px_ws_deflate(unsigned bits, int level, const void *in, size_t len, cons
     if (t == NULL || len > UINT32_MAX / 2)
         return -ENOMEM;
     level = level >= 1 && level <= 9 ? level : Z_DEFAULT_COMPRESSION;
-    if ((z = thread_deflater(t, clamp_bits(bits), level)) == NULL)
+    bits = clamp_bits(bits);
+    /* the same message again (a broadcast from this thread): the same output,
+     * since each message is compressed from a fresh stream */
+    if (t->memo_valid && t->memo_len == len && t->memo_bits == bits && t->memo_level == level &&
+        memcmp(t->memo, in, len) == 0) {
+        *out = t->out;
+        return (ssize_t)t->memo_out;
+    }
+    t->memo_valid = false;
+    if ((z = thread_deflater(t, bits, level)) == NULL)
         return -ENOMEM;
     /* the bound of one call, and a sync flush's empty block */
     need = deflateBound(z, (uLong)len) + 16;
@@ -478,7 +514,8 @@ ssize_t px_ws_deflate(unsigned bits, int level, const void *in, size_t len, cons
     if (deflate(z, Z_SYNC_FLUSH) != Z_OK || z->avail_in != 0 || z->avail_out == 0)
         return -ENOMEM;
     need = t->out_cap - z->avail_out;
+    need = need >= 4 ? need - 4 : need; /* section 7.2.1: 00 00 ff ff not sent */
     *out = t->out;
-    /* section 7.2.1: the flush's 00 00 ff ff is not sent */
-    return (ssize_t)(need >= 4 ? need - 4 : need);
+    remember(t, in, len, bits, level, need);
+    return (ssize_t)need;
 }

@@ -215,6 +215,39 @@ static void test_roundtrip_in_pieces(void)
         }
         free(copy);
     }
+    /* the same message again (a broadcast) comes from the memo, the same
+     * bytes; a changed one, or another level, is compressed afresh */
+    {
+        char a1[3000], a2[3000];
+        const uint8_t *z1, *z2;
+        ssize_t n1, n2;
+        uint8_t first[3000];
+
+        memset(a1, 'q', sizeof(a1));
+        memcpy(a2, a1, sizeof(a2));
+        n1 = px_ws_deflate(15, 6, a1, sizeof(a1), &z1);
+        PX_CHECK_GT(n1, 0);
+        memcpy(first, z1, (size_t)n1);
+        n2 = px_ws_deflate(15, 6, a2, sizeof(a2), &z2);
+        PX_CHECK(n2 == n1 && memcmp(z2, first, (size_t)n1) == 0);
+        a2[2999] = 'r';
+        n2 = px_ws_deflate(15, 6, a2, sizeof(a2), &z2);
+        s->len = 0;
+        {
+            px_ws_inflater_t *inf = px_ws_inflater_get(15);
+            PX_CHECK_EQ(px_ws_inflate(inf, false, z2, (size_t)n2, true, sink, s), 0);
+            PX_CHECK(s->len == sizeof(a2) && memcmp(s->out, a2, sizeof(a2)) == 0);
+            px_ws_inflater_put(inf);
+        }
+        n2 = px_ws_deflate(15, 1, a1, sizeof(a1), &z2);
+        s->len = 0;
+        {
+            px_ws_inflater_t *inf = px_ws_inflater_get(15);
+            PX_CHECK_EQ(px_ws_inflate(inf, false, z2, (size_t)n2, true, sink, s), 0);
+            PX_CHECK(s->len == sizeof(a1) && memcmp(s->out, a1, sizeof(a1)) == 0);
+            px_ws_inflater_put(inf);
+        }
+    }
     /* an empty message compresses to a byte and comes back empty */
     zn = px_ws_deflate(15, 0, "", 0, &z);
     PX_CHECK_EQ(zn, 1);
