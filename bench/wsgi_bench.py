@@ -46,8 +46,8 @@ def log(msg: str) -> None:
     print(f"wsgi_bench: {msg}", file=sys.stderr, flush=True)
 
 
-def pyparallel(target: str):
-    return lambda port, _d: [hb.PY_FT, "-m", "pyparallel", "serve", target, "--app-dir", PEERS,
+def pyparallel(target: str, python: str = hb.PY_FT):
+    return lambda port, _d: [python, "-m", "pyparallel", "serve", target, "--app-dir", PEERS,
                              "--host", HOST, "--port", str(port), "--workers", "1"]
 
 
@@ -79,6 +79,10 @@ def servers(installed: set[str]) -> list[tuple[str, hb.Server]]:
     bare = ["/json", "/plaintext"]
     out = [("bare", hb.Server("px", "pyparallel WSGI (io_uring)", "3.13t, 1 worker",
                               pyparallel("wsgi_app:app"), bare, {"PX_BACKEND": "uring"}))]
+    if hb.python_has(hb.PY_GIL, "pyparallel"):  # the same server on the peers' interpreter
+        out.append(("bare", hb.Server("px-gil", "pyparallel WSGI (io_uring)", "3.11, 1 worker",
+                                      pyparallel("wsgi_app:app", hb.PY_GIL), bare,
+                                      {"PX_BACKEND": "uring"})))
     if os.path.exists(hb.GRANIAN):
         out.append(("bare", hb.Server("granian", "granian --interface wsgi", "3.11, 1 worker",
                                       granian("wsgi_app:app"), bare)))
@@ -100,6 +104,11 @@ def servers(installed: set[str]) -> list[tuple[str, hb.Server]]:
                                        pyparallel("flask_hello:app"), flask,
                                        {"PX_BACKEND": "uring"})))
     if hb.python_has(hb.PY_GIL, "flask"):
+        if hb.python_has(hb.PY_GIL, "pyparallel"):
+            out.append(("flask", hb.Server("px-gil-flask", "pyparallel WSGI + Flask",
+                                           "3.11, 1 worker", pyparallel("flask_hello:app",
+                                                                        hb.PY_GIL),
+                                           flask, {"PX_BACKEND": "uring"})))
         if os.path.exists(hb.GRANIAN):
             out.append(("flask", hb.Server("granian-flask", "granian WSGI + Flask",
                                            "3.11, 1 worker", granian("flask_hello:app"), flask)))
@@ -225,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pyparallel / granian WSGI, /json: {ratio(results, 'px', 'granian', '/json')}; "
           f"Flask /json: {ratio(results, 'px-flask', 'granian-flask', '/json')}; "
           f"Flask /plaintext: {ratio(results, 'px-flask', 'granian-flask', '/plaintext')}.")
+    print(f"On 3.11 (the peers' interpreter): /json {ratio(results, 'px-gil', 'granian', '/json')}; "
+          f"Flask /json {ratio(results, 'px-gil-flask', 'granian-flask', '/json')}; "
+          f"Flask /plaintext "
+          f"{ratio(results, 'px-gil-flask', 'granian-flask', '/plaintext')}.")
     if busy:
         print(f"Both CPUs busy {statistics.median(busy):.2f} CPUs (median) during the runs "
               "(server + wrk + anything else on the machine).")
