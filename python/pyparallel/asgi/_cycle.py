@@ -49,7 +49,6 @@ _log = logging.getLogger("pyparallel.asgi")
 
 _CHUNK = 64 * 1024  # the most one http.request message carries
 _DISCONNECT_POLL = 0.1  # s between two looks at the response stream
-_ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
 # The server frames the body and the connection: the app's say is ignored.
 _HOP_BY_HOP = frozenset((b"transfer-encoding", b"connection", b"keep-alive", b"trailer",
                          b"upgrade", b"te", b"proxy-connection"))
@@ -100,10 +99,10 @@ def _scope(settings: Settings, request: Any) -> tuple[Scope, bool]:
         raw_path = root.encode("utf-8") + raw_path
     scope: Scope = {
         "type": "http",
-        "asgi": dict(_ASGI_VERSION),
+        "asgi": {"version": "3.0", "spec_version": "2.3"},  # the app may change its copy
         "http_version": version,
         "method": method,
-        "scheme": _scheme(settings, headers),
+        "scheme": "http" if settings.scheme_header is None else _scheme(settings, headers),
         "path": path,
         "raw_path": raw_path,
         "query_string": query,
@@ -127,16 +126,18 @@ def _response_head(message: Message) -> tuple[int, list[tuple[str, str]], str | 
     ctype: str | None = None
     length: int | None = None
     for name, value in message.get("headers", ()):
-        name = bytes(name).lower()
+        name = (name if type(name) is bytes else bytes(name)).lower()
+        if type(value) is not bytes:
+            value = bytes(value)
         if name == b"content-length":
-            text = bytes(value).strip()
+            text = value.strip()
             if not text.isdigit():
                 raise ValueError(f"http.response.start: Content-Length {text!r} is not a length")
             length = int(text)
         elif name == b"content-type":
-            ctype = bytes(value).decode("latin-1")
+            ctype = value.decode("latin-1")
         elif name not in _HOP_BY_HOP:
-            pairs.append((name.decode("latin-1"), bytes(value).decode("latin-1")))
+            pairs.append((name.decode("latin-1"), value.decode("latin-1")))
     return status, pairs, ctype, length
 
 
@@ -184,8 +185,8 @@ class _Cycle(AppTask):
     """The app's side (loop thread) and the handler's side (worker thread)
     of one request."""
 
-    __slots__ = ("body_more", "complete", "disconnected", "empty_body_given", "head", "request",
-                 "scope", "settings", "stream")
+    __slots__ = ("body_more", "complete", "disconnected", "empty_body_given", "head", "inline",
+                 "inline_body", "request", "scope", "settings", "stream")
 
     def __init__(self, settings: Settings, request: Any, scope: Scope, has_body: bool,
                  loop: asyncio.AbstractEventLoop) -> None:
@@ -199,6 +200,10 @@ class _Cycle(AppTask):
         self.stream: Any = None  # the engine's response stream once started
         self.complete = False  # the app sent its last body message
         self.disconnected = False
+        # True while the handler's own thread takes the app's first step
+        # (handle): a whole response sent then is kept here, not queued.
+        self.inline = False
+        self.inline_body: bytes | None = None
 
     # ---- the loop's side ---------------------------------------------------------
 
@@ -227,7 +232,8 @@ class _Cycle(AppTask):
                 _log.error("ASGI app %s %s returned without starting a response: 500",
                            self.scope["method"], self.scope["path"])
         finally:
-            self._ask(_DONE, None)
+            if self.inline_body is None:
+                self._ask(_DONE, None)
 
     def _cut(self) -> None:
         if self.stream is not None and not self.complete:
@@ -287,6 +293,9 @@ class _Cycle(AppTask):
         if self.stream is None:
             if not more and self.scope["method"] != "HEAD":
                 self.complete = True
+                if self.inline:  # the handler is this thread, in handle()
+                    self.inline_body = body
+                    return
                 if not self._ask(_RESPOND, body):
                     self.disconnected = True
                 return
@@ -465,5 +474,15 @@ def handle(settings: Settings, request: Any,
         return websocket(settings, request, scope)
     loop = _loops.worker_loop()
     cycle = _Cycle(settings, request, scope, has_body, loop)
-    _loops.start(loop, cycle.begin)
+    # The app's first step, on this thread when it can claim the loop: an
+    # app that answers whole there needs no queue and no serve() loop.
+    cycle.inline = True
+    try:
+        here = _loops.run_here(loop, cycle.begin)
+    finally:
+        cycle.inline = False
+    if not here:
+        loop.call_soon_threadsafe(cycle.begin)
+    elif cycle.inline_body is not None:
+        return cycle._leave(cycle._whole(cycle.inline_body))
     return cycle.serve()

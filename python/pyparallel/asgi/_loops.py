@@ -28,14 +28,18 @@ __all__ = ["handing_over", "run_here", "start", "stop_all", "worker_loop"]
 
 _lock = threading.Lock()
 _companions: dict[int, tuple[asyncio.AbstractEventLoop, threading.Thread]] = {}
+_engine_loop: Callable[[], asyncio.AbstractEventLoop] | None = None
 
 
 def worker_loop() -> asyncio.AbstractEventLoop:
     """The event loop of the calling engine worker's ASGI coroutines."""
+    global _engine_loop
     engine = _core.current_engine()
     if engine is not None and engine.handoff_ms > 0:
-        from pyparallel.asyncio import worker_loop as engine_loop
-        return engine_loop()
+        if _engine_loop is None:  # imported once, not per request
+            from pyparallel.asyncio import worker_loop as engine_loop
+            _engine_loop = engine_loop
+        return _engine_loop()
     return _companion_loop()
 
 

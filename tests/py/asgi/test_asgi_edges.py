@@ -118,6 +118,23 @@ def test_exception_after_response_start(backend: str) -> None:
     assert "ValueError: raised-after-start" in err
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_work_and_exceptions_after_a_whole_response(backend: str) -> None:
+    # A whole response sent in the app's first step is answered from the
+    # handler's own thread at once; what the app does afterwards runs on.
+    with served_asgi(backend, "asgi_apps:app", allow_tracebacks=True) as proc:
+        t0 = time.monotonic()
+        assert get(proc.port, "/work-after-whole") == (200, b"answered")
+        assert time.monotonic() - t0 < 0.4  # not held for the app's 0.5 s sleep
+        proc.wait_line("WORK AFTER WHOLE done", 20)
+        assert get(proc.port, "/raise-after-whole") == (200, b"whole")
+        assert get(proc.port, "/json")[0] == 200
+    assert proc.finished is not None
+    err = proc.finished.stderr
+    assert "(GET /raise-after-whole) after the response started" in err
+    assert "ValueError: raised-after-whole" in err
+
+
 def test_lifespan_failure_stops_startup() -> None:
     r = run_cli("asgi_apps:lifespan_fails")
     assert r.returncode == 3, r.stderr

@@ -180,6 +180,15 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         raise ValueError("raised-after-start")
     elif path == "/no-response":
         return
+    elif path == "/raise-after-whole":  # the whole response, then an exception
+        await _start(send, 200)
+        await _body(send, b"whole")
+        raise ValueError("raised-after-whole")
+    elif path == "/work-after-whole":  # the whole response, then work that waits
+        await _start(send, 200)
+        await _body(send, b"answered")
+        await asyncio.sleep(0.5)
+        say("WORK AFTER WHOLE done")
     else:
         await _start(send, 404)
         await _body(send, b"not found")
