@@ -109,6 +109,11 @@ class Database:
         while True:
             try:
                 with self.connection() as conn:
+                    if self._fast:
+                        try:
+                            return _fast.execute(conn, query, params)
+                        except _fast.Unsupported:
+                            pass
                     cur = conn.execute(query, params, prepare=self._prepare)
                     return int(cur.rowcount)
             except RETRYABLE:

@@ -30,6 +30,15 @@ def test_nul_in_a_text_parameter_is_refused_as_psycopg_does(db: Database) -> Non
     ("SELECT %s", ("x",)),
     ("SELECT %s, %s", (None, 2**40)),
     ("SELECT %s * 2", (2**70,)),
+    # lists of ints go as bigint[] on the fast path; other lists by psycopg
+    ("SELECT %s", ([1, 2, 3],)),
+    ("SELECT %s, %s", ([-5, 2**40], "x")),
+    ("SELECT %s = ANY(%s)", (3, [1, 2, 3])),
+    ("SELECT %s::int[]", ([],)),
+    ("SELECT %s", ([True, False],)),
+    ("SELECT %s", ([1, None],)),
+    ("SELECT %s", ([2**70],)),
+    ("SELECT %s", (["a", "b"],)),
 ])
 def test_untyped_parameters_answer_as_psycopg(db: Database, pg_dsn: str, query: str,
                                              params: tuple[Any, ...]) -> None:
@@ -47,3 +56,17 @@ def test_client_encoding_is_used(pg_dsn: str) -> None:
         assert database.fetchone("SELECT length(%s::text)", ("h\u00e9",)) == (2,)
     finally:
         database.close()
+
+
+def test_execute_answers_as_psycopg(db: Database, pg_dsn: str) -> None:
+    update = "UPDATE World SET randomNumber = randomNumber WHERE id = ANY(%s)"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        expected = [conn.execute(update, ([1, 2, 3],)).rowcount,
+                    conn.execute(update, ([],)).rowcount,
+                    conn.execute("UPDATE World SET id = id WHERE id < 0").rowcount]
+    assert [db.execute(update, ([1, 2, 3],)), db.execute(update, ([],)),
+            db.execute("UPDATE World SET id = id WHERE id < 0")] == expected == [3, 0, 0]
+    # the int list went by the fast path: prepared under a name of pyparallel's
+    with db.connection() as conn:
+        prepared = getattr(conn, "_px_fast").names
+    assert any(query == update for query, _types in prepared)
