@@ -205,13 +205,20 @@ def fetch(conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | Non
     return _redo_once(lambda: _fetch(conn, query, params, one), conn)
 
 
-def _fetch(conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | None,
-           one: bool) -> Any:
+def _run_prepared(conn: psycopg.Connection[Any], query: str,
+                  params: Sequence[Any] | None) -> tuple[_State, pq.abc.PGresult]:
+    """query run as this module's prepared statement: its result (to clear)."""
     st = _state(conn)
     values, types = _encode(st.tx, params)
     name = _prepared(conn, st, query, types)
     # None is a NULL to libpq (psycopg's stubs leave it out of the type).
     res = _check(conn, conn.pgconn.exec_prepared(name, values))  # type: ignore[arg-type,unused-ignore]
+    return st, res
+
+
+def _fetch(conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | None,
+           one: bool) -> Any:
+    st, res = _run_prepared(conn, query, params)
     try:
         tx = st.tx
         tx.set_pgresult(res)
@@ -223,17 +230,14 @@ def _fetch(conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | No
         res.clear()
 
 
-def execute(conn: psycopg.Connection[Any], query: str, params: Sequence[Any]) -> int:
-    """Run a statement that returns no rows to the caller; the number of rows
+def execute(conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | None) -> int:
+    """Run a statement whose rows, if any, are not wanted; the number of rows
     it affected (-1 when the server says none), as psycopg's rowcount."""
     return _redo_once(lambda: _execute(conn, query, params), conn)
 
 
-def _execute(conn: psycopg.Connection[Any], query: str, params: Sequence[Any]) -> int:
-    st = _state(conn)
-    values, types = _encode(st.tx, params)
-    name = _prepared(conn, st, query, types)
-    res = _check(conn, conn.pgconn.exec_prepared(name, values))  # type: ignore[arg-type,unused-ignore]
+def _execute(conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | None) -> int:
+    _st, res = _run_prepared(conn, query, params)
     try:
         count = res.command_tuples
         return -1 if count is None else count

@@ -68,5 +68,5 @@ def test_execute_answers_as_psycopg(db: Database, pg_dsn: str) -> None:
             db.execute("UPDATE World SET id = id WHERE id < 0")] == expected == [3, 0, 0]
     # the int list went by the fast path: prepared under a name of pyparallel's
     with db.connection() as conn:
-        prepared = getattr(conn, "_px_fast").names
+        prepared = conn._px_fast.names  # type: ignore[attr-defined]
     assert any(query == update for query, _types in prepared)
