@@ -9,6 +9,7 @@ connection's protocol runs on the loop of the worker that accepted it.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import socket
 import ssl as _ssl
@@ -116,22 +117,49 @@ class Server(asyncio.AbstractServer):
         await waiter
 
 
-def _listen_socket(host: str, port: int, family: int, backlog: int) -> socket.socket:
-    infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
-    af, kind, proto, _, addr = infos[0]
-    s = socket.socket(af, kind, proto)
+def _listen_sockets(hosts: list[str | None], port: int, family: int, flags: int,
+                    backlog: int) -> list[socket.socket]:
+    """A listening socket for every address the hosts resolve to, as asyncio
+    binds them: no host (None or "") is every interface, IPv4 and IPv6; a
+    name is each of its addresses. An address family the machine lacks
+    (no IPv6) is skipped while another was bound. With port 0 every socket
+    takes the port the first one got."""
+    infos: list[tuple[Any, ...]] = []
+    for h in hosts:
+        for info in socket.getaddrinfo(h, port, family, socket.SOCK_STREAM, 0, flags):
+            if info not in infos:
+                infos.append(info)
+    socks: list[socket.socket] = []
     try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if af == socket.AF_INET6:
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        s.bind(addr)
-        s.listen(backlog)
-        s.setblocking(False)
+        for af, kind, proto, _, addr in infos:
+            if socks and port == 0:
+                addr = (addr[0], socks[0].getsockname()[1], *addr[2:])
+            try:
+                s = socket.socket(af, kind, proto)
+            except OSError:
+                continue  # this family is not supported here
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if af == socket.AF_INET6:
+                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                s.bind(addr)
+                s.listen(backlog)
+                s.setblocking(False)
+            except OSError as e:
+                s.close()
+                if e.errno == errno.EADDRNOTAVAIL and af == socket.AF_INET6:
+                    continue  # IPv6 disabled: asyncio goes on without it too
+                raise OSError(e.errno, f"error while attempting to bind on address "
+                                       f"{addr!r}: {e.strerror}") from None
+            socks.append(s)
+        if not socks:
+            raise OSError(errno.EADDRNOTAVAIL, f"no address to listen on for {hosts!r}")
     except BaseException:
-        s.close()
+        for s in socks:
+            s.close()
         raise
-    return s
+    return socks
 
 
 class EngineNet:
@@ -164,19 +192,9 @@ class EngineNet:
                 raise ValueError("host/port and sock can not be specified at the same time")
             socks = [sock]
         else:
-            hosts = ["0.0.0.0"] if host in (None, "") else \
+            hosts: list[str | None] = [None] if host in (None, "") else \
                 [host] if isinstance(host, str) else list(host)
-            socks = []
-            bound = port or 0
-            try:
-                for h in hosts:
-                    s = _listen_socket(h, bound, family, backlog)
-                    bound = s.getsockname()[1]  # the next hosts share the port
-                    socks.append(s)
-            except BaseException:
-                for s in socks:
-                    s.close()
-                raise
+            socks = _listen_sockets(hosts, port or 0, family, flags, backlog)
         server = Server(self, socks, _listener(engine, self, protocol_factory, socks, tls))
         if start_serving:
             server._px_start()

@@ -163,6 +163,39 @@ def test_streams_echo() -> None:
     assert pa.run(main()) == b"".join(b"%04d" % i for i in range(50)) + b"BIG"
 
 
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="this machine has no IPv6 loopback")
+def test_server_without_a_host_listens_on_every_interface() -> None:
+    # As asyncio: host None (or "") is IPv4 and IPv6, one socket each, one port.
+    async def main() -> list[Any]:
+        out: list[Any] = []
+        for host in (None, ""):
+            srv = await asyncio.start_server(_echo, host, 0)
+            addrs = sorted((s.family, s.getsockname()[0]) for s in srv.sockets)
+            ports = {s.getsockname()[1] for s in srv.sockets}
+            out.append((addrs, len(ports)))
+            for peer in ("127.0.0.1", "::1"):
+                r, w = await asyncio.open_connection(peer, min(ports))
+                w.write(peer.encode())
+                out.append(await r.readexactly(len(peer)))
+                w.close()
+                await w.wait_closed()
+            srv.close()
+            await srv.wait_closed()
+        return out
+
+    every = ([(socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")], 1)
+    assert pa.run(main()) == [every, b"127.0.0.1", b"::1"] * 2
+
+
 def test_connection_refused() -> None:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
