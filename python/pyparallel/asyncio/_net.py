@@ -117,18 +117,12 @@ class Server(asyncio.AbstractServer):
         await waiter
 
 
-def _listen_sockets(hosts: list[str | None], port: int, family: int, flags: int,
+def _listen_sockets(infos: list[tuple[Any, ...]], port: int,
                     backlog: int) -> list[socket.socket]:
-    """A listening socket for every address the hosts resolve to, as asyncio
-    binds them: no host (None or "") is every interface, IPv4 and IPv6; a
-    name is each of its addresses. An address family the machine lacks
-    (no IPv6) is skipped while another was bound. With port 0 every socket
-    takes the port the first one got."""
-    infos: list[tuple[Any, ...]] = []
-    for h in hosts:
-        for info in socket.getaddrinfo(h, port, family, socket.SOCK_STREAM, 0, flags):
-            if info not in infos:
-                infos.append(info)
+    """A listening socket for every address of infos (getaddrinfo's), as
+    asyncio binds them. An address family the machine lacks (no IPv6) is
+    skipped while another was bound. With port 0 every socket takes the port
+    the first one got."""
     socks: list[socket.socket] = []
     try:
         for af, kind, proto, _, addr in infos:
@@ -154,7 +148,7 @@ def _listen_sockets(hosts: list[str | None], port: int, family: int, flags: int,
                                        f"{addr!r}: {e.strerror}") from None
             socks.append(s)
         if not socks:
-            raise OSError(errno.EADDRNOTAVAIL, f"no address to listen on for {hosts!r}")
+            raise OSError(errno.EADDRNOTAVAIL, "no address to listen on")
     except BaseException:
         for s in socks:
             s.close()
@@ -192,9 +186,17 @@ class EngineNet:
                 raise ValueError("host/port and sock can not be specified at the same time")
             socks = [sock]
         else:
+            # No host (None or ""): every interface, IPv4 and IPv6; a name:
+            # each of its addresses (resolved off the worker).
             hosts: list[str | None] = [None] if host in (None, "") else \
                 [host] if isinstance(host, str) else list(host)
-            socks = _listen_sockets(hosts, port or 0, family, flags, backlog)
+            infos: list[tuple[Any, ...]] = []
+            for h in hosts:
+                for info in await self.getaddrinfo(  # type: ignore[attr-defined]
+                        h, port or 0, family=family, type=socket.SOCK_STREAM, flags=flags):
+                    if info not in infos:
+                        infos.append(info)
+            socks = _listen_sockets(infos, port or 0, backlog)
         server = Server(self, socks, _listener(engine, self, protocol_factory, socks, tls))
         if start_serving:
             server._px_start()
