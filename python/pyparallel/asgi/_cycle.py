@@ -200,9 +200,11 @@ class _Cycle(AppTask):
         self.stream: Any = None  # the engine's response stream once started
         self.complete = False  # the app sent its last body message
         self.disconnected = False
-        # True while the handler's own thread takes the app's first step
-        # (handle): a whole response sent then is kept here, not queued.
-        self.inline = False
+        # The handler's thread while it takes the app's first step (handle),
+        # else 0: a whole response sent by that thread then is kept here, not
+        # queued. A step a pump runs on another thread meanwhile queues as
+        # usual (the handler may already be past its look at inline_body).
+        self.inline = 0
         self.inline_body: bytes | None = None
 
     # ---- the loop's side ---------------------------------------------------------
@@ -293,7 +295,7 @@ class _Cycle(AppTask):
         if self.stream is None:
             if not more and self.scope["method"] != "HEAD":
                 self.complete = True
-                if self.inline:  # the handler is this thread, in handle()
+                if self.inline == threading.get_ident():  # the handler, in handle()
                     self.inline_body = body
                     return
                 if not self._ask(_RESPOND, body):
@@ -476,11 +478,11 @@ def handle(settings: Settings, request: Any,
     cycle = _Cycle(settings, request, scope, has_body, loop)
     # The app's first step, on this thread when it can claim the loop: an
     # app that answers whole there needs no queue and no serve() loop.
-    cycle.inline = True
+    cycle.inline = threading.get_ident()
     try:
         here = _loops.run_here(loop, cycle.begin)
     finally:
-        cycle.inline = False
+        cycle.inline = 0
     if not here:
         loop.call_soon_threadsafe(cycle.begin)
     elif cycle.inline_body is not None:

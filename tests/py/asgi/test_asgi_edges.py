@@ -4,11 +4,13 @@ exception before and after http.response.start, lifespan failures."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import socket
 import struct
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 from asgi_helpers import APPS, read_reply, served_asgi
@@ -133,6 +135,62 @@ def test_work_and_exceptions_after_a_whole_response(backend: str) -> None:
     err = proc.finished.stderr
     assert "(GET /raise-after-whole) after the response started" in err
     assert "ValueError: raised-after-whole" in err
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_whole_responses_from_later_steps_under_load(backend: str) -> None:
+    # The step after the app's first runs on whichever thread pumps the loop:
+    # its whole response reaches the handler by the queue.
+    with served_asgi(backend, "asgi_apps:app") as proc:
+        def client(_: int) -> list[tuple[int, bytes]]:
+            out = []
+            with Conn(proc.port) as c:
+                for path in ("/after-yield", "/json") * 25:
+                    c.send(request("GET", path))
+                    r = read_reply(c)
+                    out.append((r.status, r.body if path == "/after-yield" else b""))
+            return out
+        with concurrent.futures.ThreadPoolExecutor(32) as pool:
+            replies = [r for rs in pool.map(client, range(32)) for r in rs]
+    assert len(replies) == 32 * 50
+    assert set(replies) == {(200, b"yielded"), (200, b"")}
+
+
+@pytest.mark.parametrize("handler_thread", [True, False])
+def test_a_whole_response_is_kept_only_for_the_handler_in_its_first_step(
+        handler_thread: bool) -> None:
+    # In-process, no engine: a pump on another thread may run a later step
+    # while the handler is still in handle(), past its look at the kept
+    # response; that step's response must be queued, or the handler would
+    # wait for it until its timeout.
+    import asyncio
+    import threading
+
+    from pyparallel.asgi import _cycle
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"whole"})
+
+    loop = asyncio.new_event_loop()
+    try:
+        settings = _cycle.Settings(app)
+        scope = {"method": "GET", "path": "/", "type": "http"}
+        cycle = _cycle._Cycle(settings, None, scope, False, loop)
+        me = threading.get_ident()
+        cycle.inline = me if handler_thread else me + 1  # the handler: this thread, or another
+        with pytest.raises(StopIteration):
+            cycle.run().send(None)
+        queued = []
+        while not cycle.cmds.empty():
+            queued.append(cycle.cmds.get_nowait())
+    finally:
+        loop.close()
+    if handler_thread:
+        assert cycle.inline_body == b"whole" and queued == []
+    else:
+        assert cycle.inline_body is None
+        assert queued == [(_cycle._RESPOND, b"whole"), (_cycle._DONE, None)]
 
 
 def test_lifespan_failure_stops_startup() -> None:

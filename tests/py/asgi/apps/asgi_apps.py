@@ -184,6 +184,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _start(send, 200)
         await _body(send, b"whole")
         raise ValueError("raised-after-whole")
+    elif path == "/after-yield":  # the whole response from a later step
+        await asyncio.sleep(0)
+        await _start(send, 200)
+        await _body(send, b"yielded")
     elif path == "/work-after-whole":  # the whole response, then work that waits
         await _start(send, 200)
         await _body(send, b"answered")
