@@ -8,7 +8,9 @@ step right there when it can, then serves what only it may do, on the app's
 behalf: read the request body as it arrives and start the response. It
 returns once the response has started and the body has been read, or the app
 is over. Body bytes after the start are written to the engine's stream from
-the loop (any thread may).
+the loop (any thread may). An app that answers whole in that first step, on
+the handler's own thread (most of them), hands its body over directly: no
+command queue and no serve() loop.
 
 A response whose first body message is its last is sent whole, with a
 Content-Length; one sent in several goes as it comes (chunked when the app
