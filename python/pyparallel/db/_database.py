@@ -102,13 +102,20 @@ class Database:
     def execute(self, query: str, params: Sequence[Any] | None = None, *,
                 retries: int = 0) -> int:
         """Run one statement (its own transaction); the number of rows it
-        affected. A lost connection is not retried (the statement may have
+        affected. Without parameters the query may hold several statements
+        separated by ``;`` (one implicit transaction; the count is the
+        first's, as psycopg's rowcount). A lost connection is not retried (the statement may have
         run); a serialization failure or deadlock, which PostgreSQL rolled
         back, is run again up to ``retries`` times."""
         attempt = 0
         while True:
             try:
                 with self.connection() as conn:
+                    if not params:
+                        # not prepared: psycopg then uses the simple query
+                        # protocol, the one that takes several statements
+                        cur = conn.execute(query, params, prepare=False)
+                        return int(cur.rowcount)
                     if self._fast:
                         try:
                             return _fast.execute(conn, query, params)

@@ -70,3 +70,17 @@ def test_execute_answers_as_psycopg(db: Database, pg_dsn: str) -> None:
     with db.connection() as conn:
         prepared = conn._px_fast.names  # type: ignore[attr-defined]
     assert any(query == update for query, _types in prepared)
+
+
+def test_execute_without_parameters_takes_several_statements(db: Database,
+                                                               pg_dsn: str) -> None:
+    # psycopg's simple query protocol, as a plain psycopg connection runs it
+    # (a prepared statement holds one statement)
+    script = ("UPDATE World SET randomNumber = randomNumber WHERE id = 1; "
+              "UPDATE World SET randomNumber = randomNumber WHERE id IN (2, 3)")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        expected = conn.execute(script).rowcount
+    assert db.execute(script) == expected == 1  # psycopg counts the first statement's rows
+    with pytest.raises(psycopg.errors.SyntaxError):  # one bad: none of them runs
+        db.execute("UPDATE World SET id = id WHERE id = 1; UPDATE nowhere SET x = 1 WHERE")
+    assert db.fetchone("SELECT 1") == (1,)
