@@ -551,6 +551,15 @@ def asgi_body_read(request: Request, size: int, timeout_ms: int, /) -> tuple[byt
 def asgi_client_gone(request: Request, /) -> bool:
     """True when the client of the request whose handler runs here has gone."""
 
+# ---- ASGI (asgi_response.c) ------------------------------------------------------------
+
+def asgi_response_head(message: Mapping[str, Any], /) -> tuple[int, list[tuple[str, str]],
+                                                               str | None, int | None]:
+    """(status, header pairs, content type, Content-Length) of an http.response.start
+    message: status an int in 100..999 (ValueError otherwise), names lower-cased, names
+    and values latin-1 text, the server's own framing headers (Transfer-Encoding,
+    Connection, Keep-Alive, Trailer, Upgrade, TE, Proxy-Connection) taken out."""
+
 # ---- asyncio on the workers (pyparallel.asyncio) ------------------------------------
 
 @final

@@ -270,7 +270,8 @@ PyObject *px_py_post_main(PyObject *module, PyObject *args);
 extern PyMethodDef px_py_http_methods[]; /* module functions, added at exec */
 extern PyMethodDef px_py_http_stream_methods[];
 extern PyType_Spec px_py_http_stream_type_spec;
-extern PyMethodDef px_py_asgi_methods[]; /* asgi_request.c */
+extern PyMethodDef px_py_asgi_methods[];          /* asgi_request.c */
+extern PyMethodDef px_py_asgi_response_methods[]; /* asgi_response.c */
 extern PyMethodDef px_py_websocket_methods[];
 extern PyType_Spec px_py_websocket_type_spec;
 PyObject *px_py_listen_http(px_engine_t *e, PyObject *engine, PyObject *args, PyObject *kwds,

@@ -154,6 +154,7 @@ static int module_exec(PyObject *m)
         PyModule_AddFunctions(m, px_py_http_methods) < 0 ||
         PyModule_AddFunctions(m, px_py_http_stream_methods) < 0 ||
         PyModule_AddFunctions(m, px_py_asgi_methods) < 0 ||
+        PyModule_AddFunctions(m, px_py_asgi_response_methods) < 0 ||
         PyModule_AddFunctions(m, px_py_aio_methods) < 0 ||
         PyModule_AddFunctions(m, px_py_websocket_methods) < 0)
         return -1;

@@ -51,9 +51,6 @@ _log = logging.getLogger("pyparallel.asgi")
 
 _CHUNK = 64 * 1024  # the most one http.request message carries
 _DISCONNECT_POLL = 0.1  # s between two looks at the response stream
-# The server frames the body and the connection: the app's say is ignored.
-_HOP_BY_HOP = frozenset((b"transfer-encoding", b"connection", b"keep-alive", b"trailer",
-                         b"upgrade", b"te", b"proxy-connection"))
 
 # asyncio.Task(eager_start=True) where there is one (3.12)
 _EAGER: dict[str, Any] = {"eager_start": True} if sys.version_info >= (3, 12) else {}
@@ -118,29 +115,9 @@ def _scope(settings: Settings, request: Any) -> tuple[Scope, bool]:
     return scope, has_body
 
 
-def _response_head(message: Message) -> tuple[int, list[tuple[str, str]], str | None, int | None]:
-    """(status, header pairs, content type, Content-Length) of an
-    http.response.start; the server's own framing headers taken out."""
-    status = message["status"]
-    if not isinstance(status, int) or not 100 <= status <= 999:
-        raise ValueError(f"http.response.start: invalid status {status!r}")
-    pairs: list[tuple[str, str]] = []
-    ctype: str | None = None
-    length: int | None = None
-    for name, value in message.get("headers", ()):
-        name = (name if type(name) is bytes else bytes(name)).lower()
-        if type(value) is not bytes:
-            value = bytes(value)
-        if name == b"content-length":
-            text = value.strip()
-            if not text.isdigit():
-                raise ValueError(f"http.response.start: Content-Length {text!r} is not a length")
-            length = int(text)
-        elif name == b"content-type":
-            ctype = value.decode("latin-1")
-        elif name not in _HOP_BY_HOP:
-            pairs.append((name.decode("latin-1"), value.decode("latin-1")))
-    return status, pairs, ctype, length
+# (status, header pairs, content type, Content-Length) of an
+# http.response.start, the server's own framing headers taken out
+_response_head = _core.asgi_response_head
 
 
 class AppTask:
