@@ -72,7 +72,8 @@ static PyObject *content_length(PyObject *value)
  * exception. */
 static int take_header(PyObject *item, PyObject *pairs, PyObject **ctype, PyObject **length)
 {
-    PyObject *seq = PySequence_Fast(item, "http.response.start: a header must be a (name, value) pair");
+    PyObject *seq = PySequence_Fast(item,
+                                    "http.response.start: a header must be a (name, value) pair");
     PyObject *name = NULL, *value = NULL, *lower = NULL, *pair = NULL;
     const char *n;
     Py_ssize_t n_len;
@@ -111,8 +112,8 @@ static int take_header(PyObject *item, PyObject *pairs, PyObject **ctype, PyObje
         Py_XSETREF(*ctype, text);
     } else if (!is_hop_by_hop(n, n_len)) {
         PyObject *k = PyUnicode_DecodeLatin1(n, n_len, NULL);
-        PyObject *v = k ? PyUnicode_DecodeLatin1(PyBytes_AS_STRING(value),
-                                                 PyBytes_GET_SIZE(value), NULL)
+        PyObject *v = k ? PyUnicode_DecodeLatin1(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value),
+                                                 NULL)
                         : NULL;
 
         pair = v ? PyTuple_Pack(2, k, v) : NULL;

@@ -130,8 +130,10 @@ def _listen_sockets(infos: list[tuple[Any, ...]], port: int,
                 addr = (addr[0], socks[0].getsockname()[1], *addr[2:])
             try:
                 s = socket.socket(af, kind, proto)
-            except OSError:
-                continue  # this family is not supported here
+            except OSError as e:
+                if e.errno in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT):
+                    continue  # this family is not supported here
+                raise
             try:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

@@ -104,9 +104,9 @@ class Database:
         """Run one statement (its own transaction); the number of rows it
         affected. Without parameters the query may hold several statements
         separated by ``;`` (one implicit transaction; the count is the
-        first's, as psycopg's rowcount). A lost connection is not retried (the statement may have
-        run); a serialization failure or deadlock, which PostgreSQL rolled
-        back, is run again up to ``retries`` times."""
+        first's, as psycopg's rowcount). A lost connection is not retried
+        (the statement may have run); a serialization failure or deadlock,
+        which PostgreSQL rolled back, is run again up to ``retries`` times."""
         attempt = 0
         while True:
             try:
