@@ -22,16 +22,16 @@ static px_http_exchange_t *exchange_of(PyObject *req)
     return x;
 }
 
-static PyObject *lower_bytes(px_view_t v)
+PyObject *px_py_lower_bytes(const char *s, size_t len)
 {
-    PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)v.len);
+    PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)len);
     char *p;
 
     if (b == NULL)
         return NULL;
     p = PyBytes_AS_STRING(b);
-    for (size_t i = 0; i < v.len; i++) {
-        unsigned char c = (unsigned char)v.base[i];
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
         p[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
     }
     return b;
@@ -45,7 +45,7 @@ static PyObject *headers_of(const px_http_request_t *r)
         return NULL;
     for (size_t i = 0; i < r->num_headers; i++) {
         const px_http_header_t *h = &r->headers[i];
-        PyObject *name = lower_bytes(h->name);
+        PyObject *name = px_py_lower_bytes(h->name.base, h->name.len);
         PyObject *value = name ? PyBytes_FromStringAndSize(h->value.base, (Py_ssize_t)h->value.len)
                                : NULL;
         PyObject *pair = value ? PyTuple_Pack(2, name, value) : NULL;

@@ -89,13 +89,9 @@ static int take_header(PyObject *item, PyObject *pairs, PyObject **ctype, PyObje
     if ((name = as_bytes(PySequence_Fast_GET_ITEM(seq, 0))) == NULL ||
         (value = as_bytes(PySequence_Fast_GET_ITEM(seq, 1))) == NULL)
         goto out;
-    lower = PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(name));
+    lower = px_py_lower_bytes(PyBytes_AS_STRING(name), (size_t)PyBytes_GET_SIZE(name));
     if (lower == NULL)
         goto out;
-    for (Py_ssize_t i = 0; i < PyBytes_GET_SIZE(name); i++) {
-        unsigned char c = (unsigned char)PyBytes_AS_STRING(name)[i];
-        PyBytes_AS_STRING(lower)[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-    }
     n = PyBytes_AS_STRING(lower);
     n_len = PyBytes_GET_SIZE(lower);
     if (n_len == 14 && memcmp(n, "content-length", 14) == 0) {

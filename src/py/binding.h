@@ -270,6 +270,8 @@ PyObject *px_py_post_main(PyObject *module, PyObject *args);
 extern PyMethodDef px_py_http_methods[]; /* module functions, added at exec */
 extern PyMethodDef px_py_http_stream_methods[];
 extern PyType_Spec px_py_http_stream_type_spec;
+/* bytes of s[0..len) with ASCII letters lower-cased (asgi_request.c) */
+PyObject *px_py_lower_bytes(const char *s, size_t len);
 extern PyMethodDef px_py_asgi_methods[];          /* asgi_request.c */
 extern PyMethodDef px_py_asgi_response_methods[]; /* asgi_response.c */
 extern PyMethodDef px_py_websocket_methods[];
