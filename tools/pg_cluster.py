@@ -292,7 +292,10 @@ class Cluster:
                 "--init-groups", "--", *argv]
 
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        # Nor a sanitizer runtime preloaded for the tests (tools/sanitize):
+        # PostgreSQL is not the code under test, and initdb under it crawls.
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("PG") and k != "LD_PRELOAD" and not k.endswith("SAN_OPTIONS")}
         env["LC_ALL"] = "C"
         if self.user is not None:
             env.update(HOME=str(self.dir), USER=self.user.pw_name, LOGNAME=self.user.pw_name)
