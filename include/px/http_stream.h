@@ -153,6 +153,34 @@ uint64_t px_http_stream_written(const px_http_stream_t *st);
 int px_http_stream_heartbeat(px_http_stream_t *st, unsigned interval_ms, const void *bytes,
                              size_t len);
 
+/* ---- deferred responses -------------------------------------------------------
+ *
+ * A handler that cannot answer yet (it waits for a database, another
+ * connection, a coroutine) defers: the request counts as answered for the
+ * handler call, the connection waits (its next pipelined requests held, the
+ * client going away noticed) and any thread answers it later, with no thread
+ * held meanwhile. A deferral is a stream without a head: px_http_stream_release
+ * and px_http_stream_closed apply to it; writes do not (-EINVAL).
+ *
+ * px_http_defer: on the connection's worker, inside the handler call of x
+ * while it owns its worker (as px_http_stream_start). The stream in *out
+ * holds one reference for the caller. 0; -EALREADY (x was answered),
+ * -ENOTCONN (the connection is closing), -ENOMEM. */
+int px_http_defer(px_http_exchange_t *x, px_http_stream_t **out);
+
+/* Answer a deferral: fn(x, arg) runs once on the connection's worker, after
+ * what was posted to the connection before, with an exchange that stands for
+ * the original one (no body; every px_http_respond* and px_http_stream_start
+ * apply). Without an answer from fn the client gets 500; a connection not
+ * kept alive closes after the answer. When the connection went away before
+ * fn could run, fn runs with x NULL (on the worker, or at px_engine_destroy on
+ * its thread), so that it can free arg. Any thread. 0 (fn will run); -EPIPE
+ * (the client went away already, or the deferral was answered: fn will not
+ * run); -EINVAL (st is not a deferral); -ENOMEM. A deferral released without
+ * an answer gets 500. */
+typedef void px_http_answer_fn(px_http_exchange_t *x, void *arg);
+int px_http_answer(px_http_stream_t *st, px_http_answer_fn *fn, void *arg);
+
 /* ---- streamed request bodies --------------------------------------------------
  *
  * With px_http_config_t.stream_bodies (and hand-off on: handoff_ms > 0;

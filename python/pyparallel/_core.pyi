@@ -407,6 +407,17 @@ def wsgi_access_log_take() -> tuple[bytes, int]:
     many lines were dropped (a writer that could not keep up)."""
 
 @final
+class Deferred:
+    """An HTTP response answered later, from any thread."""
+    @property
+    def closed(self) -> bool: ...
+    def respond(self, result: object, /) -> bool: ...
+    def fail(self, exc: BaseException, /) -> bool: ...
+
+def http_defer(request: object, /) -> Deferred:
+    """Answer request later (inside its handler)."""
+
+@final
 class HttpStream:
     """A streamed response body that any thread may write to."""
     @property

@@ -62,6 +62,13 @@ struct px_http_stream {
     char *hb_bytes;
     size_t hb_len;
     _Atomic uint64_t last_write_ms; /* px_now_ms() of the last write */
+    /* A deferral (px_http_defer): no head yet, answered by answer(later). */
+    bool deferred;
+    px_http_answer_fn *answer; /* lock: set once, when answered */
+    void *answer_arg;
+    px_http_exchange_t later; /* owner: stands for the deferred exchange */
+    px_http_request_t req;    /* what of the request the answer needs */
+    char *line;               /* req's method and target */
 };
 
 static void unref(px_http_stream_t *st)
@@ -71,6 +78,7 @@ static void unref(px_http_stream_t *st)
     px_handle_release(st->h);
     pthread_mutex_destroy(&st->lock);
     free(st->hb_bytes);
+    free(st->line);
     free(st);
 }
 
@@ -205,6 +213,46 @@ static void low_water(px_handle_t *h, void *arg)
 /* ---- start ---------------------------------------------------------------- */
 
 static void heartbeat_fire(px_timer_t *t);
+static px_http_answer_fn answer_500;
+
+/* A stream of x's connection, not started: NULL without memory. */
+static px_http_stream_t *stream_new(px_http_exchange_t *x)
+{
+    px_http_stream_t *st = calloc(1, sizeof(*st));
+
+    if (st == NULL)
+        return NULL;
+    st->h = px_conn_handle(x->conn);
+    if (st->h == NULL) {
+        free(st);
+        return NULL;
+    }
+    atomic_init(&st->refs, 2); /* the caller's and the server's */
+    atomic_init(&st->users, 1);
+    atomic_init(&st->over, OPEN);
+    atomic_init(&st->last_write_ms, px_now_ms());
+    pthread_mutex_init(&st->lock, NULL);
+    st->w = px_conn_worker(x->conn);
+    st->c = x->conn;
+    st->keep_alive = x->keep_alive;
+    px_timer_init(&st->hb_timer, heartbeat_fire);
+    return st;
+}
+
+static void stream_free(px_http_stream_t *st)
+{
+    px_handle_release(st->h);
+    pthread_mutex_destroy(&st->lock);
+    free(st);
+}
+
+/* st occupies x's connection from now on. */
+static void occupy(px_http_exchange_t *x, px_http_stream_t *st, px_http_stream_t **out)
+{
+    x->stream = st;
+    px__http_server_stream_begin(x->conn, st);
+    *out = st;
+}
 
 int px_http_stream_start(px_http_exchange_t *x, const px_http_stream_config_t *cfg,
                          px_http_stream_t **out)
@@ -220,14 +268,8 @@ int px_http_stream_start(px_http_exchange_t *x, const px_http_stream_config_t *c
         return -ENOTCONN;
     if (cfg->status < 200 || cfg->status > 999 || cfg->length < PX_HTTP_LENGTH_UNKNOWN)
         return -EINVAL;
-    st = calloc(1, sizeof(*st));
-    if (st == NULL)
+    if ((st = stream_new(x)) == NULL)
         return -ENOMEM;
-    st->h = px_conn_handle(x->conn);
-    if (st->h == NULL) {
-        free(st);
-        return -ENOMEM;
-    }
     if (cfg->length >= 0)
         framing = PX__HTTP_LENGTH;
     else if (req != NULL && req->minor_version >= 1)
@@ -237,28 +279,17 @@ int px_http_stream_start(px_http_exchange_t *x, const px_http_stream_config_t *c
     rc = px__http_send_head(x, cfg->status, cfg->content_type, cfg->extra, cfg->extra_len, framing,
                             cfg->length >= 0 ? (uint64_t)cfg->length : 0);
     if (rc < 0) {
-        px_handle_release(st->h);
-        free(st);
+        stream_free(st);
         return rc;
     }
-    atomic_init(&st->refs, 2); /* the caller's and the server's */
-    atomic_init(&st->users, 1);
-    atomic_init(&st->over, OPEN);
-    atomic_init(&st->last_write_ms, px_now_ms());
-    pthread_mutex_init(&st->lock, NULL);
-    st->w = px_conn_worker(x->conn);
-    st->c = x->conn;
+    st->keep_alive = x->keep_alive; /* as the head decided it */
     st->no_body = x->head || cfg->status == 204 || cfg->status == 304;
     st->chunked = framing == PX__HTTP_CHUNKED && !st->no_body;
     st->until_close = framing == PX__HTTP_UNTIL_CLOSE;
-    st->keep_alive = x->keep_alive;
     st->length = cfg->length;
     st->on_event = cfg->on_event;
     st->arg = cfg->arg;
-    px_timer_init(&st->hb_timer, heartbeat_fire);
-    x->stream = st;
-    px__http_server_stream_begin(x->conn, st);
-    *out = st;
+    occupy(x, st, out);
     return 0;
 }
 
@@ -299,6 +330,8 @@ int px_http_stream_write(px_http_stream_t *st, const struct iovec *iov, int iovc
         return -EINVAL;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
+    if (st->deferred)
+        return -EINVAL;
     pthread_mutex_lock(&st->lock);
     if (atomic_load_explicit(&st->over, memory_order_relaxed) != OPEN || px_handle_closed(st->h)) {
         pthread_mutex_unlock(&st->lock);
@@ -417,8 +450,14 @@ void px_http_stream_release(px_http_stream_t *st)
 {
     if (atomic_fetch_sub_explicit(&st->users, 1, memory_order_acq_rel) == 1 &&
         atomic_load_explicit(&st->over, memory_order_acquire) == OPEN) {
-        fprintf(stderr, "pyparallel: streamed response released unfinished: connection closed\n");
-        px_http_stream_abort(st);
+        if (st->deferred) {
+            fprintf(stderr, "pyparallel: deferred response released unanswered: 500 sent\n");
+            px_http_answer(st, answer_500, NULL);
+        } else {
+            fprintf(stderr,
+                    "pyparallel: streamed response released unfinished: connection closed\n");
+            px_http_stream_abort(st);
+        }
     }
     unref(st);
 }
@@ -457,6 +496,109 @@ uint64_t px_http_stream_written(const px_http_stream_t *st)
     n = s->written;
     pthread_mutex_unlock(&s->lock);
     return n;
+}
+
+/* ---- deferred responses ------------------------------------------------------ */
+
+int px_http_defer(px_http_exchange_t *x, px_http_stream_t **out)
+{
+    const px_http_request_t *req = x->req;
+    px_http_stream_t *st;
+
+    if (x->responded)
+        return -EALREADY;
+    if (px_conn_closing(x->conn))
+        return -ENOTCONN;
+    if ((st = stream_new(x)) == NULL)
+        return -ENOMEM;
+    if (req != NULL) {
+        size_t m = req->method.len, t = req->target.len;
+
+        if ((st->line = malloc(m + t + 1)) == NULL) {
+            stream_free(st);
+            return -ENOMEM;
+        }
+        memcpy(st->line, req->method.base, m);
+        memcpy(st->line + m, req->target.base, t);
+        st->req.method = (px_view_t){st->line, m};
+        st->req.target = (px_view_t){st->line + m, t};
+        st->req.minor_version = req->minor_version;
+        st->req.keep_alive = req->keep_alive;
+    }
+    st->deferred = true;
+    st->later = (px_http_exchange_t){.conn = x->conn,
+                                     .req = req ? &st->req : NULL,
+                                     .head = x->head,
+                                     .keep_alive = x->keep_alive,
+                                     .srv = x->srv,
+                                     .match = x->match};
+    x->responded = true; /* for the handler call: the answer comes later */
+    occupy(x, st, out);
+    return 0;
+}
+
+/* On the owner: the answer, then the connection goes on (or closes). The
+ * deferral occupies the connection until the answer is queued, so that the
+ * requests held behind it come after; a stream the answer starts takes over. */
+static void answer_here(px_conn_t *c, px_http_stream_t *st)
+{
+    px_http_exchange_t *x = &st->later;
+
+    if (c == NULL || st->c == NULL) {
+        st->answer(NULL, st->answer_arg); /* gone meanwhile */
+        return;
+    }
+    x->keep_alive = x->keep_alive && st->keep_alive; /* px__http_stream_close_after */
+    st->answer(x, st->answer_arg);
+    if (x->stream != NULL)
+        px_conn_set_tap(c, NULL); /* as after a handler call: input as usual */
+    if (!x->responded)
+        px_http_respond(x, 500, "text/plain; charset=utf-8", NULL, 0, "500 Internal Server Error\n",
+                        26);
+    report_closed(st, 0);
+    detach(st, c);
+    if (!x->keep_alive && x->stream == NULL)
+        px_conn_close(c);
+}
+
+static void answer_run(px_conn_t *c, void *arg)
+{
+    px_http_stream_t *st = arg;
+
+    answer_here(c, st);
+    unref(st);
+}
+
+int px_http_answer(px_http_stream_t *st, px_http_answer_fn *fn, void *arg)
+{
+    int rc;
+
+    if (!st->deferred)
+        return -EINVAL;
+    pthread_mutex_lock(&st->lock);
+    if (atomic_load_explicit(&st->over, memory_order_relaxed) != OPEN || px_handle_closed(st->h)) {
+        pthread_mutex_unlock(&st->lock);
+        return -EPIPE;
+    }
+    atomic_store_explicit(&st->over, ENDED, memory_order_release);
+    st->answer = fn;
+    st->answer_arg = arg;
+    if (owned_here(st) && st->c != NULL && !px_handle_pending(st->h)) {
+        pthread_mutex_unlock(&st->lock);
+        answer_here(st->c, st);
+        return 0;
+    }
+    rc = post_run(st, answer_run);
+    if (rc < 0) /* not posted: still open, for a later answer or the release's 500 */
+        atomic_store_explicit(&st->over, OPEN, memory_order_release);
+    pthread_mutex_unlock(&st->lock);
+    return rc == -ENOMEM ? rc : rc < 0 ? -EPIPE : 0;
+}
+
+static void answer_500(px_http_exchange_t *x, void *arg)
+{
+    (void)x;
+    (void)arg; /* answer_here sends 500 to what was not answered */
 }
 
 /* ---- heartbeat --------------------------------------------------------------- */

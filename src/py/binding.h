@@ -69,6 +69,7 @@ typedef struct px_module_state {
     PyTypeObject *locked_dict_type;
     PyTypeObject *locked_list_type;
     PyTypeObject *http_stream_type;
+    PyTypeObject *http_deferred_type;
     PyObject *engine_error; /* pyparallel.EngineError (an OSError and a RuntimeError) */
     PyObject *stm_error;    /* pyparallel.TransactionError */
     PyObject *stm_io_error; /* pyparallel.IOInTransactionError */
@@ -270,6 +271,8 @@ PyObject *px_py_post_main(PyObject *module, PyObject *args);
 extern PyMethodDef px_py_http_methods[]; /* module functions, added at exec */
 extern PyMethodDef px_py_http_stream_methods[];
 extern PyType_Spec px_py_http_stream_type_spec;
+extern PyMethodDef px_py_http_deferred_methods[];
+extern PyType_Spec px_py_http_deferred_type_spec;
 /* bytes of s[0..len) with ASCII letters lower-cased (asgi_request.c) */
 PyObject *px_py_lower_bytes(const char *s, size_t len);
 extern PyMethodDef px_py_asgi_methods[];          /* asgi_request.c */

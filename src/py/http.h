@@ -50,6 +50,13 @@ void px_py_request_set_conn(PyObject *req, px_conn_t *c, px_py_http_app_t *a);
 /* Likewise the exchange, from which Request.body reads a body still
  * arriving (stream_bodies) at its first use; NULL after. */
 void px_py_request_set_exchange(PyObject *req, px_http_exchange_t *x);
+/* Keep what req reads from its connection (remote_addr, transport) for after
+ * its handler returned: a deferred answer's code may still read them. 0, or
+ * -1 with an exception set (RuntimeError: a streamed body not read yet, which
+ * cannot be read after the handler). */
+int px_py_request_keep(PyObject *req);
+/* The app whose handler req was given to (NULL after it returned). */
+px_py_http_app_t *px_py_request_app(PyObject *req);
 
 /* The context object of connection c (made by a->conn_factory on first use,
  * released when c closes): new reference, or NULL with an exception. The

@@ -25,6 +25,7 @@ typedef struct px_py_request {
     px_conn_t *conn;       /* while its handler runs; NULL after */
     px_py_http_app_t *app; /* likewise */
     PyObject *transport;   /* the connection's context, once read */
+    PyObject *remote;      /* remote_addr kept for after the handler (a deferral) */
     PyObject *range;       /* request.range once read or set */
     PyObject *response;    /* request.response once read or set */
     px_http_exchange_t *x; /* while its handler runs (a body still arriving is read
@@ -68,6 +69,7 @@ PyObject *px_py_request_new(px_module_state_t *st, const px_http_exchange_t *x)
     r->conn = NULL;
     r->app = NULL;
     r->transport = NULL;
+    r->remote = NULL;
     r->range = NULL;
     r->response = NULL;
     r->x = NULL;
@@ -271,6 +273,7 @@ static int req_clear(PyObject *s)
     Py_CLEAR(r->headers_cache);
     Py_CLEAR(r->args_cache);
     Py_CLEAR(r->transport);
+    Py_CLEAR(r->remote);
     Py_CLEAR(r->range);
     Py_CLEAR(r->response);
     return 0;
@@ -327,6 +330,8 @@ static PyObject *req_remote_addr(PyObject *s, void *c)
     const void *addr;
     int port;
     (void)c;
+    if (r->remote != NULL)
+        return Py_NewRef(r->remote);
     if (r->conn == NULL || px_conn_peer_addr(r->conn, &ss, &len) < 0)
         Py_RETURN_NONE;
     if (ss.ss_family == AF_INET) {
@@ -556,6 +561,29 @@ void px_py_request_set_conn(PyObject *req, px_conn_t *c, px_py_http_app_t *a)
 {
     ((px_py_request_t *)req)->conn = c;
     ((px_py_request_t *)req)->app = a;
+}
+
+int px_py_request_keep(PyObject *req)
+{
+    px_py_request_t *r = (px_py_request_t *)req;
+    PyObject *t;
+
+    if (r->body_pending) {
+        PyErr_SetString(
+            PyExc_RuntimeError,
+            "defer(request): its body is still arriving (stream_bodies): read it first");
+        return -1;
+    }
+    if (r->remote == NULL && (r->remote = req_remote_addr(req, NULL)) == NULL)
+        return -1;
+    t = req_transport(req, NULL);
+    Py_XDECREF(t);
+    return t == NULL ? -1 : 0;
+}
+
+px_py_http_app_t *px_py_request_app(PyObject *req)
+{
+    return ((px_py_request_t *)req)->app;
 }
 
 void px_py_request_set_exchange(PyObject *req, px_http_exchange_t *x)

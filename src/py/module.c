@@ -141,6 +141,7 @@ static int module_exec(PyObject *m)
         add_subtype(m, &px_py_locked_dict_type_spec, &PyDict_Type, &st->locked_dict_type) < 0 ||
         add_subtype(m, &px_py_locked_list_type_spec, &PyList_Type, &st->locked_list_type) < 0 ||
         add_type(m, &px_py_http_stream_type_spec, &st->http_stream_type) < 0 ||
+        add_type(m, &px_py_http_deferred_type_spec, &st->http_deferred_type) < 0 ||
         add_type(m, &px_py_aio_waker_type_spec, &st->aio_waker_type) < 0 ||
         add_type(m, &px_py_websocket_type_spec, &st->websocket_type) < 0)
         return -1;
@@ -153,6 +154,7 @@ static int module_exec(PyObject *m)
         PyModule_AddFunctions(m, px_py_stats_methods) < 0 ||
         PyModule_AddFunctions(m, px_py_http_methods) < 0 ||
         PyModule_AddFunctions(m, px_py_http_stream_methods) < 0 ||
+        PyModule_AddFunctions(m, px_py_http_deferred_methods) < 0 ||
         PyModule_AddFunctions(m, px_py_asgi_methods) < 0 ||
         PyModule_AddFunctions(m, px_py_asgi_response_methods) < 0 ||
         PyModule_AddFunctions(m, px_py_aio_methods) < 0 ||
@@ -177,6 +179,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->locked_dict_type);
     Py_VISIT(st->locked_list_type);
     Py_VISIT(st->http_stream_type);
+    Py_VISIT(st->http_deferred_type);
     Py_VISIT(st->websocket_type);
     Py_VISIT(st->http_error);
     Py_VISIT(st->json_loads);
@@ -205,6 +208,7 @@ static int module_clear(PyObject *m)
     Py_CLEAR(st->locked_dict_type);
     Py_CLEAR(st->locked_list_type);
     Py_CLEAR(st->http_stream_type);
+    Py_CLEAR(st->http_deferred_type);
     Py_CLEAR(st->websocket_type);
     Py_CLEAR(st->http_error);
     Py_CLEAR(st->json_loads);

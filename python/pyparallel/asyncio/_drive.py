@@ -5,9 +5,13 @@ returns a coroutine: it runs as a task on the loop of the worker that owns the
 connection, and what it returns is sent, as a plain callback's return value is.
 An ``async def`` HttpServer handler's coroutine takes its first step at once,
 on the handler's thread; when it finishes there, its result is the response
-with no task switch at all. When it suspends, the handler's thread waits for
-the task (released: the worker is handed to a spare thread, which keeps
-serving the worker's other connections and runs the loop meanwhile).
+with no task switch at all. When it suspends, the response is deferred
+(``pyparallel.http.defer``): the handler returns, and the task answers when
+it is done, with no thread waiting for it. Only a request whose streamed body
+is still arriving (which cannot be read once the handler returned) keeps the
+handler's thread waiting for the task (released: the worker is handed to a
+spare thread, which keeps serving the worker's other connections and runs
+the loop meanwhile).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import asyncio
 import sys
 from asyncio import events
 from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from typing import Any
 
 from .. import _core
@@ -109,8 +114,28 @@ def _step_here(loop: WorkerLoop, coro: Coroutine[Any, Any, Any]) -> asyncio.Task
         events._set_running_loop(prev)
 
 
+def _defer(request: object) -> Any:
+    """The request's answer deferred, or None when it cannot be (its streamed
+    body still arriving: the handler's thread waits for the task instead)."""
+    try:
+        return _core.http_defer(request)
+    except RuntimeError:
+        return None
+
+
+def _answer(deferred: Any, task: asyncio.Future[Any]) -> None:
+    """The task's outcome is the deferred response (a done callback)."""
+    if task.cancelled():
+        deferred.fail(asyncio.CancelledError("the handler's task was cancelled"))
+    elif (exc := task.exception()) is not None:
+        deferred.fail(exc)
+    else:
+        deferred.respond(task.result())
+
+
 def drive_http(aw: Awaitable[Any], request: object) -> Any:
-    """The response of an async handler (called released, on the handler's thread)."""
+    """The response of an async handler (called released, on the handler's
+    thread), or None once the response is deferred to the task's end."""
     loop = worker_loop()
     waker = loop._px_waker
     engine = _core.current_engine()
@@ -129,15 +154,31 @@ def drive_http(aw: Awaitable[Any], request: object) -> Any:
             task = _step_here(loop, aw)
             if task.done():
                 return task.result()
+            deferred = _defer(request)
+            if deferred is not None:
+                task.add_done_callback(partial(_answer, deferred))
+                return None
             if not handoff:
                 task.cancel()
             else:
                 watch(task)  # still claimed: no pump runs the task meanwhile
         finally:
             waker.unclaim()
-    elif handoff:
+    elif asyncio.iscoroutine(aw) and (deferred := _defer(request)) is not None:
         # The loop runs on another thread (a pump, another handler's first
         # step): the task is made there, at the loop's next pump.
+        def start() -> None:
+            try:
+                task = _as_task(loop, aw)
+            except BaseException as exc:  # the handler's 500
+                deferred.fail(exc)
+                return
+            task.add_done_callback(partial(_answer, deferred))
+
+        loop.call_soon_threadsafe(start)
+        return None
+    elif handoff:
+        # Likewise, the handler's thread waiting for the task.
         def begin() -> None:
             try:
                 watch(_as_task(loop, aw))

@@ -35,7 +35,15 @@ from ._connection import HttpConnection, HttpListener
 from ._original import html_response, json_serialization, text_response
 from ._ranges import InvalidRangeRequest, RangedRequest
 from ._response import HttpError, Response
-from ._stream import EventStream, HttpStream, StreamingResponse, format_event, stream
+from ._stream import (
+                      Deferred,
+                      EventStream,
+                      HttpStream,
+                      StreamingResponse,
+                      defer,
+                      format_event,
+                      stream,
+)
 from ._websocket import WebSocket, websocket
 from ._ws_async import AsyncWebSocket, WebSocketClosed
 from ._ws_compression import DEFLATE_DEFAULTS
@@ -43,6 +51,7 @@ from .monitor import mount_stats
 from .static import StaticFiles, send_file
 
 __all__ = [
+    "Deferred",
     "EventStream",
     "HttpConnection",
     "HttpError",
@@ -54,6 +63,7 @@ __all__ = [
     "Response",
     "StaticFiles",
     "StreamingResponse",
+    "defer",
     "format_event",
     "html_response",
     "json_serialization",

@@ -29,9 +29,11 @@ from pyparallel import _core
 
 from ._response import Response
 
-__all__ = ["EventStream", "HttpStream", "StreamingResponse", "format_event", "stream"]
+__all__ = ["Deferred", "EventStream", "HttpStream", "StreamingResponse", "defer", "format_event",
+           "stream"]
 
 HttpStream = _core.HttpStream
+Deferred = _core.Deferred
 
 _Headers = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
@@ -60,6 +62,17 @@ def stream(request: Any, status: int = 200,
     until it calls ``end()``. Return the stream (or anything: it is ignored)
     from the handler. The connection's next request waits for the end."""
     return _core.http_stream(request, status, content_type, headers, length)
+
+
+def defer(request: Any) -> Deferred:
+    """Answer ``request`` later: call it in its handler, return (anything: it
+    is ignored), and give the :class:`Deferred` what the handler would have
+    returned with ``respond(result)``, from any thread, when it is ready, or
+    an exception with ``fail(exc)`` (an HttpError's status, else 500 and the
+    traceback in the log). No thread waits meanwhile; the connection's next
+    request waits for the answer. A Deferred dropped unanswered answers 500.
+    ``respond``/``fail`` return False when the client went away first."""
+    return _core.http_defer(request)
 
 
 def format_event(data: str | bytes | None = None, event: str | None = None,
