@@ -465,6 +465,13 @@ void px_worker_hrtimer_stop(px_worker_t *w, px_hrtimer_t *t);
 bool px_worker_release(px_worker_t *w);
 bool px_worker_reacquire(px_worker_t *w);
 
+/* px_worker_release for code expected back soon (an asyncio step, which by
+ * asyncio's rules does not block): never the eager hand-off that follows a
+ * recent block (on a GIL build that would pass the worker between threads
+ * that only wait for the interpreter); the supervisor still hands w off when
+ * it stays away for handoff_ms. Paired with px_worker_reacquire. */
+bool px_worker_release_brief(px_worker_t *w);
+
 /* Released code that is about to wait (a lock, a queue) for work which runs on
  * w itself, such as a task of w's event loop: hand w to a spare thread now.
  * The engine cannot tell that wait from a runtime's short lock waits, which

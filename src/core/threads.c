@@ -180,7 +180,7 @@ static void eager_ended(px_worker_t *w, px_thread_t *t)
 
 /* ---- release and reacquire -------------------------------------------------- */
 
-bool px_worker_release(px_worker_t *w)
+static bool release(px_worker_t *w, bool may_hand_off_now)
 {
     px_thread_t *t = current_thread;
     px_engine_t *e = w->e;
@@ -198,13 +198,23 @@ bool px_worker_release(px_worker_t *w)
     atomic_store_explicit(&w->releaser, t, memory_order_relaxed); /* published by the release */
     t->token = px__own_release(&w->own, hint);
     t->eager_ns = 0;
-    if (eager(w, hint))
+    if (may_hand_off_now && eager(w, hint))
         hand_off_now(e, w, t);
     /* Relaxed: a wake-up missed in a race with the supervisor falling asleep
      * costs it one long sleep. */
     else if (atomic_load_explicit(&e->sup_parked, memory_order_relaxed))
         px__supervisor_wake(e);
     return true;
+}
+
+bool px_worker_release(px_worker_t *w)
+{
+    return release(w, true);
+}
+
+bool px_worker_release_brief(px_worker_t *w)
+{
+    return release(w, false);
 }
 
 bool px_worker_waiting(px_worker_t *w)

@@ -19,6 +19,7 @@ typedef struct px_py_http_app {
     PyObject **query_names;    /* by route id: frozenset of the query parameters
                                   its handler takes, or None: any (**kwargs) */
     PyObject **query_reserved; /* by route id: frozenset of names never passed */
+    bool *is_async;            /* by route id: the handler is an async def function */
     size_t nroutes;
     PyObject *response_type; /* results of this class carry status and headers */
     PyObject *json_default;  /* default= hook of the JSON encoder, or NULL */

@@ -168,7 +168,9 @@ static void app_call(px_http_exchange_t *x, void *udata)
         px_py_request_set_conn(req, x->conn, a);
         px_py_request_set_exchange(req, x);
         px_py_http_stream_enter(x, req);
-        released = px_py_release(w);
+        /* An async def handler's first step runs until its first await,
+         * which by asyncio's rules does not block: no eager hand-off. */
+        released = route >= 0 && a->is_async[route] ? px_worker_release_brief(w) : px_py_release(w);
         if (a->per_connection) {
             /* this connection's own instance, its handlers its class's
              * functions; made released, as its __init__ may block too */
@@ -274,6 +276,20 @@ static int query_params(px_py_http_app_t *a, int id, PyObject *spec)
     return 0;
 }
 
+/* 1 when fn is an async def function (inspect's answer), 0 when not, -1
+ * with an exception. */
+static int coroutine_function(PyObject *fn)
+{
+    PyObject *inspect = PyImport_ImportModule("inspect"), *r;
+    int yes;
+
+    r = inspect ? PyObject_CallMethod(inspect, "iscoroutinefunction", "O", fn) : NULL;
+    Py_XDECREF(inspect);
+    yes = r ? PyObject_IsTrue(r) : -1;
+    Py_XDECREF(r);
+    return yes;
+}
+
 /* routes: [(pattern, handler, (method, ...)[, query]), ...]; route ids follow the list. */
 static int add_routes(px_py_http_app_t *a, PyObject *routes)
 {
@@ -288,8 +304,9 @@ static int add_routes(px_py_http_app_t *a, PyObject *routes)
     a->param_names = PyMem_RawCalloc((size_t)n + 1, sizeof(*a->param_names));
     a->query_names = PyMem_RawCalloc((size_t)n + 1, sizeof(*a->query_names));
     a->query_reserved = PyMem_RawCalloc((size_t)n + 1, sizeof(*a->query_reserved));
+    a->is_async = PyMem_RawCalloc((size_t)n + 1, sizeof(*a->is_async));
     if (a->handlers == NULL || a->param_names == NULL || a->query_names == NULL ||
-        a->query_reserved == NULL) {
+        a->query_reserved == NULL || a->is_async == NULL) {
         PyErr_NoMemory();
         goto out;
     }
@@ -298,7 +315,7 @@ static int add_routes(px_py_http_app_t *a, PyObject *routes)
         const char *names[PX_HTTP_ROUTE_MAX_METHODS + 1];
         const char *pattern;
         Py_ssize_t plen, nm;
-        int id;
+        int id, is_async;
 
         if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) < 3 || PyTuple_GET_SIZE(item) > 4 ||
             (pattern = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &plen)) == NULL) {
@@ -325,6 +342,9 @@ static int add_routes(px_py_http_app_t *a, PyObject *routes)
         }
         a->handlers[id] = Py_NewRef(PyTuple_GET_ITEM(item, 1));
         a->nroutes = (size_t)id + 1;
+        if ((is_async = coroutine_function(a->handlers[id])) < 0)
+            goto out;
+        a->is_async[id] = is_async;
         if ((a->param_names[id] = param_names(a, id)) == NULL ||
             query_params(a, id, PyTuple_GET_SIZE(item) == 4 ? PyTuple_GET_ITEM(item, 3) : NULL) < 0)
             goto out;
@@ -588,6 +608,7 @@ void px_py_http_app_free(void *p)
     PyMem_RawFree(a->param_names);
     PyMem_RawFree(a->query_names);
     PyMem_RawFree(a->query_reserved);
+    PyMem_RawFree(a->is_async);
     PyMem_RawFree(a->server_name);
     PyMem_RawFree(a->health_path);
     PyMem_RawFree(a);

@@ -8,18 +8,21 @@ stalls the other connections of its worker (tests/py/db/test_db_isolation.py).
 
 from __future__ import annotations
 
+import asyncio
 import random
 import select
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import pq
 
-from . import _fast
+from . import _aio, _fast
 from ._errors import DatabaseUnavailable
 from ._pool import PoolSet, WorkerPool, _one_line
 
@@ -50,9 +53,13 @@ class Database:
 
     def __init__(self, dsn: str, *, max_per_worker: int = 16, pool_timeout: float = 5.0,
                  connect_timeout: float = 5.0, retry_interval: float = 0.5,
-                 prepare_threshold: int | None = 0, **connect_kwargs: Any) -> None:
-        if max_per_worker < 1:
-            raise ValueError("max_per_worker must be at least 1")
+                 prepare_threshold: int | None = 0, pipelined_per_loop: int = 4,
+                 **connect_kwargs: Any) -> None:
+        if max_per_worker < 1 or pipelined_per_loop < 1:
+            raise ValueError("max_per_worker and pipelined_per_loop must be at least 1")
+        self.pipelined_per_loop = pipelined_per_loop
+        self._loop_sets: list[_aio.LoopConnections] = []
+        self._loop_lock = threading.Lock()  # only to record a loop's set, once
         self.dsn = dsn
         # Statements prepared by pyparallel.db itself (see _fast), unless
         # preparing is off.
@@ -188,18 +195,112 @@ class Database:
                 attempt += 1
                 _backoff(attempt)
 
+    # -- from coroutines ---------------------------------------------------------------
+    # The same statements, results and errors as the blocking methods, sent
+    # from the running asyncio loop (a worker's) through its pipelined
+    # connections: no thread waits for the answer (see _aio).
+    async def afetchone(self, query: str, params: Sequence[Any] | None = None) -> Any:
+        """fetchone from a coroutine."""
+        return await self._run_async(query, params, _aio.ONE, self.fetchone)
+
+    async def afetchall(self, query: str, params: Sequence[Any] | None = None) -> list[Any]:
+        """fetchall from a coroutine."""
+        rows: list[Any] = await self._run_async(query, params, _aio.ALL, self.fetchall)
+        return rows
+
+    async def aexecute(self, query: str, params: Sequence[Any] | None = None, *,
+                       retries: int = 0) -> int:
+        """execute from a coroutine (a serialization failure or deadlock run
+        again up to ``retries`` times; without parameters, on the blocking
+        path, which takes several statements)."""
+        if not params:
+            loop = asyncio.get_running_loop()
+            count: int = await loop.run_in_executor(
+                None, partial(self.execute, query, params, retries=retries))
+            return count
+        attempt = 0
+        while True:
+            try:
+                count = await self._run_async(query, params, _aio.COUNT,
+                                              partial(self.execute, retries=0))
+                return count
+            except RETRYABLE:
+                if attempt >= retries:
+                    raise
+                attempt += 1
+                await asyncio.sleep(random.uniform(0, 0.002 * (1 << attempt)))
+
+    async def afetch_many(self, query: str, params_seq: Sequence[Sequence[Any]]) -> list[Any]:
+        """fetch_many from a coroutine: the batch in one round trip."""
+        if not params_seq:
+            return []
+        conns = self._loop_connections()
+        c = conns.ready() or await conns.conn()
+        try:
+            fut = c.send_batch(query, params_seq)
+        except _fast.Unsupported:
+            loop = asyncio.get_running_loop()
+            rows: list[Any] = await loop.run_in_executor(
+                None, partial(self.fetch_many, query, params_seq))
+            return rows
+        rows = await fut
+        return rows
+
+    async def _run_async(self, query: str, params: Sequence[Any] | None, mode: int,
+                         blocking: Callable[..., Any]) -> Any:
+        if self._fast:
+            conns = self._loop_connections()
+            c = conns.ready() or await conns.conn()
+            try:
+                fut = c.send(query, params, mode)
+            except _fast.Unsupported:
+                pass
+            else:
+                return await fut
+        return await asyncio.get_running_loop().run_in_executor(
+            None, partial(blocking, query, params))
+
+    def _loop_connections(self) -> _aio.LoopConnections:
+        """The running loop's pipelined connections to this database (kept on
+        the loop: each worker's loop reads only its own)."""
+        loop = asyncio.get_running_loop()
+        sets: dict[Database, _aio.LoopConnections] | None = getattr(loop, "_px_db", None)
+        if sets is None:
+            sets = {}
+            setattr(loop, "_px_db", sets)  # noqa: B010 (an attribute of our own on the loop)
+        conns = sets.get(self)
+        if conns is None:
+            conns = sets[self] = _aio.LoopConnections(self, loop, self.pipelined_per_loop)
+            with self._loop_lock:
+                self._loop_sets.append(conns)
+        return conns
+
+    def _connect_async_conn(self) -> psycopg.Connection[Any]:
+        """A connection for a loop's pipeline (on an executor thread)."""
+        p = self._pools
+        return psycopg.Connection.connect(p.dsn, autocommit=True, prepare_threshold=None,
+                                          connect_timeout=p.connect_timeout, **p.connect_kwargs)
+
     # -- lifecycle --------------------------------------------------------------------
     def close(self) -> None:
         """Close the connections of every worker (those in use when they come
-        back). The Database stays usable: a later call opens a connection and
-        closes it after use."""
+        back; a loop's pipelined ones on that loop). The Database stays
+        usable: a later call opens a connection and closes it after use."""
         self._pools.closed = True
         for pool in self._pools.all():
             pool.close()
+        with self._loop_lock:
+            sets, self._loop_sets = self._loop_sets, []
+        for conns in sets:
+            if not conns.loop.is_closed():
+                conns.loop.call_soon_threadsafe(conns.close)
 
     def stats(self) -> dict[str, int]:
-        """{"open": connections open now, "idle": of which idle}, all workers."""
-        return self._pools.stats()
+        """{"open": connections open now, "idle": of which idle, "pipelined":
+        the loops' pipelined connections}, all workers."""
+        with self._loop_lock:
+            pipelined = sum(len(c.conns) for c in self._loop_sets)
+        return {**self._pools.stats(), "pipelined": pipelined}
 
     # -- internals ----------------------------------------------------------------------
     _prepare: bool | None = None  # psycopg decides by prepare_threshold

@@ -67,24 +67,24 @@ class TfbDb(HttpServer):
     cache: list[dict[str, int] | None] = []
 
     @route("/db")
-    def single(self, request: Any) -> dict[str, int]:
-        row = self.db.fetchone(_SELECT_WORLD, (_random_id(),))
+    async def single(self, request: Any) -> dict[str, int]:
+        row = await self.db.afetchone(_SELECT_WORLD, (_random_id(),))
         return {"id": row[0], "randomNumber": row[1]}
 
     @route("/queries")
-    def queries(self, request: Any, queries: str | None = None) -> list[dict[str, int]]:
-        return self._worlds(clamp_count(queries))
+    async def queries(self, request: Any, queries: str | None = None) -> list[dict[str, int]]:
+        return await self._worlds(clamp_count(queries))
 
     @route("/fortunes")
-    def fortunes(self, request: Any) -> Response:
-        rows = self.db.fetchall(_SELECT_FORTUNES)
+    async def fortunes(self, request: Any) -> Response:
+        rows = await self.db.afetchall(_SELECT_FORTUNES)
         rows.append((0, EXTRA_FORTUNE))
         rows.sort(key=_message)
         return Response(_TEMPLATE.render(fortunes=rows), content_type=HTML)
 
     @route("/updates")
-    def updates(self, request: Any, queries: str | None = None) -> list[dict[str, int]]:
-        worlds = self._worlds(clamp_count(queries))
+    async def updates(self, request: Any, queries: str | None = None) -> list[dict[str, int]]:
+        worlds = await self._worlds(clamp_count(queries))
         # A row drawn twice gets one new number, so the answer matches the table.
         fresh = {w["id"]: random.randint(1, 10_000) for w in worlds}
         for w in worlds:
@@ -92,7 +92,7 @@ class TfbDb(HttpServer):
         ids = sorted(fresh)
         numbers = [fresh[i] for i in ids]
         # One statement is one transaction; a deadlock with another batch is retried.
-        self.db.execute(_UPDATE_WORLDS, (ids, numbers), retries=5)
+        await self.db.aexecute(_UPDATE_WORLDS, (ids, numbers), retries=5)
         return worlds
 
     @route("/cached-queries")
@@ -100,8 +100,8 @@ class TfbDb(HttpServer):
         cache = self.cache
         return [cache[_random_id()] for _ in range(clamp_count(count))]
 
-    def _worlds(self, n: int) -> list[dict[str, int]]:
-        rows = self.db.fetch_many(_SELECT_WORLD, [(_random_id(),) for _ in range(n)])
+    async def _worlds(self, n: int) -> list[dict[str, int]]:
+        rows = await self.db.afetch_many(_SELECT_WORLD, [(_random_id(),) for _ in range(n)])
         return [{"id": r[0], "randomNumber": r[1]} for r in rows]
 
 

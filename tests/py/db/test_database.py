@@ -10,8 +10,6 @@ import decimal
 import socket
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -37,15 +35,6 @@ def _settled(db: Database, most: int) -> dict[str, int]:
     stats = db.stats()
     assert 1 <= stats["open"] <= most, stats
     return stats
-
-
-@pytest.fixture
-def db(pg_dsn: str) -> Iterator[Database]:
-    database = Database(pg_dsn, application_name=f"px-test-{uuid.uuid4().hex[:12]}")
-    try:
-        yield database
-    finally:
-        database.close()
 
 
 def _direct(dsn: str, query: str, params: tuple[object, ...] = ()) -> object:

@@ -1,6 +1,7 @@
 """The TechEmpower database app (pyparallel.examples.tfb_db) with two routes
 the database tests need besides: /sleep runs ``pg_sleep(seconds)`` on the
-handling worker, /bad runs a statement PostgreSQL refuses (a 500), /pool
+handling worker (/asleep the same from a coroutine, on the worker loop's
+pipelined connections), /bad runs a statement PostgreSQL refuses (a 500), /pool
 reports the app's open connections. Its connections are named ``px-tfb-test``
 (``application_name``) for pg_stat_activity.
 
@@ -29,9 +30,18 @@ if __name__ == "__main__":
             self.db.fetchone("SELECT pg_sleep(%s)", (float(seconds),))
             return {"slept": float(seconds)}
 
+        @route("/asleep")
+        async def asleep(self, request: Any, seconds: str = "1") -> dict[str, float]:
+            await self.db.afetchone("SELECT pg_sleep(%s)", (float(seconds),))
+            return {"slept": float(seconds)}
+
         @route("/bad")
         def bad(self, request: Any) -> Any:
             return self.db.fetchone("SELECT no_such_column FROM World WHERE id = %s", (1,))
+
+        @route("/abad")
+        async def abad(self, request: Any) -> Any:
+            return await self.db.afetchone("SELECT no_such_column FROM World WHERE id = %s", (1,))
 
         @route("/pool")
         def pool(self, request: Any) -> dict[str, int]:
