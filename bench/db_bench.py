@@ -60,9 +60,20 @@ def log(msg: str) -> None:
     print(f"db_bench: {msg}", file=sys.stderr, flush=True)
 
 
+def _version(python: str) -> str:
+    """The interpreter's version as the tables write it: "3.13t", "3.11"."""
+    code = ("import sys, sysconfig; print('%d.%d%s' % (*sys.version_info[:2], "
+            "'t' if sysconfig.get_config_var('Py_GIL_DISABLED') else ''))")
+    try:
+        return subprocess.run([python, "-c", code], capture_output=True, text=True,
+                              check=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
 def servers(px_python: str, dsn: str) -> list[hb.Server]:
     env = {"TFB_DB_DSN": dsn, "TFB_DB_POOL": str(POOL)}
-    out = [hb.Server("px", "pyparallel tfb --db (io_uring)", "3.13t, 1 worker",
+    out = [hb.Server("px", "pyparallel tfb --db (io_uring)", f"{_version(px_python)}, 1 worker",
                      lambda port, _d: [px_python, "-m", "pyparallel.examples.tfb", "--host", HOST,
                                        "--port", str(port), "--workers", "1", "--db", dsn],
                      ENDPOINTS, {"PX_BACKEND": "uring"})]
