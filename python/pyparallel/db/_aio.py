@@ -261,8 +261,13 @@ class _Conn:
                 return
             if error is not None:
                 a.set_exception(error)
+                return
+            try:
+                value = self._value(res, b)
+            except Exception as e:  # a loader refused a value: this statement's error
+                a.set_exception(e)
             else:
-                a.set_result(self._value(res, b))
+                a.set_result(value)
             return
         batch: _Batch = a  # _BATCH
         if error is not None:
@@ -271,8 +276,12 @@ class _Conn:
             if batch.error is None and res.ntuples:
                 tx = self.tx
                 tx.set_pgresult(res)
-                batch.rows[b] = tx.load_row(0, tuple)
-                tx.set_pgresult(None)
+                try:
+                    batch.rows[b] = tx.load_row(0, tuple)
+                except Exception as e:  # a loader refused a value: the batch's error
+                    batch.error = e
+                finally:
+                    tx.set_pgresult(None)
             res.clear()
         batch.left -= 1
         if batch.left == 0:

@@ -2,7 +2,8 @@
 against a real PostgreSQL, in this process, on pyparallel.asyncio's loop and
 on asyncio's own: the same answers and errors as the blocking methods, every
 concurrent query its own row (results matched in order on pipelined
-connections), an error fails only its statement, a cancelled query does not
+connections), an error (the server's, or a value psycopg cannot load) fails only its
+statement, a cancelled query does not
 shift the answers of the ones after it, what the pipeline cannot encode
 goes the blocking way with the same result, a terminated connection is a
 503 and the next query reconnects, and an unreachable server is a quick
@@ -111,6 +112,16 @@ def test_an_error_fails_only_its_statement(run: Runner, db: Database) -> None:
         assert isinstance(got[6], pg_errors.DivisionByZero)
         assert isinstance(got[7], pg_errors.SyntaxError)
         assert got[8:] == [(i + 1,) for i in range(5)]
+        # a value psycopg cannot load (a date past year 9999) fails its statement only,
+        # as it fails the blocking call
+        with pytest.raises(psycopg.DataError):
+            db.fetchone("SELECT %s::text::date", ("infinity",))
+        late = [db.afetchone("SELECT %s::text::date", ("infinity",)),
+                db.afetch_many("SELECT %s::text::date", [("2026-12-05",), ("infinity",)]),
+                db.afetchone("SELECT %s::int", (7,))]
+        got = await asyncio.gather(*late, return_exceptions=True)
+        assert isinstance(got[0], psycopg.DataError) and isinstance(got[1], psycopg.DataError)
+        assert got[2] == (7,)
         assert await db.afetchone("SELECT 1") == (1,)
     run(main())
 
