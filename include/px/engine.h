@@ -472,6 +472,12 @@ bool px_worker_reacquire(px_worker_t *w);
  * it stays away for handoff_ms. Paired with px_worker_reacquire. */
 bool px_worker_release_brief(px_worker_t *w);
 
+/* Release again after an engine call made from released code (between a
+ * px_worker_reacquire and the code's return to it), the way the thread last
+ * released w: an asyncio step's engine calls stay brief, a blocking handler's
+ * do not. */
+bool px_worker_release_again(px_worker_t *w);
+
 /* Released code that is about to wait (a lock, a queue) for work which runs on
  * w itself, such as a task of w's event loop: hand w to a spare thread now.
  * The engine cannot tell that wait from a runtime's short lock waits, which

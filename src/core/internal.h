@@ -215,6 +215,7 @@ struct px_thread {
     px_worker_t *w;      /* the worker whose code is on this stack, or NULL */
     bool owns;           /* runs w's engine code now (not released) */
     uint64_t token;      /* what its last release stored */
+    bool brief;          /* its last release was px_worker_release_brief */
     char *scratch;       /* epoll receive buffer, allocated on first use */
     clockid_t cpu_clock; /* this thread's CPU-time clock (set at its start) */
     bool has_cpu_clock;

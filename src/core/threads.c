@@ -194,6 +194,7 @@ static bool release(px_worker_t *w, bool may_hand_off_now)
      * see it from outside, so the release says so. */
     hint = w->dirty != NULL || w->flushing != NULL || w->be->local_work(w);
     t->owns = false;
+    t->brief = !may_hand_off_now;
     atomic_store_explicit(&t->waits, false, memory_order_relaxed);
     atomic_store_explicit(&w->releaser, t, memory_order_relaxed); /* published by the release */
     t->token = px__own_release(&w->own, hint);
@@ -215,6 +216,13 @@ bool px_worker_release(px_worker_t *w)
 bool px_worker_release_brief(px_worker_t *w)
 {
     return release(w, false);
+}
+
+bool px_worker_release_again(px_worker_t *w)
+{
+    const px_thread_t *t = current_thread;
+
+    return release(w, t == NULL || !t->brief);
 }
 
 bool px_worker_waiting(px_worker_t *w)

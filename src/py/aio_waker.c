@@ -7,7 +7,9 @@
  *   - another thread wakes it (wake(), call_soon_threadsafe): a message on
  *     the worker's queue, posted once until it has run.
  * The pump runs released (hand-off: a callback that blocks leaves the
- * worker's other connections to a spare) and one at a time: a pump due while
+ * worker's other connections to a spare), briefly (asyncio's callbacks do
+ * not block by its rules: no eager hand-off, which on a GIL build only passes
+ * the worker between threads waiting for the interpreter) and one at a time: a pump due while
  * another still runs on a blocked thread waits for it (claim()).
  *
  * Ownership: the worker's record (worker_py_t) holds the waker; an armed
@@ -49,7 +51,7 @@ static void pump(px_py_aio_waker_t *k)
     bool released;
 
     t0 = px_worker_callback_enter(w);
-    released = px_py_release(w);
+    released = px_worker_release_brief(w);
     r = k->loop ? PyObject_CallMethodNoArgs(k->loop, pump_name) : Py_NewRef(Py_None);
     px_py_reacquire(w, released);
     px_worker_callback_leave(w, t0);

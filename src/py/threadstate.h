@@ -54,7 +54,7 @@ static inline bool px_py_engine_enter(px_worker_t *w)
 static inline void px_py_engine_leave(px_worker_t *w, bool entered)
 {
     if (entered)
-        px_worker_release(w);
+        px_worker_release_again(w); /* as the code's own bracket released */
 }
 
 #endif

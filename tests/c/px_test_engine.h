@@ -35,4 +35,30 @@ static inline int px_test_listen_start(px_engine_t *e, const px_endpoint_config_
     return port;
 }
 
+/* One worker on backend kind serving handler on a free loopback port,
+ * started: the port, or 0 (with a note) when kind is io_uring and this
+ * system refuses it. */
+static inline int px_test_one_worker(px_backend_kind_t kind, const px_handler_t *handler,
+                                     px_engine_t **e)
+{
+    px_engine_config_t cfg;
+    px_endpoint_config_t ep = {.handler = handler, .sock_flags = PX_SOCK_NODELAY, .listen_fd = -1};
+
+    px_engine_config_default(&cfg);
+    cfg.workers = 1;
+    cfg.backend = kind;
+    if (!px_test_engine_create(&cfg, NULL, e))
+        return 0;
+    return px_test_listen_start(*e, &ep);
+}
+
+/* Shut e down, join its threads, check that it finished, free it. */
+static inline void px_test_engine_end(px_engine_t *e)
+{
+    px_engine_shutdown(e, 1000);
+    px_engine_join(e);
+    PX_CHECK(px_engine_finished(e));
+    px_engine_destroy(e);
+}
+
 #endif

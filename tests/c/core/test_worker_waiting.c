@@ -99,17 +99,12 @@ static void one_round(int port)
 
 static void run(px_backend_kind_t kind)
 {
-    px_engine_config_t cfg;
-    px_endpoint_config_t ep = {.handler = &handler, .sock_flags = PX_SOCK_NODELAY, .listen_fd = -1};
     px_engine_t *e;
     int port, at_once = 0;
 
-    px_engine_config_default(&cfg);
-    cfg.workers = 1;
-    cfg.backend = kind;
-    if (!px_test_engine_create(&cfg, NULL, &e))
+    port = px_test_one_worker(kind, &handler, &e);
+    if (port == 0)
         return;
-    port = px_test_listen_start(e, &ep);
     one_round(port); /* the first may find no parked spare: the supervisor takes it */
     for (int i = 0; i < 5; i++) {
         usleep(10 * 1000); /* the threads of the last round park */
@@ -119,10 +114,7 @@ static void run(px_backend_kind_t kind)
     /* A spare parks as it hands the worker back: on a loaded machine one
      * may still be on its way, never in most rounds. */
     PX_CHECK_GE(at_once, 3);
-    px_engine_shutdown(e, 1000);
-    px_engine_join(e);
-    PX_CHECK(px_engine_finished(e));
-    px_engine_destroy(e);
+    px_test_engine_end(e);
 }
 
 int main(void)
