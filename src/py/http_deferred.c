@@ -26,8 +26,9 @@ typedef struct {
 typedef struct {
     px_py_http_app_t *a;
     px_worker_t *w;
-    PyObject *result; /* what to send, or NULL: exc */
+    PyObject *result; /* what to send, or NULL: exc, or what call returns */
     PyObject *exc;
+    PyObject *call; /* respond_with: called with the request on the worker */
     PyObject *app, *request;
 } answer_t;
 
@@ -35,19 +36,31 @@ static void answer_free(answer_t *an)
 {
     Py_XDECREF(an->result);
     Py_XDECREF(an->exc);
+    Py_XDECREF(an->call);
     Py_XDECREF(an->app);
     Py_XDECREF(an->request);
     PyMem_RawFree(an);
 }
 
-/* The result to send: the answer's, or the app's answer to an HttpError;
- * NULL with the exception set otherwise. */
-static PyObject *result_of(answer_t *an)
+/* The result to send: the answer's, what its call returned (run as the
+ * request's handler, so that stream(request) works in it), or the app's
+ * answer to an HttpError; NULL with the exception set otherwise. */
+static PyObject *result_of(answer_t *an, px_http_exchange_t *x)
 {
     px_module_state_t *st = px_py_engine_state(an->a->engine);
 
     if (an->result != NULL)
         return Py_NewRef(an->result);
+    if (an->call != NULL) {
+        PyObject *r;
+
+        px_py_http_stream_enter(x, an->request);
+        r = PyObject_CallOneArg(an->call, an->request);
+        px_py_http_stream_leave();
+        if (r != NULL || st->http_error == NULL || !PyErr_ExceptionMatches(st->http_error))
+            return r;
+        an->exc = PyErr_GetRaisedException();
+    }
     if (st->http_error != NULL && an->app != NULL &&
         PyErr_GivenExceptionMatches(an->exc, st->http_error))
         return PyObject_CallMethod(an->app, "_http_error", "OO", an->request, an->exc);
@@ -68,7 +81,7 @@ static void answer_fn(px_http_exchange_t *x, void *arg)
         return;
     }
     px_py_attach(an->w);
-    result = result_of(an);
+    result = result_of(an, x);
     if (px_conn_closing(x->conn)) {
         if (result == NULL) {
             PX_STAT_ADD(px_worker_stats(an->w), errors, 1);
@@ -88,7 +101,7 @@ static void answer_fn(px_http_exchange_t *x, void *arg)
 
 /* Hand result (or exc) to the worker. True when it goes; False when the
  * client went away or the response was answered already. */
-static PyObject *answer(deferred_obj_t *self, PyObject *result, PyObject *exc)
+static PyObject *answer(deferred_obj_t *self, PyObject *result, PyObject *exc, PyObject *call)
 {
     answer_t *an = PyMem_RawCalloc(1, sizeof(*an));
     bool entered;
@@ -100,6 +113,7 @@ static PyObject *answer(deferred_obj_t *self, PyObject *result, PyObject *exc)
     an->w = self->w;
     an->result = Py_XNewRef(result);
     an->exc = Py_XNewRef(exc);
+    an->call = Py_XNewRef(call);
     an->app = Py_XNewRef(self->app);
     an->request = Py_XNewRef(self->request);
     entered = px_py_engine_enter(self->w);
@@ -114,7 +128,16 @@ static PyObject *answer(deferred_obj_t *self, PyObject *result, PyObject *exc)
 
 static PyObject *deferred_respond(deferred_obj_t *self, PyObject *result)
 {
-    return answer(self, result, NULL);
+    return answer(self, result, NULL, NULL);
+}
+
+static PyObject *deferred_respond_with(deferred_obj_t *self, PyObject *fn)
+{
+    if (!PyCallable_Check(fn)) {
+        PyErr_SetString(PyExc_TypeError, "respond_with() takes a callable");
+        return NULL;
+    }
+    return answer(self, NULL, NULL, fn);
 }
 
 static PyObject *deferred_fail(deferred_obj_t *self, PyObject *exc)
@@ -123,7 +146,7 @@ static PyObject *deferred_fail(deferred_obj_t *self, PyObject *exc)
         PyErr_SetString(PyExc_TypeError, "fail() takes an exception instance");
         return NULL;
     }
-    return answer(self, NULL, exc);
+    return answer(self, NULL, exc, NULL);
 }
 
 static PyObject *deferred_get_closed(deferred_obj_t *self, void *unused)
@@ -148,6 +171,10 @@ static PyMethodDef deferred_methods[] = {
     {"respond", (PyCFunction)deferred_respond, METH_O,
      "respond(result) -> bool: answer with what a handler would return (any thread); False "
      "when the client went away or the request was answered already"},
+    {"respond_with", (PyCFunction)deferred_respond_with, METH_O,
+     "respond_with(fn) -> bool: answer with what fn(request) returns, called on the "
+     "request's worker as its handler would be (stream(request) works in it); False as "
+     "respond()"},
     {"fail", (PyCFunction)deferred_fail, METH_O,
      "fail(exc) -> bool: answer as to a handler that raised exc (an HttpError's status, else "
      "500 and the traceback in the log)"},

@@ -576,6 +576,8 @@ int px_py_request_keep(PyObject *req)
     }
     if (r->remote == NULL && (r->remote = req_remote_addr(req, NULL)) == NULL)
         return -1;
+    if (r->app == NULL || r->app->conn_factory == NULL)
+        return 0; /* a server without connection contexts: request.transport is None */
     t = req_transport(req, NULL);
     Py_XDECREF(t);
     return t == NULL ? -1 : 0;

@@ -103,6 +103,31 @@ def closed_by_peer(sock: socket.socket, timeout: float = 5.0) -> bool:
     return True
 
 
+def all_at_once(call: Any, n: int, timeout: float = 60.0) -> tuple[list[Any], float]:
+    """call() on n threads started together: what each returned, and the
+    seconds until all were done; the first exception one raised is raised."""
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            results.append(call())
+        except BaseException as exc:  # noqa: BLE001 - raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    elapsed = time.monotonic() - t0
+    if errors:
+        raise errors[0]
+    assert len(results) == n, f"{n - len(results)} of {n} calls unfinished after {timeout} s"
+    return results, elapsed
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of a process (VmRSS)."""
     with open(f"/proc/{pid}/status") as f:

@@ -5,12 +5,15 @@ The request's handler runs on its engine worker, released (a spare thread
 serves the worker's other connections, and runs its loop, while the handler
 waits). It starts the app on the worker's loop (:mod:`._loops`), its first
 step right there when it can, then serves what only it may do, on the app's
-behalf: read the request body as it arrives and start the response. It
-returns once the response has started and the body has been read, or the app
-is over. Body bytes after the start are written to the engine's stream from
-the loop (any thread may). An app that answers whole in that first step, on
-the handler's own thread (most of them), hands its body over directly: no
-command queue and no serve() loop.
+behalf: read the request body as it arrives and start the response. An app
+that answers whole in that first step, on the handler's own thread (most of
+them), hands its body over directly: no command queue and no serve() loop.
+An app that awaits first, with no request body left to read, is answered
+later (:func:`pyparallel.http.defer`): the handler returns at once and no
+thread waits for the app, however long it awaits; the loop answers for it.
+Otherwise the handler returns once the response has started and the body
+has been read, or the app is over. Body bytes after the start are written to
+the engine's stream from the loop (any thread may).
 
 A response whose first body message is its last is sent whole, with a
 Content-Length; one sent in several goes as it comes (chunked when the app
@@ -35,6 +38,7 @@ from urllib.parse import unquote
 from pyparallel import _core
 from pyparallel.asyncio._flow import until_writable
 from pyparallel.http import Response
+from pyparallel.http import defer as defer_response
 from pyparallel.http import stream as start_stream
 
 from . import _loops
@@ -164,8 +168,9 @@ class _Cycle(AppTask):
     """The app's side (loop thread) and the handler's side (worker thread)
     of one request."""
 
-    __slots__ = ("body_more", "complete", "disconnected", "empty_body_given", "head", "inline",
-                 "inline_body", "request", "scope", "settings", "stream")
+    __slots__ = ("body_more", "complete", "deadline", "deferred", "disconnected",
+                 "empty_body_given", "head", "inline", "inline_body", "replied", "request",
+                 "scope", "settings", "stream", "timer")
 
     def __init__(self, settings: Settings, request: Any, scope: Scope, has_body: bool,
                  loop: asyncio.AbstractEventLoop) -> None:
@@ -185,6 +190,12 @@ class _Cycle(AppTask):
         # usual (the handler may already be past its look at inline_body).
         self.inline = 0
         self.inline_body: bytes | None = None
+        self.deadline = time.monotonic() + settings.response_timeout
+        # Deferred (answer_later): the app's requests are answered from the
+        # loop through it, and replied once one was.
+        self.deferred: Any = None
+        self.replied = False
+        self.timer: asyncio.TimerHandle | None = None
 
     # ---- the loop's side ---------------------------------------------------------
 
@@ -239,7 +250,9 @@ class _Cycle(AppTask):
             return {"type": "http.request", "body": b"", "more_body": False}
         # Nothing more to receive: wait for the end of the response or the client.
         while not self.disconnected and not self.complete:
-            if self.stream is not None and self.stream.closed:
+            if (self.stream is not None and self.stream.closed) or (
+                    self.stream is None and not self.replied and self.deferred is not None
+                    and self.deferred.closed):
                 self.disconnected = True
                 break
             await asyncio.sleep(_DISCONNECT_POLL)
@@ -312,11 +325,75 @@ class _Cycle(AppTask):
             except BrokenPipeError:
                 self.disconnected = True
 
+    # ---- answered later: what the handler would do, done from the loop --------------
+
+    def _ask(self, what: int, arg: Any) -> bool:
+        with self.lock:
+            if not self.answered:
+                self.cmds.put((what, arg))
+                return True
+            deferred = self.deferred is not None
+        return deferred and self._answer(what, arg)
+
+    def answer_later(self) -> None:
+        """The handler returns now; what the app asks is done from the loop
+        (what it asked meanwhile first, in order). Only with no request body
+        left to read: reading it needs the handler."""
+        self.deferred = defer_response(self.request)
+        while True:
+            with self.lock:
+                if self.cmds.empty():
+                    self.answered = True
+                    break
+                what, arg = self.cmds.get_nowait()
+            self._answer(what, arg)
+        self.loop.call_soon_threadsafe(self._arm_timeout)
+
+    def _answer(self, what: int, arg: Any) -> bool:
+        """Do what the app asks through the deferral; False when the client
+        went away (or the app was answered already)."""
+        if self.replied:
+            if what == _START:
+                self._reply(arg, error=BrokenPipeError("the request was answered"))
+            return False
+        if what == _DONE:
+            if self.stream is None:  # the app gave no answer (logged): 500
+                self._replied(self.deferred.respond(_error_response()))
+            return True
+        if what == _RESPOND:
+            return self._replied(self.deferred.respond(self._whole(arg)))
+        if what == _FILE:
+            return self._replied(self.deferred.respond(self._file(arg)))
+        fut = arg  # _START: on the worker, as the handler would (a 500 if it cannot)
+        if not self._replied(self.deferred.respond_with(
+                lambda request: self._start(fut) or _error_response())):
+            self._reply(fut, error=BrokenPipeError("the client went away"))
+            return False
+        return True
+
+    def _replied(self, went: bool) -> bool:
+        self.replied = True
+        if self.timer is not None:
+            self.timer.cancel()
+        return went
+
+    def _arm_timeout(self) -> None:  # on the loop
+        if not self.replied:
+            self.timer = self.loop.call_later(max(0.0, self.deadline - time.monotonic()),
+                                              self._deferred_timeout)
+
+    def _deferred_timeout(self) -> None:  # on the loop
+        if not self.replied:
+            _log.error("ASGI app %s %s sent no response in %g s: 500, and the app cancelled",
+                       self.scope["method"], self.scope["path"], self.settings.response_timeout)
+            self._replied(self.deferred.respond(_error_response()))
+            self.cancel()
+
     # ---- the handler's side (the worker's thread) ---------------------------------
 
     def serve(self) -> Any:
         """Do what the app asks until the request is answered; the handler's result."""
-        deadline = time.monotonic() + self.settings.response_timeout
+        deadline = self.deadline
         gone = False
         if self.cmds.empty():  # the app waits on something: the worker goes on meanwhile
             _loops.handing_over(self.loop)
@@ -380,7 +457,9 @@ class _Cycle(AppTask):
         self.body_more = more
         self._reply(fut, (data, more))
 
-    def _start(self, fut: asyncio.Future[Any]) -> None:
+    def _start(self, fut: asyncio.Future[Any]) -> Any:
+        """Start the response stream (the handler's thread, or the worker
+        answering a deferral); it goes to the app through fut."""
         assert self.head is not None
         status, pairs, ctype, length = self.head
         try:
@@ -389,8 +468,9 @@ class _Cycle(AppTask):
             _log.error("ASGI app %s %s: its response cannot be sent: %s", self.scope["method"],
                        self.scope["path"], e)
             self._reply(fut, error=BrokenPipeError(str(e)))
-            return
+            return None
         self._reply(fut, self.stream)
+        return self.stream
 
     def _whole(self, body: bytes) -> Any:
         assert self.head is not None
@@ -466,4 +546,6 @@ def handle(settings: Settings, request: Any,
         loop.call_soon_threadsafe(cycle.begin)
     elif cycle.inline_body is not None:
         return cycle._leave(cycle._whole(cycle.inline_body))
+    if not cycle.body_more:
+        return cycle.answer_later()
     return cycle.serve()

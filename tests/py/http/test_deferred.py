@@ -6,17 +6,18 @@ client gone before the answer; and async def handlers that suspend, whose
 answers come from their tasks with no thread waiting for them: 300 at once on
 one worker keep the thread count flat, an HttpError and an exception after an
 await, a generator and a Response after an await, remote_addr after an await,
-and suspending handlers with hand-off off."""
+respond_with (a stream started on the worker after the handler returned, an
+HttpError and an exception raised there), and suspending handlers with
+hand-off off."""
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from helpers import ServerProcess
+from helpers import ServerProcess, all_at_once
 from http_helpers import Conn, request
 
 
@@ -84,24 +85,12 @@ def test_suspended_async_handlers_hold_no_thread(spawn, backend):
     # them held a thread (the worker's spares); now they are tasks only
     srv = start(spawn, backend)
     before = json.loads(get(srv.port, "/threads").body)["threads"]
-    results: list[Any] = []
-    errors: list[BaseException] = []
 
-    def client() -> None:
-        try:
-            reply = get(srv.port, "/sleep/500")
-            results.append((reply.status, json.loads(reply.body)))
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+    def client() -> tuple[int, Any]:
+        reply = get(srv.port, "/sleep/500")
+        return reply.status, json.loads(reply.body)
 
-    threads = [threading.Thread(target=client) for _ in range(300)]
-    t0 = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    elapsed = time.monotonic() - t0
-    assert not errors, errors[:3]
+    results, elapsed = all_at_once(client, 300, 30)
     assert len(results) == 300 and all(status == 200 for status, _ in results)
     assert all(body["remote"] == "127.0.0.1" for _, body in results)
     most = max(body["threads"] for _, body in results)
@@ -128,6 +117,29 @@ def test_async_outcomes_after_an_await(spawn, backend):
     done = srv.finish()
     done.assert_clean(allow_tracebacks=True)
     assert "ValueError: deferred handler boom" in done.stderr
+
+
+def test_respond_with_runs_as_the_handler_would(spawn, backend):
+    # respond_with(fn): fn(request) on the worker, later, where stream(request)
+    # starts a response that another thread ends; its HttpError is its status,
+    # its other exceptions a 500 and a close
+    srv = start(spawn, backend)
+    with Conn(srv.port) as c:
+        c.send(request("GET", "/with/stream") + request("GET", "/plain"))
+        reply = c.read_reply(head=True)
+        assert (reply.status, reply.headers["x-streamed"]) == (200, "later")
+        assert reply.headers["transfer-encoding"] == "chunked"
+        assert c.read_until(b"0\r\n\r\n") == b"9\r\nstreamed \r\n5\r\nafter\r\n0\r\n\r\n"
+        assert c.read_reply().body == b"plain"  # the pipelined one, after the end
+    conflict = get(srv.port, "/with/error")
+    assert (conflict.status, conflict.body) == (409, b"conflict, later\n")
+    with Conn(srv.port) as c:
+        c.send(request("GET", "/with/raise"))
+        assert c.read_reply().status == 500
+        assert c.closed_cleanly() is None
+    done = srv.finish()
+    done.assert_clean(allow_tracebacks=True)
+    assert "ValueError: respond_with boom" in done.stderr
 
 
 def test_suspending_handlers_without_hand_off(spawn, backend):

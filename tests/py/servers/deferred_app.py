@@ -11,7 +11,9 @@ counted at /counts), /sleep/{ms} (async: sleeps, then answers with the
 thread count and the remote address), /http-error (async: HttpError 404
 after an await), /raise (async: ValueError after an await), /gen (async: a
 generator after an await, sent chunked), /resp (async: a Response with a
-status and a header after an await), /threads, /counts, /plain.
+status and a header after an await), /with/{what} (deferred, answered by
+another thread with respond_with: "stream" streams from the worker, "error"
+raises HttpError 409 there, "raise" a ValueError), /threads, /counts, /plain.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 from _common import int_arg, serve
 
-from pyparallel.http import HttpError, HttpServer, Response, defer, route
+from pyparallel.http import HttpError, HttpServer, Response, defer, route, stream
 
 COUNTS = {"sent": 0, "refused": 0}
 LOCK = threading.Lock()
@@ -71,6 +73,23 @@ class App(HttpServer):
     def gone(self, request: Any, ms: str) -> None:
         d = defer(request)
         later(int(ms), lambda: count("sent" if d.respond(b"late") else "refused"))
+
+    @route("/with/{what}")
+    def with_(self, request: Any, what: str) -> None:
+        d = defer(request)
+
+        def answer(req: Any) -> Any:  # on the worker, as the handler would run
+            assert req is request
+            if what == "error":
+                raise HttpError(409, "conflict, later")
+            if what == "raise":
+                raise ValueError("respond_with boom")
+            out = stream(req, 200, "text/plain", {"X-Streamed": "later"})
+            out.write(b"streamed ")
+            later(5, lambda: (out.write(b"after"), out.end()))
+            return out
+
+        later(5, lambda: d.respond_with(answer))
 
     @route("/sleep/{ms}")
     async def sleep(self, request: Any, ms: str) -> dict[str, Any]:

@@ -6,11 +6,14 @@
 stdout as it starts. ``/never`` awaits for ever (for --timeout-response),
 saying NEVER on stdout as it starts and NEVER CANCELLED when cancelled.
 ``/background`` answers at once and leaves a task awaiting for ever, which
-says BACKGROUND CANCELLED when cancelled (at the server's stop)."""
+says BACKGROUND CANCELLED when cancelled (at the server's stop).
+``/threads`` awaits 0.5 s, then says how many threads the process has;
+``/stream-later`` awaits, then streams three chunks (no Content-Length)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from typing import Any
@@ -50,6 +53,19 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         print("HOLDING", flush=True)
         await asyncio.sleep(1.0)
         await _answer(send, b"held")
+        return
+    if path == "/threads":
+        await asyncio.sleep(0.5)
+        await _answer(send, str(len(os.listdir("/proc/self/task"))).encode())
+        return
+    if path == "/stream-later":
+        await asyncio.sleep(0.01)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        for part in (b"one,", b"two,", b"three"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+            await asyncio.sleep(0.001)
+        await send({"type": "http.response.body", "body": b""})
         return
     if path == "/background":
         _background.add(asyncio.get_running_loop().create_task(_forever()))
