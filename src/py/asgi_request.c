@@ -119,6 +119,7 @@ static PyObject *asgi_body_read(PyObject *module, PyObject *const *args, Py_ssiz
     PyThreadState *ts;
     PyObject *buf;
     ssize_t rc;
+    bool more;
 
     (void)module;
     if (nargs != 3) {
@@ -147,7 +148,10 @@ static PyObject *asgi_body_read(PyObject *module, PyObject *const *args, Py_ssiz
     }
     if (rc != size && _PyBytes_Resize(&buf, (Py_ssize_t)rc) < 0)
         return NULL;
-    return Py_BuildValue("(NO)", buf, rc > 0 && px_http_body_ready(x) != -1 ? Py_True : Py_False);
+    more = rc > 0 && px_http_body_ready(x) != -1;
+    if (!more)
+        px_py_request_body_consumed(args[0]); /* its response may be deferred now */
+    return Py_BuildValue("(NO)", buf, more ? Py_True : Py_False);
 }
 
 /* asgi_client_gone(request) -> bool: the client closed its side or the

@@ -56,6 +56,9 @@ void px_py_request_set_exchange(PyObject *req, px_http_exchange_t *x);
  * -1 with an exception set (RuntimeError: a streamed body not read yet, which
  * cannot be read after the handler). */
 int px_py_request_keep(PyObject *req);
+/* A streamed body was read to its end by other means than request.body (an
+ * ASGI app's receive): nothing of it is pending any more. */
+void px_py_request_body_consumed(PyObject *req);
 /* The app whose handler req was given to (NULL after it returned). */
 px_py_http_app_t *px_py_request_app(PyObject *req);
 

@@ -583,6 +583,11 @@ int px_py_request_keep(PyObject *req)
     return t == NULL ? -1 : 0;
 }
 
+void px_py_request_body_consumed(PyObject *req)
+{
+    ((px_py_request_t *)req)->body_pending = false;
+}
+
 px_py_http_app_t *px_py_request_app(PyObject *req)
 {
     return ((px_py_request_t *)req)->app;

@@ -8,12 +8,12 @@ step right there when it can, then serves what only it may do, on the app's
 behalf: read the request body as it arrives and start the response. An app
 that answers whole in that first step, on the handler's own thread (most of
 them), hands its body over directly: no command queue and no serve() loop.
-An app that awaits first, with no request body left to read, is answered
-later (:func:`pyparallel.http.defer`): the handler returns at once and no
-thread waits for the app, however long it awaits; the loop answers for it.
-Otherwise the handler returns once the response has started and the body
-has been read, or the app is over. Body bytes after the start are written to
-the engine's stream from the loop (any thread may).
+An app that awaits with no request body left to read (none, or read to its
+end) is answered later (:func:`pyparallel.http.defer`): the handler returns
+and no thread waits for the app, however long it awaits; the loop answers
+for it. While the body is still arriving the handler stays, to read it.
+Body bytes after the start are written to the engine's stream from the loop
+(any thread may).
 
 A response whose first body message is its last is sent whole, with a
 Content-Length; one sent in several goes as it comes (chunked when the app
@@ -338,7 +338,7 @@ class _Cycle(AppTask):
     def answer_later(self) -> None:
         """The handler returns now; what the app asks is done from the loop
         (what it asked meanwhile first, in order). Only with no request body
-        left to read: reading it needs the handler."""
+        left to read (none, or read whole): reading it needs the handler."""
         self.deferred = defer_response(self.request)
         while True:
             with self.lock:
@@ -417,9 +417,11 @@ class _Cycle(AppTask):
                     self.loop.call_soon_threadsafe(self._client_gone)
                 continue
             if what == _READ:
-                self._read(arg)
+                whole = self._read(arg)
                 if self.stream is not None and not self.body_more:
                     return self._leave(self.stream)
+                if whole:  # nothing left that only the handler may do
+                    return self.answer_later()
             elif what == _RESPOND:
                 return self._leave(self._whole(arg))
             elif what == _FILE:
@@ -447,15 +449,17 @@ class _Cycle(AppTask):
                 fut.set_result(result)
         self.loop.call_soon_threadsafe(settle)
 
-    def _read(self, fut: asyncio.Future[Any]) -> None:
+    def _read(self, fut: asyncio.Future[Any]) -> bool:
+        """The next piece of the body to the app; True once it was read whole."""
         try:
             data, more = _core.asgi_body_read(self.request, _CHUNK, -1)
         except Exception as e:
             self.body_more = False
             self._reply(fut, error=e)
-            return
+            return False
         self.body_more = more
         self._reply(fut, (data, more))
+        return not more
 
     def _start(self, fut: asyncio.Future[Any]) -> Any:
         """Start the response stream (the handler's thread, or the worker

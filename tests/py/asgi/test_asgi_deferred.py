@@ -34,6 +34,27 @@ def test_awaiting_apps_hold_no_thread(backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_awaiting_after_reading_the_body_holds_no_thread(backend: str) -> None:
+    # the body is the handler's to read; once the app has it whole, the
+    # handler defers the response and returns as for a request without one
+    body = b"x" * 3000
+
+    def post() -> tuple[int, bytes]:
+        with Conn(proc.port, timeout=30) as c:
+            c.send(request("POST", "/post-threads", body=body))
+            reply = read_reply(c)
+            return reply.status, reply.body
+
+    with served_asgi(backend, "asgi_wait:app", "--workers", "1") as proc:
+        before = int(post()[1].split()[1])
+        results, elapsed = all_at_once(post, N)
+        assert all(status == 200 and reply.split()[0] == b"3000" for status, reply in results)
+        most = max(int(reply.split()[1]) for _, reply in results)
+        assert most <= before + 8, (before, most)
+        assert elapsed < 15, elapsed
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_streamed_after_an_await_and_the_next_request_behind_it(backend: str) -> None:
     with served_asgi(backend, "asgi_wait:app", "--workers", "1") as proc:
         with Conn(proc.port, timeout=30) as c:

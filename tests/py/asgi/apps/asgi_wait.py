@@ -8,7 +8,9 @@ saying NEVER on stdout as it starts and NEVER CANCELLED when cancelled.
 ``/background`` answers at once and leaves a task awaiting for ever, which
 says BACKGROUND CANCELLED when cancelled (at the server's stop).
 ``/threads`` awaits 0.5 s, then says how many threads the process has;
-``/stream-later`` awaits, then streams three chunks (no Content-Length)."""
+``/stream-later`` awaits, then streams three chunks (no Content-Length);
+``/post-threads`` receives the request body whole, awaits 0.5 s, then says
+the body's length and the process's thread count."""
 
 from __future__ import annotations
 
@@ -23,6 +25,16 @@ async def _answer(send: Any, body: bytes) -> None:
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _body(receive: Any) -> list[bytes]:
+    """The request body's pieces, as received."""
+    out = []
+    while True:
+        m = await receive()
+        out.append(m.get("body", b""))
+        if not m.get("more_body"):
+            return out
 
 
 _background: set[asyncio.Task[None]] = set()
@@ -57,6 +69,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if path == "/threads":
         await asyncio.sleep(0.5)
         await _answer(send, str(len(os.listdir("/proc/self/task"))).encode())
+        return
+    if path == "/post-threads":
+        size = sum(map(len, await _body(receive)))
+        await asyncio.sleep(0.5)
+        await _answer(send, b"%d %d" % (size, len(os.listdir("/proc/self/task"))))
         return
     if path == "/stream-later":
         await asyncio.sleep(0.01)
