@@ -41,6 +41,7 @@ from pyparallel.http import Response
 from pyparallel.http import defer as defer_response
 from pyparallel.http import stream as start_stream
 
+from . import _disconnects as disconnects
 from . import _loops
 
 __all__ = ["Settings", "handle"]
@@ -54,7 +55,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _log = logging.getLogger("pyparallel.asgi")
 
 _CHUNK = 64 * 1024  # the most one http.request message carries
-_DISCONNECT_POLL = 0.1  # s between two looks at the response stream
 
 # asyncio.Task(eager_start=True) where there is one (3.12)
 _EAGER: dict[str, Any] = {"eager_start": True} if sys.version_info >= (3, 12) else {}
@@ -249,14 +249,17 @@ class _Cycle(AppTask):
             self.empty_body_given = True
             return {"type": "http.request", "body": b"", "more_body": False}
         # Nothing more to receive: wait for the end of the response or the client.
-        while not self.disconnected and not self.complete:
-            if (self.stream is not None and self.stream.closed) or (
-                    self.stream is None and not self.replied and self.deferred is not None
-                    and self.deferred.closed):
-                self.disconnected = True
-                break
-            await asyncio.sleep(_DISCONNECT_POLL)
+        await disconnects.until(self._over)
         return {"type": "http.disconnect"}
+
+    def _over(self) -> bool:
+        """The response is complete or the client has gone (noted)."""
+        if not self.disconnected and not self.complete and (
+                (self.stream is not None and self.stream.closed) or (
+                    self.stream is None and not self.replied and self.deferred is not None
+                    and self.deferred.closed)):
+            self.disconnected = True
+        return self.disconnected or self.complete
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
@@ -406,7 +409,7 @@ class _Cycle(AppTask):
                 if self.stream is None:
                     # until the start: a look at the client now and then
                     left = deadline - time.monotonic()
-                    what, arg = self.cmds.get(timeout=max(0.0, min(left, _DISCONNECT_POLL)))
+                    what, arg = self.cmds.get(timeout=max(0.0, min(left, disconnects.POLL)))
                 else:
                     what, arg = self.cmds.get()
             except queue.Empty:
