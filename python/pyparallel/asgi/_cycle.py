@@ -342,7 +342,12 @@ class _Cycle(AppTask):
         """The handler returns now; what the app asks is done from the loop
         (what it asked meanwhile first, in order). Only with no request body
         left to read (none, or read whole): reading it needs the handler."""
-        self.deferred = defer_response(self.request)
+        try:
+            self.deferred = defer_response(self.request)
+        except ConnectionError:  # the connection is closing: nobody to answer
+            self.disconnected = True
+            self._leave(None)
+            return
         while True:
             with self.lock:
                 if self.cmds.empty():

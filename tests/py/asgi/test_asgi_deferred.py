@@ -5,6 +5,9 @@ Before, each awaiting request held a thread until its response started."""
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 from asgi_helpers import read_reply, served_asgi
 
@@ -70,3 +73,17 @@ def test_streamed_after_an_await_and_the_next_request_behind_it(backend: str) ->
             assert head.status == 200 and c.still_open()  # the head alone, no body
             c.send(request("GET", "/brief"))
             assert read_reply(c).body == b"brief"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_client_gone_during_the_first_step(backend: str) -> None:
+    # the client leaves while the app's first step runs: the handler defers
+    # (the engine holds the end of the stream until it returns), the app's
+    # later answer goes nowhere, no traceback, and the server goes on
+    with served_asgi(backend, "asgi_wait:app", "--workers", "1") as proc:
+        s = socket.create_connection(("127.0.0.1", proc.port), timeout=10)
+        s.sendall(request("GET", "/gone-first"))
+        time.sleep(0.1)
+        s.close()
+        proc.wait_line("GONE FIRST ANSWERED", 20)
+        assert _get(proc.port, "/brief") == (200, b"brief")

@@ -10,7 +10,9 @@ says BACKGROUND CANCELLED when cancelled (at the server's stop).
 ``/threads`` awaits 0.5 s, then says how many threads the process has;
 ``/stream-later`` awaits, then streams three chunks (no Content-Length);
 ``/post-threads`` receives the request body whole, awaits 0.5 s, then says
-the body's length and the process's thread count."""
+the body's length and the process's thread count; ``/gone-first`` blocks
+its first step 0.5 s (its client leaves meanwhile), then awaits and answers,
+saying GONE FIRST ANSWERED on stdout."""
 
 from __future__ import annotations
 
@@ -74,6 +76,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         size = sum(map(len, await _body(receive)))
         await asyncio.sleep(0.5)
         await _answer(send, b"%d %d" % (size, len(os.listdir("/proc/self/task"))))
+        return
+    if path == "/gone-first":
+        time.sleep(0.5)  # blocks the loop's step: the client goes meanwhile
+        await asyncio.sleep(0.01)
+        await _answer(send, b"too late")
+        print("GONE FIRST ANSWERED", flush=True)
         return
     if path == "/stream-later":
         await asyncio.sleep(0.01)
