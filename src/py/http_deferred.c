@@ -29,6 +29,7 @@ typedef struct {
     PyObject *result; /* what to send, or NULL: exc, or what call returns */
     PyObject *exc;
     PyObject *call; /* respond_with: called with the request on the worker */
+    PyObject *gone; /* respond_with: called instead when the client went first */
     PyObject *app, *request;
 } answer_t;
 
@@ -37,6 +38,7 @@ static void answer_free(answer_t *an)
     Py_XDECREF(an->result);
     Py_XDECREF(an->exc);
     Py_XDECREF(an->call);
+    Py_XDECREF(an->gone);
     Py_XDECREF(an->app);
     Py_XDECREF(an->request);
     PyMem_RawFree(an);
@@ -74,8 +76,13 @@ static void answer_fn(px_http_exchange_t *x, void *arg)
     answer_t *an = arg;
     PyObject *result;
 
-    if (x == NULL) { /* the client went away: only the references to drop */
+    if (x == NULL) { /* the client went away: the references to drop */
         PyGILState_STATE g = PyGILState_Ensure();
+        PyObject *r = an->gone ? PyObject_CallNoArgs(an->gone) : Py_NewRef(Py_None);
+
+        if (r == NULL)
+            px_py_display_exception(PyErr_GetRaisedException());
+        Py_XDECREF(r);
         answer_free(an);
         PyGILState_Release(g);
         return;
@@ -101,7 +108,8 @@ static void answer_fn(px_http_exchange_t *x, void *arg)
 
 /* Hand result (or exc) to the worker. True when it goes; False when the
  * client went away or the response was answered already. */
-static PyObject *answer(deferred_obj_t *self, PyObject *result, PyObject *exc, PyObject *call)
+static PyObject *answer(deferred_obj_t *self, PyObject *result, PyObject *exc, PyObject *call,
+                        PyObject *gone)
 {
     answer_t *an = PyMem_RawCalloc(1, sizeof(*an));
     bool entered;
@@ -114,6 +122,7 @@ static PyObject *answer(deferred_obj_t *self, PyObject *result, PyObject *exc, P
     an->result = Py_XNewRef(result);
     an->exc = Py_XNewRef(exc);
     an->call = Py_XNewRef(call);
+    an->gone = Py_XNewRef(gone);
     an->app = Py_XNewRef(self->app);
     an->request = Py_XNewRef(self->request);
     entered = px_py_engine_enter(self->w);
@@ -128,16 +137,21 @@ static PyObject *answer(deferred_obj_t *self, PyObject *result, PyObject *exc, P
 
 static PyObject *deferred_respond(deferred_obj_t *self, PyObject *result)
 {
-    return answer(self, result, NULL, NULL);
+    return answer(self, result, NULL, NULL, NULL);
 }
 
-static PyObject *deferred_respond_with(deferred_obj_t *self, PyObject *fn)
+static PyObject *deferred_respond_with(deferred_obj_t *self, PyObject *args, PyObject *kwds)
 {
-    if (!PyCallable_Check(fn)) {
-        PyErr_SetString(PyExc_TypeError, "respond_with() takes a callable");
+    static char *kwlist[] = {"fn", "gone", NULL};
+    PyObject *fn, *gone = Py_None;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:respond_with", kwlist, &fn, &gone))
+        return NULL;
+    if (!PyCallable_Check(fn) || (gone != Py_None && !PyCallable_Check(gone))) {
+        PyErr_SetString(PyExc_TypeError, "respond_with(fn, gone=None) takes callables");
         return NULL;
     }
-    return answer(self, NULL, NULL, fn);
+    return answer(self, NULL, NULL, fn, gone == Py_None ? NULL : gone);
 }
 
 static PyObject *deferred_fail(deferred_obj_t *self, PyObject *exc)
@@ -146,7 +160,7 @@ static PyObject *deferred_fail(deferred_obj_t *self, PyObject *exc)
         PyErr_SetString(PyExc_TypeError, "fail() takes an exception instance");
         return NULL;
     }
-    return answer(self, NULL, exc, NULL);
+    return answer(self, NULL, exc, NULL, NULL);
 }
 
 static PyObject *deferred_get_closed(deferred_obj_t *self, void *unused)
@@ -171,9 +185,11 @@ static PyMethodDef deferred_methods[] = {
     {"respond", (PyCFunction)deferred_respond, METH_O,
      "respond(result) -> bool: answer with what a handler would return (any thread); False "
      "when the client went away or the request was answered already"},
-    {"respond_with", (PyCFunction)deferred_respond_with, METH_O,
-     "respond_with(fn) -> bool: answer with what fn(request) returns, called on the "
-     "request's worker as its handler would be (stream(request) works in it); False as "
+    {"respond_with", (PyCFunction)(void (*)(void))deferred_respond_with,
+     METH_VARARGS | METH_KEYWORDS,
+     "respond_with(fn, gone=None) -> bool: answer with what fn(request) returns, called on "
+     "the request's worker as its handler would be (stream(request) works in it); gone() "
+     "is called instead when the client goes away before fn could run; False as "
      "respond()"},
     {"fail", (PyCFunction)deferred_fail, METH_O,
      "fail(exc) -> bool: answer as to a handler that raised exc (an HttpError's status, else "

@@ -374,10 +374,19 @@ class _Cycle(AppTask):
             return self._replied(self.deferred.respond(self._file(arg)))
         fut = arg  # _START: on the worker, as the handler would (a 500 if it cannot)
         if not self._replied(self.deferred.respond_with(
-                lambda request: self._start(fut) or _error_response())):
+                lambda request: self._start(fut) or _error_response(),
+                gone=lambda: self._gone_before_start(fut))):
             self._reply(fut, error=BrokenPipeError("the client went away"))
             return False
         return True
+
+    def _gone_before_start(self, fut: asyncio.Future[Any]) -> None:
+        """The client went away before the worker could start the response:
+        the app's send learns it (not left waiting for ever)."""
+        try:
+            self._reply(fut, error=BrokenPipeError("the client went away"))
+        except RuntimeError:  # the loop is closed: the server has stopped
+            pass
 
     def _replied(self, went: bool) -> bool:
         self.replied = True

@@ -72,9 +72,11 @@ def defer(request: Any) -> Deferred:
     traceback in the log). No thread waits meanwhile; the connection's next
     request waits for the answer. A Deferred dropped unanswered answers 500.
     ``respond``/``fail`` return False when the client went away first.
-    ``respond_with(fn)`` answers with what ``fn(request)`` returns, called on
-    the request's worker as its handler would be: ``stream(request)`` works
-    in it, so a response may start streaming after the handler returned."""
+    ``respond_with(fn, gone=None)`` answers with what ``fn(request)``
+    returns, called on the request's worker as its handler would be:
+    ``stream(request)`` works in it, so a response may start streaming after
+    the handler returned; ``gone()`` is called instead when the client goes
+    away before fn could run."""
     return _core.http_defer(request)
 
 

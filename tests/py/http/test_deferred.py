@@ -60,7 +60,7 @@ def test_dropped_unanswered_is_500_and_a_second_answer_is_refused(spawn, backend
         assert c.read_reply().body == b"first"
         c.send(request("GET", "/plain"))
         assert c.read_reply().body == b"plain"
-    assert json.loads(get(srv.port, "/counts").body) == {"sent": 1, "refused": 0}
+    assert json.loads(get(srv.port, "/counts").body) == {"sent": 1, "refused": 0, "gone": 0}
     done = srv.finish()
     done.assert_clean()
     assert "deferred response released unanswered" in done.stderr
@@ -137,6 +137,7 @@ def test_respond_with_runs_as_the_handler_would(spawn, backend):
         c.send(request("GET", "/with/raise"))
         assert c.read_reply().status == 500
         assert c.closed_cleanly() is None
+    assert json.loads(get(srv.port, "/counts").body)["gone"] == 0  # each client was there
     done = srv.finish()
     done.assert_clean(allow_tracebacks=True)
     assert "ValueError: respond_with boom" in done.stderr

@@ -27,7 +27,7 @@ from _common import int_arg, serve
 
 from pyparallel.http import HttpError, HttpServer, Response, defer, route, stream
 
-COUNTS = {"sent": 0, "refused": 0}
+COUNTS = {"sent": 0, "refused": 0, "gone": 0}
 LOCK = threading.Lock()
 
 
@@ -89,7 +89,7 @@ class App(HttpServer):
             later(5, lambda: (out.write(b"after"), out.end()))
             return out
 
-        later(5, lambda: d.respond_with(answer))
+        later(5, lambda: d.respond_with(answer, gone=lambda: count("gone")))
 
     @route("/sleep/{ms}")
     async def sleep(self, request: Any, ms: str) -> dict[str, Any]:
