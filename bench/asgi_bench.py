@@ -1,8 +1,8 @@
 """ASGI requests per second and server CPU per request: pyparallel's ASGI
 interface against uvicorn (uvloop + httptools) and granian
 (``--interface asgi``), with a bare ASGI app (peers/asgi_app.py,
-TechEmpower ``/json`` and ``/plaintext``) and a FastAPI hello app
-(peers/fastapi_hello.py).
+TechEmpower ``/json`` and ``/plaintext``, and ``/await``: the /json answer
+after awaiting 1 ms) and a FastAPI hello app (peers/fastapi_hello.py).
 
 Every server runs one worker (pyparallel: one worker thread on the
 free-threaded interpreter; the peers on the GIL interpreter, .venv-gil),
@@ -32,6 +32,7 @@ import wsgi_bench as wb  # noqa: E402  (measure, table, ratio, the readiness che
 HOST = hb.HOST
 PEERS = hb.PEERS
 ENDPOINTS = ["/json", "/plaintext"]
+BARE = ENDPOINTS + ["/await"]  # the bare app's /json after an await of 1 ms
 
 
 def log(msg: str) -> None:
@@ -60,17 +61,17 @@ def granian(target: str):
 def servers() -> list[tuple[str, hb.Server]]:
     """(group, server) for every configuration that can run here."""
     out = [("bare", hb.Server("px", "pyparallel ASGI (io_uring)", "3.13t, 1 worker",
-                              pyparallel("asgi_app:app"), ENDPOINTS, {"PX_BACKEND": "uring"}))]
+                              pyparallel("asgi_app:app"), BARE, {"PX_BACKEND": "uring"}))]
     if hb.python_has(hb.PY_GIL, "pyparallel"):  # the same server on the GIL interpreter
         out.append(("bare", hb.Server("px-gil", "pyparallel ASGI (io_uring)", "3.11, 1 worker",
-                                      pyparallel("asgi_app:app", hb.PY_GIL), ENDPOINTS,
+                                      pyparallel("asgi_app:app", hb.PY_GIL), BARE,
                                       {"PX_BACKEND": "uring"})))
     if hb.python_has(hb.PY_GIL, "uvicorn"):
         out.append(("bare", hb.Server("uvicorn", "uvicorn + uvloop + httptools",
-                                      "3.11, 1 worker", uvicorn("asgi_app:app"), ENDPOINTS)))
+                                      "3.11, 1 worker", uvicorn("asgi_app:app"), BARE)))
     if os.path.exists(hb.GRANIAN):
         out.append(("bare", hb.Server("granian", "granian --interface asgi", "3.11, 1 worker",
-                                      granian("asgi_app:app"), ENDPOINTS)))
+                                      granian("asgi_app:app"), BARE)))
     if hb.python_has(hb.PY_FT, "fastapi"):
         out.append(("fastapi", hb.Server("px-fastapi", "pyparallel ASGI + FastAPI",
                                          "3.13t, 1 worker", pyparallel("fastapi_hello:app"),
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         log("wrk is not installed")
         return 1
     hb.check_bodies = wb.check
+    hb.BODIES.setdefault("/await", hb.BODIES["/json"])  # the same answer, after an await
     hb.ensure_gil_packages()
     configs = servers()
     if args.only:
@@ -134,11 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     for group in ("bare", "fastapi"):
         rows = [c for c in configs if c[0] == group]
         if rows:
-            print(wb.table(rows, results, ENDPOINTS) + "\n")
+            print(wb.table(rows, results, BARE if group == "bare" else ENDPOINTS) + "\n")
     print(f"pyparallel / granian ASGI, /json: {wb.ratio(results, 'px', 'granian', '/json')}; "
           f"/ uvicorn: {wb.ratio(results, 'px', 'uvicorn', '/json')}. FastAPI /json: "
           f"{wb.ratio(results, 'px-fastapi', 'granian-fastapi', '/json')} of granian, "
-          f"{wb.ratio(results, 'px-fastapi', 'uvicorn-fastapi', '/json')} of uvicorn.")
+          f"{wb.ratio(results, 'px-fastapi', 'uvicorn-fastapi', '/json')} of uvicorn. "
+          f"/await: {wb.ratio(results, 'px', 'granian', '/await')} of granian, "
+          f"{wb.ratio(results, 'px', 'uvicorn', '/await')} of uvicorn.")
     if busy:
         print(f"Both CPUs busy {statistics.median(busy):.2f} CPUs (median) during the runs "
               "(server + wrk + anything else on the machine).")

@@ -1,8 +1,11 @@
-"""TechEmpower /json and /plaintext as a bare ASGI application (no framework).
+"""TechEmpower /json and /plaintext as a bare ASGI application (no framework),
+and /await: the /json answer after awaiting 1 ms (a fast database or cache
+call), which shows what a request that awaits costs a server.
 
     uvicorn --loop uvloop --http httptools --app-dir bench/peers asgi_app:app
 """
 
+import asyncio
 import json
 
 HELLO = b"Hello, World!"
@@ -20,6 +23,9 @@ async def app(scope, receive, send):
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     path = scope["path"]
+    if path == "/await":
+        await asyncio.sleep(0.001)
+        path = "/json"
     if path == "/json":
         body = json.dumps({"message": "Hello, World!"}, separators=(",", ":")).encode()
         status, ctype = 200, JSON_TYPE

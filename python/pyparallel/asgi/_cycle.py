@@ -41,6 +41,7 @@ from pyparallel.http import Response
 from pyparallel.http import defer as defer_response
 from pyparallel.http import stream as start_stream
 
+from . import _deadlines as deadlines
 from . import _disconnects as disconnects
 from . import _loops
 
@@ -170,7 +171,7 @@ class _Cycle(AppTask):
 
     __slots__ = ("body_more", "complete", "deadline", "deferred", "disconnected",
                  "empty_body_given", "head", "inline", "inline_body", "replied", "request",
-                 "scope", "settings", "stream", "timer")
+                 "scope", "settings", "stream")
 
     def __init__(self, settings: Settings, request: Any, scope: Scope, has_body: bool,
                  loop: asyncio.AbstractEventLoop) -> None:
@@ -195,7 +196,6 @@ class _Cycle(AppTask):
         # loop through it, and replied once one was.
         self.deferred: Any = None
         self.replied = False
-        self.timer: asyncio.TimerHandle | None = None
 
     # ---- the loop's side ---------------------------------------------------------
 
@@ -355,7 +355,10 @@ class _Cycle(AppTask):
                     break
                 what, arg = self.cmds.get_nowait()
             self._answer(what, arg)
-        self.loop.call_soon_threadsafe(self._arm_timeout)
+        if not self.replied:
+            deadlines.add(self.loop, id(self), self.deadline, self._deferred_timeout)
+            if self.replied:  # answered from the loop meanwhile: not kept till the deadline
+                deadlines.drop(self.loop, id(self))
 
     def _answer(self, what: int, arg: Any) -> bool:
         """Do what the app asks through the deferral; False when the client
@@ -389,15 +392,10 @@ class _Cycle(AppTask):
             pass
 
     def _replied(self, went: bool) -> bool:
-        self.replied = True
-        if self.timer is not None:
-            self.timer.cancel()
-        return went
-
-    def _arm_timeout(self) -> None:  # on the loop
         if not self.replied:
-            self.timer = self.loop.call_later(max(0.0, self.deadline - time.monotonic()),
-                                              self._deferred_timeout)
+            self.replied = True
+            deadlines.drop(self.loop, id(self))
+        return went
 
     def _deferred_timeout(self) -> None:  # on the loop
         if not self.replied:
