@@ -46,10 +46,11 @@ class _Deadlines:
         with self.lock:
             due = [k for k, (deadline, _) in self.entries.items() if deadline <= now]
             fns = [self.entries.pop(k)[1] for k in due]
-            self.armed = bool(self.entries)
+            # read here: an add after the lock that found it disarmed arms its own
+            again = self.armed = bool(self.entries)
         for fn in fns:
             fn()
-        if self.armed:
+        if again:
             self.loop.call_later(SWEEP, self._sweep)
 
 
